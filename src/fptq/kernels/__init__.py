@@ -1,0 +1,84 @@
+"""Kernel interface behind `QuantLinear`.
+
+Every backend implements `quant_linear(x, qweight, scales, zeros, *, bits, group_size, act_mode,
+act_scale, bias) -> y` with the semantics documented in `fptq.kernels.reference`, which is the
+CPU reference. `quant_linear` below picks a backend: the fastest registered one that supports
+the input's device and the layer's format, or the one named by `FPTQ_KERNEL` (e.g.
+`FPTQ_KERNEL=reference` to force the reference on a GPU).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from fptq.kernels.reference import quant_linear_reference
+
+__all__ = ["Backend", "register_backend", "backends", "select_backend", "quant_linear"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    # supports(x, bits, group_size, act_mode) -> bool
+    supports: Callable[[torch.Tensor, int, int, str], bool]
+    priority: int = 0
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> None:
+    _BACKENDS[backend.name] = backend
+
+
+def backends() -> dict[str, Backend]:
+    _load_optional_backends()
+    return dict(_BACKENDS)
+
+
+def _load_optional_backends() -> None:
+    if "triton" in _BACKENDS or not torch.cuda.is_available():
+        return
+    try:
+        from fptq.kernels import triton_w4a8  # noqa: F401  (registers itself)
+    except ImportError:
+        pass
+
+
+def select_backend(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> Backend:
+    forced = os.environ.get("FPTQ_KERNEL")
+    available = backends()
+    if forced:
+        if forced not in available:
+            raise ValueError(f"FPTQ_KERNEL={forced} is not a registered kernel backend: {sorted(available)}")
+        return available[forced]
+    candidates = [b for b in available.values() if b.supports(x, bits, group_size, act_mode)]
+    return max(candidates, key=lambda b: b.priority)
+
+
+def quant_linear(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    *,
+    bits: int = 4,
+    group_size: int,
+    act_mode: str = "dynamic",
+    act_scale: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    backend = select_backend(x, bits, group_size, act_mode)
+    return backend.fn(
+        x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias
+    )
+
+
+register_backend(
+    Backend("reference", quant_linear_reference, supports=lambda x, bits, group_size, act_mode: True, priority=0)
+)

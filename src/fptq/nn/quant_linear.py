@@ -1,0 +1,152 @@
+"""`QuantLinear`: a drop-in replacement of `nn.Linear` with quantized weights.
+
+Storage (buffers, all saved in `model.safetensors`):
+
+- `qweight`: uint8. 4-bit weights are packed two per byte, shape `(N, K // 2)`: column `2i` in
+  the low nibble, column `2i + 1` in the high nibble (see `fptq.packing`). 8-bit weights are
+  one code per byte, shape `(N, K)`. Codes are unsigned: `w ≈ (code - zero) * scale`.
+- `scales`: fp16 `(N, K // group_size)`, one per output row and group of `group_size`
+  consecutive input columns (`group_size == K`: per output channel).
+- `zeros`: uint8 `(N, K // group_size)` for asymmetric weights; absent for symmetric ones,
+  whose zero point is `2**(bits - 1)` (8 for int4).
+- `act_scale`: fp32 scalar, the calibrated per-tensor int8 scale, present only when
+  `act_mode == "static"`.
+- `bias`: optional, in the model's compute dtype.
+
+`act_mode` is the activation spec: "static" (per-tensor int8 with `act_scale`), "dynamic"
+(per-token int8, scale computed on the fly) or "none" (weight-only, W4A16). The forward pass
+goes through `fptq.kernels.quant_linear`, which picks the Triton kernel on CUDA and the CPU
+reference elsewhere. `scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fptq import kernels
+from fptq.packing import pack_int4
+from fptq.primitives import QuantizedWeight, dequantize_weight, quantize_weight
+
+__all__ = ["QuantLinear", "ACT_MODES"]
+
+ACT_MODES = ("static", "dynamic", "none")
+# Buffers whose dtype is part of the format: model.to(dtype) moves them but never casts them.
+_FIXED_DTYPE = ("qweight", "scales", "zeros", "act_scale")
+
+
+class QuantLinear(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bits: int = 4,
+        group_size: int = 128,
+        symmetric: bool = True,
+        act_mode: str = "static",
+        bias: bool = False,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if bits not in (4, 8):
+            raise ValueError(f"QuantLinear supports 4- and 8-bit weights, got {bits}")
+        if act_mode not in ACT_MODES:
+            raise ValueError(f"act_mode must be one of {ACT_MODES}, got {act_mode!r}")
+        if group_size == -1:
+            group_size = in_features
+        if in_features % group_size or (bits == 4 and in_features % 2):
+            raise ValueError(f"group size {group_size} does not divide in_features {in_features}")
+        self.in_features, self.out_features = in_features, out_features
+        self.bits, self.group_size, self.symmetric, self.act_mode = bits, group_size, symmetric, act_mode
+        groups = in_features // group_size
+        packed_k = in_features // 2 if bits == 4 else in_features
+        self.register_buffer("qweight", torch.zeros(out_features, packed_k, dtype=torch.uint8, device=device))
+        self.register_buffer("scales", torch.ones(out_features, groups, dtype=torch.float16, device=device))
+        zeros = None if symmetric else torch.zeros(out_features, groups, dtype=torch.uint8, device=device)
+        self.register_buffer("zeros", zeros)
+        act_scale = torch.ones((), dtype=torch.float32, device=device) if act_mode == "static" else None
+        self.register_buffer("act_scale", act_scale)
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False) if bias else None
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        *,
+        bits: int = 4,
+        group_size: int = 128,
+        symmetric: bool = True,
+        act_mode: str = "static",
+        act_scale: float | torch.Tensor | None = None,
+        quantized: QuantizedWeight | None = None,
+    ) -> QuantLinear:
+        """Quantize `linear.weight` round-to-nearest, or take `quantized` codes (e.g. from GPTQ)."""
+        weight = linear.weight.detach()
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            bits=bits,
+            group_size=group_size,
+            symmetric=symmetric,
+            act_mode=act_mode,
+            bias=linear.bias is not None,
+            dtype=weight.dtype,
+            device=weight.device,
+        )
+        qw = quantized if quantized is not None else quantize_weight(weight, bits, layer.group_size, symmetric)
+        layer.qweight.copy_(pack_int4(qw.codes) if bits == 4 else qw.codes)
+        layer.scales.copy_(qw.scales)
+        if qw.zeros is not None:
+            layer.zeros.copy_(qw.zeros)
+        if act_mode == "static":
+            if act_scale is None:
+                raise ValueError("a static activation spec needs act_scale")
+            layer.act_scale.copy_(torch.as_tensor(act_scale, dtype=torch.float32))
+        if linear.bias is not None:
+            layer.bias.data.copy_(linear.bias.detach())
+        return layer
+
+    def quantized_weight(self) -> QuantizedWeight:
+        from fptq.packing import unpack_int4
+
+        codes = unpack_int4(self.qweight) if self.bits == 4 else self.qweight
+        return QuantizedWeight(codes, self.scales, self.zeros, self.bits, self.group_size)
+
+    def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The `(N, K)` weight this layer multiplies by, `(code - zero) * scale`."""
+        return dequantize_weight(self.quantized_weight(), dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.quant_linear(
+            x,
+            self.qweight,
+            self.scales,
+            self.zeros,
+            bits=self.bits,
+            group_size=self.group_size,
+            act_mode=self.act_mode,
+            act_scale=self.act_scale,
+            bias=self.bias,
+        )
+
+    def _apply(self, fn, recurse=True):
+        fixed = {name: self._buffers.pop(name) for name in _FIXED_DTYPE if name in self._buffers}
+        super()._apply(fn, recurse)
+        device = fn(torch.empty(0, device=self.qweight_device(fixed))).device
+        for name, buf in fixed.items():
+            self._buffers[name] = buf.to(device) if buf is not None else None
+        return self
+
+    @staticmethod
+    def qweight_device(fixed: dict) -> torch.device:
+        qweight = fixed.get("qweight")
+        return qweight.device if qweight is not None else torch.device("cpu")
+
+    def extra_repr(self) -> str:
+        zero = "sym" if self.symmetric else "asym"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+            f"w=int{self.bits} g{self.group_size} {zero}, act={self.act_mode}"
+        )
