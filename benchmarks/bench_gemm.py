@@ -1,0 +1,381 @@
+"""W4A8 GEMM benchmark and GPU correctness check (needs CUDA; run on the H100 via gpu_run.sh).
+
+One run does, in order:
+
+1. correctness of the Triton kernels against a float64 GPU evaluation of the reference semantics
+   (and the CPU reference itself on small cases): every act mode, group sizes 64/128/per-channel,
+   symmetric and asymmetric, bias, fp16/bf16, M from 1 to 8192 with odd sizes and K tails, the
+   fp8 variant; outputs are poisoned with NaN before each run.
+2. optional config sweeps (`--sweep`) on representative shapes, to pick the launch parameters.
+3. the timing table: our W4A8 (dynamic and static activations), our W4A16, cuBLAS fp16
+   (`torch.matmul`), cuBLAS int8 W8A8 (`torch._int_mm`, B column-major) and tinygemm W4A16
+   (`torch._weight_int4pack_mm`, when this torch has it) on LLaMA-2 7B/13B/70B linear shapes.
+
+Timing: every contender is captured `copies` times in one CUDA graph, each copy on its own
+weights and activations (so that the working set exceeds the 50 MB L2), and the graph is
+replayed; the time per call is the median over replays of (event time / copies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+
+from fptq.kernels import reference as ref_mod
+from fptq.kernels import triton_w4a8 as tw
+from fptq.packing import pack_int4
+from fptq.primitives import per_token_scale, quantize_activation, quantize_weight
+
+SHAPES = [  # (N, K), LLaMA-2 linear layers
+    ("7B qkv/o", 4096, 4096),
+    ("7B gate/up", 11008, 4096),
+    ("7B down", 4096, 11008),
+    ("13B qkv/o", 5120, 5120),
+    ("13B gate/up", 13824, 5120),
+    ("70B q/o", 8192, 8192),
+    ("70B gate/up", 28672, 8192),
+    ("70B down", 8192, 28672),
+]
+MS = [1, 4, 16, 64, 256, 1024, 4096, 8192]
+L2_BYTES = 50 * 2**20
+
+
+# ---------------------------------------------------------------- reference on the GPU (float64)
+def ref64(x, qweight, scales, zeros, group_size, act_mode, act_scale, bias):
+    """The semantics of `fptq.kernels.reference`, evaluated in float64 on x's device."""
+    k = x.shape[-1]
+    n, groups = scales.shape
+    w_int = ref_mod.integer_weight(qweight, zeros, 4, group_size).double()  # (N, K)
+    x2 = x.reshape(-1, k)
+    if act_mode == "none":
+        xq, sx = x2.double(), None
+    else:
+        sx = act_scale.float().reshape(1, 1) if act_mode == "static" else per_token_scale(x2)
+        xq = quantize_activation(x2, sx).double()
+    xg = xq.reshape(-1, groups, group_size).transpose(0, 1)  # (groups, M, G)
+    wg = w_int.reshape(n, groups, group_size).permute(1, 2, 0)  # (groups, G, N)
+    y = (torch.bmm(xg, wg) * scales.double().t()[:, None, :]).sum(0)
+    if sx is not None:
+        y = y * sx.double()
+    if bias is not None:
+        y = y + bias.double()
+    return y
+
+
+def make_layer(n, k, group_size, symmetric, device="cuda", bias=False, dtype=torch.float16):
+    w = torch.randn(n, k, device=device) * 0.02
+    qw = quantize_weight(w, 4, group_size, symmetric)
+    b = (torch.randn(n, device=device) * 0.1).to(dtype) if bias else None
+    return pack_int4(qw.codes), qw.scales, qw.zeros, b
+
+
+def rel_err(y, ref):
+    y = y.double()
+    if not torch.isfinite(y).all():
+        return float("inf")
+    return ((y - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def check_correctness(log) -> bool:
+    torch.manual_seed(0)
+    ok = True
+    cases = []
+    for m in (1, 2, 3, 7, 16, 17, 33, 64, 100, 257, 1024, 8192):
+        cases.append((m, 4096 if m < 8192 else 1024, 1024, 128, "dynamic", True, False, torch.float16))
+    for m in (1, 5, 16, 31, 129):
+        for g, k in ((64, 576), (128, 640), (-1, 200), (-1, 4096), (256, 512)):
+            for mode in ("static", "dynamic", "none"):
+                for sym in (True, False):
+                    cases.append((m, 96, k, g, mode, sym, m % 2 == 1, torch.float16))
+    for m in (1, 300):
+        for mode in ("static", "dynamic", "none"):
+            cases.append((m, 256, 512, 128, mode, True, True, torch.bfloat16))
+            cases.append((m, 256, 512, 64, mode, False, False, torch.float32))
+    worst = 0.0
+    for m, n, k, g, mode, sym, has_bias, dtype in cases:
+        gs = k if g == -1 else g
+        qweight, scales, zeros, bias = make_layer(n, k, gs, sym, bias=has_bias, dtype=dtype)
+        x = (torch.randn(m, k, device="cuda") * (1 + 3 * torch.rand(m, 1, device="cuda"))).to(dtype)
+        x[0, 0] = 0.0
+        if m > 3:
+            x[2] = 0.0  # an all-zero row: per-token scale 1
+        act_scale = (x.float().abs().max() / 127 * 0.8).reshape(()) if mode == "static" else None
+        out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+        y = tw.w4a8_linear(
+            x, qweight, scales, zeros, group_size=gs, act_mode=mode, act_scale=act_scale, bias=bias, out=out
+        )
+        r = ref64(x, qweight, scales, zeros, gs, mode, act_scale, bias)
+        e = rel_err(y, r)
+        tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 2e-5}[dtype]
+        tol = tol * 3 if mode == "none" and dtype == torch.float16 else tol
+        worst = max(worst, e)
+        if not (e < tol) or y.data_ptr() != out.data_ptr() and mode != "none":
+            ok = False
+            log(f"FAIL m={m} n={n} k={k} g={g} {mode} sym={sym} bias={has_bias} {dtype}: rel err {e:.2e}")
+        if m * n * k <= 2**22:  # the CPU reference itself, on small cases
+            yc = ref_mod.quant_linear_reference(
+                x.cpu(),
+                qweight.cpu(),
+                scales.cpu(),
+                None if zeros is None else zeros.cpu(),
+                group_size=gs,
+                act_mode=mode,
+                act_scale=None if act_scale is None else act_scale.cpu(),
+                bias=None if bias is None else bias.cpu(),
+            )
+            ec = rel_err(y.cpu(), yc.double())
+            if not ec < tol:
+                ok = False
+                log(f"FAIL vs CPU reference m={m} n={n} k={k} g={g} {mode} {dtype}: {ec:.2e}")
+    log(f"correctness: {len(cases)} cases, worst rel err {worst:.2e}, {'OK' if ok else 'FAILED'}")
+    # fp8 variant
+    for m, n, k, g in ((1, 256, 512, 128), (77, 256, 640, 64), (300, 512, 1024, 128), (64, 128, 200, 200)):
+        qweight, scales, zeros, bias = make_layer(n, k, g, True, bias=True)
+        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+        out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
+        y = tw.w4a8_fp8_linear(x, qweight, scales, zeros, group_size=g, bias=bias, out=out)
+        r = tw.w4a8_fp8_linear_reference(x.double(), qweight, scales, zeros, group_size=g, bias=bias.double())
+        e = rel_err(y, r)
+        log(f"fp8 m={m} n={n} k={k} g={g}: rel err vs fp8 reference {e:.2e}")
+        if not e < 3e-3:
+            ok = False
+            log("FAIL fp8")
+    # dispatch through QuantLinear
+    from fptq.kernels import select_backend
+
+    name = select_backend(torch.zeros(1, 8, device="cuda"), 4, 128, "dynamic").name
+    log(f"backend picked on CUDA: {name}")
+    ok = ok and name == "triton"
+    return ok
+
+
+# ---------------------------------------------------------------- timing
+def time_graph(make_calls, bytes_per_call, reps=20):
+    """Median µs per call of the closures made by `make_calls(copies)`, replayed in a CUDA graph."""
+    copies = max(1, min(64, math.ceil(4 * L2_BYTES / max(bytes_per_call, 1))))
+    calls = make_calls(copies)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for c in calls:  # warm-up: compilation, handles, conversions
+            c()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for c in calls:
+            c()
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1000 / copies)
+    del g
+    return statistics.median(times)
+
+
+def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float16, fp8=False):
+    def make(copies):
+        calls = []
+        for _ in range(copies):
+            qweight, scales, zeros, _ = make_layer(n, k, group_size, True)
+            x = torch.randn(m, k, device="cuda", dtype=dtype)
+            sx = (x.float().abs().max() / 127).reshape(()) if act_mode == "static" else None
+            if fp8:
+                calls.append(
+                    lambda x=x, q=qweight, s=scales: tw.w4a8_fp8_linear(
+                        x, q, s, None, group_size=group_size, config=config
+                    )
+                )
+            else:
+                calls.append(
+                    lambda x=x, q=qweight, s=scales, sx=sx: tw.w4a8_linear(
+                        x, q, s, None, group_size=group_size, act_mode=act_mode, act_scale=sx, config=config
+                    )
+                )
+        return calls
+
+    return time_graph(make, n * k // 2 + n * (k // group_size) * 2 + m * k * 2 + m * n * 2)
+
+
+def bench_fp16(m, n, k):
+    def make(copies):
+        calls = []
+        for _ in range(copies):
+            w = torch.randn(n, k, device="cuda", dtype=torch.float16)
+            x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+            calls.append(lambda x=x, w=w: torch.matmul(x, w.t()))
+        return calls
+
+    return time_graph(make, n * k * 2 + m * k * 2 + m * n * 2)
+
+
+def bench_int8(m, n, k):
+    mm = max(m, 17)  # torch._int_mm needs M > 16
+
+    def make(copies):
+        calls = []
+        for _ in range(copies):
+            w = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8)
+            x = torch.randint(-127, 128, (mm, k), device="cuda", dtype=torch.int8)
+            calls.append(lambda x=x, w=w: torch._int_mm(x, w.t()))
+        return calls
+
+    return time_graph(make, n * k + mm * k + mm * n * 4)
+
+
+def bench_tinygemm(m, n, k, group_size=128):
+    """torch's W4A16 kernel (bf16 activations); None where this torch lacks it."""
+    try:
+        inner_k_tiles = 8
+
+        def make(copies):
+            calls = []
+            for _ in range(copies):
+                codes = torch.randint(0, 16, (n, k), device="cuda", dtype=torch.int32)
+                packed = ((codes[:, ::2] << 4) | codes[:, 1::2]).to(torch.uint8)
+                wp = torch.ops.aten._convert_weight_to_int4pack(packed, inner_k_tiles)
+                sz = torch.randn(k // group_size, n, 2, device="cuda", dtype=torch.bfloat16) * 0.01
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+                calls.append(lambda x=x, wp=wp, sz=sz: torch.ops.aten._weight_int4pack_mm(x, wp, group_size, sz))
+            return calls
+
+        return time_graph(make, n * k // 2 + m * k * 2 + m * n * 2)
+    except Exception as e:  # noqa: BLE001 - a baseline this torch lacks is reported, not fatal
+        print(f"tinygemm unavailable: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+        return None
+
+
+SWEEP_DECODE = [tw.KernelConfig(16, bn, 4, st, sk) for bn in (32, 64, 128) for st in (3, 5) for sk in (1, 2, 4)] + [
+    tw.KernelConfig(16, 64, 2, 4, 1),
+    tw.KernelConfig(16, 32, 2, 4, 2),
+    tw.KernelConfig(16, 128, 8, 4, 1),
+]
+SWEEP_MID = [
+    tw.KernelConfig(64, 64, 4, 4),
+    tw.KernelConfig(64, 128, 4, 4),
+    tw.KernelConfig(32, 64, 4, 4),
+    tw.KernelConfig(64, 64, 4, 4, split_k=2),
+    tw.KernelConfig(64, 128, 4, 3, split_k=2),
+    tw.KernelConfig(32, 128, 4, 4),
+]
+SWEEP_LARGE = [
+    tw.KernelConfig(128, 128, 8, 3),
+    tw.KernelConfig(128, 128, 8, 4),
+    tw.KernelConfig(128, 256, 8, 3),
+    tw.KernelConfig(128, 128, 4, 4),
+    tw.KernelConfig(64, 128, 4, 4),
+    tw.KernelConfig(128, 64, 4, 4),
+    tw.KernelConfig(256, 128, 8, 3),
+    tw.KernelConfig(64, 256, 4, 4),
+]
+
+
+def sweep(log, results):
+    for m, configs in (
+        (1, SWEEP_DECODE),
+        (16, SWEEP_DECODE),
+        (64, SWEEP_MID),
+        (256, SWEEP_LARGE + SWEEP_MID[:2]),
+        (4096, SWEEP_LARGE),
+    ):
+        for _, n, k in (SHAPES[0], SHAPES[1], SHAPES[6]):
+            for g in (128, 64) if m in (1, 4096) else (128,):
+                row = []
+                for cfg in configs:
+                    try:
+                        t = bench_ours(m, n, k, "dynamic", g, cfg)
+                    except Exception as e:  # noqa: BLE001 - a config that fails to compile is skipped
+                        log(f"config {cfg} failed: {type(e).__name__}: {str(e)[:120]}")
+                        continue
+                    row.append((t, cfg))
+                    results.append({"sweep": True, "m": m, "n": n, "k": k, "g": g, "cfg": cfg.__dict__, "us": t})
+                row.sort(key=lambda r: r[0])
+                best = ", ".join(
+                    f"{t:.1f}us bm{c.block_m} bn{c.block_n} w{c.num_warps} s{c.num_stages} sk{c.split_k}"
+                    for t, c in row[:3]
+                )
+                log(f"sweep M={m} N={n} K={k} g{g}: {best}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--no-check", action="store_true")
+    ap.add_argument("--shapes", default="all", help="'all' or comma-separated indices into SHAPES")
+    ap.add_argument("--ms", default=",".join(map(str, MS)))
+    ap.add_argument("--extra", action="store_true", help="also time static, W4A16 ours, tinygemm, fp8, g64")
+    args = ap.parse_args()
+    logf = open(f"{args.out}/gemm_log.txt", "a")
+
+    def log(msg):
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+        logf.flush()
+
+    import triton
+
+    log(f"GPU {torch.cuda.get_device_name()} | torch {torch.__version__} | triton {triton.__version__}")
+    ok = True
+    if not args.no_check:
+        t0 = time.time()
+        ok = check_correctness(log)
+        log(f"check took {time.time() - t0:.0f}s")
+    results = []
+    if args.sweep:
+        t0 = time.time()
+        sweep(log, results)
+        log(f"sweep took {time.time() - t0:.0f}s")
+    shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    ms = [int(v) for v in args.ms.split(",")]
+    t0 = time.time()
+    table = []
+    for name, n, k in shapes:
+        for m in ms:
+            r = {"shape": name, "m": m, "n": n, "k": k}
+            r["w4a8"] = bench_ours(m, n, k, "dynamic")
+            r["fp16"] = bench_fp16(m, n, k)
+            r["int8"] = bench_int8(m, n, k)
+            if args.extra:
+                r["w4a8_static"] = bench_ours(m, n, k, "static")
+                r["w4a8_g64"] = bench_ours(m, n, k, "dynamic", 64)
+                r["w4a16"] = bench_ours(m, n, k, "none")
+                r["tinygemm"] = bench_tinygemm(m, n, k)
+                if m > 16:
+                    r["w4a8_fp8"] = bench_ours(m, n, k, "dynamic", fp8=True)
+            r["tops"] = 2 * m * n * k / r["w4a8"] / 1e6
+            r["weight_tbps"] = (n * k / 2 + n * k / 128 * 2) / r["w4a8"] / 1e6
+            table.append(r)
+            extra = " ".join(
+                f"{key}={r[key]:.1f}" for key in r if key.startswith(("w4a8_", "w4a16", "tinygemm")) and r[key]
+            )
+            log(
+                f"{name:12s} M={m:5d}  w4a8 {r['w4a8']:8.1f}us  fp16 {r['fp16']:8.1f}  int8 {r['int8']:8.1f}  "
+                f"x{r['fp16'] / r['w4a8']:.2f} vs fp16  x{r['int8'] / r['w4a8']:.2f} vs int8  "
+                f"{r['tops']:.0f} TOP/s  {r['weight_tbps']:.2f} TB/s  {extra}"
+            )
+    log(f"timing took {time.time() - t0:.0f}s")
+    with open(f"{args.out}/gemm.json", "w") as f:
+        json.dump({"gpu": torch.cuda.get_device_name(), "ok": ok, "table": table, "sweep": results}, f, indent=1)
+    log("SUMMARY " + ("correctness OK" if ok else "CORRECTNESS FAILED"))
+    for r in table:
+        print(
+            f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 "
+            f"x{r['int8'] / r['w4a8']:.2f}int8"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,593 @@
+"""Triton W4A8 kernels behind `QuantLinear` (CUDA), with the semantics of `fptq.kernels.reference`.
+
+`Y = dequant(X_int8) @ dequant(W_int4)^T`: int4 weights stay packed in memory, become int8 in
+registers, meet the int8 activations in int8 `tl.dot` with int32 accumulation per weight group,
+and each group's partial sum is scaled in fp32 (FPTQ §3.3, DESIGN.md §1.4). The activation scale
+(static per-tensor or dynamic per-token) and the bias are applied in the epilogue.
+
+Weight layout: the kernels read `QuantLinear.qweight` as stored (uint8 `(N, K // 2)`, low
+nibble = even column; `fptq.packing`), so a model carries no second copy of its weights. The
+price of the interleaved nibbles is paid on the activation side, which is small and written by
+our own quantization kernel anyway: within every chunk of `SUB` columns (`SUB = 64` for group
+size 64, else 128) the int8 activation buffer holds the chunk's even columns first, then its odd
+columns (`activation_layout` below). One packed byte tile `(SUB // 2, BLOCK_N)` then unpacks
+into two contiguous int8 operands, low nibbles (even columns) and high nibbles (odd columns),
+each multiplied by its half of the activation chunk: no register shuffles.
+
+Two paths, picked by M:
+
+- decode (M <= 16, memory-bound): one program per `BLOCK_N` output columns (and K slice when
+  split-K pays). It reads the raw float activations, quantizes them on the fly (the per-token
+  absmax is recomputed per program: M * K elements, from L2) and streams the weights once.
+  One launch.
+- prefill (M > 16, compute-bound): a row-wise activation quantization kernel (per-token absmax +
+  round in one program per row, or the elementwise static path) writes the permuted int8
+  buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) with the group
+  scaling in the K loop.
+
+`act_mode` "none" (W4A16) runs the same GEMM with float operands (the weight stays an exact
+small integer in fp16/bf16; fp32 accumulation per group, then the group scale), and
+`w4a8_fp8_linear` runs it with float8 e4m3 activations and weights (Hopper fp8 tensor cores).
+
+Supported: 4-bit weights, symmetric or asymmetric, group size 64, any multiple of 128, or
+per-channel (group size K, any even K). Anything else falls back to the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fptq.kernels.reference import quant_linear_reference
+
+try:  # Triton is optional: without it fptq still imports and uses the reference.
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - exercised only where triton is missing
+    triton = None
+    tl = None
+
+__all__ = [
+    "KernelConfig",
+    "activation_layout",
+    "quantize_activation_triton",
+    "w4a8_linear",
+    "w4a8_fp8_linear",
+    "w4a8_fp8_linear_reference",
+    "supports_shape",
+    "FP8_MAX",
+]
+
+FP8_MAX = 448.0  # largest finite float8 e4m3fn
+DECODE_MAX_M = 16
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# Activation buffer modes of `_act_quant_kernel`.
+_Q_STATIC, _Q_DYNAMIC, _Q_COPY, _Q_FP8 = 0, 1, 2, 3
+# A operand sources of `_w4a8_kernel`.
+_A_PERMUTED, _A_RAW_STATIC, _A_RAW_DYNAMIC, _A_RAW_FLOAT = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Launch parameters of `_w4a8_kernel` (hand-picked per M bucket, overridable for tuning)."""
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    split_k: int = 1
+    group_m: int = 8
+
+
+def _sub_chunk(group_size: int) -> int:
+    """Columns per K step of the kernels: one weight scale per step (64), or 128."""
+    return 64 if group_size == 64 else 128
+
+
+def supports_shape(k: int, bits: int, group_size: int) -> bool:
+    if bits != 4 or k % 2:
+        return False
+    return group_size == 64 or group_size % 128 == 0 or group_size == k
+
+
+def activation_layout(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The permuted column order of the kernels' activation buffer (torch, for tests and docs).
+
+    `(M, K)` -> `(M, Kp)` with `Kp = K` rounded up to `SUB`, zero padded: inside each chunk of
+    `SUB` columns the even columns come first, then the odd ones.
+    """
+    sub = _sub_chunk(group_size)
+    m, k = x.shape
+    kp = -(-k // sub) * sub
+    padded = torch.zeros(m, kp, dtype=x.dtype, device=x.device)
+    padded[:, :k] = x
+    chunks = padded.reshape(m, kp // sub, sub // 2, 2)  # (M, chunks, SUB/2, even|odd)
+    return chunks.transpose(2, 3).reshape(m, kp)
+
+
+if triton is not None:
+
+    @triton.jit
+    def _round_half_even(v):
+        # Adding 1.5 * 2**23 leaves no fraction bits in fp32, so the hardware's round-to-nearest-
+        # even does the rounding (valid for |v| < 2**22; callers clamp to [-127, 127] first).
+        # Same as torch.round, and it also runs under TRITON_INTERPRET.
+        return (v + 12582912.0) - 12582912.0
+
+    @triton.jit
+    def _act_quant_kernel(
+        # pointers
+        x_ptr,  # (M, K) float, row stride stride_xm
+        out_ptr,  # (M, Kp) int8 / float / fp8, contiguous, permuted layout
+        sx_ptr,  # (M,) fp32 per-token scales out (dynamic modes)
+        scale_ptr,  # fp32 scalar in (static mode)
+        # sizes
+        K,
+        Kp,
+        stride_xm,
+        # meta
+        MODE: tl.constexpr,  # 0 static int8, 1 dynamic int8, 2 float copy, 3 dynamic fp8
+        SUB: tl.constexpr,
+        CHUNKS: tl.constexpr,  # SUB-chunks per block
+    ):
+        row = tl.program_id(0).to(tl.int64)
+        cc = tl.arange(0, CHUNKS)
+        jj = tl.arange(0, SUB // 2)
+        x_row = x_ptr + row * stride_xm
+        o_row = out_ptr + row * Kp
+        if MODE == 1 or MODE == 3:
+            amax = tl.zeros((CHUNKS, SUB // 2), dtype=tl.float32)
+            for k0 in range(0, Kp, CHUNKS * SUB):
+                src = k0 + cc[:, None] * SUB + 2 * jj[None, :]  # even columns of each chunk
+                xe = tl.load(x_row + src, mask=src < K, other=0.0).to(tl.float32)
+                xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0).to(tl.float32)
+                amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
+            m = tl.max(tl.max(amax, axis=1), axis=0)
+            qmax = 127.0 if MODE == 1 else 448.0
+            s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
+            tl.store(sx_ptr + row, s)
+        elif MODE == 0:
+            s = tl.load(scale_ptr).to(tl.float32)
+        for k0 in range(0, Kp, CHUNKS * SUB):
+            src = k0 + cc[:, None] * SUB + 2 * jj[None, :]
+            dst = k0 + cc[:, None] * SUB + jj[None, :]  # even half of the chunk; odd half + SUB/2
+            keep = dst < Kp
+            xe = tl.load(x_row + src, mask=src < K, other=0.0)
+            xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0)
+            if MODE == 2:
+                qe = xe
+                qo = xo
+            elif MODE == 3:
+                qe = tl.clamp(tl.math.div_rn(xe.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
+                qo = tl.clamp(tl.math.div_rn(xo.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
+            else:
+                qe = _round_half_even(tl.clamp(tl.math.div_rn(xe.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
+                qo = _round_half_even(tl.clamp(tl.math.div_rn(xo.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
+            tl.store(o_row + dst, qe, mask=keep)
+            tl.store(o_row + dst + SUB // 2, qo, mask=keep)
+
+    @triton.jit
+    def _w4a8_kernel(
+        # pointers
+        a_ptr,  # activations: permuted buffer (M, Kp) or raw float x (M, K)
+        w_ptr,  # uint8 (N, K // 2) packed int4, QuantLinear layout
+        scales_ptr,  # fp16 (N, groups)
+        zeros_ptr,  # uint8 (N, groups) or dummy
+        sx_ptr,  # activation scale: fp32 scalar or (M,) per token, or dummy
+        bias_ptr,  # (N,) or dummy
+        out_ptr,  # (M, N) output dtype, or fp32 for split-K
+        # sizes
+        M,
+        N,
+        K,
+        # strides (in elements)
+        stride_am,
+        stride_wn,
+        stride_sn,
+        stride_zn,
+        stride_om,
+        # meta-parameters
+        GROUP: tl.constexpr,  # weight group size (K for per-channel)
+        SUB: tl.constexpr,  # K columns per step: 64 (group 64) or 128
+        PER_CHANNEL: tl.constexpr,  # one scale per row: int32 accumulation over all of K
+        A_MODE: tl.constexpr,  # 0 permuted buffer, 1 raw static int8, 2 raw dynamic int8, 3 raw float
+        DOT_TYPE: tl.constexpr,  # 0 int8, 1 float (fp16/bf16 operands), 2 fp8 e4m3
+        HAS_ZEROS: tl.constexpr,
+        SX_MODE: tl.constexpr,  # 0 none, 1 per-tensor scalar, 2 per-token (M,)
+        HAS_BIAS: tl.constexpr,
+        EVEN_K: tl.constexpr,  # K % SUB == 0: no masks along K
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        GROUP_M: tl.constexpr,
+        SPLIT_K: tl.constexpr,
+    ):
+        HALF: tl.constexpr = SUB // 2
+        # -- tile indices: grouped ordering so that GROUP_M row blocks share weight tiles in L2
+        pid = tl.program_id(0)
+        pid_k = tl.program_id(1)
+        num_pid_m = tl.cdiv(M, BLOCK_M)
+        num_pid_n = tl.cdiv(N, BLOCK_N)
+        num_in_group = GROUP_M * num_pid_n
+        first_m = (pid // num_in_group) * GROUP_M
+        group_rows = min(num_pid_m - first_m, GROUP_M)
+        pid_m = first_m + ((pid % num_in_group) % group_rows)
+        pid_n = (pid % num_in_group) // group_rows
+
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_j = tl.arange(0, HALF)
+        # Out-of-range rows/columns read row 0 / column 0 (valid memory) and are never stored.
+        rows = tl.where(offs_m < M, offs_m, 0).to(tl.int64)
+        cols = tl.where(offs_n < N, offs_n, 0).to(tl.int64)
+        row_ok = offs_m < M
+
+        a_rows = a_ptr + rows[:, None] * stride_am  # (BLOCK_M, 1)
+        w_tile = w_ptr + cols[None, :] * stride_wn + offs_j[:, None]  # (HALF, BLOCK_N) bytes
+
+        # -- K range of this program (split-K for small M)
+        n_steps = (K + SUB - 1) // SUB
+        steps_per_split = (n_steps + SPLIT_K - 1) // SPLIT_K
+        step_lo = pid_k * steps_per_split
+        step_hi = min(step_lo + steps_per_split, n_steps)
+
+        # -- activation scale of raw float inputs quantized here
+        if A_MODE == 1:
+            s_row = tl.zeros((BLOCK_M,), dtype=tl.float32) + tl.load(sx_ptr).to(tl.float32)
+        elif A_MODE == 2:
+            amax = tl.zeros((BLOCK_M, HALF), dtype=tl.float32)
+            for step in range(0, n_steps):
+                src = step * SUB + 2 * offs_j[None, :]
+                xe = tl.load(a_rows + src, mask=row_ok[:, None] & (src < K), other=0.0).to(tl.float32)
+                xo = tl.load(a_rows + src + 1, mask=row_ok[:, None] & (src + 1 < K), other=0.0).to(tl.float32)
+                amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
+            m_abs = tl.max(amax, axis=1)
+            s_row = tl.where(m_abs > 0, tl.math.div_rn(m_abs, 127.0), 1.0)
+
+        if DOT_TYPE == 0:
+            acc_i = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        if not HAS_ZEROS:
+            zero = tl.full((1, BLOCK_N), 8, dtype=tl.int8)
+        if PER_CHANNEL:
+            scale = tl.load(scales_ptr + cols * stride_sn).to(tl.float32)
+            if HAS_ZEROS:
+                zero = tl.load(zeros_ptr + cols * stride_zn).to(tl.int8)[None, :]
+
+        for step in range(step_lo, step_hi):
+            k0 = step * SUB
+            # ---- weights: (HALF, BLOCK_N) packed bytes -> two int8 operands (even, odd columns)
+            if EVEN_K:
+                wb = tl.load(w_tile + k0 // 2)
+            else:
+                wb = tl.load(w_tile + k0 // 2, mask=(k0 // 2 + offs_j[:, None]) < K // 2, other=0)
+            g = k0 // GROUP
+            if HAS_ZEROS and not PER_CHANNEL:
+                zero = tl.load(zeros_ptr + cols * stride_zn + g).to(tl.int8)[None, :]
+            w_even = (wb & 15).to(tl.int8) - zero  # code - zero, in [-15, 15]
+            w_odd = (wb >> 4).to(tl.int8) - zero
+            # ---- activations: (BLOCK_M, HALF) even and odd columns of this chunk
+            if A_MODE == 0:
+                a_even = tl.load(a_rows + k0 + offs_j[None, :])
+                a_odd = tl.load(a_rows + k0 + HALF + offs_j[None, :])
+            else:
+                src = k0 + 2 * offs_j[None, :]
+                xe = tl.load(a_rows + src, mask=row_ok[:, None] & (src < K), other=0.0)
+                xo = tl.load(a_rows + src + 1, mask=row_ok[:, None] & (src + 1 < K), other=0.0)
+                if A_MODE == 3:
+                    a_even = xe
+                    a_odd = xo
+                else:
+                    ve = tl.clamp(tl.math.div_rn(xe.to(tl.float32), s_row[:, None]), -127.0, 127.0)
+                    vo = tl.clamp(tl.math.div_rn(xo.to(tl.float32), s_row[:, None]), -127.0, 127.0)
+                    a_even = _round_half_even(ve).to(tl.int8)
+                    a_odd = _round_half_even(vo).to(tl.int8)
+            # ---- exact partial sums of this chunk (one weight group, or part of one)
+            if DOT_TYPE == 0:
+                if PER_CHANNEL:
+                    acc_i = tl.dot(a_even, w_even, acc_i, out_dtype=tl.int32)
+                    acc_i = tl.dot(a_odd, w_odd, acc_i, out_dtype=tl.int32)
+                else:
+                    d = tl.dot(a_even, w_even, out_dtype=tl.int32)
+                    d = tl.dot(a_odd, w_odd, d, out_dtype=tl.int32)
+                    s_w = tl.load(scales_ptr + cols * stride_sn + g).to(tl.float32)
+                    acc += d.to(tl.float32) * s_w[None, :]
+            else:
+                if DOT_TYPE == 1:
+                    we = w_even.to(a_even.dtype)
+                    wo = w_odd.to(a_even.dtype)
+                else:
+                    we = w_even.to(tl.float16).to(tl.float8e4nv)
+                    wo = w_odd.to(tl.float16).to(tl.float8e4nv)
+                if PER_CHANNEL:
+                    acc = tl.dot(a_even, we, acc, out_dtype=tl.float32)
+                    acc = tl.dot(a_odd, wo, acc, out_dtype=tl.float32)
+                else:
+                    d = tl.dot(a_even, we, out_dtype=tl.float32)
+                    d = tl.dot(a_odd, wo, d, out_dtype=tl.float32)
+                    s_w = tl.load(scales_ptr + cols * stride_sn + g).to(tl.float32)
+                    acc += d * s_w[None, :]
+
+        # -- epilogue: group scale (per-channel), activation scale, bias
+        if PER_CHANNEL:
+            if DOT_TYPE == 0:
+                acc = acc_i.to(tl.float32) * scale[None, :]
+            else:
+                acc = acc * scale[None, :]
+        if A_MODE == 1 or A_MODE == 2:
+            acc = acc * s_row[:, None]
+        elif SX_MODE == 1:
+            acc = acc * tl.load(sx_ptr).to(tl.float32)
+        elif SX_MODE == 2:
+            acc = acc * tl.load(sx_ptr + rows).to(tl.float32)[:, None]
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + cols).to(tl.float32)
+            if SPLIT_K > 1:
+                bias = tl.where(pid_k == 0, bias, 0.0)
+            acc = acc + bias[None, :]
+        out = out_ptr + offs_m.to(tl.int64)[:, None] * stride_om + offs_n[None, :]
+        mask = row_ok[:, None] & (offs_n[None, :] < N)
+        if SPLIT_K > 1:
+            tl.atomic_add(out, acc, mask=mask, sem="relaxed")
+        else:
+            tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def _default_config(m: int, n: int) -> KernelConfig:
+    """Hand-picked launch parameters per M bucket (H100; see benchmarks/GPU_NOTES.md)."""
+    if m <= DECODE_MAX_M:
+        return KernelConfig(block_m=16, block_n=32, num_warps=4, num_stages=4)
+    if m <= 64:
+        return KernelConfig(block_m=64, block_n=64, num_warps=4, num_stages=4)
+    if m <= 256:
+        return KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)
+    return KernelConfig(block_m=128, block_n=128, num_warps=8, num_stages=4)
+
+
+def quantize_activation_triton(
+    x2: torch.Tensor, group_size: int, act_mode: str, act_scale: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Quantize `(M, K)` activations into the kernels' permuted buffer (see `activation_layout`).
+
+    act_mode "static": int8 codes with the fp32 scalar `act_scale`; "dynamic": int8 codes and
+    per-token scales `max|x_t| / 127` (all-zero rows: 1); "none": a permuted float copy;
+    "dynamic_fp8": float8 e4m3 with per-token scales `max|x_t| / 448`.
+    Returns `(buffer (M, Kp), scales (M,) fp32 or None)`.
+    """
+    m, k = x2.shape
+    sub = _sub_chunk(group_size)
+    kp = -(-k // sub) * sub
+    mode = {"static": _Q_STATIC, "dynamic": _Q_DYNAMIC, "none": _Q_COPY, "dynamic_fp8": _Q_FP8}[act_mode]
+    dtype = {_Q_STATIC: torch.int8, _Q_DYNAMIC: torch.int8, _Q_COPY: x2.dtype, _Q_FP8: torch.float8_e4m3fn}[mode]
+    out = torch.empty(m, kp, dtype=dtype, device=x2.device)
+    sx = torch.empty(m, dtype=torch.float32, device=x2.device) if mode in (_Q_DYNAMIC, _Q_FP8) else None
+    chunks = max(1, min(4096 // sub, triton.next_power_of_2(kp // sub)))
+    if m:
+        _act_quant_kernel[(m,)](
+            x2,
+            out,
+            sx if sx is not None else out,
+            act_scale if mode == _Q_STATIC else out,
+            k,
+            kp,
+            x2.stride(0),
+            MODE=mode,
+            SUB=sub,
+            CHUNKS=chunks,
+            num_warps=4,
+        )
+    return out, sx
+
+
+def _launch(
+    a: torch.Tensor,
+    a_mode: int,
+    dot_type: int,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    sx: torch.Tensor | None,
+    sx_mode: int,
+    bias: torch.Tensor | None,
+    m: int,
+    k: int,
+    group_size: int,
+    out_dtype: torch.dtype,
+    cfg: KernelConfig,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    n = qweight.shape[0]
+    sub = _sub_chunk(group_size)
+    split = cfg.split_k
+    final = out
+    if split > 1:
+        out = torch.zeros(m, n, dtype=torch.float32, device=a.device)
+    elif out is None:
+        out = torch.empty(m, n, dtype=out_dtype, device=a.device)
+    if m == 0 or n == 0:
+        return out.to(out_dtype)
+    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n), split)
+    dummy = scales
+    _w4a8_kernel[grid](
+        a,
+        qweight,
+        scales,
+        zeros if zeros is not None else dummy,
+        sx if sx is not None else dummy,
+        bias if bias is not None else dummy,
+        out,
+        m,
+        n,
+        k,
+        a.stride(0),
+        qweight.stride(0),
+        scales.stride(0),
+        zeros.stride(0) if zeros is not None else 0,
+        out.stride(0),
+        GROUP=group_size,
+        SUB=sub,
+        PER_CHANNEL=group_size == k,
+        A_MODE=a_mode,
+        DOT_TYPE=dot_type,
+        HAS_ZEROS=zeros is not None,
+        SX_MODE=sx_mode,
+        HAS_BIAS=bias is not None,
+        EVEN_K=k % sub == 0,
+        BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n,
+        GROUP_M=cfg.group_m,
+        SPLIT_K=split,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+    )
+    if split > 1:
+        return final.copy_(out) if final is not None else out.to(out_dtype)
+    return out
+
+
+def _check(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, group_size: int) -> tuple[int, int]:
+    k = x.shape[-1]
+    n, groups = scales.shape
+    if groups * group_size != k or qweight.shape != (n, k // 2):
+        raise ValueError(f"weight {tuple(qweight.shape)} / scales {tuple(scales.shape)} do not match K={k}")
+    if qweight.dtype != torch.uint8 or scales.dtype != torch.float16:
+        raise ValueError("qweight must be uint8 and scales fp16")
+    return n, k
+
+
+def w4a8_linear(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    *,
+    bits: int = 4,
+    group_size: int,
+    act_mode: str = "dynamic",
+    act_scale: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    config: KernelConfig | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Triton backend of `fptq.kernels.quant_linear` (same arguments and semantics).
+
+    x:        (..., K) fp16/bf16/fp32
+    qweight:  uint8 (N, K // 2), QuantLinear layout
+    scales:   fp16 (N, K // group_size); zeros: uint8 (N, K // group_size) or None
+    act_scale: fp32 scalar for "static"
+    config:   launch parameters (default: `_default_config(M, N)`)
+    out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
+    """
+    k = x.shape[-1]
+    float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
+    if not supports_shape(k, bits, group_size) or x.dtype not in _DTYPES or float_act:
+        return quant_linear_reference(
+            x,
+            qweight,
+            scales,
+            zeros,
+            bits=bits,
+            group_size=group_size,
+            act_mode=act_mode,
+            act_scale=act_scale,
+            bias=bias,
+        )
+    n, k = _check(x, qweight, scales, group_size)
+    if act_mode == "static" and act_scale is None:
+        raise ValueError("act_mode 'static' needs act_scale")
+    if act_mode not in ("static", "dynamic", "none"):
+        raise ValueError(f"unknown act_mode {act_mode!r}")
+    x2 = x.reshape(-1, k)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    m = x2.shape[0]
+    cfg = config or _default_config(m, n)
+    dot_type = 1 if act_mode == "none" else 0
+    qweight, scales = qweight.contiguous(), scales.contiguous()
+    zeros = zeros.contiguous() if zeros is not None else None
+    if m <= DECODE_MAX_M and cfg.block_m <= DECODE_MAX_M:
+        a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
+        sx = act_scale.reshape(()).float() if act_mode == "static" else None
+        y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
+    else:
+        a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale)
+        if act_mode == "static":
+            sx, sx_mode = act_scale.reshape(()).float(), 1
+        else:
+            sx_mode = 2 if act_mode == "dynamic" else 0
+        y = _launch(
+            a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype, cfg, out
+        )
+    return y.reshape(*x.shape[:-1], n)
+
+
+def w4a8_fp8_linear(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    *,
+    group_size: int,
+    bias: torch.Tensor | None = None,
+    config: KernelConfig | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """W4A8-FP8: per-token float8 e4m3 activations, int4 weights as exact e4m3 integers.
+
+    Semantics (`w4a8_fp8_linear_reference`): `s_x = max|x_t| / 448` (all-zero rows: 1),
+    `x_f8 = e4m3(clamp(x / s_x, -448, 448))` rounded to nearest even; per group the partial sum
+    `sum_k x_f8 * (code - zero)` is accumulated in fp32 by the fp8 tensor cores (Hopper),
+    scaled by the group scale, summed over groups, times `s_x`, plus bias. Needs a GPU with
+    fp8 tensor cores (sm_89+).
+    """
+    n, k = _check(x, qweight, scales, group_size)
+    if not supports_shape(k, 4, group_size):
+        raise ValueError(f"w4a8_fp8_linear does not support group size {group_size} with K={k}")
+    x2 = x.reshape(-1, k)
+    m = x2.shape[0]
+    cfg = config or _default_config(max(m, DECODE_MAX_M + 1), n)
+    a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8")
+    y = _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, 2, bias, m, k, group_size, x.dtype, cfg, out)
+    return y.reshape(*x.shape[:-1], n)
+
+
+def w4a8_fp8_linear_reference(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    *,
+    group_size: int,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Torch reference of `w4a8_fp8_linear` (float64 accumulation; any device)."""
+    from fptq.kernels.reference import integer_weight
+
+    k = x.shape[-1]
+    n, groups = scales.shape
+    x2 = x.reshape(-1, k).float()
+    m_abs = x2.abs().amax(dim=-1, keepdim=True)
+    s_x = torch.where(m_abs > 0, m_abs / FP8_MAX, torch.ones_like(m_abs))  # (M, 1)
+    x_f8 = torch.clamp(x2 / s_x, -FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).double()
+    w_int = integer_weight(qweight, zeros, 4, group_size).to(x_f8.device).double()  # (N, K)
+    xg = x_f8.reshape(-1, groups, group_size).transpose(0, 1)  # (groups, M, G)
+    wg = w_int.reshape(n, groups, group_size).permute(1, 2, 0)  # (groups, G, N)
+    acc = (torch.bmm(xg, wg) * scales.double().t()[:, None, :]).sum(dim=0)  # (M, N)
+    y = acc * s_x.double()
+    if bias is not None:
+        y = y + bias.double()
+    return y.to(x.dtype).reshape(*x.shape[:-1], n)
+
+
+def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> bool:
+    return x.is_cuda and bits == 4 and act_mode in ("static", "dynamic", "none")
+
+
+def _register() -> None:
+    from fptq.kernels import Backend, register_backend
+
+    register_backend(Backend("triton", w4a8_linear, supports=_supports, priority=10))
+
+
+if triton is not None:
+    _register()
