@@ -107,9 +107,7 @@ def check_correctness(log) -> bool:
             x[2] = 0.0  # an all-zero row: per-token scale 1
         act_scale = (x.float().abs().max() / 127 * 0.8).reshape(()) if mode == "static" else None
         out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
-        y = tw.w4a8_linear(
-            x, qweight, scales, zeros, group_size=gs, act_mode=mode, act_scale=act_scale, bias=bias, out=out
-        )
+        y = tw.w4a8_linear(x, qweight, scales, zeros, group_size=gs, act_mode=mode, act_scale=act_scale, bias=bias, out=out)
         r = ref64(x, qweight, scales, zeros, gs, mode, act_scale, bias)
         e = rel_err(y, r)
         tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 2e-5}[dtype]
@@ -193,11 +191,7 @@ def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float
             x = torch.randn(m, k, device="cuda", dtype=dtype)
             sx = (x.float().abs().max() / 127).reshape(()) if act_mode == "static" else None
             if fp8:
-                calls.append(
-                    lambda x=x, q=qweight, s=scales: tw.w4a8_fp8_linear(
-                        x, q, s, None, group_size=group_size, config=config
-                    )
-                )
+                calls.append(lambda x=x, q=qweight, s=scales: tw.w4a8_fp8_linear(x, q, s, None, group_size=group_size, config=config))
             else:
                 calls.append(
                     lambda x=x, q=qweight, s=scales, sx=sx: tw.w4a8_linear(
@@ -257,56 +251,70 @@ def bench_tinygemm(m, n, k, group_size=128):
         return None
 
 
-SWEEP_DECODE = [tw.KernelConfig(16, bn, 4, st, sk) for bn in (32, 64, 128) for st in (3, 5) for sk in (1, 2, 4)] + [
-    tw.KernelConfig(16, 64, 2, 4, 1),
-    tw.KernelConfig(16, 32, 2, 4, 2),
-    tw.KernelConfig(16, 128, 8, 4, 1),
-]
-SWEEP_MID = [
-    tw.KernelConfig(64, 64, 4, 4),
-    tw.KernelConfig(64, 128, 4, 4),
-    tw.KernelConfig(32, 64, 4, 4),
-    tw.KernelConfig(64, 64, 4, 4, split_k=2),
-    tw.KernelConfig(64, 128, 4, 3, split_k=2),
-    tw.KernelConfig(32, 128, 4, 4),
-]
+SWEEP = {
+    # bucket index in tw.CONFIGS -> (Ms timed, candidate configs)
+    0: (
+        (1, 16),
+        [tw.KernelConfig(16, bn, 4, st, sk) for bn in (64, 128, 256) for st in (3, 5) for sk in (1, 2, 4, 8)]
+        + [tw.KernelConfig(16, 128, 4, 4, 4, fused_act=True), tw.KernelConfig(16, 64, 4, 4, 2, fused_act=True)],
+    ),
+    1: (
+        (64,),
+        [
+            tw.KernelConfig(64, 64, 4, 4),
+            tw.KernelConfig(64, 64, 4, 4, split_k=2),
+            tw.KernelConfig(64, 128, 4, 4),
+            tw.KernelConfig(64, 128, 4, 4, split_k=2),
+            tw.KernelConfig(32, 64, 4, 4),
+            tw.KernelConfig(32, 128, 4, 4, split_k=2),
+            tw.KernelConfig(64, 32, 4, 4),
+        ],
+    ),
+    2: ((256,), None),
+    3: ((4096,), None),
+}
 SWEEP_LARGE = [
     tw.KernelConfig(128, 128, 8, 3),
     tw.KernelConfig(128, 128, 8, 4),
-    tw.KernelConfig(128, 256, 8, 3),
-    tw.KernelConfig(128, 128, 4, 4),
-    tw.KernelConfig(64, 128, 4, 4),
     tw.KernelConfig(128, 64, 4, 4),
+    tw.KernelConfig(128, 64, 8, 4),
+    tw.KernelConfig(128, 64, 4, 5),
+    tw.KernelConfig(64, 128, 4, 4),
+    tw.KernelConfig(128, 256, 8, 3),
     tw.KernelConfig(256, 128, 8, 3),
-    tw.KernelConfig(64, 256, 4, 4),
+    tw.KernelConfig(64, 64, 4, 4),
+    tw.KernelConfig(128, 32, 4, 4),
 ]
 
 
 def sweep(log, results):
-    for m, configs in (
-        (1, SWEEP_DECODE),
-        (16, SWEEP_DECODE),
-        (64, SWEEP_MID),
-        (256, SWEEP_LARGE + SWEEP_MID[:2]),
-        (4096, SWEEP_LARGE),
-    ):
-        for _, n, k in (SHAPES[0], SHAPES[1], SHAPES[6]):
-            for g in (128, 64) if m in (1, 4096) else (128,):
+    """Time candidate configs per M bucket on three shapes; install each bucket's best in tw.CONFIGS."""
+    for bucket, (ms, configs) in SWEEP.items():
+        configs = configs or SWEEP_LARGE
+        score = {}
+        for m in ms:
+            for _, n, k in (SHAPES[0], SHAPES[1], SHAPES[6]):
                 row = []
                 for cfg in configs:
                     try:
-                        t = bench_ours(m, n, k, "dynamic", g, cfg)
+                        t = bench_ours(m, n, k, "dynamic", 128, cfg)
                     except Exception as e:  # noqa: BLE001 - a config that fails to compile is skipped
                         log(f"config {cfg} failed: {type(e).__name__}: {str(e)[:120]}")
                         continue
                     row.append((t, cfg))
-                    results.append({"sweep": True, "m": m, "n": n, "k": k, "g": g, "cfg": cfg.__dict__, "us": t})
+                    results.append({"sweep": True, "m": m, "n": n, "k": k, "cfg": cfg.__dict__, "us": t})
                 row.sort(key=lambda r: r[0])
+                for t, cfg in row:
+                    score[cfg] = score.get(cfg, 0.0) + t / row[0][0]
                 best = ", ".join(
                     f"{t:.1f}us bm{c.block_m} bn{c.block_n} w{c.num_warps} s{c.num_stages} sk{c.split_k}"
+                    + (" fused" if c.fused_act else "")
                     for t, c in row[:3]
                 )
-                log(f"sweep M={m} N={n} K={k} g{g}: {best}")
+                log(f"sweep M={m} N={n} K={k}: {best}")
+        winner = min(score, key=score.get)
+        tw.CONFIGS[bucket] = (tw.CONFIGS[bucket][0], winner)
+        log(f"bucket M<={tw.CONFIGS[bucket][0]}: {winner} (score {score[winner]:.2f})")
 
 
 def main() -> None:
@@ -348,7 +356,7 @@ def main() -> None:
             r["w4a8"] = bench_ours(m, n, k, "dynamic")
             r["fp16"] = bench_fp16(m, n, k)
             r["int8"] = bench_int8(m, n, k)
-            if args.extra:
+            if args.extra and m in (1, 16, 1024, 8192):
                 r["w4a8_static"] = bench_ours(m, n, k, "static")
                 r["w4a8_g64"] = bench_ours(m, n, k, "dynamic", 64)
                 r["w4a16"] = bench_ours(m, n, k, "none")
@@ -358,9 +366,7 @@ def main() -> None:
             r["tops"] = 2 * m * n * k / r["w4a8"] / 1e6
             r["weight_tbps"] = (n * k / 2 + n * k / 128 * 2) / r["w4a8"] / 1e6
             table.append(r)
-            extra = " ".join(
-                f"{key}={r[key]:.1f}" for key in r if key.startswith(("w4a8_", "w4a16", "tinygemm")) and r[key]
-            )
+            extra = " ".join(f"{key}={r[key]:.1f}" for key in r if key.startswith(("w4a8_", "w4a16", "tinygemm")) and r[key])
             log(
                 f"{name:12s} M={m:5d}  w4a8 {r['w4a8']:8.1f}us  fp16 {r['fp16']:8.1f}  int8 {r['int8']:8.1f}  "
                 f"x{r['fp16'] / r['w4a8']:.2f} vs fp16  x{r['int8'] / r['w4a8']:.2f} vs int8  "
@@ -368,13 +374,11 @@ def main() -> None:
             )
     log(f"timing took {time.time() - t0:.0f}s")
     with open(f"{args.out}/gemm.json", "w") as f:
-        json.dump({"gpu": torch.cuda.get_device_name(), "ok": ok, "table": table, "sweep": results}, f, indent=1)
+        configs = [(bound, cfg.__dict__) for bound, cfg in tw.CONFIGS]
+        json.dump({"gpu": torch.cuda.get_device_name(), "ok": ok, "configs": configs, "table": table, "sweep": results}, f, indent=1)
     log("SUMMARY " + ("correctness OK" if ok else "CORRECTNESS FAILED"))
     for r in table:
-        print(
-            f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 "
-            f"x{r['int8'] / r['w4a8']:.2f}int8"
-        )
+        print(f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 x{r['int8'] / r['w4a8']:.2f}int8")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ f = torch.compile(lambda x: torch.nn.functional.gelu(x) * 2)
 print('torch.compile ok:', f(torch.randn(8, device='cuda')).shape)" 2>&1 | tail -2 | tee -a "$OUT/gpu_info.txt"
     python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --shapes 0,1,6 --ms 1,16,64,256,4096 "${@:2}"
     ;;
+  all)
+    timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
+    timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
+    ;;
   gemm)
     python3 benchmarks/bench_gemm.py --out "$OUT" "${@:2}"
     ;;

@@ -16,11 +16,11 @@ each multiplied by its half of the activation chunk: no register shuffles.
 
 Two paths, picked by M:
 
-- decode (M <= 16, memory-bound): one program per `BLOCK_N` output columns (and K slice when
-  split-K pays). It reads the raw float activations, quantizes them on the fly (the per-token
-  absmax is recomputed per program: M * K elements, from L2) and streams the weights once.
-  One launch.
-- prefill (M > 16, compute-bound): a row-wise activation quantization kernel (per-token absmax +
+- decode (M <= 16, memory-bound): BLOCK_M = 16 (int8 mma.sync), wide BLOCK_N and split-K so
+  that enough weight bytes are in flight to stream them at full bandwidth; partial sums of the K
+  slices meet in an fp32 buffer (atomics). The activations are quantized first by the same
+  row-wise kernel as prefill (`KernelConfig.fused_act` quantizes them inside the GEMM instead).
+- prefill (M > 16, compute-bound): the row-wise activation quantization kernel (per-token absmax +
   round in one program per row, or the elementwise static path) writes the permuted int8
   buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) with the group
   scaling in the K loop.
@@ -78,6 +78,7 @@ class KernelConfig:
     num_stages: int
     split_k: int = 1
     group_m: int = 8
+    fused_act: bool = False  # quantize raw activations inside the GEMM (block_m <= 16 only)
 
 
 def _sub_chunk(group_size: int) -> int:
@@ -253,17 +254,30 @@ if triton is not None:
             scale = tl.load(scales_ptr + cols * stride_sn).to(tl.float32)
             if HAS_ZEROS:
                 zero = tl.load(zeros_ptr + cols * stride_zn).to(tl.int8)[None, :]
+        else:
+            # Group scales (and zeros) are prefetched one step ahead: these small loads are not
+            # software-pipelined by Triton, and a load waited on in the same step stalls the
+            # whole CTA for a memory latency every step.
+            last_g = K // GROUP - 1
+            g_first = (step_lo * SUB) // GROUP
+            s_next = tl.load(scales_ptr + cols * stride_sn + g_first)
+            if HAS_ZEROS:
+                z_next = tl.load(zeros_ptr + cols * stride_zn + g_first)
 
         for step in range(step_lo, step_hi):
             k0 = step * SUB
+            if not PER_CHANNEL:
+                g_pref = tl.minimum((k0 + SUB) // GROUP, last_g)
+                s_w = s_next.to(tl.float32)
+                s_next = tl.load(scales_ptr + cols * stride_sn + g_pref)
+                if HAS_ZEROS:
+                    zero = z_next.to(tl.int8)[None, :]
+                    z_next = tl.load(zeros_ptr + cols * stride_zn + g_pref)
             # ---- weights: (HALF, BLOCK_N) packed bytes -> two int8 operands (even, odd columns)
             if EVEN_K:
                 wb = tl.load(w_tile + k0 // 2)
             else:
                 wb = tl.load(w_tile + k0 // 2, mask=(k0 // 2 + offs_j[:, None]) < K // 2, other=0)
-            g = k0 // GROUP
-            if HAS_ZEROS and not PER_CHANNEL:
-                zero = tl.load(zeros_ptr + cols * stride_zn + g).to(tl.int8)[None, :]
             w_even = (wb & 15).to(tl.int8) - zero  # code - zero, in [-15, 15]
             w_odd = (wb >> 4).to(tl.int8) - zero
             # ---- activations: (BLOCK_M, HALF) even and odd columns of this chunk
@@ -290,8 +304,10 @@ if triton is not None:
                 else:
                     d = tl.dot(a_even, w_even, out_dtype=tl.int32)
                     d = tl.dot(a_odd, w_odd, d, out_dtype=tl.int32)
-                    s_w = tl.load(scales_ptr + cols * stride_sn + g).to(tl.float32)
-                    acc += d.to(tl.float32) * s_w[None, :]
+                    # int32 -> fp32 without the quarter-rate I2F: |d| <= 127 * 15 * 128 < 2**22,
+                    # so the bits of (d + 0x4B400000) are the float 1.5 * 2**23 + d, exactly.
+                    f = (d + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0
+                    acc += f * s_w[None, :]
             else:
                 if DOT_TYPE == 1:
                     we = w_even.to(a_even.dtype)
@@ -305,7 +321,6 @@ if triton is not None:
                 else:
                     d = tl.dot(a_even, we, out_dtype=tl.float32)
                     d = tl.dot(a_odd, wo, d, out_dtype=tl.float32)
-                    s_w = tl.load(scales_ptr + cols * stride_sn + g).to(tl.float32)
                     acc += d * s_w[None, :]
 
         # -- epilogue: group scale (per-channel), activation scale, bias
@@ -333,15 +348,21 @@ if triton is not None:
             tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+# Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
+# (benchmarks/GPU_NOTES.md); (upper bound of M, config).
+CONFIGS: list[tuple[int, KernelConfig]] = [
+    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=128, num_warps=4, num_stages=4, split_k=4)),
+    (128, KernelConfig(block_m=64, block_n=64, num_warps=4, num_stages=4, split_k=2)),
+    (512, KernelConfig(block_m=128, block_n=64, num_warps=4, num_stages=4)),
+    (1 << 62, KernelConfig(block_m=128, block_n=64, num_warps=4, num_stages=4)),
+]
+
+
 def _default_config(m: int, n: int) -> KernelConfig:
-    """Hand-picked launch parameters per M bucket (H100; see benchmarks/GPU_NOTES.md)."""
-    if m <= DECODE_MAX_M:
-        return KernelConfig(block_m=16, block_n=32, num_warps=4, num_stages=4)
-    if m <= 64:
-        return KernelConfig(block_m=64, block_n=64, num_warps=4, num_stages=4)
-    if m <= 256:
-        return KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)
-    return KernelConfig(block_m=128, block_n=128, num_warps=8, num_stages=4)
+    for bound, cfg in CONFIGS:
+        if m <= bound:
+            return cfg
+    return CONFIGS[-1][1]
 
 
 def quantize_activation_triton(
@@ -505,7 +526,7 @@ def w4a8_linear(
     dot_type = 1 if act_mode == "none" else 0
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
-    if m <= DECODE_MAX_M and cfg.block_m <= DECODE_MAX_M:
+    if cfg.fused_act and m <= cfg.block_m <= DECODE_MAX_M:
         a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
@@ -515,9 +536,7 @@ def w4a8_linear(
             sx, sx_mode = act_scale.reshape(()).float(), 1
         else:
             sx_mode = 2 if act_mode == "dynamic" else 0
-        y = _launch(
-            a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype, cfg, out
-        )
+        y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype, cfg, out)
     return y.reshape(*x.shape[:-1], n)
 
 

@@ -1,0 +1,204 @@
+"""End-to-end latency of a LLaMA-2-7B-shaped model (random weights) in fp16 and W4A8 (needs CUDA).
+
+The model is built from its config directly on the GPU (nothing is downloaded). Measured, per
+variant (fp16, then every decoder linear replaced by `QuantLinear` with W4A8 dynamic, W4A8
+static and W4A16 activations):
+
+- weight memory (all parameters and buffers; and the decoder linears alone),
+- prefill latency: batch 1, 2048 tokens, one forward (`logits_to_keep=1`, as generation does),
+- decode latency per token at batch 1 and 16: one decode step on a static KV cache of
+  `--cache-len` positions, captured in a CUDA graph and replayed (eager as a fallback).
+
+Timings are medians of CUDA-event timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def median_ms(fn, warmup=2, reps=7):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def weight_bytes(model):
+    total = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    linears = 0
+    for layer in model.model.layers:
+        for mod in layer.modules():
+            if mod is layer:
+                continue
+            if isinstance(mod, nn.Linear) or type(mod).__name__ == "QuantLinear":
+                linears += sum(t.numel() * t.element_size() for t in list(mod.parameters()) + list(mod.buffers()))
+    return total, linears
+
+
+def decode_latency(model, batch, cache_len, context, log):
+    from transformers import StaticCache
+
+    cfg = model.config
+    cache = StaticCache(config=cfg, max_cache_len=cache_len)
+    ids = torch.randint(0, cfg.vocab_size, (batch, context), device="cuda")
+    with torch.no_grad():
+        model(input_ids=ids, past_key_values=cache, cache_position=torch.arange(context, device="cuda"), use_cache=True, logits_to_keep=1)
+        step_ids = torch.randint(0, cfg.vocab_size, (batch, 1), device="cuda")
+        cpos = torch.tensor([context], device="cuda")
+
+        def step():
+            return model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits
+
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(s)
+        try:
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                step()
+            ms = median_ms(g.replay, warmup=3, reps=20)
+            how = "cuda graph"
+            del g
+        except Exception as e:  # noqa: BLE001 - fall back to eager and say so
+            log(f"  graph capture failed ({type(e).__name__}: {str(e)[:160]}); eager decode")
+            torch.cuda.synchronize()
+            ms = median_ms(step, warmup=2, reps=10)
+            how = "eager"
+    torch.cuda.empty_cache()
+    return ms, how
+
+
+def measure(model, name, args, log, results):
+    torch.cuda.synchronize()
+    total, linears = weight_bytes(model)
+    r = {"variant": name, "weights_GB": total / 1e9, "linear_weights_GB": linears / 1e9}
+    ids = torch.randint(0, model.config.vocab_size, (1, args.prefill), device="cuda")
+    with torch.no_grad():
+        r["prefill_ms"] = median_ms(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1), 1, 5)
+    for b in args.batches:
+        r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log)
+    results.append(r)
+    log(
+        f"{name:14s} weights {r['weights_GB']:.2f} GB (linears {r['linear_weights_GB']:.2f})  "
+        f"prefill {r['prefill_ms']:.1f} ms  "
+        + "  ".join(f"decode b{b} {r[f'decode_b{b}_ms']:.2f} ms ({r[f'decode_b{b}_how']})" for b in args.batches)
+    )
+    return r
+
+
+def quantize_model(model, act_mode, act_scale, group_size):
+    from fptq.nn.quant_linear import QuantLinear
+
+    for layer in model.model.layers:
+        for parent in (layer.self_attn, layer.mlp):
+            for cname, child in list(parent.named_children()):
+                if isinstance(child, nn.Linear):
+                    q = QuantLinear.from_linear(
+                        child,
+                        bits=4,
+                        group_size=group_size,
+                        act_mode=act_mode,
+                        act_scale=act_scale if act_mode == "static" else None,
+                    )
+                    setattr(parent, cname, q)
+    torch.cuda.empty_cache()
+
+
+def set_act_mode(model, act_mode, act_scale):
+    from fptq.nn.quant_linear import QuantLinear
+
+    for mod in model.modules():
+        if isinstance(mod, QuantLinear):
+            mod.act_mode = act_mode
+            scale = torch.tensor(act_scale, dtype=torch.float32, device="cuda") if act_mode == "static" else None
+            mod.register_buffer("act_scale", scale)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--layers", type=int, default=32)
+    ap.add_argument("--prefill", type=int, default=2048)
+    ap.add_argument("--context", type=int, default=512, help="tokens in the KV cache before the timed decode step")
+    ap.add_argument("--cache-len", type=int, default=1024)
+    ap.add_argument("--batches", default="1,16")
+    ap.add_argument("--group-size", type=int, default=128)
+    ap.add_argument("--act-scale", type=float, default=0.05)
+    args = ap.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",")]
+    logf = open(f"{args.out}/e2e_log.txt", "a")
+
+    def log(msg):
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+        logf.flush()
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=args.layers,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    )
+    cfg._attn_implementation = "sdpa"
+    t0 = time.time()
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float16)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(cfg).eval()
+    torch.set_default_dtype(torch.float32)
+    log(f"built LLaMA-2-7B-shaped model ({args.layers} layers) on {torch.cuda.get_device_name()} in {time.time() - t0:.0f}s")
+    results = []
+    probe = torch.randint(0, cfg.vocab_size, (1, 64), device="cuda")
+    with torch.no_grad():
+        ref_logits = model(input_ids=probe).logits.float()
+    fp16 = measure(model, "fp16", args, log, results)
+    t0 = time.time()
+    quantize_model(model, "dynamic", None, args.group_size)
+    log(f"quantized to W4A8 g{args.group_size} in {time.time() - t0:.0f}s")
+    with torch.no_grad():
+        q_logits = model(input_ids=probe).logits.float()
+    err = ((q_logits - ref_logits).norm() / ref_logits.norm()).item()
+    log(f"W4A8 vs fp16 logits rel diff (random weights, RTN): {err:.3f}")
+    variants = [("w4a8-dynamic", "dynamic"), ("w4a8-static", "static"), ("w4a16", "none")]
+    for name, mode in variants:
+        set_act_mode(model, mode, args.act_scale)
+        r = measure(model, name, args, log, results)
+        r["speedup_prefill"] = fp16["prefill_ms"] / r["prefill_ms"]
+        for b in args.batches:
+            r[f"speedup_decode_b{b}"] = fp16[f"decode_b{b}_ms"] / r[f"decode_b{b}_ms"]
+        r["weight_ratio"] = r["weights_GB"] / fp16["weights_GB"]
+        r["linear_weight_ratio"] = r["linear_weights_GB"] / fp16["linear_weights_GB"]
+        log(
+            f"  vs fp16: prefill x{r['speedup_prefill']:.2f}  "
+            + "  ".join(f"decode b{b} x{r[f'speedup_decode_b{b}']:.2f}" for b in args.batches)
+            + f"  weights x{r['weight_ratio']:.3f} (linears x{r['linear_weight_ratio']:.3f})"
+        )
+    with open(f"{args.out}/e2e.json", "w") as f:
+        json.dump({"gpu": torch.cuda.get_device_name(), "args": vars(args), "logits_rel_diff": err, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
