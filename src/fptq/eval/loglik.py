@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["encode_pair", "model_max_length", "loglikelihood", "LoglikResult"]
+__all__ = ["encode_pair", "encode_pairs", "model_max_length", "loglikelihood", "LoglikResult"]
 
 # (sum of log-probs of the continuation tokens, greedy decoding reproduces the continuation)
 LoglikResult = tuple[float, bool]
@@ -55,6 +55,33 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     whole = list(tokenizer.encode(context + continuation))
     n_context = len(tokenizer.encode(context))
     return whole[:n_context], whole[n_context:]
+
+
+def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """`encode_pair` for many pairs; each distinct string is tokenized once, in batches."""
+    splits = []
+    for context, continuation in pairs:
+        if not context:
+            raise ValueError("the context of a log-likelihood request must not be empty")
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        splits.append((context, context + continuation))
+    unique = list(dict.fromkeys(s for pair in splits for s in pair))
+    ids: dict[str, list[int]] = {}
+    for start in range(0, len(unique), 1024):
+        chunk = unique[start : start + 1024]
+        if getattr(tokenizer, "is_fast", False):
+            encoded = tokenizer(chunk)["input_ids"]
+        else:
+            encoded = [tokenizer.encode(text) for text in chunk]
+        ids.update(zip(chunk, (list(e) for e in encoded)))
+    out = []
+    for context, whole in splits:
+        n_context = len(ids[context])
+        out.append((ids[whole][:n_context], ids[whole][n_context:]))
+    return out
 
 
 def model_max_length(model, tokenizer=None, default: int = 2048) -> int:

@@ -436,7 +436,7 @@ def run_tasks(
     task also records the wall-clock `seconds` it took. The model is any Hugging Face-style
     causal LM (FP or quantized) already on `device`.
     """
-    from fptq.eval.loglik import encode_pair, loglikelihood, model_max_length
+    from fptq.eval.loglik import encode_pairs, loglikelihood, model_max_length
 
     names = parse_tasks(tasks)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
@@ -455,11 +455,12 @@ def run_tasks(
         for task in names:
             start = time.perf_counter()
             docs = load_docs(task, limit, data_sources)
-            requests, groups = [], []
+            pairs, groups = [], []
             for doc in docs:
                 for context, continuation in zip(doc.contexts, doc.continuations):
-                    requests.append(encode_pair(tokenizer, context, continuation))
+                    pairs.append((context, continuation))
                     groups.append(doc.group)
+            requests = encode_pairs(tokenizer, pairs)
             scored = loglikelihood(
                 model,
                 requests,
