@@ -97,8 +97,15 @@ def check_correctness(log) -> bool:
         for mode in ("static", "dynamic", "none"):
             cases.append((m, 256, 512, 128, mode, True, True, torch.bfloat16))
             cases.append((m, 256, 512, 64, mode, False, False, torch.float32))
+    fused = [tw.KernelConfig(16, 64, 4, 3, sk, fused_act=True) for sk in (1, 3)]
+    for m in (1, 5, 16):
+        for mode in ("static", "dynamic", "none"):
+            for g, k in ((128, 640), (64, 576), (-1, 200)):
+                cases.append((m, 96, k, g, mode, m == 5, m == 1, torch.float16, fused[m % 2]))
     worst = 0.0
-    for m, n, k, g, mode, sym, has_bias, dtype in cases:
+    for case in cases:
+        m, n, k, g, mode, sym, has_bias, dtype = case[:8]
+        cfg = case[8] if len(case) > 8 else None
         gs = k if g == -1 else g
         qweight, scales, zeros, bias = make_layer(n, k, gs, sym, bias=has_bias, dtype=dtype)
         x = (torch.randn(m, k, device="cuda") * (1 + 3 * torch.rand(m, 1, device="cuda"))).to(dtype)
@@ -115,7 +122,7 @@ def check_correctness(log) -> bool:
         worst = max(worst, e)
         if not (e < tol) or y.data_ptr() != out.data_ptr() and mode != "none":
             ok = False
-            log(f"FAIL m={m} n={n} k={k} g={g} {mode} sym={sym} bias={has_bias} {dtype}: rel err {e:.2e}")
+            log(f"FAIL m={m} n={n} k={k} g={g} {mode} sym={sym} bias={has_bias} {dtype} {cfg}: rel err {e:.2e}")
         if m * n * k <= 2**22:  # the CPU reference itself, on small cases
             yc = ref_mod.quant_linear_reference(
                 x.cpu(),
@@ -256,7 +263,10 @@ SWEEP = {
     0: (
         (1, 16),
         [tw.KernelConfig(16, bn, 4, st, sk) for bn in (64, 128, 256) for st in (3, 5) for sk in (1, 2, 4, 8)]
-        + [tw.KernelConfig(16, 128, 4, 4, 4, fused_act=True), tw.KernelConfig(16, 64, 4, 4, 2, fused_act=True)],
+        + [
+            tw.KernelConfig(16, bn, 4, st, sk, fused_act=True)
+            for bn, st, sk in ((32, 3, 1), (64, 3, 1), (64, 4, 2), (128, 3, 4), (64, 3, 8))
+        ],
     ),
     1: (
         (64,),
