@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "OutputExistsError",
     "HubUnavailableError",
+    "EvalDataError",
 ]
 
 
@@ -45,3 +46,7 @@ class OutputExistsError(FPTQError):
 
 class HubUnavailableError(FPTQError):
     """The Hugging Face hub could not be reached for a model or data set that needs it."""
+
+
+class EvalDataError(FPTQError):
+    """Evaluation data is missing or too short for what was asked."""

@@ -2,7 +2,10 @@
 
 Every backend implements `quant_linear(x, qweight, scales, zeros, *, bits, group_size, act_mode,
 act_scale, bias) -> y` with the semantics documented in `fptq.kernels.reference`, which is the
-CPU reference. `quant_linear` below picks a backend: the fastest registered one that supports
+CPU reference. Registered backends: "reference" (exact group-wise integer semantics, the
+definition), "torch" (dequantize once + one dense matmul; same codes, float32 rounding order
+differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU are present).
+`quant_linear` below picks a backend: the fastest registered one that supports
 the input's device and the layer's format, or the one named by `FPTQ_KERNEL` (e.g.
 `FPTQ_KERNEL=reference` to force the reference on a GPU).
 """
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from fptq.kernels.reference import quant_linear_reference
+from fptq.kernels.torch_dequant import quant_linear_torch
 
 __all__ = ["Backend", "register_backend", "backends", "select_backend", "quant_linear"]
 
@@ -81,4 +85,7 @@ def quant_linear(
 
 register_backend(
     Backend("reference", quant_linear_reference, supports=lambda x, bits, group_size, act_mode: True, priority=0)
+)
+register_backend(
+    Backend("torch", quant_linear_torch, supports=lambda x, bits, group_size, act_mode: True, priority=5)
 )

@@ -1,0 +1,128 @@
+"""The Python API: `quantize(model, tokenizer, config, calibration)`.
+
+The CLI is a thin layer over this module and `fptq.export`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import reduce
+
+import torch
+
+from fptq import __version__
+from fptq.calib.engine import run_engine
+from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
+from fptq.data.calib import calibration_tokens, describe
+from fptq.errors import ConfigError
+from fptq.methods import build_method
+from fptq.models.arch import get_arch
+from fptq.nn.quant_linear import QuantLinear
+
+__all__ = ["quantize", "check_group_size", "peak_memory_mb"]
+
+
+def _quantized_linears(model, arch):
+    blocks = model.get_submodule(arch.blocks)
+    for i, block in enumerate(blocks):
+        for group in arch.groups:
+            for path in group.linears:
+                yield f"{arch.blocks}.{i}.{path}", block.get_submodule(path)
+
+
+def check_group_size(model, group_size: int) -> None:
+    """A clear error naming the first layer that `group_size` does not divide, and what would."""
+    if group_size == -1:
+        return
+    arch = get_arch(model)
+    sizes = {name: m.in_features for name, m in _quantized_linears(model, arch)}
+    g = reduce(math.gcd, sizes.values())
+    valid = [d for d in range(16, g + 1) if g % d == 0 and d % 16 == 0] or [d for d in range(2, g + 1) if g % d == 0]
+    for name, k in sizes.items():
+        if k % group_size:
+            raise ConfigError(
+                f"group size {group_size} does not divide the input size {k} of {name}; "
+                f"group sizes that divide every layer: {', '.join(map(str, valid))} (or -1 for per-channel)"
+            )
+
+
+def peak_memory_mb(device: torch.device | str) -> float | None:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def _round_to_storage_dtype(model, dtype=torch.float16) -> None:
+    """Round every float parameter and buffer outside QuantLinear's fixed-format buffers to the
+    dtype they are saved in, so the in-memory model equals the one loaded back bit for bit."""
+    for module in model.modules():
+        if isinstance(module, QuantLinear):
+            if module.bias is not None:
+                module.bias.data = module.bias.data.to(dtype).to(module.bias.dtype)
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point():
+                p.data = p.data.to(dtype).to(p.dtype)
+
+
+def quantize(
+    model,
+    tokenizer=None,
+    config: QuantConfig | None = None,
+    calibration: CalibConfig | torch.Tensor | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+):
+    """Quantize `model` in place with `config` and return it.
+
+    calibration: a `CalibConfig` (text source, samples, sequence length, seed) or a ready
+    `(samples, seqlen)` tensor of token ids. The returned model has `QuantLinear` layers and an
+    `fptq_info` dict (method, parameters, per-layer policy, calibration), which
+    `fptq.save_quantized` writes to `fptq_config.json`.
+    """
+    config = config or QuantConfig()
+    calibration = calibration if calibration is not None else CalibConfig()
+    arch = get_arch(model)
+    check_group_size(model, config.group_size)
+    if isinstance(calibration, torch.Tensor):
+        tokens, calib_info, batch_size = calibration, {"source": "tensor", "samples": calibration.shape[0],
+                                                      "seqlen": calibration.shape[1]}, 8
+    else:
+        if tokenizer is None and calibration.source != "random":
+            raise ConfigError("a tokenizer is needed to calibrate on text")
+        tokens = calibration_tokens(tokenizer, calibration, getattr(model.config, "vocab_size", None))
+        calib_info, batch_size = describe(calibration), calibration.batch_size
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model.eval()
+    start = time.perf_counter()
+    rows = run_engine(
+        model,
+        arch,
+        tokens,
+        build_method(config),
+        device=device,
+        batch_size=batch_size,
+        sequential=config.sequential,
+        progress=progress,
+    )
+    _round_to_storage_dtype(model)
+    model.fptq_info = {
+        "format_version": FORMAT_VERSION,
+        "library": "fptq",
+        "library_version": __version__,
+        "quantization": config.to_dict(),
+        "calibration": calib_info,
+        "policy": rows,
+    }
+    # Timings vary run to run, so they stay out of the saved config (which must be reproducible).
+    model.fptq_stats = {"quantization_seconds": time.perf_counter() - start, "peak_memory_mb": peak_memory_mb(device)}
+    return model

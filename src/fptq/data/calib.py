@@ -1,0 +1,96 @@
+"""Calibration token windows from the bundled text, random tokens, a file, or a hub data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from fptq.config import CalibConfig
+from fptq.errors import CalibrationError, ConfigError, HubUnavailableError
+
+__all__ = ["HUB_DATASETS", "calibration_texts", "calibration_tokens", "describe"]
+
+# name -> (datasets.load_dataset arguments, text field)
+HUB_DATASETS = {
+    "wikitext2": (dict(path="wikitext", name="wikitext-2-raw-v1", split="train"), "text"),
+    "c4": (
+        dict(path="allenai/c4", data_files={"train": "en/c4-train.00000-of-01024.json.gz"}, split="train"),
+        "text",
+    ),
+    "pile": (dict(path="mit-han-lab/pile-val-backup", split="validation"), "text"),
+}
+
+
+def load_hub_texts(name: str, split: str | None = None) -> list[str]:
+    args, field = HUB_DATASETS[name]
+    args = dict(args, **({"split": split} if split else {}))
+    try:
+        import datasets
+    except ImportError:
+        raise HubUnavailableError(
+            f"{name} needs the `datasets` package (pip install 'fptq[hub]'); offline, use --calib bundled or random"
+        ) from None
+    try:
+        data = datasets.load_dataset(**args)
+    except Exception as exc:  # datasets raises many types for a missing network; report one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HubUnavailableError(
+            f"cannot load {name} from the Hugging Face hub ({first}); offline, use --calib bundled, random or a file"
+        ) from None
+    return [row[field] for row in data]
+
+
+def read_text_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise ConfigError(f"calibration file {path} does not exist")
+    if path.suffix == ".jsonl":
+        texts = []
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        texts.append(json.loads(line)["text"])
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise CalibrationError(f"{path}:{n} is not a JSON object with a 'text' field") from None
+        return texts
+    return [path.read_text(encoding="utf-8", errors="replace")]
+
+
+def calibration_texts(source: str) -> list[str]:
+    if source == "bundled":
+        from fptq.data.bundled import calibration_passages
+
+        return list(calibration_passages())
+    if source in HUB_DATASETS:
+        return load_hub_texts(source)
+    return read_text_file(Path(source).expanduser())
+
+
+def calibration_tokens(tokenizer, calib: CalibConfig, vocab_size: int | None = None) -> torch.Tensor:
+    """`(samples, seqlen)` token ids: random windows of the concatenated source text.
+
+    `random` draws uniform token ids (the FPTQ paper reports random tokens often calibrate
+    well). Windows are drawn with `calib.seed`, so the same seed gives the same tokens.
+    """
+    gen = torch.Generator().manual_seed(calib.seed)
+    if calib.source == "random":
+        vocab = vocab_size or len(tokenizer)
+        return torch.randint(0, vocab, (calib.samples, calib.seqlen), generator=gen)
+    texts = [t for t in calibration_texts(calib.source) if t and t.strip()]
+    if not texts:
+        raise CalibrationError(f"calibration source {calib.source} contains no text")
+    sep = tokenizer.eos_token or "\n\n"
+    ids = tokenizer(sep.join(texts), return_tensors="pt", add_special_tokens=False).input_ids[0]
+    if ids.numel() < calib.seqlen + 1:
+        raise CalibrationError(
+            f"calibration text from {calib.source} has {ids.numel()} tokens, shorter than one sequence of "
+            f"{calib.seqlen}; give more text or a smaller --calib-seqlen"
+        )
+    starts = torch.randint(0, ids.numel() - calib.seqlen + 1, (calib.samples,), generator=gen)
+    return torch.stack([ids[s : s + calib.seqlen] for s in starts.tolist()])
+
+
+def describe(calib: CalibConfig) -> dict:
+    return dict(calib.to_dict(), tokens=calib.samples * calib.seqlen)

@@ -1,0 +1,174 @@
+"""The native saved format: a folder a user can hand around.
+
+    config.json, generation_config.json, tokenizer files   (Hugging Face, unchanged)
+    model.safetensors    every tensor of the model; QuantLinear layers as `qweight` (packed
+                         uint8), `scales` (fp16), `zeros` (uint8, asymmetric only),
+                         `act_scale` (fp32, static only), `bias`; other weights in fp16
+    fptq_config.json     {"format_version", "library", "library_version", "quantization",
+                         "calibration", "policy": [per-layer rows]}
+
+The folder is written to a temporary sibling and renamed into place, so an interrupted save
+leaves no half-written output. Weights are read with safetensors only (never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from fptq.config import FORMAT_VERSION
+from fptq.errors import CheckpointError, ModelError, OutputExistsError
+
+__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "CONFIG_NAME", "WEIGHTS_NAME"]
+
+CONFIG_NAME = "fptq_config.json"
+WEIGHTS_NAME = "model.safetensors"
+STORAGE_DTYPE = torch.float16
+
+
+def _state_dict_for_saving(model) -> dict[str, torch.Tensor]:
+    from fptq.nn.quant_linear import _FIXED_DTYPE, QuantLinear
+
+    fixed = {f"{name}.{b}" for name, m in model.named_modules() if isinstance(m, QuantLinear) for b in _FIXED_DTYPE}
+    tensors = {}
+    seen: dict[int, str] = {}
+    for key, value in model.state_dict().items():
+        ptr = value.untyped_storage().data_ptr() if value.numel() else None
+        if ptr is not None and ptr in seen:  # tied weights (lm_head = embed_tokens): save once
+            continue
+        if ptr is not None:
+            seen[ptr] = key
+        if value.is_floating_point() and key not in fixed:
+            value = value.to(STORAGE_DTYPE)
+        tensors[key] = value.detach().cpu().contiguous()
+    return tensors
+
+
+def save_quantized(model, out_dir: str | os.PathLike, tokenizer=None, overwrite: bool = False) -> Path:
+    """Write a quantized model (with its `fptq_info`) to `out_dir`, atomically."""
+    from safetensors.torch import save_file
+
+    info = getattr(model, "fptq_info", None)
+    if info is None:
+        raise ModelError("this model was not quantized by fptq (no fptq_info); call fptq.quantize first")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"output folder {out} already exists; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.config.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        save_file(_state_dict_for_saving(model), tmp / WEIGHTS_NAME, metadata={"format": "pt", "fptq": str(FORMAT_VERSION)})
+        (tmp / CONFIG_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(trash / out.name)
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def read_fptq_config(folder: str | os.PathLike) -> dict:
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a folder")
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not an fptq checkpoint (no {CONFIG_NAME})")
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is corrupted: {exc}") from None
+    if not isinstance(info, dict) or info.get("library") != "fptq":
+        raise CheckpointError(f"{path} was not written by fptq")
+    version = info.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {version}; this fptq reads version {FORMAT_VERSION}")
+    return info
+
+
+def load_quantized(folder: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    """Load a folder written by `save_quantized`. Returns the model (with `fptq_info`).
+
+    dtype: compute dtype of the non-quantized weights (default float32 on CPU, float16 on CUDA).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from fptq.config import QuantConfig, from_dict
+    from fptq.methods.fptq import replace_linear
+    from fptq.models.arch import get_arch
+    from fptq.nn.quant_linear import QuantLinear
+
+    folder = Path(folder).expanduser()
+    info = read_fptq_config(folder)
+    try:
+        qconfig = from_dict(QuantConfig, info["quantization"])
+        policy = {row["layer"]: row for row in info["policy"]}
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_NAME} is missing {exc}") from None
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder} has no usable config.json: {str(exc).splitlines()[0]}") from None
+    get_arch(config)
+    device = torch.device(device)
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    try:
+        tensors = load_file(folder / WEIGHTS_NAME)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_NAME} is truncated or corrupted ({exc})") from None
+
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    act_modes = {"static": "static", "equalized+static": "static", "dynamic": "dynamic", "none": "none"}
+    for name, row in policy.items():
+        try:
+            linear = model.get_submodule(name)
+            act_mode = act_modes[row["strategy"]]
+        except (AttributeError, KeyError):
+            raise CheckpointError(f"{folder / CONFIG_NAME} names layer {name} with an unknown layout") from None
+        layer = QuantLinear(
+            linear.in_features,
+            linear.out_features,
+            bits=qconfig.w_bits,
+            group_size=qconfig.group_size,
+            symmetric=qconfig.symmetric,
+            act_mode=act_mode,
+            bias=linear.bias is not None,
+            dtype=dtype,
+        )
+        replace_linear(model, name, layer)
+    expected = model.state_dict()
+    tied = {k for k in expected if k not in tensors and _is_tied(model, k)}
+    missing = sorted(set(expected) - set(tensors) - tied)
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"{folder / WEIGHTS_NAME} does not match its config ({what})")
+    for key, value in tensors.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{folder / WEIGHTS_NAME}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+    model.load_state_dict(tensors, strict=False)
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+    model.to(device).eval()
+    model.fptq_info = info
+    return model
+
+
+def _is_tied(model, key: str) -> bool:
+    return bool(getattr(model.config, "tie_word_embeddings", False)) and key == "lm_head.weight"

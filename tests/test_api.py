@@ -1,0 +1,134 @@
+"""End-to-end quantization of tiny random models: every architecture, save/load, determinism, errors."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+import fptq
+from fptq.errors import CalibrationError, CheckpointError, ConfigError, ModelError, OutputExistsError
+from fptq.nn.quant_linear import QuantLinear
+
+from .conftest import inject_outliers, make_tiny
+
+CALIB = fptq.CalibConfig(source="random", samples=8, seqlen=32, batch_size=4)
+
+
+def _quantize(model, **kw):
+    return fptq.quantize(model, None, fptq.QuantConfig(group_size=32, **kw), CALIB, progress=False)
+
+
+def test_quantizes_every_architecture_and_output_stays_close(tiny_any):
+    inject_outliers(tiny_any)
+    x = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        ref = tiny_any(x).logits
+    _quantize(tiny_any, v0=1.0, v1=50.0)
+    linears = [m for m in tiny_any.modules() if isinstance(m, QuantLinear)]
+    assert len(linears) == 2 * 7
+    assert not any(type(m) is torch.nn.Linear for m in tiny_any.model.layers.modules())
+    assert type(tiny_any.lm_head) is torch.nn.Linear  # lm_head stays in 16-bit
+    with torch.no_grad():
+        out = tiny_any(x).logits
+    assert torch.isfinite(out).all()
+    assert ((out - ref).norm() / ref.norm()).item() < 0.5
+    rows = tiny_any.fptq_info["policy"]
+    assert {r["layer"] for r in rows} == {n for n, m in tiny_any.named_modules() if isinstance(m, QuantLinear)}
+
+
+def test_fptq_beats_naive_static_on_outlier_model():
+    def error(**kw):
+        model = make_tiny("llama", seed=3)
+        inject_outliers(model, factor=80.0)
+        x = torch.randint(0, 256, (4, 32))
+        with torch.no_grad():
+            ref = model(x).logits
+            _quantize(model, **kw)
+            return ((model(x).logits - ref).norm() / ref.norm()).item()
+
+    assert error() < error(policy="all-static", equalization="none")
+
+
+def test_save_load_is_bit_identical(tmp_path, tiny_any):
+    _quantize(tiny_any)
+    x = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        out = tiny_any(x).logits
+    fptq.save_quantized(tiny_any, tmp_path / "q")
+    info = json.loads((tmp_path / "q" / "fptq_config.json").read_text())
+    assert info["format_version"] == 1 and info["quantization"]["method"] == "fptq" and len(info["policy"]) == 14
+    loaded = fptq.load_quantized(tmp_path / "q")
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, out)
+    assert not list(tmp_path.glob(".q.tmp-*"))  # nothing half-written left behind
+
+
+def test_same_seed_same_checkpoint(tmp_path):
+    digests = []
+    for i in range(2):
+        model = make_tiny("qwen2")
+        _quantize(model)
+        fptq.save_quantized(model, tmp_path / f"q{i}")
+        digests.append(
+            [hashlib.sha256((tmp_path / f"q{i}" / f).read_bytes()).hexdigest() for f in ("model.safetensors", "fptq_config.json")]
+        )
+    assert digests[0] == digests[1]
+
+
+def test_existing_output_needs_overwrite(tmp_path, tiny_llama):
+    _quantize(tiny_llama)
+    (tmp_path / "q").mkdir()
+    with pytest.raises(OutputExistsError):
+        fptq.save_quantized(tiny_llama, tmp_path / "q")
+    fptq.save_quantized(tiny_llama, tmp_path / "q", overwrite=True)
+    assert (tmp_path / "q" / "model.safetensors").is_file()
+
+
+def test_group_size_that_does_not_divide_names_layer_and_alternatives():
+    model = make_tiny("llama", hidden_size=96, intermediate_size=192, num_attention_heads=4, num_key_value_heads=2)
+    with pytest.raises(ConfigError, match=r"group size 64 does not divide the input size 96 of model\.layers\.0\.self_attn\.q_proj.*32"):
+        fptq.quantize(model, None, fptq.QuantConfig(group_size=64), CALIB, progress=False)
+
+
+def test_non_finite_activations_are_a_clear_error(tiny_llama):
+    with torch.no_grad():
+        tiny_llama.model.layers[0].input_layernorm.weight[0] = float("inf")
+    with pytest.raises(CalibrationError, match="non-finite activations.*model.layers.0"):
+        _quantize(tiny_llama)
+
+
+def test_calibration_text_shorter_than_one_sequence(tmp_path):
+    from fptq.models.loading import load_tokenizer
+
+    short = tmp_path / "short.txt"
+    short.write_text("only a few words here")
+    model = make_tiny("llama", vocab_size=49152)
+    with pytest.raises(CalibrationError, match="shorter than one sequence"):
+        fptq.quantize(model, load_tokenizer("bundled"), fptq.QuantConfig(group_size=32),
+                      fptq.CalibConfig(source=str(short), samples=2, seqlen=64), progress=False)
+
+
+def test_unsupported_architecture():
+    from transformers import GPT2Config
+
+    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'.*llama"):
+        fptq.models.arch.get_arch(GPT2Config())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "foreign", "version", "missing_config"])
+def test_damaged_checkpoints_are_rejected(tmp_path, tiny_llama, damage):
+    _quantize(tiny_llama)
+    folder = fptq.save_quantized(tiny_llama, tmp_path / "q")
+    if damage == "truncate":
+        data = (folder / "model.safetensors").read_bytes()
+        (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    elif damage == "foreign":
+        (folder / "fptq_config.json").write_text(json.dumps({"quant_method": "awq"}))
+    elif damage == "version":
+        info = json.loads((folder / "fptq_config.json").read_text())
+        (folder / "fptq_config.json").write_text(json.dumps(dict(info, format_version=99)))
+    else:
+        (folder / "fptq_config.json").unlink()
+    with pytest.raises(CheckpointError):
+        fptq.load_quantized(folder)
