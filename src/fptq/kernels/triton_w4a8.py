@@ -116,6 +116,17 @@ if triton is not None:
         # Same as torch.round, and it also runs under TRITON_INTERPRET.
         return (v + 12582912.0) - 12582912.0
 
+    # Only builtins and this module's own @triton.jit helpers inside the kernels: triton's
+    # library helpers (tl.max, tl.cdiv, tl.zeros) are jit functions created when triton is imported, and
+    # if that happened before TRITON_INTERPRET was set they cannot run under the interpreter.
+    @triton.jit
+    def _max_combine(a, b):
+        return tl.maximum(a, b)
+
+    @triton.jit
+    def _row_max(x, axis: tl.constexpr):
+        return tl.reduce(x, axis, _max_combine)
+
     @triton.jit
     def _unpack_int4(wb, zero, HIGH: tl.constexpr, HAS_ZEROS: tl.constexpr, USE_ASM: tl.constexpr):
         """int8 `code - zero` of the low (even column) or high (odd column) nibbles of bytes `wb`.
@@ -188,13 +199,13 @@ if triton is not None:
         x_row = x_ptr + row * stride_xm
         o_row = out_ptr + row * Kp
         if MODE == 1 or MODE == 3:
-            amax = tl.zeros((CHUNKS, SUB // 2), dtype=tl.float32)
+            amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
             for k0 in range(0, Kp, CHUNKS * SUB):
                 src = k0 + cc[:, None] * SUB + 2 * jj[None, :]  # even columns of each chunk
                 xe = tl.load(x_row + src, mask=src < K, other=0.0).to(tl.float32)
                 xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0).to(tl.float32)
                 amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
-            m = tl.max(tl.max(amax, axis=1), axis=0)
+            m = _row_max(_row_max(amax, 1), 0)
             qmax = 127.0 if MODE == 1 else 448.0
             s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
             tl.store(sx_ptr + row, s)
@@ -258,8 +269,8 @@ if triton is not None:
         # -- tile indices: grouped ordering so that GROUP_M row blocks share weight tiles in L2
         pid = tl.program_id(0)
         pid_k = tl.program_id(1)
-        num_pid_m = tl.cdiv(M, BLOCK_M)
-        num_pid_n = tl.cdiv(N, BLOCK_N)
+        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
         num_in_group = GROUP_M * num_pid_n
         first_m = (pid // num_in_group) * GROUP_M
         group_rows = min(num_pid_m - first_m, GROUP_M)
@@ -285,20 +296,20 @@ if triton is not None:
 
         # -- activation scale of raw float inputs quantized here
         if A_MODE == 1:
-            s_row = tl.zeros((BLOCK_M,), dtype=tl.float32) + tl.load(sx_ptr).to(tl.float32)
+            s_row = tl.full((BLOCK_M,), 0, dtype=tl.float32) + tl.load(sx_ptr).to(tl.float32)
         elif A_MODE == 2:
             # per-token absmax over the whole row (every K slice needs it), 512 columns a load
             offs_c = tl.arange(0, 512)
-            amax = tl.zeros((BLOCK_M, 512), dtype=tl.float32)
+            amax = tl.full((BLOCK_M, 512), 0, dtype=tl.float32)
             for c0 in range(0, K, 512):
                 xc = tl.load(a_rows + c0 + offs_c[None, :], mask=row_ok[:, None] & (c0 + offs_c[None, :] < K), other=0.0)
                 amax = tl.maximum(amax, tl.abs(xc.to(tl.float32)))
-            m_abs = tl.max(amax, axis=1)
+            m_abs = _row_max(amax, 1)
             s_row = tl.where(m_abs > 0, tl.math.div_rn(m_abs, 127.0), 1.0)
 
         if DOT_TYPE == 0:
-            acc_i = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            acc_i = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.int32)
+        acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
         if not HAS_ZEROS:
             zero = tl.full((1, BLOCK_N), 8, dtype=tl.int8)
         if PER_CHANNEL:
@@ -402,10 +413,10 @@ if triton is not None:
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
 # (benchmarks/GPU_NOTES.md); (upper bound of M, config).
 CONFIGS: list[tuple[int, KernelConfig]] = [
-    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=128, num_warps=4, num_stages=4, split_k=4)),
-    (128, KernelConfig(block_m=64, block_n=64, num_warps=4, num_stages=4, split_k=2)),
-    (512, KernelConfig(block_m=128, block_n=64, num_warps=4, num_stages=4)),
-    (1 << 62, KernelConfig(block_m=128, block_n=64, num_warps=4, num_stages=4)),
+    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=8)),
+    (128, KernelConfig(block_m=32, block_n=128, num_warps=4, num_stages=4, split_k=2)),
+    (512, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
+    (1 << 62, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
 ]
 
 

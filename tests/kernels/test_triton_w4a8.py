@@ -1,0 +1,210 @@
+"""Triton W4A8 kernels against the CPU reference and a float64 dequantized matmul.
+
+Without CUDA the kernels run under `TRITON_INTERPRET=1` (set in conftest.py) at small sizes;
+tests marked `gpu` run the large sizes, bf16 and the fp8 variant on a GPU only.
+Outputs are poisoned with NaN before each run, so an unwritten element fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from fptq.kernels import reference as ref_mod  # noqa: E402
+from fptq.kernels import select_backend  # noqa: E402
+from fptq.kernels import triton_w4a8 as tw  # noqa: E402
+from fptq.packing import pack_int4  # noqa: E402
+from fptq.primitives import per_token_scale, quantize_activation, quantize_weight  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DECODE = tw.KernelConfig(16, 32, 4, 2)
+DECODE_SPLIT = tw.KernelConfig(16, 32, 4, 2, split_k=3)
+DECODE_FUSED = tw.KernelConfig(16, 32, 4, 2, fused_act=True)
+PREFILL = tw.KernelConfig(32, 32, 4, 2)
+
+
+def make_layer(n, k, group_size, symmetric, bias=False, dtype=torch.float16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=g)
+    qw = quantize_weight(w, 4, group_size, symmetric)
+    b = torch.randn(n, generator=g).to(dtype) if bias else None
+    to = lambda t: None if t is None else t.to(DEVICE)  # noqa: E731
+    return to(pack_int4(qw.codes)), to(qw.scales), to(qw.zeros), to(b)
+
+
+def make_x(m, k, dtype=torch.float16, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, k, generator=g) * (1 + 3 * torch.rand(m, 1, generator=g))
+    if m > 2:
+        x[2] = 0.0  # an all-zero token: per-token scale 1
+    return x.to(dtype).to(DEVICE)
+
+
+def run(x, layer, group_size, act_mode, act_scale=None, config=None):
+    qweight, scales, zeros, bias = layer
+    out = torch.full((x.shape[0], qweight.shape[0]), float("nan"), dtype=x.dtype, device=x.device)
+    y = tw.w4a8_linear(
+        x,
+        qweight,
+        scales,
+        zeros,
+        group_size=group_size,
+        act_mode=act_mode,
+        act_scale=act_scale,
+        bias=bias,
+        config=config,
+        out=out,
+    )
+    assert torch.isfinite(y).all(), "unwritten (poisoned) or non-finite outputs"
+    return y
+
+
+def rel(a, b):
+    a, b = a.double().cpu(), b.double().cpu()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def dequant_matmul64(x, layer, group_size, act_mode, act_scale):
+    """float64 `Q(x) @ dequant(W)^T`: the reference semantics with exact arithmetic."""
+    qweight, scales, zeros, bias = layer
+    w = ref_mod.integer_weight(qweight.cpu(), None if zeros is None else zeros.cpu(), 4, group_size).double()
+    n, k = w.shape
+    w = (w.reshape(n, -1, group_size) * scales.cpu().double()[..., None]).reshape(n, k)
+    x = x.cpu()
+    if act_mode == "none":
+        xd = x.double()
+    else:
+        s = act_scale.cpu().reshape(1, 1) if act_mode == "static" else per_token_scale(x)
+        xd = quantize_activation(x, s).double() * s.double()
+    y = xd @ w.t()
+    return y + bias.cpu().double() if bias is not None else y
+
+
+CASES = [  # (M, N, K, group size, symmetric)
+    (1, 48, 256, 128, True),
+    (3, 40, 256, 64, False),
+    (16, 48, 384, 128, True),
+    (17, 40, 256, 256, False),
+    (33, 48, 200, -1, True),  # per-channel, K tail (200 = 128 + 72)
+    (5, 40, 192, 64, True),  # K = 3 groups of 64: a half step at the end
+]
+
+
+@pytest.mark.parametrize("act_mode", ["static", "dynamic", "none"])
+@pytest.mark.parametrize("m,n,k,g,sym", CASES)
+def test_matches_reference(m, n, k, g, sym, act_mode):
+    gs = k if g == -1 else g
+    layer = make_layer(n, k, gs, sym, bias=m % 2 == 1)
+    x = make_x(m, k)
+    act_scale = (x.float().abs().amax() / 127 * 0.7).reshape(()) if act_mode == "static" else None
+    configs = [None, PREFILL] + ([DECODE, DECODE_SPLIT, DECODE_FUSED] if m <= 16 else [])
+    ref = ref_mod.quant_linear_reference(
+        x.cpu(),
+        *(t if t is None else t.cpu() for t in layer[:3]),
+        group_size=gs,
+        act_mode=act_mode,
+        act_scale=None if act_scale is None else act_scale.cpu(),
+        bias=None if layer[3] is None else layer[3].cpu(),
+    )
+    exact = dequant_matmul64(x, layer, gs, act_mode, act_scale)
+    for cfg in configs:
+        y = run(x, layer, gs, act_mode, act_scale, cfg)
+        assert y.shape == (m, n) and y.dtype == x.dtype
+        # Same integer partial sums; only fp32 accumulation order and the fp16 cast differ.
+        assert rel(y, ref) < 1e-3, cfg
+        assert rel(y, exact) < 2e-3, cfg
+
+
+def test_fp32_and_3d_inputs():
+    layer = make_layer(32, 256, 128, True)
+    x = make_x(6, 256, torch.float32).reshape(2, 3, 256)
+    y = tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode="dynamic")
+    ref = ref_mod.quant_linear_reference(x.cpu(), *(t.cpu() for t in layer[:2]), None, group_size=128)
+    assert y.shape == (2, 3, 32)
+    assert rel(y, ref) < 1e-5
+
+
+def test_activation_buffer_matches_primitives():
+    x = make_x(7, 200)
+    for mode in ("dynamic", "static"):
+        s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
+        buf, sx = tw.quantize_activation_triton(x, 128, mode, s)
+        scale = s.reshape(1, 1).cpu() if mode == "static" else per_token_scale(x.cpu())
+        codes = quantize_activation(x.cpu(), scale).to(torch.int8)
+        assert torch.equal(buf.cpu(), tw.activation_layout(codes, 128))
+        if mode == "dynamic":
+            assert torch.equal(sx.cpu(), scale.reshape(-1))
+
+
+def test_activation_layout_is_a_permutation():
+    x = torch.arange(2 * 130, dtype=torch.float32).reshape(2, 130)
+    p = tw.activation_layout(x, 64)
+    assert p.shape == (2, 192)
+    assert torch.equal(p[:, :4], x[:, [0, 2, 4, 6]])
+    assert torch.equal(p[:, 32:34], x[:, [1, 3]])
+    assert torch.equal(p.sort(dim=1).values[:, -130:], x)
+
+
+def test_unsupported_group_falls_back_and_bad_shapes_raise():
+    layer = make_layer(16, 96, 32, True)
+    x = make_x(3, 96)
+    y = tw.w4a8_linear(x, *layer[:3], group_size=32, act_mode="dynamic")  # group 32: reference
+    ref = ref_mod.quant_linear_reference(x.cpu(), *(t.cpu() for t in layer[:2]), None, group_size=32)
+    assert rel(y, ref) < 1e-6
+    layer = make_layer(16, 128, 64, True)
+    with pytest.raises(ValueError):
+        tw.w4a8_linear(make_x(2, 256), *layer[:3], group_size=64)
+    with pytest.raises(ValueError):
+        tw.w4a8_linear(make_x(2, 128), *layer[:3], group_size=64, act_mode="static")
+
+
+def test_registered_backend():
+    from fptq.kernels import backends
+
+    assert "triton" in backends()  # importing the module registers it
+    x = torch.zeros(1, 128, device=DEVICE)
+    picked = select_backend(x, 4, 128, "dynamic").name
+    assert (picked == "triton") == (DEVICE == "cuda")
+
+
+def test_fp8_reference_semantics():
+    layer = make_layer(24, 256, 64, False, bias=True)
+    x = make_x(5, 256, torch.float32).cpu()
+    qweight, scales, zeros, bias = (t.cpu() for t in layer)
+    y = tw.w4a8_fp8_linear_reference(x, qweight, scales, zeros, group_size=64, bias=bias.float())
+    s = x.abs().amax(-1, keepdim=True).clamp_min(1e-30) / tw.FP8_MAX
+    s = torch.where(x.abs().amax(-1, keepdim=True) > 0, s, torch.ones_like(s))
+    xf8 = (x / s).to(torch.float8_e4m3fn).double() * s.double()
+    w = ref_mod.integer_weight(qweight, zeros, 4, 64).double().reshape(24, 4, 64) * scales.double()[..., None]
+    exact = xf8 @ w.reshape(24, 256).t() + bias.double()
+    assert rel(y, exact) < 1e-6
+    # e4m3 activations carry ~3 significant bits: a few percent against unquantized activations
+    assert rel(y, x.double() @ w.reshape(24, 256).t() + bias.double()) < 0.05
+
+
+# ------------------------------------------------------------------------------------ GPU only
+@pytest.mark.gpu
+@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 1024, 8192])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gpu_large(m, dtype):
+    for g, act_mode in ((128, "dynamic"), (64, "static"), (-1, "none")):
+        k = 4096
+        gs = k if g == -1 else g
+        layer = make_layer(1024, k, gs, g != 64, bias=True, dtype=dtype)
+        x = make_x(m, k, dtype)
+        act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        y = run(x, layer, gs, act_mode, act_scale)
+        assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < (1e-2 if dtype == torch.bfloat16 else 2e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m", [1, 77, 300])
+def test_gpu_fp8(m):
+    layer = make_layer(256, 640, 64, True, bias=True)
+    x = make_x(m, 640)
+    out = torch.full((m, 256), float("nan"), dtype=torch.float16, device="cuda")
+    y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], out=out)
+    r = tw.w4a8_fp8_linear_reference(x.double(), *layer[:3], group_size=64, bias=layer[3].double())
+    assert rel(y, r) < 3e-3
