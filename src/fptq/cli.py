@@ -51,12 +51,13 @@ def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
     g.add_argument("--v0", type=float, default=15.0, help="max|X| below which a layer is per-tensor static (default: 15)")
     g.add_argument("--v1", type=float, default=150.0, help="max|X| from which a layer is per-token dynamic (default: 150)")
     g.add_argument(
-        "--policy", default="layerwise", choices=("layerwise", "all-static", "all-dynamic"),
-        help="activation strategy: FPTQ's layer-wise rule, or every layer static / dynamic (default: layerwise)",
+        "--policy", default=None, choices=("layerwise", "all-static", "all-dynamic"),
+        help="activation strategy: FPTQ's layer-wise rule, or every layer static / dynamic "
+        "(default: layerwise for fptq, all-dynamic for rtn/gptq/smoothquant, see README 'Methods')",
     )
     g.add_argument(
-        "--equalization", default="lae", choices=("lae", "smoothquant", "none"),
-        help="equalization for layers with v0 <= max|X| < v1 (default: lae)",
+        "--equalization", default=None, choices=("lae", "smoothquant", "none"),
+        help="equalization for layers with v0 <= max|X| < v1 (default: lae for fptq; the method's own otherwise)",
     )
     g.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength (default: 0.5)")
     g.add_argument(
@@ -178,7 +179,11 @@ def cmd_quantize(args) -> int:
     from fptq.methods import build_method
 
     build_method(config)  # unknown method: fail before loading the model
-    model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
+    import torch
+
+    # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite)
     rows = model.fptq_info["policy"]
@@ -209,7 +214,10 @@ def _load_for_eval(name: str, device: str, trust_remote_code: bool):
         from fptq.errors import CheckpointError
 
         raise CheckpointError(f"{path} is neither an fptq checkpoint nor a Hugging Face model folder")
-    model, tokenizer = load_model(name, trust_remote_code=trust_remote_code)
+    import torch
+
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    model, tokenizer = load_model(name, dtype=dtype, trust_remote_code=trust_remote_code)
     return model.to(device), tokenizer
 
 
@@ -292,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # Library loggers (e.g. huggingface_hub's retry warnings when offline) must not add lines
+    # around our one-line errors; progress bars stay unless --quiet.
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
     if getattr(args, "quiet", False):
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -30,14 +30,15 @@ def load_hub_texts(name: str, split: str | None = None) -> list[str]:
         import datasets
     except ImportError:
         raise HubUnavailableError(
-            f"{name} needs the `datasets` package (pip install 'fptq[hub]'); offline, use --calib bundled or random"
+            f"{name} needs the `datasets` package (pip install datasets); offline, use --calib bundled or random"
         ) from None
     try:
         data = datasets.load_dataset(**args)
     except Exception as exc:  # datasets raises many types for a missing network; report one line
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HubUnavailableError(
-            f"cannot load {name} from the Hugging Face hub ({first}); offline, use --calib bundled, random or a file"
+            f"cannot load {name} from the Hugging Face hub ({first}); "
+            "offline, use the bundled data instead (--calib bundled, random or a file; --ppl bundled)"
         ) from None
     return [row[field] for row in data]
 
