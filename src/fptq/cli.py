@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="folder for the quantized models and results (default: runs/demo)")
     d.add_argument("--group-size", type=int, default=64, help="weight group size (default: 64; 576 = 9 x 64)")
     _add_calib_args(d, samples=32, seqlen=512)
-    _add_ppl_args(d, windows=12)
+    _add_ppl_args(d, windows=8)
     _add_runtime_args(d)
     return parser
 
