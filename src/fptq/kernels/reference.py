@@ -90,7 +90,7 @@ def quant_linear_reference(
     s_w = scales.float().t()[:, None, :]  # (groups, 1, N)
     m = x_q.shape[0]
     rows = max(1, _CHUNK_ELEMENTS // max(1, groups * n))
-    acc = torch.empty(m, n, dtype=torch.float32)
+    acc = torch.empty(m, n, dtype=torch.float32, device=x.device)
     for start in range(0, m, rows):
         partial = torch.bmm(xg[:, start : start + rows], wg)  # (groups, rows, N): exact integer sums
         acc[start : start + rows] = (partial.float() * s_w).sum(dim=0)
