@@ -50,8 +50,13 @@ def weight_bytes(model):
     return total, linears
 
 
-def decode_latency(model, batch, cache_len, context, log):
+def decode_latency(model, batch, cache_len, context, log, compile_mode=None):
     from transformers import StaticCache
+
+    fwd = model.forward
+    if compile_mode:
+        torch._dynamo.reset()
+        fwd = torch.compile(model.forward, mode=None if compile_mode == "default" else compile_mode, dynamic=False)
 
     cfg = model.config
     cache = StaticCache(config=cfg, max_cache_len=cache_len)
@@ -62,14 +67,21 @@ def decode_latency(model, batch, cache_len, context, log):
         cpos = torch.tensor([context], device="cuda")
 
         def step():
-            return model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits
+            return fwd(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits
 
+        t0 = time.time()
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):
             for _ in range(3):
                 step()
         torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
+        if compile_mode:
+            got = step().float()
+            ref = model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits.float()
+            diff = ((got - ref).norm() / ref.norm()).item()
+            log(f"  compiled decode step (b{batch}) in {time.time() - t0:.0f}s; logits vs eager rel diff {diff:.1e}")
         try:
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
@@ -95,11 +107,20 @@ def measure(model, name, args, log, results):
         r["prefill_ms"] = median_ms(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1), 1, 5)
     for b in args.batches:
         r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log)
+    if args.compile and name in args.compile_variants:
+        for b in args.batches:
+            try:
+                ms, how = decode_latency(model, b, args.cache_len, args.context, log, compile_mode=args.compile)
+                r[f"decode_b{b}_compiled_ms"], r[f"decode_b{b}_compiled_how"] = ms, f"torch.compile({args.compile}) + {how}"
+            except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
+                log(f"  torch.compile decode b{b} failed: {type(e).__name__}: {str(e)[:300]}")
+        torch._dynamo.reset()
     results.append(r)
     log(
         f"{name:14s} weights {r['weights_GB']:.2f} GB (linears {r['linear_weights_GB']:.2f})  "
         f"prefill {r['prefill_ms']:.1f} ms  "
         + "  ".join(f"decode b{b} {r[f'decode_b{b}_ms']:.2f} ms ({r[f'decode_b{b}_how']})" for b in args.batches)
+        + "".join(f"  compiled b{b} {r[f'decode_b{b}_compiled_ms']:.2f} ms" for b in args.batches if f"decode_b{b}_compiled_ms" in r)
     )
     return r
 
@@ -142,7 +163,11 @@ def main() -> None:
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--group-size", type=int, default=128)
     ap.add_argument("--act-scale", type=float, default=0.05)
+    ap.add_argument("--compile", default=None, help="also time the decode step under torch.compile(mode=...) ('default' for None)")
+    ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
+    ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16")
     args = ap.parse_args()
+    args.compile_variants = args.compile_variants.split(",")
     args.batches = [int(b) for b in args.batches.split(",")]
     logf = open(f"{args.out}/e2e_log.txt", "a")
 
@@ -183,17 +208,22 @@ def main() -> None:
     err = ((q_logits - ref_logits).norm() / ref_logits.norm()).item()
     log(f"W4A8 vs fp16 logits rel diff (random weights, RTN): {err:.3f}")
     variants = [("w4a8-dynamic", "dynamic"), ("w4a8-static", "static"), ("w4a16", "none")]
+    variants = [v for v in variants if v[0] in args.variants.split(",")]
     for name, mode in variants:
         set_act_mode(model, mode, args.act_scale)
         r = measure(model, name, args, log, results)
         r["speedup_prefill"] = fp16["prefill_ms"] / r["prefill_ms"]
         for b in args.batches:
             r[f"speedup_decode_b{b}"] = fp16[f"decode_b{b}_ms"] / r[f"decode_b{b}_ms"]
+            key = f"decode_b{b}_compiled_ms"
+            if key in r and key in fp16:
+                r[f"speedup_decode_b{b}_compiled"] = fp16[key] / r[key]
         r["weight_ratio"] = r["weights_GB"] / fp16["weights_GB"]
         r["linear_weight_ratio"] = r["linear_weights_GB"] / fp16["linear_weights_GB"]
         log(
             f"  vs fp16: prefill x{r['speedup_prefill']:.2f}  "
             + "  ".join(f"decode b{b} x{r[f'speedup_decode_b{b}']:.2f}" for b in args.batches)
+            + "".join(f"  compiled b{b} x{r[k]:.2f}" for b in args.batches if (k := f"speedup_decode_b{b}_compiled") in r)
             + f"  weights x{r['weight_ratio']:.3f} (linears x{r['linear_weight_ratio']:.3f})"
         )
     with open(f"{args.out}/e2e.json", "w") as f:

@@ -160,6 +160,60 @@ def check_correctness(log) -> bool:
     return ok
 
 
+DECODE_CHECK_CONFIGS = [
+    tw.DecodeConfig(64, 4, 4, tw.DOT_INT8, True),
+    tw.DecodeConfig(32, 2, 4, tw.DOT_INT8, False),
+    tw.DecodeConfig(128, 1, 8, tw.DOT_INT8, True),
+    tw.DecodeConfig(64, 4, 4, tw.DOT_FP16, True),
+    tw.DecodeConfig(32, 2, 4, tw.DOT_FMA, True, 1),
+]
+
+
+def check_decode(log) -> bool:
+    """The single-launch decode kernel: every config kind, mode, format; poisoned outputs; determinism."""
+    torch.manual_seed(1)
+    ok, worst, count = True, 0.0, 0
+    layers = (
+        (4096, 4096, 128, True, torch.float16),
+        (1000, 11008, 128, False, torch.float16),
+        (96, 576, 64, False, torch.bfloat16),
+        (130, 200, -1, True, torch.float16),
+        (256, 512, 256, True, torch.float32),
+    )
+    for ci, cfg in enumerate(DECODE_CHECK_CONFIGS):
+        for m in (1, 3, 16):
+            if cfg.block_m == 1 and m > 1:
+                continue
+            for n, k, g, sym, dtype in layers if ci == 0 else layers[:2]:
+                gs = k if g == -1 else g
+                qweight, scales, zeros, bias = make_layer(n, k, gs, sym, bias=m != 3, dtype=dtype)
+                x = (torch.randn(m, k, device="cuda") * (1 + 3 * torch.rand(m, 1, device="cuda"))).to(dtype)
+                if m > 2:
+                    x[1] = 0.0
+                for mode in ("static", "dynamic", "none") if ci == 0 else ("dynamic",):
+                    if mode == "none" and dtype == torch.float32:
+                        continue
+                    act_scale = (x.float().abs().max() / 127 * 0.8).reshape(()) if mode == "static" else None
+                    outs = []
+                    for _ in range(2):
+                        out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+                        y = tw.w4a8_linear(
+                            x, qweight, scales, zeros, group_size=gs, act_mode=mode, act_scale=act_scale, bias=bias, config=cfg, out=out
+                        )
+                        outs.append(y.clone())
+                    r = ref64(x, qweight, scales, zeros, gs, mode, act_scale, bias)
+                    e = rel_err(outs[0], r)
+                    tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 2e-5}[dtype]
+                    tol = tol * 3 if mode == "none" else tol
+                    worst, count = max(worst, e), count + 1
+                    same = torch.equal(outs[0], outs[1]) and y.data_ptr() == out.data_ptr()
+                    if not (e < tol) or not same:
+                        ok = False
+                        log(f"FAIL decode {cfg} m={m} n={n} k={k} g={g} {mode} {dtype}: rel err {e:.2e} deterministic={same}")
+    log(f"decode kernel: {count} cases, worst rel err {worst:.2e}, {'OK' if ok else 'FAILED'}")
+    return ok
+
+
 # ---------------------------------------------------------------- timing
 def time_graph(make_calls, bytes_per_call, reps=20):
     """Median µs per call of the closures made by `make_calls(copies)`, replayed in a CUDA graph."""
@@ -283,6 +337,52 @@ SWEEP = {
     2: ((256,), None),
     3: ((4096,), None),
 }
+
+
+def _decode_candidates():
+    int8 = [(32, 4, 4), (32, 8, 4), (64, 2, 4), (64, 4, 4), (64, 8, 4), (128, 2, 4), (128, 4, 8)]
+    c = [tw.DecodeConfig(bn, st, w, tw.DOT_INT8, fused) for bn, st, w in int8 for fused in (True, False)]
+    c += [tw.DecodeConfig(64, 4, 4, tw.DOT_FP16, True), tw.DecodeConfig(32, 4, 4, tw.DOT_FP16, True)]
+    c += [tw.DecodeConfig(bn, st, w, tw.DOT_FMA, True, 1) for bn, st, w in ((16, 4, 4), (32, 2, 4), (64, 2, 8))]
+    return c
+
+
+def _cfg_name(c):
+    if isinstance(c, tw.DecodeConfig):
+        dot = {tw.DOT_INT8: "i8dot", tw.DOT_FP16: "f16dot", tw.DOT_FMA: "fma"}[c.dot]
+        return f"{dot} bn{c.block_n} st{c.steps} w{c.num_warps}" + (" fused" if c.fused else " prequant")
+    return f"old bm{c.block_m} bn{c.block_n} w{c.num_warps} s{c.num_stages} sk{c.split_k}" + (" fused" if c.fused_act else "")
+
+
+DECODE_SWEEP_SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008), (28672, 8192)]
+
+
+def decode_sweep(log, results):
+    """Time the decode-kernel candidates at M = 1 and 16; install the best per bucket in tw.DECODE_CONFIGS."""
+    for bucket, m in enumerate((1, 16)):
+        score = {}
+        for n, k in DECODE_SWEEP_SHAPES:
+            row = []
+            for cfg in _decode_candidates() + [tw.CONFIGS[0][1]]:
+                if isinstance(cfg, tw.DecodeConfig) and cfg.block_m < m:
+                    continue
+                try:
+                    t = bench_ours(m, n, k, "dynamic", 128, cfg)
+                except Exception as e:  # noqa: BLE001 - a config that fails to compile is skipped
+                    log(f"config {_cfg_name(cfg)} failed: {type(e).__name__}: {str(e)[:200]}")
+                    continue
+                row.append((t, cfg))
+                results.append({"decode_sweep": True, "m": m, "n": n, "k": k, "cfg": _cfg_name(cfg), "us": t})
+            row.sort(key=lambda r: r[0])
+            for t, cfg in row:
+                if isinstance(cfg, tw.DecodeConfig):
+                    score[cfg] = score.get(cfg, 0.0) + t / row[0][0]
+            log(f"decode sweep M={m} N={n} K={k}: " + "; ".join(f"{t:.1f}us {_cfg_name(c)}" for t, c in row))
+        winner = min(score, key=score.get)
+        tw.DECODE_CONFIGS[bucket] = (tw.DECODE_CONFIGS[bucket][0], winner)
+        log(f"decode bucket M<={tw.DECODE_CONFIGS[bucket][0]}: {_cfg_name(winner)} (score {score[winner]:.2f})")
+
+
 SWEEP_LARGE = [
     tw.KernelConfig(128, 128, 8, 3),
     tw.KernelConfig(128, 128, 8, 4),
@@ -331,7 +431,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=".")
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--decode-sweep", action="store_true", help="sweep the single-launch decode kernel (M <= 16)")
+    ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
+    ap.add_argument("--decode-check-only", action="store_true", help="check only the single-launch decode kernel")
     ap.add_argument("--shapes", default="all", help="'all' or comma-separated indices into SHAPES")
     ap.add_argument("--ms", default=",".join(map(str, MS)))
     ap.add_argument("--extra", action="store_true", help="also time static, W4A16 ours, tinygemm, fp8, g64")
@@ -349,13 +452,17 @@ def main() -> None:
     ok = True
     if not args.no_check:
         t0 = time.time()
-        ok = check_correctness(log)
+        ok = check_decode(log) and (args.decode_check_only or check_correctness(log))
         log(f"check took {time.time() - t0:.0f}s")
     results = []
     if args.sweep:
         t0 = time.time()
         sweep(log, results)
         log(f"sweep took {time.time() - t0:.0f}s")
+    if args.decode_sweep:
+        t0 = time.time()
+        decode_sweep(log, results)
+        log(f"decode sweep took {time.time() - t0:.0f}s")
     shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
     ms = [int(v) for v in args.ms.split(",")]
     t0 = time.time()
@@ -366,6 +473,9 @@ def main() -> None:
             r["w4a8"] = bench_ours(m, n, k, "dynamic")
             r["fp16"] = bench_fp16(m, n, k)
             r["int8"] = bench_int8(m, n, k)
+            if args.old_decode and m <= 16:
+                r["w4a8_old"] = bench_ours(m, n, k, "dynamic", 128, tw.CONFIGS[0][1])
+                r["w4a8_static"] = bench_ours(m, n, k, "static")
             if args.extra and m in (1, 16, 1024, 8192):
                 r["w4a8_static"] = bench_ours(m, n, k, "static")
                 r["w4a8_g64"] = bench_ours(m, n, k, "dynamic", 64)
@@ -384,11 +494,16 @@ def main() -> None:
             )
     log(f"timing took {time.time() - t0:.0f}s")
     with open(f"{args.out}/gemm.json", "w") as f:
-        configs = [(bound, cfg.__dict__) for bound, cfg in tw.CONFIGS]
+        configs = [(bound, cfg.__dict__) for bound, cfg in tw.CONFIGS + tw.DECODE_CONFIGS]
         json.dump({"gpu": torch.cuda.get_device_name(), "ok": ok, "configs": configs, "table": table, "sweep": results}, f, indent=1)
     log("SUMMARY " + ("correctness OK" if ok else "CORRECTNESS FAILED"))
     for r in table:
-        print(f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 x{r['int8'] / r['w4a8']:.2f}int8")
+        old = f" old {r['w4a8_old']:.1f}us" if "w4a8_old" in r else ""
+        st = f" static {r['w4a8_static']:.1f}us x{r['fp16'] / r['w4a8_static']:.2f}" if r.get("w4a8_static") else ""
+        print(
+            f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 "
+            f"x{r['int8'] / r['w4a8']:.2f}int8 {r['weight_tbps']:.2f}TB/s{old}{st}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ f = torch.compile(lambda x: torch.nn.functional.gelu(x) * 2)
 print('torch.compile ok:', f(torch.randn(8, device='cuda')).shape)" 2>&1 | tail -2 | tee -a "$OUT/gpu_info.txt"
     python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --shapes 0,1,6 --ms 1,16,64,256,4096 "${@:2}"
     ;;
+  decode)  # run 6: single-launch decode kernel: check, sweep, decode table; 2-layer torch.compile smoke
+    timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --decode-check-only --decode-sweep --old-decode --ms 1,4,16 "${@:2}"
+    timeout 120 python3 benchmarks/bench_e2e.py --out "$OUT" --layers 2 --prefill 256 --compile default --variants w4a8-dynamic
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 
 from fptq.kernels.reference import quant_linear_reference
+from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
     import triton
@@ -49,6 +50,10 @@ except ImportError:  # pragma: no cover - exercised only where triton is missing
     tl = None
 
 __all__ = [
+    "DecodeConfig",
+    "DOT_FMA",
+    "DOT_FP16",
+    "DOT_INT8",
     "KernelConfig",
     "activation_layout",
     "quantize_activation_triton",
@@ -420,6 +425,22 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 ]
 
 
+# Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M); picked by
+# `benchmarks/bench_gemm.py --sweep` on the H100 (benchmarks/GPU_NOTES.md, run 6).
+# `fused` matters only for dynamic activations (static ones are always quantized in-kernel).
+DECODE_CONFIGS: list[tuple[int, DecodeConfig]] = [
+    (1, DecodeConfig(block_n=64, steps=4, num_warps=4, dot=DOT_INT8, fused=True)),
+    (DECODE_MAX_M, DecodeConfig(block_n=64, steps=4, num_warps=4, dot=DOT_INT8, fused=False)),
+]
+
+
+def _decode_config(m: int) -> DecodeConfig:
+    for bound, cfg in DECODE_CONFIGS:
+        if m <= bound:
+            return cfg
+    return DECODE_CONFIGS[-1][1]
+
+
 def _default_config(m: int, n: int) -> KernelConfig:
     for bound, cfg in CONFIGS:
         if m <= bound:
@@ -559,7 +580,9 @@ def w4a8_linear(
     qweight:  uint8 (N, K // 2), QuantLinear layout
     scales:   fp16 (N, K // group_size); zeros: uint8 (N, K // group_size) or None
     act_scale: fp32 scalar for "static"
-    config:   launch parameters (default: `_default_config(M, N)`)
+    config:   launch parameters: a `KernelConfig` (tiled GEMM) or a `DecodeConfig` (single-launch
+              decode kernel, M <= 16); default: `_decode_config(M)` for M <= 16, else
+              `_default_config(M, N)`
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     """
     k = x.shape[-1]
@@ -585,10 +608,15 @@ def w4a8_linear(
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     m = x2.shape[0]
-    cfg = config or _default_config(m, n)
-    dot_type = 1 if act_mode == "none" else 0
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
+    if config is None and m <= DECODE_MAX_M:
+        config = _decode_config(m)
+    if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
+        y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
+        return y.reshape(*x.shape[:-1], n)
+    cfg = config or _default_config(m, n)
+    dot_type = 1 if act_mode == "none" else 0
     if cfg.fused_act and m <= cfg.block_m <= DECODE_MAX_M:
         a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
@@ -601,6 +629,22 @@ def w4a8_linear(
             sx_mode = 2 if act_mode == "dynamic" else 0
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype, cfg, out)
     return y.reshape(*x.shape[:-1], n)
+
+
+def _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, cfg: DecodeConfig, out):
+    m = x2.shape[0]
+    sub = _sub_chunk(group_size)
+    if act_mode == "none" or (cfg.dot == DOT_FMA and m > cfg.block_m) or (cfg.dot != DOT_FMA and cfg.block_m < 16):
+        cfg = DecodeConfig(cfg.block_n, cfg.steps, cfg.num_warps, DOT_FP16 if act_mode == "none" else DOT_INT8, cfg.fused, 16)
+    if act_mode == "static":
+        sx = act_scale.reshape(()).float()
+        return decode_linear(x2, x2, _A_RAW_STATIC, qweight, scales, zeros, sx, 0, bias, group_size, sub, cfg, out)
+    if act_mode == "none":
+        return decode_linear(x2, x2, _A_RAW_FLOAT, qweight, scales, zeros, None, 0, bias, group_size, sub, cfg, out)
+    if cfg.fused:
+        return decode_linear(x2, x2, _A_RAW_DYNAMIC, qweight, scales, zeros, None, 0, bias, group_size, sub, cfg, out)
+    a, sx = quantize_activation_triton(x2, group_size, "dynamic")
+    return decode_linear(x2, a, _A_PERMUTED, qweight, scales, zeros, sx, 2, bias, group_size, sub, cfg, out)
 
 
 def w4a8_fp8_linear(
@@ -665,10 +709,54 @@ def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> boo
     return x.is_cuda and bits == 4 and act_mode in ("static", "dynamic", "none")
 
 
+@torch.library.custom_op("fptq::w4a8_linear", mutates_args=())
+def _w4a8_linear_op(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    bits: int,
+    group_size: int,
+    act_mode: str,
+    act_scale: torch.Tensor | None,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    n = qweight.shape[0]
+    out = x.new_empty(*x.shape[:-1], n)
+    y = w4a8_linear(
+        x,
+        qweight,
+        scales,
+        zeros,
+        bits=bits,
+        group_size=group_size,
+        act_mode=act_mode,
+        act_scale=act_scale,
+        bias=bias,
+        out=out.view(-1, n),
+    )
+    if y.data_ptr() == out.data_ptr():
+        return out
+    return y.reshape(out.shape).clone()  # fallback paths that ignore `out` (outputs may not be views)
+
+
+@_w4a8_linear_op.register_fake
+def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
+    return x.new_empty(*x.shape[:-1], qweight.shape[0])
+
+
+def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None):
+    """The registered backend: plain call in eager mode; an opaque custom op under torch.compile
+    (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it)."""
+    if torch.compiler.is_compiling():
+        return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
+    return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias)
+
+
 def _register() -> None:
     from fptq.kernels import Backend, register_backend
 
-    register_backend(Backend("triton", w4a8_linear, supports=_supports, priority=10))
+    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10))
 
 
 if triton is not None:
