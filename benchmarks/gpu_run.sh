@@ -21,6 +21,34 @@ print('torch.compile ok:', f(torch.randn(8, device='cuda')).shape)" 2>&1 | tail 
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --decode-check-only --decode-sweep --old-decode --ms 1,4,16 "${@:2}"
     timeout 120 python3 benchmarks/bench_e2e.py --out "$OUT" --layers 2 --prefill 256 --compile default --variants w4a8-dynamic
     ;;
+  final)  # run 7: GPU tests, CUDA calibration pipeline smoke test, e2e with and without torch.compile
+    timeout 150 python3 -m pytest -q tests/kernels -m gpu 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 120 python3 - <<'PY' 2>&1 | grep -v Warning | tee "$OUT/pipeline_smoke.txt"
+import copy, os, torch, fptq
+from transformers import LlamaConfig, LlamaForCausalLM
+torch.manual_seed(0)
+cfg = LlamaConfig(hidden_size=256, intermediate_size=704, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=4, vocab_size=1000, max_position_embeddings=256)
+model = LlamaForCausalLM(cfg).half().eval()
+fptq.quantize(model, None, fptq.QuantConfig(group_size=64), fptq.CalibConfig(source="random", samples=4, seqlen=64),
+              device="cuda", progress=False)
+ids = torch.randint(0, 1000, (2, 48))
+ref_model = copy.deepcopy(model).cpu().float()
+os.environ["FPTQ_KERNEL"] = "reference"
+with torch.no_grad():
+    ref = ref_model(input_ids=ids).logits.double()
+del os.environ["FPTQ_KERNEL"]
+model = model.cuda()
+from fptq.kernels import select_backend
+print("backend on CUDA:", select_backend(torch.zeros(1, 256, device="cuda").half(), 4, 64, "dynamic").name)
+with torch.no_grad():
+    out = model(input_ids=ids.cuda()).logits.double().cpu()
+modes = sorted({m.act_mode for m in model.modules() if type(m).__name__ == "QuantLinear"})
+print("act modes:", modes, "finite:", bool(torch.isfinite(out).all()))
+print("PIPELINE rel diff cuda(triton, fp16) vs cpu(reference, fp32): %.2e" % ((out - ref).norm() / ref.norm()).item())
+PY
+    timeout 330 python3 benchmarks/bench_e2e.py --out "$OUT" --compile default --compile-variants fp16,w4a8-dynamic --variants w4a8-dynamic,w4a8-static
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

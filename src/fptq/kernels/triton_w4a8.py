@@ -425,12 +425,15 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 ]
 
 
-# Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M); picked by
-# `benchmarks/bench_gemm.py --sweep` on the H100 (benchmarks/GPU_NOTES.md, run 6).
+# Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M): the best of
+# `benchmarks/bench_gemm.py --decode-sweep` on the H100 (benchmarks/GPU_NOTES.md, run 6).
 # `fused` matters only for dynamic activations (static ones are always quantized in-kernel).
+# It measured 5-25 % SLOWER than the split-K path of `_w4a8_kernel` (CONFIGS[0]) on every
+# LLaMA shape, so it is used only when a `DecodeConfig` is passed or USE_DECODE_KERNEL is set.
+USE_DECODE_KERNEL = False
 DECODE_CONFIGS: list[tuple[int, DecodeConfig]] = [
-    (1, DecodeConfig(block_n=64, steps=4, num_warps=4, dot=DOT_INT8, fused=True)),
-    (DECODE_MAX_M, DecodeConfig(block_n=64, steps=4, num_warps=4, dot=DOT_INT8, fused=False)),
+    (1, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
+    (DECODE_MAX_M, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
 ]
 
 
@@ -610,7 +613,7 @@ def w4a8_linear(
     m = x2.shape[0]
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
-    if config is None and m <= DECODE_MAX_M:
+    if config is None and m <= DECODE_MAX_M and USE_DECODE_KERNEL:
         config = _decode_config(m)
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
