@@ -170,9 +170,14 @@ def main() -> None:
     ap.add_argument("--act-scale", type=float, default=0.05)
     ap.add_argument("--compile", default=None, help="also time the decode step under torch.compile(mode=...) ('default' for None)")
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
+    ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16")
     args = ap.parse_args()
     args.compile_variants = args.compile_variants.split(",")
+    # fptq.kernels.select_backend (max(..., key=...)) breaks the Dynamo graph at every QuantLinear; with
+    # HF's per-layer integer attributes each resume function recompiles per layer: raise the limit
+    torch._dynamo.config.recompile_limit = args.recompile_limit
+    torch._dynamo.config.accumulated_recompile_limit = max(args.recompile_limit * 4, 256)
     args.batches = [int(b) for b in args.batches.split(",")]
     logf = open(f"{args.out}/e2e_log.txt", "a")
 
