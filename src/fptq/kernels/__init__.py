@@ -61,8 +61,12 @@ def select_backend(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -
         if forced not in available:
             raise ValueError(f"FPTQ_KERNEL={forced} is not a registered kernel backend: {sorted(available)}")
         return available[forced]
-    candidates = [b for b in available.values() if b.supports(x, bits, group_size, act_mode)]
-    return max(candidates, key=lambda b: b.priority)
+    # A plain loop (no `max(key=...)`), which torch.compile traces without a graph break.
+    best = None
+    for backend in available.values():
+        if backend.supports(x, bits, group_size, act_mode) and (best is None or backend.priority > best.priority):
+            best = backend
+    return best
 
 
 def quant_linear(
