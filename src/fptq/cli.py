@@ -3,6 +3,7 @@
     fptq quantize MODEL --out DIR [options]   quantize and save
     fptq eval DIR_OR_MODEL [--ppl bundled]    perplexity (and tasks) of an FP or quantized model
     fptq demo                                 the bundled-model comparison table, offline
+    fptq compare MODEL --methods a,b,...      quantize with each method, evaluate, one table
 
 Errors a user can cause print one line (`fptq: error: ...`) and exit with code 2.
 """
@@ -40,7 +41,8 @@ def _add_calib_args(p: argparse.ArgumentParser, samples: int, seqlen: int) -> No
 
 def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
     g = p.add_argument_group("quantization")
-    g.add_argument("--method", default="fptq", help="quantization method (default: fptq)")
+    g.add_argument("--method", default="fptq",
+                   help="fptq, rtn, smoothquant, gptq, awq, fptq+gptq or fp8 (default: fptq; see README 'Methods')")
     g.add_argument("--w-bits", type=int, default=4, choices=(4, 8), help="weight bits (default: 4)")
     g.add_argument(
         "--group-size", type=int, default=group_size,
@@ -64,6 +66,18 @@ def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
         "--no-sequential", action="store_true",
         help="calibrate each block on full-precision inputs instead of the quantized previous blocks' outputs",
     )
+    _add_method_args(p)
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("gptq / awq")
+    g.add_argument("--act-order", action="store_true", help="GPTQ: columns in order of decreasing Hessian diagonal")
+    g.add_argument("--gptq-damp", type=float, default=0.01, help="GPTQ: dampening, fraction of mean(diag H) (default: 0.01)")
+    g.add_argument("--gptq-block", type=int, default=128, help="GPTQ: columns per lazy batch update (default: 128)")
+    g.add_argument("--no-true-sequential", action="store_true",
+                   help="GPTQ: observe all Hessians of a block at once instead of after the earlier linears are quantized")
+    g.add_argument("--awq-grid", type=int, default=20, help="AWQ: grid points for the scale exponent (default: 20)")
+    g.add_argument("--no-awq-clip", action="store_true", help="AWQ: skip the weight clipping search")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -117,6 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calib_args(d, samples=32, seqlen=512)
     _add_ppl_args(d, windows=8)
     _add_runtime_args(d)
+
+    c = sub.add_parser("compare", help="quantize one model with several methods and evaluate each: one table",
+                       epilog=EPILOG)
+    c.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
+    c.add_argument("--methods", default=None,
+                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-actorder|-noeq|-sq] "
+                   "(default: the paper's line-up, see README 'Comparing methods')")
+    c.add_argument("--out", default="runs/compare",
+                   help="folder for the quantized models (cached by settings) and results (default: runs/compare)")
+    c.add_argument("--group-size", type=int, default=None,
+                   help="group size of 4-bit weights (default: 64 for bundled, else 128); 8-bit weights are per channel")
+    c.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength (default: 0.5)")
+    _add_method_args(c)
+    _add_calib_args(c, samples=32, seqlen=512)
+    _add_ppl_args(c, windows=8)
+    c.add_argument("--tasks", default=None, help="comma-separated zero-shot / MMLU tasks (see docs/tasks.md)")
+    c.add_argument("--limit", type=int, default=None, help="first N examples of each task")
+    c.add_argument("--batch-size", type=int, default=16, help="batch size for task scoring (default: 16)")
+    _add_runtime_args(c)
     return parser
 
 
@@ -149,7 +182,13 @@ def _quant_config(args):
         equalization=args.equalization,
         smoothquant_alpha=args.alpha,
         sequential=not args.no_sequential,
+        **_method_fields(args),
     )
+
+
+def _method_fields(args) -> dict:
+    return dict(gptq_damp=args.gptq_damp, gptq_block=args.gptq_block, act_order=args.act_order,
+                true_sequential=not args.no_true_sequential, awq_grid=args.awq_grid, awq_clip=not args.no_awq_clip)
 
 
 def _calib_config(args):
@@ -289,6 +328,37 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from fptq.compare import DEFAULT_COMPARE, comparison_table, parse_variant, run_comparison
+    from fptq.models.loading import is_bundled
+
+    device = _device(args.device)
+    group_size = args.group_size or (64 if is_bundled(args.model) else 128)
+    specs = [s for s in (args.methods or DEFAULT_COMPARE).split(",") if s.strip()]
+    variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    results = run_comparison(
+        args.model, variants, _calib_config(args), out_dir=Path(args.out), ppl_source=args.ppl,
+        ppl_seqlen=args.ppl_seqlen, ppl_windows=args.ppl_windows, tasks=tasks, limit=args.limit,
+        batch_size=args.batch_size, device=device, progress=not args.quiet, log=log,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    ppl = next((r for r in results if "ppl" in r), None)
+    note = ""
+    if ppl is not None:
+        data = "the bundled BoolQ Wikipedia passages (NOT WikiText-2)" if ppl["ppl_data"] == "bundled" else ppl["ppl_data"]
+        note = f"; perplexity on {ppl['ppl_tokens']} tokens of {data}"
+    print(f"\n{args.model}, 4-bit group size {group_size}, calibration {args.calib_samples} x {args.calib_seqlen} tokens "
+          f"({args.calib}){note}. bits/weight counts scales and zero points. Layers: S = per-tensor static, "
+          "LAE = equalized + static, D = per-token dynamic, A16 = weight-only, FP8 = float8 e4m3.\n")
+    print(comparison_table(results))
+    print(f"\nresults (results.md, results.json) and quantized models in {args.out}/")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -314,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
     from fptq.errors import FPTQError
 
-    commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo}
+    commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo, "compare": cmd_compare}
     try:
         return commands[args.command](args)
     except FPTQError as exc:

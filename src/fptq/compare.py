@@ -3,24 +3,56 @@
 Used by `fptq demo` (the bundled model, FP16 vs naive W4A8 vs per-token W4A8 vs FPTQ) and by
 `fptq compare`. Each variant starts from a fresh copy of the FP model, is quantized through
 the same engine, saved (so its size on disk is real) and evaluated on the same windows.
+
+Caching: a variant's folder is `OUT/<name>-<key>`, `key` a hash of (model, QuantConfig,
+CalibConfig, format version), holding the saved model and `compare_stats.json` (quantization
+time and peak memory of the run that made it). Evaluation results are cached in the same
+folder under a hash of the evaluation settings. A re-run with the same settings loads instead
+of quantizing, and reads instead of evaluating.
+
+Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]` with NAME a
+`--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
+`dynamic` (activations all per-tensor static / all per-token dynamic), `layerwise`, `lae` /
+`sq` / `noeq` (FPTQ's equalization ablation), `actorder` (GPTQ). 8-bit integer weights are
+per output channel, 4-bit ones group-wise with the comparison's group size.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from fptq import __version__
 from fptq.api import quantize
-from fptq.config import CalibConfig, QuantConfig
+from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
+from fptq.errors import ConfigError
 from fptq.eval.perplexity import perplexity, perplexity_tokens
-from fptq.export.native import WEIGHTS_NAME, save_quantized
+from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
 from fptq.models.loading import load_model, resolve_model
 from fptq.report.tables import markdown_table
 
-__all__ = ["Variant", "DEMO_VARIANTS", "run_comparison", "comparison_table"]
+__all__ = [
+    "Variant",
+    "DEMO_VARIANTS",
+    "DEFAULT_COMPARE",
+    "parse_variant",
+    "run_comparison",
+    "comparison_table",
+    "bits_per_weight",
+]
+
+# The default `fptq compare` line-up: the paper's comparisons plus the baselines it builds on.
+DEFAULT_COMPARE = (
+    "fp16,rtn-w8a8,smoothquant-w8a8,fp8-w8a8,rtn-w4a16,gptq-w4a16,awq-w4a16,"
+    "rtn-w4a8,rtn-w4a8-static,smoothquant-w4a8,gptq-w4a8,fptq-w4a8,fptq+gptq-w4a8"
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +85,159 @@ def demo_variants(group_size: int = 64) -> list[Variant]:
 
 DEMO_VARIANTS = demo_variants()
 
+_OPTIONS = {
+    "static": {"policy": "all-static"},
+    "dynamic": {"policy": "all-dynamic"},
+    "layerwise": {"policy": "layerwise"},
+    "lae": {"equalization": "lae"},
+    "sq": {"equalization": "smoothquant"},
+    "noeq": {"equalization": "none"},
+    "actorder": {"act_order": True},
+}
+
+
+def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
+    """`fp16` or `NAME-wXaY[-OPTION...]` -> a Variant (see the module docstring).
+
+    `overrides` are QuantConfig fields applied to every quantized variant (e.g. smoothquant_alpha).
+    """
+    from fptq.methods import METHODS
+
+    spec = spec.strip()
+    if spec in ("fp16", "fp", "bf16"):
+        return Variant("fp16", "unquantized (fp16 weights)", None)
+    parts = spec.split("-")
+    scheme = next((i for i, p in enumerate(parts) if len(p) >= 4 and p[0] == "w" and "a" in p[1:]), None)
+    if scheme is None:
+        raise ConfigError(f"variant {spec!r} is not 'fp16' or NAME-wXaY[-OPTION] (e.g. gptq-w4a16, smoothquant-w8a8)")
+    method = "-".join(parts[:scheme])
+    if method not in METHODS:
+        raise ConfigError(f"variant {spec!r}: unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    try:
+        w_bits, a_bits = (int(x) for x in parts[scheme][1:].split("a"))
+    except ValueError:
+        raise ConfigError(f"variant {spec!r}: cannot read the scheme {parts[scheme]!r} (e.g. w4a8)") from None
+    fields = dict(method=method, w_bits=w_bits, a_bits=a_bits, group_size=-1 if w_bits == 8 else group_size)
+    for option in parts[scheme + 1 :]:
+        if option not in _OPTIONS:
+            raise ConfigError(f"variant {spec!r}: unknown option {option!r}; options: {', '.join(_OPTIONS)}")
+        fields.update(_OPTIONS[option])
+    config = QuantConfig(**{**fields, **overrides})
+    return Variant(spec, describe(config), config)
+
+
+def describe(config: QuantConfig) -> str:
+    if config.method == "fp8":
+        return "float8 e4m3 weights and activations, per-tensor scales"
+    weights = f"int{config.w_bits} " + ("per-channel" if config.group_size == -1 else f"g{config.group_size}")
+    acts = {
+        "all-static": "per-tensor static int8 acts",
+        "all-dynamic": "per-token dynamic int8 acts",
+        "layerwise": "layer-wise static/LAE/dynamic int8 acts",
+    }[config.policy] if config.a_bits == 8 else "fp activations"
+    extra = f", equalization {config.equalization}" if config.method in ("fptq", "fptq+gptq") and config.equalization != "lae" else ""
+    return f"{config.method}: {weights}, {acts}{extra}"
+
+
+def _key(model_path: str, config: QuantConfig | None, calib: CalibConfig) -> str:
+    payload = {"model": model_path, "format": FORMAT_VERSION,
+               "config": None if config is None else config.to_dict(), "calib": None if config is None else calib.to_dict()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class PeakRSS:
+    """Peak resident memory (MiB) of this process while the block runs, sampled every 20 ms
+    (Linux /proc; elsewhere the process-lifetime `ru_maxrss`). On CUDA, use the device peak."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def current() -> float | None:
+        try:
+            with open("/proc/self/statm") as f:
+                import os
+
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.current() or 0.0)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.current() or 0.0
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.peak == 0.0:
+            from fptq.api import peak_memory_mb
+
+            self.peak = peak_memory_mb("cpu") or 0.0
+
+
+def bits_per_weight(folder: Path, model) -> float:
+    """Storage bits per weight of the quantized linears, scales and zero points included (from
+    the saved tensors; biases and activation scales excluded)."""
+    from safetensors import safe_open
+
+    rows = json.loads((folder / CONFIG_NAME).read_text())["policy"]
+    layers = {r["layer"] for r in rows}
+    bits, weights = 0, 0
+    with safe_open(str(folder / WEIGHTS_NAME), "pt") as f:
+        for key in f.keys():
+            layer, _, name = key.rpartition(".")
+            if layer in layers and name in ("qweight", "scales", "zeros", "weight", "weight_scale"):
+                t = f.get_slice(key)
+                numel = 1
+                for d in t.get_shape():
+                    numel *= d
+                bits += numel * _dtype_bits(t.get_dtype())
+    for name in layers:
+        m = model.get_submodule(name)
+        weights += m.in_features * m.out_features
+    return bits / weights
+
+
+def _dtype_bits(dtype: str) -> int:
+    return {"U8": 8, "I8": 8, "F8_E4M3": 8, "F16": 16, "BF16": 16, "F32": 32, "I32": 32, "F64": 64, "I64": 64}[dtype]
+
 
 def _strategy_mix(policy_rows: list[dict]) -> str:
     from collections import Counter
 
     c = Counter(r["strategy"] for r in policy_rows)
-    short = {"static": "S", "equalized+static": "LAE", "dynamic": "D", "none": "A16"}
+    short = {"static": "S", "equalized+static": "LAE", "dynamic": "D", "none": "A16", "fp8-static": "FP8"}
     return " ".join(f"{short.get(k, k)}:{v}" for k, v in sorted(c.items()))
+
+
+def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: CalibConfig, device: str,
+                     progress: bool, log) -> tuple[object, object, dict]:
+    """Load the cached quantized folder, or quantize, save and record its stats."""
+    stats_path = folder / "compare_stats.json"
+    if (folder / CONFIG_NAME).is_file() and stats_path.is_file():
+        log(f"   reusing {folder}")
+        from fptq.models.loading import load_tokenizer
+
+        return load_quantized(folder, device=device), load_tokenizer(folder), json.loads(stats_path.read_text())
+    model, tokenizer = load_model(model_name)
+    if device != "cpu" and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        quantize(model, tokenizer, variant.config, calib, device=device, progress=progress)
+        seconds = time.perf_counter() - start
+    peak = model.fptq_stats["peak_memory_mb"] if torch.device(device).type == "cuda" else rss.peak
+    save_quantized(model, folder, tokenizer=tokenizer, overwrite=True)
+    stats = {"quant_seconds": seconds, "peak_memory_mb": peak, "library_version": __version__}
+    stats_path.write_text(json.dumps(stats, indent=2) + "\n")
+    return model.to(device), tokenizer, stats
 
 
 def run_comparison(
@@ -71,42 +249,67 @@ def run_comparison(
     ppl_source: str = "bundled",
     ppl_seqlen: int = 2048,
     ppl_windows: int | None = None,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
+    batch_size: int = 16,
     device: str = "cpu",
     progress: bool = True,
     log=print,
 ) -> list[dict]:
-    """Quantize and evaluate each variant; saves each quantized folder under `out_dir`."""
+    """Quantize (or reuse) and evaluate each variant; writes `results.json` / `results.md` to `out_dir`."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fp_path = Path(resolve_model(model_name))
+    eval_settings = {"ppl": ppl_source, "seqlen": ppl_seqlen, "windows": ppl_windows, "tasks": tasks or [], "limit": limit}
+    eval_key = hashlib.sha256(json.dumps(eval_settings, sort_keys=True).encode()).hexdigest()[:12]
     results = []
-    tokens = None
+    ppl_tokens = None
     for variant in variants:
         log(f"== {variant.name}: {variant.description}")
-        model, tokenizer = load_model(model_name)
-        if tokens is None:
-            tokens = perplexity_tokens(tokenizer, ppl_source)
-        row = {"method": variant.name, "description": variant.description}
+        folder = out_dir / f"{variant.name}-{_key(str(fp_path), variant.config, calib)}"
+        if variant.config is None:
+            folder.mkdir(parents=True, exist_ok=True)  # holds the cached evaluation only
+        row = {"method": variant.name, "description": variant.description, "folder": str(folder)}
+        eval_path = folder / f"eval-{eval_key}.json"
+        cached_eval = json.loads(eval_path.read_text()) if eval_path.is_file() else None
         if variant.config is None:
             size = (fp_path / WEIGHTS_NAME).stat().st_size if (fp_path / WEIGHTS_NAME).is_file() else None
-            row.update(scheme="W16A16", policy="-", quant_seconds=None, peak_memory_mb=None, size_mb=size and size / 2**20)
+            row.update(scheme="W16A16", policy="-", bits_per_weight=16.0, quant_seconds=None, peak_memory_mb=None,
+                       size_mb=size and size / 2**20)
+            model = tokenizer = None
+            if cached_eval is None:
+                model, tokenizer = load_model(model_name)
+                model.to(device)
         else:
-            start = time.perf_counter()
-            quantize(model, tokenizer, variant.config, calib, device=device, progress=progress)
-            seconds = time.perf_counter() - start
-            folder = save_quantized(model, out_dir / variant.name, tokenizer=tokenizer, overwrite=True)
+            model, tokenizer, stats = _quantized_model(variant, model_name, folder, calib, device, progress, log)
             row.update(
                 scheme=variant.config.scheme,
                 policy=_strategy_mix(model.fptq_info["policy"]),
-                quant_seconds=seconds,
-                peak_memory_mb=model.fptq_stats["peak_memory_mb"],
+                bits_per_weight=bits_per_weight(folder, model),
                 size_mb=(folder / WEIGHTS_NAME).stat().st_size / 2**20,
-                folder=str(folder),
+                **{k: stats[k] for k in ("quant_seconds", "peak_memory_mb")},
             )
-        model.to(device)
-        ppl = perplexity(model, tokens, seqlen=ppl_seqlen, max_windows=ppl_windows, device=device,
-                         progress=progress, desc=f"ppl {variant.name}")
-        row.update(ppl=ppl["ppl"], ppl_tokens=ppl["tokens"], ppl_data=ppl_source)
-        log(f"   ppl {ppl['ppl']:.3f} on {ppl['tokens']} tokens")
+        if cached_eval is None:
+            if ppl_tokens is None and ppl_source != "none":
+                ppl_tokens = perplexity_tokens(tokenizer, ppl_source)
+            evaluation = {}
+            if ppl_source != "none":
+                ppl = perplexity(model, ppl_tokens, seqlen=ppl_seqlen, max_windows=ppl_windows, device=device,
+                                 progress=progress, desc=f"ppl {variant.name}")
+                evaluation.update(ppl=ppl["ppl"], ppl_tokens=ppl["tokens"], ppl_data=ppl_source)
+            if tasks:
+                from fptq.eval.tasks import run_tasks, table_columns
+
+                task_results = run_tasks(model, tokenizer, tasks, limit=limit, batch_size=batch_size, device=device,
+                                         progress=progress)
+                evaluation.update(tasks=table_columns(task_results), task_details=task_results)
+            eval_path.write_text(json.dumps(evaluation, indent=2) + "\n")
+        else:
+            log("   reusing cached evaluation")
+            evaluation = cached_eval
+        row.update(evaluation)
+        if "ppl" in row:
+            log(f"   ppl {row['ppl']:.3f} on {row['ppl_tokens']} tokens")
         results.append(row)
         del model
         gc.collect()
@@ -115,13 +318,22 @@ def run_comparison(
     return results
 
 
+def _r(value, digits):
+    return None if value is None else round(value, digits)
+
+
 def comparison_table(results: list[dict]) -> str:
-    return markdown_table(
-        ["method", "scheme", "layers (S/LAE/D)", "ppl", "size MB", "quant s", "peak RSS MB"],
-        [
-            [r["method"], r["scheme"], r["policy"], round(r["ppl"], 3), round(r["size_mb"], 1) if r["size_mb"] else None,
-             None if r["quant_seconds"] is None else round(r["quant_seconds"], 1),
-             None if r["peak_memory_mb"] is None else round(r["peak_memory_mb"])]
-            for r in results
-        ],
-    )
+    """Markdown: method, scheme, bits/weight, size, perplexity, task accuracies, time, memory."""
+    task_cols = []
+    for r in results:
+        task_cols.extend(k for k in r.get("tasks", {}) if k not in task_cols)
+    headers = ["method", "scheme", "layers", "bits/weight", "size MB", "ppl", *task_cols, "quant s", "peak MB"]
+    rows = []
+    for r in results:
+        rows.append(
+            [r["method"], r["scheme"], r["policy"], _r(r.get("bits_per_weight"), 2), _r(r.get("size_mb"), 1),
+             _r(r.get("ppl"), 3), *[_r(r.get("tasks", {}).get(c), 2) for c in task_cols],
+             _r(r.get("quant_seconds"), 1), _r(r.get("peak_memory_mb"), 0)]
+        )
+    return markdown_table(headers, rows)
+

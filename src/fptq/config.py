@@ -15,6 +15,26 @@ FORMAT_VERSION = 1
 POLICIES = ("layerwise", "all-static", "all-dynamic")
 EQUALIZATIONS = ("lae", "smoothquant", "none")
 
+# What each `--method` allows and picks when `policy` / `equalization` are left unset (None).
+# (allowed policies, default policy, allowed equalizations, default equalization, allowed a_bits)
+# The resolved values are what a saved fptq_config.json records, so a folder says what ran.
+# - rtn, gptq: no equalization; activations all per-tensor static or all per-token dynamic
+#   (default per-token, the usual W8A8 / W4A8 baseline); a_bits 16 = weight-only.
+# - smoothquant: SmoothQuant scales on every norm-fed group; activations as for rtn.
+# - awq: weight-only (W4A16), its own scales replace any equalization.
+# - fp8: float8 e4m3 weights and per-tensor static e4m3 activations.
+# - fptq, fptq+gptq: FPTQ's layer-wise policy and LAE; every ablation allowed.
+_UNIFORM = ("all-static", "all-dynamic")
+METHOD_RULES = {
+    "fptq": (POLICIES, "layerwise", EQUALIZATIONS, "lae", (8, 16)),
+    "fptq+gptq": (POLICIES, "layerwise", EQUALIZATIONS, "lae", (8, 16)),
+    "rtn": (_UNIFORM, "all-dynamic", ("none",), "none", (8, 16)),
+    "gptq": (_UNIFORM, "all-dynamic", ("none",), "none", (8, 16)),
+    "smoothquant": (_UNIFORM, "all-dynamic", ("smoothquant",), "smoothquant", (8,)),
+    "awq": (_UNIFORM, "all-dynamic", ("none",), "none", (16,)),
+    "fp8": (("all-static",), "all-static", ("none",), "none", (8,)),
+}
+
 
 @dataclass(frozen=True)
 class QuantConfig:
@@ -31,14 +51,56 @@ class QuantConfig:
     v0: float = 15.0
     v1: float = 150.0
     # layerwise (FPTQ), or every layer static / dynamic (ablations and naive baselines).
-    policy: str = "layerwise"
+    # None: the method's default (see METHOD_RULES); resolved at construction.
+    policy: str | None = None
     # What to do in the [v0, v1) band: LAE (FPTQ), SmoothQuant scales, or nothing.
-    equalization: str = "lae"
+    # None: the method's default (see METHOD_RULES); resolved at construction.
+    equalization: str | None = None
     smoothquant_alpha: float = 0.5
     # Feed each block the outputs of the already-quantized previous blocks (as GPTQ does).
     sequential: bool = True
+    # GPTQ (Frantar et al. 2023, Alg. 1): dampening as a fraction of mean(diag H) (the paper's
+    # 1%), columns per lazy batch update (128 in the paper), quantize columns in order of
+    # decreasing diag(H) ("act-order"; group scales are then fixed up front, "static groups"),
+    # and collect each group's Hessian after the earlier groups of the block are quantized.
+    gptq_damp: float = 0.01
+    gptq_block: int = 128
+    act_order: bool = False
+    true_sequential: bool = True
+    # AWQ (Lin et al. 2024, §3.2): grid points for the exponent alpha in [0, 1), and whether to
+    # search a per-group weight clipping ratio as well.
+    awq_grid: int = 20
+    awq_clip: bool = True
 
     def __post_init__(self) -> None:
+        # An unknown method gets FPTQ's defaults here; `fptq.methods.build_method` names it.
+        policies, policy, equalizations, equalization, a_bits = METHOD_RULES.get(self.method, METHOD_RULES["fptq"])
+        if self.policy is None:
+            object.__setattr__(self, "policy", policy)
+        if self.equalization is None:
+            object.__setattr__(self, "equalization", equalization)
+        if self.method in METHOD_RULES:
+            if self.policy not in policies and self.policy in POLICIES:
+                raise ConfigError(
+                    f"method {self.method} takes --policy {' or '.join(policies)}, got {self.policy!r}"
+                )
+            if self.equalization not in equalizations and self.equalization in EQUALIZATIONS:
+                raise ConfigError(
+                    f"method {self.method} takes --equalization {' or '.join(equalizations)}, got {self.equalization!r}"
+                    " (for the FPTQ ablations use --method fptq)"
+                )
+            if self.a_bits not in a_bits:
+                raise ConfigError(f"method {self.method} takes --a-bits {' or '.join(map(str, a_bits))}, got {self.a_bits}")
+            if self.method == "fp8" and self.w_bits != 8:
+                raise ConfigError(f"method fp8 stores float8 weights: pass --w-bits 8, got {self.w_bits}")
+            if self.method == "fp8":
+                object.__setattr__(self, "group_size", -1)  # per-tensor scales; no groups to size
+        if self.gptq_damp <= 0:
+            raise ConfigError(f"gptq dampening must be positive, got {self.gptq_damp}")
+        if self.gptq_block < 1:
+            raise ConfigError(f"gptq block size must be at least 1, got {self.gptq_block}")
+        if self.awq_grid < 1:
+            raise ConfigError(f"awq grid must have at least 1 point, got {self.awq_grid}")
         if self.w_bits not in (4, 8):
             raise ConfigError(f"--w-bits must be 4 or 8, got {self.w_bits}")
         if self.a_bits not in (8, 16):

@@ -32,9 +32,7 @@ STORAGE_DTYPE = torch.float16
 
 
 def _state_dict_for_saving(model) -> dict[str, torch.Tensor]:
-    from fptq.nn.quant_linear import _FIXED_DTYPE, QuantLinear
-
-    fixed = {f"{name}.{b}" for name, m in model.named_modules() if isinstance(m, QuantLinear) for b in _FIXED_DTYPE}
+    fixed = {f"{name}.{b}" for name, m in model.named_modules() for b in getattr(m, "fixed_dtype_buffers", ())}
     tensors = {}
     seen: dict[int, str] = {}
     for key, value in model.state_dict().items():
@@ -110,8 +108,10 @@ def load_quantized(folder: str | os.PathLike, device: str | torch.device = "cpu"
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from fptq.config import QuantConfig, from_dict
+    from fptq.methods.fp8 import FP8_STRATEGY
     from fptq.methods.fptq import replace_linear
     from fptq.models.arch import get_arch
+    from fptq.nn.fp8_linear import Fp8Linear
     from fptq.nn.quant_linear import QuantLinear
 
     folder = Path(folder).expanduser()
@@ -138,9 +138,13 @@ def load_quantized(folder: str | os.PathLike, device: str | torch.device = "cpu"
     for name, row in policy.items():
         try:
             linear = model.get_submodule(name)
-            act_mode = act_modes[row["strategy"]]
+            act_mode = act_modes[row["strategy"]] if row["strategy"] != FP8_STRATEGY else None
         except (AttributeError, KeyError):
             raise CheckpointError(f"{folder / CONFIG_NAME} names layer {name} with an unknown layout") from None
+        if act_mode is None:  # float8 e4m3 weights and activations
+            replace_linear(model, name, Fp8Linear(linear.in_features, linear.out_features,
+                                                  bias=linear.bias is not None, dtype=dtype))
+            continue
         layer = QuantLinear(
             linear.in_features,
             linear.out_features,

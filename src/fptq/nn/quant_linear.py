@@ -36,6 +36,8 @@ _FIXED_DTYPE = ("qweight", "scales", "zeros", "act_scale")
 
 
 class QuantLinear(nn.Module):
+    fixed_dtype_buffers = _FIXED_DTYPE  # read by fptq.export.native (never cast on save)
+
     def __init__(
         self,
         in_features: int,

@@ -1,0 +1,73 @@
+"""`fptq compare`: variant specs, the table's columns, bits per weight, and the cache."""
+
+import json
+
+import pytest
+import torch
+
+from fptq.compare import comparison_table, parse_variant, run_comparison
+from fptq.config import CalibConfig
+from fptq.errors import ConfigError
+
+from .conftest import make_tiny
+
+
+def test_parse_variant():
+    v = parse_variant("gptq-w4a16", 64)
+    assert (v.config.method, v.config.w_bits, v.config.a_bits, v.config.group_size) == ("gptq", 4, 16, 64)
+    v = parse_variant("smoothquant-w8a8", 64)
+    assert v.config.group_size == -1 and v.config.policy == "all-dynamic" and v.config.equalization == "smoothquant"
+    assert parse_variant("rtn-w4a8-static", 64).config.policy == "all-static"
+    assert parse_variant("fptq+gptq-w4a8", 64).config.equalization == "lae"
+    assert parse_variant("fptq-w4a8-noeq", 64).config.equalization == "none"
+    assert parse_variant("gptq-w4a16-actorder", 64).config.act_order
+    assert parse_variant("fp16").config is None
+    for bad in ("nope-w4a8", "gptq", "gptq-w4a8-fast", "awq-w4a8", "rtn-wxa8"):
+        with pytest.raises(ConfigError):
+            parse_variant(bad, 64)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from fptq.models.loading import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    tok = load_tokenizer("bundled")
+    model = make_tiny("llama", vocab_size=len(tok))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_run_comparison_table_and_cache(tmp_path, tiny_folder):
+    variants = [parse_variant(s, 32) for s in ("fp16", "rtn-w4a16", "rtn-w8a8", "gptq-w4a16", "fp8-w8a8")]
+    calib = CalibConfig(source="random", samples=4, seqlen=32, batch_size=4)
+    kw = dict(out_dir=tmp_path / "cmp", ppl_seqlen=64, ppl_windows=2, progress=False)
+    logs = []
+    results = run_comparison(str(tiny_folder), variants, calib, log=logs.append, **kw)
+    by = {r["method"]: r for r in results}
+    assert by["rtn-w4a16"]["bits_per_weight"] == pytest.approx(4 + 16 / 32)  # int4 + one fp16 scale per 32
+    assert 8 < by["rtn-w8a8"]["bits_per_weight"] < 8.5  # int8 + one fp16 scale per output channel
+    assert by["fp8-w8a8"]["bits_per_weight"] == pytest.approx(8, abs=0.01)
+    assert all(torch.isfinite(torch.tensor(r["ppl"])) for r in results)
+    table = comparison_table(results)
+    for column in ("bits/weight", "size MB", "ppl", "quant s", "peak MB"):
+        assert column in table
+    assert json.loads((tmp_path / "cmp" / "results.json").read_text())[1]["method"] == "rtn-w4a16"
+    # a re-run reuses every quantized folder and evaluation, with the same numbers
+    logs.clear()
+    again = run_comparison(str(tiny_folder), variants, calib, log=logs.append, **kw)
+    assert sum("reusing cached evaluation" in line for line in logs) == len(variants)
+    assert sum(line.strip().startswith("reusing ") and "evaluation" not in line for line in logs) == len(variants) - 1
+    assert [r["ppl"] for r in again] == [r["ppl"] for r in results]
+    # other calibration settings: a new folder
+    other = run_comparison(str(tiny_folder), variants[1:2], CalibConfig(source="random", samples=4, seqlen=32, seed=1),
+                           log=logs.append, **kw)
+    assert other[0]["folder"] != by["rtn-w4a16"]["folder"]
+
+
+def test_cli_compare_rejects_bad_variant(capsys):
+    from fptq.cli import main
+
+    assert main(["compare", "bundled", "--methods", "fp16,bogus-w4a8"]) == 2
+    assert "bogus" in capsys.readouterr().err
