@@ -313,8 +313,9 @@ def run_comparison(
         results.append(row)
         del model
         gc.collect()
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "results.md").write_text(comparison_table(results) + "\n")
+        # written after every variant, so an interrupted run leaves the table so far
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out_dir / "results.md").write_text(comparison_table(results) + "\n")
     return results
 
 

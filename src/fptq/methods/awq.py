@@ -9,7 +9,8 @@ Acceleration", MLSys 2024), pure math plus the engine adapter. Weight-only (W4A1
        α* = argmin_α ‖f(W, X) − f(Q(W·diag(s))·diag(s)⁻¹, X)‖²
 
    with `s_X = mean|X_j|` over the calibration tokens, α on a grid of `awq_grid` points in
-   [0, 1), and `f` the "scope" module whose output is compared (the attention for q/k/v, the
+   [0, 1), the error measured on the first `SEARCH_TOKENS` calibration tokens, and `f` the
+   "scope" module whose output is compared (the attention for q/k/v, the
    MLP for gate/up, the linear itself for o_proj and down_proj). The paper's Eq. 5 uses
    `s_X^α` alone (`s_W = 1`); the authors' released code also tries the weight term
    `s_W = mean_rows(|W| / max_group|W|)` ("duo scaling"). We search both forms and keep the
@@ -42,6 +43,9 @@ AWQ_SCOPES = {"attn_in": "self_attn", "attn_out": "self_attn.o_proj", "mlp_in": 
 # Linears whose weights are not clipped (their outputs form the attention scores).
 AWQ_NO_CLIP = ("self_attn.q_proj", "self_attn.k_proj")
 CLIP_TOKENS = 512  # calibration tokens sampled for the clipping search (the released code's n_sample_token)
+# Calibration tokens (whole batches, at least one) on which each grid point of the scale search
+# is scored: the search runs the scope ~40 times per group, which dominates AWQ's cost on a CPU.
+SEARCH_TOKENS = 4096
 CLIP_MAX_SHRINK = 0.5
 _EPS = 1e-4
 
@@ -135,8 +139,14 @@ class _ScopeInputs:
             self.args.append(kw.pop("hidden_states").detach())
             self.kwargs.append(kw)
 
-    def run(self, module: nn.Module) -> list[torch.Tensor]:
-        return [_scope_output(module(x, **kw)) for x, kw in zip(self.args, self.kwargs)]
+    def run(self, module: nn.Module, max_tokens: int | None = None) -> list[torch.Tensor]:
+        outs, tokens = [], 0
+        for x, kw in zip(self.args, self.kwargs):
+            if max_tokens is not None and tokens >= max_tokens:
+                break
+            outs.append(_scope_output(module(x, **kw)))
+            tokens += x.numel() // x.shape[-1]
+        return outs
 
 
 class AWQMethod(FPTQMethod):
@@ -173,7 +183,7 @@ class AWQMethod(FPTQMethod):
         cfg = self.config
         linears = [ctx.block.get_submodule(p) for p in group.linears]
         originals = [m.weight.data.clone() for m in linears]
-        reference = inputs.run(scope)
+        reference = inputs.run(scope, SEARCH_TOKENS)
 
         def loss(s_prev: torch.Tensor) -> float:
             s = expand_from_prev(s_prev, channel_map).to(originals[0].device, torch.float32)
@@ -183,7 +193,7 @@ class AWQMethod(FPTQMethod):
                     q = fake_quantize_weight(w.float() * s[None, :], cfg.w_bits, cfg.group_size, cfg.symmetric)
                     m.weight.data = (q / s[None, :]).to(w.dtype)
                 total, count = 0.0, 0
-                for out, ref in zip(inputs.run(scope), reference):
+                for out, ref in zip(inputs.run(scope, SEARCH_TOKENS), reference):
                     total += float((out.float() - ref.float()).pow(2).sum())
                     count += ref.numel()
                 return total / count
