@@ -65,7 +65,9 @@ def save_quantized(model, out_dir: str | os.PathLike, tokenizer=None, overwrite:
             model.generation_config.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        save_file(_state_dict_for_saving(model), tmp / WEIGHTS_NAME, metadata={"format": "pt", "fptq": str(FORMAT_VERSION)})
+        # One metadata key only: safetensors writes the metadata map in hash order, so two keys
+        # could swap places between runs and break the bit-identical checkpoint guarantee.
+        save_file(_state_dict_for_saving(model), tmp / WEIGHTS_NAME, metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
