@@ -24,7 +24,7 @@ import torch
 from fptq.packing import unpack_int4
 from fptq.primitives import INT8_MAX, per_token_scale, quantize_activation
 
-__all__ = ["quant_linear_reference", "integer_weight"]
+__all__ = ["quant_linear_reference", "integer_weight", "scaled_weight", "activation_scale"]
 
 # Bound on the number of (group, row, column) partial sums held at once, to keep memory flat.
 _CHUNK_ELEMENTS = 1 << 25
@@ -37,6 +37,23 @@ def integer_weight(qweight: torch.Tensor, zeros: torch.Tensor | None, bits: int,
     codes = codes.float().reshape(n, k // group_size, group_size)  # (N, groups, G)
     zero = zeros.float()[..., None] if zeros is not None else float(2 ** (bits - 1))
     return (codes - zero).reshape(n, k)
+
+
+def scaled_weight(w_int: torch.Tensor, scales: torch.Tensor, group_size: int) -> torch.Tensor:
+    """`(code - zero) * scale` as an `(N, K)` float32 tensor, from `integer_weight`'s output."""
+    n, k = w_int.shape
+    return (w_int.reshape(n, k // group_size, group_size) * scales.float()[..., None]).reshape(n, k)
+
+
+def activation_scale(x2: torch.Tensor, act_mode: str, act_scale: torch.Tensor | None) -> torch.Tensor:
+    """The int8 scale of `(M, K)` activations: `(1, 1)` static or `(M, 1)` per token."""
+    if act_mode == "static":
+        if act_scale is None:
+            raise ValueError("act_mode 'static' needs act_scale")
+        return act_scale.float().reshape(1, 1)
+    if act_mode == "dynamic":
+        return per_token_scale(x2)
+    raise ValueError(f"unknown act_mode {act_mode!r}")
 
 
 def quant_linear_reference(
@@ -67,20 +84,12 @@ def quant_linear_reference(
     w_int = integer_weight(qweight, zeros, bits, group_size)  # (N, K)
     x2 = x.reshape(-1, k)
     if act_mode == "none":
-        w = (w_int.reshape(n, groups, group_size) * scales.float()[..., None]).reshape(n, k)
-        y = x2.float() @ w.t()
+        y = x2.float() @ scaled_weight(w_int, scales, group_size).t()
         if bias is not None:
             y = y + bias.float()
         return y.to(x.dtype).reshape(*x.shape[:-1], n)
 
-    if act_mode == "static":
-        if act_scale is None:
-            raise ValueError("act_mode 'static' needs act_scale")
-        s_x = act_scale.float().reshape(1, 1)
-    elif act_mode == "dynamic":
-        s_x = per_token_scale(x2)  # (M, 1)
-    else:
-        raise ValueError(f"unknown act_mode {act_mode!r}")
+    s_x = activation_scale(x2, act_mode, act_scale)  # (1, 1) or (M, 1)
     x_q = quantize_activation(x2, s_x)  # (M, K) integers in [-127, 127]
 
     max_w = float(w_int.abs().max()) if w_int.numel() else 0.0

@@ -16,8 +16,8 @@ import weakref
 
 import torch
 
-from fptq.kernels.reference import integer_weight
-from fptq.primitives import per_token_scale, quantize_activation
+from fptq.kernels.reference import activation_scale, integer_weight, scaled_weight
+from fptq.primitives import quantize_activation
 
 __all__ = ["quant_linear_torch", "clear_cache"]
 
@@ -35,9 +35,7 @@ def _dequantized(qweight, scales, zeros, bits, group_size, dtype) -> torch.Tenso
     hit = _CACHE.get(id(qweight))
     if hit is not None and hit[0]() is qweight and hit[1] == key:
         return hit[2]
-    w_int = integer_weight(qweight, zeros, bits, group_size)  # (N, K)
-    n, k = w_int.shape
-    w = (w_int.reshape(n, k // group_size, group_size) * scales.float()[..., None]).reshape(n, k).to(dtype)
+    w = scaled_weight(integer_weight(qweight, zeros, bits, group_size), scales, group_size).to(dtype)
     if id(qweight) not in _CACHE:
         weakref.finalize(qweight, _CACHE.pop, id(qweight), None)
     _CACHE[id(qweight)] = (weakref.ref(qweight), key, w)
@@ -63,12 +61,7 @@ def quant_linear_torch(
     if act_mode == "none":
         y = x2.to(compute) @ w.t()
     else:
-        if act_mode == "static":
-            s_x = act_scale.float().reshape(1, 1)
-        elif act_mode == "dynamic":
-            s_x = per_token_scale(x2)
-        else:
-            raise ValueError(f"unknown act_mode {act_mode!r}")
+        s_x = activation_scale(x2, act_mode, act_scale)
         y = (quantize_activation(x2, s_x).to(compute) @ w.t()).float().mul_(s_x)
     if bias is not None:
         y = y + bias.to(y.dtype)
