@@ -6,7 +6,8 @@ Long full-set runs (MMLU, HellaSwag) take hours on a 2-core CPU; this keeps what
         --threads 1 --batch-size 16 --out benchmarks/results/eval_fp16.json
 
 `--model` takes `bundled`, a Hugging Face folder/hub id, or a folder written by
-`fptq quantize` (loaded with `fptq.load_quantized`). Tasks already in `--out` are skipped.
+`fptq quantize` (loaded as `fptq eval` loads it). Tasks already in `--out` are skipped.
+`--device cuda` evaluates on a GPU in fp16 (quantized layers through the Triton kernels).
 """
 
 from __future__ import annotations
@@ -21,25 +22,10 @@ from pathlib import Path
 import torch
 
 
-def load(model_arg: str):
-    try:
-        from fptq.models.loading import load_model
-
-        return load_model(model_arg)
-    except ImportError:  # architecture table not available: plain transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from fptq.models.loading import resolve_model
-
-        path = resolve_model(model_arg)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        return model, AutoTokenizer.from_pretrained(path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="bundled")
-    parser.add_argument("--quantized", action="store_true", help="load with fptq.load_quantized")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (fp32 on the CPU, fp16 on CUDA)")
     parser.add_argument("--tasks", default="all")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -52,13 +38,10 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.quantized:
-        import fptq
+    from fptq.cli import _device, _load_for_eval  # the loader `fptq eval` uses (quantized folder or FP model)
 
-        loaded = fptq.load_quantized(args.model)
-        model, tokenizer = loaded if isinstance(loaded, tuple) else (loaded, fptq.load_tokenizer(args.model))
-    else:
-        model, tokenizer = load(args.model)
+    device = _device(args.device)
+    model, tokenizer = _load_for_eval(args.model, device, trust_remote_code=False)
     out = Path(args.out)
     data = json.loads(out.read_text()) if out.exists() else {}
     data.setdefault("meta", {}).update(
@@ -66,6 +49,8 @@ def main(argv=None) -> int:
         label=args.label or args.model,
         limit=args.limit,
         batch_size=args.batch_size,
+        device=device,
+        device_name=torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor(),
         threads=torch.get_num_threads(),
         torch=torch.__version__,
         python=platform.python_version(),
@@ -75,7 +60,9 @@ def main(argv=None) -> int:
         if task in results:
             continue
         start = time.strftime("%Y-%m-%d %H:%M:%S")
-        res = run_tasks(model, tokenizer, [task], limit=args.limit, batch_size=args.batch_size)
+        t0 = time.perf_counter()
+        res = run_tasks(model, tokenizer, [task], limit=args.limit, batch_size=args.batch_size, device=device)
+        res[task]["seconds"] = round(time.perf_counter() - t0, 2)
         res[task]["started"] = start
         results.update(res)
         out.parent.mkdir(parents=True, exist_ok=True)

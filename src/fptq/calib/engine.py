@@ -30,7 +30,7 @@ __all__ = ["BlockContext", "Method", "run_engine"]
 
 
 class _InputsCaptured(Exception):
-    """Raised by our own pre-hook on block 0 to stop the forward pass once inputs are saved."""
+    """Raised by our own pre-hooks to stop a forward pass once the inputs we need are saved."""
 
 
 @dataclass
@@ -52,6 +52,37 @@ class BlockContext:
         """Outputs of `block` (default: this block as it is now) on every calibration batch."""
         block = self.block if block is None else block
         return [_block_output(block(x, **kw)) for x, kw in zip(self.inputs, self.kwargs)]
+
+    def observe(self, hooks: dict[str, Callable[[tuple, dict], None]]) -> None:
+        """Run the calibration batches through the block as it is now, calling `hooks[path](args,
+        kwargs)` with the inputs of each listed submodule, and stop each batch's forward pass as
+        soon as every listed submodule has been reached (what comes after cannot change their
+        inputs). Re-observing a layer deep in the block costs only the part of the block before it.
+        """
+        handles, seen = [], set()
+
+        def make(path, fn):
+            def pre_hook(module, args, kwargs):
+                fn(args, kwargs)
+                seen.add(path)
+                if len(seen) == len(hooks):
+                    raise _InputsCaptured
+
+            return pre_hook
+
+        for path, fn in hooks.items():
+            module = self.block.get_submodule(path)
+            handles.append(module.register_forward_pre_hook(make(path, fn), with_kwargs=True))
+        try:
+            for x, kw in zip(self.inputs, self.kwargs):
+                seen.clear()
+                try:
+                    self.block(x, **kw)
+                except _InputsCaptured:
+                    pass
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 class Method(Protocol):

@@ -130,7 +130,7 @@ class _ScopeInputs:
         self.args: list[torch.Tensor] = []
         self.kwargs: list[dict] = []
 
-    def hook(self, module, args, kwargs):
+    def record(self, args: tuple, kwargs: dict) -> None:
         if args:
             self.args.append(args[0].detach())
             self.kwargs.append(dict(kwargs))
@@ -162,19 +162,8 @@ class AWQMethod(FPTQMethod):
         return {g.linears[0]: [ChannelMeanAbs(keep_tokens=CLIP_TOKENS, stride=stride)] for g in ctx.arch.groups}
 
     def _capture_scopes(self, ctx: BlockContext) -> dict[str, _ScopeInputs]:
-        scopes = {}
-        handles = []
-        for group in ctx.arch.groups:
-            path = AWQ_SCOPES.get(group.name)
-            if path is None:
-                continue
-            scopes[group.name] = cap = _ScopeInputs()
-            handles.append(ctx.block.get_submodule(path).register_forward_pre_hook(cap.hook, with_kwargs=True))
-        try:
-            ctx.run()
-        finally:
-            for h in handles:
-                h.remove()
+        scopes = {group.name: _ScopeInputs() for group in ctx.arch.groups if group.name in AWQ_SCOPES}
+        ctx.observe({AWQ_SCOPES[name]: cap.record for name, cap in scopes.items()})
         return scopes
 
     def _group_loss(self, ctx: BlockContext, group, scope: nn.Module, inputs: _ScopeInputs, channel_map):

@@ -109,18 +109,20 @@ def gptq_quantize(
         zeros.copy_(qw.zero_point.float() if isinstance(qw.zero_point, torch.Tensor) else torch.full_like(zeros, qw.zero_point))
 
     perm = torch.argsort(torch.diag(H), descending=True) if act_order else torch.arange(k, device=W.device)
-    W = W[:, perm]
     H = H[perm][:, perm]
     group_of = perm // gs  # (K,) stored group of each (permuted) column
     Hinv = _cholesky_inverse_upper(H, damp)  # (K, K) upper triangular
 
-    codes = torch.empty(n, k, dtype=torch.uint8, device=W.device)  # permuted column order
+    # The loop works on Wᵀ (K, N), so that each column of W is one contiguous row: the per-column
+    # vector ops and rank-1 updates run ~3x faster than on strided columns.
+    WT = W[:, perm].t().contiguous()  # (K, N), permuted column order
+    codes_t = torch.empty(k, n, dtype=torch.uint8, device=W.device)
     with _one_cpu_thread(W.device):
-        _column_loop(W, Hinv, codes, scales, zeros, group_of, bits=bits, gs=gs, symmetric=symmetric,
+        _column_loop(WT, Hinv, codes_t, scales, zeros, group_of, bits=bits, gs=gs, symmetric=symmetric,
                      static_groups=static_groups, block_size=block_size)
 
-    out = torch.empty_like(codes)
-    out[:, perm] = codes
+    out = torch.empty(n, k, dtype=torch.uint8, device=W.device)
+    out[:, perm] = codes_t.t()
     return QuantizedWeight(
         codes=out.cpu(),
         scales=scales.cpu(),
@@ -130,34 +132,47 @@ def gptq_quantize(
     )
 
 
-def _column_loop(W, Hinv, codes, scales, zeros, group_of, *, bits, gs, symmetric, static_groups, block_size) -> None:
-    """Alg. 1 over the (permuted) columns of W, in place: fills `codes` (and the dynamic group
-    `scales`/`zeros`)."""
-    n, k = W.shape
+def _column_loop(WT, Hinv, codes_t, scales, zeros, group_of, *, bits, gs, symmetric, static_groups, block_size) -> None:
+    """Alg. 1 over the (permuted) columns of W, given as the rows of `WT` (K, N), in place: fills
+    `codes_t` (K, N) (and the dynamic group `scales`/`zeros`, (N, K/gs))."""
+    k, n = WT.shape
     qmax = 2**bits - 1
+    if static_groups:  # every column's scale and zero are known up front: gather them once
+        col_scales = scales.float().t()[group_of].contiguous()  # (K, N) in permuted column order
+        col_zeros = zeros.t()[group_of].contiguous()
     for i1 in range(0, k, block_size):
         i2 = min(i1 + block_size, k)
-        W1 = W[:, i1:i2].clone()  # (N, B)
-        Err1 = torch.zeros_like(W1)
+        W1 = WT[i1:i2].clone()  # (B, N)
+        Q1 = torch.empty_like(W1)  # codes of the block, as floats
+        Err1 = torch.empty_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
+        d = torch.diagonal(Hinv1).tolist()
+        if static_groups:
+            S1, Z1 = col_scales[i1:i2], col_zeros[i1:i2]
+        else:
+            S1, Z1 = torch.empty_like(W1), torch.empty_like(W1)
         for i in range(i2 - i1):
             col = i1 + i
-            g = int(group_of[col])
-            if not static_groups and col % gs == 0:
-                # the group's columns as updated so far: this block's part from W1, the rest from W
-                cols = torch.cat([W1[:, i:], W[:, i2:]], dim=1)[:, :gs]
-                qw = quantize_weight(cols, bits, gs, symmetric)
-                scales[:, g] = qw.scales[:, 0]
-                zeros[:, g] = qw.zero_point[:, 0].float() if isinstance(qw.zero_point, torch.Tensor) else qw.zero_point
-            s = scales[:, g].float()
-            z = zeros[:, g]
-            wcol = W1[:, i]
-            q = torch.clamp(torch.round(wcol / s) + z, 0, qmax)
-            codes[:, col] = q.to(torch.uint8)
-            err = (wcol - (q - z) * s) / Hinv1[i, i]
-            W1[:, i:] -= err[:, None] * Hinv1[i, i:][None, :]  # Eq. 3 inside the block
-            Err1[:, i] = err
-        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]  # lazy batch update of the later blocks
+            if not static_groups:
+                g = col // gs  # without act-order the column order is the stored order
+                if col % gs == 0:
+                    # the group's columns as updated so far: this block's part from W1, the rest from WT
+                    take = min(gs, i2 - col)
+                    cols = torch.cat([W1[i : i + take], WT[i2 : i2 + gs - take]], dim=0).t()
+                    qw = quantize_weight(cols, bits, gs, symmetric)
+                    scales[:, g] = qw.scales[:, 0]
+                    zeros[:, g] = qw.zero_point[:, 0].float() if isinstance(qw.zero_point, torch.Tensor) else qw.zero_point
+                S1[i] = scales[:, g].float()
+                Z1[i] = zeros[:, g]
+            s, z, wcol = S1[i], Z1[i], W1[i]
+            q = torch.round(wcol / s).add_(z).clamp_(0, qmax)
+            Q1[i] = q
+            err = Err1[i]
+            torch.sub(wcol, (q - z).mul_(s), out=err)
+            err.div_(d[i])
+            W1[i:].addr_(Hinv1[i, i:], err, alpha=-1)  # Eq. 3 inside the block
+        codes_t[i1:i2] = Q1.to(torch.uint8)
+        WT[i2:].addmm_(Hinv[i1:i2, i2:].t(), Err1, alpha=-1)  # lazy batch update of the later blocks
 
 
 def split_rows(qw: QuantizedWeight, sizes: list[int]) -> list[QuantizedWeight]:
@@ -190,20 +205,15 @@ class GPTQMethod(FPTQMethod):
         super().__init__(config)
 
     def observers(self, ctx: BlockContext) -> dict[str, list]:
-        return {group.linears[0]: [Hessian()] for group in ctx.arch.groups}
+        # with true_sequential only the first group's Hessian comes from the calibration pass;
+        # the others are observed after the groups before them are quantized
+        groups = ctx.arch.groups[:1] if self.config.true_sequential else ctx.arch.groups
+        return {group.linears[0]: [Hessian()] for group in groups}
 
     def _observe(self, ctx: BlockContext, groups: list) -> dict[str, Hessian]:
         hessians = {group.name: Hessian() for group in groups}
-        handles = []
-        for group in groups:
-            module = ctx.block.get_submodule(group.linears[0])
-            obs = hessians[group.name]
-            handles.append(module.register_forward_pre_hook(lambda m, args, obs=obs: obs.update(args[0])))
-        try:
-            ctx.run()
-        finally:
-            for handle in handles:
-                handle.remove()
+        ctx.observe({group.linears[0]: (lambda args, kw, obs=hessians[group.name]: obs.update(args[0]))
+                     for group in groups})
         return hessians
 
     def _solve(self, ctx: BlockContext, group, h: torch.Tensor) -> dict[str, QuantizedWeight]:
@@ -219,7 +229,7 @@ class GPTQMethod(FPTQMethod):
     def process_block(self, ctx: BlockContext) -> list[dict]:
         plans = self.group_plans(ctx)  # folds applied; nothing quantized yet
         stale = [p["group"] for p in plans if p["strategy"] == policy.EQUALIZED]
-        hessians = {g.name: ctx.observers[g.linears[0]][0] for g in ctx.arch.groups}
+        hessians = {g.name: ctx.observers[g.linears[0]][0] for g in ctx.arch.groups if g.linears[0] in ctx.observers}
         if stale and not self.config.true_sequential:
             hessians.update(self._observe(ctx, stale))
         rows = []
