@@ -397,6 +397,53 @@ SWEEP_LARGE = [
 ]
 
 
+SMALL_M_CANDIDATES = [  # run 9: narrow tiles without split-K (no zero fill, atomics or cast) and deeper pipelines
+    tw.KernelConfig(16, bn, w, st, sk)
+    for bn, w in ((16, 2), (16, 4), (32, 4))
+    for st in (4, 6, 8)
+    for sk in (1, 2, 4)
+] + [tw.KernelConfig(16, 64, 4, 3, 8), tw.KernelConfig(16, 64, 4, 6, 4), tw.KernelConfig(16, 128, 4, 4, 2)]
+
+
+def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic", group_size=128):
+    """Time the split-K GEMM path's candidates at small M against the current default and cuBLAS
+    fp16; every candidate's output is checked against the default config's on the same inputs."""
+    score = {}
+    for m in ms:
+        for si in shapes:
+            name, n, k = SHAPES[si]
+            qweight, scales, _, _ = make_layer(n, k, group_size, True)
+            x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+            ref = tw.w4a8_linear(x, qweight, scales, None, group_size=group_size, act_mode=act_mode).float()
+            fp16 = bench_fp16(m, n, k)
+            base = bench_ours(m, n, k, act_mode, group_size)
+            row = []
+            for cfg in SMALL_M_CANDIDATES:
+                try:
+                    out = tw.w4a8_linear(x, qweight, scales, None, group_size=group_size, act_mode=act_mode, config=cfg)
+                    err = float((out.float() - ref).norm() / ref.norm())
+                    if not err < 1e-2:
+                        log(f"WRONG {cfg}: rel err {err:.2e} at M={m} {name}")
+                        continue
+                    t = bench_ours(m, n, k, act_mode, group_size, cfg)
+                except Exception as e:  # noqa: BLE001 - a config that fails to compile is skipped
+                    log(f"config {cfg} failed: {type(e).__name__}: {str(e)[:120]}")
+                    continue
+                row.append((t, cfg))
+                results.append({"small_m": True, "m": m, "n": n, "k": k, "cfg": cfg.__dict__, "us": t,
+                                "default_us": base, "fp16_us": fp16})
+            row.sort(key=lambda r: r[0])
+            for t, cfg in row:
+                score[(m, cfg)] = score.get((m, cfg), 0.0) + t / row[0][0]
+            top = "; ".join(f"{t:.1f}us bn{c.block_n} w{c.num_warps} s{c.num_stages} sk{c.split_k}" for t, c in row[:3])
+            log(f"small-M M={m} {name}: fp16 {fp16:.1f}us default {base:.1f}us (x{fp16 / base:.2f}) | best {top} "
+                f"(x{fp16 / row[0][0]:.2f})")
+    for m in ms:
+        mine = {c: v for (mm, c), v in score.items() if mm == m}
+        best = min(mine, key=mine.get)
+        log(f"small-M winner M={m}: {best} (sum of time/best over shapes {mine[best]:.2f} for {len(shapes)} shapes)")
+
+
 def sweep(log, results):
     """Time candidate configs per M bucket on three shapes; install each bucket's best in tw.CONFIGS."""
     for bucket, (ms, configs) in SWEEP.items():
@@ -432,6 +479,7 @@ def main() -> None:
     ap.add_argument("--out", default=".")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--decode-sweep", action="store_true", help="sweep the single-launch decode kernel (M <= 16)")
+    ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--decode-check-only", action="store_true", help="check only the single-launch decode kernel")
@@ -459,6 +507,10 @@ def main() -> None:
         t0 = time.time()
         sweep(log, results)
         log(f"sweep took {time.time() - t0:.0f}s")
+    if args.small_m_sweep:
+        t0 = time.time()
+        small_m_sweep(log, results)
+        log(f"small-M sweep took {time.time() - t0:.0f}s")
     if args.decode_sweep:
         t0 = time.time()
         decode_sweep(log, results)

@@ -49,6 +49,10 @@ print("PIPELINE rel diff cuda(triton, fp16) vs cpu(reference, fp32): %.2e" % ((o
 PY
     timeout 330 python3 benchmarks/bench_e2e.py --out "$OUT" --compile default --compile-variants fp16,w4a8-dynamic --variants w4a8-dynamic,w4a8-static
     ;;
+  small-m)  # run 9: narrow split-K-free tiles at M <= 16; e2e compiled with Dynamo's default recompile limit
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --small-m-sweep --shapes 0 --ms 1 "${@:2}"
+    timeout 240 python3 benchmarks/bench_e2e.py --out "$OUT" --compile default --compile-variants fp16,w4a8-dynamic --variants w4a8-dynamic
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

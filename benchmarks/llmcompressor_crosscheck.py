@@ -78,6 +78,13 @@ def cmd_llmc(args) -> None:
         from llmcompressor.modifiers.awq import AWQModifier
 
         recipe = [AWQModifier(config_groups=scheme, ignore=["lm_head"])]  # defaults: n_grid 20, duo_scaling True
+        if not torch.accelerator.is_available():
+            # llm-compressor 0.14's AWQ pins its cached activations unconditionally, which raises
+            # "Cannot access accelerator device when none is available" on a CPU-only torch.
+            # Pinning only speeds host-to-device copies, so skipping it changes no result.
+            from llmcompressor.pipelines.cache import IntermediatesCache
+
+            IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
     start = time.perf_counter()
     oneshot(model=model, processor=tok, dataset=ds, recipe=recipe, max_seq_length=tokens.shape[1],
             num_calibration_samples=tokens.shape[0], shuffle_calibration_samples=False)
@@ -108,11 +115,12 @@ def cmd_ours(args) -> None:
     work = Path(args.work)
     tokens = load_file(work / "calib_tokens.safetensors")["tokens"]
     model, tok = load_model("bundled")
-    config = QuantConfig(method=args.method, a_bits=16, group_size=GROUP_SIZE, act_order=args.act_order)
+    config = QuantConfig(method=args.method, a_bits=16, group_size=GROUP_SIZE, act_order=args.act_order,
+                         true_sequential=not args.no_true_sequential)
     start = time.perf_counter()
     fptq.quantize(model, tok, config, tokens, progress=True)
     seconds = time.perf_counter() - start
-    name = f"ours_{args.method}{'_actorder' if args.act_order else ''}"
+    name = f"ours_{args.method}{'_actorder' if args.act_order else ''}{'_onepass' if args.no_true_sequential else ''}"
     fptq.save_quantized(model, work / name, tokenizer=tok, overwrite=True)
     info = dict(seconds=seconds, fptq=fptq.__version__, torch=torch.__version__, config=config.to_dict())
     (work / f"{name}.json").write_text(json.dumps(info, indent=2))
@@ -156,12 +164,15 @@ def cmd_report(args) -> None:
     results["fp16"] = ppl(model, "fp16")
     rows.append(["fp16", "-", "-", round(results["fp16"], 3), "-"])
     for method in args.methods.split(","):
-        for name in (f"ours_{method}", f"ours_{method}_actorder"):
-            if (work / name).is_dir():
-                info = json.loads((work / f"{name}.json").read_text())
-                results[name] = ppl(fptq.load_quantized(work / name), name)
-                rows.append([f"fptq {method}" + (" (act-order)" if "actorder" in name else ""), f"fptq {info['fptq']}",
-                             round(info["seconds"], 1), round(results[name], 3), "-"])
+        for folder in sorted(p for p in work.glob(f"ours_{method}*") if p.is_dir()):
+            name = folder.name
+            info = json.loads((work / f"{name}.json").read_text())
+            results[name] = ppl(fptq.load_quantized(folder), name)
+            flags = [f for f, key in (("act-order", "actorder"), ("one pass per block", "onepass")) if key in name]
+            if method == "gptq" and "onepass" not in name:
+                flags.append("true-sequential")
+            rows.append([f"fptq {method}" + (f" ({', '.join(flags)})" if flags else ""), f"fptq {info['fptq']}",
+                         round(info["seconds"], 1), round(results[name], 3), "-"])
         if (work / f"llmc_{method}.safetensors").is_file():
             info = json.loads((work / f"llmc_{method}.json").read_text())
             model, worst = _llmc_model(work, method)
@@ -191,6 +202,8 @@ def main() -> None:
         b = sub.add_parser(name)
         b.add_argument("--method", choices=("gptq", "awq"), required=True)
         b.add_argument("--act-order", action="store_true")
+        b.add_argument("--no-true-sequential", action="store_true",
+                       help="gptq: all linears of a block from one calibration pass (as llm-compressor does)")
     r = sub.add_parser("report")
     r.add_argument("--methods", default="gptq,awq")
     r.add_argument("--ppl-windows", type=int, default=16)

@@ -9,7 +9,13 @@ PY=.venv/bin/python; PYL=.venv-llmc/bin/python; S=benchmarks/llmcompressor_cross
 $PY $S prepare --work "$WORK" --samples "$SAMPLES" --seqlen "$SEQLEN"
 for m in ${METHODS//,/ }; do
   # back to back in one run, so both see the same machine load
-  $PY $S ours --work "$WORK" --method "$m" $([ "$m" = gptq ] && echo --act-order)
-  $PYL $S llmc --work "$WORK" --method "$m"
+  if [ "$m" = gptq ]; then  # one pass per block, as llm-compressor does; then fptq's default, true-sequential
+    $PY $S ours --work "$WORK" --method gptq --act-order --no-true-sequential
+    $PYL $S llmc --work "$WORK" --method gptq
+    $PY $S ours --work "$WORK" --method gptq --act-order
+  else
+    $PY $S ours --work "$WORK" --method "$m"
+    $PYL $S llmc --work "$WORK" --method "$m"
+  fi
 done
 $PY $S report --work "$WORK" --methods "$METHODS" --ppl-windows "$WINDOWS"
