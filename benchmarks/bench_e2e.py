@@ -172,10 +172,17 @@ def main() -> None:
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16")
+    ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
+    if args.gemv:
+        from fptq.kernels import triton_w4a8 as tw
+        from fptq.kernels.triton_gemv import GemvConfig
+
+        tw.USE_GEMV = True
+        tw.GEMV_CONFIGS = [(4, GemvConfig(*map(int, args.gemv.split(","))))]
     args.compile_variants = args.compile_variants.split(",")
-    # fptq.kernels.select_backend (max(..., key=...)) breaks the Dynamo graph at every QuantLinear; with
-    # HF's per-layer integer attributes each resume function recompiles per layer: raise the limit
+    # Dynamo's recompile limit (runs 7/8 needed it raised while select_backend broke the graph at every
+    # QuantLinear; run 9 measured the same compiled times at the default limit)
     torch._dynamo.config.recompile_limit = args.recompile_limit
     torch._dynamo.config.accumulated_recompile_limit = max(args.recompile_limit * 4, 256)
     args.batches = [int(b) for b in args.batches.split(",")]

@@ -29,6 +29,7 @@ import torch
 
 from fptq.kernels import reference as ref_mod
 from fptq.kernels import triton_w4a8 as tw
+from fptq.kernels.triton_gemv import GemvConfig
 from fptq.packing import pack_int4
 from fptq.primitives import per_token_scale, quantize_activation, quantize_weight
 
@@ -405,9 +406,23 @@ SMALL_M_CANDIDATES = [  # run 9: narrow tiles without split-K (no zero fill, ato
 ] + [tw.KernelConfig(16, 64, 4, 3, 8), tw.KernelConfig(16, 64, 4, 6, 4), tw.KernelConfig(16, 128, 4, 4, 2)]
 
 
-def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic", group_size=128):
-    """Time the split-K GEMM path's candidates at small M against the current default and cuBLAS
-    fp16; every candidate's output is checked against the default config's on the same inputs."""
+GEMV_CANDIDATES = [  # run 10: the dp4a GEMV (fptq.kernels.triton_gemv), M <= 4
+    GemvConfig(bn, ch, sk, 4) for bn in (16, 32, 64) for ch in (2, 4, 8) for sk in (1, 2, 4)
+] + [GemvConfig(64, 4, 1, 8), GemvConfig(128, 4, 1, 8), GemvConfig(128, 2, 2, 8), GemvConfig(64, 8, 2, 8)]
+
+
+def _label(c) -> str:
+    if isinstance(c, GemvConfig):
+        return f"gemv bn{c.block_n} ch{c.chunks} sk{c.split_k} w{c.num_warps}"
+    return f"bn{c.block_n} w{c.num_warps} s{c.num_stages} sk{c.split_k}"
+
+
+def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic", group_size=128,
+                  candidates=None, tag="small-M"):
+    """Time candidate configs at small M against the current default and cuBLAS fp16; every
+    candidate's output is checked against the default config's on the same inputs. Returns the
+    winner per M (lowest sum over shapes of time / best time)."""
+    candidates = candidates or SMALL_M_CANDIDATES
     score = {}
     for m in ms:
         for si in shapes:
@@ -418,7 +433,7 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
             fp16 = bench_fp16(m, n, k)
             base = bench_ours(m, n, k, act_mode, group_size)
             row = []
-            for cfg in SMALL_M_CANDIDATES:
+            for cfg in candidates:
                 try:
                     out = tw.w4a8_linear(x, qweight, scales, None, group_size=group_size, act_mode=act_mode, config=cfg)
                     err = float((out.float() - ref).norm() / ref.norm())
@@ -430,18 +445,20 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
                     log(f"config {cfg} failed: {type(e).__name__}: {str(e)[:120]}")
                     continue
                 row.append((t, cfg))
-                results.append({"small_m": True, "m": m, "n": n, "k": k, "cfg": cfg.__dict__, "us": t,
+                results.append({"small_m": tag, "m": m, "n": n, "k": k, "cfg": _label(cfg), "us": t,
                                 "default_us": base, "fp16_us": fp16})
             row.sort(key=lambda r: r[0])
             for t, cfg in row:
                 score[(m, cfg)] = score.get((m, cfg), 0.0) + t / row[0][0]
-            top = "; ".join(f"{t:.1f}us bn{c.block_n} w{c.num_warps} s{c.num_stages} sk{c.split_k}" for t, c in row[:3])
-            log(f"small-M M={m} {name}: fp16 {fp16:.1f}us default {base:.1f}us (x{fp16 / base:.2f}) | best {top} "
+            top = "; ".join(f"{t:.1f}us {_label(c)}" for t, c in row[:3])
+            log(f"{tag} M={m} {name}: fp16 {fp16:.1f}us default {base:.1f}us (x{fp16 / base:.2f}) | best {top} "
                 f"(x{fp16 / row[0][0]:.2f})")
+    winners = {}
     for m in ms:
         mine = {c: v for (mm, c), v in score.items() if mm == m}
-        best = min(mine, key=mine.get)
-        log(f"small-M winner M={m}: {best} (sum of time/best over shapes {mine[best]:.2f} for {len(shapes)} shapes)")
+        winners[m] = best = min(mine, key=mine.get)
+        log(f"{tag} winner M={m}: {_label(best)} (sum of time/best over shapes {mine[best]:.2f} for {len(shapes)} shapes)")
+    return winners
 
 
 def sweep(log, results):
@@ -479,6 +496,7 @@ def main() -> None:
     ap.add_argument("--out", default=".")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--decode-sweep", action="store_true", help="sweep the single-launch decode kernel (M <= 16)")
+    ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
@@ -507,6 +525,12 @@ def main() -> None:
         t0 = time.time()
         sweep(log, results)
         log(f"sweep took {time.time() - t0:.0f}s")
+    if args.gemv_sweep:
+        t0 = time.time()
+        winners = small_m_sweep(log, results, ms=(1, 4), shapes=(0, 1, 2, 6), candidates=GEMV_CANDIDATES, tag="gemv")
+        w = winners[1]
+        log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
+        log(f"gemv sweep took {time.time() - t0:.0f}s")
     if args.small_m_sweep:
         t0 = time.time()
         small_m_sweep(log, results)

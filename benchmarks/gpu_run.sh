@@ -53,6 +53,13 @@ PY
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --small-m-sweep --shapes 0 --ms 1 "${@:2}"
     timeout 240 python3 benchmarks/bench_e2e.py --out "$OUT" --compile default --compile-variants fp16,w4a8-dynamic --variants w4a8-dynamic
     ;;
+  gemv)  # run 10: the dp4a GEMV: GPU tests, sweep at M = 1/4, e2e decode with the winner
+    timeout 200 python3 -m pytest -q tests/kernels/test_triton_gemv.py 2>&1 | tail -3 | tee "$OUT/pytest_gemv.txt"
+    timeout 240 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --gemv-sweep --shapes 0 --ms 1 "${@:2}"
+    best=$(grep -o 'GEMV_WINNER [0-9,]*' "$OUT/gemm_log.txt" | tail -1 | cut -d' ' -f2)
+    [ -n "$best" ] && timeout 220 python3 benchmarks/bench_e2e.py --out "$OUT" --gemv "$best" --batches 1 \
+        --variants w4a8-dynamic,w4a8-static --compile default --compile-variants fp16,w4a8-dynamic
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

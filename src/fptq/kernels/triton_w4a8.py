@@ -41,6 +41,7 @@ import torch
 
 from fptq.kernels.reference import quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
+from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
     import triton
@@ -431,6 +432,18 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 # It measured 5-25 % SLOWER than the split-K path of `_w4a8_kernel` (CONFIGS[0]) on every
 # LLaMA shape, so it is used only when a `DecodeConfig` is passed or USE_DECODE_KERNEL is set.
 USE_DECODE_KERNEL = False
+
+# The dp4a GEMV (`triton_gemv`) for M <= GEMV_MAX_M with int8 activations, and its launch
+# parameters per M (upper bound of M, config).
+USE_GEMV = False
+GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=4, split_k=1, num_warps=4))]
+
+
+def _gemv_config(m: int) -> GemvConfig:
+    for bound, cfg in GEMV_CONFIGS:
+        if m <= bound:
+            return cfg
+    return GEMV_CONFIGS[-1][1]
 DECODE_CONFIGS: list[tuple[int, DecodeConfig]] = [
     (1, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
     (DECODE_MAX_M, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
@@ -583,9 +596,10 @@ def w4a8_linear(
     qweight:  uint8 (N, K // 2), QuantLinear layout
     scales:   fp16 (N, K // group_size); zeros: uint8 (N, K // group_size) or None
     act_scale: fp32 scalar for "static"
-    config:   launch parameters: a `KernelConfig` (tiled GEMM) or a `DecodeConfig` (single-launch
-              decode kernel, M <= 16); default: `_decode_config(M)` for M <= 16, else
-              `_default_config(M, N)`
+    config:   launch parameters: a `KernelConfig` (tiled GEMM), a `DecodeConfig` (single-launch
+              decode kernel, M <= 16) or a `GemvConfig` (dp4a GEMV, M <= 4, int8 activations,
+              K a multiple of the step; otherwise the default path); default: the GEMV for
+              M <= 4 when USE_GEMV, else `_default_config(M, N)`
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     """
     k = x.shape[-1]
@@ -613,6 +627,15 @@ def w4a8_linear(
     m = x2.shape[0]
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
+    sub = _sub_chunk(group_size)
+    if isinstance(config, GemvConfig) or (config is None and USE_GEMV):
+        if gemv_supported(m, k, sub, act_mode):
+            a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale)
+            sx, sx_mode = (act_scale.reshape(()).float(), 1) if act_mode == "static" else (sx, 2)
+            y = gemv_linear(a, sx, sx_mode, qweight, scales, zeros, bias, group_size, sub, x.dtype,
+                            config or _gemv_config(m), out)
+            return y.reshape(*x.shape[:-1], n)
+        config = None
     if config is None and m <= DECODE_MAX_M and USE_DECODE_KERNEL:
         config = _decode_config(m)
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
