@@ -37,7 +37,7 @@ def main():
     for n, k in ((4096, 4096), (11008, 4096), (28672, 8192)):
         kw = k // 8  # int32 words per row of packed int4
 
-        def mk(fn):
+        def mk(fn, n=n, k=k, kw=kw):
             def make(copies):
                 calls = []
                 for _ in range(copies):
@@ -55,7 +55,7 @@ def main():
         }
         for bn, bk, warps in ((16, 256, 4), (32, 128, 4), (64, 128, 8), (8, 512, 4)):
             res[f"triton stream bn{bn} bk{bk} w{warps}"] = time_graph(
-                mk(lambda w, o, x, bn=bn, bk=bk, warps=warps: _stream[(n // bn,)](w, o, kw, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)),
+                mk(lambda w, o, x, bn=bn, bk=bk, warps=warps, n=n, kw=kw: _stream[(n // bn,)](w, o, kw, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)),
                 nbytes)
         res["torch w.sum(1)"] = time_graph(mk(lambda w, o, x: torch.sum(w, dim=1, out=o)), nbytes)
         res["torch copy"] = time_graph(mk(lambda w, o, x: w.clone()), 2 * nbytes)
