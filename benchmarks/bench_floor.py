@@ -54,9 +54,10 @@ def main():
             "act quant M=1": time_graph(mk(lambda w, o, x: tw.quantize_activation_triton(x, 128, "dynamic")), nbytes),
         }
         for bn, bk, warps in ((16, 256, 4), (32, 128, 4), (64, 128, 8), (8, 512, 4)):
-            res[f"triton stream bn{bn} bk{bk} w{warps}"] = time_graph(
-                mk(lambda w, o, x, bn=bn, bk=bk, warps=warps, n=n, kw=kw: _stream[(n // bn,)](w, o, kw, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)),
-                nbytes)
+            def stream(w, o, x, bn=bn, bk=bk, warps=warps, n=n, kw=kw):
+                return _stream[(n // bn,)](w, o, kw, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
+
+            res[f"triton stream bn{bn} bk{bk} w{warps}"] = time_graph(mk(stream), nbytes)
         res["torch w.sum(1)"] = time_graph(mk(lambda w, o, x: torch.sum(w, dim=1, out=o)), nbytes)
         res["torch copy"] = time_graph(mk(lambda w, o, x: w.clone()), 2 * nbytes)
         for name, t in res.items():
