@@ -60,6 +60,13 @@ PY
     [ -n "$best" ] && timeout 220 python3 benchmarks/bench_e2e.py --out "$OUT" --gemv "$best" --batches 1 \
         --variants w4a8-dynamic,w4a8-static --compile default --compile-variants fp16,w4a8-dynamic
     ;;
+  decode2)  # run 12: one-pass activation quantization, re-timed harness; GEMV vs tiled at M <= 16; e2e b1
+    timeout 60 python3 benchmarks/bench_floor.py | tee "$OUT/floor.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --gemv-sweep --shapes 0 --ms 1 "${@:2}"
+    best=$(grep -o 'GEMV_WINNER [0-9,]*' "$OUT/gemm_log.txt" | tail -1 | cut -d' ' -f2)
+    timeout 90 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --variants w4a8-dynamic,w4a8-static
+    [ -n "$best" ] && timeout 60 python3 benchmarks/bench_e2e.py --out "$OUT" --gemv "$best" --batches 1 --variants w4a8-dynamic
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

@@ -126,8 +126,10 @@ def test_fp32_and_3d_inputs():
     assert rel(y, ref) < 1e-5
 
 
-def test_activation_buffer_matches_primitives():
-    x = make_x(7, 200)
+@pytest.mark.parametrize("one_pass_max_k", [tw.ONE_PASS_MAX_K, 128])  # one register-held pass / chunked passes
+def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k):
+    monkeypatch.setattr(tw, "ONE_PASS_MAX_K", one_pass_max_k)
+    x = make_x(7, 600)
     for mode in ("dynamic", "static"):
         s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
         buf, sx = tw.quantize_activation_triton(x, 128, mode, s)

@@ -67,6 +67,8 @@ __all__ = [
 
 FP8_MAX = 448.0  # largest finite float8 e4m3fn
 DECODE_MAX_M = 16
+# Rows up to this many columns are quantized by `_act_quant_kernel` in one pass held in registers.
+ONE_PASS_MAX_K = 16384
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # Activation buffer modes of `_act_quant_kernel`.
 _Q_STATIC, _Q_DYNAMIC, _Q_COPY, _Q_FP8 = 0, 1, 2, 3
@@ -198,12 +200,42 @@ if triton is not None:
         MODE: tl.constexpr,  # 0 static int8, 1 dynamic int8, 2 float copy, 3 dynamic fp8
         SUB: tl.constexpr,
         CHUNKS: tl.constexpr,  # SUB-chunks per block
+        ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
     ):
         row = tl.program_id(0).to(tl.int64)
         cc = tl.arange(0, CHUNKS)
         jj = tl.arange(0, SUB // 2)
         x_row = x_ptr + row * stride_xm
         o_row = out_ptr + row * Kp
+        if ONE_PASS:
+            # the whole row in one tile: one contiguous (vectorized) load, split into the even and
+            # odd columns in registers, absmax, quantize, store (no second read of the row)
+            tt = tl.arange(0, 2)
+            src = cc[:, None, None] * SUB + 2 * jj[None, :, None] + tt[None, None, :]
+            xe, xo = tl.split(tl.load(x_row + src, mask=src < K, other=0.0))
+            xe = xe.to(tl.float32)
+            xo = xo.to(tl.float32)
+            if MODE == 1 or MODE == 3:
+                m = _row_max(_row_max(tl.maximum(tl.abs(xe), tl.abs(xo)), 1), 0)
+                qmax = 127.0 if MODE == 1 else 448.0
+                s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
+                tl.store(sx_ptr + row, s)
+            elif MODE == 0:
+                s = tl.load(scale_ptr).to(tl.float32)
+            dst = cc[:, None] * SUB + jj[None, :]
+            keep = dst < Kp
+            if MODE == 2:
+                qe = xe.to(out_ptr.dtype.element_ty)
+                qo = xo.to(out_ptr.dtype.element_ty)
+            elif MODE == 3:
+                qe = tl.clamp(tl.math.div_rn(xe, s), -448.0, 448.0).to(tl.float8e4nv)
+                qo = tl.clamp(tl.math.div_rn(xo, s), -448.0, 448.0).to(tl.float8e4nv)
+            else:
+                qe = _round_half_even(tl.clamp(tl.math.div_rn(xe, s), -127.0, 127.0)).to(tl.int8)
+                qo = _round_half_even(tl.clamp(tl.math.div_rn(xo, s), -127.0, 127.0)).to(tl.int8)
+            tl.store(o_row + dst, qe, mask=keep)
+            tl.store(o_row + dst + SUB // 2, qo, mask=keep)
+            return
         if MODE == 1 or MODE == 3:
             amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
             for k0 in range(0, Kp, CHUNKS * SUB):
@@ -481,7 +513,10 @@ def quantize_activation_triton(
     dtype = {_Q_STATIC: torch.int8, _Q_DYNAMIC: torch.int8, _Q_COPY: x2.dtype, _Q_FP8: torch.float8_e4m3fn}[mode]
     out = torch.empty(m, kp, dtype=dtype, device=x2.device)
     sx = torch.empty(m, dtype=torch.float32, device=x2.device) if mode in (_Q_DYNAMIC, _Q_FP8) else None
-    chunks = max(1, min(4096 // sub, triton.next_power_of_2(kp // sub)))
+    chunks = max(1, min(ONE_PASS_MAX_K // sub, triton.next_power_of_2(kp // sub)))
+    one_pass = chunks * sub >= kp
+    if not one_pass:
+        chunks = max(1, min(4096 // sub, chunks))
     if m:
         _act_quant_kernel[(m,)](
             x2,
@@ -494,7 +529,8 @@ def quantize_activation_triton(
             MODE=mode,
             SUB=sub,
             CHUNKS=chunks,
-            num_warps=4,
+            ONE_PASS=one_pass,
+            num_warps=8 if one_pass and chunks * sub > 4096 else 4,
         )
     return out, sx
 
