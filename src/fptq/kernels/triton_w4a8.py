@@ -210,31 +210,31 @@ if triton is not None:
         if ONE_PASS:
             # the whole row in one tile: one contiguous (vectorized) load, split into the even and
             # odd columns in registers, absmax, quantize, store (no second read of the row)
-            tt = tl.arange(0, 2)
-            src = cc[:, None, None] * SUB + 2 * jj[None, :, None] + tt[None, None, :]
-            xe, xo = tl.split(tl.load(x_row + src, mask=src < K, other=0.0))
-            xe = xe.to(tl.float32)
-            xo = xo.to(tl.float32)
+            tt1 = tl.arange(0, 2)
+            src1 = cc[:, None, None] * SUB + 2 * jj[None, :, None] + tt1[None, None, :]
+            xe1, xo1 = tl.split(tl.load(x_row + src1, mask=src1 < K, other=0.0))
+            xe1 = xe1.to(tl.float32)
+            xo1 = xo1.to(tl.float32)
             if MODE == 1 or MODE == 3:
-                m = _row_max(_row_max(tl.maximum(tl.abs(xe), tl.abs(xo)), 1), 0)
+                m = _row_max(_row_max(tl.maximum(tl.abs(xe1), tl.abs(xo1)), 1), 0)
                 qmax = 127.0 if MODE == 1 else 448.0
                 s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
                 tl.store(sx_ptr + row, s)
             elif MODE == 0:
                 s = tl.load(scale_ptr).to(tl.float32)
-            dst = cc[:, None] * SUB + jj[None, :]
-            keep = dst < Kp
+            dst1 = cc[:, None] * SUB + jj[None, :]
+            keep1 = dst1 < Kp
             if MODE == 2:
-                qe = xe.to(out_ptr.dtype.element_ty)
-                qo = xo.to(out_ptr.dtype.element_ty)
+                qe1 = xe1.to(out_ptr.dtype.element_ty)
+                qo1 = xo1.to(out_ptr.dtype.element_ty)
             elif MODE == 3:
-                qe = tl.clamp(tl.math.div_rn(xe, s), -448.0, 448.0).to(tl.float8e4nv)
-                qo = tl.clamp(tl.math.div_rn(xo, s), -448.0, 448.0).to(tl.float8e4nv)
+                qe1 = tl.clamp(tl.math.div_rn(xe1, s), -448.0, 448.0).to(tl.float8e4nv)
+                qo1 = tl.clamp(tl.math.div_rn(xo1, s), -448.0, 448.0).to(tl.float8e4nv)
             else:
-                qe = _round_half_even(tl.clamp(tl.math.div_rn(xe, s), -127.0, 127.0)).to(tl.int8)
-                qo = _round_half_even(tl.clamp(tl.math.div_rn(xo, s), -127.0, 127.0)).to(tl.int8)
-            tl.store(o_row + dst, qe, mask=keep)
-            tl.store(o_row + dst + SUB // 2, qo, mask=keep)
+                qe1 = _round_half_even(tl.clamp(tl.math.div_rn(xe1, s), -127.0, 127.0)).to(tl.int8)
+                qo1 = _round_half_even(tl.clamp(tl.math.div_rn(xo1, s), -127.0, 127.0)).to(tl.int8)
+            tl.store(o_row + dst1, qe1, mask=keep1)
+            tl.store(o_row + dst1 + SUB // 2, qo1, mask=keep1)
             return
         if MODE == 1 or MODE == 3:
             amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
