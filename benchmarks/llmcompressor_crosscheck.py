@@ -94,12 +94,16 @@ def cmd_llmc(args) -> None:
         if isinstance(module, torch.nn.Linear) and hasattr(module, "weight_scale") and name != "lm_head":
             tensors[f"{name}.weight"] = module.weight.detach().float().contiguous()
             tensors[f"{name}.weight_scale"] = module.weight_scale.detach().float().contiguous()
+        elif name.endswith("norm") and hasattr(module, "weight"):
+            # AWQ folds its smoothing scales into the norms: they are part of the result
+            tensors[f"{name}.weight"] = module.weight.detach().float().contiguous()
     save_file(tensors, work / f"llmc_{args.method}.safetensors")
     import compressed_tensors
     import transformers
 
     info = dict(seconds=seconds, llmcompressor=llmcompressor.__version__, compressed_tensors=compressed_tensors.__version__,
-                transformers=transformers.__version__, torch=torch.__version__, linears=len(tensors) // 2)
+                transformers=transformers.__version__, torch=torch.__version__,
+                linears=sum(key.endswith("_scale") for key in tensors))
     (work / f"llmc_{args.method}.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info))
 
@@ -116,11 +120,11 @@ def cmd_ours(args) -> None:
     tokens = load_file(work / "calib_tokens.safetensors")["tokens"]
     model, tok = load_model("bundled")
     config = QuantConfig(method=args.method, a_bits=16, group_size=GROUP_SIZE, act_order=args.act_order,
-                         true_sequential=not args.no_true_sequential)
+                         true_sequential=args.true_sequential)
     start = time.perf_counter()
     fptq.quantize(model, tok, config, tokens, progress=True)
     seconds = time.perf_counter() - start
-    name = f"ours_{args.method}{'_actorder' if args.act_order else ''}{'_onepass' if args.no_true_sequential else ''}"
+    name = f"ours_{args.method}{'_actorder' if args.act_order else ''}{'_trueseq' if args.true_sequential else ''}"
     fptq.save_quantized(model, work / name, tokenizer=tok, overwrite=True)
     info = dict(seconds=seconds, fptq=fptq.__version__, torch=torch.__version__, config=config.to_dict())
     (work / f"{name}.json").write_text(json.dumps(info, indent=2))
@@ -139,10 +143,18 @@ def _llmc_model(work: Path, method: str):
         for key, w in tensors.items():
             if not key.endswith(".weight"):
                 continue
+            module = model.get_submodule(key[: -len(".weight")])
+            if key + "_scale" not in tensors:  # a norm (AWQ's folded smoothing scales)
+                module.weight.copy_(w)
+                continue
             scale = tensors[key + "_scale"]  # (N, K // G)
-            codes = w.reshape(w.shape[0], scale.shape[1], -1) / scale[..., None]  # (N, groups, G)
-            worst = max(worst, float((codes - codes.round()).abs().max()), float(codes.round().abs().max() - 8))
-            model.get_submodule(key[: -len(".weight")]).weight.copy_(w)
+            ratio = w.reshape(w.shape[0], scale.shape[1], -1) / scale[..., None]  # (N, groups, G)
+            worst = max(worst, float((ratio - ratio.round()).abs().max()))
+            # GPTQ leaves its rounded weights in the model (on the grid: `worst` ~ 0); AWQ leaves
+            # the scaled full-precision weights and quantizes them in the forward pass: apply
+            # compressed-tensors' symmetric int4 fake quantization, clamp(round(w / s), -8, 7) * s.
+            codes = ratio.round().clamp(-8, 7)
+            module.weight.copy_((codes * scale[..., None]).reshape(w.shape))
     return model, worst
 
 
@@ -168,9 +180,7 @@ def cmd_report(args) -> None:
             name = folder.name
             info = json.loads((work / f"{name}.json").read_text())
             results[name] = ppl(fptq.load_quantized(folder), name)
-            flags = [f for f, key in (("act-order", "actorder"), ("one pass per block", "onepass")) if key in name]
-            if method == "gptq" and "onepass" not in name:
-                flags.append("true-sequential")
+            flags = [f for f, key in (("act-order", "actorder"), ("true-sequential", "trueseq")) if key in name]
             rows.append([f"fptq {method}" + (f" ({', '.join(flags)})" if flags else ""), f"fptq {info['fptq']}",
                          round(info["seconds"], 1), round(results[name], 3), "-"])
         if (work / f"llmc_{method}.safetensors").is_file():
@@ -186,7 +196,7 @@ def cmd_report(args) -> None:
             f"{c['seqlen']} tokens (bundled SQuAD/CoQA/DROP passages, seed {c['seed']}), the same token ids for both; "
             f"perplexity with fptq's code on the first {args.ppl_windows} windows of {args.ppl_seqlen} tokens of the bundled "
             f"BoolQ Wikipedia passages (NOT WikiText-2). Machine: {cpu}, torch threads 2, {platform.python_version()}.")
-    table = markdown_table(["implementation", "version", "quant s", "ppl", "off-grid check"], rows)
+    table = markdown_table(["implementation", "version", "quant s", "ppl", "weights as left: max |w/s - round(w/s)|"], rows)
     (work / "report.md").write_text(head + "\n\n" + table + "\n")
     (work / "report.json").write_text(json.dumps(results, indent=2))
     print(head + "\n\n" + table)
@@ -202,8 +212,8 @@ def main() -> None:
         b = sub.add_parser(name)
         b.add_argument("--method", choices=("gptq", "awq"), required=True)
         b.add_argument("--act-order", action="store_true")
-        b.add_argument("--no-true-sequential", action="store_true",
-                       help="gptq: all linears of a block from one calibration pass (as llm-compressor does)")
+        b.add_argument("--true-sequential", action="store_true",
+                       help="gptq: each linear group's Hessian after the earlier groups of its block are quantized")
     r = sub.add_parser("report")
     r.add_argument("--methods", default="gptq,awq")
     r.add_argument("--ppl-windows", type=int, default=16)

@@ -9,10 +9,10 @@ PY=.venv/bin/python; PYL=.venv-llmc/bin/python; S=benchmarks/llmcompressor_cross
 $PY $S prepare --work "$WORK" --samples "$SAMPLES" --seqlen "$SEQLEN"
 for m in ${METHODS//,/ }; do
   # back to back in one run, so both see the same machine load
-  if [ "$m" = gptq ]; then  # one pass per block, as llm-compressor does; then fptq's default, true-sequential
-    $PY $S ours --work "$WORK" --method gptq --act-order --no-true-sequential
-    $PYL $S llmc --work "$WORK" --method gptq
+  if [ "$m" = gptq ]; then  # fptq's default (one calibration pass per block, as llm-compressor), then --true-sequential
     $PY $S ours --work "$WORK" --method gptq --act-order
+    $PYL $S llmc --work "$WORK" --method gptq
+    $PY $S ours --work "$WORK" --method gptq --act-order --true-sequential
   else
     $PY $S ours --work "$WORK" --method "$m"
     $PYL $S llmc --work "$WORK" --method "$m"

@@ -74,8 +74,9 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--act-order", action="store_true", help="GPTQ: columns in order of decreasing Hessian diagonal")
     g.add_argument("--gptq-damp", type=float, default=0.01, help="GPTQ: dampening, fraction of mean(diag H) (default: 0.01)")
     g.add_argument("--gptq-block", type=int, default=128, help="GPTQ: columns per lazy batch update (default: 128)")
-    g.add_argument("--no-true-sequential", action="store_true",
-                   help="GPTQ: observe all Hessians of a block at once instead of after the earlier linears are quantized")
+    g.add_argument("--true-sequential", action="store_true",
+                   help="GPTQ: observe each linear group's Hessian after the earlier groups of its block are quantized "
+                        "(one extra partial forward per group; default: all Hessians of a block from one pass)")
     g.add_argument("--awq-grid", type=int, default=20, help="AWQ: grid points for the scale exponent (default: 20)")
     g.add_argument("--no-awq-clip", action="store_true", help="AWQ: skip the weight clipping search")
 
@@ -188,7 +189,7 @@ def _quant_config(args):
 
 def _method_fields(args) -> dict:
     return dict(gptq_damp=args.gptq_damp, gptq_block=args.gptq_block, act_order=args.act_order,
-                true_sequential=not args.no_true_sequential, awq_grid=args.awq_grid, awq_clip=not args.no_awq_clip)
+                true_sequential=args.true_sequential, awq_grid=args.awq_grid, awq_clip=not args.no_awq_clip)
 
 
 def _calib_config(args):

@@ -62,11 +62,12 @@ class QuantConfig:
     # GPTQ (Frantar et al. 2023, Alg. 1): dampening as a fraction of mean(diag H) (the paper's
     # 1%), columns per lazy batch update (128 in the paper), quantize columns in order of
     # decreasing diag(H) ("act-order"; group scales are then fixed up front, "static groups"),
-    # and collect each group's Hessian after the earlier groups of the block are quantized.
+    # and whether to collect each group's Hessian after the earlier groups of the block are
+    # quantized (the reference code's --true-sequential; off: one calibration pass per block).
     gptq_damp: float = 0.01
     gptq_block: int = 128
     act_order: bool = False
-    true_sequential: bool = True
+    true_sequential: bool = False
     # AWQ (Lin et al. 2024, §3.2): grid points for the exponent alpha in [0, 1), and whether to
     # search a per-group weight clipping ratio as well.
     awq_grid: int = 20

@@ -93,15 +93,16 @@ def test_dead_inputs_and_split_rows():
 CALIB = fptq.CalibConfig(source="random", samples=8, seqlen=32, batch_size=4)
 
 
-@pytest.mark.parametrize("a_bits", [16, 8])
-def test_gptq_model_beats_rtn_and_round_trips(tmp_path, a_bits):
+@pytest.mark.parametrize("a_bits,true_sequential", [(16, False), (8, False), (16, True)])
+def test_gptq_model_beats_rtn_and_round_trips(tmp_path, a_bits, true_sequential):
     def run(method):
         model = make_tiny("llama", seed=5)
         inject_outliers(model, factor=20.0)
         x = torch.randint(0, 256, (4, 32))
+        config = fptq.QuantConfig(method=method, a_bits=a_bits, group_size=32, true_sequential=true_sequential)
         with torch.no_grad():
             ref = model(x).logits
-            fptq.quantize(model, None, fptq.QuantConfig(method=method, a_bits=a_bits, group_size=32), CALIB, progress=False)
+            fptq.quantize(model, None, config, CALIB, progress=False)
             return model, x, ((model(x).logits - ref).norm() / ref.norm()).item()
 
     model, x, err = run("gptq")

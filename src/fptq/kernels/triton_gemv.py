@@ -73,6 +73,24 @@ if triton is not None:
         return s + (a >> 24) * (b >> 24)
 
     @triton.jit
+    def _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, pid_k,
+                    HAS_BIAS: tl.constexpr, SPLIT_K: tl.constexpr):
+        """Epilogue shared with `triton_w4a8._w4a8_kernel`: add the bias (once per column, on K
+        slice 0 under split-K) and write the `(BLOCK_M, BLOCK_N)` fp32 tile: fp32 atomics into
+        the zeroed split-K buffer, or a store in the output dtype."""
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + cols).to(tl.float32)
+            if SPLIT_K > 1:
+                bias = tl.where(pid_k == 0, bias, 0.0)
+            acc = acc + bias[None, :]
+        out = out_ptr + offs_m.to(tl.int64)[:, None] * stride_om + offs_n[None, :]
+        mask = row_ok[:, None] & (offs_n[None, :] < N)
+        if SPLIT_K > 1:
+            tl.atomic_add(out, acc, mask=mask, sem="relaxed")
+        else:
+            tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
     def _gemv_kernel(
         a_ptr,  # int32 view of the permuted int8 activations (M, K/4)
         w_ptr,  # int32 view of qweight (N, K/8)
@@ -157,17 +175,7 @@ if triton is not None:
             acc = acc * tl.load(sx_ptr).to(tl.float32)
         else:
             acc = acc * tl.load(sx_ptr + rows).to(tl.float32)[:, None]
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + cols).to(tl.float32)
-            if SPLIT_K > 1:
-                bias = tl.where(pid_k == 0, bias, 0.0)
-            acc = acc + bias[None, :]
-        out = out_ptr + offs_m.to(tl.int64)[:, None] * stride_om + offs_n[None, :]
-        mask = row_ok[:, None] & (offs_n[None, :] < N)
-        if SPLIT_K > 1:
-            tl.atomic_add(out, acc, mask=mask, sem="relaxed")
-        else:
-            tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
+        _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, pid_k, HAS_BIAS, SPLIT_K)
 
 
 def gemv_linear(

@@ -116,6 +116,7 @@ def activation_layout(x: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 if triton is not None:
+    from fptq.kernels.triton_gemv import _bias_store
 
     @triton.jit
     def _round_half_even(v):
@@ -435,17 +436,7 @@ if triton is not None:
             acc = acc * tl.load(sx_ptr).to(tl.float32)
         elif SX_MODE == 2:
             acc = acc * tl.load(sx_ptr + rows).to(tl.float32)[:, None]
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + cols).to(tl.float32)
-            if SPLIT_K > 1:
-                bias = tl.where(pid_k == 0, bias, 0.0)
-            acc = acc + bias[None, :]
-        out = out_ptr + offs_m.to(tl.int64)[:, None] * stride_om + offs_n[None, :]
-        mask = row_ok[:, None] & (offs_n[None, :] < N)
-        if SPLIT_K > 1:
-            tl.atomic_add(out, acc, mask=mask, sem="relaxed")
-        else:
-            tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
+        _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, pid_k, HAS_BIAS, SPLIT_K)
 
 
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
