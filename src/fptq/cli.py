@@ -71,7 +71,9 @@ def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("gptq / awq")
-    g.add_argument("--act-order", action="store_true", help="GPTQ: columns in order of decreasing Hessian diagonal")
+    g.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
+                   help="GPTQ: quantize columns in order of decreasing Hessian diagonal, with static groups "
+                        "(default: on, as llm-compressor; --no-act-order for the stored column order)")
     g.add_argument("--gptq-damp", type=float, default=0.01, help="GPTQ: dampening, fraction of mean(diag H) (default: 0.01)")
     g.add_argument("--gptq-block", type=int, default=128, help="GPTQ: columns per lazy batch update (default: 128)")
     g.add_argument("--true-sequential", action="store_true",
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     c.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
     c.add_argument("--methods", default=None,
-                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-actorder|-noeq|-sq] "
+                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq] "
                    "(default: the paper's line-up, see README 'Comparing methods')")
     c.add_argument("--out", default="runs/compare",
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")

@@ -13,7 +13,7 @@ of quantizing, and reads instead of evaluating.
 Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]` with NAME a
 `--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
 `dynamic` (activations all per-tensor static / all per-token dynamic), `layerwise`, `lae` /
-`sq` / `noeq` (FPTQ's equalization ablation), `actorder` (GPTQ). 8-bit integer weights are
+`sq` / `noeq` (FPTQ's equalization ablation), `actorder` / `noactorder` (GPTQ, default on). 8-bit integer weights are
 per output channel, 4-bit ones group-wise with the comparison's group size.
 """
 
@@ -93,6 +93,7 @@ _OPTIONS = {
     "sq": {"equalization": "smoothquant"},
     "noeq": {"equalization": "none"},
     "actorder": {"act_order": True},
+    "noactorder": {"act_order": False},
 }
 
 

@@ -61,12 +61,14 @@ class QuantConfig:
     sequential: bool = True
     # GPTQ (Frantar et al. 2023, Alg. 1): dampening as a fraction of mean(diag H) (the paper's
     # 1%), columns per lazy batch update (128 in the paper), quantize columns in order of
-    # decreasing diag(H) ("act-order"; group scales are then fixed up front, "static groups"),
+    # decreasing diag(H) ("act-order"; group scales are then fixed up front, "static groups";
+    # on by default, as llm-compressor's GPTQModifier does: on the bundled model GPTQ without it
+    # is worse than RTN, 29.7 vs 28.7, and with it 25.0),
     # and whether to collect each group's Hessian after the earlier groups of the block are
     # quantized (the reference code's --true-sequential; off: one calibration pass per block).
     gptq_damp: float = 0.01
     gptq_block: int = 128
-    act_order: bool = False
+    act_order: bool = True
     true_sequential: bool = False
     # AWQ (Lin et al. 2024, §3.2): grid points for the exponent alpha in [0, 1), and whether to
     # search a per-group weight clipping ratio as well.
