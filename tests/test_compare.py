@@ -22,6 +22,10 @@ def test_parse_variant():
     assert parse_variant("fptq-w4a8-noeq", 64).config.equalization == "none"
     assert parse_variant("gptq-w4a16", 64).config.act_order  # GPTQ's default, as llm-compressor's
     assert not parse_variant("gptq-w4a16-noactorder", 64).config.act_order
+    # a variant's own options win over the comparison-wide settings
+    assert not parse_variant("gptq-w4a16-noactorder", 64, act_order=True).config.act_order
+    assert parse_variant("gptq-w4a16-actorder", 64, act_order=False).config.act_order
+    assert parse_variant("rtn-w4a8-static", 64, policy="all-dynamic").config.policy == "all-static"
     assert parse_variant("fp16").config is None
     for bad in ("nope-w4a8", "gptq", "gptq-w4a8-fast", "awq-w4a8", "rtn-wxa8"):
         with pytest.raises(ConfigError):

@@ -100,7 +100,8 @@ _OPTIONS = {
 def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
     """`fp16` or `NAME-wXaY[-OPTION...]` -> a Variant (see the module docstring).
 
-    `overrides` are QuantConfig fields applied to every quantized variant (e.g. smoothquant_alpha).
+    `overrides` are QuantConfig fields applied to every quantized variant (e.g. smoothquant_alpha)
+    unless the spec sets them itself.
     """
     from fptq.methods import METHODS
 
@@ -123,7 +124,8 @@ def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
         if option not in _OPTIONS:
             raise ConfigError(f"variant {spec!r}: unknown option {option!r}; options: {', '.join(_OPTIONS)}")
         fields.update(_OPTIONS[option])
-    config = QuantConfig(**{**fields, **overrides})
+    # the variant's own spec wins over the comparison-wide settings (e.g. `-noactorder` over --act-order)
+    config = QuantConfig(**{**overrides, **fields})
     return Variant(spec, describe(config), config)
 
 
