@@ -227,7 +227,8 @@ def loglikelihood(
             for chunk in chunks:
                 caches = _prefix_caches(model, chunk, batch_size, device, bar)
                 chunk_rows = [r for members in chunk for r in members]
-                chunk_rows.sort(key=lambda r: (-len(r.tokens), r.tokens))
+                # longest suffix first: a batch is padded to its longest suffix (the prefix comes from the cache)
+                chunk_rows.sort(key=lambda r: (-(len(r.tokens) - r.prefix), r.tokens))
                 for batch in _batches(chunk_rows, batch_size):
                     _score_batch(model, batch, caches, device, keep_logits, cache_kw, results)
                     if bar is not None:
