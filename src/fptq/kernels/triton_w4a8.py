@@ -455,6 +455,11 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 # It measured 5-25 % SLOWER than the split-K path of `_w4a8_kernel` (CONFIGS[0]) on every
 # LLaMA shape, so it is used only when a `DecodeConfig` is passed or USE_DECODE_KERNEL is set.
 USE_DECODE_KERNEL = False
+DECODE_CONFIGS: list[tuple[int, DecodeConfig]] = [
+    (1, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
+    (DECODE_MAX_M, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
+]
+
 
 # The dp4a GEMV (`triton_gemv`) for M <= GEMV_MAX_M with int8 activations, and its launch
 # parameters per M (upper bound of M, config).
@@ -462,29 +467,12 @@ USE_GEMV = False
 GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=4, split_k=1, num_warps=4))]
 
 
-def _gemv_config(m: int) -> GemvConfig:
-    for bound, cfg in GEMV_CONFIGS:
+def _for_m(table: list[tuple[int, object]], m: int):
+    """The config of the first bucket whose upper bound is >= M (else the last one)."""
+    for bound, cfg in table:
         if m <= bound:
             return cfg
-    return GEMV_CONFIGS[-1][1]
-DECODE_CONFIGS: list[tuple[int, DecodeConfig]] = [
-    (1, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
-    (DECODE_MAX_M, DecodeConfig(block_n=32, steps=8, num_warps=4, dot=DOT_INT8, fused=False)),
-]
-
-
-def _decode_config(m: int) -> DecodeConfig:
-    for bound, cfg in DECODE_CONFIGS:
-        if m <= bound:
-            return cfg
-    return DECODE_CONFIGS[-1][1]
-
-
-def _default_config(m: int, n: int) -> KernelConfig:
-    for bound, cfg in CONFIGS:
-        if m <= bound:
-            return cfg
-    return CONFIGS[-1][1]
+    return table[-1][1]
 
 
 def quantize_activation_triton(
@@ -524,6 +512,15 @@ def quantize_activation_triton(
             num_warps=8 if one_pass and chunks * sub > 4096 else 4,
         )
     return out, sx
+
+
+def _quantized_operand(x2, group_size, act_mode, act_scale):
+    """The permuted activation buffer and its scale for the GEMM epilogue: `(a, sx, sx_mode)`,
+    sx_mode 1 = the static fp32 scalar, 2 = per-token scales, 0 = none (float activations)."""
+    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale)
+    if act_mode == "static":
+        return a, act_scale.reshape(()).float(), 1
+    return a, sx, 2 if act_mode == "dynamic" else 0
 
 
 def _launch(
@@ -626,7 +623,7 @@ def w4a8_linear(
     config:   launch parameters: a `KernelConfig` (tiled GEMM), a `DecodeConfig` (single-launch
               decode kernel, M <= 16) or a `GemvConfig` (dp4a GEMV, M <= 4, int8 activations,
               K a multiple of the step; otherwise the default path); default: the GEMV for
-              M <= 4 when USE_GEMV, else `_default_config(M, N)`
+              M <= 4 when USE_GEMV, else the `CONFIGS` bucket of M
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     """
     k = x.shape[-1]
@@ -657,29 +654,24 @@ def w4a8_linear(
     sub = _sub_chunk(group_size)
     if isinstance(config, GemvConfig) or (config is None and USE_GEMV):
         if gemv_supported(m, k, sub, act_mode):
-            a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale)
-            sx, sx_mode = (act_scale.reshape(()).float(), 1) if act_mode == "static" else (sx, 2)
+            a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
             y = gemv_linear(a, sx, sx_mode, qweight, scales, zeros, bias, group_size, sub, x.dtype,
-                            config or _gemv_config(m), out)
+                            config or _for_m(GEMV_CONFIGS, m), out)
             return y.reshape(*x.shape[:-1], n)
         config = None
     if config is None and m <= DECODE_MAX_M and USE_DECODE_KERNEL:
-        config = _decode_config(m)
+        config = _for_m(DECODE_CONFIGS, m)
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
-    cfg = config or _default_config(m, n)
+    cfg = config or _for_m(CONFIGS, m)
     dot_type = 1 if act_mode == "none" else 0
     if cfg.fused_act and m <= cfg.block_m <= DECODE_MAX_M:
         a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
-        a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale)
-        if act_mode == "static":
-            sx, sx_mode = act_scale.reshape(()).float(), 1
-        else:
-            sx_mode = 2 if act_mode == "dynamic" else 0
+        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype, cfg, out)
     return y.reshape(*x.shape[:-1], n)
 
@@ -724,7 +716,7 @@ def w4a8_fp8_linear(
         raise ValueError(f"w4a8_fp8_linear does not support group size {group_size} with K={k}")
     x2 = x.reshape(-1, k)
     m = x2.shape[0]
-    cfg = config or _default_config(max(m, DECODE_MAX_M + 1), n)
+    cfg = config or _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
     a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8")
     y = _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, 2, bias, m, k, group_size, x.dtype, cfg, out)
     return y.reshape(*x.shape[:-1], n)
