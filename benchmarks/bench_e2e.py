@@ -2,7 +2,8 @@
 
 The model is built from its config directly on the GPU (nothing is downloaded). Measured, per
 variant (fp16, then every decoder linear replaced by `QuantLinear` with W4A8 dynamic, W4A8
-static and W4A16 activations):
+static and W4A16 activations; a `+fused` variant runs q/k/v and gate/up as one GEMM each,
+`fptq.fuse_shared_inputs`, and `fp16+fused` is the same for the fp16 model, on a copy):
 
 - weight memory (all parameters and buffers; and the decoder linears alone),
 - prefill latency: batch 1, 2048 tokens, one forward (`logits_to_keep=1`, as generation does),
@@ -171,7 +172,10 @@ def main() -> None:
     ap.add_argument("--compile", default=None, help="also time the decode step under torch.compile(mode=...) ('default' for None)")
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
     ap.add_argument("--recompile-limit", type=int, default=8)
-    ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16")
+    ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
+                    help="in this order; options after '+': fused (after the unfused ones), pdl, tN "
+                         "(e.g. w4a8-dynamic+fused+pdl+t264)")
+    ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
     if args.gemv:
@@ -217,6 +221,16 @@ def main() -> None:
     with torch.no_grad():
         ref_logits = model(input_ids=probe).logits.float()
     fp16 = measure(model, "fp16", args, log, results)
+    if args.fp16_fused:
+        import copy
+
+        from fptq.nn.shared_input import fuse_shared_inputs
+
+        fused16 = copy.deepcopy(model)
+        fuse_shared_inputs(fused16)
+        measure(fused16, "fp16+fused", args, log, results)
+        del fused16
+        torch.cuda.empty_cache()
     t0 = time.time()
     quantize_model(model, "dynamic", None, args.group_size)
     log(f"quantized to W4A8 g{args.group_size} in {time.time() - t0:.0f}s")
@@ -224,9 +238,22 @@ def main() -> None:
         q_logits = model(input_ids=probe).logits.float()
     err = ((q_logits - ref_logits).norm() / ref_logits.norm()).item()
     log(f"W4A8 vs fp16 logits rel diff (random weights, RTN): {err:.3f}")
-    variants = [("w4a8-dynamic", "dynamic"), ("w4a8-static", "static"), ("w4a16", "none")]
-    variants = [v for v in variants if v[0] in args.variants.split(",")]
-    for name, mode in variants:
+    from fptq.kernels import triton_w4a8 as tw
+
+    modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a16": "none"}
+    for name in args.variants.split(","):
+        # options after '+': fused (q/k/v, gate/up as one GEMM), pdl (tw.USE_PDL), tN
+        # (tw.DECODE_TARGET_PROGRAMS = N)
+        base, *opts = name.split("+")
+        mode = modes[base]
+        tw.USE_PDL = "pdl" in opts
+        tw.DECODE_TARGET_PROGRAMS = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()), 0)
+        if "fused" in opts:
+            from fptq.nn.shared_input import fuse_shared_inputs, is_fused
+
+            if not is_fused(model):
+                set_act_mode(model, mode, args.act_scale)  # one spec per group, as FPTQ gives
+                log(f"fused {fuse_shared_inputs(model)} shared-input groups")
         set_act_mode(model, mode, args.act_scale)
         r = measure(model, name, args, log, results)
         r["speedup_prefill"] = fp16["prefill_ms"] / r["prefill_ms"]

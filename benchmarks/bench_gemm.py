@@ -43,6 +43,13 @@ SHAPES = [  # (N, K), LLaMA-2 linear layers
     ("70B gate/up", 28672, 8192),
     ("70B down", 8192, 28672),
 ]
+# q/k/v and gate/up fused into one GEMM each (`fptq.fuse_shared_inputs`); 70B q/k/v with GQA
+FUSED_SHAPES = [
+    ("7B qkv fused", 12288, 4096),
+    ("7B gate+up fused", 22016, 4096),
+    ("70B qkv fused", 10240, 8192),
+    ("70B gate+up fused", 57344, 8192),
+]
 MS = [1, 4, 16, 64, 256, 1024, 4096, 8192]
 L2_BYTES = 50 * 2**20
 
@@ -466,6 +473,57 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
     return winners
 
 
+def _decode_settings():
+    """(label, USE_PDL, DECODE_TARGET_PROGRAMS) variants of the decode path timed by --decode3."""
+    out = [("base", False, 0)]
+    for target in (264, 528):
+        out.append((f"t{target}", False, target))
+    for target in (0, 264, 528):
+        out.append((f"pdl t{target}", True, target))
+    return out
+
+
+def decode3_sweep(log, results, ms=(1, 16)):
+    """Run 13: programmatic dependent launch (weights prefetched into L2 while the activations are
+    quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
+    (q/k/v, gate+up) LLaMA shapes. Every variant's output is checked against the base path's."""
+    shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES
+    score = {}
+    for m in ms:
+        for name, n, k in shapes:
+            qweight, scales, _, _ = make_layer(n, k, 128, True)
+            x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+            fp16 = bench_fp16(m, n, k)
+            row = []
+            for label, pdl, target in _decode_settings():
+                tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS = pdl, target
+                try:
+                    out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
+                    if label == "base":
+                        ref = out
+                    err = float((out - ref).norm() / ref.norm())
+                    if not err < 1e-2:
+                        log(f"WRONG {label}: rel err {err:.2e} at M={m} {name}")
+                        continue
+                    t = bench_ours(m, n, k, "dynamic")
+                except Exception as e:  # noqa: BLE001 - reported, the others still run
+                    log(f"decode3 {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
+                    continue
+                row.append((t, label))
+                results.append({"decode3": label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
+            tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS = False, 0
+            best = min(t for t, _ in row)
+            for t, label in row:
+                score[label] = score.get(label, 0.0) + t / best
+            log(f"decode3 M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | "
+                + "; ".join(f"{label} {t:.1f}us x{fp16 / t:.2f}" for t, label in row))
+    winner = min(score, key=score.get)
+    log("decode3 scores (sum of time/best): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
+    pdl, target = next((p, t) for label, p, t in _decode_settings() if label == winner)
+    log(f"DECODE3_WINNER pdl={int(pdl)} target={target}")
+    return pdl, target
+
+
 def sweep(log, results):
     """Time candidate configs per M bucket on three shapes; install each bucket's best in tw.CONFIGS."""
     for bucket, (ms, configs) in SWEEP.items():
@@ -503,6 +561,7 @@ def main() -> None:
     ap.add_argument("--decode-sweep", action="store_true", help="sweep the single-launch decode kernel (M <= 16)")
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
+    ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--decode-check-only", action="store_true", help="check only the single-launch decode kernel")
@@ -536,6 +595,10 @@ def main() -> None:
         w = winners[1]
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
+    if args.decode3:
+        t0 = time.time()
+        decode3_sweep(log, results)
+        log(f"decode3 sweep took {time.time() - t0:.0f}s")
     if args.small_m_sweep:
         t0 = time.time()
         small_m_sweep(log, results)

@@ -67,6 +67,15 @@ PY
     timeout 90 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --variants w4a8-dynamic,w4a8-static
     [ -n "$best" ] && timeout 60 python3 benchmarks/bench_e2e.py --out "$OUT" --gemv "$best" --batches 1 --variants w4a8-dynamic
     ;;
+  decode3)  # run 13: PDL + L2 prefetch, split-K by program count, fused q/k/v + gate/up; e2e
+    timeout 100 python3 -m pytest -q tests/kernels/test_triton_w4a8.py -k "pdl or split or zeroes" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 260 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode3 --shapes 0 --ms 1 "${@:2}"
+    win=$(grep -o 'DECODE3_WINNER pdl=[01] target=[0-9]*' "$OUT/gemm_log.txt" | tail -1)
+    pdl=$(echo "$win" | sed -n 's/.*pdl=\([01]\).*/\1/p'); tgt=$(echo "$win" | sed -n 's/.*target=\([0-9]*\).*/\1/p')
+    opt="+t${tgt:-0}"; [ "$pdl" = 1 ] && opt="$opt+pdl"
+    timeout 220 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused \
+        --variants "w4a8-dynamic,w4a8-dynamic+fused,w4a8-dynamic+fused$opt,w4a8-static+fused$opt"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

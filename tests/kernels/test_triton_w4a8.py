@@ -117,6 +117,27 @@ def test_matches_reference(m, n, k, g, sym, act_mode):
         assert rel(y, exact) < 2e-3, cfg
 
 
+@pytest.mark.parametrize("target", [0, 1, 10, 10_000])
+def test_decode_split_follows_the_program_target(monkeypatch, target):
+    """`DECODE_TARGET_PROGRAMS` picks the split (1 .. the config's); results do not depend on it."""
+    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", target)
+    layer = make_layer(96, 512, 128, True, bias=True)
+    x = make_x(3, 512)
+    split = tw._split_k(DECODE_SPLIT, 3, 96)
+    assert split == {0: 3, 1: 1, 10: 3, 10_000: 3}[target]  # 3 column tiles of 32
+    ref = dequant_matmul64(x, layer, 128, "dynamic", None)
+    assert rel(run(x, layer, 128, "dynamic", None, DECODE_SPLIT), ref) < 2e-3
+
+
+def test_quantization_kernel_zeroes_the_split_k_buffer():
+    x = make_x(3, 256)
+    partial = torch.full((3, 2500), float("nan"), device=DEVICE)
+    a, sx = tw.quantize_activation_triton(x, 128, "dynamic", zero_out=partial)
+    assert (partial == 0).all()
+    b, sy = tw.quantize_activation_triton(x, 128, "dynamic")
+    assert torch.equal(a, b) and torch.equal(sx, sy)
+
+
 def test_fp32_and_3d_inputs():
     layer = make_layer(32, 256, 128, True)
     x = make_x(6, 256, torch.float32).reshape(2, 3, 256)
@@ -199,6 +220,33 @@ def test_gpu_large(m, dtype):
         act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
         y = run(x, layer, gs, act_mode, act_scale)
         assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < (1e-2 if dtype == torch.bfloat16 else 2e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("target", [0, 264])
+@pytest.mark.parametrize("m", [1, 7, 16])
+def test_gpu_pdl_decode(monkeypatch, m, target):
+    """Programmatic dependent launch (weights prefetched before `gdc_wait`, split-K buffer zeroed
+    by the quantization kernel), eagerly and replayed in a CUDA graph."""
+    monkeypatch.setattr(tw, "USE_PDL", True)
+    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", target)
+    for n, k, g, act_mode in ((4096, 4096, 128, "dynamic"), (1000, 11008, 64, "static"), (12288, 4096, 128, "dynamic")):
+        layer = make_layer(n, k, g, True, bias=True)
+        x = make_x(m, k)
+        act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        exact = dequant_matmul64(x, layer, g, act_mode, act_scale)
+        assert rel(run(x, layer, g, act_mode, act_scale), exact) < 2e-3
+        out = torch.full((m, n), float("nan"), dtype=x.dtype, device="cuda")
+        call = lambda: tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale,  # noqa: E731
+                                      bias=layer[3], out=out)
+        call()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            call()
+        out.fill_(float("nan"))
+        for _ in range(3):
+            graph.replay()
+        assert rel(out, exact) < 2e-3
 
 
 @pytest.mark.gpu

@@ -54,6 +54,11 @@ def save_quantized(model, out_dir: str | os.PathLike, tokenizer=None, overwrite:
     info = getattr(model, "fptq_info", None)
     if info is None:
         raise ModelError("this model was not quantized by fptq (no fptq_info); call fptq.quantize first")
+    from fptq.nn.shared_input import is_fused
+
+    if is_fused(model):
+        raise ModelError("this model's shared-input linears are fused for inference (fptq.fuse_shared_inputs); "
+                         "save it before fusing, or load it again with fuse=False")
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output folder {out} already exists; pass --overwrite to replace it")
@@ -100,10 +105,17 @@ def read_fptq_config(folder: str | os.PathLike) -> dict:
     return info
 
 
-def load_quantized(folder: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+def load_quantized(
+    folder: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    fuse: bool | None = None,
+):
     """Load a folder written by `save_quantized`. Returns the model (with `fptq_info`).
 
     dtype: compute dtype of the non-quantized weights (default float32 on CPU, float16 on CUDA).
+    fuse:  run the linears that read one input (q/k/v, gate/up) as one GEMM each
+           (`fptq.fuse_shared_inputs`; same results up to accumulation order). Default: on CUDA.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -173,6 +185,10 @@ def load_quantized(folder: str | os.PathLike, device: str | torch.device = "cpu"
         model.tie_weights()
     model.to(device).eval()
     model.fptq_info = info
+    if fuse if fuse is not None else device.type == "cuda":
+        from fptq.nn.shared_input import fuse_shared_inputs
+
+        fuse_shared_inputs(model)
     return model
 
 

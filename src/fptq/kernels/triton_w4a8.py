@@ -118,6 +118,15 @@ def activation_layout(x: torch.Tensor, group_size: int) -> torch.Tensor:
 if triton is not None:
     from fptq.kernels.triton_gemv import _bias_store
 
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+    @triton.jit
+    def _prefetch_l2(ptrs):
+        """Ask L2 for the 128-byte lines at `ptrs` (no registers filled, nothing waited on)."""
+        tl.inline_asm_elementwise(
+            "prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l", [ptrs.to(tl.int64)], dtype=tl.int32, is_pure=False, pack=1
+        )
+
     @triton.jit
     def _round_half_even(v):
         # Adding 1.5 * 2**23 leaves no fraction bits in fp32, so the hardware's round-to-nearest-
@@ -193,17 +202,28 @@ if triton is not None:
         out_ptr,  # (M, Kp) int8 / float / fp8, contiguous, permuted layout
         sx_ptr,  # (M,) fp32 per-token scales out (dynamic modes)
         scale_ptr,  # fp32 scalar in (static mode)
+        zero_ptr,  # (M, zero_n) fp32 split-K buffer of the GEMM that follows, zeroed here (ZERO_OUT)
         # sizes
         K,
         Kp,
         stride_xm,
+        zero_n,
         # meta
         MODE: tl.constexpr,  # 0 static int8, 1 dynamic int8, 2 float copy, 3 dynamic fp8
         SUB: tl.constexpr,
         CHUNKS: tl.constexpr,  # SUB-chunks per block
         ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
+        ZERO_OUT: tl.constexpr,
+        PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start now
     ):
         row = tl.program_id(0).to(tl.int64)
+        if PDL:
+            gdc_launch_dependents()
+        if ZERO_OUT:
+            zz = tl.arange(0, 1024)
+            for z0 in range(0, zero_n, 1024):
+                tl.store(zero_ptr + row * zero_n + z0 + zz, tl.full((1024,), 0, dtype=tl.float32),
+                         mask=z0 + zz < zero_n)
         cc = tl.arange(0, CHUNKS)
         jj = tl.arange(0, SUB // 2)
         x_row = x_ptr + row * stride_xm
@@ -303,6 +323,8 @@ if triton is not None:
         GROUP_M: tl.constexpr,
         SPLIT_K: tl.constexpr,
         USE_ASM: tl.constexpr,  # PTX unpacking (GPU); plain Triton ops under TRITON_INTERPRET
+        PDL: tl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
+        PREFETCH_LINES: tl.constexpr = 1,  # 128-byte lines per weight row to prefetch (PDL), power of 2
     ):
         HALF: tl.constexpr = SUB // 2
         # -- tile indices: grouped ordering so that GROUP_M row blocks share weight tiles in L2
@@ -345,6 +367,16 @@ if triton is not None:
                 amax = tl.maximum(amax, tl.abs(xc.to(tl.float32)))
             m_abs = _row_max(amax, 1)
             s_row = tl.where(m_abs > 0, tl.math.div_rn(m_abs, 127.0), 1.0)
+
+        if PDL:
+            # Launched while the activation-quantization kernel still runs: pull this program's
+            # weight bytes into L2 (they do not depend on it), then wait for its results.
+            lo = step_lo * HALF
+            last = tl.minimum(tl.maximum(step_hi * HALF - 1, lo), K // 2 - 1)
+            lines = tl.arange(0, PREFETCH_LINES)
+            byte = tl.minimum(lo + lines * 128, last)
+            _prefetch_l2(w_ptr + cols[:, None] * stride_wn + byte[None, :])
+            gdc_wait()
 
         if DOT_TYPE == 0:
             acc_i = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.int32)
@@ -467,6 +499,36 @@ USE_GEMV = False
 GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=4, split_k=1, num_warps=4))]
 
 
+# Split-K at M <= 16 only as far as it is needed to fill the GPU: a layer with enough column
+# tiles (fused q/k/v or gate/up) runs unsplit, without the fp32 partial buffer and the cast.
+# `_split_k` picks the smallest split with at least this many programs (capped by the config's).
+DECODE_TARGET_PROGRAMS = 0  # 0: always the config's split
+# Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
+# quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
+# kernel also zeroes the split-K buffer (one launch fewer).
+USE_PDL = False
+
+
+def _split_k(cfg: KernelConfig, m: int, n: int) -> int:
+    if cfg.split_k <= 1 or m > DECODE_MAX_M or not DECODE_TARGET_PROGRAMS:
+        return cfg.split_k
+    tiles = -(-m // cfg.block_m) * -(-n // cfg.block_n)
+    return max(1, min(cfg.split_k, -(-DECODE_TARGET_PROGRAMS // tiles)))
+
+
+def _pdl_constexprs(pdl: bool, k: int, sub: int, split: int) -> dict:
+    """PDL and PREFETCH_LINES of `_w4a8_kernel`: a power of two >= the 128-byte lines that one
+    program's K range spans in a weight row (plus one for a range that starts mid-line)."""
+    if not pdl:
+        return {"PDL": False, "PREFETCH_LINES": 1}
+    steps = -(-(-(-k // sub)) // split)
+    return {"PDL": True, "PREFETCH_LINES": triton.next_power_of_2(-(-steps * sub // 2 // 128) + 1)}
+
+
+def _pdl_available(x: torch.Tensor) -> bool:
+    return USE_PDL and x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
+
+
 def _for_m(table: list[tuple[int, object]], m: int):
     """The config of the first bucket whose upper bound is >= M (else the last one)."""
     for bound, cfg in table:
@@ -476,13 +538,21 @@ def _for_m(table: list[tuple[int, object]], m: int):
 
 
 def quantize_activation_triton(
-    x2: torch.Tensor, group_size: int, act_mode: str, act_scale: torch.Tensor | None = None
+    x2: torch.Tensor,
+    group_size: int,
+    act_mode: str,
+    act_scale: torch.Tensor | None = None,
+    zero_out: torch.Tensor | None = None,
+    pdl: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Quantize `(M, K)` activations into the kernels' permuted buffer (see `activation_layout`).
 
     act_mode "static": int8 codes with the fp32 scalar `act_scale`; "dynamic": int8 codes and
     per-token scales `max|x_t| / 127` (all-zero rows: 1); "none": a permuted float copy;
     "dynamic_fp8": float8 e4m3 with per-token scales `max|x_t| / 448`.
+    zero_out: a contiguous `(M, N)` fp32 buffer to zero on the way (the split-K buffer of the
+    GEMM that follows: one launch fewer). pdl: the GEMM that follows is launched as a
+    programmatic dependent (GPU only).
     Returns `(buffer (M, Kp), scales (M,) fp32 or None)`.
     """
     m, k = x2.shape
@@ -502,22 +572,26 @@ def quantize_activation_triton(
             out,
             sx if sx is not None else out,
             act_scale if mode == _Q_STATIC else out,
+            zero_out if zero_out is not None else out,
             k,
             kp,
             x2.stride(0),
+            zero_out.shape[1] if zero_out is not None else 0,
             MODE=mode,
             SUB=sub,
             CHUNKS=chunks,
             ONE_PASS=one_pass,
+            ZERO_OUT=zero_out is not None,
+            PDL=pdl,
             num_warps=8 if one_pass and chunks * sub > 4096 else 4,
         )
     return out, sx
 
 
-def _quantized_operand(x2, group_size, act_mode, act_scale):
+def _quantized_operand(x2, group_size, act_mode, act_scale, zero_out=None, pdl=False):
     """The permuted activation buffer and its scale for the GEMM epilogue: `(a, sx, sx_mode)`,
     sx_mode 1 = the static fp32 scalar, 2 = per-token scales, 0 = none (float activations)."""
-    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale)
+    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale, zero_out, pdl)
     if act_mode == "static":
         return a, act_scale.reshape(()).float(), 1
     return a, sx, 2 if act_mode == "dynamic" else 0
@@ -539,13 +613,17 @@ def _launch(
     out_dtype: torch.dtype,
     cfg: KernelConfig,
     out: torch.Tensor | None = None,
+    partial: torch.Tensor | None = None,
+    pdl: bool = False,
 ) -> torch.Tensor:
+    """One `_w4a8_kernel` launch. Split-K sums into `partial` (a zeroed `(M, N)` fp32 buffer;
+    allocated here when None); `pdl`: launched as a programmatic dependent of the kernel before."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
-    split = cfg.split_k
+    split = _split_k(cfg, m, n)
     final = out
     if split > 1:
-        out = torch.zeros(m, n, dtype=torch.float32, device=a.device)
+        out = partial if partial is not None else torch.zeros(m, n, dtype=torch.float32, device=a.device)
     elif out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
@@ -584,6 +662,8 @@ def _launch(
         USE_ASM=a.is_cuda,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
+        **_pdl_constexprs(pdl, k, sub, split),
+        **({"launch_pdl": True} if pdl else {}),
     )
     if split > 1:
         return final.copy_(out) if final is not None else out.to(out_dtype)
@@ -671,8 +751,13 @@ def w4a8_linear(
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
-        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
-        y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype, cfg, out)
+        pdl = m <= DECODE_MAX_M and _pdl_available(x2)
+        partial = None
+        if pdl and _split_k(cfg, m, n) > 1:
+            partial = torch.empty(m, n, dtype=torch.float32, device=x2.device)  # zeroed by the quantization
+        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, partial, pdl)
+        y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
+                    cfg, out, partial, pdl)
     return y.reshape(*x.shape[:-1], n)
 
 

@@ -1,0 +1,85 @@
+"""Compile the Triton kernels for sm_90a on a machine without a GPU (no device time).
+
+The CPU interpreter (TRITON_INTERPRET=1) runs the kernels' Python semantics but not Triton's
+GPU compiler, which is stricter (a variable's type may not change across a constexpr branch)
+and is where inline PTX is checked (ptxas). This script lowers each kernel variant that the
+library launches to PTX and a cubin for sm_90a and prints register and shared-memory use, so
+a kernel change is known to compile before a GPU run is spent on it.
+
+    python benchmarks/compile_sm90.py            # all variants; non-zero exit if one fails
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.pop("TRITON_INTERPRET", None)
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from fptq.kernels import triton_w4a8 as tw  # noqa: E402
+
+TARGET = GPUTarget("cuda", 90, 32)
+
+
+def _signature(fn, types: dict, constexprs: dict) -> dict:
+    sig = {}
+    for name in fn.arg_names:
+        sig[name] = "constexpr" if name in constexprs else types.get(name, "i32")
+    return sig
+
+
+def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
+    src = ASTSource(fn, _signature(fn, types, constexprs), constexprs)
+    return triton.compile(src, target=TARGET, options=dict(num_warps=num_warps, num_stages=num_stages, **options))
+
+
+GEMM_TYPES = {"a_ptr": "*i8", "w_ptr": "*u8", "scales_ptr": "*fp16", "zeros_ptr": "*u8", "sx_ptr": "*fp32",
+              "bias_ptr": "*fp16", "out_ptr": "*fp32"}
+QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "zero_ptr": "*fp32"}
+
+
+def variants():
+    for cfg_m in (1, 64, 1024):
+        cfg = tw._for_m(tw.CONFIGS, cfg_m)
+        for pdl in (False, True) if cfg.block_m <= tw.DECODE_MAX_M else (False,):
+            const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, A_MODE=tw._A_PERMUTED, DOT_TYPE=0, HAS_ZEROS=False,
+                         SX_MODE=2, HAS_BIAS=False, EVEN_K=True, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                         GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True)
+            const.update(tw._pdl_constexprs(pdl, 4096, 128, cfg.split_k))
+            types = dict(GEMM_TYPES, out_ptr="*fp32" if cfg.split_k > 1 else "*fp16")
+            yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, types, const, cfg.num_warps, cfg.num_stages,
+                   dict(launch_pdl=pdl))
+    for one_pass in (True, False):
+        for zero in (False, True):
+            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass,
+                         ZERO_OUT=zero, PDL=zero)
+            yield (f"act-quant one_pass={one_pass} zero/pdl={zero}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
+
+
+def main() -> int:
+    failed = 0
+    for name, fn, types, const, warps, stages, opts in variants():
+        t0 = time.time()
+        try:
+            k = compile_variant(fn, types, const, warps, stages, **opts)
+        except Exception as e:  # noqa: BLE001 - reported per variant
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {str(e)[:2000]}")
+            continue
+        regs = getattr(k, "n_regs", None)
+        if regs is None:
+            import re
+
+            m = re.search(r"\.maxnreg (\d+)|registers", k.asm.get("ptx", ""))
+            regs = m.group(0) if m else "?"
+        print(f"ok   {name}: shared {k.metadata.shared} B, {time.time() - t0:.1f}s, ptx {len(k.asm['ptx'])} chars")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
