@@ -474,13 +474,10 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
 
 
 def _decode_settings():
-    """(label, USE_PDL, DECODE_TARGET_PROGRAMS) variants of the decode path timed by --decode3."""
-    out = [("base", False, 0)]
-    for target in (264, 528):
-        out.append((f"t{target}", False, target))
-    for target in (0, 264, 528):
-        out.append((f"pdl t{target}", True, target))
-    return out
+    """(label, USE_PDL, DECODE_TARGET_PROGRAMS, FINISH_SPLIT_K) variants of the decode path timed
+    by --decode3 (run 13: the first four; run 14: the in-kernel split-K finish)."""
+    return [("base", False, 0, False), ("pdl", True, 0, False), ("finish", False, 0, True),
+            ("pdl finish", True, 0, True), ("pdl finish t528", True, 528, True)]
 
 
 def decode3_sweep(log, results, ms=(1, 16)):
@@ -488,6 +485,7 @@ def decode3_sweep(log, results, ms=(1, 16)):
     quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
     (q/k/v, gate+up) LLaMA shapes. Every variant's output is checked against the base path's."""
     shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -495,8 +493,8 @@ def decode3_sweep(log, results, ms=(1, 16)):
             x = torch.randn(m, k, device="cuda", dtype=torch.float16)
             fp16 = bench_fp16(m, n, k)
             row = []
-            for label, pdl, target in _decode_settings():
-                tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS = pdl, target
+            for label, pdl, target, finish in _decode_settings():
+                tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K = pdl, target, finish
                 try:
                     out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
                     if label == "base":
@@ -511,7 +509,7 @@ def decode3_sweep(log, results, ms=(1, 16)):
                     continue
                 row.append((t, label))
                 results.append({"decode3": label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
-            tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS = False, 0
+            tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K = defaults
             best = min(t for t, _ in row)
             for t, label in row:
                 score[label] = score.get(label, 0.0) + t / best
@@ -519,9 +517,23 @@ def decode3_sweep(log, results, ms=(1, 16)):
                 + "; ".join(f"{label} {t:.1f}us x{fp16 / t:.2f}" for t, label in row))
     winner = min(score, key=score.get)
     log("decode3 scores (sum of time/best): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
-    pdl, target = next((p, t) for label, p, t in _decode_settings() if label == winner)
-    log(f"DECODE3_WINNER pdl={int(pdl)} target={target}")
-    return pdl, target
+    pdl, target, finish = next((p, t, f) for label, p, t, f in _decode_settings() if label == winner)
+    log(f"DECODE3_WINNER pdl={int(pdl)} target={target} finish={int(finish)}")
+    return pdl, target, finish
+
+
+def per_channel_probe(log, results, ms=(1024, 4096)):
+    """The ceiling of a format without per-group scaling in the K loop (QServe-style): the same
+    kernel with per-channel weights (int32 accumulation over all of K) next to group 128, fp16 and
+    cuBLAS int8 W8A8, at prefill sizes."""
+    for _, n, k in (SHAPES[0], SHAPES[1], SHAPES[2]):
+        for m in ms:
+            r = {"probe": "per-channel", "m": m, "n": n, "k": k, "g128": bench_ours(m, n, k, "dynamic", 128),
+                 "per_channel": bench_ours(m, n, k, "dynamic", k), "fp16": bench_fp16(m, n, k), "int8": bench_int8(m, n, k)}
+            results.append(r)
+            log(f"per-channel probe M={m} {n}x{k}: g128 {r['g128']:.1f}us (x{r['fp16'] / r['g128']:.2f} fp16)  "
+                f"per-channel {r['per_channel']:.1f}us (x{r['fp16'] / r['per_channel']:.2f})  fp16 {r['fp16']:.1f}  "
+                f"int8 {r['int8']:.1f} (x{r['fp16'] / r['int8']:.2f})")
 
 
 def sweep(log, results):
@@ -562,6 +574,7 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--decode-check-only", action="store_true", help="check only the single-launch decode kernel")
@@ -599,6 +612,8 @@ def main() -> None:
         t0 = time.time()
         decode3_sweep(log, results)
         log(f"decode3 sweep took {time.time() - t0:.0f}s")
+    if args.per_channel_probe:
+        per_channel_probe(log, results)
     if args.small_m_sweep:
         t0 = time.time()
         small_m_sweep(log, results)

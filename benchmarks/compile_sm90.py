@@ -39,7 +39,7 @@ def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
 
 
 GEMM_TYPES = {"a_ptr": "*i8", "w_ptr": "*u8", "scales_ptr": "*fp16", "zeros_ptr": "*u8", "sx_ptr": "*fp32",
-              "bias_ptr": "*fp16", "out_ptr": "*fp32"}
+              "bias_ptr": "*fp16", "out_ptr": "*fp32", "final_ptr": "*fp16", "cnt_ptr": "*i32"}
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "zero_ptr": "*fp32"}
 
 
@@ -49,7 +49,7 @@ def variants():
         for pdl in (False, True) if cfg.block_m <= tw.DECODE_MAX_M else (False,):
             const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, A_MODE=tw._A_PERMUTED, DOT_TYPE=0, HAS_ZEROS=False,
                          SX_MODE=2, HAS_BIAS=False, EVEN_K=True, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                         GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True)
+                         GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True, FINISH=cfg.split_k > 1)
             const.update(tw._pdl_constexprs(pdl, 4096, 128, cfg.split_k))
             types = dict(GEMM_TYPES, out_ptr="*fp32" if cfg.split_k > 1 else "*fp16")
             yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, types, const, cfg.num_warps, cfg.num_stages,

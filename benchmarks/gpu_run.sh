@@ -76,6 +76,16 @@ PY
     timeout 220 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused \
         --variants "w4a8-dynamic,w4a8-dynamic+fused,w4a8-dynamic+fused$opt,w4a8-static+fused$opt"
     ;;
+  run14)  # GPU tests; in-kernel split-K finish; per-channel ceiling at prefill M; eager e2e
+    timeout 240 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode3 --per-channel-probe --shapes 0 --ms 1 "${@:2}"
+    timeout 180 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused \
+        --variants "w4a8-dynamic+fused+nofinish,w4a8-dynamic+fused,w4a8-static+fused"
+    ;;
+  compiled)  # decode under torch.compile: fp16 (as is and fused) vs W4A8 fused (default kernel settings)
+    timeout 580 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused --compile default \
+        --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" "${@:2}"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

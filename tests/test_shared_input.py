@@ -126,3 +126,19 @@ def test_no_graph_break_under_torch_compile(monkeypatch, tiny_any):
     torch.testing.assert_close(_logits(compiled, ids), ref, rtol=1e-5, atol=1e-5)
     assert counter.frame_count == 1
     torch._dynamo.reset()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("act_mode,act_scale", [("dynamic", None), ("static", 0.05)])
+def test_gpu_fused_model_matches_unfused(act_mode, act_scale):
+    model = make_tiny("qwen2", hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
+    model = _quantize_rtn(model, act_mode, act_scale, group_size=128).half().cuda()
+    ids = torch.randint(0, 256, (2, 40), device="cuda")
+    for m in (40, 1):  # prefill-sized and decode-sized GEMMs
+        ref = _logits(model, ids[:, :m]).double()
+        fused = copy.deepcopy(model)
+        fuse_shared_inputs(fused)
+        assert kernels.select_backend(torch.zeros(1, 256, device="cuda").half(), 4, 128, act_mode).name == "triton"
+        got = _logits(fused, ids[:, :m]).double()
+        assert ((got - ref).norm() / ref.norm()).item() < 2e-2

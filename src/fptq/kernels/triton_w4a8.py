@@ -202,12 +202,13 @@ if triton is not None:
         out_ptr,  # (M, Kp) int8 / float / fp8, contiguous, permuted layout
         sx_ptr,  # (M,) fp32 per-token scales out (dynamic modes)
         scale_ptr,  # fp32 scalar in (static mode)
-        zero_ptr,  # (M, zero_n) fp32 split-K buffer of the GEMM that follows, zeroed here (ZERO_OUT)
+        zero_ptr,  # the split-K buffer of the GEMM that follows (zero_total 32-bit words), zeroed here
         # sizes
         K,
         Kp,
         stride_xm,
-        zero_n,
+        zero_n,  # words zeroed per program
+        zero_total,
         # meta
         MODE: tl.constexpr,  # 0 static int8, 1 dynamic int8, 2 float copy, 3 dynamic fp8
         SUB: tl.constexpr,
@@ -222,8 +223,8 @@ if triton is not None:
         if ZERO_OUT:
             zz = tl.arange(0, 1024)
             for z0 in range(0, zero_n, 1024):
-                tl.store(zero_ptr + row * zero_n + z0 + zz, tl.full((1024,), 0, dtype=tl.float32),
-                         mask=z0 + zz < zero_n)
+                idx = row * zero_n + z0 + zz
+                tl.store(zero_ptr + idx, tl.full((1024,), 0, dtype=tl.float32), mask=(z0 + zz < zero_n) & (idx < zero_total))
         cc = tl.arange(0, CHUNKS)
         jj = tl.arange(0, SUB // 2)
         x_row = x_ptr + row * stride_xm
@@ -297,7 +298,9 @@ if triton is not None:
         zeros_ptr,  # uint8 (N, groups) or dummy
         sx_ptr,  # activation scale: fp32 scalar or (M,) per token, or dummy
         bias_ptr,  # (N,) or dummy
-        out_ptr,  # (M, N) output dtype, or fp32 for split-K
+        out_ptr,  # (M, N) output dtype, or the zeroed fp32 buffer of split-K
+        final_ptr,  # split-K with FINISH: (M, N) output dtype, written by the last program of a tile
+        cnt_ptr,  # split-K with FINISH: int32 arrival counter per output tile, zeroed
         # sizes
         M,
         N,
@@ -308,6 +311,7 @@ if triton is not None:
         stride_sn,
         stride_zn,
         stride_om,
+        stride_fm,
         # meta-parameters
         GROUP: tl.constexpr,  # weight group size (K for per-channel)
         SUB: tl.constexpr,  # K columns per step: 64 (group 64) or 128
@@ -323,6 +327,7 @@ if triton is not None:
         GROUP_M: tl.constexpr,
         SPLIT_K: tl.constexpr,
         USE_ASM: tl.constexpr,  # PTX unpacking (GPU); plain Triton ops under TRITON_INTERPRET
+        FINISH: tl.constexpr = False,  # split-K: the last program of a tile writes the output
         PDL: tl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
         PREFETCH_LINES: tl.constexpr = 1,  # 128-byte lines per weight row to prefetch (PDL), power of 2
     ):
@@ -469,6 +474,21 @@ if triton is not None:
         elif SX_MODE == 2:
             acc = acc * tl.load(sx_ptr + rows).to(tl.float32)[:, None]
         _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, pid_k, HAS_BIAS, SPLIT_K)
+        if FINISH:
+            _finish_split_k(out_ptr, final_ptr, cnt_ptr + pid, offs_m, offs_n, row_ok, N, stride_om, stride_fm, SPLIT_K)
+
+    @triton.jit
+    def _finish_split_k(part_ptr, final_ptr, cnt_ptr, offs_m, offs_n, row_ok, N, stride_pm, stride_fm,
+                        SPLIT_K: tl.constexpr):
+        """After this program's atomics into the fp32 tile: count it in; the tile's last program
+        reads the complete sums from L2 and writes them in the output dtype (no cast launch)."""
+        tl.debug_barrier()  # all threads' atomics are issued before the release below
+        arrived = tl.atomic_add(cnt_ptr, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:
+            mask = row_ok[:, None] & (offs_n[None, :] < N)
+            rows = offs_m.to(tl.int64)[:, None]
+            tile = tl.load(part_ptr + rows * stride_pm + offs_n[None, :], mask=mask, other=0.0, cache_modifier=".cg")
+            tl.store(final_ptr + rows * stride_fm + offs_n[None, :], tile.to(final_ptr.dtype.element_ty), mask=mask)
 
 
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
@@ -506,7 +526,10 @@ DECODE_TARGET_PROGRAMS = 0  # 0: always the config's split
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel also zeroes the split-K buffer (one launch fewer).
-USE_PDL = False
+USE_PDL = True
+# Split-K: the last program of each output tile writes the output from the fp32 sums (else a
+# separate cast launch does).
+FINISH_SPLIT_K = True
 
 
 def _split_k(cfg: KernelConfig, m: int, n: int) -> int:
@@ -550,8 +573,8 @@ def quantize_activation_triton(
     act_mode "static": int8 codes with the fp32 scalar `act_scale`; "dynamic": int8 codes and
     per-token scales `max|x_t| / 127` (all-zero rows: 1); "none": a permuted float copy;
     "dynamic_fp8": float8 e4m3 with per-token scales `max|x_t| / 448`.
-    zero_out: a contiguous `(M, N)` fp32 buffer to zero on the way (the split-K buffer of the
-    GEMM that follows: one launch fewer). pdl: the GEMM that follows is launched as a
+    zero_out: a contiguous fp32 buffer to zero on the way (the split-K buffer of the GEMM that
+    follows, `_split_k_buffer`: one launch fewer). pdl: the GEMM that follows is launched as a
     programmatic dependent (GPU only).
     Returns `(buffer (M, Kp), scales (M,) fp32 or None)`.
     """
@@ -576,7 +599,8 @@ def quantize_activation_triton(
             k,
             kp,
             x2.stride(0),
-            zero_out.shape[1] if zero_out is not None else 0,
+            -(-zero_out.numel() // m) if zero_out is not None else 0,
+            zero_out.numel() if zero_out is not None else 0,
             MODE=mode,
             SUB=sub,
             CHUNKS=chunks,
@@ -616,19 +640,23 @@ def _launch(
     partial: torch.Tensor | None = None,
     pdl: bool = False,
 ) -> torch.Tensor:
-    """One `_w4a8_kernel` launch. Split-K sums into `partial` (a zeroed `(M, N)` fp32 buffer;
-    allocated here when None); `pdl`: launched as a programmatic dependent of the kernel before."""
+    """One `_w4a8_kernel` launch. Split-K sums into `partial` (a zeroed `_split_k_buffer`;
+    allocated here when None) and the last program of each tile writes the output;
+    `pdl`: launched as a programmatic dependent of the kernel before."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
     split = _split_k(cfg, m, n)
-    final = out
-    if split > 1:
-        out = partial if partial is not None else torch.zeros(m, n, dtype=torch.float32, device=a.device)
-    elif out is None:
+    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
-        return out.to(out_dtype)
-    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n), split)
+        return out
+    final, counters = out, out
+    finish = split > 1 and FINISH_SPLIT_K
+    if split > 1:
+        buf = partial if partial is not None else torch.zeros(_split_k_words(m, n, tiles), dtype=torch.float32, device=a.device)
+        out, counters = buf[: m * n].view(m, n), buf[m * n :].view(torch.int32)
+    grid = (tiles, split)
     dummy = scales
     _w4a8_kernel[grid](
         a,
@@ -638,6 +666,8 @@ def _launch(
         sx if sx is not None else dummy,
         bias if bias is not None else dummy,
         out,
+        final,
+        counters,
         m,
         n,
         k,
@@ -646,6 +676,7 @@ def _launch(
         scales.stride(0),
         zeros.stride(0) if zeros is not None else 0,
         out.stride(0),
+        final.stride(0),
         GROUP=group_size,
         SUB=sub,
         PER_CHANNEL=group_size == k,
@@ -660,14 +691,20 @@ def _launch(
         GROUP_M=cfg.group_m,
         SPLIT_K=split,
         USE_ASM=a.is_cuda,
+        FINISH=finish,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
         **_pdl_constexprs(pdl, k, sub, split),
         **({"launch_pdl": True} if pdl else {}),
     )
-    if split > 1:
-        return final.copy_(out) if final is not None else out.to(out_dtype)
-    return out
+    if split > 1 and not finish:
+        final.copy_(out)
+    return final
+
+
+def _split_k_words(m: int, n: int, tiles: int) -> int:
+    """Size of the zeroed split-K buffer: `(M, N)` fp32 partial sums + one int32 counter per tile."""
+    return m * n + tiles
 
 
 def _check(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, group_size: int) -> tuple[int, int]:
@@ -753,8 +790,9 @@ def w4a8_linear(
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         partial = None
-        if pdl and _split_k(cfg, m, n) > 1:
-            partial = torch.empty(m, n, dtype=torch.float32, device=x2.device)  # zeroed by the quantization
+        if pdl and _split_k(cfg, m, n) > 1:  # zeroed by the quantization kernel
+            tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+            partial = torch.empty(_split_k_words(m, n, tiles), dtype=torch.float32, device=x2.device)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, partial, pdl)
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
                     cfg, out, partial, pdl)
