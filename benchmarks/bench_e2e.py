@@ -175,9 +175,18 @@ def main() -> None:
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, "
                          "nofinish (e.g. w4a8-dynamic+fused+nopdl+t264)")
+    ap.add_argument("--kernel-settings", default="",
+                    help="decode-path defaults as printed by bench_gemm --decode3, e.g. 'pdl=1 target=528 finish=1 budget=25165824'")
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
+    if args.kernel_settings:
+        from fptq.kernels import triton_w4a8 as tw
+
+        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "finish": "FINISH_SPLIT_K", "budget": "PREFETCH_BUDGET"}
+        for item in args.kernel_settings.split():
+            key, value = item.split("=")
+            setattr(tw, names[key], type(getattr(tw, names[key]))(int(value)))
     if args.gemv:
         from fptq.kernels import triton_w4a8 as tw
         from fptq.kernels.triton_gemv import GemvConfig

@@ -50,7 +50,7 @@ def variants():
             const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, A_MODE=tw._A_PERMUTED, DOT_TYPE=0, HAS_ZEROS=False,
                          SX_MODE=2, HAS_BIAS=False, EVEN_K=True, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                          GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True, FINISH=cfg.split_k > 1)
-            const.update(tw._pdl_constexprs(pdl, 4096, 128, cfg.split_k))
+            const.update(tw._pdl_constexprs(pdl, 4096, 4096, 128, cfg.split_k))
             types = dict(GEMM_TYPES, out_ptr="*fp32" if cfg.split_k > 1 else "*fp16")
             yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, types, const, cfg.num_warps, cfg.num_stages,
                    dict(launch_pdl=pdl))

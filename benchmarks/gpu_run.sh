@@ -82,9 +82,17 @@ PY
     timeout 180 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused \
         --variants "w4a8-dynamic+fused+nofinish,w4a8-dynamic+fused,w4a8-static+fused"
     ;;
-  compiled)  # decode under torch.compile: fp16 (as is and fused) vs W4A8 fused (default kernel settings)
+  run15)  # capped L2 prefetch with fewer splits; eager e2e with the winner
+    timeout 120 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k pdl 2>&1 | tail -2 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode3 --shapes 0 --ms 1
+    win=$(grep -o 'DECODE3_WINNER.*' "$OUT/gemm_log.txt" | tail -1 | cut -d' ' -f2-)
+    echo "settings: $win"
+    timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --kernel-settings "$win" \
+        --variants "w4a8-dynamic+fused,w4a8-static+fused"
+    ;;
+  compiled)  # decode under torch.compile: fp16 (as is and fused) vs W4A8 fused; args: kernel settings
     timeout 580 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused --compile default \
-        --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" "${@:2}"
+        --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" --kernel-settings "${2:-}"
     ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"

@@ -527,6 +527,8 @@ DECODE_TARGET_PROGRAMS = 0  # 0: always the config's split
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel also zeroes the split-K buffer (one launch fewer).
 USE_PDL = True
+# Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
+PREFETCH_BUDGET = 24 << 20
 # Split-K: the last program of each output tile writes the output from the fp32 sums (else a
 # separate cast launch does).
 FINISH_SPLIT_K = True
@@ -539,13 +541,19 @@ def _split_k(cfg: KernelConfig, m: int, n: int) -> int:
     return max(1, min(cfg.split_k, -(-DECODE_TARGET_PROGRAMS // tiles)))
 
 
-def _pdl_constexprs(pdl: bool, k: int, sub: int, split: int) -> dict:
-    """PDL and PREFETCH_LINES of `_w4a8_kernel`: a power of two >= the 128-byte lines that one
-    program's K range spans in a weight row (plus one for a range that starts mid-line)."""
+def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
+    """PDL and PREFETCH_LINES of `_w4a8_kernel`: the 128-byte lines of each weight row that a
+    program prefetches from the start of its K range: a power of two covering the range (plus
+    one for a range that starts mid-line), but at most `PREFETCH_BUDGET` bytes over the grid
+    (prefetching all of a 235 MB layer only evicts its own first lines: run 13)."""
     if not pdl:
         return {"PDL": False, "PREFETCH_LINES": 1}
     steps = -(-(-(-k // sub)) // split)
-    return {"PDL": True, "PREFETCH_LINES": triton.next_power_of_2(-(-steps * sub // 2 // 128) + 1)}
+    lines = triton.next_power_of_2(-(-steps * sub // 2 // 128) + 1)
+    if PREFETCH_BUDGET:
+        cap = max(1, PREFETCH_BUDGET // (n * split * 128))
+        lines = min(lines, 1 << (cap.bit_length() - 1))
+    return {"PDL": True, "PREFETCH_LINES": lines}
 
 
 def _pdl_available(x: torch.Tensor) -> bool:
@@ -694,7 +702,7 @@ def _launch(
         FINISH=finish,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
-        **_pdl_constexprs(pdl, k, sub, split),
+        **_pdl_constexprs(pdl, n, k, sub, split),
         **({"launch_pdl": True} if pdl else {}),
     )
     if split > 1 and not finish:
