@@ -522,7 +522,7 @@ GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=
 # Split-K at M <= 16 only as far as it is needed to fill the GPU: a layer with enough column
 # tiles (fused q/k/v or gate/up) runs unsplit, without the fp32 partial buffer and the cast.
 # `_split_k` picks the smallest split with at least this many programs (capped by the config's).
-DECODE_TARGET_PROGRAMS = 0  # 0: always the config's split
+DECODE_TARGET_PROGRAMS = 528  # 4 per SM on the H100 (run 15); 0: always the config's split
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel also zeroes the split-K buffer (one launch fewer).
