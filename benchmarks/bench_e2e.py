@@ -173,17 +173,17 @@ def main() -> None:
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
-                    help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, "
-                         "nofinish (e.g. w4a8-dynamic+fused+nopdl+t264)")
+                    help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, opaque "
+                         "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
-                    help="decode-path defaults as printed by bench_gemm --decode3, e.g. 'pdl=1 target=528 finish=1 budget=25165824'")
+                    help="decode-path defaults as printed by bench_gemm --decode3, e.g. 'pdl=1 target=528 budget=25165824'")
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
     if args.kernel_settings:
         from fptq.kernels import triton_w4a8 as tw
 
-        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "finish": "FINISH_SPLIT_K", "budget": "PREFETCH_BUDGET"}
+        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "budget": "PREFETCH_BUDGET"}
         for item in args.kernel_settings.split():
             key, value = item.split("=")
             setattr(tw, names[key], type(getattr(tw, names[key]))(int(value)))
@@ -250,19 +250,19 @@ def main() -> None:
     from fptq.kernels import triton_w4a8 as tw
 
     modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a16": "none"}
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
-        # (tw.DECODE_TARGET_PROGRAMS = N), nofinish (tw.FINISH_SPLIT_K = False); else the defaults
+        # (tw.DECODE_TARGET_PROGRAMS = N), opaque (tw.QUANTIZE_IN_GRAPH = False); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
-        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K = defaults
+        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH = defaults
+        if "opaque" in opts:
+            tw.QUANTIZE_IN_GRAPH = False
         if "pdl" in opts or "nopdl" in opts:
             tw.USE_PDL = "pdl" in opts
         tw.DECODE_TARGET_PROGRAMS = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()),
                                          tw.DECODE_TARGET_PROGRAMS)
-        if "nofinish" in opts:
-            tw.FINISH_SPLIT_K = False
         if "fused" in opts:
             from fptq.nn.shared_input import fuse_shared_inputs, is_fused
 

@@ -474,11 +474,10 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
 
 
 def _decode_settings():
-    """(label, USE_PDL, DECODE_TARGET_PROGRAMS, FINISH_SPLIT_K, PREFETCH_BUDGET) variants of the
-    decode path timed by --decode3 (runs 13-15)."""
-    return [("base", False, 0, False, 0), ("pdl", True, 0, False, 0), ("pdl cap", True, 0, False, 24 << 20),
-            ("pdl cap t528", True, 528, False, 24 << 20), ("pdl cap finish t528", True, 528, True, 24 << 20),
-            ("pdl cap finish t264", True, 264, True, 24 << 20)]
+    """(label, USE_PDL, DECODE_TARGET_PROGRAMS, PREFETCH_BUDGET) variants of the decode path timed
+    by --decode3 (runs 13-16; split-K always ends in the kernel since run 16)."""
+    return [("base", False, 0, 0), ("pdl", True, 0, 24 << 20), ("t528", False, 528, 0),
+            ("pdl t528", True, 528, 24 << 20), ("pdl t264", True, 264, 24 << 20)]
 
 
 def decode3_sweep(log, results, ms=(1, 16)):
@@ -486,7 +485,7 @@ def decode3_sweep(log, results, ms=(1, 16)):
     quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
     (q/k/v, gate+up) LLaMA shapes. Every variant's output is checked against the base path's."""
     shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K, tw.PREFETCH_BUDGET
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -494,8 +493,8 @@ def decode3_sweep(log, results, ms=(1, 16)):
             x = torch.randn(m, k, device="cuda", dtype=torch.float16)
             fp16 = bench_fp16(m, n, k)
             row = []
-            for label, pdl, target, finish, budget in _decode_settings():
-                tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K, tw.PREFETCH_BUDGET = pdl, target, finish, budget
+            for label, pdl, target, budget in _decode_settings():
+                tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET = pdl, target, budget
                 try:
                     out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
                     if label == "base":
@@ -510,7 +509,7 @@ def decode3_sweep(log, results, ms=(1, 16)):
                     continue
                 row.append((t, label))
                 results.append({"decode3": label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
-            tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.FINISH_SPLIT_K, tw.PREFETCH_BUDGET = defaults
+            tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET = defaults
             best = min(t for t, _ in row)
             for t, label in row:
                 score[label] = score.get(label, 0.0) + t / best
@@ -518,9 +517,9 @@ def decode3_sweep(log, results, ms=(1, 16)):
                 + "; ".join(f"{label} {t:.1f}us x{fp16 / t:.2f}" for t, label in row))
     winner = min(score, key=score.get)
     log("decode3 scores (sum of time/best): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
-    pdl, target, finish, budget = next(v[1:] for v in _decode_settings() if v[0] == winner)
-    log(f"DECODE3_WINNER pdl={int(pdl)} target={target} finish={int(finish)} budget={budget}")
-    return pdl, target, finish, budget
+    pdl, target, budget = next(v[1:] for v in _decode_settings() if v[0] == winner)
+    log(f"DECODE3_WINNER pdl={int(pdl)} target={target} budget={budget}")
+    return pdl, target, budget
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

@@ -39,8 +39,8 @@ def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
 
 
 GEMM_TYPES = {"a_ptr": "*i8", "w_ptr": "*u8", "scales_ptr": "*fp16", "zeros_ptr": "*u8", "sx_ptr": "*fp32",
-              "bias_ptr": "*fp16", "out_ptr": "*fp32", "final_ptr": "*fp16", "cnt_ptr": "*i32"}
-QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "zero_ptr": "*fp32"}
+              "bias_ptr": "*fp16", "out_ptr": "*fp16", "ws_ptr": "*fp32", "cnt_ptr": "*i32"}
+QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32"}
 
 
 def variants():
@@ -49,16 +49,14 @@ def variants():
         for pdl in (False, True) if cfg.block_m <= tw.DECODE_MAX_M else (False,):
             const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, A_MODE=tw._A_PERMUTED, DOT_TYPE=0, HAS_ZEROS=False,
                          SX_MODE=2, HAS_BIAS=False, EVEN_K=True, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                         GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True, FINISH=cfg.split_k > 1)
+                         GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True)
             const.update(tw._pdl_constexprs(pdl, 4096, 4096, 128, cfg.split_k))
-            types = dict(GEMM_TYPES, out_ptr="*fp32" if cfg.split_k > 1 else "*fp16")
-            yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, types, const, cfg.num_warps, cfg.num_stages,
+            yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, GEMM_TYPES, const, cfg.num_warps, cfg.num_stages,
                    dict(launch_pdl=pdl))
     for one_pass in (True, False):
-        for zero in (False, True):
-            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass,
-                         ZERO_OUT=zero, PDL=zero)
-            yield (f"act-quant one_pass={one_pass} zero/pdl={zero}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
+        for pdl in (False, True):
+            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl)
+            yield (f"act-quant one_pass={one_pass} pdl={pdl}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
 
 
 def main() -> int:

@@ -76,11 +76,11 @@ PY
     timeout 220 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused \
         --variants "w4a8-dynamic,w4a8-dynamic+fused,w4a8-dynamic+fused$opt,w4a8-static+fused$opt"
     ;;
-  run14)  # GPU tests; in-kernel split-K finish; per-channel ceiling at prefill M; eager e2e
+  run14)  # GPU tests; split-K variants; per-channel ceiling at prefill M; eager e2e
     timeout 240 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
     timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode3 --per-channel-probe --shapes 0 --ms 1 "${@:2}"
     timeout 180 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused \
-        --variants "w4a8-dynamic+fused+nofinish,w4a8-dynamic+fused,w4a8-static+fused"
+        --variants "w4a8-dynamic+fused,w4a8-static+fused"
     ;;
   run15)  # capped L2 prefetch with fewer splits; eager e2e with the winner
     timeout 120 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k pdl 2>&1 | tail -2 | tee "$OUT/pytest_gpu.txt"
@@ -89,6 +89,12 @@ PY
     echo "settings: $win"
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --kernel-settings "$win" \
         --variants "w4a8-dynamic+fused,w4a8-static+fused"
+    ;;
+  run16)  # workspace split-K (no zeroing, deterministic); in-graph quantization under torch.compile
+    timeout 130 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode3 --shapes 0 --ms 1
+    timeout 360 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused"
     ;;
   compiled)  # decode under torch.compile: fp16 (as is and fused) vs W4A8 fused; args: kernel settings
     timeout 580 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused --compile default \

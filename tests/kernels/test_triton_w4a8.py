@@ -129,13 +129,17 @@ def test_decode_split_follows_the_program_target(monkeypatch, target):
     assert rel(run(x, layer, 128, "dynamic", None, DECODE_SPLIT), ref) < 2e-3
 
 
-def test_quantization_kernel_zeroes_the_split_k_buffer():
-    x = make_x(3, 256)
-    partial = torch.full((3, 2500), float("nan"), device=DEVICE)
-    a, sx = tw.quantize_activation_triton(x, 128, "dynamic", zero_out=partial)
-    assert (partial == 0).all()
-    b, sy = tw.quantize_activation_triton(x, 128, "dynamic")
-    assert torch.equal(a, b) and torch.equal(sx, sy)
+def test_split_k_is_deterministic_and_leaves_its_counters_at_zero(monkeypatch):
+    monkeypatch.setattr(tw, "_COUNTERS", {})
+    layer = make_layer(96, 768, 64, False, bias=True)
+    x = make_x(5, 768)
+    cfg = tw.KernelConfig(16, 32, 4, 2, split_k=4)
+    first = run(x, layer, 64, "dynamic", None, cfg)
+    assert rel(first, dequant_matmul64(x, layer, 64, "dynamic", None)) < 2e-3
+    for _ in range(2):  # the last slice of each tile sums the partials in a fixed order
+        assert torch.equal(run(x, layer, 64, "dynamic", None, cfg), first)
+    (counters,) = tw._COUNTERS.values()
+    assert counters.numel() >= 3 and not counters.any()
 
 
 def test_fp32_and_3d_inputs():
@@ -258,3 +262,34 @@ def test_gpu_fp8(m):
     y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], out=out)
     r = tw.w4a8_fp8_linear_reference(x.double(), *layer[:3], group_size=64, bias=layer[3].double())
     assert rel(y, r) < 3e-3
+
+
+@pytest.mark.parametrize("k,g", [(256, 128), (192, 64), (200, 200), (4096, 128)])
+@pytest.mark.parametrize("act_mode", ["static", "dynamic"])
+def test_torch_quantization_is_bit_identical_to_the_kernel(k, g, act_mode):
+    x = make_x(5, k)
+    act_scale = (x.float().abs().amax() / 127 * 0.6).reshape(()) if act_mode == "static" else None
+    a, sx = tw.quantize_activation_triton(x, g, act_mode, act_scale)
+    b, sy = tw.quantize_activation_torch(x, g, act_mode, act_scale)
+    assert torch.equal(a, b)
+    assert (sx is None and sy is None) or torch.equal(sx, sy)
+
+
+@pytest.mark.parametrize("act_mode", ["static", "dynamic", "none"])
+def test_compiled_layer_quantizes_in_the_graph(act_mode):
+    """Under torch.compile the backend traces the quantization and calls the GEMM-only op; the
+    result equals the eager kernel's."""
+    import torch._dynamo.testing
+
+    layer = make_layer(96, 256, 128, True, bias=True)
+    x = make_x(3, 256).reshape(1, 3, 256)
+    act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+    fn = lambda x: tw._backend_fn(x, *layer[:3], group_size=128, act_mode=act_mode, act_scale=act_scale,  # noqa: E731
+                                  bias=layer[3])
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
+    got = torch.compile(fn, backend=counter, fullgraph=True)(x)
+    ops = {str(n.target) for gm in counter.graphs for n in gm.graph.nodes if n.op == "call_function"}
+    assert ("fptq.w4a8_gemm" in ops) == (act_mode != "none") and ("fptq.w4a8_linear" in ops) == (act_mode == "none"), ops
+    torch._dynamo.reset()
+    torch.testing.assert_close(got, fn(x), rtol=0, atol=0)

@@ -16,10 +16,12 @@ each multiplied by its half of the activation chunk: no register shuffles.
 
 Two paths, picked by M:
 
-- decode (M <= 16, memory-bound): BLOCK_M = 16 (int8 mma.sync), wide BLOCK_N and split-K so
-  that enough weight bytes are in flight to stream them at full bandwidth; partial sums of the K
-  slices meet in an fp32 buffer (atomics). The activations are quantized first by the same
-  row-wise kernel as prefill (`KernelConfig.fused_act` quantizes them inside the GEMM instead).
+- decode (M <= 16, memory-bound): BLOCK_M = 16 (int8 mma.sync) and split-K until the grid has
+  enough programs to stream the weights at full bandwidth; each tile's last K slice to finish
+  sums the slices' fp32 partials and writes the output (one launch, deterministic). The
+  activations are quantized first by the same row-wise kernel as prefill, and on Hopper the
+  GEMM is a programmatic dependent launch of it: its programs prefetch their weights into L2
+  while the activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead).
 - prefill (M > 16, compute-bound): the row-wise activation quantization kernel (per-token absmax +
   round in one program per row, or the elementwise static path) writes the permuted int8
   buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) with the group
@@ -58,6 +60,7 @@ __all__ = [
     "KernelConfig",
     "activation_layout",
     "quantize_activation_triton",
+    "quantize_activation_torch",
     "w4a8_linear",
     "w4a8_fp8_linear",
     "w4a8_fp8_linear_reference",
@@ -109,8 +112,7 @@ def activation_layout(x: torch.Tensor, group_size: int) -> torch.Tensor:
     sub = _sub_chunk(group_size)
     m, k = x.shape
     kp = -(-k // sub) * sub
-    padded = torch.zeros(m, kp, dtype=x.dtype, device=x.device)
-    padded[:, :k] = x
+    padded = x if kp == k else torch.nn.functional.pad(x, (0, kp - k))
     chunks = padded.reshape(m, kp // sub, sub // 2, 2)  # (M, chunks, SUB/2, even|odd)
     return chunks.transpose(2, 3).reshape(m, kp)
 
@@ -202,29 +204,20 @@ if triton is not None:
         out_ptr,  # (M, Kp) int8 / float / fp8, contiguous, permuted layout
         sx_ptr,  # (M,) fp32 per-token scales out (dynamic modes)
         scale_ptr,  # fp32 scalar in (static mode)
-        zero_ptr,  # the split-K buffer of the GEMM that follows (zero_total 32-bit words), zeroed here
         # sizes
         K,
         Kp,
         stride_xm,
-        zero_n,  # words zeroed per program
-        zero_total,
         # meta
         MODE: tl.constexpr,  # 0 static int8, 1 dynamic int8, 2 float copy, 3 dynamic fp8
         SUB: tl.constexpr,
         CHUNKS: tl.constexpr,  # SUB-chunks per block
         ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
-        ZERO_OUT: tl.constexpr,
         PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start now
     ):
         row = tl.program_id(0).to(tl.int64)
         if PDL:
             gdc_launch_dependents()
-        if ZERO_OUT:
-            zz = tl.arange(0, 1024)
-            for z0 in range(0, zero_n, 1024):
-                idx = row * zero_n + z0 + zz
-                tl.store(zero_ptr + idx, tl.full((1024,), 0, dtype=tl.float32), mask=(z0 + zz < zero_n) & (idx < zero_total))
         cc = tl.arange(0, CHUNKS)
         jj = tl.arange(0, SUB // 2)
         x_row = x_ptr + row * stride_xm
@@ -298,9 +291,9 @@ if triton is not None:
         zeros_ptr,  # uint8 (N, groups) or dummy
         sx_ptr,  # activation scale: fp32 scalar or (M,) per token, or dummy
         bias_ptr,  # (N,) or dummy
-        out_ptr,  # (M, N) output dtype, or the zeroed fp32 buffer of split-K
-        final_ptr,  # split-K with FINISH: (M, N) output dtype, written by the last program of a tile
-        cnt_ptr,  # split-K with FINISH: int32 arrival counter per output tile, zeroed
+        out_ptr,  # (M, N) output dtype
+        ws_ptr,  # split-K: fp32 partial sums (SPLIT_K, M, N), plain stores
+        cnt_ptr,  # split-K: int32 arrival counter per output tile, zero between launches
         # sizes
         M,
         N,
@@ -311,7 +304,6 @@ if triton is not None:
         stride_sn,
         stride_zn,
         stride_om,
-        stride_fm,
         # meta-parameters
         GROUP: tl.constexpr,  # weight group size (K for per-channel)
         SUB: tl.constexpr,  # K columns per step: 64 (group 64) or 128
@@ -327,7 +319,6 @@ if triton is not None:
         GROUP_M: tl.constexpr,
         SPLIT_K: tl.constexpr,
         USE_ASM: tl.constexpr,  # PTX unpacking (GPU); plain Triton ops under TRITON_INTERPRET
-        FINISH: tl.constexpr = False,  # split-K: the last program of a tile writes the output
         PDL: tl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
         PREFETCH_LINES: tl.constexpr = 1,  # 128-byte lines per weight row to prefetch (PDL), power of 2
     ):
@@ -473,22 +464,31 @@ if triton is not None:
             acc = acc * tl.load(sx_ptr).to(tl.float32)
         elif SX_MODE == 2:
             acc = acc * tl.load(sx_ptr + rows).to(tl.float32)[:, None]
-        _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, pid_k, HAS_BIAS, SPLIT_K)
-        if FINISH:
-            _finish_split_k(out_ptr, final_ptr, cnt_ptr + pid, offs_m, offs_n, row_ok, N, stride_om, stride_fm, SPLIT_K)
+        if SPLIT_K > 1:
+            _split_k_reduce(acc, ws_ptr, cnt_ptr + pid, bias_ptr, cols, out_ptr, offs_m, offs_n, row_ok, M, N,
+                            stride_om, pid_k, HAS_BIAS, SPLIT_K)
+        else:
+            _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, pid_k, HAS_BIAS, 1)
 
     @triton.jit
-    def _finish_split_k(part_ptr, final_ptr, cnt_ptr, offs_m, offs_n, row_ok, N, stride_pm, stride_fm,
-                        SPLIT_K: tl.constexpr):
-        """After this program's atomics into the fp32 tile: count it in; the tile's last program
-        reads the complete sums from L2 and writes them in the output dtype (no cast launch)."""
-        tl.debug_barrier()  # all threads' atomics are issued before the release below
+    def _split_k_reduce(acc, ws_ptr, cnt_ptr, bias_ptr, cols, out_ptr, offs_m, offs_n, row_ok, M, N, stride_om,
+                        pid_k, HAS_BIAS: tl.constexpr, SPLIT_K: tl.constexpr):
+        """Split-K without a zeroed buffer or a second launch: each program stores its fp32 partial
+        tile in its own workspace slice and counts itself in on the tile's arrival counter; the
+        last to arrive sums the slices in a fixed order (deterministic), adds the bias, writes the
+        output and resets the counter to zero for the next launch."""
+        mask = row_ok[:, None] & (offs_n[None, :] < N)
+        tile = offs_m.to(tl.int64)[:, None] * N + offs_n[None, :]
+        mn = M.to(tl.int64) * N
+        tl.store(ws_ptr + pid_k * mn + tile, acc, mask=mask)
+        tl.debug_barrier()  # every thread's partial is written before the release below
         arrived = tl.atomic_add(cnt_ptr, 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT_K - 1:
-            mask = row_ok[:, None] & (offs_n[None, :] < N)
-            rows = offs_m.to(tl.int64)[:, None]
-            tile = tl.load(part_ptr + rows * stride_pm + offs_n[None, :], mask=mask, other=0.0, cache_modifier=".cg")
-            tl.store(final_ptr + rows * stride_fm + offs_n[None, :], tile.to(final_ptr.dtype.element_ty), mask=mask)
+            total = tl.load(ws_ptr + tile, mask=mask, other=0.0, cache_modifier=".cg")
+            for s in range(1, SPLIT_K):
+                total += tl.load(ws_ptr + s * mn + tile, mask=mask, other=0.0, cache_modifier=".cg")
+            _bias_store(total, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, 0, HAS_BIAS, 1)
+            tl.atomic_xchg(cnt_ptr, 0)
 
 
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
@@ -520,18 +520,15 @@ GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=
 
 
 # Split-K at M <= 16 only as far as it is needed to fill the GPU: a layer with enough column
-# tiles (fused q/k/v or gate/up) runs unsplit, without the fp32 partial buffer and the cast.
+# tiles (fused q/k/v or gate/up) runs with fewer K slices or none.
 # `_split_k` picks the smallest split with at least this many programs (capped by the config's).
 DECODE_TARGET_PROGRAMS = 528  # 4 per SM on the H100 (run 15); 0: always the config's split
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
-# kernel also zeroes the split-K buffer (one launch fewer).
+# kernel triggers it early (`gdc_launch_dependents`).
 USE_PDL = True
 # Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
 PREFETCH_BUDGET = 24 << 20
-# Split-K: the last program of each output tile writes the output from the fp32 sums (else a
-# separate cast launch does).
-FINISH_SPLIT_K = True
 
 
 def _split_k(cfg: KernelConfig, m: int, n: int) -> int:
@@ -573,7 +570,6 @@ def quantize_activation_triton(
     group_size: int,
     act_mode: str,
     act_scale: torch.Tensor | None = None,
-    zero_out: torch.Tensor | None = None,
     pdl: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Quantize `(M, K)` activations into the kernels' permuted buffer (see `activation_layout`).
@@ -581,9 +577,7 @@ def quantize_activation_triton(
     act_mode "static": int8 codes with the fp32 scalar `act_scale`; "dynamic": int8 codes and
     per-token scales `max|x_t| / 127` (all-zero rows: 1); "none": a permuted float copy;
     "dynamic_fp8": float8 e4m3 with per-token scales `max|x_t| / 448`.
-    zero_out: a contiguous fp32 buffer to zero on the way (the split-K buffer of the GEMM that
-    follows, `_split_k_buffer`: one launch fewer). pdl: the GEMM that follows is launched as a
-    programmatic dependent (GPU only).
+    pdl: the GEMM that follows is launched as a programmatic dependent (GPU only).
     Returns `(buffer (M, Kp), scales (M,) fp32 or None)`.
     """
     m, k = x2.shape
@@ -603,27 +597,23 @@ def quantize_activation_triton(
             out,
             sx if sx is not None else out,
             act_scale if mode == _Q_STATIC else out,
-            zero_out if zero_out is not None else out,
             k,
             kp,
             x2.stride(0),
-            -(-zero_out.numel() // m) if zero_out is not None else 0,
-            zero_out.numel() if zero_out is not None else 0,
             MODE=mode,
             SUB=sub,
             CHUNKS=chunks,
             ONE_PASS=one_pass,
-            ZERO_OUT=zero_out is not None,
             PDL=pdl,
             num_warps=8 if one_pass and chunks * sub > 4096 else 4,
         )
     return out, sx
 
 
-def _quantized_operand(x2, group_size, act_mode, act_scale, zero_out=None, pdl=False):
+def _quantized_operand(x2, group_size, act_mode, act_scale, pdl=False):
     """The permuted activation buffer and its scale for the GEMM epilogue: `(a, sx, sx_mode)`,
     sx_mode 1 = the static fp32 scalar, 2 = per-token scales, 0 = none (float activations)."""
-    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale, zero_out, pdl)
+    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale, pdl)
     if act_mode == "static":
         return a, act_scale.reshape(()).float(), 1
     return a, sx, 2 if act_mode == "dynamic" else 0
@@ -645,11 +635,9 @@ def _launch(
     out_dtype: torch.dtype,
     cfg: KernelConfig,
     out: torch.Tensor | None = None,
-    partial: torch.Tensor | None = None,
     pdl: bool = False,
 ) -> torch.Tensor:
-    """One `_w4a8_kernel` launch. Split-K sums into `partial` (a zeroed `_split_k_buffer`;
-    allocated here when None) and the last program of each tile writes the output;
+    """One `_w4a8_kernel` launch (split-K reduced inside it, see `_split_k_reduce`);
     `pdl`: launched as a programmatic dependent of the kernel before."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
@@ -659,11 +647,10 @@ def _launch(
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    final, counters = out, out
-    finish = split > 1 and FINISH_SPLIT_K
+    ws, counters = out, out
     if split > 1:
-        buf = partial if partial is not None else torch.zeros(_split_k_words(m, n, tiles), dtype=torch.float32, device=a.device)
-        out, counters = buf[: m * n].view(m, n), buf[m * n :].view(torch.int32)
+        ws = torch.empty(split, m, n, dtype=torch.float32, device=a.device)
+        counters = _arrival_counters(a.device, tiles)
     grid = (tiles, split)
     dummy = scales
     _w4a8_kernel[grid](
@@ -674,7 +661,7 @@ def _launch(
         sx if sx is not None else dummy,
         bias if bias is not None else dummy,
         out,
-        final,
+        ws,
         counters,
         m,
         n,
@@ -684,7 +671,6 @@ def _launch(
         scales.stride(0),
         zeros.stride(0) if zeros is not None else 0,
         out.stride(0),
-        final.stride(0),
         GROUP=group_size,
         SUB=sub,
         PER_CHANNEL=group_size == k,
@@ -699,20 +685,27 @@ def _launch(
         GROUP_M=cfg.group_m,
         SPLIT_K=split,
         USE_ASM=a.is_cuda,
-        FINISH=finish,
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
         **_pdl_constexprs(pdl, n, k, sub, split),
         **({"launch_pdl": True} if pdl else {}),
     )
-    if split > 1 and not finish:
-        final.copy_(out)
-    return final
+    return out
 
 
-def _split_k_words(m: int, n: int, tiles: int) -> int:
-    """Size of the zeroed split-K buffer: `(M, N)` fp32 partial sums + one int32 counter per tile."""
-    return m * n + tiles
+_COUNTERS: dict[tuple, torch.Tensor] = {}
+
+
+def _arrival_counters(device: torch.device, tiles: int) -> torch.Tensor:
+    """Split-K arrival counters, zeroed once and reset to zero by the kernel that used them.
+    One buffer per device and stream: launches on one stream never overlap (a programmatic
+    dependent launch overlaps only the quantization kernel before it)."""
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device, stream)
+    buf = _COUNTERS.get(key)
+    if buf is None or buf.numel() < tiles:
+        buf = _COUNTERS[key] = torch.zeros(max(tiles, 4096), dtype=torch.int32, device=device)
+    return buf
 
 
 def _check(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, group_size: int) -> tuple[int, int]:
@@ -797,13 +790,9 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
-        partial = None
-        if pdl and _split_k(cfg, m, n) > 1:  # zeroed by the quantization kernel
-            tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
-            partial = torch.empty(_split_k_words(m, n, tiles), dtype=torch.float32, device=x2.device)
-        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, partial, pdl)
+        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl)
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
-                    cfg, out, partial, pdl)
+                    cfg, out, pdl)
     return y.reshape(*x.shape[:-1], n)
 
 
@@ -921,11 +910,72 @@ def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
     return x.new_empty(*x.shape[:-1], qweight.shape[0])
 
 
-def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None):
-    """The registered backend: plain call in eager mode; an opaque custom op under torch.compile
-    (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it)."""
-    if torch.compiler.is_compiling():
+def quantize_activation_torch(
+    x2: torch.Tensor, group_size: int, act_mode: str, act_scale: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`quantize_activation_triton` for the int8 modes in torch ops, bit for bit the same (fp32
+    division, clamp, round half to even). Under torch.compile Inductor fuses these ops into the
+    kernel that produces `x` (RMSNorm, SiLU * up), so the quantization costs no launch of its own."""
+    xf = x2.float()
+    if act_mode == "dynamic":
+        amax = xf.abs().amax(dim=-1, keepdim=True)
+        s = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    else:
+        s = act_scale.float().reshape(1, 1)
+    q = torch.round(torch.clamp(xf / s, -127.0, 127.0)).to(torch.int8)
+    return activation_layout(q, group_size), s.reshape(-1) if act_mode == "dynamic" else None
+
+
+@torch.library.custom_op("fptq::w4a8_gemm", mutates_args=())
+def _w4a8_gemm_op(
+    a: torch.Tensor,
+    sx: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    k: int,
+    group_size: int,
+    sx_mode: int,
+    out_dtype: torch.dtype,
+) -> torch.Tensor:
+    """The GEMM alone, on activations already in the kernels' permuted int8 layout."""
+    m = a.shape[0]
+    pdl = m <= DECODE_MAX_M and _pdl_available(a)
+    return _launch(a, _A_PERMUTED, 0, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype,
+                   _for_m(CONFIGS, m), None, pdl)
+
+
+@_w4a8_gemm_op.register_fake
+def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype):
+    return a.new_empty(a.shape[0], qweight.shape[0], dtype=out_dtype)
+
+
+# Under torch.compile, int8 activations are quantized by traced torch ops (fused by Inductor into
+# their producer) and only the GEMM is an opaque op; False: the whole layer is one opaque op.
+QUANTIZE_IN_GRAPH = True
+
+
+def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
+    k = x.shape[-1]
+    if not (QUANTIZE_IN_GRAPH and act_mode in ("static", "dynamic") and supports_shape(k, bits, group_size)
+            and x.dtype in _DTYPES):
         return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
+    a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
+    if act_mode == "static":
+        sx, sx_mode = act_scale.reshape(()).float(), 1
+    else:
+        sx_mode = 2
+    y = torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, x.dtype)
+    return y.reshape(*x.shape[:-1], qweight.shape[0])
+
+
+def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None):
+    """The registered backend: plain call in eager mode; under torch.compile the activation
+    quantization as traced torch ops and the GEMM as an opaque custom op (Dynamo then neither
+    traces the launch code nor breaks the graph; CUDA graphs capture it)."""
+    if torch.compiler.is_compiling():
+        return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
     return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias)
 
 
