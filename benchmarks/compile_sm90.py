@@ -51,6 +51,8 @@ def variants():
                          SX_MODE=2, HAS_BIAS=False, EVEN_K=True, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
                          GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True)
             const.update(tw._pdl_constexprs(pdl, 4096, 4096, 128, cfg.split_k))
+            if cfg_m == 1:
+                const = dict(const, M=1)  # Triton's launcher specializes an integer argument equal to 1
             yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, GEMM_TYPES, const, cfg.num_warps, cfg.num_stages,
                    dict(launch_pdl=pdl))
     for one_pass in (True, False):

@@ -479,7 +479,7 @@ if triton is not None:
         output and resets the counter to zero for the next launch."""
         mask = row_ok[:, None] & (offs_n[None, :] < N)
         tile = offs_m.to(tl.int64)[:, None] * N + offs_n[None, :]
-        mn = M.to(tl.int64) * N
+        mn = tl.cast(M, tl.int64) * N  # M may be the constant 1 (Triton specializes it)
         tl.store(ws_ptr + pid_k * mn + tile, acc, mask=mask)
         tl.debug_barrier()  # every thread's partial is written before the release below
         arrived = tl.atomic_add(cnt_ptr, 1, sem="acq_rel", scope="gpu")
