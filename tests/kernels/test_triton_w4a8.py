@@ -276,10 +276,12 @@ def test_torch_quantization_is_bit_identical_to_the_kernel(k, g, act_mode):
 
 
 @pytest.mark.parametrize("act_mode", ["static", "dynamic", "none"])
-def test_compiled_layer_quantizes_in_the_graph(act_mode):
-    """Under torch.compile the backend traces the quantization and calls the GEMM-only op; the
-    result equals the eager kernel's."""
+def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode):
+    """With QUANTIZE_IN_GRAPH, torch.compile traces the quantization and calls the GEMM-only op;
+    the result equals the eager kernel's."""
     import torch._dynamo.testing
+
+    monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", True)
 
     layer = make_layer(96, 256, 128, True, bias=True)
     x = make_x(3, 256).reshape(1, 3, 256)
