@@ -973,9 +973,9 @@ def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, 
 
 
 def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None):
-    """The registered backend: plain call in eager mode; under torch.compile the activation
-    quantization as traced torch ops and the GEMM as an opaque custom op (Dynamo then neither
-    traces the launch code nor breaks the graph; CUDA graphs capture it)."""
+    """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
+    (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
+    with the activation quantization traced in front of a GEMM-only op if QUANTIZE_IN_GRAPH."""
     if torch.compiler.is_compiling():
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
     return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias)
