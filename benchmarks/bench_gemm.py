@@ -522,6 +522,41 @@ def decode3_sweep(log, results, ms=(1, 16)):
     return pdl, target, budget
 
 
+def decode4_sweep(log, results, m=1):
+    """Run 17: the decode tile width and the program target, with PDL, on every LLaMA shape and the
+    fused ones at M = 1. Every variant's output is checked against the default's."""
+    default_cfg, default_target = tw.CONFIGS[0], tw.DECODE_TARGET_PROGRAMS
+    variants = [("bn64 t528", 64, 528), ("bn64 t792", 64, 792), ("bn64 t1056", 64, 1056),
+                ("bn32 t528", 32, 528), ("bn32 t1056", 32, 1056), ("bn128 t528", 128, 528)]
+    score = {}
+    for name, n, k in SHAPES + FUSED_SHAPES:
+        qweight, scales, _, _ = make_layer(n, k, 128, True)
+        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+        ref = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
+        fp16 = bench_fp16(m, n, k)
+        row = []
+        for label, bn, target in variants:
+            tw.CONFIGS[0] = (default_cfg[0], tw.KernelConfig(16, bn, 4, 3, split_k=8))
+            tw.DECODE_TARGET_PROGRAMS = target
+            try:
+                out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
+                if not float((out - ref).norm() / ref.norm()) < 1e-2:
+                    log(f"WRONG {label} at {name}")
+                    continue
+                t = bench_ours(m, n, k, "dynamic")
+            except Exception as e:  # noqa: BLE001 - reported, the others still run
+                log(f"decode4 {label} failed at {name}: {type(e).__name__}: {str(e)[:200]}")
+                continue
+            row.append((t, label))
+            results.append({"decode4": label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
+        tw.CONFIGS[0], tw.DECODE_TARGET_PROGRAMS = default_cfg, default_target
+        best = min(t for t, _ in row)
+        for t, label in row:
+            score[label] = score.get(label, 0.0) + t / best
+        log(f"decode4 M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | " + "; ".join(f"{lb} {t:.1f}us x{fp16 / t:.2f}" for t, lb in row))
+    log("decode4 scores (sum of time/best): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
+
+
 def per_channel_probe(log, results, ms=(1024, 4096)):
     """The ceiling of a format without per-group scaling in the K loop (QServe-style): the same
     kernel with per-channel weights (int32 accumulation over all of K) next to group 128, fp16 and
@@ -574,6 +609,7 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
     ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
@@ -614,6 +650,8 @@ def main() -> None:
         log(f"decode3 sweep took {time.time() - t0:.0f}s")
     if args.per_channel_probe:
         per_channel_probe(log, results)
+    if args.decode4:
+        decode4_sweep(log, results)
     if args.small_m_sweep:
         t0 = time.time()
         small_m_sweep(log, results)

@@ -96,6 +96,9 @@ PY
     timeout 360 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
         --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused"
     ;;
+  run17)  # decode tile width x program target at M = 1 on every shape
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode4 --shapes 0 --ms 1
+    ;;
   compiled)  # decode under torch.compile: fp16 (as is and fused) vs W4A8 fused; args: kernel settings
     timeout 580 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused --compile default \
         --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" --kernel-settings "${2:-}"
