@@ -50,6 +50,11 @@ def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
     )
     g.add_argument("--asymmetric", action="store_true", help="asymmetric weights with a zero point per group")
     g.add_argument("--a-bits", type=int, default=8, choices=(8, 16), help="activation bits; 16 = weight-only (default: 8)")
+    g.add_argument(
+        "--a-format", default="int8", choices=("int8", "fp8"),
+        help="8-bit format of the per-token (dynamic) activations: int8, or fp8 = float8 e4m3 with a per-token "
+        "scale (W4A8-FP8, for Hopper's fp8 tensor cores); static layers stay int8 (default: int8)",
+    )
     g.add_argument("--v0", type=float, default=15.0, help="max|X| below which a layer is per-tensor static (default: 15)")
     g.add_argument("--v1", type=float, default=150.0, help="max|X| from which a layer is per-token dynamic (default: 150)")
     g.add_argument(
@@ -139,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     c.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
     c.add_argument("--methods", default=None,
-                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq] "
+                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq|-fp8] "
                    "(default: the paper's line-up, see README 'Comparing methods')")
     c.add_argument("--out", default="runs/compare",
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")
@@ -179,6 +184,7 @@ def _quant_config(args):
         group_size=args.group_size,
         symmetric=not args.asymmetric,
         a_bits=args.a_bits,
+        a_format=args.a_format,
         v0=args.v0,
         v1=args.v1,
         policy=args.policy,
@@ -356,7 +362,8 @@ def cmd_compare(args) -> int:
         note = f"; perplexity on {ppl['ppl_tokens']} tokens of {data}"
     print(f"\n{args.model}, 4-bit group size {group_size}, calibration {args.calib_samples} x {args.calib_seqlen} tokens "
           f"({args.calib}){note}. bits/weight counts scales and zero points. Layers: S = per-tensor static, "
-          "LAE = equalized + static, D = per-token dynamic, A16 = weight-only, FP8 = float8 e4m3.\n")
+          "LAE = equalized + static, D = per-token dynamic, D8 = per-token dynamic float8 e4m3, A16 = weight-only, "
+          "FP8 = float8 e4m3 weights and activations.\n")
     print(comparison_table(results))
     print(f"\nresults (results.md, results.json) and quantized models in {args.out}/")
     return 0

@@ -13,8 +13,9 @@ of quantizing, and reads instead of evaluating.
 Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]` with NAME a
 `--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
 `dynamic` (activations all per-tensor static / all per-token dynamic), `layerwise`, `lae` /
-`sq` / `noeq` (FPTQ's equalization ablation), `actorder` / `noactorder` (GPTQ, default on). 8-bit integer weights are
-per output channel, 4-bit ones group-wise with the comparison's group size.
+`sq` / `noeq` (FPTQ's equalization ablation), `actorder` / `noactorder` (GPTQ, default on), `fp8`
+(per-token activations in float8 e4m3, W4A8-FP8). 8-bit integer weights are per output channel,
+4-bit ones group-wise with the comparison's group size.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ _OPTIONS = {
     "noeq": {"equalization": "none"},
     "actorder": {"act_order": True},
     "noactorder": {"act_order": False},
+    "fp8": {"a_format": "fp8"},
 }
 
 
@@ -138,6 +140,8 @@ def describe(config: QuantConfig) -> str:
         "all-dynamic": "per-token dynamic int8 acts",
         "layerwise": "layer-wise static/LAE/dynamic int8 acts",
     }[config.policy] if config.a_bits == 8 else "fp activations"
+    if config.a_format == "fp8":
+        acts = acts.replace("dynamic int8", "dynamic fp8 e4m3")
     extra = f", equalization {config.equalization}" if config.method in ("fptq", "fptq+gptq") and config.equalization != "lae" else ""
     return f"{config.method}: {weights}, {acts}{extra}"
 
@@ -216,7 +220,8 @@ def _strategy_mix(policy_rows: list[dict]) -> str:
     from collections import Counter
 
     c = Counter(r["strategy"] for r in policy_rows)
-    short = {"static": "S", "equalized+static": "LAE", "dynamic": "D", "none": "A16", "fp8-static": "FP8"}
+    short = {"static": "S", "equalized+static": "LAE", "dynamic": "D", "dynamic-fp8": "D8", "none": "A16",
+             "fp8-static": "FP8"}
     return " ".join(f"{short.get(k, k)}:{v}" for k, v in sorted(c.items()))
 
 

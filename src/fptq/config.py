@@ -47,6 +47,9 @@ class QuantConfig:
     symmetric: bool = True
     # 8: int8 activations (W4A8); 16: weight-only (W4A16, activations stay in floating point).
     a_bits: int = 8
+    # Number format of the per-token dynamic layers' 8-bit activations: "int8", or "fp8" (float8
+    # e4m3 with a per-token scale, W4A8-FP8: Hopper's fp8 tensor cores). Static layers stay int8.
+    a_format: str = "int8"
     # FPTQ thresholds on max|X| (paper §3.2): < v0 static, [v0, v1) LAE + static, >= v1 dynamic.
     v0: float = 15.0
     v1: float = 150.0
@@ -108,6 +111,11 @@ class QuantConfig:
             raise ConfigError(f"--w-bits must be 4 or 8, got {self.w_bits}")
         if self.a_bits not in (8, 16):
             raise ConfigError(f"--a-bits must be 8 (int8 activations) or 16 (weight-only), got {self.a_bits}")
+        if self.a_format not in ("int8", "fp8"):
+            raise ConfigError(f"--a-format must be int8 or fp8, got {self.a_format!r}")
+        if self.a_format == "fp8" and (self.a_bits != 8 or self.method == "fp8"):
+            raise ConfigError("--a-format fp8 applies to 8-bit activations of int4 / int8 weight methods "
+                              "(for float8 weights and activations use --method fp8)")
         if self.group_size != -1 and self.group_size < 2:
             raise ConfigError(f"--group-size must be -1 (per channel) or at least 2, got {self.group_size}")
         if not 0 < self.v0 <= self.v1:

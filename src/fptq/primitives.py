@@ -10,7 +10,8 @@ Conventions (used by QuantLinear, the kernels and every method):
 - Scales are stored in fp16, and codes are computed with the fp16-rounded scale so that the
   stored (code, scale) pair is exactly what a kernel multiplies.
 - Activations are symmetric int8 in `[-127, 127]`: `x_q = clamp(round(x / s), -127, 127)` with
-  a per-tensor static `s` (from calibration) or a per-token dynamic `s = max|x_t| / 127`.
+  a per-tensor static `s` (from calibration) or a per-token dynamic `s = max|x_t| / 127`; or
+  float8 e4m3 `e4m3(clamp(x / s, ±448))` with `s = max|x| / 448` (`to_fp8`, `fp8_scale`).
 - Rounding is round-half-to-even (`torch.round`, `rint` in a kernel).
 """
 
@@ -29,9 +30,15 @@ __all__ = [
     "quantize_activation",
     "per_token_scale",
     "static_scale",
+    "FP8_DTYPE",
+    "FP8_MAX",
+    "fp8_scale",
+    "to_fp8",
 ]
 
 INT8_MAX = 127
+FP8_DTYPE = torch.float8_e4m3fn
+FP8_MAX = float(torch.finfo(FP8_DTYPE).max)  # 448
 
 
 @dataclass(frozen=True)
@@ -124,3 +131,14 @@ def per_token_scale(x: torch.Tensor) -> torch.Tensor:
 def quantize_activation(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Symmetric int8 codes of `x` (returned as fp32 integers in `[-127, 127]`)."""
     return torch.div(x.float(), scale).round_().clamp_(-INT8_MAX, INT8_MAX)
+
+
+def fp8_scale(max_abs: float | torch.Tensor) -> torch.Tensor:
+    """float8 e4m3 scale `max|x| / 448` (elementwise over a tensor of maxima); zero maxima get 1."""
+    m = torch.as_tensor(max_abs, dtype=torch.float32)
+    return torch.where(m > 0, m / FP8_MAX, torch.ones_like(m))
+
+
+def to_fp8(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`e4m3(clamp(x / scale, ±448))`, rounded to nearest even (as a hardware conversion)."""
+    return (x.float() / scale.float()).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)

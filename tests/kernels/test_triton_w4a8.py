@@ -196,13 +196,19 @@ def test_registered_backend():
     assert (picked == "triton") == (DEVICE == "cuda")
 
 
-def test_fp8_reference_semantics():
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+def test_fp8_activation_semantics(backend):
+    """act_mode "dynamic_fp8": per-token e4m3 activations (`s = max|x_t| / 448`) times the exact
+    int4 weights, in both CPU backends."""
+    from fptq.kernels.torch_dequant import quant_linear_torch
+
+    fn = {"reference": ref_mod.quant_linear_reference, "torch": quant_linear_torch}[backend]
     layer = make_layer(24, 256, 64, False, bias=True)
     x = make_x(5, 256, torch.float32).cpu()
     qweight, scales, zeros, bias = (t.cpu() for t in layer)
-    y = tw.w4a8_fp8_linear_reference(x, qweight, scales, zeros, group_size=64, bias=bias.float())
-    s = x.abs().amax(-1, keepdim=True).clamp_min(1e-30) / tw.FP8_MAX
-    s = torch.where(x.abs().amax(-1, keepdim=True) > 0, s, torch.ones_like(s))
+    y = fn(x, qweight, scales, zeros, group_size=64, act_mode="dynamic_fp8", bias=bias.float())
+    m = x.abs().amax(-1, keepdim=True)
+    s = torch.where(m > 0, m / 448, torch.ones_like(m))
     xf8 = (x / s).to(torch.float8_e4m3fn).double() * s.double()
     w = ref_mod.integer_weight(qweight, zeros, 4, 64).double().reshape(24, 4, 64) * scales.double()[..., None]
     exact = xf8 @ w.reshape(24, 256).t() + bias.double()
@@ -260,8 +266,14 @@ def test_gpu_fp8(m):
     x = make_x(m, 640)
     out = torch.full((m, 256), float("nan"), dtype=torch.float16, device="cuda")
     y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], out=out)
-    r = tw.w4a8_fp8_linear_reference(x.double(), *layer[:3], group_size=64, bias=layer[3].double())
+    r = ref_mod.quant_linear_reference(x.double().cpu(), *(t.cpu() for t in layer[:3]), group_size=64,
+                                       act_mode="dynamic_fp8", bias=layer[3].double().cpu())
     assert rel(y, r) < 3e-3
+    # and through QuantLinear's dispatch (act_mode "dynamic_fp8" -> the fp8 kernel on this GPU)
+    from fptq.kernels import quant_linear
+
+    z = quant_linear(x, *layer[:3], group_size=64, act_mode="dynamic_fp8", bias=layer[3])
+    assert rel(z, r) < 3e-3
 
 
 @pytest.mark.parametrize("k,g", [(256, 128), (192, 64), (200, 200), (4096, 128)])

@@ -123,6 +123,7 @@ def load_quantized(
 
     from fptq.config import QuantConfig, from_dict
     from fptq.methods.fp8 import FP8_STRATEGY
+    from fptq.methods.policy import ACT_MODES
     from fptq.methods.fptq import replace_linear
     from fptq.models.arch import get_arch
     from fptq.nn.fp8_linear import Fp8Linear
@@ -148,11 +149,10 @@ def load_quantized(
         raise CheckpointError(f"{folder / WEIGHTS_NAME} is truncated or corrupted ({exc})") from None
 
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    act_modes = {"static": "static", "equalized+static": "static", "dynamic": "dynamic", "none": "none"}
     for name, row in policy.items():
         try:
             linear = model.get_submodule(name)
-            act_mode = act_modes[row["strategy"]] if row["strategy"] != FP8_STRATEGY else None
+            act_mode = ACT_MODES[row["strategy"]] if row["strategy"] != FP8_STRATEGY else None
         except (AttributeError, KeyError):
             raise CheckpointError(f"{folder / CONFIG_NAME} names layer {name} with an unknown layout") from None
         if act_mode is None:  # float8 e4m3 weights and activations

@@ -16,8 +16,7 @@ import weakref
 
 import torch
 
-from fptq.kernels.reference import activation_scale, integer_weight, scaled_weight
-from fptq.primitives import quantize_activation
+from fptq.kernels.reference import activation_codes, activation_scale, integer_weight, scaled_weight
 
 __all__ = ["quant_linear_torch", "clear_cache"]
 
@@ -62,7 +61,7 @@ def quant_linear_torch(
         y = x2.to(compute) @ w.t()
     else:
         s_x = activation_scale(x2, act_mode, act_scale)
-        y = (quantize_activation(x2, s_x).to(compute) @ w.t()).float().mul_(s_x)
+        y = (activation_codes(x2, act_mode, s_x).to(compute) @ w.t()).float().mul_(s_x)
     if bias is not None:
         y = y + bias.to(y.dtype)
     return y.to(x.dtype).reshape(*x.shape[:-1], w.shape[0])

@@ -63,12 +63,8 @@ __all__ = [
     "quantize_activation_torch",
     "w4a8_linear",
     "w4a8_fp8_linear",
-    "w4a8_fp8_linear_reference",
     "supports_shape",
-    "FP8_MAX",
 ]
-
-FP8_MAX = 448.0  # largest finite float8 e4m3fn
 DECODE_MAX_M = 16
 # Rows up to this many columns are quantized by `_act_quant_kernel` in one pass held in registers.
 ONE_PASS_MAX_K = 16384
@@ -746,6 +742,8 @@ def w4a8_linear(
     """
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
+    if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES:
+        return w4a8_fp8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, out=out)
     if not supports_shape(k, bits, group_size) or x.dtype not in _DTYPES or float_act:
         return quant_linear_reference(
             x,
@@ -825,7 +823,7 @@ def w4a8_fp8_linear(
 ) -> torch.Tensor:
     """W4A8-FP8: per-token float8 e4m3 activations, int4 weights as exact e4m3 integers.
 
-    Semantics (`w4a8_fp8_linear_reference`): `s_x = max|x_t| / 448` (all-zero rows: 1),
+    Semantics (`fptq.kernels.reference`, act_mode "dynamic_fp8"): `s_x = max|x_t| / 448` (all-zero rows: 1),
     `x_f8 = e4m3(clamp(x / s_x, -448, 448))` rounded to nearest even; per group the partial sum
     `sum_k x_f8 * (code - zero)` is accumulated in fp32 by the fp8 tensor cores (Hopper),
     scaled by the group scale, summed over groups, times `s_x`, plus bias. Needs a GPU with
@@ -842,36 +840,12 @@ def w4a8_fp8_linear(
     return y.reshape(*x.shape[:-1], n)
 
 
-def w4a8_fp8_linear_reference(
-    x: torch.Tensor,
-    qweight: torch.Tensor,
-    scales: torch.Tensor,
-    zeros: torch.Tensor | None = None,
-    *,
-    group_size: int,
-    bias: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Torch reference of `w4a8_fp8_linear` (float64 accumulation; any device)."""
-    from fptq.kernels.reference import integer_weight
-
-    k = x.shape[-1]
-    n, groups = scales.shape
-    x2 = x.reshape(-1, k).float()
-    m_abs = x2.abs().amax(dim=-1, keepdim=True)
-    s_x = torch.where(m_abs > 0, m_abs / FP8_MAX, torch.ones_like(m_abs))  # (M, 1)
-    x_f8 = torch.clamp(x2 / s_x, -FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).double()
-    w_int = integer_weight(qweight, zeros, 4, group_size).to(x_f8.device).double()  # (N, K)
-    xg = x_f8.reshape(-1, groups, group_size).transpose(0, 1)  # (groups, M, G)
-    wg = w_int.reshape(n, groups, group_size).permute(1, 2, 0)  # (groups, G, N)
-    acc = (torch.bmm(xg, wg) * scales.double().t()[:, None, :]).sum(dim=0)  # (M, N)
-    y = acc * s_x.double()
-    if bias is not None:
-        y = y + bias.double()
-    return y.to(x.dtype).reshape(*x.shape[:-1], n)
-
-
 def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> bool:
-    return x.is_cuda and bits == 4 and act_mode in ("static", "dynamic", "none")
+    if not x.is_cuda or bits != 4:
+        return False
+    if act_mode == "dynamic_fp8":  # fp8 tensor cores: Ada / Hopper and later
+        return torch.cuda.get_device_capability(x.device) >= (8, 9)
+    return act_mode in ("static", "dynamic", "none")
 
 
 @torch.library.custom_op("fptq::w4a8_linear", mutates_args=())

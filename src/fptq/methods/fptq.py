@@ -88,9 +88,11 @@ class FPTQMethod:
         """Replace every linear by a QuantLinear; `quantized` may give codes per path (e.g. GPTQ)."""
         cfg = self.config
         rows = []
-        act_modes = {policy.STATIC: "static", policy.EQUALIZED: "static", policy.DYNAMIC: "dynamic", policy.WEIGHT_ONLY: "none"}
         for plan in plans:
             group = plan["group"]
+            strategy = plan["strategy"]
+            if strategy == policy.DYNAMIC and cfg.a_format == "fp8":
+                strategy = policy.DYNAMIC_FP8
             for path in group.linears:
                 linear = ctx.block.get_submodule(path)
                 layer = QuantLinear.from_linear(
@@ -98,7 +100,7 @@ class FPTQMethod:
                     bits=cfg.w_bits,
                     group_size=cfg.group_size,
                     symmetric=cfg.symmetric,
-                    act_mode=act_modes[plan["strategy"]],
+                    act_mode=policy.ACT_MODES[strategy],
                     act_scale=plan["act_scale"],
                     quantized=(quantized or {}).get(path),
                 )
@@ -108,7 +110,7 @@ class FPTQMethod:
                         "layer": f"{ctx.prefix}.{path}",
                         "group": group.name,
                         "max_abs": plan["max_abs"],
-                        "strategy": plan["strategy"],
+                        "strategy": strategy,
                         "max_abs_after_eq": plan["eq_max"],
                         "act_scale": None if plan["act_scale"] is None else float(plan["act_scale"]),
                     }

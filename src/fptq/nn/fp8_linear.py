@@ -18,21 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fptq.primitives import FP8_DTYPE, FP8_MAX, fp8_scale, to_fp8
+
 __all__ = ["Fp8Linear", "FP8_MAX", "to_fp8"]
 
-FP8_DTYPE = torch.float8_e4m3fn
-FP8_MAX = float(torch.finfo(FP8_DTYPE).max)  # 448
 _FIXED_DTYPE = ("weight", "weight_scale", "input_scale")
-
-
-def fp8_scale(max_abs: float | torch.Tensor) -> torch.Tensor:
-    m = torch.as_tensor(max_abs, dtype=torch.float32)
-    return torch.where(m > 0, m / FP8_MAX, torch.ones_like(m))
-
-
-def to_fp8(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """`e4m3(clamp(x / scale, ±448))`."""
-    return (x.float() / scale.float()).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
 
 
 class Fp8Linear(nn.Module):

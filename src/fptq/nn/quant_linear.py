@@ -14,7 +14,8 @@ Storage (buffers, all saved in `model.safetensors`):
 - `bias`: optional, in the model's compute dtype.
 
 `act_mode` is the activation spec: "static" (per-tensor int8 with `act_scale`), "dynamic"
-(per-token int8, scale computed on the fly) or "none" (weight-only, W4A16). The forward pass
+(per-token int8, scale computed on the fly), "dynamic_fp8" (per-token float8 e4m3, W4A8-FP8:
+Hopper's fp8 tensor cores) or "none" (weight-only, W4A16). The forward pass
 goes through `fptq.kernels.quant_linear`, which picks the Triton kernel on CUDA and the CPU
 reference elsewhere. `scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
 """
@@ -30,7 +31,7 @@ from fptq.primitives import QuantizedWeight, dequantize_weight, quantize_weight
 
 __all__ = ["QuantLinear", "ACT_MODES"]
 
-ACT_MODES = ("static", "dynamic", "none")
+ACT_MODES = ("static", "dynamic", "dynamic_fp8", "none")
 # Buffers whose dtype is part of the format: model.to(dtype) moves them but never casts them.
 _FIXED_DTYPE = ("qweight", "scales", "zeros", "act_scale")
 
