@@ -307,3 +307,15 @@ def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode):
     assert ("fptq.w4a8_gemm" in ops) == (act_mode != "none") and ("fptq.w4a8_linear" in ops) == (act_mode == "none"), ops
     torch._dynamo.reset()
     torch.testing.assert_close(got, fn(x), rtol=0, atol=0)
+
+
+def test_fp8_activations_without_fp8_tensor_cores_fall_back_to_the_reference(monkeypatch):
+    """On the CPU interpreter (as on a GPU older than sm_89) act_mode dynamic_fp8 computes the
+    reference semantics instead of failing."""
+    monkeypatch.setattr(tw, "_has_fp8", lambda x: False)
+    layer = make_layer(40, 256, 128, True, bias=True)
+    x = make_x(3, 256)
+    y = tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode="dynamic_fp8", bias=layer[3])
+    ref = ref_mod.quant_linear_reference(x.cpu(), layer[0].cpu(), layer[1].cpu(), None, group_size=128,
+                                         act_mode="dynamic_fp8", bias=layer[3].cpu())
+    assert rel(y, ref) < 1e-3

@@ -37,6 +37,7 @@ per-channel (group size K, any even K). Anything else falls back to the referenc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -549,8 +550,18 @@ def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
     return {"PDL": True, "PREFETCH_LINES": lines}
 
 
+@functools.cache
+def _capability(index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
+
+
 def _pdl_available(x: torch.Tensor) -> bool:
-    return USE_PDL and x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
+    return USE_PDL and x.is_cuda and _capability(x.device.index)[0] >= 9
+
+
+def _has_fp8(x: torch.Tensor) -> bool:
+    """fp8 tensor cores (Ada / Hopper and later)."""
+    return x.is_cuda and _capability(x.device.index) >= (8, 9)
 
 
 def _for_m(table: list[tuple[int, object]], m: int):
@@ -742,9 +753,9 @@ def w4a8_linear(
     """
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
-    if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES:
+    if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES and _has_fp8(x):
         return w4a8_fp8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, out=out)
-    if not supports_shape(k, bits, group_size) or x.dtype not in _DTYPES or float_act:
+    if not supports_shape(k, bits, group_size) or x.dtype not in _DTYPES or float_act or act_mode == "dynamic_fp8":
         return quant_linear_reference(
             x,
             qweight,
@@ -841,11 +852,8 @@ def w4a8_fp8_linear(
 
 
 def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> bool:
-    if not x.is_cuda or bits != 4:
-        return False
-    if act_mode == "dynamic_fp8":  # fp8 tensor cores: Ada / Hopper and later
-        return torch.cuda.get_device_capability(x.device) >= (8, 9)
-    return act_mode in ("static", "dynamic", "none")
+    # (dynamic_fp8 on a GPU without fp8 tensor cores falls back to the reference in w4a8_linear)
+    return x.is_cuda and bits == 4 and act_mode in ("static", "dynamic", "dynamic_fp8", "none")
 
 
 @torch.library.custom_op("fptq::w4a8_linear", mutates_args=())
