@@ -48,7 +48,7 @@ def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
 
 GEMM_TYPES = {"a_ptr": "*i8", "w_ptr": "*u8", "scales_ptr": "*fp16", "zeros_ptr": "*u8", "sx_ptr": "*fp32",
               "bias_ptr": "*fp16", "out_ptr": "*fp16", "ws_ptr": "*fp32", "cnt_ptr": "*i32"}
-QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32"}
+QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
 
 
 def variants():
@@ -65,8 +65,9 @@ def variants():
                    dict(launch_pdl=pdl))
     for one_pass in (True, False):
         for pdl in (False, True):
-            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl)
-            yield (f"act-quant one_pass={one_pass} pdl={pdl}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
+            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl,
+                         ZERO=pdl)
+            yield (f"act-quant one_pass={one_pass} pdl/zero={pdl}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
 
 
 def main() -> int:

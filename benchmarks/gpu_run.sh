@@ -90,11 +90,12 @@ PY
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --kernel-settings "$win" \
         --variants "w4a8-dynamic+fused,w4a8-static+fused"
     ;;
-  run16)  # workspace split-K (no zeroing, deterministic); in-graph quantization under torch.compile
+  run16)  # workspace split-K; in-graph quantization under torch.compile (run 16 ran with it on by default)
     timeout 130 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
     timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode3 --shapes 0 --ms 1
     timeout 360 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
-        --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused"
+        --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
+        --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
     ;;
   run17)  # decode tile width x program target at M = 1 on every shape
     timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --decode4 --shapes 0 --ms 1

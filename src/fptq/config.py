@@ -116,6 +116,8 @@ class QuantConfig:
         if self.a_format == "fp8" and (self.a_bits != 8 or self.method == "fp8"):
             raise ConfigError("--a-format fp8 applies to 8-bit activations of int4 / int8 weight methods "
                               "(for float8 weights and activations use --method fp8)")
+        if self.a_format == "fp8" and self.policy == "all-static":
+            raise ConfigError("--a-format fp8 applies to the per-token (dynamic) layers, and --policy all-static has none")
         if self.group_size != -1 and self.group_size < 2:
             raise ConfigError(f"--group-size must be -1 (per channel) or at least 2, got {self.group_size}")
         if not 0 < self.v0 <= self.v1:
@@ -132,7 +134,10 @@ class QuantConfig:
         return f"W{self.w_bits}A{self.a_bits}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["a_format"] == "int8":  # the default before a_format existed: int8 checkpoints and
+            del d["a_format"]  # comparison cache keys stay what they were
+        return d
 
 
 @dataclass(frozen=True)

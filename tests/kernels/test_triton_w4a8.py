@@ -129,8 +129,7 @@ def test_decode_split_follows_the_program_target(monkeypatch, target):
     assert rel(run(x, layer, 128, "dynamic", None, DECODE_SPLIT), ref) < 2e-3
 
 
-def test_split_k_is_deterministic_and_leaves_its_counters_at_zero(monkeypatch):
-    monkeypatch.setattr(tw, "_COUNTERS", {})
+def test_split_k_is_deterministic_and_its_counters_are_zeroed_by_the_quantization():
     layer = make_layer(96, 768, 64, False, bias=True)
     x = make_x(5, 768)
     cfg = tw.KernelConfig(16, 32, 4, 2, split_k=4)
@@ -138,8 +137,11 @@ def test_split_k_is_deterministic_and_leaves_its_counters_at_zero(monkeypatch):
     assert rel(first, dequant_matmul64(x, layer, 64, "dynamic", None)) < 2e-3
     for _ in range(2):  # the last slice of each tile sums the partials in a fixed order
         assert torch.equal(run(x, layer, 64, "dynamic", None, cfg), first)
-    (counters,) = tw._COUNTERS.values()
-    assert counters.numel() >= 3 and not counters.any()
+    split, partials, counters = tw._split_k_workspace(5, 96, cfg, x.device)
+    assert split == 4 and partials.shape == (4 * 5 * 96,) and counters.numel() == 3
+    counters.fill_(7)  # fresh workspaces hold garbage until the quantization kernel zeroes them
+    tw.quantize_activation_triton(x, 64, "dynamic", counters=counters)
+    assert not counters.any()
 
 
 def test_fp32_and_3d_inputs():
@@ -236,8 +238,9 @@ def test_gpu_large(m, dtype):
 @pytest.mark.parametrize("target", [0, 264])
 @pytest.mark.parametrize("m", [1, 7, 16])
 def test_gpu_pdl_decode(monkeypatch, m, target):
-    """Programmatic dependent launch (weights prefetched before `gdc_wait`, split-K buffer zeroed
-    by the quantization kernel), eagerly and replayed in a CUDA graph."""
+    """Programmatic dependent launch (weights prefetched before `gdc_wait`, split-K counters zeroed
+    by the quantization kernel), eagerly and replayed in CUDA graphs (two graphs captured first,
+    the second replayed alone: each owns its workspace)."""
     monkeypatch.setattr(tw, "USE_PDL", True)
     monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", target)
     for n, k, g, act_mode in ((4096, 4096, 128, "dynamic"), (1000, 11008, 64, "static"), (12288, 4096, 128, "dynamic")):
@@ -250,6 +253,9 @@ def test_gpu_pdl_decode(monkeypatch, m, target):
         call = lambda: tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale,  # noqa: E731
                                       bias=layer[3], out=out)
         call()
+        unused = torch.cuda.CUDAGraph()  # captured, never replayed: must not leave state behind
+        with torch.cuda.graph(unused):
+            tw.w4a8_linear(x[:1], *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             call()

@@ -55,3 +55,15 @@ def test_fptq_fp8_applies_to_the_dynamic_layers_only():
     strategies = {r["strategy"] for r in model.fptq_info["policy"]}
     assert "dynamic-fp8" in strategies and "dynamic" not in strategies
     assert _modes(model) - {"static"} == {"dynamic_fp8"}
+
+
+def test_int8_configs_serialize_as_before():
+    """a_format is written only when it is not the default: int8 checkpoints and comparison cache
+    keys are unchanged, and old checkpoints (no key) read back as int8."""
+    from fptq.config import QuantConfig, from_dict
+
+    assert "a_format" not in QuantConfig().to_dict()
+    assert QuantConfig(method="rtn", a_format="fp8").to_dict()["a_format"] == "fp8"
+    assert from_dict(QuantConfig, QuantConfig().to_dict()).a_format == "int8"
+    with pytest.raises(ConfigError, match="all-static"):
+        fptq.QuantConfig(method="rtn", policy="all-static", a_format="fp8")

@@ -44,8 +44,6 @@ __all__ = ["DecodeConfig", "decode_linear", "DOT_INT8", "DOT_FP16", "DOT_FMA"]
 DOT_INT8, DOT_FP16, DOT_FMA = 0, 1, 2
 # A operand sources (same numbering as triton_w4a8's _A_* constants)
 A_PERMUTED, A_RAW_STATIC, A_RAW_DYNAMIC, A_RAW_FLOAT = 0, 1, 2, 3
-_MAX_TILES = 1 << 16
-_COUNTERS: dict[torch.device, torch.Tensor] = {}
 
 
 @dataclass(frozen=True)
@@ -58,14 +56,6 @@ class DecodeConfig:
     dot: int = DOT_INT8
     fused: bool = True  # quantize activations in the kernel (else a separate row kernel)
     block_m: int = 16  # 16 for the tensor-core dots; FMA may use 1 (M = 1 only)
-
-
-def _counters(device: torch.device) -> torch.Tensor:
-    buf = _COUNTERS.get(device)
-    if buf is None:
-        buf = torch.zeros(_MAX_TILES, dtype=torch.int32, device=device)
-        _COUNTERS[device] = buf
-    return buf
 
 
 if triton is not None:
@@ -321,10 +311,8 @@ def decode_linear(
     split = triton.cdiv(k, ks)
     tiles = triton.cdiv(n, cfg.block_n)
     if split > 1:
-        if tiles > _MAX_TILES:
-            raise ValueError("too many column tiles for the split-K counters")
         ws = torch.empty(split, m, n, dtype=torch.float32, device=x2.device)
-        cnt = _counters(x2.device)
+        cnt = torch.zeros(tiles, dtype=torch.int32, device=x2.device)  # per call: safe in CUDA graphs
     else:
         ws = cnt = out
     dummy = scales

@@ -201,20 +201,28 @@ if triton is not None:
         out_ptr,  # (M, Kp) int8 / float / fp8, contiguous, permuted layout
         sx_ptr,  # (M,) fp32 per-token scales out (dynamic modes)
         scale_ptr,  # fp32 scalar in (static mode)
+        cnt_ptr,  # int32 split-K arrival counters of the GEMM that follows, zeroed here (ZERO)
         # sizes
         K,
         Kp,
         stride_xm,
+        n_cnt,
         # meta
         MODE: tl.constexpr,  # 0 static int8, 1 dynamic int8, 2 float copy, 3 dynamic fp8
         SUB: tl.constexpr,
         CHUNKS: tl.constexpr,  # SUB-chunks per block
         ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
         PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start now
+        ZERO: tl.constexpr,
     ):
         row = tl.program_id(0).to(tl.int64)
         if PDL:
             gdc_launch_dependents()
+        if ZERO:
+            if row == 0:
+                zz = tl.arange(0, 1024)
+                for z0 in range(0, n_cnt, 1024):
+                    tl.store(cnt_ptr + z0 + zz, tl.full((1024,), 0, dtype=tl.int32), mask=z0 + zz < n_cnt)
         cc = tl.arange(0, CHUNKS)
         jj = tl.arange(0, SUB // 2)
         x_row = x_ptr + row * stride_xm
@@ -578,6 +586,7 @@ def quantize_activation_triton(
     act_mode: str,
     act_scale: torch.Tensor | None = None,
     pdl: bool = False,
+    counters: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Quantize `(M, K)` activations into the kernels' permuted buffer (see `activation_layout`).
 
@@ -585,6 +594,8 @@ def quantize_activation_triton(
     per-token scales `max|x_t| / 127` (all-zero rows: 1); "none": a permuted float copy;
     "dynamic_fp8": float8 e4m3 with per-token scales `max|x_t| / 448`.
     pdl: the GEMM that follows is launched as a programmatic dependent (GPU only).
+    counters: that GEMM's int32 split-K arrival counters (`_split_k_workspace`), zeroed here
+    on the way: no launch of their own, and CUDA-graph replays re-zero them.
     Returns `(buffer (M, Kp), scales (M,) fp32 or None)`.
     """
     m, k = x2.shape
@@ -604,23 +615,26 @@ def quantize_activation_triton(
             out,
             sx if sx is not None else out,
             act_scale if mode == _Q_STATIC else out,
+            counters if counters is not None else out,
             k,
             kp,
             x2.stride(0),
+            counters.numel() if counters is not None else 0,
             MODE=mode,
             SUB=sub,
             CHUNKS=chunks,
             ONE_PASS=one_pass,
             PDL=pdl,
+            ZERO=counters is not None,
             num_warps=8 if one_pass and chunks * sub > 4096 else 4,
         )
     return out, sx
 
 
-def _quantized_operand(x2, group_size, act_mode, act_scale, pdl=False):
+def _quantized_operand(x2, group_size, act_mode, act_scale, pdl=False, counters=None):
     """The permuted activation buffer and its scale for the GEMM epilogue: `(a, sx, sx_mode)`,
     sx_mode 1 = the static fp32 scalar, 2 = per-token scales, 0 = none (float activations)."""
-    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale, pdl)
+    a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale, pdl, counters)
     if act_mode == "static":
         return a, act_scale.reshape(()).float(), 1
     return a, sx, 2 if act_mode == "dynamic" else 0
@@ -643,21 +657,23 @@ def _launch(
     cfg: KernelConfig,
     out: torch.Tensor | None = None,
     pdl: bool = False,
+    workspace: tuple | None = None,
 ) -> torch.Tensor:
     """One `_w4a8_kernel` launch (split-K reduced inside it, see `_split_k_reduce`);
-    `pdl`: launched as a programmatic dependent of the kernel before."""
+    `pdl`: launched as a programmatic dependent of the kernel before; `workspace`: the
+    `_split_k_workspace` whose counters the quantization kernel zeroed (else zeroed here)."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
-    split = _split_k(cfg, m, n)
-    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    ws, counters = out, out
-    if split > 1:
-        ws = torch.empty(split, m, n, dtype=torch.float32, device=a.device)
-        counters = _arrival_counters(a.device, tiles)
+    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device)
+    if workspace is None and counters is not None:
+        counters.zero_()
+    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    ws = ws if ws is not None else out
+    counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
     _w4a8_kernel[grid](
@@ -700,19 +716,18 @@ def _launch(
     return out
 
 
-_COUNTERS: dict[tuple, torch.Tensor] = {}
-
-
-def _arrival_counters(device: torch.device, tiles: int) -> torch.Tensor:
-    """Split-K arrival counters, zeroed once and reset to zero by the kernel that used them.
-    One buffer per device and stream: launches on one stream never overlap (a programmatic
-    dependent launch overlaps only the quantization kernel before it)."""
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    key = (device, stream)
-    buf = _COUNTERS.get(key)
-    if buf is None or buf.numel() < tiles:
-        buf = _COUNTERS[key] = torch.zeros(max(tiles, 4096), dtype=torch.int32, device=device)
-    return buf
+def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device) -> tuple:
+    """`(split, partials, counters)` of one launch: fp32 partial tiles `(split, M, N)` and one int32
+    arrival counter per output tile, in one fresh allocation per call (so CUDA graphs and
+    torch.compile's graph pools own them like any other temporary); the counters must be zeroed
+    before the GEMM (`quantize_activation_triton(counters=...)` does it without a launch).
+    `(split, None, None)` without split-K."""
+    split = _split_k(cfg, m, n)
+    if split <= 1:
+        return split, None, None
+    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    buf = torch.empty(split * m * n + tiles, dtype=torch.float32, device=device)
+    return split, buf[: split * m * n], buf[split * m * n :].view(torch.int32)
 
 
 def _check(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, group_size: int) -> tuple[int, int]:
@@ -799,9 +814,10 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
-        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl)
+        workspace = _split_k_workspace(m, n, cfg, x2.device)
+        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
-                    cfg, out, pdl)
+                    cfg, out, pdl, workspace)
     return y.reshape(*x.shape[:-1], n)
 
 
@@ -844,10 +860,16 @@ def w4a8_fp8_linear(
     if not supports_shape(k, 4, group_size):
         raise ValueError(f"w4a8_fp8_linear does not support group size {group_size} with K={k}")
     x2 = x.reshape(-1, k)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    qweight, scales = qweight.contiguous(), scales.contiguous()
+    zeros = zeros.contiguous() if zeros is not None else None
     m = x2.shape[0]
     cfg = config or _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
-    a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8")
-    y = _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, 2, bias, m, k, group_size, x.dtype, cfg, out)
+    workspace = _split_k_workspace(m, n, cfg, x2.device)
+    a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8", counters=workspace[2])
+    y = _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, 2, bias, m, k, group_size, x.dtype, cfg, out,
+                workspace=workspace)
     return y.reshape(*x.shape[:-1], n)
 
 
@@ -895,9 +917,12 @@ def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
 def quantize_activation_torch(
     x2: torch.Tensor, group_size: int, act_mode: str, act_scale: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`quantize_activation_triton` for the int8 modes in torch ops, bit for bit the same (fp32
-    division, clamp, round half to even). Under torch.compile Inductor fuses these ops into the
-    kernel that produces `x` (RMSNorm, SiLU * up), so the quantization costs no launch of its own."""
+    """`quantize_activation_triton` for the int8 modes in torch ops: bit for bit the same when run
+    eagerly (fp32 division, clamp, round half to even). Under torch.compile Inductor fuses these ops
+    into the kernel that produces `x` (RMSNorm, SiLU * up), so the quantization costs no launch of
+    its own; on a GPU Inductor may then divide by a reciprocal, which moves a code by one where
+    `x / s` lies within an ulp of a rounding boundary (rare; `TORCHINDUCTOR_EMULATE_DIVISION_ROUNDING=1`
+    keeps the exact division)."""
     xf = x2.float()
     if act_mode == "dynamic":
         amax = xf.abs().amax(dim=-1, keepdim=True)
