@@ -325,3 +325,11 @@ def test_fp8_activations_without_fp8_tensor_cores_fall_back_to_the_reference(mon
     ref = ref_mod.quant_linear_reference(x.cpu(), layer[0].cpu(), layer[1].cpu(), None, group_size=128,
                                          act_mode="dynamic_fp8", bias=layer[3].cpu())
     assert rel(y, ref) < 1e-3
+
+
+def test_fp8_kernel_takes_strided_inputs():
+    layer = make_layer(40, 256, 128, True)
+    xt = make_x(256, 3).t()  # (3, 256) with a column stride of 3
+    a = tw.w4a8_fp8_linear(xt, *layer[:3], group_size=128)
+    b = tw.w4a8_fp8_linear(xt.contiguous(), *layer[:3], group_size=128)
+    assert torch.equal(a, b)
