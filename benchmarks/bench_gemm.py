@@ -474,88 +474,73 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
     return winners
 
 
-def _decode_settings():
-    """(label, USE_PDL, DECODE_TARGET_PROGRAMS, PREFETCH_BUDGET) variants of the decode path timed
-    by --decode3 (runs 13-16; split-K always ends in the kernel since run 16)."""
-    return [("base", False, 0, 0), ("pdl", True, 0, 24 << 20), ("t528", False, 528, 0),
-            ("pdl t528", True, 528, 24 << 20), ("pdl t264", True, 264, 24 << 20)]
-
-
-def decode3_sweep(log, results, ms=(1, 16)):
-    """Run 13: programmatic dependent launch (weights prefetched into L2 while the activations are
-    quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
-    (q/k/v, gate+up) LLaMA shapes. Every variant's output is checked against the base path's."""
-    shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET
+def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
+    """Time the default W4A8 op under each `(label, params)` of `settings` (installed by
+    `apply(params)`, module settings restored afterwards) on every shape and M; each output is
+    checked against the first setting's. Returns the score per label (sum of time / best)."""
+    saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0])
     score = {}
     for m in ms:
         for name, n, k in shapes:
             qweight, scales, _, _ = make_layer(n, k, 128, True)
             x = torch.randn(m, k, device="cuda", dtype=torch.float16)
             fp16 = bench_fp16(m, n, k)
-            row = []
-            for label, pdl, target, budget in _decode_settings():
-                tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET = pdl, target, budget
+            row, ref = [], None
+            for label, params in settings:
+                apply(params)
                 try:
                     out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
-                    if label == "base":
-                        ref = out
+                    ref = out if ref is None else ref
                     err = float((out - ref).norm() / ref.norm())
                     if not err < 1e-2:
                         log(f"WRONG {label}: rel err {err:.2e} at M={m} {name}")
                         continue
                     t = bench_ours(m, n, k, "dynamic")
                 except Exception as e:  # noqa: BLE001 - reported, the others still run
-                    log(f"decode3 {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
+                    log(f"{tag} {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
                     continue
+                finally:
+                    tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0] = saved
                 row.append((t, label))
-                results.append({"decode3": label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
-            tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET = defaults
+                results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
             best = min(t for t, _ in row)
             for t, label in row:
                 score[label] = score.get(label, 0.0) + t / best
-            log(f"decode3 M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | "
+            log(f"{tag} M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | "
                 + "; ".join(f"{label} {t:.1f}us x{fp16 / t:.2f}" for t, label in row))
-    winner = min(score, key=score.get)
-    log("decode3 scores (sum of time/best): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
-    pdl, target, budget = next(v[1:] for v in _decode_settings() if v[0] == winner)
+    log(f"{tag} scores (sum of time/best): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
+    return score
+
+
+def decode3_sweep(log, results, ms=(1, 16)):
+    """Runs 13-16: programmatic dependent launch (weights prefetched into L2 while the activations
+    are quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
+    (q/k/v, gate+up) LLaMA shapes. Settings: (USE_PDL, DECODE_TARGET_PROGRAMS, PREFETCH_BUDGET)."""
+    settings = [("base", (False, 0, 0)), ("pdl", (True, 0, 24 << 20)), ("t528", (False, 528, 0)),
+                ("pdl t528", (True, 528, 24 << 20)), ("pdl t264", (True, 264, 24 << 20))]
+
+    def apply(params):
+        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET = params
+
+    score = _settings_sweep(log, results, "decode3", [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES, ms,
+                            settings, apply)
+    pdl, target, budget = dict(settings)[min(score, key=score.get)]
     log(f"DECODE3_WINNER pdl={int(pdl)} target={target} budget={budget}")
     return pdl, target, budget
 
 
 def decode4_sweep(log, results, m=1):
     """Run 17: the decode tile width and the program target, with PDL, on every LLaMA shape and the
-    fused ones at M = 1. Every variant's output is checked against the default's."""
-    default_cfg, default_target = tw.CONFIGS[0], tw.DECODE_TARGET_PROGRAMS
-    variants = [("bn64 t528", 64, 528), ("bn64 t792", 64, 792), ("bn64 t1056", 64, 1056),
-                ("bn32 t528", 32, 528), ("bn32 t1056", 32, 1056), ("bn128 t528", 128, 528)]
-    score = {}
-    for name, n, k in SHAPES + FUSED_SHAPES:
-        qweight, scales, _, _ = make_layer(n, k, 128, True)
-        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-        ref = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
-        fp16 = bench_fp16(m, n, k)
-        row = []
-        for label, bn, target in variants:
-            tw.CONFIGS[0] = (default_cfg[0], tw.KernelConfig(16, bn, 4, 3, split_k=8))
-            tw.DECODE_TARGET_PROGRAMS = target
-            try:
-                out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
-                if not float((out - ref).norm() / ref.norm()) < 1e-2:
-                    log(f"WRONG {label} at {name}")
-                    continue
-                t = bench_ours(m, n, k, "dynamic")
-            except Exception as e:  # noqa: BLE001 - reported, the others still run
-                log(f"decode4 {label} failed at {name}: {type(e).__name__}: {str(e)[:200]}")
-                continue
-            row.append((t, label))
-            results.append({"decode4": label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
-        tw.CONFIGS[0], tw.DECODE_TARGET_PROGRAMS = default_cfg, default_target
-        best = min(t for t, _ in row)
-        for t, label in row:
-            score[label] = score.get(label, 0.0) + t / best
-        log(f"decode4 M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | " + "; ".join(f"{lb} {t:.1f}us x{fp16 / t:.2f}" for t, lb in row))
-    log("decode4 scores (sum of time/best): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
+    fused ones at M = 1. Settings: (BLOCK_N of the M <= 16 config, DECODE_TARGET_PROGRAMS)."""
+    settings = [(f"bn{bn} t{t}", (bn, t)) for bn, t in ((64, 528), (64, 792), (64, 1056), (32, 528), (32, 1056),
+                                                          (128, 528))]
+
+    def apply(params):
+        bn, tw.DECODE_TARGET_PROGRAMS = params
+        tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, bn, 4, 3, split_k=8))
+
+    _settings_sweep(log, results, "decode4", SHAPES + FUSED_SHAPES, (m,), settings, apply)
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

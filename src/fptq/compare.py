@@ -135,13 +135,13 @@ def describe(config: QuantConfig) -> str:
     if config.method == "fp8":
         return "float8 e4m3 weights and activations, per-tensor scales"
     weights = f"int{config.w_bits} " + ("per-channel" if config.group_size == -1 else f"g{config.group_size}")
+    dynamic = "fp8 e4m3" if config.a_format == "fp8" else "int8"
     acts = {
         "all-static": "per-tensor static int8 acts",
-        "all-dynamic": "per-token dynamic int8 acts",
-        "layerwise": "layer-wise static/LAE/dynamic int8 acts",
+        "all-dynamic": f"per-token dynamic {dynamic} acts",
+        "layerwise": "layer-wise static/LAE/dynamic int8 acts" if dynamic == "int8"
+        else f"layer-wise static/LAE int8, dynamic {dynamic} acts",
     }[config.policy] if config.a_bits == 8 else "fp activations"
-    if config.a_format == "fp8":
-        acts = acts.replace("dynamic int8", "dynamic fp8 e4m3")
     extra = f", equalization {config.equalization}" if config.method in ("fptq", "fptq+gptq") and config.equalization != "lae" else ""
     return f"{config.method}: {weights}, {acts}{extra}"
 

@@ -250,8 +250,10 @@ def test_gpu_pdl_decode(monkeypatch, m, target):
         exact = dequant_matmul64(x, layer, g, act_mode, act_scale)
         assert rel(run(x, layer, g, act_mode, act_scale), exact) < 2e-3
         out = torch.full((m, n), float("nan"), dtype=x.dtype, device="cuda")
-        call = lambda: tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale,  # noqa: E731
-                                      bias=layer[3], out=out)
+        def call(x=x, layer=layer, g=g, act_mode=act_mode, act_scale=act_scale, out=out):
+            return tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale,
+                                  bias=layer[3], out=out)
+
         call()
         unused = torch.cuda.CUDAGraph()  # captured, never replayed: must not leave state behind
         with torch.cuda.graph(unused):

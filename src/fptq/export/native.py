@@ -123,8 +123,8 @@ def load_quantized(
 
     from fptq.config import QuantConfig, from_dict
     from fptq.methods.fp8 import FP8_STRATEGY
-    from fptq.methods.policy import ACT_MODES
     from fptq.methods.fptq import replace_linear
+    from fptq.methods.policy import ACT_MODES
     from fptq.models.arch import get_arch
     from fptq.nn.fp8_linear import Fp8Linear
     from fptq.nn.quant_linear import QuantLinear

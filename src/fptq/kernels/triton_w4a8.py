@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels.reference import quant_linear_reference
+from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
 
@@ -115,9 +115,9 @@ def activation_layout(x: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 if triton is not None:
-    from fptq.kernels.triton_gemv import _bias_store
-
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+    from fptq.kernels.triton_gemv import _bias_store
 
     @triton.jit
     def _prefetch_l2(ptrs):
@@ -536,11 +536,15 @@ USE_PDL = True
 PREFETCH_BUDGET = 24 << 20
 
 
+def _tiles(cfg: KernelConfig, m: int, n: int) -> int:
+    """Output tiles of one launch (programs per K slice)."""
+    return triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+
+
 def _split_k(cfg: KernelConfig, m: int, n: int) -> int:
     if cfg.split_k <= 1 or m > DECODE_MAX_M or not DECODE_TARGET_PROGRAMS:
         return cfg.split_k
-    tiles = -(-m // cfg.block_m) * -(-n // cfg.block_n)
-    return max(1, min(cfg.split_k, -(-DECODE_TARGET_PROGRAMS // tiles)))
+    return max(1, min(cfg.split_k, triton.cdiv(DECODE_TARGET_PROGRAMS, _tiles(cfg, m, n))))
 
 
 def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
@@ -550,8 +554,8 @@ def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
     (prefetching all of a 235 MB layer only evicts its own first lines: run 13)."""
     if not pdl:
         return {"PDL": False, "PREFETCH_LINES": 1}
-    steps = -(-(-(-k // sub)) // split)
-    lines = triton.next_power_of_2(-(-steps * sub // 2 // 128) + 1)
+    steps = triton.cdiv(triton.cdiv(k, sub), split)  # K steps per program
+    lines = triton.next_power_of_2(triton.cdiv(steps * sub // 2, 128) + 1)
     if PREFETCH_BUDGET:
         cap = max(1, PREFETCH_BUDGET // (n * split * 128))
         lines = min(lines, 1 << (cap.bit_length() - 1))
@@ -671,7 +675,7 @@ def _launch(
     split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device)
     if workspace is None and counters is not None:
         counters.zero_()
-    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    tiles = _tiles(cfg, m, n)
     ws = ws if ws is not None else out
     counters = counters if counters is not None else out
     grid = (tiles, split)
@@ -725,7 +729,7 @@ def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device) 
     split = _split_k(cfg, m, n)
     if split <= 1:
         return split, None, None
-    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    tiles = _tiles(cfg, m, n)
     buf = torch.empty(split * m * n + tiles, dtype=torch.float32, device=device)
     return split, buf[: split * m * n], buf[split * m * n :].view(torch.int32)
 
@@ -923,13 +927,8 @@ def quantize_activation_torch(
     its own; on a GPU Inductor may then divide by a reciprocal, which moves a code by one where
     `x / s` lies within an ulp of a rounding boundary (rare; `TORCHINDUCTOR_EMULATE_DIVISION_ROUNDING=1`
     keeps the exact division)."""
-    xf = x2.float()
-    if act_mode == "dynamic":
-        amax = xf.abs().amax(dim=-1, keepdim=True)
-        s = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
-    else:
-        s = act_scale.float().reshape(1, 1)
-    q = torch.round(torch.clamp(xf / s, -127.0, 127.0)).to(torch.int8)
+    s = activation_scale(x2, act_mode, act_scale)  # the reference's own scale and codes
+    q = activation_codes(x2, act_mode, s).to(torch.int8)
     return activation_layout(q, group_size), s.reshape(-1) if act_mode == "dynamic" else None
 
 
