@@ -51,7 +51,20 @@ def weight_bytes(model):
     return total, linears
 
 
-def decode_latency(model, batch, cache_len, context, log, compile_mode=None):
+def kernel_table(replay, log, title, rows=25):
+    """Profile a few replays of a captured step and log its kernels by total GPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            replay()
+        torch.cuda.synchronize()
+    log(f"  kernels of {title} (5 replays):")
+    log(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows, max_name_column_width=70))
+
+
+def decode_latency(model, batch, cache_len, context, log, compile_mode=None, profile_title=None):
     from transformers import StaticCache
 
     fwd = model.forward
@@ -94,6 +107,8 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None):
                 step()
             ms = median_ms(g.replay, warmup=3, reps=20)
             how = "cuda graph"
+            if profile_title:
+                kernel_table(g.replay, log, f"{profile_title} decode b{batch}")
             del g
         except Exception as e:  # noqa: BLE001 - fall back to eager and say so
             log(f"  graph capture failed ({type(e).__name__}: {str(e)[:160]}); eager decode")
@@ -116,7 +131,8 @@ def measure(model, name, args, log, results):
     if args.compile and name in args.compile_variants:
         for b in args.batches:
             try:
-                ms, how = decode_latency(model, b, args.cache_len, args.context, log, compile_mode=args.compile)
+                title = f"{name} compiled" if args.profile else None
+                ms, how = decode_latency(model, b, args.cache_len, args.context, log, args.compile, title)
                 r[f"decode_b{b}_compiled_ms"], r[f"decode_b{b}_compiled_how"] = ms, f"torch.compile({args.compile}) + {how}"
             except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
                 log(f"  torch.compile decode b{b} failed: {type(e).__name__}: {str(e)[:300]}")
@@ -178,6 +194,7 @@ def main() -> None:
     ap.add_argument("--kernel-settings", default="",
                     help="decode-path defaults as printed by bench_gemm --decode3, e.g. 'pdl=1 target=528 budget=25165824'")
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
+    ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step (torch.profiler)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
     if args.kernel_settings:

@@ -104,6 +104,11 @@ PY
     timeout 580 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --fp16-fused --compile default \
         --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" --kernel-settings "${2:-}"
     ;;
+  run18)  # session 5: GPU tests of the per-call split-K counters and the fp8 dispatch; kernel profile of compiled decode
+    timeout 150 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --compile default --profile \
+        --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
