@@ -28,6 +28,7 @@ import time
 import torch
 
 from fptq.kernels import reference as ref_mod
+from fptq.kernels import triton_prefill as tp
 from fptq.kernels import triton_w4a8 as tw
 from fptq.kernels.triton_gemv import GemvConfig
 from fptq.packing import pack_int4
@@ -245,6 +246,12 @@ def time_graph(make_calls, bytes_per_call, reps=20):
     # run 11 with an empty kernel) is then paid once per R replays instead of once per `copies`
     # calls, which inflated the per-call time of large shapes (2 copies) by ~8 µs before run 11.
     replays = max(1, math.ceil(64 / copies))
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    g.replay()
+    b.record()
+    b.synchronize()
+    replays = max(1, min(replays, math.ceil(2.0 / max(a.elapsed_time(b), 1e-3))))  # ~2 ms between events
     times = []
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -478,13 +485,15 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
     """Time the default W4A8 op under each `(label, params)` of `settings` (installed by
     `apply(params)`, module settings restored afterwards) on every shape and M; each output is
     checked against the first setting's. Returns the score per label (sum of time / best)."""
-    saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0])
+    saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0], tw.USE_PREFILL,
+             tw.PREFILL_CONFIGS, tp.CHUNK_BYTES)
     score = {}
     for m in ms:
         for name, n, k in shapes:
             qweight, scales, _, _ = make_layer(n, k, 128, True)
             x = torch.randn(m, k, device="cuda", dtype=torch.float16)
             fp16 = bench_fp16(m, n, k)
+            int8 = bench_int8(m, n, k) if m > 16 else None
             row, ref = [], None
             for label, params in settings:
                 apply(params)
@@ -500,14 +509,17 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
                     log(f"{tag} {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
                     continue
                 finally:
-                    tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0] = saved
+                    (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0], tw.USE_PREFILL,
+                     tw.PREFILL_CONFIGS, tp.CHUNK_BYTES) = saved
                 row.append((t, label))
-                results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16})
+                results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16, "int8_us": int8})
             best = min(t for t, _ in row)
             for t, label in row:
                 score[label] = score.get(label, 0.0) + t / best
-            log(f"{tag} M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | "
-                + "; ".join(f"{label} {t:.1f}us x{fp16 / t:.2f}" for t, label in row))
+            log(f"{tag} M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us"
+                + (f" int8 {int8:.1f}us (x{fp16 / int8:.2f})" if int8 else "") + " | "
+                + "; ".join(f"{label} {t:.1f}us x{fp16 / t:.2f}" + (f" ({int8 / t:.2f} int8)" if int8 else "")
+                            for t, label in row))
     log(f"{tag} scores (sum of time/best): "
         + ", ".join(f"{k} {v:.2f}" for k, v in sorted(score.items(), key=lambda kv: kv[1])))
     return score
@@ -541,6 +553,32 @@ def decode4_sweep(log, results, m=1):
         tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, bn, 4, 3, split_k=8))
 
     _settings_sweep(log, results, "decode4", SHAPES + FUSED_SHAPES, (m,), settings, apply)
+
+
+def prefill_sweep(log, results, ms=(256, 1024, 4096)):
+    """Run 19: the unpack-then-GEMM path (`triton_prefill`) against the tiled kernel at prefill M:
+    tile shapes, and the column chunk size (the unpacked temporary, read back from L2).
+    Settings: (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES)."""
+    pc = tp.PrefillConfig
+    settings = [("tiled", (False, None, tp.CHUNK_BYTES))]
+    for cfg in (pc(128, 128, 8, 4), pc(128, 128, 8, 3), pc(64, 128, 4, 4), pc(128, 64, 4, 4), pc(64, 256, 8, 3)):
+        settings.append((f"u{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}", (True, cfg, 32 << 20)))
+    for mib in (8, 128):
+        settings.append((f"u128x128w8s4 chunk{mib}M", (True, pc(128, 128, 8, 4), mib << 20)))
+
+    def apply(params):
+        tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
+        tw.PREFILL_MIN_M = 17
+        if cfg is not None:
+            tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
+
+    min_m = tw.PREFILL_MIN_M
+    score = _settings_sweep(log, results, "prefill", [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES[:2], ms,
+                            settings, apply)
+    tw.PREFILL_MIN_M = min_m
+    best = min(score, key=score.get)
+    log(f"PREFILL_WINNER {best}")
+    return dict(settings)[best]
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):
@@ -597,6 +635,7 @@ def main() -> None:
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
     ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
     ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
+    ap.add_argument("--prefill-sweep", action="store_true", help="run 19: unpack-then-GEMM tiles and chunks at prefill M")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--decode-check-only", action="store_true", help="check only the single-launch decode kernel")
@@ -636,6 +675,10 @@ def main() -> None:
         log(f"decode3 sweep took {time.time() - t0:.0f}s")
     if args.per_channel_probe:
         per_channel_probe(log, results)
+    if args.prefill_sweep:
+        t0 = time.time()
+        prefill_sweep(log, results)
+        log(f"prefill sweep took {time.time() - t0:.0f}s")
     if args.decode4:
         decode4_sweep(log, results)
     if args.small_m_sweep:

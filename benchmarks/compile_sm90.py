@@ -7,6 +7,7 @@ library launches to PTX and a cubin for sm_90a and prints register and shared-me
 a kernel change is known to compile before a GPU run is spent on it.
 
     python benchmarks/compile_sm90.py            # all variants; non-zero exit if one fails
+    python benchmarks/compile_sm90.py --regs --prefill-candidates   # + ptxas registers/spills, more tiles
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
+from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
@@ -48,10 +50,23 @@ def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
 
 GEMM_TYPES = {"a_ptr": "*i8", "w_ptr": "*u8", "scales_ptr": "*fp16", "zeros_ptr": "*u8", "sx_ptr": "*fp32",
               "bias_ptr": "*fp16", "out_ptr": "*fp16", "ws_ptr": "*fp32", "cnt_ptr": "*i32"}
+PREFILL_TYPES = {"a_ptr": "*i8", "b_ptr": "*i8", "scales_ptr": "*fp16", "sx_ptr": "*fp32", "bias_ptr": "*fp16",
+                 "out_ptr": "*fp16"}
+UNPACK_TYPES = {"w_ptr": "*u8", "zeros_ptr": "*u8", "out_ptr": "*i8"}
+# launch parameters to look at besides the installed ones (`--prefill-candidates`)
+PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 128, 8, 3), tp.PrefillConfig(64, 128, 4, 4),
+                      tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4)]
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
 
 
-def variants():
+def variants(prefill_candidates=False):
+    configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
+    for cfg in dict.fromkeys(configs):
+        const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, KIND=tp.KIND_INT8, SX_MODE=2, HAS_BIAS=False,
+                     BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GROUP_M=cfg.group_m)
+        yield f"prefill gemm {cfg}", tp._gemm_kernel, PREFILL_TYPES, const, cfg.num_warps, cfg.num_stages, {}
+    const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
+    yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):
         cfg = tw._for_m(tw.CONFIGS, cfg_m)
         for pdl in (False, True) if cfg.block_m <= tw.DECODE_MAX_M else (False,):
@@ -70,9 +85,28 @@ def variants():
             yield (f"act-quant one_pass={one_pass} pdl/zero={pdl}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
 
 
+def ptxas_usage(k) -> str:
+    """Registers / spills of the kernel's PTX from ptxas -v (Triton's own ptxas)."""
+    import re
+    import subprocess
+    import tempfile
+
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
+        f.write(k.asm["ptx"])
+        f.flush()
+        r = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
+                           capture_output=True, text=True)
+    used = re.search(r"Used (\d+) registers", r.stderr)
+    spill = re.search(r"(\d+) bytes spill stores", r.stderr)
+    return f"{used.group(1) if used else '?'} regs, {spill.group(1) if spill else '?'} B spilled"
+
+
 def main() -> int:
     failed = 0
-    for name, fn, types, const, warps, stages, opts in variants():
+    regs = "--regs" in sys.argv
+    for name, fn, types, const, warps, stages, opts in variants("--prefill-candidates" in sys.argv):
         t0 = time.time()
         try:
             k = compile_variant(fn, types, const, warps, stages, **opts)
@@ -80,13 +114,8 @@ def main() -> int:
             failed += 1
             print(f"FAIL {name}: {type(e).__name__}: {str(e)[:2000]}")
             continue
-        regs = getattr(k, "n_regs", None)
-        if regs is None:
-            import re
-
-            m = re.search(r"\.maxnreg (\d+)|registers", k.asm.get("ptx", ""))
-            regs = m.group(0) if m else "?"
-        print(f"ok   {name}: shared {k.metadata.shared} B, {time.time() - t0:.1f}s, ptx {len(k.asm['ptx'])} chars")
+        usage = f", {ptxas_usage(k)}" if regs else ""
+        print(f"ok   {name}: shared {k.metadata.shared} B{usage}, {time.time() - t0:.1f}s, ptx {len(k.asm['ptx'])} chars")
     return 1 if failed else 0
 
 

@@ -109,6 +109,11 @@ PY
     timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --compile default --profile \
         --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused"
     ;;
+  run19)  # unpack-then-GEMM prefill path: GPU tests, sweep at prefill M, eager e2e with it and without
+    timeout 150 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py --tb=short 2>&1 | tail -25 | tee "$OUT/pytest_gpu.txt"
+    timeout 330 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-sweep --shapes 0 --ms 1
+    timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tiled"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

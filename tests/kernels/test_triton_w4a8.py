@@ -23,6 +23,7 @@ DECODE = tw.KernelConfig(16, 32, 4, 2)
 DECODE_SPLIT = tw.KernelConfig(16, 32, 4, 2, split_k=3)
 DECODE_FUSED = tw.KernelConfig(16, 32, 4, 2, fused_act=True)
 PREFILL = tw.KernelConfig(32, 32, 4, 2)
+UNPACKED = tw.PrefillConfig(16, 32, 4, 2, group_m=2)  # unpack-then-GEMM path (default at large M)
 
 
 def make_layer(n, k, group_size, symmetric, bias=False, dtype=torch.float16, seed=0):
@@ -99,7 +100,7 @@ def test_matches_reference(m, n, k, g, sym, act_mode):
     layer = make_layer(n, k, gs, sym, bias=m % 2 == 1)
     x = make_x(m, k)
     act_scale = (x.float().abs().amax() / 127 * 0.7).reshape(()) if act_mode == "static" else None
-    configs = [None, PREFILL] + ([DECODE, DECODE_SPLIT, DECODE_FUSED] if m <= 16 else [])
+    configs = [None, PREFILL, UNPACKED] + ([DECODE, DECODE_SPLIT, DECODE_FUSED] if m <= 16 else [])
     ref = ref_mod.quant_linear_reference(
         x.cpu(),
         *(t if t is None else t.cpu() for t in layer[:3]),
@@ -115,6 +116,48 @@ def test_matches_reference(m, n, k, g, sym, act_mode):
         # Same integer partial sums; only fp32 accumulation order and the fp16 cast differ.
         assert rel(y, ref) < 1e-3, cfg
         assert rel(y, exact) < 2e-3, cfg
+
+
+def test_unpacked_weights_are_in_the_activation_order():
+    """`unpack_weights` = the integer weights `code - zero`, permuted like the activation buffer,
+    zero padded beyond K, in each operand type."""
+    from fptq.kernels.triton_prefill import unpack_weights
+
+    for k, g, sym in ((256, 64, False), (200, 200, True), (384, 128, False)):
+        qweight, _, zeros, _ = make_layer(40, k, g, sym)
+        w = ref_mod.integer_weight(qweight.cpu(), None if zeros is None else zeros.cpu(), 4, g)
+        sub = tw._sub_chunk(g)
+        want = tw.activation_layout(w.float(), g)
+        for dtype in (torch.int8, torch.float16, torch.float8_e4m3fn):
+            got = unpack_weights(qweight, zeros, k, g, sub, dtype)
+            assert got.dtype == dtype and torch.equal(got.cpu().float(), want), (k, g, dtype)
+
+
+def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkeypatch):
+    """Chunks of columns (a small CHUNK_BYTES) give the same result; the default dispatch takes
+    the unpacked path from PREFILL_MIN_M rows on, for int8, float and fp8 activations."""
+    from fptq.kernels import triton_prefill
+
+    layer = make_layer(80, 256, 64, False, bias=True)
+    x = make_x(20, 256)
+    whole = run(x, layer, 64, "dynamic", None, UNPACKED)
+    assert rel(whole, dequant_matmul64(x, layer, 64, "dynamic", None)) < 2e-3
+    monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 32 * 256)  # 32 columns a chunk: 3 chunks
+    assert torch.equal(run(x, layer, 64, "dynamic", None, UNPACKED), whole)
+    calls = []
+    monkeypatch.setattr(tw, "prefill_gemm", lambda *a: calls.append(a) or triton_prefill.prefill_gemm(*a))
+    monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
+    monkeypatch.setattr(tw, "PREFILL_MIN_M", 20)
+    assert torch.equal(run(x, layer, 64, "dynamic", None), whole) and len(calls) == 1
+    run(x[:19], layer, 64, "dynamic", None)
+    assert len(calls) == 1  # below PREFILL_MIN_M: the tiled path
+    y = run(x, layer, 64, "none")
+    assert len(calls) == 2 and rel(y, dequant_matmul64(x, layer, 64, "none", None)) < 2e-3
+    y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3])
+    # (the interpreter's float8 rounding is not the GPU's: compared with the tiled fp8 path here,
+    # with the reference in test_gpu_fp8)
+    tiled = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], config=PREFILL)
+    assert len(calls) == 3 and torch.equal(y, tiled)
 
 
 @pytest.mark.parametrize("target", [0, 1, 10, 10_000])

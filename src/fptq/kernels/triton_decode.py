@@ -74,7 +74,7 @@ if triton is not None:
 
     @triton.jit
     def _unpack(wb, c, HIGH: tl.constexpr, USE_ASM: tl.constexpr):
-        """int8 `nibble - zero` with `c = (0x80 - zero)` as uint8 (see triton_w4a8._unpack_int4)."""
+        """int8 `nibble - zero` with `c = (0x80 - zero)` as uint8 (see triton_prefill._unpack_int4)."""
         if USE_ASM:
             if HIGH:
                 return tl.inline_asm_elementwise(

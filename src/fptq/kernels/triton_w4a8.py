@@ -45,6 +45,7 @@ import torch
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
+from fptq.kernels.triton_prefill import PrefillConfig, prefill_gemm
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
     import triton
@@ -118,6 +119,7 @@ if triton is not None:
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
     from fptq.kernels.triton_gemv import _bias_store
+    from fptq.kernels.triton_prefill import _unpack_int4
 
     @triton.jit
     def _prefetch_l2(ptrs):
@@ -143,56 +145,6 @@ if triton is not None:
     @triton.jit
     def _row_max(x, axis: tl.constexpr):
         return tl.reduce(x, axis, _max_combine)
-
-    @triton.jit
-    def _unpack_int4(wb, zero, HIGH: tl.constexpr, HAS_ZEROS: tl.constexpr, USE_ASM: tl.constexpr):
-        """int8 `code - zero` of the low (even column) or high (odd column) nibbles of bytes `wb`.
-
-        On the GPU, four bytes at a time in one 32-bit register: with `c = 0x80 - zero` (so
-        `nibble + c` lies in [0x71, 0x8F] and no byte carries into the next),
-        `((nibble + c) ^ 0x80) == nibble - zero` as int8. Three or four instructions per four
-        weights instead of byte-wise shifts, masks and conversions.
-        """
-        if USE_ASM:
-            if HAS_ZEROS:
-                c = tl.broadcast_to((128 - zero.to(tl.int32)).to(tl.uint8), wb.shape)
-                if HIGH:
-                    return tl.inline_asm_elementwise(
-                        "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
-                        "=r,r,r",
-                        [wb, c],
-                        dtype=tl.int8,
-                        is_pure=True,
-                        pack=4,
-                    )
-                return tl.inline_asm_elementwise(
-                    "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
-                    "=r,r,r",
-                    [wb, c],
-                    dtype=tl.int8,
-                    is_pure=True,
-                    pack=4,
-                )
-            if HIGH:
-                return tl.inline_asm_elementwise(
-                    "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }",
-                    "=r,r",
-                    [wb],
-                    dtype=tl.int8,
-                    is_pure=True,
-                    pack=4,
-                )
-            return tl.inline_asm_elementwise(
-                "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }",
-                "=r,r",
-                [wb],
-                dtype=tl.int8,
-                is_pure=True,
-                pack=4,
-            )
-        if HIGH:
-            return (wb >> 4).to(tl.int8) - zero
-        return (wb & 15).to(tl.int8) - zero
 
     @triton.jit
     def _act_quant_kernel(
@@ -506,6 +458,13 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 ]
 
 
+# From PREFILL_MIN_M rows on, the weights are unpacked once per call and the GEMM streams both
+# operands (`triton_prefill`), with these launch parameters per M bucket (upper bound of M, config).
+USE_PREFILL = True
+PREFILL_MIN_M = 128
+PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig())]
+
+
 # Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M): the best of
 # `benchmarks/bench_gemm.py --decode-sweep` on the H100 (benchmarks/GPU_NOTES.md, run 6).
 # `fused` matters only for dynamic activations (static ones are always quantized in-kernel).
@@ -810,6 +769,10 @@ def w4a8_linear(
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
+    if _use_prefill(config, m):
+        a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
+        y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
+        return y.reshape(*x.shape[:-1], n)
     cfg = config or _for_m(CONFIGS, m)
     dot_type = 1 if act_mode == "none" else 0
     if cfg.fused_act and m <= cfg.block_m <= DECODE_MAX_M:
@@ -823,6 +786,22 @@ def w4a8_linear(
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
                     cfg, out, pdl, workspace)
     return y.reshape(*x.shape[:-1], n)
+
+
+def _use_prefill(config, m: int) -> bool:
+    """The unpack-then-GEMM path (`triton_prefill`): for a `PrefillConfig`, or by default from
+    PREFILL_MIN_M rows on when USE_PREFILL."""
+    if isinstance(config, PrefillConfig):
+        return True
+    return config is None and USE_PREFILL and m >= PREFILL_MIN_M
+
+
+def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out):
+    m, n = a.shape[0], qweight.shape[0]
+    if out is None:
+        out = torch.empty(m, n, dtype=out_dtype, device=a.device)
+    return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out,
+                        config or _for_m(PREFILL_CONFIGS, m))
 
 
 def _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, cfg: DecodeConfig, out):
@@ -869,6 +848,10 @@ def w4a8_fp8_linear(
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
     m = x2.shape[0]
+    if _use_prefill(config, m):
+        a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8")
+        y = _prefill(a, sx, 2, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
+        return y.reshape(*x.shape[:-1], n)
     cfg = config or _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
     workspace = _split_k_workspace(m, n, cfg, x2.device)
     a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8", counters=workspace[2])

@@ -1,0 +1,315 @@
+"""Prefill path (large M) of the Triton W4A8 backend: unpack once, then a plain pipelined GEMM.
+
+At large M the GEMM is compute-bound, and unpacking the int4 nibbles inside the MMA loop costs
+the tensor cores their operand feed: the unpacked weights go global -> shared -> registers
+(unpack) -> shared -> MMA in every CTA that uses them, and the unpack and its registers sit on
+the MMA warps (run 14: even without per-group scaling that kernel reached only ~0.75x of
+cuBLAS int8). Here each call first expands the packed weights into `code - zero` in the MMA
+operand type (int8, or float8 e4m3 / fp16 / bf16: every value in [-15, 15] is exact in all of
+them) with `_unpack_kernel`, once per weight instead of once per row tile, in the kernels'
+permuted column order (per `SUB`-column chunk: even columns, then odd ones, matching the
+activation buffer of `triton_w4a8.quantize_activation_triton`). Then `_gemm_kernel` is an
+ordinary tiled GEMM whose two operands stream global -> shared memory, software-pipelined by
+Triton (int8 / fp8 wgmma on Hopper), with the group scaling in the K loop: per `SUB` columns an
+exact partial sum (int32, or fp32 from a fresh accumulator) scaled by its group scale into the
+fp32 accumulator; activation scale and bias in the epilogue. Same semantics as the reference.
+
+The unpacked weights are a temporary: the columns are processed in chunks of at most
+`CHUNK_BYTES` of unpacked weights (the GEMM then reads them back from L2), so the extra memory
+of a call is bounded and small next to the activations of a long prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - exercised only where triton is missing
+    triton = None
+    tl = None
+
+# Operand kinds of the unpacked weights and of `_gemm_kernel`'s dot.
+KIND_INT8, KIND_FLOAT, KIND_FP8 = 0, 1, 2
+# Unpacked weight bytes per column chunk of one call (bounds the temporary; fits the 50 MB L2).
+CHUNK_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class PrefillConfig:
+    """Launch parameters of `_gemm_kernel` (picked by `benchmarks/bench_gemm.py --prefill-sweep`)."""
+
+    block_m: int = 128
+    block_n: int = 128
+    num_warps: int = 8
+    num_stages: int = 4
+    group_m: int = 8
+
+
+if triton is not None:
+    from fptq.kernels.triton_gemv import _bias_store
+
+    @triton.jit
+    def _unpack_int4(wb, zero, HIGH: tl.constexpr, HAS_ZEROS: tl.constexpr, USE_ASM: tl.constexpr):
+        """int8 `code - zero` of the low (even column) or high (odd column) nibbles of bytes `wb`.
+
+        On the GPU, four bytes at a time in one 32-bit register: with `c = 0x80 - zero` (so
+        `nibble + c` lies in [0x71, 0x8F] and no byte carries into the next),
+        `((nibble + c) ^ 0x80) == nibble - zero` as int8. Three or four instructions per four
+        weights instead of byte-wise shifts, masks and conversions.
+        """
+        if USE_ASM:
+            if HAS_ZEROS:
+                c = tl.broadcast_to((128 - zero.to(tl.int32)).to(tl.uint8), wb.shape)
+                if HIGH:
+                    return tl.inline_asm_elementwise(
+                        "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
+                        "=r,r,r",
+                        [wb, c],
+                        dtype=tl.int8,
+                        is_pure=True,
+                        pack=4,
+                    )
+                return tl.inline_asm_elementwise(
+                    "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
+                    "=r,r,r",
+                    [wb, c],
+                    dtype=tl.int8,
+                    is_pure=True,
+                    pack=4,
+                )
+            if HIGH:
+                return tl.inline_asm_elementwise(
+                    "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }",
+                    "=r,r",
+                    [wb],
+                    dtype=tl.int8,
+                    is_pure=True,
+                    pack=4,
+                )
+            return tl.inline_asm_elementwise(
+                "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }",
+                "=r,r",
+                [wb],
+                dtype=tl.int8,
+                is_pure=True,
+                pack=4,
+            )
+        if HIGH:
+            return (wb >> 4).to(tl.int8) - zero
+        return (wb & 15).to(tl.int8) - zero
+
+    @triton.jit
+    def _unpack_kernel(
+        w_ptr,  # uint8 (N, K // 2) packed int4, QuantLinear layout
+        zeros_ptr,  # uint8 (N, groups) or dummy
+        out_ptr,  # (N, Kp) operand type, permuted column order, zero padded beyond K
+        N,
+        K,
+        Kp,
+        stride_wn,
+        stride_zn,
+        GROUP: tl.constexpr,
+        SUB: tl.constexpr,
+        HAS_ZEROS: tl.constexpr,
+        KIND: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        CHUNKS: tl.constexpr,  # SUB-column chunks per program
+        USE_ASM: tl.constexpr,
+    ):
+        HALF: tl.constexpr = SUB // 2
+        offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        rows = tl.where(offs_n < N, offs_n, 0).to(tl.int64)
+        c = tl.program_id(1) * CHUNKS + tl.arange(0, CHUNKS)
+        j = tl.arange(0, HALF)
+        byte = c[:, None] * HALF + j[None, :]  # (CHUNKS, HALF) byte of each row
+        in_k = (byte < K // 2)[None, :, :]
+        wb = tl.load(w_ptr + rows[:, None, None] * stride_wn + byte[None, :, :], mask=in_k, other=0)
+        if HAS_ZEROS:
+            g = tl.minimum((c * SUB) // GROUP, (K - 1) // GROUP)
+            zero = tl.load(zeros_ptr + rows[:, None] * stride_zn + g[None, :]).to(tl.int8)[:, :, None]
+        else:
+            zero = tl.full((1, 1, 1), 8, dtype=tl.int8)
+        lo = tl.where(in_k, _unpack_int4(wb, zero, False, HAS_ZEROS, USE_ASM), 0)
+        hi = tl.where(in_k, _unpack_int4(wb, zero, True, HAS_ZEROS, USE_ASM), 0)
+        if KIND == 1:
+            lo = lo.to(out_ptr.dtype.element_ty)
+            hi = hi.to(out_ptr.dtype.element_ty)
+        elif KIND == 2:
+            lo = lo.to(tl.float16).to(tl.float8e4nv)
+            hi = hi.to(tl.float16).to(tl.float8e4nv)
+        dst = out_ptr + rows[:, None, None] * Kp + (c[:, None] * SUB + j[None, :])[None, :, :]
+        keep = (offs_n < N)[:, None, None] & (c < Kp // SUB)[None, :, None]
+        tl.store(dst, lo, mask=keep)
+        tl.store(dst + HALF, hi, mask=keep)
+
+    @triton.jit
+    def _gemm_kernel(
+        a_ptr,  # (M, Kp) quantized activations, permuted column order (int8 / fp8 / float)
+        b_ptr,  # (N, Kp) unpacked weights `code - zero`, same order and type
+        scales_ptr,  # fp16 (N, groups)
+        sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
+        bias_ptr,  # (N,) or dummy
+        out_ptr,  # (M, N) output dtype, row stride stride_om
+        M,
+        N,
+        Kp,
+        stride_am,
+        stride_bn,
+        stride_sn,
+        stride_om,
+        GROUP: tl.constexpr,
+        SUB: tl.constexpr,
+        PER_CHANNEL: tl.constexpr,
+        KIND: tl.constexpr,
+        SX_MODE: tl.constexpr,  # 0 none, 1 per-tensor scalar, 2 per-token (M,)
+        HAS_BIAS: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        GROUP_M: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
+        num_in_group = GROUP_M * num_pid_n
+        first_m = (pid // num_in_group) * GROUP_M
+        group_rows = min(num_pid_m - first_m, GROUP_M)
+        pid_m = first_m + ((pid % num_in_group) % group_rows)
+        pid_n = (pid % num_in_group) // group_rows
+
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_k = tl.arange(0, SUB)
+        # Out-of-range rows/columns read row 0 / column 0 (valid memory) and are never stored.
+        rows = tl.where(offs_m < M, offs_m, 0).to(tl.int64)
+        cols = tl.where(offs_n < N, offs_n, 0).to(tl.int64)
+        row_ok = offs_m < M
+        a_tile = a_ptr + rows[:, None] * stride_am + offs_k[None, :]  # (BLOCK_M, SUB)
+        b_tile = b_ptr + cols[None, :] * stride_bn + offs_k[:, None]  # (SUB, BLOCK_N), K-major
+        s_cols = scales_ptr + cols * stride_sn
+        n_steps = Kp // SUB
+
+        acc = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.float32)
+        if PER_CHANNEL:
+            if KIND == 0:
+                acc_i = tl.full((BLOCK_M, BLOCK_N), 0, dtype=tl.int32)
+        else:
+            last_g = Kp // GROUP - 1
+            s_next = tl.load(s_cols)  # prefetched one step ahead (small loads are not pipelined)
+        for step in range(0, n_steps):
+            a = tl.load(a_tile + step * SUB)
+            b = tl.load(b_tile + step * SUB)
+            if PER_CHANNEL:
+                if KIND == 0:
+                    acc_i = tl.dot(a, b, acc_i, out_dtype=tl.int32)
+                else:
+                    acc = tl.dot(a, b, acc, out_dtype=tl.float32)
+            else:
+                s_w = s_next.to(tl.float32)
+                s_next = tl.load(s_cols + tl.minimum(((step + 1) * SUB) // GROUP, last_g))
+                if KIND == 0:
+                    d = tl.dot(a, b, out_dtype=tl.int32)
+                    # exact int32 -> fp32 (|d| <= 127 * 15 * 128 < 2**22): the bits of
+                    # d + 0x4B400000 are the float 1.5 * 2**23 + d (IADD + FADD, no I2F)
+                    acc += ((d + 0x4B400000).to(tl.float32, bitcast=True) - 12582912.0) * s_w[None, :]
+                else:
+                    acc += tl.dot(a, b, out_dtype=tl.float32) * s_w[None, :]
+        if PER_CHANNEL:
+            scale = tl.load(s_cols).to(tl.float32)[None, :]
+            acc = acc_i.to(tl.float32) * scale if KIND == 0 else acc * scale
+        if SX_MODE == 1:
+            acc = acc * tl.load(sx_ptr).to(tl.float32)
+        elif SX_MODE == 2:
+            acc = acc * tl.load(sx_ptr + rows).to(tl.float32)[:, None]
+        _bias_store(acc, bias_ptr, cols, out_ptr, offs_m, offs_n, stride_om, row_ok, N, 0, HAS_BIAS, 1)
+
+
+def unpack_weights(qweight: torch.Tensor, zeros: torch.Tensor | None, k: int, group_size: int, sub: int,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """`(N, Kp)` `code - zero` in `dtype` (int8, float8_e4m3fn, fp16 or bf16), in the kernels'
+    permuted column order (`triton_w4a8.activation_layout`), zero beyond K."""
+    n = qweight.shape[0]
+    kp = -(-k // sub) * sub
+    kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(dtype, KIND_FLOAT)
+    out = torch.empty(n, kp, dtype=dtype, device=qweight.device)
+    block_n, chunks = 32, 4
+    grid = (triton.cdiv(n, block_n), triton.cdiv(kp // sub, chunks))
+    _unpack_kernel[grid](
+        qweight,
+        zeros if zeros is not None else qweight,
+        out,
+        n,
+        k,
+        kp,
+        qweight.stride(0),
+        zeros.stride(0) if zeros is not None else 0,
+        GROUP=group_size,
+        SUB=sub,
+        HAS_ZEROS=zeros is not None,
+        KIND=kind,
+        BLOCK_N=block_n,
+        CHUNKS=chunks,
+        USE_ASM=qweight.is_cuda,
+        num_warps=4,
+    )
+    return out
+
+
+def prefill_gemm(
+    a: torch.Tensor,
+    sx: torch.Tensor | None,
+    sx_mode: int,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    k: int,
+    group_size: int,
+    sub: int,
+    out: torch.Tensor,
+    cfg: PrefillConfig,
+) -> torch.Tensor:
+    """`out (M, N) = a @ unpack(W)^T` with group, activation scales and bias, chunk by chunk of
+    columns. `a`: the `(M, Kp)` activation buffer of `quantize_activation_triton` (int8, fp8, or a
+    float copy for W4A16); the weights are unpacked to `a`'s type."""
+    m, kp = a.shape
+    n = qweight.shape[0]
+    if m == 0 or n == 0:
+        return out
+    kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
+    cols = max(cfg.block_n, CHUNK_BYTES // (kp * a.element_size()) // cfg.block_n * cfg.block_n)
+    for n0 in range(0, n, cols):
+        n1 = min(n, n0 + cols)
+        b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)
+        o = out[:, n0:n1]
+        grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n1 - n0, cfg.block_n),)
+        _gemm_kernel[grid](
+            a,
+            b,
+            scales[n0:n1],
+            sx if sx is not None else scales,
+            bias[n0:n1] if bias is not None else scales,
+            o,
+            m,
+            n1 - n0,
+            kp,
+            a.stride(0),
+            b.stride(0),
+            scales.stride(0),
+            o.stride(0),
+            GROUP=group_size,
+            SUB=sub,
+            PER_CHANNEL=group_size == k,
+            KIND=kind,
+            SX_MODE=sx_mode,
+            HAS_BIAS=bias is not None,
+            BLOCK_M=cfg.block_m,
+            BLOCK_N=cfg.block_n,
+            GROUP_M=cfg.group_m,
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+        )
+    return out
