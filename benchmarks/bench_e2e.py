@@ -192,7 +192,8 @@ def main() -> None:
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
-                    help="decode-path defaults as printed by bench_gemm --decode3, e.g. 'pdl=1 target=528 budget=25165824'")
+                    help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
+                         "budget=25165824 prefill=64,128,8,4,1 chunk=33554432'")
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
     ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step (torch.profiler)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
@@ -203,7 +204,15 @@ def main() -> None:
         names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "budget": "PREFETCH_BUDGET"}
         for item in args.kernel_settings.split():
             key, value = item.split("=")
-            setattr(tw, names[key], type(getattr(tw, names[key]))(int(value)))
+            if key == "prefill":  # block_m,block_n,warps,stages,wgmma
+                bm, bn, w, st, wg = map(int, value.split(","))
+                tw.PREFILL_CONFIGS = [(1 << 62, tw.PrefillConfig(bm, bn, w, st, wgmma=bool(wg)))]
+            elif key == "chunk":
+                from fptq.kernels import triton_prefill
+
+                triton_prefill.CHUNK_BYTES = int(value)
+            else:
+                setattr(tw, names[key], type(getattr(tw, names[key]))(int(value)))
     if args.gemv:
         from fptq.kernels import triton_w4a8 as tw
         from fptq.kernels.triton_gemv import GemvConfig

@@ -561,10 +561,10 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     Settings: (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES)."""
     pc = tp.PrefillConfig
     settings = [("tiled", (False, None, tp.CHUNK_BYTES))]
-    for cfg in (pc(128, 128, 8, 4), pc(128, 128, 8, 3), pc(64, 128, 4, 4), pc(128, 64, 4, 4), pc(64, 256, 8, 3)):
-        settings.append((f"u{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}", (True, cfg, 32 << 20)))
-    for mib in (8, 128):
-        settings.append((f"u128x128w8s4 chunk{mib}M", (True, pc(128, 128, 8, 4), mib << 20)))
+    for cfg in (pc(64, 128, 4, 4), pc(64, 128, 8, 4, wgmma=True), pc(64, 128, 8, 6, wgmma=True),
+                pc(64, 128, 4, 4, wgmma=True), pc(128, 128, 8, 4, wgmma=True), pc(128, 64, 8, 4, wgmma=True)):
+        settings.append((_prefill_label(cfg), (True, cfg, 32 << 20)))
+    settings.append(("wg64x128w8s4 chunk128M", (True, pc(64, 128, 8, 4, wgmma=True), 128 << 20)))
 
     def apply(params):
         tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
@@ -573,12 +573,26 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
             tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
 
     min_m = tw.PREFILL_MIN_M
-    score = _settings_sweep(log, results, "prefill", [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES[:2], ms,
-                            settings, apply)
-    tw.PREFILL_MIN_M = min_m
+    shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES[:2]
+    score = _settings_sweep(log, results, "prefill", shapes, ms, settings, apply)
     best = min(score, key=score.get)
-    log(f"PREFILL_WINNER {best}")
-    return dict(settings)[best]
+    use, cfg, chunk = dict(settings)[best]
+    log(f"PREFILL_WINNER {best}: prefill={cfg.block_m},{cfg.block_n},{cfg.num_warps},{cfg.num_stages},"
+        f"{int(cfg.wgmma)} chunk={chunk}")
+    # the fp8 activation option with the winner and with the Triton kernel of the same tile
+    for label, c in ((best, cfg), ("triton " + _prefill_label(cfg), pc(cfg.block_m, cfg.block_n, 4, 4))):
+        tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = [(1 << 62, c)], chunk
+        for m in ms[1:]:
+            for name, n, k in shapes:
+                t = bench_ours(m, n, k, "dynamic", fp8=True)
+                results.append({"prefill_fp8": label, "m": m, "n": n, "k": k, "us": t})
+                log(f"prefill fp8 {label} M={m} {name}: {t:.1f}us")
+    tw.PREFILL_MIN_M = min_m
+    return use, cfg, chunk
+
+
+def _prefill_label(cfg) -> str:
+    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}"
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

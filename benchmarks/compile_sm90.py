@@ -44,7 +44,12 @@ def _attrs(fn, sig: dict, not_aligned=("M",)) -> dict:
 
 def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
     sig = _signature(fn, types, constexprs)
-    src = ASTSource(fn, sig, constexprs, _attrs(fn, sig))
+    if getattr(fn, "is_gluon", lambda: False)():
+        from triton.experimental.gluon._runtime import GluonASTSource
+
+        src = GluonASTSource(fn, sig, constexprs, _attrs(fn, sig))
+    else:
+        src = ASTSource(fn, sig, constexprs, _attrs(fn, sig))
     return triton.compile(src, target=TARGET, options=dict(num_warps=num_warps, num_stages=num_stages, **options))
 
 
@@ -55,13 +60,31 @@ PREFILL_TYPES = {"a_ptr": "*i8", "b_ptr": "*i8", "scales_ptr": "*fp16", "sx_ptr"
 UNPACK_TYPES = {"w_ptr": "*u8", "zeros_ptr": "*u8", "out_ptr": "*i8"}
 # launch parameters to look at besides the installed ones (`--prefill-candidates`)
 PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 128, 8, 3), tp.PrefillConfig(64, 128, 4, 4),
-                      tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4)]
+                      tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4),
+                      tp.PrefillConfig(64, 128, 8, 4, wgmma=True), tp.PrefillConfig(64, 128, 4, 4, wgmma=True),
+                      tp.PrefillConfig(128, 128, 8, 4, wgmma=True), tp.PrefillConfig(128, 64, 8, 4, wgmma=True)]
+
+
+def _desc(dtype: str, block: list) -> str:
+    """Signature type of a Gluon TMA descriptor argument (as the launcher mangles it)."""
+    from triton.experimental.gluon import language as gl
+
+    layout = gl.NVMMASharedLayout.get_default_for(block, {"i8": gl.int8, "fp8e4nv": gl.float8e4nv}[dtype])
+    return f"tensordesc<{dtype}{block},{layout!r}>"
+
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
 
 
 def variants(prefill_candidates=False):
     configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
+        if cfg.wgmma:
+            for dt in ("i8", "fp8e4nv"):
+                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]))
+                const = dict(GROUP=128, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
+                             num_warps=cfg.num_warps)
+                yield f"prefill wgmma {dt} {cfg}", tp._gemm_wgmma_kernel, types, const, cfg.num_warps, 1, {}
+            continue
         const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, KIND=tp.KIND_INT8, SX_MODE=2, HAS_BIAS=False,
                      BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GROUP_M=cfg.group_m)
         yield f"prefill gemm {cfg}", tp._gemm_kernel, PREFILL_TYPES, const, cfg.num_warps, cfg.num_stages, {}

@@ -317,14 +317,35 @@ def test_gpu_fp8(m):
     x = make_x(m, 640)
     out = torch.full((m, 256), float("nan"), dtype=torch.float16, device="cuda")
     y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], out=out)
-    r = ref_mod.quant_linear_reference(x.double().cpu(), *(t.cpu() for t in layer[:3]), group_size=64,
-                                       act_mode="dynamic_fp8", bias=layer[3].double().cpu())
+    r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
+                                       group_size=64, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
     assert rel(y, r) < 3e-3
     # and through QuantLinear's dispatch (act_mode "dynamic_fp8" -> the fp8 kernel on this GPU)
     from fptq.kernels import quant_linear
 
     z = quant_linear(x, *layer[:3], group_size=64, act_mode="dynamic_fp8", bias=layer[3])
     assert rel(z, r) < 3e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cfg", [tw.PrefillConfig(64, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 128, 4, 4, wgmma=True),
+                                 tw.PrefillConfig(128, 64, 8, 3, wgmma=True)])
+def test_gpu_prefill_wgmma(cfg):
+    """The Gluon Hopper kernel (TMA ring, asynchronous wgmma) of the unpacked prefill path: int8
+    (static, dynamic) and fp8 activations, row/column tails, K tails, group 64/128/256/per-channel."""
+    for m, n, k, g, sym in ((1000, 1024, 4096, 128, True), (257, 520, 4096, 64, False), (130, 384, 200, -1, True),
+                            (2048, 256, 1024, 256, False), (3, 256, 512, 128, True)):
+        gs = k if g == -1 else g
+        layer = make_layer(n, k, gs, sym, bias=True)
+        x = make_x(m, k)
+        for act_mode in ("static", "dynamic"):
+            act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+            y = run(x, layer, gs, act_mode, act_scale, cfg)
+            assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < 2e-3, (m, n, k, g, act_mode)
+        y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg)
+        r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
+                                           group_size=gs, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
+        assert rel(y, r) < 3e-3, (m, n, k, g, "fp8")
 
 
 @pytest.mark.parametrize("k,g", [(256, 128), (192, 64), (200, 200), (4096, 128)])

@@ -31,6 +31,13 @@ try:
 except ImportError:  # pragma: no cover - exercised only where triton is missing
     triton = None
     tl = None
+try:  # Gluon (Triton >= 3.5): explicit wgmma / TMA / mbarriers for the Hopper kernel
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton: the Triton kernel only
+    gluon = None
 
 # Operand kinds of the unpacked weights and of `_gemm_kernel`'s dot.
 KIND_INT8, KIND_FLOAT, KIND_FP8 = 0, 1, 2
@@ -47,6 +54,9 @@ class PrefillConfig:
     num_warps: int = 8
     num_stages: int = 4
     group_m: int = 8
+    # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, asynchronous wgmma overlapping the
+    # group scaling of the step before); int8 / fp8 operands on sm_90+, else the Triton kernel
+    wgmma: bool = False
 
 
 if triton is not None:
@@ -280,11 +290,18 @@ def prefill_gemm(
     if m == 0 or n == 0:
         return out
     kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
+    wgmma = cfg.wgmma and gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
+    # shared memory: num_stages x (A + B tiles) within the H100's 227 KB
+    stages = max(1, min(cfg.num_stages, (200 << 10) // ((cfg.block_m + cfg.block_n) * sub * a.element_size())))
     cols = max(cfg.block_n, CHUNK_BYTES // (kp * a.element_size()) // cfg.block_n * cfg.block_n)
     for n0 in range(0, n, cols):
         n1 = min(n, n0 + cols)
         b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)
         o = out[:, n0:n1]
+        if wgmma:
+            _wgmma_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, group_size,
+                        sub, cfg)
+            continue
         grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n1 - n0, cfg.block_n),)
         _gemm_kernel[grid](
             a,
@@ -310,6 +327,152 @@ def prefill_gemm(
             BLOCK_N=cfg.block_n,
             GROUP_M=cfg.group_m,
             num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages,
+            num_stages=stages,
         )
     return out
+
+
+def _is_hopper(t: torch.Tensor) -> bool:
+    return t.is_cuda and torch.cuda.get_device_capability(t.device)[0] >= 9
+
+
+if gluon is not None:
+
+    @gluon.constexpr_function
+    def _warps_per_cta(block_m, num_warps):
+        """wgmma tiles warps as [4, 1] atoms (16 rows each): along M while rows remain, then N."""
+        wm = 4
+        while wm < num_warps and block_m > 16 * wm:
+            wm *= 2
+        return [wm, num_warps // wm]
+
+    @gluon.jit
+    def _gemm_wgmma_kernel(
+        a_desc,  # TMA descriptor of the (M, Kp) activation buffer, block (BLOCK_M, SUB)
+        b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB)
+        scales_ptr,  # fp16 (N, groups)
+        sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
+        bias_ptr,  # (N,) or dummy
+        out_ptr,  # (M, N) output dtype, row stride stride_om
+        M,
+        N,
+        Kp,
+        stride_sn,
+        stride_om,
+        GROUP: gl.constexpr,
+        SX_MODE: gl.constexpr,
+        HAS_BIAS: gl.constexpr,
+        GROUP_M: gl.constexpr,
+        STAGES: gl.constexpr,
+        num_warps: gl.constexpr,
+    ):
+        """`_gemm_kernel` for Hopper, written out: a STAGES-deep ring of TMA loads (one mbarrier per
+        slot), and each step's wgmma issued asynchronously BEFORE the previous step's result is
+        waited for and scaled into the fp32 accumulator, so that the tensor cores run while the
+        group scaling (int32 -> fp32, times the group scale) of the step before executes."""
+        BLOCK_M: gl.constexpr = a_desc.block_type.shape[0]
+        BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
+        SUB: gl.constexpr = a_desc.block_type.shape[1]
+        IS_INT: gl.constexpr = a_desc.dtype == gl.int8
+        pid = gl.program_id(0)
+        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
+        num_in_group = GROUP_M * num_pid_n
+        first_m = (pid // num_in_group) * GROUP_M
+        group_rows = gl.minimum(num_pid_m - first_m, GROUP_M)
+        off_m = (first_m + ((pid % num_in_group) % group_rows)) * BLOCK_M
+        off_n = ((pid % num_in_group) // group_rows) * BLOCK_N
+
+        warps: gl.constexpr = _warps_per_cta(BLOCK_M, num_warps)
+        mma: gl.constexpr = gl.NVMMADistributedLayout(
+            version=[3, 0], warps_per_cta=warps, instr_shape=[16, BLOCK_N // warps[1], 256 // a_desc.dtype.primitive_bitwidth]
+        )
+        a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BLOCK_M, SUB], a_desc.layout)
+        b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BLOCK_N, SUB], b_desc.layout)
+        bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(STAGES):
+            mbarrier.init(bars.index(i), count=1)
+        n_steps = Kp // SUB
+        nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes
+        for i in gl.static_range(STAGES):
+            ok = i < n_steps
+            mbarrier.expect(bars.index(i), nbytes, pred=ok)
+            tma.async_copy_global_to_shared(a_desc, [off_m, i * SUB], bars.index(i), a_smem.index(i), pred=ok)
+            tma.async_copy_global_to_shared(b_desc, [off_n, i * SUB], bars.index(i), b_smem.index(i), pred=ok)
+
+        offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+        cols = gl.where(offs_n < N, offs_n, 0)
+        s_cols = scales_ptr + cols * stride_sn
+        last_g = Kp // GROUP - 1
+        acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
+        if IS_INT:
+            fresh = gl.zeros([BLOCK_M, BLOCK_N], gl.int32, mma)
+        else:
+            fresh = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
+
+        s_prev = gl.load(s_cols).to(gl.float32)
+        mbarrier.wait(bars.index(0), 0)
+        d_prev = warpgroup_mma(a_smem.index(0), b_smem.index(0).permute((1, 0)), fresh, use_acc=False, is_async=True)
+        for step in range(1, n_steps):
+            slot = step % STAGES
+            s_cur = gl.load(s_cols + gl.minimum((step * SUB) // GROUP, last_g)).to(gl.float32)
+            mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
+            d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), fresh, use_acc=False,
+                              is_async=True)
+            part = warpgroup_mma_wait(num_outstanding=1, deps=(d_prev,))
+            # the previous step's slot is free: load the step STAGES after it
+            free = (step - 1) % STAGES
+            nxt = step - 1 + STAGES
+            ok = nxt < n_steps
+            mbarrier.expect(bars.index(free), nbytes, pred=ok)
+            tma.async_copy_global_to_shared(a_desc, [off_m, nxt * SUB], bars.index(free), a_smem.index(free), pred=ok)
+            tma.async_copy_global_to_shared(b_desc, [off_n, nxt * SUB], bars.index(free), b_smem.index(free), pred=ok)
+            if IS_INT:  # exact int32 -> fp32 (|part| < 2**22), see _gemm_kernel
+                part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
+            acc += part * s_prev[None, :]
+            d_prev = d
+            s_prev = s_cur
+        part = warpgroup_mma_wait(num_outstanding=0, deps=(d_prev,))
+        if IS_INT:
+            part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
+        acc += part * s_prev[None, :]
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(bars.index(i))
+
+        offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, mma))
+        if SX_MODE == 1:
+            acc = acc * gl.load(sx_ptr).to(gl.float32)
+        elif SX_MODE == 2:
+            acc = acc * gl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0).to(gl.float32)[:, None]
+        if HAS_BIAS:
+            acc = acc + gl.load(bias_ptr + cols).to(gl.float32)[None, :]
+        out = out_ptr + offs_m.to(gl.int64)[:, None] * stride_om + offs_n[None, :]
+        gl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
+
+
+def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: PrefillConfig) -> None:
+    m, kp = a.shape
+    n = b.shape[0]
+    dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
+    a_desc = TensorDescriptor.from_tensor(a, [cfg.block_m, sub], gl.NVMMASharedLayout.get_default_for([cfg.block_m, sub], dt))
+    b_desc = TensorDescriptor.from_tensor(b, [cfg.block_n, sub], gl.NVMMASharedLayout.get_default_for([cfg.block_n, sub], dt))
+    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
+    _gemm_wgmma_kernel[grid](
+        a_desc,
+        b_desc,
+        scales,
+        sx if sx is not None else scales,
+        bias if bias is not None else scales,
+        out,
+        m,
+        n,
+        kp,
+        scales.stride(0),
+        out.stride(0),
+        GROUP=group_size,
+        SX_MODE=sx_mode,
+        HAS_BIAS=bias is not None,
+        GROUP_M=cfg.group_m,
+        STAGES=cfg.num_stages,
+        num_warps=cfg.num_warps,
+    )
