@@ -561,10 +561,10 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     Settings: (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES)."""
     pc = tp.PrefillConfig
     settings = [("tiled", (False, None, tp.CHUNK_BYTES))]
-    for cfg in (pc(64, 128, 4, 4), pc(64, 128, 8, 4, wgmma=True), pc(64, 128, 8, 6, wgmma=True),
-                pc(64, 128, 4, 4, wgmma=True), pc(128, 128, 8, 4, wgmma=True), pc(128, 64, 8, 4, wgmma=True)):
+    for cfg in (pc(64, 128, 4, 4), pc(64, 128, 8, 4, wgmma=True), pc(64, 128, 4, 4, wgmma=True),
+                pc(128, 128, 8, 4, wgmma=True), pc(64, 256, 8, 4, wgmma=True),
+                pc(128, 128, 8, 4, wgmma=True, overlap=False), pc(64, 128, 4, 4, wgmma=True, overlap=False)):
         settings.append((_prefill_label(cfg), (True, cfg, 32 << 20)))
-    settings.append(("wg64x128w8s4 chunk128M", (True, pc(64, 128, 8, 4, wgmma=True), 128 << 20)))
 
     def apply(params):
         tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
@@ -578,9 +578,9 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     best = min(score, key=score.get)
     use, cfg, chunk = dict(settings)[best]
     log(f"PREFILL_WINNER {best}: prefill={cfg.block_m},{cfg.block_n},{cfg.num_warps},{cfg.num_stages},"
-        f"{int(cfg.wgmma)} chunk={chunk}")
+        f"{int(cfg.wgmma)},{int(cfg.overlap)} chunk={chunk}")
     # the fp8 activation option with the winner and with the Triton kernel of the same tile
-    for label, c in ((best, cfg), ("triton " + _prefill_label(cfg), pc(cfg.block_m, cfg.block_n, 4, 4))):
+    for label, c in ((best, cfg), ("triton u64x128w4s4", pc(64, 128, 4, 4))):
         tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = [(1 << 62, c)], chunk
         for m in ms[1:]:
             for name, n, k in shapes:
@@ -592,7 +592,8 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
 
 
 def _prefill_label(cfg) -> str:
-    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}"
+    sync = "sync" if cfg.wgmma and not cfg.overlap else ""
+    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{sync}"
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

@@ -61,15 +61,17 @@ UNPACK_TYPES = {"w_ptr": "*u8", "zeros_ptr": "*u8", "out_ptr": "*i8"}
 # launch parameters to look at besides the installed ones (`--prefill-candidates`)
 PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 128, 8, 3), tp.PrefillConfig(64, 128, 4, 4),
                       tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4),
-                      tp.PrefillConfig(64, 128, 8, 4, wgmma=True), tp.PrefillConfig(64, 128, 4, 4, wgmma=True),
-                      tp.PrefillConfig(128, 128, 8, 4, wgmma=True), tp.PrefillConfig(128, 64, 8, 4, wgmma=True)]
+                      tp.PrefillConfig(64, 128, 8, 4, wgmma=True), tp.PrefillConfig(128, 64, 8, 4, wgmma=True)]
+PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, overlap=ov)
+                       for bm, bn, w, st, ov in ((128, 128, 8, 4, False), (64, 128, 4, 4, False), (64, 256, 8, 4, False),
+                                                 (128, 128, 8, 4, True), (64, 256, 8, 4, True), (64, 128, 4, 4, True))]
 
 
 def _desc(dtype: str, block: list) -> str:
     """Signature type of a Gluon TMA descriptor argument (as the launcher mangles it)."""
     from triton.experimental.gluon import language as gl
 
-    layout = gl.NVMMASharedLayout.get_default_for(block, {"i8": gl.int8, "fp8e4nv": gl.float8e4nv}[dtype])
+    layout = gl.NVMMASharedLayout.get_default_for(block, {"i8": gl.int8, "fp8e4nv": gl.float8e4nv, "fp32": gl.float32}[dtype])
     return f"tensordesc<{dtype}{block},{layout!r}>"
 
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
@@ -80,9 +82,10 @@ def variants(prefill_candidates=False):
     for cfg in dict.fromkeys(configs):
         if cfg.wgmma:
             for dt in ("i8", "fp8e4nv"):
-                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]))
+                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]),
+                             s_desc=_desc("fp32", [1, cfg.block_n]))
                 const = dict(GROUP=128, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             num_warps=cfg.num_warps)
+                             OVERLAP=cfg.overlap, num_warps=cfg.num_warps)
                 yield f"prefill wgmma {dt} {cfg}", tp._gemm_wgmma_kernel, types, const, cfg.num_warps, 1, {}
             continue
         const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, KIND=tp.KIND_INT8, SX_MODE=2, HAS_BIAS=False,

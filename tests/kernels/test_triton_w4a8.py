@@ -329,7 +329,8 @@ def test_gpu_fp8(m):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.PrefillConfig(64, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 128, 4, 4, wgmma=True),
-                                 tw.PrefillConfig(128, 64, 8, 3, wgmma=True)])
+                                 tw.PrefillConfig(128, 64, 8, 3, wgmma=True),
+                                 tw.PrefillConfig(128, 128, 8, 4, wgmma=True, overlap=False)])
 def test_gpu_prefill_wgmma(cfg):
     """The Gluon Hopper kernel (TMA ring, asynchronous wgmma) of the unpacked prefill path: int8
     (static, dynamic) and fp8 activations, row/column tails, K tails, group 64/128/256/per-channel."""

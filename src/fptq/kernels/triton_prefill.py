@@ -57,6 +57,7 @@ class PrefillConfig:
     # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, asynchronous wgmma overlapping the
     # group scaling of the step before); int8 / fp8 operands on sm_90+, else the Triton kernel
     wgmma: bool = False
+    overlap: bool = True  # (wgmma) keep two steps' MMAs in flight
 
 
 if triton is not None:
@@ -347,29 +348,53 @@ if gluon is not None:
         return [wm, num_warps // wm]
 
     @gluon.jit
+    def _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step, off_m, off_n, n_steps,
+                   GROUP: gl.constexpr):
+        """TMA loads of K step `step` (if it exists) into ring slot `slot`, completing on its mbarrier:
+        the activation and weight tiles and the row of group scales that the step uses."""
+        SUB: gl.constexpr = a_desc.block_type.shape[1]
+        ok = step < n_steps
+        bar = bars.index(slot)
+        mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes, pred=ok)
+        tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(slot), pred=ok)
+        tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot), pred=ok)
+        tma.async_copy_global_to_shared(s_desc, [(step * SUB) // GROUP, off_n], bar, s_smem.index(slot), pred=ok)
+
+    @gluon.jit
+    def _as_fp32(part, IS_INT: gl.constexpr):
+        """A step's partial sums as fp32: int32 exactly by the magic number (|part| < 2**22, see
+        `_gemm_kernel`), fp32 (fp8 operands) as is."""
+        if IS_INT:
+            part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
+        return part
+
+    @gluon.jit
     def _gemm_wgmma_kernel(
         a_desc,  # TMA descriptor of the (M, Kp) activation buffer, block (BLOCK_M, SUB)
         b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB)
-        scales_ptr,  # fp16 (N, groups)
+        s_desc,  # TMA descriptor of the (groups, N) fp32 group scales (transposed), block (1, BLOCK_N)
         sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
         bias_ptr,  # (N,) or dummy
         out_ptr,  # (M, N) output dtype, row stride stride_om
         M,
         N,
         Kp,
-        stride_sn,
         stride_om,
         GROUP: gl.constexpr,
         SX_MODE: gl.constexpr,
         HAS_BIAS: gl.constexpr,
         GROUP_M: gl.constexpr,
         STAGES: gl.constexpr,
+        OVERLAP: gl.constexpr,
         num_warps: gl.constexpr,
     ):
         """`_gemm_kernel` for Hopper, written out: a STAGES-deep ring of TMA loads (one mbarrier per
-        slot), and each step's wgmma issued asynchronously BEFORE the previous step's result is
-        waited for and scaled into the fp32 accumulator, so that the tensor cores run while the
-        group scaling (int32 -> fp32, times the group scale) of the step before executes."""
+        slot; each stage brings its activation and weight tiles and its row of group scales) and
+        asynchronous wgmma. OVERLAP: each step's wgmma is issued BEFORE the previous step's result
+        is waited for and scaled into the fp32 accumulator, so that the tensor cores run while the
+        group scaling (int32 -> fp32, times the group scale) of the step before executes (costs a
+        second partial tile of registers); else each step waits for its own and the warpgroups of
+        the CTA (and other CTAs) fill each other's gaps."""
         BLOCK_M: gl.constexpr = a_desc.block_type.shape[0]
         BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
         SUB: gl.constexpr = a_desc.block_type.shape[1]
@@ -389,63 +414,61 @@ if gluon is not None:
         )
         a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BLOCK_M, SUB], a_desc.layout)
         b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BLOCK_N, SUB], b_desc.layout)
+        s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES, 1, BLOCK_N], s_desc.layout)
         bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for i in gl.static_range(STAGES):
             mbarrier.init(bars.index(i), count=1)
         n_steps = Kp // SUB
-        nbytes: gl.constexpr = a_desc.block_type.nbytes + b_desc.block_type.nbytes
         for i in gl.static_range(STAGES):
-            ok = i < n_steps
-            mbarrier.expect(bars.index(i), nbytes, pred=ok)
-            tma.async_copy_global_to_shared(a_desc, [off_m, i * SUB], bars.index(i), a_smem.index(i), pred=ok)
-            tma.async_copy_global_to_shared(b_desc, [off_n, i * SUB], bars.index(i), b_smem.index(i), pred=ok)
+            _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, i, i, off_m, off_n, n_steps, GROUP)
 
-        offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-        cols = gl.where(offs_n < N, offs_n, 0)
-        s_cols = scales_ptr + cols * stride_sn
-        last_g = Kp // GROUP - 1
         acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
-        if IS_INT:
-            fresh = gl.zeros([BLOCK_M, BLOCK_N], gl.int32, mma)
+        # wgmma writes its partial sums over its accumulator operand (ignored: use_acc=False): passing
+        # the tile consumed last step recycles those registers instead of holding a zero tile
+        spare = gl.zeros([BLOCK_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
+        if OVERLAP:
+            mbarrier.wait(bars.index(0), 0)
+            d_prev = warpgroup_mma(a_smem.index(0), b_smem.index(0).permute((1, 0)), spare, use_acc=False,
+                                   is_async=True)
+            s_prev = s_smem.index(0).load(mma)
+            for step in range(1, n_steps):
+                slot = step % STAGES
+                mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
+                d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), spare, use_acc=False,
+                                  is_async=True)
+                s_cur = s_smem.index(slot).load(mma)
+                part = warpgroup_mma_wait(num_outstanding=1, deps=(d_prev,))
+                gl.thread_barrier()  # every warp is done with the previous slot (MMA and scales)
+                _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, (step - 1) % STAGES,
+                           step - 1 + STAGES, off_m, off_n, n_steps, GROUP)
+                acc += _as_fp32(part, IS_INT) * s_prev
+                spare = part
+                d_prev = d
+                s_prev = s_cur
+            acc += _as_fp32(warpgroup_mma_wait(num_outstanding=0, deps=(d_prev,)), IS_INT) * s_prev
         else:
-            fresh = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
-
-        s_prev = gl.load(s_cols).to(gl.float32)
-        mbarrier.wait(bars.index(0), 0)
-        d_prev = warpgroup_mma(a_smem.index(0), b_smem.index(0).permute((1, 0)), fresh, use_acc=False, is_async=True)
-        for step in range(1, n_steps):
-            slot = step % STAGES
-            s_cur = gl.load(s_cols + gl.minimum((step * SUB) // GROUP, last_g)).to(gl.float32)
-            mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
-            d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), fresh, use_acc=False,
-                              is_async=True)
-            part = warpgroup_mma_wait(num_outstanding=1, deps=(d_prev,))
-            # the previous step's slot is free: load the step STAGES after it
-            free = (step - 1) % STAGES
-            nxt = step - 1 + STAGES
-            ok = nxt < n_steps
-            mbarrier.expect(bars.index(free), nbytes, pred=ok)
-            tma.async_copy_global_to_shared(a_desc, [off_m, nxt * SUB], bars.index(free), a_smem.index(free), pred=ok)
-            tma.async_copy_global_to_shared(b_desc, [off_n, nxt * SUB], bars.index(free), b_smem.index(free), pred=ok)
-            if IS_INT:  # exact int32 -> fp32 (|part| < 2**22), see _gemm_kernel
-                part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-            acc += part * s_prev[None, :]
-            d_prev = d
-            s_prev = s_cur
-        part = warpgroup_mma_wait(num_outstanding=0, deps=(d_prev,))
-        if IS_INT:
-            part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-        acc += part * s_prev[None, :]
+            for step in range(0, n_steps):
+                slot = step % STAGES
+                mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
+                d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), spare, use_acc=False,
+                                  is_async=True)
+                s_cur = s_smem.index(slot).load(mma)
+                spare = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                gl.thread_barrier()  # every warp is done with this slot (MMA and scales)
+                _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step + STAGES, off_m, off_n,
+                           n_steps, GROUP)
+                acc += _as_fp32(spare, IS_INT) * s_cur
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(bars.index(i))
 
         offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, mma))
+        offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
         if SX_MODE == 1:
             acc = acc * gl.load(sx_ptr).to(gl.float32)
         elif SX_MODE == 2:
             acc = acc * gl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0).to(gl.float32)[:, None]
         if HAS_BIAS:
-            acc = acc + gl.load(bias_ptr + cols).to(gl.float32)[None, :]
+            acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
         out = out_ptr + offs_m.to(gl.int64)[:, None] * stride_om + offs_n[None, :]
         gl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
 
@@ -456,23 +479,30 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
     a_desc = TensorDescriptor.from_tensor(a, [cfg.block_m, sub], gl.NVMMASharedLayout.get_default_for([cfg.block_m, sub], dt))
     b_desc = TensorDescriptor.from_tensor(b, [cfg.block_n, sub], gl.NVMMASharedLayout.get_default_for([cfg.block_n, sub], dt))
+    # group scales as fp32 (groups, N) rows that TMA brings with each K step (row stride padded to
+    # 16 bytes, as TMA requires)
+    groups = scales.shape[1]
+    st = torch.empty(groups, -(-n // 4) * 4, dtype=torch.float32, device=scales.device)
+    st[:, :n] = scales.t()
+    s_desc = TensorDescriptor(st, [groups, n], [st.stride(0), 1], [1, cfg.block_n],
+                              gl.NVMMASharedLayout.get_default_for([1, cfg.block_n], gl.float32))
     grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
     _gemm_wgmma_kernel[grid](
         a_desc,
         b_desc,
-        scales,
-        sx if sx is not None else scales,
-        bias if bias is not None else scales,
+        s_desc,
+        sx if sx is not None else st,
+        bias if bias is not None else st,
         out,
         m,
         n,
         kp,
-        scales.stride(0),
         out.stride(0),
         GROUP=group_size,
         SX_MODE=sx_mode,
         HAS_BIAS=bias is not None,
         GROUP_M=cfg.group_m,
         STAGES=cfg.num_stages,
+        OVERLAP=cfg.overlap,
         num_warps=cfg.num_warps,
     )
