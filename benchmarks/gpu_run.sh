@@ -122,6 +122,11 @@ PY
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --kernel-settings "$win" \
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tiled"
     ;;
+  ncu)  # Nsight Compute on one launch of each prefill GEMM variant and cuBLAS int8 / fp16 (M N K)
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+        --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
+        python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

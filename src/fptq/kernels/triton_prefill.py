@@ -41,17 +41,19 @@ except ImportError:  # pragma: no cover - older Triton: the Triton kernel only
 
 # Operand kinds of the unpacked weights and of `_gemm_kernel`'s dot.
 KIND_INT8, KIND_FLOAT, KIND_FP8 = 0, 1, 2
-# Unpacked weight bytes per column chunk of one call (bounds the temporary; fits the 50 MB L2).
-CHUNK_BYTES = 32 << 20
+# Unpacked weight bytes per column chunk of one call at most (bounds the temporary); a layer is split
+# into equal chunks (run 19: small or ragged chunks leave the GPU under-filled at M <= 1024).
+CHUNK_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
 class PrefillConfig:
-    """Launch parameters of `_gemm_kernel` (picked by `benchmarks/bench_gemm.py --prefill-sweep`)."""
+    """Launch parameters of `_gemm_kernel` (picked by `benchmarks/bench_gemm.py --prefill-sweep` on
+    the H100, runs 19-21: 64x128 tiles, 4 warps, 4 stages)."""
 
-    block_m: int = 128
+    block_m: int = 64
     block_n: int = 128
-    num_warps: int = 8
+    num_warps: int = 4
     num_stages: int = 4
     group_m: int = 8
     # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, asynchronous wgmma overlapping the
@@ -294,7 +296,8 @@ def prefill_gemm(
     wgmma = cfg.wgmma and gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
     # shared memory: num_stages x (A + B tiles) within the H100's 227 KB
     stages = max(1, min(cfg.num_stages, (200 << 10) // ((cfg.block_m + cfg.block_n) * sub * a.element_size())))
-    cols = max(cfg.block_n, CHUNK_BYTES // (kp * a.element_size()) // cfg.block_n * cfg.block_n)
+    chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
+    cols = -(-triton.cdiv(n, chunks) // cfg.block_n) * cfg.block_n
     for n0 in range(0, n, cols):
         n1 = min(n, n0 + cols)
         b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)

@@ -22,10 +22,13 @@ Two paths, picked by M:
   activations are quantized first by the same row-wise kernel as prefill, and on Hopper the
   GEMM is a programmatic dependent launch of it: its programs prefetch their weights into L2
   while the activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead).
-- prefill (M > 16, compute-bound): the row-wise activation quantization kernel (per-token absmax +
-  round in one program per row, or the elementwise static path) writes the permuted int8
-  buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) with the group
-  scaling in the K loop.
+- medium M (17 .. PREFILL_MIN_M - 1): the row-wise activation quantization kernel (per-token
+  absmax + round in one program per row, or the elementwise static path) writes the permuted
+  int8 buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) that unpacks the
+  weights in its K loop, with the group scaling there too.
+- prefill (M >= PREFILL_MIN_M, compute-bound): the same quantization, then `triton_prefill`:
+  the weights are unpacked once per call into int8 `code - zero` and a plain pipelined GEMM
+  streams both operands (no unpacking in the MMA loop).
 
 `act_mode` "none" (W4A16) runs the same GEMM with float operands (the weight stays an exact
 small integer in fp16/bf16; fp32 accumulation per group, then the group scale), and
@@ -460,8 +463,10 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 
 # From PREFILL_MIN_M rows on, the weights are unpacked once per call and the GEMM streams both
 # operands (`triton_prefill`), with these launch parameters per M bucket (upper bound of M, config).
+# Runs 19-21 (H100): 1.2-1.5x faster than the tiled kernel at M >= 1024; mixed at M = 256, where
+# the unpacking is a larger share of the call.
 USE_PREFILL = True
-PREFILL_MIN_M = 128
+PREFILL_MIN_M = 512
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig())]
 
 

@@ -1,0 +1,47 @@
+"""One launch each of the prefill GEMM variants and cuBLAS int8 at one shape, for Nsight Compute.
+
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \\
+        -k regex:'gemm|Kernel|unpack' python3 benchmarks/profile_prefill.py 4096 4096 4096
+
+Each variant runs twice (compilation and warm-up, then the launch ncu reports as the second)."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from fptq.kernels import triton_w4a8 as tw
+from fptq.kernels.triton_prefill import PrefillConfig
+from fptq.packing import pack_int4
+
+VARIANTS = {
+    "triton u64x128w4s4": PrefillConfig(64, 128, 4, 4),
+    "gluon wg128x128w8s4sync": PrefillConfig(128, 128, 8, 4, wgmma=True, overlap=False),
+    "gluon wg64x128w4s4sync": PrefillConfig(64, 128, 4, 4, wgmma=True, overlap=False),
+}
+
+
+def main() -> None:
+    m, n, k = (int(v) for v in sys.argv[1:4]) if len(sys.argv) > 3 else (4096, 4096, 4096)
+    torch.manual_seed(0)
+    codes = torch.randint(0, 16, (n, k), dtype=torch.uint8, device="cuda")
+    qweight = pack_int4(codes)
+    scales = (torch.rand(n, k // 128, device="cuda") * 0.01).half()
+    x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+    for name, cfg in VARIANTS.items():
+        for _ in range(2):
+            tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic", config=cfg)
+        torch.cuda.synchronize()
+        print("ran", name, flush=True)
+    a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda")
+    b = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda")
+    for _ in range(2):
+        torch._int_mm(a, b.t())
+    torch.matmul(x, x[:n].t() if n <= m else torch.randn(n, k, device="cuda", dtype=torch.float16).t())
+    torch.cuda.synchronize()
+    print("ran cuBLAS int8 and fp16", flush=True)
+
+
+if __name__ == "__main__":
+    main()
