@@ -561,10 +561,10 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     Settings: (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES)."""
     pc = tp.PrefillConfig
     settings = [("tiled", (False, None, tp.CHUNK_BYTES))]
-    for cfg in (pc(64, 128, 4, 4), pc(64, 128, 8, 4, wgmma=True), pc(64, 128, 4, 4, wgmma=True),
-                pc(128, 128, 8, 4, wgmma=True), pc(64, 256, 8, 4, wgmma=True),
-                pc(128, 128, 8, 4, wgmma=True, overlap=False), pc(64, 128, 4, 4, wgmma=True, overlap=False)):
-        settings.append((_prefill_label(cfg), (True, cfg, 32 << 20)))
+    for cfg in (pc(64, 128, 4, 4), pc(128, 128, 8, 4, wgmma=True, schedule="sync"),
+                pc(128, 128, 8, 4, wgmma=True), pc(128, 128, 8, 5, wgmma=True), pc(64, 128, 4, 4, wgmma=True),
+                pc(64, 256, 8, 4, wgmma=True), pc(128, 128, 8, 4, wgmma=True, schedule="steps")):
+        settings.append((_prefill_label(cfg), (True, cfg, tp.CHUNK_BYTES)))
 
     def apply(params):
         tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
@@ -578,7 +578,7 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     best = min(score, key=score.get)
     use, cfg, chunk = dict(settings)[best]
     log(f"PREFILL_WINNER {best}: prefill={cfg.block_m},{cfg.block_n},{cfg.num_warps},{cfg.num_stages},"
-        f"{int(cfg.wgmma)},{int(cfg.overlap)} chunk={chunk}")
+        f"{int(cfg.wgmma)},{cfg.schedule} chunk={chunk}")
     # the fp8 activation option with the winner and with the Triton kernel of the same tile
     for label, c in ((best, cfg), ("triton u64x128w4s4", pc(64, 128, 4, 4))):
         tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = [(1 << 62, c)], chunk
@@ -592,8 +592,8 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
 
 
 def _prefill_label(cfg) -> str:
-    sync = "sync" if cfg.wgmma and not cfg.overlap else ""
-    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{sync}"
+    schedule = cfg.schedule if cfg.wgmma else ""
+    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{schedule}"
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

@@ -61,10 +61,11 @@ UNPACK_TYPES = {"w_ptr": "*u8", "zeros_ptr": "*u8", "out_ptr": "*i8"}
 # launch parameters to look at besides the installed ones (`--prefill-candidates`)
 PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 128, 8, 3), tp.PrefillConfig(64, 128, 4, 4),
                       tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4),
-                      tp.PrefillConfig(64, 128, 8, 4, wgmma=True), tp.PrefillConfig(128, 64, 8, 4, wgmma=True)]
-PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, overlap=ov)
-                       for bm, bn, w, st, ov in ((128, 128, 8, 4, False), (64, 128, 4, 4, False), (64, 256, 8, 4, False),
-                                                 (128, 128, 8, 4, True), (64, 256, 8, 4, True), (64, 128, 4, 4, True))]
+                      ]
+PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, schedule=sc)
+                       for bm, bn, w, st, sc in ((128, 128, 8, 4, "sync"), (128, 128, 8, 4, "steps"), (128, 128, 8, 4, "halves"),
+                                                 (64, 128, 4, 4, "halves"), (128, 256, 8, 3, "halves"),
+                                                 (64, 256, 8, 4, "halves"))]
 
 
 def _desc(dtype: str, block: list) -> str:
@@ -85,7 +86,7 @@ def variants(prefill_candidates=False):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]),
                              s_desc=_desc("fp32", [1, cfg.block_n]))
                 const = dict(GROUP=128, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             OVERLAP=cfg.overlap, num_warps=cfg.num_warps)
+                             SCHEDULE={"sync": 0, "steps": 1, "halves": 2}[cfg.schedule], num_warps=cfg.num_warps)
                 yield f"prefill wgmma {dt} {cfg}", tp._gemm_wgmma_kernel, types, const, cfg.num_warps, 1, {}
             continue
         const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, KIND=tp.KIND_INT8, SX_MODE=2, HAS_BIAS=False,

@@ -328,12 +328,13 @@ def test_gpu_fp8(m):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cfg", [tw.PrefillConfig(64, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 128, 4, 4, wgmma=True),
-                                 tw.PrefillConfig(128, 64, 8, 3, wgmma=True),
-                                 tw.PrefillConfig(128, 128, 8, 4, wgmma=True, overlap=False)])
+@pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 256, 8, 3, wgmma=True),
+                                 tw.PrefillConfig(64, 128, 4, 4, wgmma=True, schedule="steps"),
+                                 tw.PrefillConfig(128, 128, 8, 4, wgmma=True, schedule="sync")])
 def test_gpu_prefill_wgmma(cfg):
-    """The Gluon Hopper kernel (TMA ring, asynchronous wgmma) of the unpacked prefill path: int8
-    (static, dynamic) and fp8 activations, row/column tails, K tails, group 64/128/256/per-channel."""
+    """The Gluon Hopper kernel (TMA ring, asynchronous wgmma; its three schedules) of the unpacked
+    prefill path: int8 (static, dynamic) and fp8 activations, row/column tails, K tails (one K step
+    only: K = 200), group 64/128/256/per-channel."""
     for m, n, k, g, sym in ((1000, 1024, 4096, 128, True), (257, 520, 4096, 64, False), (130, 384, 200, -1, True),
                             (2048, 256, 1024, 256, False), (3, 256, 512, 128, True)):
         gs = k if g == -1 else g
