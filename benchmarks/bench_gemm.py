@@ -560,10 +560,9 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     tile shapes, and the column chunk size (the unpacked temporary, read back from L2).
     Settings: (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES)."""
     pc = tp.PrefillConfig
-    settings = [("tiled", (False, None, tp.CHUNK_BYTES))]
-    for cfg in (pc(64, 128, 4, 4), pc(128, 128, 8, 4, wgmma=True, schedule="sync"),
-                pc(128, 128, 8, 4, wgmma=True), pc(128, 128, 8, 5, wgmma=True), pc(64, 128, 4, 4, wgmma=True),
-                pc(64, 256, 8, 4, wgmma=True), pc(128, 128, 8, 4, wgmma=True, schedule="steps")):
+    settings = []
+    for cfg in (pc(64, 128, 4, 4), pc(128, 128, 8, 4, wgmma=True), pc(64, 128, 4, 4, wgmma=True),
+                pc(64, 128, 4, 3, wgmma=True, maxnreg=168), pc(64, 128, 4, 2, wgmma=True, maxnreg=168)):
         settings.append((_prefill_label(cfg), (True, cfg, tp.CHUNK_BYTES)))
 
     def apply(params):
@@ -578,7 +577,7 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     best = min(score, key=score.get)
     use, cfg, chunk = dict(settings)[best]
     log(f"PREFILL_WINNER {best}: prefill={cfg.block_m},{cfg.block_n},{cfg.num_warps},{cfg.num_stages},"
-        f"{int(cfg.wgmma)},{cfg.schedule} chunk={chunk}")
+        f"{int(cfg.wgmma)},{cfg.schedule},{cfg.maxnreg or 0} chunk={chunk}")
     # the fp8 activation option with the winner and with the Triton kernel of the same tile
     for label, c in ((best, cfg), ("triton u64x128w4s4", pc(64, 128, 4, 4))):
         tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = [(1 << 62, c)], chunk
@@ -593,7 +592,8 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
 
 def _prefill_label(cfg) -> str:
     schedule = cfg.schedule if cfg.wgmma else ""
-    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{schedule}"
+    regs = f"r{cfg.maxnreg}" if cfg.maxnreg else ""
+    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{schedule}{regs}"
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

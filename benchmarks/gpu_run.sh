@@ -114,7 +114,7 @@ PY
     timeout 330 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-sweep --shapes 0 --ms 1
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tiled"
     ;;
-  run20|run21|run24)  # Gluon wgmma prefill kernel: GPU tests, prefill sweep, eager e2e with the winner and the tiled kernel
+  run20|run21|run24|run25)  # Gluon wgmma prefill kernel: GPU tests, prefill sweep, eager e2e with the winner and the tiled kernel
     timeout 150 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "wgmma or large or fp8" --tb=short 2>&1 | tail -25 | tee "$OUT/pytest_gpu.txt"
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-sweep --shapes 0 --ms 1
     win=$(grep -o 'PREFILL_WINNER.*' "$OUT/gemm_log.txt" | tail -1 | sed 's/.*: prefill=/prefill=/')

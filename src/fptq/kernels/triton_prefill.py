@@ -59,7 +59,8 @@ class PrefillConfig:
     # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, asynchronous wgmma overlapping the
     # group scaling of the step before); int8 / fp8 operands on sm_90+, else the Triton kernel
     wgmma: bool = False
-    schedule: str = "halves"  # (wgmma) MMA vs group scaling: "sync", "steps" or "halves" (see the kernel)
+    schedule: str = "sync"  # (wgmma) MMA vs group scaling: "sync", "steps" or "halves" (see the kernel)
+    maxnreg: int | None = None  # register cap per thread (more CTAs per SM), None: the compiler's choice
 
 
 if triton is not None:
@@ -562,4 +563,5 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
         STAGES=cfg.num_stages,
         SCHEDULE={"sync": 0, "steps": 1, "halves": 2}[cfg.schedule],
         num_warps=cfg.num_warps,
+        **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}),
     )
