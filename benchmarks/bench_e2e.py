@@ -193,7 +193,7 @@ def main() -> None:
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
-                         "budget=25165824 prefill=64,128,4,3,1,sync,168 chunk=33554432'")
+                         "budget=25165824 prefill=64,128,4,3,1,168 chunk=33554432'")
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
     ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step (torch.profiler)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
@@ -204,10 +204,9 @@ def main() -> None:
         names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "budget": "PREFETCH_BUDGET"}
         for item in args.kernel_settings.split():
             key, value = item.split("=")
-            if key == "prefill":  # block_m,block_n,warps,stages,wgmma,schedule,maxnreg (0: none)
-                bm, bn, w, st, wg, schedule, regs = value.split(",")
-                cfg = tw.PrefillConfig(int(bm), int(bn), int(w), int(st), wgmma=bool(int(wg)), schedule=schedule,
-                                       maxnreg=int(regs) or None)
+            if key == "prefill":  # block_m,block_n,warps,stages,wgmma,maxnreg (0: none)
+                bm, bn, w, st, wg, regs = map(int, value.split(","))
+                cfg = tw.PrefillConfig(bm, bn, w, st, wgmma=bool(wg), maxnreg=regs or None)
                 tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
             elif key == "chunk":
                 from fptq.kernels import triton_prefill

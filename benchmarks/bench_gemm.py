@@ -556,11 +556,11 @@ def decode4_sweep(log, results, m=1):
 
 
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
-    """Run 19: the unpack-then-GEMM path (`triton_prefill`) against the tiled kernel at prefill M:
-    tile shapes, and the column chunk size (the unpacked temporary, read back from L2).
+    """Runs 19-25: the unpack-then-GEMM path (`triton_prefill`; Triton or Gluon kernel, tile shapes)
+    against the tiled kernel at prefill M, then the fp8 activation option with the winner.
     Settings: (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES)."""
     pc = tp.PrefillConfig
-    settings = []
+    settings = [("tiled", (False, None, tp.CHUNK_BYTES))]
     for cfg in (pc(64, 128, 4, 4), pc(128, 128, 8, 4, wgmma=True), pc(64, 128, 4, 4, wgmma=True),
                 pc(64, 128, 4, 3, wgmma=True, maxnreg=168), pc(64, 128, 4, 2, wgmma=True, maxnreg=168)):
         settings.append((_prefill_label(cfg), (True, cfg, tp.CHUNK_BYTES)))
@@ -571,14 +571,15 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
         if cfg is not None:
             tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
 
-    min_m = tw.PREFILL_MIN_M
+    saved = tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES
     shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES[:2]
     score = _settings_sweep(log, results, "prefill", shapes, ms, settings, apply)
     best = min(score, key=score.get)
     use, cfg, chunk = dict(settings)[best]
+    cfg = cfg or saved[1][-1][1]  # "tiled" won: report the installed unpacked config
     log(f"PREFILL_WINNER {best}: prefill={cfg.block_m},{cfg.block_n},{cfg.num_warps},{cfg.num_stages},"
-        f"{int(cfg.wgmma)},{cfg.schedule},{cfg.maxnreg or 0} chunk={chunk}")
-    # the fp8 activation option with the winner and with the Triton kernel of the same tile
+        f"{int(cfg.wgmma)},{cfg.maxnreg or 0} chunk={chunk}")
+    # the fp8 activation option with the winner and with the installed Triton kernel
     for label, c in ((best, cfg), ("triton u64x128w4s4", pc(64, 128, 4, 4))):
         tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = [(1 << 62, c)], chunk
         for m in ms[1:]:
@@ -586,14 +587,13 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
                 t = bench_ours(m, n, k, "dynamic", fp8=True)
                 results.append({"prefill_fp8": label, "m": m, "n": n, "k": k, "us": t})
                 log(f"prefill fp8 {label} M={m} {name}: {t:.1f}us")
-    tw.PREFILL_MIN_M = min_m
+    tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = saved
     return use, cfg, chunk
 
 
 def _prefill_label(cfg) -> str:
-    schedule = cfg.schedule if cfg.wgmma else ""
     regs = f"r{cfg.maxnreg}" if cfg.maxnreg else ""
-    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{schedule}{regs}"
+    return f"{'wg' if cfg.wgmma else 'u'}{cfg.block_m}x{cfg.block_n}w{cfg.num_warps}s{cfg.num_stages}{regs}"
 
 
 def per_channel_probe(log, results, ms=(1024, 4096)):

@@ -62,10 +62,8 @@ UNPACK_TYPES = {"w_ptr": "*u8", "zeros_ptr": "*u8", "out_ptr": "*i8"}
 PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 128, 8, 3), tp.PrefillConfig(64, 128, 4, 4),
                       tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4),
                       ]
-PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, schedule=sc, maxnreg=r)
-                       for bm, bn, w, st, sc, r in ((128, 128, 8, 4, "sync", None), (128, 128, 8, 4, "steps", None),
-                                                    (128, 128, 8, 4, "halves", None), (64, 128, 4, 3, "sync", 168),
-                                                    (64, 128, 4, 2, "sync", 168), (64, 128, 4, 3, "sync", 128))]
+PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, maxnreg=r)
+                       for bm, bn, w, st, r in ((128, 128, 8, 4, None), (64, 128, 4, 4, None), (64, 128, 4, 3, 168))]
 
 
 def _desc(dtype: str, block: list) -> str:
@@ -86,7 +84,7 @@ def variants(prefill_candidates=False):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]),
                              s_desc=_desc("fp32", [1, cfg.block_n]))
                 const = dict(GROUP=128, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             SCHEDULE={"sync": 0, "steps": 1, "halves": 2}[cfg.schedule], num_warps=cfg.num_warps)
+                             num_warps=cfg.num_warps)
                 opts = {"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}
                 yield f"prefill wgmma {dt} {cfg}", tp._gemm_wgmma_kernel, types, const, cfg.num_warps, 1, opts
             continue

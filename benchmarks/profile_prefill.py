@@ -17,8 +17,8 @@ from fptq.packing import pack_int4
 
 VARIANTS = {
     "triton u64x128w4s4": PrefillConfig(64, 128, 4, 4),
-    "gluon wg128x128w8s4sync": PrefillConfig(128, 128, 8, 4, wgmma=True, schedule="sync"),
-    "gluon wg64x128w4s4sync": PrefillConfig(64, 128, 4, 4, wgmma=True, schedule="sync"),
+    "gluon wg128x128w8s4": PrefillConfig(128, 128, 8, 4, wgmma=True),
+    "gluon wg64x128w4s3r168": PrefillConfig(64, 128, 4, 3, wgmma=True, maxnreg=168),
 }
 
 

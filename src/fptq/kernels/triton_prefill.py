@@ -21,6 +21,7 @@ of a call is bounded and small next to the activations of a long prompt.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -56,11 +57,10 @@ class PrefillConfig:
     num_warps: int = 4
     num_stages: int = 4
     group_m: int = 8
-    # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, asynchronous wgmma overlapping the
-    # group scaling of the step before); int8 / fp8 operands on sm_90+, else the Triton kernel
+    # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, wgmma) for int8 / fp8 operands on
+    # sm_90+, else the Triton kernel; it measured within +-10 % of the Triton kernel (runs 20-25)
     wgmma: bool = False
-    schedule: str = "sync"  # (wgmma) MMA vs group scaling: "sync", "steps" or "halves" (see the kernel)
-    maxnreg: int | None = None  # register cap per thread (more CTAs per SM), None: the compiler's choice
+    maxnreg: int | None = None  # (wgmma) register cap per thread (more CTAs per SM); None: the compiler's
 
 
 if triton is not None:
@@ -338,7 +338,12 @@ def prefill_gemm(
 
 
 def _is_hopper(t: torch.Tensor) -> bool:
-    return t.is_cuda and torch.cuda.get_device_capability(t.device)[0] >= 9
+    return t.is_cuda and _capability(t.device.index if t.device.index is not None else torch.cuda.current_device())[0] >= 9
+
+
+@functools.cache
+def _capability(index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
 
 
 if gluon is not None:
@@ -389,16 +394,12 @@ if gluon is not None:
         HAS_BIAS: gl.constexpr,
         GROUP_M: gl.constexpr,
         STAGES: gl.constexpr,
-        SCHEDULE: gl.constexpr,  # 0 sync, 1 steps, 2 halves (PrefillConfig.schedule)
         num_warps: gl.constexpr,
     ):
-        """`_gemm_kernel` for Hopper, written out: a STAGES-deep ring of TMA loads (one mbarrier per
-        slot; each stage brings its activation and weight tiles and its row of group scales) and
-        asynchronous wgmma, in one of three schedules of MMA against group scaling (int32 -> fp32,
-        times the group scale, into the fp32 accumulator): "sync" waits for each step's MMA;
-        "steps" issues step i's MMA before scaling step i-1's (a second partial tile of registers);
-        "halves" splits each step into two column halves so that one half's MMA always runs while
-        the other half is scaled (no extra registers)."""
+        """`_gemm_kernel` for Hopper, written out in Gluon: a STAGES-deep ring of TMA loads (one
+        mbarrier per slot; each stage brings its activation and weight tiles and its row of group
+        scales, so no scale pointers are held in registers) feeding wgmma, the group scaling
+        (int32 -> fp32, times the group scale) into the fp32 accumulator after each step."""
         BLOCK_M: gl.constexpr = a_desc.block_type.shape[0]
         BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
         SUB: gl.constexpr = a_desc.block_type.shape[1]
@@ -426,96 +427,29 @@ if gluon is not None:
         for i in gl.static_range(STAGES):
             _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, i, i, off_m, off_n, n_steps, GROUP)
 
-        k_instr: gl.constexpr = 256 // a_desc.dtype.primitive_bitwidth
-        part_ty: gl.constexpr = gl.int32 if IS_INT else gl.float32
-        # wgmma writes its partial sums over its accumulator operand (ignored: use_acc=False): passing
-        # the tile consumed before recycles those registers instead of holding a zero tile
-        if SCHEDULE == 2:
-            # halves: the tile's two column halves are separate wgmmas, so that one half's MMA is
-            # always in flight while the other half's partial sums are scaled -- MMA and group
-            # scaling overlap at the register cost of one partial tile
-            HN: gl.constexpr = BLOCK_N // 2
-            hmma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=warps,
-                                                           instr_shape=[16, HN // warps[1], k_instr])
-            acc0 = gl.zeros([BLOCK_M, HN], gl.float32, hmma)
-            acc1 = gl.zeros([BLOCK_M, HN], gl.float32, hmma)
-            p0 = gl.zeros([BLOCK_M, HN], part_ty, hmma)
-            p1 = gl.zeros([BLOCK_M, HN], part_ty, hmma)
-            mbarrier.wait(bars.index(0), 0)
-            d0 = warpgroup_mma(a_smem.index(0), b_smem.index(0).slice(0, HN).permute((1, 0)), p0, use_acc=False,
-                               is_async=True)
-            for step in range(0, n_steps - 1):
-                slot = step % STAGES
-                d1 = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).slice(HN, HN).permute((1, 0)), p1,
-                                   use_acc=False, is_async=True)
-                s0 = s_smem.index(slot).slice(0, HN, dim=1).load(hmma)
-                s1 = s_smem.index(slot).slice(HN, HN, dim=1).load(hmma)
-                p0 = warpgroup_mma_wait(num_outstanding=1, deps=(d0,))
-                acc0 += _as_fp32(p0, IS_INT) * s0
-                nxt = (step + 1) % STAGES
-                mbarrier.wait(bars.index(nxt), ((step + 1) // STAGES) & 1)
-                d0 = warpgroup_mma(a_smem.index(nxt), b_smem.index(nxt).slice(0, HN).permute((1, 0)), p0,
-                                   use_acc=False, is_async=True)
-                p1 = warpgroup_mma_wait(num_outstanding=1, deps=(d1,))
-                gl.thread_barrier()  # every warp is done with this slot (both MMAs and the scales)
-                _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step + STAGES, off_m, off_n,
-                           n_steps, GROUP)
-                acc1 += _as_fp32(p1, IS_INT) * s1
-            slot = (n_steps - 1) % STAGES
-            d1 = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).slice(HN, HN).permute((1, 0)), p1,
-                               use_acc=False, is_async=True)
-            s0 = s_smem.index(slot).slice(0, HN, dim=1).load(hmma)
-            s1 = s_smem.index(slot).slice(HN, HN, dim=1).load(hmma)
-            acc0 += _as_fp32(warpgroup_mma_wait(num_outstanding=1, deps=(d0,)), IS_INT) * s0
-            acc1 += _as_fp32(warpgroup_mma_wait(num_outstanding=0, deps=(d1,)), IS_INT) * s1
-            for i in gl.static_range(STAGES):
-                mbarrier.invalidate(bars.index(i))
-            offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, hmma))
-            offs_n = off_n + gl.arange(0, HN, layout=gl.SliceLayout(0, hmma))
-            _epilogue(acc0, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
-            _epilogue(acc1, offs_m, offs_n + HN, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
-        else:
-            acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
-            spare = gl.zeros([BLOCK_M, BLOCK_N], part_ty, mma)
-            if SCHEDULE == 1:
-                # steps: step i's wgmma runs while step i-1's partial sums are scaled (two partial tiles)
-                mbarrier.wait(bars.index(0), 0)
-                d_prev = warpgroup_mma(a_smem.index(0), b_smem.index(0).permute((1, 0)), spare, use_acc=False,
-                                       is_async=True)
-                s_prev = s_smem.index(0).load(mma)
-                for step in range(1, n_steps):
-                    slot = step % STAGES
-                    mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
-                    d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), spare, use_acc=False,
-                                      is_async=True)
-                    s_cur = s_smem.index(slot).load(mma)
-                    part = warpgroup_mma_wait(num_outstanding=1, deps=(d_prev,))
-                    gl.thread_barrier()  # every warp is done with the previous slot (MMA and scales)
-                    _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, (step - 1) % STAGES,
-                               step - 1 + STAGES, off_m, off_n, n_steps, GROUP)
-                    acc += _as_fp32(part, IS_INT) * s_prev
-                    spare = part
-                    d_prev = d
-                    s_prev = s_cur
-                acc += _as_fp32(warpgroup_mma_wait(num_outstanding=0, deps=(d_prev,)), IS_INT) * s_prev
-            else:
-                # sync: each step waits for its own MMA; other warpgroups / CTAs fill the gaps
-                for step in range(0, n_steps):
-                    slot = step % STAGES
-                    mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
-                    d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), spare, use_acc=False,
-                                      is_async=True)
-                    s_cur = s_smem.index(slot).load(mma)
-                    spare = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-                    gl.thread_barrier()  # every warp is done with this slot (MMA and scales)
-                    _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step + STAGES, off_m,
-                               off_n, n_steps, GROUP)
-                    acc += _as_fp32(spare, IS_INT) * s_cur
-            for i in gl.static_range(STAGES):
-                mbarrier.invalidate(bars.index(i))
-            offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, mma))
-            offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-            _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
+        # Each step waits for its own wgmma before scaling its partial sums; the other warpgroup and
+        # the other CTAs on the SM fill the gap. (Issuing the next step's wgmma first -- with a second
+        # partial tile, or per column half -- measured slower: runs 20-24, benchmarks/GPU_NOTES.md.)
+        # wgmma writes over its accumulator operand (ignored: use_acc=False): passing the tile consumed
+        # the step before recycles those registers instead of holding a zero tile.
+        acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
+        part = gl.zeros([BLOCK_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
+        for step in range(0, n_steps):
+            slot = step % STAGES
+            mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
+            d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), part, use_acc=False,
+                              is_async=True)
+            s_cur = s_smem.index(slot).load(mma)
+            part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+            gl.thread_barrier()  # every warp is done with this slot (MMA and scales) before its refill
+            _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step + STAGES, off_m, off_n,
+                       n_steps, GROUP)
+            acc += _as_fp32(part, IS_INT) * s_cur
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(bars.index(i))
+        offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, mma))
+        offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+        _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
 
     @gluon.jit
     def _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE: gl.constexpr,
@@ -561,7 +495,6 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
         HAS_BIAS=bias is not None,
         GROUP_M=cfg.group_m,
         STAGES=cfg.num_stages,
-        SCHEDULE={"sync": 0, "steps": 1, "halves": 2}[cfg.schedule],
         num_warps=cfg.num_warps,
         **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}),
     )
