@@ -117,6 +117,17 @@ if triton is not None:
         return (wb & 15).to(tl.int8) - zero
 
     @triton.jit
+    def _grouped_tile(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+        """(row block, column block) of program `pid`, in groups of GROUP_M row blocks that walk the
+        column blocks together, so that they share weight tiles in L2."""
+        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
+        num_in_group = GROUP_M * num_pid_n
+        first_m = (pid // num_in_group) * GROUP_M
+        group_rows = min(num_pid_m - first_m, GROUP_M)
+        return first_m + ((pid % num_in_group) % group_rows), (pid % num_in_group) // group_rows
+
+    @triton.jit
     def _unpack_kernel(
         w_ptr,  # uint8 (N, K // 2) packed int4, QuantLinear layout
         zeros_ptr,  # uint8 (N, groups) or dummy
@@ -185,15 +196,7 @@ if triton is not None:
         BLOCK_N: tl.constexpr,
         GROUP_M: tl.constexpr,
     ):
-        pid = tl.program_id(0)
-        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
-        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
-        num_in_group = GROUP_M * num_pid_n
-        first_m = (pid // num_in_group) * GROUP_M
-        group_rows = min(num_pid_m - first_m, GROUP_M)
-        pid_m = first_m + ((pid % num_in_group) % group_rows)
-        pid_n = (pid % num_in_group) // group_rows
-
+        pid_m, pid_n = _grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_k = tl.arange(0, SUB)
@@ -338,11 +341,12 @@ def prefill_gemm(
 
 
 def _is_hopper(t: torch.Tensor) -> bool:
-    return t.is_cuda and _capability(t.device.index if t.device.index is not None else torch.cuda.current_device())[0] >= 9
+    return t.is_cuda and _capability(t.device.index)[0] >= 9
 
 
 @functools.cache
 def _capability(index: int) -> tuple[int, int]:
+    """Compute capability of CUDA device `index` (cached: asked on every launch)."""
     return torch.cuda.get_device_capability(index)
 
 

@@ -40,7 +40,6 @@ per-channel (group size K, any even K). Anything else falls back to the referenc
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +47,7 @@ import torch
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
-from fptq.kernels.triton_prefill import PrefillConfig, prefill_gemm
+from fptq.kernels.triton_prefill import PrefillConfig, _capability, prefill_gemm
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
     import triton
@@ -122,7 +121,7 @@ if triton is not None:
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
     from fptq.kernels.triton_gemv import _bias_store
-    from fptq.kernels.triton_prefill import _unpack_int4
+    from fptq.kernels.triton_prefill import _grouped_tile, _unpack_int4
 
     @triton.jit
     def _prefetch_l2(ptrs):
@@ -286,13 +285,7 @@ if triton is not None:
         # -- tile indices: grouped ordering so that GROUP_M row blocks share weight tiles in L2
         pid = tl.program_id(0)
         pid_k = tl.program_id(1)
-        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
-        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
-        num_in_group = GROUP_M * num_pid_n
-        first_m = (pid // num_in_group) * GROUP_M
-        group_rows = min(num_pid_m - first_m, GROUP_M)
-        pid_m = first_m + ((pid % num_in_group) % group_rows)
-        pid_n = (pid % num_in_group) // group_rows
+        pid_m, pid_n = _grouped_tile(pid, M, N, BLOCK_M, BLOCK_N, GROUP_M)
 
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -524,11 +517,6 @@ def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
         cap = max(1, PREFETCH_BUDGET // (n * split * 128))
         lines = min(lines, 1 << (cap.bit_length() - 1))
     return {"PDL": True, "PREFETCH_LINES": lines}
-
-
-@functools.cache
-def _capability(index: int) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(index)
 
 
 def _pdl_available(x: torch.Tensor) -> bool:
