@@ -189,7 +189,7 @@ def main() -> None:
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
-                    help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, late, early "
+                    help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -201,8 +201,7 @@ def main() -> None:
     if args.kernel_settings:
         from fptq.kernels import triton_w4a8 as tw
 
-        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "budget": "PREFETCH_BUDGET",
-                 "late": "PDL_LATE_TRIGGER"}
+        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "budget": "PREFETCH_BUDGET"}
         for item in args.kernel_settings.split():
             key, value = item.split("=")
             if key == "prefill":  # block_m,block_n,warps,stages,wgmma,maxnreg (0: none)
@@ -278,17 +277,15 @@ def main() -> None:
     from fptq.kernels import triton_w4a8 as tw
 
     modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a16": "none"}
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.PDL_LATE_TRIGGER
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
-        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.PDL_LATE_TRIGGER = defaults
+        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL = defaults
         if "tiled" in opts:  # large M through the tiled kernel instead of unpack-then-GEMM
             tw.USE_PREFILL = False
-        if "late" in opts or "early" in opts:  # where the quantization kernel starts the PDL GEMM
-            tw.PDL_LATE_TRIGGER = "late" in opts
         if "opaque" in opts or "ingraph" in opts:
             tw.QUANTIZE_IN_GRAPH = "ingraph" in opts
         if "pdl" in opts or "nopdl" in opts:

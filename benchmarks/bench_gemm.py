@@ -542,20 +542,6 @@ def decode3_sweep(log, results, ms=(1, 16)):
     return pdl, target, budget
 
 
-def late_trigger_sweep(log, results, ms=(1, 16)):
-    """Run 27: where the quantization kernel lets the PDL-launched GEMM start (its first
-    instruction, or once the row is quantized) and the prefetch budget, on the decode shapes."""
-    settings = [("early", (False, 24 << 20)), ("late", (True, 24 << 20)), ("late budget48M", (True, 48 << 20))]
-    saved = tw.PDL_LATE_TRIGGER
-
-    def apply(params):
-        tw.PDL_LATE_TRIGGER, tw.PREFETCH_BUDGET = params
-
-    _settings_sweep(log, results, "trigger", [SHAPES[i] for i in (0, 1, 2, 3, 6)] + FUSED_SHAPES, ms, settings,
-                    apply)
-    tw.PDL_LATE_TRIGGER = saved
-
-
 def decode4_sweep(log, results, m=1):
     """Run 17: the decode tile width and the program target, with PDL, on every LLaMA shape and the
     fused ones at M = 1. Settings: (BLOCK_N of the M <= 16 config, DECODE_TARGET_PROGRAMS)."""
@@ -664,7 +650,6 @@ def main() -> None:
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
     ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
     ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
-    ap.add_argument("--late-trigger", action="store_true", help="run 27: PDL trigger position in the quantization")
     ap.add_argument("--prefill-sweep", action="store_true", help="run 19: unpack-then-GEMM tiles and chunks at prefill M")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
@@ -705,8 +690,6 @@ def main() -> None:
         log(f"decode3 sweep took {time.time() - t0:.0f}s")
     if args.per_channel_probe:
         per_channel_probe(log, results)
-    if args.late_trigger:
-        late_trigger_sweep(log, results)
     if args.prefill_sweep:
         t0 = time.time()
         prefill_sweep(log, results)

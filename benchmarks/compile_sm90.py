@@ -107,7 +107,7 @@ def variants(prefill_candidates=False):
     for one_pass in (True, False):
         for pdl in (False, True):
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl,
-                         ZERO=pdl, LATE=pdl)
+                         ZERO=pdl)
             yield (f"act-quant one_pass={one_pass} pdl/zero={pdl}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
 
 

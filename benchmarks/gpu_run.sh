@@ -127,7 +127,7 @@ PY
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
         python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
     ;;
-  run27)  # PDL trigger position in the quantization kernel: GPU tests, decode sweep, compiled e2e b1 with the winner
+  run27)  # (session 5) PDL trigger position in the quantization kernel; the option was removed after it lost (commit 35c9542)
     timeout 100 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k pdl --tb=short 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
     timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --late-trigger --shapes 0 --ms 1
     timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --prefill 256 --compile default \

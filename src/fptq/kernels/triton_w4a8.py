@@ -166,12 +166,11 @@ if triton is not None:
         SUB: tl.constexpr,
         CHUNKS: tl.constexpr,  # SUB-chunks per block
         ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
-        PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start (see LATE)
+        PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start now
         ZERO: tl.constexpr,
-        LATE: tl.constexpr = False,  # PDL: start the GEMM once the row is quantized, not at the start
     ):
         row = tl.program_id(0).to(tl.int64)
-        if PDL and not (LATE and ONE_PASS):
+        if PDL:
             gdc_launch_dependents()
         if ZERO:
             if row == 0:
@@ -208,8 +207,6 @@ if triton is not None:
             else:
                 qe1 = _round_half_even(tl.clamp(tl.math.div_rn(xe1, s), -127.0, 127.0)).to(tl.int8)
                 qo1 = _round_half_even(tl.clamp(tl.math.div_rn(xo1, s), -127.0, 127.0)).to(tl.int8)
-            if PDL and LATE:
-                gdc_launch_dependents()
             tl.store(o_row + dst1, qe1, mask=keep1)
             tl.store(o_row + dst1 + SUB // 2, qo1, mask=keep1)
             return
@@ -492,10 +489,6 @@ DECODE_TARGET_PROGRAMS = 528  # 4 per SM on the H100 (run 15); 0: always the con
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel triggers it early (`gdc_launch_dependents`).
 USE_PDL = True
-# PDL: the quantization kernel lets the GEMM start once its row is quantized (True) instead of at
-# its start (False): the GEMM's L2 prefetch then overlaps less but no longer slows the quantization
-# (run 18: 6 µs under PDL vs 3.7 µs alone).
-PDL_LATE_TRIGGER = False
 # Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
 PREFETCH_BUDGET = 24 << 20
 
@@ -588,7 +581,6 @@ def quantize_activation_triton(
             CHUNKS=chunks,
             ONE_PASS=one_pass,
             PDL=pdl,
-            LATE=PDL_LATE_TRIGGER,
             ZERO=counters is not None,
             num_warps=8 if one_pass and chunks * sub > 4096 else 4,
         )
