@@ -565,15 +565,9 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
                 pc(64, 128, 4, 3, wgmma=True, maxnreg=168), pc(64, 128, 4, 2, wgmma=True, maxnreg=168)):
         settings.append((_prefill_label(cfg), (True, cfg, tp.CHUNK_BYTES)))
 
-    def apply(params):
-        tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
-        tw.PREFILL_MIN_M = 17
-        if cfg is not None:
-            tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
-
     saved = tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES
     shapes = [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES[:2]
-    score = _settings_sweep(log, results, "prefill", shapes, ms, settings, apply)
+    score = _settings_sweep(log, results, "prefill", shapes, ms, settings, _apply_prefill)
     best = min(score, key=score.get)
     use, cfg, chunk = dict(settings)[best]
     cfg = cfg or saved[1][-1][1]  # "tiled" won: report the installed unpacked config
@@ -589,6 +583,23 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
                 log(f"prefill fp8 {label} M={m} {name}: {t:.1f}us")
     tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = saved
     return use, cfg, chunk
+
+
+def _apply_prefill(params):
+    """Install (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES), the unpacked path from M = 17 on."""
+    tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
+    tw.PREFILL_MIN_M = 17
+    if cfg is not None:
+        tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
+
+
+def prefill_threshold_sweep(log, results, ms=(128, 256, 384, 512)):
+    """Run 28: the tiled kernel against the installed unpacked path at the M where PREFILL_MIN_M
+    is chosen, on every LLaMA shape and the fused ones."""
+    saved = tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES
+    settings = [("tiled", (False, None, tp.CHUNK_BYTES)), ("unpacked", (True, saved[1][-1][1], tp.CHUNK_BYTES))]
+    _settings_sweep(log, results, "threshold", SHAPES + FUSED_SHAPES[:2], ms, settings, _apply_prefill)
+    tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = saved
 
 
 def _prefill_label(cfg) -> str:
@@ -650,6 +661,7 @@ def main() -> None:
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
     ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
     ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
+    ap.add_argument("--prefill-threshold", action="store_true", help="run 28: tiled vs unpacked at M = 128-512")
     ap.add_argument("--prefill-sweep", action="store_true", help="run 19: unpack-then-GEMM tiles and chunks at prefill M")
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
@@ -690,6 +702,8 @@ def main() -> None:
         log(f"decode3 sweep took {time.time() - t0:.0f}s")
     if args.per_channel_probe:
         per_channel_probe(log, results)
+    if args.prefill_threshold:
+        prefill_threshold_sweep(log, results)
     if args.prefill_sweep:
         t0 = time.time()
         prefill_sweep(log, results)

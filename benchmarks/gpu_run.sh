@@ -134,6 +134,10 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+early,w4a8-dynamic+fused+late \
         --variants "w4a8-dynamic+fused+early,w4a8-dynamic+fused+late"
     ;;
+  run28)  # where the unpacked prefill path starts paying (PREFILL_MIN_M); e2e with a 256-token prefill
+    timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-threshold --shapes 0 --ms 1
+    timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --prefill 256 --variants "w4a8-dynamic+fused"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
