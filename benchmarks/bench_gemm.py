@@ -597,7 +597,8 @@ def prefill_threshold_sweep(log, results, ms=(128, 256, 384, 512)):
     """Run 28: the tiled kernel against the installed unpacked path at the M where PREFILL_MIN_M
     is chosen, on every LLaMA shape and the fused ones."""
     saved = tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES
-    settings = [("tiled", (False, None, tp.CHUNK_BYTES)), ("unpacked", (True, saved[1][-1][1], tp.CHUNK_BYTES))]
+    settings = [("tiled", (False, None, tp.CHUNK_BYTES)), ("unpacked", (True, saved[1][-1][1], tp.CHUNK_BYTES)),
+                ("unpacked 64x64", (True, tp.PrefillConfig(64, 64, 4, 4), tp.CHUNK_BYTES))]
     _settings_sweep(log, results, "threshold", SHAPES + FUSED_SHAPES[:2], ms, settings, _apply_prefill)
     tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = saved
 
