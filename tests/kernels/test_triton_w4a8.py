@@ -144,10 +144,13 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
     assert rel(whole, dequant_matmul64(x, layer, 64, "dynamic", None)) < 2e-3
     monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 32 * 256)  # 32 columns a chunk: 3 chunks
     assert torch.equal(run(x, layer, 64, "dynamic", None, UNPACKED), whole)
+    # the installed thresholds go by K: long-K layers (70B down) switch later
+    first = {k: min(m for m in range(1, 4097) if tw._use_prefill(None, m, k)) for k in (4096, 16384, 28672)}
+    assert first[4096] == first[16384] == tw.PREFILL_MIN_M[0][1] < first[28672] == tw.PREFILL_MIN_M[-1][1]
     calls = []
     monkeypatch.setattr(tw, "prefill_gemm", lambda *a: calls.append(a) or triton_prefill.prefill_gemm(*a))
     monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
-    monkeypatch.setattr(tw, "PREFILL_MIN_M", 20)
+    monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 20)])
     assert torch.equal(run(x, layer, 64, "dynamic", None), whole) and len(calls) == 1
     run(x[:19], layer, 64, "dynamic", None)
     assert len(calls) == 1  # below PREFILL_MIN_M: the tiled path

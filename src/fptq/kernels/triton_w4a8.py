@@ -22,7 +22,7 @@ Two paths, picked by M:
   activations are quantized first by the same row-wise kernel as prefill, and on Hopper the
   GEMM is a programmatic dependent launch of it: its programs prefetch their weights into L2
   while the activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead).
-- medium M (17 .. PREFILL_MIN_M - 1): the row-wise activation quantization kernel (per-token
+- medium M (17 .. PREFILL_MIN_M - 1, 383 or 1023 by K): the row-wise activation quantization kernel (per-token
   absmax + round in one program per row, or the elementwise static path) writes the permuted
   int8 buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) that unpacks the
   weights in its K loop, with the group scaling there too.
@@ -456,10 +456,10 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 
 # From PREFILL_MIN_M rows on, the weights are unpacked once per call and the GEMM streams both
 # operands (`triton_prefill`), with these launch parameters per M bucket (upper bound of M, config).
-# Runs 19-21 (H100): 1.2-1.5x faster than the tiled kernel at M >= 1024; mixed at M = 256, where
-# the unpacking is a larger share of the call.
+# Runs 19-28 (H100): 1.1-1.5x faster than the tiled kernel at M >= 1024; from 384 rows on with
+# K <= 16384, below that (and for K = 28672 below 1024) the unpacking costs more than it saves.
 USE_PREFILL = True
-PREFILL_MIN_M = 512
+PREFILL_MIN_M: list[tuple[int, int]] = [(16384, 384), (1 << 62, 1024)]  # (upper bound of K, first M)
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig())]
 
 
@@ -762,7 +762,7 @@ def w4a8_linear(
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
-    if _use_prefill(config, m):
+    if _use_prefill(config, m, k):
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
         return y.reshape(*x.shape[:-1], n)
@@ -781,12 +781,12 @@ def w4a8_linear(
     return y.reshape(*x.shape[:-1], n)
 
 
-def _use_prefill(config, m: int) -> bool:
+def _use_prefill(config, m: int, k: int) -> bool:
     """The unpack-then-GEMM path (`triton_prefill`): for a `PrefillConfig`, or by default from
-    PREFILL_MIN_M rows on when USE_PREFILL."""
+    the PREFILL_MIN_M rows of K's bucket on when USE_PREFILL."""
     if isinstance(config, PrefillConfig):
         return True
-    return config is None and USE_PREFILL and m >= PREFILL_MIN_M
+    return config is None and USE_PREFILL and m >= _for_m(PREFILL_MIN_M, k)
 
 
 def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out):
@@ -841,7 +841,7 @@ def w4a8_fp8_linear(
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
     m = x2.shape[0]
-    if _use_prefill(config, m):
+    if _use_prefill(config, m, k):
         a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8")
         y = _prefill(a, sx, 2, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
         return y.reshape(*x.shape[:-1], n)
