@@ -331,26 +331,53 @@ def test_gpu_fp8(m):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 8, 4, wgmma=True),
-                                 tw.PrefillConfig(64, 256, 8, 3, wgmma=True),
+@pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 256, 8, 3, wgmma=True),
                                  tw.PrefillConfig(64, 128, 4, 3, wgmma=True, maxnreg=168)])
-def test_gpu_prefill_wgmma(cfg):
-    """The Gluon Hopper kernel (TMA ring, wgmma, group scales by TMA) of the unpacked
-    prefill path: int8 (static, dynamic) and fp8 activations, row/column tails, K tails (one K step
-    only: K = 200), group 64/128/256/per-channel."""
-    for m, n, k, g, sym in ((1000, 1024, 4096, 128, True), (257, 520, 4096, 64, False), (130, 384, 200, -1, True),
-                            (2048, 256, 1024, 256, False), (3, 256, 512, 128, True)):
+def test_gpu_prefill_wgmma(monkeypatch, cfg):
+    """The Gluon Hopper kernel (TMA ring, wgmma, group scales by TMA) of the unpacked prefill path:
+    int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
+    (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
+    chunks, fp16 and bf16 outputs."""
+    from fptq.kernels import triton_prefill
+
+    if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("needs Gluon and a Hopper GPU")
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the Triton kernel ran instead of the Gluon one")
+
+    monkeypatch.setattr(triton_prefill, "_gemm", no_fallback)
+    monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 128 * 1024)  # 32 columns of K = 4096: many chunks
+    cases = ((1000, 1024, 4096, 128, True, torch.float16), (257, 262, 4096, 64, False, torch.bfloat16),
+             (130, 384, 200, -1, True, torch.float16), (2048, 256, 1024, 256, False, torch.float16),
+             (3, 256, 512, 128, True, torch.bfloat16))
+    for m, n, k, g, sym, dtype in cases:
         gs = k if g == -1 else g
-        layer = make_layer(n, k, gs, sym, bias=True)
-        x = make_x(m, k)
+        layer = make_layer(n, k, gs, sym, bias=True, dtype=dtype)
+        x = make_x(m, k, dtype)
+        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         for act_mode in ("static", "dynamic"):
             act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
             y = run(x, layer, gs, act_mode, act_scale, cfg)
-            assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < 2e-3, (m, n, k, g, act_mode)
+            assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < tol, (m, n, k, g, act_mode)
         y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg)
         r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
                                            group_size=gs, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
-        assert rel(y, r) < 3e-3, (m, n, k, g, "fp8")
+        assert rel(y, r) < max(tol, 3e-3), (m, n, k, g, "fp8")
+
+
+@pytest.mark.gpu
+def test_gpu_fp8_per_channel_long_k():
+    """fp8 activations with per-channel weights over a long K: each K step's fp32 sum is added to
+    the accumulator (Hopper's fp8 MMA accumulates at reduced precision), in the tiled and the
+    unpacked kernels alike."""
+    layer = make_layer(512, 8192, 8192, True, bias=True)
+    x = make_x(600, 8192)
+    r = ref_mod.quant_linear_reference(x.double().cpu(), layer[0].cpu(), layer[1].cpu(), None, group_size=8192,
+                                       act_mode="dynamic_fp8", bias=layer[3].double().cpu())
+    for cfg in (PREFILL, tw.KernelConfig(64, 128, 4, 4), UNPACKED, tw.PrefillConfig()):
+        y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=8192, bias=layer[3], config=cfg)
+        assert rel(y, r) < 3e-3, cfg
 
 
 @pytest.mark.parametrize("k,g", [(256, 128), (192, 64), (200, 200), (4096, 128)])
@@ -365,12 +392,16 @@ def test_torch_quantization_is_bit_identical_to_the_kernel(k, g, act_mode):
 
 
 @pytest.mark.parametrize("act_mode", ["static", "dynamic", "none"])
-def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode):
+@pytest.mark.parametrize("prefill", [False, True])
+def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill):
     """With QUANTIZE_IN_GRAPH, torch.compile traces the quantization and calls the GEMM-only op;
-    the result equals the eager kernel's."""
+    the result equals the eager kernel's (also where both take the unpacked prefill path)."""
     import torch._dynamo.testing
 
     monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", True)
+    if prefill:
+        monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 3)])
+        monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
 
     layer = make_layer(96, 256, 128, True, bias=True)
     x = make_x(3, 256).reshape(1, 3, 256)

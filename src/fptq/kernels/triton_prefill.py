@@ -15,8 +15,8 @@ exact partial sum (int32, or fp32 from a fresh accumulator) scaled by its group 
 fp32 accumulator; activation scale and bias in the epilogue. Same semantics as the reference.
 
 The unpacked weights are a temporary: the columns are processed in chunks of at most
-`CHUNK_BYTES` of unpacked weights (the GEMM then reads them back from L2), so the extra memory
-of a call is bounded and small next to the activations of a long prompt.
+`CHUNK_BYTES` of unpacked weights, one chunk alive at a time, so the extra memory of a call is
+bounded (64 MiB) and small next to the activations of a long prompt.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ try:
 except ImportError:  # pragma: no cover - exercised only where triton is missing
     triton = None
     tl = None
-try:  # Gluon (Triton >= 3.5): explicit wgmma / TMA / mbarriers for the Hopper kernel
+try:  # Gluon (Triton >= 3.5, experimental API): explicit wgmma / TMA / mbarriers for the Hopper kernel
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-except ImportError:  # pragma: no cover - older Triton: the Triton kernel only
+except Exception:  # pragma: no cover - older or changed Triton: the Triton kernel only
     gluon = None
 
 # Operand kinds of the unpacked weights and of `_gemm_kernel`'s dot.
@@ -50,17 +50,25 @@ CHUNK_BYTES = 64 << 20
 @dataclass(frozen=True)
 class PrefillConfig:
     """Launch parameters of `_gemm_kernel` (picked by `benchmarks/bench_gemm.py --prefill-sweep` on
-    the H100, runs 19-21: 64x128 tiles, 4 warps, 4 stages)."""
+    the H100, runs 19-25: 64x128 tiles, 4 warps, 4 stages; the stage count is lowered where the
+    GPU's shared memory is smaller)."""
 
     block_m: int = 64
     block_n: int = 128
     num_warps: int = 4
     num_stages: int = 4
     group_m: int = 8
-    # Hopper: the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, wgmma) for int8 / fp8 operands on
-    # sm_90+, else the Triton kernel; it measured within +-10 % of the Triton kernel (runs 20-25)
+    # the Gluon kernel `_gemm_wgmma_kernel` (TMA ring, wgmma) for int8 / fp8 operands on Hopper
+    # (sm_90), elsewhere the Triton kernel; it measured within +-10 % of the Triton kernel (runs 20-25)
     wgmma: bool = False
     maxnreg: int | None = None  # (wgmma) register cap per thread (more CTAs per SM); None: the compiler's
+
+    def __post_init__(self):
+        pow2 = all(v > 0 and v & (v - 1) == 0 for v in (self.block_m, self.block_n, self.num_warps))
+        if not pow2 or self.block_m < 16 or self.block_n < 16 or self.num_stages < 1 or self.group_m < 1:
+            raise ValueError(f"bad PrefillConfig {self}: block sizes >= 16 and warps must be powers of two")
+        if self.wgmma and (self.block_m < 64 or self.num_warps % 4):
+            raise ValueError(f"bad PrefillConfig {self}: wgmma needs block_m >= 64 and whole warpgroups")
 
 
 if triton is not None:
@@ -222,8 +230,10 @@ if triton is not None:
             if PER_CHANNEL:
                 if KIND == 0:
                     acc_i = tl.dot(a, b, acc_i, out_dtype=tl.int32)
-                else:
+                elif KIND == 1:
                     acc = tl.dot(a, b, acc, out_dtype=tl.float32)
+                else:  # fp8: Hopper accumulates fp8 products at reduced precision; add each step's sum
+                    acc += tl.dot(a, b, out_dtype=tl.float32)
             else:
                 s_w = s_next.to(tl.float32)
                 s_next = tl.load(s_cols + tl.minimum(((step + 1) * SUB) // GROUP, last_g))
@@ -298,8 +308,10 @@ def prefill_gemm(
         return out
     kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
     wgmma = cfg.wgmma and gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
-    # shared memory: num_stages x (A + B tiles) within the H100's 227 KB
-    stages = max(1, min(cfg.num_stages, (200 << 10) // ((cfg.block_m + cfg.block_n) * sub * a.element_size())))
+    # shared memory: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernel)) within what
+    # this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)
+    per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if wgmma else 0)
+    stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
     cols = -(-triton.cdiv(n, chunks) // cfg.block_n) * cfg.block_n
     for n0 in range(0, n, cols):
@@ -308,40 +320,59 @@ def prefill_gemm(
         o = out[:, n0:n1]
         if wgmma:
             _wgmma_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, group_size,
-                        sub, cfg)
-            continue
-        grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n1 - n0, cfg.block_n),)
-        _gemm_kernel[grid](
-            a,
-            b,
-            scales[n0:n1],
-            sx if sx is not None else scales,
-            bias[n0:n1] if bias is not None else scales,
-            o,
-            m,
-            n1 - n0,
-            kp,
-            a.stride(0),
-            b.stride(0),
-            scales.stride(0),
-            o.stride(0),
-            GROUP=group_size,
-            SUB=sub,
-            PER_CHANNEL=group_size == k,
-            KIND=kind,
-            SX_MODE=sx_mode,
-            HAS_BIAS=bias is not None,
-            BLOCK_M=cfg.block_m,
-            BLOCK_N=cfg.block_n,
-            GROUP_M=cfg.group_m,
-            num_warps=cfg.num_warps,
-            num_stages=stages,
-        )
+                        sub, cfg, stages)
+        else:
+            _gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, k, group_size,
+                  sub, kind, cfg, stages)
+        del b  # one unpacked chunk alive at a time (the allocator reuses it in stream order)
     return out
 
 
+def _gemm(a, b, scales, sx, sx_mode, bias, o, k, group_size, sub, kind, cfg: PrefillConfig, stages: int) -> None:
+    m, kp = a.shape
+    n = b.shape[0]
+    grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
+    _gemm_kernel[grid](
+        a,
+        b,
+        scales,
+        sx if sx is not None else scales,
+        bias if bias is not None else scales,
+        o,
+        m,
+        n,
+        kp,
+        a.stride(0),
+        b.stride(0),
+        scales.stride(0),
+        o.stride(0),
+        GROUP=group_size,
+        SUB=sub,
+        PER_CHANNEL=group_size == k,
+        KIND=kind,
+        SX_MODE=sx_mode,
+        HAS_BIAS=bias is not None,
+        BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n,
+        GROUP_M=cfg.group_m,
+        num_warps=cfg.num_warps,
+        num_stages=stages,
+    )
+
+
 def _is_hopper(t: torch.Tensor) -> bool:
-    return t.is_cuda and _capability(t.device.index)[0] >= 9
+    """sm_90 exactly: wgmma does not exist on Blackwell (sm_100+), and ROCm reports other numbers."""
+    return t.is_cuda and torch.version.hip is None and _capability(t.device.index)[0] == 9
+
+
+def _shared_memory(t: torch.Tensor) -> int:
+    """Shared memory a block may use on `t`'s GPU (bytes); 100 KB for the CPU interpreter."""
+    return _shared_memory_of(t.device.index) if t.is_cuda else 100 << 10
+
+
+@functools.cache
+def _shared_memory_of(index: int) -> int:
+    return torch.cuda.get_device_properties(index).shared_memory_per_block_optin
 
 
 @functools.cache
@@ -351,125 +382,128 @@ def _capability(index: int) -> tuple[int, int]:
 
 
 if gluon is not None:
+    try:
 
-    @gluon.constexpr_function
-    def _warps_per_cta(block_m, num_warps):
-        """wgmma tiles warps as [4, 1] atoms (16 rows each): along M while rows remain, then N."""
-        wm = 4
-        while wm < num_warps and block_m > 16 * wm:
-            wm *= 2
-        return [wm, num_warps // wm]
+        @gluon.constexpr_function
+        def _warps_per_cta(block_m, num_warps):
+            """wgmma tiles warps as [4, 1] atoms (16 rows each): along M while rows remain, then N."""
+            wm = 4
+            while wm < num_warps and block_m > 16 * wm:
+                wm *= 2
+            return [wm, num_warps // wm]
 
-    @gluon.jit
-    def _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step, off_m, off_n, n_steps,
-                   GROUP: gl.constexpr):
-        """TMA loads of K step `step` (if it exists) into ring slot `slot`, completing on its mbarrier:
-        the activation and weight tiles and the row of group scales that the step uses."""
-        SUB: gl.constexpr = a_desc.block_type.shape[1]
-        ok = step < n_steps
-        bar = bars.index(slot)
-        mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes, pred=ok)
-        tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(slot), pred=ok)
-        tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot), pred=ok)
-        tma.async_copy_global_to_shared(s_desc, [(step * SUB) // GROUP, off_n], bar, s_smem.index(slot), pred=ok)
+        @gluon.jit
+        def _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step, off_m, off_n, n_steps,
+                       GROUP: gl.constexpr):
+            """TMA loads of K step `step` (if it exists) into ring slot `slot`, completing on its mbarrier:
+            the activation and weight tiles and the row of group scales that the step uses."""
+            SUB: gl.constexpr = a_desc.block_type.shape[1]
+            ok = step < n_steps
+            bar = bars.index(slot)
+            mbarrier.expect(bar, a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes, pred=ok)
+            tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(slot), pred=ok)
+            tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot), pred=ok)
+            tma.async_copy_global_to_shared(s_desc, [(step * SUB) // GROUP, off_n], bar, s_smem.index(slot), pred=ok)
 
-    @gluon.jit
-    def _as_fp32(part, IS_INT: gl.constexpr):
-        """A step's partial sums as fp32: int32 exactly by the magic number (|part| < 2**22, see
-        `_gemm_kernel`), fp32 (fp8 operands) as is."""
-        if IS_INT:
-            part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-        return part
+        @gluon.jit
+        def _as_fp32(part, IS_INT: gl.constexpr):
+            """A step's partial sums as fp32: int32 exactly by the magic number (|part| < 2**22, see
+            `_gemm_kernel`), fp32 (fp8 operands) as is."""
+            if IS_INT:
+                part = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
+            return part
 
-    @gluon.jit
-    def _gemm_wgmma_kernel(
-        a_desc,  # TMA descriptor of the (M, Kp) activation buffer, block (BLOCK_M, SUB)
-        b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB)
-        s_desc,  # TMA descriptor of the (groups, N) fp32 group scales (transposed), block (1, BLOCK_N)
-        sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
-        bias_ptr,  # (N,) or dummy
-        out_ptr,  # (M, N) output dtype, row stride stride_om
-        M,
-        N,
-        Kp,
-        stride_om,
-        GROUP: gl.constexpr,
-        SX_MODE: gl.constexpr,
-        HAS_BIAS: gl.constexpr,
-        GROUP_M: gl.constexpr,
-        STAGES: gl.constexpr,
-        num_warps: gl.constexpr,
-    ):
-        """`_gemm_kernel` for Hopper, written out in Gluon: a STAGES-deep ring of TMA loads (one
-        mbarrier per slot; each stage brings its activation and weight tiles and its row of group
-        scales, so no scale pointers are held in registers) feeding wgmma, the group scaling
-        (int32 -> fp32, times the group scale) into the fp32 accumulator after each step."""
-        BLOCK_M: gl.constexpr = a_desc.block_type.shape[0]
-        BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
-        SUB: gl.constexpr = a_desc.block_type.shape[1]
-        IS_INT: gl.constexpr = a_desc.dtype == gl.int8
-        pid = gl.program_id(0)
-        num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
-        num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
-        num_in_group = GROUP_M * num_pid_n
-        first_m = (pid // num_in_group) * GROUP_M
-        group_rows = gl.minimum(num_pid_m - first_m, GROUP_M)
-        off_m = (first_m + ((pid % num_in_group) % group_rows)) * BLOCK_M
-        off_n = ((pid % num_in_group) // group_rows) * BLOCK_N
+        @gluon.jit
+        def _gemm_wgmma_kernel(
+            a_desc,  # TMA descriptor of the (M, Kp) activation buffer, block (BLOCK_M, SUB)
+            b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB)
+            s_desc,  # TMA descriptor of the (groups, N) fp32 group scales (transposed), block (1, BLOCK_N)
+            sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
+            bias_ptr,  # (N,) or dummy
+            out_ptr,  # (M, N) output dtype, row stride stride_om
+            M,
+            N,
+            Kp,
+            stride_om,
+            GROUP: gl.constexpr,
+            SX_MODE: gl.constexpr,
+            HAS_BIAS: gl.constexpr,
+            GROUP_M: gl.constexpr,
+            STAGES: gl.constexpr,
+            num_warps: gl.constexpr,
+        ):
+            """`_gemm_kernel` for Hopper, written out in Gluon: a STAGES-deep ring of TMA loads (one
+            mbarrier per slot; each stage brings its activation and weight tiles and its row of group
+            scales, so no scale pointers are held in registers) feeding wgmma, the group scaling
+            (int32 -> fp32, times the group scale) into the fp32 accumulator after each step."""
+            BLOCK_M: gl.constexpr = a_desc.block_type.shape[0]
+            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
+            SUB: gl.constexpr = a_desc.block_type.shape[1]
+            IS_INT: gl.constexpr = a_desc.dtype == gl.int8
+            pid = gl.program_id(0)
+            num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+            num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
+            num_in_group = GROUP_M * num_pid_n
+            first_m = (pid // num_in_group) * GROUP_M
+            group_rows = gl.minimum(num_pid_m - first_m, GROUP_M)
+            off_m = (first_m + ((pid % num_in_group) % group_rows)) * BLOCK_M
+            off_n = ((pid % num_in_group) // group_rows) * BLOCK_N
 
-        warps: gl.constexpr = _warps_per_cta(BLOCK_M, num_warps)
-        mma: gl.constexpr = gl.NVMMADistributedLayout(
-            version=[3, 0], warps_per_cta=warps, instr_shape=[16, BLOCK_N // warps[1], 256 // a_desc.dtype.primitive_bitwidth]
-        )
-        a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BLOCK_M, SUB], a_desc.layout)
-        b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BLOCK_N, SUB], b_desc.layout)
-        s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES, 1, BLOCK_N], s_desc.layout)
-        bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        for i in gl.static_range(STAGES):
-            mbarrier.init(bars.index(i), count=1)
-        n_steps = Kp // SUB
-        for i in gl.static_range(STAGES):
-            _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, i, i, off_m, off_n, n_steps, GROUP)
+            warps: gl.constexpr = _warps_per_cta(BLOCK_M, num_warps)
+            mma: gl.constexpr = gl.NVMMADistributedLayout(
+                version=[3, 0], warps_per_cta=warps, instr_shape=[16, BLOCK_N // warps[1], 256 // a_desc.dtype.primitive_bitwidth]
+            )
+            a_smem = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BLOCK_M, SUB], a_desc.layout)
+            b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES, BLOCK_N, SUB], b_desc.layout)
+            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES, 1, BLOCK_N], s_desc.layout)
+            bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            for i in gl.static_range(STAGES):
+                mbarrier.init(bars.index(i), count=1)
+            n_steps = Kp // SUB
+            for i in gl.static_range(STAGES):
+                _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, i, i, off_m, off_n, n_steps, GROUP)
 
-        # Each step waits for its own wgmma before scaling its partial sums; the other warpgroup and
-        # the other CTAs on the SM fill the gap. (Issuing the next step's wgmma first -- with a second
-        # partial tile, or per column half -- measured slower: runs 20-24, benchmarks/GPU_NOTES.md.)
-        # wgmma writes over its accumulator operand (ignored: use_acc=False): passing the tile consumed
-        # the step before recycles those registers instead of holding a zero tile.
-        acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
-        part = gl.zeros([BLOCK_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
-        for step in range(0, n_steps):
-            slot = step % STAGES
-            mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
-            d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), part, use_acc=False,
-                              is_async=True)
-            s_cur = s_smem.index(slot).load(mma)
-            part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-            gl.thread_barrier()  # every warp is done with this slot (MMA and scales) before its refill
-            _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step + STAGES, off_m, off_n,
-                       n_steps, GROUP)
-            acc += _as_fp32(part, IS_INT) * s_cur
-        for i in gl.static_range(STAGES):
-            mbarrier.invalidate(bars.index(i))
-        offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, mma))
-        offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-        _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
+            # Each step waits for its own wgmma before scaling its partial sums; the other warpgroup and
+            # the other CTAs on the SM fill the gap. (Issuing the next step's wgmma first -- with a second
+            # partial tile, or per column half -- measured slower: runs 20-24, benchmarks/GPU_NOTES.md.)
+            # wgmma writes over its accumulator operand (ignored: use_acc=False): passing the tile consumed
+            # the step before recycles those registers instead of holding a zero tile.
+            acc = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, mma)
+            part = gl.zeros([BLOCK_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
+            for step in range(0, n_steps):
+                slot = step % STAGES
+                mbarrier.wait(bars.index(slot), (step // STAGES) & 1)
+                d = warpgroup_mma(a_smem.index(slot), b_smem.index(slot).permute((1, 0)), part, use_acc=False,
+                                  is_async=True)
+                s_cur = s_smem.index(slot).load(mma)
+                part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                gl.thread_barrier()  # every warp is done with this slot (MMA and scales) before its refill
+                _load_step(a_desc, b_desc, s_desc, bars, a_smem, b_smem, s_smem, slot, step + STAGES, off_m, off_n,
+                           n_steps, GROUP)
+                acc += _as_fp32(part, IS_INT) * s_cur
+            for i in gl.static_range(STAGES):
+                mbarrier.invalidate(bars.index(i))
+            offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, mma))
+            offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+            _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
 
-    @gluon.jit
-    def _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE: gl.constexpr,
-                  HAS_BIAS: gl.constexpr):
-        """Activation scale, bias and the store of one fp32 tile (rows offs_m, columns offs_n)."""
-        if SX_MODE == 1:
-            acc = acc * gl.load(sx_ptr).to(gl.float32)
-        elif SX_MODE == 2:
-            acc = acc * gl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0).to(gl.float32)[:, None]
-        if HAS_BIAS:
-            acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
-        out = out_ptr + offs_m.to(gl.int64)[:, None] * stride_om + offs_n[None, :]
-        gl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
+        @gluon.jit
+        def _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE: gl.constexpr,
+                      HAS_BIAS: gl.constexpr):
+            """Activation scale, bias and the store of one fp32 tile (rows offs_m, columns offs_n)."""
+            if SX_MODE == 1:
+                acc = acc * gl.load(sx_ptr).to(gl.float32)
+            elif SX_MODE == 2:
+                acc = acc * gl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0).to(gl.float32)[:, None]
+            if HAS_BIAS:
+                acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
+            out = out_ptr + offs_m.to(gl.int64)[:, None] * stride_om + offs_n[None, :]
+            gl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
+    except Exception:  # pragma: no cover - a Gluon API this code does not know: the Triton kernel only
+        gluon = None
 
 
-def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: PrefillConfig) -> None:
+def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: PrefillConfig, stages: int) -> None:
     m, kp = a.shape
     n = b.shape[0]
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
@@ -498,7 +532,7 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
         SX_MODE=sx_mode,
         HAS_BIAS=bias is not None,
         GROUP_M=cfg.group_m,
-        STAGES=cfg.num_stages,
+        STAGES=stages,
         num_warps=cfg.num_warps,
         **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}),
     )

@@ -22,7 +22,7 @@ Two paths, picked by M:
   activations are quantized first by the same row-wise kernel as prefill, and on Hopper the
   GEMM is a programmatic dependent launch of it: its programs prefetch their weights into L2
   while the activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead).
-- medium M (17 .. PREFILL_MIN_M - 1, 383 or 1023 by K): the row-wise activation quantization kernel (per-token
+- medium M (17 .. PREFILL_MIN_M - 1, i.e. 511, or 1023 for K > 16384): the row-wise activation quantization kernel (per-token
   absmax + round in one program per row, or the elementwise static path) writes the permuted
   int8 buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) that unpacks the
   weights in its K loop, with the group scaling there too.
@@ -397,9 +397,11 @@ if triton is not None:
                 else:
                     we = w_even.to(tl.float16).to(tl.float8e4nv)
                     wo = w_odd.to(tl.float16).to(tl.float8e4nv)
-                if PER_CHANNEL:
+                if PER_CHANNEL and DOT_TYPE == 1:
                     acc = tl.dot(a_even, we, acc, out_dtype=tl.float32)
                     acc = tl.dot(a_odd, wo, acc, out_dtype=tl.float32)
+                elif PER_CHANNEL:  # fp8: Hopper accumulates fp8 products at reduced precision; add per step
+                    acc += tl.dot(a_odd, wo, tl.dot(a_even, we, out_dtype=tl.float32), out_dtype=tl.float32)
                 else:
                     d = tl.dot(a_even, we, out_dtype=tl.float32)
                     d = tl.dot(a_odd, wo, d, out_dtype=tl.float32)
@@ -456,10 +458,11 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 
 # From PREFILL_MIN_M rows on, the weights are unpacked once per call and the GEMM streams both
 # operands (`triton_prefill`), with these launch parameters per M bucket (upper bound of M, config).
-# Runs 19-28 (H100): 1.1-1.5x faster than the tiled kernel at M >= 1024; from 384 rows on with
-# K <= 16384, below that (and for K = 28672 below 1024) the unpacking costs more than it saves.
+# Runs 19-28 (H100): 1.1-1.5x faster than the tiled kernel at M >= 1024 and on every shape with
+# K <= 16384 at M = 512; at 384 it still loses on the widest layers (13B/70B gate/up), below that
+# (and for K = 28672 below 1024) the unpacking costs more than it saves.
 USE_PREFILL = True
-PREFILL_MIN_M: list[tuple[int, int]] = [(16384, 384), (1 << 62, 1024)]  # (upper bound of K, first M)
+PREFILL_MIN_M: list[tuple[int, int]] = [(16384, 512), (1 << 62, 1024)]  # (upper bound of K, first M)
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig())]
 
 
@@ -707,7 +710,7 @@ def w4a8_linear(
     act_mode: str = "dynamic",
     act_scale: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
-    config: KernelConfig | None = None,
+    config: KernelConfig | DecodeConfig | GemvConfig | PrefillConfig | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Triton backend of `fptq.kernels.quant_linear` (same arguments and semantics).
@@ -716,16 +719,18 @@ def w4a8_linear(
     qweight:  uint8 (N, K // 2), QuantLinear layout
     scales:   fp16 (N, K // group_size); zeros: uint8 (N, K // group_size) or None
     act_scale: fp32 scalar for "static"
-    config:   launch parameters: a `KernelConfig` (tiled GEMM), a `DecodeConfig` (single-launch
-              decode kernel, M <= 16) or a `GemvConfig` (dp4a GEMV, M <= 4, int8 activations,
-              K a multiple of the step; otherwise the default path); default: the GEMV for
-              M <= 4 when USE_GEMV, else the `CONFIGS` bucket of M
+    config:   launch parameters: a `KernelConfig` (tiled GEMM), a `PrefillConfig` (unpack, then
+              a pipelined GEMM: `triton_prefill`), a `DecodeConfig` (single-launch decode kernel,
+              M <= 16) or a `GemvConfig` (dp4a GEMV, M <= 4, int8 activations, K a multiple of
+              the step; otherwise the default path); default: the GEMV for M <= 4 when USE_GEMV,
+              the `PREFILL_CONFIGS` bucket from `PREFILL_MIN_M` rows on, else the `CONFIGS` bucket
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     """
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
     if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES and _has_fp8(x):
-        return w4a8_fp8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, out=out)
+        fp8_config = config if isinstance(config, (KernelConfig, PrefillConfig)) else None
+        return w4a8_fp8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, config=fp8_config, out=out)
     if not supports_shape(k, bits, group_size) or x.dtype not in _DTYPES or float_act or act_mode == "dynamic_fp8":
         return quant_linear_reference(
             x,
@@ -821,7 +826,7 @@ def w4a8_fp8_linear(
     *,
     group_size: int,
     bias: torch.Tensor | None = None,
-    config: KernelConfig | None = None,
+    config: KernelConfig | PrefillConfig | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """W4A8-FP8: per-token float8 e4m3 activations, int4 weights as exact e4m3 integers.
@@ -923,6 +928,8 @@ def _w4a8_gemm_op(
 ) -> torch.Tensor:
     """The GEMM alone, on activations already in the kernels' permuted int8 layout."""
     m = a.shape[0]
+    if _use_prefill(None, m, k):
+        return _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, None, None)
     pdl = m <= DECODE_MAX_M and _pdl_available(a)
     return _launch(a, _A_PERMUTED, 0, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype,
                    _for_m(CONFIGS, m), None, pdl)
