@@ -697,28 +697,14 @@ def main() -> None:
         w = winners[1]
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
-    if args.decode3:
-        t0 = time.time()
-        decode3_sweep(log, results)
-        log(f"decode3 sweep took {time.time() - t0:.0f}s")
-    if args.per_channel_probe:
-        per_channel_probe(log, results)
-    if args.prefill_threshold:
-        prefill_threshold_sweep(log, results)
-    if args.prefill_sweep:
-        t0 = time.time()
-        prefill_sweep(log, results)
-        log(f"prefill sweep took {time.time() - t0:.0f}s")
-    if args.decode4:
-        decode4_sweep(log, results)
-    if args.small_m_sweep:
-        t0 = time.time()
-        small_m_sweep(log, results)
-        log(f"small-M sweep took {time.time() - t0:.0f}s")
-    if args.decode_sweep:
-        t0 = time.time()
-        decode_sweep(log, results)
-        log(f"decode sweep took {time.time() - t0:.0f}s")
+    # the other studies, each timed in the log, in this order
+    for flag, study in (("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
+                        ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
+                        ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
+        if getattr(args, flag):
+            t0 = time.time()
+            study(log, results)
+            log(f"{flag} took {time.time() - t0:.0f}s")
     shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
     ms = [int(v) for v in args.ms.split(",")]
     t0 = time.time()
