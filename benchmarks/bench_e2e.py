@@ -126,6 +126,17 @@ def measure(model, name, args, log, results):
     ids = torch.randint(0, model.config.vocab_size, (1, args.prefill), device="cuda")
     with torch.no_grad():
         r["prefill_ms"] = median_ms(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1), 1, 5)
+        if args.compile_prefill and name in args.compile_variants:
+            torch._dynamo.reset()
+            fwd = torch.compile(model.forward, dynamic=False)
+            try:
+                t0 = time.time()
+                fwd(input_ids=ids, use_cache=False, logits_to_keep=1)
+                log(f"  compiled prefill in {time.time() - t0:.0f}s")
+                r["prefill_compiled_ms"] = median_ms(lambda: fwd(input_ids=ids, use_cache=False, logits_to_keep=1), 1, 5)
+            except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
+                log(f"  torch.compile prefill failed: {type(e).__name__}: {str(e)[:300]}")
+            torch._dynamo.reset()
     for b in args.batches:
         r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log)
     if args.compile and name in args.compile_variants:
@@ -141,6 +152,7 @@ def measure(model, name, args, log, results):
     log(
         f"{name:14s} weights {r['weights_GB']:.2f} GB (linears {r['linear_weights_GB']:.2f})  "
         f"prefill {r['prefill_ms']:.1f} ms  "
+        + (f"compiled prefill {r['prefill_compiled_ms']:.1f} ms  " if "prefill_compiled_ms" in r else "")
         + "  ".join(f"decode b{b} {r[f'decode_b{b}_ms']:.2f} ms ({r[f'decode_b{b}_how']})" for b in args.batches)
         + "".join(f"  compiled b{b} {r[f'decode_b{b}_compiled_ms']:.2f} ms" for b in args.batches if f"decode_b{b}_compiled_ms" in r)
     )
@@ -195,6 +207,8 @@ def main() -> None:
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
                          "budget=25165824 prefill=64,128,4,3,1,168 chunk=33554432'")
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
+    ap.add_argument("--compile-prefill", action="store_true",
+                    help="also time the prefill under torch.compile (default mode) for --compile-variants")
     ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step (torch.profiler)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
@@ -301,6 +315,8 @@ def main() -> None:
         set_act_mode(model, mode, args.act_scale)
         r = measure(model, name, args, log, results)
         r["speedup_prefill"] = fp16["prefill_ms"] / r["prefill_ms"]
+        if "prefill_compiled_ms" in r and "prefill_compiled_ms" in fp16:
+            r["speedup_prefill_compiled"] = fp16["prefill_compiled_ms"] / r["prefill_compiled_ms"]
         for b in args.batches:
             r[f"speedup_decode_b{b}"] = fp16[f"decode_b{b}_ms"] / r[f"decode_b{b}_ms"]
             key = f"decode_b{b}_compiled_ms"
@@ -310,6 +326,7 @@ def main() -> None:
         r["linear_weight_ratio"] = r["linear_weights_GB"] / fp16["linear_weights_GB"]
         log(
             f"  vs fp16: prefill x{r['speedup_prefill']:.2f}  "
+            + (f"compiled prefill x{r['speedup_prefill_compiled']:.2f}  " if "speedup_prefill_compiled" in r else "")
             + "  ".join(f"decode b{b} x{r[f'speedup_decode_b{b}']:.2f}" for b in args.batches)
             + "".join(f"  compiled b{b} x{r[k]:.2f}" for b in args.batches if (k := f"speedup_decode_b{b}_compiled") in r)
             + f"  weights x{r['weight_ratio']:.3f} (linears x{r['linear_weight_ratio']:.3f})"

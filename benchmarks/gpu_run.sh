@@ -138,6 +138,11 @@ PY
     timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-threshold --shapes 0 --ms 1
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --prefill 256 --variants "w4a8-dynamic+fused"
     ;;
+  run30)  # prefill under torch.compile: fp16 vs W4A8 (layer as one opaque op / quantization traced into the graph)
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
+        --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
