@@ -14,7 +14,7 @@ columns (`activation_layout` below). One packed byte tile `(SUB // 2, BLOCK_N)` 
 into two contiguous int8 operands, low nibbles (even columns) and high nibbles (odd columns),
 each multiplied by its half of the activation chunk: no register shuffles.
 
-Two paths, picked by M:
+Three paths, picked by M:
 
 - decode (M <= 16, memory-bound): BLOCK_M = 16 (int8 mma.sync) and split-K until the grid has
   enough programs to stream the weights at full bandwidth; each tile's last K slice to finish
@@ -22,10 +22,10 @@ Two paths, picked by M:
   activations are quantized first by the same row-wise kernel as prefill, and on Hopper the
   GEMM is a programmatic dependent launch of it: its programs prefetch their weights into L2
   while the activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead).
-- medium M (17 .. PREFILL_MIN_M - 1, i.e. 511, or 1023 for K > 16384): the row-wise activation quantization kernel (per-token
-  absmax + round in one program per row, or the elementwise static path) writes the permuted
-  int8 buffer and the per-token scales; then a tiled GEMM (int8 wgmma on Hopper) that unpacks the
-  weights in its K loop, with the group scaling there too.
+- medium M (17 .. PREFILL_MIN_M - 1, i.e. 511, or 1023 for K > 16384): the row-wise activation
+  quantization kernel (per-token absmax + round in one program per row, or the elementwise
+  static path) writes the permuted int8 buffer and the per-token scales; then a tiled GEMM (int8
+  wgmma on Hopper) that unpacks the weights in its K loop, with the group scaling there too.
 - prefill (M >= PREFILL_MIN_M, compute-bound): the same quantization, then `triton_prefill`:
   the weights are unpacked once per call into int8 `code - zero` and a plain pipelined GEMM
   streams both operands (no unpacking in the MMA loop).
