@@ -59,6 +59,7 @@ class DecodeConfig:
 
 
 if triton is not None:
+    from fptq.kernels.triton_prefill import _unpack_int4
 
     @triton.jit
     def _rne(v):
@@ -71,32 +72,6 @@ if triton is not None:
     @triton.jit
     def _add2(a, b):
         return a + b
-
-    @triton.jit
-    def _unpack(wb, c, HIGH: tl.constexpr, USE_ASM: tl.constexpr):
-        """int8 `nibble - zero` with `c = (0x80 - zero)` as uint8 (see triton_prefill._unpack_int4)."""
-        if USE_ASM:
-            if HIGH:
-                return tl.inline_asm_elementwise(
-                    "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
-                    "=r,r,r",
-                    [wb, c],
-                    dtype=tl.int8,
-                    is_pure=True,
-                    pack=4,
-                )
-            return tl.inline_asm_elementwise(
-                "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
-                "=r,r,r",
-                [wb, c],
-                dtype=tl.int8,
-                is_pure=True,
-                pack=4,
-            )
-        zero = (128 - c.to(tl.int32)).to(tl.int8)
-        if HIGH:
-            return (wb >> 4).to(tl.int8) - zero
-        return (wb & 15).to(tl.int8) - zero
 
     @triton.jit
     def _decode_kernel(
@@ -159,15 +134,14 @@ if triton is not None:
         if PER_CHANNEL:
             scale = tl.load(scales_ptr + cols * stride_sn).to(tl.float32)
             if HAS_ZEROS:
-                zc = (128 - tl.load(zeros_ptr + cols * stride_zn).to(tl.int32)).to(tl.uint8)[None, None, :]
+                zero = tl.load(zeros_ptr + cols * stride_zn).to(tl.int8)[None, None, :]
         else:
             g = tl.minimum(k_step // GROUP, K // GROUP - 1)
             s_w = tl.load(scales_ptr + cols[None, None, :] * stride_sn + g[:, None, None]).to(tl.float32)
             if HAS_ZEROS:
-                z = tl.load(zeros_ptr + cols[None, None, :] * stride_zn + g[:, None, None])
-                zc = (128 - z.to(tl.int32)).to(tl.uint8)
+                zero = tl.load(zeros_ptr + cols[None, None, :] * stride_zn + g[:, None, None]).to(tl.int8)
         if not HAS_ZEROS:
-            zc = tl.full((1, 1, BLOCK_N), 120, dtype=tl.uint8)  # 0x80 - 8
+            zero = tl.full((1, 1, BLOCK_N), 8, dtype=tl.int8)
 
         # ---- activations of this K slice: (STEPS, BLOCK_M, HALF) even / odd columns
         if A_MODE == 2:
@@ -216,8 +190,8 @@ if triton is not None:
                 a_odd = _rne(tl.clamp(tl.math.div_rn(xo.to(tl.float32), sr), -127.0, 127.0)).to(tl.int8)
 
         # ---- products of each chunk: d (STEPS, BLOCK_M, BLOCK_N)
-        w_even = _unpack(wb, tl.broadcast_to(zc, wb.shape), False, USE_ASM)
-        w_odd = _unpack(wb, tl.broadcast_to(zc, wb.shape), True, USE_ASM)
+        w_even = _unpack_int4(wb, zero, False, HAS_ZEROS, USE_ASM)
+        w_odd = _unpack_int4(wb, zero, True, HAS_ZEROS, USE_ASM)
         if A_MODE == 3:
             d = tl.dot(a_even, w_even.to(a_even.dtype), out_dtype=tl.float32)
             d = tl.dot(a_odd, w_odd.to(a_even.dtype), d, out_dtype=tl.float32)

@@ -591,12 +591,17 @@ def quantize_activation_triton(
 
 
 def _quantized_operand(x2, group_size, act_mode, act_scale, pdl=False, counters=None):
-    """The permuted activation buffer and its scale for the GEMM epilogue: `(a, sx, sx_mode)`,
-    sx_mode 1 = the static fp32 scalar, 2 = per-token scales, 0 = none (float activations)."""
+    """The permuted activation buffer and its scale for the GEMM epilogue: `(a, sx, sx_mode)`."""
     a, sx = quantize_activation_triton(x2, group_size, act_mode, act_scale, pdl, counters)
+    return (a, *_epilogue_scale(act_mode, act_scale, sx))
+
+
+def _epilogue_scale(act_mode, act_scale, sx):
+    """`(sx, sx_mode)` for the GEMM epilogue: sx_mode 1 = the static fp32 scalar, 2 = the per-token
+    scales `sx`, 0 = none (float activations)."""
     if act_mode == "static":
-        return a, act_scale.reshape(()).float(), 1
-    return a, sx, 2 if act_mode == "dynamic" else 0
+        return act_scale.reshape(()).float(), 1
+    return sx, 2 if act_mode == "dynamic" else 0
 
 
 def _launch(
@@ -953,10 +958,7 @@ def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, 
             and x.dtype in _DTYPES):
         return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
     a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
-    if act_mode == "static":
-        sx, sx_mode = act_scale.reshape(()).float(), 1
-    else:
-        sx_mode = 2
+    sx, sx_mode = _epilogue_scale(act_mode, act_scale, sx)
     y = torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, x.dtype)
     return y.reshape(*x.shape[:-1], qweight.shape[0])
 
