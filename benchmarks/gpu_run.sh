@@ -127,13 +127,6 @@ PY
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
         python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
     ;;
-  run27)  # (session 5) PDL trigger position in the quantization kernel; the option was removed after it lost (commit 35c9542)
-    timeout 100 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k pdl --tb=short 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
-    timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --late-trigger --shapes 0 --ms 1
-    timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --prefill 256 --compile default \
-        --compile-variants fp16,w4a8-dynamic+fused+early,w4a8-dynamic+fused+late \
-        --variants "w4a8-dynamic+fused+early,w4a8-dynamic+fused+late"
-    ;;
   run28)  # where the unpacked prefill path starts paying (PREFILL_MIN_M); e2e with a 256-token prefill
     timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-threshold --shapes 0 --ms 1
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --prefill 256 --variants "w4a8-dynamic+fused"
