@@ -16,6 +16,7 @@ Timings are medians of CUDA-event timings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -201,7 +202,8 @@ def main() -> None:
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
-                    help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled "
+                    help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
+                         "tritondecode "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -222,6 +224,9 @@ def main() -> None:
                 bm, bn, w, st, wg, regs = map(int, value.split(","))
                 cfg = tw.PrefillConfig(bm, bn, w, st, wgmma=bool(wg), maxnreg=regs or None)
                 tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
+            elif key == "decode":  # the Gluon decode kernel at M <= 16: block_n,warps,unroll
+                bn, w, u = map(int, value.split(","))
+                tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, bn, w, 3, split_k=8, gluon=True, unroll=u))
             elif key == "chunk":
                 from fptq.kernels import triton_prefill
 
@@ -291,13 +296,15 @@ def main() -> None:
     from fptq.kernels import triton_w4a8 as tw
 
     modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a16": "none"}
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0]
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
-        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL = defaults
+        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0] = defaults
+        if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one
+            tw.CONFIGS[0] = (tw.CONFIGS[0][0], dataclasses.replace(tw.CONFIGS[0][1], gluon=False))
         if "tiled" in opts:  # large M through the tiled kernel instead of unpack-then-GEMM
             tw.USE_PREFILL = False
         if "opaque" in opts or "ingraph" in opts:

@@ -555,6 +555,25 @@ def decode4_sweep(log, results, m=1):
     _settings_sweep(log, results, "decode4", SHAPES + FUSED_SHAPES, (m,), settings, apply)
 
 
+def mma_decode_sweep(log, results, ms=(1, 16)):
+    """Run 31: the Gluon `mma.sync` decode kernel (`gluon_decode`) against the Triton one at M <= 16,
+    on every LLaMA shape and the fused ones. Settings: (M <= 16 KernelConfig, DECODE_TARGET_PROGRAMS)."""
+    kc = tw.KernelConfig
+    settings = [("triton", (kc(16, 64, 4, 3, split_k=8), 528))]
+    for bn, w, u, t in ((64, 4, 2, 528), (64, 4, 4, 528), (64, 4, 1, 528), (128, 4, 2, 528), (128, 8, 2, 528),
+                        (64, 4, 2, 1056), (32, 4, 2, 1056), (128, 4, 4, 264)):
+        settings.append((f"gluon bn{bn} w{w} u{u} t{t}", (kc(16, bn, w, 3, split_k=8, gluon=True, unroll=u), t)))
+
+    def apply(params):
+        cfg, tw.DECODE_TARGET_PROGRAMS = params
+        tw.CONFIGS[0] = (tw.CONFIGS[0][0], cfg)
+
+    score = _settings_sweep(log, results, "mma_decode", SHAPES + FUSED_SHAPES, ms, settings, apply)
+    best = min((label for label in score if label != "triton"), key=score.get)
+    cfg, target = dict(settings)[best]
+    log(f"MMA_DECODE_WINNER decode={cfg.block_n},{cfg.num_warps},{cfg.unroll} target={target}")
+
+
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     """Runs 19-25: the unpack-then-GEMM path (`triton_prefill`; Triton or Gluon kernel, tile shapes)
     against the tiled kernel at prefill M, then the fp8 activation option with the winner.
@@ -660,6 +679,7 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--mma-decode", action="store_true", help="run 31: the Gluon mma.sync decode kernel vs Triton, M <= 16")
     ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
     ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
     ap.add_argument("--prefill-threshold", action="store_true", help="run 28: tiled vs unpacked at M = 128-512")
@@ -698,7 +718,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
+    for flag, study in (("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
         if getattr(args, flag):

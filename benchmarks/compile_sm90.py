@@ -22,6 +22,7 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
+from fptq.kernels import gluon_decode  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
@@ -104,6 +105,12 @@ def variants(prefill_candidates=False):
                 const = dict(const, M=1)  # Triton's launcher specializes an integer argument equal to 1
             yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, GEMM_TYPES, const, cfg.num_warps, cfg.num_stages,
                    dict(launch_pdl=pdl))
+            if cfg.gluon:  # the Gluon decode kernel the config selects (int8 activations)
+                gconst = {key: const[key] for key in ("GROUP", "SUB", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS",
+                                                      "EVEN_K", "SPLIT_K", "PDL", "PREFETCH_LINES", "M")}
+                gconst.update(BLOCK_N=cfg.block_n, UNROLL=cfg.unroll, num_warps=cfg.num_warps)
+                yield (f"gluon decode {cfg} pdl={pdl}", gluon_decode._decode_mma_kernel, GEMM_TYPES, gconst,
+                       cfg.num_warps, 1, dict(launch_pdl=pdl))
     for one_pass in (True, False):
         for pdl in (False, True):
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl,

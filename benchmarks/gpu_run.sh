@@ -136,6 +136,15 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
         --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
     ;;
+  run31)  # Gluon mma.sync decode kernel: GPU tests, sweep against the Triton kernel at M <= 16
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "gluon or pdl or large" --tb=short 2>&1 | tail -25 | tee "$OUT/pytest_gpu.txt"
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --mma-decode --shapes 0 --ms 1
+    ;;
+  run31e2e)  # e2e decode: Gluon kernel (settings in $2) vs the Triton kernel, eager+graph and compiled
+    timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --kernel-settings "${2:-}" --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+tritondecode \
+        --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tritondecode"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

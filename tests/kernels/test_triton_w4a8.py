@@ -367,6 +367,41 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, unroll=2),
+                                 tw.KernelConfig(16, 32, 4, 3, split_k=3, gluon=True, unroll=1),
+                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, gluon=True, unroll=4)])
+@pytest.mark.parametrize("pdl", [False, True])
+def test_gpu_decode_gluon(monkeypatch, cfg, pdl):
+    """The Gluon `mma.sync` decode kernel (`gluon_decode`): M = 1..16, column tails, K tails and half
+    steps, group 64/128/256/per-channel, symmetric and asymmetric, bias, static and dynamic int8,
+    fp16 and bf16, split-K with an uneven last slice; with and without programmatic dependent launch."""
+    from fptq.kernels import gluon_decode
+
+    if gluon_decode.gluon is None or torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("needs Gluon and an sm_80+ GPU")
+
+    class NoFallback:
+        def __getitem__(self, grid):
+            raise AssertionError("the Triton kernel ran instead of the Gluon one")
+
+    monkeypatch.setattr(tw, "_w4a8_kernel", NoFallback())
+    monkeypatch.setattr(tw, "USE_PDL", pdl)
+    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 0)  # the config's split as given
+    cases = ((1, 1000, 4096, 128, True, torch.float16), (3, 262, 4096, 64, False, torch.bfloat16),
+             (16, 384, 200, -1, True, torch.float16), (7, 256, 1024, 256, False, torch.float16),
+             (1, 100, 192, 64, True, torch.float16), (16, 4096, 11008, 128, False, torch.bfloat16))
+    for m, n, k, g, sym, dtype in cases:
+        gs = k if g == -1 else g
+        layer = make_layer(n, k, gs, sym, bias=m != 7, dtype=dtype)
+        x = make_x(m, k, dtype)
+        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
+        for act_mode in ("static", "dynamic"):
+            act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+            y = run(x, layer, gs, act_mode, act_scale, cfg)
+            assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < tol, (m, n, k, g, act_mode)
+
+
+@pytest.mark.gpu
 def test_gpu_fp8_per_channel_long_k():
     """fp8 activations with per-channel weights over a long K: each K step's fp32 sum is added to
     the accumulator (Hopper's fp8 MMA accumulates at reduced precision), in the tiled and the

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fptq.kernels import gluon_decode
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -90,6 +91,10 @@ class KernelConfig:
     split_k: int = 1
     group_m: int = 8
     fused_act: bool = False  # quantize raw activations inside the GEMM (block_m <= 16 only)
+    # block_m == 16 with int8 activations on sm_80+: the Gluon `mma.sync` kernel (`gluon_decode`)
+    # instead of `_w4a8_kernel`, loading `unroll` K steps per loop iteration (elsewhere ignored)
+    gluon: bool = False
+    unroll: int = 2
 
 
 def _sub_chunk(group_size: int) -> int:
@@ -449,7 +454,7 @@ if triton is not None:
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
 # (benchmarks/GPU_NOTES.md); (upper bound of M, config).
 CONFIGS: list[tuple[int, KernelConfig]] = [
-    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=8)),
+    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=8, gluon=True, unroll=2)),
     (128, KernelConfig(block_m=32, block_n=128, num_warps=4, num_stages=4, split_k=2)),
     (512, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
     (1 << 62, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
@@ -640,6 +645,19 @@ def _launch(
     counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
+    if _use_gluon_decode(cfg, a, a_mode, dot_type, m):
+        gluon_decode._decode_mma_kernel[grid](
+            a, qweight, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
+            bias if bias is not None else dummy, out, ws, counters,
+            m, n, k, a.stride(0), qweight.stride(0), scales.stride(0), zeros.stride(0) if zeros is not None else 0,
+            out.stride(0),
+            GROUP=group_size, SUB=sub, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
+            HAS_BIAS=bias is not None, EVEN_K=k % sub == 0, BLOCK_N=cfg.block_n, SPLIT_K=split, UNROLL=cfg.unroll,
+            num_warps=cfg.num_warps,
+            **_pdl_constexprs(pdl, n, k, sub, split),
+            **({"launch_pdl": True} if pdl else {}),
+        )
+        return out
     _w4a8_kernel[grid](
         a,
         qweight,
@@ -678,6 +696,13 @@ def _launch(
         **({"launch_pdl": True} if pdl else {}),
     )
     return out
+
+
+def _use_gluon_decode(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: int) -> bool:
+    """The Gluon decode kernel: asked for by the config, int8 activations in the permuted buffer,
+    M <= 16, a CUDA GPU with int8 `mma.sync` (sm_80+) and a Triton with Gluon."""
+    return (cfg.gluon and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0 and a.is_cuda
+            and gluon_decode.gluon is not None and _capability(a.device.index) >= (8, 0))
 
 
 def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device) -> tuple:
