@@ -127,6 +127,11 @@ PY
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
         python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
     ;;
+  ncu-decode)  # Nsight Compute on one launch of each M <= 16 decode GEMM variant and cuBLAS fp16 (M N K)
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
+        --section MemoryWorkloadAnalysis -k 'regex:w4a8_kernel|decode_mma|gemv|gemm|Kernel|nvjet|cutlass' \
+        python3 benchmarks/profile_decode.py ${2:-1} ${3:-28672} ${4:-8192} 2>&1 | tee -a "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 120000
+    ;;
   run28)  # where the unpacked prefill path starts paying (PREFILL_MIN_M); e2e with a 256-token prefill
     timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefill-threshold --shapes 0 --ms 1
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --prefill 256 --variants "w4a8-dynamic+fused"
@@ -136,7 +141,7 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
         --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
     ;;
-  run31)  # Gluon mma.sync decode kernel: GPU tests, sweep against the Triton kernel at M <= 16
+  run31|run33)  # Gluon mma.sync decode kernels: GPU tests, sweep against the Triton kernel at M <= 16
     timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "gluon or pdl or large" --tb=short 2>&1 | tail -25 | tee "$OUT/pytest_gpu.txt"
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --mma-decode --shapes 0 --ms 1
     ;;

@@ -369,10 +369,14 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
 @pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, unroll=2),
                                  tw.KernelConfig(16, 32, 4, 3, split_k=3, gluon=True, unroll=1),
-                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, gluon=True, unroll=4)])
+                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, gluon=True, unroll=4),
+                                 tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, tma_stages=6),
+                                 tw.KernelConfig(16, 32, 4, 3, split_k=3, gluon=True, tma_stages=2),
+                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, gluon=True, tma_stages=4)])
 @pytest.mark.parametrize("pdl", [False, True])
 def test_gpu_decode_gluon(monkeypatch, cfg, pdl):
-    """The Gluon `mma.sync` decode kernel (`gluon_decode`): M = 1..16, column tails, K tails and half
+    """The Gluon `mma.sync` decode kernels (`gluon_decode`; registers or a TMA ring, which falls back
+    to registers where K / 2 is not a multiple of 16): M = 1..16, column tails, K tails and half
     steps, group 64/128/256/per-channel, symmetric and asymmetric, bias, static and dynamic int8,
     fp16 and bf16, split-K with an uneven last slice; with and without programmatic dependent launch."""
     from fptq.kernels import gluon_decode

@@ -32,6 +32,8 @@ try:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.ampere import mma_v2
+    from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
 
@@ -223,9 +225,148 @@ if gluon is not None:
                         part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
                         acc = acc + part_f * s_w.to(gl.float32)[None, :]
 
-            # epilogue: per-channel scale, activation scale, split-K reduction, bias, store
             if PER_CHANNEL:
                 acc = acc_i.to(gl.float32) * scale[None, :]
+            _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
+                    SX_MODE, HAS_BIAS, SPLIT_K)
+
+        @gluon.jit
+        def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
+                   ACTS: gl.constexpr):
+            """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
+            packed weight tile and / or the activation tile, both completing on the slot's mbarrier
+            (armed for both when the weights are issued)."""
+            STAGES: gl.constexpr = w_smem.shape[0]
+            HALF: gl.constexpr = w_desc.block_type.shape[1]
+            slot = j % STAGES
+            ok = j < n
+            bar = bars.index(slot)
+            if WEIGHTS:
+                mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
+                tma.async_copy_global_to_shared(w_desc, [off_n, (lo + j) * HALF], bar, w_smem.index(slot), pred=ok)
+            if ACTS:  # the step's even and odd activation columns, one tile each
+                tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
+                tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF + HALF], bar, a_smem.index(2 * slot + 1),
+                                                pred=ok)
+
+        @gluon.jit
+        def _decode_tma_kernel(
+            w_desc,  # TMA descriptor of qweight (N, K // 2) uint8, block (BLOCK_N, HALF)
+            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF)
+            scales_ptr,
+            zeros_ptr,
+            sx_ptr,
+            bias_ptr,
+            out_ptr,
+            ws_ptr,
+            cnt_ptr,
+            M,
+            N,
+            K,
+            stride_sn,
+            stride_zn,
+            stride_om,
+            GROUP: gl.constexpr,
+            PER_CHANNEL: gl.constexpr,
+            HAS_ZEROS: gl.constexpr,
+            SX_MODE: gl.constexpr,
+            HAS_BIAS: gl.constexpr,
+            SPLIT_K: gl.constexpr,
+            STAGES: gl.constexpr,
+            PDL: gl.constexpr,
+            num_warps: gl.constexpr,
+        ):
+            """`_decode_mma_kernel` fed by a STAGES-deep ring of TMA loads (Hopper): each program keeps
+            STAGES K steps of weights in flight without registers or load instructions of its own, the
+            way a bandwidth-bound GEMV needs; TMA also zero-fills the rows past M and the bytes past K."""
+            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
+            HALF: gl.constexpr = w_desc.block_type.shape[1]
+            SUB: gl.constexpr = 2 * HALF
+            mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[1, num_warps],
+                                                          instr_shape=[16, 8])
+            a_dot: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
+            b_dot: gl.constexpr = gl.DotOperandLayout(operand_index=1, parent=mma, k_width=4)
+            w_l: gl.constexpr = gl.BlockedLayout([HALF // 4, 1], [4, 8], [1, num_warps], [0, 1])
+            w_rows: gl.constexpr = gl.BlockedLayout([1, HALF // 4], [8, 4], [num_warps, 1], [1, 0])  # w_l transposed
+            a_l: gl.constexpr = _a_layout(HALF, num_warps)
+
+            pid_n = gl.program_id(0)
+            pid_k = gl.program_id(1)
+            off_n = pid_n * BLOCK_N
+            n_steps = (K + SUB - 1) // SUB
+            per = (n_steps + SPLIT_K - 1) // SPLIT_K
+            lo = pid_k * per
+            n = gl.minimum(per, n_steps - lo)
+
+            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
+            a_smem = gl.allocate_shared_memory(gl.int8, [2 * STAGES, 16, HALF], a_desc.layout)
+            bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            for i in gl.static_range(STAGES):
+                mbarrier.init(bars.index(i), count=1)
+            # weights first (independent of the activations: under PDL they stream in while the
+            # quantization kernel still runs), then the activations once they exist
+            for i in gl.static_range(STAGES):
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False)
+            if PDL:
+                gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
+                                          pack=1)
+            for i in gl.static_range(STAGES):
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
+
+            offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+            cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
+            offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
+            offs_wn = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, w_l))
+            wcols = gl.where(offs_wn < N, offs_wn, 0).to(gl.int64)
+            if PER_CHANNEL:
+                scale = gl.load(scales_ptr + cols * stride_sn).to(gl.float32)
+                if HAS_ZEROS:
+                    zc = gl.load(zeros_ptr + wcols * stride_zn)
+
+            acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
+            zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
+            acc_i = zero_i
+            for j in range(0, n):
+                slot = j % STAGES
+                g = ((lo + j) * SUB) // GROUP
+                if not PER_CHANNEL:
+                    s_w = gl.load(scales_ptr + cols * stride_sn + g)
+                    if HAS_ZEROS:
+                        zc = gl.load(zeros_ptr + wcols * stride_zn + g)
+                mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
+                wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
+                a_even = a_smem.index(2 * slot).load(a_l)
+                a_odd = a_smem.index(2 * slot + 1).load(a_l)
+                gl.thread_barrier()  # every warp has read the slot before its refill
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, True)
+                if HAS_ZEROS:
+                    c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8)[None, :], wb)[0]
+                else:
+                    c = wb
+                w_even = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, False, HAS_ZEROS), HALF, BLOCK_N), b_dot,
+                                           assert_trivial=True)
+                w_odd = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, True, HAS_ZEROS), HALF, BLOCK_N), b_dot,
+                                          assert_trivial=True)
+                ae = gl.convert_layout(_a_to_mma_order(a_even, HALF), a_dot, assert_trivial=True)
+                ao = gl.convert_layout(_a_to_mma_order(a_odd, HALF), a_dot, assert_trivial=True)
+                if PER_CHANNEL:
+                    acc_i = mma_v2(ao, w_odd, mma_v2(ae, w_even, acc_i))
+                else:
+                    part = mma_v2(ao, w_odd, mma_v2(ae, w_even, zero_i))
+                    part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
+                    acc = acc + part_f * s_w.to(gl.float32)[None, :]
+            for i in gl.static_range(STAGES):
+                mbarrier.invalidate(bars.index(i))
+            if PER_CHANNEL:
+                acc = acc_i.to(gl.float32) * scale[None, :]
+            _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
+                    SX_MODE, HAS_BIAS, SPLIT_K)
+
+        @gluon.jit
+        def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
+                    SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr):
+            """Epilogue of both decode kernels: the activation scale, then (split-K) this slice's fp32
+            partial into the workspace and, in the last slice to arrive, the fixed-order sum; bias; store."""
             if SX_MODE == 1:
                 acc = acc * gl.load(sx_ptr).to(gl.float32)
             elif SX_MODE == 2:
@@ -248,3 +389,13 @@ if gluon is not None:
 
     except Exception:  # pragma: no cover - a Gluon API this code does not know: the Triton path only
         gluon = None
+
+
+def tma_descriptors(a, qweight, block_n: int, sub: int):
+    """Host TMA descriptors of `_decode_tma_kernel` (unswizzled shared tiles: each lane reads 16
+    contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts)."""
+    w_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
+    a_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
+    w_desc = TensorDescriptor.from_tensor(qweight, [block_n, sub // 2], w_layout)
+    a_desc = TensorDescriptor.from_tensor(a, [16, sub // 2], a_layout)
+    return w_desc, a_desc

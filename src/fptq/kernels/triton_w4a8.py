@@ -95,6 +95,9 @@ class KernelConfig:
     # instead of `_w4a8_kernel`, loading `unroll` K steps per loop iteration (elsewhere ignored)
     gluon: bool = False
     unroll: int = 2
+    # with `gluon` on sm_90+: a ring of this many TMA-loaded K steps feeds the Gluon kernel instead
+    # (`gluon_decode._decode_tma_kernel`; 0: the kernel loads `unroll` steps into registers itself)
+    tma_stages: int = 0
 
 
 def _sub_chunk(group_size: int) -> int:
@@ -454,7 +457,7 @@ if triton is not None:
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
 # (benchmarks/GPU_NOTES.md); (upper bound of M, config).
 CONFIGS: list[tuple[int, KernelConfig]] = [
-    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=8, gluon=True, unroll=2)),
+    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=8, gluon=True, tma_stages=6)),
     (128, KernelConfig(block_m=32, block_n=128, num_warps=4, num_stages=4, split_k=2)),
     (512, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
     (1 << 62, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
@@ -645,6 +648,17 @@ def _launch(
     counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
+    if _use_gluon_decode(cfg, a, a_mode, dot_type, m) and _use_tma(cfg, a, qweight, k):
+        w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
+        gluon_decode._decode_tma_kernel[grid](
+            w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
+            bias if bias is not None else dummy, out, ws, counters,
+            m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
+            GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
+            HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
+            **({"launch_pdl": True} if pdl else {}),
+        )
+        return out
     if _use_gluon_decode(cfg, a, a_mode, dot_type, m):
         gluon_decode._decode_mma_kernel[grid](
             a, qweight, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
@@ -703,6 +717,13 @@ def _use_gluon_decode(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type:
     M <= 16, a CUDA GPU with int8 `mma.sync` (sm_80+) and a Triton with Gluon."""
     return (cfg.gluon and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0 and a.is_cuda
             and gluon_decode.gluon is not None and _capability(a.device.index) >= (8, 0))
+
+
+def _use_tma(cfg: KernelConfig, a: torch.Tensor, qweight: torch.Tensor, k: int) -> bool:
+    """The TMA-fed Gluon decode kernel: asked for, sm_90+, and TMA's 16-byte alignment of the
+    weight rows (K a multiple of 32) and of both base addresses."""
+    return (cfg.tma_stages > 0 and _capability(a.device.index) >= (9, 0) and (k // 2) % 16 == 0
+            and qweight.data_ptr() % 16 == 0 and a.data_ptr() % 16 == 0)
 
 
 def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device) -> tuple:
