@@ -119,7 +119,7 @@ def variants(prefill_candidates=False):
                                  a_desc=f"tensordesc<i8[16, 64],{lay}>")
                     tconst = {key: gconst[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS",
                                                            "SPLIT_K", "M")}
-                    tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps)
+                    tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
                     yield (f"gluon tma decode {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types, tconst,
                            cfg.num_warps, 1, dict(launch_pdl=pdl))
     for one_pass in (True, False):

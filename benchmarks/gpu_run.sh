@@ -129,7 +129,7 @@ PY
     ;;
   ncu-decode)  # Nsight Compute on one launch of each M <= 16 decode GEMM variant and cuBLAS fp16 (M N K)
     ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
-        --section MemoryWorkloadAnalysis -k 'regex:w4a8_kernel|decode_mma|gemv|gemm|Kernel|nvjet|cutlass' \
+        --section MemoryWorkloadAnalysis -k 'regex:w4a8_kernel|decode_|gemv|gemm|Kernel|nvjet|cutlass' \
         python3 benchmarks/profile_decode.py ${2:-1} ${3:-28672} ${4:-8192} 2>&1 | tee -a "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 120000
     ;;
   run28)  # where the unpacked prefill path starts paying (PREFILL_MIN_M); e2e with a 256-token prefill
@@ -141,9 +141,16 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
         --variants "w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
     ;;
-  run31|run33)  # Gluon mma.sync decode kernels: GPU tests, sweep against the Triton kernel at M <= 16
-    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "gluon or pdl or large" --tb=short 2>&1 | tail -25 | tee "$OUT/pytest_gpu.txt"
+  run31|run33|run35)  # Gluon mma.sync decode kernels: GPU tests, sweep against the Triton kernel at M <= 16
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "gluon or pdl or large or split" --tb=short 2>&1 | tail -25 | tee "$OUT/pytest_gpu.txt"
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --mma-decode --shapes 0 --ms 1
+    ;;
+  run35probe)
+    timeout 200 python3 benchmarks/probe_decode.py 2>&1 | tee "$OUT/probe.txt"
+    ;;
+  run34)  # what limits the decode GEMMs: scales per step vs per channel, read floor; ncu of the TMA kernel
+    timeout 200 python3 benchmarks/probe_decode.py 2>&1 | tee "$OUT/probe.txt"
+    bash benchmarks/gpu_run.sh ncu-decode 1 28672 8192 > /dev/null 2>&1
     ;;
   run31e2e)  # e2e decode: Gluon kernel (settings in $2) vs the Triton kernel, eager+graph and compiled
     timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --kernel-settings "${2:-}" --compile default \

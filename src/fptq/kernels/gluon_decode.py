@@ -274,6 +274,7 @@ if gluon is not None:
             SPLIT_K: gl.constexpr,
             STAGES: gl.constexpr,
             PDL: gl.constexpr,
+            GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
             num_warps: gl.constexpr,
         ):
             """`_decode_mma_kernel` fed by a STAGES-deep ring of TMA loads (Hopper): each program keeps
@@ -303,36 +304,60 @@ if gluon is not None:
             bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
                 mbarrier.init(bars.index(i), count=1)
-            # weights first (independent of the activations: under PDL they stream in while the
-            # quantization kernel still runs), then the activations once they exist
+            # weights and group scales first (independent of the activations: under PDL they stream in
+            # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False)
+            offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+            cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
+            offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
+            offs_wn = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, w_l))
+            wcols = gl.where(offs_wn < N, offs_wn, 0).to(gl.int64)
+            g0 = (lo * SUB) // GROUP
+            if PER_CHANNEL:
+                scale = gl.load(scales_ptr + cols * stride_sn).to(gl.float32)
+                if HAS_ZEROS:
+                    zc = gl.load(zeros_ptr + wcols * stride_zn)[None, :]
+            else:
+                # The group scales (and zeros) of this program's K range, GROUPS x BLOCK_N, copied once into
+                # shared memory: per K step, reading a column of them from global memory touched one
+                # sector per weight row and cost ~20 % of the large shapes (run 34, per-channel probe).
+                t_l: gl.constexpr = gl.BlockedLayout([1, 1], [8, 4], [1, num_warps], [0, 1])
+                t_smem: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])  # unswizzled, row-major
+                r_smem: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [2, 1, 0])
+                offs_g = gl.arange(0, GROUPS, layout=gl.SliceLayout(1, t_l))
+                offs_tn = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, t_l))
+                t_off = gl.where(offs_tn < N, offs_tn, 0).to(gl.int64)[None, :]
+                t_mask = (g0 + offs_g < K // GROUP)[:, None] & (offs_tn >= 0)[None, :]
+                # stored as (GROUPS, 1, BLOCK_N), read back one (1, BLOCK_N) row per step through a view of
+                # the same bytes whose rows index like a ring slot
+                s_t = gl.load(scales_ptr + t_off * stride_sn + (g0 + offs_g)[:, None], mask=t_mask, other=0.0)
+                s_smem = gl.allocate_shared_memory(gl.float16, [GROUPS, 1, BLOCK_N], r_smem)
+                s_smem.store(gl.reshape(s_t, [GROUPS, 1, BLOCK_N]))
+                s_smem = s_smem._reinterpret(gl.float16, [GROUPS, 1, BLOCK_N], t_smem)
+                if HAS_ZEROS:
+                    z_t = gl.load(zeros_ptr + t_off * stride_zn + (g0 + offs_g)[:, None], mask=t_mask, other=0)
+                    z_smem = gl.allocate_shared_memory(gl.uint8, [GROUPS, 1, BLOCK_N], r_smem)
+                    z_smem.store(gl.reshape(z_t, [GROUPS, 1, BLOCK_N]))
+                    z_smem = z_smem._reinterpret(gl.uint8, [GROUPS, 1, BLOCK_N], t_smem)
+                gl.thread_barrier()
+            # the activations, once the quantization kernel has written them
             if PDL:
                 gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
                                           pack=1)
             for i in gl.static_range(STAGES):
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
 
-            offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-            cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
-            offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
-            offs_wn = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, w_l))
-            wcols = gl.where(offs_wn < N, offs_wn, 0).to(gl.int64)
-            if PER_CHANNEL:
-                scale = gl.load(scales_ptr + cols * stride_sn).to(gl.float32)
-                if HAS_ZEROS:
-                    zc = gl.load(zeros_ptr + wcols * stride_zn)
-
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
             acc_i = zero_i
             for j in range(0, n):
                 slot = j % STAGES
-                g = ((lo + j) * SUB) // GROUP
                 if not PER_CHANNEL:
-                    s_w = gl.load(scales_ptr + cols * stride_sn + g)
+                    gi = ((lo + j) * SUB) // GROUP - g0
+                    s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
                     if HAS_ZEROS:
-                        zc = gl.load(zeros_ptr + wcols * stride_zn + g)
+                        zc = z_smem.index(gi).load(w_l)
                 mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
                 wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
                 a_even = a_smem.index(2 * slot).load(a_l)
@@ -340,7 +365,7 @@ if gluon is not None:
                 gl.thread_barrier()  # every warp has read the slot before its refill
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, True)
                 if HAS_ZEROS:
-                    c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8)[None, :], wb)[0]
+                    c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
                 else:
                     c = wb
                 w_even = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, False, HAS_ZEROS), HALF, BLOCK_N), b_dot,
@@ -354,7 +379,7 @@ if gluon is not None:
                 else:
                     part = mma_v2(ao, w_odd, mma_v2(ae, w_even, zero_i))
                     part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-                    acc = acc + part_f * s_w.to(gl.float32)[None, :]
+                    acc = acc + part_f * s_w.to(gl.float32)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
             if PER_CHANNEL:

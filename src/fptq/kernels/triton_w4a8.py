@@ -656,6 +656,7 @@ def _launch(
             m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
             GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
             HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
+            GROUPS=_groups_per_program(k, sub, split, group_size),
             **({"launch_pdl": True} if pdl else {}),
         )
         return out
@@ -717,6 +718,14 @@ def _use_gluon_decode(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type:
     M <= 16, a CUDA GPU with int8 `mma.sync` (sm_80+) and a Triton with Gluon."""
     return (cfg.gluon and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0 and a.is_cuda
             and gluon_decode.gluon is not None and _capability(a.device.index) >= (8, 0))
+
+
+def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
+    """Power of two >= the weight groups one K slice of `split` touches (a slice of `per` steps of
+    `sub` columns starts on a group boundary only if a group is one step)."""
+    per = triton.cdiv(triton.cdiv(k, sub), split)
+    steps = max(1, group_size // sub)  # steps per group
+    return triton.next_power_of_2(triton.cdiv(per, steps) + (steps > 1))
 
 
 def _use_tma(cfg: KernelConfig, a: torch.Tensor, qweight: torch.Tensor, k: int) -> bool:
