@@ -16,7 +16,6 @@ Timings are medians of CUDA-event timings.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import time
@@ -305,7 +304,7 @@ def main() -> None:
         mode = modes[base]
         tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0] = defaults
         if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one
-            tw.CONFIGS[0] = (tw.CONFIGS[0][0], dataclasses.replace(tw.CONFIGS[0][1], gluon=False))
+            tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 3, split_k=8))  # the session-5 default
         if "tiled" in opts:  # large M through the tiled kernel instead of unpack-then-GEMM
             tw.USE_PREFILL = False
         if "opaque" in opts or "ingraph" in opts:

@@ -455,9 +455,11 @@ if triton is not None:
 
 
 # Launch parameters per M bucket, picked by `benchmarks/bench_gemm.py --sweep` on the H100
-# (benchmarks/GPU_NOTES.md); (upper bound of M, config).
+# (benchmarks/GPU_NOTES.md); (upper bound of M, config). M <= 16 with int8 activations: the Gluon
+# decode kernel fed by a 3-deep TMA ring (`--mma-decode`, run 35: 5-25 % faster than the Triton
+# kernel, which keeps the other activation modes and GPUs without TMA).
 CONFIGS: list[tuple[int, KernelConfig]] = [
-    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=8, gluon=True, tma_stages=6)),
+    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=16, gluon=True, tma_stages=3)),
     (128, KernelConfig(block_m=32, block_n=128, num_warps=4, num_stages=4, split_k=2)),
     (512, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
     (1 << 62, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
