@@ -202,7 +202,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, nofusedstatic "
+                         "tritondecode "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -303,7 +303,6 @@ def main() -> None:
         base, *opts = name.split("+")
         mode = modes[base]
         tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0] = defaults
-        tw.USE_FUSED_STATIC = "nofusedstatic" not in opts  # static activations quantized in the decode GEMM
         if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one
             tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 3, split_k=8))  # the session-5 default
         if "tiled" in opts:  # large M through the tiled kernel instead of unpack-then-GEMM

@@ -115,16 +115,13 @@ def variants(prefill_candidates=False):
                     from triton.experimental.gluon import language as gl
 
                     lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
-                    types = dict(GEMM_TYPES, x_ptr="*fp16", stride_xm="i32", w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>",
+                    types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>",
                                  a_desc=f"tensordesc<i8[16, 64],{lay}>")
                     tconst = {key: gconst[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS",
                                                            "SPLIT_K", "M")}
-                    tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, FUSED=False)
+                    tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
                     yield (f"gluon tma decode {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types, tconst,
                            cfg.num_warps, 1, dict(launch_pdl=pdl))
-                    tconst = dict(tconst, FUSED=True, SX_MODE=1)  # static activations quantized in the kernel
-                    yield (f"gluon tma decode fused-static {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types,
-                           tconst, cfg.num_warps, 1, dict(launch_pdl=pdl))
     for one_pass in (True, False):
         for pdl in (False, True):
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl,

@@ -21,14 +21,3 @@ def test_rejects_group_size_that_does_not_divide():
 def test_static_needs_a_scale():
     with pytest.raises(ValueError):
         QuantLinear.from_linear(torch.nn.Linear(64, 8), group_size=32, act_mode="static")
-
-
-def test_split_k_counters_are_zero_int32_and_not_saved():
-    """The layer-owned split-K counters of the GPU decode kernel: one per 16 output columns, int32
-    zeros that survive casts, absent from the state dict (checkpoints do not change)."""
-    layer = QuantLinear.from_linear(torch.nn.Linear(64, 40), group_size=32, act_mode="dynamic")
-    layer.half()
-    assert layer.splitk_counters.dtype == torch.int32 and layer.splitk_counters.shape == (3,)
-    assert not layer.splitk_counters.any()
-    assert "splitk_counters" not in layer.state_dict()
-    assert layer(torch.randn(2, 64).half()).shape == (2, 40)  # CPU backends ignore the workspace

@@ -406,62 +406,6 @@ def test_gpu_decode_gluon(monkeypatch, cfg, pdl):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("pdl", [False, True])
-def test_gpu_decode_fused_static(monkeypatch, pdl):
-    """Static int8 activations at M <= 4 with layer-owned split-K counters: quantized inside the Gluon
-    TMA decode kernel (no quantization kernel runs), the reference's codes (IEEE division, round half
-    to even), counters left zero; eagerly and replayed in a CUDA graph; M = 5 takes the usual path."""
-    from fptq.kernels import gluon_decode
-
-    if gluon_decode.gluon is None or torch.cuda.get_device_capability() < (9, 0):
-        pytest.skip("needs Gluon and an sm_90+ GPU")
-
-    class NoQuantKernel:
-        def __getitem__(self, grid):
-            raise AssertionError("the quantization kernel ran")
-
-    monkeypatch.setattr(tw, "USE_PDL", pdl)
-    cases = ((1, 1000, 4096, 128, True, torch.float16), (3, 262, 4096, 64, False, torch.bfloat16),
-             (4, 384, 256, -1, True, torch.float16), (2, 4096, 11008, 128, False, torch.float16),
-             (1, 100, 192, 64, True, torch.float16))
-    for m, n, k, g, sym, dtype in cases:
-        gs = k if g == -1 else g
-        layer = make_layer(n, k, gs, sym, bias=m != 2, dtype=dtype)
-        x = make_x(m, k, dtype)
-        act_scale = (x.float().abs().amax() / 127 * 0.7).reshape(())  # some codes clamp at +-127
-        counters = torch.zeros(-(-n // 16), dtype=torch.int32, device="cuda")
-        exact = dequant_matmul64(x, layer, gs, "static", act_scale)
-        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
-        out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
-
-        def call(x=x, layer=layer, gs=gs, act_scale=act_scale, out=out, counters=counters):
-            return tw.w4a8_linear(x, *layer[:3], group_size=gs, act_mode="static", act_scale=act_scale,
-                                  bias=layer[3], out=out, counters=counters)
-
-        with monkeypatch.context() as mp:
-            mp.setattr(tw, "_act_quant_kernel", NoQuantKernel())
-            assert rel(call(), exact) < tol, (m, n, k, g)
-            assert not counters.any()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                call()
-            out.fill_(float("nan"))
-            for _ in range(3):
-                graph.replay()
-            assert rel(out, exact) < tol and not counters.any()
-        ref = ref_mod.quant_linear_reference(x.cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
-                                             group_size=gs, act_mode="static", act_scale=act_scale.cpu(),
-                                             bias=None if layer[3] is None else layer[3].cpu())
-        assert rel(out, ref) < 1e-3  # same integer codes as the reference
-    x5 = make_x(5, 4096)
-    layer = make_layer(512, 4096, 128, True)
-    counters = torch.zeros(32, dtype=torch.int32, device="cuda")
-    y = tw.w4a8_linear(x5, *layer[:3], group_size=128, act_mode="static", act_scale=torch.tensor(0.05, device="cuda"),
-                       counters=counters)
-    assert rel(y, dequant_matmul64(x5, layer, 128, "static", torch.tensor(0.05))) < 2e-3
-
-
-@pytest.mark.gpu
 def test_gpu_fp8_per_channel_long_k():
     """fp8 activations with per-channel weights over a long K: each K step's fp32 sum is added to
     the accumulator (Hopper's fp8 MMA accumulates at reduced precision), in the tiled and the

@@ -31,8 +31,6 @@ class Backend:
     # supports(x, bits, group_size, act_mode) -> bool
     supports: Callable[[torch.Tensor, int, int, str], bool]
     priority: int = 0
-    # fn also takes `workspace=`: the layer's int32 split-K counters (`QuantLinear.splitk_counters`)
-    takes_workspace: bool = False
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -82,15 +80,10 @@ def quant_linear(
     act_mode: str = "dynamic",
     act_scale: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
-    workspace: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`workspace`: optional int32 zeros owned by the layer (split-K counters, left as found) that a
-    backend may use instead of per-call temporaries; the numbers do not depend on it."""
     backend = select_backend(x, bits, group_size, act_mode)
-    extra = {"workspace": workspace} if workspace is not None and backend.takes_workspace else {}
     return backend.fn(
-        x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias,
-        **extra,
+        x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias
     )
 
 

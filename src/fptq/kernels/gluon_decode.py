@@ -105,30 +105,6 @@ if gluon is not None:
             return wb, a_even, a_odd, s_w, zc
 
         @gluon.jit
-        def _load_x(x_ptr, stride_xm, M, K, step, ok, HALF: gl.constexpr, num_warps: gl.constexpr):
-            """FUSED: the raw activations of K step `step` for rows 0..3, as (4, HALF, 2): [row, j, even|odd]
-            = x[row, step * 2 HALF + 2 j + even|odd] in fp32 (zero past M, past K, or if not `ok`)."""
-            x_l: gl.constexpr = gl.BlockedLayout([1, HALF // 32, 2], [1, 32, 1], [num_warps, 1, 1], [2, 1, 0])
-            rows = gl.arange(0, 4, layout=gl.SliceLayout(1, gl.SliceLayout(2, x_l)))
-            jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, gl.SliceLayout(2, x_l)))
-            ee = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(1, x_l)))
-            col = step * 2 * HALF + 2 * jj[None, :, None] + ee[None, None, :]
-            ptrs = x_ptr + rows.to(gl.int64)[:, None, None] * stride_xm + col
-            mask = (rows < M)[:, None, None] & (col < K) & ok
-            return gl.load(ptrs, mask=mask, other=0.0).to(gl.float32)
-
-        @gluon.jit
-        def _store_codes(xv, s_x, a_smem, slot, STAGES: gl.constexpr):
-            """FUSED: static int8 codes `round_half_even(clamp(x / s, -127, 127))` (the reference's, IEEE
-            division) of one step's activations into ring slot `slot`: even columns into tile 2 slot,
-            odd into 2 slot + 1, rows 0..3 (the MMA's other rows produce outputs that are never stored)."""
-            q = gl.minimum(gl.maximum(gl.div_rn(xv, s_x), -127.0), 127.0)
-            q = ((q + 12582912.0) - 12582912.0).to(gl.int8)  # round half to even (|q| < 2**22)
-            q_even, q_odd = gl.split(q)
-            a_smem.index(2 * slot).slice(0, 4, dim=0).store(q_even)
-            a_smem.index(2 * slot + 1).slice(0, 4, dim=0).store(q_odd)
-
-        @gluon.jit
         def _store_out(acc, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS: gl.constexpr):
             if HAS_BIAS:
                 acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
@@ -256,7 +232,7 @@ if gluon is not None:
 
         @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
-                   ACTS: gl.constexpr, FUSED: gl.constexpr = False):
+                   ACTS: gl.constexpr):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
             packed weight tile and / or the activation tile, both completing on the slot's mbarrier
             (armed for both when the weights are issued)."""
@@ -266,10 +242,7 @@ if gluon is not None:
             ok = j < n
             bar = bars.index(slot)
             if WEIGHTS:
-                if FUSED:  # the activation tiles are written by the program's own threads
-                    mbarrier.expect(bar, w_desc.block_type.nbytes, pred=ok)
-                else:
-                    mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
+                mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
                 tma.async_copy_global_to_shared(w_desc, [off_n, (lo + j) * HALF], bar, w_smem.index(slot), pred=ok)
             if ACTS:  # the step's even and odd activation columns, one tile each
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
@@ -279,9 +252,7 @@ if gluon is not None:
         @gluon.jit
         def _decode_tma_kernel(
             w_desc,  # TMA descriptor of qweight (N, K // 2) uint8, block (BLOCK_N, HALF)
-            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF); FUSED: unused
-            x_ptr,  # FUSED: the raw activations (M, K) float, row stride stride_xm
-            stride_xm,
+            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF)
             scales_ptr,
             zeros_ptr,
             sx_ptr,
@@ -304,8 +275,7 @@ if gluon is not None:
             STAGES: gl.constexpr,
             PDL: gl.constexpr,
             GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
-            FUSED: gl.constexpr = False,  # M <= 4 static int8: quantize x here (no quantization kernel)
-            num_warps: gl.constexpr = 4,
+            num_warps: gl.constexpr,
         ):
             """`_decode_mma_kernel` fed by a STAGES-deep ring of TMA loads (Hopper): each program keeps
             STAGES K steps of weights in flight without registers or load instructions of its own, the
@@ -337,7 +307,7 @@ if gluon is not None:
             # weights and group scales first (independent of the activations: under PDL they stream in
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, FUSED)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -375,21 +345,12 @@ if gluon is not None:
             if PDL:
                 gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
                                           pack=1)
-            if FUSED:
-                s_x = gl.load(sx_ptr).to(gl.float32)
-                for i in gl.static_range(STAGES):
-                    _store_codes(_load_x(x_ptr, stride_xm, M, K, lo + i, i < n, HALF, num_warps), s_x, a_smem, i,
-                                 STAGES)
-                gl.thread_barrier()
-            else:
-                for i in gl.static_range(STAGES):
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
+            for i in gl.static_range(STAGES):
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
 
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
             acc_i = zero_i
-            if FUSED:  # (a name the loop body may assign under a constexpr condition must exist before it)
-                x_next = _load_x(x_ptr, stride_xm, M, K, lo, False, HALF, num_warps)
             for j in range(0, n):
                 slot = j % STAGES
                 if not PER_CHANNEL:
@@ -397,19 +358,12 @@ if gluon is not None:
                     s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
                     if HAS_ZEROS:
                         zc = z_smem.index(gi).load(w_l)
-                if FUSED:  # the activations of step j + STAGES, stored into this slot once it is free
-                    x_next = _load_x(x_ptr, stride_xm, M, K, lo + j + STAGES, j + STAGES < n, HALF, num_warps)
                 mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
                 wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
                 a_even = a_smem.index(2 * slot).load(a_l)
                 a_odd = a_smem.index(2 * slot + 1).load(a_l)
                 gl.thread_barrier()  # every warp has read the slot before its refill
-                if FUSED:
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, False, True)
-                else:
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, True)
-                if FUSED:  # read at j + STAGES, after the barriers of the iterations in between (STAGES >= 2)
-                    _store_codes(x_next, s_x, a_smem, slot, STAGES)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, True)
                 if HAS_ZEROS:
                     c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
                 else:
@@ -464,9 +418,9 @@ if gluon is not None:
 
 def tma_descriptors(a, qweight, block_n: int, sub: int):
     """Host TMA descriptors of `_decode_tma_kernel` (unswizzled shared tiles: each lane reads 16
-    contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts).
-    `a` None (FUSED: no activation buffer): the weight descriptor stands in for the unused one."""
-    layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
-    w_desc = TensorDescriptor.from_tensor(qweight, [block_n, sub // 2], layout)
-    a_desc = w_desc if a is None else TensorDescriptor.from_tensor(a, [16, sub // 2], layout)
+    contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts)."""
+    w_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
+    a_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
+    w_desc = TensorDescriptor.from_tensor(qweight, [block_n, sub // 2], w_layout)
+    a_desc = TensorDescriptor.from_tensor(a, [16, sub // 2], a_layout)
     return w_desc, a_desc

@@ -650,16 +650,15 @@ def _launch(
     counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
-    fused = a_mode == _A_RAW_STATIC and cfg.gluon
-    if fused or (_use_gluon_decode(cfg, a, a_mode, dot_type, m) and _use_tma(cfg, a, qweight, k)):
-        w_desc, a_desc = gluon_decode.tma_descriptors(None if fused else a, qweight, cfg.block_n, sub)
+    if _use_gluon_decode(cfg, a, a_mode, dot_type, m) and _use_tma(cfg, a, qweight, k):
+        w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
         gluon_decode._decode_tma_kernel[grid](
-            w_desc, a_desc, a, a.stride(0), scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
+            w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
             bias if bias is not None else dummy, out, ws, counters,
             m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
             GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
             HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-            GROUPS=_groups_per_program(k, sub, split, group_size), FUSED=fused,
+            GROUPS=_groups_per_program(k, sub, split, group_size),
             **({"launch_pdl": True} if pdl else {}),
         )
         return out
@@ -731,19 +730,6 @@ def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     return triton.next_power_of_2(triton.cdiv(per, steps) + (steps > 1))
 
 
-# Static int8 activations of at most this many rows are quantized inside the Gluon TMA decode kernel
-# when the layer owns its split-K counters (`w4a8_linear(counters=...)`); else by the quantization kernel.
-USE_FUSED_STATIC = True
-FUSED_MAX_M = 4
-
-
-def _use_fused_static(cfg, x2, qweight, k, m, act_mode, counters) -> bool:
-    return (USE_FUSED_STATIC and counters is not None and act_mode == "static" and m <= FUSED_MAX_M
-            and _use_gluon_decode(cfg, x2, _A_PERMUTED, 0, m) and cfg.tma_stages >= 2 and _use_tma(cfg, x2, qweight, k)
-            and counters.numel() * 16 >= qweight.shape[0] and counters.dtype == torch.int32
-            and counters.device == x2.device)
-
-
 def _use_tma(cfg: KernelConfig, a: torch.Tensor, qweight: torch.Tensor, k: int) -> bool:
     """The TMA-fed Gluon decode kernel: asked for, sm_90+, and TMA's 16-byte alignment of the
     weight rows (K a multiple of 32) and of both base addresses."""
@@ -788,7 +774,6 @@ def w4a8_linear(
     bias: torch.Tensor | None = None,
     config: KernelConfig | DecodeConfig | GemvConfig | PrefillConfig | None = None,
     out: torch.Tensor | None = None,
-    counters: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Triton backend of `fptq.kernels.quant_linear` (same arguments and semantics).
 
@@ -802,9 +787,6 @@ def w4a8_linear(
               the step; otherwise the default path); default: the GEMV for M <= 4 when USE_GEMV,
               the `PREFILL_CONFIGS` bucket from `PREFILL_MIN_M` rows on, else the `CONFIGS` bucket
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
-    counters: optional int32 zeros of at least ceil(N / 16) elements, owned by the caller and left
-              zero (`QuantLinear.splitk_counters`): with them, static activations at M <= FUSED_MAX_M
-              are quantized inside the Gluon decode kernel (no quantization kernel, no zeroing)
     """
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
@@ -857,11 +839,6 @@ def w4a8_linear(
         a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
-    elif _use_fused_static(cfg, x2, qweight, k, m, act_mode, counters):
-        split, ws, _ = _split_k_workspace(m, n, cfg, x2.device)
-        sx = act_scale.reshape(()).float()
-        y = _launch(x2, _A_RAW_STATIC, 0, qweight, scales, zeros, sx, 1, bias, m, k, group_size, x.dtype, cfg, out,
-                    _pdl_available(x2), (split, ws, counters if split > 1 else None))
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         workspace = _split_k_workspace(m, n, cfg, x2.device)
@@ -948,8 +925,6 @@ def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> boo
     return x.is_cuda and bits == 4 and act_mode in ("static", "dynamic", "dynamic_fp8", "none")
 
 
-# `counters` is written during the call but left as it was found (all zero), so the op is declared
-# pure: declaring it mutated would make the compiler copy the layer's counters around every call.
 @torch.library.custom_op("fptq::w4a8_linear", mutates_args=())
 def _w4a8_linear_op(
     x: torch.Tensor,
@@ -961,7 +936,6 @@ def _w4a8_linear_op(
     act_mode: str,
     act_scale: torch.Tensor | None,
     bias: torch.Tensor | None,
-    counters: torch.Tensor | None = None,
 ) -> torch.Tensor:
     n = qweight.shape[0]
     out = x.new_empty(*x.shape[:-1], n)
@@ -976,7 +950,6 @@ def _w4a8_linear_op(
         act_scale=act_scale,
         bias=bias,
         out=out.view(-1, n),
-        counters=counters,
     )
     if y.data_ptr() == out.data_ptr():
         return out
@@ -984,7 +957,7 @@ def _w4a8_linear_op(
 
 
 @_w4a8_linear_op.register_fake
-def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, counters=None):
+def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
     return x.new_empty(*x.shape[:-1], qweight.shape[0])
 
 
@@ -1036,32 +1009,30 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype):
 QUANTIZE_IN_GRAPH = False
 
 
-def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, counters=None):
+def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
     k = x.shape[-1]
     if not (QUANTIZE_IN_GRAPH and act_mode in ("static", "dynamic") and supports_shape(k, bits, group_size)
             and x.dtype in _DTYPES):
-        return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, counters)
+        return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
     a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
     sx, sx_mode = _epilogue_scale(act_mode, act_scale, sx)
     y = torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, x.dtype)
     return y.reshape(*x.shape[:-1], qweight.shape[0])
 
 
-def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None,
-                workspace=None):
+def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None):
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op if QUANTIZE_IN_GRAPH."""
     if torch.compiler.is_compiling():
-        return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, workspace)
-    return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale,
-                       bias=bias, counters=workspace)
+        return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
+    return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias)
 
 
 def _register() -> None:
     from fptq.kernels import Backend, register_backend
 
-    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10, takes_workspace=True))
+    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10))
 
 
 if triton is not None:

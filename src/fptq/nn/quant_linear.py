@@ -72,11 +72,6 @@ class QuantLinear(nn.Module):
         act_scale = torch.ones((), dtype=torch.float32, device=device) if act_mode == "static" else None
         self.register_buffer("act_scale", act_scale)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False) if bias else None
-        # Split-K arrival counters of the GPU decode kernel (one per 16 output columns, zero between
-        # calls: the kernel resets what it counts). Owned by the layer so that their address is fixed
-        # under CUDA graphs; not saved (persistent=False).
-        counters = torch.zeros(-(-out_features // 16), dtype=torch.int32, device=device)
-        self.register_buffer("splitk_counters", counters, persistent=False)
 
     @classmethod
     def from_linear(
@@ -137,7 +132,6 @@ class QuantLinear(nn.Module):
             act_mode=self.act_mode,
             act_scale=self.act_scale,
             bias=self.bias,
-            workspace=self.splitk_counters,
         )
 
     def _apply(self, fn, recurse=True):
