@@ -223,9 +223,9 @@ def main() -> None:
                 bm, bn, w, st, wg, regs = map(int, value.split(","))
                 cfg = tw.PrefillConfig(bm, bn, w, st, wgmma=bool(wg), maxnreg=regs or None)
                 tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
-            elif key == "decode":  # the Gluon decode kernel at M <= 16: block_n,warps,unroll,tma_stages
-                bn, w, u, st = map(int, value.split(","))
-                cfg = tw.KernelConfig(16, bn, w, 3, split_k=16 if st else 8, gluon=True, unroll=u, tma_stages=st)
+            elif key == "decode":  # the Gluon TMA decode kernel at M <= 16: block_n,warps,tma_stages
+                bn, w, st = map(int, value.split(","))
+                cfg = tw.KernelConfig(16, bn, w, 3, split_k=16, tma_stages=st)
                 tw.CONFIGS[0] = (tw.CONFIGS[0][0], cfg)
             elif key == "chunk":
                 from fptq.kernels import triton_prefill

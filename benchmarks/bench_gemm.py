@@ -556,15 +556,14 @@ def decode4_sweep(log, results, m=1):
 
 
 def mma_decode_sweep(log, results, ms=(1, 16)):
-    """Run 31: the Gluon `mma.sync` decode kernel (`gluon_decode`) against the Triton one at M <= 16,
+    """Runs 31-35: the Gluon TMA decode kernel (`gluon_decode`) against the Triton one at M <= 16,
     on every LLaMA shape and the fused ones. Settings: (M <= 16 KernelConfig, DECODE_TARGET_PROGRAMS)."""
     kc = tw.KernelConfig
-    settings = [("triton", (kc(16, 64, 4, 3, split_k=8), 528)),
-                ("gluon bn64 w4 u2 t528", (kc(16, 64, 4, 3, split_k=8, gluon=True, unroll=2), 528))]
-    # (runs 31-33 also had unroll 1/4, bn32/128 register variants and TMA with 8-12 stages: all slower)
+    settings = [("triton", (kc(16, 64, 4, 3, split_k=8), 528))]
+    # (runs 31-33 also had a register-fed Gluon kernel and TMA rings of 8-12 stages: all slower)
     for bn, w, st, t in ((64, 4, 3, 528), (64, 4, 4, 528), (64, 4, 6, 528), (128, 4, 4, 528), (64, 4, 4, 264),
                          (128, 8, 4, 264), (64, 4, 4, 792)):
-        settings.append((f"tma bn{bn} w{w} s{st} t{t}", (kc(16, bn, w, 3, split_k=16, gluon=True, tma_stages=st), t)))
+        settings.append((f"tma bn{bn} w{w} s{st} t{t}", (kc(16, bn, w, 3, split_k=16, tma_stages=st), t)))
 
     def apply(params):
         cfg, tw.DECODE_TARGET_PROGRAMS = params
@@ -573,7 +572,7 @@ def mma_decode_sweep(log, results, ms=(1, 16)):
     score = _settings_sweep(log, results, "mma_decode", SHAPES + FUSED_SHAPES, ms, settings, apply)
     best = min((label for label in score if label != "triton"), key=score.get)
     cfg, target = dict(settings)[best]
-    log(f"MMA_DECODE_WINNER decode={cfg.block_n},{cfg.num_warps},{cfg.unroll},{cfg.tma_stages} target={target}")
+    log(f"MMA_DECODE_WINNER decode={cfg.block_n},{cfg.num_warps},{cfg.tma_stages} target={target}")
 
 
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):

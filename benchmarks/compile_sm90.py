@@ -105,23 +105,17 @@ def variants(prefill_candidates=False):
                 const = dict(const, M=1)  # Triton's launcher specializes an integer argument equal to 1
             yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, GEMM_TYPES, const, cfg.num_warps, cfg.num_stages,
                    dict(launch_pdl=pdl))
-            if cfg.gluon:  # the Gluon decode kernel the config selects (int8 activations)
-                gconst = {key: const[key] for key in ("GROUP", "SUB", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS",
-                                                      "EVEN_K", "SPLIT_K", "PDL", "PREFETCH_LINES", "M")}
-                gconst.update(BLOCK_N=cfg.block_n, UNROLL=cfg.unroll, num_warps=cfg.num_warps)
-                yield (f"gluon decode {cfg} pdl={pdl}", gluon_decode._decode_mma_kernel, GEMM_TYPES, gconst,
-                       cfg.num_warps, 1, dict(launch_pdl=pdl))
-                if cfg.tma_stages:
-                    from triton.experimental.gluon import language as gl
+            if cfg.tma_stages:  # the Gluon TMA decode kernel the config selects (int8 activations)
+                from triton.experimental.gluon import language as gl
 
-                    lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
-                    types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>",
-                                 a_desc=f"tensordesc<i8[16, 64],{lay}>")
-                    tconst = {key: gconst[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS",
-                                                           "SPLIT_K", "M")}
-                    tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
-                    yield (f"gluon tma decode {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types, tconst,
-                           cfg.num_warps, 1, dict(launch_pdl=pdl))
+                lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
+                types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>",
+                             a_desc=f"tensordesc<i8[16, 64],{lay}>")
+                tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K",
+                                                      "M")}
+                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
+                yield (f"gluon tma decode {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types, tconst,
+                       cfg.num_warps, 1, dict(launch_pdl=pdl))
     for one_pass in (True, False):
         for pdl in (False, True):
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl,

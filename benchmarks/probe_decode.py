@@ -21,7 +21,7 @@ from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 SHAPES = [("70B gate/up", 28672, 8192), ("7B gate+up fused", 22016, 4096), ("7B down", 4096, 11008),
           ("7B qkv/o", 4096, 4096)]
 CONFIGS = {"triton": tw.KernelConfig(16, 64, 4, 3, split_k=8),
-           "tma s4": tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, tma_stages=4)}
+           "tma s4": tw.KernelConfig(16, 64, 4, 3, split_k=8, tma_stages=4)}
 
 
 def stream(n, k):

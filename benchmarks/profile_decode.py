@@ -15,8 +15,7 @@ from fptq.packing import pack_int4
 
 VARIANTS = {
     "triton bn64 w4 s3": tw.KernelConfig(16, 64, 4, 3, split_k=8),
-    "gluon bn64 w4 u2": tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, unroll=2),
-    "gluon tma bn64 w4 s4": tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, tma_stages=4),
+    "gluon tma bn64 w4 s3": tw.KernelConfig(16, 64, 4, 3, split_k=16, tma_stages=3),
 }
 
 

@@ -367,35 +367,34 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, unroll=2),
-                                 tw.KernelConfig(16, 32, 4, 3, split_k=3, gluon=True, unroll=1),
-                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, gluon=True, unroll=4),
-                                 tw.KernelConfig(16, 64, 4, 3, split_k=8, gluon=True, tma_stages=6),
-                                 tw.KernelConfig(16, 32, 4, 3, split_k=3, gluon=True, tma_stages=2),
-                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, gluon=True, tma_stages=4)])
+@pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=16, tma_stages=3),
+                                 tw.KernelConfig(16, 32, 4, 3, split_k=3, tma_stages=2),
+                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, tma_stages=4)])
 @pytest.mark.parametrize("pdl", [False, True])
-def test_gpu_decode_gluon(monkeypatch, cfg, pdl):
-    """The Gluon `mma.sync` decode kernels (`gluon_decode`; registers or a TMA ring, which falls back
-    to registers where K / 2 is not a multiple of 16): M = 1..16, column tails, K tails and half
-    steps, group 64/128/256/per-channel, symmetric and asymmetric, bias, static and dynamic int8,
-    fp16 and bf16, split-K with an uneven last slice; with and without programmatic dependent launch."""
+def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
+    """The Gluon TMA decode kernel (`gluon_decode`): M = 1..16, column tails, K half steps, group
+    64/128/256/per-channel, symmetric and asymmetric, bias, static and dynamic int8, fp16 and bf16,
+    split-K with an uneven last slice; with and without programmatic dependent launch. A K that TMA
+    cannot address (K / 2 not a multiple of 16) takes the Triton kernel."""
     from fptq.kernels import gluon_decode
 
-    if gluon_decode.gluon is None or torch.cuda.get_device_capability() < (8, 0):
-        pytest.skip("needs Gluon and an sm_80+ GPU")
+    if gluon_decode.gluon is None or torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("needs Gluon and an sm_90+ GPU")
+    triton_kernel = tw._w4a8_kernel
 
-    class NoFallback:
+    class Forbidden:
         def __getitem__(self, grid):
             raise AssertionError("the Triton kernel ran instead of the Gluon one")
 
-    monkeypatch.setattr(tw, "_w4a8_kernel", NoFallback())
     monkeypatch.setattr(tw, "USE_PDL", pdl)
     monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 0)  # the config's split as given
     cases = ((1, 1000, 4096, 128, True, torch.float16), (3, 262, 4096, 64, False, torch.bfloat16),
-             (16, 384, 200, -1, True, torch.float16), (7, 256, 1024, 256, False, torch.float16),
-             (1, 100, 192, 64, True, torch.float16), (16, 4096, 11008, 128, False, torch.bfloat16))
+             (16, 384, 256, -1, True, torch.float16), (7, 256, 1024, 256, False, torch.float16),
+             (1, 100, 192, 64, True, torch.float16), (16, 4096, 11008, 128, False, torch.bfloat16),
+             (2, 48, 200, -1, True, torch.float16))  # K = 200: the Triton kernel
     for m, n, k, g, sym, dtype in cases:
         gs = k if g == -1 else g
+        monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel if (k // 2) % 16 else Forbidden())
         layer = make_layer(n, k, gs, sym, bias=m != 7, dtype=dtype)
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3

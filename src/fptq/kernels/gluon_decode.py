@@ -1,29 +1,34 @@
-"""Decode GEMM (M <= 16) for Hopper/Ampere in Gluon: int4 weights from global memory straight
-into `mma.sync` operand registers, no shared memory for the weights.
+"""Decode GEMM (M <= 16, int8 activations) for Hopper in Gluon: a TMA ring per program, int4
+weights read from shared memory straight into `mma.sync` operand registers.
 
-The Triton decode path (`triton_w4a8._w4a8_kernel` at BLOCK_M = 16) loads each packed weight
-tile into registers to unpack it, then Triton moves the unpacked int8 tile through shared memory
-into the MMA operand layout (stores, barriers, `ldmatrix`) every K step: a fixed cost per weight
-that keeps the kernel at 0.8-1.8 TB/s of weights on the H100 (GPU_NOTES runs 9-16). Here the
-operand layout is chosen to fit the bytes each thread already loaded.
+A decode GEMM streams its weights once, so what matters is how close it gets to the memory
+bandwidth. Each program (BLOCK_N weight rows x one K slice under split-K) keeps STAGES K steps in
+flight: TMA brings the packed weight tile (BLOCK_N x SUB / 2 bytes, unswizzled) and the two
+halves of the activation tile (16 x SUB / 2 int8, rows past M zero-filled) on one mbarrier per
+slot. The group scales (and zero points) of the program's K range are staged in shared memory
+once, before the main loop: loading a column of them per step (one 2-byte load per weight row)
+cost ~20 % on large layers (benchmarks/GPU_NOTES.md, runs 34-35).
 
-For `mma.m16n8k32` with int8 operands, lane `4 n + t` holds, of the B operand's 32 K values
-of column `n`, `k = 4 t + e` and `16 + 4 t + e` (`e < 4`); over a step's `HALF = SUB // 2`
-packed bytes per weight row (`R = HALF // 16` such pairs of registers), `k = 16 r + 4 t + e`.
-Each lane instead loads `HALF // 4` contiguous bytes `b = (HALF // 4) t + 4 r + e` of its
-column (one 16-byte vector for SUB = 128), and the kernel relabels them: `b -> k` is a
-permutation of the step's K positions that stays inside every lane, so the conversion into the
-operand layout moves no data (`convert_layout(..., assert_trivial=True)` checks this when the
-kernel compiles). The activations are read through the same relabelling: the dot product is a
-sum over K and does not care about the order, only that both operands use the same one.
+Operand layout. For `mma.m16n8k32` with int8 operands, lane `4 n + t` holds, of the B
+operand's 32 K values of column `n`, `k = 4 t + e` and `16 + 4 t + e` (`e < 4`); over a step's
+`HALF = SUB // 2` packed bytes per weight row (`HALF // 16` such pairs of registers),
+`k = 16 r + 4 t + e`. Each lane instead reads `HALF // 4` contiguous bytes
+`b = (HALF // 4) t + 4 r + e` of its column (one 16-byte `ld.shared.v4` for SUB = 128) and
+the kernel relabels them: `b -> k` is a permutation of the step's K positions that stays inside
+every lane, so the conversion into the operand layout moves no data
+(`convert_layout(..., assert_trivial=True)` checks this when the kernel compiles). The
+activations are read through the same relabelling: the dot product is a sum over K and does not
+care about the order, only that both operands use the same one. (A version that loaded the
+weights into registers itself, with 2.5x fewer instructions than the Triton kernel, measured
+the same as it: instructions were not the limit; runs 31-33.)
 
 The nibble split is the one of `triton_w4a8`: the permuted activation buffer holds a step's
 even columns (low nibbles) first, then its odd columns (high nibbles), so one packed tile
 becomes two int8 operands against the two halves of the activation chunk. Group scaling per
 step in fp32, the activation scale and bias in the epilogue, split-K reduced in the kernel by
 the last K slice to arrive (the same workspace and counters as `triton_w4a8._split_k_reduce`),
-and the same programmatic dependent launch: the first weight tile is loaded (and more
-prefetched into L2) before waiting for the activation-quantization kernel.
+and the same programmatic dependent launch: the weight tiles of the first STAGES steps and the
+group scales are requested before waiting for the activation-quantization kernel.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ try:
     from triton.experimental.gluon.language.nvidia.ampere import mma_v2
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_Z
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
 
@@ -67,42 +74,15 @@ if gluon is not None:
 
         @gluon.jit
         def _unpack(wb, c, HIGH: gl.constexpr, HAS_ZEROS: gl.constexpr):
-            """int8 `code - zero` of the low / high nibbles, four bytes per instruction group (the trick
-            of `triton_prefill._unpack_int4`: `((nibble + 0x80 - zero) ^ 0x80) == nibble - zero`)."""
+            """int8 `code - zero` of the low / high nibbles, four bytes per instruction group (the PTX of
+            `triton_prefill._unpack_int4`: `((nibble + 0x80 - zero) ^ 0x80) == nibble - zero`)."""
             if HAS_ZEROS:
                 if HIGH:
-                    asm: gl.constexpr = "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }"
-                else:
-                    asm: gl.constexpr = "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }"
-                return gl.inline_asm_elementwise(asm, "=r,r,r", [wb, c], dtype=gl.int8, is_pure=True, pack=4)
+                    return gl.inline_asm_elementwise(UNPACK_HI_Z, "=r,r,r", [wb, c], dtype=gl.int8, is_pure=True, pack=4)
+                return gl.inline_asm_elementwise(UNPACK_LO_Z, "=r,r,r", [wb, c], dtype=gl.int8, is_pure=True, pack=4)
             if HIGH:
-                asm2: gl.constexpr = "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }"
-            else:
-                asm2: gl.constexpr = "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }"
-            return gl.inline_asm_elementwise(asm2, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
-
-        @gluon.jit
-        def _load_step(w_tile, a_tile, scales_ptr, zeros_ptr, cols, wcols, offs_b, w_mask, a_mask, step, K, stride_sn,
-                       stride_zn, GROUP: gl.constexpr, SUB: gl.constexpr, PER_CHANNEL: gl.constexpr,
-                       HAS_ZEROS: gl.constexpr, EVEN_K: gl.constexpr):
-            """The operands of K step `step`: packed weight tile, even / odd activation halves, group scale
-            and zero point (per-channel: loaded once outside; here placeholders)."""
-            HALF: gl.constexpr = SUB // 2
-            if EVEN_K:
-                wb = gl.load(w_tile + step * HALF)
-            else:
-                wb = gl.load(w_tile + step * HALF, mask=w_mask & (step * HALF + offs_b[:, None] < K // 2), other=0)
-            a_even = gl.load(a_tile + step * SUB, mask=a_mask, other=0)
-            a_odd = gl.load(a_tile + step * SUB + HALF, mask=a_mask, other=0)
-            g = (step * SUB) // GROUP
-            if PER_CHANNEL:
-                g = 0
-            s_w = gl.load(scales_ptr + cols * stride_sn + g)
-            if HAS_ZEROS:
-                zc = gl.load(zeros_ptr + wcols * stride_zn + g)
-            else:
-                zc = s_w
-            return wb, a_even, a_odd, s_w, zc
+                return gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
+            return gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
 
         @gluon.jit
         def _store_out(acc, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS: gl.constexpr):
@@ -110,125 +90,6 @@ if gluon is not None:
                 acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
             out = out_ptr + offs_m.to(gl.int64)[:, None] * stride_om + offs_n[None, :]
             gl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
-
-        @gluon.jit
-        def _decode_mma_kernel(
-            a_ptr,  # int8 permuted activation buffer (M, Kp), `triton_w4a8.activation_layout`
-            w_ptr,  # uint8 (N, K // 2) packed int4, QuantLinear layout
-            scales_ptr,  # fp16 (N, groups)
-            zeros_ptr,  # uint8 (N, groups) or dummy
-            sx_ptr,  # activation scale: fp32 scalar or (M,) per token
-            bias_ptr,  # (N,) or dummy
-            out_ptr,  # (M, N)
-            ws_ptr,  # split-K: fp32 partials (SPLIT_K, M, N)
-            cnt_ptr,  # split-K: int32 arrival counter per column tile, zero between launches
-            M,
-            N,
-            K,
-            stride_am,
-            stride_wn,
-            stride_sn,
-            stride_zn,
-            stride_om,
-            GROUP: gl.constexpr,
-            SUB: gl.constexpr,  # K columns per step: 64 (group 64) or 128
-            PER_CHANNEL: gl.constexpr,
-            HAS_ZEROS: gl.constexpr,
-            SX_MODE: gl.constexpr,  # 1 per-tensor scalar, 2 per-token (M,)
-            HAS_BIAS: gl.constexpr,
-            EVEN_K: gl.constexpr,
-            BLOCK_N: gl.constexpr,
-            SPLIT_K: gl.constexpr,
-            PDL: gl.constexpr,
-            PREFETCH_LINES: gl.constexpr,  # 128-byte lines per weight row prefetched into L2 under PDL (0: none)
-            UNROLL: gl.constexpr,  # K steps loaded together per loop iteration
-            num_warps: gl.constexpr,
-        ):
-            HALF: gl.constexpr = SUB // 2
-            mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[1, num_warps],
-                                                          instr_shape=[16, 8])
-            a_dot: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
-            b_dot: gl.constexpr = gl.DotOperandLayout(operand_index=1, parent=mma, k_width=4)
-            w_l: gl.constexpr = gl.BlockedLayout([HALF // 4, 1], [4, 8], [1, num_warps], [0, 1])
-            a_l: gl.constexpr = _a_layout(HALF, num_warps)
-
-            pid_n = gl.program_id(0)
-            pid_k = gl.program_id(1)
-            n_steps = (K + SUB - 1) // SUB
-            per = (n_steps + SPLIT_K - 1) // SPLIT_K
-            lo = pid_k * per
-            hi = gl.minimum(lo + per, n_steps)
-
-            # weight tile (HALF bytes x BLOCK_N columns), lane 4 n + t: 16 contiguous bytes of column n
-            offs_b = gl.arange(0, HALF, layout=gl.SliceLayout(1, w_l))
-            offs_wn = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, w_l))
-            wcols = gl.where(offs_wn < N, offs_wn, 0).to(gl.int64)
-            w_tile = w_ptr + wcols[None, :] * stride_wn + offs_b[:, None]
-            w_mask = (offs_b[:, None] < HALF) & (offs_wn[None, :] >= 0)
-            # activation rows (rows >= M are masked: they read nothing and multiply as zeros)
-            offs_am = gl.arange(0, 16, layout=gl.SliceLayout(1, a_l))
-            offs_ab = gl.arange(0, HALF, layout=gl.SliceLayout(0, a_l))
-            a_tile = a_ptr + gl.where(offs_am < M, offs_am, 0).to(gl.int64)[:, None] * stride_am + offs_ab[None, :]
-            a_mask = (offs_am < M)[:, None] & (offs_ab < HALF)[None, :]
-            # columns of the accumulator
-            offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-            cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
-            offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
-
-            if PER_CHANNEL:
-                scale = gl.load(scales_ptr + cols * stride_sn).to(gl.float32)
-            if PDL:
-                if PREFETCH_LINES > 0:
-                    p_l: gl.constexpr = gl.BlockedLayout([1, 1], [1, 32], [1, num_warps], [0, 1])
-                    lines = gl.arange(0, PREFETCH_LINES, layout=gl.SliceLayout(1, p_l))
-                    pcols = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, p_l))
-                    pcols = gl.where(pcols < N, pcols, 0).to(gl.int64)
-                    last = gl.minimum(gl.maximum(hi * HALF - 1, lo * HALF), K // 2 - 1)
-                    byte = gl.minimum(lo * HALF + lines * 128, last)
-                    gl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l",
-                                              [(w_ptr + pcols[None, :] * stride_wn + byte[:, None]).to(gl.int64)],
-                                              dtype=gl.int32, is_pure=False, pack=1)
-                gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
-                                          pack=1)
-
-            acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
-            zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
-            acc_i = zero_i
-            # UNROLL steps per iteration, all their loads issued before any is used; nothing loaded is
-            # carried across iterations (loop-carried int8 tensors cost a byte repack per element).
-            # Steps past the slice re-read its last step with zeroed activations: they add nothing.
-            for it in range(lo, hi, UNROLL):
-                loaded = ()
-                for u in gl.static_range(UNROLL):
-                    step = gl.minimum(it + u, hi - 1)
-                    ok = it + u < hi
-                    loaded = loaded + (_load_step(w_tile, a_tile, scales_ptr, zeros_ptr, cols, wcols, offs_b, w_mask,
-                                                  a_mask & ok, step, K, stride_sn, stride_zn, GROUP, SUB, PER_CHANNEL,
-                                                  HAS_ZEROS, EVEN_K),)
-                for u in gl.static_range(UNROLL):
-                    wb, a_even, a_odd, s_w, zc = loaded[u]
-                    if HAS_ZEROS:
-                        c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8)[None, :], wb)[0]
-                    else:
-                        c = wb
-                    w_even = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, False, HAS_ZEROS), HALF, BLOCK_N), b_dot,
-                                               assert_trivial=True)
-                    w_odd = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, True, HAS_ZEROS), HALF, BLOCK_N), b_dot,
-                                              assert_trivial=True)
-                    ae = gl.convert_layout(_a_to_mma_order(a_even, HALF), a_dot, assert_trivial=True)
-                    ao = gl.convert_layout(_a_to_mma_order(a_odd, HALF), a_dot, assert_trivial=True)
-                    if PER_CHANNEL:
-                        acc_i = mma_v2(ao, w_odd, mma_v2(ae, w_even, acc_i))
-                    else:
-                        part = mma_v2(ao, w_odd, mma_v2(ae, w_even, zero_i))
-                        # exact int32 -> fp32 (|part| < 2**22 for one step), then the group scale
-                        part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-                        acc = acc + part_f * s_w.to(gl.float32)[None, :]
-
-            if PER_CHANNEL:
-                acc = acc_i.to(gl.float32) * scale[None, :]
-            _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
-                    SX_MODE, HAS_BIAS, SPLIT_K)
 
         @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
@@ -277,9 +138,10 @@ if gluon is not None:
             GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
             num_warps: gl.constexpr,
         ):
-            """`_decode_mma_kernel` fed by a STAGES-deep ring of TMA loads (Hopper): each program keeps
-            STAGES K steps of weights in flight without registers or load instructions of its own, the
-            way a bandwidth-bound GEMV needs; TMA also zero-fills the rows past M and the bytes past K."""
+            """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
+            slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
+            Each step: every lane reads its 16 weight bytes (one `ld.shared.v4`) and its activation bytes,
+            unpacks, relabels (no data movement), two `mma.sync` per 32 K values, group scale in fp32."""
             BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             SUB: gl.constexpr = 2 * HALF
@@ -390,7 +252,7 @@ if gluon is not None:
         @gluon.jit
         def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
                     SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr):
-            """Epilogue of both decode kernels: the activation scale, then (split-K) this slice's fp32
+            """Epilogue: the activation scale, then (split-K) this slice's fp32
             partial into the workspace and, in the last slice to arrive, the fixed-order sum; bias; store."""
             if SX_MODE == 1:
                 acc = acc * gl.load(sx_ptr).to(gl.float32)

@@ -74,6 +74,19 @@ class PrefillConfig:
 if triton is not None:
     from fptq.kernels.triton_gemv import _bias_store
 
+    def _unpack_ptx(high: bool, zeros: bool) -> str:
+        """PTX of `_unpack_int4` for four packed bytes in one 32-bit register (`$1`; `$2`: the bytes
+        `0x80 - zero`, else zero 8): low or high nibbles -> int8 `nibble - zero` in `$0`."""
+        nibbles = "shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F;" if high else "and.b32 t, $1, 0x0F0F0F0F;"
+        add = "add.u32 t, t, $2;" if zeros else "add.u32 t, t, 0x78787878;"
+        return "{ .reg .b32 t; " + nibbles + " " + add + " xor.b32 $0, t, 0x80808080; }"
+
+    # the four variants as constants the Triton and Gluon kernels (`gluon_decode`) can read
+    UNPACK_LO = tl.constexpr(_unpack_ptx(False, False))
+    UNPACK_HI = tl.constexpr(_unpack_ptx(True, False))
+    UNPACK_LO_Z = tl.constexpr(_unpack_ptx(False, True))
+    UNPACK_HI_Z = tl.constexpr(_unpack_ptx(True, True))
+
     @triton.jit
     def _unpack_int4(wb, zero, HIGH: tl.constexpr, HAS_ZEROS: tl.constexpr, USE_ASM: tl.constexpr):
         """int8 `code - zero` of the low (even column) or high (odd column) nibbles of bytes `wb`.
@@ -87,39 +100,11 @@ if triton is not None:
             if HAS_ZEROS:
                 c = tl.broadcast_to((128 - zero.to(tl.int32)).to(tl.uint8), wb.shape)
                 if HIGH:
-                    return tl.inline_asm_elementwise(
-                        "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
-                        "=r,r,r",
-                        [wb, c],
-                        dtype=tl.int8,
-                        is_pure=True,
-                        pack=4,
-                    )
-                return tl.inline_asm_elementwise(
-                    "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, $2; xor.b32 $0, t, 0x80808080; }",
-                    "=r,r,r",
-                    [wb, c],
-                    dtype=tl.int8,
-                    is_pure=True,
-                    pack=4,
-                )
+                    return tl.inline_asm_elementwise(UNPACK_HI_Z, "=r,r,r", [wb, c], dtype=tl.int8, is_pure=True, pack=4)
+                return tl.inline_asm_elementwise(UNPACK_LO_Z, "=r,r,r", [wb, c], dtype=tl.int8, is_pure=True, pack=4)
             if HIGH:
-                return tl.inline_asm_elementwise(
-                    "{ .reg .b32 t; shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }",
-                    "=r,r",
-                    [wb],
-                    dtype=tl.int8,
-                    is_pure=True,
-                    pack=4,
-                )
-            return tl.inline_asm_elementwise(
-                "{ .reg .b32 t; and.b32 t, $1, 0x0F0F0F0F; add.u32 t, t, 0x78787878; xor.b32 $0, t, 0x80808080; }",
-                "=r,r",
-                [wb],
-                dtype=tl.int8,
-                is_pure=True,
-                pack=4,
-            )
+                return tl.inline_asm_elementwise(UNPACK_HI, "=r,r", [wb], dtype=tl.int8, is_pure=True, pack=4)
+            return tl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=tl.int8, is_pure=True, pack=4)
         if HIGH:
             return (wb >> 4).to(tl.int8) - zero
         return (wb & 15).to(tl.int8) - zero

@@ -91,12 +91,9 @@ class KernelConfig:
     split_k: int = 1
     group_m: int = 8
     fused_act: bool = False  # quantize raw activations inside the GEMM (block_m <= 16 only)
-    # block_m == 16 with int8 activations on sm_80+: the Gluon `mma.sync` kernel (`gluon_decode`)
-    # instead of `_w4a8_kernel`, loading `unroll` K steps per loop iteration (elsewhere ignored)
-    gluon: bool = False
-    unroll: int = 2
-    # with `gluon` on sm_90+: a ring of this many TMA-loaded K steps feeds the Gluon kernel instead
-    # (`gluon_decode._decode_tma_kernel`; 0: the kernel loads `unroll` steps into registers itself)
+    # > 0: at block_m == 16 with int8 activations on sm_90+ (K a multiple of 32), the Gluon kernel
+    # `gluon_decode._decode_tma_kernel` with a ring of this many TMA-loaded K steps instead of
+    # `_w4a8_kernel` (elsewhere ignored)
     tma_stages: int = 0
 
 
@@ -459,7 +456,7 @@ if triton is not None:
 # decode kernel fed by a 3-deep TMA ring (`--mma-decode`, run 35: 5-25 % faster than the Triton
 # kernel, which keeps the other activation modes and GPUs without TMA).
 CONFIGS: list[tuple[int, KernelConfig]] = [
-    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=16, gluon=True, tma_stages=3)),
+    (DECODE_MAX_M, KernelConfig(block_m=16, block_n=64, num_warps=4, num_stages=3, split_k=16, tma_stages=3)),
     (128, KernelConfig(block_m=32, block_n=128, num_warps=4, num_stages=4, split_k=2)),
     (512, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
     (1 << 62, KernelConfig(block_m=64, block_n=128, num_warps=4, num_stages=4)),
@@ -650,7 +647,7 @@ def _launch(
     counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
-    if _use_gluon_decode(cfg, a, a_mode, dot_type, m) and _use_tma(cfg, a, qweight, k):
+    if _use_tma(cfg, a, a_mode, dot_type, m, qweight, k):
         w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
         gluon_decode._decode_tma_kernel[grid](
             w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
@@ -659,19 +656,6 @@ def _launch(
             GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
             HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
             GROUPS=_groups_per_program(k, sub, split, group_size),
-            **({"launch_pdl": True} if pdl else {}),
-        )
-        return out
-    if _use_gluon_decode(cfg, a, a_mode, dot_type, m):
-        gluon_decode._decode_mma_kernel[grid](
-            a, qweight, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
-            bias if bias is not None else dummy, out, ws, counters,
-            m, n, k, a.stride(0), qweight.stride(0), scales.stride(0), zeros.stride(0) if zeros is not None else 0,
-            out.stride(0),
-            GROUP=group_size, SUB=sub, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
-            HAS_BIAS=bias is not None, EVEN_K=k % sub == 0, BLOCK_N=cfg.block_n, SPLIT_K=split, UNROLL=cfg.unroll,
-            num_warps=cfg.num_warps,
-            **_pdl_constexprs(pdl, n, k, sub, split),
             **({"launch_pdl": True} if pdl else {}),
         )
         return out
@@ -715,13 +699,6 @@ def _launch(
     return out
 
 
-def _use_gluon_decode(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: int) -> bool:
-    """The Gluon decode kernel: asked for by the config, int8 activations in the permuted buffer,
-    M <= 16, a CUDA GPU with int8 `mma.sync` (sm_80+) and a Triton with Gluon."""
-    return (cfg.gluon and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0 and a.is_cuda
-            and gluon_decode.gluon is not None and _capability(a.device.index) >= (8, 0))
-
-
 def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     """Power of two >= the weight groups one K slice of `split` touches (a slice of `per` steps of
     `sub` columns starts on a group boundary only if a group is one step)."""
@@ -730,11 +707,14 @@ def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     return triton.next_power_of_2(triton.cdiv(per, steps) + (steps > 1))
 
 
-def _use_tma(cfg: KernelConfig, a: torch.Tensor, qweight: torch.Tensor, k: int) -> bool:
-    """The TMA-fed Gluon decode kernel: asked for, sm_90+, and TMA's 16-byte alignment of the
-    weight rows (K a multiple of 32) and of both base addresses."""
-    return (cfg.tma_stages > 0 and _capability(a.device.index) >= (9, 0) and (k // 2) % 16 == 0
-            and qweight.data_ptr() % 16 == 0 and a.data_ptr() % 16 == 0)
+def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: int, qweight: torch.Tensor,
+             k: int) -> bool:
+    """The Gluon TMA decode kernel: asked for by the config (`tma_stages`), M <= 16, int8 activations in
+    the permuted buffer, a CUDA GPU with TMA (sm_90+), a Triton with Gluon, and TMA's 16-byte alignment
+    of the weight rows (K a multiple of 32) and of both base addresses."""
+    return (cfg.tma_stages > 0 and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0
+            and a.is_cuda and gluon_decode.gluon is not None and _capability(a.device.index) >= (9, 0)
+            and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0 and a.data_ptr() % 16 == 0)
 
 
 def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device) -> tuple:
