@@ -20,8 +20,11 @@ Three paths, picked by M:
   enough programs to stream the weights at full bandwidth; each tile's last K slice to finish
   sums the slices' fp32 partials and writes the output (one launch, deterministic). The
   activations are quantized first by the same row-wise kernel as prefill, and on Hopper the
-  GEMM is a programmatic dependent launch of it: its programs prefetch their weights into L2
-  while the activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead).
+  GEMM is a programmatic dependent launch of it: its programs request their weights while the
+  activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead). With
+  int8 activations on sm_90+ the GEMM is the Gluon kernel of `gluon_decode` (a TMA ring per
+  program, weights read from shared memory straight into `mma.sync` registers, group scales
+  staged once per program); otherwise `_w4a8_kernel` below, in L2 prefetch then a K loop.
 - medium M (17 .. PREFILL_MIN_M - 1, i.e. 511, or 1023 for K > 16384): the row-wise activation
   quantization kernel (per-token absmax + round in one program per row, or the elementwise
   static path) writes the permuted int8 buffer and the per-token scales; then a tiled GEMM (int8
