@@ -118,9 +118,11 @@ def variants(prefill_candidates=False):
                        cfg.num_warps, 1, dict(launch_pdl=pdl))
     for one_pass in (True, False):
         for pdl in (False, True):
-            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=32 if one_pass else 8, ONE_PASS=one_pass, PDL=pdl,
-                         ZERO=pdl)
-            yield (f"act-quant one_pass={one_pass} pdl/zero={pdl}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
+            chunks = 32 if one_pass else 8
+            parts = tw._quant_parts(1 if pdl else 4096, chunks, 128, one_pass, 4096 if one_pass else 28672)
+            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts)
+            yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES,
+                   const, 4, 1, {})
 
 
 def ptxas_usage(k) -> str:

@@ -200,17 +200,31 @@ def test_fp32_and_3d_inputs():
 
 
 @pytest.mark.parametrize("one_pass_max_k", [tw.ONE_PASS_MAX_K, 128])  # one register-held pass / chunked passes
-def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k):
+@pytest.mark.parametrize("part_cols", [1024, 128, 0])  # rows split over programs of ~this many columns / not
+def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_cols):
     monkeypatch.setattr(tw, "ONE_PASS_MAX_K", one_pass_max_k)
-    x = make_x(7, 600)
-    for mode in ("dynamic", "static"):
-        s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
-        buf, sx = tw.quantize_activation_triton(x, 128, mode, s)
-        scale = s.reshape(1, 1).cpu() if mode == "static" else per_token_scale(x.cpu())
-        codes = quantize_activation(x.cpu(), scale).to(torch.int8)
-        assert torch.equal(buf.cpu(), tw.activation_layout(codes, 128))
-        if mode == "dynamic":
-            assert torch.equal(sx.cpu(), scale.reshape(-1))
+    monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
+    for k in (600, 3000):
+        x = make_x(7, k)
+        for mode in ("dynamic", "static", "none"):
+            s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
+            buf, sx = tw.quantize_activation_triton(x, 128, mode, s)
+            if mode == "none":
+                assert torch.equal(buf.cpu(), tw.activation_layout(x.cpu(), 128))
+                continue
+            scale = s.reshape(1, 1).cpu() if mode == "static" else per_token_scale(x.cpu())
+            codes = quantize_activation(x.cpu(), scale).to(torch.int8)
+            assert torch.equal(buf.cpu(), tw.activation_layout(codes, 128))
+            if mode == "dynamic":
+                assert torch.equal(sx.cpu(), scale.reshape(-1))
+
+
+def test_quantization_programs_per_row():
+    chunks = 128  # a 11008-column row held in registers (16384 columns of chunks)
+    assert tw._quant_parts(1, chunks, 128, True, 11008) == 16
+    assert tw._quant_parts(1, 32, 128, True, 4096) == 4
+    assert tw._quant_parts(4096, 32, 128, True, 4096) == 1  # enough rows to fill the GPU
+    assert tw._quant_parts(1, 32, 128, False, 28672) == 7  # one per 4096-column block
 
 
 def test_activation_layout_is_a_permutation():

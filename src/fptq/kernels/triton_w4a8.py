@@ -176,12 +176,14 @@ if triton is not None:
         ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
         PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start now
         ZERO: tl.constexpr,
+        PARTS: tl.constexpr = 1,  # programs per row (grid axis 1): each finds the row's scale, quantizes a part
     ):
         row = tl.program_id(0).to(tl.int64)
+        part = tl.program_id(1)
         if PDL:
             gdc_launch_dependents()
         if ZERO:
-            if row == 0:
+            if row == 0 and part == 0:
                 zz = tl.arange(0, 1024)
                 for z0 in range(0, n_cnt, 1024):
                     tl.store(cnt_ptr + z0 + zz, tl.full((1024,), 0, dtype=tl.int32), mask=z0 + zz < n_cnt)
@@ -201,53 +203,65 @@ if triton is not None:
                 m = _row_max(_row_max(tl.maximum(tl.abs(xe1), tl.abs(xo1)), 1), 0)
                 qmax = 127.0 if MODE == 1 else 448.0
                 s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
-                tl.store(sx_ptr + row, s)
+                if part == 0:
+                    tl.store(sx_ptr + row, s)
             elif MODE == 0:
                 s = tl.load(scale_ptr).to(tl.float32)
-            dst1 = cc[:, None] * SUB + jj[None, :]
-            keep1 = dst1 < Kp
-            if MODE == 2:
-                qe1 = xe1.to(out_ptr.dtype.element_ty)
-                qo1 = xo1.to(out_ptr.dtype.element_ty)
-            elif MODE == 3:
-                qe1 = tl.clamp(tl.math.div_rn(xe1, s), -448.0, 448.0).to(tl.float8e4nv)
-                qo1 = tl.clamp(tl.math.div_rn(xo1, s), -448.0, 448.0).to(tl.float8e4nv)
+            if PARTS == 1:
+                dst1 = cc[:, None] * SUB + jj[None, :]
+                keep1 = dst1 < Kp
+                if MODE == 2:
+                    qe1 = xe1.to(out_ptr.dtype.element_ty)
+                    qo1 = xo1.to(out_ptr.dtype.element_ty)
+                elif MODE == 3:
+                    qe1 = tl.clamp(tl.math.div_rn(xe1, s), -448.0, 448.0).to(tl.float8e4nv)
+                    qo1 = tl.clamp(tl.math.div_rn(xo1, s), -448.0, 448.0).to(tl.float8e4nv)
+                else:
+                    qe1 = _round_half_even(tl.clamp(tl.math.div_rn(xe1, s), -127.0, 127.0)).to(tl.int8)
+                    qo1 = _round_half_even(tl.clamp(tl.math.div_rn(xo1, s), -127.0, 127.0)).to(tl.int8)
+                tl.store(o_row + dst1, qe1, mask=keep1)
+                tl.store(o_row + dst1 + SUB // 2, qo1, mask=keep1)
+        else:
+            if MODE == 1 or MODE == 3:
+                amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
+                for k0 in range(0, Kp, CHUNKS * SUB):
+                    src = k0 + cc[:, None] * SUB + 2 * jj[None, :]  # even columns of each chunk
+                    xe = tl.load(x_row + src, mask=src < K, other=0.0).to(tl.float32)
+                    xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0).to(tl.float32)
+                    amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
+                m = _row_max(_row_max(amax, 1), 0)
+                qmax = 127.0 if MODE == 1 else 448.0
+                s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
+                if part == 0:
+                    tl.store(sx_ptr + row, s)
+            elif MODE == 0:
+                s = tl.load(scale_ptr).to(tl.float32)
+        if not ONE_PASS or PARTS > 1:
+            # Quantize this program's blocks of QC chunks (every PARTS-th block; one each for a row held in
+            # registers above, whose part is read again here from L1/L2). With few rows, a row split over
+            # PARTS programs quantizes in 1/PARTS of the time: the divisions were most of it (run 43).
+            if ONE_PASS:
+                QC: tl.constexpr = CHUNKS // PARTS
             else:
-                qe1 = _round_half_even(tl.clamp(tl.math.div_rn(xe1, s), -127.0, 127.0)).to(tl.int8)
-                qo1 = _round_half_even(tl.clamp(tl.math.div_rn(xo1, s), -127.0, 127.0)).to(tl.int8)
-            tl.store(o_row + dst1, qe1, mask=keep1)
-            tl.store(o_row + dst1 + SUB // 2, qo1, mask=keep1)
-            return
-        if MODE == 1 or MODE == 3:
-            amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
-            for k0 in range(0, Kp, CHUNKS * SUB):
-                src = k0 + cc[:, None] * SUB + 2 * jj[None, :]  # even columns of each chunk
-                xe = tl.load(x_row + src, mask=src < K, other=0.0).to(tl.float32)
-                xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0).to(tl.float32)
-                amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
-            m = _row_max(_row_max(amax, 1), 0)
-            qmax = 127.0 if MODE == 1 else 448.0
-            s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
-            tl.store(sx_ptr + row, s)
-        elif MODE == 0:
-            s = tl.load(scale_ptr).to(tl.float32)
-        for k0 in range(0, Kp, CHUNKS * SUB):
-            src = k0 + cc[:, None] * SUB + 2 * jj[None, :]
-            dst = k0 + cc[:, None] * SUB + jj[None, :]  # even half of the chunk; odd half + SUB/2
-            keep = dst < Kp
-            xe = tl.load(x_row + src, mask=src < K, other=0.0)
-            xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0)
-            if MODE == 2:
-                qe = xe
-                qo = xo
-            elif MODE == 3:
-                qe = tl.clamp(tl.math.div_rn(xe.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
-                qo = tl.clamp(tl.math.div_rn(xo.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
-            else:
-                qe = _round_half_even(tl.clamp(tl.math.div_rn(xe.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
-                qo = _round_half_even(tl.clamp(tl.math.div_rn(xo.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
-            tl.store(o_row + dst, qe, mask=keep)
-            tl.store(o_row + dst + SUB // 2, qo, mask=keep)
+                QC: tl.constexpr = CHUNKS
+            cq = tl.arange(0, QC)
+            for k0 in range(part * QC * SUB, Kp, PARTS * QC * SUB):
+                src = k0 + cq[:, None] * SUB + 2 * jj[None, :]
+                dst = k0 + cq[:, None] * SUB + jj[None, :]  # even half of the chunk; odd half + SUB/2
+                keep = dst < Kp
+                xe2 = tl.load(x_row + src, mask=src < K, other=0.0)
+                xo2 = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0)
+                if MODE == 2:
+                    qe = xe2
+                    qo = xo2
+                elif MODE == 3:
+                    qe = tl.clamp(tl.math.div_rn(xe2.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
+                    qo = tl.clamp(tl.math.div_rn(xo2.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
+                else:
+                    qe = _round_half_even(tl.clamp(tl.math.div_rn(xe2.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
+                    qo = _round_half_even(tl.clamp(tl.math.div_rn(xo2.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
+                tl.store(o_row + dst, qe, mask=keep)
+                tl.store(o_row + dst + SUB // 2, qo, mask=keep)
 
     @triton.jit
     def _w4a8_kernel(
@@ -549,6 +563,24 @@ def _for_m(table: list[tuple[int, object]], m: int):
     return table[-1][1]
 
 
+# warps of one quantization program (None: 8 for rows held in registers wider than 4096 columns, else 4)
+QUANT_WARPS: int | None = None
+# Below QUANT_SPLIT_ROWS rows, each row is quantized by several programs, each of about
+# QUANT_PART_COLS columns (all of them find the row's scale; 0: one program per row).
+QUANT_SPLIT_ROWS = 64
+QUANT_PART_COLS = 1024
+
+
+def _quant_parts(m: int, chunks: int, sub: int, one_pass: bool, kp: int) -> int:
+    """Programs per row of `_act_quant_kernel`: a power of two dividing CHUNKS for a row held in
+    registers, else one per block of CHUNKS * SUB columns."""
+    if m >= QUANT_SPLIT_ROWS or not QUANT_PART_COLS:
+        return 1
+    if one_pass:
+        return max(1, min(chunks, chunks * sub // QUANT_PART_COLS))
+    return triton.cdiv(kp, chunks * sub)
+
+
 def quantize_activation_triton(
     x2: torch.Tensor,
     group_size: int,
@@ -578,8 +610,9 @@ def quantize_activation_triton(
     one_pass = chunks * sub >= kp
     if not one_pass:
         chunks = max(1, min(4096 // sub, chunks))
+    parts = _quant_parts(m, chunks, sub, one_pass, kp)
     if m:
-        _act_quant_kernel[(m,)](
+        _act_quant_kernel[(m, parts)](
             x2,
             out,
             sx if sx is not None else out,
@@ -595,7 +628,8 @@ def quantize_activation_triton(
             ONE_PASS=one_pass,
             PDL=pdl,
             ZERO=counters is not None,
-            num_warps=8 if one_pass and chunks * sub > 4096 else 4,
+            PARTS=parts,
+            num_warps=QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4),
         )
     return out, sx
 
