@@ -175,6 +175,20 @@ def test_decode_split_follows_the_program_target(monkeypatch, target):
     assert rel(run(x, layer, 128, "dynamic", None, DECODE_SPLIT), ref) < 2e-3
 
 
+def test_split_k_leaves_no_slice_empty(monkeypatch):
+    """Given the layer's K steps, the split is lowered to the fewest slices of the same length."""
+    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 528)
+    cfg = tw.KernelConfig(16, 64, 4, 3, split_k=16)
+    assert tw._split_k(cfg, 1, 4096) == 9  # 64 column tiles
+    assert tw._split_k(cfg, 1, 4096, steps=32) == 8  # 9 slices of 4 steps would leave one empty
+    assert tw._split_k(cfg, 1, 4096, steps=86) == 9  # 9 slices of 10 steps (the last 6)
+    assert tw._split_k(cfg, 1, 4096, steps=2) == 2
+    for steps in range(1, 200):
+        split = tw._split_k(cfg, 1, 4096, steps=steps)
+        per = -(-steps // split)
+        assert (split - 1) * per < steps  # the last slice has at least one step
+
+
 def test_split_k_is_deterministic_and_its_counters_are_zeroed_by_the_quantization():
     layer = make_layer(96, 768, 64, False, bias=True)
     x = make_x(5, 768)
@@ -390,10 +404,15 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
     64/128/256/per-channel, symmetric and asymmetric, bias, static and dynamic int8, fp16 and bf16,
     split-K with an uneven last slice; with and without programmatic dependent launch. A K that TMA
     cannot address (K / 2 not a multiple of 16) takes the Triton kernel."""
+    import triton
+
     from fptq.kernels import gluon_decode
 
-    if gluon_decode.gluon is None or torch.cuda.get_device_capability() < (9, 0):
-        pytest.skip("needs Gluon and an sm_90+ GPU")
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("needs a Hopper GPU")
+    if gluon_decode.gluon is None:
+        assert triton.__version__ != "3.6.0", "Gluon did not import on the Triton the kernel was written for"
+        pytest.skip("this Triton has no usable Gluon")
     triton_kernel = tw._w4a8_kernel
 
     class Forbidden:
@@ -405,7 +424,8 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
     cases = ((1, 1000, 4096, 128, True, torch.float16), (3, 262, 4096, 64, False, torch.bfloat16),
              (16, 384, 256, -1, True, torch.float16), (7, 256, 1024, 256, False, torch.float16),
              (1, 100, 192, 64, True, torch.float16), (16, 4096, 11008, 128, False, torch.bfloat16),
-             (2, 48, 200, -1, True, torch.float16))  # K = 200: the Triton kernel
+             (3, 128, 256, -1, False, torch.float16), (2, 96, 160, -1, True, torch.float16),  # K = 160: a half step
+             (5, 96, 160, -1, False, torch.float32), (2, 48, 200, -1, True, torch.float16))  # K = 200: Triton
     for m, n, k, g, sym, dtype in cases:
         gs = k if g == -1 else g
         monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel if (k // 2) % 16 else Forbidden())
@@ -416,6 +436,7 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
             act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
             y = run(x, layer, gs, act_mode, act_scale, cfg)
             assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < tol, (m, n, k, g, act_mode)
+    assert not tw._GLUON_FAILED
 
 
 @pytest.mark.gpu

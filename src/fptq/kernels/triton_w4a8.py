@@ -525,10 +525,16 @@ def _tiles(cfg: KernelConfig, m: int, n: int) -> int:
     return triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
 
 
-def _split_k(cfg: KernelConfig, m: int, n: int) -> int:
-    if cfg.split_k <= 1 or m > DECODE_MAX_M or not DECODE_TARGET_PROGRAMS:
-        return cfg.split_k
-    return max(1, min(cfg.split_k, triton.cdiv(DECODE_TARGET_PROGRAMS, _tiles(cfg, m, n))))
+def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None) -> int:
+    """K slices of one launch: the config's, or at M <= 16 only as many as reach DECODE_TARGET_PROGRAMS;
+    with `steps` (K steps of the layer) no more than leave every slice a step (a split that does not
+    divide the steps is lowered to the fewest slices of the same length: no empty slices)."""
+    split = cfg.split_k
+    if split > 1 and m <= DECODE_MAX_M and DECODE_TARGET_PROGRAMS:
+        split = max(1, min(split, triton.cdiv(DECODE_TARGET_PROGRAMS, _tiles(cfg, m, n))))
+    if steps and split > 1:
+        split = triton.cdiv(steps, triton.cdiv(steps, split))
+    return split
 
 
 def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
@@ -676,7 +682,7 @@ def _launch(
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device)
+    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, triton.cdiv(k, sub))
     if workspace is None and counters is not None:
         counters.zero_()
     tiles = _tiles(cfg, m, n)
@@ -684,18 +690,23 @@ def _launch(
     counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
-    if _use_tma(cfg, a, a_mode, dot_type, m, qweight, k):
-        w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
-        gluon_decode._decode_tma_kernel[grid](
-            w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
-            bias if bias is not None else dummy, out, ws, counters,
-            m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
-            GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
-            HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-            GROUPS=_groups_per_program(k, sub, split, group_size),
-            **({"launch_pdl": True} if pdl else {}),
-        )
-        return out
+    groups = _groups_per_program(k, sub, split, group_size)
+    if _use_tma(cfg, a, a_mode, dot_type, m, qweight, k) and (group_size == k or groups <= TMA_MAX_GROUPS):
+        try:
+            w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
+            gluon_decode._decode_tma_kernel[grid](
+                w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
+                bias if bias is not None else dummy, out, ws, counters,
+                m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
+                GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
+                HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
+                GROUPS=groups, **({"launch_pdl": True} if pdl else {}),
+            )
+            return out
+        except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
+            if torch.cuda.is_current_stream_capturing():
+                raise
+            _gluon_failed(e)
     _w4a8_kernel[grid](
         a,
         qweight,
@@ -736,6 +747,15 @@ def _launch(
     return out
 
 
+def _gluon_failed(e: Exception) -> None:
+    global _GLUON_FAILED
+    _GLUON_FAILED = True
+    import warnings
+
+    warnings.warn(f"fptq: the Gluon decode kernel failed ({type(e).__name__}: {str(e)[:200]}); "
+                  "using the Triton kernel from now on", RuntimeWarning, stacklevel=3)
+
+
 def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     """Power of two >= the weight groups one K slice of `split` touches (a slice of `per` steps of
     `sub` columns starts on a group boundary only if a group is one step)."""
@@ -747,20 +767,31 @@ def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
 def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: int, qweight: torch.Tensor,
              k: int) -> bool:
     """The Gluon TMA decode kernel: asked for by the config (`tma_stages`), M <= 16, int8 activations in
-    the permuted buffer, a CUDA GPU with TMA (sm_90+), a Triton with Gluon, and TMA's 16-byte alignment
-    of the weight rows (K a multiple of 32) and of both base addresses."""
+    the permuted buffer, an NVIDIA Hopper GPU (the only one it was measured on), a working Gluon, and
+    what TMA needs: rows of 16-byte multiples with unit column stride (K a multiple of 32), 16-byte
+    aligned bases, a box of at most 256 rows."""
     return (cfg.tma_stages > 0 and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0
-            and a.is_cuda and gluon_decode.gluon is not None and _capability(a.device.index) >= (9, 0)
+            and a.is_cuda and torch.version.hip is None and gluon_decode.gluon is not None and not _GLUON_FAILED
+            and _capability(a.device.index)[0] == 9 and cfg.block_n <= 256
+            and qweight.stride(1) == 1 and qweight.stride(0) % 16 == 0 and a.stride(1) == 1 and a.stride(0) % 16 == 0
             and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0 and a.data_ptr() % 16 == 0)
 
 
-def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device) -> tuple:
+# A Gluon that compiles differently from Triton 3.6's (the kernel was written against it) turns the
+# TMA decode kernel off for the process, with one warning, instead of failing every decode step.
+_GLUON_FAILED = False
+# Program group scales are staged in shared memory; past this many groups per program (a split of 1
+# on a very wide layer) the Triton kernel runs instead.
+TMA_MAX_GROUPS = 64
+
+
+def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device, steps: int | None = None) -> tuple:
     """`(split, partials, counters)` of one launch: fp32 partial tiles `(split, M, N)` and one int32
     arrival counter per output tile, in one fresh allocation per call (so CUDA graphs and
     torch.compile's graph pools own them like any other temporary); the counters must be zeroed
     before the GEMM (`quantize_activation_triton(counters=...)` does it without a launch).
     `(split, None, None)` without split-K."""
-    split = _split_k(cfg, m, n)
+    split = _split_k(cfg, m, n, steps)
     if split <= 1:
         return split, None, None
     tiles = _tiles(cfg, m, n)
@@ -858,7 +889,7 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
-        workspace = _split_k_workspace(m, n, cfg, x2.device)
+        workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
                     cfg, out, pdl, workspace)
@@ -930,7 +961,7 @@ def w4a8_fp8_linear(
         y = _prefill(a, sx, 2, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
         return y.reshape(*x.shape[:-1], n)
     cfg = config or _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
-    workspace = _split_k_workspace(m, n, cfg, x2.device)
+    workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, _sub_chunk(group_size)))
     a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8", counters=workspace[2])
     y = _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, 2, bias, m, k, group_size, x.dtype, cfg, out,
                 workspace=workspace)
