@@ -238,6 +238,7 @@ def test_quantization_programs_per_row():
     assert tw._quant_parts(1, chunks, 128, True, 11008) == 16
     assert tw._quant_parts(1, 32, 128, True, 4096) == 4
     assert tw._quant_parts(4096, 32, 128, True, 4096) == 1  # enough rows to fill the GPU
+    assert tw._quant_parts(16, 128, 128, True, 11008) == 2  # at most QUANT_MAX_PROGRAMS programs
     assert tw._quant_parts(1, 32, 128, False, 28672) == 7  # one per 4096-column block
 
 
@@ -403,7 +404,8 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
     """The Gluon TMA decode kernel (`gluon_decode`): M = 1..16, column tails, K half steps, group
     64/128/256/per-channel, symmetric and asymmetric, bias, static and dynamic int8, fp16 and bf16,
     split-K with an uneven last slice; with and without programmatic dependent launch. A K that TMA
-    cannot address (K / 2 not a multiple of 16) takes the Triton kernel."""
+    cannot address (K / 2 not a multiple of 16), or a program with more than TMA_MAX_GROUPS groups,
+    takes the Triton kernel."""
     import triton
 
     from fptq.kernels import gluon_decode
@@ -428,7 +430,10 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
              (5, 96, 160, -1, False, torch.float32), (2, 48, 200, -1, True, torch.float16))  # K = 200: Triton
     for m, n, k, g, sym, dtype in cases:
         gs = k if g == -1 else g
-        monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel if (k // 2) % 16 else Forbidden())
+        sub = tw._sub_chunk(gs)
+        split = tw._split_k(cfg, m, n, -(-k // sub))
+        too_many_groups = g != -1 and tw._groups_per_program(k, sub, split, gs) > tw.TMA_MAX_GROUPS
+        monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel if (k // 2) % 16 or too_many_groups else Forbidden())
         layer = make_layer(n, k, gs, sym, bias=m != 7, dtype=dtype)
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3

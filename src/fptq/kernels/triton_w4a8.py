@@ -571,20 +571,23 @@ def _for_m(table: list[tuple[int, object]], m: int):
 
 # warps of one quantization program (None: 8 for rows held in registers wider than 4096 columns, else 4)
 QUANT_WARPS: int | None = None
-# Below QUANT_SPLIT_ROWS rows, each row is quantized by several programs, each of about
-# QUANT_PART_COLS columns (all of them find the row's scale; 0: one program per row).
-QUANT_SPLIT_ROWS = 64
+# With few rows, each row is quantized by several programs of about QUANT_PART_COLS columns (all of
+# them find the row's scale; 0: one program per row), at most QUANT_MAX_PROGRAMS programs in all
+# (run 44: 16 rows x 16 programs, each reading its whole row, slowed the batch-16 decode step).
 QUANT_PART_COLS = 1024
+QUANT_MAX_PROGRAMS = 32
 
 
 def _quant_parts(m: int, chunks: int, sub: int, one_pass: bool, kp: int) -> int:
     """Programs per row of `_act_quant_kernel`: a power of two dividing CHUNKS for a row held in
-    registers, else one per block of CHUNKS * SUB columns."""
-    if m >= QUANT_SPLIT_ROWS or not QUANT_PART_COLS:
+    registers, else up to one per block of CHUNKS * SUB columns."""
+    budget = QUANT_MAX_PROGRAMS // max(m, 1)
+    if budget < 2 or not QUANT_PART_COLS:
         return 1
     if one_pass:
-        return max(1, min(chunks, chunks * sub // QUANT_PART_COLS))
-    return triton.cdiv(kp, chunks * sub)
+        parts = max(1, min(chunks, chunks * sub // QUANT_PART_COLS))
+        return min(parts, 1 << (budget.bit_length() - 1))
+    return min(triton.cdiv(kp, chunks * sub), budget)
 
 
 def quantize_activation_triton(
