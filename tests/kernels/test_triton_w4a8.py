@@ -238,7 +238,8 @@ def test_quantization_programs_per_row():
     assert tw._quant_parts(1, chunks, 128, True, 11008) == 16
     assert tw._quant_parts(1, 32, 128, True, 4096) == 4
     assert tw._quant_parts(4096, 32, 128, True, 4096) == 1  # enough rows to fill the GPU
-    assert tw._quant_parts(16, 128, 128, True, 11008) == 2  # at most QUANT_MAX_PROGRAMS programs
+    assert tw._quant_parts(16, 128, 128, True, 11008) == 1  # at most QUANT_MAX_PROGRAMS programs
+    assert tw._quant_parts(4, 128, 128, True, 11008) == 4
     assert tw._quant_parts(1, 32, 128, False, 28672) == 7  # one per 4096-column block
 
 
