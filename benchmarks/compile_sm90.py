@@ -8,6 +8,7 @@ a kernel change is known to compile before a GPU run is spent on it.
 
     python benchmarks/compile_sm90.py            # all variants; non-zero exit if one fails
     python benchmarks/compile_sm90.py --regs --prefill-candidates   # + ptxas registers/spills, more tiles
+    python benchmarks/compile_sm90.py --decode-variants   # + the Gluon decode kernel's other formats and modes
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _desc(dtype: str, block: list) -> str:
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
 
 
-def variants(prefill_candidates=False):
+def variants(prefill_candidates=False, decode_variants=False):
     configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
         if cfg.wgmma:
@@ -116,6 +117,14 @@ def variants(prefill_candidates=False):
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
                 yield (f"gluon tma decode {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types, tconst,
                        cfg.num_warps, 1, dict(launch_pdl=pdl))
+                if decode_variants and pdl:  # the other weight formats and activation modes it serves
+                    for extra in (dict(HAS_ZEROS=True), dict(PER_CHANNEL=True, GROUP=4096), dict(SX_MODE=1, HAS_BIAS=True),
+                                  dict(GROUP=64, GROUPS=8), dict(SPLIT_K=1, GROUPS=64)):
+                        half = 32 if extra.get("GROUP") == 64 else 64
+                        types64 = dict(types, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>",
+                                       a_desc=f"tensordesc<i8[16, {half}],{lay}>")
+                        yield (f"gluon tma decode {extra}", gluon_decode._decode_tma_kernel, types64,
+                               dict(tconst, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
     for one_pass in (True, False):
         for pdl in (False, True):
             chunks = 32 if one_pass else 8
@@ -123,6 +132,13 @@ def variants(prefill_candidates=False):
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts)
             yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES,
                    const, 4, 1, {})
+
+
+def pdl_order_ok(ptx: str, stages: int) -> bool:
+    """Under PDL the TMA decode kernel may issue only its STAGES weight loads before
+    `griddepcontrol.wait`; an activation load there would race the quantization kernel."""
+    before = ptx.split("griddepcontrol.wait")[0]
+    return before.count("cp.async.bulk.tensor") == stages
 
 
 def ptxas_usage(k) -> str:
@@ -146,13 +162,18 @@ def ptxas_usage(k) -> str:
 def main() -> int:
     failed = 0
     regs = "--regs" in sys.argv
-    for name, fn, types, const, warps, stages, opts in variants("--prefill-candidates" in sys.argv):
+    for name, fn, types, const, warps, stages, opts in variants("--prefill-candidates" in sys.argv,
+                                                                "--decode-variants" in sys.argv):
         t0 = time.time()
         try:
             k = compile_variant(fn, types, const, warps, stages, **opts)
         except Exception as e:  # noqa: BLE001 - reported per variant
             failed += 1
             print(f"FAIL {name}: {type(e).__name__}: {str(e)[:2000]}")
+            continue
+        if fn is gluon_decode._decode_tma_kernel and const.get("PDL") and not pdl_order_ok(k.asm["ptx"], const["STAGES"]):
+            failed += 1
+            print(f"FAIL {name}: activation loads issued before griddepcontrol.wait")
             continue
         usage = f", {ptxas_usage(k)}" if regs else ""
         print(f"ok   {name}: shared {k.metadata.shared} B{usage}, {time.time() - t0:.1f}s, ptx {len(k.asm['ptx'])} chars")
