@@ -157,6 +157,12 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+tritondecode \
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tritondecode"
     ;;
+  session6)  # the end state of session 6: GPU tests, the decode GEMM table, e2e decode (dynamic and static)
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,16
+    timeout 330 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused,w4a8-static+fused --variants "w4a8-dynamic+fused,w4a8-static+fused"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
