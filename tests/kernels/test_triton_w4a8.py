@@ -218,8 +218,8 @@ def test_fp32_and_3d_inputs():
 def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_cols):
     monkeypatch.setattr(tw, "ONE_PASS_MAX_K", one_pass_max_k)
     monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
-    for k in (600, 3000):
-        x = make_x(7, k)
+    for m, k in ((7, 600), (7, 3000), (1, 3000), (2, 2200)):  # M = 1: up to 16 programs per row
+        x = make_x(m, k)
         for mode in ("dynamic", "static", "none"):
             s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
             buf, sx = tw.quantize_activation_triton(x, 128, mode, s)
@@ -231,6 +231,18 @@ def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_
             assert torch.equal(buf.cpu(), tw.activation_layout(codes, 128))
             if mode == "dynamic":
                 assert torch.equal(sx.cpu(), scale.reshape(-1))
+
+
+def test_split_rows_give_the_same_fp8_codes_and_zero_the_counters(monkeypatch):
+    x = make_x(1, 3000)
+    monkeypatch.setattr(tw, "QUANT_PART_COLS", 0)
+    whole, s_whole = tw.quantize_activation_triton(x, 128, "dynamic_fp8")
+    monkeypatch.setattr(tw, "QUANT_PART_COLS", 128)
+    counters = torch.full((37,), 5, dtype=torch.int32, device=DEVICE)
+    split, s_split = tw.quantize_activation_triton(x, 128, "dynamic_fp8", counters=counters)
+    assert tw._quant_parts(1, 32, 128, True, 3072) == 16
+    assert torch.equal(split.view(torch.uint8), whole.view(torch.uint8)) and torch.equal(s_split, s_whole)
+    assert not counters.any()
 
 
 def test_quantization_programs_per_row():

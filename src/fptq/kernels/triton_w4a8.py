@@ -241,6 +241,7 @@ if triton is not None:
             # registers above, whose part is read again here from L1/L2). With few rows, a row split over
             # PARTS programs quantizes in 1/PARTS of the time: the divisions were most of it (run 43).
             if ONE_PASS:
+                tl.static_assert(CHUNKS % PARTS == 0)
                 QC: tl.constexpr = CHUNKS // PARTS
             else:
                 QC: tl.constexpr = CHUNKS
@@ -585,9 +586,9 @@ def _quant_parts(m: int, chunks: int, sub: int, one_pass: bool, kp: int) -> int:
     budget = QUANT_MAX_PROGRAMS // max(m, 1)
     if budget < 2 or not QUANT_PART_COLS:
         return 1
-    if one_pass:
-        parts = max(1, min(chunks, chunks * sub // QUANT_PART_COLS))
-        return min(parts, 1 << (budget.bit_length() - 1))
+    if one_pass:  # a power of two (it divides CHUNKS)
+        parts = max(1, min(chunks, chunks * sub // QUANT_PART_COLS, budget))
+        return 1 << (parts.bit_length() - 1)
     return min(triton.cdiv(kp, chunks * sub), budget)
 
 
@@ -621,8 +622,10 @@ def quantize_activation_triton(
     if not one_pass:
         chunks = max(1, min(4096 // sub, chunks))
     parts = _quant_parts(m, chunks, sub, one_pass, kp)
+    # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
+    launched = triton.cdiv(kp, chunks // parts * sub) if one_pass else parts
     if m:
-        _act_quant_kernel[(m, parts)](
+        _act_quant_kernel[(m, launched)](
             x2,
             out,
             sx if sx is not None else out,
@@ -708,8 +711,8 @@ def _launch(
             )
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
-            if torch.cuda.is_current_stream_capturing():
-                raise
+            if torch.cuda.is_current_stream_capturing() or "CUDA" in type(e).__name__ or "CUDA error" in str(e):
+                raise  # a device error (e.g. from an earlier kernel) is not the Gluon kernel's to hide
             _gluon_failed(e)
     _w4a8_kernel[grid](
         a,
