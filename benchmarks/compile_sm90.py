@@ -132,6 +132,10 @@ def variants(prefill_candidates=False, decode_variants=False):
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts)
             yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES,
                    const, 4, 1, {})
+            if pdl:  # the other buffer modes: static int8, float copy, fp8
+                for mode, out in ((tw._Q_STATIC, "*i8"), (tw._Q_COPY, "*fp16"), (tw._Q_FP8, "*fp8e4nv")):
+                    yield (f"act-quant mode={mode} one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
+                           dict(QUANT_TYPES, out_ptr=out), dict(const, MODE=mode), 4, 1, {})
 
 
 def pdl_order_ok(ptx: str, stages: int) -> bool:

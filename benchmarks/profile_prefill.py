@@ -22,18 +22,25 @@ VARIANTS = {
 }
 
 
-def main() -> None:
-    m, n, k = (int(v) for v in sys.argv[1:4]) if len(sys.argv) > 3 else (4096, 4096, 4096)
+def run_variants(variants: dict, default_shape: tuple) -> tuple:
+    """Each config of `variants` twice (compilation, then the launch ncu reports) on a random g128
+    layer of the shape `M N K` given on the command line; returns (m, n, k, x)."""
+    m, n, k = (int(v) for v in sys.argv[1:4]) if len(sys.argv) > 3 else default_shape
     torch.manual_seed(0)
     codes = torch.randint(0, 16, (n, k), dtype=torch.uint8, device="cuda")
     qweight = pack_int4(codes)
     scales = (torch.rand(n, k // 128, device="cuda") * 0.01).half()
     x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-    for name, cfg in VARIANTS.items():
+    for name, cfg in variants.items():
         for _ in range(2):
             tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic", config=cfg)
         torch.cuda.synchronize()
         print("ran", name, flush=True)
+    return m, n, k, x
+
+
+def main() -> None:
+    m, n, k, x = run_variants(VARIANTS, (4096, 4096, 4096))
     a = torch.randint(-127, 128, (m, k), dtype=torch.int8, device="cuda")
     b = torch.randint(-127, 128, (n, k), dtype=torch.int8, device="cuda")
     for _ in range(2):

@@ -62,6 +62,14 @@ def run(x, layer, group_size, act_mode, act_scale=None, config=None):
     return y
 
 
+def check_int8_modes(x, layer, gs, cfg, tol, case):
+    """Static and dynamic int8 activations through `cfg` against the float64 reference."""
+    for act_mode in ("static", "dynamic"):
+        act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        y = run(x, layer, gs, act_mode, act_scale, cfg)
+        assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < tol, (*case, act_mode)
+
+
 def rel(a, b):
     a, b = a.double().cpu(), b.double().cpu()
     return ((a - b).norm() / b.norm()).item()
@@ -398,10 +406,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
         layer = make_layer(n, k, gs, sym, bias=True, dtype=dtype)
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
-        for act_mode in ("static", "dynamic"):
-            act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
-            y = run(x, layer, gs, act_mode, act_scale, cfg)
-            assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < tol, (m, n, k, g, act_mode)
+        check_int8_modes(x, layer, gs, cfg, tol, (m, n, k, g))
         y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg)
         r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
                                            group_size=gs, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
@@ -450,10 +455,7 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
         layer = make_layer(n, k, gs, sym, bias=m != 7, dtype=dtype)
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
-        for act_mode in ("static", "dynamic"):
-            act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
-            y = run(x, layer, gs, act_mode, act_scale, cfg)
-            assert rel(y, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < tol, (m, n, k, g, act_mode)
+        check_int8_modes(x, layer, gs, cfg, tol, (m, n, k, g))
     assert not tw._GLUON_FAILED
 
 

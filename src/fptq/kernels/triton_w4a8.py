@@ -157,6 +157,27 @@ if triton is not None:
         return tl.reduce(x, axis, _max_combine)
 
     @triton.jit
+    def _row_scale(m, sx_ptr, row, part, MODE: tl.constexpr):
+        """Per-token scale of a row with absmax `m`: `m / 127` (int8) or `m / 448` (fp8), 1 for an
+        all-zero row; stored by the row's first program."""
+        s = tl.where(m > 0, tl.math.div_rn(m, 127.0 if MODE == 1 else 448.0), 1.0)
+        if part == 0:
+            tl.store(sx_ptr + row, s)
+        return s
+
+    @triton.jit
+    def _codes(x, s, MODE: tl.constexpr, out_ty: tl.constexpr):
+        """Buffer values of activations `x`: int8 `round_half_even(clamp(x / s))` (static / dynamic),
+        fp8 e4m3 of `clamp(x / s)`, or the float copy (MODE 2, `s` unused); IEEE division."""
+        if MODE == 2:
+            q = x.to(out_ty)
+        elif MODE == 3:
+            q = tl.clamp(tl.math.div_rn(x.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
+        else:
+            q = _round_half_even(tl.clamp(tl.math.div_rn(x.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
+        return q  # (one return: Triton checks every return's type, reachable or not)
+
+    @triton.jit
     def _act_quant_kernel(
         # pointers
         x_ptr,  # (M, K) float, row stride stride_xm
@@ -200,27 +221,16 @@ if triton is not None:
             xe1 = xe1.to(tl.float32)
             xo1 = xo1.to(tl.float32)
             if MODE == 1 or MODE == 3:
-                m = _row_max(_row_max(tl.maximum(tl.abs(xe1), tl.abs(xo1)), 1), 0)
-                qmax = 127.0 if MODE == 1 else 448.0
-                s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
-                if part == 0:
-                    tl.store(sx_ptr + row, s)
+                s = _row_scale(_row_max(_row_max(tl.maximum(tl.abs(xe1), tl.abs(xo1)), 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
                 s = tl.load(scale_ptr).to(tl.float32)
+            else:
+                s = 1.0  # float copy: no scale
             if PARTS == 1:
                 dst1 = cc[:, None] * SUB + jj[None, :]
                 keep1 = dst1 < Kp
-                if MODE == 2:
-                    qe1 = xe1.to(out_ptr.dtype.element_ty)
-                    qo1 = xo1.to(out_ptr.dtype.element_ty)
-                elif MODE == 3:
-                    qe1 = tl.clamp(tl.math.div_rn(xe1, s), -448.0, 448.0).to(tl.float8e4nv)
-                    qo1 = tl.clamp(tl.math.div_rn(xo1, s), -448.0, 448.0).to(tl.float8e4nv)
-                else:
-                    qe1 = _round_half_even(tl.clamp(tl.math.div_rn(xe1, s), -127.0, 127.0)).to(tl.int8)
-                    qo1 = _round_half_even(tl.clamp(tl.math.div_rn(xo1, s), -127.0, 127.0)).to(tl.int8)
-                tl.store(o_row + dst1, qe1, mask=keep1)
-                tl.store(o_row + dst1 + SUB // 2, qo1, mask=keep1)
+                tl.store(o_row + dst1, _codes(xe1, s, MODE, out_ptr.dtype.element_ty), mask=keep1)
+                tl.store(o_row + dst1 + SUB // 2, _codes(xo1, s, MODE, out_ptr.dtype.element_ty), mask=keep1)
         else:
             if MODE == 1 or MODE == 3:
                 amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
@@ -229,13 +239,11 @@ if triton is not None:
                     xe = tl.load(x_row + src, mask=src < K, other=0.0).to(tl.float32)
                     xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0).to(tl.float32)
                     amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
-                m = _row_max(_row_max(amax, 1), 0)
-                qmax = 127.0 if MODE == 1 else 448.0
-                s = tl.where(m > 0, tl.math.div_rn(m, qmax), 1.0)
-                if part == 0:
-                    tl.store(sx_ptr + row, s)
+                s = _row_scale(_row_max(_row_max(amax, 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
                 s = tl.load(scale_ptr).to(tl.float32)
+            else:
+                s = 1.0  # float copy: no scale
         if not ONE_PASS or PARTS > 1:
             # Quantize this program's blocks of QC chunks (every PARTS-th block; one each for a row held in
             # registers above, whose part is read again here from L1/L2). With few rows, a row split over
@@ -252,17 +260,8 @@ if triton is not None:
                 keep = dst < Kp
                 xe2 = tl.load(x_row + src, mask=src < K, other=0.0)
                 xo2 = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0)
-                if MODE == 2:
-                    qe = xe2
-                    qo = xo2
-                elif MODE == 3:
-                    qe = tl.clamp(tl.math.div_rn(xe2.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
-                    qo = tl.clamp(tl.math.div_rn(xo2.to(tl.float32), s), -448.0, 448.0).to(tl.float8e4nv)
-                else:
-                    qe = _round_half_even(tl.clamp(tl.math.div_rn(xe2.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
-                    qo = _round_half_even(tl.clamp(tl.math.div_rn(xo2.to(tl.float32), s), -127.0, 127.0)).to(tl.int8)
-                tl.store(o_row + dst, qe, mask=keep)
-                tl.store(o_row + dst + SUB // 2, qo, mask=keep)
+                tl.store(o_row + dst, _codes(xe2, s, MODE, out_ptr.dtype.element_ty), mask=keep)
+                tl.store(o_row + dst + SUB // 2, _codes(xo2, s, MODE, out_ptr.dtype.element_ty), mask=keep)
 
     @triton.jit
     def _w4a8_kernel(
