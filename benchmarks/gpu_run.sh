@@ -163,6 +163,12 @@ PY
     timeout 330 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-static+fused --variants "w4a8-dynamic+fused,w4a8-static+fused"
     ;;
+  session7a)  # session 7, first call: the unverified end of session 6 (quantization split capped at 16 programs)
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 120 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,16
+    timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
