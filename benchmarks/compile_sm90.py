@@ -24,6 +24,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from fptq.kernels import gluon_decode  # noqa: E402
+from fptq.kernels import gluon_prefill  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
@@ -66,6 +67,7 @@ PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 12
                       ]
 PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, maxnreg=r)
                        for bm, bn, w, st, r in ((128, 128, 8, 4, None), (64, 128, 4, 4, None), (64, 128, 4, 3, 168))]
+PREFILL_CANDIDATES += [tp.PrefillConfig(128, bn, 4, st, ws=True) for bn, st in ((128, 4), (128, 6), (64, 6))]
 
 
 def _desc(dtype: str, block: list) -> str:
@@ -81,6 +83,15 @@ QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr
 def variants(prefill_candidates=False, decode_variants=False):
     configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
+        if cfg.ws:
+            for dt, group, sub in (("i8", 128, 128), ("fp8e4nv", 128, 128), ("i8", 64, 64)):
+                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=_desc(dt, [cfg.block_n, sub]),
+                             s_desc=_desc("fp32", [1, cfg.block_n]))
+                const = dict(GROUP=group, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
+                             CONSUMER_REGS=232, num_warps=4)
+                yield (f"prefill ws {dt} g{group} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
+                       {"maxnreg": 168})
+            continue
         if cfg.wgmma:
             for dt in ("i8", "fp8e4nv"):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]),

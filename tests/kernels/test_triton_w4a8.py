@@ -382,9 +382,11 @@ def test_gpu_fp8(m):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 256, 8, 3, wgmma=True),
-                                 tw.PrefillConfig(64, 128, 4, 3, wgmma=True, maxnreg=168)])
+                                 tw.PrefillConfig(64, 128, 4, 3, wgmma=True, maxnreg=168),
+                                 tw.PrefillConfig(128, 128, 4, 4, ws=True), tw.PrefillConfig(128, 64, 4, 6, ws=True)])
 def test_gpu_prefill_wgmma(monkeypatch, cfg):
-    """The Gluon Hopper kernel (TMA ring, wgmma, group scales by TMA) of the unpacked prefill path:
+    """The Gluon Hopper kernels (TMA ring, wgmma, group scales by TMA; one partition, or warp-specialized
+    and persistent) of the unpacked prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""

@@ -62,6 +62,9 @@ class PrefillConfig:
     # (sm_90), elsewhere the Triton kernel; it measured within +-10 % of the Triton kernel (runs 20-25)
     wgmma: bool = False
     maxnreg: int | None = None  # (wgmma) register cap per thread (more CTAs per SM); None: the compiler's
+    # the warp-specialized persistent Gluon kernel `gluon_prefill._gemm_ws_kernel` (Hopper, int8 / fp8):
+    # 128 x block_n tiles, two consumer warpgroups and a loader warp (block_m 128, num_warps 4)
+    ws: bool = False
 
     def __post_init__(self):
         pow2 = all(v > 0 and v & (v - 1) == 0 for v in (self.block_m, self.block_n, self.num_warps))
@@ -69,6 +72,8 @@ class PrefillConfig:
             raise ValueError(f"bad PrefillConfig {self}: block sizes >= 16 and warps must be powers of two")
         if self.wgmma and (self.block_m < 64 or self.num_warps % 4):
             raise ValueError(f"bad PrefillConfig {self}: wgmma needs block_m >= 64 and whole warpgroups")
+        if self.ws and (self.block_m != 128 or self.num_warps != 4 or self.block_n > 128 or self.wgmma):
+            raise ValueError(f"bad PrefillConfig {self}: ws needs block_m 128, block_n <= 128 and 4 warps")
 
 
 if triton is not None:
@@ -292,10 +297,12 @@ def prefill_gemm(
     if m == 0 or n == 0:
         return out
     kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
-    wgmma = cfg.wgmma and gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
-    # shared memory: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernel)) within what
+    gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
+    ws = cfg.ws and gluon_ok and gluon_prefill.gluon is not None
+    wgmma = cfg.wgmma and gluon_ok
+    # shared memory: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernels)) within what
     # this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)
-    per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if wgmma else 0)
+    per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if wgmma or ws else 0)
     stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
     cols = -(-triton.cdiv(n, chunks) // cfg.block_n) * cfg.block_n
@@ -303,7 +310,10 @@ def prefill_gemm(
         n1 = min(n, n0 + cols)
         b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)
         o = out[:, n0:n1]
-        if wgmma:
+        if ws:
+            gluon_prefill.ws_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o,
+                                  group_size, sub, cfg.block_n, stages, cfg.group_m)
+        elif wgmma:
             _wgmma_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, group_size,
                         sub, cfg, stages)
         else:
@@ -521,3 +531,7 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
         num_warps=cfg.num_warps,
         **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}),
     )
+
+
+# the warp-specialized kernel uses this module's Gluon helpers (`_as_fp32`, `_epilogue`): imported last
+from fptq.kernels import gluon_prefill  # noqa: E402

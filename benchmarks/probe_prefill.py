@@ -1,0 +1,93 @@
+"""Run 47: the warp-specialized Gluon prefill GEMM (`gluon_prefill`) against the installed Triton
+kernel of the unpacked path, the GEMM kernels alone (operands already quantized / unpacked) and
+the whole op, next to cuBLAS fp16 and int8 (CUDA graphs, bench_gemm.time_graph, same run).
+
+    PYTHONPATH=src python3 benchmarks/probe_prefill.py [--ms 1024,4096] [--variants ws128x128s4,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E402
+
+from fptq.kernels import triton_prefill as tp  # noqa: E402
+from fptq.kernels import triton_w4a8 as tw  # noqa: E402
+from fptq.kernels.gluon_prefill import ws_gemm  # noqa: E402
+
+SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
+          ("70B gate/up", 28672, 8192)]
+
+
+def variant(label: str) -> tp.PrefillConfig:
+    """'triton' (the installed config) or 'ws<BM>x<BN>s<stages>'."""
+    if label == "triton":
+        return tw.PREFILL_CONFIGS[-1][1]
+    bm, rest = label[2:].split("x")
+    bn, st = rest.split("s")
+    return tp.PrefillConfig(int(bm), int(bn), 4, int(st), ws=True)
+
+
+def operands(m, n, k, group=128):
+    a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8)
+    b = torch.randint(-15, 16, (n, k), device="cuda", dtype=torch.int8)
+    scales = (torch.rand(n, k // group, device="cuda") * 1e-3 + 1e-4).half()
+    sx = torch.rand(m, device="cuda") * 1e-2
+    return a, b, scales, sx
+
+
+def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
+    stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
+                        ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
+    if cfg.ws:
+        ws_gemm(a, b, scales, sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
+    else:
+        tp._gemm(a, b, scales, sx, 2, None, out, a.shape[1], group, sub, tp.KIND_INT8, cfg, stages)
+    return out
+
+
+def kernel_only(cfg, m, n, k):
+    def make(copies):
+        calls = []
+        for _ in range(copies):
+            a, b, scales, sx = operands(m, n, k)
+            out = torch.empty(m, n, device="cuda", dtype=torch.float16)
+            calls.append(lambda a=a, b=b, s=scales, sx=sx, o=out: run_kernel(cfg, a, b, s, sx, o))
+        return calls
+
+    return time_graph(make, m * k + n * k + m * n * 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ms", default="1024,4096")
+    ap.add_argument("--variants", default="triton,ws128x128s4,ws128x128s6,ws128x64s6")
+    args = ap.parse_args()
+    labels = args.variants.split(",")
+    print("GPU", torch.cuda.get_device_name(), flush=True)
+    # correctness of each variant against the Triton kernel on the same operands (both exact up to fp32 order)
+    for name, n, k in SHAPES[:1] + SHAPES[2:3]:
+        a, b, scales, sx = operands(1000, n, k)
+        ref = run_kernel(variant("triton"), a, b, scales, sx, torch.empty(1000, n, device="cuda", dtype=torch.float16))
+        for label in labels[1:]:
+            out = torch.full((1000, n), float("nan"), device="cuda", dtype=torch.float16)
+            y = run_kernel(variant(label), a, b, scales, sx, out)
+            err = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
+            print(f"check {label} {name}: rel diff vs triton {err:.2e}", flush=True)
+    for m in map(int, args.ms.split(",")):
+        for name, n, k in SHAPES:
+            fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
+            kern = {label: kernel_only(variant(label), m, n, k) for label in labels}
+            op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
+            print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
+                  + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
+                  + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Prefill GEMM (large M, int8 / fp8 operands) for Hopper in Gluon, warp-specialized.
+
+The unpacked-weight GEMM of `triton_prefill` needs, per group of K columns, an exact partial sum
+(int32) scaled by its group scale into an fp32 accumulator: three ALU operations per output
+element and step against 128 MACs of int8 MMA, about three quarters of the tensor cores' time
+on a Hopper SM. In one partition every schedule tried (runs 20-25, benchmarks/GPU_NOTES.md) left
+the warps alternating between MMA and scaling, in lockstep through the per-step barrier that
+guards the shared-memory ring; the kernels reached ~0.9x of cuBLAS fp16.
+
+Here the work is split by role, so that nothing ties the two halves of a tile together:
+- a loader warp issues the TMA loads of a STAGES-deep ring (per K step: the two 64-row halves of
+  the activation tile, the weight tile and the step's row of group scales, on one mbarrier);
+- two consumer warpgroups each own 64 rows of the 128-row tile: wait for a slot, issue their
+  wgmma, wait for it, release the slot (an "empty" mbarrier that both must arrive at before the
+  loader refills it) and scale the partial sums. With no barrier between the two, one scales
+  while the other's wgmma runs (ping-pong, set by the tensor cores' own queue);
+- the kernel is persistent (one CTA per SM walks the tiles in grouped order), so the loader fills
+  the ring for the next tile while the consumers store the last one.
+Register budget: each consumer holds its fp32 accumulator and the int32 partial of a step
+(2 x 64 registers at 128 columns) plus a row of scales; `setmaxnreg` gives them the registers the
+loader warp does not need.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+try:
+    import triton
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        mbarrier,
+        tma,
+        warpgroup_mma,
+        warpgroup_mma_wait,
+    )
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from fptq.kernels.triton_prefill import _as_fp32, _epilogue
+except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
+    gluon = None
+
+HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
+_HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
+
+if gluon is not None:
+    try:
+
+        @gluon.jit
+        def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
+            """Offsets of tile `t` in grouped order (GROUP_M row tiles share their weight columns in L2)."""
+            num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+            num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
+            num_in_group = GROUP_M * num_pid_n
+            first_m = (t // num_in_group) * GROUP_M
+            group_rows = gl.minimum(num_pid_m - first_m, GROUP_M)
+            off_m = (first_m + ((t % num_in_group) % group_rows)) * BLOCK_M
+            off_n = ((t % num_in_group) // group_rows) * BLOCK_N
+            return off_m, off_n
+
+        @gluon.jit
+        def _ws_loader(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
+                       Kp, stride_om, GROUP: gl.constexpr, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
+                       GROUP_M: gl.constexpr):
+            """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
+            time once both consumers have released it."""
+            STAGES: gl.constexpr = b_smem.shape[0]
+            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
+            SUB: gl.constexpr = a_desc.block_type.shape[1]
+            nbytes: gl.constexpr = 2 * a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes
+            n_steps = Kp // SUB
+            num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
+            it = 0
+            for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
+                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, GROUP_M)
+                for step in range(0, n_steps):
+                    slot = it % STAGES
+                    # the empty barriers start "released" (phase 1 complete): the first pass does not wait
+                    mbarrier.wait(empty.index(slot), ((it // STAGES) & 1) ^ 1)
+                    bar = ready.index(slot)
+                    mbarrier.expect(bar, nbytes)
+                    tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(2 * slot))
+                    tma.async_copy_global_to_shared(a_desc, [off_m + _HALF_M, step * SUB], bar, a_smem.index(2 * slot + 1))
+                    tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot))
+                    tma.async_copy_global_to_shared(s_desc, [(step * SUB) // GROUP, off_n], bar, s_smem.index(slot))
+                    it += 1
+
+        @gluon.jit
+        def _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
+                         Kp, stride_om, GROUP: gl.constexpr, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
+                         GROUP_M: gl.constexpr, WG: gl.constexpr):
+            """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
+            half against the weight tile, release of the slot, group scaling into the fp32 accumulator."""
+            STAGES: gl.constexpr = b_smem.shape[0]
+            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
+            SUB: gl.constexpr = a_desc.block_type.shape[1]
+            IS_INT: gl.constexpr = a_desc.dtype == gl.int8
+            mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                          instr_shape=[16, BLOCK_N, 256 // a_desc.dtype.primitive_bitwidth])
+            n_steps = Kp // SUB
+            num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
+            it = 0
+            for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
+                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, GROUP_M)
+                acc = gl.zeros([_HALF_M, BLOCK_N], gl.float32, mma)
+                part = gl.zeros([_HALF_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
+                for step in range(0, n_steps):
+                    slot = it % STAGES
+                    mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
+                    d = warpgroup_mma(a_smem.index(2 * slot + WG), b_smem.index(slot).permute((1, 0)), part,
+                                      use_acc=False, is_async=True)
+                    s_cur = s_smem.index(slot).load(mma)
+                    part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                    fence_async_shared()  # the scale row's (generic) read before the loader's TMA refill
+                    mbarrier.arrive(empty.index(slot), count=1)
+                    acc += _as_fp32(part, IS_INT) * s_cur
+                    it += 1
+                offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
+                offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+                _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
+
+        @gluon.jit
+        def _ws_consumer1(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
+                          Kp, stride_om, GROUP: gl.constexpr, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
+                          GROUP_M: gl.constexpr):
+            _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
+                         Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, 1)
+
+        @gluon.jit
+        def _gemm_ws_kernel(
+            a_desc,  # TMA descriptor of the (M, Kp) activation buffer, block (64, SUB)
+            b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB)
+            s_desc,  # TMA descriptor of the (groups, N) fp32 group scales (transposed), block (1, BLOCK_N)
+            sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
+            bias_ptr,  # (N,) or dummy
+            out_ptr,  # (M, N) output dtype, row stride stride_om
+            M,
+            N,
+            Kp,
+            stride_om,
+            GROUP: gl.constexpr,
+            SX_MODE: gl.constexpr,
+            HAS_BIAS: gl.constexpr,
+            GROUP_M: gl.constexpr,
+            STAGES: gl.constexpr,
+            CONSUMER_REGS: gl.constexpr,
+            num_warps: gl.constexpr,
+        ):
+            """Persistent warp-specialized GEMM: 128 x BLOCK_N tiles, the default partition (4 warps) and
+            a worker warpgroup consume the two row halves, a worker warp loads."""
+            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES, _HALF_M, a_desc.block_type.shape[1]],
+                                               a_desc.layout)
+            b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
+            ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            for i in gl.static_range(STAGES):
+                mbarrier.init(ready.index(i), count=1)
+                mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
+            args = (a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
+                    stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M)
+            gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1],
+                               [CONSUMER_REGS, 24])
+    except Exception:  # pragma: no cover - a Gluon API this code does not know
+        gluon = None
+
+
+@functools.cache
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def ws_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, block_n: int, stages: int, group_m: int,
+            consumer_regs: int = 232, maxnreg: int = 168) -> None:
+    """`out = a @ b^T` with group, activation scales and bias (the semantics of
+    `triton_prefill._gemm_kernel`) by `_gemm_ws_kernel`; int8 or float8 e4m3 operands, Hopper only."""
+    m, kp = a.shape
+    n = b.shape[0]
+    dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
+    a_desc = TensorDescriptor.from_tensor(a, [HALF_M, sub], gl.NVMMASharedLayout.get_default_for([HALF_M, sub], dt))
+    b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], gl.NVMMASharedLayout.get_default_for([block_n, sub], dt))
+    groups = scales.shape[1]
+    st = torch.empty(groups, -(-n // 4) * 4, dtype=torch.float32, device=scales.device)  # TMA: 16-byte row stride
+    st[:, :n] = scales.t()
+    s_desc = TensorDescriptor(st, [groups, n], [st.stride(0), 1], [1, block_n],
+                              gl.NVMMASharedLayout.get_default_for([1, block_n], gl.float32))
+    tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
+    grid = (min(tiles, _sm_count(a.device.index)),)
+    _gemm_ws_kernel[grid](
+        a_desc,
+        b_desc,
+        s_desc,
+        sx if sx is not None else st,
+        bias if bias is not None else st,
+        out,
+        m,
+        n,
+        kp,
+        out.stride(0),
+        GROUP=group_size,
+        SX_MODE=sx_mode,
+        HAS_BIAS=bias is not None,
+        GROUP_M=group_m,
+        STAGES=stages,
+        CONSUMER_REGS=consumer_regs,
+        num_warps=4,
+        maxnreg=maxnreg,
+    )
