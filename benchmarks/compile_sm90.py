@@ -23,8 +23,10 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from fptq.kernels import gluon_decode  # noqa: E402
-from fptq.kernels import gluon_prefill  # noqa: E402
+from fptq.kernels import (
+    gluon_decode,  # noqa: E402
+    gluon_prefill,  # noqa: E402
+)
 from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
@@ -84,10 +86,11 @@ def variants(prefill_candidates=False, decode_variants=False):
     configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
         if cfg.ws:
-            for dt, group, sub in (("i8", 128, 128), ("fp8e4nv", 128, 128), ("i8", 64, 64)):
+            for dt, group, sub, sx, bias in (("i8", 128, 128, 2, True), ("fp8e4nv", 128, 128, 2, False),
+                                             ("i8", 64, 64, 1, False), ("i8", 4096, 128, 0, True)):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=_desc(dt, [cfg.block_n, sub]),
                              s_desc=_desc("fp32", [1, cfg.block_n]))
-                const = dict(GROUP=group, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
+                const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
                              CONSUMER_REGS=232, num_warps=4)
                 yield (f"prefill ws {dt} g{group} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
                        {"maxnreg": 168})

@@ -21,9 +21,8 @@ Register budget: each consumer holds its fp32 accumulator and the int32 partial 
 loader warp does not need.
 """
 
-from __future__ import annotations
 
-import functools
+import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
 
 import torch
 
@@ -39,6 +38,7 @@ try:
         warpgroup_mma_wait,
     )
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    from triton.language.core import _aggregate as aggregate
 
     from fptq.kernels.triton_prefill import _as_fp32, _epilogue
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
@@ -49,6 +49,24 @@ _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
     try:
+
+        @aggregate
+        class _Consts:
+            """The kernel's compile-time settings, handed to the partitions as one aggregate of constexpr
+            fields (plain constexpr arguments of `warp_specialize` become captured values, which Triton
+            3.6 fails to lower in some combinations)."""
+
+            GROUP: gl.constexpr
+            SX_MODE: gl.constexpr
+            HAS_BIAS: gl.constexpr
+            GROUP_M: gl.constexpr
+
+            @gluon.constexpr_function
+            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M):
+                self.GROUP = gl.constexpr(GROUP)
+                self.SX_MODE = gl.constexpr(SX_MODE)
+                self.HAS_BIAS = gl.constexpr(HAS_BIAS)
+                self.GROUP_M = gl.constexpr(GROUP_M)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -64,8 +82,7 @@ if gluon is not None:
 
         @gluon.jit
         def _ws_loader(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                       Kp, stride_om, GROUP: gl.constexpr, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
-                       GROUP_M: gl.constexpr):
+                       Kp, stride_om, c):
             """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
             time once both consumers have released it."""
             STAGES: gl.constexpr = b_smem.shape[0]
@@ -76,7 +93,7 @@ if gluon is not None:
             num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
             for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
-                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, GROUP_M)
+                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, c.GROUP_M)
                 for step in range(0, n_steps):
                     slot = it % STAGES
                     # the empty barriers start "released" (phase 1 complete): the first pass does not wait
@@ -86,13 +103,12 @@ if gluon is not None:
                     tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(2 * slot))
                     tma.async_copy_global_to_shared(a_desc, [off_m + _HALF_M, step * SUB], bar, a_smem.index(2 * slot + 1))
                     tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot))
-                    tma.async_copy_global_to_shared(s_desc, [(step * SUB) // GROUP, off_n], bar, s_smem.index(slot))
+                    tma.async_copy_global_to_shared(s_desc, [(step * SUB) // c.GROUP, off_n], bar, s_smem.index(slot))
                     it += 1
 
         @gluon.jit
         def _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                         Kp, stride_om, GROUP: gl.constexpr, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
-                         GROUP_M: gl.constexpr, WG: gl.constexpr):
+                         Kp, stride_om, c, WG: gl.constexpr):
             """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
             half against the weight tile, release of the slot, group scaling into the fp32 accumulator."""
             STAGES: gl.constexpr = b_smem.shape[0]
@@ -105,10 +121,10 @@ if gluon is not None:
             num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
             for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
-                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, GROUP_M)
+                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, c.GROUP_M)
                 acc = gl.zeros([_HALF_M, BLOCK_N], gl.float32, mma)
                 part = gl.zeros([_HALF_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
-                for step in range(0, n_steps):
+                for _ in range(0, n_steps):
                     slot = it % STAGES
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
                     d = warpgroup_mma(a_smem.index(2 * slot + WG), b_smem.index(slot).permute((1, 0)), part,
@@ -121,14 +137,13 @@ if gluon is not None:
                     it += 1
                 offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
                 offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-                _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, SX_MODE, HAS_BIAS)
+                _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, c.SX_MODE, c.HAS_BIAS)
 
         @gluon.jit
         def _ws_consumer1(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                          Kp, stride_om, GROUP: gl.constexpr, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
-                          GROUP_M: gl.constexpr):
+                          Kp, stride_om, c):
             _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                         Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, 1)
+                         Kp, stride_om, c, 1)
 
         @gluon.jit
         def _gemm_ws_kernel(
@@ -162,7 +177,7 @@ if gluon is not None:
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             args = (a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
-                    stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M)
+                    stride_om, _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M))
             gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1],
                                [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
