@@ -21,7 +21,6 @@ Register budget: each consumer holds its fp32 accumulator and the int32 partial 
 loader warp does not need.
 """
 
-
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
 
 import torch
@@ -45,6 +44,9 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
 HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
+# The two consumers take turns on the tensor cores (an mbarrier hand-off after each wgmma), so that one
+# scales while the other's MMA runs, instead of leaving the order to the hardware queue.
+PINGPONG = False
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -60,13 +62,15 @@ if gluon is not None:
             SX_MODE: gl.constexpr
             HAS_BIAS: gl.constexpr
             GROUP_M: gl.constexpr
+            PINGPONG: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M):
+            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG):
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
                 self.GROUP_M = gl.constexpr(GROUP_M)
+                self.PINGPONG = gl.constexpr(PINGPONG)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -81,8 +85,9 @@ if gluon is not None:
             return off_m, off_n
 
         @gluon.jit
-        def _ws_loader(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                       Kp, stride_om, c):
+        def _ws_loader(
+            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, turn, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
+        ):
             """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
             time once both consumers have released it."""
             STAGES: gl.constexpr = b_smem.shape[0]
@@ -107,16 +112,35 @@ if gluon is not None:
                     it += 1
 
         @gluon.jit
-        def _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                         Kp, stride_om, c, WG: gl.constexpr):
+        def _ws_consumer(
+            a_desc,
+            b_desc,
+            s_desc,
+            a_smem,
+            b_smem,
+            s_smem,
+            ready,
+            empty,
+            turn,
+            sx_ptr,
+            bias_ptr,
+            out_ptr,
+            M,
+            N,
+            Kp,
+            stride_om,
+            c,
+            WG: gl.constexpr,
+        ):
             """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
             half against the weight tile, release of the slot, group scaling into the fp32 accumulator."""
             STAGES: gl.constexpr = b_smem.shape[0]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
             SUB: gl.constexpr = a_desc.block_type.shape[1]
             IS_INT: gl.constexpr = a_desc.dtype == gl.int8
-            mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                          instr_shape=[16, BLOCK_N, 256 // a_desc.dtype.primitive_bitwidth])
+            mma: gl.constexpr = gl.NVMMADistributedLayout(
+                version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 256 // a_desc.dtype.primitive_bitwidth]
+            )
             n_steps = Kp // SUB
             num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
@@ -127,10 +151,13 @@ if gluon is not None:
                 for _ in range(0, n_steps):
                     slot = it % STAGES
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
-                    d = warpgroup_mma(a_smem.index(2 * slot + WG), b_smem.index(slot).permute((1, 0)), part,
-                                      use_acc=False, is_async=True)
+                    if c.PINGPONG:  # my turn on the tensor cores (warpgroup 0 starts: its barrier begins released)
+                        mbarrier.wait(turn.index(WG), (it & 1) ^ (1 - WG))
+                    d = warpgroup_mma(a_smem.index(2 * slot + WG), b_smem.index(slot).permute((1, 0)), part, use_acc=False, is_async=True)
                     s_cur = s_smem.index(slot).load(mma)
                     part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                    if c.PINGPONG:
+                        mbarrier.arrive(turn.index(1 - WG), count=1)
                     fence_async_shared()  # the scale row's (generic) read before the loader's TMA refill
                     mbarrier.arrive(empty.index(slot), count=1)
                     acc += _as_fp32(part, IS_INT) * s_cur
@@ -140,10 +167,12 @@ if gluon is not None:
                 _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, c.SX_MODE, c.HAS_BIAS)
 
         @gluon.jit
-        def _ws_consumer1(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                          Kp, stride_om, c):
-            _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N,
-                         Kp, stride_om, c, 1)
+        def _ws_consumer1(
+            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, turn, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
+        ):
+            _ws_consumer(
+                a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, turn, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c, 1
+            )
 
         @gluon.jit
         def _gemm_ws_kernel(
@@ -162,24 +191,43 @@ if gluon is not None:
             HAS_BIAS: gl.constexpr,
             GROUP_M: gl.constexpr,
             STAGES: gl.constexpr,
+            PINGPONG: gl.constexpr,
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
             """Persistent warp-specialized GEMM: 128 x BLOCK_N tiles, the default partition (4 warps) and
             a worker warpgroup consume the two row halves, a worker warp loads."""
-            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES, _HALF_M, a_desc.block_type.shape[1]],
-                                               a_desc.layout)
+            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES, _HALF_M, a_desc.block_type.shape[1]], a_desc.layout)
             b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
-            args = (a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
-                    stride_om, _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M))
-            gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1],
-                               [CONSUMER_REGS, 24])
+            for i in gl.static_range(2):
+                mbarrier.init(turn.index(i), count=1)
+            args = (
+                a_desc,
+                b_desc,
+                s_desc,
+                a_smem,
+                b_smem,
+                s_smem,
+                ready,
+                empty,
+                turn,
+                sx_ptr,
+                bias_ptr,
+                out_ptr,
+                M,
+                N,
+                Kp,
+                stride_om,
+                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG),
+            )
+            gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
 
@@ -189,8 +237,22 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def ws_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, block_n: int, stages: int, group_m: int,
-            consumer_regs: int = 232, maxnreg: int = 168) -> None:
+def ws_gemm(
+    a,
+    b,
+    scales,
+    sx,
+    sx_mode,
+    bias,
+    out,
+    group_size,
+    sub,
+    block_n: int,
+    stages: int,
+    group_m: int,
+    consumer_regs: int = 232,
+    maxnreg: int = 168,
+) -> None:
     """`out = a @ b^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`) by `_gemm_ws_kernel`; int8 or float8 e4m3 operands, Hopper only."""
     m, kp = a.shape
@@ -201,8 +263,9 @@ def ws_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, block_n: int,
     groups = scales.shape[1]
     st = torch.empty(groups, -(-n // 4) * 4, dtype=torch.float32, device=scales.device)  # TMA: 16-byte row stride
     st[:, :n] = scales.t()
-    s_desc = TensorDescriptor(st, [groups, n], [st.stride(0), 1], [1, block_n],
-                              gl.NVMMASharedLayout.get_default_for([1, block_n], gl.float32))
+    s_desc = TensorDescriptor(
+        st, [groups, n], [st.stride(0), 1], [1, block_n], gl.NVMMASharedLayout.get_default_for([1, block_n], gl.float32)
+    )
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
     _gemm_ws_kernel[grid](
@@ -221,6 +284,7 @@ def ws_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, block_n: int,
         HAS_BIAS=bias is not None,
         GROUP_M=group_m,
         STAGES=stages,
+        PINGPONG=PINGPONG,
         CONSUMER_REGS=consumer_regs,
         num_warps=4,
         maxnreg=maxnreg,
