@@ -76,7 +76,8 @@ def _desc(dtype: str, block: list) -> str:
     """Signature type of a Gluon TMA descriptor argument (as the launcher mangles it)."""
     from triton.experimental.gluon import language as gl
 
-    layout = gl.NVMMASharedLayout.get_default_for(block, {"i8": gl.int8, "fp8e4nv": gl.float8e4nv, "fp32": gl.float32}[dtype])
+    types = {"i8": gl.int8, "fp8e4nv": gl.float8e4nv, "fp32": gl.float32, "fp16": gl.float16}
+    layout = gl.NVMMASharedLayout.get_default_for(block, types[dtype])
     return f"tensordesc<{dtype}{block},{layout!r}>"
 
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
@@ -89,9 +90,9 @@ def variants(prefill_candidates=False, decode_variants=False):
             for dt, group, sub, sx, bias in (("i8", 128, 128, 2, True), ("fp8e4nv", 128, 128, 2, False),
                                              ("i8", 64, 64, 1, False), ("i8", 4096, 128, 0, True)):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=_desc(dt, [cfg.block_n, sub]),
-                             s_desc=_desc("fp32", [1, cfg.block_n]))
+                             s_desc=_desc("fp16", [1, cfg.block_n]))
                 const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             PINGPONG=False, CONSUMER_REGS=232, num_warps=4)
+                             PINGPONG=False, LATE_RELEASE=False, CONSUMER_REGS=232, num_warps=4)
                 yield (f"prefill ws {dt} g{group} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
                        {"maxnreg": 168})
             continue

@@ -123,7 +123,7 @@ PY
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tiled"
     ;;
   ncu)  # Nsight Compute on one launch of each prefill GEMM variant and cuBLAS int8 / fp16 (M N K)
-    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy --section SchedulerStats ${NCU_DETAILS:-} \
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
         python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
     ;;

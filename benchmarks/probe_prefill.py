@@ -26,12 +26,13 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
 
 
 def variant(label: str) -> tp.PrefillConfig:
-    """'triton' (the installed config) or 'ws<BM>x<BN>s<stages>[p]' (p: the ping-pong order); sets
-    `gluon_prefill.PINGPONG` as a side effect."""
-    gp.PINGPONG = label.endswith("p")
+    """'triton' (the installed config) or 'ws<BM>x<BN>s<stages>[p][l]' (p: the ping-pong order, l: late
+    release of ring slots); sets `gluon_prefill.PINGPONG` / `LATE_RELEASE` as a side effect."""
+    flags = label[label.rindex("s") + 1:] if label.startswith("ws") else ""
+    gp.PINGPONG, gp.LATE_RELEASE = "p" in flags, "l" in flags
     if label == "triton":
         return tw.PREFILL_CONFIGS[-1][1]
-    bm, rest = label[2:].rstrip("p").split("x")
+    bm, rest = label[2:].rstrip("pl").split("x")
     bn, st = rest.split("s")
     return tp.PrefillConfig(int(bm), int(bn), 4, int(st), ws=True)
 
@@ -69,7 +70,7 @@ def kernel_only(cfg, m, n, k):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="1024,4096")
-    ap.add_argument("--variants", default="triton,ws128x128s6,ws128x128s6p")
+    ap.add_argument("--variants", default="triton,ws128x128s6,ws128x128s6p,ws128x128s6l,ws128x128s6pl")
     args = ap.parse_args()
     labels = args.variants.split(",")
     print("GPU", torch.cuda.get_device_name(), flush=True)
@@ -87,7 +88,7 @@ def main() -> None:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {label: kernel_only(variant(label), m, n, k) for label in labels}
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
-            gp.PINGPONG = False
+            gp.PINGPONG = gp.LATE_RELEASE = False
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

@@ -47,6 +47,9 @@ HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
 # The two consumers take turns on the tensor cores (an mbarrier hand-off after each wgmma), so that one
 # scales while the other's MMA runs, instead of leaving the order to the hardware queue.
 PINGPONG = False
+# Release a ring slot after the step is scaled (its scale row already consumed, so no proxy fence before
+# the loader's TMA refill) instead of right after the wgmma with a fence.
+LATE_RELEASE = False
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -63,14 +66,16 @@ if gluon is not None:
             HAS_BIAS: gl.constexpr
             GROUP_M: gl.constexpr
             PINGPONG: gl.constexpr
+            LATE_RELEASE: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG):
+            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG, LATE_RELEASE):
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
                 self.GROUP_M = gl.constexpr(GROUP_M)
                 self.PINGPONG = gl.constexpr(PINGPONG)
+                self.LATE_RELEASE = gl.constexpr(LATE_RELEASE)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -153,18 +158,38 @@ if gluon is not None:
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
                     if c.PINGPONG:  # my turn on the tensor cores (warpgroup 0 starts: its barrier begins released)
                         mbarrier.wait(turn.index(WG), (it & 1) ^ (1 - WG))
-                    d = warpgroup_mma(a_smem.index(2 * slot + WG), b_smem.index(slot).permute((1, 0)), part, use_acc=False, is_async=True)
-                    s_cur = s_smem.index(slot).load(mma)
+                    d = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=False,
+                                      is_async=True)
+                    s_cur = s_smem.index(slot).load(mma)  # while the MMA runs
                     part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                     if c.PINGPONG:
                         mbarrier.arrive(turn.index(1 - WG), count=1)
-                    fence_async_shared()  # the scale row's (generic) read before the loader's TMA refill
-                    mbarrier.arrive(empty.index(slot), count=1)
-                    acc += _as_fp32(part, IS_INT) * s_cur
+                    acc = _scale_step(acc, part, s_cur, empty, slot, IS_INT, c.LATE_RELEASE)
                     it += 1
                 offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
                 offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
                 _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, c.SX_MODE, c.HAS_BIAS)
+
+        @gluon.jit
+        def _a_half(a_smem, slot, WG: gl.constexpr):
+            return a_smem.index(2 * slot + WG)
+
+        @gluon.jit
+        def _b_t(b_smem, slot):
+            return b_smem.index(slot).permute((1, 0))
+
+        @gluon.jit
+        def _scale_step(acc, part, s_cur, empty, slot, IS_INT: gl.constexpr, LATE: gl.constexpr):
+            """A retired step: the slot released to the loader (both consumers must arrive) and the partial sums
+            scaled by the step's row of group scales (`s_cur`, read from the slot) into the accumulator."""
+            if LATE:  # release once the scale row has been used: the loads are complete, no fence needed
+                acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
+                mbarrier.arrive(empty.index(slot), count=1)
+            else:
+                fence_async_shared()  # the scale row's (generic) read before the loader's TMA refill
+                mbarrier.arrive(empty.index(slot), count=1)
+                acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
+            return acc
 
         @gluon.jit
         def _ws_consumer1(
@@ -192,6 +217,7 @@ if gluon is not None:
             GROUP_M: gl.constexpr,
             STAGES: gl.constexpr,
             PINGPONG: gl.constexpr,
+            LATE_RELEASE: gl.constexpr,
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -225,7 +251,7 @@ if gluon is not None:
                 N,
                 Kp,
                 stride_om,
-                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG),
+                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG, LATE_RELEASE),
             )
             gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
@@ -261,10 +287,14 @@ def ws_gemm(
     a_desc = TensorDescriptor.from_tensor(a, [HALF_M, sub], gl.NVMMASharedLayout.get_default_for([HALF_M, sub], dt))
     b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], gl.NVMMASharedLayout.get_default_for([block_n, sub], dt))
     groups = scales.shape[1]
-    st = torch.empty(groups, -(-n // 4) * 4, dtype=torch.float32, device=scales.device)  # TMA: 16-byte row stride
+    # the group scales transposed to (groups, N) rows in their stored type (fp16: half the registers of an
+    # fp32 row in the consumers); TMA wants 16-byte row strides
+    per16 = 16 // scales.element_size()
+    st = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
     st[:, :n] = scales.t()
+    s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[scales.dtype]
     s_desc = TensorDescriptor(
-        st, [groups, n], [st.stride(0), 1], [1, block_n], gl.NVMMASharedLayout.get_default_for([1, block_n], gl.float32)
+        st, [groups, n], [st.stride(0), 1], [1, block_n], gl.NVMMASharedLayout.get_default_for([1, block_n], s_gl)
     )
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
@@ -285,6 +315,7 @@ def ws_gemm(
         GROUP_M=group_m,
         STAGES=stages,
         PINGPONG=PINGPONG,
+        LATE_RELEASE=LATE_RELEASE,
         CONSUMER_REGS=consumer_regs,
         num_warps=4,
         maxnreg=maxnreg,
