@@ -202,7 +202,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode "
+                         "tritondecode, tritonprefill "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -244,7 +244,7 @@ def main() -> None:
     # QuantLinear; run 9 measured the same compiled times at the default limit)
     torch._dynamo.config.recompile_limit = args.recompile_limit
     torch._dynamo.config.accumulated_recompile_limit = max(args.recompile_limit * 4, 256)
-    args.batches = [int(b) for b in args.batches.split(",")]
+    args.batches = [int(b) for b in args.batches.split(",") if b]  # empty: prefill only
     logf = open(f"{args.out}/e2e_log.txt", "a")
 
     def log(msg):
@@ -296,15 +296,19 @@ def main() -> None:
     from fptq.kernels import triton_w4a8 as tw
 
     modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a16": "none"}
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0]
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
-        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0] = defaults
+        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS = defaults
         if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one
             tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 3, split_k=8))  # the session-5 default
+        if "tritonprefill" in opts:  # the unpacked path's Triton GEMM instead of the warp-specialized Gluon one
+            from fptq.kernels.triton_prefill import PrefillConfig
+
+            tw.PREFILL_CONFIGS = [(1 << 62, PrefillConfig())]
         if "tiled" in opts:  # large M through the tiled kernel instead of unpack-then-GEMM
             tw.USE_PREFILL = False
         if "opaque" in opts or "ingraph" in opts:

@@ -92,7 +92,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=_desc(dt, [cfg.block_n, sub]),
                              s_desc=_desc("fp16", [1, cfg.block_n]))
                 const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             PINGPONG=False, LATE_RELEASE=False, CONSUMER_REGS=232, num_warps=4)
+                             CONSUMER_REGS=232, num_warps=4)
                 yield (f"prefill ws {dt} g{group} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
                        {"maxnreg": 168})
             continue

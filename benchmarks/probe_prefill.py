@@ -16,9 +16,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E402
 
-from fptq.kernels import gluon_prefill as gp  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
-from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.kernels.gluon_prefill import ws_gemm  # noqa: E402
 
 SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
@@ -26,13 +24,11 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
 
 
 def variant(label: str) -> tp.PrefillConfig:
-    """'triton' (the installed config) or 'ws<BM>x<BN>s<stages>[p][l]' (p: the ping-pong order, l: late
-    release of ring slots); sets `gluon_prefill.PINGPONG` / `LATE_RELEASE` as a side effect."""
-    flags = label[label.rindex("s") + 1:] if label.startswith("ws") else ""
-    gp.PINGPONG, gp.LATE_RELEASE = "p" in flags, "l" in flags
+    """'triton' (the Triton kernel's tiles) or 'ws<BM>x<BN>s<stages>' (the warp-specialized Gluon kernel;
+    run 48-49 also had ping-pong and slot-release variants, since folded or removed)."""
     if label == "triton":
-        return tw.PREFILL_CONFIGS[-1][1]
-    bm, rest = label[2:].rstrip("pl").split("x")
+        return tp.PrefillConfig()
+    bm, rest = label[2:].split("x")
     bn, st = rest.split("s")
     return tp.PrefillConfig(int(bm), int(bn), 4, int(st), ws=True)
 
@@ -70,7 +66,8 @@ def kernel_only(cfg, m, n, k):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="1024,4096")
-    ap.add_argument("--variants", default="triton,ws128x128s6,ws128x128s6p,ws128x128s6l,ws128x128s6pl")
+    ap.add_argument("--variants", default="triton,ws128x128s6")
+    ap.add_argument("--no-kernel", action="store_true", help="time the whole op only")
     args = ap.parse_args()
     labels = args.variants.split(",")
     print("GPU", torch.cuda.get_device_name(), flush=True)
@@ -86,9 +83,8 @@ def main() -> None:
     for m in map(int, args.ms.split(",")):
         for name, n, k in SHAPES:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
-            kern = {label: kernel_only(variant(label), m, n, k) for label in labels}
+            kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels}
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
-            gp.PINGPONG = gp.LATE_RELEASE = False
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

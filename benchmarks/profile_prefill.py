@@ -11,7 +11,6 @@ import sys
 
 import torch
 
-from fptq.kernels import gluon_prefill
 from fptq.kernels import triton_w4a8 as tw
 from fptq.kernels.triton_prefill import PrefillConfig
 from fptq.packing import pack_int4
@@ -19,7 +18,6 @@ from fptq.packing import pack_int4
 VARIANTS = {
     "triton u64x128w4s4": PrefillConfig(64, 128, 4, 4),
     "gluon ws128x128s6": PrefillConfig(128, 128, 4, 6, ws=True),
-    "gluon ws128x128s6 pingpong late": PrefillConfig(128, 128, 4, 6, ws=True),  # gluon_prefill flags by name
 }
 
 
@@ -33,7 +31,6 @@ def run_variants(variants: dict, default_shape: tuple) -> tuple:
     scales = (torch.rand(n, k // 128, device="cuda") * 0.01).half()
     x = torch.randn(m, k, device="cuda", dtype=torch.float16)
     for name, cfg in variants.items():
-        gluon_prefill.PINGPONG, gluon_prefill.LATE_RELEASE = "pingpong" in name, "late" in name
         for _ in range(2):
             tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic", config=cfg)
         torch.cuda.synchronize()

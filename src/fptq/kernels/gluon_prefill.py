@@ -30,7 +30,6 @@ try:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import (
-        fence_async_shared,
         mbarrier,
         tma,
         warpgroup_mma,
@@ -44,12 +43,6 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
 HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
-# The two consumers take turns on the tensor cores (an mbarrier hand-off after each wgmma), so that one
-# scales while the other's MMA runs, instead of leaving the order to the hardware queue.
-PINGPONG = False
-# Release a ring slot after the step is scaled (its scale row already consumed, so no proxy fence before
-# the loader's TMA refill) instead of right after the wgmma with a fence.
-LATE_RELEASE = False
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -65,17 +58,13 @@ if gluon is not None:
             SX_MODE: gl.constexpr
             HAS_BIAS: gl.constexpr
             GROUP_M: gl.constexpr
-            PINGPONG: gl.constexpr
-            LATE_RELEASE: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG, LATE_RELEASE):
+            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M):
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
                 self.GROUP_M = gl.constexpr(GROUP_M)
-                self.PINGPONG = gl.constexpr(PINGPONG)
-                self.LATE_RELEASE = gl.constexpr(LATE_RELEASE)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -90,9 +79,7 @@ if gluon is not None:
             return off_m, off_n
 
         @gluon.jit
-        def _ws_loader(
-            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, turn, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
-        ):
+        def _ws_loader(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c):
             """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
             time once both consumers have released it."""
             STAGES: gl.constexpr = b_smem.shape[0]
@@ -126,7 +113,6 @@ if gluon is not None:
             s_smem,
             ready,
             empty,
-            turn,
             sx_ptr,
             bias_ptr,
             out_ptr,
@@ -156,15 +142,10 @@ if gluon is not None:
                 for _ in range(0, n_steps):
                     slot = it % STAGES
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
-                    if c.PINGPONG:  # my turn on the tensor cores (warpgroup 0 starts: its barrier begins released)
-                        mbarrier.wait(turn.index(WG), (it & 1) ^ (1 - WG))
-                    d = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=False,
-                                      is_async=True)
+                    d = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=False, is_async=True)
                     s_cur = s_smem.index(slot).load(mma)  # while the MMA runs
                     part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-                    if c.PINGPONG:
-                        mbarrier.arrive(turn.index(1 - WG), count=1)
-                    acc = _scale_step(acc, part, s_cur, empty, slot, IS_INT, c.LATE_RELEASE)
+                    acc = _scale_step(acc, part, s_cur, empty, slot, IS_INT)
                     it += 1
                 offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
                 offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
@@ -179,25 +160,19 @@ if gluon is not None:
             return b_smem.index(slot).permute((1, 0))
 
         @gluon.jit
-        def _scale_step(acc, part, s_cur, empty, slot, IS_INT: gl.constexpr, LATE: gl.constexpr):
-            """A retired step: the slot released to the loader (both consumers must arrive) and the partial sums
-            scaled by the step's row of group scales (`s_cur`, read from the slot) into the accumulator."""
-            if LATE:  # release once the scale row has been used: the loads are complete, no fence needed
-                acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
-                mbarrier.arrive(empty.index(slot), count=1)
-            else:
-                fence_async_shared()  # the scale row's (generic) read before the loader's TMA refill
-                mbarrier.arrive(empty.index(slot), count=1)
-                acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
+        def _scale_step(acc, part, s_cur, empty, slot, IS_INT: gl.constexpr):
+            """A retired step: the partial sums scaled by the step's row of group scales (`s_cur`, read from the
+            slot) into the accumulator, then the slot released to the loader (both consumers must arrive).
+            Released after the scaling, the scale row's shared-memory loads have completed, so the loader's TMA
+            refill needs no proxy fence here (a `fence.proxy.async` before the release put a MEMBAR.ALL.CTA in
+            every step and cost 3-13 %, run 49)."""
+            acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
+            mbarrier.arrive(empty.index(slot), count=1)
             return acc
 
         @gluon.jit
-        def _ws_consumer1(
-            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, turn, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
-        ):
-            _ws_consumer(
-                a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, turn, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c, 1
-            )
+        def _ws_consumer1(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c):
+            _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c, 1)
 
         @gluon.jit
         def _gemm_ws_kernel(
@@ -216,8 +191,6 @@ if gluon is not None:
             HAS_BIAS: gl.constexpr,
             GROUP_M: gl.constexpr,
             STAGES: gl.constexpr,
-            PINGPONG: gl.constexpr,
-            LATE_RELEASE: gl.constexpr,
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -228,12 +201,9 @@ if gluon is not None:
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-            turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
-            for i in gl.static_range(2):
-                mbarrier.init(turn.index(i), count=1)
             args = (
                 a_desc,
                 b_desc,
@@ -243,7 +213,6 @@ if gluon is not None:
                 s_smem,
                 ready,
                 empty,
-                turn,
                 sx_ptr,
                 bias_ptr,
                 out_ptr,
@@ -251,7 +220,7 @@ if gluon is not None:
                 N,
                 Kp,
                 stride_om,
-                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, PINGPONG, LATE_RELEASE),
+                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M),
             )
             gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
@@ -293,9 +262,7 @@ def ws_gemm(
     st = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
     st[:, :n] = scales.t()
     s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[scales.dtype]
-    s_desc = TensorDescriptor(
-        st, [groups, n], [st.stride(0), 1], [1, block_n], gl.NVMMASharedLayout.get_default_for([1, block_n], s_gl)
-    )
+    s_desc = TensorDescriptor(st, [groups, n], [st.stride(0), 1], [1, block_n], gl.NVMMASharedLayout.get_default_for([1, block_n], s_gl))
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
     _gemm_ws_kernel[grid](
@@ -314,8 +281,6 @@ def ws_gemm(
         HAS_BIAS=bias is not None,
         GROUP_M=group_m,
         STAGES=stages,
-        PINGPONG=PINGPONG,
-        LATE_RELEASE=LATE_RELEASE,
         CONSUMER_REGS=consumer_regs,
         num_warps=4,
         maxnreg=maxnreg,

@@ -300,6 +300,8 @@ def prefill_gemm(
     gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
     ws = cfg.ws and gluon_ok and gluon_prefill.gluon is not None
     wgmma = cfg.wgmma and gluon_ok
+    if cfg.ws and not ws:  # no Hopper / Gluon, or fp16 operands (W4A16): the Triton kernel's own tiles
+        cfg = PrefillConfig()
     # shared memory: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernels)) within what
     # this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)
     per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if wgmma or ws else 0)
