@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E402
 
 from fptq.kernels import triton_prefill as tp  # noqa: E402
-from fptq.kernels.gluon_prefill import ws_gemm  # noqa: E402
+from fptq.kernels.gluon_prefill import scale_rows, ws_gemm  # noqa: E402
 
 SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
           ("70B gate/up", 28672, 8192)]
@@ -45,7 +45,7 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
     if cfg.ws:
-        ws_gemm(a, b, scales, sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
+        ws_gemm(a, b, scale_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
     else:
         tp._gemm(a, b, scales, sx, 2, None, out, a.shape[1], group, sub, tp.KIND_INT8, cfg, stages)
     return out

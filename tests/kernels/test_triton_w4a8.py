@@ -530,3 +530,17 @@ def test_fp8_kernel_takes_strided_inputs():
     a = tw.w4a8_fp8_linear(xt, *layer[:3], group_size=128)
     b = tw.w4a8_fp8_linear(xt.contiguous(), *layer[:3], group_size=128)
     assert torch.equal(a, b)
+
+
+def test_scale_rows_cached_on_the_tensor():
+    """The warp-specialized prefill kernel's (groups, N) scale rows: padded to 16 bytes, equal to the
+    transposed scales, built once per scales tensor and rebuilt after an in-place change."""
+    from fptq.kernels.gluon_prefill import scale_rows
+
+    scales = torch.rand(10, 3).half()
+    rows = scale_rows(scales)
+    assert rows.shape == (3, 16) and torch.equal(rows[:, :10], scales.t())
+    assert scale_rows(scales) is rows
+    scales.mul_(2)
+    again = scale_rows(scales)
+    assert again is not rows and torch.equal(again[:, :10], scales.t())

@@ -232,10 +232,34 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
+@functools.cache
+def _smem_layout(block: tuple, dtype):
+    """NVMMA shared layout of a TMA block (cached: built on every launch otherwise)."""
+    return gl.NVMMASharedLayout.get_default_for(list(block), dtype)
+
+
+def scale_rows(scales: torch.Tensor) -> torch.Tensor:
+    """The `(N, groups)` group scales as `(groups, N)` rows (padded to 16 bytes, as TMA needs), in their
+    stored type, which the kernel's loader brings into shared memory one row per K step. Kept on the
+    `scales` tensor itself (gone with it, rebuilt if it is changed in place): making the copy on every
+    call cost host time that showed in eager prefill (run 51). Not kept while a CUDA graph is being
+    captured (the copy would exist only in the graph)."""
+    cached = getattr(scales, "_fptq_scale_rows", None)
+    if cached is not None and cached[0] == scales._version:
+        return cached[1]
+    groups, n = scales.shape[1], scales.shape[0]
+    per16 = 16 // scales.element_size()
+    rows = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
+    rows[:, :n] = scales.t()
+    if not torch.cuda.is_current_stream_capturing():
+        scales._fptq_scale_rows = (scales._version, rows)
+    return rows
+
+
 def ws_gemm(
     a,
     b,
-    scales,
+    rows,
     sx,
     sx_mode,
     bias,
@@ -249,28 +273,23 @@ def ws_gemm(
     maxnreg: int = 168,
 ) -> None:
     """`out = a @ b^T` with group, activation scales and bias (the semantics of
-    `triton_prefill._gemm_kernel`) by `_gemm_ws_kernel`; int8 or float8 e4m3 operands, Hopper only."""
+    `triton_prefill._gemm_kernel`) by `_gemm_ws_kernel`; int8 or float8 e4m3 operands, Hopper only.
+    `rows`: the group scales of `b`'s columns as `(groups, N)` rows (`scale_rows`, or a column slice of it)."""
     m, kp = a.shape
     n = b.shape[0]
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
-    a_desc = TensorDescriptor.from_tensor(a, [HALF_M, sub], gl.NVMMASharedLayout.get_default_for([HALF_M, sub], dt))
-    b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], gl.NVMMASharedLayout.get_default_for([block_n, sub], dt))
-    groups = scales.shape[1]
-    # the group scales transposed to (groups, N) rows in their stored type (fp16: half the registers of an
-    # fp32 row in the consumers); TMA wants 16-byte row strides
-    per16 = 16 // scales.element_size()
-    st = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
-    st[:, :n] = scales.t()
-    s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[scales.dtype]
-    s_desc = TensorDescriptor(st, [groups, n], [st.stride(0), 1], [1, block_n], gl.NVMMASharedLayout.get_default_for([1, block_n], s_gl))
+    a_desc = TensorDescriptor.from_tensor(a, [HALF_M, sub], _smem_layout((HALF_M, sub), dt))
+    b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], _smem_layout((block_n, sub), dt))
+    s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[rows.dtype]
+    s_desc = TensorDescriptor(rows, [rows.shape[0], n], [rows.stride(0), 1], [1, block_n], _smem_layout((1, block_n), s_gl))
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
     _gemm_ws_kernel[grid](
         a_desc,
         b_desc,
         s_desc,
-        sx if sx is not None else st,
-        bias if bias is not None else st,
+        sx if sx is not None else rows,
+        bias if bias is not None else rows,
         out,
         m,
         n,

@@ -308,12 +308,13 @@ def prefill_gemm(
     stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
     cols = -(-triton.cdiv(n, chunks) // cfg.block_n) * cfg.block_n
+    rows = gluon_prefill.scale_rows(scales) if ws else None
     for n0 in range(0, n, cols):
         n1 = min(n, n0 + cols)
         b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)
         o = out[:, n0:n1]
-        if ws:
-            gluon_prefill.ws_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o,
+        if ws:  # (chunk columns are multiples of block_n: the rows' column slice stays 16-byte aligned)
+            gluon_prefill.ws_gemm(a, b, rows[:, n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o,
                                   group_size, sub, cfg.block_n, stages, cfg.group_m)
         elif wgmma:
             _wgmma_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, group_size,
