@@ -251,7 +251,7 @@ def scale_rows(scales: torch.Tensor) -> torch.Tensor:
     per16 = 16 // scales.element_size()
     rows = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
     rows[:, :n] = scales.t()
-    if not torch.cuda.is_current_stream_capturing():
+    if not (scales.is_cuda and torch.cuda.is_current_stream_capturing()):
         scales._fptq_scale_rows = (scales._version, rows)
     return rows
 
