@@ -86,15 +86,24 @@ QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr
 def variants(prefill_candidates=False, decode_variants=False):
     configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
-        if cfg.ws:
-            for dt, group, sub, sx, bias in (("i8", 128, 128, 2, True), ("fp8e4nv", 128, 128, 2, False),
-                                             ("i8", 64, 64, 1, False), ("i8", 4096, 128, 0, True)):
-                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=_desc(dt, [cfg.block_n, sub]),
-                             s_desc=_desc("fp16", [1, cfg.block_n]))
-                const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             CONSUMER_REGS=232, num_warps=4)
-                yield (f"prefill ws {dt} g{group} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
-                       {"maxnreg": 168})
+        if cfg.ws:  # (format, group, K step, SX_MODE, bias, weights unpacked in the kernel)
+            for dt, group, sub, sx, bias, fused in (("i8", 128, 128, 2, True, False), ("fp8e4nv", 128, 128, 2, False, False),
+                                                    ("i8", 64, 64, 1, False, False), ("i8", 4096, 128, 0, True, False),
+                                                    ("i8", 128, 128, 2, False, True), ("i8", 64, 64, 1, True, True),
+                                                    ("i8", 4096, 128, 2, False, True)):
+                if fused:
+                    from triton.experimental.gluon import language as gl
+
+                    lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
+                    b_desc = f"tensordesc<u8[{cfg.block_n}, {sub // 2}],{lay}>"
+                else:
+                    b_desc = _desc(dt, [cfg.block_n, sub])
+                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=b_desc, s_desc=_desc("fp16", [1, cfg.block_n]))
+                stages = min(cfg.num_stages, 5) if fused else cfg.num_stages
+                const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, INT_PER_CHANNEL=dt == "i8" and group == 4096,
+                             FUSED=fused, STAGES=stages, CONSUMER_REGS=208 if fused else 232, UNPACK_REGS=72, num_warps=4)
+                yield (f"prefill ws {dt} g{group} fused={fused} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
+                       {"maxnreg": 128 if fused else 168})
             continue
         if cfg.wgmma:
             for dt in ("i8", "fp8e4nv"):

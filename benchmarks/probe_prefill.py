@@ -16,35 +16,48 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E402
 
+from fptq.kernels import gluon_prefill as gp  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels.gluon_prefill import scale_rows, ws_gemm  # noqa: E402
+from fptq.packing import pack_int4  # noqa: E402
 
 SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
           ("70B gate/up", 28672, 8192)]
 
 
 def variant(label: str) -> tp.PrefillConfig:
-    """'triton' (the Triton kernel's tiles) or 'ws<BM>x<BN>s<stages>' (the warp-specialized Gluon kernel;
-    run 48-49 also had ping-pong and slot-release variants, since folded or removed)."""
+    """'triton' (the Triton kernel's tiles) or 'ws<BM>x<BN>s<stages>[u]' (the warp-specialized Gluon kernel;
+    u: after a separate unpack pass instead of unpacking in the kernel; sets `gluon_prefill.FUSED_UNPACK`).
+    Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
+    gp.FUSED_UNPACK = not label.endswith("u")
     if label == "triton":
         return tp.PrefillConfig()
-    bm, rest = label[2:].split("x")
+    bm, rest = label[2:].rstrip("u").split("x")
     bn, st = rest.split("s")
     return tp.PrefillConfig(int(bm), int(bn), 4, int(st), ws=True)
 
 
 def operands(m, n, k, group=128):
+    """int8 activations, int4 codes as the packed weight and as the unpacked `code - 8` operand (in the
+    permuted column order of the kernels: per 128 columns, the low nibbles then the high ones)."""
     a = torch.randint(-127, 128, (m, k), device="cuda", dtype=torch.int8)
-    b = torch.randint(-15, 16, (n, k), device="cuda", dtype=torch.int8)
+    codes = torch.randint(0, 16, (n, k), device="cuda", dtype=torch.uint8)
+    packed = pack_int4(codes)
+    b = (codes.to(torch.int8) - 8).view(n, k // 128, 64, 2).transpose(2, 3).reshape(n, k)
     scales = (torch.rand(n, k // group, device="cuda") * 1e-3 + 1e-4).half()
     sx = torch.rand(m, device="cuda") * 1e-2
-    return a, b, scales, sx
+    return a, (b, packed), scales, sx
 
 
 def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
-    if cfg.ws:
+    b, packed = b
+    if cfg.ws and gp.FUSED_UNPACK:
+        stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
+                            ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
+        ws_gemm(a, packed, scale_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
+    elif cfg.ws:
         ws_gemm(a, b, scale_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
     else:
         tp._gemm(a, b, scales, sx, 2, None, out, a.shape[1], group, sub, tp.KIND_INT8, cfg, stages)
@@ -66,7 +79,7 @@ def kernel_only(cfg, m, n, k):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="1024,4096")
-    ap.add_argument("--variants", default="triton,ws128x128s6")
+    ap.add_argument("--variants", default="triton,ws128x128s6u,ws128x128s5")
     ap.add_argument("--no-kernel", action="store_true", help="time the whole op only")
     args = ap.parse_args()
     labels = args.variants.split(",")
@@ -84,7 +97,9 @@ def main() -> None:
         for name, n, k in SHAPES:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels}
+            gp.FUSED_UNPACK = True
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
+            gp.FUSED_UNPACK = True
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

@@ -30,6 +30,7 @@ try:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
         mbarrier,
         tma,
         warpgroup_mma,
@@ -38,11 +39,14 @@ try:
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     from triton.language.core import _aggregate as aggregate
 
-    from fptq.kernels.triton_prefill import _as_fp32, _epilogue
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _epilogue
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
 HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
+# Symmetric int4 weights with int8 activations are expanded inside the kernel (a fourth partition) instead
+# of by a separate pass over the weights before it (`triton_prefill.unpack_weights`).
+FUSED_UNPACK = True
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -58,13 +62,17 @@ if gluon is not None:
             SX_MODE: gl.constexpr
             HAS_BIAS: gl.constexpr
             GROUP_M: gl.constexpr
+            INT_PER_CHANNEL: gl.constexpr
+            FUSED: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M):
+            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED):
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
                 self.GROUP_M = gl.constexpr(GROUP_M)
+                self.INT_PER_CHANNEL = gl.constexpr(INT_PER_CHANNEL)
+                self.FUSED = gl.constexpr(FUSED)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -79,10 +87,12 @@ if gluon is not None:
             return off_m, off_n
 
         @gluon.jit
-        def _ws_loader(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c):
+        def _ws_loader(
+            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, p_smem, ready, empty, bready, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
+        ):
             """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
             time once both consumers have released it."""
-            STAGES: gl.constexpr = b_smem.shape[0]
+            STAGES: gl.constexpr = s_smem.shape[0]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
             SUB: gl.constexpr = a_desc.block_type.shape[1]
             nbytes: gl.constexpr = 2 * a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes
@@ -99,7 +109,10 @@ if gluon is not None:
                     mbarrier.expect(bar, nbytes)
                     tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(2 * slot))
                     tma.async_copy_global_to_shared(a_desc, [off_m + _HALF_M, step * SUB], bar, a_smem.index(2 * slot + 1))
-                    tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot))
+                    if c.FUSED:  # the packed int4 bytes: the unpack partition expands them into b_smem
+                        tma.async_copy_global_to_shared(b_desc, [off_n, step * (SUB // 2)], bar, p_smem.index(slot))
+                    else:
+                        tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot))
                     tma.async_copy_global_to_shared(s_desc, [(step * SUB) // c.GROUP, off_n], bar, s_smem.index(slot))
                     it += 1
 
@@ -111,8 +124,10 @@ if gluon is not None:
             a_smem,
             b_smem,
             s_smem,
+            p_smem,
             ready,
             empty,
+            bready,
             sx_ptr,
             bias_ptr,
             out_ptr,
@@ -139,14 +154,24 @@ if gluon is not None:
                 off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, c.GROUP_M)
                 acc = gl.zeros([_HALF_M, BLOCK_N], gl.float32, mma)
                 part = gl.zeros([_HALF_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
-                for _ in range(0, n_steps):
+                s_cur = gl.zeros([1, BLOCK_N], s_smem.dtype, mma)
+                for step in range(0, n_steps):
                     slot = it % STAGES
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
-                    d = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=False, is_async=True)
-                    s_cur = s_smem.index(slot).load(mma)  # while the MMA runs
-                    part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-                    acc = _scale_step(acc, part, s_cur, empty, slot, IS_INT)
+                    if c.FUSED:  # and for the unpacked weights
+                        mbarrier.wait(bready.index(slot), (it // STAGES) & 1)
+                    if c.INT_PER_CHANNEL:  # one int32 sum over all of K, scaled once after the loop
+                        part = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=step > 0)
+                        s_cur = s_smem.index(slot).load(mma)
+                        mbarrier.arrive(empty.index(slot), count=1)
+                    else:
+                        d = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=False, is_async=True)
+                        s_cur = s_smem.index(slot).load(mma)  # while the MMA runs
+                        part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                        acc = _scale_step(acc, part, s_cur, empty, slot, IS_INT)
                     it += 1
+                if c.INT_PER_CHANNEL:
+                    acc = part.to(gl.float32) * s_cur.to(gl.float32)
                 offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
                 offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
                 _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, c.SX_MODE, c.HAS_BIAS)
@@ -171,8 +196,60 @@ if gluon is not None:
             return acc
 
         @gluon.jit
-        def _ws_consumer1(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c):
-            _ws_consumer(a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c, 1)
+        def _ws_consumer1(
+            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, p_smem, ready, empty, bready, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
+        ):
+            _ws_consumer(
+                a_desc,
+                b_desc,
+                s_desc,
+                a_smem,
+                b_smem,
+                s_smem,
+                p_smem,
+                ready,
+                empty,
+                bready,
+                sx_ptr,
+                bias_ptr,
+                out_ptr,
+                M,
+                N,
+                Kp,
+                stride_om,
+                c,
+                1,
+            )
+
+        @gluon.jit
+        def _ws_unpacker(
+            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, p_smem, ready, empty, bready, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
+        ):
+            """One warpgroup (fused mode): per K step, the packed int4 tile that TMA brought (BLOCK_N x SUB/2
+            bytes) expanded into the int8 `code - 8` operand tile of the consumers' wgmma, low nibbles (the
+            step's even columns) into its first SUB/2 columns and high nibbles into the rest, matching the
+            activation buffer's permuted order. The slot's B tile is free again once the loader could refill
+            the slot (the loader waits for both consumers first), so the "ready" barrier is the only wait."""
+            STAGES: gl.constexpr = s_smem.shape[0]
+            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
+            HALF: gl.constexpr = b_desc.block_type.shape[1]
+            p_l: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // HALF, HALF // 16], [4, 1], [1, 0])
+            n_steps = Kp // (2 * HALF)
+            num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
+            it = 0
+            for _t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
+                for _ in range(0, n_steps):
+                    slot = it % STAGES
+                    mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
+                    wb = p_smem.index(slot).load(p_l)
+                    b = b_smem.index(slot)
+                    b.slice(0, HALF, dim=1).store(gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4))
+                    b.slice(HALF, HALF, dim=1).store(
+                        gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
+                    )
+                    fence_async_shared()  # generic stores before the consumers' wgmma (async proxy) reads
+                    mbarrier.arrive(bready.index(slot), count=1)
+                    it += 1
 
         @gluon.jit
         def _gemm_ws_kernel(
@@ -190,20 +267,38 @@ if gluon is not None:
             SX_MODE: gl.constexpr,
             HAS_BIAS: gl.constexpr,
             GROUP_M: gl.constexpr,
+            INT_PER_CHANNEL: gl.constexpr,  # int8 operands, one weight scale per column: no per-step scaling
+            FUSED: gl.constexpr,  # b_desc: the packed int4 weights (symmetric, int8 operands), unpacked in the kernel
             STAGES: gl.constexpr,
             CONSUMER_REGS: gl.constexpr,
+            UNPACK_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
             """Persistent warp-specialized GEMM: 128 x BLOCK_N tiles, the default partition (4 warps) and
             a worker warpgroup consume the two row halves, a worker warp loads."""
-            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES, _HALF_M, a_desc.block_type.shape[1]], a_desc.layout)
-            b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+            SUB: gl.constexpr = a_desc.block_type.shape[1]
+            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
+            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES, _HALF_M, SUB], a_desc.layout)
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            if FUSED:  # packed tiles by TMA, int8 tiles written by the unpack partition
+                p_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+                b_smem = gl.allocate_shared_memory(
+                    gl.int8,
+                    [STAGES, BLOCK_N, SUB],
+                    gl.NVMMASharedLayout(swizzle_byte_width=128 if SUB == 128 else 64, element_bitwidth=8, rank=2),
+                )
+                bready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            else:
+                b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+                p_smem = b_smem  # unused
+                bready = ready  # unused
             for i in gl.static_range(STAGES):
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
+                if FUSED:
+                    mbarrier.init(bready.index(i), count=1)
             args = (
                 a_desc,
                 b_desc,
@@ -211,8 +306,10 @@ if gluon is not None:
                 a_smem,
                 b_smem,
                 s_smem,
+                p_smem,
                 ready,
                 empty,
+                bready,
                 sx_ptr,
                 bias_ptr,
                 out_ptr,
@@ -220,9 +317,16 @@ if gluon is not None:
                 N,
                 Kp,
                 stride_om,
-                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M),
+                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED),
             )
-            gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1], [CONSUMER_REGS, 24])
+            if FUSED:
+                gl.warp_specialize(
+                    [(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_unpacker, args), (_ws_loader, args)],
+                    [4, 4, 1],
+                    [CONSUMER_REGS, UNPACK_REGS, 24],
+                )
+            else:
+                gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
 
@@ -232,10 +336,27 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
+_PACKED_LAYOUT = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2) if gluon is not None else None
+
+
 @functools.cache
 def _smem_layout(block: tuple, dtype):
     """NVMMA shared layout of a TMA block (cached: built on every launch otherwise)."""
     return gl.NVMMASharedLayout.get_default_for(list(block), dtype)
+
+
+def fused_ok(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int) -> bool:
+    """Whether `ws_gemm(fused=True)` can take these weights: int8 activations, symmetric (no zero
+    points), and packed rows TMA can address (K / 2 bytes, a multiple of 16)."""
+    return (
+        FUSED_UNPACK
+        and a.dtype == torch.int8
+        and zeros is None
+        and k % 32 == 0
+        and qweight.stride(1) == 1
+        and qweight.stride(0) % 16 == 0
+        and qweight.data_ptr() % 16 == 0
+    )
 
 
 def scale_rows(scales: torch.Tensor) -> torch.Tensor:
@@ -269,17 +390,21 @@ def ws_gemm(
     block_n: int,
     stages: int,
     group_m: int,
-    consumer_regs: int = 232,
-    maxnreg: int = 168,
+    fused: bool = False,
 ) -> None:
     """`out = a @ b^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`) by `_gemm_ws_kernel`; int8 or float8 e4m3 operands, Hopper only.
-    `rows`: the group scales of `b`'s columns as `(groups, N)` rows (`scale_rows`, or a column slice of it)."""
+    `rows`: the group scales of `b`'s columns as `(groups, N)` rows (`scale_rows`, or a column slice of it).
+    `fused`: `b` is the packed `(N, K // 2)` uint8 weight itself (symmetric, int8 activations, K a multiple
+    of 32), expanded inside the kernel; else the unpacked `(N, Kp)` operand of `unpack_weights`."""
     m, kp = a.shape
     n = b.shape[0]
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
     a_desc = TensorDescriptor.from_tensor(a, [HALF_M, sub], _smem_layout((HALF_M, sub), dt))
-    b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], _smem_layout((block_n, sub), dt))
+    if fused:
+        b_desc = TensorDescriptor.from_tensor(b, [block_n, sub // 2], _PACKED_LAYOUT)
+    else:
+        b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], _smem_layout((block_n, sub), dt))
     s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[rows.dtype]
     s_desc = TensorDescriptor(rows, [rows.shape[0], n], [rows.stride(0), 1], [1, block_n], _smem_layout((1, block_n), s_gl))
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
@@ -299,8 +424,13 @@ def ws_gemm(
         SX_MODE=sx_mode,
         HAS_BIAS=bias is not None,
         GROUP_M=group_m,
+        INT_PER_CHANNEL=a.dtype == torch.int8 and rows.shape[0] == 1,
+        FUSED=fused,
         STAGES=stages,
-        CONSUMER_REGS=consumer_regs,
+        # registers per thread: 3 warpgroups (2 consumers, the loader's) at 168, or 4 with the unpack one at 128;
+        # the consumers get what the others leave
+        CONSUMER_REGS=208 if fused else 232,
+        UNPACK_REGS=72,
         num_warps=4,
-        maxnreg=maxnreg,
+        maxnreg=128 if fused else 168,
     )

@@ -305,6 +305,11 @@ def prefill_gemm(
     # shared memory: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernels)) within what
     # this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)
     per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if wgmma or ws else 0)
+    if ws and gluon_prefill.fused_ok(a, qweight, zeros, k):  # + the packed tile; no unpack pass, no chunks
+        stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // (per_stage + cfg.block_n * sub // 2)))
+        gluon_prefill.ws_gemm(a, qweight, gluon_prefill.scale_rows(scales), sx, sx_mode, bias, out, group_size, sub,
+                              cfg.block_n, stages, cfg.group_m, fused=True)
+        return out
     stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
     cols = -(-triton.cdiv(n, chunks) // cfg.block_n) * cfg.block_n
