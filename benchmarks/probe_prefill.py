@@ -26,10 +26,14 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
 
 
 def variant(label: str) -> tp.PrefillConfig:
-    """'triton' (the Triton kernel's tiles) or 'ws<BM>x<BN>s<stages>[u]' (the warp-specialized Gluon kernel;
-    u: after a separate unpack pass instead of unpacking in the kernel; sets `gluon_prefill.FUSED_UNPACK`).
-    Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
+    """'triton' (the Triton kernel's tiles) or 'ws<BM>x<BN>s<stages>[u][k<n>]' (the warp-specialized Gluon
+    kernel; u: after a separate unpack pass instead of unpacking in the kernel, k<n>: n K steps per ring
+    slot; sets `gluon_prefill.FUSED_UNPACK` / `K_PER_SLOT`). Runs 48-49 also had ping-pong and
+    slot-release variants, since folded or removed."""
+    label, _, ksub = label.partition("k")
+    gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
+    gp.FUSED_MAX_M = 1 << 30 if gp.FUSED_UNPACK else 1024
     if label == "triton":
         return tp.PrefillConfig()
     bm, rest = label[2:].rstrip("u").split("x")
@@ -53,7 +57,7 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
     b, packed = b
-    if cfg.ws and gp.FUSED_UNPACK:
+    if cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
         ws_gemm(a, packed, scale_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
@@ -97,9 +101,9 @@ def main() -> None:
         for name, n, k in SHAPES:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels}
-            gp.FUSED_UNPACK = True
+            gp.FUSED_UNPACK, gp.K_PER_SLOT, gp.FUSED_MAX_M = True, 2, 1024
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
-            gp.FUSED_UNPACK = True
+            gp.FUSED_UNPACK, gp.K_PER_SLOT, gp.FUSED_MAX_M = True, 2, 1024
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

@@ -45,8 +45,13 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
 
 HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
 # Symmetric int4 weights with int8 activations are expanded inside the kernel (a fourth partition) instead
-# of by a separate pass over the weights before it (`triton_prefill.unpack_weights`).
+# of by a separate pass over the weights before it (`triton_prefill.unpack_weights`), up to FUSED_MAX_M
+# rows: there the pass costs more than the slower kernel (run 53: at M = 1024 the op 0-14 % faster; at
+# M = 4096 the kernel 16-20 % slower than with the pass, and the op too).
 FUSED_UNPACK = True
+FUSED_MAX_M = 1024
+# K steps per ring slot (unpacked weights): one "ready" wait and one release per K_PER_SLOT steps.
+K_PER_SLOT = 2
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -64,15 +69,17 @@ if gluon is not None:
             GROUP_M: gl.constexpr
             INT_PER_CHANNEL: gl.constexpr
             FUSED: gl.constexpr
+            KSUB: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED):
+            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED, KSUB):
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
                 self.GROUP_M = gl.constexpr(GROUP_M)
                 self.INT_PER_CHANNEL = gl.constexpr(INT_PER_CHANNEL)
                 self.FUSED = gl.constexpr(FUSED)
+                self.KSUB = gl.constexpr(KSUB)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -92,28 +99,31 @@ if gluon is not None:
         ):
             """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
             time once both consumers have released it."""
-            STAGES: gl.constexpr = s_smem.shape[0]
+            STAGES: gl.constexpr = ready.shape[0]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
             SUB: gl.constexpr = a_desc.block_type.shape[1]
-            nbytes: gl.constexpr = 2 * a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes
+            nbytes: gl.constexpr = c.KSUB * (2 * a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes)
             n_steps = Kp // SUB
             num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
             for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
                 off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, c.GROUP_M)
-                for step in range(0, n_steps):
+                for st in range(0, n_steps // c.KSUB):
                     slot = it % STAGES
                     # the empty barriers start "released" (phase 1 complete): the first pass does not wait
                     mbarrier.wait(empty.index(slot), ((it // STAGES) & 1) ^ 1)
                     bar = ready.index(slot)
                     mbarrier.expect(bar, nbytes)
-                    tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(2 * slot))
-                    tma.async_copy_global_to_shared(a_desc, [off_m + _HALF_M, step * SUB], bar, a_smem.index(2 * slot + 1))
-                    if c.FUSED:  # the packed int4 bytes: the unpack partition expands them into b_smem
-                        tma.async_copy_global_to_shared(b_desc, [off_n, step * (SUB // 2)], bar, p_smem.index(slot))
-                    else:
-                        tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(slot))
-                    tma.async_copy_global_to_shared(s_desc, [(step * SUB) // c.GROUP, off_n], bar, s_smem.index(slot))
+                    for u in gl.static_range(c.KSUB):  # the slot's K steps
+                        step = st * c.KSUB + u
+                        j = slot * c.KSUB + u
+                        tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(2 * j))
+                        tma.async_copy_global_to_shared(a_desc, [off_m + _HALF_M, step * SUB], bar, a_smem.index(2 * j + 1))
+                        if c.FUSED:  # the packed int4 bytes: the unpack partition expands them into b_smem
+                            tma.async_copy_global_to_shared(b_desc, [off_n, step * (SUB // 2)], bar, p_smem.index(j))
+                        else:
+                            tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(j))
+                        tma.async_copy_global_to_shared(s_desc, [(step * SUB) // c.GROUP, off_n], bar, s_smem.index(j))
                     it += 1
 
         @gluon.jit
@@ -140,7 +150,7 @@ if gluon is not None:
         ):
             """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
             half against the weight tile, release of the slot, group scaling into the fp32 accumulator."""
-            STAGES: gl.constexpr = b_smem.shape[0]
+            STAGES: gl.constexpr = ready.shape[0]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
             SUB: gl.constexpr = a_desc.block_type.shape[1]
             IS_INT: gl.constexpr = a_desc.dtype == gl.int8
@@ -155,20 +165,25 @@ if gluon is not None:
                 acc = gl.zeros([_HALF_M, BLOCK_N], gl.float32, mma)
                 part = gl.zeros([_HALF_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
                 s_cur = gl.zeros([1, BLOCK_N], s_smem.dtype, mma)
-                for step in range(0, n_steps):
+                for st in range(0, n_steps // c.KSUB):
                     slot = it % STAGES
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
                     if c.FUSED:  # and for the unpacked weights
                         mbarrier.wait(bready.index(slot), (it // STAGES) & 1)
-                    if c.INT_PER_CHANNEL:  # one int32 sum over all of K, scaled once after the loop
-                        part = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=step > 0)
-                        s_cur = s_smem.index(slot).load(mma)
-                        mbarrier.arrive(empty.index(slot), count=1)
-                    else:
-                        d = warpgroup_mma(_a_half(a_smem, slot, WG), _b_t(b_smem, slot), part, use_acc=False, is_async=True)
-                        s_cur = s_smem.index(slot).load(mma)  # while the MMA runs
-                        part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-                        acc = _scale_step(acc, part, s_cur, empty, slot, IS_INT)
+                    for u in gl.static_range(c.KSUB):  # the slot's K steps
+                        j = slot * c.KSUB + u
+                        if c.INT_PER_CHANNEL:  # one int32 sum over all of K, scaled once after the loop
+                            part = warpgroup_mma(_a_half(a_smem, j, WG), _b_t(b_smem, j), part, use_acc=st * c.KSUB + u > 0)
+                            s_cur = s_smem.index(j).load(mma)
+                        else:
+                            d = warpgroup_mma(_a_half(a_smem, j, WG), _b_t(b_smem, j), part, use_acc=False, is_async=True)
+                            s_cur = s_smem.index(j).load(mma)  # while the MMA runs
+                            part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                            acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
+                    # Released after the scaling, the scale rows' shared-memory loads have completed, so the
+                    # loader's TMA refill needs no proxy fence here (a `fence.proxy.async` before the release put
+                    # a MEMBAR.ALL.CTA in every step and cost 3-13 %, run 49). Both consumers must arrive.
+                    mbarrier.arrive(empty.index(slot), count=1)
                     it += 1
                 if c.INT_PER_CHANNEL:
                     acc = part.to(gl.float32) * s_cur.to(gl.float32)
@@ -183,17 +198,6 @@ if gluon is not None:
         @gluon.jit
         def _b_t(b_smem, slot):
             return b_smem.index(slot).permute((1, 0))
-
-        @gluon.jit
-        def _scale_step(acc, part, s_cur, empty, slot, IS_INT: gl.constexpr):
-            """A retired step: the partial sums scaled by the step's row of group scales (`s_cur`, read from the
-            slot) into the accumulator, then the slot released to the loader (both consumers must arrive).
-            Released after the scaling, the scale row's shared-memory loads have completed, so the loader's TMA
-            refill needs no proxy fence here (a `fence.proxy.async` before the release put a MEMBAR.ALL.CTA in
-            every step and cost 3-13 %, run 49)."""
-            acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
-            mbarrier.arrive(empty.index(slot), count=1)
-            return acc
 
         @gluon.jit
         def _ws_consumer1(
@@ -230,7 +234,7 @@ if gluon is not None:
             step's even columns) into its first SUB/2 columns and high nibbles into the rest, matching the
             activation buffer's permuted order. The slot's B tile is free again once the loader could refill
             the slot (the loader waits for both consumers first), so the "ready" barrier is the only wait."""
-            STAGES: gl.constexpr = s_smem.shape[0]
+            STAGES: gl.constexpr = ready.shape[0]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
             HALF: gl.constexpr = b_desc.block_type.shape[1]
             p_l: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // HALF, HALF // 16], [4, 1], [1, 0])
@@ -269,7 +273,8 @@ if gluon is not None:
             GROUP_M: gl.constexpr,
             INT_PER_CHANNEL: gl.constexpr,  # int8 operands, one weight scale per column: no per-step scaling
             FUSED: gl.constexpr,  # b_desc: the packed int4 weights (symmetric, int8 operands), unpacked in the kernel
-            STAGES: gl.constexpr,
+            KSUB: gl.constexpr,  # K steps per ring slot (1 when FUSED): fewer barrier round trips per MMA
+            STAGES: gl.constexpr,  # ring slots
             CONSUMER_REGS: gl.constexpr,
             UNPACK_REGS: gl.constexpr,
             num_warps: gl.constexpr,
@@ -278,8 +283,8 @@ if gluon is not None:
             a worker warpgroup consume the two row halves, a worker warp loads."""
             SUB: gl.constexpr = a_desc.block_type.shape[1]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
-            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES, _HALF_M, SUB], a_desc.layout)
-            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
+            a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES * KSUB, _HALF_M, SUB], a_desc.layout)
+            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             if FUSED:  # packed tiles by TMA, int8 tiles written by the unpack partition
@@ -291,7 +296,7 @@ if gluon is not None:
                 )
                 bready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             else:
-                b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+                b_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES * KSUB] + b_desc.block_type.shape, b_desc.layout)
                 p_smem = b_smem  # unused
                 bready = ready  # unused
             for i in gl.static_range(STAGES):
@@ -317,7 +322,7 @@ if gluon is not None:
                 N,
                 Kp,
                 stride_om,
-                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED),
+                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED, KSUB),
             )
             if FUSED:
                 gl.warp_specialize(
@@ -346,8 +351,8 @@ def _smem_layout(block: tuple, dtype):
 
 
 def fused_ok(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int) -> bool:
-    """Whether `ws_gemm(fused=True)` can take these weights: int8 activations, symmetric (no zero
-    points), and packed rows TMA can address (K / 2 bytes, a multiple of 16)."""
+    """Whether `ws_gemm(fused=True)` takes these operands: at most FUSED_MAX_M rows of int8 activations,
+    symmetric weights (no zero points) whose packed rows TMA can address (K / 2 bytes, a multiple of 16)."""
     return (
         FUSED_UNPACK
         and a.dtype == torch.int8
@@ -396,7 +401,8 @@ def ws_gemm(
     `triton_prefill._gemm_kernel`) by `_gemm_ws_kernel`; int8 or float8 e4m3 operands, Hopper only.
     `rows`: the group scales of `b`'s columns as `(groups, N)` rows (`scale_rows`, or a column slice of it).
     `fused`: `b` is the packed `(N, K // 2)` uint8 weight itself (symmetric, int8 activations, K a multiple
-    of 32), expanded inside the kernel; else the unpacked `(N, Kp)` operand of `unpack_weights`."""
+    of 32), expanded inside the kernel; else the unpacked `(N, Kp)` operand of `unpack_weights`.
+    `stages`: K steps the ring holds (grouped K_PER_SLOT to a slot where the steps divide evenly)."""
     m, kp = a.shape
     n = b.shape[0]
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
@@ -407,6 +413,7 @@ def ws_gemm(
         b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], _smem_layout((block_n, sub), dt))
     s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[rows.dtype]
     s_desc = TensorDescriptor(rows, [rows.shape[0], n], [rows.stride(0), 1], [1, block_n], _smem_layout((1, block_n), s_gl))
+    ksub = K_PER_SLOT if not fused and (kp // sub) % K_PER_SLOT == 0 and stages >= 2 * K_PER_SLOT else 1
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
     _gemm_ws_kernel[grid](
@@ -426,7 +433,8 @@ def ws_gemm(
         GROUP_M=group_m,
         INT_PER_CHANNEL=a.dtype == torch.int8 and rows.shape[0] == 1,
         FUSED=fused,
-        STAGES=stages,
+        KSUB=ksub,
+        STAGES=stages // ksub,
         # registers per thread: 3 warpgroups (2 consumers, the loader's) at 168, or 4 with the unpack one at 128;
         # the consumers get what the others leave
         CONSUMER_REGS=208 if fused else 232,
