@@ -242,15 +242,19 @@ if gluon is not None:
             num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
             for _t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
-                for _ in range(0, n_steps):
+                for _ in range(0, n_steps // c.KSUB):
                     slot = it % STAGES
                     mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
-                    wb = p_smem.index(slot).load(p_l)
-                    b = b_smem.index(slot)
-                    b.slice(0, HALF, dim=1).store(gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4))
-                    b.slice(HALF, HALF, dim=1).store(
-                        gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
-                    )
+                    for u in gl.static_range(c.KSUB):
+                        j = slot * c.KSUB + u
+                        wb = p_smem.index(j).load(p_l)
+                        b = b_smem.index(j)
+                        b.slice(0, HALF, dim=1).store(
+                            gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
+                        )
+                        b.slice(HALF, HALF, dim=1).store(
+                            gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
+                        )
                     fence_async_shared()  # generic stores before the consumers' wgmma (async proxy) reads
                     mbarrier.arrive(bready.index(slot), count=1)
                     it += 1
@@ -273,7 +277,7 @@ if gluon is not None:
             GROUP_M: gl.constexpr,
             INT_PER_CHANNEL: gl.constexpr,  # int8 operands, one weight scale per column: no per-step scaling
             FUSED: gl.constexpr,  # b_desc: the packed int4 weights (symmetric, int8 operands), unpacked in the kernel
-            KSUB: gl.constexpr,  # K steps per ring slot (1 when FUSED): fewer barrier round trips per MMA
+            KSUB: gl.constexpr,  # K steps per ring slot: fewer barrier round trips per MMA
             STAGES: gl.constexpr,  # ring slots
             CONSUMER_REGS: gl.constexpr,
             UNPACK_REGS: gl.constexpr,
@@ -288,10 +292,10 @@ if gluon is not None:
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             if FUSED:  # packed tiles by TMA, int8 tiles written by the unpack partition
-                p_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES] + b_desc.block_type.shape, b_desc.layout)
+                p_smem = gl.allocate_shared_memory(b_desc.dtype, [STAGES * KSUB] + b_desc.block_type.shape, b_desc.layout)
                 b_smem = gl.allocate_shared_memory(
                     gl.int8,
-                    [STAGES, BLOCK_N, SUB],
+                    [STAGES * KSUB, BLOCK_N, SUB],
                     gl.NVMMASharedLayout(swizzle_byte_width=128 if SUB == 128 else 64, element_bitwidth=8, rank=2),
                 )
                 bready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -413,7 +417,7 @@ def ws_gemm(
         b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], _smem_layout((block_n, sub), dt))
     s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[rows.dtype]
     s_desc = TensorDescriptor(rows, [rows.shape[0], n], [rows.stride(0), 1], [1, block_n], _smem_layout((1, block_n), s_gl))
-    ksub = K_PER_SLOT if not fused and (kp // sub) % K_PER_SLOT == 0 and stages >= 2 * K_PER_SLOT else 1
+    ksub = K_PER_SLOT if (kp // sub) % K_PER_SLOT == 0 and stages >= 2 * K_PER_SLOT else 1
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
     _gemm_ws_kernel[grid](
