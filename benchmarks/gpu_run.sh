@@ -169,6 +169,13 @@ PY
     timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default \
         --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused"
     ;;
+  session7)  # the end state of session 7: GPU tests, the prefill GEMM table, e2e prefill A/B (ws k2 / k1 / Triton GEMM)
+    timeout 220 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1024,4096
+    timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+k1,w4a8-dynamic+fused+ingraph+tritonprefill \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+k1,w4a8-dynamic+fused+ingraph+tritonprefill"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

@@ -386,11 +386,12 @@ def test_gpu_fp8(m):
                                  tw.PrefillConfig(128, 128, 4, 4, ws=True), tw.PrefillConfig(128, 64, 4, 6, ws=True)])
 def test_gpu_prefill_wgmma(monkeypatch, cfg):
     """The Gluon Hopper kernels (TMA ring, wgmma, group scales by TMA; one partition, or warp-specialized
-    and persistent) of the unpacked prefill path:
+    and persistent, with the weights unpacked by a pass before it or inside it, one or two K steps per
+    ring slot (K = 384: three steps), int8 per-channel without per-step scaling) of the prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
-    from fptq.kernels import triton_prefill
+    from fptq.kernels import gluon_prefill, triton_prefill
 
     if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("needs Gluon and a Hopper GPU")
@@ -402,8 +403,13 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 128 * 1024)  # 32 columns of K = 4096: many chunks
     cases = ((1000, 1024, 4096, 128, True, torch.float16), (257, 262, 4096, 64, False, torch.bfloat16),
              (130, 384, 200, -1, True, torch.float16), (2048, 256, 1024, 256, False, torch.float16),
-             (3, 256, 512, 128, True, torch.bfloat16))
-    for m, n, k, g, sym, dtype in cases:
+             (3, 256, 512, 128, True, torch.bfloat16), (300, 256, 384, 128, True, torch.float16),
+             (1100, 512, 4096, -1, True, torch.float16))
+    # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
+    fused_limits = (1 << 30, 0) if cfg.ws else (None,)
+    for (m, n, k, g, sym, dtype), limit in ((c, f) for c in cases for f in fused_limits):
+        if limit is not None:
+            monkeypatch.setattr(gluon_prefill, "FUSED_MAX_M", limit)
         gs = k if g == -1 else g
         layer = make_layer(n, k, gs, sym, bias=True, dtype=dtype)
         x = make_x(m, k, dtype)
