@@ -550,3 +550,18 @@ def test_scale_rows_cached_on_the_tensor():
     scales.mul_(2)
     again = scale_rows(scales)
     assert again is not rows and torch.equal(again[:, :10], scales.t())
+
+
+def test_fused_unpack_only_up_to_fused_max_m(monkeypatch):
+    """The warp-specialized kernel unpacks the weights itself only up to FUSED_MAX_M rows (run 53: beyond,
+    the separate pass wins), for int8 activations and symmetric weights whose packed rows TMA can address."""
+    from fptq.kernels import gluon_prefill
+
+    monkeypatch.setattr(gluon_prefill, "FUSED_MAX_M", 1024)
+    q = torch.zeros(256, 2048, dtype=torch.uint8)
+    a = torch.zeros(1024, 4096, dtype=torch.int8)
+    assert gluon_prefill.fused_ok(a, q, None, 4096)
+    assert not gluon_prefill.fused_ok(torch.zeros(1025, 4096, dtype=torch.int8), q, None, 4096)
+    assert not gluon_prefill.fused_ok(a, q, torch.zeros(256, 32, dtype=torch.uint8), 4096)  # zero points
+    assert not gluon_prefill.fused_ok(a.to(torch.float16), q, None, 4096)
+    assert not gluon_prefill.fused_ok(a, torch.zeros(256, 100, dtype=torch.uint8), None, 200)  # K / 2 = 100 bytes

@@ -359,6 +359,7 @@ def fused_ok(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int) -> bool:
     symmetric weights (no zero points) whose packed rows TMA can address (K / 2 bytes, a multiple of 16)."""
     return (
         FUSED_UNPACK
+        and a.shape[0] <= FUSED_MAX_M
         and a.dtype == torch.int8
         and zeros is None
         and k % 32 == 0
