@@ -172,6 +172,7 @@ PY
   session7)  # the end state of session 7: GPU tests, the prefill GEMM table, e2e prefill A/B (ws k2 / k1 / Triton GEMM)
     timeout 220 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
     timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1024,4096
+    timeout 120 python3 benchmarks/probe_prefill.py --ms 1024,2048,4096 --no-kernel 2>&1 | tee "$OUT/probe.txt"
     timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+k1,w4a8-dynamic+fused+ingraph+tritonprefill \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+k1,w4a8-dynamic+fused+ingraph+tritonprefill"
