@@ -299,18 +299,18 @@ def main() -> None:
     from fptq.kernels import gluon_prefill as gp
 
     defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS
-    gp_defaults = gp.K_PER_SLOT, gp.FUSED_MAX_M
+    gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
         tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS = defaults
-        gp.K_PER_SLOT, gp.FUSED_MAX_M = gp_defaults
+        gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = gp_defaults
         if "k1" in opts:  # one K step per ring slot of the warp-specialized prefill kernel
             gp.K_PER_SLOT = 1
         if "fuseall" in opts or "nofuse" in opts:  # unpack inside that kernel at every M / never
-            gp.FUSED_MAX_M = (1 << 30) if "fuseall" in opts else 0
+            gp.FUSED_UNPACK, gp.FUSED_MAX_M = "fuseall" in opts, 1 << 30
         if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one
             tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 3, split_k=8))  # the session-5 default
         if "tritonprefill" in opts:  # the unpacked path's Triton GEMM instead of the warp-specialized Gluon one

@@ -42,7 +42,7 @@ def variant(label: str) -> tp.PrefillConfig | None:
     label, _, ksub = label.partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
-    gp.FUSED_MAX_M = 1 << 30 if gp.FUSED_UNPACK else 0
+    gp.FUSED_MAX_M = 1 << 30
     bm, rest = label[2:].rstrip("u").split("x")
     bn, st = rest.split("s")
     return tp.PrefillConfig(int(bm), int(bn), 4, int(st), ws=True)

@@ -406,6 +406,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
              (3, 256, 512, 128, True, torch.bfloat16), (300, 256, 384, 128, True, torch.float16),
              (1100, 512, 4096, -1, True, torch.float16))
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
+    monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     fused_limits = (1 << 30, 0) if cfg.ws else (None,)
     for (m, n, k, g, sym, dtype), limit in ((c, f) for c in cases for f in fused_limits):
         if limit is not None:
@@ -553,10 +554,11 @@ def test_scale_rows_cached_on_the_tensor():
 
 
 def test_fused_unpack_only_up_to_fused_max_m(monkeypatch):
-    """The warp-specialized kernel unpacks the weights itself only up to FUSED_MAX_M rows (run 53: beyond,
-    the separate pass wins), for int8 activations and symmetric weights whose packed rows TMA can address."""
+    """The warp-specialized kernel unpacks the weights itself (when FUSED_UNPACK) only up to FUSED_MAX_M rows,
+    for int8 activations and symmetric weights whose packed rows TMA can address."""
     from fptq.kernels import gluon_prefill
 
+    monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     monkeypatch.setattr(gluon_prefill, "FUSED_MAX_M", 1024)
     q = torch.zeros(256, 2048, dtype=torch.uint8)
     a = torch.zeros(1024, 4096, dtype=torch.int8)
@@ -565,3 +567,5 @@ def test_fused_unpack_only_up_to_fused_max_m(monkeypatch):
     assert not gluon_prefill.fused_ok(a, q, torch.zeros(256, 32, dtype=torch.uint8), 4096)  # zero points
     assert not gluon_prefill.fused_ok(a.to(torch.float16), q, None, 4096)
     assert not gluon_prefill.fused_ok(a, torch.zeros(256, 100, dtype=torch.uint8), None, 200)  # K / 2 = 100 bytes
+    monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", False)
+    assert not gluon_prefill.fused_ok(a, q, None, 4096)

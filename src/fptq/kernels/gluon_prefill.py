@@ -44,11 +44,12 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
 HALF_M = 64  # rows per consumer warpgroup (one wgmma M)
-# Symmetric int4 weights with int8 activations are expanded inside the kernel (a fourth partition) instead
-# of by a separate pass over the weights before it (`triton_prefill.unpack_weights`), up to FUSED_MAX_M
-# rows: there the pass costs more than the slower kernel (run 53: at M = 1024 the op 0-14 % faster; at
-# M = 4096 the kernel 16-20 % slower than with the pass, and the op too).
-FUSED_UNPACK = True
+# Symmetric int4 weights with int8 activations can be expanded inside the kernel (a fourth partition)
+# instead of by a separate pass over the weights before it (`triton_prefill.unpack_weights`), up to
+# FUSED_MAX_M rows. Off by default: with two K steps per slot the pass + kernel measured faster at every
+# M from 1024 on but one shape (run 60: M = 1024 4096² 67.5 vs 75.6 µs, 70B gate/up 771 vs 739; at
+# M = 2048-4096 the fused kernel is 10-20 % slower, a fourth warpgroup competing for issue slots).
+FUSED_UNPACK = False
 FUSED_MAX_M = 1024
 # K steps per ring slot (unpacked weights): one "ready" wait and one release per K_PER_SLOT steps.
 K_PER_SLOT = 2
