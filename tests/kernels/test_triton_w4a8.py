@@ -12,8 +12,11 @@ import torch
 
 pytest.importorskip("triton")
 
+from fptq.kernels import (
+    gluon_fallback,  # noqa: E402
+    select_backend,  # noqa: E402
+)
 from fptq.kernels import reference as ref_mod  # noqa: E402
-from fptq.kernels import select_backend  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.packing import pack_int4  # noqa: E402
 from fptq.primitives import per_token_scale, quantize_activation, quantize_weight  # noqa: E402
@@ -407,6 +410,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
              (1100, 512, 4096, -1, True, torch.float16))
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
     monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
+    monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 3)  # persistent CTAs walk several tiles
     fused_limits = (1 << 30, 0) if cfg.ws else (None,)
     for (m, n, k, g, sym, dtype), limit in ((c, f) for c in cases for f in fused_limits):
         if limit is not None:
@@ -465,7 +469,7 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         check_int8_modes(x, layer, gs, cfg, tol, (m, n, k, g))
-    assert not tw._GLUON_FAILED
+    assert not gluon_fallback.failed("decode")
 
 
 @pytest.mark.gpu
@@ -539,18 +543,31 @@ def test_fp8_kernel_takes_strided_inputs():
     assert torch.equal(a, b)
 
 
-def test_scale_rows_cached_on_the_tensor():
-    """The warp-specialized prefill kernel's (groups, N) scale rows: padded to 16 bytes, equal to the
-    transposed scales, built once per scales tensor and rebuilt after an in-place change."""
+def test_scale_rows():
+    """The warp-specialized prefill kernel's (groups, N) scale rows: the transposed scales in their stored
+    type, rows padded to 16 bytes, made afresh per call (an in-place change is seen at once)."""
     from fptq.kernels.gluon_prefill import scale_rows
 
     scales = torch.rand(10, 3).half()
     rows = scale_rows(scales)
-    assert rows.shape == (3, 16) and torch.equal(rows[:, :10], scales.t())
-    assert scale_rows(scales) is rows
+    assert rows.shape == (3, 16) and rows.dtype == torch.float16 and torch.equal(rows[:, :10], scales.t())
     scales.mul_(2)
-    again = scale_rows(scales)
-    assert again is not rows and torch.equal(again[:, :10], scales.t())
+    assert torch.equal(scale_rows(scales)[:, :10], scales.t())
+    assert scale_rows(torch.rand(5, 2)).shape == (2, 8)  # fp32: 4 per 16 bytes
+
+
+def test_gluon_fallback_switch(monkeypatch):
+    """A Gluon kernel that fails to compile switches its path to the Triton kernel with one warning;
+    device errors are re-raised."""
+    from fptq.kernels import gluon_fallback
+
+    monkeypatch.setattr(gluon_fallback, "_FAILED", set())
+    with pytest.warns(RuntimeWarning, match="Gluon prefill kernel failed"):
+        gluon_fallback.note_failure("prefill", RuntimeError("PassManager::run failed"))
+    assert gluon_fallback.failed("prefill") and not gluon_fallback.failed("decode")
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        gluon_fallback.note_failure("decode", RuntimeError("CUDA error: an illegal memory access"))
+    assert not gluon_fallback.failed("decode")
 
 
 def test_fused_unpack_only_up_to_fused_max_m(monkeypatch):

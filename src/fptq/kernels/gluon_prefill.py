@@ -372,19 +372,14 @@ def fused_ok(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int) -> bool:
 
 def scale_rows(scales: torch.Tensor) -> torch.Tensor:
     """The `(N, groups)` group scales as `(groups, N)` rows (padded to 16 bytes, as TMA needs), in their
-    stored type, which the kernel's loader brings into shared memory one row per K step. Kept on the
-    `scales` tensor itself (gone with it, rebuilt if it is changed in place): making the copy on every
-    call cost host time that showed in eager prefill (run 51). Not kept while a CUDA graph is being
-    captured (the copy would exist only in the graph)."""
-    cached = getattr(scales, "_fptq_scale_rows", None)
-    if cached is not None and cached[0] == scales._version:
-        return cached[1]
+    stored type, which the kernel's loader brings into shared memory one row per K step. Made on every
+    call (one small copy kernel): a copy kept on the scales tensor went stale or crashed with CUDA-graph
+    replays after an in-place change, torch.compile's CUDA-graph pools, inference tensors (no version
+    counter) and deep copies (review of session 7)."""
     groups, n = scales.shape[1], scales.shape[0]
     per16 = 16 // scales.element_size()
     rows = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
     rows[:, :n] = scales.t()
-    if not (scales.is_cuda and torch.cuda.is_current_stream_capturing()):
-        scales._fptq_scale_rows = (scales._version, rows)
     return rows
 
 

@@ -298,36 +298,58 @@ def prefill_gemm(
         return out
     kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
     gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
-    ws = cfg.ws and gluon_ok and gluon_prefill.gluon is not None
-    wgmma = cfg.wgmma and gluon_ok
-    if cfg.ws and not ws:  # no Hopper / Gluon, or fp16 operands (W4A16): the Triton kernel's own tiles
+    if cfg.ws and gluon_ok and gluon_prefill.gluon is not None and not gluon_fallback.failed("prefill"):
+        try:
+            return _ws_prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, sub, out, cfg)
+        except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: Triton instead
+            gluon_fallback.note_failure("prefill", e)
+    if cfg.ws:  # no Hopper / Gluon, or fp16 operands (W4A16): the Triton kernel's own tiles
         cfg = PrefillConfig()
-    # shared memory: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernels)) within what
-    # this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)
-    per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if wgmma or ws else 0)
-    if ws and gluon_prefill.fused_ok(a, qweight, zeros, k):  # + the packed tile; no unpack pass, no chunks
-        stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // (per_stage + cfg.block_n * sub // 2)))
-        gluon_prefill.ws_gemm(a, qweight, gluon_prefill.scale_rows(scales), sx, sx_mode, bias, out, group_size, sub,
-                              cfg.block_n, stages, cfg.group_m, fused=True)
-        return out
-    stages = max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
-    chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
-    cols = -(-triton.cdiv(n, chunks) // cfg.block_n) * cfg.block_n
-    rows = gluon_prefill.scale_rows(scales) if ws else None
-    for n0 in range(0, n, cols):
-        n1 = min(n, n0 + cols)
+    wgmma = cfg.wgmma and gluon_ok
+    stages = _stages(a, cfg, sub, wgmma)
+    for n0, n1 in _column_chunks(n, kp, a, cfg.block_n):
         b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)
         o = out[:, n0:n1]
-        if ws:  # (chunk columns are multiples of block_n: the rows' column slice stays 16-byte aligned)
-            gluon_prefill.ws_gemm(a, b, rows[:, n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o,
-                                  group_size, sub, cfg.block_n, stages, cfg.group_m)
-        elif wgmma:
+        if wgmma:
             _wgmma_gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, group_size,
                         sub, cfg, stages)
         else:
             _gemm(a, b, scales[n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None, o, k, group_size,
                   sub, kind, cfg, stages)
         del b  # one unpacked chunk alive at a time (the allocator reuses it in stream order)
+    return out
+
+
+def _stages(a, cfg: PrefillConfig, sub: int, scale_rows: bool, extra: int = 0) -> int:
+    """K steps the kernel's ring holds: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernels)
+    + `extra` bytes) within what this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)."""
+    per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if scale_rows else 0) + extra
+    return max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
+
+
+def _column_chunks(n: int, kp: int, a, block_n: int):
+    """`(n0, n1)` column ranges whose unpacked weights take at most CHUNK_BYTES each, equal in size and
+    multiples of block_n (so column slices of the scales stay aligned)."""
+    chunks = -(-n * kp * a.element_size() // CHUNK_BYTES)
+    cols = -(-triton.cdiv(n, chunks) // block_n) * block_n
+    return [(n0, min(n, n0 + cols)) for n0 in range(0, n, cols)]
+
+
+def _ws_prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, sub, out, cfg: PrefillConfig):
+    """The warp-specialized Gluon kernel (`gluon_prefill`): on the packed weights directly where it unpacks
+    them itself (`fused_ok`), else after the unpack pass, chunk by chunk of columns."""
+    rows = gluon_prefill.scale_rows(scales)
+    if gluon_prefill.fused_ok(a, qweight, zeros, k):  # + the packed tile in shared memory; no pass, no chunks
+        stages = _stages(a, cfg, sub, True, cfg.block_n * sub // 2)
+        gluon_prefill.ws_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size, sub, cfg.block_n, stages, cfg.group_m,
+                              fused=True)
+        return out
+    stages = _stages(a, cfg, sub, True)
+    for n0, n1 in _column_chunks(qweight.shape[0], a.shape[1], a, cfg.block_n):
+        b = unpack_weights(qweight[n0:n1], None if zeros is None else zeros[n0:n1], k, group_size, sub, a.dtype)
+        gluon_prefill.ws_gemm(a, b, rows[:, n0:n1], sx, sx_mode, bias[n0:n1] if bias is not None else None,
+                              out[:, n0:n1], group_size, sub, cfg.block_n, stages, cfg.group_m)
+        del b  # one unpacked chunk alive at a time
     return out
 
 
@@ -542,4 +564,4 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
 
 
 # the warp-specialized kernel uses this module's Gluon helpers (`_as_fp32`, `_epilogue`): imported last
-from fptq.kernels import gluon_prefill  # noqa: E402
+from fptq.kernels import gluon_fallback, gluon_prefill  # noqa: E402

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels import gluon_decode
+from fptq.kernels import gluon_decode, gluon_fallback
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -713,9 +713,7 @@ def _launch(
             )
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
-            if torch.cuda.is_current_stream_capturing() or "CUDA" in type(e).__name__ or "CUDA error" in str(e):
-                raise  # a device error (e.g. from an earlier kernel) is not the Gluon kernel's to hide
-            _gluon_failed(e)
+            gluon_fallback.note_failure("decode", e)
     _w4a8_kernel[grid](
         a,
         qweight,
@@ -756,15 +754,6 @@ def _launch(
     return out
 
 
-def _gluon_failed(e: Exception) -> None:
-    global _GLUON_FAILED
-    _GLUON_FAILED = True
-    import warnings
-
-    warnings.warn(f"fptq: the Gluon decode kernel failed ({type(e).__name__}: {str(e)[:200]}); "
-                  "using the Triton kernel from now on", RuntimeWarning, stacklevel=3)
-
-
 def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     """Power of two >= the weight groups one K slice of `split` touches (a slice of `per` steps of
     `sub` columns starts on a group boundary only if a group is one step)."""
@@ -780,7 +769,8 @@ def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: 
     what TMA needs: rows of 16-byte multiples with unit column stride (K a multiple of 32), 16-byte
     aligned bases, a box of at most 256 rows."""
     return (cfg.tma_stages > 0 and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0
-            and a.is_cuda and torch.version.hip is None and gluon_decode.gluon is not None and not _GLUON_FAILED
+            and a.is_cuda and torch.version.hip is None and gluon_decode.gluon is not None
+            and not gluon_fallback.failed("decode")
             and _capability(a.device.index)[0] == 9 and cfg.block_n <= 256
             and qweight.stride(1) == 1 and qweight.stride(0) % 16 == 0 and a.stride(1) == 1 and a.stride(0) % 16 == 0
             and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0 and a.data_ptr() % 16 == 0)
@@ -788,7 +778,6 @@ def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: 
 
 # A Gluon that compiles differently from Triton 3.6's (the kernel was written against it) turns the
 # TMA decode kernel off for the process, with one warning, instead of failing every decode step.
-_GLUON_FAILED = False
 # Program group scales are staged in shared memory; past this many groups per program (a split of 1
 # on a very wide layer) the Triton kernel runs instead.
 TMA_MAX_GROUPS = 64
