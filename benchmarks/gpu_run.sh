@@ -177,6 +177,13 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+k1,w4a8-dynamic+fused+ingraph+tritonprefill \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+k1,w4a8-dynamic+fused+ingraph+tritonprefill"
     ;;
+  session7final)  # GPU tests after the review fixes; e2e prefill default vs the Triton GEMM; host time per op
+    timeout 220 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 60 python3 benchmarks/probe_host.py 2>&1 | head -2 | tee "$OUT/host.txt"
+    timeout 200 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+tritonprefill \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+tritonprefill"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
