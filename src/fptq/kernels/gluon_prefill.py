@@ -7,18 +7,26 @@ on a Hopper SM. In one partition every schedule tried (runs 20-25, benchmarks/GP
 the warps alternating between MMA and scaling, in lockstep through the per-step barrier that
 guards the shared-memory ring; the kernels reached ~0.9x of cuBLAS fp16.
 
-Here the work is split by role, so that nothing ties the two halves of a tile together:
-- a loader warp issues the TMA loads of a STAGES-deep ring (per K step: the two 64-row halves of
-  the activation tile, the weight tile and the step's row of group scales, on one mbarrier);
-- two consumer warpgroups each own 64 rows of the 128-row tile: wait for a slot, issue their
-  wgmma, wait for it, release the slot (an "empty" mbarrier that both must arrive at before the
-  loader refills it) and scale the partial sums. With no barrier between the two, one scales
-  while the other's wgmma runs (ping-pong, set by the tensor cores' own queue);
+Here the work is split by role, so that no CTA-wide barrier ties the two halves of a tile together:
+- a loader warp issues the TMA loads of a ring of STAGES slots, each holding KSUB (2) K steps: per
+  step the two 64-row halves of the activation tile, the weight tile and the step's row of group
+  scales, all on the slot's mbarrier;
+- two consumer warpgroups each own 64 rows of the 128-row tile: wait for a slot, per step issue
+  their wgmma, wait for it and scale the partial sums, then release the slot (an "empty" mbarrier
+  that both must arrive at before the loader refills it);
 - the kernel is persistent (one CTA per SM walks the tiles in grouped order), so the loader fills
-  the ring for the next tile while the consumers store the last one.
+  the ring for the next tile while the consumers store the last one;
+- optionally (FUSED_UNPACK, off by default) a fourth partition expands the packed int4 weights into
+  the int8 operand tile in shared memory, so no separate unpack pass runs before the kernel.
 Register budget: each consumer holds its fp32 accumulator and the int32 partial of a step
 (2 x 64 registers at 128 columns) plus a row of scales; `setmaxnreg` gives them the registers the
-loader warp does not need.
+loader warp does not need. Measured (benchmarks/GPU_NOTES.md, runs 47-63): bit-identical to the
+Triton kernel and 1.09-1.17x cuBLAS fp16 at M = 4096 (the Triton kernel 0.86-0.94x); still latency-
+bound (tensor pipe ~40 %, warps stalled at the partitions' named barriers). Releasing a slot only
+after its scale rows are used needs no proxy fence (Triton puts a partition barrier before the
+single-thread arrive, which orders the shared-memory loads before it); the fence it replaced cost
+3-13 %. Two K steps per slot halve those barrier round trips (+9-11 %). A tensor-core hand-off
+between the consumers (ping-pong) and a software-pipelined consumer measured slower.
 """
 
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
@@ -181,9 +189,10 @@ if gluon is not None:
                             s_cur = s_smem.index(j).load(mma)  # while the MMA runs
                             part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                             acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
-                    # Released after the scaling, the scale rows' shared-memory loads have completed, so the
-                    # loader's TMA refill needs no proxy fence here (a `fence.proxy.async` before the release put
-                    # a MEMBAR.ALL.CTA in every step and cost 3-13 %, run 49). Both consumers must arrive.
+                    # Released after the scaling: the partition barrier Triton puts before the single-thread arrive
+                    # orders this warpgroup's shared-memory loads of the scale rows before it, so the loader's TMA
+                    # refill needs no proxy fence here (a `fence.proxy.async` before an earlier release put a
+                    # MEMBAR.ALL.CTA in every step and cost 3-13 %, run 49). Both consumers must arrive.
                     mbarrier.arrive(empty.index(slot), count=1)
                     it += 1
                 if c.INT_PER_CHANNEL:
@@ -263,8 +272,9 @@ if gluon is not None:
         @gluon.jit
         def _gemm_ws_kernel(
             a_desc,  # TMA descriptor of the (M, Kp) activation buffer, block (64, SUB)
-            b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB)
-            s_desc,  # TMA descriptor of the (groups, N) fp32 group scales (transposed), block (1, BLOCK_N)
+            b_desc,  # TMA descriptor of the (N, Kp) unpacked weights, block (BLOCK_N, SUB); FUSED: of the packed
+            # (N, K // 2) uint8 weights, block (BLOCK_N, SUB // 2)
+            s_desc,  # TMA descriptor of the (groups, N) group scale rows (`scale_rows`), block (1, BLOCK_N)
             sx_ptr,  # activation scale: fp32 scalar or (M,), or dummy
             bias_ptr,  # (N,) or dummy
             out_ptr,  # (M, N) output dtype, row stride stride_om
@@ -285,7 +295,8 @@ if gluon is not None:
             num_warps: gl.constexpr,
         ):
             """Persistent warp-specialized GEMM: 128 x BLOCK_N tiles, the default partition (4 warps) and
-            a worker warpgroup consume the two row halves, a worker warp loads."""
+            a worker warpgroup consume the two row halves, a worker warp loads (FUSED: and a worker
+            warpgroup unpacks)."""
             SUB: gl.constexpr = a_desc.block_type.shape[1]
             BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
             a_smem = gl.allocate_shared_memory(a_desc.dtype, [2 * STAGES * KSUB, _HALF_M, SUB], a_desc.layout)

@@ -321,8 +321,8 @@ def prefill_gemm(
 
 
 def _stages(a, cfg: PrefillConfig, sub: int, scale_rows: bool, extra: int = 0) -> int:
-    """K steps the kernel's ring holds: stages x (A + B tiles (+ a row of fp32 scales for the Gluon kernels)
-    + `extra` bytes) within what this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)."""
+    """K steps the kernel's ring holds: stages x (A + B tiles (+ a row of scales, counted as fp32, for the
+    Gluon kernels) + `extra` bytes) within what this GPU gives a block (227 KB on the H100, 99 KB on sm_86/89)."""
     per_stage = (cfg.block_m + cfg.block_n) * sub * a.element_size() + (cfg.block_n * 4 if scale_rows else 0) + extra
     return max(1, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
 
