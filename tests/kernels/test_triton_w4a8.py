@@ -12,10 +12,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from fptq.kernels import (
-    gluon_fallback,  # noqa: E402
-    select_backend,  # noqa: E402
-)
+from fptq.kernels import gluon_fallback, select_backend  # noqa: E402
 from fptq.kernels import reference as ref_mod  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.packing import pack_int4  # noqa: E402
@@ -559,8 +556,6 @@ def test_scale_rows():
 def test_gluon_fallback_switch(monkeypatch):
     """A Gluon kernel that fails to compile switches its path to the Triton kernel with one warning;
     device errors are re-raised."""
-    from fptq.kernels import gluon_fallback
-
     monkeypatch.setattr(gluon_fallback, "_FAILED", set())
     with pytest.warns(RuntimeWarning, match="Gluon prefill kernel failed"):
         gluon_fallback.note_failure("prefill", RuntimeError("PassManager::run failed"))
