@@ -2,10 +2,14 @@
 (activation quantization, weight unpack pass, scale rows, GEMM), per kernel name (run 61).
 
     PYTHONPATH=src python3 benchmarks/probe_op_kernels.py [M N K ...]
+
+With PROBE_NO_PROFILER=1 each op just runs twice (for Nsight Compute, which cannot share CUPTI with
+torch.profiler: `bash benchmarks/gpu_run.sh ncu-quant`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -25,9 +29,11 @@ def main() -> None:
         def op(x=x, qweight=qweight, scales=scales):
             return tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic")
 
-        for _ in range(3):
+        for _ in range(2 if os.environ.get("PROBE_NO_PROFILER") else 3):
             op()
         torch.cuda.synchronize()
+        if os.environ.get("PROBE_NO_PROFILER"):
+            continue
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             for _ in range(10):
                 op()
