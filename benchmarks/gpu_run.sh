@@ -164,9 +164,9 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-static+fused --variants "w4a8-dynamic+fused,w4a8-static+fused"
     ;;
   ncu-quant)  # Nsight Compute on the activation-quantization kernel at prefill sizes (M = 4096, K = 4096 / 11008)
-    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy --section SchedulerStats \
-        --section MemoryWorkloadAnalysis -k regex:act_quant -c 4 \
-        env PROBE_NO_PROFILER=1 python3 benchmarks/probe_op_kernels.py 4096 4096 4096 4096 4096 11008 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 120000
+    PROBE_NO_PROFILER=1 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+        --section SchedulerStats --section MemoryWorkloadAnalysis -k regex:act_quant -c 4 \
+        python3 benchmarks/probe_op_kernels.py 4096 4096 4096 4096 4096 11008 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 120000
     ;;
   session7a)  # session 7, first call: the unverified end of session 6 (quantization split capped at 16 programs)
     timeout 200 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
