@@ -67,11 +67,29 @@ if gluon is not None:
     try:
 
         @aggregate
-        class _Consts:
-            """The kernel's compile-time settings, handed to the partitions as one aggregate of constexpr
+        class _Args:
+            """What every partition gets, as one aggregate: the TMA descriptors, the shared-memory ring and
+            its barriers, the epilogue's pointers and sizes, and the compile-time settings as constexpr
             fields (plain constexpr arguments of `warp_specialize` become captured values, which Triton
             3.6 fails to lower in some combinations)."""
 
+            a_desc: tma.tensor_descriptor
+            b_desc: tma.tensor_descriptor
+            s_desc: tma.tensor_descriptor
+            a_smem: gl.shared_memory_descriptor
+            b_smem: gl.shared_memory_descriptor
+            s_smem: gl.shared_memory_descriptor
+            p_smem: gl.shared_memory_descriptor
+            ready: gl.shared_memory_descriptor
+            empty: gl.shared_memory_descriptor
+            bready: gl.shared_memory_descriptor
+            sx_ptr: gl.tensor
+            bias_ptr: gl.tensor
+            out_ptr: gl.tensor
+            M: gl.tensor
+            N: gl.tensor
+            Kp: gl.tensor
+            stride_om: gl.tensor
             GROUP: gl.constexpr
             SX_MODE: gl.constexpr
             HAS_BIAS: gl.constexpr
@@ -81,7 +99,50 @@ if gluon is not None:
             KSUB: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED, KSUB):
+            def __init__(
+                self,
+                a_desc,
+                b_desc,
+                s_desc,
+                a_smem,
+                b_smem,
+                s_smem,
+                p_smem,
+                ready,
+                empty,
+                bready,
+                sx_ptr,
+                bias_ptr,
+                out_ptr,
+                M,
+                N,
+                Kp,
+                stride_om,
+                GROUP,
+                SX_MODE,
+                HAS_BIAS,
+                GROUP_M,
+                INT_PER_CHANNEL,
+                FUSED,
+                KSUB,
+            ):
+                self.a_desc = a_desc
+                self.b_desc = b_desc
+                self.s_desc = s_desc
+                self.a_smem = a_smem
+                self.b_smem = b_smem
+                self.s_smem = s_smem
+                self.p_smem = p_smem
+                self.ready = ready
+                self.empty = empty
+                self.bready = bready
+                self.sx_ptr = sx_ptr
+                self.bias_ptr = bias_ptr
+                self.out_ptr = out_ptr
+                self.M = M
+                self.N = N
+                self.Kp = Kp
+                self.stride_om = stride_om
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
@@ -103,162 +164,109 @@ if gluon is not None:
             return off_m, off_n
 
         @gluon.jit
-        def _ws_loader(
-            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, p_smem, ready, empty, bready, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
-        ):
+        def _num_tiles(p):
+            """128 x BLOCK_N output tiles of the launch (every partition walks the same ones)."""
+            BLOCK_N: gl.constexpr = p.b_desc.block_type.shape[0]
+            return ((p.M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((p.N + BLOCK_N - 1) // BLOCK_N)
+
+        @gluon.jit
+        def _ws_loader(p):
             """One warp: TMA loads of every K step of every tile of this CTA into the ring, a slot at a
             time once both consumers have released it."""
-            STAGES: gl.constexpr = ready.shape[0]
-            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
-            SUB: gl.constexpr = a_desc.block_type.shape[1]
-            nbytes: gl.constexpr = c.KSUB * (2 * a_desc.block_type.nbytes + b_desc.block_type.nbytes + s_desc.block_type.nbytes)
-            n_steps = Kp // SUB
-            num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
+            STAGES: gl.constexpr = p.ready.shape[0]
+            BLOCK_N: gl.constexpr = p.b_desc.block_type.shape[0]
+            SUB: gl.constexpr = p.a_desc.block_type.shape[1]
+            nbytes: gl.constexpr = p.KSUB * (2 * p.a_desc.block_type.nbytes + p.b_desc.block_type.nbytes + p.s_desc.block_type.nbytes)
             it = 0
-            for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
-                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, c.GROUP_M)
-                for st in range(0, n_steps // c.KSUB):
+            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+                off_m, off_n = _tile(t, p.M, p.N, 2 * _HALF_M, BLOCK_N, p.GROUP_M)
+                for st in range(0, p.Kp // SUB // p.KSUB):
                     slot = it % STAGES
                     # the empty barriers start "released" (phase 1 complete): the first pass does not wait
-                    mbarrier.wait(empty.index(slot), ((it // STAGES) & 1) ^ 1)
-                    bar = ready.index(slot)
+                    mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)
+                    bar = p.ready.index(slot)
                     mbarrier.expect(bar, nbytes)
-                    for u in gl.static_range(c.KSUB):  # the slot's K steps
-                        step = st * c.KSUB + u
-                        j = slot * c.KSUB + u
-                        tma.async_copy_global_to_shared(a_desc, [off_m, step * SUB], bar, a_smem.index(2 * j))
-                        tma.async_copy_global_to_shared(a_desc, [off_m + _HALF_M, step * SUB], bar, a_smem.index(2 * j + 1))
-                        if c.FUSED:  # the packed int4 bytes: the unpack partition expands them into b_smem
-                            tma.async_copy_global_to_shared(b_desc, [off_n, step * (SUB // 2)], bar, p_smem.index(j))
+                    for u in gl.static_range(p.KSUB):  # the slot's K steps
+                        step = st * p.KSUB + u
+                        j = slot * p.KSUB + u
+                        tma.async_copy_global_to_shared(p.a_desc, [off_m, step * SUB], bar, p.a_smem.index(2 * j))
+                        tma.async_copy_global_to_shared(p.a_desc, [off_m + _HALF_M, step * SUB], bar, p.a_smem.index(2 * j + 1))
+                        if p.FUSED:  # the packed int4 bytes: the unpack partition expands them into b_smem
+                            tma.async_copy_global_to_shared(p.b_desc, [off_n, step * (SUB // 2)], bar, p.p_smem.index(j))
                         else:
-                            tma.async_copy_global_to_shared(b_desc, [off_n, step * SUB], bar, b_smem.index(j))
-                        tma.async_copy_global_to_shared(s_desc, [(step * SUB) // c.GROUP, off_n], bar, s_smem.index(j))
+                            tma.async_copy_global_to_shared(p.b_desc, [off_n, step * SUB], bar, p.b_smem.index(j))
+                        tma.async_copy_global_to_shared(p.s_desc, [(step * SUB) // p.GROUP, off_n], bar, p.s_smem.index(j))
                     it += 1
 
         @gluon.jit
-        def _ws_consumer(
-            a_desc,
-            b_desc,
-            s_desc,
-            a_smem,
-            b_smem,
-            s_smem,
-            p_smem,
-            ready,
-            empty,
-            bready,
-            sx_ptr,
-            bias_ptr,
-            out_ptr,
-            M,
-            N,
-            Kp,
-            stride_om,
-            c,
-            WG: gl.constexpr,
-        ):
+        def _ws_consumer(p, WG: gl.constexpr):
             """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
-            half against the weight tile, release of the slot, group scaling into the fp32 accumulator."""
-            STAGES: gl.constexpr = ready.shape[0]
-            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
-            SUB: gl.constexpr = a_desc.block_type.shape[1]
-            IS_INT: gl.constexpr = a_desc.dtype == gl.int8
+            half against the weight tile, group scaling into the fp32 accumulator; per slot, its release."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            BLOCK_N: gl.constexpr = p.b_desc.block_type.shape[0]
+            SUB: gl.constexpr = p.a_desc.block_type.shape[1]
+            IS_INT: gl.constexpr = p.a_desc.dtype == gl.int8
             mma: gl.constexpr = gl.NVMMADistributedLayout(
-                version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 256 // a_desc.dtype.primitive_bitwidth]
+                version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 256 // p.a_desc.dtype.primitive_bitwidth]
             )
-            n_steps = Kp // SUB
-            num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
-            for t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
-                off_m, off_n = _tile(t, M, N, 2 * _HALF_M, BLOCK_N, c.GROUP_M)
+            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+                off_m, off_n = _tile(t, p.M, p.N, 2 * _HALF_M, BLOCK_N, p.GROUP_M)
                 acc = gl.zeros([_HALF_M, BLOCK_N], gl.float32, mma)
                 part = gl.zeros([_HALF_M, BLOCK_N], gl.int32 if IS_INT else gl.float32, mma)
-                s_cur = gl.zeros([1, BLOCK_N], s_smem.dtype, mma)
-                for st in range(0, n_steps // c.KSUB):
+                s_cur = gl.zeros([1, BLOCK_N], p.s_smem.dtype, mma)
+                for st in range(0, p.Kp // SUB // p.KSUB):
                     slot = it % STAGES
-                    mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
-                    if c.FUSED:  # and for the unpacked weights
-                        mbarrier.wait(bready.index(slot), (it // STAGES) & 1)
-                    for u in gl.static_range(c.KSUB):  # the slot's K steps
-                        j = slot * c.KSUB + u
-                        if c.INT_PER_CHANNEL:  # one int32 sum over all of K, scaled once after the loop
-                            part = warpgroup_mma(_a_half(a_smem, j, WG), _b_t(b_smem, j), part, use_acc=st * c.KSUB + u > 0)
-                            s_cur = s_smem.index(j).load(mma)
+                    mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                    if p.FUSED:  # and for the unpacked weights
+                        mbarrier.wait(p.bready.index(slot), (it // STAGES) & 1)
+                    for u in gl.static_range(p.KSUB):  # the slot's K steps
+                        j = slot * p.KSUB + u
+                        a_half = p.a_smem.index(2 * j + WG)
+                        b_t = p.b_smem.index(j).permute((1, 0))
+                        if p.INT_PER_CHANNEL:  # one int32 sum over all of K, scaled once after the loop
+                            part = warpgroup_mma(a_half, b_t, part, use_acc=st * p.KSUB + u > 0)
+                            s_cur = p.s_smem.index(j).load(mma)
                         else:
-                            d = warpgroup_mma(_a_half(a_smem, j, WG), _b_t(b_smem, j), part, use_acc=False, is_async=True)
-                            s_cur = s_smem.index(j).load(mma)  # while the MMA runs
+                            d = warpgroup_mma(a_half, b_t, part, use_acc=False, is_async=True)
+                            s_cur = p.s_smem.index(j).load(mma)  # while the MMA runs
                             part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                             acc = acc + _as_fp32(part, IS_INT) * s_cur.to(gl.float32)
                     # Released after the scaling: the partition barrier Triton puts before the single-thread arrive
                     # orders this warpgroup's shared-memory loads of the scale rows before it, so the loader's TMA
                     # refill needs no proxy fence here (a `fence.proxy.async` before an earlier release put a
                     # MEMBAR.ALL.CTA in every step and cost 3-13 %, run 49). Both consumers must arrive.
-                    mbarrier.arrive(empty.index(slot), count=1)
+                    mbarrier.arrive(p.empty.index(slot), count=1)
                     it += 1
-                if c.INT_PER_CHANNEL:
+                if p.INT_PER_CHANNEL:
                     acc = part.to(gl.float32) * s_cur.to(gl.float32)
                 offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
                 offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-                _epilogue(acc, offs_m, offs_n, sx_ptr, bias_ptr, out_ptr, M, N, stride_om, c.SX_MODE, c.HAS_BIAS)
+                _epilogue(acc, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
 
         @gluon.jit
-        def _a_half(a_smem, slot, WG: gl.constexpr):
-            return a_smem.index(2 * slot + WG)
+        def _ws_consumer1(p):
+            _ws_consumer(p, 1)
 
         @gluon.jit
-        def _b_t(b_smem, slot):
-            return b_smem.index(slot).permute((1, 0))
-
-        @gluon.jit
-        def _ws_consumer1(
-            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, p_smem, ready, empty, bready, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
-        ):
-            _ws_consumer(
-                a_desc,
-                b_desc,
-                s_desc,
-                a_smem,
-                b_smem,
-                s_smem,
-                p_smem,
-                ready,
-                empty,
-                bready,
-                sx_ptr,
-                bias_ptr,
-                out_ptr,
-                M,
-                N,
-                Kp,
-                stride_om,
-                c,
-                1,
-            )
-
-        @gluon.jit
-        def _ws_unpacker(
-            a_desc, b_desc, s_desc, a_smem, b_smem, s_smem, p_smem, ready, empty, bready, sx_ptr, bias_ptr, out_ptr, M, N, Kp, stride_om, c
-        ):
+        def _ws_unpacker(p):
             """One warpgroup (fused mode): per K step, the packed int4 tile that TMA brought (BLOCK_N x SUB/2
             bytes) expanded into the int8 `code - 8` operand tile of the consumers' wgmma, low nibbles (the
             step's even columns) into its first SUB/2 columns and high nibbles into the rest, matching the
             activation buffer's permuted order. The slot's B tile is free again once the loader could refill
             the slot (the loader waits for both consumers first), so the "ready" barrier is the only wait."""
-            STAGES: gl.constexpr = ready.shape[0]
-            BLOCK_N: gl.constexpr = b_desc.block_type.shape[0]
-            HALF: gl.constexpr = b_desc.block_type.shape[1]
+            STAGES: gl.constexpr = p.ready.shape[0]
+            HALF: gl.constexpr = p.b_desc.block_type.shape[1]
             p_l: gl.constexpr = gl.BlockedLayout([1, 16], [32 * 16 // HALF, HALF // 16], [4, 1], [1, 0])
-            n_steps = Kp // (2 * HALF)
-            num_tiles = ((M + 2 * _HALF_M - 1) // (2 * _HALF_M)) * ((N + BLOCK_N - 1) // BLOCK_N)
             it = 0
-            for _t in range(gl.program_id(0), num_tiles, gl.num_programs(0)):
-                for _ in range(0, n_steps // c.KSUB):
+            for _t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+                for _ in range(0, p.Kp // (2 * HALF) // p.KSUB):
                     slot = it % STAGES
-                    mbarrier.wait(ready.index(slot), (it // STAGES) & 1)
-                    for u in gl.static_range(c.KSUB):
-                        j = slot * c.KSUB + u
-                        wb = p_smem.index(j).load(p_l)
-                        b = b_smem.index(j)
+                    mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                    for u in gl.static_range(p.KSUB):
+                        j = slot * p.KSUB + u
+                        wb = p.p_smem.index(j).load(p_l)
+                        b = p.b_smem.index(j)
                         b.slice(0, HALF, dim=1).store(
                             gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
                         )
@@ -266,7 +274,7 @@ if gluon is not None:
                             gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
                         )
                     fence_async_shared()  # generic stores before the consumers' wgmma (async proxy) reads
-                    mbarrier.arrive(bready.index(slot), count=1)
+                    mbarrier.arrive(p.bready.index(slot), count=1)
                     it += 1
 
         @gluon.jit
@@ -320,7 +328,7 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
                 if FUSED:
                     mbarrier.init(bready.index(i), count=1)
-            args = (
+            p = _Args(
                 a_desc,
                 b_desc,
                 s_desc,
@@ -338,16 +346,22 @@ if gluon is not None:
                 N,
                 Kp,
                 stride_om,
-                _Consts(GROUP, SX_MODE, HAS_BIAS, GROUP_M, INT_PER_CHANNEL, FUSED, KSUB),
+                GROUP,
+                SX_MODE,
+                HAS_BIAS,
+                GROUP_M,
+                INT_PER_CHANNEL,
+                FUSED,
+                KSUB,
             )
             if FUSED:
                 gl.warp_specialize(
-                    [(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_unpacker, args), (_ws_loader, args)],
+                    [(_ws_consumer, (p, 0)), (_ws_consumer1, (p,)), (_ws_unpacker, (p,)), (_ws_loader, (p,))],
                     [4, 4, 1],
                     [CONSUMER_REGS, UNPACK_REGS, 24],
                 )
             else:
-                gl.warp_specialize([(_ws_consumer, args + (0,)), (_ws_consumer1, args), (_ws_loader, args)], [4, 1], [CONSUMER_REGS, 24])
+                gl.warp_specialize([(_ws_consumer, (p, 0)), (_ws_consumer1, (p,)), (_ws_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
 
