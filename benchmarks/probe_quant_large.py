@@ -13,17 +13,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_gemm import time_graph  # noqa: E402
+from probe_quant import quant_only  # noqa: E402
 
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
-
-
-def quant_only(m, k):
-    def make(copies):
-        xs = [torch.randn(m, k, device="cuda", dtype=torch.float16) for _ in range(copies)]
-        return [lambda x=x: tw.quantize_activation_triton(x, 128, "dynamic") for x in xs]
-
-    return time_graph(make, m * k * 3)
 
 
 def main() -> None:

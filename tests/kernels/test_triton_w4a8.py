@@ -551,6 +551,8 @@ def test_scale_rows():
     scales.mul_(2)
     assert torch.equal(scale_rows(scales)[:, :10], scales.t())
     assert scale_rows(torch.rand(5, 2)).shape == (2, 8)  # fp32: 4 per 16 bytes
+    wide = scale_rows(scales, torch.float32)  # the one-partition Gluon kernel's fp32 rows
+    assert wide.shape == (3, 12) and torch.equal(wide[:, :10], scales.t().float())
 
 
 def test_gluon_fallback_switch(monkeypatch):

@@ -380,6 +380,17 @@ def _smem_layout(block: tuple, dtype):
     return gl.NVMMASharedLayout.get_default_for(list(block), dtype)
 
 
+def tma_desc(t: torch.Tensor, block: tuple, dtype) -> "TensorDescriptor":
+    """Host TMA descriptor of `t` in `block`s with the default NVMMA (swizzled) shared layout."""
+    return TensorDescriptor.from_tensor(t, list(block), _smem_layout(block, dtype))
+
+
+def scale_desc(rows: torch.Tensor, n: int, block_n: int) -> "TensorDescriptor":
+    """Host TMA descriptor of `scale_rows` output (its first n columns), one (1, block_n) row per load."""
+    s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[rows.dtype]
+    return TensorDescriptor(rows, [rows.shape[0], n], [rows.stride(0), 1], [1, block_n], _smem_layout((1, block_n), s_gl))
+
+
 def fused_ok(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int) -> bool:
     """Whether `ws_gemm(fused=True)` takes these operands: at most FUSED_MAX_M rows of int8 activations,
     symmetric weights (no zero points) whose packed rows TMA can address (K / 2 bytes, a multiple of 16)."""
@@ -395,15 +406,16 @@ def fused_ok(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int) -> bool:
     )
 
 
-def scale_rows(scales: torch.Tensor) -> torch.Tensor:
+def scale_rows(scales: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """The `(N, groups)` group scales as `(groups, N)` rows (padded to 16 bytes, as TMA needs), in their
-    stored type, which the kernel's loader brings into shared memory one row per K step. Made on every
-    call (one small copy kernel): a copy kept on the scales tensor went stale or crashed with CUDA-graph
+    stored type (or `dtype`), which the kernel's loader brings into shared memory one row per K step.
+    Made on every call (one small copy kernel): a copy kept on the scales tensor went stale or crashed with CUDA-graph
     replays after an in-place change, torch.compile's CUDA-graph pools, inference tensors (no version
     counter) and deep copies (review of session 7)."""
     groups, n = scales.shape[1], scales.shape[0]
-    per16 = 16 // scales.element_size()
-    rows = torch.empty(groups, -(-n // per16) * per16, dtype=scales.dtype, device=scales.device)
+    dtype = dtype or scales.dtype
+    per16 = 16 // dtype.itemsize
+    rows = torch.empty(groups, -(-n // per16) * per16, dtype=dtype, device=scales.device)
     rows[:, :n] = scales.t()
     return rows
 
@@ -432,13 +444,9 @@ def ws_gemm(
     m, kp = a.shape
     n = b.shape[0]
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
-    a_desc = TensorDescriptor.from_tensor(a, [HALF_M, sub], _smem_layout((HALF_M, sub), dt))
-    if fused:
-        b_desc = TensorDescriptor.from_tensor(b, [block_n, sub // 2], _PACKED_LAYOUT)
-    else:
-        b_desc = TensorDescriptor.from_tensor(b, [block_n, sub], _smem_layout((block_n, sub), dt))
-    s_gl = {torch.float16: gl.float16, torch.bfloat16: gl.bfloat16, torch.float32: gl.float32}[rows.dtype]
-    s_desc = TensorDescriptor(rows, [rows.shape[0], n], [rows.stride(0), 1], [1, block_n], _smem_layout((1, block_n), s_gl))
+    a_desc = tma_desc(a, (HALF_M, sub), dt)
+    b_desc = TensorDescriptor.from_tensor(b, [block_n, sub // 2], _PACKED_LAYOUT) if fused else tma_desc(b, (block_n, sub), dt)
+    s_desc = scale_desc(rows, n, block_n)
     ksub = K_PER_SLOT if (kp // sub) % K_PER_SLOT == 0 and stages >= 2 * K_PER_SLOT else 1
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)

@@ -36,7 +36,6 @@ try:  # Gluon (Triton >= 3.5, experimental API): explicit wgmma / TMA / mbarrier
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 except Exception:  # pragma: no cover - older or changed Triton: the Triton kernel only
     gluon = None
 
@@ -532,15 +531,11 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
     m, kp = a.shape
     n = b.shape[0]
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
-    a_desc = TensorDescriptor.from_tensor(a, [cfg.block_m, sub], gl.NVMMASharedLayout.get_default_for([cfg.block_m, sub], dt))
-    b_desc = TensorDescriptor.from_tensor(b, [cfg.block_n, sub], gl.NVMMASharedLayout.get_default_for([cfg.block_n, sub], dt))
-    # group scales as fp32 (groups, N) rows that TMA brings with each K step (row stride padded to
-    # 16 bytes, as TMA requires)
-    groups = scales.shape[1]
-    st = torch.empty(groups, -(-n // 4) * 4, dtype=torch.float32, device=scales.device)
-    st[:, :n] = scales.t()
-    s_desc = TensorDescriptor(st, [groups, n], [st.stride(0), 1], [1, cfg.block_n],
-                              gl.NVMMASharedLayout.get_default_for([1, cfg.block_n], gl.float32))
+    a_desc = gluon_prefill.tma_desc(a, (cfg.block_m, sub), dt)
+    b_desc = gluon_prefill.tma_desc(b, (cfg.block_n, sub), dt)
+    # group scales as fp32 (groups, N) rows that TMA brings with each K step
+    st = gluon_prefill.scale_rows(scales, torch.float32)
+    s_desc = gluon_prefill.scale_desc(st, n, cfg.block_n)
     grid = (triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n),)
     _gemm_wgmma_kernel[grid](
         a_desc,
