@@ -189,6 +189,14 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+tritonprefill \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+tritonprefill"
     ;;
+  session8a)  # session 8, first call: GPU tests (incl. the post-run-63 refactor), the ws kernel's consumers with the
+    # column halves pipelined (default) vs whole tiles, kernel + op; e2e prefill A/B
+    timeout 240 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 2048,4096 --variants default,ws128x128s6uk2w,triton 2>&1 | tee "$OUT/probe.txt"
+    timeout 200 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+whole \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+whole"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
