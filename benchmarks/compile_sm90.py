@@ -101,7 +101,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=b_desc, s_desc=_desc("fp16", [1, cfg.block_n]))
                 stages = min(cfg.num_stages, 4) if fused else cfg.num_stages
                 const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, INT_PER_CHANNEL=dt == "i8" and group == 4096,
-                             FUSED=fused, KSUB=2, STAGES=stages // 2, SPLIT=True,
+                             FUSED=fused, KSUB=2, STAGES=stages // 2,
                              CONSUMER_REGS=208 if fused else 232, UNPACK_REGS=72, num_warps=4)
                 yield (f"prefill ws {dt} g{group} fused={fused} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
                        {"maxnreg": 128 if fused else 168})

@@ -25,23 +25,21 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
           ("70B gate/up", 28672, 8192)]
 
 
-_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.SPLIT_N
+_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles) or
-    'ws<BM>x<BN>s<stages>[u][k<n>][w]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
-    else unpacking in the kernel at every M; k<n>: n K steps per ring slot; w: whole-tile consumers, not the
-    column halves pipelined). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M / SPLIT_N (back
-    to their defaults for 'default' and 'triton').
+    'ws<BM>x<BN>s<stages>[u][k<n>]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
+    else unpacking in the kernel at every M; k<n>: n K steps per ring slot). Sets `gluon_prefill`'s
+    K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M (back to their defaults for 'default' and 'triton').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
-    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.SPLIT_N = _DEFAULTS
+    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = _DEFAULTS
     if label == "default":
         return None
     if label == "triton":
         return tp.PrefillConfig()
-    gp.SPLIT_N = not label.endswith("w")
-    label, _, ksub = label.rstrip("w").partition("k")
+    label, _, ksub = label.partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
     gp.FUSED_MAX_M = 1 << 30
@@ -113,9 +111,9 @@ def main() -> None:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels
                                               if label != "default"}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.SPLIT_N = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = _DEFAULTS
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.SPLIT_N = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = _DEFAULTS
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

@@ -387,8 +387,7 @@ def test_gpu_fp8(m):
 def test_gpu_prefill_wgmma(monkeypatch, cfg):
     """The Gluon Hopper kernels (TMA ring, wgmma, group scales by TMA; one partition, or warp-specialized
     and persistent, with the weights unpacked by a pass before it or inside it, one or two K steps per
-    ring slot (K = 384: three steps), the column halves' MMA and scaling pipelined or not, int8 per-channel
-    without per-step scaling) of the prefill path:
+    ring slot (K = 384: three steps), int8 per-channel without per-step scaling) of the prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
@@ -409,12 +408,10 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
     monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 3)  # persistent CTAs walk several tiles
-    # and its consumers: the column halves pipelined (group scaling under the other half's wgmma) or not
-    modes = [(f, sp) for f in (1 << 30, 0) for sp in (True, False)] if cfg.ws else [(None, None)]
-    for (m, n, k, g, sym, dtype), (limit, split) in ((c, f) for c in cases for f in modes):
+    fused_limits = (1 << 30, 0) if cfg.ws else (None,)
+    for (m, n, k, g, sym, dtype), limit in ((c, f) for c in cases for f in fused_limits):
         if limit is not None:
             monkeypatch.setattr(gluon_prefill, "FUSED_MAX_M", limit)
-            monkeypatch.setattr(gluon_prefill, "SPLIT_N", split)
         gs = k if g == -1 else g
         layer = make_layer(n, k, gs, sym, bias=True, dtype=dtype)
         x = make_x(m, k, dtype)

@@ -61,8 +61,6 @@ FUSED_UNPACK = False
 FUSED_MAX_M = 1024
 # K steps per ring slot (unpacked weights): one "ready" wait and one release per K_PER_SLOT steps.
 K_PER_SLOT = 2
-# Group scaling of one column half of the tile while the other half's wgmma runs (`_ws_consumer_split`).
-SPLIT_N = True
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -99,7 +97,6 @@ if gluon is not None:
             INT_PER_CHANNEL: gl.constexpr
             FUSED: gl.constexpr
             KSUB: gl.constexpr
-            SPLIT: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(
@@ -128,7 +125,6 @@ if gluon is not None:
                 INT_PER_CHANNEL,
                 FUSED,
                 KSUB,
-                SPLIT,
             ):
                 self.a_desc = a_desc
                 self.b_desc = b_desc
@@ -154,7 +150,6 @@ if gluon is not None:
                 self.INT_PER_CHANNEL = gl.constexpr(INT_PER_CHANNEL)
                 self.FUSED = gl.constexpr(FUSED)
                 self.KSUB = gl.constexpr(KSUB)
-                self.SPLIT = gl.constexpr(SPLIT)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -205,14 +200,6 @@ if gluon is not None:
 
         @gluon.jit
         def _ws_consumer(p, WG: gl.constexpr):
-            """One consumer warpgroup: rows [WG * 64, WG * 64 + 64) of every tile."""
-            if p.SPLIT and not p.INT_PER_CHANNEL:
-                _ws_consumer_split(p, WG)
-            else:
-                _ws_consumer_whole(p, WG)
-
-        @gluon.jit
-        def _ws_consumer_whole(p, WG: gl.constexpr):
             """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
             half against the weight tile, group scaling into the fp32 accumulator; per slot, its release."""
             STAGES: gl.constexpr = p.ready.shape[0]
@@ -260,79 +247,6 @@ if gluon is not None:
         @gluon.jit
         def _ws_consumer1(p):
             _ws_consumer(p, 1)
-
-        @gluon.jit
-        def _wait_slot(p, slot, phase):
-            """Until the slot's TMA loads landed (fused: and its weights were unpacked)."""
-            mbarrier.wait(p.ready.index(slot), phase)
-            if p.FUSED:
-                mbarrier.wait(p.bready.index(slot), phase)
-
-        @gluon.jit
-        def _half_mma(p, j, WG: gl.constexpr, h: gl.constexpr, zero):
-            """Async wgmma of K step buffer `j`: this warpgroup's activation rows against weight columns
-            [h * BLOCK_N / 2, (h + 1) * BLOCK_N / 2) of the tile, into `part` (overwritten)."""
-            NH: gl.constexpr = p.b_desc.block_type.shape[0] // 2
-            b_t = p.b_smem.index(j).slice(h * NH, NH, dim=0).permute((1, 0))
-            return warpgroup_mma(p.a_smem.index(2 * j + WG), b_t, zero, use_acc=False, is_async=True)
-
-        @gluon.jit
-        def _scale_half(p, j, h: gl.constexpr, acc, part):
-            """acc + part * (the step's group scales of half `h`'s columns)."""
-            NH: gl.constexpr = p.b_desc.block_type.shape[0] // 2
-            s = p.s_smem.index(j).slice(h * NH, NH, dim=1).load(acc.type.layout)
-            return acc + _as_fp32(part, p.a_desc.dtype == gl.int8) * s.to(gl.float32)
-
-        @gluon.jit
-        def _split_slot(p, WG: gl.constexpr, it, acc0, acc1, zero):
-            """The K steps of ring slot `it % STAGES`, software-pipelined over the two column halves of the
-            tile: while one half's partial sums are scaled, the next half's wgmma runs (wgmma groups
-            complete in order, so "at most one outstanding" means the older one is done). The pipeline
-            drains at the end of the slot: an in-flight wgmma carried around the runtime loop makes ptxas
-            serialize every wgmma of the kernel (C7514)."""
-            STAGES: gl.constexpr = p.ready.shape[0]
-            slot = it % STAGES
-            _wait_slot(p, slot, (it // STAGES) & 1)
-            part0 = _half_mma(p, slot * p.KSUB, WG, 0, zero)
-            for u in gl.static_range(p.KSUB):
-                j = slot * p.KSUB + u
-                t1 = _half_mma(p, j, WG, 1, zero)
-                part0 = warpgroup_mma_wait(num_outstanding=1, deps=(part0,))
-                acc0 = _scale_half(p, j, 0, acc0, part0)
-                if u < p.KSUB - 1:  # the slot's next step, half 0
-                    t0 = _half_mma(p, j + 1, WG, 0, zero)
-                    part1, part0 = warpgroup_mma_wait(num_outstanding=1, deps=(t1, t0))
-                else:
-                    part1 = warpgroup_mma_wait(num_outstanding=0, deps=(t1,))
-                acc1 = _scale_half(p, j, 1, acc1, part1)
-            # every wgmma reading the slot is complete and its scale rows used (see `_ws_consumer_whole`)
-            mbarrier.arrive(p.empty.index(slot), count=1)
-            return acc0, acc1
-
-        @gluon.jit
-        def _ws_consumer_split(p, WG: gl.constexpr):
-            """`_ws_consumer_whole` (group scaling) with the tile's columns in two halves, so the tensor cores
-            work on one half while the warpgroup scales the other (same registers: two 64 x BLOCK_N/2
-            accumulators and partials instead of one 64 x BLOCK_N each)."""
-            BLOCK_N: gl.constexpr = p.b_desc.block_type.shape[0]
-            NH: gl.constexpr = BLOCK_N // 2
-            SUB: gl.constexpr = p.a_desc.block_type.shape[1]
-            mma: gl.constexpr = gl.NVMMADistributedLayout(
-                version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, NH, 256 // p.a_desc.dtype.primitive_bitwidth]
-            )
-            it = 0
-            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
-                off_m, off_n = _tile(t, p.M, p.N, 2 * _HALF_M, BLOCK_N, p.GROUP_M)
-                acc0 = gl.zeros([_HALF_M, NH], gl.float32, mma)
-                acc1 = gl.zeros([_HALF_M, NH], gl.float32, mma)
-                zero = gl.zeros([_HALF_M, NH], gl.int32 if p.a_desc.dtype == gl.int8 else gl.float32, mma)
-                for _ in range(0, p.Kp // SUB // p.KSUB):
-                    acc0, acc1 = _split_slot(p, WG, it, acc0, acc1, zero)
-                    it += 1
-                offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
-                offs_n = off_n + gl.arange(0, NH, layout=gl.SliceLayout(0, mma))
-                _epilogue(acc0, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
-                _epilogue(acc1, offs_m, offs_n + NH, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
 
         @gluon.jit
         def _ws_unpacker(p):
@@ -383,7 +297,6 @@ if gluon is not None:
             INT_PER_CHANNEL: gl.constexpr,  # int8 operands, one weight scale per column: no per-step scaling
             FUSED: gl.constexpr,  # b_desc: the packed int4 weights (symmetric, int8 operands), unpacked in the kernel
             KSUB: gl.constexpr,  # K steps per ring slot: fewer barrier round trips per MMA
-            SPLIT: gl.constexpr,  # group scaling of one column half under the other half's wgmma
             STAGES: gl.constexpr,  # ring slots
             CONSUMER_REGS: gl.constexpr,
             UNPACK_REGS: gl.constexpr,
@@ -440,7 +353,6 @@ if gluon is not None:
                 INT_PER_CHANNEL,
                 FUSED,
                 KSUB,
-                SPLIT,
             )
             if FUSED:
                 gl.warp_specialize(
@@ -556,7 +468,6 @@ def ws_gemm(
         INT_PER_CHANNEL=a.dtype == torch.int8 and rows.shape[0] == 1,
         FUSED=fused,
         KSUB=ksub,
-        SPLIT=SPLIT_N,
         STAGES=stages // ksub,
         # registers per thread: 3 warpgroups (2 consumers, the loader's) at 168, or 4 with the unpack one at 128;
         # the consumers get what the others leave
