@@ -43,8 +43,7 @@ def _signature(fn, types: dict, constexprs: dict) -> dict:
 def _attrs(fn, sig: dict, not_aligned=("M",)) -> dict:
     """What Triton's launcher specializes for LLaMA-sized launches: pointers aligned to 16 bytes and
     integer arguments divisible by 16 (`tt.divisibility`), except those named in `not_aligned`."""
-    return {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
-            if sig[name] != "constexpr" and name not in not_aligned}
+    return {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names) if sig[name] != "constexpr" and name not in not_aligned}
 
 
 def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
@@ -58,17 +57,32 @@ def compile_variant(fn, types, constexprs, num_warps, num_stages, **options):
     return triton.compile(src, target=TARGET, options=dict(num_warps=num_warps, num_stages=num_stages, **options))
 
 
-GEMM_TYPES = {"a_ptr": "*i8", "w_ptr": "*u8", "scales_ptr": "*fp16", "zeros_ptr": "*u8", "sx_ptr": "*fp32",
-              "bias_ptr": "*fp16", "out_ptr": "*fp16", "ws_ptr": "*fp32", "cnt_ptr": "*i32"}
-PREFILL_TYPES = {"a_ptr": "*i8", "b_ptr": "*i8", "scales_ptr": "*fp16", "sx_ptr": "*fp32", "bias_ptr": "*fp16",
-                 "out_ptr": "*fp16"}
+GEMM_TYPES = {
+    "a_ptr": "*i8",
+    "w_ptr": "*u8",
+    "scales_ptr": "*fp16",
+    "zeros_ptr": "*u8",
+    "sx_ptr": "*fp32",
+    "bias_ptr": "*fp16",
+    "out_ptr": "*fp16",
+    "ws_ptr": "*fp32",
+    "cnt_ptr": "*i32",
+}
+PREFILL_TYPES = {"a_ptr": "*i8", "b_ptr": "*i8", "scales_ptr": "*fp16", "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16"}
 UNPACK_TYPES = {"w_ptr": "*u8", "zeros_ptr": "*u8", "out_ptr": "*i8"}
 # launch parameters to look at besides the installed ones (`--prefill-candidates`)
-PREFILL_CANDIDATES = [tp.PrefillConfig(128, 128, 8, 4), tp.PrefillConfig(128, 128, 8, 3), tp.PrefillConfig(64, 128, 4, 4),
-                      tp.PrefillConfig(128, 256, 8, 3), tp.PrefillConfig(256, 128, 8, 3), tp.PrefillConfig(128, 64, 4, 4),
-                      ]
-PREFILL_CANDIDATES += [tp.PrefillConfig(bm, bn, w, st, wgmma=True, maxnreg=r)
-                       for bm, bn, w, st, r in ((128, 128, 8, 4, None), (64, 128, 4, 4, None), (64, 128, 4, 3, 168))]
+PREFILL_CANDIDATES = [
+    tp.PrefillConfig(128, 128, 8, 4),
+    tp.PrefillConfig(128, 128, 8, 3),
+    tp.PrefillConfig(64, 128, 4, 4),
+    tp.PrefillConfig(128, 256, 8, 3),
+    tp.PrefillConfig(256, 128, 8, 3),
+    tp.PrefillConfig(128, 64, 4, 4),
+]
+PREFILL_CANDIDATES += [
+    tp.PrefillConfig(bm, bn, w, st, wgmma=True, maxnreg=r)
+    for bm, bn, w, st, r in ((128, 128, 8, 4, None), (64, 128, 4, 4, None), (64, 128, 4, 3, 168))
+]
 PREFILL_CANDIDATES += [tp.PrefillConfig(128, bn, 4, st, ws=True) for bn, st in ((128, 4), (128, 6), (64, 6))]
 
 
@@ -80,6 +94,7 @@ def _desc(dtype: str, block: list) -> str:
     layout = gl.NVMMASharedLayout.get_default_for(block, types[dtype])
     return f"tensordesc<{dtype}{block},{layout!r}>"
 
+
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
 
 
@@ -87,10 +102,15 @@ def variants(prefill_candidates=False, decode_variants=False):
     configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
         if cfg.ws:  # (format, group, K step, SX_MODE, bias, weights unpacked in the kernel)
-            for dt, group, sub, sx, bias, fused in (("i8", 128, 128, 2, True, False), ("fp8e4nv", 128, 128, 2, False, False),
-                                                    ("i8", 64, 64, 1, False, False), ("i8", 4096, 128, 0, True, False),
-                                                    ("i8", 128, 128, 2, False, True), ("i8", 64, 64, 1, True, True),
-                                                    ("i8", 4096, 128, 2, False, True)):
+            for dt, group, sub, sx, bias, fused in (
+                ("i8", 128, 128, 2, True, False),
+                ("fp8e4nv", 128, 128, 2, False, False),
+                ("i8", 64, 64, 1, False, False),
+                ("i8", 4096, 128, 0, True, False),
+                ("i8", 128, 128, 2, False, True),
+                ("i8", 64, 64, 1, True, True),
+                ("i8", 4096, 128, 2, False, True),
+            ):
                 if fused:
                     from triton.experimental.gluon import language as gl
 
@@ -98,69 +118,144 @@ def variants(prefill_candidates=False, decode_variants=False):
                     b_desc = f"tensordesc<u8[{cfg.block_n}, {sub // 2}],{lay}>"
                 else:
                     b_desc = _desc(dt, [cfg.block_n, sub])
-                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=b_desc, s_desc=_desc("fp16", [1, cfg.block_n]))
+                s_dt = "fp32" if gluon_prefill.SCALES_FP32 else "fp16"
+                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=b_desc, s_desc=_desc(s_dt, [1, cfg.block_n]))
                 stages = min(cfg.num_stages, 4) if fused else cfg.num_stages
-                const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=cfg.group_m, INT_PER_CHANNEL=dt == "i8" and group == 4096,
-                             FUSED=fused, KSUB=2, STAGES=stages // 2,
-                             CONSUMER_REGS=208 if fused else 232, UNPACK_REGS=72, num_warps=4)
-                yield (f"prefill ws {dt} g{group} fused={fused} {cfg}", gluon_prefill._gemm_ws_kernel, types, const, 4, 1,
-                       {"maxnreg": 128 if fused else 168})
+                const = dict(
+                    GROUP=group,
+                    SX_MODE=sx,
+                    HAS_BIAS=bias,
+                    GROUP_M=cfg.group_m,
+                    INT_PER_CHANNEL=dt == "i8" and group == 4096,
+                    FUSED=fused,
+                    KSUB=2,
+                    LAG=gluon_prefill.LAG_SCALING,
+                    STAGES=stages // 2,
+                    CONSUMER_REGS=208 if fused else 232,
+                    UNPACK_REGS=72,
+                    num_warps=4,
+                )
+                yield (
+                    f"prefill ws {dt} g{group} fused={fused} {cfg}",
+                    gluon_prefill._gemm_ws_kernel,
+                    types,
+                    const,
+                    4,
+                    1,
+                    {"maxnreg": 128 if fused else 168},
+                )
             continue
         if cfg.wgmma:
             for dt in ("i8", "fp8e4nv"):
-                types = dict(PREFILL_TYPES, a_desc=_desc(dt, [cfg.block_m, 128]), b_desc=_desc(dt, [cfg.block_n, 128]),
-                             s_desc=_desc("fp32", [1, cfg.block_n]))
-                const = dict(GROUP=128, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages,
-                             num_warps=cfg.num_warps)
+                types = dict(
+                    PREFILL_TYPES,
+                    a_desc=_desc(dt, [cfg.block_m, 128]),
+                    b_desc=_desc(dt, [cfg.block_n, 128]),
+                    s_desc=_desc("fp32", [1, cfg.block_n]),
+                )
+                const = dict(GROUP=128, SX_MODE=2, HAS_BIAS=True, GROUP_M=cfg.group_m, STAGES=cfg.num_stages, num_warps=cfg.num_warps)
                 opts = {"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}
                 yield f"prefill wgmma {dt} {cfg}", tp._gemm_wgmma_kernel, types, const, cfg.num_warps, 1, opts
             continue
-        const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, KIND=tp.KIND_INT8, SX_MODE=2, HAS_BIAS=False,
-                     BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GROUP_M=cfg.group_m)
+        const = dict(
+            GROUP=128,
+            SUB=128,
+            PER_CHANNEL=False,
+            KIND=tp.KIND_INT8,
+            SX_MODE=2,
+            HAS_BIAS=False,
+            BLOCK_M=cfg.block_m,
+            BLOCK_N=cfg.block_n,
+            GROUP_M=cfg.group_m,
+        )
         yield f"prefill gemm {cfg}", tp._gemm_kernel, PREFILL_TYPES, const, cfg.num_warps, cfg.num_stages, {}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):
         cfg = tw._for_m(tw.CONFIGS, cfg_m)
         for pdl in (False, True) if cfg.block_m <= tw.DECODE_MAX_M else (False,):
-            const = dict(GROUP=128, SUB=128, PER_CHANNEL=False, A_MODE=tw._A_PERMUTED, DOT_TYPE=0, HAS_ZEROS=False,
-                         SX_MODE=2, HAS_BIAS=False, EVEN_K=True, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-                         GROUP_M=cfg.group_m, SPLIT_K=cfg.split_k, USE_ASM=True)
+            const = dict(
+                GROUP=128,
+                SUB=128,
+                PER_CHANNEL=False,
+                A_MODE=tw._A_PERMUTED,
+                DOT_TYPE=0,
+                HAS_ZEROS=False,
+                SX_MODE=2,
+                HAS_BIAS=False,
+                EVEN_K=True,
+                BLOCK_M=cfg.block_m,
+                BLOCK_N=cfg.block_n,
+                GROUP_M=cfg.group_m,
+                SPLIT_K=cfg.split_k,
+                USE_ASM=True,
+            )
             const.update(tw._pdl_constexprs(pdl, 4096, 4096, 128, cfg.split_k))
             if cfg_m == 1:
                 const = dict(const, M=1)  # Triton's launcher specializes an integer argument equal to 1
-            yield (f"gemm M<={cfg_m} {cfg} pdl={pdl}", tw._w4a8_kernel, GEMM_TYPES, const, cfg.num_warps, cfg.num_stages,
-                   dict(launch_pdl=pdl))
+            yield (
+                f"gemm M<={cfg_m} {cfg} pdl={pdl}",
+                tw._w4a8_kernel,
+                GEMM_TYPES,
+                const,
+                cfg.num_warps,
+                cfg.num_stages,
+                dict(launch_pdl=pdl),
+            )
             if cfg.tma_stages:  # the Gluon TMA decode kernel the config selects (int8 activations)
                 from triton.experimental.gluon import language as gl
 
                 lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
-                types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>",
-                             a_desc=f"tensordesc<i8[16, 64],{lay}>")
-                tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K",
-                                                      "M")}
+                types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
+                tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
-                yield (f"gluon tma decode {cfg} pdl={pdl}", gluon_decode._decode_tma_kernel, types, tconst,
-                       cfg.num_warps, 1, dict(launch_pdl=pdl))
+                yield (
+                    f"gluon tma decode {cfg} pdl={pdl}",
+                    gluon_decode._decode_tma_kernel,
+                    types,
+                    tconst,
+                    cfg.num_warps,
+                    1,
+                    dict(launch_pdl=pdl),
+                )
                 if decode_variants and pdl:  # the other weight formats and activation modes it serves
-                    for extra in (dict(HAS_ZEROS=True), dict(PER_CHANNEL=True, GROUP=4096), dict(SX_MODE=1, HAS_BIAS=True),
-                                  dict(GROUP=64, GROUPS=8), dict(SPLIT_K=1, GROUPS=64)):
+                    for extra in (
+                        dict(HAS_ZEROS=True),
+                        dict(PER_CHANNEL=True, GROUP=4096),
+                        dict(SX_MODE=1, HAS_BIAS=True),
+                        dict(GROUP=64, GROUPS=8),
+                        dict(SPLIT_K=1, GROUPS=64),
+                    ):
                         half = 32 if extra.get("GROUP") == 64 else 64
-                        types64 = dict(types, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>",
-                                       a_desc=f"tensordesc<i8[16, {half}],{lay}>")
-                        yield (f"gluon tma decode {extra}", gluon_decode._decode_tma_kernel, types64,
-                               dict(tconst, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
+                        types64 = dict(
+                            types, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>", a_desc=f"tensordesc<i8[16, {half}],{lay}>"
+                        )
+                        yield (
+                            f"gluon tma decode {extra}",
+                            gluon_decode._decode_tma_kernel,
+                            types64,
+                            dict(tconst, **extra),
+                            cfg.num_warps,
+                            1,
+                            dict(launch_pdl=True),
+                        )
     for one_pass in (True, False):
         for pdl in (False, True):
             chunks = 32 if one_pass else 8
             parts = tw._quant_parts(1 if pdl else 4096, chunks, 128, one_pass, 4096 if one_pass else 28672)
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts)
-            yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES,
-                   const, 4, 1, {})
+            yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
             if pdl:  # the other buffer modes: static int8, float copy, fp8
                 for mode, out in ((tw._Q_STATIC, "*i8"), (tw._Q_COPY, "*fp16"), (tw._Q_FP8, "*fp8e4nv")):
-                    yield (f"act-quant mode={mode} one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
-                           dict(QUANT_TYPES, out_ptr=out), dict(const, MODE=mode), 4, 1, {})
+                    yield (
+                        f"act-quant mode={mode} one_pass={one_pass} parts={parts}",
+                        tw._act_quant_kernel,
+                        dict(QUANT_TYPES, out_ptr=out),
+                        dict(const, MODE=mode),
+                        4,
+                        1,
+                        {},
+                    )
 
 
 def pdl_order_ok(ptx: str, stages: int) -> bool:
@@ -181,8 +276,7 @@ def ptxas_usage(k) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
         f.write(k.asm["ptx"])
         f.flush()
-        r = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
-                           capture_output=True, text=True)
+        r = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull], capture_output=True, text=True)
     used = re.search(r"Used (\d+) registers", r.stderr)
     spill = re.search(r"(\d+) bytes spill stores", r.stderr)
     return f"{used.group(1) if used else '?'} regs, {spill.group(1) if spill else '?'} B spilled"
@@ -191,8 +285,7 @@ def ptxas_usage(k) -> str:
 def main() -> int:
     failed = 0
     regs = "--regs" in sys.argv
-    for name, fn, types, const, warps, stages, opts in variants("--prefill-candidates" in sys.argv,
-                                                                "--decode-variants" in sys.argv):
+    for name, fn, types, const, warps, stages, opts in variants("--prefill-candidates" in sys.argv, "--decode-variants" in sys.argv):
         t0 = time.time()
         try:
             k = compile_variant(fn, types, const, warps, stages, **opts)

@@ -197,6 +197,15 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+whole \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+whole"
     ;;
+  session8b)  # GPU tests; the ws kernel with the scaling one step behind the MMA and fp32 scale rows, each alone
+    # and together, vs the run-63 default (ph); e2e prefill A/B
+    timeout 400 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
+        --variants ws128x128s6uk2,ws128x128s6uk2h,ws128x128s6uk2p,ws128x128s6uk2ph,triton 2>&1 | tee "$OUT/probe.txt"
+    timeout 200 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+plain+halfscales \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+plain+halfscales"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

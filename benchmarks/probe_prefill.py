@@ -18,28 +18,31 @@ from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E
 
 from fptq.kernels import gluon_prefill as gp  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
-from fptq.kernels.gluon_prefill import scale_rows, ws_gemm  # noqa: E402
+from fptq.kernels.gluon_prefill import ws_gemm, ws_rows  # noqa: E402
 from fptq.packing import pack_int4  # noqa: E402
 
 SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
           ("70B gate/up", 28672, 8192)]
 
 
-_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M
+_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles) or
-    'ws<BM>x<BN>s<stages>[u][k<n>]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
-    else unpacking in the kernel at every M; k<n>: n K steps per ring slot). Sets `gluon_prefill`'s
-    K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M (back to their defaults for 'default' and 'triton').
+    'ws<BM>x<BN>s<stages>[u][k<n>][p][h]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
+    else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right after
+    its own MMA, not under the next one's; h: fp16 scale rows, not fp32). Sets `gluon_prefill`'s K_PER_SLOT /
+    FUSED_UNPACK / FUSED_MAX_M / LAG_SCALING / SCALES_FP32 (back to their defaults for 'default' and 'triton').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
-    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = _DEFAULTS
+    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = _DEFAULTS
     if label == "default":
         return None
     if label == "triton":
         return tp.PrefillConfig()
-    label, _, ksub = label.partition("k")
+    gp.SCALES_FP32 = "h" not in label[2:]
+    gp.LAG_SCALING = "p" not in label[2:]
+    label, _, ksub = label.rstrip("ph").partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
     gp.FUSED_MAX_M = 1 << 30
@@ -67,9 +70,9 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     if cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
-        ws_gemm(a, packed, scale_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
+        ws_gemm(a, packed, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
     elif cfg.ws:
-        ws_gemm(a, b, scale_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
+        ws_gemm(a, b, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
     else:
         tp._gemm(a, b, scales, sx, 2, None, out, a.shape[1], group, sub, tp.KIND_INT8, cfg, stages)
     return out
@@ -111,9 +114,9 @@ def main() -> None:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels
                                               if label != "default"}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = _DEFAULTS
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = _DEFAULTS
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

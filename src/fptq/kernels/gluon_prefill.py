@@ -61,6 +61,10 @@ FUSED_UNPACK = False
 FUSED_MAX_M = 1024
 # K steps per ring slot (unpacked weights): one "ready" wait and one release per K_PER_SLOT steps.
 K_PER_SLOT = 2
+# Each step's group scaling under the next step's MMA of the same warpgroup (`_ws_consumer_lagged`).
+LAG_SCALING = True
+# The group scales as fp32 rows in shared memory (no fp16 -> fp32 conversion per element and step).
+SCALES_FP32 = True
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -97,6 +101,7 @@ if gluon is not None:
             INT_PER_CHANNEL: gl.constexpr
             FUSED: gl.constexpr
             KSUB: gl.constexpr
+            LAG: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(
@@ -125,6 +130,7 @@ if gluon is not None:
                 INT_PER_CHANNEL,
                 FUSED,
                 KSUB,
+                LAG,
             ):
                 self.a_desc = a_desc
                 self.b_desc = b_desc
@@ -150,6 +156,7 @@ if gluon is not None:
                 self.INT_PER_CHANNEL = gl.constexpr(INT_PER_CHANNEL)
                 self.FUSED = gl.constexpr(FUSED)
                 self.KSUB = gl.constexpr(KSUB)
+                self.LAG = gl.constexpr(LAG)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -200,6 +207,79 @@ if gluon is not None:
 
         @gluon.jit
         def _ws_consumer(p, WG: gl.constexpr):
+            """One consumer warpgroup: rows [WG * 64, WG * 64 + 64) of every tile."""
+            if p.LAG and not p.INT_PER_CHANNEL:
+                _ws_consumer_lagged(p, WG)
+            else:
+                _ws_consumer_plain(p, WG)
+
+        @gluon.jit
+        def _wait_slot(p, slot, phase):
+            """Until the slot's TMA loads landed (fused: and its weights were unpacked)."""
+            mbarrier.wait(p.ready.index(slot), phase)
+            if p.FUSED:
+                mbarrier.wait(p.bready.index(slot), phase)
+
+        @gluon.jit
+        def _scale_step(p, acc, part, j):
+            """acc + the partial sums of the K step in buffer `j` times its row of group scales."""
+            s = p.s_smem.index(j).load(acc.type.layout)
+            return acc + _as_fp32(part, p.a_desc.dtype == gl.int8) * s.to(gl.float32)
+
+        @gluon.jit
+        def _lagged_slot(p, WG: gl.constexpr, it, acc, carry, spare, FIRST: gl.constexpr):
+            """The K steps of ring slot `it % STAGES`, the scaling one step behind the MMA: issue step u's wgmma
+            (into the dead register set `spare`), scale step u - 1's partial sums (`carry`, complete) while it
+            runs, then wait for it. Only complete partial sums cross the runtime loop (an in-flight wgmma
+            carried around it makes ptxas serialize every wgmma of the kernel, C7514). Unless FIRST (the tile's
+            first slot), `carry` is the previous slot's last step, and that slot is released once it is scaled."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            slot = it % STAGES
+            _wait_slot(p, slot, (it // STAGES) & 1)
+            for u in gl.static_range(p.KSUB):
+                j = slot * p.KSUB + u
+                d = warpgroup_mma(p.a_smem.index(2 * j + WG), p.b_smem.index(j).permute((1, 0)), spare, use_acc=False, is_async=True)
+                if u > 0:
+                    acc = _scale_step(p, acc, carry, j - 1)
+                elif not FIRST:
+                    prev = (it - 1) % STAGES
+                    acc = _scale_step(p, acc, carry, prev * p.KSUB + p.KSUB - 1)
+                    mbarrier.arrive(p.empty.index(prev), count=1)  # see `_ws_consumer_plain` (no proxy fence)
+                spare = carry
+                carry = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+            return acc, carry, spare
+
+        @gluon.jit
+        def _ws_consumer_lagged(p, WG: gl.constexpr):
+            """`_ws_consumer_plain` (group scaling) with each step's scaling under the next step's MMA of the
+            same warpgroup (`_lagged_slot`), not only under the other warpgroup's."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            BLOCK_N: gl.constexpr = p.b_desc.block_type.shape[0]
+            SUB: gl.constexpr = p.a_desc.block_type.shape[1]
+            mma: gl.constexpr = gl.NVMMADistributedLayout(
+                version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_N, 256 // p.a_desc.dtype.primitive_bitwidth]
+            )
+            part_ty: gl.constexpr = gl.int32 if p.a_desc.dtype == gl.int8 else gl.float32
+            it = 0
+            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+                off_m, off_n = _tile(t, p.M, p.N, 2 * _HALF_M, BLOCK_N, p.GROUP_M)
+                acc = gl.zeros([_HALF_M, BLOCK_N], gl.float32, mma)
+                carry = gl.zeros([_HALF_M, BLOCK_N], part_ty, mma)
+                spare = gl.zeros([_HALF_M, BLOCK_N], part_ty, mma)
+                acc, carry, spare = _lagged_slot(p, WG, it, acc, carry, spare, True)
+                it += 1
+                for _ in range(1, p.Kp // SUB // p.KSUB):
+                    acc, carry, spare = _lagged_slot(p, WG, it, acc, carry, spare, False)
+                    it += 1
+                last = (it - 1) % STAGES
+                acc = _scale_step(p, acc, carry, last * p.KSUB + p.KSUB - 1)
+                mbarrier.arrive(p.empty.index(last), count=1)
+                offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
+                offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
+                _epilogue(acc, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
+
+        @gluon.jit
+        def _ws_consumer_plain(p, WG: gl.constexpr):
             """One warpgroup: rows [WG * 64, WG * 64 + 64) of every tile. Per step: wgmma of its activation
             half against the weight tile, group scaling into the fp32 accumulator; per slot, its release."""
             STAGES: gl.constexpr = p.ready.shape[0]
@@ -297,6 +377,7 @@ if gluon is not None:
             INT_PER_CHANNEL: gl.constexpr,  # int8 operands, one weight scale per column: no per-step scaling
             FUSED: gl.constexpr,  # b_desc: the packed int4 weights (symmetric, int8 operands), unpacked in the kernel
             KSUB: gl.constexpr,  # K steps per ring slot: fewer barrier round trips per MMA
+            LAG: gl.constexpr,  # group scaling one step behind the MMA (`_ws_consumer_lagged`)
             STAGES: gl.constexpr,  # ring slots
             CONSUMER_REGS: gl.constexpr,
             UNPACK_REGS: gl.constexpr,
@@ -353,6 +434,7 @@ if gluon is not None:
                 INT_PER_CHANNEL,
                 FUSED,
                 KSUB,
+                LAG,
             )
             if FUSED:
                 gl.warp_specialize(
@@ -420,6 +502,11 @@ def scale_rows(scales: torch.Tensor, dtype: torch.dtype | None = None) -> torch.
     return rows
 
 
+def ws_rows(scales: torch.Tensor) -> torch.Tensor:
+    """The scale rows `ws_gemm` reads: `scale_rows` in fp32 (SCALES_FP32) or in the scales' own type."""
+    return scale_rows(scales, torch.float32 if SCALES_FP32 else None)
+
+
 def ws_gemm(
     a,
     b,
@@ -468,6 +555,7 @@ def ws_gemm(
         INT_PER_CHANNEL=a.dtype == torch.int8 and rows.shape[0] == 1,
         FUSED=fused,
         KSUB=ksub,
+        LAG=LAG_SCALING,
         STAGES=stages // ksub,
         # registers per thread: 3 warpgroups (2 consumers, the loader's) at 168, or 4 with the unpack one at 128;
         # the consumers get what the others leave
