@@ -202,7 +202,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, k1, plain, halfscales, fuseall, nofuse "
+                         "tritondecode, tritonprefill, k1, plain, fuseall, nofuse "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -299,20 +299,18 @@ def main() -> None:
     from fptq.kernels import gluon_prefill as gp
 
     defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS
-    gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32
+    gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
         tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS = defaults
-        gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = gp_defaults
+        gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         if "k1" in opts:  # one K step per ring slot of the warp-specialized prefill kernel
             gp.K_PER_SLOT = 1
         if "plain" in opts:  # each step scaled right after its own MMA (not under the next step's)
             gp.LAG_SCALING = False
-        if "halfscales" in opts:  # fp16 scale rows in that kernel's shared memory (not fp32)
-            gp.SCALES_FP32 = False
         if "fuseall" in opts or "nofuse" in opts:  # unpack inside that kernel at every M / never
             gp.FUSED_UNPACK, gp.FUSED_MAX_M = "fuseall" in opts, 1 << 30
         if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one

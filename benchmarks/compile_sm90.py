@@ -118,7 +118,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                     b_desc = f"tensordesc<u8[{cfg.block_n}, {sub // 2}],{lay}>"
                 else:
                     b_desc = _desc(dt, [cfg.block_n, sub])
-                s_dt = "fp32" if gluon_prefill.SCALES_FP32 else "fp16"
+                s_dt = "fp32"  # `ws_rows`
                 types = dict(PREFILL_TYPES, a_desc=_desc(dt, [64, sub]), b_desc=b_desc, s_desc=_desc(s_dt, [1, cfg.block_n]))
                 stages = min(cfg.num_stages, 4) if fused else cfg.num_stages
                 const = dict(

@@ -127,6 +127,15 @@ PY
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
         python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
     ;;
+  ncu-ws)  # Nsight Compute on one launch of the warp-specialized prefill kernel (default settings; M N K): details and
+    # per-SASS-instruction stall samples (CSV) for reading where the warps wait
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section SourceCounters \
+        --section ComputeWorkloadAnalysis -k regex:gemm_ws --launch-skip 1 --launch-count 1 -o "$OUT/ws" \
+        python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} > "$OUT/ncu_run.txt" 2>&1
+    ncu -i "$OUT/ws.ncu-rep" --print-details all 2>&1 | head -c 150000 > "$OUT/ncu.txt"
+    ncu -i "$OUT/ws.ncu-rep" --page source --print-source sass --csv > "$OUT/ws_sass.csv" 2>&1
+    rm -f "$OUT/ws.ncu-rep"; ls -la "$OUT"; grep -i "stall\|issue\|pipe" "$OUT/ncu.txt" | head -60
+    ;;
   ncu-decode)  # Nsight Compute on one launch of each M <= 16 decode GEMM variant and cuBLAS fp16 (M N K)
     ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
         --section MemoryWorkloadAnalysis -k 'regex:w4a8_kernel|decode_|gemv|gemm|Kernel|nvjet|cutlass' \
@@ -197,7 +206,7 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+whole \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+whole"
     ;;
-  session8b)  # GPU tests; the ws kernel with the scaling one step behind the MMA and fp32 scale rows, each alone
+  session8b)  # (run 65; its h / halfscales options were removed after it) GPU tests; the ws kernel with the scaling one step behind the MMA and fp32 scale rows, each alone
     # and together, vs the run-63 default (ph); e2e prefill A/B
     timeout 400 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
     timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \

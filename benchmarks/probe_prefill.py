@@ -25,24 +25,23 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
           ("70B gate/up", 28672, 8192)]
 
 
-_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32
+_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles) or
-    'ws<BM>x<BN>s<stages>[u][k<n>][p][h]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
+    'ws<BM>x<BN>s<stages>[u][k<n>][p]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
     else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right after
-    its own MMA, not under the next one's; h: fp16 scale rows, not fp32). Sets `gluon_prefill`'s K_PER_SLOT /
-    FUSED_UNPACK / FUSED_MAX_M / LAG_SCALING / SCALES_FP32 (back to their defaults for 'default' and 'triton').
+    its own MMA, not under the next one's). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M /
+    LAG_SCALING (back to their defaults for 'default' and 'triton'). Run 65 also had fp16 scale rows ('h').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
-    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = _DEFAULTS
+    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
     if label == "default":
         return None
     if label == "triton":
         return tp.PrefillConfig()
-    gp.SCALES_FP32 = "h" not in label[2:]
     gp.LAG_SCALING = "p" not in label[2:]
-    label, _, ksub = label.rstrip("ph").partition("k")
+    label, _, ksub = label.rstrip("p").partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
     gp.FUSED_MAX_M = 1 << 30
@@ -114,9 +113,9 @@ def main() -> None:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels
                                               if label != "default"}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALES_FP32 = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

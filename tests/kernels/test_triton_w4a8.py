@@ -387,8 +387,8 @@ def test_gpu_fp8(m):
 def test_gpu_prefill_wgmma(monkeypatch, cfg):
     """The Gluon Hopper kernels (TMA ring, wgmma, group scales by TMA; one partition, or warp-specialized
     and persistent, with the weights unpacked by a pass before it or inside it, one or two K steps per
-    ring slot (K = 384: three steps), the scaling lagging the MMA or not, fp32 / fp16 scale rows, int8
-    per-channel without per-step scaling) of the prefill path:
+    ring slot (K = 384: three steps), the scaling lagging the MMA or not, int8 per-channel without
+    per-step scaling) of the prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
@@ -409,11 +409,11 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
     monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 3)  # persistent CTAs walk several tiles
-    # and its consumers: each step scaled under the next step's MMA or right after its own, fp32 or fp16 scale rows
-    modes = [(1 << 30, True, True), (0, True, True), (0, False, False), (1 << 30, False, True)] if cfg.ws else [None]
+    # and its consumers: each step scaled under the next step's MMA or right after its own
+    modes = [(1 << 30, True), (0, True), (0, False), (1 << 30, False)] if cfg.ws else [None]
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
         if mode is not None:
-            for name, value in zip(("FUSED_MAX_M", "LAG_SCALING", "SCALES_FP32"), mode):
+            for name, value in zip(("FUSED_MAX_M", "LAG_SCALING"), mode):
                 monkeypatch.setattr(gluon_prefill, name, value)
         gs = k if g == -1 else g
         layer = make_layer(n, k, gs, sym, bias=True, dtype=dtype)
@@ -543,7 +543,7 @@ def test_fp8_kernel_takes_strided_inputs():
     assert torch.equal(a, b)
 
 
-def test_scale_rows(monkeypatch):
+def test_scale_rows():
     """The warp-specialized prefill kernel's (groups, N) scale rows: the transposed scales in their stored
     type or fp32, rows padded to 16 bytes, made afresh per call (an in-place change is seen at once)."""
     from fptq.kernels import gluon_prefill
@@ -557,10 +557,7 @@ def test_scale_rows(monkeypatch):
     assert scale_rows(torch.rand(5, 2)).shape == (2, 8)  # fp32: 4 per 16 bytes
     wide = scale_rows(scales, torch.float32)  # the one-partition Gluon kernel's fp32 rows
     assert wide.shape == (3, 12) and torch.equal(wide[:, :10], scales.t().float())
-    monkeypatch.setattr(gluon_prefill, "SCALES_FP32", True)  # what the warp-specialized kernel reads
-    assert torch.equal(gluon_prefill.ws_rows(scales)[:, :10], wide[:, :10])
-    monkeypatch.setattr(gluon_prefill, "SCALES_FP32", False)
-    assert gluon_prefill.ws_rows(scales).dtype == torch.float16
+    assert torch.equal(gluon_prefill.ws_rows(scales)[:, :10], wide[:, :10])  # what the warp-specialized kernel reads
 
 
 def test_gluon_fallback_switch(monkeypatch):

@@ -61,10 +61,9 @@ FUSED_UNPACK = False
 FUSED_MAX_M = 1024
 # K steps per ring slot (unpacked weights): one "ready" wait and one release per K_PER_SLOT steps.
 K_PER_SLOT = 2
-# Each step's group scaling under the next step's MMA of the same warpgroup (`_ws_consumer_lagged`).
+# Each step's group scaling under the next step's MMA of the same warpgroup (`_ws_consumer_lagged`; needs
+# the fp32 scale rows of `ws_rows`: with fp16 rows the conversions spill registers and it ran 2x slower, run 65).
 LAG_SCALING = True
-# The group scales as fp32 rows in shared memory (no fp16 -> fp32 conversion per element and step).
-SCALES_FP32 = True
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -503,8 +502,9 @@ def scale_rows(scales: torch.Tensor, dtype: torch.dtype | None = None) -> torch.
 
 
 def ws_rows(scales: torch.Tensor) -> torch.Tensor:
-    """The scale rows `ws_gemm` reads: `scale_rows` in fp32 (SCALES_FP32) or in the scales' own type."""
-    return scale_rows(scales, torch.float32 if SCALES_FP32 else None)
+    """The scale rows `ws_gemm` reads: `scale_rows` in fp32 (no conversion per element and step in the
+    kernel: 64 of ~580 instructions per ring slot and consumer thread)."""
+    return scale_rows(scales, torch.float32)
 
 
 def ws_gemm(
