@@ -295,7 +295,7 @@ def main() -> None:
     log(f"W4A8 vs fp16 logits rel diff (random weights, RTN): {err:.3f}")
     from fptq.kernels import triton_w4a8 as tw
 
-    modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a16": "none"}
+    modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a8-fp8": "dynamic_fp8", "w4a16": "none"}
     from fptq.kernels import gluon_prefill as gp
 
     defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS

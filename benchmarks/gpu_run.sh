@@ -215,6 +215,13 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+plain+halfscales \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-dynamic+fused+ingraph+plain+halfscales"
     ;;
+  session8c)  # the ws kernel with float8 e4m3 operands (W4A8-FP8: fp32 partial sums, one FFMA per element and step)
+    # vs int8, kernel + op; e2e prefill int8 vs fp8 activations
+    timeout 200 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
+        --variants ws128x128s6uk2,ws128x128s6uk2f,ws128x128s6uk2pf 2>&1 | tee "$OUT/probe.txt"
+    timeout 240 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

@@ -30,10 +30,11 @@ _DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
 
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles) or
-    'ws<BM>x<BN>s<stages>[u][k<n>][p]' (the warp-specialized Gluon kernel; u: after a separate unpack pass,
-    else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right after
-    its own MMA, not under the next one's). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M /
-    LAG_SCALING (back to their defaults for 'default' and 'triton'). Run 65 also had fp16 scale rows ('h').
+    'ws<BM>x<BN>s<stages>[u][k<n>][p][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
+    pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
+    after its own MMA, not under the next one's; f: float8 e4m3 operands, the W4A8-FP8 path). Sets
+    `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M / LAG_SCALING (back to their defaults for
+    'default' and 'triton'). Run 65 also had fp16 scale rows ('h').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
     gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
     if label == "default":
@@ -41,7 +42,7 @@ def variant(label: str) -> tp.PrefillConfig | None:
     if label == "triton":
         return tp.PrefillConfig()
     gp.LAG_SCALING = "p" not in label[2:]
-    label, _, ksub = label.rstrip("p").partition("k")
+    label, _, ksub = label.rstrip("pf").partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
     gp.FUSED_MAX_M = 1 << 30
@@ -77,11 +78,13 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     return out
 
 
-def kernel_only(cfg, m, n, k):
+def kernel_only(cfg, m, n, k, fp8=False):
     def make(copies):
         calls = []
         for _ in range(copies):
             a, b, scales, sx = operands(m, n, k)
+            if fp8:  # e4m3 activations, the int4 codes - 8 as e4m3 (exact); sx unused by the kernel's fp8 path
+                a, b = a.to(torch.float8_e4m3fn), (b[0].to(torch.float8_e4m3fn), None)
             out = torch.empty(m, n, device="cuda", dtype=torch.float16)
             calls.append(lambda a=a, b=b, s=scales, sx=sx, o=out: run_kernel(cfg, a, b, s, sx, o))
         return calls
@@ -102,7 +105,7 @@ def main() -> None:
         a, b, scales, sx = operands(1000, n, k)
         ref = run_kernel(variant("triton"), a, b, scales, sx, torch.empty(1000, n, device="cuda", dtype=torch.float16))
         for label in labels:
-            if label in ("triton", "default"):
+            if label in ("triton", "default") or label.endswith("f"):  # (fp8: the GPU tests check it)
                 continue
             out = torch.full((1000, n), float("nan"), device="cuda", dtype=torch.float16)
             y = run_kernel(variant(label), a, b, scales, sx, out)
@@ -111,10 +114,10 @@ def main() -> None:
     for m in map(int, args.ms.split(",")):
         for name, n, k in SHAPES:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
-            kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k) for label in labels
+            kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k, label.endswith("f")) for label in labels
                                               if label != "default"}
             gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
-            op = {label: bench_ours(m, n, k, "dynamic", config=variant(label)) for label in labels}
+            op = {label: bench_ours(m, n, k, "dynamic", config=variant(label), fp8=label.endswith("f")) for label in labels}
             gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
