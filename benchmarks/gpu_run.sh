@@ -222,6 +222,12 @@ PY
     timeout 240 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused"
     ;;
+  session8d)  # W4A8-FP8 with its e4m3 quantization traced into the graph (QUANTIZE_IN_GRAPH): GPU test, e2e prefill
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "fp8" 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

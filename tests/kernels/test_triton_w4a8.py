@@ -493,7 +493,7 @@ def test_torch_quantization_is_bit_identical_to_the_kernel(k, g, act_mode):
     act_scale = (x.float().abs().amax() / 127 * 0.6).reshape(()) if act_mode == "static" else None
     a, sx = tw.quantize_activation_triton(x, g, act_mode, act_scale)
     b, sy = tw.quantize_activation_torch(x, g, act_mode, act_scale)
-    assert torch.equal(a, b)
+    assert a.dtype == b.dtype and torch.equal(a.view(torch.uint8), b.view(torch.uint8))
     assert (sx is None and sy is None) or torch.equal(sx, sy)
 
 
@@ -519,6 +519,34 @@ def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill):
     got = torch.compile(fn, backend=counter, fullgraph=True)(x)
     ops = {str(n.target) for gm in counter.graphs for n in gm.graph.nodes if n.op == "call_function"}
     assert ("fptq.w4a8_gemm" in ops) == (act_mode != "none") and ("fptq.w4a8_linear" in ops) == (act_mode == "none"), ops
+    torch._dynamo.reset()
+    torch.testing.assert_close(got, fn(x), rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m", [3, 600])
+def test_gpu_fp8_quantization_in_the_graph(monkeypatch, m):
+    """W4A8-FP8 under torch.compile with QUANTIZE_IN_GRAPH: the traced e4m3 quantization equals the kernel's bit
+    for bit (the CPU interpreter's e4m3 conversion does not, so GPU only), and the compiled layer (GEMM-only
+    op on the e4m3 buffer; tiled kernel at M = 3, the unpacked prefill path at M = 600) equals the eager one."""
+    import torch._dynamo.testing
+
+    if not tw._has_fp8(torch.zeros(1, device="cuda")):
+        pytest.skip("needs fp8 tensor cores (sm_89+)")
+    for k, g in ((256, 128), (192, 64), (200, 200), (4096, 128)):
+        x = make_x(m, k)
+        a, sx = tw.quantize_activation_triton(x, g, "dynamic_fp8")
+        b, sy = tw.quantize_activation_torch(x, g, "dynamic_fp8")
+        assert a.dtype == b.dtype and torch.equal(a.view(torch.uint8), b.view(torch.uint8)) and torch.equal(sx, sy), (k, g)
+    monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", True)
+    layer = make_layer(96, 256, 128, True, bias=True)
+    x = make_x(m, 256).reshape(1, m, 256)
+    fn = lambda x: tw._backend_fn(x, *layer[:3], group_size=128, act_mode="dynamic_fp8", bias=layer[3])  # noqa: E731
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
+    got = torch.compile(fn, backend=counter, fullgraph=True)(x)
+    ops = {str(n.target) for gm in counter.graphs for n in gm.graph.nodes if n.op == "call_function"}
+    assert "fptq.w4a8_gemm" in ops and "fptq.w4a8_linear" not in ops, ops
     torch._dynamo.reset()
     torch.testing.assert_close(got, fn(x), rtol=0, atol=0)
 

@@ -52,6 +52,7 @@ from fptq.kernels.reference import activation_codes, activation_scale, quant_lin
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
 from fptq.kernels.triton_prefill import PrefillConfig, _capability, prefill_gemm
+from fptq.primitives import FP8_MAX
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
     import triton
@@ -660,7 +661,7 @@ def _epilogue_scale(act_mode, act_scale, sx):
     scales `sx`, 0 = none (float activations)."""
     if act_mode == "static":
         return act_scale.reshape(()).float(), 1
-    return sx, 2 if act_mode == "dynamic" else 0
+    return sx, 2 if act_mode in ("dynamic", "dynamic_fp8") else 0
 
 
 def _launch(
@@ -1010,13 +1011,16 @@ def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
 def quantize_activation_torch(
     x2: torch.Tensor, group_size: int, act_mode: str, act_scale: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`quantize_activation_triton` for the int8 modes in torch ops: bit for bit the same when run
-    eagerly (fp32 division, clamp, round half to even). Under torch.compile Inductor fuses these ops
+    """`quantize_activation_triton` for the int8 and fp8 modes in torch ops: bit for bit the same when run
+    eagerly (fp32 division, clamp, round half to even / e4m3). Under torch.compile Inductor fuses these ops
     into the kernel that produces `x` (RMSNorm, SiLU * up), so the quantization costs no launch of
     its own; on a GPU Inductor may then divide by a reciprocal, which moves a code by one where
     `x / s` lies within an ulp of a rounding boundary (rare; `TORCHINDUCTOR_EMULATE_DIVISION_ROUNDING=1`
     keeps the exact division)."""
     s = activation_scale(x2, act_mode, act_scale)  # the reference's own scale and codes
+    if act_mode == "dynamic_fp8":  # (permuted as fp32, then e4m3: elementwise, so the same values)
+        q = activation_layout((x2.float() / s).clamp(-FP8_MAX, FP8_MAX), group_size).to(torch.float8_e4m3fn)
+        return q, s.reshape(-1)
     q = activation_codes(x2, act_mode, s).to(torch.int8)
     return activation_layout(q, group_size), s.reshape(-1) if act_mode == "dynamic" else None
 
@@ -1034,10 +1038,13 @@ def _w4a8_gemm_op(
     sx_mode: int,
     out_dtype: torch.dtype,
 ) -> torch.Tensor:
-    """The GEMM alone, on activations already in the kernels' permuted int8 layout."""
+    """The GEMM alone, on activations already in the kernels' permuted int8 (or float8 e4m3) layout."""
     m = a.shape[0]
     if _use_prefill(None, m, k):
         return _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, None, None)
+    if a.dtype == torch.float8_e4m3fn:  # the tiled kernel's fp8 dot (as in `w4a8_fp8_linear`)
+        cfg = _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
+        return _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype, cfg)
     pdl = m <= DECODE_MAX_M and _pdl_available(a)
     return _launch(a, _A_PERMUTED, 0, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype,
                    _for_m(CONFIGS, m), None, pdl)
@@ -1057,8 +1064,9 @@ QUANTIZE_IN_GRAPH = False
 
 def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
     k = x.shape[-1]
-    if not (QUANTIZE_IN_GRAPH and act_mode in ("static", "dynamic") and supports_shape(k, bits, group_size)
-            and x.dtype in _DTYPES):
+    fp8_ok = act_mode != "dynamic_fp8" or _has_fp8(x)
+    if not (QUANTIZE_IN_GRAPH and act_mode in ("static", "dynamic", "dynamic_fp8") and fp8_ok
+            and supports_shape(k, bits, group_size) and x.dtype in _DTYPES):
         return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
     a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
     sx, sx_mode = _epilogue_scale(act_mode, act_scale, sx)
