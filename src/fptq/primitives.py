@@ -125,7 +125,14 @@ def static_scale(max_abs: float | torch.Tensor) -> torch.Tensor:
 def per_token_scale(x: torch.Tensor) -> torch.Tensor:
     """Dynamic int8 scale per row of `x` (`(..., K)` -> `(..., 1)` fp32); all-zero rows get 1."""
     m = torch.linalg.vector_norm(x.detach().float(), ord=float("inf"), dim=-1, keepdim=True)  # max|x|, one pass
-    return torch.where(m > 0, m / INT8_MAX, torch.ones_like(m))
+    return torch.where(m > 0, _div_exact(m, INT8_MAX), torch.ones_like(m))
+
+
+def _div_exact(m: torch.Tensor, d: float) -> torch.Tensor:
+    """`m / d` correctly rounded on every device, as the kernels compute it (`div_rn`): PyTorch's CUDA kernel
+    multiplies by the reciprocal of a Python-number divisor, which can be an ulp off (a tensor divisor is
+    divided)."""
+    return m / torch.full_like(m, d)
 
 
 def quantize_activation(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -136,7 +143,7 @@ def quantize_activation(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 def fp8_scale(max_abs: float | torch.Tensor) -> torch.Tensor:
     """float8 e4m3 scale `max|x| / 448` (elementwise over a tensor of maxima); zero maxima get 1."""
     m = torch.as_tensor(max_abs, dtype=torch.float32)
-    return torch.where(m > 0, m / FP8_MAX, torch.ones_like(m))
+    return torch.where(m > 0, _div_exact(m, FP8_MAX), torch.ones_like(m))
 
 
 def to_fp8(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

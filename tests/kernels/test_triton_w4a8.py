@@ -7,6 +7,8 @@ Outputs are poisoned with NaN before each run, so an unwritten element fails.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -527,17 +529,17 @@ def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill):
 @pytest.mark.parametrize("m", [3, 600])
 def test_gpu_fp8_quantization_in_the_graph(monkeypatch, m):
     """W4A8-FP8 under torch.compile with QUANTIZE_IN_GRAPH: the traced e4m3 quantization equals the kernel's bit
-    for bit (the CPU interpreter's e4m3 conversion does not, so GPU only), and the compiled layer (GEMM-only
+    for bit, codes and scales (the CPU interpreter's e4m3 conversion does not, so GPU only), and the compiled layer (GEMM-only
     op on the e4m3 buffer; tiled kernel at M = 3, the unpacked prefill path at M = 600) equals the eager one."""
     import torch._dynamo.testing
 
     if not tw._has_fp8(torch.zeros(1, device="cuda")):
         pytest.skip("needs fp8 tensor cores (sm_89+)")
-    for k, g in ((256, 128), (192, 64), (200, 200), (4096, 128)):
-        x = make_x(m, k)
-        a, sx = tw.quantize_activation_triton(x, g, "dynamic_fp8")
-        b, sy = tw.quantize_activation_torch(x, g, "dynamic_fp8")
-        assert a.dtype == b.dtype and torch.equal(a.view(torch.uint8), b.view(torch.uint8)) and torch.equal(sx, sy), (k, g)
+    for (k, g), mode in itertools.product(((256, 128), (192, 64), (200, 200), (4096, 128)), ("dynamic_fp8", "dynamic")):
+        x = make_x(m, k)  # (the int8 mode too: the CPU test above cannot see PyTorch's CUDA scalar division)
+        a, sx = tw.quantize_activation_triton(x, g, mode)
+        b, sy = tw.quantize_activation_torch(x, g, mode)
+        assert a.dtype == b.dtype and torch.equal(a.view(torch.uint8), b.view(torch.uint8)) and torch.equal(sx, sy), (k, g, mode)
     monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", True)
     layer = make_layer(96, 256, 128, True, bias=True)
     x = make_x(m, 256).reshape(1, m, 256)

@@ -562,7 +562,13 @@ def _pdl_available(x: torch.Tensor) -> bool:
 
 def _has_fp8(x: torch.Tensor) -> bool:
     """fp8 tensor cores (Ada / Hopper and later)."""
-    return x.is_cuda and _capability(x.device.index) >= (8, 9)
+    return x.is_cuda and _fp8_device(x.device.index)
+
+
+@torch.compiler.assume_constant_result
+def _fp8_device(index: int) -> bool:
+    # (a constant to torch.compile, which otherwise warns about tracing through `_capability`'s cache)
+    return _capability(index) >= (8, 9)
 
 
 def _for_m(table: list[tuple[int, object]], m: int):
