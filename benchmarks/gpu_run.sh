@@ -228,6 +228,18 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph"
     ;;
+  session8tests)  # all GPU tests at the end of session 8
+    timeout 420 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py 2>&1 | tail -6 | tee "$OUT/pytest_gpu.txt"
+    ;;
+  session8final)  # the end state of session 8: GEMM table at prefill M, prefill kernels (one / two K steps per slot),
+    # e2e prefill int8 and fp8 activations (quantization in the graph)
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1024,4096
+    timeout 120 python3 benchmarks/probe_prefill.py --ms 1024,4096 --variants ws128x128s6uk2,ws128x128s6uk1,ws128x128s6uk2f \
+        2>&1 | tee "$OUT/probe.txt"
+    timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
