@@ -67,7 +67,7 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
     b, packed = b
-    if cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M:
+    if cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
         ws_gemm(a, packed, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)

@@ -602,6 +602,17 @@ def test_gluon_fallback_switch(monkeypatch):
     assert not gluon_fallback.failed("decode")
 
 
+def test_lagged_consumer_needs_two_ring_slots(monkeypatch):
+    """The warp-specialized kernel's lagged consumer holds a slot until the next one has landed: with one
+    slot it would wait for itself, so it takes the plain consumer there (and when LAG_SCALING is off)."""
+    from fptq.kernels import gluon_prefill
+
+    monkeypatch.setattr(gluon_prefill, "LAG_SCALING", True)
+    assert not gluon_prefill.lagged(1) and gluon_prefill.lagged(2) and gluon_prefill.lagged(6)
+    monkeypatch.setattr(gluon_prefill, "LAG_SCALING", False)
+    assert not gluon_prefill.lagged(3)
+
+
 def test_fused_unpack_only_up_to_fused_max_m(monkeypatch):
     """The warp-specialized kernel unpacks the weights itself (when FUSED_UNPACK) only up to FUSED_MAX_M rows,
     for int8 activations and symmetric weights whose packed rows TMA can address."""

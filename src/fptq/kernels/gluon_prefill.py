@@ -501,6 +501,12 @@ def scale_rows(scales: torch.Tensor, dtype: torch.dtype | None = None) -> torch.
     return rows
 
 
+def lagged(slots: int) -> bool:
+    """Whether `ws_gemm` with `slots` ring slots takes the lagged consumer (LAG_SCALING): it holds a slot until
+    the next one has landed, so with a single slot it would wait for itself (review of session 8)."""
+    return LAG_SCALING and slots >= 2
+
+
 def ws_rows(scales: torch.Tensor) -> torch.Tensor:
     """The scale rows `ws_gemm` reads: `scale_rows` in fp32 (no conversion per element and step in the
     kernel: 64 of ~580 instructions per ring slot and consumer thread)."""
@@ -555,7 +561,7 @@ def ws_gemm(
         INT_PER_CHANNEL=a.dtype == torch.int8 and rows.shape[0] == 1,
         FUSED=fused,
         KSUB=ksub,
-        LAG=LAG_SCALING,
+        LAG=lagged(stages // ksub),
         STAGES=stages // ksub,
         # registers per thread: 3 warpgroups (2 consumers, the loader's) at 168, or 4 with the unpack one at 128;
         # the consumers get what the others leave

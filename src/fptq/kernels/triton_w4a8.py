@@ -1020,9 +1020,9 @@ def quantize_activation_torch(
     """`quantize_activation_triton` for the int8 and fp8 modes in torch ops: bit for bit the same when run
     eagerly (fp32 division, clamp, round half to even / e4m3). Under torch.compile Inductor fuses these ops
     into the kernel that produces `x` (RMSNorm, SiLU * up), so the quantization costs no launch of
-    its own; on a GPU Inductor may then divide by a reciprocal, which moves a code by one where
-    `x / s` lies within an ulp of a rounding boundary (rare; `TORCHINDUCTOR_EMULATE_DIVISION_ROUNDING=1`
-    keeps the exact division)."""
+    its own; on a GPU Inductor may then divide approximately (the scale itself and `x / s`), which moves
+    a scale by an ulp or a code by one where `x / s` lies within an ulp of a rounding boundary (rare;
+    `TORCHINDUCTOR_EMULATE_DIVISION_ROUNDING=1` keeps the exact division)."""
     s = activation_scale(x2, act_mode, act_scale)  # the reference's own scale and codes
     if act_mode == "dynamic_fp8":  # (permuted as fp32, then e4m3: elementwise, so the same values)
         q = activation_layout((x2.float() / s).clamp(-FP8_MAX, FP8_MAX), group_size).to(torch.float8_e4m3fn)
