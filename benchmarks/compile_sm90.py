@@ -243,7 +243,8 @@ def variants(prefill_candidates=False, decode_variants=False):
         for pdl in (False, True):
             chunks = 32 if one_pass else 8
             parts = tw._quant_parts(1 if pdl else 4096, chunks, 128, one_pass, 4096 if one_pass else 28672)
-            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts)
+            const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts,
+                         FMA_DIV=tw.QUANT_FMA_DIV)
             yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
             if pdl:  # the other buffer modes: static int8, float copy, fp8
                 for mode, out in ((tw._Q_STATIC, "*i8"), (tw._Q_COPY, "*fp16"), (tw._Q_FP8, "*fp8e4nv")):

@@ -240,6 +240,15 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph \
         --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph"
     ;;
+  session8q)  # the quantization kernel's fma-corrected division: exactness on the GPU, speed alone and in the ops, e2e
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "exact or in_the_graph or quant" 2>&1 | tail -4 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 120 python3 benchmarks/probe_quant_large.py --fma 2>&1 | tee "$OUT/quant.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1024,4096
+    timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph \
+        --variants "w4a8-dynamic+fused+ingraph,w4a8-fp8+fused+ingraph"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

@@ -553,6 +553,28 @@ def test_gpu_fp8_quantization_in_the_graph(monkeypatch, m):
     torch.testing.assert_close(got, fn(x), rtol=0, atol=0)
 
 
+@pytest.mark.gpu
+def test_gpu_quantization_codes_are_exact():
+    """The quantization kernel's division on the GPU (reciprocal and fma corrections, `_quotient`) gives the
+    codes of an IEEE division (the torch ops) bit for bit: 4096 x 4096 random rows (one pass), 64 x 11008
+    (a padded one-pass row), 8 x 28672 (two passes), dynamic and static int8 and e4m3; and rows whose x / s
+    land exactly on half-integers (ties to even) and on e4m3 midpoints."""
+    torch.manual_seed(0)
+    ties = torch.arange(-127, 127, dtype=torch.float32) + 0.5  # x / s with s = 1 / 16: exact halves
+    tie_rows = torch.cat([ties / 16, torch.full((2,), 127 / 16)]).reshape(1, -1).repeat(3, 1)
+    cases = [torch.randn(4096, 4096), torch.randn(64, 11008) * 3, torch.randn(8, 28672) * 0.01,
+             torch.nn.functional.pad(tie_rows, (0, 256 - tie_rows.shape[1]))]
+    for x in cases:
+        x = x.half().cuda()
+        x[::7] *= 40  # rows of other magnitudes
+        static = (x.float().abs().amax() / 127 * 0.7).reshape(())
+        for mode, scale in (("dynamic", None), ("static", static), ("dynamic_fp8", None)):
+            a, sx = tw.quantize_activation_triton(x, 128, mode, scale)
+            b, sy = tw.quantize_activation_torch(x, 128, mode, scale)
+            assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (tuple(x.shape), mode)
+            assert (sx is None and sy is None) or torch.equal(sx, sy)
+
+
 def test_fp8_activations_without_fp8_tensor_cores_fall_back_to_the_reference(monkeypatch):
     """On the CPU interpreter (as on a GPU older than sm_89) act_mode dynamic_fp8 computes the
     reference semantics instead of failing."""
