@@ -500,13 +500,14 @@ def test_torch_quantization_is_bit_identical_to_the_kernel(k, g, act_mode):
 
 
 @pytest.mark.parametrize("act_mode", ["static", "dynamic", "none"])
-@pytest.mark.parametrize("prefill", [False, True])
-def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill):
-    """With QUANTIZE_IN_GRAPH, torch.compile traces the quantization and calls the GEMM-only op;
-    the result equals the eager kernel's (also where both take the unpacked prefill path)."""
+@pytest.mark.parametrize("prefill,in_graph", [(False, True), (True, True), (False, None), (True, None)])
+def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill, in_graph):
+    """With QUANTIZE_IN_GRAPH, torch.compile traces the quantization and calls the GEMM-only op; by default
+    (None) only for rows that take the prefill path, one opaque op below; the result equals the eager
+    kernel's (also where both take the unpacked prefill path)."""
     import torch._dynamo.testing
 
-    monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", True)
+    monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", in_graph)
     if prefill:
         monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 3)])
         monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
@@ -520,7 +521,8 @@ def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill):
     counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
     got = torch.compile(fn, backend=counter, fullgraph=True)(x)
     ops = {str(n.target) for gm in counter.graphs for n in gm.graph.nodes if n.op == "call_function"}
-    assert ("fptq.w4a8_gemm" in ops) == (act_mode != "none") and ("fptq.w4a8_linear" in ops) == (act_mode == "none"), ops
+    traced = act_mode != "none" and (in_graph or prefill)
+    assert ("fptq.w4a8_gemm" in ops) == traced and ("fptq.w4a8_linear" in ops) == (not traced), ops
     torch._dynamo.reset()
     torch.testing.assert_close(got, fn(x), rtol=0, atol=0)
 
