@@ -1090,9 +1090,10 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype):
 # Under torch.compile: True quantizes the int8 / e4m3 activations with traced torch ops (which Inductor
 # fuses into their producer: RMSNorm, SiLU * up) and makes only the GEMM an opaque op; False keeps the
 # whole layer one opaque op, whose quantization kernel overlaps the GEMM's weight prefetch (PDL); None
-# (default): traced for the rows that take the prefill path (`_use_prefill`), one op below. Run 75, same
-# run: compiled prefill (2048 tokens) 52.4 ms traced vs 108.8 opaque (fp16 54.5); compiled decode b1
-# 3.31 ms opaque vs 3.59 traced, b16 6.03 vs 6.36.
+# (default): traced for the rows that take the prefill path (`_use_prefill`), one op below. Compiled
+# decode, run 75, same run: b1 3.31 ms opaque vs 3.59 traced, b16 6.03 vs 6.36; compiled prefill (2048
+# tokens) 52.4 ms traced vs 55.6 for W4A8-FP8's opaque op (run 67; run 75's 108.8 ms for the int8 opaque
+# op is likely a timing artifact, benchmarks/GPU_NOTES.md).
 QUANTIZE_IN_GRAPH: bool | None = None
 
 
