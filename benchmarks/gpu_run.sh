@@ -251,7 +251,7 @@ PY
     ;;
   session9a)  # next session's first call: re-time the activation quantization in / out of the compiled graph (run 75's
     # opaque prefill number is suspect), warm compile caches first (a throwaway 2-layer run), decode and prefill
-    timeout 120 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default --compile-prefill \
+    mkdir -p "$OUT/warm"; timeout 120 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+opaque --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+opaque" \
         > /dev/null 2>&1
     timeout 460 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default --compile-prefill \
