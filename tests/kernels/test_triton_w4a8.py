@@ -503,7 +503,7 @@ def test_torch_quantization_is_bit_identical_to_the_kernel(k, g, act_mode):
 @pytest.mark.parametrize("prefill,in_graph", [(False, True), (True, True), (False, None), (True, None)])
 def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill, in_graph):
     """With QUANTIZE_IN_GRAPH, torch.compile traces the quantization and calls the GEMM-only op; by default
-    (None) only for rows that take the prefill path, one opaque op below; the result equals the eager
+    (None) only above DECODE_MAX_M rows, one opaque op for decode-sized calls; the result equals the eager
     kernel's (also where both take the unpacked prefill path)."""
     import torch._dynamo.testing
 
@@ -513,7 +513,8 @@ def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill, i
         monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
 
     layer = make_layer(96, 256, 128, True, bias=True)
-    x = make_x(3, 256).reshape(1, 3, 256)
+    rows = tw.DECODE_MAX_M + 4 if prefill else 3
+    x = make_x(rows, 256).reshape(1, rows, 256)
     act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
     fn = lambda x: tw._backend_fn(x, *layer[:3], group_size=128, act_mode=act_mode, act_scale=act_scale,  # noqa: E731
                                   bias=layer[3])
@@ -559,8 +560,8 @@ def test_gpu_fp8_quantization_in_the_graph(monkeypatch, m):
 def test_gpu_quantization_codes_are_exact():
     """The quantization kernel's division on the GPU (reciprocal and fma corrections, `_quotient`) gives the
     codes of an IEEE division (the torch ops) bit for bit: 4096 x 4096 random rows (one pass), 64 x 11008
-    (a padded one-pass row), 8 x 28672 (two passes), dynamic and static int8 and e4m3; and rows whose x / s
-    land exactly on half-integers (ties to even) and on e4m3 midpoints."""
+    (a padded one-pass row), 8 x 28672 (two passes), dynamic and static int8 and e4m3, negative zeros; and
+    rows whose x / s land exactly on half-integers (ties to even) and on e4m3 midpoints."""
     torch.manual_seed(0)
     ties = torch.arange(-127, 127, dtype=torch.float32) + 0.5  # x / s with s = 1 / 16: exact halves
     tie_rows = torch.cat([ties / 16, torch.full((2,), 127 / 16)]).reshape(1, -1).repeat(3, 1)
@@ -569,6 +570,7 @@ def test_gpu_quantization_codes_are_exact():
     for x in cases:
         x = x.half().cuda()
         x[::7] *= 40  # rows of other magnitudes
+        x[1, :5] = -0.0  # keeps its sign through the division (e4m3 0x80)
         static = (x.float().abs().amax() / 127 * 0.7).reshape(())
         for mode, scale in (("dynamic", None), ("static", static), ("dynamic_fp8", None)):
             a, sx = tw.quantize_activation_triton(x, 128, mode, scale)

@@ -43,6 +43,7 @@ per-channel (group size K, any even K). Anything else falls back to the referenc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -173,12 +174,20 @@ if triton is not None:
         correctly rounded and `q` within an ulp, `RN(q + RN(x - s q) r)` is the correctly rounded quotient;
         the first correction brings `q` within an ulp). Branch-free, so a thread's elements interleave:
         `div.rn` puts each division in a region of its own around a slow-path call, and the quantization of
-        4096 x 4096 activations issued one instruction per 39 cycles per warp (run 71). Under
+        4096 x 4096 activations issued one instruction per 39 cycles per warp (run 71). Exact where the
+        residual neither underflows nor overflows: rows with 2**-100 < s < 2**100 (else `div_rn`; only bf16
+        rows of magnitude ~1e-30 get there); zeros keep their sign and quotients beyond 1e30 (infinities,
+        tiny static scales) their `x * r`, which the clamp that follows maps as the division's would
+        (review of session 8: the corrections turned -0 into +0 and infinities into NaN). Under
         TRITON_INTERPRET fma rounds twice, so there it divides."""
         if FMA_DIV:
-            q = x * r
-            q = tl.fma(tl.fma(-q, s, x), r, q)
-            q = tl.fma(tl.fma(-q, s, x), r, q)
+            if (s > 7.888609052210118e-31) & (s < 1.2676506002282294e30):  # 2**-100 < s < 2**100
+                q0 = x * r
+                q = tl.fma(tl.fma(-q0, s, x), r, q0)
+                q = tl.fma(tl.fma(-q, s, x), r, q)
+                q = tl.where((q0 == 0.0) | (tl.abs(q0) > 1e30), q0, q)
+            else:
+                q = tl.math.div_rn(x, s)
         else:
             q = tl.math.div_rn(x, s)
         return q
@@ -1046,9 +1055,10 @@ def quantize_activation_torch(
     """`quantize_activation_triton` for the int8 and fp8 modes in torch ops: bit for bit the same when run
     eagerly (fp32 division, clamp, round half to even / e4m3). Under torch.compile Inductor fuses these ops
     into the kernel that produces `x` (RMSNorm, SiLU * up), so the quantization costs no launch of
-    its own; on a GPU Inductor may then divide approximately (the scale itself and `x / s`), which moves
-    a scale by an ulp or a code by one where `x / s` lies within an ulp of a rounding boundary (rare;
-    `TORCHINDUCTOR_EMULATE_DIVISION_ROUNDING=1` keeps the exact division)."""
+    its own; on a GPU Inductor then multiplies by the reciprocal of the constant divisor (the scale is often
+    an ulp off the eager one: 4.5 % of fp16 row maxima for 127, 55 % for 448 — review of session 8) and may
+    divide `x / s` approximately, which moves a code by one where `x / s` lies within an ulp of a rounding
+    boundary (rare)."""
     s = activation_scale(x2, act_mode, act_scale)  # the reference's own scale and codes
     if act_mode == "dynamic_fp8":  # (permuted as fp32, then e4m3: elementwise, so the same values)
         q = activation_layout((x2.float() / s).clamp(-FP8_MAX, FP8_MAX), group_size).to(torch.float8_e4m3fn)
@@ -1090,7 +1100,8 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype):
 # Under torch.compile: True quantizes the int8 / e4m3 activations with traced torch ops (which Inductor
 # fuses into their producer: RMSNorm, SiLU * up) and makes only the GEMM an opaque op; False keeps the
 # whole layer one opaque op, whose quantization kernel overlaps the GEMM's weight prefetch (PDL); None
-# (default): traced for the rows that take the prefill path (`_use_prefill`), one op below. Compiled
+# (default): one op for decode-sized calls (at most DECODE_MAX_M rows), traced above (one guard on the row
+# count, the same for every layer: a threshold per K would multiply the graphs Dynamo compiles). Compiled
 # decode, run 75, same run: b1 3.31 ms opaque vs 3.59 traced, b16 6.03 vs 6.36; compiled prefill (2048
 # tokens) 52.4 ms traced vs 55.6 for W4A8-FP8's opaque op (run 67; run 75's 108.8 ms for the int8 opaque
 # op is likely a timing artifact, benchmarks/GPU_NOTES.md).
@@ -1099,10 +1110,10 @@ QUANTIZE_IN_GRAPH: bool | None = None
 
 def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
     k = x.shape[-1]
-    fp8_ok = act_mode != "dynamic_fp8" or _has_fp8(x)
-    in_graph = QUANTIZE_IN_GRAPH if QUANTIZE_IN_GRAPH is not None else _use_prefill(None, x.numel() // k, k)
-    if not (in_graph and act_mode in ("static", "dynamic", "dynamic_fp8") and fp8_ok
-            and supports_shape(k, bits, group_size) and x.dtype in _DTYPES):
+    traceable = (act_mode in ("static", "dynamic", "dynamic_fp8") and (act_mode != "dynamic_fp8" or _has_fp8(x))
+                 and supports_shape(k, bits, group_size) and x.dtype in _DTYPES)
+    # (the row count only where it matters: a guard on it is a recompile)
+    if not (traceable and (QUANTIZE_IN_GRAPH if QUANTIZE_IN_GRAPH is not None else math.prod(x.shape[:-1]) > DECODE_MAX_M)):
         return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
     a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
     sx, sx_mode = _epilogue_scale(act_mode, act_scale, sx)
