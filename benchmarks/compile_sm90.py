@@ -130,6 +130,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                     FUSED=fused,
                     KSUB=2,
                     LAG=gluon_prefill.LAG_SCALING,
+                    PERM=gluon_prefill.SCALE_PERM,
                     STAGES=stages // 2,
                     CONSUMER_REGS=208 if fused else 232,
                     UNPACK_REGS=72,

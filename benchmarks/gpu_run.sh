@@ -258,6 +258,10 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
     ;;
+  session9b)  # permuted scale rows (16-byte loads, SCALE_PERM, prepared offline in session 8) vs the default, int8 and fp8
+    timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
+        --variants ws128x128s6uk2,ws128x128s6uk2v,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

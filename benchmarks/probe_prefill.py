@@ -25,24 +25,26 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
           ("70B gate/up", 28672, 8192)]
 
 
-_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
+_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles) or
-    'ws<BM>x<BN>s<stages>[u][k<n>][p][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
+    'ws<BM>x<BN>s<stages>[u][k<n>][p][v][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
-    after its own MMA, not under the next one's; f: float8 e4m3 operands, the W4A8-FP8 path). Sets
-    `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M / LAG_SCALING (back to their defaults for
+    after its own MMA, not under the next one's; v: permuted scale rows, 16-byte loads; f: float8 e4m3
+    operands, the W4A8-FP8 path). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M /
+    LAG_SCALING / SCALE_PERM (back to their defaults for
     'default' and 'triton'). Run 65 also had fp16 scale rows ('h').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
-    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
+    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM = _DEFAULTS
     if label == "default":
         return None
     if label == "triton":
         return tp.PrefillConfig()
     gp.LAG_SCALING = "p" not in label[2:]
-    label, _, ksub = label.rstrip("pf").partition("k")
+    gp.SCALE_PERM = "v" in label[2:]
+    label, _, ksub = label.rstrip("pfv").partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
     gp.FUSED_MAX_M = 1 << 30
@@ -70,9 +72,9 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     if cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
-        ws_gemm(a, packed, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
+        ws_gemm(a, packed, ws_rows(scales, cfg.block_n), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
     elif cfg.ws:
-        ws_gemm(a, b, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
+        ws_gemm(a, b, ws_rows(scales, cfg.block_n), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
     else:
         tp._gemm(a, b, scales, sx, 2, None, out, a.shape[1], group, sub, tp.KIND_INT8, cfg, stages)
     return out
@@ -116,9 +118,9 @@ def main() -> None:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k, label.endswith("f")) for label in labels
                                               if label != "default"}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM = _DEFAULTS
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label), fp8=label.endswith("f")) for label in labels}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = _DEFAULTS
+            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM = _DEFAULTS
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)
