@@ -12,21 +12,25 @@ Here the work is split by role, so that no CTA-wide barrier ties the two halves 
   step the two 64-row halves of the activation tile, the weight tile and the step's row of group
   scales, all on the slot's mbarrier;
 - two consumer warpgroups each own 64 rows of the 128-row tile: wait for a slot, per step issue
-  their wgmma, wait for it and scale the partial sums, then release the slot (an "empty" mbarrier
-  that both must arrive at before the loader refills it);
+  their wgmma and scale the previous step's partial sums while it runs (LAG_SCALING; fp32 scale rows),
+  then release the slot once its last partial sums are scaled (an "empty" mbarrier that both must
+  arrive at before the loader refills it);
 - the kernel is persistent (one CTA per SM walks the tiles in grouped order), so the loader fills
   the ring for the next tile while the consumers store the last one;
 - optionally (FUSED_UNPACK, off by default) a fourth partition expands the packed int4 weights into
   the int8 operand tile in shared memory, so no separate unpack pass runs before the kernel.
-Register budget: each consumer holds its fp32 accumulator and the int32 partial of a step
-(2 x 64 registers at 128 columns) plus a row of scales; `setmaxnreg` gives them the registers the
-loader warp does not need. Measured (benchmarks/GPU_NOTES.md, runs 47-63): bit-identical to the
-Triton kernel and 1.09-1.17x cuBLAS fp16 at M = 4096 (the Triton kernel 0.86-0.94x); still latency-
-bound (tensor pipe ~40 %, warps stalled at the partitions' named barriers). Releasing a slot only
+Register budget: each consumer holds its fp32 accumulator and two int32 partial sums (the step being
+scaled and the one in the tensor cores: 3 x 64 registers at 128 columns) plus a row of scales;
+`setmaxnreg` gives them the registers the loader warp does not need. Measured (benchmarks/GPU_NOTES.md,
+runs 47-75): bit-identical to the Triton kernel; at M = 4096 1.08-1.22x cuBLAS fp16 with int8 operands,
+1.22-1.35x with fp8 (the Triton kernel 0.86-0.94x); tensor pipe ~45 % busy, the consumers' time in the
+group scaling and the shared-memory pipe (wgmma operand reads, TMA writes, scale rows). Releasing a slot only
 after its scale rows are used needs no proxy fence (Triton puts a partition barrier before the
 single-thread arrive, which orders the shared-memory loads before it); the fence it replaced cost
-3-13 %. Two K steps per slot halve those barrier round trips (+9-11 %). A tensor-core hand-off
-between the consumers (ping-pong) and a software-pipelined consumer measured slower.
+3-13 %. Two K steps per slot halve those barrier round trips (+9-11 %); the lagged scaling took
+0-11 % more (run 65). A tensor-core hand-off between the consumers (ping-pong), a consumer carrying an
+in-flight wgmma across its loop (ptxas then serializes every wgmma) and column halves pipelined inside a
+consumer (run 64) measured slower or did not compile cleanly.
 """
 
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
