@@ -26,6 +26,7 @@ from triton.compiler import ASTSource  # noqa: E402
 from fptq.kernels import (
     gluon_decode,  # noqa: E402
     gluon_prefill,  # noqa: E402
+    gluon_swap,  # noqa: E402
 )
 from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
@@ -170,6 +171,13 @@ def variants(prefill_candidates=False, decode_variants=False):
             GROUP_M=cfg.group_m,
         )
         yield f"prefill gemm {cfg}", tp._gemm_kernel, PREFILL_TYPES, const, cfg.num_warps, cfg.num_stages, {}
+    # the swap kernel (`gluon_swap`, PrefillConfig(swap=True)): 128 / 64 token tiles, group 128 / per-channel
+    lay = repr(gluon_swap._packed_layout())
+    for bm, stages, group, sx, bias in ((128, 6, 128, 2, True), (64, 8, 4096, 1, False)):
+        types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
+                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16"}
+        const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=8, STAGES=stages, CONSUMER_REGS=232, num_warps=4)
+        yield f"prefill swap bm{bm} g{group}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):

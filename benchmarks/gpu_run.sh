@@ -262,6 +262,14 @@ PY
     timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
         --variants ws128x128s6uk2,ws128x128s6uk2v,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"
     ;;
+  session9c)  # the swap kernel (packed weights as wgmma's register operand, no unpack pass; written offline in
+    # session 8): its GPU tests, kernel / op timings against the ws kernel, e2e prefill
+    timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "prefill_wgmma and swap" 2>&1 | tail -4 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 2048,4096 --variants ws128x128s6uk2,sw128s6,sw64s8 2>&1 | tee "$OUT/probe.txt"
+    timeout 200 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+swap --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+swap"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

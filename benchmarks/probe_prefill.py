@@ -18,7 +18,8 @@ from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E
 
 from fptq.kernels import gluon_prefill as gp  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
-from fptq.kernels.gluon_prefill import ws_gemm, ws_rows  # noqa: E402
+from fptq.kernels.gluon_prefill import scale_rows, ws_gemm, ws_rows  # noqa: E402
+from fptq.kernels.gluon_swap import swap_gemm  # noqa: E402
 from fptq.packing import pack_int4  # noqa: E402
 
 SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
@@ -29,7 +30,8 @@ _DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.S
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
-    """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles) or
+    """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles), 'sw<BM>s<stages>'
+    (the packed weights as wgmma's register operand, `gluon_swap`, BM tokens per tile) or
     'ws<BM>x<BN>s<stages>[u][k<n>][p][v][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
     after its own MMA, not under the next one's; v: permuted scale rows, 16-byte loads; f: float8 e4m3
@@ -42,6 +44,9 @@ def variant(label: str) -> tp.PrefillConfig | None:
         return None
     if label == "triton":
         return tp.PrefillConfig()
+    if label.startswith("sw"):
+        bm, st = label[2:].split("s")
+        return tp.PrefillConfig(int(bm), 128, 4, int(st), swap=True)
     gp.LAG_SCALING = "p" not in label[2:]
     gp.SCALE_PERM = "v" in label[2:]
     label, _, ksub = label.rstrip("pfv").partition("k")
@@ -69,7 +74,10 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
     b, packed = b
-    if cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
+    if cfg.swap:
+        st = max(2, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) // (cfg.block_m * sub + 128 * sub // 2 + 512)))
+        swap_gemm(a, packed, scale_rows(scales, torch.float32), sx, 2, None, out, group, cfg.block_m, st, cfg.group_m)
+    elif cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
         ws_gemm(a, packed, ws_rows(scales, cfg.block_n), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)

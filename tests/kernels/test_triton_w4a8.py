@@ -385,12 +385,14 @@ def test_gpu_fp8(m):
 @pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 8, 4, wgmma=True), tw.PrefillConfig(64, 256, 8, 3, wgmma=True),
                                  tw.PrefillConfig(64, 128, 4, 3, wgmma=True, maxnreg=168),
-                                 tw.PrefillConfig(128, 128, 4, 4, ws=True), tw.PrefillConfig(128, 64, 4, 6, ws=True)])
+                                 tw.PrefillConfig(128, 128, 4, 4, ws=True), tw.PrefillConfig(128, 64, 4, 6, ws=True),
+                                 tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(64, 128, 4, 8, swap=True)])
 def test_gpu_prefill_wgmma(monkeypatch, cfg):
     """The Gluon Hopper kernels (TMA ring, wgmma, group scales by TMA; one partition, or warp-specialized
     and persistent, with the weights unpacked by a pass before it or inside it, one or two K steps per
     ring slot (K = 384: three steps), the scaling lagging the MMA or not, permuted scale rows, int8
-    per-channel without per-step scaling) of the prefill path:
+    per-channel without per-step scaling; and the kernel with the packed weights as wgmma's register operand,
+    `gluon_swap`, for int8 symmetric weights, the others falling back to ws) of the prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
@@ -403,6 +405,15 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
         raise AssertionError("the Triton kernel ran instead of the Gluon one")
 
     monkeypatch.setattr(triton_prefill, "_gemm", no_fallback)
+    from fptq.kernels import gluon_fallback, gluon_swap
+
+    def raise_it(kernel, e):
+        raise e
+
+    monkeypatch.setattr(gluon_fallback, "note_failure", raise_it)  # a Gluon compile error fails the test
+    swapped = []
+    swap_gemm = gluon_swap.swap_gemm
+    monkeypatch.setattr(gluon_swap, "swap_gemm", lambda *args, **kw: swapped.append(1) or swap_gemm(*args, **kw))
     monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 128 * 1024)  # 32 columns of K = 4096: many chunks
     cases = ((1000, 1024, 4096, 128, True, torch.float16), (257, 262, 4096, 64, False, torch.bfloat16),
              (130, 384, 200, -1, True, torch.float16), (2048, 256, 1024, 256, False, torch.float16),
@@ -427,6 +438,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
         r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
                                            group_size=gs, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
         assert rel(y, r) < max(tol, 3e-3), (m, n, k, g, "fp8")
+    assert bool(swapped) == cfg.swap  # the swap kernel served its eligible cases (int8, symmetric, g128 / per-channel)
 
 
 @pytest.mark.gpu
@@ -645,6 +657,27 @@ def test_gluon_fallback_switch(monkeypatch):
     with pytest.raises(RuntimeError, match="CUDA error"):
         gluon_fallback.note_failure("decode", RuntimeError("CUDA error: an illegal memory access"))
     assert not gluon_fallback.failed("decode")
+
+
+def test_swap_kernel_scope():
+    """`PrefillConfig(swap=True)` (the packed weights as wgmma's register operand) validates its tiles, and
+    `gluon_swap.supported` takes int8 activations, symmetric weights, K and groups multiples of 128 only."""
+    from fptq.kernels import gluon_swap
+
+    with pytest.raises(ValueError):
+        tw.PrefillConfig(256, 128, 4, 4, swap=True)
+    with pytest.raises(ValueError):
+        tw.PrefillConfig(128, 64, 4, 4, swap=True)
+    if gluon_swap.gluon is None:
+        pytest.skip("no Gluon")
+    a = torch.zeros(300, 512, dtype=torch.int8)
+    q = torch.zeros(256, 256, dtype=torch.uint8)
+    assert gluon_swap.supported(a, q, None, 512, 128) and gluon_swap.supported(a, q, None, 512, 512)
+    assert not gluon_swap.supported(a, q, None, 512, 64)  # groups of 64
+    assert not gluon_swap.supported(a, q, torch.zeros(256, 4, dtype=torch.uint8), 512, 128)  # zero points
+    assert not gluon_swap.supported(a.float().to(torch.float8_e4m3fn), q, None, 512, 128)  # fp8 activations
+    assert not gluon_swap.supported(torch.zeros(300, 384, dtype=torch.int8), torch.zeros(256, 192, dtype=torch.uint8),
+                                    None, 320, 64)  # K not a multiple of 128
 
 
 def test_lagged_consumer_needs_two_ring_slots(monkeypatch):

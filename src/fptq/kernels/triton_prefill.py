@@ -64,6 +64,10 @@ class PrefillConfig:
     # the warp-specialized persistent Gluon kernel `gluon_prefill._gemm_ws_kernel` (Hopper, int8 / fp8):
     # 128 x block_n tiles, two consumer warpgroups and a loader warp (block_m 128, num_warps 4)
     ws: bool = False
+    # the Hopper kernel with the packed weights as wgmma's register operand, no unpack pass
+    # (`gluon_swap`, opt-in until timed on a GPU): block_m tokens (64 or 128) x 128 weight rows; int8
+    # activations and symmetric weights, groups a multiple of 128 (else the ws kernel)
+    swap: bool = False
 
     def __post_init__(self):
         pow2 = all(v > 0 and v & (v - 1) == 0 for v in (self.block_m, self.block_n, self.num_warps))
@@ -73,6 +77,9 @@ class PrefillConfig:
             raise ValueError(f"bad PrefillConfig {self}: wgmma needs block_m >= 64 and whole warpgroups")
         if self.ws and (self.block_m != 128 or self.num_warps != 4 or self.block_n > 128 or self.wgmma):
             raise ValueError(f"bad PrefillConfig {self}: ws needs block_m 128, block_n <= 128 and 4 warps")
+        if self.swap and (self.block_m not in (64, 128) or self.block_n != 128 or self.num_warps != 4 or self.wgmma
+                          or self.num_stages < 2):
+            raise ValueError(f"bad PrefillConfig {self}: swap needs block_m 64 or 128, block_n 128, 4 warps, >= 2 stages")
 
 
 if triton is not None:
@@ -297,6 +304,17 @@ def prefill_gemm(
         return out
     kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
     gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
+    if cfg.swap and gluon_ok and gluon_swap.supported(a, qweight, zeros, k, group_size) and not gluon_fallback.failed("swap"):
+        try:
+            per_stage = cfg.block_m * sub + cfg.block_n * sub // 2 + cfg.block_n * 4
+            stages = max(2, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
+            gluon_swap.swap_gemm(a, qweight, gluon_prefill.scale_rows(scales, torch.float32), sx, sx_mode, bias, out,
+                                 group_size, cfg.block_m, stages, cfg.group_m)
+            return out
+        except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the ws kernel instead
+            gluon_fallback.note_failure("swap", e)
+    if cfg.swap:  # not served by the swap kernel: the installed warp-specialized one
+        cfg = PrefillConfig(128, 128, 4, 6, ws=True)
     if cfg.ws and gluon_ok and gluon_prefill.gluon is not None and not gluon_fallback.failed("prefill"):
         try:
             return _ws_prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, sub, out, cfg)
@@ -559,4 +577,4 @@ def _wgmma_gemm(a, b, scales, sx, sx_mode, bias, out, group_size, sub, cfg: Pref
 
 
 # the warp-specialized kernel uses this module's Gluon helpers (`_as_fp32`, `_epilogue`): imported last
-from fptq.kernels import gluon_fallback, gluon_prefill  # noqa: E402
+from fptq.kernels import gluon_fallback, gluon_prefill, gluon_swap  # noqa: E402

@@ -1,0 +1,259 @@
+"""Prefill GEMM for Hopper with the packed int4 weights as the register operand of wgmma ("swap A/B").
+
+`gluon_prefill` multiplies the activations (wgmma A, from shared memory) by an unpacked int8 copy of the
+weights (B) that a separate pass writes before every call (1.5 bytes per weight of memory traffic, ~3.5 ms of
+a 51 ms compiled 2048-token prefill of the LLaMA-2-7B shape). Here the output is computed transposed,
+`C^T = W X^T`: each consumer warpgroup loads its 64 rows of the *packed* weight tile from shared memory
+(QuantLinear's own format, brought by TMA: half the bytes), unpacks them in registers (the LOP3 `code - 8`
+of `triton_prefill`) and relabels them — a join / permute / reshape that moves no data — into the A
+dot-operand layout of an int8 wgmma whose B operand is the activation tile. The relabelling puts each
+128-column step in the order of the kernels' activation buffer (even columns, then odd), so the buffer of
+`quantize_activation_triton` is used as it is. The group scales run along the accumulator's rows: two per
+thread and step instead of 32. (The building blocks were checked offline in session 8,
+`benchmarks/compile_swap_ab.py`; this kernel is opt-in, `PrefillConfig(swap=True)`, until timed on a GPU.)
+
+Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
+(per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
+"""
+
+import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
+
+import torch
+
+try:
+    import triton
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    from triton.language.core import _aggregate as aggregate
+
+    from fptq.kernels.gluon_prefill import _sm_count, _tile, scale_desc, tma_desc
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32
+except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
+    gluon = None
+
+ROWS = 64  # weight rows per consumer warpgroup (one wgmma M)
+SUB = 128  # K columns per step (one permuted chunk of the activation buffer; 64 packed bytes a row)
+_ROWS = gl.constexpr(ROWS) if gluon is not None else None
+_SUB = gl.constexpr(SUB) if gluon is not None else None
+
+if gluon is not None:
+    try:
+
+        @aggregate
+        class _Args:
+            """What every partition gets (see `gluon_prefill._Args`)."""
+
+            x_desc: tma.tensor_descriptor
+            w_desc: tma.tensor_descriptor
+            s_desc: tma.tensor_descriptor
+            x_smem: gl.shared_memory_descriptor
+            w_smem: gl.shared_memory_descriptor
+            s_smem: gl.shared_memory_descriptor
+            ready: gl.shared_memory_descriptor
+            empty: gl.shared_memory_descriptor
+            sx_ptr: gl.tensor
+            bias_ptr: gl.tensor
+            out_ptr: gl.tensor
+            M: gl.tensor
+            N: gl.tensor
+            Kp: gl.tensor
+            stride_om: gl.tensor
+            GROUP: gl.constexpr
+            SX_MODE: gl.constexpr
+            HAS_BIAS: gl.constexpr
+            GROUP_M: gl.constexpr
+
+            @gluon.constexpr_function
+            def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M,
+                         N, Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M):
+                self.x_desc = x_desc
+                self.w_desc = w_desc
+                self.s_desc = s_desc
+                self.x_smem = x_smem
+                self.w_smem = w_smem
+                self.s_smem = s_smem
+                self.ready = ready
+                self.empty = empty
+                self.sx_ptr = sx_ptr
+                self.bias_ptr = bias_ptr
+                self.out_ptr = out_ptr
+                self.M = M
+                self.N = N
+                self.Kp = Kp
+                self.stride_om = stride_om
+                self.GROUP = gl.constexpr(GROUP)
+                self.SX_MODE = gl.constexpr(SX_MODE)
+                self.HAS_BIAS = gl.constexpr(HAS_BIAS)
+                self.GROUP_M = gl.constexpr(GROUP_M)
+
+        @gluon.jit
+        def _num_tiles(p):
+            BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            return ((p.M + BLOCK_M - 1) // BLOCK_M) * ((p.N + BLOCK_N - 1) // BLOCK_N)
+
+        @gluon.jit
+        def _loader(p):
+            """One warp: per K step the activation tile, the packed weight tile and the step's scale row."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            nbytes: gl.constexpr = p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + p.s_desc.block_type.nbytes
+            it = 0
+            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+                off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
+                for st in range(0, p.Kp // _SUB):
+                    slot = it % STAGES
+                    mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)  # first pass: released
+                    bar = p.ready.index(slot)
+                    mbarrier.expect(bar, nbytes)
+                    tma.async_copy_global_to_shared(p.x_desc, [off_m, st * _SUB], bar, p.x_smem.index(slot))
+                    tma.async_copy_global_to_shared(p.w_desc, [off_n, st * (_SUB // 2)], bar, p.w_smem.index(slot))
+                    tma.async_copy_global_to_shared(p.s_desc, [(st * _SUB) // p.GROUP, off_n], bar, p.s_smem.index(slot))
+                    it += 1
+
+        @gluon.jit
+        def _weights(p, slot, WG: gl.constexpr, a_l: gl.constexpr):
+            """This warpgroup's 64 x 128 int8 `code - 8` weights of the step in `slot`, in the A operand layout:
+            the packed bytes are loaded in the layout that the relabelling below turns into `a_l` (the A layout
+            taken back through it), unpacked (low nibble: even column, high: odd) and relabelled to the
+            activation buffer's order (per 128 columns the even ones, then the odd ones) — no data movement."""
+            z = gl.zeros([_ROWS, _SUB], gl.int8, a_l).reshape([_ROWS, 2, _SUB // 2]).permute((0, 2, 1))
+            z_lo, z_hi = gl.split(z)
+            pk = p.w_smem.index(slot).slice(WG * _ROWS, _ROWS, dim=0).load(z_lo.type.layout)
+            lo = gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
+            hi = gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
+            return gl.convert_layout(gl.join(lo, hi).permute((0, 2, 1)).reshape([_ROWS, _SUB]), a_l)
+
+        @gluon.jit
+        def _consumer(p, WG: gl.constexpr):
+            """One warpgroup: weight rows [WG * 64, WG * 64 + 64) of every tile, all BLOCK_M activation rows.
+            Per step: its weights unpacked into registers, wgmma against the activation tile, the int32 partial
+            sums scaled by the rows' group scales into the fp32 accumulator; the slot released after."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_M, 32])
+            a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
+            it = 0
+            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+                off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
+                acc = gl.zeros([_ROWS, BLOCK_M], gl.float32, mma)
+                part = gl.zeros([_ROWS, BLOCK_M], gl.int32, mma)
+                for _st in range(0, p.Kp // _SUB):
+                    slot = it % STAGES
+                    mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                    a = _weights(p, slot, WG, a_l)
+                    d = warpgroup_mma(a, p.x_smem.index(slot).permute((1, 0)), part, use_acc=False, is_async=True)
+                    # this warpgroup's 64 scales, straight into the accumulator's row layout (a 1-D view of the row)
+                    s = p.s_smem.index(slot).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(gl.SliceLayout(1, mma))
+                    part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                    acc = acc + _as_fp32(part, True) * s[:, None]
+                    mbarrier.arrive(p.empty.index(slot), count=1)  # (after the scale row's loads, see gluon_prefill)
+                    it += 1
+                offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(1, mma))  # rows: output columns
+                offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma))  # columns: tokens
+                if p.SX_MODE == 1:
+                    acc = acc * gl.load(p.sx_ptr).to(gl.float32)
+                elif p.SX_MODE == 2:
+                    acc = acc * gl.load(p.sx_ptr + offs_m, mask=offs_m < p.M, other=0.0).to(gl.float32)[None, :]
+                if p.HAS_BIAS:
+                    acc = acc + gl.load(p.bias_ptr + offs_n, mask=offs_n < p.N, other=0.0).to(gl.float32)[:, None]
+                out = p.out_ptr + offs_m.to(gl.int64)[None, :] * p.stride_om + offs_n[:, None]
+                gl.store(out, acc.to(p.out_ptr.dtype.element_ty), mask=(offs_n < p.N)[:, None] & (offs_m < p.M)[None, :])
+
+        @gluon.jit
+        def _consumer1(p):
+            _consumer(p, 1)
+
+        @gluon.jit
+        def _swap_kernel(
+            x_desc,  # TMA descriptor of the (M, Kp) int8 activation buffer (permuted chunks), block (BLOCK_M, 128)
+            w_desc,  # TMA descriptor of the (N, K // 2) packed int4 weights, block (2 * 64, 64)
+            s_desc,  # TMA descriptor of the (groups, N) fp32 group scale rows, block (1, 2 * 64)
+            sx_ptr,
+            bias_ptr,
+            out_ptr,  # (M, N) output dtype, row stride stride_om
+            M,
+            N,
+            Kp,
+            stride_om,
+            GROUP: gl.constexpr,
+            SX_MODE: gl.constexpr,
+            HAS_BIAS: gl.constexpr,
+            GROUP_M: gl.constexpr,
+            STAGES: gl.constexpr,
+            CONSUMER_REGS: gl.constexpr,
+            num_warps: gl.constexpr,
+        ):
+            """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles, two consumer warpgroups (the
+            default partition and a worker) and a loader warp."""
+            x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES] + x_desc.block_type.shape, x_desc.layout)
+            w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES] + w_desc.block_type.shape, w_desc.layout)
+            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
+            ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+            for i in gl.static_range(STAGES):
+                mbarrier.init(ready.index(i), count=1)
+                mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
+            p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
+                      stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M)
+            gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
+    except Exception:  # pragma: no cover - a Gluon API this code does not know
+        gluon = None
+
+
+@functools.cache
+def _packed_layout():
+    """Shared layout of a packed (128, 64)-byte weight tile (64-byte swizzle: conflict-free ldmatrix rows)."""
+    return gl.NVMMASharedLayout(swizzle_byte_width=64, element_bitwidth=8, rank=2)
+
+
+def supported(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int, group_size: int) -> bool:
+    """Whether `swap_gemm` takes these operands (see the module docstring)."""
+    return (
+        gluon is not None
+        and a.dtype == torch.int8
+        and zeros is None
+        and k % SUB == 0
+        and group_size % SUB == 0
+        and a.shape[1] == k
+        and qweight.stride(1) == 1
+        and (qweight.stride(0) % 16) == 0
+        and qweight.data_ptr() % 16 == 0
+    )
+
+
+def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m: int, stages: int, group_m: int) -> None:
+    """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
+    `triton_prefill._gemm_kernel`), by `_swap_kernel`. `a`: the (M, K) int8 activation buffer of
+    `quantize_activation_triton`; `qweight`: QuantLinear's (N, K // 2) packed symmetric int4 weights; `rows`:
+    `gluon_prefill.scale_rows(scales, torch.float32)`."""
+    m, kp = a.shape
+    n = qweight.shape[0]
+    x_desc = tma_desc(a, (block_m, SUB), gl.int8)
+    w_desc = TensorDescriptor.from_tensor(qweight, [2 * ROWS, SUB // 2], _packed_layout())
+    s_desc = scale_desc(rows, n, 2 * ROWS)
+    tiles = triton.cdiv(m, block_m) * triton.cdiv(n, 2 * ROWS)
+    _swap_kernel[(min(tiles, _sm_count(a.device.index)),)](
+        x_desc,
+        w_desc,
+        s_desc,
+        sx if sx is not None else rows,
+        bias if bias is not None else rows,
+        out,
+        m,
+        n,
+        kp,
+        out.stride(0),
+        GROUP=min(group_size, kp),
+        SX_MODE=sx_mode,
+        HAS_BIAS=bias is not None,
+        GROUP_M=group_m,
+        STAGES=stages,
+        CONSUMER_REGS=232,
+        num_warps=4,
+        maxnreg=168,
+    )
