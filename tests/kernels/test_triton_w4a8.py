@@ -418,7 +418,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     cases = ((1000, 1024, 4096, 128, True, torch.float16), (257, 262, 4096, 64, False, torch.bfloat16),
              (130, 384, 200, -1, True, torch.float16), (2048, 256, 1024, 256, False, torch.float16),
              (3, 256, 512, 128, True, torch.bfloat16), (300, 256, 384, 128, True, torch.float16),
-             (1100, 512, 4096, -1, True, torch.float16))
+             (1100, 512, 4096, -1, True, torch.float16), (300, 200, 512, 256, True, torch.float16))
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
     monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 3)  # persistent CTAs walk several tiles
