@@ -26,7 +26,14 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
           ("70B gate/up", 28672, 8192)]
 
 
-_DEFAULTS = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM
+_SETTINGS = ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING", "SCALE_PERM")
+_DEFAULTS = {name: getattr(gp, name) for name in _SETTINGS}
+
+
+def _reset() -> None:
+    """`gluon_prefill`'s settings back to their defaults."""
+    for name, value in _DEFAULTS.items():
+        setattr(gp, name, value)
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
@@ -39,7 +46,7 @@ def variant(label: str) -> tp.PrefillConfig | None:
     LAG_SCALING / SCALE_PERM (back to their defaults for
     'default' and 'triton'). Run 65 also had fp16 scale rows ('h').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
-    gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM = _DEFAULTS
+    _reset()
     if label == "default":
         return None
     if label == "triton":
@@ -75,8 +82,7 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
     b, packed = b
     if cfg.swap:
-        st = max(2, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) // (cfg.block_m * sub + 128 * sub // 2 + 512)))
-        swap_gemm(a, packed, scale_rows(scales, torch.float32), sx, 2, None, out, group, cfg.block_m, st, cfg.group_m)
+        swap_gemm(a, packed, scale_rows(scales, torch.float32), sx, 2, None, out, group, cfg.block_m, cfg.num_stages, cfg.group_m)
     elif cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
@@ -126,9 +132,9 @@ def main() -> None:
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k, label.endswith("f")) for label in labels
                                               if label != "default"}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM = _DEFAULTS
+            _reset()
             op = {label: bench_ours(m, n, k, "dynamic", config=variant(label), fp8=label.endswith("f")) for label in labels}
-            gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING, gp.SCALE_PERM = _DEFAULTS
+            _reset()
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in op.items()), flush=True)

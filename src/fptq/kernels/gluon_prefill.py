@@ -225,6 +225,14 @@ if gluon is not None:
                 _ws_consumer_plain(p, WG)
 
         @gluon.jit
+        def _store_tile(p, acc, off_m, off_n):
+            """Activation scale, bias and the store of a consumer's (64, BLOCK_N) accumulator at (off_m, off_n)."""
+            layout: gl.constexpr = acc.type.layout
+            offs_m = off_m + gl.arange(0, acc.shape[0], layout=gl.SliceLayout(1, layout))
+            offs_n = off_n + gl.arange(0, acc.shape[1], layout=gl.SliceLayout(0, layout))
+            _epilogue(acc, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
+
+        @gluon.jit
         def _wait_slot(p, slot, phase):
             """Until the slot's TMA loads landed (fused: and its weights were unpacked)."""
             mbarrier.wait(p.ready.index(slot), phase)
@@ -300,9 +308,7 @@ if gluon is not None:
                 last = (it - 1) % STAGES
                 acc = _scale_step(p, acc, carry, last * p.KSUB + p.KSUB - 1)
                 mbarrier.arrive(p.empty.index(last), count=1)
-                offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
-                offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-                _epilogue(acc, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
+                _store_tile(p, acc, off_m + WG * _HALF_M, off_n)
 
         @gluon.jit
         def _ws_consumer_plain(p, WG: gl.constexpr):
@@ -346,9 +352,7 @@ if gluon is not None:
                     it += 1
                 if p.INT_PER_CHANNEL:
                     acc = part.to(gl.float32) * s_cur.to(gl.float32)
-                offs_m = off_m + WG * _HALF_M + gl.arange(0, _HALF_M, layout=gl.SliceLayout(1, mma))
-                offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
-                _epilogue(acc, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
+                _store_tile(p, acc, off_m + WG * _HALF_M, off_n)
 
         @gluon.jit
         def _ws_consumer1(p):

@@ -30,7 +30,7 @@ try:
 
     from fptq.kernels import gluon_prefill
     from fptq.kernels.gluon_prefill import _tile, scale_desc, tma_desc
-    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
@@ -227,12 +227,15 @@ def supported(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int, group_size:
     )
 
 
-def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m: int, stages: int, group_m: int) -> None:
+def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int) -> None:
     """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`), by `_swap_kernel`. `a`: the (M, K) int8 activation buffer of
     `quantize_activation_triton`; `qweight`: QuantLinear's (N, K // 2) packed symmetric int4 weights; `rows`:
-    `gluon_prefill.scale_rows(scales, torch.float32)`."""
+    `gluon_prefill.scale_rows(scales, torch.float32)`; `max_stages`: ring slots at most (fewer where the
+    GPU's shared memory is smaller)."""
     m, kp = a.shape
+    per_stage = block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4  # activation tile, packed weights, scale row
+    stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
     x_desc = tma_desc(a, (block_m, SUB), gl.int8)
     w_desc = TensorDescriptor.from_tensor(qweight, [2 * ROWS, SUB // 2], _packed_layout())

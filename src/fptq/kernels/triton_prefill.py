@@ -306,10 +306,8 @@ def prefill_gemm(
     gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
     if cfg.swap and gluon_ok and gluon_swap.supported(a, qweight, zeros, k, group_size) and not gluon_fallback.failed("swap"):
         try:
-            per_stage = cfg.block_m * sub + cfg.block_n * sub // 2 + cfg.block_n * 4
-            stages = max(2, min(cfg.num_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
             gluon_swap.swap_gemm(a, qweight, gluon_prefill.scale_rows(scales, torch.float32), sx, sx_mode, bias, out,
-                                 group_size, cfg.block_m, stages, cfg.group_m)
+                                 group_size, cfg.block_m, cfg.num_stages, cfg.group_m)
             return out
         except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the ws kernel instead
             gluon_fallback.note_failure("swap", e)
