@@ -258,6 +258,13 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph \
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+opaque,w4a8-dynamic+fused+ingraph"
     ;;
+  session9t)  # session 9's first call: all GPU tests (the offline-only changes of session 8, the swap kernel), then
+    # the prefill kernels alone: permuted scale rows (v) and the swap kernel (sw) against the ws kernel, int8 / fp8
+    timeout 340 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py -p no:warnings 2>&1 | tail -25 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
+        --variants ws128x128s6uk2,ws128x128s6uk2v,sw128s6,sw64s8,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"
+    ;;
   session9b)  # permuted scale rows (16-byte loads, SCALE_PERM, prepared offline in session 8) vs the default, int8 and fp8
     timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
         --variants ws128x128s6uk2,ws128x128s6uk2v,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"
