@@ -131,7 +131,6 @@ def variants(prefill_candidates=False, decode_variants=False):
                     FUSED=fused,
                     KSUB=2,
                     LAG=gluon_prefill.LAG_SCALING,
-                    PERM=gluon_prefill.SCALE_PERM,
                     STAGES=stages // 2,
                     CONSUMER_REGS=208 if fused else 232,
                     UNPACK_REGS=72,
@@ -176,8 +175,10 @@ def variants(prefill_candidates=False, decode_variants=False):
     for bm, stages, group, sx, bias in ((128, 6, 128, 2, True), (64, 8, 4096, 1, False)):
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
                  "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16"}
-        const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=8, STAGES=stages, CONSUMER_REGS=232, num_warps=4)
-        yield f"prefill swap bm{bm} g{group}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
+        for ksub, lag in ((1, False), (1, True), (2, False), (2, True)):
+            const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=8, STAGES=stages // ksub, KSUB=ksub, LAG=lag,
+                         CONSUMER_REGS=232, num_warps=4)
+            yield f"prefill swap bm{bm} g{group} k{ksub}{' lag' if lag else ''}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):

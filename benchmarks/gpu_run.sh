@@ -265,6 +265,13 @@ PY
     timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
         --variants ws128x128s6uk2,ws128x128s6uk2v,sw128s6,sw64s8,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"
     ;;
+  session9s)  # run 78: the swap kernel's consumers (one or two K steps per slot, scaling lagged or not): GPU tests of
+    # the prefill kernels (SCALE_PERM removed), kernel / op timings against the ws kernel
+    timeout 330 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "prefill_wgmma" -p no:warnings 2>&1 | tail -15 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
+        --variants ws128x128s6uk2,sw128s6,sw128s6l,sw128s6k2,sw64s8k2l,ws128x128s6uk2f 2>&1 | tee "$OUT/probe.txt"
+    ;;
   session9b)  # permuted scale rows (16-byte loads, SCALE_PERM, prepared offline in session 8) vs the default, int8 and fp8
     timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
         --variants ws128x128s6uk2,ws128x128s6uk2v,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"

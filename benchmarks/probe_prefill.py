@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E402
 
 from fptq.kernels import gluon_prefill as gp  # noqa: E402
+from fptq.kernels import gluon_swap as gs  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
 from fptq.kernels.gluon_prefill import scale_rows, ws_gemm, ws_rows  # noqa: E402
 from fptq.kernels.gluon_swap import swap_gemm  # noqa: E402
@@ -26,25 +27,26 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
           ("70B gate/up", 28672, 8192)]
 
 
-_SETTINGS = ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING", "SCALE_PERM")
-_DEFAULTS = {name: getattr(gp, name) for name in _SETTINGS}
+_SETTINGS = {gp: ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING"), gs: ("K_PER_SLOT", "LAG_SCALING")}
+_DEFAULTS = [(mod, name, getattr(mod, name)) for mod, names in _SETTINGS.items() for name in names]
 
 
 def _reset() -> None:
-    """`gluon_prefill`'s settings back to their defaults."""
-    for name, value in _DEFAULTS.items():
-        setattr(gp, name, value)
+    """`gluon_prefill`'s and `gluon_swap`'s settings back to their defaults."""
+    for mod, name, value in _DEFAULTS:
+        setattr(mod, name, value)
 
 
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles), 'sw<BM>s<stages>'
-    (the packed weights as wgmma's register operand, `gluon_swap`, BM tokens per tile) or
-    'ws<BM>x<BN>s<stages>[u][k<n>][p][v][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
+    (the packed weights as wgmma's register operand, `gluon_swap`, BM tokens per tile; k<n>: n K steps per ring
+    slot; l: each step scaled under the next one's wgmma) or
+    'ws<BM>x<BN>s<stages>[u][k<n>][p][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
-    after its own MMA, not under the next one's; v: permuted scale rows, 16-byte loads; f: float8 e4m3
+    after its own MMA, not under the next one's; f: float8 e4m3
     operands, the W4A8-FP8 path). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M /
-    LAG_SCALING / SCALE_PERM (back to their defaults for
-    'default' and 'triton'). Run 65 also had fp16 scale rows ('h').
+    LAG_SCALING (back to their defaults for
+    'default' and 'triton'); for 'sw<BM>s<stages>[k<n>][l]' `gluon_swap`'s K_PER_SLOT and LAG_SCALING (l). Run 65 also had fp16 scale rows ('h').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
     _reset()
     if label == "default":
@@ -52,11 +54,13 @@ def variant(label: str) -> tp.PrefillConfig | None:
     if label == "triton":
         return tp.PrefillConfig()
     if label.startswith("sw"):
-        bm, st = label[2:].split("s")
+        gs.LAG_SCALING = label.endswith("l")
+        bm, rest = label[2:].rstrip("l").split("s")
+        st, _, ksub = rest.partition("k")
+        gs.K_PER_SLOT = int(ksub or 1)
         return tp.PrefillConfig(int(bm), 128, 4, int(st), swap=True)
     gp.LAG_SCALING = "p" not in label[2:]
-    gp.SCALE_PERM = "v" in label[2:]
-    label, _, ksub = label.rstrip("pfv").partition("k")
+    label, _, ksub = label.rstrip("pf").partition("k")
     gp.K_PER_SLOT = int(ksub or 1)
     gp.FUSED_UNPACK = not label.endswith("u")
     gp.FUSED_MAX_M = 1 << 30
@@ -86,9 +90,9 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     elif cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))
-        ws_gemm(a, packed, ws_rows(scales, cfg.block_n), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
+        ws_gemm(a, packed, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m, fused=True)
     elif cfg.ws:
-        ws_gemm(a, b, ws_rows(scales, cfg.block_n), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
+        ws_gemm(a, b, ws_rows(scales), sx, 2, None, out, group, sub, cfg.block_n, stages, cfg.group_m)
     else:
         tp._gemm(a, b, scales, sx, 2, None, out, a.shape[1], group, sub, tp.KIND_INT8, cfg, stages)
     return out

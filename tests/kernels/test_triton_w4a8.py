@@ -390,9 +390,10 @@ def test_gpu_fp8(m):
 def test_gpu_prefill_wgmma(monkeypatch, cfg):
     """The Gluon Hopper kernels (TMA ring, wgmma, group scales by TMA; one partition, or warp-specialized
     and persistent, with the weights unpacked by a pass before it or inside it, one or two K steps per
-    ring slot (K = 384: three steps), the scaling lagging the MMA or not, permuted scale rows, int8
-    per-channel without per-step scaling; and the kernel with the packed weights as wgmma's register operand,
-    `gluon_swap`, for int8 symmetric weights, the others falling back to ws) of the prefill path:
+    ring slot (K = 384: three steps), the scaling lagging the MMA or not, int8 per-channel without per-step
+    scaling; and the kernel with the packed weights as wgmma's register operand, `gluon_swap`, for int8
+    symmetric weights, the others falling back to ws, its scaling lagging or not, one or two K steps per
+    slot) of the prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
@@ -422,13 +423,16 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
     monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 3)  # persistent CTAs walk several tiles
-    # and its consumers: each step scaled under the next step's MMA or right after its own; permuted scale rows
-    modes = [(1 << 30, True, False), (0, True, False), (0, False, False), (1 << 30, False, False), (0, True, True),
-             (1 << 30, False, True)] if cfg.ws else [None]
+    # and its consumers: each step scaled under the next step's MMA or right after its own; the swap kernel's
+    # consumers likewise, with one or two K steps per ring slot
+    if cfg.ws:
+        modes = [{"FUSED_MAX_M": f, "LAG_SCALING": lag} for f, lag in ((1 << 30, True), (0, True), (0, False), (1 << 30, False))]
+    else:
+        modes = [{"K_PER_SLOT": ks, "LAG_SCALING": lag} for ks, lag in ((1, False), (1, True), (2, False))] if cfg.swap else [{}]
+    module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
-        if mode is not None:
-            for name, value in zip(("FUSED_MAX_M", "LAG_SCALING", "SCALE_PERM"), mode):
-                monkeypatch.setattr(gluon_prefill, name, value)
+        for name, value in mode.items():
+            monkeypatch.setattr(module, name, value)
         gs = k if g == -1 else g
         layer = make_layer(n, k, gs, sym, bias=True, dtype=dtype)
         x = make_x(m, k, dtype)
@@ -626,25 +630,7 @@ def test_scale_rows():
     assert scale_rows(torch.rand(5, 2)).shape == (2, 8)  # fp32: 4 per 16 bytes
     wide = scale_rows(scales, torch.float32)  # the one-partition Gluon kernel's fp32 rows
     assert wide.shape == (3, 12) and torch.equal(wide[:, :10], scales.t().float())
-    assert torch.equal(gluon_prefill.ws_rows(scales, 128)[:, :10], wide[:, :10])  # what the warp-specialized kernel reads
-
-
-def test_permuted_scale_rows(monkeypatch):
-    """With SCALE_PERM the warp-specialized kernel's scale rows are padded to whole blocks and permuted inside
-    each, so that the thread holding accumulator columns 8 i + 2 t + e (t = lane % 4) finds them at
-    t * block / 4 + 2 i + e."""
-    from fptq.kernels import gluon_prefill
-
-    monkeypatch.setattr(gluon_prefill, "SCALE_PERM", True)
-    scales = torch.rand(200, 3).half()  # 200 columns: blocks of 128, the second padded
-    rows = gluon_prefill.ws_rows(scales, 128)
-    assert rows.shape == (3, 256) and rows.dtype == torch.float32
-    for c in range(256):
-        block, c0 = divmod(c, 128)
-        i, t, e = c0 // 8, (c0 % 8) // 2, c0 % 2
-        want = scales[c, :].float() if c < 200 else torch.zeros(3)
-        assert torch.equal(rows[:, block * 128 + t * 32 + 2 * i + e], want), c
-    assert gluon_prefill.ws_rows(scales, 64).shape == (3, 256)  # 64-column blocks: 200 -> 256
+    assert torch.equal(gluon_prefill.ws_rows(scales)[:, :10], wide[:, :10])  # what the warp-specialized kernel reads
 
 
 def test_gluon_fallback_switch(monkeypatch):

@@ -68,11 +68,6 @@ K_PER_SLOT = 2
 # Each step's group scaling under the next step's MMA of the same warpgroup (`_ws_consumer_lagged`; needs
 # the fp32 scale rows of `ws_rows`: with fp16 rows the conversions spill registers and it ran 2x slower, run 65).
 LAG_SCALING = True
-# Scale rows stored so that each consumer thread's columns are contiguous (`ws_rows(..., block_n)` permutes
-# them; the kernel loads 16-byte vectors and relabels them into the accumulator's column layout without
-# moving data: half the shared-memory wavefronts and LDS instructions of the per-column loads). Off until
-# measured on a GPU (checked offline only: PTX with 8 ld.shared.v4 per row and no layout conversion).
-SCALE_PERM = False
 _HALF_M = gl.constexpr(HALF_M) if gluon is not None else None
 
 if gluon is not None:
@@ -110,7 +105,6 @@ if gluon is not None:
             FUSED: gl.constexpr
             KSUB: gl.constexpr
             LAG: gl.constexpr
-            PERM: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(
@@ -140,7 +134,6 @@ if gluon is not None:
                 FUSED,
                 KSUB,
                 LAG,
-                PERM,
             ):
                 self.a_desc = a_desc
                 self.b_desc = b_desc
@@ -167,7 +160,6 @@ if gluon is not None:
                 self.FUSED = gl.constexpr(FUSED)
                 self.KSUB = gl.constexpr(KSUB)
                 self.LAG = gl.constexpr(LAG)
-                self.PERM = gl.constexpr(PERM)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -241,18 +233,9 @@ if gluon is not None:
 
         @gluon.jit
         def _scales(p, j, like):
-            """Row `j` of group scales, `(1, BLOCK_N)` in the layout of `like` (an accumulator). PERM: the row holds each
-            thread's columns contiguously (per BLOCK_N columns, position t * BLOCK_N / 4 + 2 i + e holds column
-            8 i + 2 t + e, where t = lane % 4: the wgmma accumulator's column pattern), so it is loaded as
-            16-byte vectors and relabelled by reshape / permute — the same registers, no data movement."""
-            layout: gl.constexpr = like.type.layout
-            if p.PERM:
-                BLOCK_N: gl.constexpr = p.b_desc.block_type.shape[0]
-                lay: gl.constexpr = gl.BlockedLayout([1, BLOCK_N // 4], [8, 4], [4, 1], [1, 0])
-                x = p.s_smem.index(j).load(lay).reshape([1, 4, BLOCK_N // 8, 2]).permute((0, 2, 1, 3))
-                return gl.convert_layout(x.reshape([1, BLOCK_N]), layout)
-            else:
-                return p.s_smem.index(j).load(layout)
+            """Row `j` of group scales, `(1, BLOCK_N)` in the layout of `like` (an accumulator). (Rows permuted so
+            that each thread's columns are contiguous, loaded as 16-byte vectors, ran 50 % slower, run 76.)"""
+            return p.s_smem.index(j).load(like.type.layout)
 
         @gluon.jit
         def _scale_step(p, acc, part, j):
@@ -408,7 +391,6 @@ if gluon is not None:
             FUSED: gl.constexpr,  # b_desc: the packed int4 weights (symmetric, int8 operands), unpacked in the kernel
             KSUB: gl.constexpr,  # K steps per ring slot: fewer barrier round trips per MMA
             LAG: gl.constexpr,  # group scaling one step behind the MMA (`_ws_consumer_lagged`)
-            PERM: gl.constexpr,  # scale rows permuted per BLOCK_N columns (`SCALE_PERM`, `_scales`)
             STAGES: gl.constexpr,  # ring slots
             CONSUMER_REGS: gl.constexpr,
             UNPACK_REGS: gl.constexpr,
@@ -466,7 +448,6 @@ if gluon is not None:
                 FUSED,
                 KSUB,
                 LAG,
-                PERM,
             )
             if FUSED:
                 gl.warp_specialize(
@@ -541,19 +522,10 @@ def lagged(slots: int) -> bool:
     return LAG_SCALING and slots >= 2
 
 
-def ws_rows(scales: torch.Tensor, block_n: int) -> torch.Tensor:
+def ws_rows(scales: torch.Tensor) -> torch.Tensor:
     """The scale rows `ws_gemm` reads: `scale_rows` in fp32 (no conversion per element and step in the
-    kernel: 64 of ~580 instructions per ring slot and consumer thread); with SCALE_PERM padded to whole
-    `block_n` blocks and permuted inside each so that a consumer thread's columns are contiguous (`_scales`)."""
-    rows = scale_rows(scales, torch.float32)
-    if not SCALE_PERM:
-        return rows
-    groups, n = rows.shape[0], scales.shape[0]
-    blocks = -(-n // block_n)
-    padded = torch.zeros(groups, blocks * block_n, dtype=rows.dtype, device=rows.device)
-    padded[:, :n] = rows[:, :n]
-    # column 8 i + 2 t + e (i < block_n / 8, t < 4, e < 2) to position t * block_n / 4 + 2 i + e
-    return padded.view(groups, blocks, block_n // 8, 4, 2).transpose(2, 3).reshape(groups, blocks * block_n)
+    kernel: 64 of ~580 instructions per ring slot and consumer thread)."""
+    return scale_rows(scales, torch.float32)
 
 
 def ws_gemm(
@@ -582,7 +554,7 @@ def ws_gemm(
     dt = gl.int8 if a.dtype == torch.int8 else gl.float8e4nv
     a_desc = tma_desc(a, (HALF_M, sub), dt)
     b_desc = TensorDescriptor.from_tensor(b, [block_n, sub // 2], _PACKED_LAYOUT) if fused else tma_desc(b, (block_n, sub), dt)
-    s_desc = scale_desc(rows, -(-n // block_n) * block_n if SCALE_PERM else n, block_n)
+    s_desc = scale_desc(rows, n, block_n)
     ksub = K_PER_SLOT if (kp // sub) % K_PER_SLOT == 0 and stages >= 2 * K_PER_SLOT else 1
     tiles = triton.cdiv(m, 2 * HALF_M) * triton.cdiv(n, block_n)
     grid = (min(tiles, _sm_count(a.device.index)),)
@@ -605,7 +577,6 @@ def ws_gemm(
         FUSED=fused,
         KSUB=ksub,
         LAG=lagged(stages // ksub),
-        PERM=SCALE_PERM,
         STAGES=stages // ksub,
         # registers per thread: 3 warpgroups (2 consumers, the loader's) at 168, or 4 with the unpack one at 128;
         # the consumers get what the others leave

@@ -36,6 +36,8 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
 
 ROWS = 64  # weight rows per consumer warpgroup (one wgmma M)
 SUB = 128  # K columns per step (one permuted chunk of the activation buffer; 64 packed bytes a row)
+LAG_SCALING = False  # each step's scaling under the next step's wgmma (else right after its own)
+K_PER_SLOT = 1  # K steps per ring slot (2: where the step count is even)
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -65,10 +67,12 @@ if gluon is not None:
             SX_MODE: gl.constexpr
             HAS_BIAS: gl.constexpr
             GROUP_M: gl.constexpr
+            KSUB: gl.constexpr
+            LAG: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M,
-                         N, Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M):
+                         N, Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -88,6 +92,8 @@ if gluon is not None:
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
                 self.GROUP_M = gl.constexpr(GROUP_M)
+                self.KSUB = gl.constexpr(KSUB)
+                self.LAG = gl.constexpr(LAG)
 
         @gluon.jit
         def _num_tiles(p):
@@ -97,63 +103,118 @@ if gluon is not None:
 
         @gluon.jit
         def _loader(p):
-            """One warp: per K step the activation tile, the packed weight tile and the step's scale row."""
+            """One warp: per ring slot KSUB K steps, each the activation tile, the packed weight tile and the
+            step's scale row."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
-            nbytes: gl.constexpr = p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + p.s_desc.block_type.nbytes
+            nbytes: gl.constexpr = p.KSUB * (p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + p.s_desc.block_type.nbytes)
             it = 0
             for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
-                for st in range(0, p.Kp // _SUB):
+                for st in range(0, p.Kp // _SUB // p.KSUB):
                     slot = it % STAGES
                     mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)  # first pass: released
                     bar = p.ready.index(slot)
                     mbarrier.expect(bar, nbytes)
-                    tma.async_copy_global_to_shared(p.x_desc, [off_m, st * _SUB], bar, p.x_smem.index(slot))
-                    tma.async_copy_global_to_shared(p.w_desc, [off_n, st * (_SUB // 2)], bar, p.w_smem.index(slot))
-                    tma.async_copy_global_to_shared(p.s_desc, [(st * _SUB) // p.GROUP, off_n], bar, p.s_smem.index(slot))
+                    for u in gl.static_range(p.KSUB):
+                        k0 = (st * p.KSUB + u) * _SUB
+                        j = slot * p.KSUB + u
+                        tma.async_copy_global_to_shared(p.x_desc, [off_m, k0], bar, p.x_smem.index(j))
+                        tma.async_copy_global_to_shared(p.w_desc, [off_n, k0 // 2], bar, p.w_smem.index(j))
+                        tma.async_copy_global_to_shared(p.s_desc, [k0 // p.GROUP, off_n], bar, p.s_smem.index(j))
                     it += 1
 
         @gluon.jit
-        def _weights(p, slot, WG: gl.constexpr, a_l: gl.constexpr):
-            """This warpgroup's 64 x 128 int8 `code - 8` weights of the step in `slot`, in the A operand layout:
+        def _weights(p, j, WG: gl.constexpr, a_l: gl.constexpr):
+            """This warpgroup's 64 x 128 int8 `code - 8` weights of the K step in buffer `j`, in the A operand layout:
             the packed bytes are loaded in the layout that the relabelling below turns into `a_l` (the A layout
             taken back through it), unpacked (low nibble: even column, high: odd) and relabelled to the
             activation buffer's order (per 128 columns the even ones, then the odd ones) — no data movement."""
             z = gl.zeros([_ROWS, _SUB], gl.int8, a_l).reshape([_ROWS, 2, _SUB // 2]).permute((0, 2, 1))
             z_lo, z_hi = gl.split(z)
-            pk = p.w_smem.index(slot).slice(WG * _ROWS, _ROWS, dim=0).load(z_lo.type.layout)
+            pk = p.w_smem.index(j).slice(WG * _ROWS, _ROWS, dim=0).load(z_lo.type.layout)
             lo = gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
             hi = gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
             return gl.convert_layout(gl.join(lo, hi).permute((0, 2, 1)).reshape([_ROWS, _SUB]), a_l)
+
+        @gluon.constexpr_function
+        def _mma_layout(block_m):
+            """The accumulator layout: 64 weight rows x block_m tokens per warpgroup, int8 wgmma (K 32)."""
+            return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, block_m, 32])
+
+        @gluon.jit
+        def _scale_rows(p, acc, part, j, WG: gl.constexpr):
+            """acc + the int32 partial sums of the K step in buffer `j` times this warpgroup's 64 group scales of
+            that step (straight into the accumulator's row layout: a 1-D view of the row)."""
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            s = p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(gl.SliceLayout(1, acc.type.layout))
+            return acc + _as_fp32(part, True) * s[:, None]
+
+        @gluon.jit
+        def _mma_step(p, j, WG: gl.constexpr, spare):
+            """Issue (asynchronously) the wgmma of the K step in buffer `j`: this warpgroup's weights, unpacked into
+            registers, against the activation tile, into the dead register set `spare`."""
+            a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=_mma_layout(p.x_desc.block_type.shape[0]), k_width=4)
+            return warpgroup_mma(_weights(p, j, WG, a_l), p.x_smem.index(j).permute((1, 0)), spare, use_acc=False, is_async=True)
+
+        @gluon.jit
+        def _lagged_slot(p, WG: gl.constexpr, it, acc, carry, spare, FIRST: gl.constexpr):
+            """The K steps of ring slot `it % STAGES`, each step's scaling under the next step's wgmma (the
+            schedule of `gluon_prefill._lagged_slot`: only complete partial sums cross the runtime loop). Unless
+            FIRST, `carry` is the previous slot's last step, and that slot is released once it is scaled."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            slot = it % STAGES
+            mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+            for u in gl.static_range(p.KSUB):
+                j = slot * p.KSUB + u
+                d = _mma_step(p, j, WG, spare)
+                if u > 0:
+                    acc = _scale_rows(p, acc, carry, j - 1, WG)
+                elif not FIRST:
+                    prev = (it - 1) % STAGES
+                    acc = _scale_rows(p, acc, carry, prev * p.KSUB + p.KSUB - 1, WG)
+                    mbarrier.arrive(p.empty.index(prev), count=1)  # (after the scale row's loads, see gluon_prefill)
+                spare = carry
+                carry = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+            return acc, carry, spare
 
         @gluon.jit
         def _consumer(p, WG: gl.constexpr):
             """One warpgroup: weight rows [WG * 64, WG * 64 + 64) of every tile, all BLOCK_M activation rows.
             Per step: its weights unpacked into registers, wgmma against the activation tile, the int32 partial
-            sums scaled by the rows' group scales into the fp32 accumulator; the slot released after."""
+            sums scaled by the rows' group scales into the fp32 accumulator — right after the step's own wgmma,
+            or (LAG) under the next one's; a slot is released once its scale rows are read."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
-            mma: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK_M, 32])
-            a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
+            mma: gl.constexpr = _mma_layout(BLOCK_M)
             it = 0
             for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
                 acc = gl.zeros([_ROWS, BLOCK_M], gl.float32, mma)
                 part = gl.zeros([_ROWS, BLOCK_M], gl.int32, mma)
-                for _st in range(0, p.Kp // _SUB):
-                    slot = it % STAGES
-                    mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
-                    a = _weights(p, slot, WG, a_l)
-                    d = warpgroup_mma(a, p.x_smem.index(slot).permute((1, 0)), part, use_acc=False, is_async=True)
-                    # this warpgroup's 64 scales, straight into the accumulator's row layout (a 1-D view of the row)
-                    s = p.s_smem.index(slot).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(gl.SliceLayout(1, mma))
-                    part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-                    acc = acc + _as_fp32(part, True) * s[:, None]
-                    mbarrier.arrive(p.empty.index(slot), count=1)  # (after the scale row's loads, see gluon_prefill)
+                if p.LAG:
+                    spare = gl.zeros([_ROWS, BLOCK_M], gl.int32, mma)
+                    acc, part, spare = _lagged_slot(p, WG, it, acc, part, spare, True)
                     it += 1
+                    for _ in range(1, p.Kp // _SUB // p.KSUB):
+                        acc, part, spare = _lagged_slot(p, WG, it, acc, part, spare, False)
+                        it += 1
+                    last = (it - 1) % STAGES
+                    acc = _scale_rows(p, acc, part, last * p.KSUB + p.KSUB - 1, WG)
+                    mbarrier.arrive(p.empty.index(last), count=1)
+                else:
+                    for _st in range(0, p.Kp // _SUB // p.KSUB):
+                        slot = it % STAGES
+                        mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                        for u in gl.static_range(p.KSUB):
+                            j = slot * p.KSUB + u
+                            d = _mma_step(p, j, WG, part)
+                            part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                            acc = _scale_rows(p, acc, part, j, WG)
+                        mbarrier.arrive(p.empty.index(slot), count=1)  # (after the scale row's loads, see gluon_prefill)
+                        it += 1
                 offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(1, mma))  # rows: output columns
                 offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma))  # columns: tokens
                 if p.SX_MODE == 1:
@@ -186,21 +247,23 @@ if gluon is not None:
             HAS_BIAS: gl.constexpr,
             GROUP_M: gl.constexpr,
             STAGES: gl.constexpr,
+            KSUB: gl.constexpr,
+            LAG: gl.constexpr,
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles, two consumer warpgroups (the
             default partition and a worker) and a loader warp."""
-            x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES] + x_desc.block_type.shape, x_desc.layout)
-            w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES] + w_desc.block_type.shape, w_desc.layout)
-            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES] + s_desc.block_type.shape, s_desc.layout)
+            x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
+            w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
+            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
-                      stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M)
+                      stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG)
             gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -234,7 +297,8 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
     `gluon_prefill.scale_rows(scales, torch.float32)`; `max_stages`: ring slots at most (fewer where the
     GPU's shared memory is smaller)."""
     m, kp = a.shape
-    per_stage = block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4  # activation tile, packed weights, scale row
+    ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
+    per_stage = ksub * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
     x_desc = tma_desc(a, (block_m, SUB), gl.int8)
@@ -257,6 +321,8 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
         HAS_BIAS=bias is not None,
         GROUP_M=group_m,
         STAGES=stages,
+        KSUB=ksub,
+        LAG=LAG_SCALING,
         CONSUMER_REGS=232,
         num_warps=4,
         maxnreg=168,

@@ -353,7 +353,7 @@ def _column_chunks(n: int, kp: int, a, block_n: int):
 def _ws_prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, sub, out, cfg: PrefillConfig):
     """The warp-specialized Gluon kernel (`gluon_prefill`): on the packed weights directly where it unpacks
     them itself (`fused_ok`), else after the unpack pass, chunk by chunk of columns."""
-    rows = gluon_prefill.ws_rows(scales, cfg.block_n)
+    rows = gluon_prefill.ws_rows(scales)
     if gluon_prefill.fused_ok(a, qweight, zeros, k):  # + the packed tile in shared memory; no pass, no chunks
         stages = _stages(a, cfg, sub, True, cfg.block_n * sub // 2)
         gluon_prefill.ws_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size, sub, cfg.block_n, stages, cfg.group_m,
