@@ -202,7 +202,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, swap, k1, plain, fuseall, nofuse "
+                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -315,10 +315,11 @@ def main() -> None:
             gp.FUSED_UNPACK, gp.FUSED_MAX_M = "fuseall" in opts, 1 << 30
         if "tritondecode" in opts:  # M <= 16 through the Triton kernel instead of the Gluon one
             tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 3, split_k=8))  # the session-5 default
-        if "swap" in opts:  # the packed weights as wgmma's register operand (`gluon_swap`): no unpack pass
+        if "ws" in opts:  # the warp-specialized kernel after an unpack pass instead of `gluon_swap` (packed
+            # weights as wgmma's register operand, the default since run 79)
             from fptq.kernels.triton_prefill import PrefillConfig
 
-            tw.PREFILL_CONFIGS = [(1 << 62, PrefillConfig(128, 128, 4, 6, swap=True))]
+            tw.PREFILL_CONFIGS = [(1 << 62, PrefillConfig(128, 128, 4, 6, ws=True))]
         if "tritonprefill" in opts:  # the unpacked path's Triton GEMM instead of the warp-specialized Gluon one
             from fptq.kernels.triton_prefill import PrefillConfig
 

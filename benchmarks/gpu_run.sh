@@ -273,24 +273,18 @@ PY
         --variants ws128x128s6uk2,sw128s6,sw128s6l,sw128s6k2,sw64s8k2l,ws128x128s6uk2f 2>&1 | tee "$OUT/probe.txt"
     ;;
   session9e)  # run 79: the last swap GPU test config (run 78's pytest ran out of time), e2e prefill ws vs swap (k2)
+    # (run then with a 'swap' option; swap is the default since, 'ws' the option)
     timeout 120 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "prefill_wgmma and cfg6" -p no:warnings 2>&1 | tail -5 \
         | tee "$OUT/pytest_gpu.txt"
     mkdir -p "$OUT/warm"; timeout 90 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches "" --compile-prefill \
-        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+swap --variants "w4a8-dynamic+fused+swap" > /dev/null 2>&1
+        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+ws --variants "w4a8-dynamic+fused+ws" > /dev/null 2>&1
     timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
-        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+swap --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+swap"
+        --compile-variants fp16,w4a8-dynamic+fused+ws,w4a8-dynamic+fused --variants "w4a8-dynamic+fused+ws,w4a8-dynamic+fused"
     ;;
-  session9b)  # permuted scale rows (16-byte loads, SCALE_PERM, prepared offline in session 8) vs the default, int8 and fp8
-    timeout 240 python3 benchmarks/probe_prefill.py --ms 2048,4096 \
-        --variants ws128x128s6uk2,ws128x128s6uk2v,ws128x128s6uk2f,ws128x128s6uk2vf 2>&1 | tee "$OUT/probe.txt"
-    ;;
-  session9c)  # the swap kernel (packed weights as wgmma's register operand, no unpack pass; written offline in
-    # session 8): its GPU tests, kernel / op timings against the ws kernel, e2e prefill
-    timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "prefill_wgmma and swap" 2>&1 | tail -4 \
-        | tee "$OUT/pytest_gpu.txt"
-    timeout 150 python3 benchmarks/probe_prefill.py --ms 2048,4096 --variants ws128x128s6uk2,sw128s6,sw64s8 2>&1 | tee "$OUT/probe.txt"
-    timeout 200 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --compile-prefill \
-        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+swap --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+swap"
+  session9f)  # run 80: the swap kernel as the installed prefill default: GPU tests through the default path, GEMM table
+    timeout 170 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py tests/test_shared_input.py -k "gpu_large or shared" \
+        -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1024,4096
     ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"

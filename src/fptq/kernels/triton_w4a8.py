@@ -518,12 +518,15 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 # Runs 19-28 (H100): 1.1-1.5x faster than the tiled kernel at M >= 1024 and on every shape with
 # K <= 16384 at M = 512; at 384 it still loses on the widest layers (13B/70B gate/up), below that
 # (and for K = 28672 below 1024) the unpacking costs more than it saves.
-# On Hopper the GEMM is the warp-specialized Gluon kernel (`gluon_prefill`; run 54: 1.2-1.36x faster than
-# the Triton kernel at M = 4096, 1.09-1.17x cuBLAS fp16); elsewhere, and for W4A16, `prefill_gemm` falls
-# back to the Triton kernel's `PrefillConfig()`.
+# On Hopper, for int8 activations and symmetric weights with groups of 128 columns or more, the GEMM is the
+# Gluon kernel that takes the packed weights as wgmma's register operand (`gluon_swap`: no unpack pass;
+# run 78: its op 2-13 % faster than the warp-specialized one at M = 2048-4096, run 79: compiled 7B prefill
+# 51.9 -> 49.8 ms); the other Hopper cases take the warp-specialized Gluon kernel (`gluon_prefill`; run 54:
+# 1.2-1.36x faster than the Triton kernel at M = 4096, 1.09-1.17x cuBLAS fp16); elsewhere, and for W4A16,
+# `prefill_gemm` falls back to the Triton kernel's `PrefillConfig()`.
 USE_PREFILL = True
 PREFILL_MIN_M: list[tuple[int, int]] = [(16384, 512), (1 << 62, 1024)]  # (upper bound of K, first M)
-PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig(128, 128, 4, 6, ws=True))]
+PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig(128, 128, 4, 6, swap=True))]
 
 
 # Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M): the best of
