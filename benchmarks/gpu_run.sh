@@ -286,6 +286,13 @@ PY
         -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
     timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1024,4096
     ;;
+  session9g)  # run 81: the remaining GPU tests with the swap default (prefill_wgmma passed in runs 78-79); from which M
+    # the swap path pays (no unpack pass: maybe earlier than PREFILL_MIN_M's 512 / 1024 rows)
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py -k "not prefill_wgmma" -p no:warnings 2>&1 \
+        | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 64,128,256,512,1024 --variants default,sw128s6k2,sw64s8k2 --no-kernel 2>&1 \
+        | tee "$OUT/probe.txt"
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"
