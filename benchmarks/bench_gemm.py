@@ -608,7 +608,7 @@ def prefill_sweep(log, results, ms=(256, 1024, 4096)):
 def _apply_prefill(params):
     """Install (USE_PREFILL, PrefillConfig or None, CHUNK_BYTES), the unpacked path from M = 17 on."""
     tw.USE_PREFILL, cfg, tp.CHUNK_BYTES = params
-    tw.PREFILL_MIN_M = [(1 << 62, 17)]
+    tw.PREFILL_MIN_M = [(1 << 62, 17, 17)]
     if cfg is not None:
         tw.PREFILL_CONFIGS = [(1 << 62, cfg)]
 

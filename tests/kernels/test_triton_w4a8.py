@@ -157,10 +157,13 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
     # the installed thresholds go by K: long-K layers (70B down) switch later
     first = {k: min(m for m in range(1, 4097) if tw._use_prefill(None, m, k)) for k in (4096, 16384, 28672)}
     assert first[4096] == first[16384] == tw.PREFILL_MIN_M[0][1] < first[28672] == tw.PREFILL_MIN_M[-1][1]
+    # where the packed weights are taken directly (no unpack pass: the swap kernel on Hopper), from fewer rows
+    direct = {k: min(m for m in range(1, 4097) if tw._use_prefill(None, m, k, True)) for k in (4096, 28672)}
+    assert direct[4096] == tw.PREFILL_MIN_M[0][2] < first[4096] and direct[28672] == tw.PREFILL_MIN_M[-1][2]
     calls = []
     monkeypatch.setattr(tw, "prefill_gemm", lambda *a: calls.append(a) or triton_prefill.prefill_gemm(*a))
     monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
-    monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 20)])
+    monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 20, 20)])
     assert torch.equal(run(x, layer, 64, "dynamic", None), whole) and len(calls) == 1
     run(x[:19], layer, 64, "dynamic", None)
     assert len(calls) == 1  # below PREFILL_MIN_M: the tiled path
@@ -319,7 +322,7 @@ def test_fp8_activation_semantics(backend):
 
 # ------------------------------------------------------------------------------------ GPU only
 @pytest.mark.gpu
-@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 1024, 8192])
+@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 300, 1024, 8192])  # (300: the swap kernel's 64-token tiles)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_gpu_large(m, dtype):
     for g, act_mode in ((128, "dynamic"), (64, "static"), (-1, "none")):
@@ -526,7 +529,7 @@ def test_compiled_layer_quantizes_in_the_graph(monkeypatch, act_mode, prefill, i
 
     monkeypatch.setattr(tw, "QUANTIZE_IN_GRAPH", in_graph)
     if prefill:
-        monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 3)])
+        monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 3, 3)])
         monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, UNPACKED)])
 
     layer = make_layer(96, 256, 128, True, bias=True)
@@ -648,7 +651,7 @@ def test_gluon_fallback_switch(monkeypatch):
 def test_swap_kernel_scope():
     """`PrefillConfig(swap=True)` (the packed weights as wgmma's register operand) validates its tiles, and
     `gluon_swap.supported` takes int8 activations, symmetric weights, K and groups multiples of 128 only."""
-    from fptq.kernels import gluon_swap
+    from fptq.kernels import gluon_swap, triton_prefill
 
     with pytest.raises(ValueError):
         tw.PrefillConfig(256, 128, 4, 4, swap=True)
@@ -656,14 +659,14 @@ def test_swap_kernel_scope():
         tw.PrefillConfig(128, 64, 4, 4, swap=True)
     if gluon_swap.gluon is None:
         pytest.skip("no Gluon")
-    a = torch.zeros(300, 512, dtype=torch.int8)
     q = torch.zeros(256, 256, dtype=torch.uint8)
-    assert gluon_swap.supported(a, q, None, 512, 128) and gluon_swap.supported(a, q, None, 512, 512)
-    assert not gluon_swap.supported(a, q, None, 512, 64)  # groups of 64
-    assert not gluon_swap.supported(a, q, torch.zeros(256, 4, dtype=torch.uint8), 512, 128)  # zero points
-    assert not gluon_swap.supported(a.float().to(torch.float8_e4m3fn), q, None, 512, 128)  # fp8 activations
-    assert not gluon_swap.supported(torch.zeros(300, 384, dtype=torch.int8), torch.zeros(256, 192, dtype=torch.uint8),
-                                    None, 320, 64)  # K not a multiple of 128
+    assert gluon_swap.supported(True, q, None, 512, 128) and gluon_swap.supported(True, q, None, 512, 512)
+    assert not gluon_swap.supported(True, q, None, 512, 64)  # groups of 64
+    assert not gluon_swap.supported(True, q, torch.zeros(256, 4, dtype=torch.uint8), 512, 128)  # zero points
+    assert not gluon_swap.supported(False, q, None, 512, 128)  # fp8 (or float) activations
+    assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 64)  # K not a multiple of 128
+    # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold
+    assert not triton_prefill.direct(torch.zeros(1), True, q, None, 512, 128)
 
 
 def test_lagged_consumer_needs_two_ring_slots(monkeypatch):

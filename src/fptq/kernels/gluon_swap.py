@@ -275,15 +275,15 @@ def _packed_layout():
     return gl.NVMMASharedLayout(swizzle_byte_width=64, element_bitwidth=8, rank=2)
 
 
-def supported(a: torch.Tensor, qweight: torch.Tensor, zeros, k: int, group_size: int) -> bool:
-    """Whether `swap_gemm` takes these operands (see the module docstring)."""
+def supported(int8: bool, qweight: torch.Tensor, zeros, k: int, group_size: int) -> bool:
+    """Whether `swap_gemm` takes these operands (see the module docstring): `int8` activations (whose
+    buffer is then exactly K wide: K is a multiple of 128)."""
     return (
         gluon is not None
-        and a.dtype == torch.int8
+        and int8
         and zeros is None
         and k % SUB == 0
         and group_size % SUB == 0
-        and a.shape[1] == k
         and qweight.stride(1) == 1
         and (qweight.stride(0) % 16) == 0
         and qweight.data_ptr() % 16 == 0

@@ -304,7 +304,7 @@ def prefill_gemm(
         return out
     kind = {torch.int8: KIND_INT8, torch.float8_e4m3fn: KIND_FP8}.get(a.dtype, KIND_FLOAT)
     gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
-    if cfg.swap and gluon_ok and gluon_swap.supported(a, qweight, zeros, k, group_size) and not gluon_fallback.failed("swap"):
+    if cfg.swap and gluon_ok and direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size):
         try:
             gluon_swap.swap_gemm(a, qweight, gluon_prefill.scale_rows(scales, torch.float32), sx, sx_mode, bias, out,
                                  group_size, cfg.block_m, cfg.num_stages, cfg.group_m)
@@ -333,6 +333,14 @@ def prefill_gemm(
                   sub, kind, cfg, stages)
         del b  # one unpacked chunk alive at a time (the allocator reuses it in stream order)
     return out
+
+
+def direct(t: torch.Tensor, int8: bool, qweight, zeros, k: int, group_size: int) -> bool:
+    """Whether a swap `PrefillConfig` on `t`'s device takes the packed weights directly (`gluon_swap`: Hopper,
+    int8 activations, symmetric weights, groups of 128 columns or more) — no unpack pass, so the prefill path
+    pays from fewer rows (`triton_w4a8.PREFILL_MIN_M`)."""
+    return (gluon is not None and _is_hopper(t) and gluon_swap.supported(int8, qweight, zeros, k, group_size)
+            and not gluon_fallback.failed("swap"))
 
 
 def _stages(a, cfg: PrefillConfig, sub: int, scale_rows: bool, extra: int = 0) -> int:

@@ -25,13 +25,16 @@ Three paths, picked by M:
   int8 activations on sm_90+ the GEMM is the Gluon kernel of `gluon_decode` (a TMA ring per
   program, weights read from shared memory straight into `mma.sync` registers, group scales
   staged once per program); otherwise `_w4a8_kernel` below, in L2 prefetch then a K loop.
-- medium M (17 .. PREFILL_MIN_M - 1, i.e. 511, or 1023 for K > 16384): the row-wise activation
-  quantization kernel (per-token absmax + round in one program per row, or the elementwise
-  static path) writes the permuted int8 buffer and the per-token scales; then a tiled GEMM (int8
-  wgmma on Hopper) that unpacks the weights in its K loop, with the group scaling there too.
-- prefill (M >= PREFILL_MIN_M, compute-bound): the same quantization, then `triton_prefill`:
-  the weights are unpacked once per call into int8 `code - zero` and a plain pipelined GEMM
-  streams both operands (no unpacking in the MMA loop).
+- medium M (17 up to PREFILL_MIN_M: 255 rows where the swap kernel below serves the layer, else 511, or
+  1023 for K > 16384): the row-wise activation quantization kernel (per-token absmax + round in one
+  program per row, or the elementwise static path) writes the permuted int8 buffer and the per-token
+  scales; then a tiled GEMM (int8 wgmma on Hopper) that unpacks the weights in its K loop, with the
+  group scaling there too.
+- prefill (M >= PREFILL_MIN_M, compute-bound): the same quantization, then `triton_prefill`. On Hopper
+  with int8 activations, symmetric weights and groups of 128 columns or more (FPTQ's default format) the
+  GEMM takes the packed weights as they are, as wgmma's register operand (`gluon_swap`); otherwise the
+  weights are unpacked once per call into int8 `code - zero` and a pipelined GEMM streams both operands
+  (the warp-specialized `gluon_prefill` on Hopper, a Triton kernel elsewhere).
 
 `act_mode` "none" (W4A16) runs the same GEMM with float operands (the weight stays an exact
 small integer in fp16/bf16; fp32 accumulation per group, then the group scale), and
@@ -52,7 +55,7 @@ from fptq.kernels import gluon_decode, gluon_fallback
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
-from fptq.kernels.triton_prefill import PrefillConfig, _capability, prefill_gemm
+from fptq.kernels.triton_prefill import PrefillConfig, _capability, direct, prefill_gemm
 from fptq.primitives import FP8_MAX
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
@@ -524,9 +527,14 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 # 51.9 -> 49.8 ms); the other Hopper cases take the warp-specialized Gluon kernel (`gluon_prefill`; run 54:
 # 1.2-1.36x faster than the Triton kernel at M = 4096, 1.09-1.17x cuBLAS fp16); elsewhere, and for W4A16,
 # `prefill_gemm` falls back to the Triton kernel's `PrefillConfig()`.
+# Without the unpack pass (`triton_prefill.direct`) the swap kernel pays from 256 rows on (run 81, ops at M = 256
+# against the tiled kernel: 7B q/k/v/o 31.9 -> 25.0 µs, gate+up 122.6 -> 92.7, down 74.6 -> 50.6, 70B gate/up
+# 333.6 -> 202.9, with 64-token tiles); at 128 rows it wins on the wide layers only.
 USE_PREFILL = True
-PREFILL_MIN_M: list[tuple[int, int]] = [(16384, 512), (1 << 62, 1024)]  # (upper bound of K, first M)
-PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, PrefillConfig(128, 128, 4, 6, swap=True))]
+# (upper bound of K, first M with an unpack pass, first M where the packed weights are taken directly)
+PREFILL_MIN_M: list[tuple[int, int, int]] = [(16384, 512, 256), (1 << 62, 1024, 1024)]
+PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(256, PrefillConfig(64, 128, 4, 8, swap=True)),
+                                                    (1 << 62, PrefillConfig(128, 128, 4, 6, swap=True))]
 
 
 # Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M): the best of
@@ -920,7 +928,7 @@ def w4a8_linear(
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
-    if _use_prefill(config, m, k):
+    if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size)):
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
         return y.reshape(*x.shape[:-1], n)
@@ -939,12 +947,15 @@ def w4a8_linear(
     return y.reshape(*x.shape[:-1], n)
 
 
-def _use_prefill(config, m: int, k: int) -> bool:
-    """The unpack-then-GEMM path (`triton_prefill`): for a `PrefillConfig`, or by default from
-    the PREFILL_MIN_M rows of K's bucket on when USE_PREFILL."""
+def _use_prefill(config, m: int, k: int, packed: bool = False) -> bool:
+    """The prefill path (`triton_prefill`): for a `PrefillConfig`, or by default from the PREFILL_MIN_M rows
+    of K's bucket on when USE_PREFILL (the second of them where the `packed` weights are taken directly)."""
     if isinstance(config, PrefillConfig):
         return True
-    return config is None and USE_PREFILL and m >= _for_m(PREFILL_MIN_M, k)
+    if config is not None or not USE_PREFILL:
+        return False
+    _, unpacked, direct_m = next(row for row in PREFILL_MIN_M if k <= row[0])
+    return m >= (direct_m if packed else unpacked)
 
 
 def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out):
@@ -1085,7 +1096,7 @@ def _w4a8_gemm_op(
 ) -> torch.Tensor:
     """The GEMM alone, on activations already in the kernels' permuted int8 (or float8 e4m3) layout."""
     m = a.shape[0]
-    if _use_prefill(None, m, k):
+    if _use_prefill(None, m, k, direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size)):
         return _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, None, None)
     if a.dtype == torch.float8_e4m3fn:  # the tiled kernel's fp8 dot (as in `w4a8_fp8_linear`)
         cfg = _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
