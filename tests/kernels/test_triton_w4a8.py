@@ -174,6 +174,14 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
     # with the reference in test_gpu_fp8)
     tiled = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], config=PREFILL)
     assert len(calls) == 3 and torch.equal(y, tiled)
+    # the int8 paths ask `triton_prefill.direct` (on the layer's operands) which row count applies
+    monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 21, 20)])
+    asked = []
+    monkeypatch.setattr(tw, "direct", lambda t, int8, *rest: asked.append((t.shape, int8, rest)) or int8)
+    assert torch.equal(run(x, layer, 64, "dynamic", None), whole) and len(calls) == 4  # 20 rows: direct
+    assert asked[-1] == ((20, 256), True, (layer[0], layer[2], 256, 64))
+    run(x, layer, 64, "none")
+    assert len(calls) == 4 and asked[-1][1] is False  # W4A16: the unpack-pass threshold (21 rows)
 
 
 @pytest.mark.parametrize("target", [0, 1, 10, 10_000])
