@@ -178,7 +178,8 @@ def variants(prefill_candidates=False, decode_variants=False):
         for ksub, lag in ((1, False), (1, True), (2, False), (2, True)):
             const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=8, STAGES=stages // ksub, KSUB=ksub, LAG=lag,
                          CONSUMER_REGS=232, num_warps=4)
-            yield f"prefill swap bm{bm} g{group} k{ksub}{' lag' if lag else ''}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
+            name = f"prefill swap bm{bm} g{group} k{ksub}{' lag' if lag else ''}"
+            yield name, gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):

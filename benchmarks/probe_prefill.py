@@ -45,8 +45,8 @@ def variant(label: str) -> tp.PrefillConfig | None:
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
     after its own MMA, not under the next one's; f: float8 e4m3
     operands, the W4A8-FP8 path). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M /
-    LAG_SCALING (back to their defaults for
-    'default' and 'triton'); for 'sw<BM>s<stages>[k<n>][l]' `gluon_swap`'s K_PER_SLOT and LAG_SCALING (l). Run 65 also had fp16 scale rows ('h').
+    LAG_SCALING (back to their defaults for 'default' and 'triton'); for 'sw…' `gluon_swap`'s K_PER_SLOT and
+    LAG_SCALING. Run 65 also had fp16 scale rows ('h'), run 76 permuted scale rows ('v').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
     _reset()
     if label == "default":

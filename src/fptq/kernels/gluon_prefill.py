@@ -1,5 +1,9 @@
 """Prefill GEMM (large M, int8 / fp8 operands) for Hopper in Gluon, warp-specialized.
 
+(For int8 activations with symmetric weights and groups of 128 or more — FPTQ's default format — the
+installed prefill kernel is `gluon_swap`, which reads the packed weights without this kernel's unpack
+pass; this one serves fp8 activations, zero points and groups of 64.)
+
 The unpacked-weight GEMM of `triton_prefill` needs, per group of K columns, an exact partial sum
 (int32) scaled by its group scale into an fp32 accumulator: three ALU operations per output
 element and step against 128 MACs of int8 MMA, about three quarters of the tensor cores' time

@@ -9,8 +9,13 @@ of `triton_prefill`) and relabels them — a join / permute / reshape that moves
 dot-operand layout of an int8 wgmma whose B operand is the activation tile. The relabelling puts each
 128-column step in the order of the kernels' activation buffer (even columns, then odd), so the buffer of
 `quantize_activation_triton` is used as it is. The group scales run along the accumulator's rows: two per
-thread and step instead of 32. (The building blocks were checked offline in session 8,
-`benchmarks/compile_swap_ab.py`; this kernel is opt-in, `PrefillConfig(swap=True)`, until timed on a GPU.)
+thread and step instead of 32. Two K steps per ring slot (`K_PER_SLOT`); each step's scaling runs under the
+other warpgroup's wgmma (scaling it under the same warpgroup's next wgmma, `LAG_SCALING`, gained nothing).
+
+Measured (H100, runs 78-79 of benchmarks/GPU_NOTES.md): the kernel alone within -5 ... +4 % of the
+warp-specialized `gluon_prefill` kernel, the op (without its unpack pass) 2-13 % faster at M = 2048-4096,
+a compiled 2048-token LLaMA-2-7B-shaped prefill 51.9 -> 49.8 ms. It is the installed prefill kernel for the
+layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (run 81).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
