@@ -100,7 +100,8 @@ QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr
 
 
 def variants(prefill_candidates=False, decode_variants=False):
-    configs = [cfg for _, cfg in tw.PREFILL_CONFIGS] + (PREFILL_CANDIDATES if prefill_candidates else [])
+    # the installed configs but the swap ones (compiled below), and the ws kernel they fall back to
+    configs = [cfg for _, cfg in tw.PREFILL_CONFIGS if not cfg.swap] + [tp.WS_CONFIG] + (PREFILL_CANDIDATES if prefill_candidates else [])
     for cfg in dict.fromkeys(configs):
         if cfg.ws:  # (format, group, K step, SX_MODE, bias, weights unpacked in the kernel)
             for dt, group, sub, sx, bias, fused in (
@@ -170,16 +171,17 @@ def variants(prefill_candidates=False, decode_variants=False):
             GROUP_M=cfg.group_m,
         )
         yield f"prefill gemm {cfg}", tp._gemm_kernel, PREFILL_TYPES, const, cfg.num_warps, cfg.num_stages, {}
-    # the swap kernel (`gluon_swap`, PrefillConfig(swap=True)): 128 / 64 token tiles, group 128 / per-channel
+    # the swap kernel (`gluon_swap`, PrefillConfig(swap=True)) at the ring slots `swap_gemm` picks on an H100:
+    # 128 / 64 token tiles, one or two K steps per slot, the scaling lagged or not; group 128 / per channel
     lay = repr(gluon_swap._packed_layout())
-    for bm, stages, group, sx, bias in ((128, 6, 128, 2, True), (64, 8, 4096, 1, False)):
+    for bm, stages, ksub, lag, group in ((128, 6, 1, False, 128), (128, 6, 1, True, 128), (128, 4, 2, False, 128),
+                                         (128, 4, 2, False, 4096), (64, 6, 2, False, 128), (64, 6, 2, False, 4096),
+                                         (64, 8, 1, True, 128)):
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
                  "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16"}
-        for ksub, lag in ((1, False), (1, True), (2, False), (2, True)):
-            const = dict(GROUP=group, SX_MODE=sx, HAS_BIAS=bias, GROUP_M=8, STAGES=stages // ksub, KSUB=ksub, LAG=lag,
-                         CONSUMER_REGS=232, num_warps=4)
-            name = f"prefill swap bm{bm} g{group} k{ksub}{' lag' if lag else ''}"
-            yield name, gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
+        const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
+                     LAG=lag, CONSUMER_REGS=232, num_warps=4)
+        yield f"prefill swap bm{bm} g{group} k{ksub}{' lag' if lag else ''}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):

@@ -293,7 +293,7 @@ PY
     timeout 150 python3 benchmarks/probe_prefill.py --ms 64,128,256,512,1024 --variants default,sw128s6k2,sw64s8k2 --no-kernel 2>&1 \
         | tee "$OUT/probe.txt"
     ;;
-  session9h)  # run 82: the swap path from 256 rows through the default dispatch: GPU tests (M = 300), GEMM table at 256 / 512
+  session9h)  # run 82: the swap path from 256 rows through the default dispatch: GPU tests (M = 256), GEMM table at 256 / 512
     timeout 100 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "gpu_large" -p no:warnings 2>&1 | tail -3 \
         | tee "$OUT/pytest_gpu.txt"
     timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 128,256,512

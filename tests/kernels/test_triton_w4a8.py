@@ -174,14 +174,22 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
     # with the reference in test_gpu_fp8)
     tiled = tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3], config=PREFILL)
     assert len(calls) == 3 and torch.equal(y, tiled)
-    # the int8 paths ask `triton_prefill.direct` (on the layer's operands) which row count applies
+    # the int8 paths ask `triton_prefill.direct` (on the layer's operands) which row count applies (with an
+    # installed swap config; on the CPU `prefill_gemm` falls back to the Triton kernel)
     monkeypatch.setattr(tw, "PREFILL_MIN_M", [(1 << 62, 21, 20)])
+    monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, tw.PrefillConfig(64, 128, 4, 8, swap=True))])
     asked = []
     monkeypatch.setattr(tw, "direct", lambda t, int8, *rest: asked.append((t.shape, int8, rest)) or int8)
     assert torch.equal(run(x, layer, 64, "dynamic", None), whole) and len(calls) == 4  # 20 rows: direct
     assert asked[-1] == ((20, 256), True, (layer[0], layer[2], 256, 64))
     run(x, layer, 64, "none")
     assert len(calls) == 4 and asked[-1][1] is False  # W4A16: the unpack-pass threshold (21 rows)
+    tw.w4a8_fp8_linear(x, *layer[:3], group_size=64, bias=layer[3])
+    assert len(calls) == 4  # fp8: never taken directly
+    monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, triton_prefill.WS_CONFIG)])
+    run(x, layer, 64, "dynamic", None)
+    assert len(calls) == 4  # the lower row count only where the installed config for M is a swap one
+    assert not tw._use_prefill(None, 20, 1 << 40, True)  # a K beyond every row: the last row's counts
 
 
 @pytest.mark.parametrize("target", [0, 1, 10, 10_000])
@@ -330,7 +338,7 @@ def test_fp8_activation_semantics(backend):
 
 # ------------------------------------------------------------------------------------ GPU only
 @pytest.mark.gpu
-@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 300, 1024, 8192])  # (300: the swap kernel's 64-token tiles)
+@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 256, 300, 1024, 8192])  # (256: the swap kernel's 64-token tiles)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_gpu_large(m, dtype):
     for g, act_mode in ((128, "dynamic"), (64, "static"), (-1, "none")):
@@ -672,7 +680,7 @@ def test_swap_kernel_scope():
     assert not gluon_swap.supported(True, q, None, 512, 64)  # groups of 64
     assert not gluon_swap.supported(True, q, torch.zeros(256, 4, dtype=torch.uint8), 512, 128)  # zero points
     assert not gluon_swap.supported(False, q, None, 512, 128)  # fp8 (or float) activations
-    assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 64)  # K not a multiple of 128
+    assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 320)  # K not a multiple of 128
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold
     assert not triton_prefill.direct(torch.zeros(1), True, q, None, 512, 128)
 

@@ -15,7 +15,7 @@ other warpgroup's wgmma (scaling it under the same warpgroup's next wgmma, `LAG_
 Measured (H100, runs 78-79 of benchmarks/GPU_NOTES.md): the kernel alone within -5 ... +4 % of the
 warp-specialized `gluon_prefill` kernel, the op (without its unpack pass) 2-13 % faster at M = 2048-4096,
 a compiled 2048-token LLaMA-2-7B-shaped prefill 51.9 -> 49.8 ms. It is the installed prefill kernel for the
-layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (run 81).
+layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (1024 for K > 16384; run 81).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
@@ -41,7 +41,8 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
 
 ROWS = 64  # weight rows per consumer warpgroup (one wgmma M)
 SUB = 128  # K columns per step (one permuted chunk of the activation buffer; 64 packed bytes a row)
-LAG_SCALING = False  # each step's scaling under the next step's wgmma (else right after its own; run 78: no gain)
+LAG_SCALING = False  # each step's scaling under the next step's wgmma (else right after its own; run 78: no gain;
+# one K step a slot only)
 K_PER_SLOT = 2  # K steps per ring slot where the step count is even (run 78: 5-15 % faster than one)
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
@@ -327,7 +328,7 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
         GROUP_M=group_m,
         STAGES=stages,
         KSUB=ksub,
-        LAG=LAG_SCALING,
+        LAG=LAG_SCALING and ksub == 1,  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
         CONSUMER_REGS=232,
         num_warps=4,
         maxnreg=168,

@@ -64,9 +64,10 @@ class PrefillConfig:
     # the warp-specialized persistent Gluon kernel `gluon_prefill._gemm_ws_kernel` (Hopper, int8 / fp8):
     # 128 x block_n tiles, two consumer warpgroups and a loader warp (block_m 128, num_warps 4)
     ws: bool = False
-    # the Hopper kernel with the packed weights as wgmma's register operand, no unpack pass
-    # (`gluon_swap`, opt-in until timed on a GPU): block_m tokens (64 or 128) x 128 weight rows; int8
-    # activations and symmetric weights, groups a multiple of 128 (else the ws kernel)
+    # the Hopper kernel with the packed weights as wgmma's register operand, no unpack pass (`gluon_swap`,
+    # the default where it applies): block_m tokens (64 or 128) x 128 weight rows; int8 activations and
+    # symmetric weights, groups a multiple of 128 (else the ws kernel, `WS_CONFIG`). Its num_stages counts
+    # ring slots (each of `gluon_swap.K_PER_SLOT` K steps, as many as fit), the ws kernel's K steps.
     swap: bool = False
 
     def __post_init__(self):
@@ -281,6 +282,11 @@ def unpack_weights(qweight: torch.Tensor, zeros: torch.Tensor | None, k: int, gr
     return out
 
 
+# The warp-specialized kernel's tiles where a swap config meets a layer `gluon_swap` does not serve (fp8
+# activations, zero points, groups of 64).
+WS_CONFIG = PrefillConfig(128, 128, 4, 6, ws=True)
+
+
 def prefill_gemm(
     a: torch.Tensor,
     sx: torch.Tensor | None,
@@ -311,8 +317,8 @@ def prefill_gemm(
             return out
         except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the ws kernel instead
             gluon_fallback.note_failure("swap", e)
-    if cfg.swap:  # not served by the swap kernel: the installed warp-specialized one
-        cfg = PrefillConfig(128, 128, 4, 6, ws=True)
+    if cfg.swap:  # not served by the swap kernel: the warp-specialized one
+        cfg = WS_CONFIG
     if cfg.ws and gluon_ok and gluon_prefill.gluon is not None and not gluon_fallback.failed("prefill"):
         try:
             return _ws_prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, sub, out, cfg)

@@ -527,7 +527,7 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 # 51.9 -> 49.8 ms); the other Hopper cases take the warp-specialized Gluon kernel (`gluon_prefill`; run 54:
 # 1.2-1.36x faster than the Triton kernel at M = 4096, 1.09-1.17x cuBLAS fp16); elsewhere, and for W4A16,
 # `prefill_gemm` falls back to the Triton kernel's `PrefillConfig()`.
-# Without the unpack pass (`triton_prefill.direct`) the swap kernel pays from 256 rows on (run 81, ops at M = 256
+# Without the unpack pass (`triton_prefill.direct`) the swap kernel pays from 256 rows on (K <= 16384; run 81, ops at M = 256
 # against the tiled kernel: 7B q/k/v/o 31.9 -> 25.0 µs, gate+up 122.6 -> 92.7, down 74.6 -> 50.6, 70B gate/up
 # 333.6 -> 202.9, with 64-token tiles); at 128 rows it wins on the wide layers only.
 USE_PREFILL = True
@@ -949,13 +949,14 @@ def w4a8_linear(
 
 def _use_prefill(config, m: int, k: int, packed: bool = False) -> bool:
     """The prefill path (`triton_prefill`): for a `PrefillConfig`, or by default from the PREFILL_MIN_M rows
-    of K's bucket on when USE_PREFILL (the second of them where the `packed` weights are taken directly)."""
+    of K's bucket on when USE_PREFILL (the second of them where the `packed` weights are taken directly by
+    the installed swap config)."""
     if isinstance(config, PrefillConfig):
         return True
     if config is not None or not USE_PREFILL:
         return False
-    _, unpacked, direct_m = next(row for row in PREFILL_MIN_M if k <= row[0])
-    return m >= (direct_m if packed else unpacked)
+    _, unpacked, direct_m = next((row for row in PREFILL_MIN_M if k <= row[0]), PREFILL_MIN_M[-1])
+    return m >= unpacked or (packed and m >= direct_m and _for_m(PREFILL_CONFIGS, m).swap)
 
 
 def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out):
