@@ -298,6 +298,20 @@ PY
         | tee "$OUT/pytest_gpu.txt"
     timeout 100 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 128,256,512
     ;;
+  session10a)  # next session's first call: the swap kernel's session-9 offline changes (scale rows read under the
+    # wgmma, PREFETCH_WEIGHTS, GROUP_SUMS): its GPU tests, the 256-row dispatch, kernel / op probe, per channel
+    timeout 260 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) or gpu_large" \
+        -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 2048,4096 --variants ws128x128s6uk2,sw128s6k2,sw128s6k2p 2>&1 \
+        | tee "$OUT/probe.txt"
+    timeout 100 python3 benchmarks/probe_prefill.py --ms 2048 --group -1 --variants ws128x128s6uk2,sw128s6k2,sw128s6k2g 2>&1 \
+        | tee "$OUT/probe_per_channel.txt"
+    ;;
+  session10b)  # then: every other GPU test, the GEMM table at medium M (the 256-row swap threshold)
+    timeout 330 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py -k "not (prefill_wgmma and (cfg5 or cfg6))" \
+        -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 128,256,512,4096
+    ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"
     timeout 170 python3 benchmarks/bench_e2e.py --out "$OUT"

@@ -27,7 +27,8 @@ SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4
           ("70B gate/up", 28672, 8192)]
 
 
-_SETTINGS = {gp: ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING"), gs: ("K_PER_SLOT", "LAG_SCALING")}
+_SETTINGS = {gp: ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING"),
+             gs: ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS")}
 _DEFAULTS = [(mod, name, getattr(mod, name)) for mod, names in _SETTINGS.items() for name in names]
 
 
@@ -40,7 +41,8 @@ def _reset() -> None:
 def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles), 'sw<BM>s<stages>'
     (the packed weights as wgmma's register operand, `gluon_swap`, BM tokens per tile; k<n>: n K steps per ring
-    slot; l: each step scaled under the next one's wgmma) or
+    slot; l: each step scaled under the next one's wgmma; p: a slot's next step's weights unpacked under the
+    current wgmma; g: one scaling per group of 256 / per channel) or
     'ws<BM>x<BN>s<stages>[u][k<n>][p][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
     after its own MMA, not under the next one's; f: float8 e4m3
@@ -54,8 +56,9 @@ def variant(label: str) -> tp.PrefillConfig | None:
     if label == "triton":
         return tp.PrefillConfig()
     if label.startswith("sw"):
-        gs.LAG_SCALING = label.endswith("l")
-        bm, rest = label[2:].rstrip("l").split("s")
+        flags = label[len(label.rstrip("lpg")):]
+        gs.LAG_SCALING, gs.PREFETCH_WEIGHTS, gs.GROUP_SUMS = ("l" in flags), ("p" in flags), ("g" in flags)
+        bm, rest = label[2:].rstrip("lpg").split("s")
         st, _, ksub = rest.partition("k")
         gs.K_PER_SLOT = int(ksub or 1)
         return tp.PrefillConfig(int(bm), 128, 4, int(st), swap=True)
@@ -98,15 +101,15 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
     return out
 
 
-def kernel_only(cfg, m, n, k, fp8=False):
+def kernel_only(cfg, m, n, k, fp8=False, group=128):
     def make(copies):
         calls = []
         for _ in range(copies):
-            a, b, scales, sx = operands(m, n, k)
+            a, b, scales, sx = operands(m, n, k, group)
             if fp8:  # e4m3 activations, the int4 codes - 8 as e4m3 (exact); sx unused by the kernel's fp8 path
                 a, b = a.to(torch.float8_e4m3fn), (b[0].to(torch.float8_e4m3fn), None)
             out = torch.empty(m, n, device="cuda", dtype=torch.float16)
-            calls.append(lambda a=a, b=b, s=scales, sx=sx, o=out: run_kernel(cfg, a, b, s, sx, o))
+            calls.append(lambda a=a, b=b, s=scales, sx=sx, o=out: run_kernel(cfg, a, b, s, sx, o, group))
         return calls
 
     return time_graph(make, m * k + n * k + m * n * 2)
@@ -117,27 +120,30 @@ def main() -> None:
     ap.add_argument("--ms", default="1024,4096")
     ap.add_argument("--variants", default="default,triton,ws128x128s6uk2,ws128x128s5k2")
     ap.add_argument("--no-kernel", action="store_true", help="time the whole op only")
+    ap.add_argument("--group", type=int, default=128, help="weight group size (-1: per channel)")
     args = ap.parse_args()
     labels = args.variants.split(",")
     print("GPU", torch.cuda.get_device_name(), flush=True)
     # correctness of each variant against the Triton kernel on the same operands (both exact up to fp32 order)
     for name, n, k in SHAPES[:1] + SHAPES[2:3]:
-        a, b, scales, sx = operands(1000, n, k)
-        ref = run_kernel(variant("triton"), a, b, scales, sx, torch.empty(1000, n, device="cuda", dtype=torch.float16))
+        group = k if args.group == -1 else args.group
+        a, b, scales, sx = operands(1000, n, k, group)
+        ref = run_kernel(variant("triton"), a, b, scales, sx, torch.empty(1000, n, device="cuda", dtype=torch.float16), group)
         for label in labels:
             if label in ("triton", "default") or label.endswith("f"):  # (fp8: the GPU tests check it)
                 continue
             out = torch.full((1000, n), float("nan"), device="cuda", dtype=torch.float16)
-            y = run_kernel(variant(label), a, b, scales, sx, out)
+            y = run_kernel(variant(label), a, b, scales, sx, out, group)
             err = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
             print(f"check {label} {name}: rel diff vs triton {err:.2e}", flush=True)
     for m in map(int, args.ms.split(",")):
         for name, n, k in SHAPES:
+            group = k if args.group == -1 else args.group
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
-            kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k, label.endswith("f")) for label in labels
-                                              if label != "default"}
+            kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k, label.endswith("f"), group)
+                                              for label in labels if label != "default"}
             _reset()
-            op = {label: bench_ours(m, n, k, "dynamic", config=variant(label), fp8=label.endswith("f")) for label in labels}
+            op = {label: bench_ours(m, n, k, "dynamic", group, config=variant(label), fp8=label.endswith("f")) for label in labels}
             _reset()
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us int8 {int8:.1f} (x{fp16 / int8:.2f}) | kernel "
                   + "; ".join(f"{lab} {t:.1f} x{fp16 / t:.2f}" for lab, t in kern.items()) + " | op "

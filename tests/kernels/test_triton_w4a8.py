@@ -412,7 +412,8 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     ring slot (K = 384: three steps), the scaling lagging the MMA or not, int8 per-channel without per-step
     scaling; and the kernel with the packed weights as wgmma's register operand, `gluon_swap`, for int8
     symmetric weights, the others falling back to ws, its scaling lagging or not, one or two K steps per
-    slot) of the prefill path:
+    slot, the next step's weights unpacked under the current wgmma, one scaling per group of 256 / channel)
+    of the prefill path:
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
@@ -447,7 +448,9 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     if cfg.ws:
         modes = [{"FUSED_MAX_M": f, "LAG_SCALING": lag} for f, lag in ((1 << 30, True), (0, True), (0, False), (1 << 30, False))]
     else:
-        modes = [{"K_PER_SLOT": ks, "LAG_SCALING": lag} for ks, lag in ((1, False), (1, True), (2, False))] if cfg.swap else [{}]
+        names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS")  # (and one int32 sum per group / channel)
+        modes = [dict(zip(names, f)) for f in ((1, False, False, False), (1, True, False, False), (2, False, False, False),
+                                               (2, False, True, True))] if cfg.swap else [{}]
     module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
         for name, value in mode.items():

@@ -44,6 +44,12 @@ SUB = 128  # K columns per step (one permuted chunk of the activation buffer; 64
 LAG_SCALING = False  # each step's scaling under the next step's wgmma (else right after its own; run 78: no gain;
 # one K step a slot only)
 K_PER_SLOT = 2  # K steps per ring slot where the step count is even (run 78: 5-15 % faster than one)
+# One scaling per group of 256 (two steps a slot) and one int32 sum over K per channel, instead of a scaling
+# per 128-column step. Off until run on a GPU (written offline in session 9; the GPU test covers both).
+GROUP_SUMS = False
+# A slot's second K step's weights loaded and unpacked while the first step's wgmma runs (ptxas otherwise
+# places them after its wait). Off until timed on a GPU (written offline in session 9).
+PREFETCH_WEIGHTS = False
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -75,10 +81,12 @@ if gluon is not None:
             GROUP_M: gl.constexpr
             KSUB: gl.constexpr
             LAG: gl.constexpr
+            SPG: gl.constexpr
+            PF: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M,
-                         N, Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG):
+                         N, Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -100,6 +108,8 @@ if gluon is not None:
                 self.GROUP_M = gl.constexpr(GROUP_M)
                 self.KSUB = gl.constexpr(KSUB)
                 self.LAG = gl.constexpr(LAG)
+                self.SPG = gl.constexpr(SPG)
+                self.PF = gl.constexpr(PF)
 
         @gluon.jit
         def _num_tiles(p):
@@ -150,19 +160,29 @@ if gluon is not None:
             return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, block_m, 32])
 
         @gluon.jit
-        def _scale_rows(p, acc, part, j, WG: gl.constexpr):
-            """acc + the int32 partial sums of the K step in buffer `j` times this warpgroup's 64 group scales of
-            that step (straight into the accumulator's row layout: a 1-D view of the row)."""
+        def _row_scales(p, j, WG: gl.constexpr, like):
+            """This warpgroup's 64 group scales of the K step in buffer `j`, straight into the accumulator's row
+            layout (that of `like`, 64 values: a 1-D view of the row)."""
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
-            s = p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(gl.SliceLayout(1, acc.type.layout))
+            return p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(like.type.layout)
+
+        @gluon.jit
+        def _scale_rows(p, acc, part, j, WG: gl.constexpr):
+            """acc + the int32 partial sums of the K step in buffer `j` times this warpgroup's group scales."""
+            s = _row_scales(p, j, WG, gl.zeros([_ROWS], gl.float32, gl.SliceLayout(1, acc.type.layout)))
             return acc + _as_fp32(part, True) * s[:, None]
 
         @gluon.jit
-        def _mma_step(p, j, WG: gl.constexpr, spare):
+        def _mma_step(p, j, WG: gl.constexpr, part, use_acc):
             """Issue (asynchronously) the wgmma of the K step in buffer `j`: this warpgroup's weights, unpacked into
-            registers, against the activation tile, into the dead register set `spare`."""
+            registers, against the activation tile, into `part` (added to it if `use_acc`, else overwriting it)."""
             a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=_mma_layout(p.x_desc.block_type.shape[0]), k_width=4)
-            return warpgroup_mma(_weights(p, j, WG, a_l), p.x_smem.index(j).permute((1, 0)), spare, use_acc=False, is_async=True)
+            return _mma_with(p, _weights(p, j, WG, a_l), j, part, use_acc)
+
+        @gluon.jit
+        def _mma_with(p, a, j, part, use_acc):
+            """The wgmma of the K step in buffer `j` with the weights `a` already in registers (see `_mma_step`)."""
+            return warpgroup_mma(a, p.x_smem.index(j).permute((1, 0)), part, use_acc=use_acc, is_async=True)
 
         @gluon.jit
         def _lagged_slot(p, WG: gl.constexpr, it, acc, carry, spare, FIRST: gl.constexpr):
@@ -174,7 +194,7 @@ if gluon is not None:
             mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
             for u in gl.static_range(p.KSUB):
                 j = slot * p.KSUB + u
-                d = _mma_step(p, j, WG, spare)
+                d = _mma_step(p, j, WG, spare, False)
                 if u > 0:
                     acc = _scale_rows(p, acc, carry, j - 1, WG)
                 elif not FIRST:
@@ -188,9 +208,11 @@ if gluon is not None:
         @gluon.jit
         def _consumer(p, WG: gl.constexpr):
             """One warpgroup: weight rows [WG * 64, WG * 64 + 64) of every tile, all BLOCK_M activation rows.
-            Per step: its weights unpacked into registers, wgmma against the activation tile, the int32 partial
-            sums scaled by the rows' group scales into the fp32 accumulator — right after the step's own wgmma,
-            or (LAG) under the next one's; a slot is released once its scale rows are read."""
+            Per step: its weights unpacked into registers, wgmma against the activation tile into int32 partial
+            sums; per group (SPG steps: 1, or 2 for groups of 256 with two steps per slot) the sums scaled by
+            the rows' group scales (read while the group's last wgmma runs) into the fp32 accumulator — right
+            after that wgmma, or (LAG, one step a slot) under the next one's; per channel (SPG = 0) one int32
+            sum over all of K, scaled once. A slot is released once its scale rows are read."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
@@ -211,16 +233,35 @@ if gluon is not None:
                     acc = _scale_rows(p, acc, part, last * p.KSUB + p.KSUB - 1, WG)
                     mbarrier.arrive(p.empty.index(last), count=1)
                 else:
-                    for _st in range(0, p.Kp // _SUB // p.KSUB):
+                    s = gl.zeros([_ROWS], gl.float32, gl.SliceLayout(1, mma))  # (per channel: the one scale row)
+                    a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
+                    for st in range(0, p.Kp // _SUB // p.KSUB):
                         slot = it % STAGES
                         mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                        a = _weights(p, slot * p.KSUB, WG, a_l)
                         for u in gl.static_range(p.KSUB):
                             j = slot * p.KSUB + u
-                            d = _mma_step(p, j, WG, part)
+                            if p.SPG == 0:
+                                use_acc = st * p.KSUB + u > 0
+                                last = u == p.KSUB - 1
+                            else:
+                                use_acc = u % p.SPG != 0
+                                last = (u + 1) % p.SPG == 0
+                            if p.PF or u == 0:  # (PF: this step's weights were unpacked under the previous wgmma)
+                                d = _mma_with(p, a, j, part, use_acc)
+                            else:
+                                d = _mma_step(p, j, WG, part, use_acc)
+                            if p.PF and u + 1 < p.KSUB:  # the next step's weights while this wgmma runs
+                                a = _weights(p, j + 1, WG, a_l)
+                            if last:  # the group's scales, read while its last wgmma runs
+                                s = _row_scales(p, j, WG, s)
                             part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
-                            acc = _scale_rows(p, acc, part, j, WG)
+                            if p.SPG > 0 and last:
+                                acc = acc + _as_fp32(part, True) * s[:, None]
                         mbarrier.arrive(p.empty.index(slot), count=1)  # (after the scale row's loads, see gluon_prefill)
                         it += 1
+                    if p.SPG == 0:  # (sums up to 2^31: a plain conversion, not `_as_fp32`'s 2^22 range)
+                        acc = part.to(gl.float32) * s[:, None]
                 offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(1, mma))  # rows: output columns
                 offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma))  # columns: tokens
                 if p.SX_MODE == 1:
@@ -255,6 +296,8 @@ if gluon is not None:
             STAGES: gl.constexpr,
             KSUB: gl.constexpr,
             LAG: gl.constexpr,
+            SPG: gl.constexpr,  # K steps per group scaled at once (0: per channel, one int32 sum over K)
+            PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -269,7 +312,7 @@ if gluon is not None:
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
-                      stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG)
+                      stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF)
             gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -304,6 +347,10 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
     GPU's shared memory is smaller)."""
     m, kp = a.shape
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
+    # K steps whose int32 sums are added before one scaling: a whole group where a slot's steps cover it
+    # exactly (exact integer group sums, as the reference), all of K per channel, else every step
+    g_steps = min(group_size, kp) // SUB
+    spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     per_stage = ksub * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
@@ -328,7 +375,9 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
         GROUP_M=group_m,
         STAGES=stages,
         KSUB=ksub,
-        LAG=LAG_SCALING and ksub == 1,  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
+        LAG=LAG_SCALING and ksub == 1 and spg == 1,  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
+        SPG=spg,
+        PF=PREFETCH_WEIGHTS and ksub > 1 and not LAG_SCALING,
         CONSUMER_REGS=232,
         num_warps=4,
         maxnreg=168,
