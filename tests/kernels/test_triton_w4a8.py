@@ -435,11 +435,14 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     swapped = []
     swap_gemm = gluon_swap.swap_gemm
     monkeypatch.setattr(gluon_swap, "swap_gemm", lambda *args, **kw: swapped.append(1) or swap_gemm(*args, **kw))
+    plans, plan = [], gluon_swap.plan
+    monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
     monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 128 * 1024)  # 32 columns of K = 4096: many chunks
     cases = ((1000, 1024, 4096, 128, True, torch.float16), (257, 262, 4096, 64, False, torch.bfloat16),
              (130, 384, 200, -1, True, torch.float16), (2048, 256, 1024, 256, False, torch.float16),
              (3, 256, 512, 128, True, torch.bfloat16), (300, 256, 384, 128, True, torch.float16),
-             (1100, 512, 4096, -1, True, torch.float16), (300, 200, 512, 256, True, torch.float16))
+             (1100, 512, 4096, -1, True, torch.float16), (300, 200, 512, 256, True, torch.float16),
+             (300, 256, 384, -1, True, torch.float16), (77, 256, 128, -1, True, torch.float16))
     # the warp-specialized kernel: with the weights unpacked inside it (symmetric, int8) and after the pass
     monkeypatch.setattr(gluon_prefill, "FUSED_UNPACK", True)
     monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 3)  # persistent CTAs walk several tiles
@@ -450,7 +453,8 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     else:
         names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS")  # (and one int32 sum per group / channel)
         modes = [dict(zip(names, f)) for f in ((1, False, False, False), (1, True, False, False), (2, False, False, False),
-                                               (2, False, True, True))] if cfg.swap else [{}]
+                                               (2, False, True, True), (2, False, False, True), (1, False, False, True))
+                 ] if cfg.swap else [{}]
     module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
         for name, value in mode.items():
@@ -464,7 +468,9 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
         r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
                                            group_size=gs, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
         assert rel(y, r) < max(tol, 3e-3), (m, n, k, g, "fp8")
-    assert bool(swapped) == cfg.swap  # the swap kernel served its eligible cases (int8, symmetric, g128 / per-channel)
+    assert bool(swapped) == cfg.swap  # the swap kernel served its eligible cases (int8, symmetric, g128 / 256 / per-channel)
+    if cfg.swap:  # and ran every schedule: scaled per step / per group of 256 / once per channel, with and without PF
+        assert {(p["SPG"], p["PF"]) for p in plans} >= {(1, False), (1, True), (2, True), (2, False), (0, True), (0, False)}
 
 
 @pytest.mark.gpu
@@ -684,6 +690,21 @@ def test_swap_kernel_scope():
     assert not gluon_swap.supported(True, q, torch.zeros(256, 4, dtype=torch.uint8), 512, 128)  # zero points
     assert not gluon_swap.supported(False, q, None, 512, 128)  # fp8 (or float) activations
     assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 320)  # K not a multiple of 128
+    # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
+    # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
+    assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": False}
+    assert gluon_swap.plan(384, 128)["KSUB"] == 1 and gluon_swap.plan(128, 128)["KSUB"] == 1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gluon_swap, "GROUP_SUMS", True)
+        assert [gluon_swap.plan(kp, g)["SPG"] for kp, g in ((4096, 128), (4096, 256), (4096, 4096), (384, 384), (128, 128),
+                                                            (768, 384), (1024, 512))] == [1, 2, 0, 0, 0, 1, 1]
+        mp.setattr(gluon_swap, "K_PER_SLOT", 1)
+        assert gluon_swap.plan(4096, 256)["SPG"] == 1  # a group of two steps over two slots: scaled per step
+        mp.setattr(gluon_swap, "LAG_SCALING", True)
+        mp.setattr(gluon_swap, "PREFETCH_WEIGHTS", True)
+        assert gluon_swap.plan(4096, 128) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False}
+        mp.setattr(gluon_swap, "K_PER_SLOT", 2)
+        assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True}
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold
     assert not triton_prefill.direct(torch.zeros(1), True, q, None, 512, 128)
 

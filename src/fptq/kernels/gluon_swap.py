@@ -296,7 +296,7 @@ if gluon is not None:
             STAGES: gl.constexpr,
             KSUB: gl.constexpr,
             LAG: gl.constexpr,
-            SPG: gl.constexpr,  # K steps per group scaled at once (0: per channel, one int32 sum over K)
+            SPG: gl.constexpr,  # K steps per group scaled at once, dividing KSUB (0: per channel, one int32 sum over K)
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
@@ -339,6 +339,20 @@ def supported(int8: bool, qweight: torch.Tensor, zeros, k: int, group_size: int)
     )
 
 
+def plan(kp: int, group_size: int) -> dict:
+    """The kernel's schedule constants for a (M, kp) activation buffer and `group_size` (a multiple of 128,
+    or >= kp per channel), from the module settings: KSUB K steps a slot (K_PER_SLOT where the step count
+    divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
+    exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG and PF."""
+    ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
+    g_steps = min(group_size, kp) // SUB
+    spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
+    # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
+    assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
+    lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1}
+
+
 def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int) -> None:
     """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`), by `_swap_kernel`. `a`: the (M, K) int8 activation buffer of
@@ -346,12 +360,8 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
     `gluon_prefill.scale_rows(scales, torch.float32)`; `max_stages`: ring slots at most (fewer where the
     GPU's shared memory is smaller)."""
     m, kp = a.shape
-    ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
-    # K steps whose int32 sums are added before one scaling: a whole group where a slot's steps cover it
-    # exactly (exact integer group sums, as the reference), all of K per channel, else every step
-    g_steps = min(group_size, kp) // SUB
-    spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
-    per_stage = ksub * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
+    sched = plan(kp, group_size)
+    per_stage = sched["KSUB"] * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
     x_desc = tma_desc(a, (block_m, SUB), gl.int8)
@@ -374,10 +384,7 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
         HAS_BIAS=bias is not None,
         GROUP_M=group_m,
         STAGES=stages,
-        KSUB=ksub,
-        LAG=LAG_SCALING and ksub == 1 and spg == 1,  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
-        SPG=spg,
-        PF=PREFETCH_WEIGHTS and ksub > 1 and not LAG_SCALING,
+        **sched,
         CONSUMER_REGS=232,
         num_warps=4,
         maxnreg=168,
