@@ -300,9 +300,9 @@ PY
     ;;
   session10a)  # next session's first call: the swap kernel's session-9 offline changes (scale rows read under the
     # wgmma, PREFETCH_WEIGHTS, GROUP_SUMS): its GPU tests, the 256-row dispatch, kernel / op probe, per channel
-    timeout 260 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) or gpu_large" \
+    timeout 320 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) or gpu_large" \
         -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
-    timeout 150 python3 benchmarks/probe_prefill.py --ms 2048,4096 --variants ws128x128s6uk2,sw128s6k2,sw128s6k2p 2>&1 \
+    timeout 140 python3 benchmarks/probe_prefill.py --ms 2048,4096 --variants ws128x128s6uk2,sw128s6k2,sw128s6k2p 2>&1 \
         | tee "$OUT/probe.txt"
     timeout 100 python3 benchmarks/probe_prefill.py --ms 2048 --group -1 --variants ws128x128s6uk2,sw128s6k2,sw128s6k2g 2>&1 \
         | tee "$OUT/probe_per_channel.txt"

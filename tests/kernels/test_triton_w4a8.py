@@ -464,6 +464,8 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         check_int8_modes(x, layer, gs, cfg, tol, (m, n, k, g))
+        if cfg.swap and mode is not modes[0]:  # (fp8 takes the ws kernel: the swap settings do not reach it)
+            continue
         y = tw.w4a8_fp8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg)
         r = ref_mod.quant_linear_reference(x.double().cpu(), *(t if t is None else t.cpu() for t in layer[:3]),
                                            group_size=gs, act_mode="dynamic_fp8", bias=layer[3].double().cpu())
