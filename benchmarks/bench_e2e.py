@@ -317,9 +317,9 @@ def main() -> None:
             tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 3, split_k=8))  # the session-5 default
         if "ws" in opts:  # the warp-specialized kernel after an unpack pass instead of `gluon_swap` (packed
             # weights as wgmma's register operand, the default since run 79)
-            from fptq.kernels.triton_prefill import PrefillConfig
+            from fptq.kernels.triton_prefill import WS_CONFIG
 
-            tw.PREFILL_CONFIGS = [(1 << 62, PrefillConfig(128, 128, 4, 6, ws=True))]
+            tw.PREFILL_CONFIGS = [(1 << 62, WS_CONFIG)]
         if "tritonprefill" in opts:  # the unpacked path's Triton GEMM instead of the warp-specialized Gluon one
             from fptq.kernels.triton_prefill import PrefillConfig
 

@@ -35,7 +35,7 @@ try:
 
     from fptq.kernels import gluon_prefill
     from fptq.kernels.gluon_prefill import _tile, scale_desc, tma_desc
-    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _shared_memory
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _epilogue, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
@@ -160,17 +160,16 @@ if gluon is not None:
             return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, block_m, 32])
 
         @gluon.jit
-        def _row_scales(p, j, WG: gl.constexpr, like):
-            """This warpgroup's 64 group scales of the K step in buffer `j`, straight into the accumulator's row
-            layout (that of `like`, 64 values: a 1-D view of the row)."""
+        def _row_scales(p, j, WG: gl.constexpr, acc):
+            """This warpgroup's 64 group scales of the K step in buffer `j`, straight into the row layout of the
+            accumulator `acc` (a 1-D view of the row)."""
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
-            return p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(like.type.layout)
+            return p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(gl.SliceLayout(1, acc.type.layout))
 
         @gluon.jit
         def _scale_rows(p, acc, part, j, WG: gl.constexpr):
             """acc + the int32 partial sums of the K step in buffer `j` times this warpgroup's group scales."""
-            s = _row_scales(p, j, WG, gl.zeros([_ROWS], gl.float32, gl.SliceLayout(1, acc.type.layout)))
-            return acc + _as_fp32(part, True) * s[:, None]
+            return acc + _as_fp32(part, True) * _row_scales(p, j, WG, acc)[:, None]
 
         @gluon.jit
         def _mma_step(p, j, WG: gl.constexpr, part, use_acc):
@@ -247,14 +246,13 @@ if gluon is not None:
                             else:
                                 use_acc = u % p.SPG != 0
                                 last = (u + 1) % p.SPG == 0
-                            if p.PF or u == 0:  # (PF: this step's weights were unpacked under the previous wgmma)
-                                d = _mma_with(p, a, j, part, use_acc)
-                            else:
-                                d = _mma_step(p, j, WG, part, use_acc)
+                            if u > 0 and not p.PF:  # (PF: this step's weights were unpacked under the previous wgmma)
+                                a = _weights(p, j, WG, a_l)
+                            d = _mma_with(p, a, j, part, use_acc)
                             if p.PF and u + 1 < p.KSUB:  # the next step's weights while this wgmma runs
                                 a = _weights(p, j + 1, WG, a_l)
                             if last:  # the group's scales, read while its last wgmma runs
-                                s = _row_scales(p, j, WG, s)
+                                s = _row_scales(p, j, WG, acc)
                             part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                             if p.SPG > 0 and last:
                                 acc = acc + _as_fp32(part, True) * s[:, None]
@@ -262,16 +260,11 @@ if gluon is not None:
                         it += 1
                     if p.SPG == 0:  # (sums up to 2^31: a plain conversion, not `_as_fp32`'s 2^22 range)
                         acc = part.to(gl.float32) * s[:, None]
-                offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(1, mma))  # rows: output columns
-                offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma))  # columns: tokens
-                if p.SX_MODE == 1:
-                    acc = acc * gl.load(p.sx_ptr).to(gl.float32)
-                elif p.SX_MODE == 2:
-                    acc = acc * gl.load(p.sx_ptr + offs_m, mask=offs_m < p.M, other=0.0).to(gl.float32)[None, :]
-                if p.HAS_BIAS:
-                    acc = acc + gl.load(p.bias_ptr + offs_n, mask=offs_n < p.N, other=0.0).to(gl.float32)[:, None]
-                out = p.out_ptr + offs_m.to(gl.int64)[None, :] * p.stride_om + offs_n[:, None]
-                gl.store(out, acc.to(p.out_ptr.dtype.element_ty), mask=(offs_n < p.N)[:, None] & (offs_m < p.M)[None, :])
+                # the (tokens, output columns) tile: the accumulator transposed (a relabelling of its registers)
+                out_t = acc.permute((1, 0))
+                offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out_t.type.layout))
+                offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(0, out_t.type.layout))
+                _epilogue(out_t, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
 
         @gluon.jit
         def _consumer1(p):
