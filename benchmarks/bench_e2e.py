@@ -64,6 +64,15 @@ def kernel_table(replay, log, title, rows=25):
     log(prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows, max_name_column_width=70))
 
 
+def rewind(cache, length):
+    """Put a static KV cache back at `length` tokens. transformers 5's StaticCache writes each step at its own
+    per-layer counter (`cumulative_length`, advanced in place), not at `cache_position`: without this every
+    repeated decode step attends one more token than the last, and two runs of "the same" step differ."""
+    for layer in getattr(cache, "layers", ()):
+        if torch.is_tensor(getattr(layer, "cumulative_length", None)):
+            layer.cumulative_length.fill_(length)
+
+
 def decode_latency(model, batch, cache_len, context, log, compile_mode=None, profile_title=None):
     from transformers import StaticCache
 
@@ -91,10 +100,14 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None, pro
                 step()
         torch.cuda.current_stream().wait_stream(s)
         torch.cuda.synchronize()
-        if compile_mode:
+        if compile_mode:  # the compiled step against eager from the same cache state (and eager against itself)
+            rewind(cache, context)
             got = step().float()
+            rewind(cache, context)
             ref = model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits.float()
+            rewind(cache, context)
             ref2 = model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits.float()
+            rewind(cache, context)
             diff = ((got - ref).norm() / ref.norm()).item()
             self_diff = ((ref2 - ref).norm() / ref.norm()).item()
             log(

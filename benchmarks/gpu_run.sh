@@ -307,10 +307,16 @@ PY
     timeout 100 python3 benchmarks/probe_prefill.py --ms 2048 --group -1 --variants ws128x128s6uk2,sw128s6k2,sw128s6k2g 2>&1 \
         | tee "$OUT/probe_per_channel.txt"
     ;;
-  session10b)  # then: every other GPU test, the GEMM table at medium M (the 256-row swap threshold)
+  session10b)  # run 83 (PREFETCH_WEIGHTS / GROUP_SUMS on): every other GPU test, the GEMM table (the M but 4 / 64 / 8192)
     timeout 330 python3 -m pytest -q -m gpu tests/kernels tests/test_shared_input.py -k "not (prefill_wgmma and (cfg5 or cfg6))" \
         -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
-    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 128,256,512,4096
+    timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,16,256,1024,4096
+    ;;
+  session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
+    mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
+        --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1
+    timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused"
     ;;
   all)
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --sweep --extra "${@:2}"

@@ -694,9 +694,13 @@ def test_swap_kernel_scope():
     assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 320)  # K not a multiple of 128
     # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
     # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
-    assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": False}
+    assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True}
+    assert gluon_swap.plan(4096, 256)["SPG"] == 2 and gluon_swap.plan(4096, 4096)["SPG"] == 0
     assert gluon_swap.plan(384, 128)["KSUB"] == 1 and gluon_swap.plan(128, 128)["KSUB"] == 1
+    assert not gluon_swap.plan(384, 128)["PF"]  # (one step a slot: nothing to prefetch)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gluon_swap, "GROUP_SUMS", False)
+        assert gluon_swap.plan(4096, 256)["SPG"] == 1 and gluon_swap.plan(4096, 4096)["SPG"] == 1
         mp.setattr(gluon_swap, "GROUP_SUMS", True)
         assert [gluon_swap.plan(kp, g)["SPG"] for kp, g in ((4096, 128), (4096, 256), (4096, 4096), (384, 384), (128, 128),
                                                             (768, 384), (1024, 512))] == [1, 2, 0, 0, 0, 1, 1]

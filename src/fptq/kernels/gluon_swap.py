@@ -9,12 +9,16 @@ of `triton_prefill`) and relabels them — a join / permute / reshape that moves
 dot-operand layout of an int8 wgmma whose B operand is the activation tile. The relabelling puts each
 128-column step in the order of the kernels' activation buffer (even columns, then odd), so the buffer of
 `quantize_activation_triton` is used as it is. The group scales run along the accumulator's rows: two per
-thread and step instead of 32. Two K steps per ring slot (`K_PER_SLOT`); each step's scaling runs under the
-other warpgroup's wgmma (scaling it under the same warpgroup's next wgmma, `LAG_SCALING`, gained nothing).
+thread and step instead of 32. Two K steps per ring slot (`K_PER_SLOT`); the second step's weights are
+unpacked while the first step's wgmma runs, so the first step's scaling runs under the second's wgmma
+(`PREFETCH_WEIGHTS`); groups of 256 are scaled once (the wgmma adds the second step into the first's int32
+sums) and per-channel weights once per tile (one int32 sum over K; `GROUP_SUMS`). Scaling each step under the
+same warpgroup's next wgmma across slots (`LAG_SCALING`, one step a slot) gained nothing.
 
-Measured (H100, runs 78-79 of benchmarks/GPU_NOTES.md): the kernel alone within -5 ... +4 % of the
-warp-specialized `gluon_prefill` kernel, the op (without its unpack pass) 2-13 % faster at M = 2048-4096,
-a compiled 2048-token LLaMA-2-7B-shaped prefill 51.9 -> 49.8 ms. It is the installed prefill kernel for the
+Measured (H100, runs 78-79 and 82 of benchmarks/GPU_NOTES.md): the kernel alone within -5 ... +4 % of the
+warp-specialized `gluon_prefill` kernel (run 78; with PREFETCH_WEIGHTS, run 82: -5 ... +2 % at groups of 128,
+per channel with GROUP_SUMS 7-25 % faster than it), the op (without its unpack pass) 2-13 % faster at
+M = 2048-4096, a compiled 2048-token LLaMA-2-7B-shaped prefill 51.9 -> 49.8 ms (run 79). It is the installed prefill kernel for the
 layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (1024 for K > 16384; run 81).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
@@ -45,11 +49,11 @@ LAG_SCALING = False  # each step's scaling under the next step's wgmma (else rig
 # one K step a slot only)
 K_PER_SLOT = 2  # K steps per ring slot where the step count is even (run 78: 5-15 % faster than one)
 # One scaling per group of 256 (two steps a slot) and one int32 sum over K per channel, instead of a scaling
-# per 128-column step. Off until run on a GPU (written offline in session 9; the GPU test covers both).
-GROUP_SUMS = False
+# per 128-column step (run 82: per channel the kernel takes 23-25 % less time at M = 2048).
+GROUP_SUMS = True
 # A slot's second K step's weights loaded and unpacked while the first step's wgmma runs (ptxas otherwise
-# places them after its wait). Off until timed on a GPU (written offline in session 9).
-PREFETCH_WEIGHTS = False
+# places them after its wait; run 82: groups of 128, kernel 1-10 % faster, 7 of 8 shape / M pairs).
+PREFETCH_WEIGHTS = True
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
