@@ -20,6 +20,7 @@ import time
 os.environ.pop("TRITON_INTERPRET", None)
 
 import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
@@ -97,6 +98,7 @@ def _desc(dtype: str, block: list) -> str:
 
 
 QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
+QUANT_WORDS_TYPES = dict(QUANT_TYPES, x_ptr="*i32")
 
 
 def variants(prefill_candidates=False, decode_variants=False):
@@ -265,14 +267,21 @@ def variants(prefill_candidates=False, decode_variants=False):
             chunks = 32 if one_pass else 8
             parts = tw._quant_parts(1 if pdl else 4096, chunks, 128, one_pass, 4096 if one_pass else 28672)
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts,
-                         FMA_DIV=tw.QUANT_FMA_DIV)
-            yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel, QUANT_TYPES, const, 4, 1, {})
+                         FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True)
+            # fp32 activations: two strided loads of the elements (or a trailing pair dimension in one pass)
+            yield (f"act-quant fp32 one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel,
+                   dict(QUANT_TYPES, x_ptr="*fp32"), const, 4, 1, {})
+            # 2-byte activations as int32 words (`_load_pairs`), K a multiple of 128 or not
+            const = dict(const, WORDS=tw.QUANT_WORDS)
+            for even in (True, False) if not pdl else (True,):
+                yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts} even={even}", tw._act_quant_kernel,
+                       QUANT_WORDS_TYPES, dict(const, EVEN=even), 4, 1, {})
             if pdl:  # the other buffer modes: static int8, float copy, fp8
                 for mode, out in ((tw._Q_STATIC, "*i8"), (tw._Q_COPY, "*fp16"), (tw._Q_FP8, "*fp8e4nv")):
                     yield (
                         f"act-quant mode={mode} one_pass={one_pass} parts={parts}",
                         tw._act_quant_kernel,
-                        dict(QUANT_TYPES, out_ptr=out),
+                        dict(QUANT_WORDS_TYPES, out_ptr=out),
                         dict(const, MODE=mode),
                         4,
                         1,

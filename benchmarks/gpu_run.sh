@@ -312,6 +312,14 @@ PY
         -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
     timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,16,256,1024,4096
     ;;
+  session10d)  # run 85: the quantization kernel reading 2-byte rows as int32 words (QUANT_WORDS): exactness, speed
+    # alone (words vs element loads), GEMM-table ops, eager e2e prefill
+    timeout 170 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "exact or in_the_graph or gpu_large or pdl_decode" \
+        -p no:warnings 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 130 python3 benchmarks/probe_quant_large.py --words 2>&1 | tee "$OUT/quant.txt"
+    timeout 90 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,1024,4096
+    timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --variants "w4a8-dynamic+fused"
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1

@@ -1,9 +1,10 @@
-"""Runs 62 / 72: the activation-quantization kernel alone at prefill sizes (M = 2048 / 4096 rows, CUDA graphs)
-by warps per program and one-pass limit (a row held in registers is padded to a power of two of
-128-column chunks: K = 11008 becomes 16384); `--fma`: with the fma-corrected division (`QUANT_FMA_DIV`,
-run 72) and one row with `div.rn`.
+"""Runs 62 / 72 / 85: the activation-quantization kernel alone at prefill sizes (M = 2048 / 4096 rows, CUDA
+graphs) by warps per program and one-pass limit (a row held in registers is padded to a power of two of
+128-column chunks: K = 11008 becomes 16384); `--fma`: with the fma-corrected division (`QUANT_FMA_DIV`, run
+72) and one row with `div.rn`; `--words`: fp16 rows read as int32 words of an even / odd pair
+(`QUANT_WORDS`, run 85) against element loads, at both one-pass limits and 4 / 8 warps, K up to 28672.
 
-    PYTHONPATH=src python3 benchmarks/probe_quant_large.py [--fma]
+    PYTHONPATH=src python3 benchmarks/probe_quant_large.py [--fma | --words]
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 def main() -> None:
     print("GPU", torch.cuda.get_device_name(), flush=True)
-    defaults = tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV
-    settings = [(w, op, True) for w, op in ((None, 16384), (4, 16384), (8, 16384), (None, 4096), (4, 4096), (8, 4096))]
-    settings += [(None, 16384, False)]  # run 62's default: div.rn per element
-    for warps, one_pass, fma in settings if "--fma" in sys.argv else [(w, op, False) for w, op, _ in settings]:
-        tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV = warps, one_pass, fma
-        row = {f"M={m} K={k}": quant_only(m, k) for m, k in ((4096, 4096), (4096, 11008), (2048, 4096), (2048, 11008))}
-        print(f"warps {warps} one-pass <= {one_pass} fma-div {fma}: " + "; ".join(f"{key} {us:.1f}us" for key, us in row.items()),
-              flush=True)
-    tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV = defaults
+    defaults = tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV, tw.QUANT_WORDS
+    shapes = ((4096, 4096), (4096, 11008), (2048, 4096), (2048, 11008))
+    if "--words" in sys.argv:
+        shapes += ((2048, 28672), (1, 4096), (1, 11008), (16, 4096))  # (and decode sizes: several programs a row)
+        settings = [(None, 16384, True, w) for w in (False, True)]  # element loads first, then words (the default)
+        settings += [(w, op, True, True) for w, op in ((4, 16384), (8, 16384), (None, 4096), (8, 4096))]
+    else:
+        settings = [(w, op, True, False) for w, op in ((None, 16384), (4, 16384), (8, 16384), (None, 4096), (4, 4096), (8, 4096))]
+        settings += [(None, 16384, False, False)]  # run 62's default: div.rn per element
+        if "--fma" not in sys.argv:
+            settings = [(w, op, False, False) for w, op, _, _ in settings]
+    for warps, one_pass, fma, words in settings:
+        tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV, tw.QUANT_WORDS = warps, one_pass, fma, words
+        row = {f"M={m} K={k}": quant_only(m, k) for m, k in shapes}
+        print(f"warps {warps} one-pass <= {one_pass} fma-div {fma} words {words}: "
+              + "; ".join(f"{key} {us:.1f}us" for key, us in row.items()), flush=True)
+    tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV, tw.QUANT_WORDS = defaults
 
 
 if __name__ == "__main__":

@@ -242,13 +242,27 @@ def test_fp32_and_3d_inputs():
     assert rel(y, ref) < 1e-5
 
 
+def _strided_x(m, k, dtype, how):
+    """(m, k) activations as a view: 'odd' row stride (k + 1), or 'offset' by one element (rows not 4-byte
+    aligned) — both read element by element, not as int32 words of two."""
+    if how == "odd":
+        return make_x(m, k + 1, dtype)[:, :k]
+    return make_x(m + 1, k + 2, dtype).reshape(-1)[1 : 1 + m * (k + 2)].view(m, k + 2)[:, :k]
+
+
 @pytest.mark.parametrize("one_pass_max_k", [tw.ONE_PASS_MAX_K, 128])  # one register-held pass / chunked passes
 @pytest.mark.parametrize("part_cols", [1024, 128, 0])  # rows split over programs of ~this many columns / not
-def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_cols):
+@pytest.mark.parametrize("words", [True, False])  # 2-byte activations read as int32 words of a pair / elements
+def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_cols, words):
     monkeypatch.setattr(tw, "ONE_PASS_MAX_K", one_pass_max_k)
     monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
-    for m, k in ((7, 600), (7, 3000), (1, 3000), (2, 2200)):  # M = 1: up to 16 programs per row
-        x = make_x(m, k)
+    monkeypatch.setattr(tw, "QUANT_WORDS", words)
+    cases = [(make_x(m, k), m, k) for m, k in ((7, 600), (7, 3000), (1, 3000), (2, 2200))]  # M = 1: up to 16 programs
+    if words:  # bf16 words, K a multiple of 128 (a mask per chunk), and views that are not read as words
+        cases += [(make_x(3, 1024, torch.bfloat16), 3, 1024), (make_x(2, 640), 2, 640)]
+        cases += [(_strided_x(3, 384, torch.float16, how), 3, 384) for how in ("odd", "offset")]
+        assert cases[-2][0].stride(0) % 2 == 1 and cases[-1][0].data_ptr() % 4 == 2
+    for x, m, k in cases:
         for mode in ("dynamic", "static", "none"):
             s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
             buf, sx = tw.quantize_activation_triton(x, 128, mode, s)

@@ -211,6 +211,27 @@ if triton is not None:
         return q  # (one return: Triton checks every return's type, reachable or not)
 
     @triton.jit
+    def _load_pairs(x_row, k0, cq, jj, K, SUB: tl.constexpr, WORDS: tl.constexpr, XT: tl.constexpr, EVEN: tl.constexpr):
+        """The even and odd columns `k0 + c * SUB + 2 j (+ 1)` of a row (zero past K), each (C, SUB / 2). WORDS:
+        `x_row` points at the row as int32 words (two 2-byte activations each, `XT`): one contiguous, vectorized
+        load split by bit operations in the registers that hold it (no layout change before the stores; loading
+        the pairs as a trailing dimension of 2 gave each lane one word 256 bytes from its neighbour's and a
+        shared-memory round trip, run 71's L1-bound kernel). Else two strided loads of the elements."""
+        if WORDS:
+            w_idx = k0 // 2 + cq[:, None] * (SUB // 2) + jj[None, :]
+            if EVEN:  # (K a multiple of SUB: a mask per chunk, constant along its words, so the loads vectorize)
+                w = tl.load(x_row + w_idx, mask=(k0 + cq * SUB < K)[:, None], other=0)
+            else:
+                w = tl.load(x_row + w_idx, mask=2 * w_idx < K, other=0)
+            xe = w.to(tl.int16).to(XT, bitcast=True)
+            xo = (w >> 16).to(tl.int16).to(XT, bitcast=True)
+        else:
+            src = k0 + cq[:, None] * SUB + 2 * jj[None, :]
+            xe = tl.load(x_row + src, mask=src < K, other=0.0)
+            xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0)
+        return xe, xo
+
+    @triton.jit
     def _act_quant_kernel(
         # pointers
         x_ptr,  # (M, K) float, row stride stride_xm
@@ -232,6 +253,9 @@ if triton is not None:
         ZERO: tl.constexpr,
         PARTS: tl.constexpr = 1,  # programs per row (grid axis 1): each finds the row's scale, quantizes a part
         FMA_DIV: tl.constexpr = False,  # divide by the row's reciprocal and fma corrections (GPU; `_quotient`)
+        WORDS: tl.constexpr = False,  # x_ptr: the rows as int32 words of two XT activations (`_load_pairs`)
+        XT: tl.constexpr = tl.float16,  # (WORDS) the activations' 2-byte type
+        EVEN: tl.constexpr = False,  # K is a multiple of SUB
     ):
         row = tl.program_id(0).to(tl.int64)
         part = tl.program_id(1)
@@ -246,12 +270,17 @@ if triton is not None:
         jj = tl.arange(0, SUB // 2)
         x_row = x_ptr + row * stride_xm
         o_row = out_ptr + row * Kp
+        if WORDS:
+            x_row = x_ptr + row * (stride_xm // 2)
         if ONE_PASS:
             # the whole row in one tile: one contiguous (vectorized) load, split into the even and
             # odd columns in registers, absmax, quantize, store (no second read of the row)
-            tt1 = tl.arange(0, 2)
-            src1 = cc[:, None, None] * SUB + 2 * jj[None, :, None] + tt1[None, None, :]
-            xe1, xo1 = tl.split(tl.load(x_row + src1, mask=src1 < K, other=0.0))
+            if WORDS:
+                xe1, xo1 = _load_pairs(x_row, 0, cc, jj, K, SUB, WORDS, XT, EVEN)
+            else:
+                tt1 = tl.arange(0, 2)
+                src1 = cc[:, None, None] * SUB + 2 * jj[None, :, None] + tt1[None, None, :]
+                xe1, xo1 = tl.split(tl.load(x_row + src1, mask=src1 < K, other=0.0))
             xe1 = xe1.to(tl.float32)
             xo1 = xo1.to(tl.float32)
             if MODE == 1 or MODE == 3:
@@ -270,10 +299,8 @@ if triton is not None:
             if MODE == 1 or MODE == 3:
                 amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
                 for k0 in range(0, Kp, CHUNKS * SUB):
-                    src = k0 + cc[:, None] * SUB + 2 * jj[None, :]  # even columns of each chunk
-                    xe = tl.load(x_row + src, mask=src < K, other=0.0).to(tl.float32)
-                    xo = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0).to(tl.float32)
-                    amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
+                    xe, xo = _load_pairs(x_row, k0, cc, jj, K, SUB, WORDS, XT, EVEN)
+                    amax = tl.maximum(amax, tl.maximum(tl.abs(xe.to(tl.float32)), tl.abs(xo.to(tl.float32))))
                 s = _row_scale(_row_max(_row_max(amax, 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
                 s = tl.load(scale_ptr).to(tl.float32)
@@ -291,11 +318,9 @@ if triton is not None:
             cq = tl.arange(0, QC)
             r = tl.math.div_rn(1.0, s)
             for k0 in range(part * QC * SUB, Kp, PARTS * QC * SUB):
-                src = k0 + cq[:, None] * SUB + 2 * jj[None, :]
                 dst = k0 + cq[:, None] * SUB + jj[None, :]  # even half of the chunk; odd half + SUB/2
                 keep = dst < Kp
-                xe2 = tl.load(x_row + src, mask=src < K, other=0.0)
-                xo2 = tl.load(x_row + src + 1, mask=src + 1 < K, other=0.0)
+                xe2, xo2 = _load_pairs(x_row, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
                 tl.store(o_row + dst, _codes(xe2, s, r, MODE, out_ptr.dtype.element_ty, FMA_DIV), mask=keep)
                 tl.store(o_row + dst + SUB // 2, _codes(xo2, s, r, MODE, out_ptr.dtype.element_ty, FMA_DIV), mask=keep)
 
@@ -632,6 +657,9 @@ QUANT_PART_COLS = 1024
 QUANT_MAX_PROGRAMS = 16
 # On the GPU, divide by the row's reciprocal with fma corrections instead of `div.rn` (`_quotient`; same codes).
 QUANT_FMA_DIV = True
+# 2-byte activations read as int32 words of an even / odd column pair (`_load_pairs`; else two strided loads,
+# or a trailing pair dimension for a row held in registers).
+QUANT_WORDS = True
 
 
 def _quant_parts(m: int, chunks: int, sub: int, one_pass: bool, kp: int) -> int:
@@ -678,9 +706,11 @@ def quantize_activation_triton(
     parts = _quant_parts(m, chunks, sub, one_pass, kp)
     # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
     launched = triton.cdiv(kp, chunks // parts * sub) if one_pass else parts
+    words = (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(1) == 1 and x2.stride(0) % 2 == 0
+             and x2.data_ptr() % 4 == 0)
     if m:
         _act_quant_kernel[(m, launched)](
-            x2,
+            x2.view(torch.int32) if words else x2,
             out,
             sx if sx is not None else out,
             act_scale if mode == _Q_STATIC else out,
@@ -697,6 +727,9 @@ def quantize_activation_triton(
             ZERO=counters is not None,
             PARTS=parts,
             FMA_DIV=x2.is_cuda and QUANT_FMA_DIV,
+            WORDS=words,
+            EVEN=k % sub == 0,
+            XT=tl.bfloat16 if x2.dtype == torch.bfloat16 else tl.float16,
             num_warps=QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4),
         )
     return out, sx
