@@ -257,12 +257,12 @@ def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_
     monkeypatch.setattr(tw, "ONE_PASS_MAX_K", one_pass_max_k)
     monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
     monkeypatch.setattr(tw, "QUANT_WORDS", words)
-    cases = [(make_x(m, k), m, k) for m, k in ((7, 600), (7, 3000), (1, 3000), (2, 2200))]  # M = 1: up to 16 programs
+    cases = [make_x(m, k) for m, k in ((7, 600), (7, 3000), (1, 3000), (2, 2200))]  # M = 1: up to 16 programs a row
     if words:  # bf16 words, K a multiple of 128 (a mask per chunk), and views that are not read as words
-        cases += [(make_x(3, 1024, torch.bfloat16), 3, 1024), (make_x(2, 640), 2, 640)]
-        cases += [(_strided_x(3, 384, torch.float16, how), 3, 384) for how in ("odd", "offset")]
-        assert cases[-2][0].stride(0) % 2 == 1 and cases[-1][0].data_ptr() % 4 == 2
-    for x, m, k in cases:
+        cases += [make_x(3, 1024, torch.bfloat16), make_x(2, 640)]
+        cases += [_strided_x(3, 384, torch.float16, how) for how in ("odd", "offset")]
+        assert cases[-2].stride(0) % 2 == 1 and cases[-1].data_ptr() % 4 == 2
+    for x in cases:
         for mode in ("dynamic", "static", "none"):
             s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
             buf, sx = tw.quantize_activation_triton(x, 128, mode, s)
