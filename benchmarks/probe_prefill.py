@@ -25,6 +25,7 @@ from fptq.packing import pack_int4  # noqa: E402
 
 SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B gate+up", 22016, 4096), ("7B down", 4096, 11008),
           ("70B gate/up", 28672, 8192)]
+LONG_K = [("70B down", 8192, 28672), ("13B down", 5120, 13824)]  # (`--long-k`: K > 16384 and a 13B one)
 
 
 _SETTINGS = {gp: ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING"),
@@ -121,11 +122,13 @@ def main() -> None:
     ap.add_argument("--variants", default="default,triton,ws128x128s6uk2,ws128x128s5k2")
     ap.add_argument("--no-kernel", action="store_true", help="time the whole op only")
     ap.add_argument("--group", type=int, default=128, help="weight group size (-1: per channel)")
+    ap.add_argument("--long-k", action="store_true", help="time the 70B down (K = 28672) and 13B down shapes instead")
     args = ap.parse_args()
+    shapes = LONG_K if args.long_k else SHAPES
     labels = args.variants.split(",")
     print("GPU", torch.cuda.get_device_name(), flush=True)
     # correctness of each variant against the Triton kernel on the same operands (both exact up to fp32 order)
-    for name, n, k in SHAPES[:1] + SHAPES[2:3]:
+    for name, n, k in shapes[:1] + shapes[2:3]:
         group = k if args.group == -1 else args.group
         a, b, scales, sx = operands(1000, n, k, group)
         ref = run_kernel(variant("triton"), a, b, scales, sx, torch.empty(1000, n, device="cuda", dtype=torch.float16), group)
@@ -137,7 +140,7 @@ def main() -> None:
             err = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
             print(f"check {label} {name}: rel diff vs triton {err:.2e}", flush=True)
     for m in map(int, args.ms.split(",")):
-        for name, n, k in SHAPES:
+        for name, n, k in shapes:
             group = k if args.group == -1 else args.group
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             kern = {} if args.no_kernel else {label: kernel_only(variant(label), m, n, k, label.endswith("f"), group)
