@@ -320,6 +320,13 @@ PY
     timeout 90 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,1024,4096
     timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT" --batches "" --variants "w4a8-dynamic+fused"
     ;;
+  session10e)  # run 88: the swap tile by rounds of tiles (`swap_tile`), the swap kernel from 256 rows at K > 16384
+    timeout 90 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "gpu_large" -p no:warnings 2>&1 | tail -3 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 70 python3 benchmarks/probe_prefill.py --ms 256 --variants default,sw64s8k2p,sw128s6k2p --no-kernel 2>&1 | tee "$OUT/probe.txt"
+    timeout 60 python3 benchmarks/probe_prefill.py --long-k --ms 256,512 --variants default,sw128s6k2p --no-kernel 2>&1 \
+        | tee "$OUT/probe_longk.txt"
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1

@@ -192,6 +192,16 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
     assert not tw._use_prefill(None, 20, 1 << 40, True)  # a K beyond every row: the last row's counts
 
 
+def test_swap_tile_takes_the_fewest_rounds_of_tiles():
+    """The installed swap config's token tile by (M, N) on 132 SMs: the choices runs 81 / 87 measured best."""
+    bm = {(m, n): tw.swap_tile(m, n, 132).block_m for m in (128, 256, 512, 1024, 4096) for n in (4096, 5120, 8192, 22016, 28672)}
+    assert bm[128, 4096] == bm[256, 4096] == 64  # narrow layers at few rows: 128 tiles of 64 tokens, one round
+    assert bm[256, 5120] == bm[256, 8192] == bm[256, 22016] == bm[256, 28672] == 128
+    assert all(b == 128 for (m, n), b in bm.items() if m >= 512)
+    assert tw.swap_tile(4096, 4096, 1 << 20).block_m == 64  # one round either way: the faster tile
+    assert tw._for_m(tw.PREFILL_CONFIGS, 256) is tw.SWAP_TILES[-1][1]  # (what the dispatch refines)
+
+
 @pytest.mark.parametrize("target", [0, 1, 10, 10_000])
 def test_decode_split_follows_the_program_target(monkeypatch, target):
     """`DECODE_TARGET_PROGRAMS` picks the split (1 .. the config's); results do not depend on it."""

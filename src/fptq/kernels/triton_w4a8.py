@@ -552,14 +552,31 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 # 51.9 -> 49.8 ms); the other Hopper cases take the warp-specialized Gluon kernel (`gluon_prefill`; run 54:
 # 1.2-1.36x faster than the Triton kernel at M = 4096, 1.09-1.17x cuBLAS fp16); elsewhere, and for W4A16,
 # `prefill_gemm` falls back to the Triton kernel's `PrefillConfig()`.
-# Without the unpack pass (`triton_prefill.direct`) the swap kernel pays from 256 rows on (K <= 16384; run 81, ops at M = 256
-# against the tiled kernel: 7B q/k/v/o 31.9 -> 25.0 µs, gate+up 122.6 -> 92.7, down 74.6 -> 50.6, 70B gate/up
-# 333.6 -> 202.9, with 64-token tiles); at 128 rows it wins on the wide layers only.
+# Without the unpack pass (`triton_prefill.direct`) the swap kernel pays from 256 rows on, at every K (ops at M = 256
+# against the tiled kernel, run 81: 7B q/k/v/o 31.9 -> 25.0 µs, gate+up 122.6 -> 80.0, down 74.6 -> 50.6, 70B
+# gate/up 333.6 -> 191.5; run 87: 70B down (K = 28672) 270.7 -> 157.6, at 512 rows 547.9 -> 296.0); at 128 rows
+# it wins on the wide layers only.
 USE_PREFILL = True
 # (upper bound of K, first M with an unpack pass, first M where the packed weights are taken directly)
-PREFILL_MIN_M: list[tuple[int, int, int]] = [(16384, 512, 256), (1 << 62, 1024, 1024)]
-PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(256, PrefillConfig(64, 128, 4, 8, swap=True)),
-                                                    (1 << 62, PrefillConfig(128, 128, 4, 6, swap=True))]
+PREFILL_MIN_M: list[tuple[int, int, int]] = [(16384, 512, 256), (1 << 62, 1024, 256)]
+# The swap kernel's token tiles, each with its time per tile relative to the 128-token one (run 81: 7B q/k/v/o at
+# 256 rows, one round of tiles each, 25.0 vs 32.9 µs). Where the installed config is one of them, the default
+# dispatch takes the tile whose tiles finish first over the GPU's SMs (`swap_tile`): 64-token tiles where
+# the layer is narrow and M small (4096 outputs at 128-256 rows), else 128 (runs 81 / 87: all 10 measured
+# shape / M pairs from 128 to 1024 rows agree).
+SWAP_TILES: list[tuple[float, PrefillConfig]] = [(0.76, PrefillConfig(64, 128, 4, 8, swap=True)),
+                                                 (1.0, PrefillConfig(128, 128, 4, 6, swap=True))]
+PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, SWAP_TILES[-1][1])]
+
+
+def swap_tile(m: int, n: int, sms: int) -> PrefillConfig:
+    """The `SWAP_TILES` config whose `ceil(tiles / sms)` rounds of tiles of an (m, n) output take the least time."""
+
+    def cost(entry):
+        rel_time, cfg = entry
+        return math.ceil(-(-m // cfg.block_m) * -(-n // cfg.block_n) / sms) * rel_time
+
+    return min(SWAP_TILES, key=cost)[1]
 
 
 # Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M): the best of
@@ -996,8 +1013,11 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     m, n = a.shape[0], qweight.shape[0]
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
-    return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out,
-                        config or _for_m(PREFILL_CONFIGS, m))
+    if config is None:
+        config = _for_m(PREFILL_CONFIGS, m)
+        if a.is_cuda and any(config is cfg for _, cfg in SWAP_TILES):  # the installed swap config: its best tile
+            config = swap_tile(m, n, torch.cuda.get_device_properties(a.device).multi_processor_count)
+    return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config)
 
 
 def _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, cfg: DecodeConfig, out):
