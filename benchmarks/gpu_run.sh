@@ -327,6 +327,14 @@ PY
     timeout 60 python3 benchmarks/probe_prefill.py --long-k --ms 256,512 --variants default,sw128s6k2p --no-kernel 2>&1 \
         | tee "$OUT/probe_longk.txt"
     ;;
+  session11a)  # next session's first call: medium M (64-192 rows) — the tiled kernel against the swap kernel's two
+    # tiles on every probe shape (a row threshold for wide layers?), then the full GEMM table with the W4A16 baseline
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 64,128,192 --variants default,sw64s8k2p,sw128s6k2p --no-kernel 2>&1 \
+        | tee "$OUT/probe.txt"
+    timeout 100 python3 benchmarks/probe_prefill.py --long-k --ms 64,128,192 --variants default,sw64s8k2p,sw128s6k2p --no-kernel \
+        2>&1 | tee "$OUT/probe_longk.txt"
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --extra
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1
