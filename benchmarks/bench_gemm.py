@@ -614,10 +614,11 @@ def _apply_prefill(params):
 
 
 def prefill_threshold_sweep(log, results, ms=(128, 256, 384, 512)):
-    """Run 28: the tiled kernel against the installed unpacked path at the M where PREFILL_MIN_M
-    is chosen, on every LLaMA shape and the fused ones."""
+    """Run 28: the tiled kernel against the installed prefill path (run 28: the unpacked one; since round 9 the
+    swap kernel where it serves the layer, its tile by `swap_tile`) at the M where PREFILL_MIN_M is chosen, on
+    every LLaMA shape and the fused ones."""
     saved = tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES
-    settings = [("tiled", (False, None, tp.CHUNK_BYTES)), ("unpacked", (True, saved[1][-1][1], tp.CHUNK_BYTES)),
+    settings = [("tiled", (False, None, tp.CHUNK_BYTES)), ("installed", (True, saved[1][-1][1], tp.CHUNK_BYTES)),
                 ("unpacked 64x64", (True, tp.PrefillConfig(64, 64, 4, 4), tp.CHUNK_BYTES))]
     _settings_sweep(log, results, "threshold", SHAPES + FUSED_SHAPES[:2], ms, settings, _apply_prefill)
     tw.PREFILL_MIN_M, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES = saved

@@ -272,10 +272,13 @@ def variants(prefill_candidates=False, decode_variants=False):
             yield (f"act-quant fp32 one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel,
                    dict(QUANT_TYPES, x_ptr="*fp32"), const, 4, 1, {})
             # 2-byte activations as int32 words (`_load_pairs`), K a multiple of 128 or not
-            const = dict(const, WORDS=tw.QUANT_WORDS)
+            const = dict(const, WORDS=True)
             for even in (True, False) if not pdl else (True,):
                 yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts} even={even}", tw._act_quant_kernel,
                        QUANT_WORDS_TYPES, dict(const, EVEN=even), 4, 1, {})
+            if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
+                yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
+                       dict(QUANT_WORDS_TYPES, out_ptr="*bf16"), dict(const, MODE=tw._Q_COPY, XT=tl.bfloat16), 4, 1, {})
             if pdl:  # the other buffer modes: static int8, float copy, fp8
                 for mode, out in ((tw._Q_STATIC, "*i8"), (tw._Q_COPY, "*fp16"), (tw._Q_FP8, "*fp8e4nv")):
                     yield (

@@ -48,8 +48,10 @@ def variant(label: str) -> tp.PrefillConfig | None:
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
     after its own MMA, not under the next one's; f: float8 e4m3
     operands, the W4A8-FP8 path). Sets `gluon_prefill`'s K_PER_SLOT / FUSED_UNPACK / FUSED_MAX_M /
-    LAG_SCALING (back to their defaults for 'default' and 'triton'); for 'sw…' `gluon_swap`'s K_PER_SLOT and
-    LAG_SCALING. Run 65 also had fp16 scale rows ('h'), run 76 permuted scale rows ('v').
+    LAG_SCALING (back to their defaults for 'default' and 'triton'); for 'sw…' `gluon_swap`'s K_PER_SLOT,
+    LAG_SCALING, PREFETCH_WEIGHTS and GROUP_SUMS from the label (so 'sw128s6k2' is not the installed kernel since
+    run 82: that is 'sw128s6k2p', with 'g' per channel / groups of 256). Run 65 also had fp16 scale rows ('h'),
+    run 76 permuted scale rows ('v').
     Runs 48-49 also had ping-pong and slot-release variants, since folded or removed."""
     _reset()
     if label == "default":
@@ -128,7 +130,7 @@ def main() -> None:
     labels = args.variants.split(",")
     print("GPU", torch.cuda.get_device_name(), flush=True)
     # correctness of each variant against the Triton kernel on the same operands (both exact up to fp32 order)
-    for name, n, k in shapes[:1] + shapes[2:3]:
+    for name, n, k in shapes if args.long_k else shapes[:1] + shapes[2:3]:
         group = k if args.group == -1 else args.group
         a, b, scales, sx = operands(1000, n, k, group)
         ref = run_kernel(variant("triton"), a, b, scales, sx, torch.empty(1000, n, device="cuda", dtype=torch.float16), group)

@@ -194,12 +194,20 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
 
 def test_swap_tile_takes_the_fewest_rounds_of_tiles():
     """The installed swap config's token tile by (M, N) on 132 SMs: the choices runs 81 / 87 measured best."""
+    from fptq.kernels import triton_prefill
     bm = {(m, n): tw.swap_tile(m, n, 132).block_m for m in (128, 256, 512, 1024, 4096) for n in (4096, 5120, 8192, 22016, 28672)}
     assert bm[128, 4096] == bm[256, 4096] == 64  # narrow layers at few rows: 128 tiles of 64 tokens, one round
     assert bm[256, 5120] == bm[256, 8192] == bm[256, 22016] == bm[256, 28672] == 128
     assert all(b == 128 for (m, n), b in bm.items() if m >= 512)
     assert tw.swap_tile(4096, 4096, 1 << 20).block_m == 64  # one round either way: the faster tile
-    assert tw._for_m(tw.PREFILL_CONFIGS, 256) is tw.SWAP_TILES[-1][1]  # (what the dispatch refines)
+    # the dispatch re-tiles the installed swap config only: not a config assigned by hand, nor without a GPU
+    assert tw._prefill_config(256, 4096, 132) is tw.SWAP_TILES[0][1] and tw._prefill_config(256, 22016, 132).block_m == 128
+    assert tw._prefill_config(256, 4096, 0) is tw.SWAP_TILES[-1][1]
+    forced = tw.PrefillConfig(128, 128, 4, 6, swap=True)  # (equal to the installed one, but set by hand)
+    with pytest.MonkeyPatch.context() as mp:
+        for cfg in (forced, triton_prefill.WS_CONFIG):
+            mp.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, cfg)])
+            assert tw._prefill_config(256, 4096, 132) is cfg
 
 
 @pytest.mark.parametrize("target", [0, 1, 10, 10_000])
@@ -253,10 +261,19 @@ def test_fp32_and_3d_inputs():
 
 
 def _strided_x(m, k, dtype, how):
-    """(m, k) activations as a view: 'odd' row stride (k + 1), or 'offset' by one element (rows not 4-byte
-    aligned) — both read element by element, not as int32 words of two."""
+    """(m, k) activations as a view read element by element, not as int32 words of two: 'odd' row stride
+    (k + 1), 'offset' by one element (rows not 4-byte aligned), 'odd k' (an even stride, an odd row length),
+    'odd storage' (4-byte aligned rows at an odd storage offset: a storage starting at 2 mod 4, CPU only)."""
     if how == "odd":
         return make_x(m, k + 1, dtype)[:, :k]
+    if how == "odd k":
+        return make_x(m, k + 2, dtype)[:, : k + 1]
+    if how == "odd storage":
+        buf = bytearray(2 * (m * k + 8))
+        shift = (2 - torch.frombuffer(buf, dtype=torch.uint8).data_ptr()) % 4
+        t = torch.frombuffer(buf, dtype=dtype, offset=shift, count=m * k + 2)
+        t[1 : 1 + m * k] = make_x(m, k, dtype).cpu().reshape(-1)
+        return t[1 : 1 + m * k].view(m, k)
     return make_x(m + 1, k + 2, dtype).reshape(-1)[1 : 1 + m * (k + 2)].view(m, k + 2)[:, :k]
 
 
@@ -270,18 +287,22 @@ def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_
     cases = [make_x(m, k) for m, k in ((7, 600), (7, 3000), (1, 3000), (2, 2200))]  # M = 1: up to 16 programs a row
     if words:  # bf16 words, K a multiple of 128 (a mask per chunk), and views that are not read as words
         cases += [make_x(3, 1024, torch.bfloat16), make_x(2, 640)]
-        cases += [_strided_x(3, 384, torch.float16, how) for how in ("odd", "offset")]
-        assert cases[-2].stride(0) % 2 == 1 and cases[-1].data_ptr() % 4 == 2
-    for x in cases:
+        cases += [_strided_x(3, 384, torch.float16, how) for how in ("odd", "offset", "odd k")]
+        assert cases[-3].stride(0) % 2 == 1 and cases[-2].data_ptr() % 4 == 2 and cases[-1].shape[1] % 2 == 1
+        if DEVICE == "cpu":
+            cases.append(_strided_x(2, 256, torch.float16, "odd storage"))
+            assert cases[-1].storage_offset() % 2 == 1 and cases[-1].data_ptr() % 4 == 0
+    groups = (128, 64) if part_cols == 1024 else (128,)  # (64: chunks of 64 columns, 32 words)
+    for x, g in ((x, g) for x in cases for g in groups):
         for mode in ("dynamic", "static", "none"):
             s = torch.tensor(0.02, device=DEVICE) if mode == "static" else None
-            buf, sx = tw.quantize_activation_triton(x, 128, mode, s)
+            buf, sx = tw.quantize_activation_triton(x, g, mode, s)
             if mode == "none":
-                assert torch.equal(buf.cpu(), tw.activation_layout(x.cpu(), 128))
+                assert torch.equal(buf.cpu(), tw.activation_layout(x.cpu(), g))
                 continue
             scale = s.reshape(1, 1).cpu() if mode == "static" else per_token_scale(x.cpu())
             codes = quantize_activation(x.cpu(), scale).to(torch.int8)
-            assert torch.equal(buf.cpu(), tw.activation_layout(codes, 128))
+            assert torch.equal(buf.cpu(), tw.activation_layout(codes, g))
             if mode == "dynamic":
                 assert torch.equal(sx.cpu(), scale.reshape(-1))
 
@@ -362,7 +383,8 @@ def test_fp8_activation_semantics(backend):
 
 # ------------------------------------------------------------------------------------ GPU only
 @pytest.mark.gpu
-@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 256, 300, 1024, 8192])  # (256: the swap kernel's 64-token tiles)
+# (N = 1024: the swap kernel's 64-token tiles at 256 / 300 / 1024 rows by `swap_tile`, 128-token ones at 8192)
+@pytest.mark.parametrize("m", [1, 7, 16, 17, 100, 256, 300, 1024, 8192])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_gpu_large(m, dtype):
     for g, act_mode in ((128, "dynamic"), (64, "static"), (-1, "none")):
@@ -632,21 +654,22 @@ def test_gpu_quantization_codes_are_exact():
     """The quantization kernel's division on the GPU (reciprocal and fma corrections, `_quotient`) gives the
     codes of an IEEE division (the torch ops) bit for bit: 4096 x 4096 random rows (one pass), 64 x 11008
     (a padded one-pass row), 8 x 28672 (two passes), dynamic and static int8 and e4m3, negative zeros; and
-    rows whose x / s land exactly on half-integers (ties to even) and on e4m3 midpoints."""
+    rows whose x / s land exactly on half-integers (ties to even) and on e4m3 midpoints; fp16 and bf16 rows
+    (both read as int32 words of two)."""
     torch.manual_seed(0)
     ties = torch.arange(-127, 127, dtype=torch.float32) + 0.5  # x / s with s = 1 / 16: exact halves
     tie_rows = torch.cat([ties / 16, torch.full((2,), 127 / 16)]).reshape(1, -1).repeat(3, 1)
     cases = [torch.randn(4096, 4096), torch.randn(64, 11008) * 3, torch.randn(8, 28672) * 0.01,
              torch.nn.functional.pad(tie_rows, (0, 256 - tie_rows.shape[1]))]
-    for x in cases:
-        x = x.half().cuda()
+    for x, dtype in ((x, dtype) for x in cases for dtype in (torch.float16, torch.bfloat16)):
+        x = x.to(dtype).cuda()
         x[::7] *= 40  # rows of other magnitudes
         x[1, :5] = -0.0  # keeps its sign through the division (e4m3 0x80)
         static = (x.float().abs().amax() / 127 * 0.7).reshape(())
         for mode, scale in (("dynamic", None), ("static", static), ("dynamic_fp8", None)):
             a, sx = tw.quantize_activation_triton(x, 128, mode, scale)
             b, sy = tw.quantize_activation_torch(x, 128, mode, scale)
-            assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (tuple(x.shape), mode)
+            assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (tuple(x.shape), dtype, mode)
             assert (sx is None and sy is None) or torch.equal(sx, sy)
 
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels import gluon_decode, gluon_fallback
+from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -213,16 +213,17 @@ if triton is not None:
     @triton.jit
     def _load_pairs(x_row, k0, cq, jj, K, SUB: tl.constexpr, WORDS: tl.constexpr, XT: tl.constexpr, EVEN: tl.constexpr):
         """The even and odd columns `k0 + c * SUB + 2 j (+ 1)` of a row (zero past K), each (C, SUB / 2). WORDS:
-        `x_row` points at the row as int32 words (two 2-byte activations each, `XT`): one contiguous, vectorized
-        load split by bit operations in the registers that hold it (no layout change before the stores; loading
-        the pairs as a trailing dimension of 2 gave each lane one word 256 bytes from its neighbour's and a
-        shared-memory round trip, run 71's L1-bound kernel). Else two strided loads of the elements."""
+        `x_row` points at the row as int32 words (two 2-byte activations each, `XT`; K even): one contiguous
+        load (16-byte vectors where K is a multiple of 16) split by bit operations in the registers that hold
+        it (no layout change before the stores; loading the pairs as a trailing dimension of 2 gave each lane
+        one word 256 bytes from its neighbour's and a shared-memory round trip, run 71's L1-bound kernel).
+        Else two strided loads of the elements."""
         if WORDS:
             w_idx = k0 // 2 + cq[:, None] * (SUB // 2) + jj[None, :]
             if EVEN:  # (K a multiple of SUB: a mask per chunk, constant along its words, so the loads vectorize)
                 w = tl.load(x_row + w_idx, mask=(k0 + cq * SUB < K)[:, None], other=0)
             else:
-                w = tl.load(x_row + w_idx, mask=2 * w_idx < K, other=0)
+                w = tl.load(x_row + w_idx, mask=w_idx < K // 2, other=0)
             xe = w.to(tl.int16).to(XT, bitcast=True)
             xo = (w >> 16).to(tl.int16).to(XT, bitcast=True)
         else:
@@ -541,8 +542,9 @@ CONFIGS: list[tuple[int, KernelConfig]] = [
 ]
 
 
-# From PREFILL_MIN_M rows on, the weights are unpacked once per call and the GEMM streams both
-# operands (`triton_prefill`), with these launch parameters per M bucket (upper bound of M, config).
+# From PREFILL_MIN_M rows on, the GEMM is `triton_prefill`'s, with the launch parameters of PREFILL_CONFIGS' M
+# bucket (upper bound of M, config): the packed weights taken directly by the swap kernel where it serves the
+# layer (below), else unpacked once per call with a GEMM streaming both operands.
 # Runs 19-28 (H100): 1.1-1.5x faster than the tiled kernel at M >= 1024 and on every shape with
 # K <= 16384 at M = 512; at 384 it still loses on the widest layers (13B/70B gate/up), below that
 # (and for K = 28672 below 1024) the unpacking costs more than it saves.
@@ -566,6 +568,7 @@ PREFILL_MIN_M: list[tuple[int, int, int]] = [(16384, 512, 256), (1 << 62, 1024, 
 # shape / M pairs from 128 to 1024 rows agree).
 SWAP_TILES: list[tuple[float, PrefillConfig]] = [(0.76, PrefillConfig(64, 128, 4, 8, swap=True)),
                                                  (1.0, PrefillConfig(128, 128, 4, 6, swap=True))]
+# (the installed bucket holds SWAP_TILES' object itself: that is what `_prefill_config` re-tiles)
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, SWAP_TILES[-1][1])]
 
 
@@ -723,8 +726,9 @@ def quantize_activation_triton(
     parts = _quant_parts(m, chunks, sub, one_pass, kp)
     # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
     launched = triton.cdiv(kp, chunks // parts * sub) if one_pass else parts
-    words = (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(1) == 1 and x2.stride(0) % 2 == 0
-             and x2.data_ptr() % 4 == 0)
+    # (int32 words: an even row length and stride, an even storage offset for the view, 4-byte aligned loads)
+    words = (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and k % 2 == 0 and x2.stride(1) == 1
+             and x2.stride(0) % 2 == 0 and x2.storage_offset() % 2 == 0 and x2.data_ptr() % 4 == 0)
     if m:
         _act_quant_kernel[(m, launched)](
             x2.view(torch.int32) if words else x2,
@@ -745,8 +749,8 @@ def quantize_activation_triton(
             PARTS=parts,
             FMA_DIV=x2.is_cuda and QUANT_FMA_DIV,
             WORDS=words,
-            EVEN=k % sub == 0,
-            XT=tl.bfloat16 if x2.dtype == torch.bfloat16 else tl.float16,
+            EVEN=words and k % sub == 0,
+            XT=tl.bfloat16 if words and x2.dtype == torch.bfloat16 else tl.float16,
             num_warps=QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4),
         )
     return out, sx
@@ -934,7 +938,8 @@ def w4a8_linear(
               a pipelined GEMM: `triton_prefill`), a `DecodeConfig` (single-launch decode kernel,
               M <= 16) or a `GemvConfig` (dp4a GEMV, M <= 4, int8 activations, K a multiple of
               the step; otherwise the default path); default: the GEMV for M <= 4 when USE_GEMV,
-              the `PREFILL_CONFIGS` bucket from `PREFILL_MIN_M` rows on, else the `CONFIGS` bucket
+              the `PREFILL_CONFIGS` bucket from `PREFILL_MIN_M` rows on (the installed swap config with
+              its token tile by `swap_tile`), else the `CONFIGS` bucket
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     """
     k = x.shape[-1]
@@ -1014,10 +1019,18 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if config is None:
-        config = _for_m(PREFILL_CONFIGS, m)
-        if a.is_cuda and any(config is cfg for _, cfg in SWAP_TILES):  # the installed swap config: its best tile
-            config = swap_tile(m, n, torch.cuda.get_device_properties(a.device).multi_processor_count)
+        config = _prefill_config(m, n, gluon_prefill._sm_count(a.device.index) if a.is_cuda else 0)
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config)
+
+
+def _prefill_config(m: int, n: int, sms: int) -> PrefillConfig:
+    """The default prefill config for an (m, n) output: PREFILL_CONFIGS' bucket for m, re-tiled by `swap_tile` over
+    `sms` SMs where that bucket holds one of SWAP_TILES' own config objects (the installed default; a config
+    assigned by hand, even an equal one, is taken as it is); sms = 0 (no GPU): the bucket's."""
+    config = _for_m(PREFILL_CONFIGS, m)
+    if sms and any(config is cfg for _, cfg in SWAP_TILES):
+        config = swap_tile(m, n, sms)
+    return config
 
 
 def _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, cfg: DecodeConfig, out):
