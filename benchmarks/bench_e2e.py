@@ -258,6 +258,8 @@ def main() -> None:
     torch._dynamo.config.recompile_limit = args.recompile_limit
     torch._dynamo.config.accumulated_recompile_limit = max(args.recompile_limit * 4, 256)
     args.batches = [int(b) for b in args.batches.split(",") if b]  # empty: prefill only
+    if args.batches and args.context + 64 > args.cache_len:  # (each replayed decode step writes one position further)
+        ap.error(f"--context {args.context} needs --cache-len of at least {args.context + 64}")
     logf = open(f"{args.out}/e2e_log.txt", "a")
 
     def log(msg):
