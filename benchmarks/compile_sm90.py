@@ -176,21 +176,25 @@ def variants(prefill_candidates=False, decode_variants=False):
     # the swap kernel (`gluon_swap`, PrefillConfig(swap=True)) at the ring slots `swap_gemm` picks on an H100:
     # 128 / 64 token tiles, one or two K steps per slot, the scaling lagged or not; group 128 / 256 / per
     # channel (K = 4096); SPG (GROUP_SUMS): steps per scaled group (2: groups of 256; 0: per channel); PF
-    # (PREFETCH_WEIGHTS): the next step's weights unpacked under the current wgmma
+    # (PREFETCH_WEIGHTS): the next step's weights unpacked under the current wgmma; DS (DIRECT_SCALES): the
+    # scales read from global memory (with the installed schedules: PF, no lag)
     lay = repr(gluon_swap._packed_layout())
-    for bm, stages, ksub, lag, group, spg, pf in (
+    variants = [(bm, stages, ksub, lag, group, spg, pf, False) for bm, stages, ksub, lag, group, spg, pf in (
         (128, 6, 1, False, 128, 1, False), (128, 6, 1, True, 128, 1, False), (128, 4, 2, False, 128, 1, False),
         (128, 4, 2, False, 4096, 1, False), (128, 4, 2, False, 256, 2, False), (128, 4, 2, False, 4096, 0, False),
         (128, 4, 2, False, 128, 1, True), (128, 4, 2, False, 256, 2, True), (128, 4, 2, False, 4096, 0, True),
         (128, 6, 1, False, 4096, 0, False), (64, 6, 2, False, 128, 1, False), (64, 6, 2, False, 4096, 1, False),
         (64, 6, 2, False, 256, 2, True), (64, 6, 2, False, 4096, 0, True), (64, 6, 2, False, 128, 1, True),
         (64, 8, 1, True, 128, 1, False),
-    ):
+    )]
+    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, True)
+                 for bm in (128, 64) for group, spg in ((128, 1), (256, 2), (4096, 0))]
+    for bm, stages, ksub, lag, group, spg, pf, ds in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
-                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16"}
+                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
-                     LAG=lag, SPG=spg, PF=pf, CONSUMER_REGS=232, num_warps=4)
-        flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "")
+                     LAG=lag, SPG=spg, PF=pf, DS=ds, CONSUMER_REGS=232, num_warps=4)
+        flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
         yield f"prefill swap bm{bm} g{group} k{ksub}{flags}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}

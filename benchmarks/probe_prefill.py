@@ -19,7 +19,7 @@ from bench_gemm import bench_fp16, bench_int8, bench_ours, time_graph  # noqa: E
 from fptq.kernels import gluon_prefill as gp  # noqa: E402
 from fptq.kernels import gluon_swap as gs  # noqa: E402
 from fptq.kernels import triton_prefill as tp  # noqa: E402
-from fptq.kernels.gluon_prefill import scale_rows, ws_gemm, ws_rows  # noqa: E402
+from fptq.kernels.gluon_prefill import ws_gemm, ws_rows  # noqa: E402
 from fptq.kernels.gluon_swap import swap_gemm  # noqa: E402
 from fptq.packing import pack_int4  # noqa: E402
 
@@ -29,7 +29,7 @@ LONG_K = [("70B down", 8192, 28672), ("13B down", 5120, 13824)]  # (`--long-k`: 
 
 
 _SETTINGS = {gp: ("K_PER_SLOT", "FUSED_UNPACK", "FUSED_MAX_M", "LAG_SCALING"),
-             gs: ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS")}
+             gs: ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS", "DIRECT_SCALES")}
 _DEFAULTS = [(mod, name, getattr(mod, name)) for mod, names in _SETTINGS.items() for name in names]
 
 
@@ -43,7 +43,8 @@ def variant(label: str) -> tp.PrefillConfig | None:
     """'default' (what w4a8_linear picks by itself), 'triton' (the Triton kernel's tiles), 'sw<BM>s<stages>'
     (the packed weights as wgmma's register operand, `gluon_swap`, BM tokens per tile; k<n>: n K steps per ring
     slot; l: each step scaled under the next one's wgmma; p: a slot's next step's weights unpacked under the
-    current wgmma; g: one scaling per group of 256 / per channel) or
+    current wgmma; g: one scaling per group of 256 / per channel; d: the scales read from global memory by the
+    consumers, no scale-row copy) or
     'ws<BM>x<BN>s<stages>[u][k<n>][p][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
     after its own MMA, not under the next one's; f: float8 e4m3
@@ -59,9 +60,10 @@ def variant(label: str) -> tp.PrefillConfig | None:
     if label == "triton":
         return tp.PrefillConfig()
     if label.startswith("sw"):
-        flags = label[len(label.rstrip("lpg")):]
+        flags = label[len(label.rstrip("lpgd")):]
         gs.LAG_SCALING, gs.PREFETCH_WEIGHTS, gs.GROUP_SUMS = ("l" in flags), ("p" in flags), ("g" in flags)
-        bm, rest = label[2:].rstrip("lpg").split("s")
+        gs.DIRECT_SCALES = "d" in flags
+        bm, rest = label[2:].rstrip("lpgd").split("s")
         st, _, ksub = rest.partition("k")
         gs.K_PER_SLOT = int(ksub or 1)
         return tp.PrefillConfig(int(bm), 128, 4, int(st), swap=True)
@@ -92,7 +94,7 @@ def run_kernel(cfg, a, b, scales, sx, out, group=128, sub=128):
                         ((cfg.block_m + cfg.block_n) * sub + (cfg.block_n * 4 if cfg.ws else 0))))
     b, packed = b
     if cfg.swap:
-        swap_gemm(a, packed, scale_rows(scales, torch.float32), sx, 2, None, out, group, cfg.block_m, cfg.num_stages, cfg.group_m)
+        swap_gemm(a, packed, scales, sx, 2, None, out, group, cfg.block_m, cfg.num_stages, cfg.group_m)
     elif cfg.ws and gp.FUSED_UNPACK and a.shape[0] <= gp.FUSED_MAX_M and a.dtype == torch.int8:
         stages = max(1, min(cfg.num_stages, (tp._shared_memory(a) - (8 << 10)) //
                             ((cfg.block_m + cfg.block_n) * sub + cfg.block_n * 4 + cfg.block_n * sub // 2)))

@@ -497,9 +497,13 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     if cfg.ws:
         modes = [{"FUSED_MAX_M": f, "LAG_SCALING": lag} for f, lag in ((1 << 30, True), (0, True), (0, False), (1 << 30, False))]
     else:
-        names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS")  # (and one int32 sum per group / channel)
-        modes = [dict(zip(names, f)) for f in ((1, False, False, False), (1, True, False, False), (2, False, False, False),
-                                               (2, False, True, True), (2, False, False, True), (1, False, False, True))
+        # (GROUP_SUMS: one int32 sum per group / channel; DIRECT_SCALES: the scales read from global memory)
+        names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS", "DIRECT_SCALES")
+        modes = [dict(zip(names, f)) for f in ((1, False, False, False, False), (1, True, False, False, False),
+                                               (2, False, False, False, False), (2, False, True, True, False),
+                                               (2, False, False, True, False), (1, False, False, True, False),
+                                               (2, False, True, False, False), (2, False, True, True, True),
+                                               (1, False, False, False, True))
                  ] if cfg.swap else [{}]
     module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
@@ -519,6 +523,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     assert bool(swapped) == cfg.swap  # the swap kernel served its eligible cases (int8, symmetric, g128 / 256 / per-channel)
     if cfg.swap:  # and ran every schedule: scaled per step / per group of 256 / once per channel, with and without PF
         assert {(p["SPG"], p["PF"]) for p in plans} >= {(1, False), (1, True), (2, True), (2, False), (0, True), (0, False)}
+        assert {(p["SPG"], p["PF"]) for p in plans if p["DS"]} >= {(1, True), (2, True), (0, True), (1, False), (0, False)}
 
 
 @pytest.mark.gpu
@@ -741,7 +746,7 @@ def test_swap_kernel_scope():
     assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 320)  # K not a multiple of 128
     # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
     # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
-    assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True}
+    assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False}
     assert gluon_swap.plan(4096, 256)["SPG"] == 2 and gluon_swap.plan(4096, 4096)["SPG"] == 0
     assert gluon_swap.plan(384, 128)["KSUB"] == 1 and gluon_swap.plan(128, 128)["KSUB"] == 1
     assert not gluon_swap.plan(384, 128)["PF"]  # (one step a slot: nothing to prefetch)
@@ -755,9 +760,10 @@ def test_swap_kernel_scope():
         assert gluon_swap.plan(4096, 256)["SPG"] == 1  # a group of two steps over two slots: scaled per step
         mp.setattr(gluon_swap, "LAG_SCALING", True)
         mp.setattr(gluon_swap, "PREFETCH_WEIGHTS", True)
-        assert gluon_swap.plan(4096, 128) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False}
+        mp.setattr(gluon_swap, "DIRECT_SCALES", True)
+        assert gluon_swap.plan(4096, 128) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False}  # (not lagged)
         mp.setattr(gluon_swap, "K_PER_SLOT", 2)
-        assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True}
+        assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True}
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold
     assert not triton_prefill.direct(torch.zeros(1), True, q, None, 512, 128)
 

@@ -55,6 +55,11 @@ GROUP_SUMS = True
 # A slot's second K step's weights loaded and unpacked while the first step's wgmma runs (ptxas otherwise
 # places them after its wait; run 82: groups of 128, kernel 1-10 % faster, 7 of 8 shape / M pairs).
 PREFETCH_WEIGHTS = True
+# The consumers read their two rows' group scales from QuantLinear's (N, groups) scales in global memory (L2), one
+# load per row and group while the wgmma runs, instead of fp32 scale rows that a copy kernel writes before every
+# call (`gluon_prefill.scale_rows`) and the loader brings by TMA. Off until timed on a GPU (written offline in
+# session 10; without the lagged schedule only).
+DIRECT_SCALES = False
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -76,10 +81,12 @@ if gluon is not None:
             sx_ptr: gl.tensor
             bias_ptr: gl.tensor
             out_ptr: gl.tensor
+            scales_ptr: gl.tensor
             M: gl.tensor
             N: gl.tensor
             Kp: gl.tensor
             stride_om: gl.tensor
+            stride_sn: gl.tensor
             GROUP: gl.constexpr
             SX_MODE: gl.constexpr
             HAS_BIAS: gl.constexpr
@@ -88,10 +95,12 @@ if gluon is not None:
             LAG: gl.constexpr
             SPG: gl.constexpr
             PF: gl.constexpr
+            DS: gl.constexpr
 
             @gluon.constexpr_function
-            def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M,
-                         N, Kp, stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF):
+            def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
+                         scales_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF,
+                         DS):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -103,10 +112,12 @@ if gluon is not None:
                 self.sx_ptr = sx_ptr
                 self.bias_ptr = bias_ptr
                 self.out_ptr = out_ptr
+                self.scales_ptr = scales_ptr
                 self.M = M
                 self.N = N
                 self.Kp = Kp
                 self.stride_om = stride_om
+                self.stride_sn = stride_sn
                 self.GROUP = gl.constexpr(GROUP)
                 self.SX_MODE = gl.constexpr(SX_MODE)
                 self.HAS_BIAS = gl.constexpr(HAS_BIAS)
@@ -115,6 +126,7 @@ if gluon is not None:
                 self.LAG = gl.constexpr(LAG)
                 self.SPG = gl.constexpr(SPG)
                 self.PF = gl.constexpr(PF)
+                self.DS = gl.constexpr(DS)
 
         @gluon.jit
         def _num_tiles(p):
@@ -124,12 +136,13 @@ if gluon is not None:
 
         @gluon.jit
         def _loader(p):
-            """One warp: per ring slot KSUB K steps, each the activation tile, the packed weight tile and the
-            step's scale row."""
+            """One warp: per ring slot KSUB K steps, each the activation tile, the packed weight tile and (unless DS)
+            the step's scale row."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
-            nbytes: gl.constexpr = p.KSUB * (p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + p.s_desc.block_type.nbytes)
+            s_bytes: gl.constexpr = 0 if p.DS else p.s_desc.block_type.nbytes
+            nbytes: gl.constexpr = p.KSUB * (p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + s_bytes)
             it = 0
             for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
@@ -143,7 +156,8 @@ if gluon is not None:
                         j = slot * p.KSUB + u
                         tma.async_copy_global_to_shared(p.x_desc, [off_m, k0], bar, p.x_smem.index(j))
                         tma.async_copy_global_to_shared(p.w_desc, [off_n, k0 // 2], bar, p.w_smem.index(j))
-                        tma.async_copy_global_to_shared(p.s_desc, [k0 // p.GROUP, off_n], bar, p.s_smem.index(j))
+                        if not p.DS:
+                            tma.async_copy_global_to_shared(p.s_desc, [k0 // p.GROUP, off_n], bar, p.s_smem.index(j))
                     it += 1
 
         @gluon.jit
@@ -165,11 +179,19 @@ if gluon is not None:
             return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, block_m, 32])
 
         @gluon.jit
-        def _row_scales(p, j, WG: gl.constexpr, acc):
-            """This warpgroup's 64 group scales of the K step in buffer `j`, straight into the row layout of the
-            accumulator `acc` (a 1-D view of the row)."""
+        def _row_scales(p, j, WG: gl.constexpr, acc, step=0, off_n=0):
+            """This warpgroup's 64 group scales of the K step in buffer `j` (global K step `step` of the tile at
+            weight row `off_n`), straight into the row layout of the accumulator `acc` (a 1-D view of the row):
+            from the step's scale row in shared memory, or (DS) from the (N, groups) scales in global memory."""
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
-            return p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(gl.SliceLayout(1, acc.type.layout))
+            row_l: gl.constexpr = gl.SliceLayout(1, acc.type.layout)
+            if p.DS:
+                rows = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=row_l)
+                ptrs = p.scales_ptr + rows.to(gl.int64) * p.stride_sn + step // (p.GROUP // _SUB)
+                s = gl.load(ptrs, mask=rows < p.N, other=0.0).to(gl.float32)
+            else:
+                s = p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(row_l)
+            return s
 
         @gluon.jit
         def _scale_rows(p, acc, part, j, WG: gl.constexpr):
@@ -256,8 +278,10 @@ if gluon is not None:
                             d = _mma_with(p, a, j, part, use_acc)
                             if p.PF and u + 1 < p.KSUB:  # the next step's weights while this wgmma runs
                                 a = _weights(p, j + 1, WG, a_l)
-                            if last:  # the group's scales, read while its last wgmma runs
-                                s = _row_scales(p, j, WG, acc)
+                            # the group's scales, read while its last wgmma runs (DS: at every step — a global load
+                            # under a branch of a warp-specialized partition fails to lower in Triton 3.6)
+                            if p.DS or last:
+                                s = _row_scales(p, j, WG, acc, st * p.KSUB + u, off_n)
                             part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                             if p.SPG > 0 and last:
                                 acc = acc + _as_fp32(part, True) * s[:, None]
@@ -283,10 +307,12 @@ if gluon is not None:
             sx_ptr,
             bias_ptr,
             out_ptr,  # (M, N) output dtype, row stride stride_om
+            scales_ptr,  # (DS) the (N, groups) group scales as stored, row stride stride_sn
             M,
             N,
             Kp,
             stride_om,
+            stride_sn,
             GROUP: gl.constexpr,
             SX_MODE: gl.constexpr,
             HAS_BIAS: gl.constexpr,
@@ -296,6 +322,7 @@ if gluon is not None:
             LAG: gl.constexpr,
             SPG: gl.constexpr,  # K steps per group scaled at once, dividing KSUB (0: per channel, one int32 sum over K)
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
+            DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -309,8 +336,8 @@ if gluon is not None:
             for i in gl.static_range(STAGES):
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
-            p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, M, N, Kp,
-                      stride_om, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF)
+            p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr, M,
+                      N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF, DS)
             gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -341,22 +368,31 @@ def plan(kp: int, group_size: int) -> dict:
     """The kernel's schedule constants for a (M, kp) activation buffer and `group_size` (a multiple of 128,
     or >= kp per channel), from the module settings: KSUB K steps a slot (K_PER_SLOT where the step count
     divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
-    exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG and PF."""
+    exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
+    DS (DIRECT_SCALES, not with the lag)."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
-    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1}
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": DIRECT_SCALES and not lag}
 
 
-def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int) -> None:
+@functools.cache
+def _no_rows(index: int) -> torch.Tensor:
+    """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS): its TMA
+    descriptor is an argument, never loaded from."""
+    return torch.zeros(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
+
+
+def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int) -> None:
     """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`), by `_swap_kernel`. `a`: the (M, K) int8 activation buffer of
-    `quantize_activation_triton`; `qweight`: QuantLinear's (N, K // 2) packed symmetric int4 weights; `rows`:
-    `gluon_prefill.scale_rows(scales, torch.float32)`; `max_stages`: ring slots at most (fewer where the
-    GPU's shared memory is smaller)."""
+    `quantize_activation_triton`; `qweight`: QuantLinear's (N, K // 2) packed symmetric int4 weights; `scales`:
+    its (N, groups) group scales as stored (read by the kernel with DIRECT_SCALES, else copied into fp32 scale
+    rows, `gluon_prefill.scale_rows`); `max_stages`: ring slots at most (fewer where the GPU's shared memory is
+    smaller)."""
     m, kp = a.shape
     sched = plan(kp, group_size)
     per_stage = sched["KSUB"] * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
@@ -364,7 +400,14 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
     n = qweight.shape[0]
     x_desc = tma_desc(a, (block_m, SUB), gl.int8)
     w_desc = TensorDescriptor.from_tensor(qweight, [2 * ROWS, SUB // 2], _packed_layout())
-    s_desc = scale_desc(rows, n, 2 * ROWS)
+    if sched["DS"]:
+        scales = scales if scales.stride(1) == 1 else scales.contiguous()
+        rows = _no_rows(a.device.index)
+        s_desc = scale_desc(rows, 2 * ROWS, 2 * ROWS)
+    else:
+        rows = gluon_prefill.scale_rows(scales, torch.float32)
+        s_desc = scale_desc(rows, n, 2 * ROWS)
+        scales = rows  # (not read)
     tiles = triton.cdiv(m, block_m) * triton.cdiv(n, 2 * ROWS)
     _swap_kernel[(min(tiles, gluon_prefill._sm_count(a.device.index)),)](  # (the module's: tests patch it)
         x_desc,
@@ -373,10 +416,12 @@ def swap_gemm(a, qweight, rows, sx, sx_mode, bias, out, group_size: int, block_m
         sx if sx is not None else rows,
         bias if bias is not None else rows,
         out,
+        scales,
         m,
         n,
         kp,
         out.stride(0),
+        scales.stride(0),
         GROUP=min(group_size, kp),
         SX_MODE=sx_mode,
         HAS_BIAS=bias is not None,

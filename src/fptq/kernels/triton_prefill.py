@@ -312,7 +312,7 @@ def prefill_gemm(
     gluon_ok = gluon is not None and kind != KIND_FLOAT and _is_hopper(a)
     if cfg.swap and gluon_ok and direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size):
         try:
-            gluon_swap.swap_gemm(a, qweight, gluon_prefill.scale_rows(scales, torch.float32), sx, sx_mode, bias, out,
+            gluon_swap.swap_gemm(a, qweight, scales, sx, sx_mode, bias, out,
                                  group_size, cfg.block_m, cfg.num_stages, cfg.group_m)
             return out
         except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the ws kernel instead
