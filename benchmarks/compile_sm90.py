@@ -189,6 +189,8 @@ def variants(prefill_candidates=False, decode_variants=False):
     )]
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, True)
                  for bm in (128, 64) for group, spg in ((128, 1), (256, 2), (4096, 0))]
+    variants += [(128, 4, 2, False, 128, 1, False, True), (128, 6, 1, False, 128, 1, False, True),
+                 (128, 6, 1, False, 4096, 0, False, True)]  # DS without PF, and one K step a slot
     for bm, stages, ksub, lag, group, spg, pf, ds in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
                  "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32"}

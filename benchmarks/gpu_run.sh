@@ -336,11 +336,15 @@ PY
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --extra
     ;;
   session11b)  # then: the swap kernel reading the scales directly (DIRECT_SCALES, written offline in session 10) — its GPU
-    # tests (swap configs in nine modes) and the bf16 quantization exactness case, then kernel and op against the default
-    timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) or exact" \
+    # tests (swap configs in ten modes, three with DS) and the bf16 quantization exactness case
+    timeout 540 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) or exact" \
         -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
-    timeout 120 python3 benchmarks/probe_prefill.py --ms 256,1024,4096 --variants sw128s6k2p,sw128s6k2pd 2>&1 | tee "$OUT/probe.txt"
+    ;;
+  session11c)  # and its speed: kernel and op against the installed schedule, 128- and 64-token tiles, per channel
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 256,1024,4096 --variants sw128s6k2p,sw128s6k2pd 2>&1 | tee "$OUT/probe.txt"
     timeout 80 python3 benchmarks/probe_prefill.py --ms 256 --variants sw64s8k2p,sw64s8k2pd --no-kernel 2>&1 | tee "$OUT/probe64.txt"
+    timeout 100 python3 benchmarks/probe_prefill.py --ms 2048 --group -1 --variants sw128s6k2pg,sw128s6k2pgd 2>&1 \
+        | tee "$OUT/probe_per_channel.txt"
     ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \

@@ -503,7 +503,7 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
                                                (2, False, False, False, False), (2, False, True, True, False),
                                                (2, False, False, True, False), (1, False, False, True, False),
                                                (2, False, True, False, False), (2, False, True, True, True),
-                                               (1, False, False, False, True))
+                                               (1, False, False, True, True), (2, False, False, False, True))
                  ] if cfg.swap else [{}]
     module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
@@ -523,7 +523,8 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     assert bool(swapped) == cfg.swap  # the swap kernel served its eligible cases (int8, symmetric, g128 / 256 / per-channel)
     if cfg.swap:  # and ran every schedule: scaled per step / per group of 256 / once per channel, with and without PF
         assert {(p["SPG"], p["PF"]) for p in plans} >= {(1, False), (1, True), (2, True), (2, False), (0, True), (0, False)}
-        assert {(p["SPG"], p["PF"]) for p in plans if p["DS"]} >= {(1, True), (2, True), (0, True), (1, False), (0, False)}
+        assert {(p["SPG"], p["PF"], p["KSUB"]) for p in plans if p["DS"]} >= {(1, True, 2), (2, True, 2), (0, True, 2),
+                                                                              (1, False, 2), (1, False, 1), (0, False, 1)}
 
 
 @pytest.mark.gpu

@@ -56,9 +56,9 @@ GROUP_SUMS = True
 # places them after its wait; run 82: groups of 128, kernel 1-10 % faster, 7 of 8 shape / M pairs).
 PREFETCH_WEIGHTS = True
 # The consumers read their two rows' group scales from QuantLinear's (N, groups) scales in global memory (L2), one
-# load per row and group while the wgmma runs, instead of fp32 scale rows that a copy kernel writes before every
-# call (`gluon_prefill.scale_rows`) and the loader brings by TMA. Off until timed on a GPU (written offline in
-# session 10; without the lagged schedule only).
+# load per row and group, requested before the slot's wait (per channel once per tile), instead of fp32 scale rows
+# that a copy kernel writes before every call (`gluon_prefill.scale_rows`) and the loader brings by TMA. Off until
+# timed on a GPU (written offline in session 10; without the lagged schedule, at most two K steps a slot).
 DIRECT_SCALES = False
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
@@ -260,9 +260,16 @@ if gluon is not None:
                     mbarrier.arrive(p.empty.index(last), count=1)
                 else:
                     s = gl.zeros([_ROWS], gl.float32, gl.SliceLayout(1, mma))  # (per channel: the one scale row)
+                    if p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
+                        s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
                     for st in range(0, p.Kp // _SUB // p.KSUB):
                         slot = it % STAGES
+                        if p.DS and p.SPG != 0:  # the slot's scales (one or two groups), requested before its wait
+                            s_lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
+                            s_hi = s_lo
+                            if p.SPG == 1 and p.KSUB == 2:
+                                s_hi = _row_scales(p, 0, WG, acc, st * p.KSUB + 1, off_n)
                         mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
                         a = _weights(p, slot * p.KSUB, WG, a_l)
                         for u in gl.static_range(p.KSUB):
@@ -278,9 +285,15 @@ if gluon is not None:
                             d = _mma_with(p, a, j, part, use_acc)
                             if p.PF and u + 1 < p.KSUB:  # the next step's weights while this wgmma runs
                                 a = _weights(p, j + 1, WG, a_l)
-                            # the group's scales, read while its last wgmma runs (DS: at every step — a global load
-                            # under a branch of a warp-specialized partition fails to lower in Triton 3.6)
-                            if p.DS or last:
+                            # the group's scales, read while its last wgmma runs (DS: loaded above — a global load
+                            # under the `last` branch of a warp-specialized partition fails to lower in Triton 3.6)
+                            if p.DS:
+                                if p.SPG != 0:
+                                    if u == 0:
+                                        s = s_lo
+                                    else:
+                                        s = s_hi
+                            elif last:
                                 s = _row_scales(p, j, WG, acc, st * p.KSUB + u, off_n)
                             part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                             if p.SPG > 0 and last:
@@ -328,6 +341,8 @@ if gluon is not None:
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles, two consumer warpgroups (the
             default partition and a worker) and a loader warp."""
+            gl.static_assert(not (DS and LAG), "DIRECT_SCALES: not with the lagged schedule")
+            gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
@@ -376,14 +391,15 @@ def plan(kp: int, group_size: int) -> dict:
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
-    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": DIRECT_SCALES and not lag}
+    ds = DIRECT_SCALES and not lag and ksub <= 2
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds}
 
 
 @functools.cache
 def _no_rows(index: int) -> torch.Tensor:
     """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS): its TMA
     descriptor is an argument, never loaded from."""
-    return torch.zeros(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
+    return torch.empty(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
 
 
 def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int) -> None:
@@ -407,7 +423,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
     else:
         rows = gluon_prefill.scale_rows(scales, torch.float32)
         s_desc = scale_desc(rows, n, 2 * ROWS)
-        scales = rows  # (not read)
+        scales = rows  # (not read; nor its stride, passed as 0)
     tiles = triton.cdiv(m, block_m) * triton.cdiv(n, 2 * ROWS)
     _swap_kernel[(min(tiles, gluon_prefill._sm_count(a.device.index)),)](  # (the module's: tests patch it)
         x_desc,
@@ -421,7 +437,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         n,
         kp,
         out.stride(0),
-        scales.stride(0),
+        scales.stride(0) if sched["DS"] else 0,
         GROUP=min(group_size, kp),
         SX_MODE=sx_mode,
         HAS_BIAS=bias is not None,
