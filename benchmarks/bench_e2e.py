@@ -101,12 +101,15 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None, pro
         torch.cuda.current_stream().wait_stream(s)
         torch.cuda.synchronize()
         if compile_mode:  # the compiled step against eager from the same cache state (and eager against itself)
-            rewind(cache, context)
-            got = step().float()
-            rewind(cache, context)
-            ref = model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits.float()
-            rewind(cache, context)
-            ref2 = model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits.float()
+
+            def from_context(fn):
+                rewind(cache, context)
+                return fn().float()
+
+            def eager():
+                return model(input_ids=step_ids, past_key_values=cache, cache_position=cpos, use_cache=True, logits_to_keep=1).logits
+
+            got, ref, ref2 = from_context(step), from_context(eager), from_context(eager)
             rewind(cache, context)
             diff = ((got - ref).norm() / ref.norm()).item()
             self_diff = ((ref2 - ref).norm() / ref.norm()).item()

@@ -269,10 +269,11 @@ if triton is not None:
                     tl.store(cnt_ptr + z0 + zz, tl.full((1024,), 0, dtype=tl.int32), mask=z0 + zz < n_cnt)
         cc = tl.arange(0, CHUNKS)
         jj = tl.arange(0, SUB // 2)
-        x_row = x_ptr + row * stride_xm
-        o_row = out_ptr + row * Kp
-        if WORDS:
+        if WORDS:  # (int32 words of two activations: half the row stride)
             x_row = x_ptr + row * (stride_xm // 2)
+        else:
+            x_row = x_ptr + row * stride_xm
+        o_row = out_ptr + row * Kp
         if ONE_PASS:
             # the whole row in one tile: one contiguous (vectorized) load, split into the even and
             # odd columns in registers, absmax, quantize, store (no second read of the row)
