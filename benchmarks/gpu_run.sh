@@ -346,6 +346,27 @@ PY
     timeout 100 python3 benchmarks/probe_prefill.py --ms 2048 --group -1 --variants sw128s6k2pg,sw128s6k2pgd 2>&1 \
         | tee "$OUT/probe_per_channel.txt"
     ;;
+  session11x)  # run 89: the bf16 quantization exactness case; DIRECT_SCALES timing (11c); medium M on six shapes (11a's probes)
+    timeout 120 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "exact" -p no:warnings 2>&1 | tail -3 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_prefill.py --ms 256,1024,4096 --variants sw128s6k2p,sw128s6k2pd 2>&1 | tee "$OUT/probe_ds.txt"
+    timeout 80 python3 benchmarks/probe_prefill.py --ms 256 --variants sw64s8k2p,sw64s8k2pd --no-kernel 2>&1 | tee "$OUT/probe_ds64.txt"
+    timeout 100 python3 benchmarks/probe_prefill.py --ms 2048 --group -1 --variants sw128s6k2pg,sw128s6k2pgd 2>&1 \
+        | tee "$OUT/probe_ds_per_channel.txt"
+    timeout 100 python3 benchmarks/probe_prefill.py --ms 64,128,192 --variants default,sw64s8k2p,sw128s6k2p --no-kernel 2>&1 \
+        | tee "$OUT/probe_medium.txt"
+    timeout 60 python3 benchmarks/probe_prefill.py --long-k --ms 64,128,192 --variants default,sw64s8k2p,sw128s6k2p --no-kernel \
+        2>&1 | tee "$OUT/probe_medium_longk.txt"
+    ;;
+  session11y)  # run 90: GPU tests of the swap kernel's ten modes (three with DIRECT_SCALES at every M, per channel
+    # included) and the new medium-M dispatch (default against both forced swap tiles, ops)
+    timeout 430 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) or large" \
+        -p no:warnings 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 80 python3 benchmarks/probe_prefill.py --ms 64,128,192,256 --variants default,sw64s8k2pd,sw128s6k2pd --no-kernel 2>&1 \
+        | tee "$OUT/probe_medium.txt"
+    timeout 60 python3 benchmarks/probe_prefill.py --long-k --ms 64,128,192 --variants default,sw64s8k2pd,sw128s6k2pd --no-kernel \
+        2>&1 | tee "$OUT/probe_medium_longk.txt"
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1

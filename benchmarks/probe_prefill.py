@@ -44,7 +44,7 @@ def variant(label: str) -> tp.PrefillConfig | None:
     (the packed weights as wgmma's register operand, `gluon_swap`, BM tokens per tile; k<n>: n K steps per ring
     slot; l: each step scaled under the next one's wgmma; p: a slot's next step's weights unpacked under the
     current wgmma; g: one scaling per group of 256 / per channel; d: the scales read from global memory by the
-    consumers, no scale-row copy) or
+    consumers at every M, no scale-row copy; without d at no M) or
     'ws<BM>x<BN>s<stages>[u][k<n>][p][f]' (the warp-specialized Gluon kernel; u: after a separate unpack
     pass, else unpacking in the kernel at every M; k<n>: n K steps per ring slot; p: each step scaled right
     after its own MMA, not under the next one's; f: float8 e4m3
@@ -62,7 +62,7 @@ def variant(label: str) -> tp.PrefillConfig | None:
     if label.startswith("sw"):
         flags = label[len(label.rstrip("lpgd")):]
         gs.LAG_SCALING, gs.PREFETCH_WEIGHTS, gs.GROUP_SUMS = ("l" in flags), ("p" in flags), ("g" in flags)
-        gs.DIRECT_SCALES = "d" in flags
+        gs.DIRECT_SCALES = 1 << 30 if "d" in flags else 0  # (a row bound: every M, or none)
         bm, rest = label[2:].rstrip("lpgd").split("s")
         st, _, ksub = rest.partition("k")
         gs.K_PER_SLOT = int(ksub or 1)

@@ -192,6 +192,28 @@ def test_unpacked_path_in_column_chunks_and_by_default_from_prefill_min_m(monkey
     assert not tw._use_prefill(None, 20, 1 << 40, True)  # a K beyond every row: the last row's counts
 
 
+def test_medium_m_takes_the_swap_kernel_where_its_tiles_fill_the_gpu(monkeypatch):
+    """From 64 rows (below the direct threshold) the packed weights go to the swap kernel where its 64-token tiles
+    give at least half of 132 SMs one each: the winners of run 89's 18 shape / M pairs (ops, H100)."""
+    monkeypatch.setattr(tw, "_sms", lambda t: 132)
+    shapes = {"qkv": (4096, 4096), "gate+up": (22016, 4096), "down": (4096, 11008), "70B gate/up": (28672, 8192),
+              "70B down": (8192, 28672), "13B down": (5120, 13824)}
+    swap = {m: {name for name, (n, k) in shapes.items() if tw._use_prefill(None, m, k, True, n, torch.zeros(1))}
+            for m in (63, 64, 128, 192, 256)}
+    assert swap[63] == set() and swap[64] == {"gate+up", "70B gate/up"}
+    assert swap[128] == {"gate+up", "70B gate/up", "70B down", "13B down"}
+    assert swap[192] == swap[256] == set(shapes)
+    # only for the packed weights (else the unpack-pass threshold), with a GPU, and with the swap config installed
+    assert not tw._use_prefill(None, 128, 4096, False, 22016, torch.zeros(1))
+    assert not tw._use_prefill(None, 128, 4096, True, 22016, None)
+    monkeypatch.setattr(tw, "_sms", lambda t: 0)
+    assert not tw._use_prefill(None, 128, 4096, True, 22016, torch.zeros(1))
+    monkeypatch.setattr(tw, "_sms", lambda t: 132)
+    from fptq.kernels import triton_prefill
+    monkeypatch.setattr(tw, "PREFILL_CONFIGS", [(1 << 62, triton_prefill.WS_CONFIG)])
+    assert not tw._use_prefill(None, 128, 4096, True, 22016, torch.zeros(1))
+
+
 def test_swap_tile_takes_the_fewest_rounds_of_tiles():
     """The installed swap config's token tile by (M, N) on 132 SMs: the choices runs 81 / 87 measured best."""
     from fptq.kernels import triton_prefill
@@ -499,11 +521,12 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     else:
         # (GROUP_SUMS: one int32 sum per group / channel; DIRECT_SCALES: the scales read from global memory)
         names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS", "DIRECT_SCALES")
-        modes = [dict(zip(names, f)) for f in ((1, False, False, False, False), (1, True, False, False, False),
-                                               (2, False, False, False, False), (2, False, True, True, False),
-                                               (2, False, False, True, False), (1, False, False, True, False),
-                                               (2, False, True, False, False), (2, False, True, True, True),
-                                               (1, False, False, True, True), (2, False, False, False, True))
+        ds = 1 << 30  # (DIRECT_SCALES is a row bound: every M, or with 0 none)
+        modes = [dict(zip(names, f)) for f in ((1, False, False, False, 0), (1, True, False, False, 0),
+                                               (2, False, False, False, 0), (2, False, True, True, 0),
+                                               (2, False, False, True, 0), (1, False, False, True, 0),
+                                               (2, False, True, False, 0), (2, False, True, True, ds),
+                                               (1, False, False, True, ds), (2, False, False, False, ds))
                  ] if cfg.swap else [{}]
     module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
@@ -747,24 +770,28 @@ def test_swap_kernel_scope():
     assert not gluon_swap.supported(True, torch.zeros(256, 160, dtype=torch.uint8), None, 320, 320)  # K not a multiple of 128
     # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
     # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
-    assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False}
-    assert gluon_swap.plan(4096, 256)["SPG"] == 2 and gluon_swap.plan(4096, 4096)["SPG"] == 0
-    assert gluon_swap.plan(384, 128)["KSUB"] == 1 and gluon_swap.plan(128, 128)["KSUB"] == 1
-    assert not gluon_swap.plan(384, 128)["PF"]  # (one step a slot: nothing to prefetch)
+    # the scales read directly (DS) up to DIRECT_SCALES rows, copied into scale rows above
+    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False}
+    assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
+    assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 2 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 0
+    assert gluon_swap.plan(384, 128, 4096)["KSUB"] == 1 and gluon_swap.plan(128, 128, 4096)["KSUB"] == 1
+    assert not gluon_swap.plan(384, 128, 4096)["PF"]  # (one step a slot: nothing to prefetch)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gluon_swap, "GROUP_SUMS", False)
-        assert gluon_swap.plan(4096, 256)["SPG"] == 1 and gluon_swap.plan(4096, 4096)["SPG"] == 1
+        assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 1 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 1
         mp.setattr(gluon_swap, "GROUP_SUMS", True)
-        assert [gluon_swap.plan(kp, g)["SPG"] for kp, g in ((4096, 128), (4096, 256), (4096, 4096), (384, 384), (128, 128),
-                                                            (768, 384), (1024, 512))] == [1, 2, 0, 0, 0, 1, 1]
+        assert [gluon_swap.plan(kp, g, 4096)["SPG"] for kp, g in ((4096, 128), (4096, 256), (4096, 4096), (384, 384),
+                                                                  (128, 128), (768, 384), (1024, 512))] == [1, 2, 0, 0, 0, 1, 1]
         mp.setattr(gluon_swap, "K_PER_SLOT", 1)
-        assert gluon_swap.plan(4096, 256)["SPG"] == 1  # a group of two steps over two slots: scaled per step
+        assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 1  # a group of two steps over two slots: scaled per step
         mp.setattr(gluon_swap, "LAG_SCALING", True)
         mp.setattr(gluon_swap, "PREFETCH_WEIGHTS", True)
-        mp.setattr(gluon_swap, "DIRECT_SCALES", True)
-        assert gluon_swap.plan(4096, 128) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False}  # (not lagged)
+        mp.setattr(gluon_swap, "DIRECT_SCALES", 1 << 30)
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False}  # (not lagged)
         mp.setattr(gluon_swap, "K_PER_SLOT", 2)
-        assert gluon_swap.plan(4096, 128) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True}
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True}
+        mp.setattr(gluon_swap, "DIRECT_SCALES", 0)
+        assert not gluon_swap.plan(4096, 128, 64)["DS"]
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold
     assert not triton_prefill.direct(torch.zeros(1), True, q, None, 512, 128)
 

@@ -55,11 +55,12 @@ GROUP_SUMS = True
 # A slot's second K step's weights loaded and unpacked while the first step's wgmma runs (ptxas otherwise
 # places them after its wait; run 82: groups of 128, kernel 1-10 % faster, 7 of 8 shape / M pairs).
 PREFETCH_WEIGHTS = True
-# The consumers read their two rows' group scales from QuantLinear's (N, groups) scales in global memory (L2), one
-# load per row and group, requested before the slot's wait (per channel once per tile), instead of fp32 scale rows
-# that a copy kernel writes before every call (`gluon_prefill.scale_rows`) and the loader brings by TMA. Off until
-# timed on a GPU (written offline in session 10; without the lagged schedule, at most two K steps a slot).
-DIRECT_SCALES = False
+# Up to this many activation rows the consumers read their two rows' group scales from QuantLinear's (N, groups)
+# scales in global memory (L2), one load per row and group, requested before the slot's wait (per channel once per
+# tile), instead of fp32 scale rows that a copy kernel writes before every call (`gluon_prefill.scale_rows`) and the
+# loader brings by TMA (0: never; not with the lagged schedule, at most two K steps a slot). Run 89 (ops, H100): at
+# 256 rows 0-18 % faster (the copy is a few µs of a 20-180 µs op), at 1024 -3 … +6 %, at 4096 3-10 % slower.
+DIRECT_SCALES = 512
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -312,7 +313,7 @@ if gluon is not None:
         def _consumer1(p):
             _consumer(p, 1)
 
-        @gluon.jit
+        @gluon.jit(do_not_specialize=["stride_sn"])  # (per channel it is 1: a constexpr would not fit `_Args`)
         def _swap_kernel(
             x_desc,  # TMA descriptor of the (M, Kp) int8 activation buffer (permuted chunks), block (BLOCK_M, 128)
             w_desc,  # TMA descriptor of the (N, K // 2) packed int4 weights, block (2 * 64, 64)
@@ -379,19 +380,19 @@ def supported(int8: bool, qweight: torch.Tensor, zeros, k: int, group_size: int)
     )
 
 
-def plan(kp: int, group_size: int) -> dict:
-    """The kernel's schedule constants for a (M, kp) activation buffer and `group_size` (a multiple of 128,
+def plan(kp: int, group_size: int, m: int) -> dict:
+    """The kernel's schedule constants for an (m, kp) activation buffer and `group_size` (a multiple of 128,
     or >= kp per channel), from the module settings: KSUB K steps a slot (K_PER_SLOT where the step count
     divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
-    DS (DIRECT_SCALES, not with the lag)."""
+    DS (up to DIRECT_SCALES rows, not with the lag)."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
-    ds = DIRECT_SCALES and not lag and ksub <= 2
+    ds = m <= DIRECT_SCALES and not lag and ksub <= 2
     return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds}
 
 
@@ -410,7 +411,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
     rows, `gluon_prefill.scale_rows`); `max_stages`: ring slots at most (fewer where the GPU's shared memory is
     smaller)."""
     m, kp = a.shape
-    sched = plan(kp, group_size)
+    sched = plan(kp, group_size, m)
     per_stage = sched["KSUB"] * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]

@@ -571,6 +571,13 @@ SWAP_TILES: list[tuple[float, PrefillConfig]] = [(0.76, PrefillConfig(64, 128, 4
                                                  (1.0, PrefillConfig(128, 128, 4, 6, swap=True))]
 # (the installed bucket holds SWAP_TILES' object itself: that is what `_prefill_config` re-tiles)
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, SWAP_TILES[-1][1])]
+# Medium M (from this many rows up to PREFILL_MIN_M's direct threshold): the swap kernel also serves a layer whose
+# smallest swap tiles give at least this share of the SMs one tile each; the tiled kernel (32-row tiles up to 128
+# rows: it reads and unpacks each weight M / 32 times) keeps the rest. Run 89 (ops, H100, six shapes at 64 / 128 /
+# 192 rows): all 18 pairs agree — e.g. 7B gate+up at 128 rows 74.8 -> 52.2 µs, 70B down 166.0 -> 115.0, 7B down at
+# 192 69.6 -> 46.9, while 4096-wide layers at 64-128 rows (32-64 tiles) and 70B down / 13B down at 64 (64 / 40)
+# stay 12-20 % faster on the tiled kernel; the winners had >= 80 tiles, the losers <= 64.
+SWAP_MEDIUM: tuple[int, float] = (64, 0.5)
 
 
 def swap_tile(m: int, n: int, sms: int) -> PrefillConfig:
@@ -984,7 +991,7 @@ def w4a8_linear(
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
-    if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size)):
+    if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size), n, x2):
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
         return y.reshape(*x.shape[:-1], n)
@@ -1003,16 +1010,30 @@ def w4a8_linear(
     return y.reshape(*x.shape[:-1], n)
 
 
-def _use_prefill(config, m: int, k: int, packed: bool = False) -> bool:
+def _use_prefill(config, m: int, k: int, packed: bool = False, n: int = 0, t: torch.Tensor | None = None) -> bool:
     """The prefill path (`triton_prefill`): for a `PrefillConfig`, or by default from the PREFILL_MIN_M rows
     of K's bucket on when USE_PREFILL (the second of them where the `packed` weights are taken directly by
-    the installed swap config)."""
+    the installed swap config, and below that from SWAP_MEDIUM's rows for an (m, n) output whose smallest
+    swap tiles give SWAP_MEDIUM's share of the SMs of `t`'s GPU one each)."""
     if isinstance(config, PrefillConfig):
         return True
     if config is not None or not USE_PREFILL:
         return False
     _, unpacked, direct_m = next((row for row in PREFILL_MIN_M if k <= row[0]), PREFILL_MIN_M[-1])
-    return m >= unpacked or (packed and m >= direct_m and _for_m(PREFILL_CONFIGS, m).swap)
+    if m >= unpacked:
+        return True
+    if not (packed and _for_m(PREFILL_CONFIGS, m).swap):
+        return False
+    if m >= direct_m:
+        return True
+    first, share = SWAP_MEDIUM
+    tile = SWAP_TILES[0][1]
+    return m >= first and t is not None and -(-m // tile.block_m) * -(-n // tile.block_n) >= share * _sms(t) > 0
+
+
+def _sms(t: torch.Tensor) -> int:
+    """SMs of `t`'s GPU (0 on the CPU)."""
+    return gluon_prefill._sm_count(t.device.index) if t.is_cuda else 0
 
 
 def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out):
@@ -1020,7 +1041,7 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if config is None:
-        config = _prefill_config(m, n, gluon_prefill._sm_count(a.device.index) if a.is_cuda else 0)
+        config = _prefill_config(m, n, _sms(a))
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config)
 
 
@@ -1164,7 +1185,7 @@ def _w4a8_gemm_op(
 ) -> torch.Tensor:
     """The GEMM alone, on activations already in the kernels' permuted int8 (or float8 e4m3) layout."""
     m = a.shape[0]
-    if _use_prefill(None, m, k, direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size)):
+    if _use_prefill(None, m, k, direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size), qweight.shape[0], a):
         return _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, None, None)
     if a.dtype == torch.float8_e4m3fn:  # the tiled kernel's fp8 dot (as in `w4a8_fp8_linear`)
         cfg = _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
