@@ -4,7 +4,8 @@ installed default) and cuBLAS fp16, whole ops (activation quantization + GEMM) a
 
     PYTHONPATH=src python3 benchmarks/probe_stream.py [--ms 1,16] [--variants default,bn128s16,bn64s24,bn128s16c2]
 
-Variant labels: 'default' (STREAM_DECODE off), 'bn<rows>s<stages>[c<ctas per SM>]' (a `StreamConfig`).
+Variant labels: 'default' (STREAM_DECODE off), 'bn<rows>s<stages>[c<ctas per SM>][r<max registers>]' (a
+`StreamConfig`; run 91's c2 without r fitted one CTA per SM by registers).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_gemm import SHAPES, bench_fp16, bench_ours, make_layer  # noqa: E402
+from bench_gemm import SHAPES, bench_fp16, bench_ours, make_layer, time_graph  # noqa: E402
 
+from fptq.kernels import gluon_stream  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.kernels.gluon_stream import StreamConfig  # noqa: E402
+from fptq.kernels.triton_prefill import _shared_memory  # noqa: E402
 
 FUSED = [("7B q/k/v fused", 12288, 4096), ("7B gate+up fused", 22016, 4096)]
 
@@ -28,8 +31,38 @@ FUSED = [("7B q/k/v fused", 12288, 4096), ("7B gate+up fused", 22016, 4096)]
 def variant(label: str) -> StreamConfig | None:
     if label == "default":
         return None
-    bn, st, ctas = re.fullmatch(r"bn(\d+)s(\d+)(?:c(\d+))?", label).groups()
-    return StreamConfig(int(bn), int(st), int(ctas or 1))
+    bn, st, ctas, regs = re.fullmatch(r"bn(\d+)s(\d+)(?:c(\d+))?(?:r(\d+))?t?", label).groups()
+    return StreamConfig(int(bn), int(st), int(ctas or 1), int(regs) if regs else None)
+
+
+def tiled_op(x, qweight, scales, group, cfg):
+    """The op with the weights in `gluon_stream.tiled_weights`' tile-contiguous order (label suffix 't'): returns a
+    closure that quantizes x and runs the stream kernel on that copy."""
+    m, k = x.shape
+    n, sub = qweight.shape[0], tw._sub_chunk(group)
+    tiled = gluon_stream.tiled_weights(qweight, k, cfg.block_n, sub)
+    grid = gluon_stream.grid_size(m, n, k, sub, cfg, tw._sms(x))
+    pdl = tw._pdl_available(x)
+
+    def call():
+        ws = gluon_stream.workspace(m, n, grid, cfg, x.device)
+        a, sx, sx_mode = tw._quantized_operand(x, group, "dynamic", None, pdl, ws[1])
+        out = torch.empty(m, n, dtype=x.dtype, device=x.device)
+        return gluon_stream.stream_gemm(a, tiled, scales, sx, sx_mode, None, out, k, group, sub, cfg, grid, ws, pdl,
+                                        _shared_memory(a), tiled=tiled, n=n)
+
+    return call
+
+
+def bench_tiled(m, n, k, group, cfg):
+    def make(copies):
+        calls = []
+        for _ in range(copies):
+            qweight, scales, _, _ = make_layer(n, k, group, True)
+            calls.append(tiled_op(torch.randn(m, k, device="cuda", dtype=torch.float16), qweight, scales, group, cfg))
+        return calls
+
+    return time_graph(make, n * k // 2 + n * (k // group) * 2 + m * k * 2 + m * n * 2)
 
 
 def main() -> None:
@@ -49,7 +82,10 @@ def main() -> None:
             ref = tw.w4a8_linear(x, qweight, scales, None, group_size=args.group, act_mode="dynamic").float()
             for label in labels[1:]:
                 tw.STREAM_DECODE = variant(label)
-                y = tw.w4a8_linear(x, qweight, scales, None, group_size=args.group, act_mode="dynamic").float()
+                if label.startswith("bn") and label.endswith("t"):
+                    y = tiled_op(x, qweight, scales, args.group, variant(label))().float()
+                else:
+                    y = tw.w4a8_linear(x, qweight, scales, None, group_size=args.group, act_mode="dynamic").float()
                 err = ((y - ref).norm() / ref.norm()).item()
                 print(f"check {label} {name} M={m}: rel diff vs default {err:.2e}", flush=True)
     tw.STREAM_DECODE = None
@@ -59,7 +95,10 @@ def main() -> None:
             times = {}
             for label in labels:
                 tw.STREAM_DECODE = variant(label)
-                times[label] = bench_ours(m, n, k, "dynamic", args.group)
+                if label.startswith("bn") and label.endswith("t"):
+                    times[label] = bench_tiled(m, n, k, args.group, variant(label))
+                else:
+                    times[label] = bench_ours(m, n, k, "dynamic", args.group)
             tw.STREAM_DECODE = None
             gb = (n * k // 2 + n * (k // args.group) * 2) / 1e3  # weight + scale bytes, in units for TB/s at µs
             print(f"M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us | "

@@ -35,6 +35,7 @@ try:
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.ampere import mma_v2
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     from fptq.kernels import gluon_decode
     from fptq.kernels.gluon_decode import _a_layout, _a_to_mma_order, _b_to_mma_order, _unpack
@@ -45,28 +46,39 @@ except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
 @dataclass(frozen=True)
 class StreamConfig:
     """Launch parameters of `_stream_kernel`: weight rows per tile, ring slots (at most: fewer where shared memory
-    is smaller), CTAs per SM."""
+    is smaller), CTAs per SM, registers per thread at most (None: the compiler's choice, which fits one CTA per
+    SM)."""
 
     block_n: int = 128
     stages: int = 16
     ctas_per_sm: int = 1
+    maxnreg: int | None = None
 
 
 if gluon is not None:
     try:
 
         @gluon.jit
-        def _loader(w_desc, a_desc, w_smem, a_smem, ready, empty, lo, hi, steps, PDL: gl.constexpr):
+        def _w_coords(i, steps, BLOCK_N: gl.constexpr, HALF: gl.constexpr, TILED: gl.constexpr):
+            """TMA coordinates of iteration i's weight tile: in QuantLinear's (N, K / 2) layout, or (TILED) in the
+            tile-contiguous copy of `tiled_weights` (each tile's BLOCK_N x HALF bytes one contiguous block, read as
+            BLOCK_N / 2 rows of 2 HALF bytes: the same bytes in shared memory, a wider TMA box)."""
+            if TILED:
+                return (i * (BLOCK_N // 2), 0)
+            return ((i // steps) * BLOCK_N, (i % steps) * HALF)
+
+        @gluon.jit
+        def _loader(w_desc, a_desc, w_smem, a_smem, ready, empty, lo, hi, steps, PDL: gl.constexpr, TILED: gl.constexpr):
             """One warp: the iterations [lo, hi) into the ring, the first STAGES weight tiles before the PDL wait."""
             STAGES: gl.constexpr = w_smem.shape[0]
-            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
-            HALF: gl.constexpr = w_desc.block_type.shape[1]
+            HALF: gl.constexpr = a_desc.block_type.shape[1]
+            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0] * (2 if TILED else 1)
             nbytes: gl.constexpr = w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes
             first = gl.minimum(hi - lo, STAGES)
             for j in range(0, first):  # (fresh slots: nothing to wait for)
                 i = lo + j
                 mbarrier.expect(ready.index(j), nbytes)
-                tma.async_copy_global_to_shared(w_desc, [(i // steps) * BLOCK_N, (i % steps) * HALF], ready.index(j),
+                tma.async_copy_global_to_shared(w_desc, _w_coords(i, steps, BLOCK_N, HALF, TILED), ready.index(j),
                                                 w_smem.index(j))
             if PDL:  # the activations once the quantization kernel has written them
                 gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
@@ -82,8 +94,7 @@ if gluon is not None:
                 mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)
                 mbarrier.expect(bar, nbytes)
                 k0 = (i % steps) * 2 * HALF
-                tma.async_copy_global_to_shared(w_desc, [(i // steps) * BLOCK_N, (i % steps) * HALF], bar,
-                                                w_smem.index(slot))
+                tma.async_copy_global_to_shared(w_desc, _w_coords(i, steps, BLOCK_N, HALF, TILED), bar, w_smem.index(slot))
                 tma.async_copy_global_to_shared(a_desc, [0, k0], bar, a_smem.index(2 * slot))
                 tma.async_copy_global_to_shared(a_desc, [0, k0 + HALF], bar, a_smem.index(2 * slot + 1))
 
@@ -194,17 +205,19 @@ if gluon is not None:
             HAS_BIAS: gl.constexpr,
             STAGES: gl.constexpr,
             PDL: gl.constexpr,
+            TILED: gl.constexpr,  # w_desc over `tiled_weights` (tile-contiguous) instead of the (N, K / 2) weights
             num_warps: gl.constexpr,
         ):
             """Persistent: CTA c walks iterations [c T // G, (c + 1) T // G) of the T = tiles x steps (tile-major)."""
-            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
-            HALF: gl.constexpr = w_desc.block_type.shape[1]
+            HALF: gl.constexpr = a_desc.block_type.shape[1]
+            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0] * (2 if TILED else 1)
             T = ((N + BLOCK_N - 1) // BLOCK_N) * steps
             G = gl.num_programs(0)
             c = gl.program_id(0)
             lo = (c * T) // G
             hi = ((c + 1) * T) // G
-            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
+            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES] + w_desc.block_type.shape, w_desc.layout)
+            w_rows = w_smem._reinterpret(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)  # (TILED: the same bytes)
             a_smem = gl.allocate_shared_memory(gl.int8, [2 * STAGES, 16, HALF], a_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -212,9 +225,9 @@ if gluon is not None:
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=1)
             gl.warp_specialize(
-                [(_consumer, (w_smem, a_smem, ready, empty, scales_ptr, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, lo, hi,
+                [(_consumer, (w_rows, a_smem, ready, empty, scales_ptr, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, lo, hi,
                               steps, M, N, stride_sn, stride_om, T, G, GROUP, SX_MODE, HAS_BIAS, PDL, num_warps)),
-                 (_loader, (w_desc, a_desc, w_smem, a_smem, ready, empty, lo, hi, steps, PDL))],
+                 (_loader, (w_desc, a_desc, w_smem, a_smem, ready, empty, lo, hi, steps, PDL, TILED))],
                 [1], [24])
 
     except Exception:  # pragma: no cover - a Gluon API this code does not know
@@ -241,21 +254,34 @@ def workspace(m: int, n: int, grid: int, cfg: StreamConfig, device) -> tuple[tor
     return buf[:size], buf[size:].view(torch.int32)
 
 
+def tiled_weights(qweight: torch.Tensor, k: int, block_n: int, sub: int) -> torch.Tensor:
+    """The packed (N, K / 2) weights rearranged so that each (block_n rows x sub / 2 bytes) tile of the stream order
+    (tile-major, then K step) is one contiguous block: (tiles * steps * block_n, sub / 2), rows and K padded."""
+    n, half = qweight.shape[0], sub // 2
+    tiles, steps = -(-n // block_n), -(-k // sub)
+    w = torch.nn.functional.pad(qweight, (0, steps * half - qweight.shape[1], 0, tiles * block_n - n))
+    return w.view(tiles, block_n, steps, half).permute(0, 2, 1, 3).reshape(tiles * steps * block_n, half).contiguous()
+
+
 def stream_gemm(a, qweight, scales, sx, sx_mode: int, bias, out, k: int, group_size: int, sub: int,
-                cfg: StreamConfig, grid: int, ws: tuple, pdl: bool, smem: int) -> torch.Tensor:
+                cfg: StreamConfig, grid: int, ws: tuple, pdl: bool, smem: int, tiled: torch.Tensor | None = None,
+                n: int | None = None) -> torch.Tensor:
     """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
     `gluon_decode._decode_tma_kernel`) by `_stream_kernel`: `a` the (M <= 16, Kp) permuted int8 buffer, `ws` from
     `workspace(...)` (counters zero), `smem` the GPU's shared memory per block (bytes)."""
-    m, n = a.shape[0], qweight.shape[0]
+    m, n = a.shape[0], n or qweight.shape[0]
     half = sub // 2
     per_stage = cfg.block_n * half + 2 * 16 * half
-    stages = max(2, min(cfg.stages, (smem - (4 << 10)) // per_stage))
+    stages = max(2, min(cfg.stages, (smem // cfg.ctas_per_sm - (4 << 10)) // per_stage))
     w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
+    if tiled is not None:  # (unswizzled: the wide box lands row-major, byte for byte the (block_n, sub / 2) tile)
+        w_desc = TensorDescriptor.from_tensor(tiled.view(-1, sub), [cfg.block_n // 2, sub], w_desc.layout)
     dummy = scales
     _stream_kernel[(grid,)](
         w_desc, a_desc, scales, sx if sx is not None else dummy, bias if bias is not None else dummy, out, ws[0], ws[1],
         m, n, -(-k // sub), scales.stride(0), out.stride(0),
-        GROUP=group_size, SX_MODE=sx_mode, HAS_BIAS=bias is not None, STAGES=stages, PDL=pdl, num_warps=4,
-        **({"launch_pdl": True} if pdl else {}),
+        GROUP=group_size, SX_MODE=sx_mode, HAS_BIAS=bias is not None, STAGES=stages, PDL=pdl, TILED=tiled is not None,
+        num_warps=4,
+        **({"launch_pdl": True} if pdl else {}), **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}),
     )
     return out
