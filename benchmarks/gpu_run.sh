@@ -376,6 +376,13 @@ PY
     timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+stream --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+stream"
     ;;
+  session11f)  # run 92: the full GEMM table (every M of the issue, W4A16 / static / fp8 / g64 extras) with the medium-M
+    # dispatch and DIRECT_SCALES; then a compiled 2048-token prefill with per-channel weights (fp16 in the same run)
+    timeout 330 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --extra
+    mkdir -p "$OUT/per_channel"
+    timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT/per_channel" --group-size -1 --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1
