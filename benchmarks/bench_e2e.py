@@ -218,7 +218,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, stream / nostream (the stream-K decode kernel) "
+                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -316,20 +316,14 @@ def main() -> None:
     modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a8-fp8": "dynamic_fp8", "w4a16": "none"}
     from fptq.kernels import gluon_prefill as gp
 
-    defaults = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS,
-                tw.STREAM_DECODE)
+    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
         base, *opts = name.split("+")
         mode = modes[base]
-        (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS,
-         tw.STREAM_DECODE) = defaults
-        if "stream" in opts or "nostream" in opts:  # M <= 16 through `gluon_stream` (its default config) or not
-            from fptq.kernels.gluon_stream import StreamConfig
-
-            tw.STREAM_DECODE = StreamConfig() if "stream" in opts else None
+        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         if "k1" in opts:  # one K step per ring slot of the warp-specialized prefill kernel
             gp.K_PER_SLOT = 1

@@ -27,7 +27,6 @@ from triton.compiler import ASTSource  # noqa: E402
 from fptq.kernels import (
     gluon_decode,  # noqa: E402
     gluon_prefill,  # noqa: E402
-    gluon_stream,  # noqa: E402
     gluon_swap,  # noqa: E402
 )
 from fptq.kernels import triton_prefill as tp  # noqa: E402
@@ -269,19 +268,6 @@ def variants(prefill_candidates=False, decode_variants=False):
                             1,
                             dict(launch_pdl=True),
                         )
-    # the persistent stream-K decode kernel (`gluon_stream`): 128- / 64-row tiles, groups of 128 / 64 / per channel
-    from triton.experimental.gluon import language as gl
-
-    lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
-    for block_n, stages, group, pdl, extra in ((128, 16, 128, True, {"M": 1}), (128, 16, 128, False, {}),
-                                               (64, 24, 128, True, {}), (128, 16, 4096, True, {"SX_MODE": 1, "HAS_BIAS": True}),
-                                               (128, 16, 64, True, {}), (128, 16, 128, True, {"TILED": True})):
-        half = 32 if group == 64 else 64
-        w_box = [block_n // 2, 2 * half] if extra.get("TILED") else [block_n, half]  # (TILED: the wide box)
-        types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8{w_box},{lay}>", a_desc=f"tensordesc<i8[16, {half}],{lay}>")
-        const = dict(dict(GROUP=group, SX_MODE=2, HAS_BIAS=False, STAGES=stages, PDL=pdl, TILED=False, num_warps=4), **extra)
-        yield (f"gluon stream decode bn{block_n} s{stages} g{group} pdl={pdl} {extra}", gluon_stream._stream_kernel, types,
-               const, 4, 1, dict(launch_pdl=pdl))
     for one_pass in (True, False):
         for pdl in (False, True):
             chunks = 32 if one_pass else 8

@@ -367,20 +367,15 @@ PY
     timeout 60 python3 benchmarks/probe_prefill.py --long-k --ms 64,128,192 --variants default,sw64s8k2pd,sw128s6k2pd --no-kernel \
         2>&1 | tee "$OUT/probe_medium_longk.txt"
     ;;
-  session11z)  # run 91: the stream-K decode kernel (gluon_stream): GPU tests (+ the per-program decode tests), ops at M = 1 / 16
-    timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "stream_decode or decode_gluon_tma or pdl_decode" \
-        -p no:warnings 2>&1 | tail -8 | tee "$OUT/pytest_gpu.txt"
-    timeout 280 python3 benchmarks/probe_stream.py --ms 1,16 "${@:2}" 2>&1 | tee "$OUT/probe_stream.txt"
-    ;;
-  session11e)  # run 92: e2e compiled decode (b1 / b16) and prefill, fp16 vs the default vs the stream-K decode kernel
-    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1,16 --compile default --compile-prefill \
-        --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+stream --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+stream"
-    ;;
   session11f)  # run 92: the full GEMM table (every M of the issue, W4A16 / static / fp8 / g64 extras) with the medium-M
     # dispatch and DIRECT_SCALES; then a compiled 2048-token prefill with per-channel weights (fp16 in the same run)
     timeout 330 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --extra
     mkdir -p "$OUT/per_channel"
     timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT/per_channel" --group-size -1 --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
+  session11g)  # run 93: per-channel weights end to end, decode b1 / b16 (compiled) and prefill, fp16 in the same run
+    timeout 420 python3 benchmarks/bench_e2e.py --out "$OUT" --group-size -1 --batches 1,16 --compile default --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)

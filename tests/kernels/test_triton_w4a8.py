@@ -597,60 +597,6 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("sms", [132, 3])
-@pytest.mark.parametrize("pdl", [False, True])
-def test_gpu_stream_decode(monkeypatch, sms, pdl):
-    """The persistent stream-K decode kernel (`gluon_stream`, STREAM_DECODE): M = 1..16, column tails, K with a
-    zero-filled half step, group 64 / 128 / 256 / per channel, bias, static and dynamic int8, fp16 / bf16 / fp32;
-    on 132 SMs (few tiles: each tile split over many CTAs, summed by the last to arrive) and on 3 (each CTA walks
-    several whole tiles between two split ones); with and without programmatic dependent launch. Repeated calls
-    give identical outputs (the tile counters are left zero), also as CUDA-graph replays into a poisoned output.
-    Zero points take the per-program kernel."""
-    from fptq.kernels import gluon_fallback, gluon_prefill, gluon_stream
-
-    if torch.cuda.get_device_capability()[0] != 9 or gluon_stream.gluon is None:
-        pytest.skip("needs a Hopper GPU and Gluon")
-
-    def raise_it(kernel, e):
-        raise e
-
-    monkeypatch.setattr(gluon_fallback, "note_failure", raise_it)  # a Gluon compile error fails the test
-    monkeypatch.setattr(tw, "STREAM_DECODE", gluon_stream.StreamConfig(128, 16))
-    monkeypatch.setattr(tw, "USE_PDL", pdl)
-    monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: sms)
-    calls = []
-    stream_gemm = gluon_stream.stream_gemm
-    monkeypatch.setattr(gluon_stream, "stream_gemm", lambda *a, **kw: calls.append(1) or stream_gemm(*a, **kw))
-    cases = ((1, 1000, 4096, 128, True, torch.float16), (3, 262, 4096, 64, True, torch.bfloat16),
-             (16, 384, 256, -1, True, torch.float16), (7, 256, 1024, 256, True, torch.float16),
-             (1, 4136, 11008, 128, True, torch.bfloat16), (2, 96, 160, -1, True, torch.float16),
-             (5, 96, 160, -1, True, torch.float32), (3, 128, 256, -1, False, torch.float16))
-    for m, n, k, g, sym, dtype in cases:
-        gs = k if g == -1 else g
-        layer = make_layer(n, k, gs, sym, bias=m != 7, dtype=dtype)
-        x = make_x(m, k, dtype)
-        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
-        before = len(calls)
-        check_int8_modes(x, layer, gs, None, tol, (m, n, k, g))
-        assert len(calls) - before == (2 if sym else 0), (m, n, k, g)
-        y = run(x, layer, gs, "dynamic")
-        assert torch.equal(y, run(x, layer, gs, "dynamic")), (m, n, k, g)  # deterministic, counters back at zero
-    m, n, k, gs = 4, 2000, 4096, 128
-    layer = make_layer(n, k, gs, True, bias=True)
-    x = make_x(m, k)
-    out = torch.full((m, n), float("nan"), dtype=x.dtype, device=x.device)
-    call = lambda: tw.w4a8_linear(x, *layer[:3], group_size=gs, act_mode="dynamic", bias=layer[3], out=out)  # noqa: E731
-    want = call().clone()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        call()
-    for _ in range(3):
-        out.fill_(float("nan"))
-        graph.replay()
-        assert torch.equal(out, want)
-
-
-@pytest.mark.gpu
 def test_gpu_fp8_per_channel_long_k():
     """fp8 activations with per-channel weights over a long K: each K step's fp32 sum is added to
     the accumulator (Hopper's fp8 MMA accumulates at reduced precision), in the tiled and the

@@ -19,8 +19,10 @@ Measured (H100, runs 78-79 and 82 of benchmarks/GPU_NOTES.md): the kernel alone 
 warp-specialized `gluon_prefill` kernel (run 78; with PREFETCH_WEIGHTS, run 82: -5 ... +2 % at groups of 128,
 per channel with GROUP_SUMS 7-25 % faster than it), the op (without its unpack pass) 2-13 % faster at
 M = 2048-4096, a compiled 2048-token LLaMA-2-7B-shaped prefill 51.9 -> 49.8 ms (run 79). It is the installed prefill kernel for the
-layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (runs 81 / 87), with 64- or 128-token
-tiles by the rounds of tiles over the SMs (`triton_w4a8.swap_tile`, run 88).
+layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (runs 81 / 87; from 64 rows where its tiles
+fill half the SMs, `triton_w4a8.SWAP_MEDIUM`, runs 89-90), with 64- or 128-token tiles by the rounds of tiles over
+the SMs (`triton_w4a8.swap_tile`, run 88); up to DIRECT_SCALES rows the consumers read the stored group scales
+themselves (run 89).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.

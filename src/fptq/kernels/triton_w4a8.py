@@ -29,7 +29,8 @@ Three paths, picked by M:
   1023 for K > 16384): the row-wise activation quantization kernel (per-token absmax + round in one
   program per row, or the elementwise static path) writes the permuted int8 buffer and the per-token
   scales; then a tiled GEMM (int8 wgmma on Hopper) that unpacks the weights in its K loop, with the
-  group scaling there too.
+  group scaling there too — or, from 64 rows, the swap kernel where its 64-token tiles fill at least
+  half the SMs (SWAP_MEDIUM: wide layers such as gate/up).
 - prefill (M >= PREFILL_MIN_M, compute-bound): the same quantization, then `triton_prefill`. On Hopper
   with int8 activations, symmetric weights and groups of 128 columns or more (FPTQ's default format) the
   GEMM takes the packed weights as they are, as wgmma's register operand (`gluon_swap`); otherwise the
@@ -51,12 +52,11 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_stream
-from fptq.kernels.gluon_stream import StreamConfig
+from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
-from fptq.kernels.triton_prefill import PrefillConfig, _capability, _shared_memory, direct, prefill_gemm
+from fptq.kernels.triton_prefill import PrefillConfig, _capability, direct, prefill_gemm
 from fptq.primitives import FP8_MAX
 
 try:  # Triton is optional: without it fptq still imports and uses the reference.
@@ -619,10 +619,6 @@ DECODE_TARGET_PROGRAMS = 528  # 4 per SM on the H100 (run 15); 0: always the con
 USE_PDL = True
 # Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
 PREFETCH_BUDGET = 24 << 20
-# At M <= 16 with int8 activations and symmetric weights on Hopper: the persistent stream-K kernel of
-# `gluon_stream` (one CTA per SM walking a contiguous range of (column tile, K step) iterations through one deep
-# TMA ring) with these launch parameters instead of the per-program `gluon_decode` kernel; None: off.
-STREAM_DECODE: StreamConfig | None = None
 
 
 def _tiles(cfg: KernelConfig, m: int, n: int) -> int:
@@ -874,34 +870,6 @@ def _launch(
     return out
 
 
-def _use_stream(x2: torch.Tensor, m: int, act_mode: str, qweight: torch.Tensor, zeros, k: int) -> bool:
-    """The stream-K decode kernel (`gluon_stream`): installed (STREAM_DECODE), M <= 16, int8 activations,
-    symmetric weights, an NVIDIA Hopper GPU, a working Gluon, and what its TMA loads need (as `_use_tma`)."""
-    return (STREAM_DECODE is not None and m <= DECODE_MAX_M and act_mode in ("static", "dynamic") and zeros is None
-            and x2.is_cuda and torch.version.hip is None and gluon_stream.gluon is not None
-            and not gluon_fallback.failed("stream") and _capability(x2.device.index)[0] == 9
-            and STREAM_DECODE.block_n <= 256 and qweight.stride(1) == 1 and qweight.stride(0) % 16 == 0
-            and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0)
-
-
-def _stream(x2, qweight, scales, group_size, act_mode, act_scale, bias, m, n, k, cfg, out):
-    """The decode op through `gluon_stream`: the quantization kernel (zeroing the tile counters, PDL trigger),
-    then the stream-K GEMM; if that fails to compile, the tiled kernel `cfg` on the same buffer."""
-    sub = _sub_chunk(group_size)
-    pdl = _pdl_available(x2)
-    grid = gluon_stream.grid_size(m, n, k, sub, STREAM_DECODE, _sms(x2))
-    ws = gluon_stream.workspace(m, n, grid, STREAM_DECODE, x2.device)
-    a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, ws[1])
-    if out is None:
-        out = torch.empty(m, n, dtype=x2.dtype, device=x2.device)
-    try:
-        return gluon_stream.stream_gemm(a, qweight, scales, sx, sx_mode, bias, out, k, group_size, sub, STREAM_DECODE,
-                                        grid, ws, pdl, _shared_memory(a))
-    except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the tiled kernel instead
-        gluon_fallback.note_failure("stream", e)
-    return _launch(a, _A_PERMUTED, 0, qweight, scales, None, sx, sx_mode, bias, m, k, group_size, x2.dtype, cfg, out)
-
-
 def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     """Power of two >= the weight groups one K slice of `split` touches (a slice of `per` steps of
     `sub` columns starts on a group boundary only if a group is one step)."""
@@ -1034,8 +1002,6 @@ def w4a8_linear(
         a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
-    elif config is None and _use_stream(x2, m, act_mode, qweight, zeros, k):
-        y = _stream(x2, qweight, scales, group_size, act_mode, act_scale, bias, m, n, k, cfg, out)
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub))
