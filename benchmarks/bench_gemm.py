@@ -692,6 +692,7 @@ def main() -> None:
     ap.add_argument("--shapes", default="all", help="'all' or comma-separated indices into SHAPES")
     ap.add_argument("--ms", default=",".join(map(str, MS)))
     ap.add_argument("--extra", action="store_true", help="also time static, W4A16 ours, tinygemm, fp8, g64")
+    ap.add_argument("--group", type=int, default=128, help="weight group size of the W4A8 column (-1: per channel)")
     args = ap.parse_args()
     logf = open(f"{args.out}/gemm_log.txt", "a")
 
@@ -733,8 +734,9 @@ def main() -> None:
     table = []
     for name, n, k in shapes:
         for m in ms:
-            r = {"shape": name, "m": m, "n": n, "k": k}
-            r["w4a8"] = bench_ours(m, n, k, "dynamic")
+            gs = k if args.group == -1 else args.group
+            r = {"shape": name, "m": m, "n": n, "k": k, "group": gs}
+            r["w4a8"] = bench_ours(m, n, k, "dynamic", gs)
             r["fp16"] = bench_fp16(m, n, k)
             r["int8"] = bench_int8(m, n, k)
             if args.old_decode and m <= 16:
@@ -748,7 +750,7 @@ def main() -> None:
                 if m > 16:
                     r["w4a8_fp8"] = bench_ours(m, n, k, "dynamic", fp8=True)
             r["tops"] = 2 * m * n * k / r["w4a8"] / 1e6
-            r["weight_tbps"] = (n * k / 2 + n * k / 128 * 2) / r["w4a8"] / 1e6
+            r["weight_tbps"] = (n * k / 2 + n * k / gs * 2) / r["w4a8"] / 1e6
             table.append(r)
             extra = " ".join(f"{key}={r[key]:.1f}" for key in r if key.startswith(("w4a8_", "w4a16", "tinygemm")) and r[key])
             log(
