@@ -581,12 +581,17 @@ PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, SWAP_TILES[-1][1])
 SWAP_MEDIUM: tuple[int, float] = (64, 0.5)
 
 
+def _output_tiles(m: int, n: int, cfg: PrefillConfig) -> int:
+    """Tiles of `cfg` over an (m, n) output."""
+    return -(-m // cfg.block_m) * -(-n // cfg.block_n)
+
+
 def swap_tile(m: int, n: int, sms: int) -> PrefillConfig:
     """The `SWAP_TILES` config whose `ceil(tiles / sms)` rounds of tiles of an (m, n) output take the least time."""
 
     def cost(entry):
         rel_time, cfg = entry
-        return math.ceil(-(-m // cfg.block_m) * -(-n // cfg.block_n) / sms) * rel_time
+        return math.ceil(_output_tiles(m, n, cfg) / sms) * rel_time
 
     return min(SWAP_TILES, key=cost)[1]
 
@@ -1028,8 +1033,7 @@ def _use_prefill(config, m: int, k: int, packed: bool = False, n: int = 0, t: to
     if m >= direct_m:
         return True
     first, share = SWAP_MEDIUM
-    tile = SWAP_TILES[0][1]
-    return m >= first and t is not None and -(-m // tile.block_m) * -(-n // tile.block_n) >= share * _sms(t) > 0
+    return m >= first and t is not None and _output_tiles(m, n, SWAP_TILES[0][1]) >= share * _sms(t) > 0
 
 
 def _sms(t: torch.Tensor) -> int:
