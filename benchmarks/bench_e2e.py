@@ -175,7 +175,7 @@ def measure(model, name, args, log, results):
     return r
 
 
-def quantize_model(model, act_mode, act_scale, group_size):
+def quantize_model(model, act_mode, act_scale, group_size, scale_format="fp16"):
     from fptq.nn.quant_linear import QuantLinear
 
     for layer in model.model.layers:
@@ -186,6 +186,7 @@ def quantize_model(model, act_mode, act_scale, group_size):
                         child,
                         bits=4,
                         group_size=group_size,
+                        scale_format=scale_format,
                         act_mode=act_mode,
                         act_scale=act_scale if act_mode == "static" else None,
                     )
@@ -212,6 +213,7 @@ def main() -> None:
     ap.add_argument("--cache-len", type=int, default=1024)
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--group-size", type=int, default=128)
+    ap.add_argument("--scale-format", default="fp16", choices=("fp16", "two-level"), help="group scales of the W4A8 model")
     ap.add_argument("--act-scale", type=float, default=0.05)
     ap.add_argument("--compile", default=None, help="also time the decode step under torch.compile(mode=...) ('default' for None)")
     ap.add_argument("--compile-variants", default="fp16,w4a8-dynamic,w4a8-static")
@@ -305,8 +307,8 @@ def main() -> None:
         del fused16
         torch.cuda.empty_cache()
     t0 = time.time()
-    quantize_model(model, "dynamic", None, args.group_size)
-    log(f"quantized to W4A8 g{args.group_size} in {time.time() - t0:.0f}s")
+    quantize_model(model, "dynamic", None, args.group_size, args.scale_format)
+    log(f"quantized to W4A8 g{args.group_size} ({args.scale_format} scales) in {time.time() - t0:.0f}s")
     with torch.no_grad():
         q_logits = model(input_ids=probe).logits.float()
     err = ((q_logits - ref_logits).norm() / ref_logits.norm()).item()

@@ -77,11 +77,12 @@ def ref64(x, qweight, scales, zeros, group_size, act_mode, act_scale, bias):
     return y
 
 
-def make_layer(n, k, group_size, symmetric, device="cuda", bias=False, dtype=torch.float16):
+def make_layer(n, k, group_size, symmetric, device="cuda", bias=False, dtype=torch.float16, two_level=False):
+    """(qweight, scales, zeros, bias); with `two_level` also the channel scales (a 5th element)."""
     w = torch.randn(n, k, device=device) * 0.02
-    qw = quantize_weight(w, 4, group_size, symmetric)
+    qw = quantize_weight(w, 4, group_size, symmetric, "two-level" if two_level else "fp16")
     b = (torch.randn(n, device=device) * 0.1).to(dtype) if bias else None
-    return pack_int4(qw.codes), qw.scales, qw.zeros, b
+    return (pack_int4(qw.codes), qw.scales, qw.zeros, b) + ((qw.channel_scales,) if two_level else ())
 
 
 def rel_err(y, ref):
@@ -265,19 +266,20 @@ def time_graph(make_calls, bytes_per_call, reps=20):
     return statistics.median(times)
 
 
-def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float16, fp8=False):
+def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float16, fp8=False, two_level=False):
     def make(copies):
         calls = []
         for _ in range(copies):
-            qweight, scales, zeros, _ = make_layer(n, k, group_size, True)
+            qweight, scales, zeros, _, *chan = make_layer(n, k, group_size, True, two_level=two_level)
+            chan = chan[0] if chan else None
             x = torch.randn(m, k, device="cuda", dtype=dtype)
             sx = (x.float().abs().max() / 127).reshape(()) if act_mode == "static" else None
             if fp8:
                 calls.append(lambda x=x, q=qweight, s=scales: tw.w4a8_fp8_linear(x, q, s, None, group_size=group_size, config=config))
             else:
                 calls.append(
-                    lambda x=x, q=qweight, s=scales, sx=sx: tw.w4a8_linear(
-                        x, q, s, None, group_size=group_size, act_mode=act_mode, act_scale=sx, config=config
+                    lambda x=x, q=qweight, s=scales, sx=sx, c=chan: tw.w4a8_linear(
+                        x, q, s, None, group_size=group_size, act_mode=act_mode, act_scale=sx, config=config, channel_scales=c
                     )
                 )
         return calls
@@ -693,6 +695,7 @@ def main() -> None:
     ap.add_argument("--ms", default=",".join(map(str, MS)))
     ap.add_argument("--extra", action="store_true", help="also time static, W4A16 ours, tinygemm, fp8, g64")
     ap.add_argument("--group", type=int, default=128, help="weight group size of the W4A8 column (-1: per channel)")
+    ap.add_argument("--two-level", action="store_true", help="also time W4A8 with two-level scales (w4a8_2l) at every M")
     args = ap.parse_args()
     logf = open(f"{args.out}/gemm_log.txt", "a")
 
@@ -739,6 +742,8 @@ def main() -> None:
             r["w4a8"] = bench_ours(m, n, k, "dynamic", gs)
             r["fp16"] = bench_fp16(m, n, k)
             r["int8"] = bench_int8(m, n, k)
+            if args.two_level and args.group != -1:
+                r["w4a8_2l"] = bench_ours(m, n, k, "dynamic", gs, two_level=True)
             if args.old_decode and m <= 16:
                 r["w4a8_old"] = bench_ours(m, n, k, "dynamic", 128, tw.CONFIGS[0][1])
                 r["w4a8_static"] = bench_ours(m, n, k, "static")
@@ -766,6 +771,7 @@ def main() -> None:
     for r in table:
         old = f" old {r['w4a8_old']:.1f}us" if "w4a8_old" in r else ""
         st = f" static {r['w4a8_static']:.1f}us x{r['fp16'] / r['w4a8_static']:.2f}" if r.get("w4a8_static") else ""
+        st += f" two-level {r['w4a8_2l']:.1f}us x{r['fp16'] / r['w4a8_2l']:.2f}" if r.get("w4a8_2l") else ""
         print(
             f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 "
             f"x{r['int8'] / r['w4a8']:.2f}int8 {r['weight_tbps']:.2f}TB/s{old}{st}"

@@ -9,6 +9,7 @@ a kernel change is known to compile before a GPU run is spent on it.
     python benchmarks/compile_sm90.py            # all variants; non-zero exit if one fails
     python benchmarks/compile_sm90.py --regs --prefill-candidates   # + ptxas registers/spills, more tiles
     python benchmarks/compile_sm90.py --decode-variants   # + the Gluon decode kernel's other formats and modes
+    python benchmarks/compile_sm90.py --only " tl" --regs  # the variants whose name contains " tl"
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def variants(prefill_candidates=False, decode_variants=False):
     # (PREFETCH_WEIGHTS): the next step's weights unpacked under the current wgmma; DS (DIRECT_SCALES): the
     # scales read from global memory (with the installed schedules: PF, no lag)
     lay = repr(gluon_swap._packed_layout())
-    variants = [(bm, stages, ksub, lag, group, spg, pf, False) for bm, stages, ksub, lag, group, spg, pf in (
+    variants = [(bm, stages, ksub, lag, group, spg, pf, False, False) for bm, stages, ksub, lag, group, spg, pf in (
         (128, 6, 1, False, 128, 1, False), (128, 6, 1, True, 128, 1, False), (128, 4, 2, False, 128, 1, False),
         (128, 4, 2, False, 4096, 1, False), (128, 4, 2, False, 256, 2, False), (128, 4, 2, False, 4096, 0, False),
         (128, 4, 2, False, 128, 1, True), (128, 4, 2, False, 256, 2, True), (128, 4, 2, False, 4096, 0, True),
@@ -187,16 +188,21 @@ def variants(prefill_candidates=False, decode_variants=False):
         (64, 6, 2, False, 256, 2, True), (64, 6, 2, False, 4096, 0, True), (64, 6, 2, False, 128, 1, True),
         (64, 8, 1, True, 128, 1, False),
     )]
-    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, True)
+    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, True, False)
                  for bm in (128, 64) for group, spg in ((128, 1), (256, 2), (4096, 0))]
-    variants += [(128, 4, 2, False, 128, 1, False, True), (128, 6, 1, False, 128, 1, False, True),
-                 (128, 6, 1, False, 4096, 0, False, True)]  # DS without PF, and one K step a slot
-    for bm, stages, ksub, lag, group, spg, pf, ds in variants:
+    variants += [(128, 4, 2, False, 128, 1, False, True, False), (128, 6, 1, False, 128, 1, False, True, False),
+                 (128, 6, 1, False, 4096, 0, False, True, False)]  # DS without PF, and one K step a slot
+    # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256)
+    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, True) for bm in (128, 64) for group in (128, 256)]
+    variants += [(128, 6, 1, False, 128, 0, False, True, True)]  # one K step a slot
+    for bm, stages, ksub, lag, group, spg, pf, ds, tl_ in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
-                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32"}
+                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32",
+                 "chan_ptr": "*fp16" if tl_ else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
-                     LAG=lag, SPG=spg, PF=pf, DS=ds, CONSUMER_REGS=232, num_warps=4)
+                     LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, CONSUMER_REGS=232, num_warps=4)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
+        flags += " tl" if tl_ else ""
         yield f"prefill swap bm{bm} g{group} k{ksub}{flags}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
@@ -325,7 +331,10 @@ def ptxas_usage(k) -> str:
 def main() -> int:
     failed = 0
     regs = "--regs" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     for name, fn, types, const, warps, stages, opts in variants("--prefill-candidates" in sys.argv, "--decode-variants" in sys.argv):
+        if only not in name:
+            continue
         t0 = time.time()
         try:
             k = compile_variant(fn, types, const, warps, stages, **opts)

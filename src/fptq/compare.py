@@ -14,7 +14,7 @@ Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]`
 `--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
 `dynamic` (activations all per-tensor static / all per-token dynamic), `layerwise`, `lae` /
 `sq` / `noeq` (FPTQ's equalization ablation), `actorder` / `noactorder` (GPTQ, default on), `fp8`
-(per-token activations in float8 e4m3, W4A8-FP8). 8-bit integer weights are per output channel,
+(per-token activations in float8 e4m3, W4A8-FP8), `2l` (two-level group scales, `--scale-format two-level`). 8-bit integer weights are per output channel,
 4-bit ones group-wise with the comparison's group size.
 """
 
@@ -96,6 +96,7 @@ _OPTIONS = {
     "actorder": {"act_order": True},
     "noactorder": {"act_order": False},
     "fp8": {"a_format": "fp8"},
+    "2l": {"scale_format": "two-level"},
 }
 
 
@@ -135,6 +136,7 @@ def describe(config: QuantConfig) -> str:
     if config.method == "fp8":
         return "float8 e4m3 weights and activations, per-tensor scales"
     weights = f"int{config.w_bits} " + ("per-channel" if config.group_size == -1 else f"g{config.group_size}")
+    weights += " two-level scales" if config.scale_format == "two-level" else ""
     dynamic = "fp8 e4m3" if config.a_format == "fp8" else "int8"
     acts = {
         "all-static": "per-tensor static int8 acts",

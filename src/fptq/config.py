@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, fields
 
 from fptq.errors import ConfigError
+from fptq.primitives import SCALE_FORMATS
 
 __all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict"]
 
@@ -45,6 +46,10 @@ class QuantConfig:
     # 128 is the usual choice; use 64 for hidden sizes that 128 does not divide (SmolLM2: 576).
     group_size: int = 128
     symmetric: bool = True
+    # Group scales: "fp16" (any value per group), or "two-level": integer multiples in [1, 16] of a
+    # per-channel scale (symmetric 4-bit groups; the same checkpoint format plus `channel_scales`),
+    # which lets the Hopper prefill kernel keep one int32 sum over K per output (fptq.primitives).
+    scale_format: str = "fp16"
     # 8: int8 activations (W4A8); 16: weight-only (W4A16, activations stay in floating point).
     a_bits: int = 8
     # Number format of the per-token dynamic layers' 8-bit activations: "int8", or "fp8" (float8
@@ -118,6 +123,10 @@ class QuantConfig:
                               "(for float8 weights and activations use --method fp8)")
         if self.a_format == "fp8" and self.policy == "all-static":
             raise ConfigError("--a-format fp8 applies to the per-token (dynamic) layers, and --policy all-static has none")
+        if self.scale_format not in SCALE_FORMATS:
+            raise ConfigError(f"--scale-format must be one of {', '.join(SCALE_FORMATS)}, got {self.scale_format!r}")
+        if self.scale_format == "two-level" and (self.w_bits != 4 or not self.symmetric or self.group_size == -1):
+            raise ConfigError("--scale-format two-level needs symmetric 4-bit weights in groups (not per channel)")
         if self.group_size != -1 and self.group_size < 2:
             raise ConfigError(f"--group-size must be -1 (per channel) or at least 2, got {self.group_size}")
         if not 0 < self.v0 <= self.v1:
@@ -137,6 +146,8 @@ class QuantConfig:
         d = asdict(self)
         if d["a_format"] == "int8":  # the default before a_format existed: int8 checkpoints and
             del d["a_format"]  # comparison cache keys stay what they were
+        if d["scale_format"] == "fp16":  # (likewise)
+            del d["scale_format"]
         return d
 
 

@@ -551,6 +551,60 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(64, 128, 4, 8, swap=True)])
+def test_gpu_two_level_swap(monkeypatch, cfg):
+    """Two-level scales (`channel_scales`): the swap kernel multiplies the codes by the integer group scales and
+    keeps one int32 sum over K (TL) — the same outputs as the float64 reference and, up to accumulation order, as
+    the same layer without its channel scales (scaled per group). Row / column tails, K of three steps (one K step
+    a slot), groups of 128 / 256, one or two K steps a slot with and without PF, fp16 / bf16, static / dynamic, and
+    through QuantLinear's dispatch."""
+    from fptq.kernels import gluon_fallback, gluon_swap, triton_prefill
+
+    if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("needs Gluon and a Hopper GPU")
+
+    def raise_it(kernel, e):
+        raise e
+
+    monkeypatch.setattr(gluon_fallback, "note_failure", raise_it)
+    plans, plan = [], gluon_swap.plan
+    monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
+    cases = ((1000, 1024, 4096, 128, torch.float16), (257, 262, 4096, 256, torch.bfloat16), (300, 256, 384, 128, torch.float16),
+             (77, 200, 1024, 128, torch.float16), (2048, 384, 2048, 256, torch.float16))
+    for (m, n, k, g, dtype), (ksub, pf) in itertools.product(cases, ((2, True), (2, False), (1, False))):
+        monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
+        monkeypatch.setattr(gluon_swap, "PREFETCH_WEIGHTS", pf)
+        w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
+        qw = quantize_weight(w, 4, g, True, "two-level")
+        layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).to(dtype).cuda())
+        chan = qw.channel_scales.cuda()
+        x = make_x(m, k, dtype)
+        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
+        for act_mode in ("static", "dynamic"):
+            act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+            out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+            y = tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale, bias=layer[3],
+                               config=cfg, out=out, channel_scales=chan)
+            assert plans[-1]["TL"], (m, n, k, g)
+            assert torch.isfinite(y).all()
+            assert rel(y, dequant_matmul64(x, layer, g, act_mode, act_scale)) < tol, (m, n, k, g, ksub, pf, act_mode)
+            grouped = run(x, layer, g, act_mode, act_scale, cfg)  # the same layer scaled per group
+            assert rel(y, grouped) < tol / 2, (m, n, k, g, ksub, pf, act_mode)
+    # QuantLinear: a two-level layer hands its channel scales to the swap kernel (default dispatch, 512 rows)
+    from fptq.nn.quant_linear import QuantLinear
+
+    linear = torch.nn.Linear(1024, 512, bias=False).half().cuda()
+    q = QuantLinear.from_linear(linear, group_size=128, scale_format="two-level", act_mode="dynamic")
+    x = make_x(512, 1024)
+    plans.clear()
+    y = q(x)
+    assert plans and plans[-1]["TL"]
+    r = ref_mod.quant_linear_reference(x.cpu().double(), q.qweight.cpu(), q.scales.cpu(), None, group_size=128,
+                                       act_mode="dynamic")
+    assert rel(y, r) < 2e-3
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=16, tma_stages=3),
                                  tw.KernelConfig(16, 32, 4, 3, split_k=3, tma_stages=2),
                                  tw.KernelConfig(16, 128, 8, 3, split_k=1, tma_stages=4)])
@@ -771,7 +825,11 @@ def test_swap_kernel_scope():
     # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
     # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
     # the scales read directly (DS) up to DIRECT_SCALES rows, copied into scale rows above
-    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False}
+    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False}
+    # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
+    # channel (groups as long as K) there is nothing to multiply
+    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": True}
+    assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
     assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 2 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 0
     assert gluon_swap.plan(384, 128, 4096)["KSUB"] == 1 and gluon_swap.plan(128, 128, 4096)["KSUB"] == 1
@@ -787,9 +845,9 @@ def test_swap_kernel_scope():
         mp.setattr(gluon_swap, "LAG_SCALING", True)
         mp.setattr(gluon_swap, "PREFETCH_WEIGHTS", True)
         mp.setattr(gluon_swap, "DIRECT_SCALES", 1 << 30)
-        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False}  # (not lagged)
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False, "TL": False}  # (not lagged)
         mp.setattr(gluon_swap, "K_PER_SLOT", 2)
-        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True}
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True, "TL": False}
         mp.setattr(gluon_swap, "DIRECT_SCALES", 0)
         assert not gluon_swap.plan(4096, 128, 64)["DS"]
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold

@@ -3,6 +3,7 @@
     config.json, generation_config.json, tokenizer files   (Hugging Face, unchanged)
     model.safetensors    every tensor of the model; QuantLinear layers as `qweight` (packed
                          uint8), `scales` (fp16), `zeros` (uint8, asymmetric only),
+                         `channel_scales` (fp16, two-level scales only),
                          `act_scale` (fp32, static only), `bias`; other weights in fp16
     fptq_config.json     {"format_version", "library", "library_version", "quantization",
                          "calibration", "policy": [per-layer rows]}
@@ -165,6 +166,7 @@ def load_quantized(
             bits=qconfig.w_bits,
             group_size=qconfig.group_size,
             symmetric=qconfig.symmetric,
+            scale_format=qconfig.scale_format,
             act_mode=act_mode,
             bias=linear.bias is not None,
             dtype=dtype,
@@ -181,6 +183,7 @@ def load_quantized(
         if value.shape != expected[key].shape:
             raise CheckpointError(f"{folder / WEIGHTS_NAME}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
     model.load_state_dict(tensors, strict=False)
+    _check_two_level(model, folder)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     model.to(device).eval()
@@ -190,6 +193,20 @@ def load_quantized(
 
         fuse_shared_inputs(model)
     return model
+
+
+def _check_two_level(model, folder: Path) -> None:
+    """Two-level layers' group scales must be integer multiples in [1, 16] of their channel scales (a kernel
+    sums whole rows in int32 on that promise)."""
+    from fptq.nn.quant_linear import QuantLinear
+    from fptq.primitives import int_group_scales
+
+    for name, m in model.named_modules():
+        if isinstance(m, QuantLinear) and m.channel_scales is not None:
+            try:
+                int_group_scales(m.scales, m.channel_scales)
+            except ValueError as exc:
+                raise CheckpointError(f"{folder / WEIGHTS_NAME}: {name}: {exc}") from None
 
 
 def _is_tied(model, key: str) -> bool:

@@ -1,8 +1,9 @@
 """Kernel interface behind `QuantLinear`.
 
 Every backend implements `quant_linear(x, qweight, scales, zeros, *, bits, group_size, act_mode,
-act_scale, bias) -> y` with the semantics documented in `fptq.kernels.reference`, which is the
-CPU reference. Registered backends: "reference" (exact group-wise integer semantics, the
+act_scale, bias, channel_scales) -> y` with the semantics documented in `fptq.kernels.reference`,
+which is the CPU reference. `channel_scales` (two-level scales, `fptq.primitives`) never changes the
+result: `scales` are complete, and a backend may ignore it or use it to sum whole rows in int32. Registered backends: "reference" (exact group-wise integer semantics, the
 definition), "torch" (dequantize once + one dense matmul; same codes, float32 rounding order
 differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU are present).
 `quant_linear` below picks a backend: the fastest registered one that supports
@@ -80,10 +81,13 @@ def quant_linear(
     act_mode: str = "dynamic",
     act_scale: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
+    channel_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     backend = select_backend(x, bits, group_size, act_mode)
+    extra = {} if channel_scales is None else {"channel_scales": channel_scales}  # (backends without it: fp16 scales)
     return backend.fn(
-        x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias
+        x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias,
+        **extra,
     )
 
 

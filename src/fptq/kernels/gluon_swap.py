@@ -42,7 +42,7 @@ try:
 
     from fptq.kernels import gluon_prefill
     from fptq.kernels.gluon_prefill import _tile, scale_desc, tma_desc
-    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _epilogue, _shared_memory
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_TL, UNPACK_LO, UNPACK_LO_TL, _as_fp32, _epilogue, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
@@ -63,6 +63,10 @@ PREFETCH_WEIGHTS = True
 # loader brings by TMA (0: never; not with the lagged schedule, at most two K steps a slot). Run 89 (ops, H100): at
 # 256 rows 0-18 % faster (the copy is a few µs of a 20-180 µs op), at 1024 -3 … +6 %, at 4096 3-10 % slower.
 DIRECT_SCALES = 512
+# Two-level scales (`fptq.primitives`; QuantLinear's `channel_scales`): the codes are multiplied by the integer
+# group scales s2 in the unpacking, so the wgmma sums a whole row in int32 as per channel (TL; False: scaled per
+# group as any other groups).
+USE_TWO_LEVEL = True
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -85,6 +89,7 @@ if gluon is not None:
             bias_ptr: gl.tensor
             out_ptr: gl.tensor
             scales_ptr: gl.tensor
+            chan_ptr: gl.tensor
             M: gl.tensor
             N: gl.tensor
             Kp: gl.tensor
@@ -99,11 +104,12 @@ if gluon is not None:
             SPG: gl.constexpr
             PF: gl.constexpr
             DS: gl.constexpr
+            TL: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
-                         scales_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF,
-                         DS):
+                         scales_ptr, chan_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
+                         SPG, PF, DS, TL):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -116,6 +122,7 @@ if gluon is not None:
                 self.bias_ptr = bias_ptr
                 self.out_ptr = out_ptr
                 self.scales_ptr = scales_ptr
+                self.chan_ptr = chan_ptr
                 self.M = M
                 self.N = N
                 self.Kp = Kp
@@ -130,6 +137,7 @@ if gluon is not None:
                 self.SPG = gl.constexpr(SPG)
                 self.PF = gl.constexpr(PF)
                 self.DS = gl.constexpr(DS)
+                self.TL = gl.constexpr(TL)
 
         @gluon.jit
         def _num_tiles(p):
@@ -164,16 +172,28 @@ if gluon is not None:
                     it += 1
 
         @gluon.jit
-        def _weights(p, j, WG: gl.constexpr, a_l: gl.constexpr):
+        def _weights(p, j, WG: gl.constexpr, a_l: gl.constexpr, g=None, r1=None):
             """This warpgroup's 64 x 128 int8 `code - 8` weights of the K step in buffer `j`, in the A operand layout:
             the packed bytes are loaded in the layout that the relabelling below turns into `a_l` (the A layout
             taken back through it), unpacked (low nibble: even column, high: odd) and relabelled to the
-            activation buffer's order (per 128 columns the even ones, then the odd ones) — no data movement."""
+            activation buffer's order (per 128 columns the even ones, then the odd ones) — no data movement.
+            TL (two-level scales): `(code - 8) * s2` with the rows' integers `s2 = g / s1` (`g`: the step's group
+            scales, `r1`: 1 / the channel scales, fp32 in the accumulator's row layout): a multiply-add in the
+            unpacking (`UNPACK_*_TL`), as many instructions as the plain `code - 8`."""
             z = gl.zeros([_ROWS, _SUB], gl.int8, a_l).reshape([_ROWS, 2, _SUB // 2]).permute((0, 2, 1))
             z_lo, z_hi = gl.split(z)
             pk = p.w_smem.index(j).slice(WG * _ROWS, _ROWS, dim=0).load(z_lo.type.layout)
-            lo = gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
-            hi = gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
+            if p.TL:
+                zrow: gl.constexpr = gl.SliceLayout(1, z_lo.type.layout)
+                s2 = gl.convert_layout((g * r1 + 0.5).to(gl.int32), zrow)  # (an integer up to fp32 rounding)
+                c = -2139062144 - s2 * 0x08080808  # the bytes 0x80 - 8 * s2 (0x80808080 as int32)
+                lo = gl.inline_asm_elementwise(UNPACK_LO_TL, "=r,r,r,r,r,r,r,r,r,r", [pk, s2[:, None], c[:, None]],
+                                               dtype=gl.int8, is_pure=True, pack=4)
+                hi = gl.inline_asm_elementwise(UNPACK_HI_TL, "=r,r,r,r,r,r,r,r,r,r", [pk, s2[:, None], c[:, None]],
+                                               dtype=gl.int8, is_pure=True, pack=4)
+            else:
+                lo = gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
+                hi = gl.inline_asm_elementwise(UNPACK_HI, "=r,r", [pk], dtype=gl.int8, is_pure=True, pack=4)
             return gl.convert_layout(gl.join(lo, hi).permute((0, 2, 1)).reshape([_ROWS, _SUB]), a_l)
 
         @gluon.constexpr_function
@@ -195,6 +215,12 @@ if gluon is not None:
             else:
                 s = p.s_smem.index(j).reshape([BLOCK_N]).slice(WG * _ROWS, _ROWS).load(row_l)
             return s
+
+        @gluon.jit
+        def _channel_scales(p, WG: gl.constexpr, acc, off_n):
+            """TL: this warpgroup's 64 channel scales (fp32, the row layout of `acc`; 1 past the last row)."""
+            rows = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(1, acc.type.layout))
+            return gl.load(p.chan_ptr + rows, mask=rows < p.N, other=1.0).to(gl.float32)
 
         @gluon.jit
         def _scale_rows(p, acc, part, j, WG: gl.constexpr):
@@ -263,18 +289,24 @@ if gluon is not None:
                     mbarrier.arrive(p.empty.index(last), count=1)
                 else:
                     s = gl.zeros([_ROWS], gl.float32, gl.SliceLayout(1, mma))  # (per channel: the one scale row)
-                    if p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
+                    if p.TL:  # two-level: the channel scales (epilogue) and their reciprocals (the integers s2)
+                        s = _channel_scales(p, WG, acc, off_n)
+                        r1 = 1.0 / s
+                    elif p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
                         s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
                     for st in range(0, p.Kp // _SUB // p.KSUB):
                         slot = it % STAGES
-                        if p.DS and p.SPG != 0:  # the slot's scales (one or two groups), requested before its wait
+                        if p.DS and (p.SPG != 0 or p.TL):  # the slot's scales (one or two groups), before its wait
                             s_lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
                             s_hi = s_lo
-                            if p.SPG == 1 and p.KSUB == 2:
+                            if (p.SPG == 1 or p.TL) and p.KSUB == 2:
                                 s_hi = _row_scales(p, 0, WG, acc, st * p.KSUB + 1, off_n)
                         mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
-                        a = _weights(p, slot * p.KSUB, WG, a_l)
+                        if p.TL:
+                            a = _weights(p, slot * p.KSUB, WG, a_l, s_lo, r1)
+                        else:
+                            a = _weights(p, slot * p.KSUB, WG, a_l)
                         for u in gl.static_range(p.KSUB):
                             j = slot * p.KSUB + u
                             if p.SPG == 0:
@@ -284,10 +316,16 @@ if gluon is not None:
                                 use_acc = u % p.SPG != 0
                                 last = (u + 1) % p.SPG == 0
                             if u > 0 and not p.PF:  # (PF: this step's weights were unpacked under the previous wgmma)
-                                a = _weights(p, j, WG, a_l)
+                                if p.TL:
+                                    a = _weights(p, j, WG, a_l, s_hi, r1)
+                                else:
+                                    a = _weights(p, j, WG, a_l)
                             d = _mma_with(p, a, j, part, use_acc)
                             if p.PF and u + 1 < p.KSUB:  # the next step's weights while this wgmma runs
-                                a = _weights(p, j + 1, WG, a_l)
+                                if p.TL:
+                                    a = _weights(p, j + 1, WG, a_l, s_hi, r1)
+                                else:
+                                    a = _weights(p, j + 1, WG, a_l)
                             # the group's scales, read while its last wgmma runs (DS: loaded above — a global load
                             # under the `last` branch of a warp-specialized partition fails to lower in Triton 3.6)
                             if p.DS:
@@ -324,6 +362,7 @@ if gluon is not None:
             bias_ptr,
             out_ptr,  # (M, N) output dtype, row stride stride_om
             scales_ptr,  # (DS) the (N, groups) group scales as stored, row stride stride_sn
+            chan_ptr,  # (TL) the (N,) fp16 channel scales of two-level scales
             M,
             N,
             Kp,
@@ -339,6 +378,7 @@ if gluon is not None:
             SPG: gl.constexpr,  # K steps per group scaled at once, dividing KSUB (0: per channel, one int32 sum over K)
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
+            TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0)
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -346,6 +386,7 @@ if gluon is not None:
             default partition and a worker) and a loader warp."""
             gl.static_assert(not (DS and LAG), "DIRECT_SCALES: not with the lagged schedule")
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
+            gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
@@ -354,8 +395,8 @@ if gluon is not None:
             for i in gl.static_range(STAGES):
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
-            p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr, M,
-                      N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF, DS)
+            p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
+                      chan_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF, DS, TL)
             gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -382,20 +423,23 @@ def supported(int8: bool, qweight: torch.Tensor, zeros, k: int, group_size: int)
     )
 
 
-def plan(kp: int, group_size: int, m: int) -> dict:
+def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     """The kernel's schedule constants for an (m, kp) activation buffer and `group_size` (a multiple of 128,
     or >= kp per channel), from the module settings: KSUB K steps a slot (K_PER_SLOT where the step count
     divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
-    DS (up to DIRECT_SCALES rows, not with the lag)."""
+    DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
+    over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
+    if two_level and group_size < kp:
+        return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True, "TL": True}
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
     ds = m <= DIRECT_SCALES and not lag and ksub <= 2
-    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds}
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False}
 
 
 @functools.cache
@@ -405,15 +449,16 @@ def _no_rows(index: int) -> torch.Tensor:
     return torch.empty(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
 
 
-def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int) -> None:
+def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int,
+              channel_scales=None) -> None:
     """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`), by `_swap_kernel`. `a`: the (M, K) int8 activation buffer of
     `quantize_activation_triton`; `qweight`: QuantLinear's (N, K // 2) packed symmetric int4 weights; `scales`:
     its (N, groups) group scales as stored (read by the kernel with DIRECT_SCALES, else copied into fp32 scale
     rows, `gluon_prefill.scale_rows`); `max_stages`: ring slots at most (fewer where the GPU's shared memory is
-    smaller)."""
+    smaller); `channel_scales`: the (N,) fp16 channel scales of two-level scales, or None (TL, see `plan`)."""
     m, kp = a.shape
-    sched = plan(kp, group_size, m)
+    sched = plan(kp, group_size, m, channel_scales is not None and USE_TWO_LEVEL)
     per_stage = sched["KSUB"] * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
@@ -436,6 +481,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         bias if bias is not None else rows,
         out,
         scales,
+        channel_scales if sched["TL"] else rows,
         m,
         n,
         kp,

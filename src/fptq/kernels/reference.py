@@ -80,6 +80,7 @@ def quant_linear_reference(
     act_mode: str = "dynamic",
     act_scale: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
+    channel_scales: torch.Tensor | None = None,  # (two-level scales: `scales` are complete, nothing to read)
 ) -> torch.Tensor:
     """`y = x @ W^T (+ bias)` through quantized weights (and int8 activations unless "none").
 

@@ -52,6 +52,7 @@ def quant_linear_torch(
     act_mode: str = "dynamic",
     act_scale: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
+    channel_scales: torch.Tensor | None = None,  # (two-level scales: `scales` are complete, nothing to read)
 ) -> torch.Tensor:
     k = x.shape[-1]
     compute = torch.float32 if x.device.type == "cpu" else x.dtype

@@ -93,6 +93,16 @@ if triton is not None:
         add = "add.u32 t, t, $2;" if zeros else "add.u32 t, t, 0x78787878;"
         return "{ .reg .b32 t; " + nibbles + " " + add + " xor.b32 $0, t, 0x80808080; }"
 
+    # two-level scales (`gluon_swap`'s TL): the nibbles times the integer group scale s2 (`$2`, a 32-bit register) plus
+    # the bytes `0x80 - 8 * s2` (`$6`; pack 4: the int32 arguments take four registers each), as int8 bytes:
+    # `(code - 8) * s2` in [-128, 112] (code * s2 <= 240: no carry between bytes)
+    def _unpack_ptx_two_level(high: bool) -> str:
+        nibbles = "shr.u32 t, $1, 4; and.b32 t, t, 0x0F0F0F0F;" if high else "and.b32 t, $1, 0x0F0F0F0F;"
+        return "{ .reg .b32 t; " + nibbles + " mad.lo.u32 t, t, $2, $6; xor.b32 $0, t, 0x80808080; }"
+
+    UNPACK_LO_TL = tl.constexpr(_unpack_ptx_two_level(False))
+    UNPACK_HI_TL = tl.constexpr(_unpack_ptx_two_level(True))
+
     # the four variants as constants the Triton and Gluon kernels (`gluon_decode`) can read
     UNPACK_LO = tl.constexpr(_unpack_ptx(False, False))
     UNPACK_HI = tl.constexpr(_unpack_ptx(True, False))
@@ -300,10 +310,12 @@ def prefill_gemm(
     sub: int,
     out: torch.Tensor,
     cfg: PrefillConfig,
+    channel_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`out (M, N) = a @ unpack(W)^T` with group, activation scales and bias, chunk by chunk of
     columns. `a`: the `(M, Kp)` activation buffer of `quantize_activation_triton` (int8, fp8, or a
-    float copy for W4A16); the weights are unpacked to `a`'s type."""
+    float copy for W4A16); the weights are unpacked to `a`'s type. `channel_scales` (two-level scales) is read
+    by the swap kernel only."""
     m, kp = a.shape
     n = qweight.shape[0]
     if m == 0 or n == 0:
@@ -313,7 +325,7 @@ def prefill_gemm(
     if cfg.swap and gluon_ok and direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size):
         try:
             gluon_swap.swap_gemm(a, qweight, scales, sx, sx_mode, bias, out,
-                                 group_size, cfg.block_m, cfg.num_stages, cfg.group_m)
+                                 group_size, cfg.block_m, cfg.num_stages, cfg.group_m, channel_scales)
             return out
         except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the ws kernel instead
             gluon_fallback.note_failure("swap", e)

@@ -941,6 +941,7 @@ def w4a8_linear(
     bias: torch.Tensor | None = None,
     config: KernelConfig | DecodeConfig | GemvConfig | PrefillConfig | None = None,
     out: torch.Tensor | None = None,
+    channel_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Triton backend of `fptq.kernels.quant_linear` (same arguments and semantics).
 
@@ -955,6 +956,8 @@ def w4a8_linear(
               the `PREFILL_CONFIGS` bucket from `PREFILL_MIN_M` rows on (the installed swap config with
               its token tile by `swap_tile`), else the `CONFIGS` bucket
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
+    channel_scales: fp16 (N,) of two-level scales, or None: read only by the swap prefill kernel (one int32 sum
+              over K per output, `gluon_swap`); the result is the same without it
     """
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
@@ -999,7 +1002,7 @@ def w4a8_linear(
         return y.reshape(*x.shape[:-1], n)
     if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size), n, x2):
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
-        y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
+        y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out, channel_scales)
         return y.reshape(*x.shape[:-1], n)
     cfg = config or _for_m(CONFIGS, m)
     dot_type = 1 if act_mode == "none" else 0
@@ -1041,13 +1044,14 @@ def _sms(t: torch.Tensor) -> int:
     return gluon_prefill._sm_count(t.device.index) if t.is_cuda else 0
 
 
-def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out):
+def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, config, out, channel_scales=None):
     m, n = a.shape[0], qweight.shape[0]
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if config is None:
         config = _prefill_config(m, n, _sms(a))
-    return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config)
+    return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config,
+                        channel_scales)
 
 
 def _prefill_config(m: int, n: int, sms: int) -> PrefillConfig:
@@ -1132,6 +1136,7 @@ def _w4a8_linear_op(
     act_mode: str,
     act_scale: torch.Tensor | None,
     bias: torch.Tensor | None,
+    channel_scales: torch.Tensor | None,
 ) -> torch.Tensor:
     n = qweight.shape[0]
     out = x.new_empty(*x.shape[:-1], n)
@@ -1146,6 +1151,7 @@ def _w4a8_linear_op(
         act_scale=act_scale,
         bias=bias,
         out=out.view(-1, n),
+        channel_scales=channel_scales,
     )
     if y.data_ptr() == out.data_ptr():
         return out
@@ -1153,7 +1159,7 @@ def _w4a8_linear_op(
 
 
 @_w4a8_linear_op.register_fake
-def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
+def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales):
     return x.new_empty(*x.shape[:-1], qweight.shape[0])
 
 
@@ -1187,11 +1193,13 @@ def _w4a8_gemm_op(
     group_size: int,
     sx_mode: int,
     out_dtype: torch.dtype,
+    channel_scales: torch.Tensor | None,
 ) -> torch.Tensor:
     """The GEMM alone, on activations already in the kernels' permuted int8 (or float8 e4m3) layout."""
     m = a.shape[0]
     if _use_prefill(None, m, k, direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size), qweight.shape[0], a):
-        return _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, None, None)
+        return _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dtype, None, None,
+                        channel_scales)
     if a.dtype == torch.float8_e4m3fn:  # the tiled kernel's fp8 dot (as in `w4a8_fp8_linear`)
         cfg = _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
         return _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype, cfg)
@@ -1201,7 +1209,7 @@ def _w4a8_gemm_op(
 
 
 @_w4a8_gemm_op.register_fake
-def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype):
+def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype, channel_scales):
     return a.new_empty(a.shape[0], qweight.shape[0], dtype=out_dtype)
 
 
@@ -1216,27 +1224,30 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype):
 QUANTIZE_IN_GRAPH: bool | None = None
 
 
-def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias):
+def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales):
     k = x.shape[-1]
     traceable = (act_mode in ("static", "dynamic", "dynamic_fp8") and (act_mode != "dynamic_fp8" or _has_fp8(x))
                  and supports_shape(k, bits, group_size) and x.dtype in _DTYPES)
     # (the row count only where it matters: a guard on it is a recompile)
     if not (traceable and (QUANTIZE_IN_GRAPH if QUANTIZE_IN_GRAPH is not None else math.prod(x.shape[:-1]) > DECODE_MAX_M)):
-        return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
+        return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias,
+                                          channel_scales)
     a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
     sx, sx_mode = _epilogue_scale(act_mode, act_scale, sx)
-    y = torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, x.dtype)
+    y = torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, x.dtype, channel_scales)
     return y.reshape(*x.shape[:-1], qweight.shape[0])
 
 
-def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None):
+def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None,
+                channel_scales=None):
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: for the rows that
     take the prefill path, by default)."""
     if torch.compiler.is_compiling():
-        return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias)
-    return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias)
+        return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)
+    return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale,
+                       bias=bias, channel_scales=channel_scales)
 
 
 def _register() -> None:

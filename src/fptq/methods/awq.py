@@ -95,7 +95,7 @@ def search_scale(
 @torch.no_grad()
 def search_clip(
     w: torch.Tensor, x: torch.Tensor, *, bits: int = 4, group_size: int = 128, symmetric: bool = True,
-    grid: int = 20, max_shrink: float = CLIP_MAX_SHRINK,
+    grid: int = 20, max_shrink: float = CLIP_MAX_SHRINK, scale_format: str = "fp16",
 ) -> torch.Tensor:
     """Per (output row, weight group) clipping threshold `r · max|w|` minimising the group's
     output error `‖x_g w_gᵀ − x_g Q(clip(w_g))ᵀ‖²` on the sampled tokens `x` `(T, K)`.
@@ -111,7 +111,7 @@ def search_clip(
     for i in range(int(max_shrink * grid)):
         max_val = amax * (1 - i / grid)
         clipped = torch.maximum(torch.minimum(wg, max_val), -max_val)
-        q = fake_quantize_weight(clipped.reshape(n, k), bits, gs, symmetric).reshape(n, k // gs, gs)
+        q = fake_quantize_weight(clipped.reshape(n, k), bits, gs, symmetric, scale_format).reshape(n, k // gs, gs)
         err = (torch.einsum("tgk,ngk->tng", xg, q) - ref).pow(2).mean(dim=0)  # (N, groups)
         better = err < best_err
         best_err = torch.where(better, err, best_err)
@@ -179,7 +179,8 @@ class AWQMethod(FPTQMethod):
             try:
                 for m, w in zip(linears, originals):
                     # Q(W·diag(s))·diag(s)⁻¹ on X equals Q(W·diag(s)) on X·diag(s)⁻¹ (the folded model)
-                    q = fake_quantize_weight(w.float() * s[None, :], cfg.w_bits, cfg.group_size, cfg.symmetric)
+                    q = fake_quantize_weight(w.float() * s[None, :], cfg.w_bits, cfg.group_size, cfg.symmetric,
+                                             cfg.scale_format)
                     m.weight.data = (q / s[None, :]).to(w.dtype)
                 total, count = 0.0, 0
                 for out, ref in zip(inputs.run(scope, SEARCH_TOKENS), reference):
@@ -221,6 +222,6 @@ class AWQMethod(FPTQMethod):
                 w = linear.weight.detach()
                 if cfg.awq_clip and path not in AWQ_NO_CLIP:
                     w = search_clip(w, x.to(w.device), bits=cfg.w_bits, group_size=cfg.group_size,
-                                    symmetric=cfg.symmetric).to(w.dtype)
-                quantized[path] = quantize_weight(w, cfg.w_bits, cfg.group_size, cfg.symmetric)
+                                    symmetric=cfg.symmetric, scale_format=cfg.scale_format).to(w.dtype)
+                quantized[path] = quantize_weight(w, cfg.w_bits, cfg.group_size, cfg.symmetric, cfg.scale_format)
         return self.quantize_weights(ctx, self.group_plans(ctx), quantized=quantized)

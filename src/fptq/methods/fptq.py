@@ -100,6 +100,7 @@ class FPTQMethod:
                     bits=cfg.w_bits,
                     group_size=cfg.group_size,
                     symmetric=cfg.symmetric,
+                    scale_format=cfg.scale_format,
                     act_mode=policy.ACT_MODES[strategy],
                     act_scale=plan["act_scale"],
                     quantized=(quantized or {}).get(path),

@@ -35,7 +35,7 @@ from fptq.config import QuantConfig
 from fptq.errors import CalibrationError
 from fptq.methods import policy
 from fptq.methods.fptq import FPTQMethod
-from fptq.primitives import QuantizedWeight, quantize_weight
+from fptq.primitives import QuantizedWeight, quantize_weight, two_level_channel_scales
 
 __all__ = ["gptq_quantize", "GPTQMethod", "split_rows"]
 
@@ -84,11 +84,13 @@ def gptq_quantize(
     damp: float = 0.01,
     block_size: int = 128,
     act_order: bool = False,
+    scale_format: str = "fp16",
 ) -> QuantizedWeight:
     """GPTQ codes for an `(N, K)` weight `w` given the `(K, K)` Hessian `h` of its inputs.
 
     Returns a `QuantizedWeight` in the same layout as `primitives.quantize_weight` (columns in
-    their original order, `(N, K // group_size)` fp16 scales), computed in float32.
+    their original order, `(N, K // group_size)` fp16 scales), computed in float32. Two-level scales: the
+    channel scales come from the whole of `w`, each group's integer multiple when the group is reached.
     """
     n, k = w.shape
     gs = k if group_size == -1 else group_size
@@ -103,8 +105,9 @@ def gptq_quantize(
     scales = torch.empty(n, k // gs, dtype=torch.float16, device=W.device)
     zeros = torch.empty(n, k // gs, dtype=torch.float32, device=W.device)
     static_groups = act_order or gs == k  # per channel: one scale per row, from the whole row
+    channel = two_level_channel_scales(W, gs, bits) if scale_format == "two-level" else None
     if static_groups:
-        qw = quantize_weight(W, bits, gs, symmetric)
+        qw = quantize_weight(W, bits, gs, symmetric, scale_format, channel)
         scales.copy_(qw.scales)
         zeros.copy_(qw.zero_point.float() if isinstance(qw.zero_point, torch.Tensor) else torch.full_like(zeros, qw.zero_point))
 
@@ -120,7 +123,7 @@ def gptq_quantize(
     codes_t = torch.empty(k, n, dtype=torch.uint8, device=W.device)
     with _one_cpu_thread(W.device):
         _column_loop(WT, Hinv, codes_t, scales, zeros, group_of, bits=bits, gs=gs, symmetric=symmetric,
-                     static_groups=static_groups, block_size=block_size)
+                     static_groups=static_groups, block_size=block_size, scale_format=scale_format, channel=channel)
 
     out = torch.empty(n, k, dtype=torch.uint8, device=W.device)
     out[:, perm] = codes_t.t()
@@ -130,10 +133,12 @@ def gptq_quantize(
         zeros=None if symmetric else zeros.to(torch.uint8).cpu(),
         bits=bits,
         group_size=gs,
+        channel_scales=None if channel is None else channel.cpu(),
     )
 
 
-def _column_loop(WT, Hinv, codes_t, scales, zeros, group_of, *, bits, gs, symmetric, static_groups, block_size) -> None:
+def _column_loop(WT, Hinv, codes_t, scales, zeros, group_of, *, bits, gs, symmetric, static_groups, block_size,
+                 scale_format="fp16", channel=None) -> None:
     """Alg. 1 over the (permuted) columns of W, given as the rows of `WT` (K, N), in place: fills
     `codes_t` (K, N) (and the dynamic group `scales`/`zeros`, (N, K/gs))."""
     k, n = WT.shape
@@ -160,7 +165,7 @@ def _column_loop(WT, Hinv, codes_t, scales, zeros, group_of, *, bits, gs, symmet
                     # the group's columns as updated so far: this block's part from W1, the rest from WT
                     take = min(gs, i2 - col)
                     cols = torch.cat([W1[i : i + take], WT[i2 : i2 + gs - take]], dim=0).t()
-                    qw = quantize_weight(cols, bits, gs, symmetric)
+                    qw = quantize_weight(cols, bits, gs, symmetric, scale_format, channel)
                     scales[:, g] = qw.scales[:, 0]
                     zeros[:, g] = qw.zero_point[:, 0].float() if isinstance(qw.zero_point, torch.Tensor) else qw.zero_point
                 S1[i] = scales[:, g].float()
@@ -183,7 +188,8 @@ def split_rows(qw: QuantizedWeight, sizes: list[int]) -> list[QuantizedWeight]:
     for size in sizes:
         rows = slice(start, start + size)
         zeros = None if qw.zeros is None else qw.zeros[rows]
-        parts.append(QuantizedWeight(qw.codes[rows], qw.scales[rows], zeros, qw.bits, qw.group_size))
+        channel = None if qw.channel_scales is None else qw.channel_scales[rows]
+        parts.append(QuantizedWeight(qw.codes[rows], qw.scales[rows], zeros, qw.bits, qw.group_size, channel))
         start += size
     return parts
 
@@ -223,7 +229,7 @@ class GPTQMethod(FPTQMethod):
         stacked = torch.cat(weights, dim=0).to(ctx.device)  # (sum N, K)
         qw = gptq_quantize(
             stacked, h.to(ctx.device), bits=cfg.w_bits, group_size=cfg.group_size, symmetric=cfg.symmetric,
-            damp=cfg.gptq_damp, block_size=cfg.gptq_block, act_order=cfg.act_order,
+            damp=cfg.gptq_damp, block_size=cfg.gptq_block, act_order=cfg.act_order, scale_format=cfg.scale_format,
         )
         return dict(zip(group.linears, split_rows(qw, [w.shape[0] for w in weights])))
 

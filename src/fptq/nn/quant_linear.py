@@ -9,6 +9,9 @@ Storage (buffers, all saved in `model.safetensors`):
   consecutive input columns (`group_size == K`: per output channel).
 - `zeros`: uint8 `(N, K // group_size)` for asymmetric weights; absent for symmetric ones,
   whose zero point is `2**(bits - 1)` (8 for int4).
+- `channel_scales`: fp16 `(N,)`, only with two-level scales (`scale_format="two-level"`): every
+  `scales[n, g]` is an integer multiple in `[1, 16]` of `channel_scales[n]` (`fptq.primitives`).
+  `scales` stay complete: a kernel that does not read `channel_scales` computes the same result.
 - `act_scale`: fp32 scalar, the calibrated per-tensor int8 scale, present only when
   `act_mode == "static"`.
 - `bias`: optional, in the model's compute dtype.
@@ -27,13 +30,13 @@ from torch import nn
 
 from fptq import kernels
 from fptq.packing import pack_int4
-from fptq.primitives import QuantizedWeight, dequantize_weight, quantize_weight
+from fptq.primitives import SCALE_FORMATS, QuantizedWeight, dequantize_weight, quantize_weight
 
 __all__ = ["QuantLinear", "ACT_MODES"]
 
 ACT_MODES = ("static", "dynamic", "dynamic_fp8", "none")
 # Buffers whose dtype is part of the format: model.to(dtype) moves them but never casts them.
-_FIXED_DTYPE = ("qweight", "scales", "zeros", "act_scale")
+_FIXED_DTYPE = ("qweight", "scales", "zeros", "channel_scales", "act_scale")
 
 
 class QuantLinear(nn.Module):
@@ -47,6 +50,7 @@ class QuantLinear(nn.Module):
         bits: int = 4,
         group_size: int = 128,
         symmetric: bool = True,
+        scale_format: str = "fp16",
         act_mode: str = "static",
         bias: bool = False,
         dtype: torch.dtype = torch.float32,
@@ -61,6 +65,9 @@ class QuantLinear(nn.Module):
             group_size = in_features
         if in_features % group_size or (bits == 4 and in_features % 2):
             raise ValueError(f"group size {group_size} does not divide in_features {in_features}")
+        if scale_format not in SCALE_FORMATS or (scale_format == "two-level" and (bits != 4 or not symmetric)):
+            raise ValueError(f"scale_format must be one of {SCALE_FORMATS} (two-level: symmetric 4-bit), got {scale_format!r}")
+        self.scale_format = scale_format
         self.in_features, self.out_features = in_features, out_features
         self.bits, self.group_size, self.symmetric, self.act_mode = bits, group_size, symmetric, act_mode
         groups = in_features // group_size
@@ -69,6 +76,9 @@ class QuantLinear(nn.Module):
         self.register_buffer("scales", torch.ones(out_features, groups, dtype=torch.float16, device=device))
         zeros = None if symmetric else torch.zeros(out_features, groups, dtype=torch.uint8, device=device)
         self.register_buffer("zeros", zeros)
+        two_level = scale_format == "two-level"
+        channel = torch.ones(out_features, dtype=torch.float16, device=device) if two_level else None
+        self.register_buffer("channel_scales", channel)
         act_scale = torch.ones((), dtype=torch.float32, device=device) if act_mode == "static" else None
         self.register_buffer("act_scale", act_scale)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False) if bias else None
@@ -81,6 +91,7 @@ class QuantLinear(nn.Module):
         bits: int = 4,
         group_size: int = 128,
         symmetric: bool = True,
+        scale_format: str = "fp16",
         act_mode: str = "static",
         act_scale: float | torch.Tensor | None = None,
         quantized: QuantizedWeight | None = None,
@@ -93,14 +104,19 @@ class QuantLinear(nn.Module):
             bits=bits,
             group_size=group_size,
             symmetric=symmetric,
+            scale_format=scale_format,
             act_mode=act_mode,
             bias=linear.bias is not None,
             dtype=weight.dtype,
             device=weight.device,
         )
-        qw = quantized if quantized is not None else quantize_weight(weight, bits, layer.group_size, symmetric)
+        qw = quantized if quantized is not None else quantize_weight(weight, bits, layer.group_size, symmetric, scale_format)
+        if (qw.channel_scales is not None) != (scale_format == "two-level"):
+            raise ValueError(f"the given quantized weight does not have {scale_format} scales")
         layer.qweight.copy_(pack_int4(qw.codes) if bits == 4 else qw.codes)
         layer.scales.copy_(qw.scales)
+        if qw.channel_scales is not None:
+            layer.channel_scales.copy_(qw.channel_scales)
         if qw.zeros is not None:
             layer.zeros.copy_(qw.zeros)
         if act_mode == "static":
@@ -115,7 +131,7 @@ class QuantLinear(nn.Module):
         from fptq.packing import unpack_int4
 
         codes = unpack_int4(self.qweight) if self.bits == 4 else self.qweight
-        return QuantizedWeight(codes, self.scales, self.zeros, self.bits, self.group_size)
+        return QuantizedWeight(codes, self.scales, self.zeros, self.bits, self.group_size, self.channel_scales)
 
     def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The `(N, K)` weight this layer multiplies by, `(code - zero) * scale`."""
@@ -132,6 +148,7 @@ class QuantLinear(nn.Module):
             act_mode=self.act_mode,
             act_scale=self.act_scale,
             bias=self.bias,
+            channel_scales=self.channel_scales,
         )
 
     def _apply(self, fn, recurse=True):
@@ -149,7 +166,8 @@ class QuantLinear(nn.Module):
 
     def extra_repr(self) -> str:
         zero = "sym" if self.symmetric else "asym"
+        two_level = " two-level" if self.scale_format == "two-level" else ""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
-            f"w=int{self.bits} g{self.group_size} {zero}, act={self.act_mode}"
+            f"w=int{self.bits} g{self.group_size} {zero}{two_level}, act={self.act_mode}"
         )

@@ -81,7 +81,7 @@ def _format(m: nn.Module) -> tuple | None:
         return None
     bias = None if m.bias is None else m.bias.dtype
     if type(m) is QuantLinear:
-        return ("quant", m.in_features, m.bits, m.group_size, m.symmetric, m.act_mode, m.qweight.device, bias)
+        return ("quant", m.in_features, m.bits, m.group_size, m.symmetric, m.scale_format, m.act_mode, m.qweight.device, bias)
     return ("dense", m.in_features, m.weight.dtype, m.weight.device, bias)
 
 
@@ -109,6 +109,7 @@ def _concatenate(layers: list[nn.Module]) -> nn.Module:
         bits=first.bits,
         group_size=first.group_size,
         symmetric=first.symmetric,
+        scale_format=first.scale_format,
         act_mode=first.act_mode,
         bias=first.bias is not None,
         dtype=first.bias.dtype if first.bias is not None else torch.float32,
@@ -118,6 +119,8 @@ def _concatenate(layers: list[nn.Module]) -> nn.Module:
     fused.scales = torch.cat([m.scales for m in layers])
     if first.zeros is not None:
         fused.zeros = torch.cat([m.zeros for m in layers])
+    if first.channel_scales is not None:
+        fused.channel_scales = torch.cat([m.channel_scales for m in layers])
     if first.act_mode == "static":
         fused.act_scale = first.act_scale.clone()
     if first.bias is not None:
