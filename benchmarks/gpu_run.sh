@@ -380,7 +380,7 @@ PY
     ;;
   session12a)  # run 95: two-level scales in the swap kernel (TL): its GPU tests, the swap kernel's regression test, and
     # the GEMM ops at prefill M, g128 per-group vs two-level vs fp16 / int8 in the same run
-    timeout 300 python3 -m pytest -q -x tests/kernels/test_triton_w4a8.py -k "two_level_swap or (prefill_wgmma and swap)" 2>&1 | tail -5
+    timeout 300 python3 -m pytest -q -x tests/kernels/test_triton_w4a8.py -k "two_level_swap or (prefill_wgmma and swap)" 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
     timeout 280 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 64,256,1024,4096,8192
     ;;
   session12b)  # run 96: compiled 2048-token prefill and decode with two-level g128 scales, fp16 in the same run
