@@ -387,6 +387,9 @@ PY
     timeout 420 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
+  session12c)  # run 97: two-level (TL) token tiles at 512-2048 rows next to fp16 / int8 / per channel / fp16 scales
+    timeout 300 python3 benchmarks/probe_two_level.py | tee "$OUT/probe_two_level.txt"
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1

@@ -50,10 +50,11 @@ def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
     )
     g.add_argument("--asymmetric", action="store_true", help="asymmetric weights with a zero point per group")
     g.add_argument(
-        "--scale-format", default="fp16", choices=("fp16", "two-level"),
+        "--scale-format", default=None, choices=("fp16", "two-level"),
         help="group scales: fp16, or two-level = integer multiples (1-16) of a per-channel scale, chosen per "
         "group for the least error; the same checkpoint layout (plus channel scales), read by every kernel and "
-        "exporter, and the Hopper prefill kernel then sums whole rows in int32 (default: fp16)",
+        "exporter, and the Hopper prefill kernel then sums whole rows in int32 (default: two-level for symmetric "
+        "4-bit groups with 8-bit activations, else fp16)",
     )
     g.add_argument("--a-bits", type=int, default=8, choices=(8, 16), help="activation bits; 16 = weight-only (default: 8)")
     g.add_argument(
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     c.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
     c.add_argument("--methods", default=None,
-                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq|-fp8|-2l] "
+                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq|-fp8|-2l|-fp16s] "
                    "(default: the paper's line-up, see README 'Comparing methods')")
     c.add_argument("--out", default="runs/compare",
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")

@@ -14,7 +14,7 @@ Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]`
 `--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
 `dynamic` (activations all per-tensor static / all per-token dynamic), `layerwise`, `lae` /
 `sq` / `noeq` (FPTQ's equalization ablation), `actorder` / `noactorder` (GPTQ, default on), `fp8`
-(per-token activations in float8 e4m3, W4A8-FP8), `2l` (two-level group scales, `--scale-format two-level`). 8-bit integer weights are per output channel,
+(per-token activations in float8 e4m3, W4A8-FP8), `2l` / `fp16s` (two-level or fp16 group scales, `--scale-format`; default: two-level for W4A8). 8-bit integer weights are per output channel,
 4-bit ones group-wise with the comparison's group size.
 """
 
@@ -97,6 +97,7 @@ _OPTIONS = {
     "noactorder": {"act_order": False},
     "fp8": {"a_format": "fp8"},
     "2l": {"scale_format": "two-level"},
+    "fp16s": {"scale_format": "fp16"},
 }
 
 

@@ -47,9 +47,11 @@ class QuantConfig:
     group_size: int = 128
     symmetric: bool = True
     # Group scales: "fp16" (any value per group), or "two-level": integer multiples in [1, 16] of a
-    # per-channel scale (symmetric 4-bit groups; the same checkpoint format plus `channel_scales`),
-    # which lets the Hopper prefill kernel keep one int32 sum over K per output (fptq.primitives).
-    scale_format: str = "fp16"
+    # per-channel scale, chosen per group for the least error (symmetric 4-bit groups; the same
+    # checkpoint format plus `channel_scales`), which lets the Hopper prefill kernel keep one int32
+    # sum over K per output (fptq.primitives). None: two-level for symmetric 4-bit groups with 8-bit
+    # activations (on the bundled model as accurate as fp16 scales, BENCHMARKS.md §2), else fp16.
+    scale_format: str | None = None
     # 8: int8 activations (W4A8); 16: weight-only (W4A16, activations stay in floating point).
     a_bits: int = 8
     # Number format of the per-token dynamic layers' 8-bit activations: "int8", or "fp8" (float8
@@ -123,6 +125,9 @@ class QuantConfig:
                               "(for float8 weights and activations use --method fp8)")
         if self.a_format == "fp8" and self.policy == "all-static":
             raise ConfigError("--a-format fp8 applies to the per-token (dynamic) layers, and --policy all-static has none")
+        if self.scale_format is None:
+            two_level = self.w_bits == 4 and self.symmetric and self.group_size != -1 and self.a_bits == 8
+            object.__setattr__(self, "scale_format", "two-level" if two_level and self.method != "fp8" else "fp16")
         if self.scale_format not in SCALE_FORMATS:
             raise ConfigError(f"--scale-format must be one of {', '.join(SCALE_FORMATS)}, got {self.scale_format!r}")
         if self.scale_format == "two-level" and (self.w_bits != 4 or not self.symmetric or self.group_size == -1):
@@ -146,7 +151,7 @@ class QuantConfig:
         d = asdict(self)
         if d["a_format"] == "int8":  # the default before a_format existed: int8 checkpoints and
             del d["a_format"]  # comparison cache keys stay what they were
-        if d["scale_format"] == "fp16":  # (likewise)
+        if d["scale_format"] == "fp16":  # (likewise; a saved config without the key has fp16 scales)
             del d["scale_format"]
         return d
 

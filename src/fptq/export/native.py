@@ -133,7 +133,8 @@ def load_quantized(
     folder = Path(folder).expanduser()
     info = read_fptq_config(folder)
     try:
-        qconfig = from_dict(QuantConfig, info["quantization"])
+        # (no scale_format: fp16 scales, as every checkpoint before two-level scales; see QuantConfig.to_dict)
+        qconfig = from_dict(QuantConfig, {"scale_format": "fp16", **info["quantization"]})
         policy = {row["layer"]: row for row in info["policy"]}
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is missing {exc}") from None
