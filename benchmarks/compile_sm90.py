@@ -193,8 +193,9 @@ def variants(prefill_candidates=False, decode_variants=False):
     variants += [(128, 4, 2, False, 128, 1, False, True, False), (128, 6, 1, False, 128, 1, False, True, False),
                  (128, 6, 1, False, 4096, 0, False, True, False)]  # DS without PF, and one K step a slot
     # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256)
-    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, True) for bm in (128, 64) for group in (128, 256)]
-    variants += [(128, 6, 1, False, 128, 0, False, True, True)]  # one K step a slot
+    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, tl_) for bm in (128, 64) for group in (128, 256)
+                 for tl_ in (1, 2)]
+    variants += [(128, 6, 1, False, 128, 0, False, True, 2)]  # one K step a slot
     for bm, stages, ksub, lag, group, spg, pf, ds, tl_ in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
                  "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32",
@@ -202,7 +203,7 @@ def variants(prefill_candidates=False, decode_variants=False):
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
                      LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, CONSUMER_REGS=232, num_warps=4)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
-        flags += " tl" if tl_ else ""
+        flags += f" tl{tl_}" if tl_ else ""
         yield f"prefill swap bm{bm} g{group} k{ksub}{flags}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}

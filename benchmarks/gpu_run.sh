@@ -388,7 +388,11 @@ PY
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
   session12c)  # run 97: two-level (TL) token tiles at 512-2048 rows next to fp16 / int8 / per channel / fp16 scales
-    timeout 300 python3 benchmarks/probe_two_level.py | tee "$OUT/probe_two_level.txt"
+    timeout 300 python3 benchmarks/probe_two_level.py --tiles | tee "$OUT/probe_two_level.txt"
+    ;;
+  session12d)  # run 98: TL group scales one slot ahead vs before the slot (GPU test of both, then timings)
+    timeout 200 python3 -m pytest -q -x tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 300 python3 benchmarks/probe_two_level.py --shapes 0,1,2,3,4 --ms 1024,4096 | tee "$OUT/probe_two_level.txt"
     ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \

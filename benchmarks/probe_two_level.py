@@ -2,7 +2,9 @@
 default dispatch's tile (`triton_w4a8.swap_tile`) and per-channel weights (CUDA graphs, bench_gemm.time_graph,
 same run). Where M = 1024 falls short of 1.2x fp16 (7B q/k/v/o, 7B down, 13B q/k/v/o), is it the tile?
 
-    PYTHONPATH=src python3 benchmarks/probe_two_level.py [--ms 512,1024,2048]
+    PYTHONPATH=src python3 benchmarks/probe_two_level.py [--ms 512,1024,2048] [--tiles] [--shapes 0,1,4]
+
+Run 98: the group scales one slot ahead (`gluon_swap.TL_AHEAD`, the default) against before the slot's own wait.
 """
 
 from __future__ import annotations
@@ -14,22 +16,31 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import bench_fp16, bench_int8, bench_ours  # noqa: E402
 
+from fptq.kernels import gluon_swap as gs  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
-SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B down", 4096, 11008), ("13B q/k/v/o", 5120, 5120), ("7B gate+up", 22016, 4096)]
+SHAPES = [("7B q/k/v/o", 4096, 4096), ("7B down", 4096, 11008), ("13B q/k/v/o", 5120, 5120), ("7B gate+up", 22016, 4096),
+          ("70B down", 8192, 28672)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="512,1024,2048")
+    ap.add_argument("--tiles", action="store_true", help="also 64- and 128-token tiles forced (run 97)")
+    ap.add_argument("--shapes", default="all", help="'all' or comma-separated indices into SHAPES (+ 70B down: 4)")
     args = ap.parse_args()
     tiles = {bm: tw.PrefillConfig(bm, 128, 4, 8 if bm == 64 else 6, swap=True) for bm in (64, 128)}
-    for name, n, k in SHAPES:
+    shapes = SHAPES[:4] if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    for name, n, k in shapes:
         for m in (int(v) for v in args.ms.split(",")):
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             t = {"default": bench_ours(m, n, k, "dynamic", 128, two_level=True)}
-            for bm, cfg in tiles.items():
-                t[f"bm{bm}"] = bench_ours(m, n, k, "dynamic", 128, cfg, two_level=True)
+            gs.TL_AHEAD = not gs.TL_AHEAD
+            t[f"ahead={gs.TL_AHEAD}"] = bench_ours(m, n, k, "dynamic", 128, two_level=True)
+            gs.TL_AHEAD = not gs.TL_AHEAD
+            if args.tiles:
+                for bm, cfg in tiles.items():
+                    t[f"bm{bm}"] = bench_ours(m, n, k, "dynamic", 128, cfg, two_level=True)
             t["per-channel"] = bench_ours(m, n, k, "dynamic", k)
             t["g128 fp16 scales"] = bench_ours(m, n, k, "dynamic", 128)
             pick = tw.swap_tile(m, n, 132).block_m

@@ -556,8 +556,8 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     """Two-level scales (`channel_scales`): the swap kernel multiplies the codes by the integer group scales and
     keeps one int32 sum over K (TL) — the same outputs as the float64 reference and, up to accumulation order, as
     the same layer without its channel scales (scaled per group). Row / column tails, K of three steps (one K step
-    a slot), groups of 128 / 256, one or two K steps a slot with and without PF, fp16 / bf16, static / dynamic, and
-    through QuantLinear's dispatch."""
+    a slot), groups of 128 / 256, one or two K steps a slot with and without PF, the group scales loaded one slot
+    ahead or not, fp16 / bf16, static / dynamic, and through QuantLinear's dispatch."""
     from fptq.kernels import gluon_fallback, gluon_swap, triton_prefill
 
     if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
@@ -571,9 +571,11 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
     cases = ((1000, 1024, 4096, 128, torch.float16), (257, 262, 4096, 256, torch.bfloat16), (300, 256, 384, 128, torch.float16),
              (77, 200, 1024, 128, torch.float16), (2048, 384, 2048, 256, torch.float16))
-    for (m, n, k, g, dtype), (ksub, pf) in itertools.product(cases, ((2, True), (2, False), (1, False))):
+    for (m, n, k, g, dtype), (ksub, pf, ahead) in itertools.product(
+            cases, ((2, True, True), (2, True, False), (2, False, True), (1, False, True), (1, False, False))):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "PREFETCH_WEIGHTS", pf)
+        monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)  # the group scales one slot ahead or before the slot
         w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
         qw = quantize_weight(w, 4, g, True, "two-level")
         layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).to(dtype).cuda())
@@ -828,7 +830,7 @@ def test_swap_kernel_scope():
     assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False}
     # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
     # channel (groups as long as K) there is nothing to multiply
-    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": True}
+    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 2}
     assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
     assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 2 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 0

@@ -67,6 +67,8 @@ DIRECT_SCALES = 512
 # group scales s2 in the unpacking, so the wgmma sums a whole row in int32 as per channel (TL; False: scaled per
 # group as any other groups).
 USE_TWO_LEVEL = True
+# TL: each slot's group scales requested one slot ahead (2), or before the slot's own wait (1, as DS).
+TL_AHEAD = True
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -295,9 +297,22 @@ if gluon is not None:
                     elif p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
                         s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
+                    if p.TL == 2:  # (TL 2: each slot's group scales requested one slot ahead) the first slot's
+                        n_lo = _row_scales(p, 0, WG, acc, 0, off_n)
+                        n_hi = n_lo
+                        if p.KSUB == 2:
+                            n_hi = _row_scales(p, 0, WG, acc, 1, off_n)
                     for st in range(0, p.Kp // _SUB // p.KSUB):
                         slot = it % STAGES
-                        if p.DS and (p.SPG != 0 or p.TL):  # the slot's scales (one or two groups), before its wait
+                        if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
+                            s_lo = n_lo
+                            s_hi = n_hi
+                            nxt = (st + 1) % (p.Kp // _SUB // p.KSUB)  # (after the last slot: the first, unused)
+                            n_lo = _row_scales(p, 0, WG, acc, nxt * p.KSUB, off_n)
+                            n_hi = n_lo
+                            if p.KSUB == 2:
+                                n_hi = _row_scales(p, 0, WG, acc, nxt * p.KSUB + 1, off_n)
+                        elif p.DS and (p.SPG != 0 or p.TL):  # the slot's scales (one or two groups), before its wait
                             s_lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
                             s_hi = s_lo
                             if (p.SPG == 1 or p.TL) and p.KSUB == 2:
@@ -378,7 +393,8 @@ if gluon is not None:
             SPG: gl.constexpr,  # K steps per group scaled at once, dividing KSUB (0: per channel, one int32 sum over K)
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
-            TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0)
+            TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
+            # 2: each slot's group scales loaded one slot ahead
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -429,10 +445,12 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
-    over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes."""
+    over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
+    slot ahead, TL_AHEAD; else 1)."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
-        return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True, "TL": True}
+        return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True,
+                "TL": 2 if TL_AHEAD else 1}
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
