@@ -394,6 +394,13 @@ PY
     timeout 200 python3 -m pytest -q -x tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
     timeout 300 python3 benchmarks/probe_two_level.py --shapes 0,1,2,3,4 --ms 1024,4096 | tee "$OUT/probe_two_level.txt"
     ;;
+  session12e)  # run 99: the GEMM table at prefill M with the final TL rule (two-level column), then a compiled 2048-token
+    # prefill with two-level g128 scales (fp16 in the same run)
+    timeout 250 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 256,1024,4096,8192
+    mkdir -p "$OUT/e2e"
+    timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1

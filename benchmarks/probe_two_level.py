@@ -4,7 +4,8 @@ same run). Where M = 1024 falls short of 1.2x fp16 (7B q/k/v/o, 7B down, 13B q/k
 
     PYTHONPATH=src python3 benchmarks/probe_two_level.py [--ms 512,1024,2048] [--tiles] [--shapes 0,1,4]
 
-Run 98: the group scales one slot ahead (`gluon_swap.TL_AHEAD`, the default) against before the slot's own wait.
+Run 98: the group scales one slot ahead (TL2) against before the slot's own wait (TL1); the column named is the
+schedule the default (`gluon_swap.TL_AHEAD`: TL2 from 8192 columns) does not take.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def main() -> None:
         for m in (int(v) for v in args.ms.split(",")):
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             t = {"default": bench_ours(m, n, k, "dynamic", 128, two_level=True)}
-            gs.TL_AHEAD = not gs.TL_AHEAD
-            t[f"ahead={gs.TL_AHEAD}"] = bench_ours(m, n, k, "dynamic", 128, two_level=True)
-            gs.TL_AHEAD = not gs.TL_AHEAD
+            default, gs.TL_AHEAD = gs.TL_AHEAD, (1 << 30 if k >= gs.TL_AHEAD else 0)  # the other TL schedule
+            t[f"TL{1 if k >= default else 2}"] = bench_ours(m, n, k, "dynamic", 128, two_level=True)
+            gs.TL_AHEAD = default
             if args.tiles:
                 for bm, cfg in tiles.items():
                     t[f"bm{bm}"] = bench_ours(m, n, k, "dynamic", 128, cfg, two_level=True)

@@ -575,7 +575,7 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
             cases, ((2, True, True), (2, True, False), (2, False, True), (1, False, True), (1, False, False))):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "PREFETCH_WEIGHTS", pf)
-        monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)  # the group scales one slot ahead or before the slot
+        monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if ahead else 1 << 30)  # the group scales one slot ahead or not
         w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
         qw = quantize_weight(w, 4, g, True, "two-level")
         layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).to(dtype).cuda())
@@ -830,7 +830,8 @@ def test_swap_kernel_scope():
     assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False}
     # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
     # channel (groups as long as K) there is nothing to multiply
-    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 2}
+    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 1}
+    assert gluon_swap.plan(11008, 128, 4096, True)["TL"] == 2  # long K: the group scales one slot ahead
     assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
     assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 2 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 0
