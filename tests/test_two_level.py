@@ -27,7 +27,8 @@ CALIB = fptq.CalibConfig(source="random", samples=8, seqlen=32, batch_size=4)
 
 def _weights(n=48, k=256, seed=0):
     g = torch.Generator().manual_seed(seed)
-    w = torch.distributions.Laplace(0.0, 0.02).sample((n, k))  # heavy-tailed, as LLM weights
+    u = torch.rand(n, k, generator=g) - 0.5
+    w = -0.02 * torch.sign(u) * torch.log1p(-2 * u.abs())  # Laplace: heavy-tailed, as LLM weights
     w *= 1 + 4 * torch.rand(1, k, generator=g)  # columns of different ranges: groups of different scales
     w[5] = 0.0  # an all-zero row
     return w
@@ -44,7 +45,7 @@ def test_scales_are_exact_integer_multiples_of_a_seven_bit_channel_scale():
     assert s1.dtype == torch.float16 and s1.shape == (48,) and qw.scales.dtype == torch.float16
     s2 = int_group_scales(qw.scales, s1)  # raises unless integers in [1, 16]
     assert torch.equal((s1.float()[:, None] * s2).half(), qw.scales)  # s1 * s2 exact in fp16
-    assert (s2 == INT_SCALE_MAX).any() and (s2 < INT_SCALE_MAX / 2).any()
+    assert (s2 >= 12).any() and (s2 <= 6).any()  # groups of different ranges: multiples far apart
     mant, _ = torch.frexp(s1.float())
     assert torch.equal(mant * 128, torch.round(mant * 128))  # at most 7 significant bits
     assert s1[5] == 1 and (qw.codes[5] == 8).all()  # the zero row: scale 1, code 8 (zero)
