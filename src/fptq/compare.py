@@ -14,7 +14,8 @@ Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]`
 `--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
 `dynamic` (activations all per-tensor static / all per-token dynamic), `layerwise`, `lae` /
 `sq` / `noeq` (FPTQ's equalization ablation), `actorder` / `noactorder` (GPTQ, default on), `fp8`
-(per-token activations in float8 e4m3, W4A8-FP8), `2l` / `fp16s` (two-level or fp16 group scales, `--scale-format`; default: two-level for W4A8). 8-bit integer weights are per output channel,
+(per-token activations in float8 e4m3, W4A8-FP8), `2l` / `fp16s` (two-level or fp16 group scales,
+`--scale-format`; default: two-level for W4A8). 8-bit integer weights are per output channel,
 4-bit ones group-wise with the comparison's group size.
 """
 
@@ -193,8 +194,8 @@ class PeakRSS:
 
 
 def bits_per_weight(folder: Path, model) -> float:
-    """Storage bits per weight of the quantized linears, scales and zero points included (from
-    the saved tensors; biases and activation scales excluded)."""
+    """Storage bits per weight of the quantized linears, scales (two-level: with the channel scales) and zero
+    points included (from the saved tensors; biases and activation scales excluded)."""
     from safetensors import safe_open
 
     rows = json.loads((folder / CONFIG_NAME).read_text())["policy"]
@@ -203,7 +204,7 @@ def bits_per_weight(folder: Path, model) -> float:
     with safe_open(str(folder / WEIGHTS_NAME), "pt") as f:
         for key in f.keys():
             layer, _, name = key.rpartition(".")
-            if layer in layers and name in ("qweight", "scales", "zeros", "weight", "weight_scale"):
+            if layer in layers and name in ("qweight", "scales", "zeros", "channel_scales", "weight", "weight_scale"):
                 t = f.get_slice(key)
                 numel = 1
                 for d in t.get_shape():

@@ -1,9 +1,10 @@
 """Kernel interface behind `QuantLinear`.
 
 Every backend implements `quant_linear(x, qweight, scales, zeros, *, bits, group_size, act_mode,
-act_scale, bias, channel_scales) -> y` with the semantics documented in `fptq.kernels.reference`,
-which is the CPU reference. `channel_scales` (two-level scales, `fptq.primitives`) never changes the
-result: `scales` are complete, and a backend may ignore it or use it to sum whole rows in int32. Registered backends: "reference" (exact group-wise integer semantics, the
+act_scale, bias) -> y` with the semantics documented in `fptq.kernels.reference`, which is the CPU
+reference; layers with two-level scales (`fptq.primitives`) also pass the keyword `channel_scales`,
+which never changes the result (`scales` are complete): a backend may ignore it or use it to sum whole
+rows in int32. Registered backends: "reference" (exact group-wise integer semantics, the
 definition), "torch" (dequantize once + one dense matmul; same codes, float32 rounding order
 differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU are present).
 `quant_linear` below picks a backend: the fastest registered one that supports

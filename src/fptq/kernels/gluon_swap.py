@@ -22,7 +22,9 @@ M = 2048-4096, a compiled 2048-token LLaMA-2-7B-shaped prefill 51.9 -> 49.8 ms (
 layers it supports (`triton_w4a8.PREFILL_CONFIGS`), from 256 rows on (runs 81 / 87; from 64 rows where its tiles
 fill half the SMs, `triton_w4a8.SWAP_MEDIUM`, runs 89-90), with 64- or 128-token tiles by the rounds of tiles over
 the SMs (`triton_w4a8.swap_tile`, run 88); up to DIRECT_SCALES rows the consumers read the stored group scales
-themselves (run 89).
+themselves (run 89). With two-level scales (`fptq.primitives`, given as `channel_scales`; TL) the unpacking
+multiplies the codes by the integer group scales, so a whole row is one int32 sum over K as per channel: at 4096 rows
+×1.25-1.70 of cuBLAS fp16 where fp16 group scales get ×0.99-1.21 (run 99).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
