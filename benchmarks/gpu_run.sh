@@ -401,6 +401,14 @@ PY
     timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
+  session12f)  # run 100: two-level scales in the Gluon TMA decode kernel: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled
+    # g128 and fp16 in the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run)
+    timeout 200 python3 -m pytest -q -x tests/kernels/test_triton_w4a8.py -k "two_level" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 120 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,16
+    mkdir -p "$OUT/e2e"
+    timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches 1,16 --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session10c)  # run 84: e2e compiled prefill and decode, fp16 vs the W4A8 default (compile caches warmed by 2 layers first)
     mkdir -p "$OUT/warm"; timeout 100 python3 benchmarks/bench_e2e.py --out "$OUT/warm" --layers 2 --batches 1 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants "w4a8-dynamic+fused" > /dev/null 2>&1

@@ -252,8 +252,9 @@ def cmd_quantize(args) -> int:
         print(policy_table(rows))
         print()
     print(strategy_summary(rows))
+    groups = "per channel" if config.group_size == -1 else f"g{config.group_size} {config.scale_format} scales"
     print(
-        f"\nsaved {config.scheme} {config.method} model to {folder} "
+        f"\nsaved {config.scheme} {config.method} model ({groups}) to {folder} "
         f"({model.fptq_stats['quantization_seconds']:.1f} s, policy table in {folder / 'policy.md'})"
     )
     return 0
