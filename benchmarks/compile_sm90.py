@@ -242,10 +242,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                 from triton.experimental.gluon import language as gl
 
                 lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
-                types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>",
-                             chan_ptr="*fp16")
+                types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
-                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, TL=False)
+                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -262,9 +261,6 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(SX_MODE=1, HAS_BIAS=True),
                         dict(GROUP=64, GROUPS=8),
                         dict(SPLIT_K=1, GROUPS=64),
-                        dict(TL=True),  # two-level scales (groups of 128, K slices of the config's split)
-                        dict(TL=True, SPLIT_K=1, GROUPS=64, GROUP=128),
-                        dict(TL=True, GROUP=256, GROUPS=2),
                     ):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         types64 = dict(

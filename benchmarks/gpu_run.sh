@@ -401,8 +401,9 @@ PY
     timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
-  session12f)  # run 100: two-level scales in the Gluon TMA decode kernel: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled
-    # g128 and fp16 in the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run)
+  session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
+    # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's
+    # TL mode (removed again: no gain, GPU_NOTES)
     timeout 200 python3 -m pytest -q -x tests/kernels/test_triton_w4a8.py -k "two_level" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
     timeout 120 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,16
     mkdir -p "$OUT/e2e"

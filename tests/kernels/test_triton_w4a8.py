@@ -653,65 +653,6 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=16, tma_stages=3),
-                                 tw.KernelConfig(16, 128, 8, 3, split_k=1, tma_stages=4)])
-@pytest.mark.parametrize("pdl", [False, True])
-def test_gpu_two_level_decode(monkeypatch, cfg, pdl):
-    """Two-level scales in the Gluon TMA decode kernel (TL): the codes times the integer group scales, one int32
-    sum per K slice, the channel scale once — against float64 and against the same layer scaled per group; M = 1-16,
-    column tails, groups 128 / 256, split-K, static / dynamic, fp16 / bf16, and a decode step of QuantLinear."""
-    from fptq.kernels import gluon_decode
-
-    if torch.cuda.get_device_capability()[0] != 9 or gluon_decode.gluon is None:
-        pytest.skip("needs a Hopper GPU and Gluon")
-    launches = []
-    kernel = gluon_decode._decode_tma_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            def launch(*args, **kw):
-                launches.append(kw["TL"])
-                return kernel[grid](*args, **kw)
-
-            return launch
-
-    monkeypatch.setattr(gluon_decode, "_decode_tma_kernel", Spy())
-    monkeypatch.setattr(tw, "USE_PDL", pdl)
-    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 0)
-    for m, n, k, g, dtype in ((1, 1000, 4096, 128, torch.float16), (16, 4096, 11008, 128, torch.bfloat16),
-                              (7, 256, 1024, 256, torch.float16), (3, 262, 4096, 128, torch.float16)):
-        w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
-        qw = quantize_weight(w, 4, g, True, "two-level")
-        layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).to(dtype).cuda())
-        chan = qw.channel_scales.cuda()
-        x = make_x(m, k, dtype)
-        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
-        for act_mode in ("static", "dynamic"):
-            act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
-            out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
-            launches.clear()
-            y = tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale, bias=layer[3],
-                               config=cfg, out=out, channel_scales=chan)
-            assert launches == [True], (m, n, k, g)
-            assert torch.isfinite(y).all()
-            assert rel(y, dequant_matmul64(x, layer, g, act_mode, act_scale)) < tol, (m, n, k, g, act_mode)
-            assert rel(y, run(x, layer, g, act_mode, act_scale, cfg)) < tol / 2, (m, n, k, g, act_mode)
-    # QuantLinear's default decode dispatch hands the channel scales over too
-    from fptq.nn.quant_linear import QuantLinear
-
-    linear = torch.nn.Linear(1024, 512, bias=False).half().cuda()
-    q = QuantLinear.from_linear(linear, group_size=128, scale_format="two-level", act_mode="dynamic")
-    x = make_x(1, 1024)
-    launches.clear()
-    y = q(x)
-    assert launches == [True]
-    r = ref_mod.quant_linear_reference(x.cpu().double(), q.qweight.cpu(), q.scales.cpu(), None, group_size=128,
-                                       act_mode="dynamic")
-    assert rel(y, r) < 2e-3
-    assert not gluon_fallback.failed("decode")
-
-
-@pytest.mark.gpu
 def test_gpu_fp8_per_channel_long_k():
     """fp8 activations with per-channel weights over a long K: each K step's fp32 sum is added to
     the accumulator (Hopper's fp8 MMA accumulates at reduced precision), in the tiled and the

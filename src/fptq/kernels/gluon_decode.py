@@ -29,11 +29,6 @@ step in fp32, the activation scale and bias in the epilogue, split-K reduced in 
 the last K slice to arrive (the same workspace and counters as `triton_w4a8._split_k_reduce`),
 and the same programmatic dependent launch: the weight tiles of the first STAGES steps and the
 group scales are requested before waiting for the activation-quantization kernel.
-
-Two-level scales (TL, `fptq.primitives`; the channel scales given): the unpacking multiplies each
-column's codes by its integer group scale `s2 = scale / s1` (`triton_prefill.UNPACK_*_TL`, the
-multiply-add of `gluon_swap`), so the MMA accumulates all of the program's K range in int32 and
-the channel scale `s1` is applied once, as per channel.
 """
 
 from __future__ import annotations
@@ -45,7 +40,7 @@ try:
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_TL, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_TL, UNPACK_LO_Z
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_Z
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
 
@@ -90,16 +85,6 @@ if gluon is not None:
             return gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
 
         @gluon.jit
-        def _unpack_tl(wb, s2, c, HIGH: gl.constexpr):
-            """int8 `(code - 8) * s2` of the low / high nibbles (`s2`, `c` = the bytes `0x80 - 8 * s2`: int32 per
-            column, broadcast like `wb`)."""
-            if HIGH:
-                return gl.inline_asm_elementwise(UNPACK_HI_TL, "=r,r,r,r,r,r,r,r,r,r", [wb, s2, c], dtype=gl.int8,
-                                                 is_pure=True, pack=4)
-            return gl.inline_asm_elementwise(UNPACK_LO_TL, "=r,r,r,r,r,r,r,r,r,r", [wb, s2, c], dtype=gl.int8,
-                                             is_pure=True, pack=4)
-
-        @gluon.jit
         def _store_out(acc, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS: gl.constexpr):
             if HAS_BIAS:
                 acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
@@ -136,7 +121,6 @@ if gluon is not None:
             out_ptr,
             ws_ptr,
             cnt_ptr,
-            chan_ptr,  # (TL) the (N,) fp16 channel scales of two-level scales
             M,
             N,
             K,
@@ -152,7 +136,6 @@ if gluon is not None:
             STAGES: gl.constexpr,
             PDL: gl.constexpr,
             GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
-            TL: gl.constexpr,  # two-level scales: codes times the integer group scales, one int32 sum
             num_warps: gl.constexpr,
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
@@ -220,9 +203,6 @@ if gluon is not None:
                     z_smem.store(gl.reshape(z_t, [GROUPS, 1, BLOCK_N]))
                     z_smem = z_smem._reinterpret(gl.uint8, [GROUPS, 1, BLOCK_N], t_smem)
                 gl.thread_barrier()
-            if TL:  # the channel scales (epilogue) and, per weight column, their reciprocals (the integers s2)
-                scale = gl.load(chan_ptr + cols).to(gl.float32)
-                r1 = 1.0 / gl.load(chan_ptr + wcols).to(gl.float32)[None, :]
             # the activations, once the quantization kernel has written them
             if PDL:
                 gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
@@ -235,11 +215,7 @@ if gluon is not None:
             acc_i = zero_i
             for j in range(0, n):
                 slot = j % STAGES
-                if TL:
-                    gi = ((lo + j) * SUB) // GROUP - g0
-                    s2 = (s_smem.index(gi).load(w_l).to(gl.float32) * r1 + 0.5).to(gl.int32)  # (1, BLOCK_N)
-                    c2 = -2139062144 - s2 * 0x08080808  # the bytes 0x80 - 8 * s2
-                elif not PER_CHANNEL:
+                if not PER_CHANNEL:
                     gi = ((lo + j) * SUB) // GROUP - g0
                     s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
                     if HAS_ZEROS:
@@ -254,19 +230,13 @@ if gluon is not None:
                     c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
                 else:
                     c = wb
-                if TL:
-                    s2b = gl.broadcast(s2, wb)[0]
-                    c2b = gl.broadcast(c2, wb)[0]
-                    w_lo = _unpack_tl(wb, s2b, c2b, False)
-                    w_hi = _unpack_tl(wb, s2b, c2b, True)
-                else:
-                    w_lo = _unpack(wb, c, False, HAS_ZEROS)
-                    w_hi = _unpack(wb, c, True, HAS_ZEROS)
-                w_even = gl.convert_layout(_b_to_mma_order(w_lo, HALF, BLOCK_N), b_dot, assert_trivial=True)
-                w_odd = gl.convert_layout(_b_to_mma_order(w_hi, HALF, BLOCK_N), b_dot, assert_trivial=True)
+                w_even = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, False, HAS_ZEROS), HALF, BLOCK_N), b_dot,
+                                           assert_trivial=True)
+                w_odd = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, True, HAS_ZEROS), HALF, BLOCK_N), b_dot,
+                                          assert_trivial=True)
                 ae = gl.convert_layout(_a_to_mma_order(a_even, HALF), a_dot, assert_trivial=True)
                 ao = gl.convert_layout(_a_to_mma_order(a_odd, HALF), a_dot, assert_trivial=True)
-                if PER_CHANNEL or TL:
+                if PER_CHANNEL:
                     acc_i = mma_v2(ao, w_odd, mma_v2(ae, w_even, acc_i))
                 else:
                     part = mma_v2(ao, w_odd, mma_v2(ae, w_even, zero_i))
@@ -274,7 +244,7 @@ if gluon is not None:
                     acc = acc + part_f * s_w.to(gl.float32)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
-            if PER_CHANNEL or TL:
+            if PER_CHANNEL:
                 acc = acc_i.to(gl.float32) * scale[None, :]
             _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
                     SX_MODE, HAS_BIAS, SPLIT_K)

@@ -622,10 +622,6 @@ DECODE_TARGET_PROGRAMS = 528  # 4 per SM on the H100 (run 15); 0: always the con
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel triggers it early (`gdc_launch_dependents`).
 USE_PDL = True
-# Two-level scales in the Gluon TMA decode kernel (`gluon_decode` TL: the codes times the integer group scales, one
-# int32 sum over the program's K range, the channel scale once) where the layer has channel scales; False: the fp16
-# group scales per step, as any other groups (the result is the same up to accumulation order).
-USE_TWO_LEVEL_DECODE = True
 # Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
 PREFETCH_BUDGET = 24 << 20
 
@@ -806,12 +802,10 @@ def _launch(
     out: torch.Tensor | None = None,
     pdl: bool = False,
     workspace: tuple | None = None,
-    channel_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One `_w4a8_kernel` launch (split-K reduced inside it, see `_split_k_reduce`);
     `pdl`: launched as a programmatic dependent of the kernel before; `workspace`: the
-    `_split_k_workspace` whose counters the quantization kernel zeroed (else zeroed here);
-    `channel_scales` (two-level scales): read by the Gluon TMA decode kernel (TL), else ignored."""
+    `_split_k_workspace` whose counters the quantization kernel zeroed (else zeroed here)."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
     if out is None:
@@ -830,14 +824,13 @@ def _launch(
     if _use_tma(cfg, a, a_mode, dot_type, m, qweight, k) and (group_size == k or groups <= TMA_MAX_GROUPS):
         try:
             w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
-            two_level = channel_scales is not None and USE_TWO_LEVEL_DECODE and group_size < k and zeros is None
             gluon_decode._decode_tma_kernel[grid](
                 w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
-                bias if bias is not None else dummy, out, ws, counters, channel_scales if two_level else dummy,
+                bias if bias is not None else dummy, out, ws, counters,
                 m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
                 GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
                 HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-                GROUPS=groups, TL=two_level, **({"launch_pdl": True} if pdl else {}),
+                GROUPS=groups, **({"launch_pdl": True} if pdl else {}),
             )
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
@@ -1022,7 +1015,7 @@ def w4a8_linear(
         workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
-                    cfg, out, pdl, workspace, channel_scales)
+                    cfg, out, pdl, workspace)
     return y.reshape(*x.shape[:-1], n)
 
 
@@ -1212,7 +1205,7 @@ def _w4a8_gemm_op(
         return _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype, cfg)
     pdl = m <= DECODE_MAX_M and _pdl_available(a)
     return _launch(a, _A_PERMUTED, 0, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, out_dtype,
-                   _for_m(CONFIGS, m), None, pdl, None, channel_scales)
+                   _for_m(CONFIGS, m), None, pdl)
 
 
 @_w4a8_gemm_op.register_fake
