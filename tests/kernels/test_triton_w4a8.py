@@ -807,6 +807,29 @@ def test_gluon_fallback_switch(monkeypatch):
     assert not gluon_fallback.failed("decode")
 
 
+def test_two_level_unpack_arithmetic():
+    """The PTX of the two-level unpacking (`UNPACK_*_TL`: `and` / `shr; and`, `mad.lo.u32 t, t, s2, c`, `xor 0x80808080`
+    on four packed bytes), emulated in 32-bit integers for every nibble and every s2 in [1, 16]: each byte becomes the
+    int8 `(nibble - 8) * s2` (no carry between bytes: nibble * s2 <= 240); `c` as the kernels compute it in int32."""
+    from fptq.kernels.triton_prefill import UNPACK_HI_TL, UNPACK_LO_TL
+
+    for ptx, high in ((UNPACK_LO_TL.value, False), (UNPACK_HI_TL.value, True)):
+        ops = [part.split()[0] for part in ptx.strip("{} ").split(";") if part.strip() and not part.strip().startswith(".reg")]
+        assert ops == (["shr.u32"] if high else []) + ["and.b32", "mad.lo.u32", "xor.b32"], ptx
+    rng = torch.Generator().manual_seed(0)
+    words = torch.randint(0, 1 << 32, (4096,), generator=rng, dtype=torch.int64).tolist() + [0, 0xFFFFFFFF, 0x88888888]
+    for s2 in range(1, 17):
+        c = (-2139062144 - s2 * 0x08080808) & 0xFFFFFFFF  # (the kernels' int32 expression, as 32 bits)
+        assert c == 0x80808080 - s2 * 0x08080808
+        for w in words:
+            for high in (False, True):
+                t = ((w >> 4) if high else w) & 0x0F0F0F0F
+                t = ((t * s2 + c) & 0xFFFFFFFF) ^ 0x80808080
+                got = [((t >> (8 * i)) & 0xFF) - (256 if (t >> (8 * i)) & 0x80 else 0) for i in range(4)]
+                nib = [(w >> (8 * i + (4 if high else 0))) & 0xF for i in range(4)]
+                assert got == [(v - 8) * s2 for v in nib], (hex(w), s2, high)
+
+
 def test_swap_kernel_scope():
     """`PrefillConfig(swap=True)` (the packed weights as wgmma's register operand) validates its tiles, and
     `gluon_swap.supported` takes int8 activations, symmetric weights, K and groups multiples of 128 only."""
