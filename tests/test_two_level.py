@@ -164,3 +164,56 @@ def test_checkpoints_without_a_scale_format_have_fp16_scales(tmp_path):
     assert "scale_format" not in info["quantization"]
     loaded = fptq.load_quantized(folder)
     assert all(m.channel_scales is None for m in loaded.modules() if isinstance(m, QuantLinear))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["fptq", "gptq"])
+def test_gpu_pipeline_two_level(monkeypatch, method):
+    """Calibration and two-level quantization on CUDA (the default format for W4A8), then a 300-token forward through
+    the CUDA kernels (the swap kernel's two-level mode where it applies: K and groups multiples of 128) against the
+    reference backend and the per-group-scaled kernels on the same GPU, and the CPU reference (fp32) loosely."""
+    import copy
+    import os
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from fptq.kernels import gluon_swap
+
+    plans, plan = [], gluon_swap.plan
+    monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
+    torch.manual_seed(0)
+    cfg = LlamaConfig(hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, vocab_size=1000, max_position_embeddings=512)
+    model = LlamaForCausalLM(cfg).half().eval()
+    fptq.quantize(model, None, fptq.QuantConfig(method=method, group_size=128, v0=0.5, v1=50.0),
+                  fptq.CalibConfig(source="random", samples=4, seqlen=64), device="cuda", progress=False)
+    layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+    assert layers and all(m.scale_format == "two-level" for m in layers)
+    for m in layers:
+        int_group_scales(m.scales.cpu(), m.channel_scales.cpu())
+    ids = torch.randint(0, 1000, (2, 150))
+    ref_model = copy.deepcopy(model).cpu().float()
+    model = model.cuda()
+
+    def logits(m, x, kernel=None):
+        if kernel:
+            os.environ["FPTQ_KERNEL"] = kernel
+        try:
+            with torch.no_grad():
+                return m(input_ids=x).logits.double().cpu()
+        finally:
+            os.environ.pop("FPTQ_KERNEL", None)
+
+    rel = lambda a, b: ((a - b).norm() / b.norm()).item()  # noqa: E731
+    out = logits(model, ids.cuda())
+    assert torch.isfinite(out).all()
+    assert rel(out, logits(model, ids.cuda(), "reference")) < 5e-3  # the same fp16 model through the reference
+    monkeypatch.setattr(gluon_swap, "USE_TWO_LEVEL", False)
+    assert rel(out, logits(model, ids.cuda())) < 5e-3  # the fp16 group scales per group: accumulation order only
+    monkeypatch.setattr(gluon_swap, "USE_TWO_LEVEL", True)
+    # fp16 on the GPU against fp32 on the CPU: flipped int8 activation codes compound over the layers
+    assert rel(out, logits(ref_model, ids, "reference")) < 5e-2
+    if gluon_swap.gluon is not None and torch.cuda.get_device_capability()[0] == 9:
+        assert any(p["TL"] for p in plans)  # the 300-row layers took the swap kernel's two-level mode
