@@ -125,12 +125,13 @@ class QuantConfig:
                               "(for float8 weights and activations use --method fp8)")
         if self.a_format == "fp8" and self.policy == "all-static":
             raise ConfigError("--a-format fp8 applies to the per-token (dynamic) layers, and --policy all-static has none")
+        grouped_int4 = self.w_bits == 4 and self.symmetric and self.group_size != -1  # what two-level scales need
         if self.scale_format is None:
-            two_level = self.w_bits == 4 and self.symmetric and self.group_size != -1 and self.a_bits == 8
-            object.__setattr__(self, "scale_format", "two-level" if two_level and self.method != "fp8" else "fp16")
+            two_level = grouped_int4 and self.a_bits == 8 and self.method != "fp8"
+            object.__setattr__(self, "scale_format", "two-level" if two_level else "fp16")
         if self.scale_format not in SCALE_FORMATS:
             raise ConfigError(f"--scale-format must be one of {', '.join(SCALE_FORMATS)}, got {self.scale_format!r}")
-        if self.scale_format == "two-level" and (self.w_bits != 4 or not self.symmetric or self.group_size == -1):
+        if self.scale_format == "two-level" and not grouped_int4:
             raise ConfigError("--scale-format two-level needs symmetric 4-bit weights in groups (not per channel)")
         if self.group_size != -1 and self.group_size < 2:
             raise ConfigError(f"--group-size must be -1 (per channel) or at least 2, got {self.group_size}")
