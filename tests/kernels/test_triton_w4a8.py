@@ -258,6 +258,22 @@ def test_split_k_leaves_no_slice_empty(monkeypatch):
         assert (split - 1) * per < steps  # the last slice has at least one step
 
 
+def test_decode_split_keeps_tma_slices_within_staged_groups(monkeypatch):
+    """With the TMA decode kernel's config the split rises until a slice's group scales fit its staging
+    (`TMA_MAX_GROUPS`), so long-K layers keep that kernel; the program target alone would split less."""
+    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 264)
+    cfg = tw.CONFIGS[0][1]
+    assert cfg.tma_stages
+    assert tw._split_k(cfg, 1, 22016, steps=32) == 1  # 344 tiles: unsplit
+    assert tw._split_k(cfg, 1, 8192, steps=224) == 4  # 128 tiles want 3 slices: 75 groups each, past 64
+    for n in (1024, 4096, 8192, 28672):
+        for steps in (32, 86, 224, 512):
+            split = tw._split_k(cfg, 1, n, steps=steps)
+            per = -(-steps // split)
+            assert per <= tw.TMA_MAX_GROUPS or split == cfg.split_k
+    assert tw._split_k(tw.KernelConfig(16, 64, 4, 3, split_k=16), 1, 8192, steps=224) == 3  # no TMA: no cap
+
+
 def test_split_k_is_deterministic_and_its_counters_are_zeroed_by_the_quantization():
     layer = make_layer(96, 768, 64, False, bias=True)
     x = make_x(5, 768)

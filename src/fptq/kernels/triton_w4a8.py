@@ -617,7 +617,9 @@ GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=
 # Split-K at M <= 16 only as far as it is needed to fill the GPU: a layer with enough column
 # tiles (fused q/k/v or gate/up) runs with fewer K slices or none.
 # `_split_k` picks the smallest split with at least this many programs (capped by the config's).
-DECODE_TARGET_PROGRAMS = 528  # 4 per SM on the H100 (run 15); 0: always the config's split
+# 2 per SM on the H100: with the TMA decode kernel fewer, longer programs stream better than run 15's 4 per SM
+# (run 104: 7B gate+up at M = 1 27.1 -> 22.9 us unsplit, 70B gate/up 59.1 -> 53.0; the 4096-row layers 0-7 %).
+DECODE_TARGET_PROGRAMS = 264  # 0: always the config's split
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel triggers it early (`gdc_launch_dependents`).
@@ -638,6 +640,8 @@ def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None) -> int
     split = cfg.split_k
     if split > 1 and m <= DECODE_MAX_M and DECODE_TARGET_PROGRAMS:
         split = max(1, min(split, triton.cdiv(DECODE_TARGET_PROGRAMS, _tiles(cfg, m, n))))
+        if cfg.tma_stages and steps:  # the TMA kernel stages at most TMA_MAX_GROUPS group scales per slice
+            split = min(cfg.split_k, max(split, triton.cdiv(steps, TMA_MAX_GROUPS)))
     if steps and split > 1:
         split = triton.cdiv(steps, triton.cdiv(steps, split))
     return split
@@ -830,7 +834,7 @@ def _launch(
                 m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
                 GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
                 HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-                GROUPS=groups, **({"launch_pdl": True} if pdl else {}),
+                GROUPS=groups, STAGING=gluon_decode.STAGING, **({"launch_pdl": True} if pdl else {}),
             )
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
