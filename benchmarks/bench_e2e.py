@@ -220,7 +220,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, stN (gluon_decode.STAGING) "
+                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -352,9 +352,6 @@ def main() -> None:
             tw.USE_PDL = "pdl" in opts
         tw.DECODE_TARGET_PROGRAMS = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()),
                                          tw.DECODE_TARGET_PROGRAMS)
-        from fptq.kernels import gluon_decode
-
-        gluon_decode.STAGING = next((int(o[2:]) for o in opts if o[:2] == "st" and o[2:].isdigit()), 0)
         if "fused" in opts:
             from fptq.nn.shared_input import fuse_shared_inputs, is_fused
 

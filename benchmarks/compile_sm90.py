@@ -244,7 +244,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
-                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, STAGING=gluon_decode.STAGING)
+                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,

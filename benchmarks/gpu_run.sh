@@ -401,8 +401,8 @@ PY
     timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
-  session13a)  # run 103: decode group-scale staging before / after the activation loads, program targets; ncu of the default
-    timeout 300 python3 benchmarks/probe_decode_staging.py | tee "$OUT/probe_decode_staging.txt"
+  session13a)  # run 103: Nsight Compute of the default decode kernel (warp states, source counters); run 103's staging
+    # probe (gluon_decode.STAGING) was removed with that knob
     timeout 200 ncu --clock-control none --section WarpStateStats --section SourceCounters --section Occupancy \
         --section SpeedOfLight -k 'regex:decode_tma' -c 2 -o "$OUT/dec" python3 benchmarks/profile_decode.py 1 22016 4096 > "$OUT/ncu_run.txt" 2>&1
     ncu -i "$OUT/dec.ncu-rep" --print-details all 2>&1 | head -c 150000 > "$OUT/ncu.txt"
@@ -410,11 +410,15 @@ PY
     rm -f "$OUT/dec.ncu-rep"; grep -i "stall\|duration\|throughput\|occupancy" "$OUT/ncu.txt" | head -60
     ;;
   session13b)  # run 104: decode programs x ring depth x tile width (probe_decode_staging.py --sweep)
-    timeout 500 python3 benchmarks/probe_decode_staging.py --sweep | tee "$OUT/probe_decode_sweep.txt"
+    timeout 500 python3 benchmarks/probe_decode_split.py | tee "$OUT/probe_decode_sweep.txt"
     ;;
   session13c)  # run 105: compiled decode b1 / b16, two-level g128, fp16 vs the old program target (t528) vs the new default
     timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --compile default \
         --compile-variants fp16,w4a8-dynamic+fused+t528,w4a8-dynamic+fused --variants w4a8-dynamic+fused+t528,w4a8-dynamic+fused
+    ;;
+  session13d)  # run 106: GPU tests of the decode paths under the new split rule, GEMM table at M <= 16 (two-level column)
+    timeout 330 python3 -m pytest -q -m gpu tests/kernels tests/test_two_level.py -k "decode or pdl or split or tma or graph or two_level" 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,4,16
     ;;
   session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
     # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's

@@ -44,10 +44,6 @@ try:
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
 
-# Where the group scales are staged (an experiment, run 103): 0 before the activation loads are issued, 1 after them,
-# 2 not at all (timing only: wrong results).
-STAGING = 0
-
 if gluon is not None:
     try:
 
@@ -140,7 +136,6 @@ if gluon is not None:
             STAGES: gl.constexpr,
             PDL: gl.constexpr,
             GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
-            STAGING: gl.constexpr,
             num_warps: gl.constexpr,
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
@@ -198,34 +193,22 @@ if gluon is not None:
                 t_mask = (g0 + offs_g < K // GROUP)[:, None] & (offs_tn >= 0)[None, :]
                 # stored as (GROUPS, 1, BLOCK_N), read back one (1, BLOCK_N) row per step through a view of
                 # the same bytes whose rows index like a ring slot
-                if STAGING != 2:
-                    s_t = gl.load(scales_ptr + t_off * stride_sn + (g0 + offs_g)[:, None], mask=t_mask, other=0.0)
-                else:
-                    s_t = gl.zeros([GROUPS, BLOCK_N], gl.float16, t_l)
+                s_t = gl.load(scales_ptr + t_off * stride_sn + (g0 + offs_g)[:, None], mask=t_mask, other=0.0)
                 s_smem = gl.allocate_shared_memory(gl.float16, [GROUPS, 1, BLOCK_N], r_smem)
+                s_smem.store(gl.reshape(s_t, [GROUPS, 1, BLOCK_N]))
+                s_smem = s_smem._reinterpret(gl.float16, [GROUPS, 1, BLOCK_N], t_smem)
                 if HAS_ZEROS:
                     z_t = gl.load(zeros_ptr + t_off * stride_zn + (g0 + offs_g)[:, None], mask=t_mask, other=0)
                     z_smem = gl.allocate_shared_memory(gl.uint8, [GROUPS, 1, BLOCK_N], r_smem)
-                if STAGING == 0:
-                    s_smem.store(gl.reshape(s_t, [GROUPS, 1, BLOCK_N]))
-                    if HAS_ZEROS:
-                        z_smem.store(gl.reshape(z_t, [GROUPS, 1, BLOCK_N]))
-                    gl.thread_barrier()
+                    z_smem.store(gl.reshape(z_t, [GROUPS, 1, BLOCK_N]))
+                    z_smem = z_smem._reinterpret(gl.uint8, [GROUPS, 1, BLOCK_N], t_smem)
+                gl.thread_barrier()
             # the activations, once the quantization kernel has written them
             if PDL:
                 gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
                                           pack=1)
             for i in gl.static_range(STAGES):
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
-            if not PER_CHANNEL:
-                if STAGING == 1:
-                    s_smem.store(gl.reshape(s_t, [GROUPS, 1, BLOCK_N]))
-                    if HAS_ZEROS:
-                        z_smem.store(gl.reshape(z_t, [GROUPS, 1, BLOCK_N]))
-                    gl.thread_barrier()
-                s_smem = s_smem._reinterpret(gl.float16, [GROUPS, 1, BLOCK_N], t_smem)
-                if HAS_ZEROS:
-                    z_smem = z_smem._reinterpret(gl.uint8, [GROUPS, 1, BLOCK_N], t_smem)
 
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
@@ -234,8 +217,7 @@ if gluon is not None:
                 slot = j % STAGES
                 if not PER_CHANNEL:
                     gi = ((lo + j) * SUB) // GROUP - g0
-                    if STAGING != 2:
-                        s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
+                    s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
                     if HAS_ZEROS:
                         zc = z_smem.index(gi).load(w_l)
                 mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
@@ -259,10 +241,7 @@ if gluon is not None:
                 else:
                     part = mma_v2(ao, w_odd, mma_v2(ae, w_even, zero_i))
                     part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-                    if STAGING == 2:  # timing experiment only: no group scale
-                        acc = acc + part_f
-                    else:
-                        acc = acc + part_f * s_w.to(gl.float32)
+                    acc = acc + part_f * s_w.to(gl.float32)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
             if PER_CHANNEL:

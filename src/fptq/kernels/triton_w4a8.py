@@ -834,7 +834,7 @@ def _launch(
                 m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
                 GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
                 HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-                GROUPS=groups, STAGING=gluon_decode.STAGING, **({"launch_pdl": True} if pdl else {}),
+                GROUPS=groups, **({"launch_pdl": True} if pdl else {}),
             )
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
