@@ -420,6 +420,11 @@ PY
     timeout 330 python3 -m pytest -q -m gpu tests/kernels tests/test_two_level.py -k "decode or pdl or split or tma or graph or two_level" 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
     timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,4,16
     ;;
+  session13e)  # run 108: the GEMV GPU test, then the e2e of the final tree (compiled prefill and decode b1 / b16, two-level g128)
+    timeout 120 python3 -m pytest -q -m gpu tests/kernels/test_triton_gemv.py 2>&1 | tail -2 | tee "$OUT/pytest_gpu.txt"
+    timeout 450 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --compile default \
+        --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
     # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's
     # TL mode (removed again: no gain, GPU_NOTES)
