@@ -425,6 +425,14 @@ PY
     timeout 450 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --compile default \
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
+  session13f)  # run 111: M <= 16 GEMM ops of every path (--extra: static, g64, W4A16, tinygemm) at program targets 528 and 264
+    for t in 528 264; do
+      mkdir -p "$OUT/t$t"
+      timeout 250 python3 -c "import runpy, sys; from fptq.kernels import triton_w4a8 as tw; tw.DECODE_TARGET_PROGRAMS = $t; \
+sys.argv = ['bench_gemm.py', '--out', '$OUT/t$t', '--no-check', '--extra', '--ms', '1,16']; \
+runpy.run_path('benchmarks/bench_gemm.py', run_name='__main__')" 2>&1 | grep "M=" | tee "$OUT/t$t/table.txt"
+    done
+    ;;
   session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
     # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's
     # TL mode (removed again: no gain, GPU_NOTES)
