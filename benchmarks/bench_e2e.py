@@ -234,7 +234,8 @@ def main() -> None:
     if args.kernel_settings:
         from fptq.kernels import triton_w4a8 as tw
 
-        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "budget": "PREFETCH_BUDGET"}
+        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "tma_target": "TMA_TARGET_PROGRAMS",
+                 "budget": "PREFETCH_BUDGET"}
         for item in args.kernel_settings.split():
             key, value = item.split("=")
             if key == "prefill":  # block_m,block_n,warps,stages,wgmma,maxnreg (0: none)
@@ -318,14 +319,17 @@ def main() -> None:
     modes = {"w4a8-dynamic": "dynamic", "w4a8-static": "static", "w4a8-fp8": "dynamic_fp8", "w4a16": "none"}
     from fptq.kernels import gluon_prefill as gp
 
-    defaults = tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS
+    defaults = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL,
+                tw.CONFIGS[0], tw.PREFILL_CONFIGS)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
-        # (tw.DECODE_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the defaults
+        # (tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the
+        # defaults
         base, *opts = name.split("+")
         mode = modes[base]
-        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0], tw.PREFILL_CONFIGS = defaults
+        (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0],
+         tw.PREFILL_CONFIGS) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         if "k1" in opts:  # one K step per ring slot of the warp-specialized prefill kernel
             gp.K_PER_SLOT = 1
@@ -350,8 +354,9 @@ def main() -> None:
             tw.QUANTIZE_IN_GRAPH = "ingraph" in opts
         if "pdl" in opts or "nopdl" in opts:
             tw.USE_PDL = "pdl" in opts
-        tw.DECODE_TARGET_PROGRAMS = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()),
-                                         tw.DECODE_TARGET_PROGRAMS)
+        target = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()), None)
+        if target is not None:  # both decode kernels' program targets
+            tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = target
         if "fused" in opts:
             from fptq.nn.shared_input import fuse_shared_inputs, is_fused
 

@@ -487,8 +487,8 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
     """Time the default W4A8 op under each `(label, params)` of `settings` (installed by
     `apply(params)`, module settings restored afterwards) on every shape and M; each output is
     checked against the first setting's. Returns the score per label (sum of time / best)."""
-    saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0], tw.USE_PREFILL,
-             tw.PREFILL_CONFIGS, tp.CHUNK_BYTES)
+    saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
+             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES)
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -511,8 +511,8 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
                     log(f"{tag} {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
                     continue
                 finally:
-                    (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0], tw.USE_PREFILL,
-                     tw.PREFILL_CONFIGS, tp.CHUNK_BYTES) = saved
+                    (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
+                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES) = saved
                 row.append((t, label))
                 results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16, "int8_us": int8})
             best = min(t for t, _ in row)
@@ -527,6 +527,11 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
     return score
 
 
+def _set_targets(target: int) -> None:
+    """The program target of a sweep, for whichever decode kernel runs (Triton or TMA)."""
+    tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = target
+
+
 def decode3_sweep(log, results, ms=(1, 16)):
     """Runs 13-16: programmatic dependent launch (weights prefetched into L2 while the activations
     are quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
@@ -535,7 +540,8 @@ def decode3_sweep(log, results, ms=(1, 16)):
                 ("pdl t528", (True, 528, 24 << 20)), ("pdl t264", (True, 264, 24 << 20))]
 
     def apply(params):
-        tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.PREFETCH_BUDGET = params
+        tw.USE_PDL, target, tw.PREFETCH_BUDGET = params
+        _set_targets(target)
 
     score = _settings_sweep(log, results, "decode3", [SHAPES[i] for i in (0, 1, 2, 6)] + FUSED_SHAPES, ms,
                             settings, apply)
@@ -551,7 +557,8 @@ def decode4_sweep(log, results, m=1):
                                                           (128, 528))]
 
     def apply(params):
-        bn, tw.DECODE_TARGET_PROGRAMS = params
+        bn, target = params
+        _set_targets(target)
         tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, bn, 4, 3, split_k=8))
 
     _settings_sweep(log, results, "decode4", SHAPES + FUSED_SHAPES, (m,), settings, apply)
@@ -568,7 +575,8 @@ def mma_decode_sweep(log, results, ms=(1, 16)):
         settings.append((f"tma bn{bn} w{w} s{st} t{t}", (kc(16, bn, w, 3, split_k=16, tma_stages=st), t)))
 
     def apply(params):
-        cfg, tw.DECODE_TARGET_PROGRAMS = params
+        cfg, target = params
+        _set_targets(target)
         tw.CONFIGS[0] = (tw.CONFIGS[0][0], cfg)
 
     score = _settings_sweep(log, results, "mma_decode", SHAPES + FUSED_SHAPES, ms, settings, apply)

@@ -433,6 +433,10 @@ sys.argv = ['bench_gemm.py', '--out', '$OUT/t$t', '--no-check', '--extra', '--ms
 runpy.run_path('benchmarks/bench_gemm.py', run_name='__main__')" 2>&1 | grep "M=" | tee "$OUT/t$t/table.txt"
     done
     ;;
+  session13g)  # run 112: GPU tests of the per-kernel decode target, ops at M = 1 / 16 (int8 on 264, W4A16 on 528 programs)
+    timeout 400 python3 -m pytest -q -m gpu tests/kernels -k "gluon_tma or pdl_decode or quantization_codes" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --extra --ms 1,16 --shapes 0,6 2>&1 | grep "M=" | head -4
+    ;;
   session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
     # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's
     # TL mode (removed again: no gain, GPU_NOTES)

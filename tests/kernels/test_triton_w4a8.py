@@ -261,17 +261,19 @@ def test_split_k_leaves_no_slice_empty(monkeypatch):
 def test_decode_split_keeps_tma_slices_within_staged_groups(monkeypatch):
     """With the TMA decode kernel's config the split rises until a slice's group scales fit its staging
     (`TMA_MAX_GROUPS`), so long-K layers keep that kernel; the program target alone would split less."""
-    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 264)
+    monkeypatch.setattr(tw, "TMA_TARGET_PROGRAMS", 264)
+    monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 528)
     cfg = tw.CONFIGS[0][1]
     assert cfg.tma_stages
-    assert tw._split_k(cfg, 1, 22016, steps=32) == 1  # 344 tiles: unsplit
-    assert tw._split_k(cfg, 1, 8192, steps=224) == 4  # 128 tiles want 3 slices: 75 groups each, past 64
+    assert tw._split_k(cfg, 1, 22016, steps=32, tma=True) == 1  # 344 tiles: unsplit
+    assert tw._split_k(cfg, 1, 22016, steps=32) == 2  # the Triton kernel's target: 2 slices
+    assert tw._split_k(cfg, 1, 8192, steps=224, tma=True) == 4  # 128 tiles want 3 slices: 75 groups each, past 64
     for n in (1024, 4096, 8192, 28672):
         for steps in (32, 86, 224, 512):
-            split = tw._split_k(cfg, 1, n, steps=steps)
+            split = tw._split_k(cfg, 1, n, steps=steps, tma=True)
             per = -(-steps // split)
             assert per <= tw.TMA_MAX_GROUPS or split == cfg.split_k
-    assert tw._split_k(tw.KernelConfig(16, 64, 4, 3, split_k=16), 1, 8192, steps=224) == 3  # no TMA: no cap
+    assert tw._split_k(cfg, 1, 8192, steps=448) == 5  # not the TMA kernel's 128-column steps: no cap (90 steps)
 
 
 def test_split_k_is_deterministic_and_its_counters_are_zeroed_by_the_quantization():
@@ -444,6 +446,7 @@ def test_gpu_pdl_decode(monkeypatch, m, target):
     the second replayed alone: each owns its workspace)."""
     monkeypatch.setattr(tw, "USE_PDL", True)
     monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", target)
+    monkeypatch.setattr(tw, "TMA_TARGET_PROGRAMS", target)
     for n, k, g, act_mode in ((4096, 4096, 128, "dynamic"), (1000, 11008, 64, "static"), (12288, 4096, 128, "dynamic")):
         layer = make_layer(n, k, g, True, bias=True)
         x = make_x(m, k)
@@ -650,6 +653,7 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
 
     monkeypatch.setattr(tw, "USE_PDL", pdl)
     monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 0)  # the config's split as given
+    monkeypatch.setattr(tw, "TMA_TARGET_PROGRAMS", 0)
     cases = ((1, 1000, 4096, 128, True, torch.float16), (3, 262, 4096, 64, False, torch.bfloat16),
              (16, 384, 256, -1, True, torch.float16), (7, 256, 1024, 256, False, torch.float16),
              (1, 100, 192, 64, True, torch.float16), (16, 4096, 11008, 128, False, torch.bfloat16),

@@ -616,10 +616,13 @@ GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=
 
 # Split-K at M <= 16 only as far as it is needed to fill the GPU: a layer with enough column
 # tiles (fused q/k/v or gate/up) runs with fewer K slices or none.
-# `_split_k` picks the smallest split with at least this many programs (capped by the config's).
-# 2 per SM on the H100: with the TMA decode kernel fewer, longer programs stream better than run 15's 4 per SM
+# `_split_k` picks the smallest split with at least this many programs (capped by the config's); 0: always the
+# config's split. 4 per SM on the H100 (run 15) for the Triton kernel and the TMA kernel's 64-column steps (groups of
+# 64); run 111 timed both at 264: W4A16 on the Triton kernel 5-16 % slower, groups of 64 -13 ... +6 %.
+DECODE_TARGET_PROGRAMS = 528
+# The TMA kernel with 128-column steps (`_split_k(tma=True)`): 2 per SM, fewer and longer programs stream better
 # (run 104: 7B gate+up at M = 1 27.1 -> 22.9 us unsplit, 70B gate/up 59.1 -> 53.0; the 4096-row layers 0-7 %).
-DECODE_TARGET_PROGRAMS = 264  # 0: always the config's split
+TMA_TARGET_PROGRAMS = 264
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel triggers it early (`gdc_launch_dependents`).
@@ -633,14 +636,17 @@ def _tiles(cfg: KernelConfig, m: int, n: int) -> int:
     return triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
 
 
-def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None) -> int:
-    """K slices of one launch: the config's, or at M <= 16 only as many as reach DECODE_TARGET_PROGRAMS;
-    with `steps` (K steps of the layer) no more than leave every slice a step (a split that does not
-    divide the steps is lowered to the fewest slices of the same length: no empty slices)."""
+def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None, tma: bool = False) -> int:
+    """K slices of one launch: the config's, or at M <= 16 only as many as reach DECODE_TARGET_PROGRAMS
+    (TMA_TARGET_PROGRAMS for the TMA kernel with 128-column steps, `tma`, whose slices then also keep to
+    TMA_MAX_GROUPS steps where the config allows); with `steps` (K steps of the layer) no more than leave every
+    slice a step (a split that does not divide the steps is lowered to the fewest slices of the same length: no
+    empty slices)."""
     split = cfg.split_k
-    if split > 1 and m <= DECODE_MAX_M and DECODE_TARGET_PROGRAMS:
-        split = max(1, min(split, triton.cdiv(DECODE_TARGET_PROGRAMS, _tiles(cfg, m, n))))
-        if cfg.tma_stages and steps:  # the TMA kernel stages at most TMA_MAX_GROUPS group scales per slice
+    target = TMA_TARGET_PROGRAMS if tma else DECODE_TARGET_PROGRAMS
+    if split > 1 and m <= DECODE_MAX_M and target:
+        split = max(1, min(split, triton.cdiv(target, _tiles(cfg, m, n))))
+        if tma and steps:  # the kernel stages at most TMA_MAX_GROUPS group scales (one a step) per slice
             split = min(cfg.split_k, max(split, triton.cdiv(steps, TMA_MAX_GROUPS)))
     if steps and split > 1:
         split = triton.cdiv(steps, triton.cdiv(steps, split))
@@ -816,7 +822,8 @@ def _launch(
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, triton.cdiv(k, sub))
+    tma = _use_tma(cfg, a, a_mode, dot_type, m, qweight, k)
+    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, triton.cdiv(k, sub), tma and sub == 128)
     if workspace is None and counters is not None:
         counters.zero_()
     tiles = _tiles(cfg, m, n)
@@ -825,7 +832,7 @@ def _launch(
     grid = (tiles, split)
     dummy = scales
     groups = _groups_per_program(k, sub, split, group_size)
-    if _use_tma(cfg, a, a_mode, dot_type, m, qweight, k) and (group_size == k or groups <= TMA_MAX_GROUPS):
+    if tma and (group_size == k or groups <= TMA_MAX_GROUPS):
         try:
             w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
             gluon_decode._decode_tma_kernel[grid](
@@ -889,16 +896,23 @@ def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
 
 def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: int, qweight: torch.Tensor,
              k: int) -> bool:
-    """The Gluon TMA decode kernel: asked for by the config (`tma_stages`), M <= 16, int8 activations in
-    the permuted buffer, an NVIDIA Hopper GPU (the only one it was measured on), a working Gluon, and
-    what TMA needs: rows of 16-byte multiples with unit column stride (K a multiple of 32), 16-byte
-    aligned bases, a box of at most 256 rows."""
-    return (cfg.tma_stages > 0 and cfg.block_m == 16 and m <= 16 and a_mode == _A_PERMUTED and dot_type == 0
-            and a.is_cuda and torch.version.hip is None and gluon_decode.gluon is not None
+    """The Gluon TMA decode kernel: `_tma_capable`, on int8 activations in the permuted buffer `a` with
+    rows of 16-byte multiples and a 16-byte aligned base (what TMA needs; a fresh buffer has them)."""
+    return (a_mode == _A_PERMUTED and _tma_capable(cfg, a.device, dot_type, m, qweight, k)
+            and a.stride(1) == 1 and a.stride(0) % 16 == 0 and a.data_ptr() % 16 == 0)
+
+
+def _tma_capable(cfg: KernelConfig, device: torch.device, dot_type: int, m: int, qweight: torch.Tensor, k: int) -> bool:
+    """The TMA decode kernel can serve this launch, the activation buffer aside: asked for by the config
+    (`tma_stages`), M <= 16, int8 activations, an NVIDIA Hopper GPU (the only one it was measured on), a
+    working Gluon, and what TMA needs of the weights: rows of 16-byte multiples with unit column stride (K a
+    multiple of 32), a 16-byte aligned base, a box of at most 256 rows."""
+    return (cfg.tma_stages > 0 and cfg.block_m == 16 and m <= 16 and dot_type == 0
+            and device.type == "cuda" and torch.version.hip is None and gluon_decode.gluon is not None
             and not gluon_fallback.failed("decode")
-            and _capability(a.device.index)[0] == 9 and cfg.block_n <= 256
-            and qweight.stride(1) == 1 and qweight.stride(0) % 16 == 0 and a.stride(1) == 1 and a.stride(0) % 16 == 0
-            and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0 and a.data_ptr() % 16 == 0)
+            and _capability(device.index)[0] == 9 and cfg.block_n <= 256
+            and qweight.stride(1) == 1 and qweight.stride(0) % 16 == 0
+            and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0)
 
 
 # A Gluon that compiles differently from Triton 3.6's (the kernel was written against it) turns the
@@ -908,13 +922,14 @@ def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: 
 TMA_MAX_GROUPS = 64
 
 
-def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device, steps: int | None = None) -> tuple:
+def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device, steps: int | None = None,
+                       tma: bool = False) -> tuple:
     """`(split, partials, counters)` of one launch: fp32 partial tiles `(split, M, N)` and one int32
     arrival counter per output tile, in one fresh allocation per call (so CUDA graphs and
     torch.compile's graph pools own them like any other temporary); the counters must be zeroed
     before the GEMM (`quantize_activation_triton(counters=...)` does it without a launch).
     `(split, None, None)` without split-K."""
-    split = _split_k(cfg, m, n, steps)
+    split = _split_k(cfg, m, n, steps, tma)
     if split <= 1:
         return split, None, None
     tiles = _tiles(cfg, m, n)
@@ -1016,7 +1031,8 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
-        workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub))
+        tma = sub == 128 and _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the buffer will suit it)
+        workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub), tma)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
                     cfg, out, pdl, workspace)
