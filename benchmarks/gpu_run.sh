@@ -437,6 +437,10 @@ runpy.run_path('benchmarks/bench_gemm.py', run_name='__main__')" 2>&1 | grep "M=
     timeout 400 python3 -m pytest -q -m gpu tests/kernels -k "gluon_tma or pdl_decode or quantization_codes" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
     timeout 150 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --extra --ms 1,16 --shapes 0,6 2>&1 | grep "M=" | head -4
     ;;
+  session13h)  # run 113: kernel profile of the compiled decode step b1 (fp16 and the W4A8 default, two-level g128)
+    timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused --profile
+    ;;
   session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
     # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's
     # TL mode (removed again: no gain, GPU_NOTES)
