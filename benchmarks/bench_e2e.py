@@ -234,8 +234,9 @@ def main() -> None:
     if args.kernel_settings:
         from fptq.kernels import triton_w4a8 as tw
 
-        names = {"pdl": "USE_PDL", "target": "DECODE_TARGET_PROGRAMS", "tma_target": "TMA_TARGET_PROGRAMS",
-                 "budget": "PREFETCH_BUDGET"}
+        # target: both decode kernels' program targets (what it meant before they were two); tma_target: the TMA one
+        names = {"pdl": ("USE_PDL",), "target": ("DECODE_TARGET_PROGRAMS", "TMA_TARGET_PROGRAMS"),
+                 "tma_target": ("TMA_TARGET_PROGRAMS",), "budget": ("PREFETCH_BUDGET",)}
         for item in args.kernel_settings.split():
             key, value = item.split("=")
             if key == "prefill":  # block_m,block_n,warps,stages,wgmma,maxnreg (0: none)
@@ -251,7 +252,8 @@ def main() -> None:
 
                 triton_prefill.CHUNK_BYTES = int(value)
             else:
-                setattr(tw, names[key], type(getattr(tw, names[key]))(int(value)))
+                for name in names[key]:
+                    setattr(tw, name, type(getattr(tw, name))(int(value)))
     if args.gemv:
         from fptq.kernels import triton_w4a8 as tw
         from fptq.kernels.triton_gemv import GemvConfig

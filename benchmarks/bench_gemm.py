@@ -535,7 +535,7 @@ def _set_targets(target: int) -> None:
 def decode3_sweep(log, results, ms=(1, 16)):
     """Runs 13-16: programmatic dependent launch (weights prefetched into L2 while the activations
     are quantized) and split-K only as far as needed to fill the GPU, on the unfused and the fused
-    (q/k/v, gate+up) LLaMA shapes. Settings: (USE_PDL, DECODE_TARGET_PROGRAMS, PREFETCH_BUDGET)."""
+    (q/k/v, gate+up) LLaMA shapes. Settings: (USE_PDL, program target (`_set_targets`), PREFETCH_BUDGET)."""
     settings = [("base", (False, 0, 0)), ("pdl", (True, 0, 24 << 20)), ("t528", (False, 528, 0)),
                 ("pdl t528", (True, 528, 24 << 20)), ("pdl t264", (True, 264, 24 << 20))]
 
@@ -552,7 +552,7 @@ def decode3_sweep(log, results, ms=(1, 16)):
 
 def decode4_sweep(log, results, m=1):
     """Run 17: the decode tile width and the program target, with PDL, on every LLaMA shape and the
-    fused ones at M = 1. Settings: (BLOCK_N of the M <= 16 config, DECODE_TARGET_PROGRAMS)."""
+    fused ones at M = 1. Settings: (BLOCK_N of the M <= 16 config, program target)."""
     settings = [(f"bn{bn} t{t}", (bn, t)) for bn, t in ((64, 528), (64, 792), (64, 1056), (32, 528), (32, 1056),
                                                           (128, 528))]
 
@@ -566,7 +566,7 @@ def decode4_sweep(log, results, m=1):
 
 def mma_decode_sweep(log, results, ms=(1, 16)):
     """Runs 31-35: the Gluon TMA decode kernel (`gluon_decode`) against the Triton one at M <= 16,
-    on every LLaMA shape and the fused ones. Settings: (M <= 16 KernelConfig, DECODE_TARGET_PROGRAMS)."""
+    on every LLaMA shape and the fused ones. Settings: (M <= 16 KernelConfig, program target)."""
     kc = tw.KernelConfig
     settings = [("triton", (kc(16, 64, 4, 3, split_k=8), 528))]
     # (runs 31-33 also had a register-fed Gluon kernel and TMA rings of 8-12 stages: all slower)

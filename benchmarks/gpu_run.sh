@@ -409,7 +409,7 @@ PY
     ncu -i "$OUT/dec.ncu-rep" --page source --print-source sass --csv > "$OUT/dec_sass.csv" 2>&1
     rm -f "$OUT/dec.ncu-rep"; grep -i "stall\|duration\|throughput\|occupancy" "$OUT/ncu.txt" | head -60
     ;;
-  session13b)  # run 104: decode programs x ring depth x tile width (probe_decode_staging.py --sweep)
+  session13b)  # run 104: decode programs x ring depth x tile width (probe_decode_split.py)
     timeout 500 python3 benchmarks/probe_decode_split.py | tee "$OUT/probe_decode_sweep.txt"
     ;;
   session13c)  # run 105: compiled decode b1 / b16, two-level g128, fp16 vs the old program target (t528) vs the new default
@@ -426,9 +426,9 @@ PY
         --compile-prefill --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
   session13f)  # run 111: M <= 16 GEMM ops of every path (--extra: static, g64, W4A16, tinygemm) at program targets 528 and 264
-    for t in 528 264; do
+    for t in 528 264; do  # (run 111 had one target for both kernels; both are set here to repeat it)
       mkdir -p "$OUT/t$t"
-      timeout 250 python3 -c "import runpy, sys; from fptq.kernels import triton_w4a8 as tw; tw.DECODE_TARGET_PROGRAMS = $t; \
+      timeout 250 python3 -c "import runpy, sys; from fptq.kernels import triton_w4a8 as tw; tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = $t; \
 sys.argv = ['bench_gemm.py', '--out', '$OUT/t$t', '--no-check', '--extra', '--ms', '1,16']; \
 runpy.run_path('benchmarks/bench_gemm.py', run_name='__main__')" 2>&1 | grep "M=" | tee "$OUT/t$t/table.txt"
     done
@@ -440,6 +440,9 @@ runpy.run_path('benchmarks/bench_gemm.py', run_name='__main__')" 2>&1 | grep "M=
   session13h)  # run 113: kernel profile of the compiled decode step b1 (fp16 and the W4A8 default, two-level g128)
     timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 --compile default \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused --profile
+    ;;
+  session13i)  # run 115: the decode-dispatch GPU tests after the review fixes (incl. the long-K / wide layers on the TMA kernel)
+    timeout 400 python3 -m pytest -q -m gpu tests/kernels -k "gluon_tma or pdl_decode or long_k_stays or quantization_codes" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
     ;;
   session12f)  # run 100: two-level scales at decode sizes: GPU tests, GEMM ops at M = 1 / 16 (fp16-scaled g128 and fp16 in
     # the same run), compiled decode b1 / b16 with two-level g128 (fp16 in the same run). Run 100 had the decode kernel's

@@ -259,21 +259,49 @@ def test_split_k_leaves_no_slice_empty(monkeypatch):
 
 
 def test_decode_split_keeps_tma_slices_within_staged_groups(monkeypatch):
-    """With the TMA decode kernel's config the split rises until a slice's group scales fit its staging
-    (`TMA_MAX_GROUPS`), so long-K layers keep that kernel; the program target alone would split less."""
+    """For the TMA decode kernel with 128-column steps the split rises until a slice's group scales fit its
+    staging (`TMA_MAX_GROUPS`, as `_launch` checks it), so long-K layers keep that kernel; per channel (nothing
+    staged) and the other kernels keep the program target's split."""
     monkeypatch.setattr(tw, "TMA_TARGET_PROGRAMS", 264)
     monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 528)
     cfg = tw.CONFIGS[0][1]
     assert cfg.tma_stages
-    assert tw._split_k(cfg, 1, 22016, steps=32, tma=True) == 1  # 344 tiles: unsplit
+    g128 = tw._tma_slice_steps(True, 28672, 128)
+    assert tw._split_k(cfg, 1, 22016, steps=32, tma_steps=g128) == 1  # 344 tiles: unsplit
     assert tw._split_k(cfg, 1, 22016, steps=32) == 2  # the Triton kernel's target: 2 slices
-    assert tw._split_k(cfg, 1, 8192, steps=224, tma=True) == 4  # 128 tiles want 3 slices: 75 groups each, past 64
-    for n in (1024, 4096, 8192, 28672):
-        for steps in (32, 86, 224, 512):
-            split = tw._split_k(cfg, 1, n, steps=steps, tma=True)
-            per = -(-steps // split)
-            assert per <= tw.TMA_MAX_GROUPS or split == cfg.split_k
-    assert tw._split_k(cfg, 1, 8192, steps=448) == 5  # not the TMA kernel's 128-column steps: no cap (90 steps)
+    assert tw._split_k(cfg, 1, 8192, steps=224, tma_steps=g128) == 4  # 128 tiles want 3 slices: 75 groups each, past 64
+    assert tw._split_k(cfg, 1, 8192, steps=224, tma_steps=tw._tma_slice_steps(True, 28672, 28672)) == 3  # per channel
+    assert tw._split_k(cfg, 1, 8192, steps=448) == 5  # groups of 64 (64-column steps): no raise
+    assert tw._tma_slice_steps(False, 4096, 128) == tw._tma_slice_steps(True, 4096, 64) == 0
+    for group in (128, 256, 512):
+        for n in (1024, 4096, 8192, 28672):
+            for steps in (32, 86, 224, 512, 3000):
+                k = steps * 128
+                split = tw._split_k(cfg, 1, n, steps=steps, tma_steps=tw._tma_slice_steps(True, k, group))
+                if split < cfg.split_k:
+                    assert tw._groups_per_program(k, 128, split, group) <= tw.TMA_MAX_GROUPS, (group, n, steps, split)
+                assert split >= tw._split_k(cfg, 1, n, steps=steps, tma_steps=1 << 30)  # only ever raised
+
+
+def test_decode_workspace_follows_the_kernel_that_will_run(monkeypatch):
+    """`w4a8_linear` sizes the split-K workspace for the decode kernel its launch will take: the TMA kernel's
+    target and staging bound where that kernel can run (faked here on the CPU), the Triton kernel's otherwise."""
+    seen = []
+    workspace = tw._split_k_workspace
+
+    def spy(m, n, cfg, device, steps=None, tma_steps=0):
+        seen.append(tma_steps)
+        return workspace(m, n, cfg, device, steps, tma_steps)
+
+    monkeypatch.setattr(tw, "_split_k_workspace", spy)
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_use_tma", lambda *args: False)  # the launch itself: the Triton kernel (interpreter)
+    for g, act_mode, expect in ((128, "dynamic", tw._tma_slice_steps(True, 512, 128)), (64, "dynamic", 0), (128, "none", 0)):
+        layer = make_layer(96, 512, g, True)
+        x = make_x(1, 512)
+        ref = dequant_matmul64(x, layer, g, act_mode, None)
+        assert rel(run(x, layer, g, act_mode), ref) < 2e-3
+        assert seen[-1] == expect, (g, act_mode, seen)
 
 
 def test_split_k_is_deterministic_and_its_counters_are_zeroed_by_the_quantization():
@@ -625,6 +653,38 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     assert rel(y, r) < 2e-3
 
 
+class TritonForbidden:
+    """Stands in for `tw._w4a8_kernel` where the Gluon TMA decode kernel must run."""
+
+    def __getitem__(self, grid):
+        raise AssertionError("the Triton kernel ran instead of the Gluon one")
+
+
+def needs_gluon_hopper():
+    import triton
+
+    from fptq.kernels import gluon_decode
+
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("needs a Hopper GPU")
+    if gluon_decode.gluon is None:
+        assert triton.__version__ != "3.6.0", "Gluon did not import on the Triton the kernel was written for"
+        pytest.skip("this Triton has no usable Gluon")
+
+
+@pytest.mark.gpu
+def test_gpu_decode_long_k_stays_on_tma(monkeypatch):
+    """With the installed program targets, wide and long-K layers at M = 1 run the TMA decode kernel: 22016 x 4096
+    unsplit, 8192 x 28672 (groups of 128 and 256) split until each slice's group scales fit its staging."""
+    needs_gluon_hopper()
+    monkeypatch.setattr(tw, "_w4a8_kernel", TritonForbidden())
+    for n, k, g in ((22016, 4096, 128), (8192, 28672, 128), (8192, 28672, 256)):
+        layer = make_layer(n, k, g, True, bias=True)
+        x = make_x(1, k)
+        assert rel(run(x, layer, g, "dynamic"), dequant_matmul64(x, layer, g, "dynamic", None)) < 2e-3, (n, k, g)
+    assert not gluon_fallback.failed("decode")
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.KernelConfig(16, 64, 4, 3, split_k=16, tma_stages=3),
                                  tw.KernelConfig(16, 32, 4, 3, split_k=3, tma_stages=2),
@@ -636,21 +696,8 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
     split-K with an uneven last slice; with and without programmatic dependent launch. A K that TMA
     cannot address (K / 2 not a multiple of 16), or a program with more than TMA_MAX_GROUPS groups,
     takes the Triton kernel."""
-    import triton
-
-    from fptq.kernels import gluon_decode
-
-    if torch.cuda.get_device_capability()[0] != 9:
-        pytest.skip("needs a Hopper GPU")
-    if gluon_decode.gluon is None:
-        assert triton.__version__ != "3.6.0", "Gluon did not import on the Triton the kernel was written for"
-        pytest.skip("this Triton has no usable Gluon")
+    needs_gluon_hopper()
     triton_kernel = tw._w4a8_kernel
-
-    class Forbidden:
-        def __getitem__(self, grid):
-            raise AssertionError("the Triton kernel ran instead of the Gluon one")
-
     monkeypatch.setattr(tw, "USE_PDL", pdl)
     monkeypatch.setattr(tw, "DECODE_TARGET_PROGRAMS", 0)  # the config's split as given
     monkeypatch.setattr(tw, "TMA_TARGET_PROGRAMS", 0)
@@ -662,9 +709,9 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
     for m, n, k, g, sym, dtype in cases:
         gs = k if g == -1 else g
         sub = tw._sub_chunk(gs)
-        split = tw._split_k(cfg, m, n, -(-k // sub))
+        split = tw._split_k(cfg, m, n, -(-k // sub), tw._tma_slice_steps(True, k, gs))  # (targets 0: the config's)
         too_many_groups = g != -1 and tw._groups_per_program(k, sub, split, gs) > tw.TMA_MAX_GROUPS
-        monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel if (k // 2) % 16 or too_many_groups else Forbidden())
+        monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel if (k // 2) % 16 or too_many_groups else TritonForbidden())
         layer = make_layer(n, k, gs, sym, bias=m != 7, dtype=dtype)
         x = make_x(m, k, dtype)
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3

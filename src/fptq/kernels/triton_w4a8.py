@@ -618,10 +618,12 @@ GEMV_CONFIGS: list[tuple[int, GemvConfig]] = [(4, GemvConfig(block_n=32, chunks=
 # tiles (fused q/k/v or gate/up) runs with fewer K slices or none.
 # `_split_k` picks the smallest split with at least this many programs (capped by the config's); 0: always the
 # config's split. 4 per SM on the H100 (run 15) for the Triton kernel and the TMA kernel's 64-column steps (groups of
-# 64); run 111 timed both at 264: W4A16 on the Triton kernel 5-16 % slower, groups of 64 -13 ... +6 %.
+# 64); run 111 timed both at 264: W4A16 on the Triton kernel 5-16 % slower, groups of 64 -13 ... +6 % (the long-K
+# layers among them past TMA_MAX_GROUPS, i.e. on the Triton kernel).
 DECODE_TARGET_PROGRAMS = 528
-# The TMA kernel with 128-column steps (`_split_k(tma=True)`): 2 per SM, fewer and longer programs stream better
-# (run 104: 7B gate+up at M = 1 27.1 -> 22.9 us unsplit, 70B gate/up 59.1 -> 53.0; the 4096-row layers 0-7 %).
+# The TMA kernel with 128-column steps (`_split_k(tma_steps=...)`, `_tma_slice_steps`): 2 per SM, fewer and longer
+# programs stream better (run 104: 7B gate+up at M = 1 27.1 -> 22.9 us unsplit, 70B gate/up 59.1 -> 53.0; the
+# 4096-row layers 0-7 %).
 TMA_TARGET_PROGRAMS = 264
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
@@ -636,18 +638,18 @@ def _tiles(cfg: KernelConfig, m: int, n: int) -> int:
     return triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
 
 
-def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None, tma: bool = False) -> int:
-    """K slices of one launch: the config's, or at M <= 16 only as many as reach DECODE_TARGET_PROGRAMS
-    (TMA_TARGET_PROGRAMS for the TMA kernel with 128-column steps, `tma`, whose slices then also keep to
-    TMA_MAX_GROUPS steps where the config allows); with `steps` (K steps of the layer) no more than leave every
-    slice a step (a split that does not divide the steps is lowered to the fewest slices of the same length: no
-    empty slices)."""
+def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None, tma_steps: int = 0) -> int:
+    """K slices of one launch: the config's, or at M <= 16 the fewest that give DECODE_TARGET_PROGRAMS programs
+    (TMA_TARGET_PROGRAMS for the TMA kernel with 128-column steps, `tma_steps` > 0: then also enough that no
+    slice takes more than `tma_steps` of the layer's `steps`, as far as the config allows); with `steps` no more
+    than leave every slice a step (a split that does not divide the steps is lowered to the fewest slices of the
+    same length: no empty slices)."""
     split = cfg.split_k
-    target = TMA_TARGET_PROGRAMS if tma else DECODE_TARGET_PROGRAMS
+    target = TMA_TARGET_PROGRAMS if tma_steps else DECODE_TARGET_PROGRAMS
     if split > 1 and m <= DECODE_MAX_M and target:
         split = max(1, min(split, triton.cdiv(target, _tiles(cfg, m, n))))
-        if tma and steps:  # the kernel stages at most TMA_MAX_GROUPS group scales (one a step) per slice
-            split = min(cfg.split_k, max(split, triton.cdiv(steps, TMA_MAX_GROUPS)))
+        if tma_steps and steps:
+            split = min(cfg.split_k, max(split, triton.cdiv(steps, tma_steps)))
     if steps and split > 1:
         split = triton.cdiv(steps, triton.cdiv(steps, split))
     return split
@@ -823,7 +825,8 @@ def _launch(
     if m == 0 or n == 0:
         return out
     tma = _use_tma(cfg, a, a_mode, dot_type, m, qweight, k)
-    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, triton.cdiv(k, sub), tma and sub == 128)
+    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, triton.cdiv(k, sub),
+                                                          _tma_slice_steps(tma, k, group_size))
     if workspace is None and counters is not None:
         counters.zero_()
     tiles = _tiles(cfg, m, n)
@@ -915,21 +918,32 @@ def _tma_capable(cfg: KernelConfig, device: torch.device, dot_type: int, m: int,
             and (k // 2) % 16 == 0 and qweight.data_ptr() % 16 == 0)
 
 
-# A Gluon that compiles differently from Triton 3.6's (the kernel was written against it) turns the
-# TMA decode kernel off for the process, with one warning, instead of failing every decode step.
-# Program group scales are staged in shared memory; past this many groups per program (a split of 1
-# on a very wide layer) the Triton kernel runs instead.
+# The TMA decode kernel stages a program's group scales in shared memory; past this many groups per program
+# (a split of 1 on a very wide layer) the Triton kernel runs instead. (A Gluon that compiles differently from
+# Triton 3.6's turns the TMA kernel off for the process, with one warning: `gluon_fallback`.)
 TMA_MAX_GROUPS = 64
 
 
+def _tma_slice_steps(tma: bool, k: int, group_size: int) -> int:
+    """`_split_k`'s `tma_steps`: for the TMA decode kernel (`tma`) with 128-column steps (groups of 128 or more,
+    or per channel) the most K steps one slice may take with its staged group scales within TMA_MAX_GROUPS (per
+    channel: no bound); 0 otherwise (the Triton kernel, or the TMA kernel's 64-column steps)."""
+    if not tma or _sub_chunk(group_size) != 128:
+        return 0
+    if group_size == k:
+        return 1 << 30
+    per_group = group_size // 128  # K steps a group; a slice may start mid-group (`_groups_per_program`)
+    return (TMA_MAX_GROUPS - (per_group > 1)) * per_group
+
+
 def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device, steps: int | None = None,
-                       tma: bool = False) -> tuple:
+                       tma_steps: int = 0) -> tuple:
     """`(split, partials, counters)` of one launch: fp32 partial tiles `(split, M, N)` and one int32
     arrival counter per output tile, in one fresh allocation per call (so CUDA graphs and
     torch.compile's graph pools own them like any other temporary); the counters must be zeroed
     before the GEMM (`quantize_activation_triton(counters=...)` does it without a launch).
     `(split, None, None)` without split-K."""
-    split = _split_k(cfg, m, n, steps, tma)
+    split = _split_k(cfg, m, n, steps, tma_steps)
     if split <= 1:
         return split, None, None
     tiles = _tiles(cfg, m, n)
@@ -1031,8 +1045,8 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
-        tma = sub == 128 and _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the buffer will suit it)
-        workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub), tma)
+        tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
+        workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
                     cfg, out, pdl, workspace)
