@@ -64,6 +64,22 @@ def run(x, layer, group_size, act_mode, act_scale=None, config=None):
     return y
 
 
+def needs_prefill_gluon():
+    from fptq.kernels import triton_prefill
+
+    if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("needs Gluon and a Hopper GPU")
+
+
+def gluon_errors_fail(monkeypatch):
+    """A Gluon compile error fails the test instead of turning the kernel off for the process (`gluon_fallback`)."""
+
+    def raise_it(kernel, e):
+        raise e
+
+    monkeypatch.setattr(gluon_fallback, "note_failure", raise_it)
+
+
 def check_int8_modes(x, layer, gs, cfg, tol, case):
     """Static and dynamic int8 activations through `cfg` against the float64 reference."""
     for act_mode in ("static", "dynamic"):
@@ -532,21 +548,15 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     int8 (static, dynamic) and fp8 activations, row/column tails (N not a multiple of 4), K tails
     (K = 200: two K steps over a zero-padded buffer), group 64/128/256/per-channel, several column
     chunks, fp16 and bf16 outputs."""
-    from fptq.kernels import gluon_prefill, triton_prefill
+    from fptq.kernels import gluon_prefill, gluon_swap, triton_prefill
 
-    if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
-        pytest.skip("needs Gluon and a Hopper GPU")
+    needs_prefill_gluon()
 
     def no_fallback(*args, **kwargs):
         raise AssertionError("the Triton kernel ran instead of the Gluon one")
 
     monkeypatch.setattr(triton_prefill, "_gemm", no_fallback)
-    from fptq.kernels import gluon_fallback, gluon_swap
-
-    def raise_it(kernel, e):
-        raise e
-
-    monkeypatch.setattr(gluon_fallback, "note_failure", raise_it)  # a Gluon compile error fails the test
+    gluon_errors_fail(monkeypatch)
     swapped = []
     swap_gemm = gluon_swap.swap_gemm
     monkeypatch.setattr(gluon_swap, "swap_gemm", lambda *args, **kw: swapped.append(1) or swap_gemm(*args, **kw))
@@ -605,15 +615,10 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     the same layer without its channel scales (scaled per group). Row / column tails, K of three steps (one K step
     a slot), groups of 128 / 256, one or two K steps a slot with and without PF, the group scales loaded one slot
     ahead or not, fp16 / bf16, static / dynamic, and through QuantLinear's dispatch."""
-    from fptq.kernels import gluon_fallback, gluon_swap, triton_prefill
+    from fptq.kernels import gluon_swap
 
-    if triton_prefill.gluon is None or torch.cuda.get_device_capability()[0] != 9:
-        pytest.skip("needs Gluon and a Hopper GPU")
-
-    def raise_it(kernel, e):
-        raise e
-
-    monkeypatch.setattr(gluon_fallback, "note_failure", raise_it)
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
     plans, plan = [], gluon_swap.plan
     monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
     cases = ((1000, 1024, 4096, 128, torch.float16), (257, 262, 4096, 256, torch.bfloat16), (300, 256, 384, 128, torch.float16),
