@@ -196,14 +196,21 @@ def variants(prefill_candidates=False, decode_variants=False):
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, tl_) for bm in (128, 64) for group in (128, 256)
                  for tl_ in (1, 2)]
     variants += [(128, 6, 1, False, 128, 0, False, True, 2)]  # one K step a slot
-    for bm, stages, ksub, lag, group, spg, pf, ds, tl_ in variants:
+    variants = [v + (False,) for v in variants]
+    # stream-K (SK): two-level (TL 1 / 2), per channel, fp32 group sums (groups of 128 / 256, scale rows or DS)
+    variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, ds, tl_, True)
+                 for bm, group, spg, ds, tl_ in ((128, 128, 0, True, 1), (128, 128, 0, True, 2), (64, 128, 0, True, 2),
+                                                 (128, 4096, 0, True, False), (128, 128, 1, False, False),
+                                                 (128, 256, 2, True, False))]
+    for bm, stages, ksub, lag, group, spg, pf, ds, tl_, sk in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[128, 64],{lay}>", "s_desc": _desc("fp32", [1, 128]),
                  "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32",
-                 "chan_ptr": "*fp16" if tl_ else "*fp32"}
+                 "chan_ptr": "*fp16" if tl_ else "*fp32", "ws_ptr": "*i32" if sk else "*fp32",
+                 "flag_ptr": "*i32" if sk else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
-                     LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, CONSUMER_REGS=232, num_warps=4)
+                     LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, SK=sk, CONSUMER_REGS=232, num_warps=4)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
-        flags += f" tl{tl_}" if tl_ else ""
+        flags += (f" tl{tl_}" if tl_ else "") + (" sk" if sk else "")
         yield f"prefill swap bm{bm} g{group} k{ksub}{flags}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}

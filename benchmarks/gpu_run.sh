@@ -401,6 +401,12 @@ PY
     timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
+  session14a)  # run 116: the swap kernel's stream-K schedule: its GPU test, SK vs whole tiles as ops at prefill M (fp16 /
+    # int8 in the same run), then the two-level swap test (the schedule's loops changed for every launch)
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "swap_stream_k" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 240 python3 benchmarks/probe_stream_k.py --json "$OUT/stream_k.json" | tee "$OUT/probe_stream_k.txt"
+    timeout 130 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee -a "$OUT/pytest_gpu.txt"
+    ;;
   session13a)  # run 103: Nsight Compute of the default decode kernel (warp states, source counters); run 103's staging
     # probe (gluon_decode.STAGING) was removed with that knob
     timeout 200 ncu --clock-control none --section WarpStateStats --section SourceCounters --section Occupancy \

@@ -607,6 +607,71 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
                                                                               (1, False, 2), (1, False, 1), (0, False, 1)}
 
 
+def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
+    """`gluon_swap.stream_k`: the swap kernel shares all tiles' K slots out evenly where whole tiles would leave
+    at least STREAM_K's share of the last round's SMs idle, within its rounds — never with as few tiles as SMs
+    (a share must be a tile at least)."""
+    from fptq.kernels import gluon_swap
+
+    if gluon_swap.gluon is None:
+        pytest.skip("no Gluon")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gluon_swap, "STREAM_K", (0.25, 8))
+        assert gluon_swap.stream_k(320, 132)  # 13B q/k/v/o at 1024 rows: 2.42 rounds, run as 3
+        assert not gluon_swap.stream_k(256, 132)  # 7B q/k/v/o: 1.94 rounds
+        assert not gluon_swap.stream_k(132, 132) and not gluon_swap.stream_k(100, 132)
+        assert gluon_swap.stream_k(864, 132) and not gluon_swap.stream_k(1536, 132)  # 6.5 rounds; 11.6 (past 8)
+        mp.setattr(gluon_swap, "STREAM_K", None)
+        assert not gluon_swap.stream_k(320, 132)
+
+
+@pytest.mark.gpu
+def test_gpu_swap_stream_k(monkeypatch):
+    """The swap kernel's stream-K schedule (forced, over a few SMs so that programs split tiles unevenly: a tile's
+    slots in two programs, joined through the workspace) gives the outputs of whole tiles per program — bit for bit
+    where the sums are int32 (two-level scales, per channel), to accumulation order with fp32 group sums (groups of
+    128 / 256, scale rows or read directly) — and leaves its flags zero for the next launch. Row / column tails, bias,
+    K of three steps (one K step a slot), 64- and 128-token tiles, several launches on the kept workspace."""
+    from fptq.kernels import gluon_prefill, gluon_swap
+
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
+    taken = []
+    stream_k = gluon_swap.stream_k
+    monkeypatch.setattr(gluon_swap, "stream_k", lambda *a: taken.append(stream_k(*a)) or taken[-1])
+    cases = ((1000, 1024, 4096, 128, True), (257, 262, 4096, 256, True), (300, 256, 384, 128, True),
+             (1000, 1024, 4096, -1, False), (1000, 1024, 4096, 128, False), (700, 768, 2048, 256, False))
+    for (m, n, k, g, two_level), sms, bm in itertools.product(cases, (5, 7), (128, 64)):
+        monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index, sms=sms: sms)
+        cfg = tw.PrefillConfig(bm, 128, 4, 8 if bm == 64 else 6, swap=True)
+        gs = k if g == -1 else g
+        w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
+        qw = quantize_weight(w, 4, gs, True, "two-level" if two_level else "fp16")
+        layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).half().cuda())
+        chan = qw.channel_scales.cuda() if two_level else None
+        x = make_x(m, k)
+        ys = {}
+        for setting in (None, (0.0, 1e9)):
+            monkeypatch.setattr(gluon_swap, "STREAM_K", setting)
+            monkeypatch.setattr(gluon_swap, "DIRECT_SCALES", 0 if (m, g) == (1000, 128) and not two_level else 512)
+            monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if m == 257 else 8192)  # (TL 2: the scales one slot ahead)
+            for rep in range(2):  # (the second launch on the kept workspace and flags)
+                out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
+                ys[setting, rep] = tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out,
+                                                  channel_scales=chan)
+            tiles = -(-m // bm) * -(-n // 128)
+            assert taken[-1] == (setting is not None and tiles > sms), (m, n, k, g, sms, bm)
+        case = (m, n, k, g, two_level, sms, bm)
+        assert torch.isfinite(ys[(0.0, 1e9), 0]).all(), case
+        assert tiles > sms or (m, bm) == (300, 128), case  # (every other case splits tiles)
+        assert int(gluon_swap._SK_BUFFERS[torch.cuda.current_device()][1].abs().sum()) == 0, case  # flags lowered
+        assert torch.equal(ys[(0.0, 1e9), 0], ys[(0.0, 1e9), 1]), case
+        if two_level or g == -1:
+            assert torch.equal(ys[(0.0, 1e9), 0], ys[None, 0]), case
+        else:
+            assert rel(ys[(0.0, 1e9), 0], ys[None, 0]) < 1e-3, case
+        assert rel(ys[(0.0, 1e9), 0], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(64, 128, 4, 8, swap=True)])
 def test_gpu_two_level_swap(monkeypatch, cfg):

@@ -31,6 +31,7 @@ Scope: int8 activations, symmetric weights (no zero points), groups that are a m
 """
 
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
+import math
 
 import torch
 
@@ -73,6 +74,11 @@ USE_TWO_LEVEL = True
 # as DS). Run 98 (ops, H100): ahead, long K 10-14 % faster (7B down at 1024 rows 108.4 -> 93.8 µs, 70B down 463.1 ->
 # 418.3: per-channel speed), K of 4096 / 5120 0-4 % slower (7B gate+up at 4096 rows 672.6 -> 692.7).
 TL_AHEAD = 8192
+# Stream-K (SK): where whole tiles would leave much of the SMs' last round idle (13B q/k/v/o at 1024 rows: 320
+# tiles = 2.42 rounds over 132 SMs, run as 3), every program takes an equal share of all tiles' K slots instead
+# (`_share`), a tile split between two programs joined through a workspace (`_stream_k_fixup`).
+# (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`. Unmeasured.
+STREAM_K: tuple[float, float] | None = (0.25, 8)
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -96,6 +102,8 @@ if gluon is not None:
             out_ptr: gl.tensor
             scales_ptr: gl.tensor
             chan_ptr: gl.tensor
+            ws_ptr: gl.tensor
+            flag_ptr: gl.tensor
             M: gl.tensor
             N: gl.tensor
             Kp: gl.tensor
@@ -111,11 +119,12 @@ if gluon is not None:
             PF: gl.constexpr
             DS: gl.constexpr
             TL: gl.constexpr
+            SK: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
-                         scales_ptr, chan_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                         SPG, PF, DS, TL):
+                         scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -129,6 +138,8 @@ if gluon is not None:
                 self.out_ptr = out_ptr
                 self.scales_ptr = scales_ptr
                 self.chan_ptr = chan_ptr
+                self.ws_ptr = ws_ptr
+                self.flag_ptr = flag_ptr
                 self.M = M
                 self.N = N
                 self.Kp = Kp
@@ -144,12 +155,72 @@ if gluon is not None:
                 self.PF = gl.constexpr(PF)
                 self.DS = gl.constexpr(DS)
                 self.TL = gl.constexpr(TL)
+                self.SK = gl.constexpr(SK)
 
         @gluon.jit
         def _num_tiles(p):
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
             return ((p.M + BLOCK_M - 1) // BLOCK_M) * ((p.N + BLOCK_N - 1) // BLOCK_N)
+
+        @gluon.jit
+        def _slots(p):
+            """Ring slots (KSUB K steps each) of one tile."""
+            return p.Kp // _SUB // p.KSUB
+
+        @gluon.jit
+        def _share(p):
+            """(SK) This program's share `[start, end)` of all tiles' slots, taken tile after tile."""
+            work = _num_tiles(p) * _slots(p)
+            pid = gl.program_id(0)
+            return pid * work // gl.num_programs(0), (pid + 1) * work // gl.num_programs(0)
+
+        @gluon.jit
+        def _num_pieces(p):
+            """Pieces of work of this program — a piece is a run of one tile's slots: every `num_programs`-th
+            tile whole, or (SK) the tiles its share of the slots touches (at most the first and the last of
+            them in part: a share is at least one tile long)."""
+            if p.SK:
+                start, end = _share(p)
+                return (end - 1) // _slots(p) - start // _slots(p) + 1
+            else:
+                return (_num_tiles(p) - gl.program_id(0) + gl.num_programs(0) - 1) // gl.num_programs(0)
+
+        @gluon.jit
+        def _piece(p, q):
+            """Piece `q` of this program: `(tile, first slot, end slot)`."""
+            if p.SK:
+                start, end = _share(p)
+                t = start // _slots(p) + q
+                return t, gl.maximum(start - t * _slots(p), 0), gl.minimum(end - t * _slots(p), _slots(p))
+            else:
+                return gl.program_id(0) + q * gl.num_programs(0), 0, _slots(p)
+
+        @gluon.jit
+        def _stream_k_fixup(p, WG: gl.constexpr, val, k_lo, k_hi):
+            """(SK) Joins the two pieces of a tile split between programs: the tile's last slots, the first piece
+            of program `pid` (run at its start), leave this warpgroup's partial sums `val` (int32, or fp32 as its
+            bits) in the workspace and raise a flag; its first slots, the last piece of program `pid - 1`, wait
+            for the flag (long raised, as a rule), add the partial and lower the flag again (the workspace is
+            reused by the next launch) — then write the tile. Returns `val` (with the other half where joined)."""
+            BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
+            lay: gl.constexpr = val.type.layout
+            rows = gl.arange(0, _ROWS, layout=gl.SliceLayout(1, lay))
+            cols = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, lay))
+            offs = rows[:, None] * BLOCK_M + cols[None, :]
+            pid = gl.program_id(0)
+            if k_lo > 0:  # the tile's last slots: hand them over
+                gl.store(p.ws_ptr + (pid * 2 + WG) * (_ROWS * BLOCK_M) + offs, val.to(gl.int32, bitcast=True))
+                gl.thread_barrier()  # (this warpgroup's) every partial sum is written before the release
+                gl.atomic_xchg(p.flag_ptr + pid * 2 + WG, 1, sem="release", scope="gpu")
+            elif k_hi < _slots(p):  # the tile's first slots: take the rest from program pid + 1
+                flag = p.flag_ptr + (pid + 1) * 2 + WG
+                while gl.atomic_add(flag, 0, sem="acquire", scope="gpu") == 0:
+                    pass
+                rest = gl.load(p.ws_ptr + ((pid + 1) * 2 + WG) * (_ROWS * BLOCK_M) + offs, cache_modifier=".cg")
+                val = val + rest.to(val.dtype, bitcast=True)
+                gl.atomic_xchg(flag, 0, sem="relaxed", scope="gpu")
+            return val
 
         @gluon.jit
         def _loader(p):
@@ -161,9 +232,10 @@ if gluon is not None:
             s_bytes: gl.constexpr = 0 if p.DS else p.s_desc.block_type.nbytes
             nbytes: gl.constexpr = p.KSUB * (p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + s_bytes)
             it = 0
-            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+            for q in range(0, _num_pieces(p)):
+                t, k_lo, k_hi = _piece(p, q)
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
-                for st in range(0, p.Kp // _SUB // p.KSUB):
+                for st in range(k_lo, k_hi):
                     slot = it % STAGES
                     mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)  # first pass: released
                     bar = p.ready.index(slot)
@@ -279,7 +351,8 @@ if gluon is not None:
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
             mma: gl.constexpr = _mma_layout(BLOCK_M)
             it = 0
-            for t in range(gl.program_id(0), _num_tiles(p), gl.num_programs(0)):
+            for q in range(0, _num_pieces(p)):
+                t, k_lo, k_hi = _piece(p, q)
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
                 acc = gl.zeros([_ROWS, BLOCK_M], gl.float32, mma)
                 part = gl.zeros([_ROWS, BLOCK_M], gl.int32, mma)
@@ -302,16 +375,16 @@ if gluon is not None:
                         s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
                     if p.TL == 2:  # (TL 2: each slot's group scales requested one slot ahead) the first slot's
-                        n_lo = _row_scales(p, 0, WG, acc, 0, off_n)
+                        n_lo = _row_scales(p, 0, WG, acc, k_lo * p.KSUB, off_n)
                         n_hi = n_lo
                         if p.KSUB == 2:
-                            n_hi = _row_scales(p, 0, WG, acc, 1, off_n)
-                    for st in range(0, p.Kp // _SUB // p.KSUB):
+                            n_hi = _row_scales(p, 0, WG, acc, k_lo * p.KSUB + 1, off_n)
+                    for st in range(k_lo, k_hi):
                         slot = it % STAGES
                         if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
                             s_lo = n_lo
                             s_hi = n_hi
-                            nxt = (st + 1) % (p.Kp // _SUB // p.KSUB)  # (after the last slot: the first, unused)
+                            nxt = (st + 1) % _slots(p)  # (after the tile's last slot: its first, unused)
                             n_lo = _row_scales(p, 0, WG, acc, nxt * p.KSUB, off_n)
                             n_hi = n_lo
                             if p.KSUB == 2:
@@ -329,7 +402,7 @@ if gluon is not None:
                         for u in gl.static_range(p.KSUB):
                             j = slot * p.KSUB + u
                             if p.SPG == 0:
-                                use_acc = st * p.KSUB + u > 0
+                                use_acc = st * p.KSUB + u > k_lo * p.KSUB  # (the piece's first step starts the sum)
                                 last = u == p.KSUB - 1
                             else:
                                 use_acc = u % p.SPG != 0
@@ -361,12 +434,18 @@ if gluon is not None:
                         mbarrier.arrive(p.empty.index(slot), count=1)  # (after the scale row's loads, see gluon_prefill)
                         it += 1
                     if p.SPG == 0:  # (sums up to 2^31: a plain conversion, not `_as_fp32`'s 2^22 range)
+                        if p.SK:
+                            part = _stream_k_fixup(p, WG, part, k_lo, k_hi)
                         acc = part.to(gl.float32) * s[:, None]
-                # the (tokens, output columns) tile: the accumulator transposed (a relabelling of its registers)
-                out_t = acc.permute((1, 0))
-                offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out_t.type.layout))
-                offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(0, out_t.type.layout))
-                _epilogue(out_t, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE, p.HAS_BIAS)
+                    elif p.SK:
+                        acc = _stream_k_fixup(p, WG, acc, k_lo, k_hi)
+                if k_lo == 0:  # (SK: a tile's last slots were handed over to the program with its first ones)
+                    # the (tokens, output columns) tile: the accumulator transposed (a relabelling of its registers)
+                    out_t = acc.permute((1, 0))
+                    offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out_t.type.layout))
+                    offs_n = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(0, out_t.type.layout))
+                    _epilogue(out_t, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE,
+                              p.HAS_BIAS)
 
         @gluon.jit
         def _consumer1(p):
@@ -382,6 +461,8 @@ if gluon is not None:
             out_ptr,  # (M, N) output dtype, row stride stride_om
             scales_ptr,  # (DS) the (N, groups) group scales as stored, row stride stride_sn
             chan_ptr,  # (TL) the (N,) fp16 channel scales of two-level scales
+            ws_ptr,  # (SK) int32 workspace, 2 x 64 x BLOCK_M per program: the partial sums a program hands over
+            flag_ptr,  # (SK) int32, 2 per program, zero between launches: partial sums handed over
             M,
             N,
             Kp,
@@ -399,6 +480,7 @@ if gluon is not None:
             DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
             TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
             # 2: each slot's group scales loaded one slot ahead
+            SK: gl.constexpr,  # stream-K: each program an equal share of all tiles' K slots (see `stream_k`)
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -407,6 +489,7 @@ if gluon is not None:
             gl.static_assert(not (DS and LAG), "DIRECT_SCALES: not with the lagged schedule")
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
+            gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
@@ -416,7 +499,8 @@ if gluon is not None:
                 mbarrier.init(ready.index(i), count=1)
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
-                      chan_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG, SPG, PF, DS, TL)
+                      chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
+                      SPG, PF, DS, TL, SK)
             gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -464,6 +548,33 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False}
 
 
+def stream_k(tiles: int, sms: int) -> bool:
+    """Whether `tiles` output tiles run as stream-K over `sms` SMs (STREAM_K; more tiles than SMs, so that a
+    program's share is at least one tile and a tile is split between two programs at most)."""
+    if not STREAM_K or tiles <= sms:
+        return False
+    idle, max_rounds = STREAM_K
+    rounds = tiles / sms
+    return rounds <= max_rounds and math.ceil(rounds) - rounds >= idle
+
+
+_SK_BUFFERS: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _stream_k_buffers(device: torch.device, programs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(SK) The workspace (int32, 2 x 64 x 128 per program) and the flags (int32, 2 per program, zero) of a launch:
+    one pair per GPU, kept (the kernel leaves its flags zero), so a launch costs no allocation or memset — which
+    makes concurrent stream-K launches on two streams of one GPU unsafe. Inside a CUDA-graph capture without a
+    kept pair, a fresh one (its zeroing captured with it) that is not kept."""
+    pair = _SK_BUFFERS.get(device.index)
+    if pair is None or pair[1].numel() < 2 * programs:
+        pair = (torch.empty(programs * 2 * ROWS * 128, dtype=torch.int32, device=device),
+                torch.zeros(2 * programs, dtype=torch.int32, device=device))
+        if not torch.cuda.is_current_stream_capturing():
+            _SK_BUFFERS[device.index] = pair
+    return pair
+
+
 @functools.cache
 def _no_rows(index: int) -> torch.Tensor:
     """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS): its TMA
@@ -495,7 +606,10 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         s_desc = scale_desc(rows, n, 2 * ROWS)
         scales = rows  # (not read; nor its stride, passed as 0)
     tiles = triton.cdiv(m, block_m) * triton.cdiv(n, 2 * ROWS)
-    _swap_kernel[(min(tiles, gluon_prefill._sm_count(a.device.index)),)](  # (the module's: tests patch it)
+    programs = min(tiles, gluon_prefill._sm_count(a.device.index))  # (the module's: tests patch it)
+    sk = stream_k(tiles, programs) and not sched["LAG"]
+    ws, flags = _stream_k_buffers(a.device, programs) if sk else (rows, rows)
+    _swap_kernel[(programs,)](
         x_desc,
         w_desc,
         s_desc,
@@ -504,6 +618,8 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         out,
         scales,
         channel_scales if sched["TL"] else rows,
+        ws,
+        flags,
         m,
         n,
         kp,
@@ -515,6 +631,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         GROUP_M=group_m,
         STAGES=stages,
         **sched,
+        SK=sk,
         CONSUMER_REGS=232,
         num_warps=4,
         maxnreg=168,
