@@ -4,7 +4,7 @@ and int8 in the same run, on the bench_gemm shapes at prefill M. Per shape and M
 SMs, whether the installed rule takes stream-K, and (unless --no-check) that both schedules give the same outputs —
 bit for bit with two-level scales (one int32 sum per output either way).
 
-    PYTHONPATH=src python3 benchmarks/probe_stream_k.py [--ms 512,1024,2048,4096] [--shapes 0,3] [--json F]
+    PYTHONPATH=src python3 benchmarks/probe_stream_k.py [--ms 512,1024,2048,4096] [--shapes 0,3,5120x13824] [--json F]
 """
 
 from __future__ import annotations
@@ -40,13 +40,15 @@ def _same_outputs(m: int, n: int, k: int) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="512,1024,2048,4096")
-    ap.add_argument("--shapes", default="all", help="'all' or comma-separated indices into bench_gemm.SHAPES")
+    ap.add_argument("--shapes", default="all",
+                    help="'all' or comma-separated indices into bench_gemm.SHAPES or NxK (e.g. 5120x13824: 13B down)")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     installed = gs.STREAM_K
     sms = gluon_prefill._sm_count(torch.cuda.current_device())
-    shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    shapes = SHAPES if args.shapes == "all" else [
+        (v, *map(int, v.split("x"))) if "x" in v else SHAPES[int(v)] for v in args.shapes.split(",")]
     rows = []
     for name, n, k in shapes:
         for m in (int(v) for v in args.ms.split(",")):

@@ -74,11 +74,14 @@ USE_TWO_LEVEL = True
 # as DS). Run 98 (ops, H100): ahead, long K 10-14 % faster (7B down at 1024 rows 108.4 -> 93.8 µs, 70B down 463.1 ->
 # 418.3: per-channel speed), K of 4096 / 5120 0-4 % slower (7B gate+up at 4096 rows 672.6 -> 692.7).
 TL_AHEAD = 8192
-# Stream-K (SK): where whole tiles would leave much of the SMs' last round idle (13B q/k/v/o at 1024 rows: 320
-# tiles = 2.42 rounds over 132 SMs, run as 3), every program takes an equal share of all tiles' K slots instead
-# (`_share`), a tile split between two programs joined through a workspace (`_stream_k_fixup`).
-# (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`. Unmeasured.
-STREAM_K: tuple[float, float] | None = (0.25, 8)
+# Stream-K (SK): where whole tiles would leave much of the SMs' last round idle, every program takes an equal share
+# of all tiles' K slots instead (`_share`), a tile split between two programs joined through a workspace
+# (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
+# Run 116 (ops, H100): it pays only with few, badly balanced rounds — 13B q/k/v/o at 512 rows (160 tiles, 1.21 rounds)
+# 46.8 -> 41.7 µs, at 1024 (2.42 rounds) 71.8 -> 70.0; elsewhere it lost 1-47 %: the kernel is bound by L2 -> SM
+# bytes, not by the SMs, and stream-K order spreads the programs over the whole output (70B down: its weights
+# re-read from DRAM; benchmarks/GPU_NOTES.md).
+STREAM_K: tuple[float, float] | None = (0.5, 2.5)
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
