@@ -287,6 +287,21 @@ def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float
     return time_graph(make, n * k // 2 + n * (k // group_size) * 2 + m * k * 2 + m * n * 2)
 
 
+def bench_gemm_alone(m, n, k, group_size=128, two_level=False):
+    """The W4A8 GEMM on activations quantized beforehand (`fptq::w4a8_gemm`: what a compiled model runs above
+    DECODE_MAX_M rows, its quantization traced into the kernel that makes the activations)."""
+    def make(copies):
+        calls = []
+        for _ in range(copies):
+            qweight, scales, zeros, _, *chan = make_layer(n, k, group_size, True, two_level=two_level)
+            a, sx = tw.quantize_activation_triton(torch.randn(m, k, device="cuda", dtype=torch.float16), group_size, "dynamic")
+            calls.append(lambda a=a, sx=sx, q=qweight, s=scales, c=(chan[0] if chan else None): torch.ops.fptq.w4a8_gemm(
+                a, sx, q, s, None, None, k, group_size, 2, torch.float16, c))
+        return calls
+
+    return time_graph(make, n * k // 2 + n * (k // group_size) * 2 + m * k + m * n * 2)
+
+
 def bench_fp16(m, n, k):
     def make(copies):
         calls = []
@@ -704,6 +719,8 @@ def main() -> None:
     ap.add_argument("--extra", action="store_true", help="also time static, W4A16 ours, tinygemm, fp8, g64")
     ap.add_argument("--group", type=int, default=128, help="weight group size of the W4A8 column (-1: per channel)")
     ap.add_argument("--two-level", action="store_true", help="also time W4A8 with two-level scales (w4a8_2l) at every M")
+    ap.add_argument("--gemm-alone", action="store_true",
+                    help="from 256 rows on also the GEMM alone on pre-quantized activations (w4a8_gemm; two-level with --two-level)")
     args = ap.parse_args()
     logf = open(f"{args.out}/gemm_log.txt", "a")
 
@@ -752,6 +769,8 @@ def main() -> None:
             r["int8"] = bench_int8(m, n, k)
             if args.two_level and args.group != -1:
                 r["w4a8_2l"] = bench_ours(m, n, k, "dynamic", gs, two_level=True)
+            if args.gemm_alone and m >= 256:
+                r["w4a8_gemm"] = bench_gemm_alone(m, n, k, gs, args.two_level and args.group != -1)
             if args.old_decode and m <= 16:
                 r["w4a8_old"] = bench_ours(m, n, k, "dynamic", 128, tw.CONFIGS[0][1])
                 r["w4a8_static"] = bench_ours(m, n, k, "static")
@@ -780,6 +799,7 @@ def main() -> None:
         old = f" old {r['w4a8_old']:.1f}us" if "w4a8_old" in r else ""
         st = f" static {r['w4a8_static']:.1f}us x{r['fp16'] / r['w4a8_static']:.2f}" if r.get("w4a8_static") else ""
         st += f" two-level {r['w4a8_2l']:.1f}us x{r['fp16'] / r['w4a8_2l']:.2f}" if r.get("w4a8_2l") else ""
+        st += f" GEMM alone {r['w4a8_gemm']:.1f}us x{r['fp16'] / r['w4a8_gemm']:.2f}" if r.get("w4a8_gemm") else ""
         print(
             f"{r['shape']:12s} M={r['m']:5d} w4a8 {r['w4a8']:8.1f}us x{r['fp16'] / r['w4a8']:.2f}fp16 "
             f"x{r['int8'] / r['w4a8']:.2f}int8 {r['weight_tbps']:.2f}TB/s{old}{st}"

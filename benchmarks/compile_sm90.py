@@ -9,6 +9,7 @@ a kernel change is known to compile before a GPU run is spent on it.
     python benchmarks/compile_sm90.py            # all variants; non-zero exit if one fails
     python benchmarks/compile_sm90.py --regs --prefill-candidates   # + ptxas registers/spills, more tiles
     python benchmarks/compile_sm90.py --decode-variants   # + the Gluon decode kernel's other formats and modes
+    python benchmarks/compile_sm90.py --regs --decode-variants --only "fused m1"  # the one-launch M = 1 kernel
     python benchmarks/compile_sm90.py --only " tl" --regs  # the variants whose name contains " tl"
 """
 
@@ -251,7 +252,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                 lay = repr(gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2))
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
-                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4)
+                tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
+                              A_STEPS=1, ROW_BLOCK=1)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -261,6 +263,23 @@ def variants(prefill_candidates=False, decode_variants=False):
                     1,
                     dict(launch_pdl=pdl),
                 )
+                if pdl:  # M = 1 with the dynamic activations quantized in the kernel (FUSED_ROW, `FUSED_DECODE_M1`)
+                    # (split 5 of 4096 x 4096: 7 steps a slice; the others with --decode-variants: unsplit 22016 x 4096,
+                    # a 28672-column row over 4 slices, bf16, per channel, zero points and bias, groups of 64)
+                    fused = {key: v for key, v in tconst.items() if key != "x_ptr"}
+                    fused.update(M=1, SX_MODE=0, FUSED_ROW=True, A_STEPS=8, ROW_BLOCK=4096, a_desc=None)
+                    for x_type, extra in [("*fp16", {})] + ([
+                        ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32)),
+                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192)),
+                        ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192)),
+                        ("*fp16", dict(HAS_ZEROS=True, HAS_BIAS=True, A_STEPS=16)),
+                        ("*fp16", dict(GROUP=64, GROUPS=8, A_STEPS=16)),
+                        ("*bf16", {}),
+                    ] if decode_variants else []):
+                        half = 32 if extra.get("GROUP") == 64 else 64
+                        vtypes = dict(types, x_ptr=x_type, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>")
+                        yield (f"gluon tma decode fused m1 x {x_type[1:]} {extra or 'g128 split 5'}", gluon_decode._decode_tma_kernel,
+                               vtypes, dict(fused, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
                 if decode_variants and pdl:  # the other weight formats and activation modes it serves
                     for extra in (
                         dict(HAS_ZEROS=True),

@@ -401,6 +401,17 @@ PY
     timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT/e2e" --scale-format two-level --batches "" --compile-prefill \
         --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
+  session14b)  # run 117: the one-launch M = 1 decode (FUSED_DECODE_M1): its GPU tests and the decode-dispatch ones, the stream-K
+    # test (flags now in `scratch`), then the fused op against the two launches (probe_fused_decode.py)
+    timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "fused or gluon_tma or pdl_decode or long_k_stays or swap_stream_k" 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 200 python3 benchmarks/probe_fused_decode.py --json "$OUT/fused.json" 2>&1 | tee "$OUT/probe_fused_decode.txt"
+    ;;
+  session14c)  # run 118: the two-level swap test (the schedule's loops changed for every launch), stream-K on 13B down /
+    # q/k/v/o at 256-1024 rows, and the GEMM table at 1024 / 4096 rows with the GEMM alone on pre-quantized activations
+    timeout 220 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 120 python3 benchmarks/probe_stream_k.py --shapes 3,5120x13824 --ms 256,512,768,1024 --no-check | tee "$OUT/probe_stream_k.txt"
+    timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096 2>&1 | grep "M=" | tail -16
+    ;;
   session14a)  # run 116: the swap kernel's stream-K schedule: its GPU test, SK vs whole tiles as ops at prefill M (fp16 /
     # int8 in the same run), then the two-level swap test (the schedule's loops changed for every launch)
     timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "swap_stream_k" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"

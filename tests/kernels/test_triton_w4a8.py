@@ -14,7 +14,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from fptq.kernels import gluon_fallback, select_backend  # noqa: E402
+from fptq.kernels import gluon_fallback, scratch, select_backend  # noqa: E402
 from fptq.kernels import reference as ref_mod  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.packing import pack_int4  # noqa: E402
@@ -320,6 +320,58 @@ def test_decode_workspace_follows_the_kernel_that_will_run(monkeypatch):
         assert seen[-1] == expect, (g, act_mode, seen)
 
 
+def test_fused_m1_dispatch(monkeypatch):
+    """With FUSED_DECODE_M1, `w4a8_linear` hands one token of contiguous, 16-byte aligned fp16 / bf16 dynamic
+    activations to the one-launch kernel where the TMA kernel can run (faked here on the CPU; the spy declines, so
+    the two launches run on the interpreter); nothing else, and nothing with the flag off."""
+    calls = []
+
+    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out):
+        calls.append((tuple(x2.shape), x2.dtype))
+        return None  # declined: the two-launch path follows
+
+    monkeypatch.setattr(tw, "_launch_fused_m1", spy)
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
+    layer = make_layer(96, 512, 128, True, bias=True)
+    unaligned = torch.empty(513, dtype=torch.float16)[1:].view(1, 512)  # 2 bytes past an aligned allocation
+    unaligned.copy_(make_x(1, 512))
+    cases = [(True, make_x(1, 512), "dynamic", True), (True, make_x(1, 512, torch.bfloat16), "dynamic", True),
+             (True, make_x(1, 512), "static", False), (True, make_x(1, 512), "none", False),
+             (True, make_x(2, 512), "dynamic", False), (True, make_x(1, 512, torch.float32), "dynamic", False),
+             (True, unaligned, "dynamic", False), (True, make_x(1, 1024)[:, ::2], "dynamic", True),  # (copied)
+             (False, make_x(1, 512), "dynamic", False)]
+    for flag, x, act_mode, fused in cases:
+        monkeypatch.setattr(tw, "FUSED_DECODE_M1", flag)
+        calls.clear()
+        act_scale = (x.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        y = run(x, layer, 128, act_mode, act_scale)
+        assert rel(y, dequant_matmul64(x, layer, 128, act_mode, act_scale)) < (1e-2 if x.dtype == torch.bfloat16 else 2e-3)
+        assert calls == ([((1, 512), x.dtype)] if fused else []), (flag, x.dtype, act_mode, tuple(x.shape))
+
+
+def test_fused_m1_declines_what_it_cannot_hold(monkeypatch):
+    """`_launch_fused_m1` returns None (the two launches) before launching anything where a program's K steps pass
+    FUSED_MAX_STEPS, its group scales TMA_MAX_GROUPS, or the tiles the shared split-K counters."""
+    cfg = tw.CONFIGS[0][1]
+    q, scales = torch.zeros(256, 2048, dtype=torch.uint8), torch.ones(256, 32, dtype=torch.float16)
+    x = torch.zeros(1, 4096, dtype=torch.float16)
+
+    def launch():
+        return tw._launch_fused_m1(x, q, scales, None, None, 4096, 128, torch.float16, cfg, None)
+
+    assert tw._split_k(cfg, 1, 256, 32, tw._tma_slice_steps(True, 4096, 128)) == 16  # 2 steps a slice, 4 tiles
+    with monkeypatch.context() as mp:
+        mp.setattr(tw, "FUSED_MAX_STEPS", 1)
+        assert launch() is None
+    with monkeypatch.context() as mp:
+        mp.setattr(tw, "TMA_MAX_GROUPS", 1)
+        assert launch() is None
+    with monkeypatch.context() as mp:
+        mp.setattr(tw, "FUSED_COUNTERS", 3)
+        assert tw._fused_counters(x.device, 4) is None and launch() is None
+
+
 def test_split_k_is_deterministic_and_its_counters_are_zeroed_by_the_quantization():
     layer = make_layer(96, 768, 64, False, bias=True)
     x = make_x(5, 768)
@@ -616,11 +668,12 @@ def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
     if gluon_swap.gluon is None:
         pytest.skip("no Gluon")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gluon_swap, "STREAM_K", (0.25, 8))
-        assert gluon_swap.stream_k(320, 132)  # 13B q/k/v/o at 1024 rows: 2.42 rounds, run as 3
-        assert not gluon_swap.stream_k(256, 132)  # 7B q/k/v/o: 1.94 rounds
+        mp.setattr(gluon_swap, "STREAM_K", (0.5, 2.5))
+        assert gluon_swap.stream_k(320, 132) and gluon_swap.stream_k(160, 132)  # 13B q/k/v/o at 1024 / 512 rows
+        assert not gluon_swap.stream_k(256, 132)  # 7B q/k/v/o at 1024: 1.94 rounds
         assert not gluon_swap.stream_k(132, 132) and not gluon_swap.stream_k(100, 132)
-        assert gluon_swap.stream_k(864, 132) and not gluon_swap.stream_k(1536, 132)  # 6.5 rounds; 11.6 (past 8)
+        assert not gluon_swap.stream_k(344, 132)  # 2.61 rounds: past 2.5
+        assert not gluon_swap.stream_k(240, 132) and gluon_swap.stream_k(300, 132)  # the last round 82 % / 27 % busy
         mp.setattr(gluon_swap, "STREAM_K", None)
         assert not gluon_swap.stream_k(320, 132)
 
@@ -664,7 +717,8 @@ def test_gpu_swap_stream_k(monkeypatch):
         case = (m, n, k, g, two_level, sms, bm)
         assert torch.isfinite(ys[(0.0, 1e9), 0]).all(), case
         assert tiles > sms or (m, bm) == (300, 128), case  # (every other case splits tiles)
-        assert int(gluon_swap._SK_BUFFERS[torch.cuda.current_device()][1].abs().sum()) == 0, case  # flags lowered
+        flags = scratch._KEPT["stream-K flags", torch.cuda.current_device()]
+        assert not flags.any(), case  # every flag lowered again
         assert torch.equal(ys[(0.0, 1e9), 0], ys[(0.0, 1e9), 1]), case
         if two_level or g == -1:
             assert torch.equal(ys[(0.0, 1e9), 0], ys[None, 0]), case
@@ -787,6 +841,86 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         check_int8_modes(x, layer, gs, cfg, tol, (m, n, k, g))
     assert not gluon_fallback.failed("decode")
+
+
+@pytest.mark.gpu
+def test_gpu_fused_decode_m1(monkeypatch):
+    """The one-launch M = 1 op (FUSED_DECODE_M1): the same output bit for bit as the two launches (same codes and
+    scale, same split and summation order) and the reference's within accumulation order, on split-K and unsplit
+    layers, column tails, K not a multiple of 128 (a half step), groups of 64 / 128 / 256 and per channel,
+    symmetric and asymmetric, bias, fp16 and bf16, an all-zero row (scale 1) and a bf16 row below 2**-100 * 127
+    (the division instead of the reciprocal); outputs poisoned; and it is the kernel that runs (no quantization
+    launch, no Triton kernel)."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    quantize, triton_kernel = tw.quantize_activation_triton, tw._w4a8_kernel
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the quantization kernel ran: not the one-launch path")
+
+    cases = ((4096, 4096, 128, True, torch.float16), (22016, 4096, 128, True, torch.float16),  # split 5 / unsplit
+             (1000, 4096, 128, False, torch.bfloat16), (8192, 28672, 128, True, torch.float16),  # long K: 4 slices
+             (1024, 4096, 256, False, torch.float16), (262, 4096, 64, True, torch.bfloat16),
+             (384, 4096, -1, True, torch.float16), (96, 160, -1, False, torch.float16),  # K = 160: a half step
+             (300, 1056, 32 * 33, True, torch.bfloat16))  # per channel, K = 1056: 8 steps and a quarter
+    for n, k, g, sym, dtype in cases:
+        gs = k if g == -1 else g
+        layer = make_layer(n, k, gs, sym, bias=n % 2 == 0, dtype=dtype)
+        xs = [make_x(1, k, dtype), torch.zeros(1, k, dtype=dtype, device="cuda")]
+        if dtype == torch.bfloat16:
+            xs.append((make_x(1, k, torch.float32) * 1e-32).to(dtype))
+        for i, x in enumerate(xs):
+            monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)
+            monkeypatch.setattr(tw, "quantize_activation_triton", quantize)
+            monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel)
+            two = run(x, layer, gs, "dynamic")
+            monkeypatch.setattr(tw, "FUSED_DECODE_M1", True)
+            monkeypatch.setattr(tw, "quantize_activation_triton", forbidden)
+            monkeypatch.setattr(tw, "_w4a8_kernel", TritonForbidden())
+            one = run(x, layer, gs, "dynamic")
+            assert torch.equal(one, two), (n, k, g, dtype, i, (one.float() - two.float()).abs().max().item())
+            if i == 0 and n * k < 1 << 27:  # (the float64 reference of 8192 x 28672 would take 2 GB; equal suffices)
+                assert rel(one, dequant_matmul64(x, layer, gs, "dynamic", None)) < (1e-2 if dtype == torch.bfloat16
+                                                                                   else 2e-3), (n, k, g, dtype)
+    assert not gluon_fallback.failed("decode")
+
+
+@pytest.mark.gpu
+def test_gpu_fused_decode_m1_in_cuda_graphs(monkeypatch):
+    """The fused launches share one counter buffer per device, which each launch leaves zero: consecutive split-K
+    layers, eagerly and replayed in a CUDA graph (several replays), give the eager two-launch results; a capture
+    that would have to make the buffer takes the two launches instead (and is right too)."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    layers = [(make_layer(n, k, 128, True, bias=True, seed=i), make_x(1, k, seed=10 + i)) for i, (n, k) in
+              enumerate(((4096, 4096), (1000, 11008), (4096, 4096)))]  # splits 5, 15, 5
+    monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)
+    want = [run(x, layer, 128, "dynamic") for layer, x in layers]
+    monkeypatch.setattr(tw, "FUSED_DECODE_M1", True)
+    for fresh in (True, False):
+        if fresh:  # no counter buffer yet: the capture takes the two launches, the eager step after it makes one
+            monkeypatch.setattr(scratch, "_KEPT", {})
+        outs = [torch.full((1, layer[0].shape[0]), float("nan"), dtype=x.dtype, device="cuda") for layer, x in layers]
+
+        def step(outs=outs):
+            for (layer, x), out in zip(layers, outs):
+                tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode="dynamic", bias=layer[3], out=out)
+
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        assert bool(scratch._KEPT) != fresh
+        for _ in range(3):
+            for out in outs:
+                out.fill_(float("nan"))
+            graph.replay()
+            torch.cuda.synchronize()
+            for out, w in zip(outs, want):
+                assert torch.equal(out, w), fresh
+        step()  # eagerly (makes the buffer the first time)
+        for out, w in zip(outs, want):
+            assert torch.equal(out, w), fresh
+        assert not scratch._KEPT["decode split-K counters", torch.cuda.current_device()].any()
 
 
 @pytest.mark.gpu

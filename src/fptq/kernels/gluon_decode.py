@@ -29,18 +29,35 @@ step in fp32, the activation scale and bias in the epilogue, split-K reduced in 
 the last K slice to arrive (the same workspace and counters as `triton_w4a8._split_k_reduce`),
 and the same programmatic dependent launch: the weight tiles of the first STAGES steps and the
 group scales are requested before waiting for the activation-quantization kernel.
+
+One token, dynamic activations (FUSED_ROW): the kernel quantizes the activations itself, so the op
+is one launch instead of two. After the PDL wait every program reads the raw fp16 / bf16 row (from
+L2: it was just written) for its absmax, computes the per-token scale exactly as
+`triton_w4a8._act_quant_kernel` does (`s = RN(absmax / 127)`, 1 for an all-zero row; `x / s` by
+the reciprocal with two fma corrections, clamp, round half to even: the same int8 codes and scale
+bit for bit), quantizes its own K slice into shared memory in the permuted order above (one row of
+even and one of odd codes per K step), and the ring carries only weights. Rows 1..15 of the MMA's
+A operand are row 0 again (a broadcast of the registers, no instructions): those output rows are
+computed and never stored, so they may hold anything. Split-K slices each compute the same `s` from
+the whole row and multiply their partials by it before the reduction, as the unfused kernel does.
 """
 
 from __future__ import annotations
 
 try:
+    import triton.language as tl
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language._core import builtin as _builtin
     from triton.experimental.gluon.language.nvidia.ampere import mma_v2
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_Z
+
+    # Triton's clamp op (not exported by Gluon): the quantization kernel clamps with it, and its lowering
+    # (`min.xorsign.abs` for symmetric bounds) differs from maximum / minimum where the quotient is NaN
+    _clamp = _builtin(tl.core.clamp)
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
 
@@ -57,6 +74,69 @@ if gluon is not None:
             lanes = [[0, ch], [0, 2 * ch], [1, 0], [2, 0], [4, 0]]
             warps = [[0, 0] for _ in range(num_warps.bit_length() - 1)]
             return gl.DistributedLinearLayout(regs, lanes, warps, [], [16, half])
+
+        @gluon.constexpr_function
+        def _word_layout(half, num_warps):
+            """(steps, HALF) int32 words of raw activations (two 2-byte columns each, even one in the low half):
+            four contiguous words (16 bytes) per lane, a K step's HALF words over HALF / 4 lanes."""
+            lanes = half // 4
+            return gl.BlockedLayout([1, 4], [32 // lanes, lanes], [num_warps, 1], [1, 0])
+
+        @gluon.constexpr_function
+        def _chunk_steps(a_steps, sub, num_warps):
+            """K steps the fused quantization handles per pass of its loop: about 16 columns per thread."""
+            return max(1, min(a_steps, 16 * 32 * num_warps // sub))
+
+        @gluon.jit
+        def _act_codes(x, s, r):
+            """int8 codes of fp32 activations `x` with scale `s` (`r = RN(1 / s)`): `triton_w4a8._codes` of
+            mode "dynamic" with FMA_DIV, op for op (`_quotient`: the correctly rounded `x / s` from the
+            reciprocal and two fma corrections where 2**-100 < s < 2**100, else `div.rn`; the clamp; the code
+            as the low byte of `clamp(x / s) + 1.5 * 2**23`, rounded half to even by the hardware)."""
+            if (s > 7.888609052210118e-31) & (s < 1.2676506002282294e30):  # 2**-100 < s < 2**100
+                q0 = x * r
+                q = gl.fma(gl.fma(-q0, s, x), r, q0)
+                q = gl.fma(gl.fma(-q, s, x), r, q)
+                q = gl.where((q0 == 0.0) | (gl.abs(q0) > 1e30), q0, q)
+            else:
+                q = gl.div_rn(x, s)
+            v = _clamp(q, -127.0, 127.0) + 12582912.0
+            return v.to(gl.int32, bitcast=True).to(gl.int8)
+
+        @gluon.jit
+        def _quantize_row(x_ptr, e_smem, o_smem, K, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
+                          ROW_BLOCK: gl.constexpr, num_warps: gl.constexpr):
+            """FUSED_ROW: the per-token scale of the raw row `x_ptr` (K fp16 / bf16 values) and the int8 codes of
+            this program's K steps `[lo, lo + n)` in shared memory, `e_smem` / `o_smem` (A_STEPS // QS, QS, HALF):
+            step `j`'s even / odd columns at row `j` of their (A_STEPS, HALF) view, zero past K (as TMA fills
+            the activation tiles of the unfused kernel). Returns the scale."""
+            HALF: gl.constexpr = SUB // 2
+            # the absmax of the whole row (every K slice needs the row's scale): 16-byte loads, ROW_BLOCK
+            # columns a pass (one pass up to 8192 columns)
+            r_l: gl.constexpr = gl.BlockedLayout([8], [32], [num_warps], [0])
+            offs = gl.arange(0, ROW_BLOCK, layout=r_l)
+            amax = gl.zeros([ROW_BLOCK], gl.float32, r_l)
+            for c0 in range(0, K, ROW_BLOCK):
+                xv = gl.load(x_ptr + c0 + offs, mask=c0 + offs < K, other=0.0)
+                amax = gl.maximum(amax, gl.abs(xv.to(gl.float32)))
+            m = gl.max(amax, axis=0)
+            s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
+            r = gl.div_rn(1.0, s)
+            # this slice's codes, QS steps a pass, read again (from L1) as int32 words of an even / odd pair
+            XT: gl.constexpr = x_ptr.dtype.element_ty
+            w_ptr = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
+            q_l: gl.constexpr = _word_layout(HALF, num_warps)
+            steps = gl.arange(0, QS, layout=gl.SliceLayout(1, q_l))
+            jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, q_l))
+            for c in range(0, n, QS):  # (steps past n in the last pass: codes nobody reads)
+                w_idx = ((lo + c + steps) * HALF)[:, None] + jj[None, :]
+                w = gl.load(w_ptr + w_idx, mask=w_idx < K // 2, other=0)
+                xe = w.to(gl.int16).to(XT, bitcast=True).to(gl.float32)
+                xo = (w >> 16).to(gl.int16).to(XT, bitcast=True).to(gl.float32)
+                e_smem.index(c // QS).store(_act_codes(xe, s, r))
+                o_smem.index(c // QS).store(_act_codes(xo, s, r))
+            gl.thread_barrier()  # every warp's codes are in shared memory before any warp reads them
+            return s
 
         @gluon.jit
         def _b_to_mma_order(x, HALF: gl.constexpr, BLOCK_N: gl.constexpr):
@@ -93,17 +173,20 @@ if gluon is not None:
 
         @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
-                   ACTS: gl.constexpr):
+                   ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
             packed weight tile and / or the activation tile, both completing on the slot's mbarrier
-            (armed for both when the weights are issued)."""
+            (armed for both when the weights are issued; for the weights alone without RING_ACTS)."""
             STAGES: gl.constexpr = w_smem.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             slot = j % STAGES
             ok = j < n
             bar = bars.index(slot)
             if WEIGHTS:
-                mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
+                if RING_ACTS:
+                    mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
+                else:
+                    mbarrier.expect(bar, w_desc.block_type.nbytes, pred=ok)
                 tma.async_copy_global_to_shared(w_desc, [off_n, (lo + j) * HALF], bar, w_smem.index(slot), pred=ok)
             if ACTS:  # the step's even and odd activation columns, one tile each
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
@@ -113,7 +196,8 @@ if gluon is not None:
         @gluon.jit
         def _decode_tma_kernel(
             w_desc,  # TMA descriptor of qweight (N, K // 2) uint8, block (BLOCK_N, HALF)
-            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF)
+            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF); None with FUSED_ROW
+            x_ptr,  # FUSED_ROW: the raw activation row (K,) fp16 / bf16, 16-byte aligned; else None
             scales_ptr,
             zeros_ptr,
             sx_ptr,
@@ -137,11 +221,16 @@ if gluon is not None:
             PDL: gl.constexpr,
             GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
             num_warps: gl.constexpr,
+            FUSED_ROW: gl.constexpr = False,  # M = 1, dynamic activations quantized here from x_ptr (SX_MODE 0)
+            A_STEPS: gl.constexpr = 1,  # FUSED_ROW: power of two >= the K steps of one program
+            ROW_BLOCK: gl.constexpr = 1,  # FUSED_ROW: columns of the row per pass of its absmax (power of two)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
             Each step: every lane reads its 16 weight bytes (one `ld.shared.v4`) and its activation bytes,
-            unpacks, relabels (no data movement), two `mma.sync` per 32 K values, group scale in fp32."""
+            unpacks, relabels (no data movement), two `mma.sync` per 32 K values, group scale in fp32.
+            FUSED_ROW: the activations of all steps quantized into shared memory once after the PDL wait
+            (`_quantize_row`), the ring for the weights alone."""
             BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             SUB: gl.constexpr = 2 * HALF
@@ -162,14 +251,23 @@ if gluon is not None:
             n = gl.minimum(per, n_steps - lo)
 
             w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
-            a_smem = gl.allocate_shared_memory(gl.int8, [2 * STAGES, 16, HALF], a_desc.layout)
+            if FUSED_ROW:
+                gl.static_assert(SX_MODE == 0)  # (the scale is computed here and applied before `_finish`)
+                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps)
+                # unswizzled, row-major; rank 2 so that `.index` of a pass gives its (QS, HALF) tile
+                q_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
+                e_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
+                o_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
+                a_smem = w_smem  # (no activation ring: `_issue` never touches it)
+            else:
+                a_smem = gl.allocate_shared_memory(gl.int8, [2 * STAGES, 16, HALF], a_desc.layout)
             bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
                 mbarrier.init(bars.index(i), count=1)
             # weights and group scales first (independent of the activations: under PDL they stream in
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -203,12 +301,20 @@ if gluon is not None:
                     z_smem.store(gl.reshape(z_t, [GROUPS, 1, BLOCK_N]))
                     z_smem = z_smem._reinterpret(gl.uint8, [GROUPS, 1, BLOCK_N], t_smem)
                 gl.thread_barrier()
-            # the activations, once the quantization kernel has written them
+            # the activations, once the quantization kernel (FUSED_ROW: the kernel that wrote x) is done
             if PDL:
                 gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
                                           pack=1)
-            for i in gl.static_range(STAGES):
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
+            if FUSED_ROW:
+                s_x = _quantize_row(x_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, num_warps)
+                rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
+                e_rows = e_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)  # step j: row j
+                o_rows = o_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)
+                a_row: gl.constexpr = gl.SliceLayout(0, a_l)
+                zero_a = gl.zeros([16, HALF], gl.int8, a_l)
+            else:
+                for i in gl.static_range(STAGES):
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
 
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
@@ -222,10 +328,15 @@ if gluon is not None:
                         zc = z_smem.index(gi).load(w_l)
                 mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
                 wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
-                a_even = a_smem.index(2 * slot).load(a_l)
-                a_odd = a_smem.index(2 * slot + 1).load(a_l)
+                if FUSED_ROW:  # row 0 of the tile, broadcast to its 16 rows (only row 0 is stored)
+                    a_even = gl.broadcast(gl.expand_dims(e_rows.index(j).load(a_row), 0), zero_a)[0]
+                    a_odd = gl.broadcast(gl.expand_dims(o_rows.index(j).load(a_row), 0), zero_a)[0]
+                else:
+                    a_even = a_smem.index(2 * slot).load(a_l)
+                    a_odd = a_smem.index(2 * slot + 1).load(a_l)
                 gl.thread_barrier()  # every warp has read the slot before its refill
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, True)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, not FUSED_ROW,
+                       not FUSED_ROW)
                 if HAS_ZEROS:
                     c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
                 else:
@@ -246,6 +357,8 @@ if gluon is not None:
                 mbarrier.invalidate(bars.index(i))
             if PER_CHANNEL:
                 acc = acc_i.to(gl.float32) * scale[None, :]
+            if FUSED_ROW:  # (the first operation of `_finish` with the scale in memory: the same product)
+                acc = acc * s_x
             _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
                     SX_MODE, HAS_BIAS, SPLIT_K)
 
@@ -280,9 +393,10 @@ if gluon is not None:
 
 def tma_descriptors(a, qweight, block_n: int, sub: int):
     """Host TMA descriptors of `_decode_tma_kernel` (unswizzled shared tiles: each lane reads 16
-    contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts)."""
+    contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts);
+    `a` None (FUSED_ROW): no activation descriptor."""
     w_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
     a_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
     w_desc = TensorDescriptor.from_tensor(qweight, [block_n, sub // 2], w_layout)
-    a_desc = TensorDescriptor.from_tensor(a, [16, sub // 2], a_layout)
+    a_desc = TensorDescriptor.from_tensor(a, [16, sub // 2], a_layout) if a is not None else None
     return w_desc, a_desc

@@ -35,6 +35,8 @@ import math
 
 import torch
 
+from fptq.kernels import scratch
+
 try:
     import triton
     from triton.experimental import gluon
@@ -561,23 +563,6 @@ def stream_k(tiles: int, sms: int) -> bool:
     return rounds <= max_rounds and math.ceil(rounds) - rounds >= idle
 
 
-_SK_BUFFERS: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _stream_k_buffers(device: torch.device, programs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(SK) The workspace (int32, 2 x 64 x 128 per program) and the flags (int32, 2 per program, zero) of a launch:
-    one pair per GPU, kept (the kernel leaves its flags zero), so a launch costs no allocation or memset — which
-    makes concurrent stream-K launches on two streams of one GPU unsafe. Inside a CUDA-graph capture without a
-    kept pair, a fresh one (its zeroing captured with it) that is not kept."""
-    pair = _SK_BUFFERS.get(device.index)
-    if pair is None or pair[1].numel() < 2 * programs:
-        pair = (torch.empty(programs * 2 * ROWS * 128, dtype=torch.int32, device=device),
-                torch.zeros(2 * programs, dtype=torch.int32, device=device))
-        if not torch.cuda.is_current_stream_capturing():
-            _SK_BUFFERS[device.index] = pair
-    return pair
-
-
 @functools.cache
 def _no_rows(index: int) -> torch.Tensor:
     """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS): its TMA
@@ -610,8 +595,11 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         scales = rows  # (not read; nor its stride, passed as 0)
     tiles = triton.cdiv(m, block_m) * triton.cdiv(n, 2 * ROWS)
     programs = min(tiles, gluon_prefill._sm_count(a.device.index))  # (the module's: tests patch it)
-    sk = stream_k(tiles, programs) and not sched["LAG"]
-    ws, flags = _stream_k_buffers(a.device, programs) if sk else (rows, rows)
+    # (SK) the flags, kept zero between launches (`scratch`; None while a graph capture would have to make them:
+    # whole tiles then), and the workspace of the handed-over partial sums, 2 x 64 x 128 int32 per program
+    flags = scratch.kept_zeros("stream-K flags", 2 * programs, a.device) if stream_k(tiles, programs) else None
+    sk = flags is not None and not sched["LAG"]
+    ws = torch.empty(programs * 2 * ROWS * 128, dtype=torch.int32, device=a.device) if sk else rows
     _swap_kernel[(programs,)](
         x_desc,
         w_desc,
@@ -622,7 +610,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         scales,
         channel_scales if sched["TL"] else rows,
         ws,
-        flags,
+        flags if sk else rows,
         m,
         n,
         kp,

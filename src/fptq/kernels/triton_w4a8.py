@@ -24,7 +24,9 @@ Three paths, picked by M:
   activations are quantized (`KernelConfig.fused_act` quantizes inside the GEMM instead). With
   int8 activations on sm_90+ the GEMM is the Gluon kernel of `gluon_decode` (a TMA ring per
   program, weights read from shared memory straight into `mma.sync` registers, group scales
-  staged once per program); otherwise `_w4a8_kernel` below, in L2 prefetch then a K loop.
+  staged once per program); otherwise `_w4a8_kernel` below, in L2 prefetch then a K loop. With
+  FUSED_DECODE_M1, one token of dynamic activations is quantized inside that Gluon kernel instead
+  (one launch per op: `_launch_fused_m1`).
 - medium M (17 up to PREFILL_MIN_M: 255 rows where the swap kernel below serves the layer, else 511, or
   1023 for K > 16384): the row-wise activation quantization kernel (per-token absmax + round in one
   program per row, or the elementwise static path) writes the permuted int8 buffer and the per-token
@@ -52,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill
+from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, scratch
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -839,7 +841,7 @@ def _launch(
         try:
             w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
             gluon_decode._decode_tma_kernel[grid](
-                w_desc, a_desc, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
+                w_desc, a_desc, None, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
                 bias if bias is not None else dummy, out, ws, counters,
                 m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
                 GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
@@ -922,6 +924,84 @@ def _tma_capable(cfg: KernelConfig, device: torch.device, dot_type: int, m: int,
 # (a split of 1 on a very wide layer) the Triton kernel runs instead. (A Gluon that compiles differently from
 # Triton 3.6's turns the TMA kernel off for the process, with one warning: `gluon_fallback`.)
 TMA_MAX_GROUPS = 64
+
+
+# One launch per op at M = 1 with dynamic fp16 / bf16 activations: the TMA decode kernel reads the raw row, finds
+# its scale and quantizes its own K slice (`gluon_decode`, FUSED_ROW; the same codes and scale bit for bit) instead
+# of a quantization launch before it. UNMEASURED: off until a GPU run decides (benchmarks/probe_fused_decode.py:
+# the op against the two-launch op). What it is after: run 113's 0.25 ms of 128 quantization launches in a ~3.1 ms
+# 7B decode step, and torchao's one-launch W4A16 at 7.1 vs our 9.4 us on 4096 x 4096 (run 111); what it pays:
+# each of ~TMA_TARGET_PROGRAMS programs reads the whole row (K * 2 bytes, from L2) for its absmax.
+FUSED_DECODE_M1 = False
+# FUSED_ROW keeps the codes of a program's K slice in shared memory (one byte a column): a slice of more steps takes
+# the two launches (per channel on long K; the group scales' TMA_MAX_GROUPS bound keeps the others within 64).
+FUSED_MAX_STEPS = 128
+# Columns of the row per pass of the fused kernel's absmax: one pass (an L2 round trip) up to 8192 columns, for
+# 93-115 ptxas registers against 55-80 with 4096, no spills (compile_sm90; the unfused kernel: 48).
+FUSED_ROW_BLOCK = 8192
+# Split-K arrival counters of the fused launches: a zeroed int32 buffer per device that every launch leaves zero again
+# (the last K slice of a tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The
+# two-launch path zeroes fresh counters inside its quantization kernel; the one launch has no kernel before it, and a
+# memset per call would be a graph node of its own between the previous kernel and the GEMM, which breaks the
+# programmatic dependent launch (the weights could no longer stream in under the previous kernel's tail).
+FUSED_COUNTERS = 1 << 14
+
+
+def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch.Tensor, k: int) -> bool:
+    """The one-launch M = 1 op (`FUSED_DECODE_M1`): one token of dynamic fp16 / bf16 activations, contiguous and
+    16-byte aligned (the kernel reads the row in 16-byte vectors), on a launch the TMA decode kernel can serve."""
+    return (FUSED_DECODE_M1 and x2.shape[0] == 1 and act_mode == "dynamic"
+            and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(-1) == 1 and x2.data_ptr() % 16 == 0
+            and _tma_capable(cfg, x2.device, 0, 1, qweight, k))
+
+
+def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
+    """The device's zeroed split-K counters for a fused launch of `tiles` output tiles (FUSED_COUNTERS); None if
+    there are more tiles, or if the buffer is still to be made and this stream is capturing a CUDA graph."""
+    return scratch.kept_zeros("decode split-K counters", FUSED_COUNTERS, device) if tiles <= FUSED_COUNTERS else None
+
+
+def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out):
+    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
+    split of the two-launch TMA path (so the same partial sums), PDL as there. None where it cannot run (a program's
+    K steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters
+    to be made during a capture, a Gluon compile error): the caller then takes the two launches."""
+    n = qweight.shape[0]
+    sub = _sub_chunk(group_size)
+    steps = triton.cdiv(k, sub)
+    split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
+    per = triton.cdiv(steps, split)
+    groups = _groups_per_program(k, sub, split, group_size)
+    if per > FUSED_MAX_STEPS or (group_size != k and groups > TMA_MAX_GROUPS):
+        return None
+    tiles = _tiles(cfg, 1, n)
+    counters = None
+    if split > 1:
+        counters = _fused_counters(x2.device, tiles)
+        if counters is None:
+            return None
+    if out is None:
+        out = torch.empty(1, n, dtype=out_dtype, device=x2.device)
+    if n == 0:
+        return out
+    ws = torch.empty(split * n, dtype=torch.float32, device=x2.device) if split > 1 else out
+    pdl = _pdl_available(x2)
+    dummy = scales
+    try:
+        w_desc, _ = gluon_decode.tma_descriptors(None, qweight, cfg.block_n, sub)
+        gluon_decode._decode_tma_kernel[(tiles, split)](
+            w_desc, None, x2, scales, zeros if zeros is not None else dummy, dummy, bias if bias is not None else dummy,
+            out, ws, counters if counters is not None else out,
+            1, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
+            GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=0,
+            HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
+            GROUPS=groups, FUSED_ROW=True, A_STEPS=triton.next_power_of_2(per),
+            ROW_BLOCK=min(triton.next_power_of_2(k), FUSED_ROW_BLOCK), **({"launch_pdl": True} if pdl else {}),
+        )
+        return out
+    except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead
+        gluon_fallback.note_failure("decode", e)
+        return None
 
 
 def _tma_slice_steps(tma: bool, k: int, group_size: int) -> int:
@@ -1044,6 +1124,10 @@ def w4a8_linear(
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
+        if _fused_m1(x2, act_mode, cfg, qweight, k):
+            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out)
+            if y is not None:
+                return y.reshape(*x.shape[:-1], n)
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
         workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
