@@ -406,6 +406,11 @@ PY
     timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "fused or gluon_tma or pdl_decode or long_k_stays or swap_stream_k" 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
     timeout 200 python3 benchmarks/probe_fused_decode.py --json "$OUT/fused.json" 2>&1 | tee "$OUT/probe_fused_decode.txt"
     ;;
+  session14d)  # run 118: compiled decode b1, two-level g128: fp16, the two launches, the one-launch M = 1 op (same run)
+    timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 --compile default \
+        --compile-variants fp16,w4a8-dynamic+fused+twolaunch,w4a8-dynamic+fused+onelaunch \
+        --variants w4a8-dynamic+fused+twolaunch,w4a8-dynamic+fused+onelaunch
+    ;;
   session14c)  # run 118: the two-level swap test (the schedule's loops changed for every launch), stream-K on 13B down /
     # q/k/v/o at 256-1024 rows, and the GEMM table at 1024 / 4096 rows with the GEMM alone on pre-quantized activations
     timeout 220 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
