@@ -312,6 +312,7 @@ def test_decode_workspace_follows_the_kernel_that_will_run(monkeypatch):
     monkeypatch.setattr(tw, "_split_k_workspace", spy)
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_use_tma", lambda *args: False)  # the launch itself: the Triton kernel (interpreter)
+    monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)  # (the two launches: the one-launch op has no such workspace)
     for g, act_mode, expect in ((128, "dynamic", tw._tma_slice_steps(True, 512, 128)), (64, "dynamic", 0), (128, "none", 0)):
         layer = make_layer(96, 512, g, True)
         x = make_x(1, 512)

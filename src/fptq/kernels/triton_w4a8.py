@@ -928,11 +928,10 @@ TMA_MAX_GROUPS = 64
 
 # One launch per op at M = 1 with dynamic fp16 / bf16 activations: the TMA decode kernel reads the raw row, finds
 # its scale and quantizes its own K slice (`gluon_decode`, FUSED_ROW; the same codes and scale bit for bit) instead
-# of a quantization launch before it. UNMEASURED: off until a GPU run decides (benchmarks/probe_fused_decode.py:
-# the op against the two-launch op). What it is after: run 113's 0.25 ms of 128 quantization launches in a ~3.1 ms
-# 7B decode step, and torchao's one-launch W4A16 at 7.1 vs our 9.4 us on 4096 x 4096 (run 111); what it pays:
-# each of ~TMA_TARGET_PROGRAMS programs reads the whole row (K * 2 bytes, from L2) for its absmax.
-FUSED_DECODE_M1 = False
+# of a quantization launch before it (each of ~TMA_TARGET_PROGRAMS programs reads the whole row, K * 2 bytes, from
+# L2). Run 117 (ops, H100, benchmarks/probe_fused_decode.py): 1-11 % faster on all nine LLaMA shapes (4096 x 4096
+# 10.1 -> 9.1 µs, 70B q/o 21.9 -> 19.7, 7B gate+up 22.9 -> 22.5); run 118: compiled 7B-shaped decode b1 3.15 -> 3.04 ms.
+FUSED_DECODE_M1 = True
 # FUSED_ROW keeps the codes of a program's K slice in shared memory (one byte a column): a slice of more steps takes
 # the two launches (per channel on long K; the group scales' TMA_MAX_GROUPS bound keeps the others within 64).
 FUSED_MAX_STEPS = 128
