@@ -669,12 +669,13 @@ def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
     if gluon_swap.gluon is None:
         pytest.skip("no Gluon")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gluon_swap, "STREAM_K", (0.5, 2.5))
-        assert gluon_swap.stream_k(320, 132) and gluon_swap.stream_k(160, 132)  # 13B q/k/v/o at 1024 / 512 rows
-        assert not gluon_swap.stream_k(256, 132)  # 7B q/k/v/o at 1024: 1.94 rounds
+        mp.setattr(gluon_swap, "STREAM_K", (0.5, 1.5))
+        assert gluon_swap.stream_k(160, 132)  # 13B q/k/v/o, 13B down at 512 rows: 1.21 rounds, run as 2
+        assert not gluon_swap.stream_k(320, 132)  # at 1024 rows: 2.42 rounds, past 1.5
         assert not gluon_swap.stream_k(132, 132) and not gluon_swap.stream_k(100, 132)
-        assert not gluon_swap.stream_k(344, 132)  # 2.61 rounds: past 2.5
-        assert not gluon_swap.stream_k(240, 132) and gluon_swap.stream_k(300, 132)  # the last round 82 % / 27 % busy
+        assert gluon_swap.stream_k(198, 132) and not gluon_swap.stream_k(199, 132)  # 1.5 rounds at most
+        mp.setattr(gluon_swap, "STREAM_K", (0.5, 8))
+        assert not gluon_swap.stream_k(250, 132) and gluon_swap.stream_k(300, 132)  # the last round 89 % / 27 % busy
         mp.setattr(gluon_swap, "STREAM_K", None)
         assert not gluon_swap.stream_k(320, 132)
 

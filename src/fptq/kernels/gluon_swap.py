@@ -79,11 +79,11 @@ TL_AHEAD = 8192
 # Stream-K (SK): where whole tiles would leave much of the SMs' last round idle, every program takes an equal share
 # of all tiles' K slots instead (`_share`), a tile split between two programs joined through a workspace
 # (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
-# Run 116 (ops, H100): it pays only with few, badly balanced rounds — 13B q/k/v/o at 512 rows (160 tiles, 1.21 rounds)
-# 46.8 -> 41.7 µs, at 1024 (2.42 rounds) 71.8 -> 70.0; elsewhere it lost 1-47 %: the kernel is bound by L2 -> SM
-# bytes, not by the SMs, and stream-K order spreads the programs over the whole output (70B down: its weights
-# re-read from DRAM; benchmarks/GPU_NOTES.md).
-STREAM_K: tuple[float, float] | None = (0.5, 2.5)
+# Runs 116 / 119 (ops, H100): it pays only with few, badly balanced rounds — at 512 rows (160 tiles, 1.21 rounds)
+# 13B q/k/v/o 46.7 -> 42.0 µs, 13B down (5120 x 13824) 108.7 -> 88.0; at 1024 (2.42 rounds) q/k/v/o +2-3 % but 13B
+# down -6 %; elsewhere it lost 1-47 %: the kernel is bound by L2 -> SM bytes, not by the SMs, and stream-K order
+# spreads the programs over the whole output (70B down: its weights re-read from DRAM; benchmarks/GPU_NOTES.md).
+STREAM_K: tuple[float, float] | None = (0.5, 1.5)
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
