@@ -424,6 +424,10 @@ PY
   session14g)  # run 121: runs 119-120's GPU tests, verbose (both stopped at their limit after 32-33 passed, none failed)
     timeout 520 python3 -m pytest -v -m gpu tests/kernels tests/test_two_level.py -k "decode or pdl or split or tma or graph or two_level or fused or quantization or stream_k" 2>&1 | grep -E "PASS|FAIL|ERROR|SKIP|passed|failed|Warning" | tee "$OUT/pytest_gpu.txt" | tail -15
     ;;
+  session14h)  # run 123: 256-row weight tiles in the swap kernel (WIDE): its GPU test, then wide vs 128-row tiles as ops
+    timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "swap_wide" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 330 python3 benchmarks/probe_wide.py --json "$OUT/wide.json" | tee "$OUT/probe_wide.txt"
+    ;;
   session14c)  # run 118: the two-level swap test (the schedule's loops changed for every launch), stream-K on 13B down /
     # q/k/v/o at 256-1024 rows, and the GEMM table at 1024 / 4096 rows with the GEMM alone on pre-quantized activations
     timeout 220 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"

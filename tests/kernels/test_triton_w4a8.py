@@ -729,6 +729,41 @@ def test_gpu_swap_stream_k(monkeypatch):
         assert rel(ys[(0.0, 1e9), 0], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
 @pytest.mark.gpu
+def test_gpu_swap_wide(monkeypatch):
+    """256-row weight tiles in the swap kernel (`PrefillConfig(block_n=256, swap=True)`, WIDE: two 64-row blocks per
+    consumer warpgroup) give the 128-row tiles' outputs bit for bit where the sum is one int32 per output (two-level
+    scales with the group scales one slot ahead or not, per channel above DIRECT_SCALES rows), with row / column tails
+    (N not a multiple of 256), bias, K of three steps (one K step a slot); fp16-scaled groups fall back to 128 rows."""
+    from fptq.kernels import gluon_swap
+
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
+    wide = []
+    swap_gemm = gluon_swap.swap_gemm
+    monkeypatch.setattr(gluon_swap, "swap_gemm", lambda *a, **kw: wide.append(a[-1] == 256) or swap_gemm(*a, **kw))
+    narrow_cfg, wide_cfg = tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(128, 256, 4, 3, swap=True)
+    cases = ((1000, 1024, 4096, 128, "two-level", 0), (257, 262, 4096, 256, "two-level", 1 << 30),
+             (300, 640, 384, 128, "two-level", 0), (700, 384, 2048, -1, "fp16", 0), (77, 256, 1024, 128, "fp16", 0))
+    for m, n, k, g, fmt, ahead in cases:
+        monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)
+        gs = k if g == -1 else g
+        w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
+        qw = quantize_weight(w, 4, gs, True, fmt)
+        layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).half().cuda())
+        chan = qw.channel_scales.cuda() if fmt == "two-level" else None
+        x = make_x(m, k)
+        ys = []
+        for cfg in (narrow_cfg, wide_cfg):
+            out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
+            ys.append(tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out, channel_scales=chan))
+        case = (m, n, k, g, fmt)
+        assert wide[-1], case  # (the config reached the kernel)
+        assert torch.isfinite(ys[1]).all(), case
+        if chan is not None or g == -1:
+            assert torch.equal(ys[0], ys[1]), case
+        assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(64, 128, 4, 8, swap=True)])
 def test_gpu_two_level_swap(monkeypatch, cfg):
     """Two-level scales (`channel_scales`): the swap kernel multiplies the codes by the integer group scales and

@@ -125,11 +125,12 @@ if gluon is not None:
             DS: gl.constexpr
             TL: gl.constexpr
             SK: gl.constexpr
+            WIDE: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
                          scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
-                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK):
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -161,6 +162,7 @@ if gluon is not None:
                 self.DS = gl.constexpr(DS)
                 self.TL = gl.constexpr(TL)
                 self.SK = gl.constexpr(SK)
+                self.WIDE = gl.constexpr(WIDE)
 
         @gluon.jit
         def _num_tiles(p):
@@ -256,7 +258,8 @@ if gluon is not None:
 
         @gluon.jit
         def _weights(p, j, WG: gl.constexpr, a_l: gl.constexpr, g=None, r1=None):
-            """This warpgroup's 64 x 128 int8 `code - 8` weights of the K step in buffer `j`, in the A operand layout:
+            """The 64 x 128 int8 `code - 8` weights of row block `WG` (64 rows: the warpgroup's, or one of its two with
+            WIDE) of the K step in buffer `j`, in the A operand layout:
             the packed bytes are loaded in the layout that the relabelling below turns into `a_l` (the A layout
             taken back through it), unpacked (low nibble: even column, high: odd) and relabelled to the
             activation buffer's order (per 128 columns the even ones, then the odd ones) — no data movement.
@@ -453,8 +456,113 @@ if gluon is not None:
                               p.HAS_BIAS)
 
         @gluon.jit
+        def _wide_scales(p, WG: gl.constexpr, acc, step, off_n):
+            """(WIDE, TL) The group scales of K step `step` for both row blocks of warpgroup WG."""
+            return _row_scales(p, 0, 2 * WG, acc, step, off_n), _row_scales(p, 0, 2 * WG + 1, acc, step, off_n)
+
+        @gluon.jit
+        def _wide_weights(p, j, WG: gl.constexpr, a_l: gl.constexpr, g0, g1, r0, r1):
+            """(WIDE) Both row blocks' weights of the K step in buffer `j` (TL: times their integer group scales)."""
+            if p.TL:
+                return _weights(p, j, 2 * WG, a_l, g0, r0), _weights(p, j, 2 * WG + 1, a_l, g1, r1)
+            else:
+                return _weights(p, j, 2 * WG, a_l), _weights(p, j, 2 * WG + 1, a_l)
+
+        @gluon.jit
+        def _consumer_wide(p, WG: gl.constexpr):
+            """WIDE (256-row weight tiles): one warpgroup, weight rows [WG * 128, WG * 128 + 128) as two 64-row blocks
+            of all BLOCK_M activation rows — two wgmmas per K step against the same activation tile, so each activation
+            byte brought from L2 serves twice the rows (the kernel is bound by those bytes: benchmarks/GPU_NOTES.md,
+            run 116). One int32 sum over K per output (two-level scales, TL, or per channel), scales read directly
+            (DS); the schedule of `_consumer` otherwise (PF, TL 1 / 2), no stream-K."""
+            STAGES: gl.constexpr = p.ready.shape[0]
+            BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            mma: gl.constexpr = _mma_layout(BLOCK_M)
+            a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
+            it = 0
+            for q in range(0, _num_pieces(p)):
+                t, k_lo, k_hi = _piece(p, q)
+                off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
+                acc = gl.zeros([_ROWS, BLOCK_M], gl.float32, mma)  # (a layout donor)
+                part0 = gl.zeros([_ROWS, BLOCK_M], gl.int32, mma)
+                part1 = gl.zeros([_ROWS, BLOCK_M], gl.int32, mma)
+                if p.TL:  # the channel scales (epilogue) and their reciprocals (the integers s2)
+                    s0 = _channel_scales(p, 2 * WG, acc, off_n)
+                    s1 = _channel_scales(p, 2 * WG + 1, acc, off_n)
+                    r0 = 1.0 / s0
+                    r1 = 1.0 / s1
+                else:  # per channel: the tile's one scale per row
+                    s0 = _row_scales(p, 0, 2 * WG, acc, 0, off_n)
+                    s1 = _row_scales(p, 0, 2 * WG + 1, acc, 0, off_n)
+                    r0 = s0
+                    r1 = s1
+                g0_lo = s0  # (per channel: unused)
+                g1_lo = s1
+                g0_hi = s0
+                g1_hi = s1
+                if p.TL == 2:  # the first slot's group scales
+                    n0_lo, n1_lo = _wide_scales(p, WG, acc, k_lo * p.KSUB, off_n)
+                    n0_hi = n0_lo
+                    n1_hi = n1_lo
+                    if p.KSUB == 2:
+                        n0_hi, n1_hi = _wide_scales(p, WG, acc, k_lo * p.KSUB + 1, off_n)
+                for st in range(k_lo, k_hi):
+                    slot = it % STAGES
+                    if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
+                        g0_lo = n0_lo
+                        g1_lo = n1_lo
+                        g0_hi = n0_hi
+                        g1_hi = n1_hi
+                        nxt = (st + 1) % _slots(p)  # (after the tile's last slot: its first, unused)
+                        n0_lo, n1_lo = _wide_scales(p, WG, acc, nxt * p.KSUB, off_n)
+                        n0_hi = n0_lo
+                        n1_hi = n1_lo
+                        if p.KSUB == 2:
+                            n0_hi, n1_hi = _wide_scales(p, WG, acc, nxt * p.KSUB + 1, off_n)
+                    elif p.TL:  # the slot's scales, before its wait
+                        g0_lo, g1_lo = _wide_scales(p, WG, acc, st * p.KSUB, off_n)
+                        g0_hi = g0_lo
+                        g1_hi = g1_lo
+                        if p.KSUB == 2:
+                            g0_hi, g1_hi = _wide_scales(p, WG, acc, st * p.KSUB + 1, off_n)
+                    mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                    a0, a1 = _wide_weights(p, slot * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
+                    for u in gl.static_range(p.KSUB):
+                        j = slot * p.KSUB + u
+                        use_acc = st * p.KSUB + u > k_lo * p.KSUB
+                        if u > 0 and not p.PF:
+                            a0, a1 = _wide_weights(p, j, WG, a_l, g0_hi, g1_hi, r0, r1)
+                        d0 = _mma_with(p, a0, j, part0, use_acc)
+                        d1 = _mma_with(p, a1, j, part1, use_acc)
+                        if p.PF and u + 1 < p.KSUB:  # the next step's weights while these wgmmas run
+                            a0, a1 = _wide_weights(p, j + 1, WG, a_l, g0_hi, g1_hi, r0, r1)
+                        part0, part1 = warpgroup_mma_wait(num_outstanding=0, deps=(d0, d1))
+                    mbarrier.arrive(p.empty.index(slot), count=1)
+                    it += 1
+                for h in gl.static_range(2):  # the two row blocks' (tokens, output columns) tiles
+                    if h == 0:
+                        out_t = (part0.to(gl.float32) * s0[:, None]).permute((1, 0))
+                    else:
+                        out_t = (part1.to(gl.float32) * s1[:, None]).permute((1, 0))
+                    offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out_t.type.layout))
+                    offs_n = off_n + (2 * WG + h) * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(0, out_t.type.layout))
+                    _epilogue(out_t, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE,
+                              p.HAS_BIAS)
+
+        @gluon.jit
+        def _consumer0(p):
+            if p.WIDE:
+                _consumer_wide(p, 0)
+            else:
+                _consumer(p, 0)
+
+        @gluon.jit
         def _consumer1(p):
-            _consumer(p, 1)
+            if p.WIDE:
+                _consumer_wide(p, 1)
+            else:
+                _consumer(p, 1)
 
         @gluon.jit(do_not_specialize=["stride_sn"])  # (per channel it is 1: a constexpr would not fit `_Args`)
         def _swap_kernel(
@@ -486,6 +594,7 @@ if gluon is not None:
             TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
             # 2: each slot's group scales loaded one slot ahead
             SK: gl.constexpr,  # stream-K: each program an equal share of all tiles' K slots (see `stream_k`)
+            WIDE: gl.constexpr,  # 256-row weight tiles, 128 rows per consumer warpgroup (`_consumer_wide`)
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
@@ -495,6 +604,8 @@ if gluon is not None:
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
             gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
+            gl.static_assert(not WIDE or (SPG == 0 and DS and not SK and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
+            gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
             s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
@@ -505,8 +616,8 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                      SPG, PF, DS, TL, SK)
-            gl.warp_specialize([(_consumer, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
+                      SPG, PF, DS, TL, SK, WIDE)
+            gl.warp_specialize([(_consumer0, (p,)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
 
@@ -571,20 +682,26 @@ def _no_rows(index: int) -> torch.Tensor:
 
 
 def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int,
-              channel_scales=None) -> None:
+              channel_scales=None, block_n: int = 2 * ROWS) -> None:
     """`out = a @ unpack(qweight)^T` with group, activation scales and bias (the semantics of
     `triton_prefill._gemm_kernel`), by `_swap_kernel`. `a`: the (M, K) int8 activation buffer of
     `quantize_activation_triton`; `qweight`: QuantLinear's (N, K // 2) packed symmetric int4 weights; `scales`:
     its (N, groups) group scales as stored (read by the kernel with DIRECT_SCALES, else copied into fp32 scale
     rows, `gluon_prefill.scale_rows`); `max_stages`: ring slots at most (fewer where the GPU's shared memory is
-    smaller); `channel_scales`: the (N,) fp16 channel scales of two-level scales, or None (TL, see `plan`)."""
+    smaller); `channel_scales`: the (N,) fp16 channel scales of two-level scales, or None (TL, see `plan`); `block_n`:
+    weight rows per tile, 128 or 256 (WIDE: one int32 sum over K per output only — two-level scales or per channel —
+    else 128)."""
     m, kp = a.shape
     sched = plan(kp, group_size, m, channel_scales is not None and USE_TWO_LEVEL)
-    per_stage = sched["KSUB"] * (block_m * SUB + 2 * ROWS * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
+    wide = block_n == 4 * ROWS and sched["SPG"] == 0 and not sched["LAG"]
+    if wide:
+        sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
+    rows_n = 4 * ROWS if wide else 2 * ROWS
+    per_stage = sched["KSUB"] * (block_m * SUB + rows_n * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
     x_desc = tma_desc(a, (block_m, SUB), gl.int8)
-    w_desc = TensorDescriptor.from_tensor(qweight, [2 * ROWS, SUB // 2], _packed_layout())
+    w_desc = TensorDescriptor.from_tensor(qweight, [rows_n, SUB // 2], _packed_layout())
     if sched["DS"]:
         scales = scales if scales.stride(1) == 1 else scales.contiguous()
         rows = _no_rows(a.device.index)
@@ -593,11 +710,11 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         rows = gluon_prefill.scale_rows(scales, torch.float32)
         s_desc = scale_desc(rows, n, 2 * ROWS)
         scales = rows  # (not read; nor its stride, passed as 0)
-    tiles = triton.cdiv(m, block_m) * triton.cdiv(n, 2 * ROWS)
+    tiles = triton.cdiv(m, block_m) * triton.cdiv(n, rows_n)
     programs = min(tiles, gluon_prefill._sm_count(a.device.index))  # (the module's: tests patch it)
     # (SK) the flags, kept zero between launches (`scratch`; None while a graph capture would have to make them:
     # whole tiles then), and the workspace of the handed-over partial sums, 2 x 64 x 128 int32 per program
-    flags = scratch.kept_zeros("stream-K flags", 2 * programs, a.device) if stream_k(tiles, programs) else None
+    flags = scratch.kept_zeros("stream-K flags", 2 * programs, a.device) if stream_k(tiles, programs) and not wide else None
     sk = flags is not None and not sched["LAG"]
     ws = torch.empty(programs * 2 * ROWS * 128, dtype=torch.int32, device=a.device) if sk else rows
     _swap_kernel[(programs,)](
@@ -623,6 +740,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         STAGES=stages,
         **sched,
         SK=sk,
+        WIDE=wide,
         CONSUMER_REGS=232,
         num_warps=4,
         maxnreg=168,

@@ -78,9 +78,10 @@ class PrefillConfig:
             raise ValueError(f"bad PrefillConfig {self}: wgmma needs block_m >= 64 and whole warpgroups")
         if self.ws and (self.block_m != 128 or self.num_warps != 4 or self.block_n > 128 or self.wgmma):
             raise ValueError(f"bad PrefillConfig {self}: ws needs block_m 128, block_n <= 128 and 4 warps")
-        if self.swap and (self.block_m not in (64, 128) or self.block_n != 128 or self.num_warps != 4 or self.wgmma
-                          or self.num_stages < 2):
-            raise ValueError(f"bad PrefillConfig {self}: swap needs block_m 64 or 128, block_n 128, 4 warps, >= 2 stages")
+        if self.swap and (self.block_m not in (64, 128) or self.block_n not in (128, 256) or self.num_warps != 4
+                          or self.wgmma or self.num_stages < 2):
+            raise ValueError(f"bad PrefillConfig {self}: swap needs block_m 64 or 128, block_n 128 or 256, 4 warps, >= 2 "
+                             "stages")
 
 
 if triton is not None:
@@ -325,7 +326,7 @@ def prefill_gemm(
     if cfg.swap and gluon_ok and direct(a, a.dtype == torch.int8, qweight, zeros, k, group_size):
         try:
             gluon_swap.swap_gemm(a, qweight, scales, sx, sx_mode, bias, out,
-                                 group_size, cfg.block_m, cfg.num_stages, cfg.group_m, channel_scales)
+                                 group_size, cfg.block_m, cfg.num_stages, cfg.group_m, channel_scales, cfg.block_n)
             return out
         except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the ws kernel instead
             gluon_fallback.note_failure("swap", e)
