@@ -220,7 +220,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch "
+                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, narrow "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -324,7 +324,7 @@ def main() -> None:
     defaults = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL,
                 tw.CONFIGS[0], tw.PREFILL_CONFIGS)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
-    m1_default = tw.FUSED_DECODE_M1
+    m1_default, wide_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the
@@ -334,7 +334,9 @@ def main() -> None:
         (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0],
          tw.PREFILL_CONFIGS) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
-        tw.FUSED_DECODE_M1 = m1_default
+        tw.FUSED_DECODE_M1, tw.SWAP_WIDE = m1_default, wide_default
+        if "narrow" in opts:  # the swap kernel's 128-row weight tiles only (no 256-row candidate)
+            tw.SWAP_WIDE = None
         if "onelaunch" in opts or "twolaunch" in opts:  # M = 1: activation quantization inside the decode GEMM or not
             tw.FUSED_DECODE_M1 = "onelaunch" in opts
         if "k1" in opts:  # one K step per ring slot of the warp-specialized prefill kernel

@@ -238,6 +238,12 @@ def test_swap_tile_takes_the_fewest_rounds_of_tiles():
     assert bm[256, 5120] == bm[256, 8192] == bm[256, 22016] == bm[256, 28672] == 128
     assert all(b == 128 for (m, n), b in bm.items() if m >= 512)
     assert tw.swap_tile(4096, 4096, 1 << 20).block_m == 64  # one round either way: the faster tile
+    # 256-row tiles only where asked for (one int32 sum per output), where their rounds take less time (run 123)
+    assert all(tw.swap_tile(m, n, 132).block_n == 128 for m, n in bm)
+    wide = {(m, n): tw.swap_tile(m, n, 132, wide=True).block_n for m, n in ((1024, 4096), (2048, 4096), (4096, 5120),
+                                                                         (2048, 11008), (1024, 5120), (1024, 13824))}
+    assert wide[1024, 4096] == wide[2048, 4096] == wide[4096, 5120] == 256
+    assert wide[2048, 11008] == wide[1024, 5120] == wide[1024, 13824] == 128  # 10.4 / 1.2 / 3.3 rounds of wide tiles
     # the dispatch re-tiles the installed swap config only: not a config assigned by hand, nor without a GPU
     assert tw._prefill_config(256, 4096, 132) is tw.SWAP_TILES[0][1] and tw._prefill_config(256, 22016, 132).block_m == 128
     assert tw._prefill_config(256, 4096, 0) is tw.SWAP_TILES[-1][1]

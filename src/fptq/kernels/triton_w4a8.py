@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, scratch
+from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, scratch
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -572,6 +572,13 @@ PREFILL_MIN_M: list[tuple[int, int, int]] = [(16384, 512, 256), (1 << 62, 1024, 
 # shape / M pairs from 128 to 1024 rows agree).
 SWAP_TILES: list[tuple[float, PrefillConfig]] = [(0.76, PrefillConfig(64, 128, 4, 8, swap=True)),
                                                  (1.0, PrefillConfig(128, 128, 4, 6, swap=True))]
+# 256-row weight tiles (`gluon_swap` WIDE: each activation tile brought from L2 serves twice the weight rows; the
+# kernel is bound by those bytes), with their time per tile relative to the 128-token, 128-row one: a candidate of
+# `swap_tile` where the sums are one int32 per output (two-level scales, per channel). Run 123 (ops, H100): 1.83-1.93
+# on well-rounded shapes (70B down at 4096 rows 1785 -> 1635 µs, 7B down 388 -> 354); the rounds decide elsewhere
+# (13B q/k/v/o at 1024 rows: 160 wide tiles = 1.2 rounds, 16 % slower) — ceil(rounds) x 1.85 picked the faster
+# tile in 23 of 24 shape / M pairs at 1024-4096 rows (70B gate/up at 1024: a tie). None: never.
+SWAP_WIDE: tuple[float, PrefillConfig] | None = (1.85, PrefillConfig(128, 256, 4, 3, swap=True))
 # (the installed bucket holds SWAP_TILES' object itself: that is what `_prefill_config` re-tiles)
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, SWAP_TILES[-1][1])]
 # Medium M (from this many rows up to PREFILL_MIN_M's direct threshold): the swap kernel also serves a layer whose
@@ -588,14 +595,15 @@ def _output_tiles(m: int, n: int, cfg: PrefillConfig) -> int:
     return -(-m // cfg.block_m) * -(-n // cfg.block_n)
 
 
-def swap_tile(m: int, n: int, sms: int) -> PrefillConfig:
-    """The `SWAP_TILES` config whose `ceil(tiles / sms)` rounds of tiles of an (m, n) output take the least time."""
+def swap_tile(m: int, n: int, sms: int, wide: bool = False) -> PrefillConfig:
+    """The `SWAP_TILES` config (with `wide`, SWAP_WIDE's too) whose `ceil(tiles / sms)` rounds of tiles of an (m, n)
+    output take the least time."""
 
     def cost(entry):
         rel_time, cfg = entry
         return math.ceil(_output_tiles(m, n, cfg) / sms) * rel_time
 
-    return min(SWAP_TILES, key=cost)[1]
+    return min(SWAP_TILES + ([SWAP_WIDE] if wide and SWAP_WIDE else []), key=cost)[1]
 
 
 # Single-launch decode kernel (`triton_decode`) per M bucket (M <= DECODE_MAX_M): the best of
@@ -1165,19 +1173,21 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     m, n = a.shape[0], qweight.shape[0]
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
-    if config is None:
-        config = _prefill_config(m, n, _sms(a))
+    if config is None:  # (256-row tiles where the sums are one int32 per output: two-level scales or per channel)
+        wide = (channel_scales is not None and gluon_swap.USE_TWO_LEVEL) or group_size >= k
+        config = _prefill_config(m, n, _sms(a), wide)
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config,
                         channel_scales)
 
 
-def _prefill_config(m: int, n: int, sms: int) -> PrefillConfig:
+def _prefill_config(m: int, n: int, sms: int, wide: bool = False) -> PrefillConfig:
     """The default prefill config for an (m, n) output: PREFILL_CONFIGS' bucket for m, re-tiled by `swap_tile` over
-    `sms` SMs where that bucket holds one of SWAP_TILES' own config objects (the installed default; a config
-    assigned by hand, even an equal one, is taken as it is); sms = 0 (no GPU): the bucket's."""
+    `sms` SMs (`wide`: 256-row tiles among the candidates) where that bucket holds one of SWAP_TILES' own config
+    objects (the installed default; a config assigned by hand, even an equal one, is taken as it is); sms = 0 (no
+    GPU): the bucket's."""
     config = _for_m(PREFILL_CONFIGS, m)
     if sms and any(config is cfg for _, cfg in SWAP_TILES):
-        config = swap_tile(m, n, sms)
+        config = swap_tile(m, n, sms, wide)
     return config
 
 
