@@ -435,6 +435,12 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused,w4a8-dynamic+fused+narrow --variants w4a8-dynamic+fused,w4a8-dynamic+fused+narrow
     nvidia-smi -q -d PERFORMANCE | grep -i -A1 "power cap" | tee "$OUT/perf_after.txt"
     ;;
+  session14j)  # run 125: run 124 in the other order (128-row tiles first) — its 128-row variant ran into the power cap
+    nvidia-smi -q -d PERFORMANCE | grep -i -A1 "power cap" | tee "$OUT/perf_before.txt"
+    timeout 480 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
+        --compile-variants fp16,w4a8-dynamic+fused+narrow,w4a8-dynamic+fused --variants w4a8-dynamic+fused+narrow,w4a8-dynamic+fused
+    nvidia-smi -q -d PERFORMANCE | grep -i -A1 "power cap" | tee "$OUT/perf_after.txt"
+    ;;
   session14c)  # run 118: the two-level swap test (the schedule's loops changed for every launch), stream-K on 13B down /
     # q/k/v/o at 256-1024 rows, and the GEMM table at 1024 / 4096 rows with the GEMM alone on pre-quantized activations
     timeout 220 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
