@@ -696,6 +696,8 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
     wide = block_n == 4 * ROWS and sched["SPG"] == 0 and not sched["LAG"]
     if wide:
         sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
+    elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit
+        max_stages = 1 << 30
     rows_n = 4 * ROWS if wide else 2 * ROWS
     per_stage = sched["KSUB"] * (block_m * SUB + rows_n * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
     stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
