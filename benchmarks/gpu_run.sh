@@ -441,11 +441,9 @@ PY
         --compile-variants fp16,w4a8-dynamic+fused+narrow,w4a8-dynamic+fused --variants w4a8-dynamic+fused+narrow,w4a8-dynamic+fused
     nvidia-smi -q -d PERFORMANCE | grep -i -A1 "power cap" | tee "$OUT/perf_after.txt"
     ;;
-  session14c)  # run 118: the two-level swap test (the schedule's loops changed for every launch), stream-K on 13B down /
-    # q/k/v/o at 256-1024 rows, and the GEMM table at 1024 / 4096 rows with the GEMM alone on pre-quantized activations
-    timeout 220 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
-    timeout 120 python3 benchmarks/probe_stream_k.py --shapes 3,5120x13824 --ms 256,512,768,1024 --no-check | tee "$OUT/probe_stream_k.txt"
-    timeout 200 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096 2>&1 | grep "M=" | tail -16
+  session14k)  # run 126: after the review fixes — WIDE (spy on the launch), stream-K (per-call flags), the one-launch decode
+    # (own fallback key, scratch), two-level pipelines and swap dispatch (256-row tiles by default from 1024 rows)
+    timeout 540 python3 -m pytest -v -m gpu tests/kernels tests/test_two_level.py -k "swap_wide or swap_stream_k or fused_decode_m1 or pipeline_two_level or two_level_swap" 2>&1 | grep -E "PASS|FAIL|ERROR|passed|failed" | tee "$OUT/pytest_gpu.txt" | tail -12
     ;;
   session14a)  # run 116: the swap kernel's stream-K schedule: its GPU test, SK vs whole tiles as ops at prefill M (fp16 /
     # int8 in the same run), then the two-level swap test (the schedule's loops changed for every launch)

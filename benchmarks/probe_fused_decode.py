@@ -48,6 +48,9 @@ def random_layer(n: int, k: int):
     return qweight, scales
 
 
+INSTALLED = tw.FUSED_DECODE_M1
+
+
 def op(x, qweight, scales, fused: bool, out=None):
     tw.FUSED_DECODE_M1 = fused
     return tw.w4a8_linear(x, qweight, scales, None, group_size=GROUP, act_mode="dynamic", out=out)
@@ -89,7 +92,7 @@ def bench_op(n: int, k: int, fused: bool) -> float:
     try:
         return time_graph(make, n * k // 2 + n * (k // GROUP) * 2 + k * 2 + n * 2)
     finally:
-        tw.FUSED_DECODE_M1 = False
+        tw.FUSED_DECODE_M1 = INSTALLED
 
 
 def main() -> int:

@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    installed = gs.STREAM_K
+    installed, wide = gs.STREAM_K, tw.SWAP_WIDE
+    tw.SWAP_WIDE = None  # 128-row tiles throughout (stream-K does not run with 256-row ones)
     sms = gluon_prefill._sm_count(torch.cuda.current_device())
     shapes = SHAPES if args.shapes == "all" else [
         (v, *map(int, v.split("x"))) if "x" in v else SHAPES[int(v)] for v in args.shapes.split(",")]
@@ -70,6 +71,7 @@ def main() -> None:
                   f"int8 {row['int8_us']:.1f}  tiles {row['tiles_us']:.1f} (x{row['fp16_us'] / row['tiles_us']:.2f})  "
                   f"stream-K {row['stream_k_us']:.1f} (x{row['fp16_us'] / row['stream_k_us']:.2f})  SK gain x{gain:.3f}"
                   + (f"  same={row['same']}" if "same" in row else ""), flush=True)
+    tw.SWAP_WIDE = wide
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "sms": sms, "rows": rows}, f, indent=1)

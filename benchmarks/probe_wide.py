@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import SHAPES, bench_fp16, bench_ours, make_layer  # noqa: E402
 
+from fptq.kernels import gluon_prefill  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 WIDE = tw.PrefillConfig(128, 256, 4, 3, swap=True)
@@ -27,8 +28,8 @@ WIDE = tw.PrefillConfig(128, 256, 4, 3, swap=True)
 def _same(m: int, n: int, k: int) -> bool:
     qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
     x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-    ys = [tw.w4a8_linear(x, qweight, scales, None, group_size=128, channel_scales=chan, config=cfg)
-          for cfg in (tw._prefill_config(m, n, 132), WIDE)]
+    narrow = tw._prefill_config(m, n, gluon_prefill._sm_count(torch.cuda.current_device()))  # (wide=False: 128 rows)
+    ys = [tw.w4a8_linear(x, qweight, scales, None, group_size=128, channel_scales=chan, config=cfg) for cfg in (narrow, WIDE)]
     return torch.equal(ys[0], ys[1])
 
 
@@ -39,7 +40,8 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     shapes = SHAPES if args.shapes == "all" else [SHAPES[int(v)] for v in args.shapes.split(",")]
-    rows = []
+    rows, installed = [], tw.SWAP_WIDE
+    tw.SWAP_WIDE = None  # the default dispatch's 128-row tiles as the baseline (WIDE is passed as a config)
     for name, n, k in shapes:
         for m in (int(v) for v in args.ms.split(",")):
             row = {"shape": name, "n": n, "k": k, "m": m, "fp16_us": bench_fp16(m, n, k),
@@ -51,6 +53,7 @@ def main() -> None:
             print(f"{name:12s} M={m:5d} fp16 {f:.1f}us  128 rows {row['narrow_us']:.1f} (x{f / row['narrow_us']:.2f})  "
                   f"256 rows {row['wide_us']:.1f} (x{f / row['wide_us']:.2f})  wide gain x{row['narrow_us'] / row['wide_us']:.3f}"
                   f"  same={row['same']}", flush=True)
+    tw.SWAP_WIDE = installed
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, fh, indent=1)

@@ -364,6 +364,8 @@ def test_fused_m1_declines_what_it_cannot_hold(monkeypatch):
     q, scales = torch.zeros(256, 2048, dtype=torch.uint8), torch.ones(256, 32, dtype=torch.float16)
     x = torch.zeros(1, 4096, dtype=torch.float16)
 
+    gluon_errors_fail(monkeypatch)  # (a decline returns before any launch)
+
     def launch():
         return tw._launch_fused_m1(x, q, scales, None, None, 4096, 128, torch.float16, cfg, None)
 
@@ -666,14 +668,26 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
                                                                               (1, False, 2), (1, False, 1), (0, False, 1)}
 
 
+def test_prefill_offers_wide_tiles_where_sums_are_one_int32(monkeypatch):
+    """`_prefill` lets `swap_tile` consider 256-row tiles (SWAP_WIDE) only for layers whose sums are one int32 per
+    output — two-level scales (given as channel scales) or per channel — and from SWAP_WIDE_MIN_M rows on."""
+    picked = []
+    monkeypatch.setattr(tw, "_sms", lambda t: 132)
+    monkeypatch.setattr(tw, "prefill_gemm", lambda *a: picked.append(a[-2].block_n))
+    q, chan = torch.zeros(4096, 2048, dtype=torch.uint8), torch.ones(4096, dtype=torch.float16)
+    for m, group, two_level, want in ((2048, 128, True, 256), (2048, 4096, False, 256), (2048, 128, False, 128),
+                                      (512, 128, True, 128)):
+        a = torch.zeros(m, 4096, dtype=torch.int8)
+        scales = torch.ones(4096, 4096 // group, dtype=torch.float16)
+        tw._prefill(a, None, 2, q, scales, None, None, 4096, group, torch.float16, None, None, chan if two_level else None)
+        assert picked[-1] == want, (m, group, two_level)
+
 def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
     """`gluon_swap.stream_k`: the swap kernel shares all tiles' K slots out evenly where whole tiles would leave
     at least STREAM_K's share of the last round's SMs idle, within its rounds — never with as few tiles as SMs
     (a share must be a tile at least)."""
     from fptq.kernels import gluon_swap
 
-    if gluon_swap.gluon is None:
-        pytest.skip("no Gluon")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gluon_swap, "STREAM_K", (0.5, 1.5))
         assert gluon_swap.stream_k(160, 132)  # 13B q/k/v/o, 13B down at 512 rows: 1.21 rounds, run as 2
@@ -691,8 +705,8 @@ def test_gpu_swap_stream_k(monkeypatch):
     """The swap kernel's stream-K schedule (forced, over a few SMs so that programs split tiles unevenly: a tile's
     slots in two programs, joined through the workspace) gives the outputs of whole tiles per program — bit for bit
     where the sums are int32 (two-level scales, per channel), to accumulation order with fp32 group sums (groups of
-    128 / 256, scale rows or read directly) — and leaves its flags zero for the next launch. Row / column tails, bias,
-    K of three steps (one K step a slot), 64- and 128-token tiles, several launches on the kept workspace."""
+    128 / 256, scale rows or read directly) — and the same again in a second launch. Row / column tails, bias, K of
+    three steps (one K step a slot), 64- and 128-token tiles."""
     from fptq.kernels import gluon_prefill, gluon_swap
 
     needs_prefill_gluon()
@@ -716,7 +730,7 @@ def test_gpu_swap_stream_k(monkeypatch):
             monkeypatch.setattr(gluon_swap, "STREAM_K", setting)
             monkeypatch.setattr(gluon_swap, "DIRECT_SCALES", 0 if (m, g) == (1000, 128) and not two_level else 512)
             monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if m == 257 else 8192)  # (TL 2: the scales one slot ahead)
-            for rep in range(2):  # (the second launch on the kept workspace and flags)
+            for rep in range(2):  # (a second launch: the same outputs)
                 out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
                 ys[setting, rep] = tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out,
                                                   channel_scales=chan)
@@ -725,8 +739,6 @@ def test_gpu_swap_stream_k(monkeypatch):
         case = (m, n, k, g, two_level, sms, bm)
         assert torch.isfinite(ys[(0.0, 1e9), 0]).all(), case
         assert tiles > sms or (m, bm) == (300, 128), case  # (every other case splits tiles)
-        flags = scratch._KEPT["stream-K flags", torch.cuda.current_device()]
-        assert not flags.any(), case  # every flag lowered again
         assert torch.equal(ys[(0.0, 1e9), 0], ys[(0.0, 1e9), 1]), case
         if two_level or g == -1:
             assert torch.equal(ys[(0.0, 1e9), 0], ys[None, 0]), case
@@ -744,9 +756,13 @@ def test_gpu_swap_wide(monkeypatch):
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
-    wide = []
-    swap_gemm = gluon_swap.swap_gemm
-    monkeypatch.setattr(gluon_swap, "swap_gemm", lambda *a, **kw: wide.append(a[-1] == 256) or swap_gemm(*a, **kw))
+    launched = []  # (WIDE, STAGES) of each swap kernel launch
+
+    class Spy:
+        def __getitem__(self, grid, kernel=gluon_swap._swap_kernel):
+            return lambda *a, **kw: launched.append((kw["WIDE"], kw["STAGES"])) or kernel[grid](*a, **kw)
+
+    monkeypatch.setattr(gluon_swap, "_swap_kernel", Spy())
     narrow_cfg, wide_cfg = tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(128, 256, 4, 3, swap=True)
     cases = ((1000, 1024, 4096, 128, "two-level", 0), (257, 262, 4096, 256, "two-level", 1 << 30),
              (300, 640, 384, 128, "two-level", 0), (700, 384, 2048, -1, "fp16", 0), (77, 256, 1024, 128, "fp16", 0))
@@ -763,7 +779,8 @@ def test_gpu_swap_wide(monkeypatch):
             out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
             ys.append(tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out, channel_scales=chan))
         case = (m, n, k, g, fmt)
-        assert wide[-1], case  # (the config reached the kernel)
+        # 256 rows where the sums are one int32 per output; else 128-row tiles with a full ring
+        assert launched[-1][0] == (fmt == "two-level" or g == -1) and (launched[-1][0] or launched[-1][1] >= 4), case
         assert torch.isfinite(ys[1]).all(), case
         if chan is not None or g == -1:
             assert torch.equal(ys[0], ys[1]), case

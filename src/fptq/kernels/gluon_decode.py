@@ -48,18 +48,21 @@ try:
     import triton.language as tl
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.language._core import builtin as _builtin
     from triton.experimental.gluon.language.nvidia.ampere import mma_v2
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_Z
+except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
+    gluon = None
+try:  # (a private Gluon helper: without it only the one-launch M = 1 mode is off, `triton_w4a8._fused_m1`)
+    from triton.experimental.gluon.language._core import builtin as _builtin
 
     # Triton's clamp op (not exported by Gluon): the quantization kernel clamps with it, and its lowering
     # (`min.xorsign.abs` for symmetric bounds) differs from maximum / minimum where the quotient is NaN
     _clamp = _builtin(tl.core.clamp)
-except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
-    gluon = None
+except Exception:  # pragma: no cover - a changed Gluon
+    _clamp = None
 
 if gluon is not None:
     try:

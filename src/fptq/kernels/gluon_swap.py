@@ -26,6 +26,11 @@ themselves (run 89). With two-level scales (`fptq.primitives`, given as `channel
 multiplies the codes by the integer group scales, so a whole row is one int32 sum over K as per channel: at 4096 rows
 ×1.25-1.70 of cuBLAS fp16 where fp16 group scales get ×0.99-1.21 (run 99).
 
+Round 14 (runs 116-125): 256-row weight tiles (WIDE, `_consumer_wide`: two 64-row blocks per consumer warpgroup,
+two wgmmas per K step against one activation tile, so each activation byte brought from L2 serves twice the rows —
+the kernel is bound by those bytes) for layers whose sums are one int32 per output, 2-9 % faster where their rounds
+of tiles fit (`triton_w4a8.SWAP_WIDE`); a stream-K schedule (SK, `STREAM_K`) for few, badly rounded tiles.
+
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
 """
@@ -34,8 +39,6 @@ import functools  # (no `from __future__ import annotations`: the aggregate belo
 import math
 
 import torch
-
-from fptq.kernels import scratch
 
 try:
     import triton
@@ -83,6 +86,9 @@ TL_AHEAD = 8192
 # 13B q/k/v/o 46.7 -> 42.0 µs, 13B down (5120 x 13824) 108.7 -> 88.0; at 1024 (2.42 rounds) q/k/v/o +2-3 % but 13B
 # down -6 %; elsewhere it lost 1-47 %: the kernel is bound by L2 -> SM bytes, not by the SMs, and stream-K order
 # spreads the programs over the whole output (70B down: its weights re-read from DRAM; benchmarks/GPU_NOTES.md).
+# The program with a tile's first slots waits for the one with its last slots (a higher program id, which hands them
+# over first thing): it assumes every program gets an SM in time — one per SM, as the grid is sized, with no other
+# kernel holding SMs indefinitely.
 STREAM_K: tuple[float, float] | None = (0.5, 1.5)
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
@@ -551,23 +557,21 @@ if gluon is not None:
                               p.HAS_BIAS)
 
         @gluon.jit
-        def _consumer0(p):
+        def _consumer_of(p, WG: gl.constexpr):
+            """Consumer warpgroup WG's schedule: 64 weight rows, or (WIDE) 128."""
             if p.WIDE:
-                _consumer_wide(p, 0)
+                _consumer_wide(p, WG)
             else:
-                _consumer(p, 0)
+                _consumer(p, WG)
 
         @gluon.jit
         def _consumer1(p):
-            if p.WIDE:
-                _consumer_wide(p, 1)
-            else:
-                _consumer(p, 1)
+            _consumer_of(p, 1)
 
         @gluon.jit(do_not_specialize=["stride_sn"])  # (per channel it is 1: a constexpr would not fit `_Args`)
         def _swap_kernel(
             x_desc,  # TMA descriptor of the (M, Kp) int8 activation buffer (permuted chunks), block (BLOCK_M, 128)
-            w_desc,  # TMA descriptor of the (N, K // 2) packed int4 weights, block (2 * 64, 64)
+            w_desc,  # TMA descriptor of the (N, K // 2) packed int4 weights, block (2 * 64, 64) (WIDE: (4 * 64, 64))
             s_desc,  # TMA descriptor of the (groups, N) fp32 group scale rows, block (1, 2 * 64)
             sx_ptr,
             bias_ptr,
@@ -598,8 +602,9 @@ if gluon is not None:
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
         ):
-            """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles, two consumer warpgroups (the
-            default partition and a worker) and a loader warp."""
+            """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles (WIDE: (4 * 64) x BLOCK_M), two
+            consumer warpgroups (the default partition and a worker) and a loader warp; whole tiles per program or
+            (SK) an equal share of all tiles' K slots."""
             gl.static_assert(not (DS and LAG), "DIRECT_SCALES: not with the lagged schedule")
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
@@ -617,7 +622,7 @@ if gluon is not None:
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
                       SPG, PF, DS, TL, SK, WIDE)
-            gl.warp_specialize([(_consumer0, (p,)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
+            gl.warp_specialize([(_consumer_of, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
 
@@ -714,11 +719,12 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         scales = rows  # (not read; nor its stride, passed as 0)
     tiles = triton.cdiv(m, block_m) * triton.cdiv(n, rows_n)
     programs = min(tiles, gluon_prefill._sm_count(a.device.index))  # (the module's: tests patch it)
-    # (SK) the flags, kept zero between launches (`scratch`; None while a graph capture would have to make them:
-    # whole tiles then), and the workspace of the handed-over partial sums, 2 x 64 x 128 int32 per program
-    flags = scratch.kept_zeros("stream-K flags", 2 * programs, a.device) if stream_k(tiles, programs) and not wide else None
-    sk = flags is not None and not sched["LAG"]
-    ws = torch.empty(programs * 2 * ROWS * 128, dtype=torch.int32, device=a.device) if sk else rows
+    # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per call
+    # (one small memset against a 40-90 µs op: no state shared between launches or streams)
+    sk = stream_k(tiles, programs) and not wide and not sched["LAG"]
+    if sk:
+        ws = torch.empty(programs * 2 * ROWS * 128 + 2 * programs, dtype=torch.int32, device=a.device)
+        flags = ws[programs * 2 * ROWS * 128:].zero_()
     _swap_kernel[(programs,)](
         x_desc,
         w_desc,
@@ -728,7 +734,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
         out,
         scales,
         channel_scales if sched["TL"] else rows,
-        ws,
+        ws if sk else rows,
         flags if sk else rows,
         m,
         n,

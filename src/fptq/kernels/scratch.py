@@ -1,11 +1,10 @@
 """Zeroed int32 buffers kept per GPU for kernels that leave them zero again after every launch.
 
-Two kernels synchronize their programs through global memory without a launch of their own to zero it
-first: the one-launch M = 1 decode kernel (split-K arrival counters, `triton_w4a8._launch_fused_m1`) and the
-swap kernel's stream-K schedule (the flags of handed-over partial sums, `gluon_swap`). A memset per call would
-be a launch (or a graph node) in front of the kernel — for the decode kernel it breaks the programmatic
-dependent launch — so each keeps one buffer per GPU, zeroed once; every launch lowers what it raised.
-The price: such launches on one GPU must not run concurrently on two streams (they would share the buffer).
+The one-launch M = 1 decode kernel (`triton_w4a8._launch_fused_m1`) synchronizes its split-K programs through
+arrival counters in global memory without a launch of its own to zero them first: a memset per call would be a
+launch (or a graph node) in front of the kernel and break its programmatic dependent launch. So it keeps one
+buffer per GPU, zeroed once; every launch resets what it counted. The price: such launches on one GPU must not
+run concurrently on two streams (they would share the buffer).
 
 The buffer is made by a thread of its own: CUDA-graph memory pools take the allocations of the thread that
 warms up or captures a graph (torch.compile's cudagraph trees warm up in their pool and check that every
@@ -20,17 +19,20 @@ import threading
 import torch
 
 _KEPT: dict[tuple[str, int], torch.Tensor] = {}
+_RETIRED: list[torch.Tensor] = []  # outgrown buffers, kept alive: a captured graph may still use them
 
 
 def kept_zeros(name: str, numel: int, device: torch.device) -> torch.Tensor | None:
     """The zeroed int32 buffer `name` of `device` with at least `numel` elements (made or grown here), or None
     if it would have to be made while this stream captures a CUDA graph."""
-    key = (name, device.index if device.index is not None else torch.cuda.current_device())
-    buf = _KEPT.get(key)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    buf = _KEPT.get((name, index))
     if buf is None or buf.numel() < numel:
         if torch.cuda.is_current_stream_capturing():
             return None
-        buf = _KEPT[key] = _zeros_outside_graph_pools(numel, device)
+        if buf is not None:
+            _RETIRED.append(buf)
+        buf = _KEPT[name, index] = _zeros_outside_graph_pools(numel, torch.device("cuda", index))
     return buf
 
 

@@ -579,6 +579,8 @@ SWAP_TILES: list[tuple[float, PrefillConfig]] = [(0.76, PrefillConfig(64, 128, 4
 # (13B q/k/v/o at 1024 rows: 160 wide tiles = 1.2 rounds, 16 % slower) — ceil(rounds) x 1.85 picked the faster
 # tile in 23 of 24 shape / M pairs at 1024-4096 rows (70B gate/up at 1024: a tie). None: never.
 SWAP_WIDE: tuple[float, PrefillConfig] | None = (1.85, PrefillConfig(128, 256, 4, 3, swap=True))
+# ... from this many rows on (the range run 123 measured; at 512 rows stream-K serves the badly rounded layers)
+SWAP_WIDE_MIN_M = 1024
 # (the installed bucket holds SWAP_TILES' object itself: that is what `_prefill_config` re-tiles)
 PREFILL_CONFIGS: list[tuple[int, PrefillConfig]] = [(1 << 62, SWAP_TILES[-1][1])]
 # Medium M (from this many rows up to PREFILL_MIN_M's direct threshold): the swap kernel also serves a layer whose
@@ -937,7 +939,7 @@ TMA_MAX_GROUPS = 64
 # One launch per op at M = 1 with dynamic fp16 / bf16 activations: the TMA decode kernel reads the raw row, finds
 # its scale and quantizes its own K slice (`gluon_decode`, FUSED_ROW; the same codes and scale bit for bit) instead
 # of a quantization launch before it (each of ~TMA_TARGET_PROGRAMS programs reads the whole row, K * 2 bytes, from
-# L2). Run 117 (ops, H100, benchmarks/probe_fused_decode.py): 1-11 % faster on all nine LLaMA shapes (4096 x 4096
+# L2). Run 117 (ops, H100, benchmarks/probe_fused_decode.py): 0.6-11 % faster on all nine LLaMA shapes (4096 x 4096
 # 10.1 -> 9.1 µs, 70B q/o 21.9 -> 19.7, 7B gate+up 22.9 -> 22.5); run 118: compiled 7B-shaped decode b1 3.15 -> 3.04 ms.
 FUSED_DECODE_M1 = True
 # FUSED_ROW keeps the codes of a program's K slice in shared memory (one byte a column): a slice of more steps takes
@@ -959,6 +961,7 @@ def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch
     16-byte aligned (the kernel reads the row in 16-byte vectors), on a launch the TMA decode kernel can serve."""
     return (FUSED_DECODE_M1 and x2.shape[0] == 1 and act_mode == "dynamic"
             and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(-1) == 1 and x2.data_ptr() % 16 == 0
+            and gluon_decode._clamp is not None and not gluon_fallback.failed("decode_fused")
             and _tma_capable(cfg, x2.device, 0, 1, qweight, k))
 
 
@@ -1006,8 +1009,9 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
             ROW_BLOCK=min(triton.next_power_of_2(k), FUSED_ROW_BLOCK), **({"launch_pdl": True} if pdl else {}),
         )
         return out
-    except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead
-        gluon_fallback.note_failure("decode", e)
+    except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
+        # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
+        gluon_fallback.note_failure("decode_fused", e)
         return None
 
 
@@ -1078,6 +1082,9 @@ def w4a8_linear(
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     channel_scales: fp16 (N,) of two-level scales, or None: read only by the swap prefill kernel (one int32 sum
               over K per output, `gluon_swap`); the result is the same without it
+
+    One token of dynamic activations on Hopper takes one launch whose split-K counters are kept per GPU
+    (`FUSED_DECODE_M1`, `fptq.kernels.scratch`): such calls must not run concurrently on two CUDA streams of one GPU.
     """
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
@@ -1174,7 +1181,7 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
     if config is None:  # (256-row tiles where the sums are one int32 per output: two-level scales or per channel)
-        wide = (channel_scales is not None and gluon_swap.USE_TWO_LEVEL) or group_size >= k
+        wide = ((channel_scales is not None and gluon_swap.USE_TWO_LEVEL) or group_size >= k) and m >= SWAP_WIDE_MIN_M
         config = _prefill_config(m, n, _sms(a), wide)
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config,
                         channel_scales)
