@@ -445,6 +445,16 @@ PY
     # (own fallback key, scratch), two-level pipelines and swap dispatch (256-row tiles by default from 1024 rows)
     timeout 540 python3 -m pytest -v -m gpu tests/kernels tests/test_two_level.py -k "swap_wide or swap_stream_k or fused_decode_m1 or pipeline_two_level or two_level_swap" 2>&1 | grep -E "PASS|FAIL|ERROR|passed|failed" | tee "$OUT/pytest_gpu.txt" | tail -12
     ;;
+  session14l)  # run 127: compiled 2048-token prefill, one W4A8 variant per process (fp16 first in each): 128-row tiles, then
+    # the default (256-row tiles by swap_tile), a 20 s pause between; the SW power-capping counter logged around each
+    for v in w4a8-dynamic+fused+narrow w4a8-dynamic+fused; do
+      mkdir -p "$OUT/$v"; nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
+      timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT/$v" --scale-format two-level --batches "" --compile-prefill \
+          --compile-variants fp16,$v --variants $v 2>&1 | grep -E "compiled prefill|vs fp16"
+      sleep 20
+    done
+    nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
+    ;;
   session14a)  # run 116: the swap kernel's stream-K schedule: its GPU test, SK vs whole tiles as ops at prefill M (fp16 /
     # int8 in the same run), then the two-level swap test (the schedule's loops changed for every launch)
     timeout 200 python3 -m pytest -q -m gpu tests/kernels/test_triton_w4a8.py -k "swap_stream_k" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
