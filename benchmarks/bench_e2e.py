@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 
-def median_ms(fn, warmup=2, reps=7):
+def call_ms(fn, warmup=2, reps=7):
+    """Milliseconds of each of `reps` calls of `fn` (CUDA events) after `warmup` calls."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -36,7 +37,38 @@ def median_ms(fn, warmup=2, reps=7):
         b.record()
         b.synchronize()
         times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    return times
+
+
+def median_ms(fn, warmup=2, reps=7):
+    return statistics.median(call_ms(fn, warmup, reps))
+
+
+class GpuSampler:
+    """`nvidia-smi` sampling SM clock, power and throttle reasons every 100 ms into `path` while in use (the
+    compiled W4A8 prefill is bimodal, runs 124-127: is the slow mode a capped clock?); nothing if nvidia-smi is
+    missing."""
+
+    QUERY = "timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active"
+
+    def __init__(self, path):
+        self.path, self.proc = path, None
+
+    def __enter__(self):
+        import shutil
+        import subprocess
+
+        if self.path and shutil.which("nvidia-smi"):
+            self.out = open(self.path, "a")
+            self.proc = subprocess.Popen(["nvidia-smi", f"--query-gpu={self.QUERY}", "--format=csv,noheader", "-lms", "100"],
+                                         stdout=self.out, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+            self.out.close()
 
 
 def weight_bytes(model):
@@ -149,7 +181,18 @@ def measure(model, name, args, log, results):
                 t0 = time.time()
                 fwd(input_ids=ids, use_cache=False, logits_to_keep=1)
                 log(f"  compiled prefill in {time.time() - t0:.0f}s")
-                r["prefill_compiled_ms"] = median_ms(lambda: fwd(input_ids=ids, use_cache=False, logits_to_keep=1), 1, 5)
+                before = torch.cuda.memory_stats()
+                with GpuSampler(f"{args.out}/smi_{name.replace('+', '_')}.csv" if args.sample_gpu else None):
+                    calls = call_ms(lambda: fwd(input_ids=ids, use_cache=False, logits_to_keep=1), 1, args.prefill_reps)
+                after = torch.cuda.memory_stats()
+                r["prefill_compiled_ms"] = statistics.median(calls)
+                r["prefill_compiled_calls_ms"] = calls
+                # (the slow mode's other suspect: the caching allocator going back to cudaMalloc in the timed calls)
+                r["prefill_alloc_retries"] = after.get("num_alloc_retries", 0) - before.get("num_alloc_retries", 0)
+                r["prefill_segments_added"] = (after.get("segment.all.allocated", 0)
+                                               - before.get("segment.all.allocated", 0))
+                log(f"  compiled prefill calls (ms): {' '.join(f'{t:.1f}' for t in calls)}; allocator retries "
+                    f"{r['prefill_alloc_retries']}, new segments {r['prefill_segments_added']}")
             except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
                 log(f"  torch.compile prefill failed: {type(e).__name__}: {str(e)[:300]}")
             torch._dynamo.reset()
@@ -229,6 +272,10 @@ def main() -> None:
     ap.add_argument("--compile-prefill", action="store_true",
                     help="also time the prefill under torch.compile (default mode) for --compile-variants")
     ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step (torch.profiler)")
+    ap.add_argument("--prefill-reps", type=int, default=5, help="timed calls of the compiled prefill (each one logged)")
+    ap.add_argument("--sample-gpu", action="store_true",
+                    help="sample SM clock / power / throttle reasons with nvidia-smi during the compiled prefill "
+                         "(OUT/smi_<variant>.csv)")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
     if args.kernel_settings:

@@ -448,12 +448,16 @@ PY
   session14l)  # run 127: compiled 2048-token prefill, one W4A8 variant per process (fp16 first in each): 128-row tiles, then
     # the default (256-row tiles by swap_tile), a 20 s pause between; the SW power-capping counter logged around each
     for v in w4a8-dynamic+fused+narrow w4a8-dynamic+fused; do
-      mkdir -p "$OUT/$v"; nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
-      timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT/$v" --scale-format two-level --batches "" --compile-prefill \
+      d="$OUT/${v//+/_}"; mkdir -p "$d"; nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
+      timeout 250 python3 benchmarks/bench_e2e.py --out "$d" --scale-format two-level --batches "" --compile-prefill \
           --compile-variants fp16,$v --variants $v 2>&1 | grep -E "compiled prefill|vs fp16"
       sleep 20
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
+    ;;
+  session15a)  # (next session) the bimodal compiled prefill: 30 timed calls each, nvidia-smi sampled, allocator counters
+    timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
+        --prefill-reps 30 --sample-gpu --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
   session14a)  # run 116: the swap kernel's stream-K schedule: its GPU test, SK vs whole tiles as ops at prefill M (fp16 /
     # int8 in the same run), then the two-level swap test (the schedule's loops changed for every launch)
