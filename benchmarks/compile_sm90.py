@@ -208,7 +208,7 @@ def variants(prefill_candidates=False, decode_variants=False):
     variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, False, True)
                  for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
                                                           (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
-                                                          (128, 3, 2, 4096, True, False), (64, 4, 2, 128, True, 2))]
+                                                          (128, 3, 2, 4096, True, False))]
     for bm, stages, ksub, lag, group, spg, pf, ds, tl_, sk, wide in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[{256 if wide else 128}, 64],{lay}>",
                  "s_desc": _desc("fp32", [1, 128]),

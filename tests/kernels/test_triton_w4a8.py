@@ -1170,6 +1170,9 @@ def test_swap_kernel_scope():
         tw.PrefillConfig(256, 128, 4, 4, swap=True)
     with pytest.raises(ValueError):
         tw.PrefillConfig(128, 64, 4, 4, swap=True)
+    with pytest.raises(ValueError):  # 256 weight rows with 128-token tiles only (what run 123 measured and tests run)
+        tw.PrefillConfig(64, 256, 4, 4, swap=True)
+    assert tw.PrefillConfig(128, 256, 4, 3, swap=True).block_n == 256
     if gluon_swap.gluon is None:
         pytest.skip("no Gluon")
     q = torch.zeros(256, 256, dtype=torch.uint8)

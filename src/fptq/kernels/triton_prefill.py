@@ -79,9 +79,9 @@ class PrefillConfig:
         if self.ws and (self.block_m != 128 or self.num_warps != 4 or self.block_n > 128 or self.wgmma):
             raise ValueError(f"bad PrefillConfig {self}: ws needs block_m 128, block_n <= 128 and 4 warps")
         if self.swap and (self.block_m not in (64, 128) or self.block_n not in (128, 256) or self.num_warps != 4
-                          or self.wgmma or self.num_stages < 2):
-            raise ValueError(f"bad PrefillConfig {self}: swap needs block_m 64 or 128, block_n 128 or 256, 4 warps, >= 2 "
-                             "stages")
+                          or self.wgmma or self.num_stages < 2 or (self.block_n == 256 and self.block_m != 128)):
+            raise ValueError(f"bad PrefillConfig {self}: swap needs block_m 64 or 128 (256 weight rows: 128), block_n 128 "
+                             "or 256, 4 warps, >= 2 stages")
 
 
 if triton is not None:
