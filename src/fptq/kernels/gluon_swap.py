@@ -698,7 +698,7 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
     else 128)."""
     m, kp = a.shape
     sched = plan(kp, group_size, m, channel_scales is not None and USE_TWO_LEVEL)
-    wide = block_n == 4 * ROWS and sched["SPG"] == 0 and not sched["LAG"]
+    wide = block_n == 4 * ROWS and sched["SPG"] == 0  # (one int32 sum over K: never the lagged schedule)
     if wide:
         sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
     elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit

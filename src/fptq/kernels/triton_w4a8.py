@@ -977,6 +977,8 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     K steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters
     to be made during a capture, a Gluon compile error): the caller then takes the two launches."""
     n = qweight.shape[0]
+    if n == 0:
+        return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
     sub = _sub_chunk(group_size)
     steps = triton.cdiv(k, sub)
     split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
@@ -992,8 +994,6 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
             return None
     if out is None:
         out = torch.empty(1, n, dtype=out_dtype, device=x2.device)
-    if n == 0:
-        return out
     ws = torch.empty(split * n, dtype=torch.float32, device=x2.device) if split > 1 else out
     pdl = _pdl_available(x2)
     dummy = scales
@@ -1180,8 +1180,9 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     m, n = a.shape[0], qweight.shape[0]
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
-    if config is None:  # (256-row tiles where the sums are one int32 per output: two-level scales or per channel)
-        wide = ((channel_scales is not None and gluon_swap.USE_TWO_LEVEL) or group_size >= k) and m >= SWAP_WIDE_MIN_M
+    if config is None:  # (256-row tiles where the swap kernel's plan sums one int32 per output: two-level, per channel)
+        two_level = channel_scales is not None and gluon_swap.USE_TWO_LEVEL
+        wide = m >= SWAP_WIDE_MIN_M and gluon_swap.plan(k, group_size, m, two_level)["SPG"] == 0
         config = _prefill_config(m, n, _sms(a), wide)
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config,
                         channel_scales)
