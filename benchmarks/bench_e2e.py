@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 
-def call_ms(fn, warmup=2, reps=7):
-    """Milliseconds of each of `reps` calls of `fn` (CUDA events) after `warmup` calls."""
+def call_ms(fn, warmup=2, reps=7, host=None):
+    """Milliseconds of each of `reps` calls of `fn` (CUDA events) after `warmup` calls; `host`: a list that gets
+    each call's host time (until `fn` returns, unsynchronized): near the GPU time, the launches are the bound."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -33,7 +34,10 @@ def call_ms(fn, warmup=2, reps=7):
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
+        t0 = time.perf_counter()
         fn()
+        if host is not None:
+            host.append((time.perf_counter() - t0) * 1e3)
         b.record()
         b.synchronize()
         times.append(a.elapsed_time(b))
@@ -175,27 +179,43 @@ def measure(model, name, args, log, results):
     with torch.no_grad():
         r["prefill_ms"] = median_ms(lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1), 1, 5)
         if args.compile_prefill and name in args.compile_variants:
-            torch._dynamo.reset()
-            fwd = torch.compile(model.forward, dynamic=False)
-            try:
-                t0 = time.time()
-                fwd(input_ids=ids, use_cache=False, logits_to_keep=1)
-                log(f"  compiled prefill in {time.time() - t0:.0f}s")
-                before = torch.cuda.memory_stats()
-                with GpuSampler(f"{args.out}/smi_{name.replace('+', '_')}.csv" if args.sample_gpu else None):
-                    calls = call_ms(lambda: fwd(input_ids=ids, use_cache=False, logits_to_keep=1), 1, args.prefill_reps)
-                after = torch.cuda.memory_stats()
-                r["prefill_compiled_ms"] = statistics.median(calls)
-                r["prefill_compiled_calls_ms"] = calls
-                # (the slow mode's other suspect: the caching allocator going back to cudaMalloc in the timed calls)
-                r["prefill_alloc_retries"] = after.get("num_alloc_retries", 0) - before.get("num_alloc_retries", 0)
-                r["prefill_segments_added"] = (after.get("segment.all.allocated", 0)
-                                               - before.get("segment.all.allocated", 0))
-                log(f"  compiled prefill calls (ms): {' '.join(f'{t:.1f}' for t in calls)}; allocator retries "
-                    f"{r['prefill_alloc_retries']}, new segments {r['prefill_segments_added']}")
-            except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
-                log(f"  torch.compile prefill failed: {type(e).__name__}: {str(e)[:300]}")
-            torch._dynamo.reset()
+            medians, every = [], []
+            for i in range(args.prefill_compiles):  # (each compile its own process-like start: is the slow mode per compile?)
+                torch._dynamo.reset()
+                compiled = torch.compile(model.forward, dynamic=False)
+
+                def fwd(compiled=compiled):
+                    return compiled(input_ids=ids, use_cache=False, logits_to_keep=1)
+
+                try:
+                    t0 = time.time()
+                    fwd()
+                    log(f"  compiled prefill in {time.time() - t0:.0f}s")
+                    before = torch.cuda.memory_stats()
+                    tag = name.replace("+", "_") + (f"_{i}" if args.prefill_compiles > 1 else "")
+                    with GpuSampler(f"{args.out}/smi_{tag}.csv" if args.sample_gpu else None):
+                        host = []
+                        calls = call_ms(fwd, 1, args.prefill_reps, host)
+                    after = torch.cuda.memory_stats()
+                    medians.append(statistics.median(calls))
+                    every += calls
+                    # (the slow mode's other suspect: the caching allocator going back to cudaMalloc in the timed calls)
+                    retries = after.get("num_alloc_retries", 0) - before.get("num_alloc_retries", 0)
+                    segments = after.get("segment.all.allocated", 0) - before.get("segment.all.allocated", 0)
+                    r["prefill_alloc_retries"] = r.get("prefill_alloc_retries", 0) + retries
+                    r["prefill_segments_added"] = r.get("prefill_segments_added", 0) + segments
+                    log(f"  compiled prefill #{i} calls (ms): {' '.join(f'{t:.1f}' for t in calls)}; median "
+                        f"{medians[-1]:.1f}; host (launch) ms: {' '.join(f'{t:.1f}' for t in host)}; allocator retries {retries}, "
+                        f"new segments {segments}")
+                    if args.profile:
+                        kernel_table(fwd, log, f"{name} compiled prefill #{i}", rows=18)
+                except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
+                    log(f"  torch.compile prefill failed: {type(e).__name__}: {str(e)[:300]}")
+                torch._dynamo.reset()
+            if medians:
+                r["prefill_compiled_ms"] = statistics.median(every)
+                r["prefill_compiled_calls_ms"] = every
+                r["prefill_compiled_medians_ms"] = medians
     for b in args.batches:
         r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log)
     if args.compile and name in args.compile_variants:
@@ -271,8 +291,10 @@ def main() -> None:
     ap.add_argument("--fp16-fused", action="store_true", help="also time fp16 with q/k/v and gate/up fused (a copy)")
     ap.add_argument("--compile-prefill", action="store_true",
                     help="also time the prefill under torch.compile (default mode) for --compile-variants")
-    ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step (torch.profiler)")
+    ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step / prefill (torch.profiler)")
     ap.add_argument("--prefill-reps", type=int, default=5, help="timed calls of the compiled prefill (each one logged)")
+    ap.add_argument("--prefill-compiles", type=int, default=1,
+                    help="compile the prefill this many times (each with --prefill-reps calls; --profile: a kernel table each)")
     ap.add_argument("--sample-gpu", action="store_true",
                     help="sample SM clock / power / throttle reasons with nvidia-smi during the compiled prefill "
                          "(OUT/smi_<variant>.csv)")

@@ -455,9 +455,11 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
-  session15a)  # (next session) the bimodal compiled prefill: 30 timed calls each, nvidia-smi sampled, allocator counters
-    timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
-        --prefill-reps 30 --sample-gpu --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+  session15a)  # run 128: the bimodal compiled prefill: 3 compiles x 20 timed calls each, host (launch) time per call,
+    # nvidia-smi sampled, allocator counters, a kernel table per compile
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
+        --prefill-compiles 3 --prefill-reps 20 --profile --sample-gpu --compile-variants fp16,w4a8-dynamic+fused \
+        --variants w4a8-dynamic+fused
     ;;
   session14a)  # run 116: the swap kernel's stream-K schedule: its GPU test, SK vs whole tiles as ops at prefill M (fp16 /
     # int8 in the same run), then the two-level swap test (the schedule's loops changed for every launch)
