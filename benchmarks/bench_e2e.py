@@ -182,7 +182,7 @@ def measure(model, name, args, log, results):
             medians, every = [], []
             for i in range(args.prefill_compiles):  # (each compile its own process-like start: is the slow mode per compile?)
                 torch._dynamo.reset()
-                compiled = torch.compile(model.forward, dynamic=False)
+                compiled = torch.compile(model.forward, dynamic=False, mode=args.prefill_mode)
 
                 def fwd(compiled=compiled):
                     return compiled(input_ids=ids, use_cache=False, logits_to_keep=1)
@@ -195,7 +195,7 @@ def measure(model, name, args, log, results):
                     tag = name.replace("+", "_") + (f"_{i}" if args.prefill_compiles > 1 else "")
                     with GpuSampler(f"{args.out}/smi_{tag}.csv" if args.sample_gpu else None):
                         host = []
-                        calls = call_ms(fwd, 1, args.prefill_reps, host)
+                        calls = call_ms(fwd, 3, args.prefill_reps, host)  # (3: CUDA graph trees record on the 2nd call)
                     after = torch.cuda.memory_stats()
                     medians.append(statistics.median(calls))
                     every += calls
@@ -293,6 +293,8 @@ def main() -> None:
                     help="also time the prefill under torch.compile (default mode) for --compile-variants")
     ap.add_argument("--profile", action="store_true", help="log the kernels of each compiled decode step / prefill (torch.profiler)")
     ap.add_argument("--prefill-reps", type=int, default=5, help="timed calls of the compiled prefill (each one logged)")
+    ap.add_argument("--prefill-mode", default=None, choices=(None, "reduce-overhead", "max-autotune-no-cudagraphs"),
+                    help="torch.compile mode of the compiled prefill (default: none; reduce-overhead: CUDA graphs)")
     ap.add_argument("--prefill-compiles", type=int, default=1,
                     help="compile the prefill this many times (each with --prefill-reps calls; --profile: a kernel table each)")
     ap.add_argument("--sample-gpu", action="store_true",

@@ -455,6 +455,12 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15b)  # run 129: host cost per prefill op down the call chain (probe_host.py), then the compiled prefill with CUDA
+    # graphs (torch.compile mode reduce-overhead), fp16 and W4A8 in the same process
+    timeout 150 python3 benchmarks/probe_host.py --json "$OUT/host.json" | tee "$OUT/probe_host.txt"
+    timeout 400 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
+        --prefill-mode reduce-overhead --prefill-reps 20 --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session15a)  # run 128: the bimodal compiled prefill: 3 compiles x 20 timed calls each, host (launch) time per call,
     # nvidia-smi sampled, allocator counters, a kernel table per compile
     timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
