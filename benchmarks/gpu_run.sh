@@ -455,6 +455,9 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15c)  # run 130: the swap launch's host cost split (Triton launch, compiled-kernel launch, TMA encodings, op dispatch)
+    timeout 200 python3 benchmarks/probe_host.py --json "$OUT/host.json" | tee "$OUT/probe_host.txt"
+    ;;
   session15b)  # run 129: host cost per prefill op down the call chain (probe_host.py), then the compiled prefill with CUDA
     # graphs (torch.compile mode reduce-overhead), fp16 and W4A8 in the same process
     timeout 150 python3 benchmarks/probe_host.py --json "$OUT/host.json" | tee "$OUT/probe_host.txt"

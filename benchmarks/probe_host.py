@@ -69,11 +69,75 @@ def _cases(m: int, n: int, k: int, g: int) -> dict:
     return {
         "eager": lambda: tw.w4a8_linear(x, qweight, scales, None, group_size=g, channel_scales=chan),
         "op": lambda: torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, None, None, k, g, 2, torch.float16, chan),
+        "op_body": lambda: tw._w4a8_gemm_op._init_fn(a, sx, qweight, scales, None, None, k, g, 2, torch.float16, chan),
         "prefill": lambda: tw._prefill(a, sx, 2, qweight, scales, None, None, k, g, torch.float16, None, out, chan),
         "swap": lambda: gluon_swap.swap_gemm(a, qweight, scales, sx, 2, None, out, g, cfg.block_m, cfg.num_stages,
                                              cfg.group_m, chan, cfg.block_n),
         "quant": lambda: tw.quantize_activation_triton(x, g, "dynamic"),
     }
+
+
+class _Spy:
+    """Stands in for a Triton kernel object: records the last launch's grid, arguments and compiled kernel."""
+
+    def __init__(self, kernel):
+        self.kernel, self.last = kernel, None
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            compiled = self.kernel[grid](*args, **kwargs)
+            self.last = (grid, args, kwargs, compiled)
+            return compiled
+
+        return launch
+
+
+def launch_split(m: int, n: int, k: int, g: int) -> dict:
+    """Host µs of one swap launch, split: `swap_gemm` whole, its Triton launch alone (`kernel[grid](...)`: binder,
+    cache key, launcher), the compiled kernel launched with its bound arguments (`compiled[grid](*args)`: no binder),
+    the three TMA descriptors' encodings, and the op's custom-op dispatch (`torch.ops` against its Python body)."""
+    from triton.backends.nvidia.driver import make_tensordesc_arg
+
+    cases = _cases(m, n, k, g)
+    spy = _Spy(gluon_swap._swap_kernel)
+    gluon_swap._swap_kernel = spy
+    try:
+        cases["swap"]()
+    finally:
+        gluon_swap._swap_kernel = spy.kernel
+    grid, args, kwargs, compiled = spy.last
+    binder = spy.kernel.device_caches[torch.cuda.current_device()][4]
+    bound = tuple(binder(*args, **kwargs)[0].values())
+    grid3 = (grid[0], 1, 1)
+    descs = [x for x in args if type(x).__name__ == "TensorDescriptor"]
+    metas = getattr(compiled.metadata, "tensordesc_meta", None) or [None] * len(descs)
+    timed = {
+        "swap_gemm": cases["swap"],
+        "triton_launch": lambda: spy.kernel[grid](*args, **kwargs),
+        "compiled_launch": lambda: compiled[grid3](*bound),
+        "tma_encode_x3": lambda: [make_tensordesc_arg(d, meta) for d, meta in zip(descs, metas)],
+        "op": cases["op"],
+        "op_body": cases["op_body"],
+    }
+    return {name: host_us(fn)[0] for name, fn in timed.items()}
+
+
+def dispatch_costs() -> dict:
+    """Host µs of a trivial op (returns a 4-element empty tensor) called as a plain function, through
+    `torch.library.custom_op`, and through a `torch.library.Library` definition with a CUDA implementation."""
+
+    def body(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None, k: int, dt: torch.dtype) -> torch.Tensor:
+        return a.new_empty(4)
+
+    custom = torch.library.custom_op("fptq_probe::custom", body, mutates_args=())
+    custom.register_fake(body)
+    lib = torch.library.Library("fptq_probe", "FRAGMENT")
+    lib.define("plain(Tensor a, Tensor b, Tensor? c, int k, ScalarType dt) -> Tensor")
+    lib.impl("plain", body, "CUDA")
+    a = torch.zeros(8, device="cuda")
+    return {name: host_us(lambda fn=fn: fn(a, a, None, 4096, torch.float16))[0]
+            for name, fn in (("function", body), ("custom_op", torch.ops.fptq_probe.custom),
+                             ("library_impl", torch.ops.fptq_probe.plain))}
 
 
 def main() -> None:
@@ -92,6 +156,8 @@ def main() -> None:
         cases = _cases(m, n, k, g)
         line = []
         for case, fn in cases.items():
+            if case == "op_body":
+                continue
             h, d = host_us(fn)
             results.append({"case": case, "shape": name, "m": m, "n": n, "k": k, "host_us": h, "gpu_us": d})
             line.append(f"{case} {h:.1f} ({d:.0f})")
@@ -106,6 +172,13 @@ def main() -> None:
             s = io.StringIO()
             pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(30)
             print(s.getvalue(), flush=True)
+    n, k = SHAPES["o"]
+    split = launch_split(m, n, k, g)
+    print(f"o at M={m}, host µs per call: " + ", ".join(f"{c} {v:.1f}" for c, v in split.items()), flush=True)
+    results.append({"case": "launch_split", "shape": "o", "m": m, **split})
+    costs = dispatch_costs()
+    print("trivial op, host µs per call: " + ", ".join(f"{c} {v:.1f}" for c, v in costs.items()), flush=True)
+    results.append({"case": "dispatch", **costs})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
