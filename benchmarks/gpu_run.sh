@@ -455,6 +455,14 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15d)  # run 131: short launches (fptq.kernels.launch) and Library-defined ops: GPU tests of the paths touched,
+    # host cost per op with / without the short launch, compiled prefill without CUDA graphs (2 compiles) and eager
+    timeout 240 python3 -m pytest -q -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py \
+        -k "launch or swap or two_level or fp8_quantization or compiled" 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 120 python3 benchmarks/probe_host.py --json "$OUT/host.json" | tee "$OUT/probe_host.txt"
+    timeout 220 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
+        --prefill-compiles 2 --prefill-reps 20 --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session15c)  # run 130: the swap launch's host cost split (Triton launch, compiled-kernel launch, TMA encodings, op dispatch)
     timeout 200 python3 benchmarks/probe_host.py --json "$OUT/host.json" | tee "$OUT/probe_host.txt"
     ;;

@@ -6,8 +6,9 @@ of
 - `prefill`: `triton_w4a8._prefill` (the op without the custom-op dispatch),
 - `swap`: `gluon_swap.swap_gemm` with the config `_prefill` picks (no dispatch, no config choice),
 - `quant`: `quantize_activation_triton` alone, and `empty`: a Triton kernel with one argument;
-with each op's GPU time (CUDA events over the same 50 calls, after a sync) beside it, and a cProfile of the `op`
-calls sorted by own time. Run 128: a compiled 2048-token prefill enqueued its ~600 launches in 28-30 ms of host
+with each op's GPU time (CUDA events over the same 50 calls, after a sync) beside it, through Triton's launch path and
+through `fptq.kernels.launch`'s short one; a cProfile of the `op` calls sorted by own time; the launch split of
+`launch_split` and the dispatch costs of a trivial op. Run 128: a compiled 2048-token prefill enqueued its ~600 launches in 28-30 ms of host
 time against 41 ms of GPU time (fp16: 15 of 54 ms); the slow mode of runs 124-127 (51-57 ms) would be the host
 falling behind.
 
@@ -32,7 +33,7 @@ import triton.language as tl
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import make_layer  # noqa: E402
 
-from fptq.kernels import gluon_swap  # noqa: E402
+from fptq.kernels import gluon_swap, launch  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 SHAPES = {"qkv": (12288, 4096), "o": (4096, 4096), "gate_up": (22016, 4096), "down": (4096, 11008)}
@@ -69,7 +70,7 @@ def _cases(m: int, n: int, k: int, g: int) -> dict:
     return {
         "eager": lambda: tw.w4a8_linear(x, qweight, scales, None, group_size=g, channel_scales=chan),
         "op": lambda: torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, None, None, k, g, 2, torch.float16, chan),
-        "op_body": lambda: tw._w4a8_gemm_op._init_fn(a, sx, qweight, scales, None, None, k, g, 2, torch.float16, chan),
+        "op_body": lambda: tw._w4a8_gemm_op(a, sx, qweight, scales, None, None, k, g, 2, torch.float16, chan),
         "prefill": lambda: tw._prefill(a, sx, 2, qweight, scales, None, None, k, g, torch.float16, None, out, chan),
         "swap": lambda: gluon_swap.swap_gemm(a, qweight, scales, sx, 2, None, out, g, cfg.block_m, cfg.num_stages,
                                              cfg.group_m, chan, cfg.block_n),
@@ -92,7 +93,7 @@ class _Spy:
         return launch
 
 
-def launch_split(m: int, n: int, k: int, g: int) -> dict:
+def launch_split(m: int, n: int, k: int, g: int) -> dict:  # (with launch.ENABLED off: the spy sees every launch)
     """Host µs of one swap launch, split: `swap_gemm` whole, its Triton launch alone (`kernel[grid](...)`: binder,
     cache key, launcher), the compiled kernel launched with its bound arguments (`compiled[grid](*args)`: no binder),
     the three TMA descriptors' encodings, and the op's custom-op dispatch (`torch.ops` against its Python body)."""
@@ -152,28 +153,35 @@ def main() -> None:
     h, d = host_us(lambda: _empty[(1,)](flag))
     print(f"empty Triton kernel: host {h:.1f} µs/call (GPU {d:.1f})", flush=True)
     results.append({"case": "empty", "host_us": h, "gpu_us": d})
-    for name, (n, k) in SHAPES.items():
-        cases = _cases(m, n, k, g)
-        line = []
-        for case, fn in cases.items():
-            if case == "op_body":
-                continue
-            h, d = host_us(fn)
-            results.append({"case": case, "shape": name, "m": m, "n": n, "k": k, "host_us": h, "gpu_us": d})
-            line.append(f"{case} {h:.1f} ({d:.0f})")
-        print(f"{name:8s} {n}x{k} M={m}: host µs/call (GPU µs): " + ", ".join(line), flush=True)
-        if name == "o":
-            pr = cProfile.Profile()
-            pr.enable()
-            for _ in range(50):
-                cases["op"]()
-            pr.disable()
-            torch.cuda.synchronize()
-            s = io.StringIO()
-            pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(30)
-            print(s.getvalue(), flush=True)
+    for fast in (False, True):  # Triton's launch path, then `fptq.kernels.launch`'s short path (the default)
+        launch.ENABLED = fast
+        for name, (n, k) in SHAPES.items():
+            cases = _cases(m, n, k, g)
+            line = []
+            for case, fn in cases.items():
+                if case == "op_body":
+                    continue
+                h, d = host_us(fn)
+                results.append({"case": case, "shape": name, "m": m, "n": n, "k": k, "short_launch": fast,
+                                "host_us": h, "gpu_us": d})
+                line.append(f"{case} {h:.1f} ({d:.0f})")
+            print(f"{'short' if fast else 'triton'} {name:8s} {n}x{k} M={m}: host µs/call (GPU µs): " + ", ".join(line),
+                  flush=True)
+    launch.ENABLED = True
+    op = _cases(m, *SHAPES["o"], g)["op"]
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(50):
+        op()
+    pr.disable()
+    torch.cuda.synchronize()
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(30)
+    print(s.getvalue(), flush=True)
     n, k = SHAPES["o"]
+    launch.ENABLED = False
     split = launch_split(m, n, k, g)
+    launch.ENABLED = True
     print(f"o at M={m}, host µs per call: " + ", ".join(f"{c} {v:.1f}" for c, v in split.items()), flush=True)
     results.append({"case": "launch_split", "shape": "o", "m": m, **split})
     costs = dispatch_costs()

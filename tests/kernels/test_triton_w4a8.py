@@ -787,6 +787,41 @@ def test_gpu_swap_wide(monkeypatch):
         assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
 @pytest.mark.gpu
+def test_gpu_swap_short_launches(monkeypatch):
+    """A repeat swap launch of one shape on new operands takes the kept compiled kernel (`fptq.kernels.launch`: Triton's
+    `run` is not called) and gives what Triton's launch path gives, bit for bit — two-level, fp16 and per-channel
+    scales, bias or not, 64- / 128-token and 256-row tiles, stream-K — and the float64 reference's outputs."""
+    from fptq.kernels import gluon_swap, launch
+
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
+    runs, real_run = [], gluon_swap._swap_kernel.run
+    monkeypatch.setattr(gluon_swap._swap_kernel, "run", lambda *a, **kw: runs.append(1) or real_run(*a, **kw))
+    monkeypatch.setattr(launch, "_COMPILED", {})
+    monkeypatch.setattr(gluon_swap, "STREAM_K", (0.0, 8))  # (stream-K wherever tiles outnumber the SMs)
+    cases = ((1000, 1024, 4096, 128, "two-level", True, tw.PrefillConfig(128, 256, 4, 3, swap=True)),
+             (300, 640, 384, 128, "fp16", False, tw.PrefillConfig(128, 128, 4, 6, swap=True)),
+             (700, 384, 2048, -1, "fp16", True, tw.PrefillConfig(64, 128, 4, 8, swap=True)),
+             (2048, 4096, 1024, 128, "two-level", False, tw.PrefillConfig(128, 128, 4, 6, swap=True)))
+    for m, n, k, g, fmt, has_bias, cfg in cases:
+        gs = k if g == -1 else g
+        qw = quantize_weight(torch.randn(n, k, generator=torch.Generator().manual_seed(n)), 4, gs, True, fmt)
+        layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).half().cuda() if has_bias else None)
+        chan = qw.channel_scales.cuda() if fmt == "two-level" else None
+        before, ys = len(runs), []
+        for enabled, seed in ((True, 1), (True, 2), (False, 2)):
+            monkeypatch.setattr(launch, "ENABLED", enabled)
+            x = make_x(m, k, seed=seed)
+            out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
+            ys.append(tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out, channel_scales=chan))
+        case = (m, n, k, g, fmt, has_bias)
+        assert len(runs) - before == 2, case  # the second launch skipped Triton's path
+        assert torch.equal(ys[1], ys[2]) and not torch.equal(ys[0], ys[1]), case
+        assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
+    assert len(launch._COMPILED) == len(cases)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("cfg", [tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(64, 128, 4, 8, swap=True)])
 def test_gpu_two_level_swap(monkeypatch, cfg):
     """Two-level scales (`channel_scales`): the swap kernel multiplies the codes by the integer group scales and

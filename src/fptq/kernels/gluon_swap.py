@@ -41,14 +41,13 @@ import math
 import torch
 
 try:
-    import triton
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     from triton.language.core import _aggregate as aggregate
 
-    from fptq.kernels import gluon_prefill
+    from fptq.kernels import gluon_prefill, launch
     from fptq.kernels.gluon_prefill import _tile, scale_desc, tma_desc
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_TL, UNPACK_LO, UNPACK_LO_TL, _as_fp32, _epilogue, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
@@ -680,10 +679,36 @@ def stream_k(tiles: int, sms: int) -> bool:
 
 
 @functools.cache
-def _no_rows(index: int) -> torch.Tensor:
-    """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS): its TMA
-    descriptor is an argument, never loaded from."""
-    return torch.empty(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
+def _no_rows(index: int) -> tuple:
+    """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS), and its TMA
+    descriptor (an argument, never loaded from)."""
+    rows = torch.empty(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
+    return rows, scale_desc(rows, 2 * ROWS, 2 * ROWS)
+
+
+def _settings() -> tuple:
+    """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
+    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, DIRECT_SCALES, TL_AHEAD, STREAM_K, USE_TWO_LEVEL)
+
+
+@functools.lru_cache(maxsize=1024)
+def _schedule(m: int, kp: int, n: int, group_size: int, two_level: bool, block_m: int, block_n: int, max_stages: int,
+              smem: int, sms: int, settings: tuple) -> tuple:
+    """`swap_gemm`'s launch constants for an (m, kp) activation buffer and n weight rows — (plan, wide, weight rows per
+    tile, ring slots, programs, stream-K) — computed once per shape (`settings`: `_settings()`, a key only)."""
+    sched = plan(kp, group_size, m, two_level)
+    wide = block_n == 4 * ROWS and sched["SPG"] == 0  # (one int32 sum over K: never the lagged schedule)
+    if wide:
+        sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
+    elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit
+        max_stages = 1 << 30
+    rows_n = 4 * ROWS if wide else 2 * ROWS
+    per_stage = sched["KSUB"] * (block_m * SUB + rows_n * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
+    stages = max(2, min(max_stages, (smem - (8 << 10)) // per_stage))
+    tiles = -(-m // block_m) * -(-n // rows_n)
+    programs = min(tiles, sms)
+    sk = stream_k(tiles, programs) and not wide and not sched["LAG"]
+    return sched, wide, rows_n, stages, programs, sk
 
 
 def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int,
@@ -697,59 +722,35 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
     weight rows per tile, 128 or 256 (WIDE: one int32 sum over K per output only — two-level scales or per channel —
     else 128)."""
     m, kp = a.shape
-    sched = plan(kp, group_size, m, channel_scales is not None and USE_TWO_LEVEL)
-    wide = block_n == 4 * ROWS and sched["SPG"] == 0  # (one int32 sum over K: never the lagged schedule)
-    if wide:
-        sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
-    elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit
-        max_stages = 1 << 30
-    rows_n = 4 * ROWS if wide else 2 * ROWS
-    per_stage = sched["KSUB"] * (block_m * SUB + rows_n * SUB // 2 + 2 * ROWS * 4)  # activation tiles, packed weights, scale rows
-    stages = max(2, min(max_stages, (_shared_memory(a) - (8 << 10)) // per_stage))
     n = qweight.shape[0]
+    two_level = channel_scales is not None and USE_TWO_LEVEL
+    sms = gluon_prefill._sm_count(a.device.index)  # (the module's: tests patch it)
+    settings = _settings()
+    sched, wide, rows_n, stages, programs, sk = _schedule(m, kp, n, group_size, two_level, block_m, block_n, max_stages,
+                                                          _shared_memory(a), sms, settings)
     x_desc = tma_desc(a, (block_m, SUB), gl.int8)
     w_desc = TensorDescriptor.from_tensor(qweight, [rows_n, SUB // 2], _packed_layout())
     if sched["DS"]:
         scales = scales if scales.stride(1) == 1 else scales.contiguous()
-        rows = _no_rows(a.device.index)
-        s_desc = scale_desc(rows, 2 * ROWS, 2 * ROWS)
+        rows, s_desc = _no_rows(a.device.index)
     else:
         rows = gluon_prefill.scale_rows(scales, torch.float32)
         s_desc = scale_desc(rows, n, 2 * ROWS)
         scales = rows  # (not read; nor its stride, passed as 0)
-    tiles = triton.cdiv(m, block_m) * triton.cdiv(n, rows_n)
-    programs = min(tiles, gluon_prefill._sm_count(a.device.index))  # (the module's: tests patch it)
     # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per call
     # (one small memset against a 40-90 µs op: no state shared between launches or streams)
-    sk = stream_k(tiles, programs) and not wide and not sched["LAG"]
+    ws = flags = rows
     if sk:
         ws = torch.empty(programs * 2 * ROWS * 128 + 2 * programs, dtype=torch.int32, device=a.device)
         flags = ws[programs * 2 * ROWS * 128:].zero_()
-    _swap_kernel[(programs,)](
-        x_desc,
-        w_desc,
-        s_desc,
-        sx if sx is not None else rows,
-        bias if bias is not None else rows,
-        out,
-        scales,
-        channel_scales if sched["TL"] else rows,
-        ws if sk else rows,
-        flags if sk else rows,
-        m,
-        n,
-        kp,
-        out.stride(0),
-        scales.stride(0) if sched["DS"] else 0,
-        GROUP=min(group_size, kp),
-        SX_MODE=sx_mode,
-        HAS_BIAS=bias is not None,
-        GROUP_M=group_m,
-        STAGES=stages,
-        **sched,
-        SK=sk,
-        WIDE=wide,
-        CONSUMER_REGS=232,
-        num_warps=4,
-        maxnreg=168,
-    )
+    sx, bias, chan = (sx if sx is not None else rows), (bias if bias is not None else rows), (channel_scales if sched["TL"] else rows)
+    constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not rows, GROUP_M=group_m,
+                      STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
+    args = (x_desc, w_desc, s_desc, sx, bias, out, scales, chan, ws, flags, m, n, kp, out.stride(0),
+            scales.stride(0) if sched["DS"] else 0)
+    # what Triton specializes on beyond the schedule's key: the pointers' types and alignment, the strides' values
+    key = (a.device.index, m, kp, n, group_size, two_level, block_m, block_n, max_stages, sms, sx_mode, group_m,
+           a.dtype, a.stride(0), qweight.dtype, tuple(qweight.shape), qweight.stride(0), tuple(rows.shape), rows.stride(0),
+           out.stride(0), args[-1], sx.dtype, bias.dtype, out.dtype, scales.dtype, chan.dtype, settings,
+           launch.aligned(sx, bias, out, scales, chan, ws, flags, rows, a, qweight))
+    launch.launch(_swap_kernel, (programs,), key, args, constexprs, {"num_warps": 4, "maxnreg": 168})
