@@ -621,8 +621,8 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     swapped = []
     swap_gemm = gluon_swap.swap_gemm
     monkeypatch.setattr(gluon_swap, "swap_gemm", lambda *args, **kw: swapped.append(1) or swap_gemm(*args, **kw))
-    plans, plan = [], gluon_swap.plan
-    monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
+    plans, schedule = [], gluon_swap._schedule  # (each launch's plan: `_schedule` keeps them per shape)
+    monkeypatch.setattr(gluon_swap, "_schedule", lambda *args: plans.append(schedule(*args)[0]) or schedule(*args))
     monkeypatch.setattr(triton_prefill, "CHUNK_BYTES", 128 * 1024)  # 32 columns of K = 4096: many chunks
     cases = ((1000, 1024, 4096, 128, True, torch.float16), (257, 262, 4096, 64, False, torch.bfloat16),
              (130, 384, 200, -1, True, torch.float16), (2048, 256, 1024, 256, False, torch.float16),
@@ -711,9 +711,8 @@ def test_gpu_swap_stream_k(monkeypatch):
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
-    taken = []
-    stream_k = gluon_swap.stream_k
-    monkeypatch.setattr(gluon_swap, "stream_k", lambda *a: taken.append(stream_k(*a)) or taken[-1])
+    taken, schedule = [], gluon_swap._schedule  # (whether each launch ran stream-K)
+    monkeypatch.setattr(gluon_swap, "_schedule", lambda *a: taken.append(schedule(*a)[5]) or schedule(*a))
     cases = ((1000, 1024, 4096, 128, True), (257, 262, 4096, 256, True), (300, 256, 384, 128, True),
              (1000, 1024, 4096, -1, False), (1000, 1024, 4096, 128, False), (700, 768, 2048, 256, False))
     for (m, n, k, g, two_level), sms, bm in itertools.product(cases, (5, 7), (128, 64)):
@@ -833,8 +832,8 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
-    plans, plan = [], gluon_swap.plan
-    monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
+    plans, schedule = [], gluon_swap._schedule  # (each launch's plan: `_schedule` keeps them per shape)
+    monkeypatch.setattr(gluon_swap, "_schedule", lambda *args: plans.append(schedule(*args)[0]) or schedule(*args))
     cases = ((1000, 1024, 4096, 128, torch.float16), (257, 262, 4096, 256, torch.bfloat16), (300, 256, 384, 128, torch.float16),
              (77, 200, 1024, 128, torch.float16), (2048, 384, 2048, 256, torch.float16))
     for (m, n, k, g, dtype), (ksub, pf, ahead) in itertools.product(

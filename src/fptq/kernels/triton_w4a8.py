@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, scratch
+from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, launch, scratch
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -757,40 +757,30 @@ def quantize_activation_triton(
     dtype = {_Q_STATIC: torch.int8, _Q_DYNAMIC: torch.int8, _Q_COPY: x2.dtype, _Q_FP8: torch.float8_e4m3fn}[mode]
     out = torch.empty(m, kp, dtype=dtype, device=x2.device)
     sx = torch.empty(m, dtype=torch.float32, device=x2.device) if mode in (_Q_DYNAMIC, _Q_FP8) else None
-    chunks = max(1, min(ONE_PASS_MAX_K // sub, triton.next_power_of_2(kp // sub)))
+    chunks = max(1, min(ONE_PASS_MAX_K // sub, 1 << (kp // sub - 1).bit_length()))  # (next power of two)
     one_pass = chunks * sub >= kp
     if not one_pass:
         chunks = max(1, min(4096 // sub, chunks))
     parts = _quant_parts(m, chunks, sub, one_pass, kp)
     # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
-    launched = triton.cdiv(kp, chunks // parts * sub) if one_pass else parts
+    launched = -(-kp // (chunks // parts * sub)) if one_pass else parts
     # (int32 words: an even row length and stride, an even storage offset for the view, 4-byte aligned loads)
     words = (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and k % 2 == 0 and x2.stride(1) == 1
              and x2.stride(0) % 2 == 0 and x2.storage_offset() % 2 == 0 and x2.data_ptr() % 4 == 0)
     if m:
-        _act_quant_kernel[(m, launched)](
-            x2.view(torch.int32) if words else x2,
-            out,
-            sx if sx is not None else out,
-            act_scale if mode == _Q_STATIC else out,
-            counters if counters is not None else out,
-            k,
-            kp,
-            x2.stride(0),
-            counters.numel() if counters is not None else 0,
-            MODE=mode,
-            SUB=sub,
-            CHUNKS=chunks,
-            ONE_PASS=one_pass,
-            PDL=pdl,
-            ZERO=counters is not None,
-            PARTS=parts,
-            FMA_DIV=x2.is_cuda and QUANT_FMA_DIV,
-            WORDS=words,
-            EVEN=words and k % sub == 0,
-            XT=tl.bfloat16 if words and x2.dtype == torch.bfloat16 else tl.float16,
-            num_warps=QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4),
-        )
+        xs = x2.view(torch.int32) if words else x2
+        sx_arg = sx if sx is not None else out
+        scale_arg = act_scale if mode == _Q_STATIC else out
+        counters_arg = counters if counters is not None else out
+        args = (xs, out, sx_arg, scale_arg, counters_arg, k, kp, x2.stride(0), counters.numel() if counters is not None else 0)
+        constexprs = dict(MODE=mode, SUB=sub, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=counters is not None,
+                          PARTS=parts, FMA_DIV=x2.is_cuda and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
+                          XT=tl.bfloat16 if words and x2.dtype == torch.bfloat16 else tl.float16)
+        warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
+        # (the key: what Triton specializes on — the arguments' dtypes and alignment, the integers, the constexprs)
+        key = (x2.device.index, xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:], mode, sub,
+               chunks, one_pass, pdl, parts, words, x2.dtype, warps, launch.aligned(xs, out, sx_arg, scale_arg, counters_arg))
+        launch.launch(_act_quant_kernel, (m, launched), key, args, constexprs, {"num_warps": warps})
     return out, sx
 
 
