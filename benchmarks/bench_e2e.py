@@ -109,7 +109,10 @@ def rewind(cache, length):
             layer.cumulative_length.fill_(length)
 
 
-def decode_latency(model, batch, cache_len, context, log, compile_mode=None, profile_title=None):
+def decode_latency(model, batch, cache_len, context, log, compile_mode=None, profile_title=None, eager_out=None):
+    """(ms per decode step, how) of one step on a static KV cache, captured in a CUDA graph (eager if that fails);
+    `eager_out`: a dict that also gets the eager step's ms ("eager_ms", no graph: what `model.generate` runs without
+    torch.compile, host bound) and its host ms per call ("eager_host_ms")."""
     from transformers import StaticCache
 
     fwd = model.forward
@@ -136,6 +139,11 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None, pro
                 step()
         torch.cuda.current_stream().wait_stream(s)
         torch.cuda.synchronize()
+        if eager_out is not None:  # (each call writes one position further: 23 of the cache's spare 64+)
+            host = []
+            eager_out["eager_ms"] = statistics.median(call_ms(step, 3, 20, host))
+            eager_out["eager_host_ms"] = statistics.median(host)
+            rewind(cache, context)
         if compile_mode:  # the compiled step against eager from the same cache state (and eager against itself)
 
             def from_context(fn):
@@ -217,7 +225,12 @@ def measure(model, name, args, log, results):
                 r["prefill_compiled_calls_ms"] = every
                 r["prefill_compiled_medians_ms"] = medians
     for b in args.batches:
-        r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log)
+        eager = {} if args.eager_decode else None
+        r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log,
+                                                                     eager_out=eager)
+        if eager:
+            r[f"decode_b{b}_eager_ms"], r[f"decode_b{b}_eager_host_ms"] = eager["eager_ms"], eager["eager_host_ms"]
+            log(f"  eager decode b{b}: {eager['eager_ms']:.2f} ms per step (host {eager['eager_host_ms']:.2f} ms)")
     if args.compile and name in args.compile_variants:
         for b in args.batches:
             try:
@@ -283,7 +296,7 @@ def main() -> None:
     ap.add_argument("--recompile-limit", type=int, default=8)
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, narrow "
+                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, narrow, tritonlaunch "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -300,6 +313,8 @@ def main() -> None:
     ap.add_argument("--sample-gpu", action="store_true",
                     help="sample SM clock / power / throttle reasons with nvidia-smi during the compiled prefill "
                          "(OUT/smi_<variant>.csv)")
+    ap.add_argument("--eager-decode", action="store_true",
+                    help="also time the decode step eagerly (no CUDA graph, no compile: host bound), with its host time")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
     args = ap.parse_args()
     if args.kernel_settings:
@@ -396,6 +411,7 @@ def main() -> None:
                 tw.CONFIGS[0], tw.PREFILL_CONFIGS)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     m1_default, wide_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE
+    from fptq.kernels import launch
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
         # (tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = N), ingraph / opaque (tw.QUANTIZE_IN_GRAPH); else the
@@ -406,6 +422,7 @@ def main() -> None:
          tw.PREFILL_CONFIGS) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         tw.FUSED_DECODE_M1, tw.SWAP_WIDE = m1_default, wide_default
+        launch.ENABLED = "tritonlaunch" not in opts  # (Triton's own launch path for every kernel, not the short one)
         if "narrow" in opts:  # the swap kernel's 128-row weight tiles only (no 256-row candidate)
             tw.SWAP_WIDE = None
         if "onelaunch" in opts or "twolaunch" in opts:  # M = 1: activation quantization inside the decode GEMM or not
@@ -449,6 +466,8 @@ def main() -> None:
             r["speedup_prefill_compiled"] = fp16["prefill_compiled_ms"] / r["prefill_compiled_ms"]
         for b in args.batches:
             r[f"speedup_decode_b{b}"] = fp16[f"decode_b{b}_ms"] / r[f"decode_b{b}_ms"]
+            if f"decode_b{b}_eager_ms" in r and f"decode_b{b}_eager_ms" in fp16:
+                r[f"speedup_decode_b{b}_eager"] = fp16[f"decode_b{b}_eager_ms"] / r[f"decode_b{b}_eager_ms"]
             key = f"decode_b{b}_compiled_ms"
             if key in r and key in fp16:
                 r[f"speedup_decode_b{b}_compiled"] = fp16[key] / r[key]
@@ -459,6 +478,7 @@ def main() -> None:
             + (f"compiled prefill x{r['speedup_prefill_compiled']:.2f}  " if "speedup_prefill_compiled" in r else "")
             + "  ".join(f"decode b{b} x{r[f'speedup_decode_b{b}']:.2f}" for b in args.batches)
             + "".join(f"  compiled b{b} x{r[k]:.2f}" for b in args.batches if (k := f"speedup_decode_b{b}_compiled") in r)
+            + "".join(f"  eager b{b} x{r[k]:.2f}" for b in args.batches if (k := f"speedup_decode_b{b}_eager") in r)
             + f"  weights x{r['weight_ratio']:.3f} (linears x{r['linear_weight_ratio']:.3f})"
         )
     with open(f"{args.out}/e2e.json", "w") as f:

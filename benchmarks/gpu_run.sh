@@ -455,6 +455,13 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15e)  # run 132: short launches in decode too: GPU tests (swap, decode, plans), then eager / CUDA-graph decode b1 / b16
+    # and eager prefill with Triton's launch path and the short one, fp16 in the same run
+    timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py \
+        -k "launch or two_level_swap or prefill_wgmma or fused_decode or stream_k" 2>&1 | tail -4 | tee "$OUT/pytest_gpu.txt"
+    timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --eager-decode \
+        --variants w4a8-dynamic+fused+tritonlaunch,w4a8-dynamic+fused
+    ;;
   session15d)  # run 131: short launches (fptq.kernels.launch) and Library-defined ops: GPU tests of the paths touched,
     # host cost per op with / without the short launch, compiled prefill without CUDA graphs (2 compiles) and eager
     timeout 240 python3 -m pytest -q -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py \

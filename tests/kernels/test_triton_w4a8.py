@@ -980,6 +980,38 @@ def test_gpu_fused_decode_m1(monkeypatch):
 
 
 @pytest.mark.gpu
+def test_gpu_decode_short_launches(monkeypatch):
+    """Repeat decode launches of one shape on new rows take the kept compiled kernels (`fptq.kernels.launch`: neither
+    the TMA decode kernel's nor the quantization kernel's Triton `run` is called again) and give Triton's launch path's
+    outputs bit for bit: the one-launch M = 1 op (split-K and not) and the two launches at M = 4, with and without PDL,
+    bias or not, fp16 and bf16."""
+    from fptq.kernels import gluon_decode, launch
+
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    runs = []
+    for kernel in (gluon_decode._decode_tma_kernel, tw._act_quant_kernel):
+        monkeypatch.setattr(kernel, "run", lambda *a, real=kernel.run, **kw: runs.append(1) or real(*a, **kw))
+    monkeypatch.setattr(launch, "_COMPILED", {})
+    cases = ((1, 4096, 4096, True, torch.float16, True), (1, 22016, 4096, False, torch.bfloat16, True),
+             (4, 4096, 11008, True, torch.float16, True), (4, 1000, 4096, True, torch.float16, False))
+    for m, n, k, has_bias, dtype, pdl in cases:
+        monkeypatch.setattr(tw, "USE_PDL", pdl)
+        layer = make_layer(n, k, 128, True, bias=has_bias, dtype=dtype)
+        before, ys = len(runs), []
+        for enabled, seed in ((True, 1), (True, 2), (False, 2)):
+            monkeypatch.setattr(launch, "ENABLED", enabled)
+            ys.append(run(make_x(m, k, dtype, seed=seed), layer, 128, "dynamic"))
+        case = (m, n, k, has_bias, dtype, pdl)
+        launches = 1 if m == 1 else 2  # (the one-launch op; else quantization + GEMM)
+        assert len(runs) - before == 2 * launches, case  # the second call skipped Triton's path
+        assert torch.equal(ys[1], ys[2]) and not torch.equal(ys[0], ys[1]), case
+        assert rel(ys[1], dequant_matmul64(make_x(m, k, dtype, seed=2), layer, 128, "dynamic", None)) < (
+            1e-2 if dtype == torch.bfloat16 else 2e-3), case
+    assert not gluon_fallback.failed("decode") and not gluon_fallback.failed("decode_fused")
+
+
+@pytest.mark.gpu
 def test_gpu_fused_decode_m1_in_cuda_graphs(monkeypatch):
     """The fused launches share one counter buffer per device, which each launch leaves zero: consecutive split-K
     layers, eagerly and replayed in a CUDA graph (several replays), give the eager two-launch results; a capture

@@ -645,9 +645,20 @@ USE_PDL = True
 PREFETCH_BUDGET = 24 << 20
 
 
+def _cdiv(a: int, b: int) -> int:
+    """`triton.cdiv` on the host without its constexpr-function wrapper (~1.5 µs a call here, ~6 on the H100
+    machine: the launch paths call it several times per op)."""
+    return -(-a // b)
+
+
+def _pow2(n: int) -> int:
+    """The least power of two >= n (n >= 1; `triton.next_power_of_2` likewise)."""
+    return 1 << (n - 1).bit_length()
+
+
 def _tiles(cfg: KernelConfig, m: int, n: int) -> int:
     """Output tiles of one launch (programs per K slice)."""
-    return triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    return _cdiv(m, cfg.block_m) * _cdiv(n, cfg.block_n)
 
 
 def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None, tma_steps: int = 0) -> int:
@@ -659,11 +670,11 @@ def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None, tma_st
     split = cfg.split_k
     target = TMA_TARGET_PROGRAMS if tma_steps else DECODE_TARGET_PROGRAMS
     if split > 1 and m <= DECODE_MAX_M and target:
-        split = max(1, min(split, triton.cdiv(target, _tiles(cfg, m, n))))
+        split = max(1, min(split, _cdiv(target, _tiles(cfg, m, n))))
         if tma_steps and steps:
-            split = min(cfg.split_k, max(split, triton.cdiv(steps, tma_steps)))
+            split = min(cfg.split_k, max(split, _cdiv(steps, tma_steps)))
     if steps and split > 1:
-        split = triton.cdiv(steps, triton.cdiv(steps, split))
+        split = _cdiv(steps, _cdiv(steps, split))
     return split
 
 
@@ -674,8 +685,8 @@ def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
     (prefetching all of a 235 MB layer only evicts its own first lines: run 13)."""
     if not pdl:
         return {"PDL": False, "PREFETCH_LINES": 1}
-    steps = triton.cdiv(triton.cdiv(k, sub), split)  # K steps per program
-    lines = triton.next_power_of_2(triton.cdiv(steps * sub // 2, 128) + 1)
+    steps = _cdiv(_cdiv(k, sub), split)  # K steps per program
+    lines = _pow2(_cdiv(steps * sub // 2, 128) + 1)
     if PREFETCH_BUDGET:
         cap = max(1, PREFETCH_BUDGET // (n * split * 128))
         lines = min(lines, 1 << (cap.bit_length() - 1))
@@ -729,7 +740,7 @@ def _quant_parts(m: int, chunks: int, sub: int, one_pass: bool, kp: int) -> int:
     if one_pass:  # a power of two (it divides CHUNKS)
         parts = max(1, min(chunks, chunks * sub // QUANT_PART_COLS, budget))
         return 1 << (parts.bit_length() - 1)
-    return min(triton.cdiv(kp, chunks * sub), budget)
+    return min(_cdiv(kp, chunks * sub), budget)
 
 
 def quantize_activation_triton(
@@ -827,7 +838,7 @@ def _launch(
     if m == 0 or n == 0:
         return out
     tma = _use_tma(cfg, a, a_mode, dot_type, m, qweight, k)
-    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, triton.cdiv(k, sub),
+    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub),
                                                           _tma_slice_steps(tma, k, group_size))
     if workspace is None and counters is not None:
         counters.zero_()
@@ -840,13 +851,15 @@ def _launch(
     if tma and (group_size == k or groups <= TMA_MAX_GROUPS):
         try:
             w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
-            gluon_decode._decode_tma_kernel[grid](
-                w_desc, a_desc, None, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
-                bias if bias is not None else dummy, out, ws, counters,
-                m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
-                GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
-                HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-                GROUPS=groups, **({"launch_pdl": True} if pdl else {}),
+            _launch_decode_tma(
+                grid,
+                (w_desc, a_desc, None, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
+                 bias if bias is not None else dummy, out, ws, counters,
+                 m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0)),
+                dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
+                     HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, GROUPS=groups,
+                     num_warps=cfg.num_warps),
+                pdl,
             )
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
@@ -894,9 +907,9 @@ def _launch(
 def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
     """Power of two >= the weight groups one K slice of `split` touches (a slice of `per` steps of
     `sub` columns starts on a group boundary only if a group is one step)."""
-    per = triton.cdiv(triton.cdiv(k, sub), split)
+    per = _cdiv(_cdiv(k, sub), split)
     steps = max(1, group_size // sub)  # steps per group
-    return triton.next_power_of_2(triton.cdiv(per, steps) + (steps > 1))
+    return _pow2(_cdiv(per, steps) + (steps > 1))
 
 
 def _use_tma(cfg: KernelConfig, a: torch.Tensor, a_mode: int, dot_type: int, m: int, qweight: torch.Tensor,
@@ -970,9 +983,9 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
     sub = _sub_chunk(group_size)
-    steps = triton.cdiv(k, sub)
+    steps = -(-k // sub)
     split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
-    per = triton.cdiv(steps, split)
+    per = -(-steps // split)
     groups = _groups_per_program(k, sub, split, group_size)
     if per > FUSED_MAX_STEPS or (group_size != k and groups > TMA_MAX_GROUPS):
         return None
@@ -989,20 +1002,39 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     dummy = scales
     try:
         w_desc, _ = gluon_decode.tma_descriptors(None, qweight, cfg.block_n, sub)
-        gluon_decode._decode_tma_kernel[(tiles, split)](
-            w_desc, None, x2, scales, zeros if zeros is not None else dummy, dummy, bias if bias is not None else dummy,
-            out, ws, counters if counters is not None else out,
-            1, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0),
-            GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=0,
-            HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps,
-            GROUPS=groups, FUSED_ROW=True, A_STEPS=triton.next_power_of_2(per),
-            ROW_BLOCK=min(triton.next_power_of_2(k), FUSED_ROW_BLOCK), **({"launch_pdl": True} if pdl else {}),
+        _launch_decode_tma(
+            (tiles, split),
+            (w_desc, None, x2, scales, zeros if zeros is not None else dummy, dummy, bias if bias is not None else dummy,
+             out, ws, counters if counters is not None else out,
+             1, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0)),
+            dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=0,
+                 HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, GROUPS=groups,
+                 num_warps=cfg.num_warps, FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK)),
+            pdl,
         )
         return out
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
         gluon_fallback.note_failure("decode_fused", e)
         return None
+
+
+def _desc_key(desc) -> tuple | None:
+    """What a host TMA descriptor contributes to a launch key (`fptq.kernels.launch`): its dtype, shape, strides and
+    block (its layout follows from the call site)."""
+    if desc is None:
+        return None
+    return desc.base.dtype, tuple(desc.shape), tuple(desc.strides), tuple(desc.block_shape)
+
+
+def _launch_decode_tma(grid: tuple, args: tuple, constexprs: dict, pdl: bool) -> None:
+    """`gluon_decode._decode_tma_kernel[grid](*args, **constexprs)` through `fptq.kernels.launch`: `args` are its 16
+    runtime arguments (two descriptors, the raw row or None, seven pointers, six integers)."""
+    pointers = args[3:10]
+    key = (pointers[4].device.index, _desc_key(args[0]), _desc_key(args[1]), None if args[2] is None else args[2].dtype,
+           tuple(t.dtype for t in pointers), args[10:], tuple(constexprs.items()), pdl,
+           launch.aligned(args[2], *pointers))
+    launch.launch(gluon_decode._decode_tma_kernel, grid, key, args, constexprs, {"launch_pdl": True} if pdl else {})
 
 
 def _tma_slice_steps(tma: bool, k: int, group_size: int) -> int:
@@ -1134,7 +1166,7 @@ def w4a8_linear(
                 return y.reshape(*x.shape[:-1], n)
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
-        workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
+        workspace = _split_k_workspace(m, n, cfg, x2.device, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
                     cfg, out, pdl, workspace)
@@ -1238,7 +1270,7 @@ def w4a8_fp8_linear(
         y = _prefill(a, sx, 2, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out)
         return y.reshape(*x.shape[:-1], n)
     cfg = config or _for_m(CONFIGS, max(m, DECODE_MAX_M + 1))
-    workspace = _split_k_workspace(m, n, cfg, x2.device, triton.cdiv(k, _sub_chunk(group_size)))
+    workspace = _split_k_workspace(m, n, cfg, x2.device, _cdiv(k, _sub_chunk(group_size)))
     a, sx = quantize_activation_triton(x2, group_size, "dynamic_fp8", counters=workspace[2])
     y = _launch(a, _A_PERMUTED, 2, qweight, scales, zeros, sx, 2, bias, m, k, group_size, x.dtype, cfg, out,
                 workspace=workspace)
