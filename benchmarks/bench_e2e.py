@@ -179,6 +179,46 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None, pro
     return ms, how
 
 
+class _TokenClock:
+    """A `generate` streamer that notes when each token is ready (after a sync): the prompt, then every new token."""
+
+    def __init__(self):
+        self.times = []
+
+    def put(self, value):
+        torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def generate_latency(model, new_tokens, context, log) -> dict:
+    """`model.generate` as a user runs it, greedy, batch 1, `context` prompt tokens, `new_tokens` new ones: with the
+    default dynamic KV cache (eager: no graphs) and with `cache_implementation="static"` (transformers then compiles
+    the decode step with CUDA graphs by itself). Per mode: time to the first new token (the prefill) and the median
+    ms between later tokens; the second of two calls (the first compiles)."""
+    ids = torch.randint(0, model.config.vocab_size, (1, context), device=model.device)
+    result = {}
+    for cache in ("dynamic", "static"):
+        try:
+            for _ in range(2):
+                clock = _TokenClock()
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    model.generate(ids, do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                   cache_implementation=cache, pad_token_id=0, streamer=clock)
+            gaps = [b - a for a, b in zip(clock.times[2:], clock.times[3:])]  # (between new tokens 2, 3, ...)
+            result[cache] = {"first_token_ms": (clock.times[1] - t0) * 1e3, "ms_per_token": statistics.median(gaps) * 1e3}
+            log(f"  generate ({cache} cache): first token {result[cache]['first_token_ms']:.1f} ms, then "
+                f"{result[cache]['ms_per_token']:.2f} ms per token ({new_tokens} new tokens)")
+        except Exception as e:  # noqa: BLE001 - reported, the other numbers stand
+            log(f"  generate ({cache} cache) failed: {type(e).__name__}: {str(e)[:300]}")
+        torch._dynamo.reset()
+    return result
+
+
 def measure(model, name, args, log, results):
     torch.cuda.synchronize()
     total, linears = weight_bytes(model)
@@ -240,6 +280,8 @@ def measure(model, name, args, log, results):
             except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
                 log(f"  torch.compile decode b{b} failed: {type(e).__name__}: {str(e)[:300]}")
         torch._dynamo.reset()
+    if args.generate:
+        r["generate"] = generate_latency(model, args.generate, args.context, log)
     results.append(r)
     log(
         f"{name:14s} weights {r['weights_GB']:.2f} GB (linears {r['linear_weights_GB']:.2f})  "
@@ -313,6 +355,9 @@ def main() -> None:
     ap.add_argument("--sample-gpu", action="store_true",
                     help="sample SM clock / power / throttle reasons with nvidia-smi during the compiled prefill "
                          "(OUT/smi_<variant>.csv)")
+    ap.add_argument("--generate", type=int, default=0,
+                    help="also time model.generate with this many new tokens after --context prompt tokens, dynamic "
+                         "cache (eager) and static cache (compiled with CUDA graphs by transformers)")
     ap.add_argument("--eager-decode", action="store_true",
                     help="also time the decode step eagerly (no CUDA graph, no compile: host bound), with its host time")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")
@@ -471,6 +516,9 @@ def main() -> None:
             key = f"decode_b{b}_compiled_ms"
             if key in r and key in fp16:
                 r[f"speedup_decode_b{b}_compiled"] = fp16[key] / r[key]
+        for cache, gen in r.get("generate", {}).items():
+            if cache in fp16.get("generate", {}):
+                r[f"speedup_generate_{cache}"] = fp16["generate"][cache]["ms_per_token"] / gen["ms_per_token"]
         r["weight_ratio"] = r["weights_GB"] / fp16["weights_GB"]
         r["linear_weight_ratio"] = r["linear_weights_GB"] / fp16["linear_weights_GB"]
         log(
@@ -479,6 +527,7 @@ def main() -> None:
             + "  ".join(f"decode b{b} x{r[f'speedup_decode_b{b}']:.2f}" for b in args.batches)
             + "".join(f"  compiled b{b} x{r[k]:.2f}" for b in args.batches if (k := f"speedup_decode_b{b}_compiled") in r)
             + "".join(f"  eager b{b} x{r[k]:.2f}" for b in args.batches if (k := f"speedup_decode_b{b}_eager") in r)
+            + "".join(f"  generate ({c} cache) x{r[k]:.2f}" for c in ("dynamic", "static") if (k := f"speedup_generate_{c}") in r)
             + f"  weights x{r['weight_ratio']:.3f} (linears x{r['linear_weight_ratio']:.3f})"
         )
     with open(f"{args.out}/e2e.json", "w") as f:

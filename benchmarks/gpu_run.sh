@@ -455,6 +455,14 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15f)  # run 133: the GPU tests run 132's selection did not reach (-v: partial progress survives a timeout), then
+    # model.generate as a user runs it: dynamic cache (eager) and static cache (transformers compiles the decode step)
+    timeout 330 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "decode_short or fused_decode or two_level_swap or stream_k or short_launches" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 240 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --generate 64 \
+        --variants w4a8-dynamic+fused
+    ;;
   session15e)  # run 132: short launches in decode too: GPU tests (swap, decode, plans), then eager / CUDA-graph decode b1 / b16
     # and eager prefill with Triton's launch path and the short one, fp16 in the same run
     timeout 300 python3 -m pytest -q -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py \
