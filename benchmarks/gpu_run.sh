@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15g)  # run 134: the fixed swap short-launch test, decode tests, prefill_wgmma's last two configs; then eager /
+    # CUDA-graph decode b1 and model.generate (dynamic / static cache) with the decode layouts kept
+    timeout 300 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "swap_short_launches or decode_short or fused_decode_m1 or (prefill_wgmma and (cfg5 or cfg6))" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --eager-decode \
+        --generate 64 --variants w4a8-dynamic+fused
+    ;;
   session15f)  # run 133: the GPU tests run 132's selection did not reach (-v: partial progress survives a timeout), then
     # model.generate as a user runs it: dynamic cache (eager) and static cache (transformers compiles the decode step)
     timeout 330 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
