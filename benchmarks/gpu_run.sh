@@ -455,6 +455,12 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15h)  # run 135: the GPU tests not re-run on the final round-15 code (everything that quantizes activations went
+    # through the short launch since run 132): -v, partial progress survives the timeout
+    timeout 560 python3 -m pytest -v -m gpu tests/ \
+        -k "not (prefill_wgmma or two_level_swap or stream_k or short_launches or fused_decode)" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed" "$OUT/pytest_gpu.txt" | tail -50
+    ;;
   session15g)  # run 134: the fixed swap short-launch test, decode tests, prefill_wgmma's last two configs; then eager /
     # CUDA-graph decode b1 and model.generate (dynamic / static cache) with the decode layouts kept
     timeout 300 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
