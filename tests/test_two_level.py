@@ -181,8 +181,8 @@ def test_gpu_pipeline_two_level(monkeypatch, method):
         pytest.skip("needs CUDA")
     from fptq.kernels import gluon_swap
 
-    plans, plan = [], gluon_swap.plan
-    monkeypatch.setattr(gluon_swap, "plan", lambda *args: plans.append(plan(*args)) or plans[-1])
+    plans, schedule = [], gluon_swap._schedule  # (each swap launch's plan: `_schedule` keeps them per shape)
+    monkeypatch.setattr(gluon_swap, "_schedule", lambda *args: plans.append(schedule(*args)[0]) or schedule(*args))
     torch.manual_seed(0)
     cfg = LlamaConfig(hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=4, vocab_size=1000, max_position_embeddings=512)

@@ -670,13 +670,14 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
 
 def test_prefill_offers_wide_tiles_where_sums_are_one_int32(monkeypatch):
     """`_prefill` lets `swap_tile` consider 256-row tiles (SWAP_WIDE) only for layers whose sums are one int32 per
-    output — two-level scales (given as channel scales) or per channel — and from SWAP_WIDE_MIN_M rows on."""
+    output — two-level scales (given as channel scales) or per channel — and from SWAP_WIDE_MIN_M rows on; groups the
+    swap kernel does not take (64 columns) get 128-row tiles (run 135: its plan divided by zero for them)."""
     picked = []
     monkeypatch.setattr(tw, "_sms", lambda t: 132)
     monkeypatch.setattr(tw, "prefill_gemm", lambda *a: picked.append(a[-2].block_n))
     q, chan = torch.zeros(4096, 2048, dtype=torch.uint8), torch.ones(4096, dtype=torch.float16)
     for m, group, two_level, want in ((2048, 128, True, 256), (2048, 4096, False, 256), (2048, 128, False, 128),
-                                      (512, 128, True, 128)):
+                                      (512, 128, True, 128), (2048, 64, False, 128), (2048, 64, True, 128)):
         a = torch.zeros(m, 4096, dtype=torch.int8)
         scales = torch.ones(4096, 4096 // group, dtype=torch.float16)
         tw._prefill(a, None, 2, q, scales, None, None, 4096, group, torch.float16, None, None, chan if two_level else None)

@@ -1202,9 +1202,11 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     m, n = a.shape[0], qweight.shape[0]
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
-    if config is None:  # (256-row tiles where the swap kernel's plan sums one int32 per output: two-level, per channel)
+    if config is None:  # (256-row tiles where the swap kernel's plan sums one int32 per output: two-level, per channel;
+        # its plan only for groups it takes — multiples of 128 columns or per channel)
         two_level = channel_scales is not None and gluon_swap.USE_TWO_LEVEL
-        wide = m >= SWAP_WIDE_MIN_M and gluon_swap.plan(k, group_size, m, two_level)["SPG"] == 0
+        wide = (m >= SWAP_WIDE_MIN_M and (group_size >= k or group_size % gluon_swap.SUB == 0)
+                and gluon_swap.plan(k, group_size, m, two_level)["SPG"] == 0)
         config = _prefill_config(m, n, _sms(a), wide)
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config,
                         channel_scales)
