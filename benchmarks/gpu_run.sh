@@ -456,8 +456,10 @@ PY
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
   session15i)  # run 136: run 135's failures after their fixes (group-64 layers from 1024 rows; the pipeline test's spy)
-    timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
-        -k "(test_gpu_large and (1024 or 8192)) or pipeline_two_level" > "$OUT/pytest_gpu.txt" 2>&1
+    # (and the launch fixes of the review: per-call constexprs in every key, VERIFY on in the GPU tests)
+    timeout 500 python3 -m pytest -v -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
+        -k "(test_gpu_large and (1024 or 8192)) or pipeline_two_level or short_launches or launch or fused_decode_m1 or swap_wide" \
+        > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed" "$OUT/pytest_gpu.txt" | tail -20
     ;;
   session15h)  # run 135: the GPU tests not re-run on the final round-15 code (everything that quantizes activations went

@@ -12,6 +12,14 @@ if not shutil.which("nvidia-smi"):
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+if torch.cuda.is_available():  # every short kernel launch also checks its key against Triton's binding
+    try:
+        from fptq.kernels import launch as _launch
+
+        _launch.VERIFY = True
+    except ImportError:  # pragma: no cover
+        pass
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 TINY = dict(

@@ -37,17 +37,18 @@ def test_stand_ins_and_no_key_take_the_triton_path(key):
     assert spy.calls == [((3,), (1, 2), {"A": 2.0, "num_warps": 4})] * 2
 
 
-def test_aligned():
+def test_alignment_is_a_bit_per_tensor():
     t = torch.zeros(64, dtype=torch.uint8)  # (allocations are at least 16-byte aligned)
-    assert launch.aligned(t, None, t[16:]) and not launch.aligned(t, t[1:])
+    assert launch.alignment(t, None, t[16:]) == 0b111
+    assert launch.alignment(t[1:], t) == 0b10 and launch.alignment(t, t[1:]) == 0b01  # (which one, not just whether)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_repeat_launches_skip_the_binder(monkeypatch):
     """The second launch with a key runs the kept compiled kernel (Triton's `run` is not called again) on new
-    operands, with the constexprs passed and the defaults not passed; another key goes through Triton again; with
-    ENABLED off every launch does."""
+    operands, with the constexpr passed and the defaults (B, BLOCK) filled in; another key goes through Triton again;
+    with ENABLED off every launch does; with VERIFY a key that leaves out a constexpr raises."""
     runs = []
     real_run = _axpb.run
     monkeypatch.setattr(_axpb, "run", lambda *a, **kw: runs.append(1) or real_run(*a, **kw))
@@ -61,3 +62,8 @@ def test_gpu_repeat_launches_skip_the_binder(monkeypatch):
         launch.launch(_axpb, (triton.cdiv(n, 128),), key, (x, y, n), {"A": a}, {"num_warps": 4})
         torch.testing.assert_close(y, x * a + 1.0, rtol=0, atol=0)
     assert len(runs) == 3  # the second launch with key ("a2",) took the kept kernel
+    monkeypatch.setattr(launch, "ENABLED", True)
+    monkeypatch.setattr(launch, "VERIFY", True)
+    x = torch.randn(n, device="cuda")
+    with pytest.raises(AssertionError, match="incomplete"):  # A = 5.0 under the key of A = 2.0
+        launch.launch(_axpb, (triton.cdiv(n, 128),), ("a2",), (x, torch.empty_like(x), n), {"A": 5.0}, {"num_warps": 4})

@@ -819,6 +819,14 @@ def test_gpu_swap_short_launches(monkeypatch):
         assert torch.equal(ys[1], ys[2]) and not torch.equal(ys[0], ys[1]), case
         assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
     assert sum(key[0] == id(gluon_swap._swap_kernel) for key in launch._COMPILED) == len(cases)  # (one kept kernel each)
+    # fp32 activations: a bias of the dummy's dtype; layers with and without bias of one shape keep two kernels
+    # (review of session 15: the key once missed HAS_BIAS, and the second layer ran the first one's kernel)
+    qw = quantize_weight(torch.randn(512, 1024, generator=torch.Generator().manual_seed(3)), 4, 128, True, "two-level")
+    layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(512).cuda())
+    x = make_x(600, 1024, torch.float32)
+    for bias in (None, layer[3], None, layer[3]):
+        y = tw.w4a8_linear(x, *layer[:3], group_size=128, bias=bias, config=cases[1][-1], channel_scales=qw.channel_scales.cuda())
+        assert rel(y, dequant_matmul64(x, (*layer[:3], bias), 128, "dynamic", None)) < 2e-3, bias is None
 
 
 @pytest.mark.gpu

@@ -467,14 +467,7 @@ if gluon is not None:
 
 @functools.cache
 def _sm_count(index: int) -> int:
-    """SMs of CUDA device `index` (asked on every launch: kept; tests replace this function)."""
-    count = _SM_COUNTS.get(index)
-    if count is None:
-        count = _SM_COUNTS[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    return count
-
-
-_SM_COUNTS: dict[int, int] = {}
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 _PACKED_LAYOUT = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2) if gluon is not None else None

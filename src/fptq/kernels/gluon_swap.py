@@ -37,6 +37,7 @@ Scope: int8 activations, symmetric weights (no zero points), groups that are a m
 
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
 import math
+import types
 
 import torch
 
@@ -708,7 +709,7 @@ def _schedule(m: int, kp: int, n: int, group_size: int, two_level: bool, block_m
     tiles = -(-m // block_m) * -(-n // rows_n)
     programs = min(tiles, sms)
     sk = stream_k(tiles, programs) and not wide and not sched["LAG"]
-    return sched, wide, rows_n, stages, programs, sk
+    return types.MappingProxyType(sched), wide, rows_n, stages, programs, sk  # (read-only: the cache shares it)
 
 
 def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block_m: int, max_stages: int, group_m: int,
@@ -748,9 +749,9 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
                       STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
     args = (x_desc, w_desc, s_desc, sx, bias, out, scales, chan, ws, flags, m, n, kp, out.stride(0),
             scales.stride(0) if sched["DS"] else 0)
-    # what Triton specializes on beyond the schedule's key: the pointers' types and alignment, the strides' values
-    key = (a.device.index, m, kp, n, group_size, two_level, block_m, block_n, max_stages, sms, sx_mode, group_m,
-           a.dtype, a.stride(0), qweight.dtype, tuple(qweight.shape), qweight.stride(0), tuple(rows.shape), rows.stride(0),
-           out.stride(0), args[-1], sx.dtype, bias.dtype, out.dtype, scales.dtype, chan.dtype, settings,
-           launch.aligned(sx, bias, out, scales, chan, ws, flags, rows, a, qweight))
+    # what Triton specializes on: the constexprs, the descriptors' dtypes / shapes / strides, the integers, the pointers'
+    # types and alignment
+    key = (tuple(constexprs.values()), block_m, a.dtype, tuple(a.shape), a.stride(0), qweight.dtype, tuple(qweight.shape),
+           qweight.stride(0), tuple(rows.shape), rows.stride(0), args[10:], sx.dtype, bias.dtype, out.dtype, scales.dtype,
+           chan.dtype, ws.dtype, launch.alignment(sx, bias, out, scales, chan, ws, flags, rows, a, qweight))
     launch.launch(_swap_kernel, (programs,), key, args, constexprs, {"num_warps": 4, "maxnreg": 168})

@@ -789,8 +789,8 @@ def quantize_activation_triton(
                           XT=tl.bfloat16 if words and x2.dtype == torch.bfloat16 else tl.float16)
         warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
         # (the key: what Triton specializes on — the arguments' dtypes and alignment, the integers, the constexprs)
-        key = (x2.device.index, xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:], mode, sub,
-               chunks, one_pass, pdl, parts, words, x2.dtype, warps, launch.aligned(xs, out, sx_arg, scale_arg, counters_arg))
+        key = (xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:], tuple(constexprs.values()),
+               warps, launch.alignment(xs, out, sx_arg, scale_arg, counters_arg))
         launch.launch(_act_quant_kernel, (m, launched), key, args, constexprs, {"num_warps": warps})
     return out, sx
 
@@ -1031,9 +1031,8 @@ def _launch_decode_tma(grid: tuple, args: tuple, constexprs: dict, pdl: bool) ->
     """`gluon_decode._decode_tma_kernel[grid](*args, **constexprs)` through `fptq.kernels.launch`: `args` are its 16
     runtime arguments (two descriptors, the raw row or None, seven pointers, six integers)."""
     pointers = args[3:10]
-    key = (pointers[4].device.index, _desc_key(args[0]), _desc_key(args[1]), None if args[2] is None else args[2].dtype,
-           tuple(t.dtype for t in pointers), args[10:], tuple(constexprs.items()), pdl,
-           launch.aligned(args[2], *pointers))
+    key = (_desc_key(args[0]), _desc_key(args[1]), None if args[2] is None else args[2].dtype,
+           tuple(t.dtype for t in pointers), args[10:], tuple(constexprs.items()), pdl, launch.alignment(args[2], *pointers))
     launch.launch(gluon_decode._decode_tma_kernel, grid, key, args, constexprs, {"launch_pdl": True} if pdl else {})
 
 
@@ -1288,14 +1287,18 @@ def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> boo
 # `torch.library.Library` with one implementation for every device: `torch.library.custom_op`'s wrappers (autograd, alias checks,
 # a Dynamo-disabled frame) cost ~45 µs of host time per call on the H100 machine against ~10 µs here (run 130,
 # benchmarks/probe_host.py), and a compiled prefill without CUDA graphs is host bound (runs 128-130).
-_LIB = torch.library.Library("fptq", "DEF")
+# (Inference only, as the eager path: no autograd formula — PyTorch's autograd fallback warns on a backward through
+# them.)
+_LIB = torch.library.Library("fptq", "FRAGMENT")
 _LIB.define(
     "w4a8_linear(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, int bits, int group_size, str act_mode, "
-    "Tensor? act_scale, Tensor? bias, Tensor? channel_scales) -> Tensor"
+    "Tensor? act_scale, Tensor? bias, Tensor? channel_scales) -> Tensor",
+    tags=(torch.Tag.pt2_compliant_tag,),
 )
 _LIB.define(
-    "w4a8_gemm(Tensor a, Tensor sx, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, int k, int group_size, "
-    "int sx_mode, ScalarType out_dtype, Tensor? channel_scales) -> Tensor"
+    "w4a8_gemm(Tensor a, Tensor sx, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, SymInt k, int group_size, "
+    "int sx_mode, ScalarType out_dtype, Tensor? channel_scales) -> Tensor",
+    tags=(torch.Tag.pt2_compliant_tag,),
 )
 
 
