@@ -455,6 +455,10 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15j)  # run 137: every GPU test but prefill_wgmma's seven configs with launch.VERIFY on (key completeness)
+    timeout 560 python3 -m pytest -v -m gpu tests/ -k "not prefill_wgmma" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|passed|failed" "$OUT/pytest_gpu.txt" | tail -20
+    ;;
   session15i)  # run 136: run 135's failures after their fixes (group-64 layers from 1024 rows; the pipeline test's spy)
     # (and the launch fixes of the review: per-call constexprs in every key, VERIFY on in the GPU tests)
     timeout 500 python3 -m pytest -v -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
