@@ -455,6 +455,11 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session15k)  # run 138: the scale-row stand-in made outside CUDA-graph pools: the new cudagraph-trees test, the swap tests
+    timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "cudagraph_trees or swap_short or swap_wide or two_level_swap" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -20
+    ;;
   session15j)  # run 137: every GPU test but prefill_wgmma's seven configs with launch.VERIFY on (key completeness)
     timeout 560 python3 -m pytest -v -m gpu tests/ -k "not prefill_wgmma" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "FAILED|ERROR|passed|failed" "$OUT/pytest_gpu.txt" | tail -20

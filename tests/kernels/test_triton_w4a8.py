@@ -747,6 +747,30 @@ def test_gpu_swap_stream_k(monkeypatch):
         assert rel(ys[(0.0, 1e9), 0], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
 @pytest.mark.gpu
+def test_gpu_swap_under_cudagraph_trees(monkeypatch):
+    """A layer compiled with CUDA graphs (mode "reduce-overhead": cudagraph trees) whose first swap launch happens in
+    the trees' warm-up / capture: the kept scale-row stand-in (`gluon_swap._no_rows`) is made outside their pool (or
+    per call while a capture runs), and every call gives the eager op's outputs."""
+    from fptq.kernels import gluon_swap
+
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
+    monkeypatch.setattr(gluon_swap, "_NO_ROWS", {})
+    monkeypatch.setattr(scratch, "_KEPT", {})
+    qw = quantize_weight(torch.randn(512, 1024, generator=torch.Generator().manual_seed(5)), 4, 128, True, "two-level")
+    layer, chan = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None), qw.channel_scales.cuda()
+    fn = lambda x: tw._backend_fn(x, *layer, group_size=128, act_mode="dynamic", channel_scales=chan)  # noqa: E731
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, mode="reduce-overhead")
+    for seed in range(4):  # (warm-up, capture, replays)
+        x = make_x(300, 1024, seed=seed)
+        got = compiled(x).clone()
+        assert torch.isfinite(got).all() and rel(got, fn(x)) < 1e-3, seed  # (traced quantization: a code may differ)
+    assert gluon_swap._NO_ROWS  # made on the way, outside the pool
+    torch._dynamo.reset()
+
+
+@pytest.mark.gpu
 def test_gpu_swap_wide(monkeypatch):
     """256-row weight tiles in the swap kernel (`PrefillConfig(block_n=256, swap=True)`, WIDE: two 64-row blocks per
     consumer warpgroup) give the 128-row tiles' outputs bit for bit where the sum is one int32 per output (two-level

@@ -48,7 +48,7 @@ try:
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     from triton.language.core import _aggregate as aggregate
 
-    from fptq.kernels import gluon_prefill, launch
+    from fptq.kernels import gluon_prefill, launch, scratch
     from fptq.kernels.gluon_prefill import _tile, scale_desc, tma_desc
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_TL, UNPACK_LO, UNPACK_LO_TL, _as_fp32, _epilogue, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
@@ -679,12 +679,23 @@ def stream_k(tiles: int, sms: int) -> bool:
     return rounds <= max_rounds and math.ceil(rounds) - rounds >= idle
 
 
-@functools.cache
 def _no_rows(index: int) -> tuple:
     """A (1, 2 * ROWS) fp32 stand-in for the scale rows where the kernel reads the scales directly (DS), and its TMA
-    descriptor (an argument, never loaded from)."""
-    rows = torch.empty(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
-    return rows, scale_desc(rows, 2 * ROWS, 2 * ROWS)
+    descriptor (an argument, never loaded from). Kept per GPU, made outside CUDA-graph pools (`fptq.kernels.scratch`:
+    a kept block in a cudagraph tree's pool fails its checks); while a graph is captured before any launch made it,
+    one for that call (the graph's own)."""
+    kept = _NO_ROWS.get(index)
+    if kept is None:
+        zeros = scratch.kept_zeros("swap_no_rows", 2 * ROWS, torch.device("cuda", index))
+        if zeros is None:
+            rows = torch.zeros(1, 2 * ROWS, dtype=torch.float32, device=torch.device("cuda", index))
+            return rows, scale_desc(rows, 2 * ROWS, 2 * ROWS)
+        rows = zeros[: 2 * ROWS].view(torch.float32).view(1, 2 * ROWS)
+        kept = _NO_ROWS[index] = (rows, scale_desc(rows, 2 * ROWS, 2 * ROWS))
+    return kept
+
+
+_NO_ROWS: dict[int, tuple] = {}
 
 
 def _settings() -> tuple:
