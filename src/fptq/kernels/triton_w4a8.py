@@ -768,13 +768,13 @@ def quantize_activation_triton(
     dtype = {_Q_STATIC: torch.int8, _Q_DYNAMIC: torch.int8, _Q_COPY: x2.dtype, _Q_FP8: torch.float8_e4m3fn}[mode]
     out = torch.empty(m, kp, dtype=dtype, device=x2.device)
     sx = torch.empty(m, dtype=torch.float32, device=x2.device) if mode in (_Q_DYNAMIC, _Q_FP8) else None
-    chunks = max(1, min(ONE_PASS_MAX_K // sub, 1 << (kp // sub - 1).bit_length()))  # (next power of two)
+    chunks = max(1, min(ONE_PASS_MAX_K // sub, _pow2(max(1, kp // sub))))
     one_pass = chunks * sub >= kp
     if not one_pass:
         chunks = max(1, min(4096 // sub, chunks))
     parts = _quant_parts(m, chunks, sub, one_pass, kp)
     # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
-    launched = -(-kp // (chunks // parts * sub)) if one_pass else parts
+    launched = _cdiv(kp, chunks // parts * sub) if one_pass else parts
     # (int32 words: an even row length and stride, an even storage offset for the view, 4-byte aligned loads)
     words = (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and k % 2 == 0 and x2.stride(1) == 1
              and x2.stride(0) % 2 == 0 and x2.storage_offset() % 2 == 0 and x2.data_ptr() % 4 == 0)
@@ -983,9 +983,9 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
     sub = _sub_chunk(group_size)
-    steps = -(-k // sub)
+    steps = _cdiv(k, sub)
     split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
-    per = -(-steps // split)
+    per = _cdiv(steps, split)
     groups = _groups_per_program(k, sub, split, group_size)
     if per > FUSED_MAX_STEPS or (group_size != k and groups > TMA_MAX_GROUPS):
         return None
@@ -1284,11 +1284,11 @@ def _supports(x: torch.Tensor, bits: int, group_size: int, act_mode: str) -> boo
 
 
 # The two ops a compiled model calls (opaque to Dynamo / Inductor, captured by CUDA graphs), defined on a
-# `torch.library.Library` with one implementation for every device: `torch.library.custom_op`'s wrappers (autograd, alias checks,
-# a Dynamo-disabled frame) cost ~45 µs of host time per call on the H100 machine against ~10 µs here (run 130,
-# benchmarks/probe_host.py), and a compiled prefill without CUDA graphs is host bound (runs 128-130).
-# (Inference only, as the eager path: no autograd formula — PyTorch's autograd fallback warns on a backward through
-# them.)
+# `torch.library.Library` with one implementation for every device: `torch.library.custom_op`'s wrappers (autograd,
+# alias checks, a Dynamo-disabled frame) cost ~25 µs of host time per call on the H100 machine against ~11 µs for a
+# Library implementation (run 131, benchmarks/probe_host.py), and a compiled prefill without CUDA graphs is host bound
+# (runs 128-131). Inference only, as the eager path: no autograd formula (PyTorch's autograd fallback warns on a
+# backward through them).
 _LIB = torch.library.Library("fptq", "FRAGMENT")
 _LIB.define(
     "w4a8_linear(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, int bits, int group_size, str act_mode, "
