@@ -683,6 +683,36 @@ def test_prefill_offers_wide_tiles_where_sums_are_one_int32(monkeypatch):
         tw._prefill(a, None, 2, q, scales, None, None, 4096, group, torch.float16, None, None, chan if two_level else None)
         assert picked[-1] == want, (m, group, two_level)
 
+def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
+    """`gluon_swap.swap_gemm` keeps its launch constants per shape (`_schedule`), keyed on the module settings too: a
+    setting changed between two calls of one shape reaches the second launch (host logic only: the kernel is a
+    stand-in that records its constexprs)."""
+    from fptq.kernels import gluon_prefill, gluon_swap
+
+    if gluon_swap.gluon is None:
+        pytest.skip("no Gluon")
+    launched = []
+
+    class Kernel:  # (not a Triton kernel: `fptq.kernels.launch` calls it as `kernel[grid](...)` every time)
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launched.append(kwargs)
+
+    rows = torch.zeros(1, 2 * gluon_swap.ROWS)
+    monkeypatch.setattr(gluon_swap, "_swap_kernel", Kernel())
+    monkeypatch.setattr(gluon_swap, "_no_rows", lambda index: (rows, gluon_prefill.scale_desc(rows, 128, 128)))
+    monkeypatch.setattr(gluon_swap, "_shared_memory", lambda t: 232448)
+    monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 132)
+    m, n, k = 2048, 4096, 4096
+    a, q = torch.zeros(m, k, dtype=torch.int8), torch.zeros(n, k // 2, dtype=torch.uint8)
+    scales, chan, out = torch.ones(n, k // 128, dtype=torch.float16), torch.ones(n, dtype=torch.float16), torch.empty(m, n)
+    for ksub, ahead in ((2, 8192), (1, 8192), (2, 0), (2, 8192)):
+        monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
+        monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)
+        gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 128)
+        assert (launched[-1]["KSUB"], launched[-1]["TL"]) == (ksub, 2 if ahead == 0 else 1), (ksub, ahead)
+    assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
+
+
 def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
     """`gluon_swap.stream_k`: the swap kernel shares all tiles' K slots out evenly where whole tiles would leave
     at least STREAM_K's share of the last round's SMs idle, within its rounds — never with as few tiles as SMs
