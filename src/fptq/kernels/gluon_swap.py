@@ -762,7 +762,6 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
             scales.stride(0) if sched["DS"] else 0)
     # what Triton specializes on: the constexprs, the descriptors' dtypes / shapes / strides, the integers, the pointers'
     # types and alignment
-    key = (tuple(constexprs.values()), block_m, a.dtype, tuple(a.shape), a.stride(0), qweight.dtype, tuple(qweight.shape),
-           qweight.stride(0), tuple(rows.shape), rows.stride(0), args[10:], sx.dtype, bias.dtype, out.dtype, scales.dtype,
-           chan.dtype, ws.dtype, launch.alignment(sx, bias, out, scales, chan, ws, flags, rows, a, qweight))
+    key = (tuple(constexprs.values()), *map(launch.descriptor_key, args[:3]), args[10:], sx.dtype, bias.dtype, out.dtype,
+           scales.dtype, chan.dtype, ws.dtype, launch.alignment(sx, bias, out, scales, chan, ws, flags, rows, a, qweight))
     launch.launch(_swap_kernel, (programs,), key, args, constexprs, {"num_warps": 4, "maxnreg": 168})

@@ -74,6 +74,14 @@ def alignment(*tensors) -> int:
     return mask
 
 
+def descriptor_key(desc) -> tuple | None:
+    """What a host TMA descriptor contributes to a key: its dtype, shape, strides and block (its layout follows from
+    the call site); None for None."""
+    if desc is None:
+        return None
+    return desc.base.dtype, tuple(desc.shape), tuple(desc.strides), tuple(desc.block_shape)
+
+
 def _verify(kernel, compiled, args, constexprs, options, key) -> None:
     """Raise unless Triton's own binding of this call finds `compiled` (the kernel kept for `key`)."""
     from triton import knobs

@@ -1019,19 +1019,11 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         return None
 
 
-def _desc_key(desc) -> tuple | None:
-    """What a host TMA descriptor contributes to a launch key (`fptq.kernels.launch`): its dtype, shape, strides and
-    block (its layout follows from the call site)."""
-    if desc is None:
-        return None
-    return desc.base.dtype, tuple(desc.shape), tuple(desc.strides), tuple(desc.block_shape)
-
-
 def _launch_decode_tma(grid: tuple, args: tuple, constexprs: dict, pdl: bool) -> None:
     """`gluon_decode._decode_tma_kernel[grid](*args, **constexprs)` through `fptq.kernels.launch`: `args` are its 16
     runtime arguments (two descriptors, the raw row or None, seven pointers, six integers)."""
     pointers = args[3:10]
-    key = (_desc_key(args[0]), _desc_key(args[1]), None if args[2] is None else args[2].dtype,
+    key = (launch.descriptor_key(args[0]), launch.descriptor_key(args[1]), None if args[2] is None else args[2].dtype,
            tuple(t.dtype for t in pointers), args[10:], tuple(constexprs.items()), pdl, launch.alignment(args[2], *pointers))
     launch.launch(gluon_decode._decode_tma_kernel, grid, key, args, constexprs, {"launch_pdl": True} if pdl else {})
 
