@@ -455,6 +455,13 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16a)  # run 139: the swap key's descriptor part (launch.descriptor_key, after run 138) with launch.VERIFY on:
+    # every test that launches the swap kernel, the short-launch tests, then the decode ones
+    timeout 560 python3 -m pytest -v -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
+        -k "swap or launch or stream_k or prefill_wgmma or (test_gpu_large and 1024) or pipeline_two_level or decode_short" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    ;;
   session15k)  # run 138: the scale-row stand-in made outside CUDA-graph pools: the new cudagraph-trees test, the swap tests
     timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
         -k "cudagraph_trees or swap_short or swap_wide or two_level_swap" > "$OUT/pytest_gpu.txt" 2>&1

@@ -315,9 +315,11 @@ def test_decode_workspace_follows_the_kernel_that_will_run(monkeypatch):
         seen.append(tma_steps)
         return workspace(m, n, cfg, device, steps, tma_steps)
 
+    two = []
     monkeypatch.setattr(tw, "_split_k_workspace", spy)
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_use_tma", lambda *args: False)  # the launch itself: the Triton kernel (interpreter)
+    monkeypatch.setattr(tw, "_launch_two", lambda *args: two.append(args[8]))  # (the TMA op declines: None)
     monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)  # (the two launches: the one-launch op has no such workspace)
     for g, act_mode, expect in ((128, "dynamic", tw._tma_slice_steps(True, 512, 128)), (64, "dynamic", 0), (128, "none", 0)):
         layer = make_layer(96, 512, g, True)
@@ -325,6 +327,7 @@ def test_decode_workspace_follows_the_kernel_that_will_run(monkeypatch):
         ref = dequant_matmul64(x, layer, g, act_mode, None)
         assert rel(run(x, layer, g, act_mode), ref) < 2e-3
         assert seen[-1] == expect, (g, act_mode, seen)
+    assert two == [128, 64]  # (the TMA op is offered the int8 calls first)
 
 
 def test_fused_m1_dispatch(monkeypatch):
@@ -333,13 +336,14 @@ def test_fused_m1_dispatch(monkeypatch):
     the two launches run on the interpreter); nothing else, and nothing with the flag off."""
     calls = []
 
-    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out):
+    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None):
         calls.append((tuple(x2.shape), x2.dtype))
         return None  # declined: the two-launch path follows
 
     monkeypatch.setattr(tw, "_launch_fused_m1", spy)
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
+    monkeypatch.setattr(tw, "_launch_two", lambda *args: None)  # (the TMA kernel's two launches: none on the CPU)
     layer = make_layer(96, 512, 128, True, bias=True)
     unaligned = torch.empty(513, dtype=torch.float16)[1:].view(1, 512)  # 2 bytes past an aligned allocation
     unaligned.copy_(make_x(1, 512))

@@ -7,6 +7,9 @@ which never changes the result (`scales` are complete): a backend may ignore it 
 rows in int32. Registered backends: "reference" (exact group-wise integer semantics, the
 definition), "torch" (dequantize once + one dense matmul; same codes, float32 rounding order
 differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU are present).
+A caller that runs one layer many times (`QuantLinear`) may pass that layer's `LaunchPlans` as `plans`: a
+backend that declares `takes_plans` keeps there what it decided on the host for a call signature (paths, launch
+constants, descriptors) and skips those decisions on later calls of the same signature; eager decode is host bound.
 `quant_linear` below picks a backend: the fastest registered one that supports
 the input's device and the layer's format, or the one named by `FPTQ_KERNEL` (e.g.
 `FPTQ_KERNEL=reference` to force the reference on a GPU).
@@ -23,7 +26,7 @@ import torch
 from fptq.kernels.reference import quant_linear_reference
 from fptq.kernels.torch_dequant import quant_linear_torch
 
-__all__ = ["Backend", "register_backend", "backends", "select_backend", "quant_linear"]
+__all__ = ["Backend", "LaunchPlans", "register_backend", "backends", "select_backend", "quant_linear"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,29 @@ class Backend:
     # supports(x, bits, group_size, act_mode) -> bool
     supports: Callable[[torch.Tensor, int, int, str], bool]
     priority: int = 0
+    takes_plans: bool = False  # fn accepts `plans` (a `LaunchPlans`)
+
+
+class LaunchPlans(dict):
+    """A layer's launch plans, by call signature (see the module docstring): a plain dict whose copies are empty
+    (a copied layer has tensors of its own) and which holds at most MAX entries (cleared when full: a plan keeps
+    the layer's tensors alive, and replaced buffers make new signatures)."""
+
+    MAX = 16
+
+    def __copy__(self) -> LaunchPlans:
+        return LaunchPlans()
+
+    def __deepcopy__(self, memo) -> LaunchPlans:
+        return LaunchPlans()
+
+    def __reduce__(self):
+        return LaunchPlans, ()
+
+    def keep(self, signature, plan) -> None:
+        if len(self) >= self.MAX:
+            self.clear()
+        self[signature] = plan
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -83,9 +109,12 @@ def quant_linear(
     act_scale: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     channel_scales: torch.Tensor | None = None,
+    plans: LaunchPlans | None = None,
 ) -> torch.Tensor:
     backend = select_backend(x, bits, group_size, act_mode)
     extra = {} if channel_scales is None else {"channel_scales": channel_scales}  # (backends without it: fp16 scales)
+    if plans is not None and backend.takes_plans:
+        extra["plans"] = plans
     return backend.fn(
         x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias,
         **extra,

@@ -49,7 +49,9 @@ per-channel (group size K, any even K). Anything else falls back to the referenc
 
 from __future__ import annotations
 
+import copy
 import math
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -762,37 +764,64 @@ def quantize_activation_triton(
     Returns `(buffer (M, Kp), scales (M,) fp32 or None)`.
     """
     m, k = x2.shape
-    sub = _sub_chunk(group_size)
-    kp = -(-k // sub) * sub
-    mode = {"static": _Q_STATIC, "dynamic": _Q_DYNAMIC, "none": _Q_COPY, "dynamic_fp8": _Q_FP8}[act_mode]
-    dtype = {_Q_STATIC: torch.int8, _Q_DYNAMIC: torch.int8, _Q_COPY: x2.dtype, _Q_FP8: torch.float8_e4m3fn}[mode]
-    out = torch.empty(m, kp, dtype=dtype, device=x2.device)
-    sx = torch.empty(m, dtype=torch.float32, device=x2.device) if mode in (_Q_DYNAMIC, _Q_FP8) else None
-    chunks = max(1, min(ONE_PASS_MAX_K // sub, _pow2(max(1, kp // sub))))
-    one_pass = chunks * sub >= kp
-    if not one_pass:
-        chunks = max(1, min(4096 // sub, chunks))
-    parts = _quant_parts(m, chunks, sub, one_pass, kp)
-    # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
-    launched = _cdiv(kp, chunks // parts * sub) if one_pass else parts
-    # (int32 words: an even row length and stride, an even storage offset for the view, 4-byte aligned loads)
-    words = (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and k % 2 == 0 and x2.stride(1) == 1
-             and x2.stride(0) % 2 == 0 and x2.storage_offset() % 2 == 0 and x2.data_ptr() % 4 == 0)
-    if m:
-        xs = x2.view(torch.int32) if words else x2
-        sx_arg = sx if sx is not None else out
-        scale_arg = act_scale if mode == _Q_STATIC else out
-        counters_arg = counters if counters is not None else out
-        args = (xs, out, sx_arg, scale_arg, counters_arg, k, kp, x2.stride(0), counters.numel() if counters is not None else 0)
-        constexprs = dict(MODE=mode, SUB=sub, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=counters is not None,
-                          PARTS=parts, FMA_DIV=x2.is_cuda and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
-                          XT=tl.bfloat16 if words and x2.dtype == torch.bfloat16 else tl.float16)
-        warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
-        # (the key: what Triton specializes on — the arguments' dtypes and alignment, the integers, the constexprs)
-        key = (xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:], tuple(constexprs.values()),
-               warps, launch.alignment(xs, out, sx_arg, scale_arg, counters_arg))
-        launch.launch(_act_quant_kernel, (m, launched), key, args, constexprs, {"num_warps": warps})
-    return out, sx
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, counters is not None)
+    a, sx, _ = quant.run(x2, x2.stride(0), act_scale, counters)
+    return a, sx
+
+
+def _words(x2: torch.Tensor) -> bool:
+    """`_act_quant_kernel` reads the (M, K) activations `x2` as int32 words (QUANT_WORDS): 2-byte elements, an even
+    row length and stride, an even storage offset for the view, 4-byte aligned loads."""
+    return (QUANT_WORDS and x2.dtype in (torch.float16, torch.bfloat16) and x2.shape[1] % 2 == 0 and x2.stride(1) == 1
+            and x2.stride(0) % 2 == 0 and x2.storage_offset() % 2 == 0 and x2.data_ptr() % 4 == 0)
+
+
+class _QuantLaunch:
+    """The host decisions of one `_act_quant_kernel` launch (`quantize_activation_triton`) for (M, K) activations of
+    `dtype` (`words`: read as int32 words), `zero`: with split-K counters to zero; `run` allocates and launches."""
+
+    __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words")
+
+    def __init__(self, m, k, dtype, device, group_size, act_mode, words, pdl, zero):
+        sub = _sub_chunk(group_size)
+        kp = -(-k // sub) * sub
+        mode = {"static": _Q_STATIC, "dynamic": _Q_DYNAMIC, "none": _Q_COPY, "dynamic_fp8": _Q_FP8}[act_mode]
+        chunks = max(1, min(ONE_PASS_MAX_K // sub, _pow2(max(1, kp // sub))))
+        one_pass = chunks * sub >= kp
+        if not one_pass:
+            chunks = max(1, min(4096 // sub, chunks))
+        parts = _quant_parts(m, chunks, sub, one_pass, kp)
+        # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
+        launched = _cdiv(kp, chunks // parts * sub) if one_pass else parts
+        self.m, self.k, self.kp, self.device, self.mode, self.words = m, k, kp, device, mode, words
+        self.dtype = {_Q_STATIC: torch.int8, _Q_DYNAMIC: torch.int8, _Q_COPY: dtype, _Q_FP8: torch.float8_e4m3fn}[mode]
+        self.grid = (m, launched)
+        self.constexprs = dict(MODE=mode, SUB=sub, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=zero, PARTS=parts,
+                               FMA_DIV=device.type == "cuda" and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
+                               XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
+        self.warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
+
+    def run(self, x, row_stride: int, act_scale=None, counters=None, key=None):
+        """Quantize `x` (M rows of K elements `row_stride` apart, the layout the launch was planned for) into a fresh
+        buffer: `(buffer (M, Kp), scales (M,) fp32 or None, the launch key)`; `key`: a previous run's, if its
+        buffers' alignment is this one's."""
+        m, mode = self.m, self.mode
+        out = torch.empty(m, self.kp, dtype=self.dtype, device=self.device)
+        sx = torch.empty(m, dtype=torch.float32, device=self.device) if mode in (_Q_DYNAMIC, _Q_FP8) else None
+        if m:
+            xs = x.view(torch.int32) if self.words else x
+            sx_arg = sx if sx is not None else out
+            scale_arg = act_scale if mode == _Q_STATIC else out
+            counters_arg = counters if counters is not None else out
+            args = (xs, out, sx_arg, scale_arg, counters_arg, self.k, self.kp, row_stride,
+                    counters.numel() if counters is not None else 0)
+            # (the key: what Triton specializes on — the arguments' dtypes and alignment, the integers, the constexprs)
+            if key is None:
+                key = (xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:],
+                       tuple(self.constexprs.values()), self.warps,
+                       launch.alignment(xs, out, sx_arg, scale_arg, counters_arg))
+            launch.launch(_act_quant_kernel, self.grid, key, args, self.constexprs, {"num_warps": self.warps})
+        return out, sx, key
 
 
 def _quantized_operand(x2, group_size, act_mode, act_scale, pdl=False, counters=None):
@@ -847,20 +876,10 @@ def _launch(
     counters = counters if counters is not None else out
     grid = (tiles, split)
     dummy = scales
-    groups = _groups_per_program(k, sub, split, group_size)
-    if tma and (group_size == k or groups <= TMA_MAX_GROUPS):
+    if tma and _tma_groups_fit(k, sub, split, group_size):
         try:
-            w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
-            _launch_decode_tma(
-                grid,
-                (w_desc, a_desc, None, scales, zeros if zeros is not None else dummy, sx if sx is not None else dummy,
-                 bias if bias is not None else dummy, out, ws, counters,
-                 m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0)),
-                dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
-                     HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, GROUPS=groups,
-                     num_warps=cfg.num_warps),
-                pdl,
-            )
+            _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a).run(
+                a, sx, out, ws, counters)
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
             gluon_fallback.note_failure("decode", e)
@@ -974,58 +993,151 @@ def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
     return scratch.kept_zeros("decode split-K counters", FUSED_COUNTERS, device) if tiles <= FUSED_COUNTERS else None
 
 
-def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out):
+def _tma_groups_fit(k: int, sub: int, split: int, group_size: int) -> bool:
+    """The TMA decode kernel can stage the group scales of a K slice of `split` (per channel: always)."""
+    return group_size == k or _groups_per_program(k, sub, split, group_size) <= TMA_MAX_GROUPS
+
+
+class _DecodeTmaLaunch:
+    """One launch of `gluon_decode._decode_tma_kernel` with its host decisions made: the weight descriptor, the
+    constant arguments and constexprs of an (M, N, K) launch of `split` K slices on int8 activations in the permuted
+    buffer `a` (M, Kp) with scales `sx_mode`, or with `a` None on the raw row (FUSED_ROW, M = 1: one launch per op);
+    `run` launches it on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
+
+    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key")
+
+    def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None):
+        n, sub = qweight.shape[0], _sub_chunk(group_size)
+        self.grid = (_tiles(cfg, m, n), split)
+        self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
+        dummy = scales
+        self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
+        self.ints = (m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0)
+        self.constexprs = dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None,
+                               SX_MODE=sx_mode, HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl,
+                               GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
+        if a is None:
+            per = _cdiv(_cdiv(k, sub), split)
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK))
+        self.pdl, self.key = pdl, None
+
+    def run(self, a, sx, out, ws, counters, same_key: bool = False):
+        """Launch on the activations `a` (the permuted buffer, a fresh one of the planned shape; FUSED_ROW: the raw
+        row), their scales `sx` (or None), the output `out` (rows of unit stride), the split-K partials `ws` and
+        counters (or `out` for both without split-K). `same_key`: the buffers' alignment and `out`'s row stride are
+        those of the previous run (fresh buffers of the planned sizes)."""
+        scales, zeros, bias = self.operands
+        if self.a_desc is None:
+            head = (self.w_desc, None, a)
+        else:
+            a_desc = copy.copy(self.a_desc)  # (the planned descriptor on this call's buffer: same shape and strides)
+            a_desc.base = a
+            head = (self.w_desc, a_desc, None)
+        args = (*head, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
+                out.stride(0))
+        key = self.key if same_key else None
+        if key is None:
+            pointers = args[3:10]
+            key = (launch.descriptor_key(args[0]), launch.descriptor_key(args[1]),
+                   None if args[2] is None else args[2].dtype, tuple(t.dtype for t in pointers), args[10:],
+                   tuple(self.constexprs.items()), self.pdl, launch.alignment(args[2], *pointers))
+            if same_key:
+                self.key = key
+        launch.launch(gluon_decode._decode_tma_kernel, self.grid, key, args, self.constexprs,
+                      {"launch_pdl": True} if self.pdl else {})
+
+
+def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
+                     keep=None):
     """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
     split of the two-launch TMA path (so the same partial sums), PDL as there. None where it cannot run (a program's
     K steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters
-    to be made during a capture, a Gluon compile error): the caller then takes the two launches."""
+    to be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with
+    the op's plan (`_DecodeOp`) once it ran."""
     n = qweight.shape[0]
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
     sub = _sub_chunk(group_size)
     steps = _cdiv(k, sub)
     split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
-    per = _cdiv(steps, split)
-    groups = _groups_per_program(k, sub, split, group_size)
-    if per > FUSED_MAX_STEPS or (group_size != k and groups > TMA_MAX_GROUPS):
+    if _cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size):
         return None
-    tiles = _tiles(cfg, 1, n)
     counters = None
     if split > 1:
-        counters = _fused_counters(x2.device, tiles)
+        counters = _fused_counters(x2.device, _tiles(cfg, 1, n))
         if counters is None:
             return None
-    if out is None:
-        out = torch.empty(1, n, dtype=out_dtype, device=x2.device)
-    ws = torch.empty(split * n, dtype=torch.float32, device=x2.device) if split > 1 else out
-    pdl = _pdl_available(x2)
-    dummy = scales
     try:
-        w_desc, _ = gluon_decode.tma_descriptors(None, qweight, cfg.block_n, sub)
-        _launch_decode_tma(
-            (tiles, split),
-            (w_desc, None, x2, scales, zeros if zeros is not None else dummy, dummy, bias if bias is not None else dummy,
-             out, ws, counters if counters is not None else out,
-             1, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0, out.stride(0)),
-            dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None, SX_MODE=0,
-                 HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl, GROUPS=groups,
-                 num_warps=cfg.num_warps, FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK)),
-            pdl,
-        )
-        return out
+        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 0, _pdl_available(x2))
+        plan = _DecodeOp(n, out_dtype, x2.device, split, counters, None, gemm)
+        y = plan.run(x2, out)
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
         gluon_fallback.note_failure("decode_fused", e)
         return None
+    if keep is not None:
+        keep(plan)
+    return y
 
 
-def _launch_decode_tma(grid: tuple, args: tuple, constexprs: dict, pdl: bool) -> None:
-    """`gluon_decode._decode_tma_kernel[grid](*args, **constexprs)` through `fptq.kernels.launch`: `args` are its 16
-    runtime arguments (two descriptors, the raw row or None, seven pointers, six integers)."""
-    pointers = args[3:10]
-    key = (launch.descriptor_key(args[0]), launch.descriptor_key(args[1]), None if args[2] is None else args[2].dtype,
-           tuple(t.dtype for t in pointers), args[10:], tuple(constexprs.items()), pdl, launch.alignment(args[2], *pointers))
-    launch.launch(gluon_decode._decode_tma_kernel, grid, key, args, constexprs, {"launch_pdl": True} if pdl else {})
+def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, group_size: int, out_dtype,
+                cfg: KernelConfig, pdl: bool, out, keep=None):
+    """The M <= 16 op in two launches on the TMA decode kernel (`_tma_capable`: int8 activations) as a `_DecodeOp`:
+    the quantization kernel (zeroing fresh split-K counters) and the GEMM, PDL between them. None where the GEMM's
+    group scales do not fit (`_tma_groups_fit`) or after a Gluon compile error (then the caller's path, which has
+    the Triton kernel); `keep` as `_launch_fused_m1`'s."""
+    m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
+    split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(True, k, group_size))
+    if not _tma_groups_fit(k, sub, split, group_size):
+        return None
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1)
+    try:
+        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split,
+                                1 if act_mode == "static" else 2, pdl,
+                                torch.empty(m, quant.kp, dtype=torch.int8, device=x2.device))
+        plan = _DecodeOp(n, out_dtype, x2.device, split, None, quant, gemm,
+                         act_scale.reshape(()).float() if act_mode == "static" else None)
+        y = plan.run(x2, out, None, x2.stride(0))
+    except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
+        gluon_fallback.note_failure("decode", e)
+        return None
+    if keep is not None:
+        keep(plan)
+    return y
+
+
+class _DecodeOp:
+    """A layer's M <= 16 op on the TMA decode kernel with its host decisions made, kept per call signature
+    (`w4a8_linear`'s `plans`): `gemm` (a `_DecodeTmaLaunch`), after `quant` (a `_QuantLaunch`, which also zeroes
+    fresh split-K counters) or alone on the raw row (FUSED_ROW; the kept `counters`). `run(x, out, shape)`:
+    the (M, N) result of the M rows in `x` (unit column stride, the row stride planned), in `out` or a fresh
+    output of `shape`."""
+
+    __slots__ = ("n", "dtype", "device", "split", "counters", "quant", "gemm", "quant_key", "act_scale")
+
+    def __init__(self, n, dtype, device, split, counters, quant, gemm, act_scale=None):
+        self.n, self.dtype, self.device, self.split, self.counters = n, dtype, device, split, counters
+        self.quant, self.gemm, self.quant_key, self.act_scale = quant, gemm, None, act_scale
+
+    def run(self, x, out=None, shape=None, row_stride: int = 0):
+        m, n, split = self.gemm.ints[0], self.n, self.split
+        fresh = out is None
+        if fresh:
+            out = torch.empty(shape or (m, n), dtype=self.dtype, device=self.device)
+        ws = counters = out
+        if split > 1:
+            if self.quant is None:
+                ws, counters = torch.empty(split * n, dtype=torch.float32, device=self.device), self.counters
+            else:  # (one allocation, the counters zeroed by the quantization kernel: `_split_k_workspace`)
+                buf = torch.empty(split * m * n + self.gemm.grid[0], dtype=torch.float32, device=self.device)
+                ws, counters = buf[: split * m * n], buf[split * m * n :].view(torch.int32)
+        if self.quant is None:
+            self.gemm.run(x, None, out, ws, counters, fresh)
+            return out
+        a, sx, self.quant_key = self.quant.run(x, row_stride, self.act_scale, counters if split > 1 else None,
+                                               self.quant_key)
+        self.gemm.run(a, sx if sx is not None else self.act_scale, out, ws, counters, fresh)
+        return out
 
 
 def _tma_slice_steps(tma: bool, k: int, group_size: int) -> int:
@@ -1079,6 +1191,7 @@ def w4a8_linear(
     config: KernelConfig | DecodeConfig | GemvConfig | PrefillConfig | None = None,
     out: torch.Tensor | None = None,
     channel_scales: torch.Tensor | None = None,
+    plans: dict | None = None,
 ) -> torch.Tensor:
     """Triton backend of `fptq.kernels.quant_linear` (same arguments and semantics).
 
@@ -1095,10 +1208,25 @@ def w4a8_linear(
     out:      optional contiguous (M, N) output in x.dtype to write into (tests poison it)
     channel_scales: fp16 (N,) of two-level scales, or None: read only by the swap prefill kernel (one int32 sum
               over K per output, `gluon_swap`); the result is the same without it
+    plans:    the layer's `fptq.kernels.LaunchPlans` (without `config` and `out`): a call whose signature (`x`'s
+              shape, strides, dtype, device and alignment, the layer's tensors, the arguments) has a plan there,
+              made under this module's current settings, runs it — the launches decided by an earlier call, without deciding again;
+              the one-launch M = 1 op keeps its plan there
 
     One token of dynamic activations on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`): such calls must not run concurrently on two CUDA streams of one GPU.
     """
+    signature = None
+    if plans is not None and config is None and out is None:
+        signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
+                     id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales))
+        settings = _settings()
+        kept = plans.get(signature)
+        if kept is not None and kept[0] == settings:  # (equal tables compare equal: one changed in place is seen)
+            y = kept[1](x)
+            if y is not None:
+                return y
+            del plans[signature]
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
     if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES and _has_fp8(x):
@@ -1151,12 +1279,22 @@ def w4a8_linear(
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
+        keep = None
+        if signature is not None and x.is_contiguous() and not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+            # (`x2` is `x` viewed; a plan made during a capture could hold a path taken only there)
+            shape = (*x.shape[:-1], n)
+            keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, k)))  # noqa: E731
         if _fused_m1(x2, act_mode, cfg, qweight, k):
-            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out)
+            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
+        if tma and m and n:
+            y = _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k, group_size, x.dtype, cfg, pdl, out,
+                            keep)
+            if y is not None:
+                return y.reshape(*x.shape[:-1], n)
         workspace = _split_k_workspace(m, n, cfg, x2.device, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
@@ -1412,7 +1550,7 @@ def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, 
 
 
 def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None,
-                channel_scales=None):
+                channel_scales=None, plans=None):
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: for the rows that
@@ -1420,13 +1558,24 @@ def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode=
     if torch.compiler.is_compiling():
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)
     return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale,
-                       bias=bias, channel_scales=channel_scales)
+                       bias=bias, channel_scales=channel_scales, plans=plans)
 
 
 def _register() -> None:
     from fptq.kernels import Backend, register_backend
 
-    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10))
+    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10, takes_plans=True))
+
+
+# This module's settings (its public upper-case names), kept with every plan: a setting changed between two calls of a
+# layer (assigned or, for a table, changed in place) makes the second decide again.
+_SETTING_NAMES = tuple(name for name, value in globals().items() if name.isupper() and not name.startswith("_")
+                       and not isinstance(value, type(math)))
+_settings_of = operator.itemgetter(*_SETTING_NAMES)
+
+
+def _settings() -> tuple:
+    return _settings_of(globals())
 
 
 if triton is not None:

@@ -20,7 +20,9 @@ Storage (buffers, all saved in `model.safetensors`):
 (per-token int8, scale computed on the fly), "dynamic_fp8" (per-token float8 e4m3, W4A8-FP8:
 Hopper's fp8 tensor cores) or "none" (weight-only, W4A16). The forward pass
 goes through `fptq.kernels.quant_linear`, which picks the Triton kernel on CUDA and the CPU
-reference elsewhere. `scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
+reference elsewhere; the layer keeps what the kernel decided on the host per call signature (its
+`LaunchPlans`: eager decode is host bound), emptied when the layer moves and in its copies.
+`scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class QuantLinear(nn.Module):
         act_scale = torch.ones((), dtype=torch.float32, device=device) if act_mode == "static" else None
         self.register_buffer("act_scale", act_scale)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False) if bias else None
+        self._plans = kernels.LaunchPlans()  # the kernel backend's host decisions per call signature (eager calls)
 
     @classmethod
     def from_linear(
@@ -149,9 +152,11 @@ class QuantLinear(nn.Module):
             act_scale=self.act_scale,
             bias=self.bias,
             channel_scales=self.channel_scales,
+            plans=None if torch.compiler.is_compiling() else self._plans,  # (Dynamo never sees the dict)
         )
 
     def _apply(self, fn, recurse=True):
+        self._plans.clear()
         fixed = {name: self._buffers.pop(name) for name in _FIXED_DTYPE if name in self._buffers}
         super()._apply(fn, recurse)
         device = fn(torch.empty(0, device=self.qweight_device(fixed))).device
