@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16b)  # run 140: per-layer launch plans (QuantLinear keeps its M <= 16 launches per call signature): their GPU
+    # tests and the decode launch tests (VERIFY on), then eager decode b1 / b16 and generate with and without plans, fp16
+    # in the same run
+    timeout 300 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \
+        -k "plans or decode_short or fused_decode_m1_in_cuda_graphs" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30
+    timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --eager-decode \
+        --generate 64 --variants w4a8-dynamic+fused+noplans,w4a8-dynamic+fused
+    ;;
   session16a)  # run 139: the swap key's descriptor part (launch.descriptor_key, after run 138) with launch.VERIFY on:
     # every test that launches the swap kernel, the short-launch tests, then the decode ones
     timeout 560 python3 -m pytest -v -m gpu tests/kernels/test_launch.py tests/kernels/test_triton_w4a8.py tests/test_two_level.py \

@@ -95,7 +95,7 @@ def main() -> None:
             row = {}
             for m in rows:
                 x = torch.randn(m, 1, k, dtype=torch.float16)
-                row[m] = time_calls(lambda: mod(x), args.calls)
+                row[m] = time_calls(lambda mod=mod, x=x: mod(x), args.calls)
             results[name] = row
             print(f"{name:>8} " + " ".join(f"{row[m]:10.1f}" for m in rows))
         if args.profile:

@@ -976,6 +976,10 @@ FUSED_ROW_BLOCK = 8192
 # memset per call would be a graph node of its own between the previous kernel and the GEMM, which breaks the
 # programmatic dependent launch (the weights could no longer stream in under the previous kernel's tail).
 FUSED_COUNTERS = 1 << 14
+# Keep each layer's M <= 16 launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the
+# host ~15 µs of Python instead of ~47 at M = 1 and ~28 instead of ~80 at M = 16 (benchmarks/probe_host_cpu.py on a
+# CPU ~2-4x faster than the H100 machine's); eager decode is host bound (benchmarks/GPU_NOTES.md, runs 132-134).
+LAUNCH_PLANS = True
 
 
 def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch.Tensor, k: int) -> bool:
@@ -1217,7 +1221,7 @@ def w4a8_linear(
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`): such calls must not run concurrently on two CUDA streams of one GPU.
     """
     signature = None
-    if plans is not None and config is None and out is None:
+    if plans is not None and config is None and out is None and LAUNCH_PLANS:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
                      id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales))
         settings = _settings()

@@ -1,0 +1,160 @@
+"""Per-layer launch plans (`fptq.kernels.LaunchPlans`, `triton_w4a8.w4a8_linear(plans=...)`): a `QuantLinear` keeps
+what the Triton backend decided for a call signature and later calls of that signature run the plan without
+deciding again; anything that could change the decision (another input layout, a replaced buffer, a changed
+setting, a moved or copied layer) decides again. On the CPU the decisions are faked (the launches stand in); on a
+GPU the plans' outputs are checked bit for bit against the path that decides every call."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from fptq.kernels import LaunchPlans, gluon_fallback  # noqa: E402
+from fptq.kernels import triton_w4a8 as tw  # noqa: E402
+from fptq.nn.quant_linear import QuantLinear  # noqa: E402
+
+
+class _Plan:
+    """Stands in for a `_DecodeOp`: counts its runs, returns ones of the planned shape (or None: a failed launch)."""
+
+    def __init__(self, n):
+        self.n, self.runs, self.fail = n, 0, False
+
+    def run(self, x, out=None, shape=None, row_stride=0):
+        self.runs += 1
+        return None if self.fail else torch.ones(shape or (x.numel() // x.shape[-1], self.n), dtype=x.dtype)
+
+
+@pytest.fixture
+def decisions(monkeypatch):
+    """QuantLinear on the CPU through the Triton backend, whose M <= 16 ops are faked: each decision (a call of
+    `_launch_fused_m1` or `_launch_two`) makes a `_Plan`, listed here, and offers it to `keep`."""
+    made = []
+
+    def decide(x2, n, keep):
+        plan = _Plan(n)
+        made.append(plan)
+        if keep is not None:
+            keep(plan)
+        return plan.run(x2)
+
+    monkeypatch.setenv("FPTQ_KERNEL", "triton")
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_fused_m1", lambda x2, act_mode, cfg, qweight, k: x2.shape[0] == 1 and act_mode == "dynamic")
+    monkeypatch.setattr(tw, "_launch_fused_m1", lambda x2, q, s, z, b, k, g, dt, cfg, out, keep=None: decide(x2, q.shape[0], keep))
+    monkeypatch.setattr(tw, "_launch_two", lambda x2, q, *args: decide(x2, q.shape[0], args[-1]))
+    return made
+
+
+def layer(act_mode="dynamic", bias=False) -> QuantLinear:
+    return QuantLinear(512, 96, group_size=128, act_mode=act_mode, bias=bias, dtype=torch.float16).eval()
+
+
+def x(*shape):
+    return torch.randn(*shape, 512, dtype=torch.float16)
+
+
+def test_a_signature_decides_once(decisions):
+    q = layer()
+    for _ in range(3):
+        assert q(x(1, 1)).shape == (1, 1, 96)
+    assert len(decisions) == 1 and decisions[0].runs == 3
+    q(x(1))  # another shape: another signature
+    q(x(4, 1))  # (M = 4: the two launches)
+    q(x(4, 1))
+    assert len(decisions) == 3 and decisions[2].runs == 2 and len(q._plans) == 3
+    static = layer("static")
+    static(x(16))
+    static(x(16))
+    assert len(decisions) == 4 and decisions[3].runs == 2
+
+
+def test_what_decides_again(decisions, monkeypatch):
+    q = layer(bias=True)
+    q(x(1))
+    monkeypatch.setattr(tw, "TMA_TARGET_PROGRAMS", tw.TMA_TARGET_PROGRAMS + 1)  # a setting
+    q(x(1))
+    monkeypatch.setattr(tw, "CONFIGS", list(tw.CONFIGS))  # an equal table: the same settings
+    q(x(1))
+    assert len(decisions) == 2
+    tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 2))  # a table changed in place
+    q(x(1))
+    assert len(decisions) == 3
+    q.scales = q.scales.clone()  # a replaced buffer
+    q(x(1))
+    q.bias = torch.nn.Parameter(q.bias.clone(), requires_grad=False)
+    q(x(1))
+    assert len(decisions) == 5
+    q.to(torch.float16)  # moved (even to where it was): emptied
+    assert len(q._plans) == 0
+    q(x(1))
+    twin = copy.deepcopy(q)
+    assert len(twin._plans) == 0 and len(q._plans) == 1
+    twin(x(1))
+    assert len(decisions) == 7
+    q(torch.randn(1, 1024, dtype=torch.float16)[:, ::2])  # not contiguous: decided, not kept
+    q(torch.randn(1, 1024, dtype=torch.float16)[:, ::2])
+    q(x(1).float())  # another dtype
+    assert len(decisions) == 10
+    decisions[-1].fail = True  # a kept plan that fails is dropped, the call decides again
+    q(x(1).float())
+    assert len(decisions) == 11 and decisions[-2].runs == 2 and decisions[-1].runs == 1
+
+
+def test_calls_that_take_no_plan(decisions):
+    q = layer()
+    args = dict(group_size=128, act_mode="dynamic", plans=q._plans)
+    x1 = x(1)
+    tw.w4a8_linear(x1, q.qweight, q.scales, out=torch.empty(1, 96, dtype=torch.float16), **args)
+    tw.w4a8_linear(x1, q.qweight, q.scales, config=tw.CONFIGS[0][1], **args)
+    assert len(q._plans) == 0 and len(decisions) == 2
+    plans = LaunchPlans()
+    for i in range(LaunchPlans.MAX + 1):
+        plans.keep(i, None)
+    assert len(plans) == 1  # (cleared when full)
+
+
+# ----------------------------------------------------------------------------------------------- GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m,act_mode,dtype,bias,symmetric,group", [
+    (1, "dynamic", torch.float16, True, True, 128),  # the one-launch op
+    (1, "dynamic", torch.bfloat16, False, False, 64),
+    (1, "static", torch.float16, False, True, 128),  # (M = 1 static: the two launches)
+    (4, "dynamic", torch.float16, True, True, -1),
+    (16, "static", torch.bfloat16, True, False, 128),
+    (16, "dynamic", torch.float16, False, True, 64),
+])
+def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, group, monkeypatch):
+    """A kept plan's outputs equal, bit for bit, those of the same call without plans (which decides every time),
+    on several layers called in turn (the kept split-K counters shared), for each of three new inputs; the second
+    and later calls of a signature take the plan."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    monkeypatch.setattr(gluon_fallback, "note_failure", lambda kernel, e: (_ for _ in ()).throw(e))
+    torch.manual_seed(0)
+    layers = []
+    for n, k in ((4096, 4096), (1000, 11008), (12288, 4096)):
+        lin = torch.nn.Linear(k, n, bias=bias, dtype=torch.float32)
+        scale = torch.tensor(0.05) if act_mode == "static" else None
+        q = QuantLinear.from_linear(lin, group_size=group, symmetric=symmetric, act_mode=act_mode, act_scale=scale)
+        layers.append(q.to("cuda", dtype))
+    decided = []
+    for name in ("_launch_fused_m1", "_launch_two"):
+        real = getattr(tw, name)
+        monkeypatch.setattr(tw, name, lambda *a, real=real, **kw: decided.append(1) or real(*a, **kw))
+    for step in range(3):
+        for q in layers:
+            xs = torch.randn(m, 1, q.in_features, device="cuda", dtype=dtype)
+            y = q(xs)
+            want = tw.w4a8_linear(xs, q.qweight, q.scales, q.zeros, group_size=q.group_size, act_mode=act_mode,
+                                  act_scale=q.act_scale, bias=q.bias)
+            assert y.shape == want.shape and torch.equal(y, want), (step, q)
+    assert all(len(q._plans) == 1 for q in layers)
+    # each layer decided on its first call only (the calls without plans decided every time: 3 per layer)
+    assert len(decided) == len(layers) * (1 + 3)
