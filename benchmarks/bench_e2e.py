@@ -143,6 +143,21 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None, pro
             host = []
             eager_out["eager_ms"] = statistics.median(call_ms(step, 3, 20, host))
             eager_out["eager_host_ms"] = statistics.median(host)
+            if eager_out.get("cprofile"):  # where the eager step's host time goes: 10 steps, functions by own time
+                import cProfile
+                import io
+                import pstats
+
+                rewind(cache, context)
+                prof = cProfile.Profile()
+                prof.enable()
+                for _ in range(10):
+                    step()
+                prof.disable()
+                torch.cuda.synchronize()
+                text = io.StringIO()
+                pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(30)
+                eager_out["cprofile"] = text.getvalue()
             rewind(cache, context)
         if compile_mode:  # the compiled step against eager from the same cache state (and eager against itself)
 
@@ -265,12 +280,15 @@ def measure(model, name, args, log, results):
                 r["prefill_compiled_calls_ms"] = every
                 r["prefill_compiled_medians_ms"] = medians
     for b in args.batches:
-        eager = {} if args.eager_decode else None
+        eager = ({"cprofile": args.cprofile_eager} if args.eager_decode else None)
         r[f"decode_b{b}_ms"], r[f"decode_b{b}_how"] = decode_latency(model, b, args.cache_len, args.context, log,
                                                                      eager_out=eager)
         if eager:
             r[f"decode_b{b}_eager_ms"], r[f"decode_b{b}_eager_host_ms"] = eager["eager_ms"], eager["eager_host_ms"]
             log(f"  eager decode b{b}: {eager['eager_ms']:.2f} ms per step (host {eager['eager_host_ms']:.2f} ms)")
+            if args.cprofile_eager:
+                with open(f"{args.out}/cprofile_{name.replace('+', '_')}_b{b}.txt", "w") as f:
+                    f.write(eager["cprofile"])
     if args.compile and name in args.compile_variants:
         for b in args.batches:
             try:
@@ -359,6 +377,8 @@ def main() -> None:
     ap.add_argument("--generate", type=int, default=0,
                     help="also time model.generate with this many new tokens after --context prompt tokens, dynamic "
                          "cache (eager) and static cache (compiled with CUDA graphs by transformers)")
+    ap.add_argument("--cprofile-eager", action="store_true",
+                    help="with --eager-decode: cProfile 10 eager steps per batch, written to OUT/cprofile_<variant>_b<B>.txt")
     ap.add_argument("--eager-decode", action="store_true",
                     help="also time the decode step eagerly (no CUDA graph, no compile: host bound), with its host time")
     ap.add_argument("--gemv", default=None, help="BLOCK_N,CHUNKS,SPLIT,WARPS: use the dp4a GEMV at M <= 4 with this config")

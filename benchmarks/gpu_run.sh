@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16c)  # run 141: where the eager decode step's host time goes (cProfile, fp16 and W4A8 with plans), then the GPU
+    # tests not run on the plans code yet (every M <= 16 int8 call on Hopper goes through `_launch_two` now), VERIFY on
+    timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --eager-decode \
+        --cprofile-eager --variants w4a8-dynamic+fused
+    timeout 420 python3 -m pytest -v -m gpu tests/ -k "not (prefill_wgmma or swap_stream_k or swap_wide or swap_short \
+        or cudagraph_trees or repeat_launches or plans or decode_short or fused_decode_m1_in_cuda_graphs)" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30; grep -c PASSED "$OUT/pytest_gpu.txt"
+    ;;
   session16b)  # run 140: per-layer launch plans (QuantLinear keeps its M <= 16 launches per call signature): their GPU
     # tests and the decode launch tests (VERIFY on), then eager decode b1 / b16 and generate with and without plans, fp16
     # in the same run
