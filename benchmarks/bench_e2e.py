@@ -357,7 +357,7 @@ def main() -> None:
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), pdl, nopdl, tN, ingraph, opaque, tiled, "
                          "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, narrow, tritonlaunch, "
-                         "noplans "
+                         "noplans, nodirect "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
                     help="kernel defaults as printed by bench_gemm --decode3 / --prefill-sweep, e.g. 'pdl=1 target=528 "
@@ -490,6 +490,7 @@ def main() -> None:
         tw.FUSED_DECODE_M1, tw.SWAP_WIDE = m1_default, wide_default
         launch.ENABLED = "tritonlaunch" not in opts  # (Triton's own launch path for every kernel, not the short one)
         tw.LAUNCH_PLANS = "noplans" not in opts  # (every eager call decides its launches again)
+        launch.DIRECT = "nodirect" not in opts  # (kept kernels through Triton's launcher, not its C function directly)
         if "narrow" in opts:  # the swap kernel's 128-row weight tiles only (no 256-row candidate)
             tw.SWAP_WIDE = None
         if "onelaunch" in opts or "twolaunch" in opts:  # M = 1: activation quantization inside the decode GEMM or not

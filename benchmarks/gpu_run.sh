@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16d)  # run 142: kept kernels launched through Triton's C launcher directly (launch._Direct): the launch tests
+    # (short launches against Triton's path, bit for bit; VERIFY on), then eager decode b1 / b16 and generate (dynamic
+    # cache) without / with the direct launch, fp16 in the same run
+    timeout 300 python3 -m pytest -v -m gpu tests/kernels/test_launch.py tests/kernels/test_launch_plans.py \
+        tests/kernels/test_triton_w4a8.py -k "launch or plans or fused_decode or two_level_swap" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30
+    timeout 250 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --eager-decode \
+        --generate 64 --variants w4a8-dynamic+fused+nodirect,w4a8-dynamic+fused
+    ;;
   session16c)  # run 141: where the eager decode step's host time goes (cProfile, fp16 and W4A8 with plans), then the GPU
     # tests not run on the plans code yet (every M <= 16 int8 call on Hopper goes through `_launch_two` now), VERIFY on
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --eager-decode \

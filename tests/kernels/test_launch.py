@@ -43,6 +43,58 @@ def test_alignment_is_a_bit_per_tensor():
     assert launch.alignment(t[1:], t) == 0b10 and launch.alignment(t, t[1:]) == 0b01  # (which one, not just whether)
 
 
+class _Desc:
+    """A host TMA descriptor as `make_tensordesc_arg` reads one (without metadata it needs no GPU)."""
+
+    def __init__(self, base):
+        self.base, self.shape, self.strides, self.padding = base, list(base.shape), list(base.stride()), "zero"
+
+
+def test_direct_launch_passes_what_triton_passes(monkeypatch):
+    """`_Direct` hands Triton's C launcher the arguments Triton's own launcher path hands it (grid, stream, kernel
+    handle, flags, packed metadata, every descriptor expanded, the constexpr tail), but no launch metadata or hooks;
+    a kept descriptor is encoded once per object and base pointer."""
+    from triton.backends.nvidia import driver
+
+    seen, encodings = [], []
+    monkeypatch.setattr(launch, "_current_stream", lambda device: 77)
+    monkeypatch.setattr(launch, "make_tensordesc_arg",
+                        lambda d, meta: encodings.append(d) or driver.make_tensordesc_arg(d, meta))
+    signature = {"w": "tensordesc<i8[64, 64]>", "x": "*fp16", "a": "tensordesc<i8[16, 64]>", "n": "i32", "B": "constexpr"}
+    launcher = driver.CudaLauncher.__new__(driver.CudaLauncher)
+    launcher.launch = driver.wrap_handle_tensordesc(lambda *args: seen.append(args), signature, None)
+    launcher.num_ctas, launcher.launch_cooperative_grid, launcher.launch_pdl = 1, False, True
+    launcher.global_scratch_size = launcher.profile_scratch_size = 0
+    launcher.global_scratch_align = launcher.profile_scratch_align = 1
+
+    class Compiled:
+        run, function, packed_metadata = launcher, 123, ("packed",)
+
+    direct = launch._Direct.of(Compiled())
+    assert direct is not None and direct.descs == (0, 2)
+    w, x = _Desc(torch.zeros(64, 64, dtype=torch.int8)), torch.zeros(8, dtype=torch.float16)
+    for i in range(3):
+        a = _Desc(torch.zeros(16, 64, dtype=torch.int8))  # (a new buffer each call)
+        if i == 2:
+            w.base = torch.zeros(64, 64, dtype=torch.int8)  # the kept descriptor on another buffer: encoded again
+        launcher(4, 1, 1, 77, 123, ("packed",), "metadata", "enter", "exit", w, x, a, 5, 2.0)  # (Triton's path)
+        direct((4, 1, 1), 0, (w, x, a, 5), (2.0,), kept=(0,))
+        triton_args, direct_args = seen[-2], seen[-1]
+        assert direct_args[10:13] == (None, None, None) and triton_args[10:13] == ("metadata", "enter", "exit")
+        assert len(direct_args) == len(triton_args) and all(
+            p is q or (type(p) is type(q) and p == q) for j, (p, q) in enumerate(zip(direct_args, triton_args))
+            if j not in (10, 11, 12)), i
+    # (direct encodings, each call from the back: a, then w on the first call and after its new base only)
+    assert [d is w for d in encodings] == [False, True, False, False, True]
+
+
+def test_direct_launch_declines_what_it_does_not_know():
+    class Compiled:
+        run, function, packed_metadata = object(), 1, ()
+
+    assert launch._Direct.of(Compiled()) is None
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_repeat_launches_skip_the_binder(monkeypatch):

@@ -12,6 +12,13 @@ descriptors encoded, PDL and scratch as set at compile time). The short path ski
 binding: its pre-run hooks, its check that the globals a kernel read are unchanged, and its debug / instrumentation
 knobs (a key is kept per process: change those before the first launch).
 
+A kept kernel is launched through Triton's C launcher directly where it can be (`_Direct`): without the Python
+Triton wraps around it per launch (current device and stream looked up, launch metadata and hook chains, scratch
+closures, and a loop over every argument that encodes each TMA descriptor again — ~40 µs of the ~85 µs a profiled
+eager decode call costs on the H100 machine, benchmarks/GPU_NOTES.md run 141). Descriptors the caller keeps across
+calls (`kept`: their positions in `args`) are encoded once per descriptor object and base pointer. Only a kernel
+without global or profile scratch, and only while no launch hook is installed (profilers), takes it.
+
 Only real Triton kernel objects take the short path (a stand-in, as the tests' launch spies, always goes through
 `kernel[grid](...)`); `ENABLED = False` turns it off; `VERIFY = True` (the GPU tests) runs Triton's binder on every
 short launch as well and raises if it would have picked another compiled kernel — an incomplete key.
@@ -24,35 +31,49 @@ import inspect
 import torch
 
 try:
+    from triton import knobs
+    from triton.knobs import HookChain
     from triton.runtime.jit import JITFunction, compute_cache_key
 except ImportError:  # pragma: no cover - no Triton: nothing is launched
-    JITFunction = compute_cache_key = None
+    JITFunction = compute_cache_key = knobs = HookChain = None
+try:
+    from triton.backends.nvidia.driver import make_tensordesc_arg
+except ImportError:  # pragma: no cover - no NVIDIA backend: Triton's launch path only
+    make_tensordesc_arg = None
+_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (None in a CPU build of torch)
 
 ENABLED = True
+DIRECT = True  # kept kernels through Triton's C launcher directly (`_Direct`)
 VERIFY = False
 MAX_ENTRIES = 4096  # compiled kernels kept per process (cleared when full; an entry is a reference and a tuple)
 
 _COMPILED: dict[tuple, tuple] = {}
 
 
-def launch(kernel, grid: tuple, key, args: tuple, constexprs: dict, options: dict) -> None:
+def launch(kernel, grid: tuple, key, args: tuple, constexprs: dict, options: dict, kept: tuple = ()) -> None:
     """`kernel[grid](*args, **constexprs, **options)`. `args`: the runtime arguments, in the kernel's signature order
     from its first parameter; `constexprs`: the rest of its parameters by name (or in `options`, e.g. `num_warps`);
     `options`: launch options (num_warps, maxnreg, launch_pdl, ...). `key`: hashable, equal for two calls only if
     Triton would compile them alike — it must determine every constexpr and option and, for each runtime argument,
     its type (a tensor's dtype, a descriptor's block / layout / dtype), which pointers are 16-byte aligned
     (`alignment`) and each integer's value (Triton specializes integers equal to 1 and multiples of 16). None: Triton's
-    path."""
+    path. `kept`: positions in `args` of TMA descriptors the caller passes as the same object on later calls (encoded
+    once, see `_Direct`)."""
     if not ENABLED or key is None or JITFunction is None or not isinstance(kernel, JITFunction):
         kernel[grid](*args, **constexprs, **options)
         return
-    full = (id(kernel), torch.cuda.current_device(), len(grid), key)
+    device = torch.cuda.current_device()
+    full = (id(kernel), device, len(grid), key)
     hit = _COMPILED.get(full)
     if hit is not None:
-        compiled, tail = hit
+        compiled, tail, direct = hit
         if VERIFY:
             _verify(kernel, compiled, args, constexprs, options, key)
-        compiled[grid + (1,) * (3 - len(grid))](*args, *tail)
+        grid3 = grid + (1,) * (3 - len(grid))
+        if direct is not None and DIRECT and _hooks_idle():
+            direct(grid3, device, args, tail, kept)
+        else:
+            compiled[grid3](*args, *tail)
         return
     compiled = kernel[grid](*args, **constexprs, **options)
     params = kernel.signature.parameters
@@ -62,7 +83,77 @@ def launch(kernel, grid: tuple, key, args: tuple, constexprs: dict, options: dic
     if compiled is not None and hasattr(compiled, "run"):
         if len(_COMPILED) >= MAX_ENTRIES:
             _COMPILED.clear()
-        _COMPILED[full] = (compiled, tail)
+        _COMPILED[full] = (compiled, tail, _Direct.of(compiled))
+
+
+def _hooks_idle() -> bool:
+    """No launch hook installed (Triton's hook chains empty, or None)."""
+    runtime = knobs.runtime
+    return _idle(runtime.launch_enter_hook) and _idle(runtime.launch_exit_hook)
+
+
+def _idle(hook) -> bool:
+    return hook is None or (type(hook) is HookChain and not hook.calls)
+
+
+class _Direct:
+    """A compiled kernel's C launcher (`CudaLauncher`'s module function) called with the arguments Triton would pass
+    it: the grid, the current stream, the kernel handle, its cooperative / PDL flags, no scratch, the packed metadata,
+    no launch metadata or hooks, then the kernel's arguments with each TMA descriptor expanded as
+    `make_tensordesc_arg` expands it. `of` returns None for anything else (another backend or launcher layout, scratch
+    memory): such kernels keep `compiled[grid](...)`."""
+
+    __slots__ = ("raw", "function", "packed", "coop", "pdl", "descs", "metas", "encoded")
+
+    @staticmethod
+    def of(compiled) -> _Direct | None:
+        if make_tensordesc_arg is None or _current_stream is None:
+            return None
+        try:
+            launcher = compiled.run
+            fn = launcher.launch
+            if type(launcher).__name__ != "CudaLauncher" or launcher.global_scratch_size or launcher.profile_scratch_size:
+                return None
+            descs, metas = (), ()
+            if getattr(fn, "__closure__", None):  # `wrap_handle_tensordesc`'s `inner` around the C function
+                cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__)))
+                if fn.__name__ != "inner" or not {"launcher", "tensordesc_indices", "tensordesc_meta"} <= cells.keys():
+                    return None
+                descs, metas = tuple(sorted(cells["tensordesc_indices"])), tuple(cells["tensordesc_meta"])
+                fn = cells["launcher"]
+            if not callable(fn) or len(descs) != len(metas):
+                return None
+            direct = _Direct()
+            direct.raw, direct.function, direct.packed = fn, compiled.function, compiled.packed_metadata
+            direct.coop, direct.pdl = launcher.launch_cooperative_grid, launcher.launch_pdl
+            direct.descs, direct.metas, direct.encoded = descs, metas, {}
+            return direct
+        except Exception:  # noqa: BLE001 - an unknown Triton: its own launch path
+            return None
+
+    def __call__(self, grid3: tuple, device: int, args: tuple, tail: tuple, kept: tuple) -> None:
+        if self.descs:
+            expanded = list(args)
+            for i, meta in zip(reversed(self.descs), reversed(self.metas)):  # (from the back: positions stay valid)
+                if i >= len(args):
+                    continue
+                desc = args[i]
+                expanded[i:i + 1] = self._encoded(desc, meta) if i in kept else make_tensordesc_arg(desc, meta)
+            args = expanded
+        self.raw(grid3[0], grid3[1], grid3[2], _current_stream(device), self.function, self.coop, self.pdl, None, None,
+                 self.packed, None, None, None, *args, *tail)
+
+    def _encoded(self, desc, meta) -> list:
+        """`make_tensordesc_arg(desc, meta)`, kept per descriptor object while its base pointer stays."""
+        hit = self.encoded.get(id(desc))
+        ptr = desc.base.data_ptr()
+        if hit is not None and hit[0] is desc and hit[1] == ptr:
+            return hit[2]
+        if len(self.encoded) >= MAX_ENTRIES:
+            self.encoded.clear()
+        encoded = make_tensordesc_arg(desc, meta)
+        self.encoded[id(desc)] = (desc, ptr, encoded)  # (the descriptor held: its id is not reused while kept)
+        return encoded
 
 
 def alignment(*tensors) -> int:

@@ -1048,7 +1048,7 @@ class _DecodeTmaLaunch:
             if same_key:
                 self.key = key
         launch.launch(gluon_decode._decode_tma_kernel, self.grid, key, args, self.constexprs,
-                      {"launch_pdl": True} if self.pdl else {})
+                      {"launch_pdl": True} if self.pdl else {}, kept=(0,))  # (the weight descriptor: this object's)
 
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
