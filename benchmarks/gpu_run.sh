@@ -455,6 +455,10 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16e)  # run 143: host µs per eager decode linear, variants interleaved round by round (the CPU drifts): fp16,
+    # W4A8 (plans + direct launches), without direct launches, without plans; M = 1 and 16 at the 7B shapes
+    timeout 400 python3 benchmarks/probe_eager.py --json "$OUT/probe_eager.json" | tee "$OUT/probe_eager.txt"
+    ;;
   session16d)  # run 142: kept kernels launched through Triton's C launcher directly (launch._Direct): the launch tests
     # (short launches against Triton's path, bit for bit; VERIFY on), then eager decode b1 / b16 and generate (dynamic
     # cache) without / with the direct launch, fp16 in the same run

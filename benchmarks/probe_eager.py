@@ -1,0 +1,73 @@
+"""Host time of one eager decode linear, W4A8 `QuantLinear` variants against fp16 `nn.Linear`, interleaved.
+
+Eager decode is host bound, and the device machine's CPU speed drifts ~2x within a run (benchmarks/GPU_NOTES.md,
+runs 128 and 142), so whole-model timings of one variant after another are not comparable. Here every round times
+each variant in turn (host µs per call over `--calls` back-to-back unsynchronized calls, `probe_host.host_us`) at the
+LLaMA-2-7B shapes (q/k/v and gate/up fused, as `fuse_shared_inputs` runs them), two-level groups of 128, dynamic
+activations; the table gives each variant's median over the rounds and its median ratio to fp16 within a round.
+Variants: `fp16` (cuBLAS through `nn.Linear`), `w4a8` (the defaults: launch plans, direct C launches), `nodirect`
+(`launch.DIRECT` off), `noplans` (`triton_w4a8.LAUNCH_PLANS` off: every call decides its launches).
+
+    PYTHONPATH=src python3 benchmarks/probe_eager.py [--rows 1,16] [--rounds 15] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from probe_host import SHAPES, host_us  # noqa: E402
+
+from fptq.kernels import launch  # noqa: E402
+from fptq.kernels import triton_w4a8 as tw  # noqa: E402
+from fptq.nn.quant_linear import QuantLinear  # noqa: E402
+
+VARIANTS = {"fp16": {}, "w4a8": {}, "nodirect": {"DIRECT": False}, "noplans": {"LAUNCH_PLANS": False}}
+
+
+def set_variant(name: str) -> None:
+    launch.DIRECT = VARIANTS[name].get("DIRECT", True)
+    tw.LAUNCH_PLANS = VARIANTS[name].get("LAUNCH_PLANS", True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", default="1,16")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    results = {}
+    with torch.no_grad():
+        for shape, (n, k) in SHAPES.items():
+            dense = torch.nn.Linear(k, n, bias=False, device="cuda", dtype=torch.float16)
+            quant = QuantLinear(k, n, group_size=128, scale_format="two-level", act_mode="dynamic",
+                                dtype=torch.float16, device="cuda").eval()
+            for m in (int(r) for r in args.rows.split(",")):
+                x = torch.randn(m, 1, k, device="cuda", dtype=torch.float16)
+                per = {name: [] for name in VARIANTS}
+                for _ in range(args.rounds):
+                    for name in VARIANTS:
+                        set_variant(name)
+                        layer = dense if name == "fp16" else quant
+                        per[name].append(host_us(lambda layer=layer, x=x: layer(x), args.calls)[0])
+                set_variant("w4a8")
+                row = {name: statistics.median(v) for name, v in per.items()}
+                ratio = {name: statistics.median(a / b for a, b in zip(v, per["fp16"])) for name, v in per.items()}
+                results[f"{shape} M={m}"] = {"host_us": row, "x_fp16": ratio}
+                print(f"{shape:>8} M={m:<3} " + "  ".join(f"{name} {row[name]:6.1f} µs (×{ratio[name]:.2f})"
+                                                          for name in VARIANTS), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
