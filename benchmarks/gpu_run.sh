@@ -455,6 +455,10 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16f)  # run 144: whole eager decode steps (32-layer 7B shape, dynamic cache), fp16 / W4A8 variants interleaved
+    timeout 400 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --rounds 10 --calls 5 \
+        --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session16e)  # run 143: host µs per eager decode linear, variants interleaved round by round (the CPU drifts): fp16,
     # W4A8 (plans + direct launches), without direct launches, without plans; M = 1 and 16 at the 7B shapes
     timeout 400 python3 benchmarks/probe_eager.py --json "$OUT/probe_eager.json" | tee "$OUT/probe_eager.txt"

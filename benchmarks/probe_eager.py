@@ -8,12 +8,18 @@ activations; the table gives each variant's median over the rounds and its media
 Variants: `fp16` (cuBLAS through `nn.Linear`), `w4a8` (the defaults: launch plans, direct C launches), `nodirect`
 (`launch.DIRECT` off), `noplans` (`triton_w4a8.LAUNCH_PLANS` off: every call decides its launches).
 
-    PYTHONPATH=src python3 benchmarks/probe_eager.py [--rows 1,16] [--rounds 15] [--json F]
+With `--model L`: the same for whole eager decode steps of an L-layer LLaMA-2-7B-shaped model (random weights), fp16
+and W4A8 (RTN, two-level groups of 128, q/k/v and gate/up fused) in one process: one new token on a 64-token dynamic
+cache (what an uncompiled `generate` runs), the cache cropped back after each step; ms per step from the first
+enqueue to the last step's end over `--calls` steps (host bound: the host's pace), rows = batch sizes.
+
+    PYTHONPATH=src python3 benchmarks/probe_eager.py [--rows 1,16] [--rounds 15] [--model L] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -36,17 +42,70 @@ def set_variant(name: str) -> None:
     tw.LAUNCH_PLANS = VARIANTS[name].get("LAUNCH_PLANS", True)
 
 
+def build_models(layers: int):
+    """fp16 and W4A8 LLaMA-2-7B-shaped models of `layers` layers with the same random weights."""
+    from bench_e2e import quantize_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from fptq.nn.shared_input import fuse_shared_inputs
+
+    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers, num_attention_heads=32,
+                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)
+    with torch.device("cuda"):
+        fp16 = LlamaForCausalLM(cfg).half().eval()
+    w4a8 = copy.deepcopy(fp16)
+    quantize_model(w4a8, "dynamic", None, 128, "two-level")
+    fuse_shared_inputs(w4a8)
+    return {"fp16": fp16, "w4a8": w4a8}
+
+
+def model_steps(models: dict, batch: int, calls: int) -> dict:
+    """A closure per variant: `calls` eager decode steps on that variant's model (host ms per step via host_us)."""
+    from transformers import DynamicCache
+
+    steps = {}
+    for name in VARIANTS:
+        model = models["fp16" if name == "fp16" else "w4a8"]
+        cache = DynamicCache()
+        prompt = torch.randint(0, 32000, (batch, 64), device="cuda")
+        model(input_ids=prompt, past_key_values=cache, use_cache=True)
+        token = prompt[:, -1:]
+
+        def step(model=model, cache=cache, token=token):
+            model(input_ids=token, past_key_values=cache, use_cache=True)
+            cache.crop(-1)  # (the new token removed: every step at the same length)
+
+        steps[name] = step
+    return steps
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", default="1,16")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--model", type=int, default=0, help="decoder layers of whole-model eager steps (0: single linears)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.manual_seed(0)
     results = {}
     with torch.no_grad():
-        for shape, (n, k) in SHAPES.items():
+        if args.model:
+            models = build_models(args.model)
+            for batch in (int(r) for r in args.rows.split(",")):
+                steps = model_steps(models, batch, args.calls)
+                per = {name: [] for name in VARIANTS}
+                for _ in range(args.rounds):
+                    for name in VARIANTS:
+                        set_variant(name)
+                        per[name].append(host_us(steps[name], args.calls)[1] / 1e3)  # (first enqueue to last end)
+                set_variant("w4a8")
+                row = {name: statistics.median(v) for name, v in per.items()}
+                ratio = {name: statistics.median(a / b for a, b in zip(v, per["fp16"])) for name, v in per.items()}
+                results[f"{args.model}-layer step b{batch}"] = {"host_ms": row, "x_fp16": ratio}
+                print(f"{args.model}-layer eager step b{batch}: " + "  ".join(
+                    f"{name} {row[name]:6.2f} ms (×{ratio[name]:.2f})" for name in VARIANTS), flush=True)
+        for shape, (n, k) in SHAPES.items() if not args.model else ():
             dense = torch.nn.Linear(k, n, bias=False, device="cuda", dtype=torch.float16)
             quant = QuantLinear(k, n, group_size=128, scale_format="two-level", act_mode="dynamic",
                                 dtype=torch.float16, device="cuda").eval()
