@@ -4,7 +4,8 @@ Eager decode is host bound, and the device machine's CPU speed drifts ~2x within
 runs 128 and 142), so whole-model timings of one variant after another are not comparable. Here every round times
 each variant in turn (host µs per call over `--calls` back-to-back unsynchronized calls, `probe_host.host_us`) at the
 LLaMA-2-7B shapes (q/k/v and gate/up fused, as `fuse_shared_inputs` runs them), two-level groups of 128, dynamic
-activations; the table gives each variant's median over the rounds and its median ratio to fp16 within a round.
+activations; the table gives each variant's median over the rounds and its cost against fp16 (the median over the rounds of
+the within-round ratio); the JSON keeps every round.
 Variants: `fp16` (cuBLAS through `nn.Linear`), `w4a8` (the defaults: launch plans, direct C launches), `nodirect`
 (`launch.DIRECT` off), `noplans` (`triton_w4a8.LAUNCH_PLANS` off: every call decides its launches).
 
@@ -79,6 +80,14 @@ def model_steps(models: dict, batch: int, calls: int) -> dict:
     return steps
 
 
+def summarize(per: dict, unit: str) -> dict:
+    """Each variant's median and best over the rounds (`unit`), its speed against fp16 (the median over the rounds of fp16's
+    time / the variant's in the same round: drift-robust) and every round's time."""
+    return {unit: {name: statistics.median(v) for name, v in per.items()}, "best": {name: min(v) for name, v in per.items()},
+            "speed_x_fp16": {name: statistics.median(b / a for a, b in zip(v, per["fp16"])) for name, v in per.items()},
+            "rounds": per}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", default="1,16")
@@ -100,11 +109,10 @@ def main() -> None:
                         set_variant(name)
                         per[name].append(host_us(steps[name], args.calls)[1] / 1e3)  # (first enqueue to last end)
                 set_variant("w4a8")
-                row = {name: statistics.median(v) for name, v in per.items()}
-                ratio = {name: statistics.median(a / b for a, b in zip(v, per["fp16"])) for name, v in per.items()}
-                results[f"{args.model}-layer step b{batch}"] = {"host_ms": row, "x_fp16": ratio}
-                print(f"{args.model}-layer eager step b{batch}: " + "  ".join(
-                    f"{name} {row[name]:6.2f} ms (×{ratio[name]:.2f})" for name in VARIANTS), flush=True)
+                results[f"{args.model}-layer step b{batch}"] = summary = summarize(per, "ms_per_step")
+                print(f"{args.model}-layer eager step b{batch}, ms (speed × fp16): " + "  ".join(
+                    f"{name} {summary['ms_per_step'][name]:6.2f} (×{summary['speed_x_fp16'][name]:.2f})"
+                    for name in VARIANTS), flush=True)
         for shape, (n, k) in SHAPES.items() if not args.model else ():
             dense = torch.nn.Linear(k, n, bias=False, device="cuda", dtype=torch.float16)
             quant = QuantLinear(k, n, group_size=128, scale_format="two-level", act_mode="dynamic",
@@ -118,11 +126,10 @@ def main() -> None:
                         layer = dense if name == "fp16" else quant
                         per[name].append(host_us(lambda layer=layer, x=x: layer(x), args.calls)[0])
                 set_variant("w4a8")
-                row = {name: statistics.median(v) for name, v in per.items()}
-                ratio = {name: statistics.median(a / b for a, b in zip(v, per["fp16"])) for name, v in per.items()}
-                results[f"{shape} M={m}"] = {"host_us": row, "x_fp16": ratio}
-                print(f"{shape:>8} M={m:<3} " + "  ".join(f"{name} {row[name]:6.1f} µs (×{ratio[name]:.2f})"
-                                                          for name in VARIANTS), flush=True)
+                results[f"{shape} M={m}"] = summary = summarize(per, "host_us")
+                print(f"{shape:>8} M={m:<3} µs (× fp16's) " + "  ".join(
+                    f"{name} {summary['host_us'][name]:6.1f} (×{1 / summary['speed_x_fp16'][name]:.2f})"
+                    for name in VARIANTS), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
