@@ -455,8 +455,17 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16g)  # run 146: launch plans for the swap prefill op too (`_launch_swap`, `gluon_swap.SwapLaunch`): the plan / swap /
+    # prefill / compiled GPU tests (VERIFY on), then host µs per eager linear at M = 1 / 16 / 512 (variants interleaved)
+    timeout 380 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \
+        tests/test_two_level.py -k "plans or swap or (test_gpu_large and 1024) or pipeline_two_level or compiled" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    timeout 150 python3 benchmarks/probe_eager.py --rows 1,16,512 --rounds 11 --json "$OUT/probe_eager.json" \
+        | tee "$OUT/probe_eager.txt"
+    ;;
   session16f)  # run 144: whole eager decode steps (32-layer 7B shape, dynamic cache), fp16 / W4A8 variants interleaved
-    timeout 400 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --rounds 10 --calls 5 \
+    timeout 400 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --rounds 20 --calls 5 \
         --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
     ;;
   session16e)  # run 143: host µs per eager decode linear, variants interleaved round by round (the CPU drifts): fp16,

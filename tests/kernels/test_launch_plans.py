@@ -47,6 +47,8 @@ def decisions(monkeypatch):
     monkeypatch.setattr(tw, "_fused_m1", lambda x2, act_mode, cfg, qweight, k: x2.shape[0] == 1 and act_mode == "dynamic")
     monkeypatch.setattr(tw, "_launch_fused_m1", lambda x2, q, s, z, b, k, g, dt, cfg, out, keep=None: decide(x2, q.shape[0], keep))
     monkeypatch.setattr(tw, "_launch_two", lambda x2, q, *args: decide(x2, q.shape[0], args[-1]))
+    monkeypatch.setattr(tw, "_launch_swap", lambda x2, q, *args: decide(x2, q.shape[0], args[-1]))
+    monkeypatch.setattr(tw, "_use_prefill", lambda config, m, *args: m > tw.DECODE_MAX_M)  # (prefill: the swap op)
     return made
 
 
@@ -71,6 +73,9 @@ def test_a_signature_decides_once(decisions):
     static(x(16))
     static(x(16))
     assert len(decisions) == 4 and decisions[3].runs == 2
+    q(x(300))  # (prefill)
+    q(x(300))
+    assert len(decisions) == 5 and decisions[4].runs == 2
 
 
 def test_what_decides_again(decisions, monkeypatch):
@@ -122,15 +127,18 @@ def test_calls_that_take_no_plan(decisions):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("m,act_mode,dtype,bias,symmetric,group", [
-    (1, "dynamic", torch.float16, True, True, 128),  # the one-launch op
-    (1, "dynamic", torch.bfloat16, False, False, 64),
-    (1, "static", torch.float16, False, True, 128),  # (M = 1 static: the two launches)
-    (4, "dynamic", torch.float16, True, True, -1),
-    (16, "static", torch.bfloat16, True, False, 128),
-    (16, "dynamic", torch.float16, False, True, 64),
+@pytest.mark.parametrize("m,act_mode,dtype,bias,symmetric,group,fmt", [
+    (1, "dynamic", torch.float16, True, True, 128, "fp16"),  # the one-launch op
+    (1, "dynamic", torch.bfloat16, False, False, 64, "fp16"),
+    (1, "static", torch.float16, False, True, 128, "fp16"),  # (M = 1 static: the two launches)
+    (4, "dynamic", torch.float16, True, True, -1, "fp16"),
+    (16, "static", torch.bfloat16, True, False, 128, "fp16"),
+    (16, "dynamic", torch.float16, False, True, 64, "fp16"),
+    (300, "dynamic", torch.float16, True, True, 128, "two-level"),  # prefill: the swap kernel
+    (1100, "static", torch.bfloat16, False, True, 128, "two-level"),  # (256-row tiles)
+    (512, "dynamic", torch.float16, False, True, -1, "fp16"),  # (per channel)
 ])
-def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, group, monkeypatch):
+def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, group, fmt, monkeypatch):
     """A kept plan's outputs equal, bit for bit, those of the same call without plans (which decides every time),
     on several layers called in turn (the kept split-K counters shared), for each of three new inputs; the second
     and later calls of a signature take the plan."""
@@ -142,10 +150,11 @@ def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, g
     for n, k in ((4096, 4096), (1000, 11008), (12288, 4096)):
         lin = torch.nn.Linear(k, n, bias=bias, dtype=torch.float32)
         scale = torch.tensor(0.05) if act_mode == "static" else None
-        q = QuantLinear.from_linear(lin, group_size=group, symmetric=symmetric, act_mode=act_mode, act_scale=scale)
+        q = QuantLinear.from_linear(lin, group_size=group, symmetric=symmetric, act_mode=act_mode, act_scale=scale,
+                                    scale_format=fmt)
         layers.append(q.to("cuda", dtype))
     decided = []
-    for name in ("_launch_fused_m1", "_launch_two"):
+    for name in ("_launch_fused_m1", "_launch_two", "_launch_swap"):
         real = getattr(tw, name)
         monkeypatch.setattr(tw, name, lambda *a, real=real, **kw: decided.append(1) or real(*a, **kw))
     for step in range(3):
@@ -153,7 +162,7 @@ def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, g
             xs = torch.randn(m, 1, q.in_features, device="cuda", dtype=dtype)
             y = q(xs)
             want = tw.w4a8_linear(xs, q.qweight, q.scales, q.zeros, group_size=q.group_size, act_mode=act_mode,
-                                  act_scale=q.act_scale, bias=q.bias)
+                                  act_scale=q.act_scale, bias=q.bias, channel_scales=q.channel_scales)
             assert y.shape == want.shape and torch.equal(y, want), (step, q)
     assert all(len(q._plans) == 1 for q in layers)
     # each layer decided on its first call only (the calls without plans decided every time: 3 per layer)

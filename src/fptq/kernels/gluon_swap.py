@@ -35,6 +35,7 @@ Scope: int8 activations, symmetric weights (no zero points), groups that are a m
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
 """
 
+import copy
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
 import math
 import types
@@ -733,35 +734,75 @@ def swap_gemm(a, qweight, scales, sx, sx_mode, bias, out, group_size: int, block
     smaller); `channel_scales`: the (N,) fp16 channel scales of two-level scales, or None (TL, see `plan`); `block_n`:
     weight rows per tile, 128 or 256 (WIDE: one int32 sum over K per output only — two-level scales or per channel —
     else 128)."""
-    m, kp = a.shape
-    n = qweight.shape[0]
-    two_level = channel_scales is not None and USE_TWO_LEVEL
-    sms = gluon_prefill._sm_count(a.device.index)  # (the module's: tests patch it)
-    settings = _settings()
-    sched, wide, rows_n, stages, programs, sk = _schedule(m, kp, n, group_size, two_level, block_m, block_n, max_stages,
-                                                          _shared_memory(a), sms, settings)
-    x_desc = tma_desc(a, (block_m, SUB), gl.int8)
-    w_desc = TensorDescriptor.from_tensor(qweight, [rows_n, SUB // 2], _packed_layout())
-    if sched["DS"]:
-        scales = scales if scales.stride(1) == 1 else scales.contiguous()
-        rows, s_desc = _no_rows(a.device.index)
-    else:
-        rows = gluon_prefill.scale_rows(scales, torch.float32)
-        s_desc = scale_desc(rows, n, 2 * ROWS)
-        scales = rows  # (not read; nor its stride, passed as 0)
-    # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per call
-    # (one small memset against a 40-90 µs op: no state shared between launches or streams)
-    ws = flags = rows
-    if sk:
-        ws = torch.empty(programs * 2 * ROWS * 128 + 2 * programs, dtype=torch.int32, device=a.device)
-        flags = ws[programs * 2 * ROWS * 128:].zero_()
-    sx, bias, chan = (sx if sx is not None else rows), (bias if bias is not None else rows), (channel_scales if sched["TL"] else rows)
-    constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not rows, GROUP_M=group_m,
-                      STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
-    args = (x_desc, w_desc, s_desc, sx, bias, out, scales, chan, ws, flags, m, n, kp, out.stride(0),
-            scales.stride(0) if sched["DS"] else 0)
-    # what Triton specializes on: the constexprs, the descriptors' dtypes / shapes / strides, the integers, the pointers'
-    # types and alignment
-    key = (tuple(constexprs.values()), *map(launch.descriptor_key, args[:3]), args[10:], sx.dtype, bias.dtype, out.dtype,
-           scales.dtype, chan.dtype, ws.dtype, launch.alignment(sx, bias, out, scales, chan, ws, flags, rows, a, qweight))
-    launch.launch(_swap_kernel, (programs,), key, args, constexprs, {"num_warps": 4, "maxnreg": 168})
+    SwapLaunch(a, qweight, scales, sx_mode, bias, group_size, block_m, max_stages, group_m, channel_scales,
+               block_n).run(a, sx, out)
+
+
+class SwapLaunch:
+    """`swap_gemm`'s host decisions for an (M, Kp) int8 activation buffer like `a` and one layer: the schedule, the
+    weight and scale descriptors, the constexprs; `run(a, sx, out)` launches on a call's buffers. `keepable`: nothing
+    in it depends on the values of `scales` (the kernel reads the layer's own scales: DS), so the launch may be kept
+    across calls (`triton_w4a8`'s launch plans, which set `kept`); otherwise the fp32 scale rows made here are this
+    call's."""
+
+    __slots__ = ("m", "n", "kp", "programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan",
+                 "constexprs", "ints", "key", "keepable", "kept")
+
+    def __init__(self, a, qweight, scales, sx_mode, bias, group_size: int, block_m: int, max_stages: int, group_m: int,
+                 channel_scales=None, block_n: int = 2 * ROWS):
+        m, kp = a.shape
+        n = qweight.shape[0]
+        two_level = channel_scales is not None and USE_TWO_LEVEL
+        sms = gluon_prefill._sm_count(a.device.index)  # (the module's: tests patch it)
+        sched, wide, rows_n, stages, programs, sk = _schedule(m, kp, n, group_size, two_level, block_m, block_n,
+                                                              max_stages, _shared_memory(a), sms, _settings())
+        self.x_desc = tma_desc(a, (block_m, SUB), gl.int8)
+        self.w_desc = TensorDescriptor.from_tensor(qweight, [rows_n, SUB // 2], _packed_layout())
+        layer_scales = scales
+        if sched["DS"]:
+            scales = scales if scales.stride(1) == 1 else scales.contiguous()
+            rows, self.s_desc = _no_rows(a.device.index)
+        else:
+            rows = gluon_prefill.scale_rows(scales, torch.float32)
+            self.s_desc = scale_desc(rows, n, 2 * ROWS)
+            scales = rows  # (not read; nor its stride, passed as 0)
+        self.keepable = bool(sched["DS"]) and scales is layer_scales  # (nothing of the scales' values held)
+        self.kept = False  # set by a plan that keeps this launch: its descriptors are encoded once
+        self.m, self.n, self.kp, self.programs, self.sk, self.rows = m, n, kp, programs, sk, rows
+        self.scales, self.bias = scales, (bias if bias is not None else rows)
+        self.chan = channel_scales if sched["TL"] else rows
+        self.constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not None, GROUP_M=group_m,
+                               STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
+        self.ints = (m, n, kp)
+        self.key = None
+
+    def run(self, a, sx, out, same_key: bool = False) -> None:
+        """Launch on the activation buffer `a` (the planned shape; a fresh one where the launch is kept), its scales
+        `sx` (or None), the output `out`. `same_key`: the buffers' alignment and `out`'s row stride are the previous
+        run's (fresh buffers)."""
+        rows = self.rows
+        x_desc = self.x_desc
+        if x_desc.base is not a:  # (the planned descriptor on this call's buffer: the same shape and strides)
+            x_desc = copy.copy(x_desc)
+            x_desc.base = a
+        # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per
+        # call (one small memset against a 40-90 µs op: no state shared between launches or streams)
+        ws = flags = rows
+        if self.sk:
+            ws = torch.empty(self.programs * 2 * ROWS * 128 + 2 * self.programs, dtype=torch.int32, device=a.device)
+            flags = ws[self.programs * 2 * ROWS * 128:].zero_()
+        sx = sx if sx is not None else rows
+        scales = self.scales
+        args = (x_desc, self.w_desc, self.s_desc, sx, self.bias, out, scales, self.chan, ws, flags, *self.ints,
+                out.stride(0), scales.stride(0) if self.constexprs["DS"] else 0)
+        # what Triton specializes on: the constexprs, the descriptors' dtypes / shapes / strides, the integers, the
+        # pointers' types and alignment
+        key = self.key if same_key else None
+        if key is None:
+            key = (tuple(self.constexprs.values()), *map(launch.descriptor_key, args[:3]), args[10:], sx.dtype,
+                   self.bias.dtype, out.dtype, scales.dtype, self.chan.dtype, ws.dtype,
+                   launch.alignment(sx, self.bias, out, scales, self.chan, ws, flags, rows, a, self.w_desc.base))
+            if same_key:
+                self.key = key
+        launch.launch(_swap_kernel, (self.programs,), key, args, self.constexprs, {"num_warps": 4, "maxnreg": 168},
+                      kept=(1, 2) if self.kept else ())  # (the weight and scale descriptors: this object's)

@@ -27,6 +27,7 @@ short launch as well and raises if it would have picked another compiled kernel 
 from __future__ import annotations
 
 import inspect
+import weakref
 
 import torch
 
@@ -144,15 +145,16 @@ class _Direct:
                  self.packed, None, None, None, *args, *tail)
 
     def _encoded(self, desc, meta) -> list:
-        """`make_tensordesc_arg(desc, meta)`, kept per descriptor object while its base pointer stays."""
+        """`make_tensordesc_arg(desc, meta)`, kept per descriptor object (weakly: a kept launch must not keep a
+        layer's weights alive) while its base pointer stays."""
         hit = self.encoded.get(id(desc))
         ptr = desc.base.data_ptr()
-        if hit is not None and hit[0] is desc and hit[1] == ptr:
+        if hit is not None and hit[0]() is desc and hit[1] == ptr:
             return hit[2]
         if len(self.encoded) >= MAX_ENTRIES:
             self.encoded.clear()
         encoded = make_tensordesc_arg(desc, meta)
-        self.encoded[id(desc)] = (desc, ptr, encoded)  # (the descriptor held: its id is not reused while kept)
+        self.encoded[id(desc)] = (weakref.ref(desc), ptr, encoded)
         return encoded
 
 

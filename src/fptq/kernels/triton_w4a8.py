@@ -1008,7 +1008,7 @@ class _DecodeTmaLaunch:
     buffer `a` (M, Kp) with scales `sx_mode`, or with `a` None on the raw row (FUSED_ROW, M = 1: one launch per op);
     `run` launches it on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
 
-    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key")
+    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
@@ -1024,6 +1024,7 @@ class _DecodeTmaLaunch:
             per = _cdiv(_cdiv(k, sub), split)
             self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK))
         self.pdl, self.key = pdl, None
+        self.kept = False  # set by a plan that keeps this launch: its weight descriptor is encoded once
 
     def run(self, a, sx, out, ws, counters, same_key: bool = False):
         """Launch on the activations `a` (the permuted buffer, a fresh one of the planned shape; FUSED_ROW: the raw
@@ -1048,7 +1049,7 @@ class _DecodeTmaLaunch:
             if same_key:
                 self.key = key
         launch.launch(gluon_decode._decode_tma_kernel, self.grid, key, args, self.constexprs,
-                      {"launch_pdl": True} if self.pdl else {}, kept=(0,))  # (the weight descriptor: this object's)
+                      {"launch_pdl": True} if self.pdl else {}, kept=(0,) if self.kept else ())
 
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
@@ -1057,7 +1058,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     split of the two-launch TMA path (so the same partial sums), PDL as there. None where it cannot run (a program's
     K steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters
     to be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with
-    the op's plan (`_DecodeOp`) once it ran."""
+    the op's plan (`_Op`) once it ran."""
     n = qweight.shape[0]
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
@@ -1073,7 +1074,8 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
             return None
     try:
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 0, _pdl_available(x2))
-        plan = _DecodeOp(n, out_dtype, x2.device, split, counters, None, gemm)
+        gemm.kept = keep is not None
+        plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm)
         y = plan.run(x2, out)
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
@@ -1086,7 +1088,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
 
 def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, group_size: int, out_dtype,
                 cfg: KernelConfig, pdl: bool, out, keep=None):
-    """The M <= 16 op in two launches on the TMA decode kernel (`_tma_capable`: int8 activations) as a `_DecodeOp`:
+    """The M <= 16 op in two launches on the TMA decode kernel (`_tma_capable`: int8 activations) as an `_Op`:
     the quantization kernel (zeroing fresh split-K counters) and the GEMM, PDL between them. None where the GEMM's
     group scales do not fit (`_tma_groups_fit`) or after a Gluon compile error (then the caller's path, which has
     the Triton kernel); `keep` as `_launch_fused_m1`'s."""
@@ -1099,7 +1101,8 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split,
                                 1 if act_mode == "static" else 2, pdl,
                                 torch.empty(m, quant.kp, dtype=torch.int8, device=x2.device))
-        plan = _DecodeOp(n, out_dtype, x2.device, split, None, quant, gemm,
+        gemm.kept = keep is not None
+        plan = _Op(m, n, out_dtype, x2.device, split, None, quant, gemm,
                          act_scale.reshape(()).float() if act_mode == "static" else None)
         y = plan.run(x2, out, None, x2.stride(0))
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
@@ -1110,24 +1113,29 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     return y
 
 
-class _DecodeOp:
-    """A layer's M <= 16 op on the TMA decode kernel with its host decisions made, kept per call signature
-    (`w4a8_linear`'s `plans`): `gemm` (a `_DecodeTmaLaunch`), after `quant` (a `_QuantLaunch`, which also zeroes
-    fresh split-K counters) or alone on the raw row (FUSED_ROW; the kept `counters`). `run(x, out, shape)`:
-    the (M, N) result of the M rows in `x` (unit column stride, the row stride planned), in `out` or a fresh
-    output of `shape`."""
+class _Op:
+    """A layer's op with its host decisions made, kept per call signature (`w4a8_linear`'s `plans`): `gemm` after
+    `quant` (a `_QuantLaunch`), or alone on the raw row (FUSED_ROW, M = 1; the kept split-K `counters`). `gemm`: a
+    `_DecodeTmaLaunch` (M <= 16) with `split` K slices (partial sums in a fresh workspace whose counters the
+    quantization kernel zeroes), or a `gluon_swap.SwapLaunch` (prefill; `split` None). `run(x, out, shape,
+    row_stride)`: the (M, N) result of the M rows in `x` (unit column stride, rows `row_stride` apart, as planned),
+    in `out` or a fresh output of `shape`."""
 
-    __slots__ = ("n", "dtype", "device", "split", "counters", "quant", "gemm", "quant_key", "act_scale")
+    __slots__ = ("m", "n", "dtype", "device", "split", "counters", "quant", "gemm", "quant_key", "act_scale")
 
-    def __init__(self, n, dtype, device, split, counters, quant, gemm, act_scale=None):
-        self.n, self.dtype, self.device, self.split, self.counters = n, dtype, device, split, counters
+    def __init__(self, m, n, dtype, device, split, counters, quant, gemm, act_scale=None):
+        self.m, self.n, self.dtype, self.device, self.split, self.counters = m, n, dtype, device, split, counters
         self.quant, self.gemm, self.quant_key, self.act_scale = quant, gemm, None, act_scale
 
     def run(self, x, out=None, shape=None, row_stride: int = 0):
-        m, n, split = self.gemm.ints[0], self.n, self.split
+        m, n, split = self.m, self.n, self.split
         fresh = out is None
         if fresh:
             out = torch.empty(shape or (m, n), dtype=self.dtype, device=self.device)
+        if split is None:  # (the swap kernel)
+            a, sx, self.quant_key = self.quant.run(x, row_stride, self.act_scale, None, self.quant_key)
+            self.gemm.run(a, sx if sx is not None else self.act_scale, out, fresh)
+            return out
         ws = counters = out
         if split > 1:
             if self.quant is None:
@@ -1142,6 +1150,39 @@ class _DecodeOp:
                                                self.quant_key)
         self.gemm.run(a, sx if sx is not None else self.act_scale, out, ws, counters, fresh)
         return out
+
+
+def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_size: int, out_dtype, channel_scales,
+                 out, keep=None):
+    """The prefill op on the swap kernel as an `_Op`, where the default prefill config is a swap one that takes these
+    operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel, then
+    `gluon_swap.SwapLaunch`. None where it does not apply or after a Gluon compile error (then the caller's path,
+    which has the other kernels). `keep` (as `_launch_fused_m1`'s) gets the plan where the launch may be kept (the
+    kernel reads the layer's scales directly)."""
+    m, n = x2.shape[0], qweight.shape[0]
+    if not (m and n and act_mode in ("static", "dynamic")):
+        return None
+    config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
+    if not (config.swap and direct(x2, True, qweight, None, k, group_size)):
+        return None
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), False, False)
+    sx_scalar = act_scale.reshape(()).float() if act_mode == "static" else None
+    plan = _Op(m, n, out_dtype, x2.device, None, None, quant, None, sx_scalar)
+    if out is None:
+        out = torch.empty(m, n, dtype=out_dtype, device=x2.device)
+    a, sx, plan.quant_key = quant.run(x2, x2.stride(0), sx_scalar, None)
+    try:
+        plan.gemm = gluon_swap.SwapLaunch(a, qweight, scales, 2 if act_mode == "dynamic" else 1, bias, group_size,
+                                          config.block_m, config.num_stages, config.group_m, channel_scales,
+                                          config.block_n)
+        plan.gemm.kept = keep is not None and plan.gemm.keepable
+        plan.gemm.run(a, sx if sx is not None else sx_scalar, out, True)
+    except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the caller's kernels
+        gluon_fallback.note_failure("swap", e)
+        return None
+    if plan.gemm.kept:
+        keep(plan)
+    return out
 
 
 def _tma_slice_steps(tma: bool, k: int, group_size: int) -> int:
@@ -1272,7 +1313,17 @@ def w4a8_linear(
     if isinstance(config, DecodeConfig) and m <= DECODE_MAX_M:
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
+    keep = None
+    if signature is not None and x.is_contiguous() and not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+        # (`x2` is `x` viewed; a plan made during a capture could hold a path taken only there)
+        shape = (*x.shape[:-1], n)
+        keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, k)))  # noqa: E731
     if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size), n, x2):
+        if config is None and zeros is None:
+            y = _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k, group_size, x.dtype, channel_scales,
+                             out, keep)
+            if y is not None:
+                return y.reshape(*x.shape[:-1], n)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out, channel_scales)
         return y.reshape(*x.shape[:-1], n)
@@ -1283,11 +1334,6 @@ def w4a8_linear(
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
-        keep = None
-        if signature is not None and x.is_contiguous() and not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
-            # (`x2` is `x` viewed; a plan made during a capture could hold a path taken only there)
-            shape = (*x.shape[:-1], n)
-            keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, k)))  # noqa: E731
         if _fused_m1(x2, act_mode, cfg, qweight, k):
             y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep)
             if y is not None:
@@ -1335,14 +1381,20 @@ def _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, out_dt
     m, n = a.shape[0], qweight.shape[0]
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=a.device)
-    if config is None:  # (256-row tiles where the swap kernel's plan sums one int32 per output: two-level, per channel;
-        # its plan only for groups it takes — multiples of 128 columns or per channel)
-        two_level = channel_scales is not None and gluon_swap.USE_TWO_LEVEL
-        wide = (m >= SWAP_WIDE_MIN_M and (group_size >= k or group_size % gluon_swap.SUB == 0)
-                and gluon_swap.plan(k, group_size, m, two_level)["SPG"] == 0)
-        config = _prefill_config(m, n, _sms(a), wide)
+    if config is None:
+        config = _default_prefill_config(m, n, k, group_size, channel_scales, a)
     return prefill_gemm(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, _sub_chunk(group_size), out, config,
                         channel_scales)
+
+
+def _default_prefill_config(m: int, n: int, k: int, group_size: int, channel_scales, t: torch.Tensor) -> PrefillConfig:
+    """`_prefill_config` on `t`'s GPU, with 256-row tiles among the candidates where the swap kernel's plan sums one
+    int32 per output (two-level scales, per channel; its plan only for groups it takes — multiples of 128 columns or
+    per channel)."""
+    two_level = channel_scales is not None and gluon_swap.USE_TWO_LEVEL
+    wide = (m >= SWAP_WIDE_MIN_M and (group_size >= k or group_size % gluon_swap.SUB == 0)
+            and gluon_swap.plan(k, group_size, m, two_level)["SPG"] == 0)
+    return _prefill_config(m, n, _sms(t), wide)
 
 
 def _prefill_config(m: int, n: int, sms: int, wide: bool = False) -> PrefillConfig:
@@ -1571,15 +1623,15 @@ def _register() -> None:
     register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10, takes_plans=True))
 
 
-# This module's settings (its public upper-case names), kept with every plan: a setting changed between two calls of a
-# layer (assigned or, for a table, changed in place) makes the second decide again.
+# This module's settings (its public upper-case names) and the swap kernel's, kept with every plan: a setting changed
+# between two calls of a layer (assigned or, for a table, changed in place) makes the second decide again.
 _SETTING_NAMES = tuple(name for name, value in globals().items() if name.isupper() and not name.startswith("_")
                        and not isinstance(value, type(math)))
 _settings_of = operator.itemgetter(*_SETTING_NAMES)
 
 
 def _settings() -> tuple:
-    return _settings_of(globals())
+    return _settings_of(globals()), gluon_swap._settings()  # (a kept swap launch holds that module's schedule)
 
 
 if triton is not None:
