@@ -455,6 +455,11 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16h)  # run 147: whole eager decode steps and eager prefills (128 / 512 / 2048 tokens: a first token's work) of the
+    # 32-layer 7B shape, fp16 and the W4A8 variants interleaved round by round
+    timeout 450 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 128,512,2048 --rounds 15 --calls 5 \
+        --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session16g)  # run 146: launch plans for the swap prefill op too (`_launch_swap`, `gluon_swap.SwapLaunch`): the plan / swap /
     # prefill / compiled GPU tests (VERIFY on), then host µs per eager linear at M = 1 / 16 / 512 (variants interleaved)
     timeout 380 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \

@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--model", type=int, default=0, help="decoder layers of whole-model eager steps (0: single linears)")
+    ap.add_argument("--prefill", default="", help="with --model: also eager prefills of these prompt lengths (a "
+                    "batch-1 forward without cache, logits of the last token: a first token's work), e.g. 128,512")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -112,6 +114,20 @@ def main() -> None:
                 results[f"{args.model}-layer step b{batch}"] = summary = summarize(per, "ms_per_step")
                 print(f"{args.model}-layer eager step b{batch}, ms (speed × fp16): " + "  ".join(
                     f"{name} {summary['ms_per_step'][name]:6.2f} (×{summary['speed_x_fp16'][name]:.2f})"
+                    for name in VARIANTS), flush=True)
+            for tokens in (int(t) for t in args.prefill.split(",") if t):
+                prompt = torch.randint(0, 32000, (1, tokens), device="cuda")
+                per = {name: [] for name in VARIANTS}
+                for _ in range(args.rounds):
+                    for name in VARIANTS:
+                        set_variant(name)
+                        model = models["fp16" if name == "fp16" else "w4a8"]
+                        per[name].append(host_us(lambda model=model, prompt=prompt: model(input_ids=prompt, use_cache=False,
+                                                                           logits_to_keep=1), args.calls)[1] / 1e3)
+                set_variant("w4a8")
+                results[f"{args.model}-layer prefill {tokens}"] = summary = summarize(per, "ms_per_call")
+                print(f"{args.model}-layer eager prefill {tokens} tokens, ms (speed × fp16): " + "  ".join(
+                    f"{name} {summary['ms_per_call'][name]:6.2f} (×{summary['speed_x_fp16'][name]:.2f})"
                     for name in VARIANTS), flush=True)
         for shape, (n, k) in SHAPES.items() if not args.model else ():
             dense = torch.nn.Linear(k, n, bias=False, device="cuda", dtype=torch.float16)
