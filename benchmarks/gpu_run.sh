@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16i)  # run 148: after the review (a replayed plan's output now (M, N) viewed in the caller's shape; OOM not a
+    # Gluon failure; tables compared by their rows): the plan tests with (M, 1, K) and (1, M, K) inputs, decode / swap
+    # launch tests (VERIFY on); then whole eager decode steps and eager prefills, variants interleaved
+    timeout 330 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \
+        -k "plans or decode_short or fused_decode or swap_short or swap_wide" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30
+    timeout 240 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 128,512,2048 --rounds 11 --calls 5 \
+        --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session16h)  # run 147: whole eager decode steps and eager prefills (128 / 512 / 2048 tokens: a first token's work) of the
     # 32-layer 7B shape, fp16 and the W4A8 variants interleaved round by round
     timeout 450 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 128,512,2048 --rounds 15 --calls 5 \

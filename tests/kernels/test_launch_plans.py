@@ -110,6 +110,37 @@ def test_what_decides_again(decisions, monkeypatch):
     assert len(decisions) == 11 and decisions[-2].runs == 2 and decisions[-1].runs == 1
 
 
+@pytest.mark.parametrize("shape", [(5, 512), (5, 1, 512), (1, 5, 512), (2, 3, 512), (1, 1, 512)])
+def test_a_replay_launches_as_the_deciding_call(shape, monkeypatch):
+    """The two-launch TMA op (M <= 16) on inputs of any leading shape: the replay of a kept plan hands the kernels
+    the deciding call's integers (row strides included) and keys, and writes an (M, N) output viewed in the
+    caller's shape (launches recorded, not run: the CPU)."""
+    from fptq.kernels import gluon_decode, launch
+
+    seen = []
+    monkeypatch.setattr(launch, "launch", lambda kernel, grid, key, args, constexprs, options, kept=():
+                        seen.append((kernel, grid, key, args)))
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_fused_m1", lambda *args: False)
+    monkeypatch.setattr(tw, "_pdl_available", lambda x: False)
+    n, m = 96, 1
+    for d in shape[:-1]:
+        m *= d
+    q = layer()
+    xs = torch.randn(*shape, dtype=torch.float16)
+    calls = []
+    for _ in range(3):
+        seen.clear()
+        y = tw.w4a8_linear(xs, q.qweight, q.scales, group_size=128, act_mode="dynamic", plans=q._plans)
+        assert y.shape == (*shape[:-1], n)
+        quant, gemm = (next(s for s in seen if s[0] is kernel) for kernel in (tw._act_quant_kernel,
+                                                                               gluon_decode._decode_tma_kernel))
+        out = gemm[3][7]
+        assert out.shape == (m, n) and gemm[3][-1] == n and y.data_ptr() == out.data_ptr()
+        calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], gemm[3][10:]))
+    assert len(q._plans) == 1 and calls[0] == calls[1] == calls[2]
+
+
 def test_calls_that_take_no_plan(decisions):
     q = layer()
     args = dict(group_size=128, act_mode="dynamic", plans=q._plans)
@@ -140,8 +171,9 @@ def test_calls_that_take_no_plan(decisions):
 ])
 def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, group, fmt, monkeypatch):
     """A kept plan's outputs equal, bit for bit, those of the same call without plans (which decides every time),
-    on several layers called in turn (the kept split-K counters shared), for each of three new inputs; the second
-    and later calls of a signature take the plan."""
+    on several layers called in turn (the kept split-K counters shared), for each of three new inputs of (M, 1, K)
+    and of (1, M, K) (one row stride of the output for both); the second and later calls of a signature take the
+    plan."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     monkeypatch.setattr(gluon_fallback, "note_failure", lambda kernel, e: (_ for _ in ()).throw(e))
@@ -157,13 +189,15 @@ def test_gpu_plans_give_the_deciding_path(m, act_mode, dtype, bias, symmetric, g
     for name in ("_launch_fused_m1", "_launch_two", "_launch_swap"):
         real = getattr(tw, name)
         monkeypatch.setattr(tw, name, lambda *a, real=real, **kw: decided.append(1) or real(*a, **kw))
-    for step in range(3):
-        for q in layers:
-            xs = torch.randn(m, 1, q.in_features, device="cuda", dtype=dtype)
-            y = q(xs)
-            want = tw.w4a8_linear(xs, q.qweight, q.scales, q.zeros, group_size=q.group_size, act_mode=act_mode,
-                                  act_scale=q.act_scale, bias=q.bias, channel_scales=q.channel_scales)
-            assert y.shape == want.shape and torch.equal(y, want), (step, q)
-    assert all(len(q._plans) == 1 for q in layers)
-    # each layer decided on its first call only (the calls without plans decided every time: 3 per layer)
-    assert len(decided) == len(layers) * (1 + 3)
+    shapes = ((m, 1), (1, m)) if m > 1 else ((1, 1),)  # (tokens of a batch; one sequence's tokens: a prefill)
+    for lead in shapes:
+        for step in range(3):
+            for q in layers:
+                xs = torch.randn(*lead, q.in_features, device="cuda", dtype=dtype)
+                y = q(xs)
+                want = tw.w4a8_linear(xs, q.qweight, q.scales, q.zeros, group_size=q.group_size, act_mode=act_mode,
+                                      act_scale=q.act_scale, bias=q.bias, channel_scales=q.channel_scales)
+                assert y.shape == want.shape and torch.equal(y, want), (lead, step, q)
+    assert all(len(q._plans) == len(shapes) for q in layers)
+    # each layer decided on its first call of a shape only (the calls without plans decided every time: 3 per shape)
+    assert len(decided) == len(layers) * len(shapes) * (1 + 3)

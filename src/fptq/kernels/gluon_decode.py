@@ -407,5 +407,9 @@ def tma_descriptors(a, qweight, block_n: int, sub: int):
     contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts);
     `a` None (FUSED_ROW): no activation descriptor."""
     w_desc = TensorDescriptor.from_tensor(qweight, [block_n, sub // 2], _tile_layout())
-    a_desc = TensorDescriptor.from_tensor(a, [16, sub // 2], _tile_layout()) if a is not None else None
-    return w_desc, a_desc
+    return w_desc, activation_descriptor(a, sub) if a is not None else None
+
+
+def activation_descriptor(a, sub: int):
+    """The host TMA descriptor of `_decode_tma_kernel`'s permuted int8 activation buffer `a` (M, Kp)."""
+    return TensorDescriptor.from_tensor(a, [16, sub // 2], _tile_layout())

@@ -1005,22 +1005,24 @@ def _tma_groups_fit(k: int, sub: int, split: int, group_size: int) -> bool:
 class _DecodeTmaLaunch:
     """One launch of `gluon_decode._decode_tma_kernel` with its host decisions made: the weight descriptor, the
     constant arguments and constexprs of an (M, N, K) launch of `split` K slices on int8 activations in the permuted
-    buffer `a` (M, Kp) with scales `sx_mode`, or with `a` None on the raw row (FUSED_ROW, M = 1: one launch per op);
-    `run` launches it on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
+    buffer `a` (M, Kp) with scales `sx_mode` (its descriptor made from `a`, or from the first run's buffer), or
+    `fused` on the raw row (FUSED_ROW, M = 1: one launch per op; the default where `a` is None); `run` launches it
+    on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
 
-    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept")
+    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub")
 
-    def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None):
+    def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         self.grid = (_tiles(cfg, m, n), split)
         self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
+        self.fused, self.sub = (a is None if fused is None else fused), sub
         dummy = scales
         self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
         self.ints = (m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0)
         self.constexprs = dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None,
                                SX_MODE=sx_mode, HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl,
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
-        if a is None:
+        if self.fused:
             per = _cdiv(_cdiv(k, sub), split)
             self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK))
         self.pdl, self.key = pdl, None
@@ -1032,9 +1034,11 @@ class _DecodeTmaLaunch:
         counters (or `out` for both without split-K). `same_key`: the buffers' alignment and `out`'s row stride are
         those of the previous run (fresh buffers of the planned sizes)."""
         scales, zeros, bias = self.operands
-        if self.a_desc is None:
+        if self.fused:
             head = (self.w_desc, None, a)
         else:
+            if self.a_desc is None:  # (made on the first call's buffer)
+                self.a_desc = gluon_decode.activation_descriptor(a, self.sub)
             a_desc = copy.copy(self.a_desc)  # (the planned descriptor on this call's buffer: same shape and strides)
             a_desc.base = a
             head = (self.w_desc, a_desc, None)
@@ -1077,6 +1081,8 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         gemm.kept = keep is not None
         plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm)
         y = plan.run(x2, out)
+    except torch.OutOfMemoryError:
+        raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
         gluon_fallback.note_failure("decode_fused", e)
@@ -1084,6 +1090,18 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     if keep is not None:
         keep(plan)
     return y
+
+
+def _static_scale(act_scale: torch.Tensor) -> torch.Tensor:
+    """The static activation scale as the kernels read it (one fp32 value): the layer's own tensor where it is fp32
+    (a kept plan then follows it, even a `.data` swap), else an fp32 copy."""
+    return act_scale if act_scale.dtype == torch.float32 and act_scale.numel() == 1 else act_scale.reshape(()).float()
+
+
+def _row_stride(x2: torch.Tensor) -> int:
+    """The row stride passed for (M, K) activations `x2`: K for a single row (whose stride is never used and may be
+    anything), so that a plan's replays on contiguous inputs (row stride K) launch as its first call did."""
+    return x2.stride(0) if x2.shape[0] > 1 else x2.shape[1]
 
 
 def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, group_size: int, out_dtype,
@@ -1099,12 +1117,13 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1)
     try:
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split,
-                                1 if act_mode == "static" else 2, pdl,
-                                torch.empty(m, quant.kp, dtype=torch.int8, device=x2.device))
+                                1 if act_mode == "static" else 2, pdl, fused=False)
         gemm.kept = keep is not None
         plan = _Op(m, n, out_dtype, x2.device, split, None, quant, gemm,
-                         act_scale.reshape(()).float() if act_mode == "static" else None)
-        y = plan.run(x2, out, None, x2.stride(0))
+                         _static_scale(act_scale) if act_mode == "static" else None)
+        y = plan.run(x2, out, None, _row_stride(x2))
+    except torch.OutOfMemoryError:
+        raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
         gluon_fallback.note_failure("decode", e)
         return None
@@ -1119,7 +1138,7 @@ class _Op:
     `_DecodeTmaLaunch` (M <= 16) with `split` K slices (partial sums in a fresh workspace whose counters the
     quantization kernel zeroes), or a `gluon_swap.SwapLaunch` (prefill; `split` None). `run(x, out, shape,
     row_stride)`: the (M, N) result of the M rows in `x` (unit column stride, rows `row_stride` apart, as planned),
-    in `out` or a fresh output of `shape`."""
+    in `out` (contiguous (M, N)) or a fresh (M, N) output, viewed as `shape` if given."""
 
     __slots__ = ("m", "n", "dtype", "device", "split", "counters", "quant", "gemm", "quant_key", "act_scale")
 
@@ -1128,10 +1147,14 @@ class _Op:
         self.quant, self.gemm, self.quant_key, self.act_scale = quant, gemm, None, act_scale
 
     def run(self, x, out=None, shape=None, row_stride: int = 0):
+        y = self._run(x, out, row_stride)
+        return y if shape is None else y.view(shape)  # (the kernels write (M, N) rows N apart: `shape` is a view)
+
+    def _run(self, x, out, row_stride):
         m, n, split = self.m, self.n, self.split
         fresh = out is None
         if fresh:
-            out = torch.empty(shape or (m, n), dtype=self.dtype, device=self.device)
+            out = torch.empty(m, n, dtype=self.dtype, device=self.device)
         if split is None:  # (the swap kernel)
             a, sx, self.quant_key = self.quant.run(x, row_stride, self.act_scale, None, self.quant_key)
             self.gemm.run(a, sx if sx is not None else self.act_scale, out, fresh)
@@ -1166,17 +1189,19 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
     if not (config.swap and direct(x2, True, qweight, None, k, group_size)):
         return None
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), False, False)
-    sx_scalar = act_scale.reshape(()).float() if act_mode == "static" else None
+    sx_scalar = _static_scale(act_scale) if act_mode == "static" else None
     plan = _Op(m, n, out_dtype, x2.device, None, None, quant, None, sx_scalar)
     if out is None:
         out = torch.empty(m, n, dtype=out_dtype, device=x2.device)
-    a, sx, plan.quant_key = quant.run(x2, x2.stride(0), sx_scalar, None)
+    a, sx, plan.quant_key = quant.run(x2, _row_stride(x2), sx_scalar, None)
     try:
         plan.gemm = gluon_swap.SwapLaunch(a, qweight, scales, 2 if act_mode == "dynamic" else 1, bias, group_size,
                                           config.block_m, config.num_stages, config.group_m, channel_scales,
                                           config.block_n)
         plan.gemm.kept = keep is not None and plan.gemm.keepable
         plan.gemm.run(a, sx if sx is not None else sx_scalar, out, True)
+    except torch.OutOfMemoryError:
+        raise
     except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the caller's kernels
         gluon_fallback.note_failure("swap", e)
         return None
@@ -1628,10 +1653,14 @@ def _register() -> None:
 _SETTING_NAMES = tuple(name for name, value in globals().items() if name.isupper() and not name.startswith("_")
                        and not isinstance(value, type(math)))
 _settings_of = operator.itemgetter(*_SETTING_NAMES)
+_TABLES = tuple(i for i, name in enumerate(_SETTING_NAMES) if isinstance(globals()[name], list))
 
 
 def _settings() -> tuple:
-    return _settings_of(globals()), gluon_swap._settings()  # (a kept swap launch holds that module's schedule)
+    values = _settings_of(globals())
+    # (the tables' rows copied: a table changed in place differs from the copy kept with a plan; the swap kernel's
+    # settings: a kept swap launch holds that module's schedule)
+    return values, tuple([tuple(values[i]) for i in _TABLES]), gluon_swap._settings()
 
 
 if triton is not None:

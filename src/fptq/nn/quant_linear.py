@@ -152,11 +152,12 @@ class QuantLinear(nn.Module):
             act_scale=self.act_scale,
             bias=self.bias,
             channel_scales=self.channel_scales,
-            plans=None if torch.compiler.is_compiling() else self._plans,  # (Dynamo never sees the dict)
+            # (Dynamo never sees the dict; a layer unpickled from before the plans has none)
+            plans=None if torch.compiler.is_compiling() else self.__dict__.get("_plans"),
         )
 
     def _apply(self, fn, recurse=True):
-        self._plans.clear()
+        self.__dict__.setdefault("_plans", kernels.LaunchPlans()).clear()
         fixed = {name: self._buffers.pop(name) for name in _FIXED_DTYPE if name in self._buffers}
         super()._apply(fn, recurse)
         device = fn(torch.empty(0, device=self.qweight_device(fixed))).device
