@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session16j)  # run 149: the tiled Triton GEMM (M 17-255 and off-Hopper decode) through `fptq.kernels.launch` and in plans
+    # (`_TiledLaunch`): the kernel GPU tests but the long prefill ones (VERIFY on), then eager prefills 128 / 512 and
+    # decode steps, variants interleaved
+    timeout 300 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \
+        -k "not (prefill_wgmma or large or two_level_swap or stream_k or cudagraph_trees)" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30; grep -c PASSED "$OUT/pytest_gpu.txt"
+    timeout 200 python3 benchmarks/probe_eager.py --model 32 --rows 1 --prefill 64,128,512 --rounds 9 --calls 5 \
+        --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session16i)  # run 148: after the review (a replayed plan's output now (M, N) viewed in the caller's shape; OOM not a
     # Gluon failure; tables compared by their rows): the plan tests with (M, 1, K) and (1, M, K) inputs, decode / swap
     # launch tests (VERIFY on); then whole eager decode steps and eager prefills, variants interleaved

@@ -46,7 +46,7 @@ def decisions(monkeypatch):
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_fused_m1", lambda x2, act_mode, cfg, qweight, k: x2.shape[0] == 1 and act_mode == "dynamic")
     monkeypatch.setattr(tw, "_launch_fused_m1", lambda x2, q, s, z, b, k, g, dt, cfg, out, keep=None: decide(x2, q.shape[0], keep))
-    monkeypatch.setattr(tw, "_launch_two", lambda x2, q, *args: decide(x2, q.shape[0], args[-1]))
+    monkeypatch.setattr(tw, "_launch_two", lambda x2, q, *args: decide(x2, q.shape[0], args[11]))  # (keep)
     monkeypatch.setattr(tw, "_launch_swap", lambda x2, q, *args: decide(x2, q.shape[0], args[-1]))
     monkeypatch.setattr(tw, "_use_prefill", lambda config, m, *args: m > tw.DECODE_MAX_M)  # (prefill: the swap op)
     return made
@@ -110,17 +110,19 @@ def test_what_decides_again(decisions, monkeypatch):
     assert len(decisions) == 11 and decisions[-2].runs == 2 and decisions[-1].runs == 1
 
 
-@pytest.mark.parametrize("shape", [(5, 512), (5, 1, 512), (1, 5, 512), (2, 3, 512), (1, 1, 512)])
-def test_a_replay_launches_as_the_deciding_call(shape, monkeypatch):
-    """The two-launch TMA op (M <= 16) on inputs of any leading shape: the replay of a kept plan hands the kernels
-    the deciding call's integers (row strides included) and keys, and writes an (M, N) output viewed in the
-    caller's shape (launches recorded, not run: the CPU)."""
+@pytest.mark.parametrize("shape,tma", [((5, 512), True), ((5, 1, 512), True), ((1, 5, 512), True),
+                                       ((2, 3, 512), True), ((1, 1, 512), True), ((1, 40, 512), False),
+                                       ((4, 1, 512), False)])
+def test_a_replay_launches_as_the_deciding_call(shape, tma, monkeypatch):
+    """The two-launch ops (quantization, then the TMA decode GEMM at M <= 16 or the tiled Triton GEMM) on inputs of
+    any leading shape: the replay of a kept plan hands the kernels the deciding call's integers (row strides
+    included) and keys, and writes an (M, N) output viewed in the caller's shape (launches recorded, not run)."""
     from fptq.kernels import gluon_decode, launch
 
     seen = []
     monkeypatch.setattr(launch, "launch", lambda kernel, grid, key, args, constexprs, options, kept=():
                         seen.append((kernel, grid, key, args)))
-    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: tma and dot_type == 0)
     monkeypatch.setattr(tw, "_fused_m1", lambda *args: False)
     monkeypatch.setattr(tw, "_pdl_available", lambda x: False)
     n, m = 96, 1
@@ -133,11 +135,11 @@ def test_a_replay_launches_as_the_deciding_call(shape, monkeypatch):
         seen.clear()
         y = tw.w4a8_linear(xs, q.qweight, q.scales, group_size=128, act_mode="dynamic", plans=q._plans)
         assert y.shape == (*shape[:-1], n)
-        quant, gemm = (next(s for s in seen if s[0] is kernel) for kernel in (tw._act_quant_kernel,
-                                                                               gluon_decode._decode_tma_kernel))
-        out = gemm[3][7]
+        kernel = gluon_decode._decode_tma_kernel if tma else tw._w4a8_kernel
+        quant, gemm = (next(s for s in seen if s[0] is k) for k in (tw._act_quant_kernel, kernel))
+        out, ints = (gemm[3][7], gemm[3][10:]) if tma else (gemm[3][6], gemm[3][9:])
         assert out.shape == (m, n) and gemm[3][-1] == n and y.data_ptr() == out.data_ptr()
-        calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], gemm[3][10:]))
+        calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], ints))
     assert len(q._plans) == 1 and calls[0] == calls[1] == calls[2]
 
 
@@ -165,6 +167,8 @@ def test_calls_that_take_no_plan(decisions):
     (4, "dynamic", torch.float16, True, True, -1, "fp16"),
     (16, "static", torch.bfloat16, True, False, 128, "fp16"),
     (16, "dynamic", torch.float16, False, True, 64, "fp16"),
+    (64, "dynamic", torch.float16, True, True, 128, "fp16"),  # medium M: the tiled kernel (the widest: swap)
+    (128, "static", torch.bfloat16, False, False, 64, "fp16"),  # (asymmetric: the tiled kernel on every layer)
     (300, "dynamic", torch.float16, True, True, 128, "two-level"),  # prefill: the swap kernel
     (1100, "static", torch.bfloat16, False, True, 128, "two-level"),  # (256-row tiles)
     (512, "dynamic", torch.float16, False, True, -1, "fp16"),  # (per channel)

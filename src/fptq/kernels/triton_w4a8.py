@@ -871,11 +871,8 @@ def _launch(
                                                           _tma_slice_steps(tma, k, group_size))
     if workspace is None and counters is not None:
         counters.zero_()
-    tiles = _tiles(cfg, m, n)
     ws = ws if ws is not None else out
     counters = counters if counters is not None else out
-    grid = (tiles, split)
-    dummy = scales
     if tma and _tma_groups_fit(k, sub, split, group_size):
         try:
             _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a).run(
@@ -883,44 +880,45 @@ def _launch(
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
             gluon_fallback.note_failure("decode", e)
-    _w4a8_kernel[grid](
-        a,
-        qweight,
-        scales,
-        zeros if zeros is not None else dummy,
-        sx if sx is not None else dummy,
-        bias if bias is not None else dummy,
-        out,
-        ws,
-        counters,
-        m,
-        n,
-        k,
-        a.stride(0),
-        qweight.stride(0),
-        scales.stride(0),
-        zeros.stride(0) if zeros is not None else 0,
-        out.stride(0),
-        GROUP=group_size,
-        SUB=sub,
-        PER_CHANNEL=group_size == k,
-        A_MODE=a_mode,
-        DOT_TYPE=dot_type,
-        HAS_ZEROS=zeros is not None,
-        SX_MODE=sx_mode,
-        HAS_BIAS=bias is not None,
-        EVEN_K=k % sub == 0,
-        BLOCK_M=cfg.block_m,
-        BLOCK_N=cfg.block_n,
-        GROUP_M=cfg.group_m,
-        SPLIT_K=split,
-        USE_ASM=a.is_cuda,
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
-        **_pdl_constexprs(pdl, n, k, sub, split),
-        **({"launch_pdl": True} if pdl else {}),
-    )
+    _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a_mode, dot_type,
+                 a.is_cuda).run(a, sx, out, ws, counters)
     return out
+
+
+class _TiledLaunch:
+    """One `_w4a8_kernel` launch with its host decisions made (grid, constant arguments, constexprs, options) for an
+    (M, N, K) launch of `split` K slices on activations of `a_mode`; `run` launches it on a call's buffers (the
+    interface of `_DecodeTmaLaunch.run`)."""
+
+    __slots__ = ("grid", "operands", "ints", "constexprs", "options", "key", "kept")
+
+    def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a_mode=_A_PERMUTED,
+                 dot_type=0, on_gpu=True):
+        n, sub = qweight.shape[0], _sub_chunk(group_size)
+        self.grid = (_tiles(cfg, m, n), split)
+        dummy = scales
+        self.operands = (qweight, scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
+        self.ints = (m, n, k)
+        self.constexprs = dict(GROUP=group_size, SUB=sub, PER_CHANNEL=group_size == k, A_MODE=a_mode,
+                               DOT_TYPE=dot_type, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
+                               HAS_BIAS=bias is not None, EVEN_K=k % sub == 0, BLOCK_M=cfg.block_m,
+                               BLOCK_N=cfg.block_n, GROUP_M=cfg.group_m, SPLIT_K=split, USE_ASM=on_gpu,
+                               **_pdl_constexprs(pdl, n, k, sub, split))
+        self.options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages, **({"launch_pdl": True} if pdl else {})}
+        self.key, self.kept = None, False
+
+    def run(self, a, sx, out, ws, counters, same_key: bool = False):
+        qweight, scales, zeros, bias = self.operands
+        args = (a, qweight, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
+                a.stride(0), qweight.stride(0), scales.stride(0), zeros.stride(0) if zeros is not scales else 0,
+                out.stride(0))
+        key = self.key if same_key else None
+        if key is None:  # (the pointers' dtypes and alignment, the integers, the constexprs and options)
+            key = (tuple(t.dtype for t in args[:9]), args[9:], tuple(self.constexprs.values()),
+                   tuple(self.options.values()), launch.alignment(*args[:9]))
+            if same_key:
+                self.key = key
+        launch.launch(_w4a8_kernel, self.grid, key, args, self.constexprs, self.options)
 
 
 def _groups_per_program(k: int, sub: int, split: int, group_size: int) -> int:
@@ -1105,19 +1103,23 @@ def _row_stride(x2: torch.Tensor) -> int:
 
 
 def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, group_size: int, out_dtype,
-                cfg: KernelConfig, pdl: bool, out, keep=None):
-    """The M <= 16 op in two launches on the TMA decode kernel (`_tma_capable`: int8 activations) as an `_Op`:
-    the quantization kernel (zeroing fresh split-K counters) and the GEMM, PDL between them. None where the GEMM's
-    group scales do not fit (`_tma_groups_fit`) or after a Gluon compile error (then the caller's path, which has
-    the Triton kernel); `keep` as `_launch_fused_m1`'s."""
+                cfg: KernelConfig, pdl: bool, out, keep=None, tma: bool = True):
+    """The op in two launches on int8 activations as an `_Op`: the quantization kernel (zeroing fresh split-K
+    counters) and the GEMM, PDL between them — the TMA decode kernel (`tma`: `_tma_capable`; None where its group
+    scales do not fit, `_tma_groups_fit`, or after a Gluon compile error: then the caller's path, which has the
+    Triton kernel) or `_w4a8_kernel` (the tiled kernel of `cfg`); `keep` as `_launch_fused_m1`'s."""
     m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
-    split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(True, k, group_size))
-    if not _tma_groups_fit(k, sub, split, group_size):
+    split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
+    if tma and not _tma_groups_fit(k, sub, split, group_size):
         return None
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1)
+    sx_mode = 1 if act_mode == "static" else 2
     try:
-        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split,
-                                1 if act_mode == "static" else 2, pdl, fused=False)
+        if tma:
+            gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, fused=False)
+        else:
+            gemm = _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl,
+                                on_gpu=x2.is_cuda)
         gemm.kept = keep is not None
         plan = _Op(m, n, out_dtype, x2.device, split, None, quant, gemm,
                          _static_scale(act_scale) if act_mode == "static" else None)
@@ -1125,6 +1127,8 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     except torch.OutOfMemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
+        if not tma:
+            raise
         gluon_fallback.note_failure("decode", e)
         return None
     if keep is not None:
@@ -1365,9 +1369,9 @@ def w4a8_linear(
                 return y.reshape(*x.shape[:-1], n)
         pdl = m <= DECODE_MAX_M and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
-        if tma and m and n:
+        if m and n and dot_type == 0:
             y = _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k, group_size, x.dtype, cfg, pdl, out,
-                            keep)
+                            keep, tma)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
         workspace = _split_k_workspace(m, n, cfg, x2.device, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
