@@ -890,7 +890,7 @@ class _TiledLaunch:
     (M, N, K) launch of `split` K slices on activations of `a_mode`; `run` launches it on a call's buffers (the
     interface of `_DecodeTmaLaunch.run`)."""
 
-    __slots__ = ("grid", "operands", "ints", "constexprs", "options", "key", "kept")
+    __slots__ = ("grid", "operands", "ints", "strides", "constexprs", "options", "key", "kept")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a_mode=_A_PERMUTED,
                  dot_type=0, on_gpu=True):
@@ -899,6 +899,7 @@ class _TiledLaunch:
         dummy = scales
         self.operands = (qweight, scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
         self.ints = (m, n, k)
+        self.strides = (qweight.stride(0), scales.stride(0), zeros.stride(0) if zeros is not None else 0)
         self.constexprs = dict(GROUP=group_size, SUB=sub, PER_CHANNEL=group_size == k, A_MODE=a_mode,
                                DOT_TYPE=dot_type, HAS_ZEROS=zeros is not None, SX_MODE=sx_mode,
                                HAS_BIAS=bias is not None, EVEN_K=k % sub == 0, BLOCK_M=cfg.block_m,
@@ -910,8 +911,7 @@ class _TiledLaunch:
     def run(self, a, sx, out, ws, counters, same_key: bool = False):
         qweight, scales, zeros, bias = self.operands
         args = (a, qweight, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
-                a.stride(0), qweight.stride(0), scales.stride(0), zeros.stride(0) if zeros is not scales else 0,
-                out.stride(0))
+                a.stride(0), *self.strides, out.stride(0))
         key = self.key if same_key else None
         if key is None:  # (the pointers' dtypes and alignment, the integers, the constexprs and options)
             key = (tuple(t.dtype for t in args[:9]), args[9:], tuple(self.constexprs.values()),
@@ -974,9 +974,10 @@ FUSED_ROW_BLOCK = 8192
 # memset per call would be a graph node of its own between the previous kernel and the GEMM, which breaks the
 # programmatic dependent launch (the weights could no longer stream in under the previous kernel's tail).
 FUSED_COUNTERS = 1 << 14
-# Keep each layer's M <= 16 launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the
-# host ~15 µs of Python instead of ~47 at M = 1 and ~28 instead of ~80 at M = 16 (benchmarks/probe_host_cpu.py on a
-# CPU ~2-4x faster than the H100 machine's); eager decode is host bound (benchmarks/GPU_NOTES.md, runs 132-134).
+# Keep each layer's launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the host
+# ~15 µs of Python instead of ~47 at M = 1 and ~28 instead of ~80 at M = 16 (benchmarks/probe_host_cpu.py on a CPU
+# ~2-4x faster than the H100 machine's); eager calls below ~1000 rows are host bound (benchmarks/GPU_NOTES.md, runs
+# 132-149: with plans and direct launches eager decode b1 went from ×0.60 to ×0.83-0.88 of fp16).
 LAUNCH_PLANS = True
 
 
@@ -1122,7 +1123,7 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
                                 on_gpu=x2.is_cuda)
         gemm.kept = keep is not None
         plan = _Op(m, n, out_dtype, x2.device, split, None, quant, gemm,
-                         _static_scale(act_scale) if act_mode == "static" else None)
+                   _static_scale(act_scale) if act_mode == "static" else None)
         y = plan.run(x2, out, None, _row_stride(x2))
     except torch.OutOfMemoryError:
         raise
@@ -1139,8 +1140,8 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
 class _Op:
     """A layer's op with its host decisions made, kept per call signature (`w4a8_linear`'s `plans`): `gemm` after
     `quant` (a `_QuantLaunch`), or alone on the raw row (FUSED_ROW, M = 1; the kept split-K `counters`). `gemm`: a
-    `_DecodeTmaLaunch` (M <= 16) with `split` K slices (partial sums in a fresh workspace whose counters the
-    quantization kernel zeroes), or a `gluon_swap.SwapLaunch` (prefill; `split` None). `run(x, out, shape,
+    `_DecodeTmaLaunch` (M <= 16) or a `_TiledLaunch` with `split` K slices (partial sums in a fresh workspace whose
+    counters the quantization kernel zeroes), or a `gluon_swap.SwapLaunch` (prefill; `split` None). `run(x, out, shape,
     row_stride)`: the (M, N) result of the M rows in `x` (unit column stride, rows `row_stride` apart, as planned),
     in `out` (contiguous (M, N)) or a fresh (M, N) output, viewed as `shape` if given."""
 
@@ -1195,7 +1196,8 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), False, False)
     sx_scalar = _static_scale(act_scale) if act_mode == "static" else None
     plan = _Op(m, n, out_dtype, x2.device, None, None, quant, None, sx_scalar)
-    if out is None:
+    fresh = out is None
+    if fresh:
         out = torch.empty(m, n, dtype=out_dtype, device=x2.device)
     a, sx, plan.quant_key = quant.run(x2, _row_stride(x2), sx_scalar, None)
     try:
@@ -1203,7 +1205,7 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
                                           config.block_m, config.num_stages, config.group_m, channel_scales,
                                           config.block_n)
         plan.gemm.kept = keep is not None and plan.gemm.keepable
-        plan.gemm.run(a, sx if sx is not None else sx_scalar, out, True)
+        plan.gemm.run(a, sx if sx is not None else sx_scalar, out, fresh)
     except torch.OutOfMemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - a compile error of the experimental Gluon API: the caller's kernels
@@ -1284,8 +1286,8 @@ def w4a8_linear(
               over K per output, `gluon_swap`); the result is the same without it
     plans:    the layer's `fptq.kernels.LaunchPlans` (without `config` and `out`): a call whose signature (`x`'s
               shape, strides, dtype, device and alignment, the layer's tensors, the arguments) has a plan there,
-              made under this module's current settings, runs it — the launches decided by an earlier call, without deciding again;
-              the one-launch M = 1 op keeps its plan there
+              made under this module's current settings, runs it — the launches an earlier call decided, without
+              deciding again; the int8 ops on the decode, tiled and swap kernels keep their plans there (`_Op`)
 
     One token of dynamic activations on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`): such calls must not run concurrently on two CUDA streams of one GPU.
