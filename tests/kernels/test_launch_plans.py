@@ -7,6 +7,8 @@ GPU the plans' outputs are checked bit for bit against the path that decides eve
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 
 import pytest
 import torch
@@ -86,28 +88,38 @@ def test_what_decides_again(decisions, monkeypatch):
     monkeypatch.setattr(tw, "CONFIGS", list(tw.CONFIGS))  # an equal table: the same settings
     q(x(1))
     assert len(decisions) == 2
-    tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 2))  # a table changed in place
-    q(x(1))
+    q(x(2))  # (a plan made under this very list)
     assert len(decisions) == 3
+    tw.CONFIGS[0] = (tw.CONFIGS[0][0], tw.KernelConfig(16, 64, 4, 2))  # the same list changed in place
+    q(x(2))
+    assert len(decisions) == 4
+    q(x(1))
+    assert len(decisions) == 5
     q.scales = q.scales.clone()  # a replaced buffer
     q(x(1))
     q.bias = torch.nn.Parameter(q.bias.clone(), requires_grad=False)
     q(x(1))
-    assert len(decisions) == 5
+    assert len(decisions) == 7
     q.to(torch.float16)  # moved (even to where it was): emptied
     assert len(q._plans) == 0
     q(x(1))
     twin = copy.deepcopy(q)
     assert len(twin._plans) == 0 and len(q._plans) == 1
     twin(x(1))
-    assert len(decisions) == 7
+    assert len(decisions) == 9
     q(torch.randn(1, 1024, dtype=torch.float16)[:, ::2])  # not contiguous: decided, not kept
     q(torch.randn(1, 1024, dtype=torch.float16)[:, ::2])
+    q(torch.randn(1, 3, 512, dtype=torch.float16)[:, -1:])  # (1, 1, K) with a row stride of 3 K: not kept
+    q(torch.randn(1, 3, 512, dtype=torch.float16)[:, -1:])
     q(x(1).float())  # another dtype
-    assert len(decisions) == 10
+    assert len(decisions) == 14
     decisions[-1].fail = True  # a kept plan that fails is dropped, the call decides again
     q(x(1).float())
-    assert len(decisions) == 11 and decisions[-2].runs == 2 and decisions[-1].runs == 1
+    assert len(decisions) == 15 and decisions[-2].runs == 2 and decisions[-1].runs == 1
+    q.scales = q.scales.t().contiguous().t()  # a layer tensor the kernels would copy: no plan holds the copy
+    q(x(1))
+    q(x(1))
+    assert len(decisions) == 17
 
 
 @pytest.mark.parametrize("shape,tma", [((5, 512), True), ((5, 1, 512), True), ((1, 5, 512), True),
@@ -130,7 +142,7 @@ def test_a_replay_launches_as_the_deciding_call(shape, tma, monkeypatch):
         m *= d
     q = layer()
     xs = torch.randn(*shape, dtype=torch.float16)
-    calls = []
+    calls, buffers = [], None
     for _ in range(3):
         seen.clear()
         y = tw.w4a8_linear(xs, q.qweight, q.scales, group_size=128, act_mode="dynamic", plans=q._plans)
@@ -140,7 +152,11 @@ def test_a_replay_launches_as_the_deciding_call(shape, tma, monkeypatch):
         out, ints = (gemm[3][7], gemm[3][10:]) if tma else (gemm[3][6], gemm[3][9:])
         assert out.shape == (m, n) and gemm[3][-1] == n and y.data_ptr() == out.data_ptr()
         calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], ints))
+        buffers = buffers if calls[1:] else weakref.ref(quant[3][1])  # (the first call's int8 activations)
     assert len(q._plans) == 1 and calls[0] == calls[1] == calls[2]
+    seen.clear()
+    gc.collect()
+    assert buffers() is None  # (the kept plan holds no call's activation buffer)
 
 
 def test_calls_that_take_no_plan(decisions):

@@ -1,7 +1,7 @@
 """One switch per Gluon kernel (`triton.experimental.gluon`, an experimental API): if a kernel fails to
 compile on this Triton / GPU, the process warns once and uses the Triton kernel for that path from
-then on. Device errors (and anything raised during CUDA-graph capture) are re-raised: they are not a
-Gluon kernel's to hide."""
+then on. Device errors, running out of memory (and anything raised during CUDA-graph capture) are re-raised:
+they are not a Gluon kernel's to hide."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def note_failure(kernel: str, e: Exception) -> None:
     """Record that `kernel` raised `e` (re-raised if it is a device error or happened during capture)."""
     if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
         raise e
-    if "CUDA" in type(e).__name__ or "CUDA error" in str(e):
+    if "CUDA" in type(e).__name__ or "CUDA error" in str(e) or isinstance(e, torch.OutOfMemoryError):
         raise e
     _FAILED.add(kernel)
     warnings.warn(

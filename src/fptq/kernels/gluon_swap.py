@@ -781,10 +781,9 @@ class SwapLaunch:
         `sx` (or None), the output `out`. `same_key`: the buffers' alignment and `out`'s row stride are the previous
         run's (fresh buffers)."""
         rows = self.rows
-        x_desc = self.x_desc
-        if x_desc.base is not a:  # (the planned descriptor on this call's buffer: the same shape and strides)
-            x_desc = copy.copy(x_desc)
-            x_desc.base = a
+        x_desc = copy.copy(self.x_desc)  # (the planned descriptor on this call's buffer: the same shape and strides)
+        x_desc.base = a
+        self.x_desc.base = None  # (a kept launch holds no call's activation buffer)
         # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per
         # call (one small memset against a 40-90 µs op: no state shared between launches or streams)
         ws = flags = rows

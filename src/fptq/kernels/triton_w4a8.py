@@ -1040,6 +1040,7 @@ class _DecodeTmaLaunch:
                 self.a_desc = gluon_decode.activation_descriptor(a, self.sub)
             a_desc = copy.copy(self.a_desc)  # (the planned descriptor on this call's buffer: same shape and strides)
             a_desc.base = a
+            self.a_desc.base = None  # (a kept launch holds no call's activation buffer)
             head = (self.w_desc, a_desc, None)
         args = (*head, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
                 out.stride(0))
@@ -1095,6 +1096,16 @@ def _static_scale(act_scale: torch.Tensor) -> torch.Tensor:
     """The static activation scale as the kernels read it (one fp32 value): the layer's own tensor where it is fp32
     (a kept plan then follows it, even a `.data` swap), else an fp32 copy."""
     return act_scale if act_scale.dtype == torch.float32 and act_scale.numel() == 1 else act_scale.reshape(()).float()
+
+
+def _dense_strides(shape) -> tuple:
+    """The strides of a contiguous tensor of `shape` (what `x` must have for a plan: its replays pass `x` itself to
+    kernels that read (M, K) rows K apart, and view it as int32 words)."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
 
 
 def _row_stride(x2: torch.Tensor) -> int:
@@ -1329,8 +1340,11 @@ def w4a8_linear(
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     m = x2.shape[0]
+    layer = (qweight, scales, zeros)
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
+    if signature is not None and (qweight is not layer[0] or scales is not layer[1] or zeros is not layer[2]):
+        signature = None  # (a plan would keep this call's copies: later in-place updates of the layer unseen)
     sub = _sub_chunk(group_size)
     if isinstance(config, GemvConfig) or (config is None and USE_GEMV):
         if gemv_supported(m, k, sub, act_mode):
@@ -1345,7 +1359,8 @@ def w4a8_linear(
         y = _decode(x2, qweight, scales, zeros, group_size, act_mode, act_scale, bias, config, out)
         return y.reshape(*x.shape[:-1], n)
     keep = None
-    if signature is not None and x.is_contiguous() and not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+    if (signature is not None and x.stride() == _dense_strides(x.shape)
+            and not (x.is_cuda and torch.cuda.is_current_stream_capturing())):
         # (`x2` is `x` viewed; a plan made during a capture could hold a path taken only there)
         shape = (*x.shape[:-1], n)
         keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, k)))  # noqa: E731
