@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import itertools
 import weakref
 
 import pytest
@@ -157,6 +158,83 @@ def test_a_replay_launches_as_the_deciding_call(shape, tma, monkeypatch):
     seen.clear()
     gc.collect()
     assert buffers() is None  # (the kept plan holds no call's activation buffer)
+
+
+@pytest.mark.parametrize("lead", [(300,), (1, 300), (2, 150)])
+@pytest.mark.parametrize("fmt,act_mode", [("fp16", "dynamic"), ("two-level", "static")])
+def test_a_swap_replay_launches_as_the_deciding_call(lead, fmt, act_mode, monkeypatch):
+    """The swap prefill op's kept plan (quantization + `gluon_swap.SwapLaunch`) replays with the deciding call's
+    integers, keys and descriptors on inputs of any leading shape and keeps none of a call's buffers (launches
+    recorded, not run; the SM count, shared memory and the kept scale-row stand-in as on an H100)."""
+    from fptq.kernels import gluon_prefill, gluon_swap, launch
+
+    seen = []
+    monkeypatch.setattr(launch, "launch", lambda kernel, grid, key, args, constexprs, options, kept=():
+                        seen.append((kernel, grid, key, args)))
+    monkeypatch.setattr(tw, "direct", lambda t, int8, *rest: bool(int8))
+    monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(gluon_swap, "_shared_memory", lambda t: 227 << 10)
+    rows = torch.zeros(1, 2 * gluon_swap.ROWS, dtype=torch.float32)
+    monkeypatch.setattr(gluon_swap, "_no_rows", lambda index: (rows, gluon_prefill.scale_desc(rows, rows.shape[1],
+                                                                                              rows.shape[1])))
+    q = QuantLinear(512, 256, group_size=128, act_mode=act_mode, scale_format=fmt, dtype=torch.float16).eval()
+    xs = torch.randn(*lead, 512, dtype=torch.float16)
+    calls, buffers = [], []
+    for _ in range(3):
+        seen.clear()
+        y = tw.w4a8_linear(xs, q.qweight, q.scales, group_size=128, act_mode=act_mode, act_scale=q.act_scale,
+                           channel_scales=q.channel_scales, plans=q._plans)
+        quant, gemm = (next(s for s in seen if s[0] is k) for k in (tw._act_quant_kernel, gluon_swap._swap_kernel))
+        args = gemm[3]
+        assert y.shape == (*lead, 256) and args[5].shape == (300, 256) and args[13] == 256
+        assert y.data_ptr() == args[5].data_ptr() and args[0].base is quant[3][1]  # (this call's activations)
+        buffers.append(weakref.ref(quant[3][1]))
+        calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], args[10:],
+                      [launch.descriptor_key(d) for d in args[:3]]))
+    del seen[:], quant, gemm, args
+    gc.collect()
+    assert len(q._plans) == 1  # (the kernel reads the layer's scales: two-level, or fp16 up to DIRECT_SCALES rows)
+    assert calls[0] == calls[1] == calls[2] and all(r() is None for r in buffers)
+
+
+def test_tiled_keys_determine_the_binding():
+    """`_TiledLaunch`'s launch key against Triton's own binding of the call (the specialization and options its
+    cache key is made of, computed on the CPU with the backend rules the NVIDIA backend inherits): over varied
+    calls, equal keys bind alike."""
+    from triton.backends.compiler import BaseBackend
+    from triton.runtime.jit import JITFunction, create_function_from_signature
+
+    from fptq.kernels import launch
+
+    fn = tw._w4a8_kernel
+    while hasattr(fn, "fn"):
+        fn = fn.fn
+    jit = JITFunction(fn)
+    binder = create_function_from_signature(jit.signature, jit.params, BaseBackend)
+    recorded, bindings = [], {}
+    cfgs = (tw.KernelConfig(16, 64, 4, 3, split_k=16), tw.KernelConfig(64, 128, 8, 4))
+    for m, n, g, zeros, bias, pdl, cfg, off in itertools.product((1, 17, 48), (96, 128), (64, 128, 256), (False, True),
+                                                                 (False, True), (False, True), cfgs, (0, 4)):
+        k = 256
+        split = tw._split_k(cfg, m, n, tw._cdiv(k, tw._sub_chunk(g)))
+        qweight = torch.zeros(n, k // 2, dtype=torch.uint8)
+        scales = torch.ones(n, k // g, dtype=torch.float16)
+        a = torch.zeros(m * k + 16, dtype=torch.int8)[off: off + m * k].view(m, k)  # (aligned or not)
+        out, ws = torch.empty(m, n, dtype=torch.float16), torch.empty(split * m * n + 64, dtype=torch.float32)
+        launch_ = tw._TiledLaunch(qweight, scales, torch.zeros_like(qweight[:, : k // g]) if zeros else None,
+                                  torch.zeros(n, dtype=torch.float16) if bias else None, m, k, g, cfg, split, 2, pdl)
+        real = launch.launch
+        launch.launch = lambda kernel, grid, key, args, constexprs, options, kept=(): recorded.append(
+            (key, args, constexprs, options))
+        try:
+            launch_.run(a, torch.ones(m), out, ws, ws[split * m * n:].view(torch.int32))
+        finally:
+            launch.launch = real
+        key, args, constexprs, options = recorded[-1]
+        _, specialization, opts = binder(*args, **constexprs, **options)
+        bound = (tuple(specialization), tuple(sorted((name, str(v)) for name, v in opts.items())))
+        assert bindings.setdefault(key, bound) == bound, key
+    assert len(bindings) > 100
 
 
 def test_calls_that_take_no_plan(decisions):
