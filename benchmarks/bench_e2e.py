@@ -144,20 +144,10 @@ def decode_latency(model, batch, cache_len, context, log, compile_mode=None, pro
             eager_out["eager_ms"] = statistics.median(call_ms(step, 3, 20, host))
             eager_out["eager_host_ms"] = statistics.median(host)
             if eager_out.get("cprofile"):  # where the eager step's host time goes: 10 steps, functions by own time
-                import cProfile
-                import io
-                import pstats
+                from probe_host import own_time_profile
 
                 rewind(cache, context)
-                prof = cProfile.Profile()
-                prof.enable()
-                for _ in range(10):
-                    step()
-                prof.disable()
-                torch.cuda.synchronize()
-                text = io.StringIO()
-                pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(30)
-                eager_out["cprofile"] = text.getvalue()
+                eager_out["cprofile"] = own_time_profile(step, 10)
             rewind(cache, context)
         if compile_mode:  # the compiled step against eager from the same cache state (and eager against itself)
 

@@ -44,6 +44,21 @@ def _empty(x_ptr):
     tl.store(x_ptr, 1.0)
 
 
+def own_time_profile(fn, calls: int, rows: int = 30) -> str:
+    """cProfile of `calls` calls of `fn` (then a CUDA sync, outside the profile), its `rows` functions of most own
+    time, as text."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(rows)
+    return text.getvalue()
+
+
 def host_us(fn, calls=50):
     """(host µs per call enqueued, GPU µs per call) over `calls` back-to-back calls."""
     for _ in range(3):
@@ -168,16 +183,7 @@ def main() -> None:
             print(f"{'short' if fast else 'triton'} {name:8s} {n}x{k} M={m}: host µs/call (GPU µs): " + ", ".join(line),
                   flush=True)
     launch.ENABLED = True
-    op = _cases(m, *SHAPES["o"], g)["op"]
-    pr = cProfile.Profile()
-    pr.enable()
-    for _ in range(50):
-        op()
-    pr.disable()
-    torch.cuda.synchronize()
-    s = io.StringIO()
-    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(30)
-    print(s.getvalue(), flush=True)
+    print(own_time_profile(_cases(m, *SHAPES["o"], g)["op"], 50), flush=True)
     n, k = SHAPES["o"]
     launch.ENABLED = False
     split = launch_split(m, n, k, g)

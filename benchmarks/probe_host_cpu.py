@@ -15,11 +15,8 @@ than the H100 machine's (~2-4×): compare variants in one run, not with GPU-side
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
 import os
-import pstats
 import sys
 import time
 
@@ -30,6 +27,9 @@ os.environ["FPTQ_KERNEL"] = "triton"  # QuantLinear -> the Triton backend althou
 from fptq.kernels import gluon_decode, launch, scratch, triton_prefill  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.nn.quant_linear import QuantLinear  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from probe_host import own_time_profile  # noqa: E402
 
 SHAPES = {"q/k/v": (12288, 4096), "o": (4096, 4096), "gate+up": (22016, 4096), "down": (4096, 11008)}
 _CUDA = torch.device("cuda", 0)
@@ -101,14 +101,7 @@ def main() -> None:
         if args.profile:
             n, k = SHAPES["o"]
             mod, x = layer(n, k, args.group, args.scale_format), torch.randn(rows[0], 1, k, dtype=torch.float16)
-            prof = cProfile.Profile()
-            prof.enable()
-            for _ in range(args.calls):
-                mod(x)
-            prof.disable()
-            text = io.StringIO()
-            pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
-            print(text.getvalue())
+            print(own_time_profile(lambda: mod(x), args.calls, 25))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "us_per_call": results, "short_launch": launch.ENABLED}, f, indent=1)

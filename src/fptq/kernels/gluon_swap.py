@@ -745,8 +745,8 @@ class SwapLaunch:
     across calls (`triton_w4a8`'s launch plans, which set `kept`); otherwise the fp32 scale rows made here are this
     call's."""
 
-    __slots__ = ("m", "n", "kp", "programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan",
-                 "constexprs", "ints", "key", "keepable", "kept")
+    __slots__ = ("programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan", "constexprs", "ints",
+                 "key", "keepable", "kept")
 
     def __init__(self, a, qweight, scales, sx_mode, bias, group_size: int, block_m: int, max_stages: int, group_m: int,
                  channel_scales=None, block_n: int = 2 * ROWS):
@@ -768,7 +768,7 @@ class SwapLaunch:
             scales = rows  # (not read; nor its stride, passed as 0)
         self.keepable = bool(sched["DS"]) and scales is layer_scales  # (nothing of the scales' values held)
         self.kept = False  # set by a plan that keeps this launch: its descriptors are encoded once
-        self.m, self.n, self.kp, self.programs, self.sk, self.rows = m, n, kp, programs, sk, rows
+        self.programs, self.sk, self.rows = programs, sk, rows
         self.scales, self.bias = scales, (bias if bias is not None else rows)
         self.chan = channel_scales if sched["TL"] else rows
         self.constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not None, GROUP_M=group_m,

@@ -890,7 +890,7 @@ class _TiledLaunch:
     (M, N, K) launch of `split` K slices on activations of `a_mode`; `run` launches it on a call's buffers (the
     interface of `_DecodeTmaLaunch.run`)."""
 
-    __slots__ = ("grid", "operands", "ints", "strides", "constexprs", "options", "key", "kept")
+    __slots__ = ("grid", "operands", "ints", "strides", "constexprs", "options", "key")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a_mode=_A_PERMUTED,
                  dot_type=0, on_gpu=True):
@@ -906,7 +906,7 @@ class _TiledLaunch:
                                BLOCK_N=cfg.block_n, GROUP_M=cfg.group_m, SPLIT_K=split, USE_ASM=on_gpu,
                                **_pdl_constexprs(pdl, n, k, sub, split))
         self.options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages, **({"launch_pdl": True} if pdl else {})}
-        self.key, self.kept = None, False
+        self.key = None
 
     def run(self, a, sx, out, ws, counters, same_key: bool = False):
         qweight, scales, zeros, bias = self.operands
@@ -1129,10 +1129,10 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     try:
         if tma:
             gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, fused=False)
-        else:
+            gemm.kept = keep is not None
+        else:  # (no descriptors to keep encoded)
             gemm = _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl,
                                 on_gpu=x2.is_cuda)
-        gemm.kept = keep is not None
         plan = _Op(m, n, out_dtype, x2.device, split, None, quant, gemm,
                    _static_scale(act_scale) if act_mode == "static" else None)
         y = plan.run(x2, out, None, _row_stride(x2))
