@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17a)  # run 150: session 16's last changes on the GPU (review-2 fixes, the final tidy): the plan, launch, decode, swap
+    # GPU tests (VERIFY on); then host µs per eager linear at M = 1 / 16 / 128 / 512 and cProfiles of the o projection
+    timeout 330 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_launch.py \
+        tests/kernels/test_triton_w4a8.py -k "plans or launch or decode_short or fused_decode or swap_short or swap_wide" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    timeout 200 python3 benchmarks/probe_eager.py --rows 1,16,128,512 --rounds 9 --calls 50 --profile 16,512 \
+        --json "$OUT/probe_eager.json" | tee "$OUT/probe_eager.txt"
+    ;;
   session16j)  # run 149: the tiled Triton GEMM (M 17-255 and off-Hopper decode) through `fptq.kernels.launch` and in plans
     # (`_TiledLaunch`): the kernel GPU tests but the long prefill ones (VERIFY on), then eager prefills 128 / 512 and
     # decode steps, variants interleaved

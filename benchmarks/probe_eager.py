@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import statistics
@@ -29,7 +30,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from probe_host import SHAPES, host_us  # noqa: E402
+from probe_host import SHAPES, host_us, own_time_profile  # noqa: E402
 
 from fptq.kernels import launch  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
@@ -96,6 +97,8 @@ def main() -> None:
     ap.add_argument("--model", type=int, default=0, help="decoder layers of whole-model eager steps (0: single linears)")
     ap.add_argument("--prefill", default="", help="with --model: also eager prefills of these prompt lengths (a "
                     "batch-1 forward without cache, logits of the last token: a first token's work), e.g. 128,512")
+    ap.add_argument("--profile", default="", help="single linears: after the rounds, a cProfile of --calls W4A8 calls "
+                    "of the o projection (4096 x 4096) at each of these M, e.g. 16,512 (functions by own time)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -146,6 +149,12 @@ def main() -> None:
                 print(f"{shape:>8} M={m:<3} µs (× fp16's) " + "  ".join(
                     f"{name} {summary['host_us'][name]:6.1f} (×{1 / summary['speed_x_fp16'][name]:.2f})"
                     for name in VARIANTS), flush=True)
+            for m in (int(r) for r in args.profile.split(",") if r and shape == "o"):
+                x = torch.randn(m, 1, k, device="cuda", dtype=torch.float16)
+                call = functools.partial(quant, x)
+                host_us(call, args.calls)  # (plans made, kernels compiled)
+                print(f"cProfile, {args.calls} W4A8 calls of the o projection at M = {m}:")
+                print(own_time_profile(call, args.calls, 25))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
