@@ -455,6 +455,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17b)  # run 151: the swap prefill op as a programmatic dependent of its quantization (`SWAP_PDL`): the PDL swap test
+    # (bit for bit, five calls back to back), swap / plan / decode tests (VERIFY on); then ops with and without PDL
+    timeout 320 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \
+        -k "swap_pdl or plans or swap_short or swap_wide or fused_decode or pdl_decode or decode_short" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    timeout 250 python3 benchmarks/probe_swap_pdl.py --ms 64,256,1024,4096 --json "$OUT/swap_pdl.json" \
+        | tee "$OUT/swap_pdl.txt"
+    ;;
   session17a)  # run 150: session 16's last changes on the GPU (review-2 fixes, the final tidy): the plan, launch, decode, swap
     # GPU tests (VERIFY on); then host µs per eager linear at M = 1 / 16 / 128 / 512 and cProfiles of the o projection
     timeout 330 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_launch.py \

@@ -119,3 +119,21 @@ def test_gpu_repeat_launches_skip_the_binder(monkeypatch):
     x = torch.randn(n, device="cuda")
     with pytest.raises(AssertionError, match="incomplete"):  # A = 5.0 under the key of A = 2.0
         launch.launch(_axpb, (triton.cdiv(n, 128),), ("a2",), (x, torch.empty_like(x), n), {"A": 5.0}, {"num_warps": 4})
+
+
+@pytest.mark.parametrize("first", ["gluon_prefill", "gluon_decode", "gluon_swap", "triton_prefill"])
+def test_kernel_modules_import_in_any_order(first):
+    """The Gluon kernel modules import each other (`triton_prefill` imports `gluon_prefill` and `gluon_swap` at its end;
+    `gluon_swap` and `gluon_decode` take helpers from both): whichever is imported first, every one of them keeps its
+    kernels (a partly initialized module in the cycle turned `gluon_swap` off for the process before)."""
+    import subprocess
+    import sys
+
+    from fptq.kernels import gluon_prefill
+
+    if gluon_prefill.gluon is None:
+        pytest.skip("no Gluon in this Triton")
+    code = (f"import fptq.kernels.{first}\nfrom fptq.kernels import gluon_decode, gluon_prefill, gluon_swap\n"
+            "print([m.gluon is not None for m in (gluon_decode, gluon_prefill, gluon_swap)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[True, True, True]", (first, out)

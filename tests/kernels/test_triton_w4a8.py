@@ -845,6 +845,65 @@ def test_gpu_swap_wide(monkeypatch):
         assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
 @pytest.mark.gpu
+def test_gpu_swap_pdl(monkeypatch):
+    """The prefill op on the swap kernel launched as a programmatic dependent of the quantization kernel
+    (`SWAP_PDL`: the loader requests its first slots' weights before waiting) gives the outputs of the plain launch
+    bit for bit: five different inputs back to back without a sync (a read of the activations or their scales
+    before the quantization kernel is done would give the previous call's), over the schedules the PDL prologue
+    meets — medium M, DS and TL, scale rows by TMA (fp16 groups above DIRECT_SCALES), stream-K, 256-row tiles, per
+    channel, static activations, bf16."""
+    from fptq.kernels import gluon_swap, launch
+
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
+    seen = []  # (PDL, launch_pdl) of each swap launch
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel is gluon_swap._swap_kernel:
+            seen.append((constexprs["PDL"], options.get("launch_pdl", False), constexprs["SK"], constexprs["WIDE"],
+                         constexprs["DS"]))
+        real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+    cases = [  # (M, N, K, group, format, activations, dtype)
+        (64, 11008, 4096, 128, "two-level", "dynamic", torch.float16),
+        (300, 4096, 4096, 128, "two-level", "dynamic", torch.float16),
+        (512, 5120, 5120, 128, "two-level", "dynamic", torch.float16),  # stream-K (1.21 rounds of tiles)
+        (700, 4096, 2048, 128, "fp16", "dynamic", torch.float16),  # scale rows by TMA
+        (1100, 4096, 4096, 128, "two-level", "static", torch.bfloat16),  # 256-row tiles
+        (2048, 4096, 4096, -1, "fp16", "dynamic", torch.float16),  # per channel
+    ]
+    flags = set()
+    for m, n, k, g, fmt, act_mode, dtype in cases:
+        gs = k if g == -1 else g
+        w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
+        qw = quantize_weight(w, 4, gs, True, fmt)
+        qweight, scales = pack_int4(qw.codes).cuda(), qw.scales.cuda()
+        chan = qw.channel_scales.cuda() if fmt == "two-level" else None
+        bias = torch.randn(n).to(dtype).cuda()
+        xs = [make_x(m, k, dtype, seed) for seed in range(5)]
+        act_scale = (xs[0].float().abs().amax() / 64).reshape(()) if act_mode == "static" else None
+        ys = {}
+        for pdl in (False, True):
+            monkeypatch.setattr(tw, "SWAP_PDL", pdl)
+            del seen[:]
+            outs = [torch.full((m, n), float("nan"), dtype=dtype, device="cuda") for _ in xs]
+            ys[pdl] = [tw.w4a8_linear(x, qweight, scales, None, group_size=gs, act_mode=act_mode, act_scale=act_scale,
+                                      bias=bias, out=out, channel_scales=chan) for x, out in zip(xs, outs)]
+            assert len(seen) == len(xs) and all(s[:2] == (pdl, pdl) for s in seen), (m, n, k, seen)
+            flags.update(s[2:] for s in seen)
+        case = (m, n, k, g, fmt, act_mode, dtype)
+        for y0, y1 in zip(ys[False], ys[True]):
+            assert torch.isfinite(y1).all(), case
+            assert torch.equal(y0, y1), case
+        layer = (qweight, scales, None, bias)
+        if chan is None:
+            assert rel(ys[True][1], dequant_matmul64(xs[1], layer, gs, act_mode, act_scale)) < 2e-3, case
+    assert any(f[0] for f in flags) and any(f[1] for f in flags) and any(not f[2] for f in flags), flags  # SK, WIDE, rows
+
+
+@pytest.mark.gpu
 def test_gpu_swap_short_launches(monkeypatch):
     """A repeat swap launch of one shape on new operands takes the kept compiled kernel (`fptq.kernels.launch`: Triton's
     `run` is not called) and gives what Triton's launch path gives, bit for bit — two-level, fp16 and per-channel

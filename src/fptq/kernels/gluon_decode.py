@@ -54,6 +54,7 @@ try:
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
+    from fptq.kernels.gluon_prefill import gdc_wait
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_Z
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
@@ -308,8 +309,7 @@ if gluon is not None:
                 gl.thread_barrier()
             # the activations, once the quantization kernel (FUSED_ROW: the kernel that wrote x) is done
             if PDL:
-                gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False,
-                                          pack=1)
+                gdc_wait()
             if FUSED_ROW:
                 s_x = _quantize_row(x_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, num_warps)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)

@@ -54,8 +54,6 @@ try:
     )
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     from triton.language.core import _aggregate as aggregate
-
-    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _epilogue
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
 
@@ -164,6 +162,12 @@ if gluon is not None:
                 self.FUSED = gl.constexpr(FUSED)
                 self.KSUB = gl.constexpr(KSUB)
                 self.LAG = gl.constexpr(LAG)
+
+        @gluon.jit
+        def gdc_wait():
+            """`griddepcontrol.wait`: under programmatic dependent launch, wait until the kernel before (the
+            quantization kernel) has finished and its writes are visible to this grid (at once otherwise)."""
+            gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
 
         @gluon.jit
         def _tile(t, M, N, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, GROUP_M: gl.constexpr):
@@ -589,3 +593,12 @@ def ws_gemm(
         num_warps=4,
         maxnreg=128 if fused else 168,
     )
+
+
+# `triton_prefill`'s helpers, read by the kernels above when they compile: imported last, so that this module is whole
+# when `triton_prefill` (which imports this module and `gluon_swap` at its end) runs first from here and `gluon_swap`
+# takes its names from this one (any import order of the kernel modules works)
+try:
+    from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_LO, _as_fp32, _epilogue  # noqa: E402, F401
+except Exception:  # pragma: no cover - no Triton
+    gluon = None

@@ -50,7 +50,7 @@ try:
     from triton.language.core import _aggregate as aggregate
 
     from fptq.kernels import gluon_prefill, launch, scratch
-    from fptq.kernels.gluon_prefill import _tile, scale_desc, tma_desc
+    from fptq.kernels.gluon_prefill import _tile, gdc_wait, scale_desc, tma_desc
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_TL, UNPACK_LO, UNPACK_LO_TL, _as_fp32, _epilogue, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
@@ -133,11 +133,12 @@ if gluon is not None:
             TL: gl.constexpr
             SK: gl.constexpr
             WIDE: gl.constexpr
+            PDL: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
                          scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
-                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE):
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -170,6 +171,7 @@ if gluon is not None:
                 self.TL = gl.constexpr(TL)
                 self.SK = gl.constexpr(SK)
                 self.WIDE = gl.constexpr(WIDE)
+                self.PDL = gl.constexpr(PDL)
 
         @gluon.jit
         def _num_tiles(p):
@@ -239,29 +241,50 @@ if gluon is not None:
         @gluon.jit
         def _loader(p):
             """One warp: per ring slot KSUB K steps, each the activation tile, the packed weight tile and (unless DS)
-            the step's scale row."""
+            the step's scale row. PDL (launched as a programmatic dependent of the quantization kernel): the first
+            slots' weights and scale rows are requested before waiting for that kernel, their activations after."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
             s_bytes: gl.constexpr = 0 if p.DS else p.s_desc.block_type.nbytes
             nbytes: gl.constexpr = p.KSUB * (p.x_desc.block_type.nbytes + p.w_desc.block_type.nbytes + s_bytes)
             it = 0
+            if p.PDL:
+                t, k_lo, k_hi = _piece(p, 0)
+                off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
+                it = gl.where(_num_pieces(p) > 0, gl.minimum(k_hi - k_lo, STAGES), 0)  # (the ring's first pass)
+                for i in range(0, it):
+                    mbarrier.expect(p.ready.index(i), nbytes)  # (the activations' bytes too: they follow below)
+                    _load_step(p, p.ready.index(i), i, k_lo + i, off_m, off_n, True, False)
+                gdc_wait()
+                for i in range(0, it):
+                    _load_step(p, p.ready.index(i), i, k_lo + i, off_m, off_n, False, True)
             for q in range(0, _num_pieces(p)):
                 t, k_lo, k_hi = _piece(p, q)
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
+                if q == 0:
+                    k_lo = k_lo + it  # (PDL: the slots issued above)
                 for st in range(k_lo, k_hi):
                     slot = it % STAGES
                     mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)  # first pass: released
                     bar = p.ready.index(slot)
                     mbarrier.expect(bar, nbytes)
-                    for u in gl.static_range(p.KSUB):
-                        k0 = (st * p.KSUB + u) * _SUB
-                        j = slot * p.KSUB + u
-                        tma.async_copy_global_to_shared(p.x_desc, [off_m, k0], bar, p.x_smem.index(j))
-                        tma.async_copy_global_to_shared(p.w_desc, [off_n, k0 // 2], bar, p.w_smem.index(j))
-                        if not p.DS:
-                            tma.async_copy_global_to_shared(p.s_desc, [k0 // p.GROUP, off_n], bar, p.s_smem.index(j))
+                    _load_step(p, bar, slot, st, off_m, off_n, True, True)
                     it += 1
+
+        @gluon.jit
+        def _load_step(p, bar, slot, st, off_m, off_n, WEIGHTS: gl.constexpr, ACTS: gl.constexpr):
+            """The TMA loads of ring slot `slot` for the tile's slot `st` (KSUB K steps) on mbarrier `bar`: the
+            weight tiles and (unless DS) scale rows, and / or the activation tiles."""
+            for u in gl.static_range(p.KSUB):
+                k0 = (st * p.KSUB + u) * _SUB
+                j = slot * p.KSUB + u
+                if ACTS:
+                    tma.async_copy_global_to_shared(p.x_desc, [off_m, k0], bar, p.x_smem.index(j))
+                if WEIGHTS:
+                    tma.async_copy_global_to_shared(p.w_desc, [off_n, k0 // 2], bar, p.w_smem.index(j))
+                    if not p.DS:
+                        tma.async_copy_global_to_shared(p.s_desc, [k0 // p.GROUP, off_n], bar, p.s_smem.index(j))
 
         @gluon.jit
         def _weights(p, j, WG: gl.constexpr, a_l: gl.constexpr, g=None, r1=None):
@@ -559,7 +582,10 @@ if gluon is not None:
 
         @gluon.jit
         def _consumer_of(p, WG: gl.constexpr):
-            """Consumer warpgroup WG's schedule: 64 weight rows, or (WIDE) 128."""
+            """Consumer warpgroup WG's schedule: 64 weight rows, or (WIDE) 128. (PDL: the activation scales, and
+            stream-K's zeroed flags, are read once the kernel before has finished.)"""
+            if p.PDL:
+                gdc_wait()
             if p.WIDE:
                 _consumer_wide(p, WG)
             else:
@@ -602,6 +628,7 @@ if gluon is not None:
             WIDE: gl.constexpr,  # 256-row weight tiles, 128 rows per consumer warpgroup (`_consumer_wide`)
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
+            PDL: gl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles (WIDE: (4 * 64) x BLOCK_M), two
             consumer warpgroups (the default partition and a worker) and a loader warp; whole tiles per program or
@@ -622,7 +649,7 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                      SPG, PF, DS, TL, SK, WIDE)
+                      SPG, PF, DS, TL, SK, WIDE, PDL)
             gl.warp_specialize([(_consumer_of, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -743,13 +770,14 @@ class SwapLaunch:
     weight and scale descriptors, the constexprs; `run(a, sx, out)` launches on a call's buffers. `keepable`: nothing
     in it depends on the values of `scales` (the kernel reads the layer's own scales: DS), so the launch may be kept
     across calls (`triton_w4a8`'s launch plans, which set `kept`); otherwise the fp32 scale rows made here are this
-    call's."""
+    call's. `pdl`: launched as a programmatic dependent of the kernel before (the quantization kernel, which triggers
+    it early): the loader requests its first slots' weights before waiting for that kernel."""
 
     __slots__ = ("programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan", "constexprs", "ints",
-                 "key", "keepable", "kept")
+                 "key", "keepable", "kept", "options")
 
     def __init__(self, a, qweight, scales, sx_mode, bias, group_size: int, block_m: int, max_stages: int, group_m: int,
-                 channel_scales=None, block_n: int = 2 * ROWS):
+                 channel_scales=None, block_n: int = 2 * ROWS, pdl: bool = False):
         m, kp = a.shape
         n = qweight.shape[0]
         two_level = channel_scales is not None and USE_TWO_LEVEL
@@ -772,7 +800,8 @@ class SwapLaunch:
         self.scales, self.bias = scales, (bias if bias is not None else rows)
         self.chan = channel_scales if sched["TL"] else rows
         self.constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not None, GROUP_M=group_m,
-                               STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
+                               STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232, PDL=pdl)
+        self.options = {"num_warps": 4, "maxnreg": 168, **({"launch_pdl": True} if pdl else {})}
         self.ints = (m, n, kp)
         self.key = None
 
@@ -803,5 +832,5 @@ class SwapLaunch:
                    launch.alignment(sx, self.bias, out, scales, self.chan, ws, flags, rows, a, self.w_desc.base))
             if same_key:
                 self.key = key
-        launch.launch(_swap_kernel, (self.programs,), key, args, self.constexprs, {"num_warps": 4, "maxnreg": 168},
+        launch.launch(_swap_kernel, (self.programs,), key, args, self.constexprs, self.options,
                       kept=(1, 2) if self.kept else ())  # (the weight and scale descriptors: this object's)

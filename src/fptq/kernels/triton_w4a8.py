@@ -643,6 +643,9 @@ TMA_TARGET_PROGRAMS = 264
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
 # kernel triggers it early (`gdc_launch_dependents`).
 USE_PDL = True
+# The same for the prefill op on the swap kernel (`gluon_swap`: its loader requests the first ring slots' weights
+# before waiting for the quantization kernel).
+SWAP_PDL = True
 # Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
 PREFETCH_BUDGET = 24 << 20
 
@@ -1204,7 +1207,8 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
     config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
     if not (config.swap and direct(x2, True, qweight, None, k, group_size)):
         return None
-    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), False, False)
+    pdl = SWAP_PDL and _pdl_available(x2)
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, False)
     sx_scalar = _static_scale(act_scale) if act_mode == "static" else None
     plan = _Op(m, n, out_dtype, x2.device, None, None, quant, None, sx_scalar)
     fresh = out is None
@@ -1214,7 +1218,7 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
     try:
         plan.gemm = gluon_swap.SwapLaunch(a, qweight, scales, 2 if act_mode == "dynamic" else 1, bias, group_size,
                                           config.block_m, config.num_stages, config.group_m, channel_scales,
-                                          config.block_n)
+                                          config.block_n, pdl)
         plan.gemm.kept = keep is not None and plan.gemm.keepable
         plan.gemm.run(a, sx if sx is not None else sx_scalar, out, fresh)
     except torch.OutOfMemoryError:
