@@ -209,16 +209,19 @@ def variants(prefill_candidates=False, decode_variants=False):
                  for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
                                                           (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
                                                           (128, 3, 2, 4096, True, False))]
-    for bm, stages, ksub, lag, group, spg, pf, ds, tl_, sk, wide in variants:
+    variants = [v + (False,) for v in variants]
+    # PDL (`triton_w4a8.SWAP_PDL`: launched as a programmatic dependent of the quantization kernel; not with SK)
+    variants += [v[:-1] + (True,) for v in variants if v[8] and not v[9] and v[1] != 6]
+    for bm, stages, ksub, lag, group, spg, pf, ds, tl_, sk, wide, pdl in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[{256 if wide else 128}, 64],{lay}>",
                  "s_desc": _desc("fp32", [1, 128]),
                  "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32",
                  "chan_ptr": "*fp16" if tl_ else "*fp32", "ws_ptr": "*i32" if sk else "*fp32",
                  "flag_ptr": "*i32" if sk else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
-                     LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, SK=sk, WIDE=wide, CONSUMER_REGS=232, num_warps=4)
+                     LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, SK=sk, WIDE=wide, CONSUMER_REGS=232, num_warps=4, PDL=pdl)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
-        flags += (f" tl{tl_}" if tl_ else "") + (" sk" if sk else "") + (" wide" if wide else "")
+        flags += (f" tl{tl_}" if tl_ else "") + (" sk" if sk else "") + (" wide" if wide else "") + (" pdl" if pdl else "")
         yield f"prefill swap bm{bm} g{group} k{ksub}{flags}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}

@@ -455,6 +455,14 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17c)  # run 152: SWAP_PDL off under stream-K; the swap / large / two-level / prefill tests on the default dispatch
+    # (now with PDL), then the ops again at 256 / 1024 rows
+    timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
+        -k "large or prefill_wgmma or stream_k or cudagraph_trees or two_level_swap or swap_pdl or pipeline_two_level" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    timeout 150 python3 benchmarks/probe_swap_pdl.py --ms 256,1024 --json "$OUT/swap_pdl.json" | tee "$OUT/swap_pdl.txt"
+    ;;
   session17b)  # run 151: the swap prefill op as a programmatic dependent of its quantization (`SWAP_PDL`): the PDL swap test
     # (bit for bit, five calls back to back), swap / plan / decode tests (VERIFY on); then ops with and without PDL
     timeout 320 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \

@@ -771,7 +771,7 @@ class SwapLaunch:
     in it depends on the values of `scales` (the kernel reads the layer's own scales: DS), so the launch may be kept
     across calls (`triton_w4a8`'s launch plans, which set `kept`); otherwise the fp32 scale rows made here are this
     call's. `pdl`: launched as a programmatic dependent of the kernel before (the quantization kernel, which triggers
-    it early): the loader requests its first slots' weights before waiting for that kernel."""
+    it early): the loader requests its first slots' weights before waiting for that kernel (not with stream-K)."""
 
     __slots__ = ("programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan", "constexprs", "ints",
                  "key", "keepable", "kept", "options")
@@ -800,7 +800,10 @@ class SwapLaunch:
         self.scales, self.bias = scales, (bias if bias is not None else rows)
         self.chan = channel_scales if sched["TL"] else rows
         self.constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not None, GROUP_M=group_m,
-                               STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232, PDL=pdl)
+                               STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
+        # (not with stream-K: the memset of its flags runs between the two kernels; run 151: ops 3-5 % slower with it)
+        pdl = pdl and not sk
+        self.constexprs["PDL"] = pdl
         self.options = {"num_warps": 4, "maxnreg": 168, **({"launch_pdl": True} if pdl else {})}
         self.ints = (m, n, kp)
         self.key = None
