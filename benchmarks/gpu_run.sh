@@ -455,6 +455,12 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17d)  # run 153: the rest of run 152's tests (its pytest ran out of time on a cold machine)
+    timeout 420 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
+        tests/test_shared_input.py -k "stream_k or cudagraph_trees or two_level_swap or swap_pdl or pipeline_two_level \
+        or fused_model" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    ;;
   session17c)  # run 152: SWAP_PDL off under stream-K; the swap / large / two-level / prefill tests on the default dispatch
     # (now with PDL), then the ops again at 256 / 1024 rows
     timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
