@@ -455,6 +455,11 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17e)  # run 154: the GPU tests not run in runs 150-153 (fp8, decode dispatch, quantization codes, GEMV)
+    timeout 380 python3 -m pytest -v -m gpu tests/kernels -k "fp8 or decode_gluon_tma or decode_long_k or quantization_codes \
+        or gemv" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    ;;
   session17d)  # run 153: the rest of run 152's tests (its pytest ran out of time on a cold machine)
     timeout 420 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
         tests/test_shared_input.py -k "stream_k or cudagraph_trees or two_level_swap or swap_pdl or pipeline_two_level \
