@@ -455,6 +455,11 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17f)  # run 156: the swap PDL test with its CUDA-graph replays, and the one prefill_wgmma config run 155 did not reach
+    timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "swap_pdl or (prefill_wgmma and cfg6)" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -40
+    ;;
   session17e)  # run 154: the GPU tests not run in runs 150-153 (fp8, decode dispatch, quantization codes, GEMV)
     timeout 380 python3 -m pytest -v -m gpu tests/kernels -k "fp8 or decode_gluon_tma or decode_long_k or quantization_codes \
         or gemv" > "$OUT/pytest_gpu.txt" 2>&1

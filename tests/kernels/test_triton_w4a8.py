@@ -851,7 +851,7 @@ def test_gpu_swap_pdl(monkeypatch):
     bit for bit: five different inputs back to back without a sync (a read of the activations or their scales
     before the quantization kernel is done would give the previous call's), over the schedules the PDL prologue
     meets — medium M, DS and TL, scale rows by TMA (fp16 groups above DIRECT_SCALES), 256-row tiles, per channel,
-    static activations, bf16 — and stream-K, which is launched plainly."""
+    static activations, bf16 — and stream-K, which is launched plainly; the first three also captured in a CUDA graph."""
     from fptq.kernels import gluon_swap, launch
 
     needs_prefill_gluon()
@@ -898,6 +898,18 @@ def test_gpu_swap_pdl(monkeypatch):
         for y0, y1 in zip(ys[False], ys[True]):
             assert torch.isfinite(y1).all(), case
             assert torch.equal(y0, y1), case
+        if m <= 512:  # captured in a CUDA graph (programmatic edges), replayed on the inputs in reverse order
+            monkeypatch.setattr(tw, "SWAP_PDL", True)
+            static = [x.clone() for x in xs]
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                gys = [tw.w4a8_linear(x, qweight, scales, None, group_size=gs, act_mode=act_mode, act_scale=act_scale,
+                                      bias=bias, channel_scales=chan) for x in static]
+            for x_static, x in zip(static, reversed(xs)):
+                x_static.copy_(x)
+            graph.replay()
+            for y_graph, y0 in zip(gys, reversed(ys[False])):
+                assert torch.equal(y_graph, y0), (*case, "graph")
         layer = (qweight, scales, None, bias)
         if chan is None:
             assert rel(ys[True][1], dequant_matmul64(xs[1], layer, gs, act_mode, act_scale)) < 2e-3, case
