@@ -455,6 +455,13 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17g)  # run 157: stream-K as whole rounds of tiles then the last one to two rounds shared (the test forces it over 5 /
+    # 7 SMs: many rounds now run the hybrid), then whole tiles / stream-K / the installed schedule as ops
+    timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "swap_stream_k" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -20
+    timeout 330 python3 benchmarks/probe_stream_k.py --ms 512,1024,2048 --installed --json "$OUT/stream_k.json" \
+        | tee "$OUT/stream_k.txt"
+    ;;
   session17f)  # run 156: the swap PDL test with its CUDA-graph replays, and the one prefill_wgmma config run 155 did not reach
     timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "swap_pdl or (prefill_wgmma and cfg6)" \
         > "$OUT/pytest_gpu.txt" 2>&1

@@ -1,4 +1,5 @@
-"""Run 116: the swap kernel's stream-K schedule (`gluon_swap.STREAM_K`) against whole tiles per program, as ops
+"""Run 116: the swap kernel's stream-K schedule (`gluon_swap.STREAM_K`; since round 17 whole tiles for all full rounds
+but the last, the rest shared) against whole tiles per program, as ops
 (activation quantization + GEMM, two-level groups of 128, CUDA graphs: `bench_gemm.time_graph`), next to cuBLAS fp16
 and int8 in the same run, on the bench_gemm shapes at prefill M. Per shape and M: the tiles and their rounds over the
 SMs, whether the installed rule takes stream-K, and (unless --no-check) that both schedules give the same outputs —
@@ -43,6 +44,8 @@ def main() -> None:
     ap.add_argument("--shapes", default="all",
                     help="'all' or comma-separated indices into bench_gemm.SHAPES or NxK (e.g. 5120x13824: 13B down)")
     ap.add_argument("--no-check", action="store_true")
+    ap.add_argument("--installed", action="store_true", help="also the installed schedule (256-row tiles where taken), "
+                    "alternating with stream-K, best of two each")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     installed, wide = gs.STREAM_K, tw.SWAP_WIDE
@@ -61,6 +64,19 @@ def main() -> None:
             for label, setting in (("tiles_us", None), ("stream_k_us", FORCED)):
                 gs.STREAM_K = setting
                 row[label] = bench_ours(m, n, k, "dynamic", 128, two_level=True)
+            if args.installed:  # the installed schedule (256-row tiles where `swap_tile` takes them, the SK rule), and
+                # stream-K again, alternately: the best of two each
+                gs.STREAM_K, tw.SWAP_WIDE = installed, wide
+                row["installed_runs"], row["stream_k_runs"] = [], [row["stream_k_us"]]
+                for setting in (None, FORCED, None):
+                    if setting is None:
+                        gs.STREAM_K, tw.SWAP_WIDE = installed, wide
+                    else:
+                        gs.STREAM_K, tw.SWAP_WIDE = FORCED, None
+                    row["stream_k_runs" if setting else "installed_runs"].append(
+                        bench_ours(m, n, k, "dynamic", 128, two_level=True))
+                tw.SWAP_WIDE = None
+                row["installed_us"], row["stream_k_us"] = min(row["installed_runs"]), min(row["stream_k_runs"])
             if not args.no_check and tiles > sms:
                 row["same"] = _same_outputs(m, n, k)
             gs.STREAM_K = installed
@@ -70,7 +86,9 @@ def main() -> None:
                   f"(ceil {math.ceil(row['rounds'])}) rule={'SK' if row['rule'] else 'tiles'}  fp16 {row['fp16_us']:.1f}us "
                   f"int8 {row['int8_us']:.1f}  tiles {row['tiles_us']:.1f} (x{row['fp16_us'] / row['tiles_us']:.2f})  "
                   f"stream-K {row['stream_k_us']:.1f} (x{row['fp16_us'] / row['stream_k_us']:.2f})  SK gain x{gain:.3f}"
-                  + (f"  same={row['same']}" if "same" in row else ""), flush=True)
+                  + (f"  same={row['same']}" if "same" in row else "")
+                  + (f"  installed {row['installed_us']:.1f} (x{row['fp16_us'] / row['installed_us']:.2f}; SK gain over it "
+                     f"x{row['installed_us'] / row['stream_k_us']:.3f})" if args.installed else ""), flush=True)
     tw.SWAP_WIDE = wide
     if args.json:
         with open(args.json, "w") as f:
