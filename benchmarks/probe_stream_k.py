@@ -1,5 +1,4 @@
-"""Run 116: the swap kernel's stream-K schedule (`gluon_swap.STREAM_K`; since round 17 whole tiles for all full rounds
-but the last, the rest shared) against whole tiles per program, as ops
+"""Run 116: the swap kernel's stream-K schedule (`gluon_swap.STREAM_K`) against whole tiles per program, as ops
 (activation quantization + GEMM, two-level groups of 128, CUDA graphs: `bench_gemm.time_graph`), next to cuBLAS fp16
 and int8 in the same run, on the bench_gemm shapes at prefill M. Per shape and M: the tiles and their rounds over the
 SMs, whether the installed rule takes stream-K, and (unless --no-check) that both schedules give the same outputs —

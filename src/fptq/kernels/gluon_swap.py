@@ -185,28 +185,20 @@ if gluon is not None:
             return p.Kp // _SUB // p.KSUB
 
         @gluon.jit
-        def _whole_rounds(p):
-            """(SK) Rounds of whole tiles before the shared part: all full rounds of tiles over the programs but
-            the last, so that the shared part is one to two rounds' worth (a share at least one tile long)."""
-            return gl.maximum(_num_tiles(p) // gl.num_programs(0) - 1, 0)
-
-        @gluon.jit
         def _share(p):
-            """(SK) This program's share `[start, end)` of the slots of the tiles after the whole rounds, taken tile
-            after tile (slot indices over all tiles)."""
-            base = _whole_rounds(p) * gl.num_programs(0) * _slots(p)
-            work = _num_tiles(p) * _slots(p) - base
+            """(SK) This program's share `[start, end)` of all tiles' slots, taken tile after tile."""
+            work = _num_tiles(p) * _slots(p)
             pid = gl.program_id(0)
-            return base + pid * work // gl.num_programs(0), base + (pid + 1) * work // gl.num_programs(0)
+            return pid * work // gl.num_programs(0), (pid + 1) * work // gl.num_programs(0)
 
         @gluon.jit
         def _num_pieces(p):
             """Pieces of work of this program — a piece is a run of one tile's slots: every `num_programs`-th
-            tile whole, or (SK) that for the whole rounds, then the tiles its share of the slots touches (at
-            most the first and the last of them in part: a share is at least one tile long)."""
+            tile whole, or (SK) the tiles its share of the slots touches (at most the first and the last of
+            them in part: a share is at least one tile long)."""
             if p.SK:
                 start, end = _share(p)
-                return _whole_rounds(p) + (end - 1) // _slots(p) - start // _slots(p) + 1
+                return (end - 1) // _slots(p) - start // _slots(p) + 1
             else:
                 return (_num_tiles(p) - gl.program_id(0) + gl.num_programs(0) - 1) // gl.num_programs(0)
 
@@ -215,13 +207,8 @@ if gluon is not None:
             """Piece `q` of this program: `(tile, first slot, end slot)`."""
             if p.SK:
                 start, end = _share(p)
-                whole = _whole_rounds(p)
-                t = start // _slots(p) + q - whole
-                lo = gl.maximum(start - t * _slots(p), 0)
-                hi = gl.minimum(end - t * _slots(p), _slots(p))
-                in_whole = q < whole
-                t = gl.where(in_whole, gl.program_id(0) + q * gl.num_programs(0), t)
-                return t, gl.where(in_whole, 0, lo), gl.where(in_whole, _slots(p), hi)
+                t = start // _slots(p) + q
+                return t, gl.maximum(start - t * _slots(p), 0), gl.minimum(end - t * _slots(p), _slots(p))
             else:
                 return gl.program_id(0) + q * gl.num_programs(0), 0, _slots(p)
 
