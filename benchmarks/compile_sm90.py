@@ -210,8 +210,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                                                           (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
                                                           (128, 3, 2, 4096, True, False))]
     variants = [v + (False,) for v in variants]
-    # PDL (`triton_w4a8.SWAP_PDL`: launched as a programmatic dependent of the quantization kernel; not with SK)
-    variants += [v[:-1] + (True,) for v in variants if v[8] and not v[9] and v[1] != 6]
+    # PDL (`triton_w4a8.SWAP_PDL`: launched as a programmatic dependent of the quantization kernel; the library takes it
+    # with DS only and never with SK, but every other variant compiles with it too)
+    variants += [v[:-1] + (True,) for v in variants if not v[9]]
     for bm, stages, ksub, lag, group, spg, pf, ds, tl_, sk, wide, pdl in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[{256 if wide else 128}, 64],{lay}>",
                  "s_desc": _desc("fp32", [1, 128]),

@@ -455,6 +455,12 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17h)  # run 158: review fixes (PDL only where the quantization kernel is right before the swap GEMM: DS, no SK;
+    # gdc_wait on its own in gluon_prefill): the swap PDL test (new: 5-slot tiles, plan replays), PDL / fused decode
+    timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "swap_pdl or pdl_decode or fused_decode" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session17g)  # run 157: stream-K as whole rounds of tiles then the last one to two rounds shared (the test forces it over 5 /
     # 7 SMs: many rounds now run the hybrid), then whole tiles / stream-K / the installed schedule as ops
     timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "swap_stream_k" > "$OUT/pytest_gpu.txt" 2>&1

@@ -121,7 +121,7 @@ def test_gpu_repeat_launches_skip_the_binder(monkeypatch):
         launch.launch(_axpb, (triton.cdiv(n, 128),), ("a2",), (x, torch.empty_like(x), n), {"A": 5.0}, {"num_warps": 4})
 
 
-@pytest.mark.parametrize("first", ["gluon_prefill", "gluon_decode", "gluon_swap", "triton_prefill"])
+@pytest.mark.parametrize("first", ["gluon_prefill", "gluon_decode", "gluon_swap", "triton_prefill", "triton_w4a8"])
 def test_kernel_modules_import_in_any_order(first):
     """The Gluon kernel modules import each other (`triton_prefill` imports `gluon_prefill` and `gluon_swap` at its end;
     `gluon_swap` and `gluon_decode` take helpers from both): whichever is imported first, every one of them keeps its
@@ -135,5 +135,5 @@ def test_kernel_modules_import_in_any_order(first):
         pytest.skip("no Gluon in this Triton")
     code = (f"import fptq.kernels.{first}\nfrom fptq.kernels import gluon_decode, gluon_prefill, gluon_swap\n"
             "print([m.gluon is not None for m in (gluon_decode, gluon_prefill, gluon_swap)])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[True, True, True]", (first, out)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "[True, True, True]", (first, done.stdout, done.stderr[-2000:])

@@ -780,6 +780,7 @@ def test_gpu_swap_stream_k(monkeypatch):
             assert rel(ys[(0.0, 1e9), 0], ys[None, 0]) < 1e-3, case
         assert rel(ys[(0.0, 1e9), 0], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
+
 @pytest.mark.gpu
 def test_gpu_swap_under_cudagraph_trees(monkeypatch):
     """A layer compiled with CUDA graphs (mode "reduce-overhead": cudagraph trees) whose first swap launch happens in
@@ -844,15 +845,18 @@ def test_gpu_swap_wide(monkeypatch):
             assert torch.equal(ys[0], ys[1]), case
         assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
+
 @pytest.mark.gpu
 def test_gpu_swap_pdl(monkeypatch):
     """The prefill op on the swap kernel launched as a programmatic dependent of the quantization kernel
     (`SWAP_PDL`: the loader requests its first slots' weights before waiting) gives the outputs of the plain launch
     bit for bit: five different inputs back to back without a sync (a read of the activations or their scales
     before the quantization kernel is done would give the previous call's), over the schedules the PDL prologue
-    meets — medium M, DS and TL, scale rows by TMA (fp16 groups above DIRECT_SCALES), 256-row tiles, per channel,
-    static activations, bf16 — and stream-K, which is launched plainly; the first three also captured in a CUDA graph."""
-    from fptq.kernels import gluon_swap, launch
+    meets — medium M, DS and TL, tiles of fewer slots than the ring (one K step a slot), 256-row tiles, per channel,
+    static activations, bf16 — and the two launched plainly, stream-K and scale rows (a memset / copy kernel runs
+    between the two kernels there); up to 512 rows also captured in a CUDA graph and replayed on new inputs, and
+    replayed from a kept launch plan."""
+    from fptq.kernels import LaunchPlans, gluon_swap, launch
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
@@ -869,6 +873,7 @@ def test_gpu_swap_pdl(monkeypatch):
     cases = [  # (M, N, K, group, format, activations, dtype)
         (64, 11008, 4096, 128, "two-level", "dynamic", torch.float16),
         (300, 4096, 4096, 128, "two-level", "dynamic", torch.float16),
+        (300, 11008, 640, 128, "two-level", "dynamic", torch.float16),  # 5 slots a tile, fewer than the ring's
         (512, 5120, 5120, 128, "two-level", "dynamic", torch.float16),  # stream-K (1.21 rounds of tiles)
         (700, 4096, 2048, 128, "fp16", "dynamic", torch.float16),  # scale rows by TMA
         (1100, 4096, 4096, 128, "two-level", "static", torch.bfloat16),  # 256-row tiles
@@ -891,8 +896,8 @@ def test_gpu_swap_pdl(monkeypatch):
             outs = [torch.full((m, n), float("nan"), dtype=dtype, device="cuda") for _ in xs]
             ys[pdl] = [tw.w4a8_linear(x, qweight, scales, None, group_size=gs, act_mode=act_mode, act_scale=act_scale,
                                       bias=bias, out=out, channel_scales=chan) for x, out in zip(xs, outs)]
-            # (stream-K: no PDL, a memset of its flags runs between the two kernels)
-            assert len(seen) == len(xs) and all(s[:2] == (pdl and not s[2],) * 2 for s in seen), (m, n, k, seen)
+            # (no PDL with stream-K or scale rows: a memset of its flags / the rows' copy runs between the two kernels)
+            assert len(seen) == len(xs) and all(s[:2] == (pdl and not s[2] and s[4],) * 2 for s in seen), (m, n, k, seen)
             flags.update(s[2:] for s in seen)
         case = (m, n, k, g, fmt, act_mode, dtype)
         for y0, y1 in zip(ys[False], ys[True]):
@@ -910,6 +915,11 @@ def test_gpu_swap_pdl(monkeypatch):
             graph.replay()
             for y_graph, y0 in zip(gys, reversed(ys[False])):
                 assert torch.equal(y_graph, y0), (*case, "graph")
+            plans = LaunchPlans()  # (the first call decides and keeps its launches, the others replay them)
+            for x, y0 in zip(xs, ys[False]):
+                y = tw.w4a8_linear(x, qweight, scales, None, group_size=gs, act_mode=act_mode, act_scale=act_scale,
+                                   bias=bias, channel_scales=chan, plans=plans)
+                assert torch.equal(y, y0), (*case, "plan")
         layer = (qweight, scales, None, bias)
         if chan is None:
             assert rel(ys[True][1], dequant_matmul64(xs[1], layer, gs, act_mode, act_scale)) < 2e-3, case

@@ -35,7 +35,6 @@ Scope: int8 activations, symmetric weights (no zero points), groups that are a m
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
 """
 
-import copy
 import functools  # (no `from __future__ import annotations`: the aggregate below reads its annotations as types)
 import math
 import types
@@ -262,8 +261,9 @@ if gluon is not None:
             for q in range(0, _num_pieces(p)):
                 t, k_lo, k_hi = _piece(p, q)
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
-                if q == 0:
-                    k_lo = k_lo + it  # (PDL: the slots issued above)
+                if p.PDL:
+                    if q == 0:
+                        k_lo = k_lo + it  # (the slots issued above)
                 for st in range(k_lo, k_hi):
                     slot = it % STAGES
                     mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)  # first pass: released
@@ -582,8 +582,8 @@ if gluon is not None:
 
         @gluon.jit
         def _consumer_of(p, WG: gl.constexpr):
-            """Consumer warpgroup WG's schedule: 64 weight rows, or (WIDE) 128. (PDL: the activation scales, and
-            stream-K's zeroed flags, are read once the kernel before has finished.)"""
+            """Consumer warpgroup WG's schedule: 64 weight rows, or (WIDE) 128. (PDL: the activation scales are read
+            once the quantization kernel has finished.)"""
             if p.PDL:
                 gdc_wait()
             if p.WIDE:
@@ -771,7 +771,8 @@ class SwapLaunch:
     in it depends on the values of `scales` (the kernel reads the layer's own scales: DS), so the launch may be kept
     across calls (`triton_w4a8`'s launch plans, which set `kept`); otherwise the fp32 scale rows made here are this
     call's. `pdl`: launched as a programmatic dependent of the kernel before (the quantization kernel, which triggers
-    it early): the loader requests its first slots' weights before waiting for that kernel (not with stream-K)."""
+    it early): the loader requests its first slots' weights before waiting for that kernel (not with stream-K or scale
+    rows: then another kernel runs in between)."""
 
     __slots__ = ("programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan", "constexprs", "ints",
                  "key", "keepable", "kept", "options")
@@ -801,8 +802,10 @@ class SwapLaunch:
         self.chan = channel_scales if sched["TL"] else rows
         self.constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not None, GROUP_M=group_m,
                                STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
-        # (not with stream-K: the memset of its flags runs between the two kernels; run 151: ops 3-5 % slower with it)
-        pdl = pdl and not sk
+        # PDL only where the quantization kernel is the one right before: not with stream-K (a memset of its flags runs
+        # between; run 151: ops 3-5 % slower with PDL), nor with scale rows (made by a copy kernel in between, which the
+        # loader would read before the wait)
+        pdl = pdl and not sk and bool(sched["DS"])
         self.constexprs["PDL"] = pdl
         self.options = {"num_warps": 4, "maxnreg": 168, **({"launch_pdl": True} if pdl else {})}
         self.ints = (m, n, kp)
@@ -813,9 +816,7 @@ class SwapLaunch:
         `sx` (or None), the output `out`. `same_key`: the buffers' alignment and `out`'s row stride are the previous
         run's (fresh buffers)."""
         rows = self.rows
-        x_desc = copy.copy(self.x_desc)  # (the planned descriptor on this call's buffer: the same shape and strides)
-        x_desc.base = a
-        self.x_desc.base = None  # (a kept launch holds no call's activation buffer)
+        x_desc = launch.rebased(self.x_desc, a)  # (the planned descriptor on this call's buffer; none kept with it)
         # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per
         # call (one small memset against a 40-90 µs op: no state shared between launches or streams)
         ws = flags = rows

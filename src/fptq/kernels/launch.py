@@ -167,6 +167,18 @@ def alignment(*tensors) -> int:
     return mask
 
 
+def rebased(desc, base):
+    """A copy of host TMA descriptor `desc` (a dataclass) on `base`, a tensor of the same shape, strides and dtype (a
+    planned descriptor on a call's fresh buffer), without its checks (`desc` passed them; the launch key holds `base`'s
+    alignment): ~0.7 µs against ~2.6 for `copy.copy` here. `desc`'s own base is dropped, so that a kept descriptor
+    holds no call's buffer."""
+    new = object.__new__(type(desc))
+    new.__dict__ = desc.__dict__.copy()
+    new.base = base
+    desc.base = None
+    return new
+
+
 def descriptor_key(desc) -> tuple | None:
     """What a host TMA descriptor contributes to a key: its dtype, shape, strides and block (its layout follows from
     the call site); None for None."""
