@@ -240,8 +240,9 @@ if gluon is not None:
         @gluon.jit
         def _loader(p):
             """One warp: per ring slot KSUB K steps, each the activation tile, the packed weight tile and (unless DS)
-            the step's scale row. PDL (launched as a programmatic dependent of the quantization kernel): the first
-            slots' weights and scale rows are requested before waiting for that kernel, their activations after."""
+            the step's scale row. PDL (launched as a programmatic dependent of the quantization kernel; DS, so no
+            scale rows): the first slots' weights are requested before waiting for that kernel, their activations
+            after."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
