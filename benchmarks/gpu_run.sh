@@ -455,6 +455,9 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17i)  # run 160: the GEMM table on the final code of round 17 (two-level column = the default format)
+    timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,16,64,256,1024,4096
+    ;;
   session17h)  # run 158: review fixes (PDL only where the quantization kernel is right before the swap GEMM: DS, no SK;
     # gdc_wait on its own in gluon_prefill): the swap PDL test (new: 5-slot tiles, plan replays), PDL / fused decode
     timeout 400 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "swap_pdl or pdl_decode or fused_decode" \
