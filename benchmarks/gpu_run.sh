@@ -455,6 +455,13 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session17j)  # run 162: QuantLinear's eager forward reads its tensors from the module's dicts: host µs per eager linear and
+    # whole eager decode steps (variants interleaved)
+    timeout 120 python3 benchmarks/probe_eager.py --rows 1,16 --rounds 9 --calls 50 --json "$OUT/probe_eager.json" \
+        | tee "$OUT/probe_eager.txt"
+    timeout 240 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --rounds 7 --calls 5 \
+        --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session17i)  # run 160: the GEMM table on the final code of round 17 (two-level column = the default format)
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,16,64,256,1024,4096
     ;;

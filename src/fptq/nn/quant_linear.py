@@ -141,20 +141,20 @@ class QuantLinear(nn.Module):
         return dequantize_weight(self.quantized_weight(), dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return kernels.quant_linear(
-            x,
-            self.qweight,
-            self.scales,
-            self.zeros,
-            bits=self.bits,
-            group_size=self.group_size,
-            act_mode=self.act_mode,
-            act_scale=self.act_scale,
-            bias=self.bias,
-            channel_scales=self.channel_scales,
-            # (Dynamo never sees the dict; a layer unpickled from before the plans has none)
-            plans=None if torch.compiler.is_compiling() else self.__dict__.get("_plans"),
-        )
+        if torch.compiler.is_compiling():  # (attribute reads, which Dynamo follows; it never sees the plans)
+            return self._linear(x, self.qweight, self.scales, self.zeros, self.act_scale, self.channel_scales, self.bias)
+        # eager: the tensors straight from the module's dicts — nn.Module's `__getattr__` costs ~0.6 µs a name, a fifth
+        # of an eager call's host time on the CUDA path (benchmarks/probe_host_cpu.py); a layer unpickled from before
+        # the launch plans has none
+        b = self._buffers
+        bias = self._parameters.get("bias", self.__dict__.get("bias"))
+        return self._linear(x, b["qweight"], b["scales"], b["zeros"], b["act_scale"], b["channel_scales"], bias,
+                            self.__dict__.get("_plans"))
+
+    def _linear(self, x, qweight, scales, zeros, act_scale, channel_scales, bias, plans=None) -> torch.Tensor:
+        return kernels.quant_linear(x, qweight, scales, zeros, bits=self.bits, group_size=self.group_size,
+                                    act_mode=self.act_mode, act_scale=act_scale, bias=bias,
+                                    channel_scales=channel_scales, plans=plans)
 
     def _apply(self, fn, recurse=True):
         self.__dict__.setdefault("_plans", kernels.LaunchPlans()).clear()
