@@ -1193,16 +1193,15 @@ class _Op:
 
 
 def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_size: int, out_dtype, channel_scales,
-                 out, keep=None):
-    """The prefill op on the swap kernel as an `_Op`, where the default prefill config is a swap one that takes these
-    operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel, then
+                 out, config: PrefillConfig, keep=None):
+    """The prefill op on the swap kernel as an `_Op`, where `config` (the default prefill config) is a swap one that
+    takes these operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel, then
     `gluon_swap.SwapLaunch`. None where it does not apply or after a Gluon compile error (then the caller's path,
     which has the other kernels). `keep` (as `_launch_fused_m1`'s) gets the plan where the launch may be kept (the
     kernel reads the layer's scales directly)."""
     m, n = x2.shape[0], qweight.shape[0]
     if not (m and n and act_mode in ("static", "dynamic")):
         return None
-    config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
     if not (config.swap and direct(x2, True, qweight, None, k, group_size)):
         return None
     pdl = SWAP_PDL and _pdl_available(x2)
@@ -1367,11 +1366,13 @@ def w4a8_linear(
         shape = (*x.shape[:-1], n)
         keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, k)))  # noqa: E731
     if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size), n, x2):
-        if config is None and zeros is None:
-            y = _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k, group_size, x.dtype, channel_scales,
-                             out, keep)
-            if y is not None:
-                return y.reshape(*x.shape[:-1], n)
+        if config is None:  # (decided once, for the swap op and the other prefill kernels alike)
+            config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
+            if zeros is None:
+                y = _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k, group_size, x.dtype, channel_scales,
+                                 out, config, keep)
+                if y is not None:
+                    return y.reshape(*x.shape[:-1], n)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out, channel_scales)
         return y.reshape(*x.shape[:-1], n)
