@@ -204,14 +204,11 @@ def variants(prefill_candidates=False, decode_variants=False):
                                                  (128, 4096, 0, True, False), (128, 128, 1, False, False),
                                                  (128, 256, 2, True, False))]
     variants = [v + (False,) for v in variants]
-    # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2, per channel; PF or not;
-    # stream-K
-    variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, sk, True)
-                 for bm, stages, ksub, group, pf, tl_, sk in ((128, 3, 2, 128, True, 1, False), (128, 3, 2, 128, True, 2, False),
-                                                              (128, 3, 2, 128, False, 1, False), (128, 6, 1, 128, False, 1, False),
-                                                              (128, 3, 2, 4096, True, False, False),
-                                                              (128, 3, 2, 128, True, 1, True), (128, 3, 2, 128, True, 2, True),
-                                                              (128, 3, 2, 4096, True, False, True))]
+    # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2, per channel; PF or not
+    variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, False, True)
+                 for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
+                                                          (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
+                                                          (128, 3, 2, 4096, True, False))]
     variants = [v + (False,) for v in variants]
     # PDL (`triton_w4a8.SWAP_PDL`: launched as a programmatic dependent of the quantization kernel; the library takes it
     # with DS only and never with SK, but every other variant compiles with it too)

@@ -455,13 +455,6 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
-  session18b)  # run 164: stream-K with 256-row tiles (WIDE + SK): the stream-K test (now with 256-row cases), run 163's
-    # leftover tests; then 128- / 256-row tiles, whole and stream-K, as ops and GEMMs alone
-    timeout 300 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
-        -k "swap_stream_k or two_level_swap or pipeline_two_level" > "$OUT/pytest_gpu.txt" 2>&1
-    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30
-    timeout 280 python3 benchmarks/probe_wide_sk.py --json "$OUT/wide_sk.json" | tee "$OUT/wide_sk.txt"
-    ;;
   session18a)  # run 163: session 17's final tidy (the default prefill config decided once per call) on the GPU: the swap,
     # plan and two-level tests (VERIFY on); then what bounds the swap kernel (timing-only variants, SM clock / power)
     timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \

@@ -741,30 +741,18 @@ def test_gpu_swap_stream_k(monkeypatch):
     slots in two programs, joined through the workspace) gives the outputs of whole tiles per program — bit for bit
     where the sums are int32 (two-level scales, per channel), to accumulation order with fp32 group sums (groups of
     128 / 256, scale rows or read directly) — and the same again in a second launch. Row / column tails, bias, K of
-    three steps (one K step a slot), 64- and 128-token tiles, 256-row tiles (WIDE: four row blocks joined per split
-    tile) where the sums are int32."""
-    from fptq.kernels import gluon_prefill, gluon_swap, launch
+    three steps (one K step a slot), 64- and 128-token tiles."""
+    from fptq.kernels import gluon_prefill, gluon_swap
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
     taken, schedule = [], gluon_swap._schedule  # (whether each launch ran stream-K)
     monkeypatch.setattr(gluon_swap, "_schedule", lambda *a: taken.append(schedule(*a)[5]) or schedule(*a))
-    launched, real_launch = [], launch.launch  # (the swap launches' constexprs)
-
-    def spy(kernel, grid, key, args, constexprs, options, kept=()):
-        if kernel is gluon_swap._swap_kernel:
-            launched.append(dict(constexprs))
-        real_launch(kernel, grid, key, args, constexprs, options, kept)
-
-    monkeypatch.setattr(launch, "launch", spy)
     cases = ((1000, 1024, 4096, 128, True), (257, 262, 4096, 256, True), (300, 256, 384, 128, True),
              (1000, 1024, 4096, -1, False), (1000, 1024, 4096, 128, False), (700, 768, 2048, 256, False))
-    wide_split = 0  # (256-row cases that split tiles)
-    for (m, n, k, g, two_level), sms, (bm, rows_n) in itertools.product(cases, (5, 7), ((128, 128), (64, 128), (128, 256))):
-        if rows_n == 256 and not (two_level or g == -1):
-            continue  # (256-row tiles: one int32 sum per output only)
+    for (m, n, k, g, two_level), sms, bm in itertools.product(cases, (5, 7), (128, 64)):
         monkeypatch.setattr(gluon_prefill, "_sm_count", lambda index, sms=sms: sms)
-        cfg = tw.PrefillConfig(bm, rows_n, 4, 8 if bm == 64 else 6, swap=True)
+        cfg = tw.PrefillConfig(bm, 128, 4, 8 if bm == 64 else 6, swap=True)
         gs = k if g == -1 else g
         w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
         qw = quantize_weight(w, 4, gs, True, "two-level" if two_level else "fp16")
@@ -780,20 +768,17 @@ def test_gpu_swap_stream_k(monkeypatch):
                 out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
                 ys[setting, rep] = tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out,
                                                   channel_scales=chan)
-            tiles = -(-m // bm) * -(-n // rows_n)
-            assert taken[-1] == (setting is not None and tiles > sms), (m, n, k, g, sms, bm, rows_n)
-        case = (m, n, k, g, two_level, sms, bm, rows_n)
+            tiles = -(-m // bm) * -(-n // 128)
+            assert taken[-1] == (setting is not None and tiles > sms), (m, n, k, g, sms, bm)
+        case = (m, n, k, g, two_level, sms, bm)
         assert torch.isfinite(ys[(0.0, 1e9), 0]).all(), case
-        assert tiles > sms or (m, bm) == (300, 128) or rows_n == 256, case  # (every other case splits tiles)
-        assert launched[-1]["WIDE"] == (rows_n == 256) and launched[-1]["SK"] == (tiles > sms), case
-        wide_split += rows_n == 256 and tiles > sms
+        assert tiles > sms or (m, bm) == (300, 128), case  # (every other case splits tiles)
         assert torch.equal(ys[(0.0, 1e9), 0], ys[(0.0, 1e9), 1]), case
         if two_level or g == -1:
             assert torch.equal(ys[(0.0, 1e9), 0], ys[None, 0]), case
         else:
             assert rel(ys[(0.0, 1e9), 0], ys[None, 0]) < 1e-3, case
         assert rel(ys[(0.0, 1e9), 0], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
-    assert wide_split >= 4
 
 
 @pytest.mark.gpu

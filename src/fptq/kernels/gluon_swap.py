@@ -212,29 +212,27 @@ if gluon is not None:
                 return gl.program_id(0) + q * gl.num_programs(0), 0, _slots(p)
 
         @gluon.jit
-        def _stream_k_fixup(p, B: gl.constexpr, val, k_lo, k_hi):
+        def _stream_k_fixup(p, WG: gl.constexpr, val, k_lo, k_hi):
             """(SK) Joins the two pieces of a tile split between programs: the tile's last slots, the first piece
-            of program `pid` (run at its start), leave the partial sums `val` of this program's 64-row block `B`
-            (the warpgroup's, or WIDE: `2 * WG + h`, its h-th) (int32, or fp32 as its bits) in the workspace and
-            raise a flag; its first slots, the last piece of program `pid - 1`, wait for the flag (long raised, as
-            a rule), add the partial and lower the flag again (the workspace is reused by the next launch) — then
-            write the tile. Returns `val` (with the other half where joined)."""
+            of program `pid` (run at its start), leave this warpgroup's partial sums `val` (int32, or fp32 as its
+            bits) in the workspace and raise a flag; its first slots, the last piece of program `pid - 1`, wait
+            for the flag (long raised, as a rule), add the partial and lower the flag again (the workspace is
+            reused by the next launch) — then write the tile. Returns `val` (with the other half where joined)."""
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             lay: gl.constexpr = val.type.layout
             rows = gl.arange(0, _ROWS, layout=gl.SliceLayout(1, lay))
             cols = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, lay))
             offs = rows[:, None] * BLOCK_M + cols[None, :]
-            NB: gl.constexpr = 4 if p.WIDE else 2  # 64-row blocks per tile
             pid = gl.program_id(0)
             if k_lo > 0:  # the tile's last slots: hand them over
-                gl.store(p.ws_ptr + (pid * NB + B) * (_ROWS * BLOCK_M) + offs, val.to(gl.int32, bitcast=True))
+                gl.store(p.ws_ptr + (pid * 2 + WG) * (_ROWS * BLOCK_M) + offs, val.to(gl.int32, bitcast=True))
                 gl.thread_barrier()  # (this warpgroup's) every partial sum is written before the release
-                gl.atomic_xchg(p.flag_ptr + pid * NB + B, 1, sem="release", scope="gpu")
+                gl.atomic_xchg(p.flag_ptr + pid * 2 + WG, 1, sem="release", scope="gpu")
             elif k_hi < _slots(p):  # the tile's first slots: take the rest from program pid + 1
-                flag = p.flag_ptr + (pid + 1) * NB + B
+                flag = p.flag_ptr + (pid + 1) * 2 + WG
                 while gl.atomic_add(flag, 0, sem="acquire", scope="gpu") == 0:
                     pass
-                rest = gl.load(p.ws_ptr + ((pid + 1) * NB + B) * (_ROWS * BLOCK_M) + offs, cache_modifier=".cg")
+                rest = gl.load(p.ws_ptr + ((pid + 1) * 2 + WG) * (_ROWS * BLOCK_M) + offs, cache_modifier=".cg")
                 val = val + rest.to(val.dtype, bitcast=True)
                 gl.atomic_xchg(flag, 0, sem="relaxed", scope="gpu")
             return val
@@ -505,10 +503,9 @@ if gluon is not None:
         def _consumer_wide(p, WG: gl.constexpr):
             """WIDE (256-row weight tiles): one warpgroup, weight rows [WG * 128, WG * 128 + 128) as two 64-row blocks
             of all BLOCK_M activation rows — two wgmmas per K step against the same activation tile, so each activation
-            byte brought from L2 serves twice the rows (a third fewer L2 bytes per multiply-add: less energy, and the
-            kernel runs at the card's power cap, benchmarks/GPU_NOTES.md run 163). One int32 sum over K per output
-            (two-level scales, TL, or per channel), scales read directly (DS); the schedule of `_consumer` otherwise
-            (PF, TL 1 / 2, stream-K: the four row blocks joined by `_stream_k_fixup`)."""
+            byte brought from L2 serves twice the rows (the kernel is bound by those bytes: benchmarks/GPU_NOTES.md,
+            run 116). One int32 sum over K per output (two-level scales, TL, or per channel), scales read directly
+            (DS); the schedule of `_consumer` otherwise (PF, TL 1 / 2), no stream-K."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
@@ -574,19 +571,15 @@ if gluon is not None:
                         part0, part1 = warpgroup_mma_wait(num_outstanding=0, deps=(d0, d1))
                     mbarrier.arrive(p.empty.index(slot), count=1)
                     it += 1
-                if p.SK:
-                    part0 = _stream_k_fixup(p, 2 * WG, part0, k_lo, k_hi)
-                    part1 = _stream_k_fixup(p, 2 * WG + 1, part1, k_lo, k_hi)
-                if k_lo == 0:  # (SK: a tile's last slots were handed over to the program with its first ones)
-                    for h in gl.static_range(2):  # the two row blocks' (tokens, output columns) tiles
-                        if h == 0:
-                            out_t = (part0.to(gl.float32) * s0[:, None]).permute((1, 0))
-                        else:
-                            out_t = (part1.to(gl.float32) * s1[:, None]).permute((1, 0))
-                        offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out_t.type.layout))
-                        offs_n = off_n + (2 * WG + h) * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(0, out_t.type.layout))
-                        _epilogue(out_t, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om,
-                                  p.SX_MODE, p.HAS_BIAS)
+                for h in gl.static_range(2):  # the two row blocks' (tokens, output columns) tiles
+                    if h == 0:
+                        out_t = (part0.to(gl.float32) * s0[:, None]).permute((1, 0))
+                    else:
+                        out_t = (part1.to(gl.float32) * s1[:, None]).permute((1, 0))
+                    offs_m = off_m + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, out_t.type.layout))
+                    offs_n = off_n + (2 * WG + h) * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(0, out_t.type.layout))
+                    _epilogue(out_t, offs_m, offs_n, p.sx_ptr, p.bias_ptr, p.out_ptr, p.M, p.N, p.stride_om, p.SX_MODE,
+                              p.HAS_BIAS)
 
         @gluon.jit
         def _consumer_of(p, WG: gl.constexpr):
@@ -613,8 +606,8 @@ if gluon is not None:
             out_ptr,  # (M, N) output dtype, row stride stride_om
             scales_ptr,  # (DS) the (N, groups) group scales as stored, row stride stride_sn
             chan_ptr,  # (TL) the (N,) fp16 channel scales of two-level scales
-            ws_ptr,  # (SK) int32 workspace, 2 (WIDE: 4) x 64 x BLOCK_M per program: the partial sums a program hands over
-            flag_ptr,  # (SK) int32, 2 (WIDE: 4) per program, zero between launches: partial sums handed over
+            ws_ptr,  # (SK) int32 workspace, 2 x 64 x BLOCK_M per program: the partial sums a program hands over
+            flag_ptr,  # (SK) int32, 2 per program, zero between launches: partial sums handed over
             M,
             N,
             Kp,
@@ -645,7 +638,7 @@ if gluon is not None:
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
             gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
-            gl.static_assert(not WIDE or (SPG == 0 and DS and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
+            gl.static_assert(not WIDE or (SPG == 0 and DS and not SK and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
             gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
@@ -755,7 +748,7 @@ def _schedule(m: int, kp: int, n: int, group_size: int, two_level: bool, block_m
     stages = max(2, min(max_stages, (smem - (8 << 10)) // per_stage))
     tiles = -(-m // block_m) * -(-n // rows_n)
     programs = min(tiles, sms)
-    sk = stream_k(tiles, programs) and not sched["LAG"]
+    sk = stream_k(tiles, programs) and not wide and not sched["LAG"]
     return types.MappingProxyType(sched), wide, rows_n, stages, programs, sk  # (read-only: the cache shares it)
 
 
@@ -825,13 +818,12 @@ class SwapLaunch:
         run's (fresh buffers)."""
         rows = self.rows
         x_desc = launch.rebased(self.x_desc, a)  # (the planned descriptor on this call's buffer; none kept with it)
-        # (SK) the workspace of the handed-over partial sums (2, WIDE 4, x 64 x 128 int32 per program) and its flags,
-        # zeroed per call (one small memset against a 40-90 µs op: no state shared between launches or streams)
+        # (SK) the workspace of the handed-over partial sums (2 x 64 x 128 int32 per program) and its flags, zeroed per
+        # call (one small memset against a 40-90 µs op: no state shared between launches or streams)
         ws = flags = rows
         if self.sk:
-            blocks = self.programs * (4 if self.constexprs["WIDE"] else 2)  # (64-row blocks)
-            ws = torch.empty(blocks * ROWS * 128 + blocks, dtype=torch.int32, device=a.device)
-            flags = ws[blocks * ROWS * 128:].zero_()
+            ws = torch.empty(self.programs * 2 * ROWS * 128 + 2 * self.programs, dtype=torch.int32, device=a.device)
+            flags = ws[self.programs * 2 * ROWS * 128:].zero_()
         sx = sx if sx is not None else rows
         scales = self.scales
         args = (x_desc, self.w_desc, self.s_desc, sx, self.bias, out, scales, self.chan, ws, flags, *self.ints,
