@@ -455,14 +455,6 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
-  session18c)  # run 165: each ring slot's first K step unpacked under the previous slot's last wgmma (`PREFETCH_SLOT`): the
-    # swap GPU tests (VERIFY on), then the swap kernel with and without it, as ops and GEMMs alone
-    timeout 330 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "(prefill_wgmma and (cfg5 or cfg6)) \
-        or swap_wide or swap_pdl or two_level_swap or swap_stream_k or swap_short" > "$OUT/pytest_gpu.txt" 2>&1
-    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -30
-    timeout 240 python3 benchmarks/probe_prefetch_slot.py --ms 1024,4096 --json "$OUT/prefetch_slot.json" \
-        | tee "$OUT/prefetch_slot.txt"
-    ;;
   session18a)  # run 163: session 17's final tidy (the default prefill config decided once per call) on the GPU: the swap,
     # plan and two-level tests (VERIFY on); then what bounds the swap kernel (timing-only variants, SM clock / power)
     timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \

@@ -642,15 +642,13 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
         modes = [{"FUSED_MAX_M": f, "LAG_SCALING": lag} for f, lag in ((1 << 30, True), (0, True), (0, False), (1 << 30, False))]
     else:
         # (GROUP_SUMS: one int32 sum per group / channel; DIRECT_SCALES: the scales read from global memory)
-        # (PREFETCH_SLOT: each slot's first step unpacked under the previous slot's last wgmma, or not)
-        names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS", "DIRECT_SCALES", "PREFETCH_SLOT")
-        ds, ps = 1 << 30, (128, 256)  # (DIRECT_SCALES is a row bound: every M, or with 0 none)
-        modes = [dict(zip(names, f)) for f in ((1, False, False, False, 0, ps), (1, True, False, False, 0, ps),
-                                               (2, False, False, False, 0, ps), (2, False, True, True, 0, ()),
-                                               (2, False, False, True, 0, ps), (1, False, False, True, 0, ()),
-                                               (2, False, True, False, 0, ps), (2, False, True, True, ds, ps),
-                                               (1, False, False, True, ds, ps), (2, False, False, False, ds, ()),
-                                               (2, False, True, True, 0, ps))
+        names = ("K_PER_SLOT", "LAG_SCALING", "PREFETCH_WEIGHTS", "GROUP_SUMS", "DIRECT_SCALES")
+        ds = 1 << 30  # (DIRECT_SCALES is a row bound: every M, or with 0 none)
+        modes = [dict(zip(names, f)) for f in ((1, False, False, False, 0), (1, True, False, False, 0),
+                                               (2, False, False, False, 0), (2, False, True, True, 0),
+                                               (2, False, False, True, 0), (1, False, False, True, 0),
+                                               (2, False, True, False, 0), (2, False, True, True, ds),
+                                               (1, False, False, True, ds), (2, False, False, False, ds))
                  ] if cfg.swap else [{}]
     module = gluon_swap if cfg.swap else gluon_prefill
     for (m, n, k, g, sym, dtype), mode in ((c, f) for c in cases for f in modes):
@@ -670,7 +668,6 @@ def test_gpu_prefill_wgmma(monkeypatch, cfg):
     assert bool(swapped) == cfg.swap  # the swap kernel served its eligible cases (int8, symmetric, g128 / 256 / per-channel)
     if cfg.swap:  # and ran every schedule: scaled per step / per group of 256 / once per channel, with and without PF
         assert {(p["SPG"], p["PF"]) for p in plans} >= {(1, False), (1, True), (2, True), (2, False), (0, True), (0, False)}
-        assert {p["PS"] for p in plans} == {True, False}
         assert {(p["SPG"], p["PF"], p["KSUB"]) for p in plans if p["DS"]} >= {(1, True, 2), (2, True, 2), (0, True, 2),
                                                                               (1, False, 2), (1, False, 1), (0, False, 1)}
 
@@ -712,14 +709,11 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
     m, n, k = 2048, 4096, 4096
     a, q = torch.zeros(m, k, dtype=torch.int8), torch.zeros(n, k // 2, dtype=torch.uint8)
     scales, chan, out = torch.ones(n, k // 128, dtype=torch.float16), torch.ones(n, dtype=torch.float16), torch.empty(m, n)
-    settings = ((2, 8192, ()), (1, 8192, ()), (2, 0, ()), (2, 8192, (128,)), (2, 8192, (256,)), (2, 8192, ()))
-    for ksub, ahead, ps in settings:
+    for ksub, ahead in ((2, 8192), (1, 8192), (2, 0), (2, 8192)):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)
-        monkeypatch.setattr(gluon_swap, "PREFETCH_SLOT", ps)  # (two-level scales one slot ahead with it)
         gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 128)
-        expected = (ksub, 2 if ahead == 0 or 128 in ps else 1, 128 in ps)
-        assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["PS"]) == expected, (ksub, ahead, ps)
+        assert (launched[-1]["KSUB"], launched[-1]["TL"]) == (ksub, 2 if ahead == 0 else 1), (ksub, ahead)
     assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
 
 
@@ -1405,18 +1399,11 @@ def test_swap_kernel_scope():
     # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
     # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
     # the scales read directly (DS) up to DIRECT_SCALES rows, copied into scale rows above
-    ps = 2 * gluon_swap.ROWS in gluon_swap.PREFETCH_SLOT
-    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False,
-                                                "PS": ps}
+    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False}
     # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
     # channel (groups as long as K) there is nothing to multiply
-    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True,
-                                                      "TL": 2 if ps else 1, "PS": ps}
+    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 1}
     assert gluon_swap.plan(11008, 128, 4096, True)["TL"] == 2  # long K: the group scales one slot ahead
-    with pytest.MonkeyPatch.context() as mp:  # (PREFETCH_SLOT by tile height: TL 2 with it)
-        mp.setattr(gluon_swap, "PREFETCH_SLOT", (256,))
-        assert gluon_swap.plan(4096, 128, 4096, True)["TL"] == 1 and not gluon_swap.plan(4096, 128, 4096, True)["PS"]
-        assert gluon_swap.plan(4096, 128, 4096, True, 256)["TL"] == 2 and gluon_swap.plan(4096, 128, 4096, True, 256)["PS"]
     assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
     assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 2 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 0
@@ -1433,11 +1420,9 @@ def test_swap_kernel_scope():
         mp.setattr(gluon_swap, "LAG_SCALING", True)
         mp.setattr(gluon_swap, "PREFETCH_WEIGHTS", True)
         mp.setattr(gluon_swap, "DIRECT_SCALES", 1 << 30)
-        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False, "TL": False,
-                                                    "PS": False}  # (not lagged; no slot prefetch with the lag)
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False, "TL": False}  # (not lagged)
         mp.setattr(gluon_swap, "K_PER_SLOT", 2)
-        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True, "TL": False,
-                                                    "PS": ps}
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True, "TL": False}
         mp.setattr(gluon_swap, "DIRECT_SCALES", 0)
         assert not gluon_swap.plan(4096, 128, 64)["DS"]
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold

@@ -71,13 +71,6 @@ PREFETCH_WEIGHTS = True
 # loader brings by TMA (0: never; not with the lagged schedule, at most two K steps a slot). Run 89 (ops, H100): at
 # 256 rows 0-18 % faster (the copy is a few µs of a 20-180 µs op), at 1024 -3 … +6 %, at 4096 3-10 % slower.
 DIRECT_SCALES = 512
-# The first K step of each ring slot unpacked while the previous slot's last wgmma runs (its ready barrier waited for
-# there), not after it: with PREFETCH_WEIGHTS every unpacking but the tile's first then runs under a wgmma of the same
-# warpgroup. Without it both consumer warpgroups wait for the same slot and unpack its first step at the same time,
-# with the tensor cores idle (run 163: the unpacking, replaced by a move, is 7-14 % of the GEMM). Two-level scales are
-# then requested one slot ahead (TL 2) at every K. Not with the lagged schedule. The tile heights (weight rows) it is
-# used with.
-PREFETCH_SLOT: tuple[int, ...] = (128, 256)
 # Two-level scales (`fptq.primitives`; QuantLinear's `channel_scales`): the codes are multiplied by the integer
 # group scales s2 in the unpacking, so the wgmma sums a whole row in int32 as per channel (TL; False: scaled per
 # group as any other groups).
@@ -140,12 +133,11 @@ if gluon is not None:
             SK: gl.constexpr
             WIDE: gl.constexpr
             PDL: gl.constexpr
-            PS: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
                          scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
-                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL, PS):
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -179,7 +171,6 @@ if gluon is not None:
                 self.SK = gl.constexpr(SK)
                 self.WIDE = gl.constexpr(WIDE)
                 self.PDL = gl.constexpr(PDL)
-                self.PS = gl.constexpr(PS)
 
         @gluon.jit
         def _num_tiles(p):
@@ -427,12 +418,6 @@ if gluon is not None:
                         n_hi = n_lo
                         if p.KSUB == 2:
                             n_hi = _row_scales(p, 0, WG, acc, k_lo * p.KSUB + 1, off_n)
-                    if p.PS:  # the first slot's first step here, later slots' under the previous slot's last wgmma
-                        mbarrier.wait(p.ready.index(it % STAGES), (it // STAGES) & 1)
-                        if p.TL:
-                            a = _weights(p, (it % STAGES) * p.KSUB, WG, a_l, n_lo, r1)
-                        else:
-                            a = _weights(p, (it % STAGES) * p.KSUB, WG, a_l)
                     for st in range(k_lo, k_hi):
                         slot = it % STAGES
                         if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
@@ -448,12 +433,11 @@ if gluon is not None:
                             s_hi = s_lo
                             if (p.SPG == 1 or p.TL) and p.KSUB == 2:
                                 s_hi = _row_scales(p, 0, WG, acc, st * p.KSUB + 1, off_n)
-                        if not p.PS:
-                            mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
-                            if p.TL:
-                                a = _weights(p, slot * p.KSUB, WG, a_l, s_lo, r1)
-                            else:
-                                a = _weights(p, slot * p.KSUB, WG, a_l)
+                        mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                        if p.TL:
+                            a = _weights(p, slot * p.KSUB, WG, a_l, s_lo, r1)
+                        else:
+                            a = _weights(p, slot * p.KSUB, WG, a_l)
                         for u in gl.static_range(p.KSUB):
                             j = slot * p.KSUB + u
                             if p.SPG == 0:
@@ -473,14 +457,6 @@ if gluon is not None:
                                     a = _weights(p, j + 1, WG, a_l, s_hi, r1)
                                 else:
                                     a = _weights(p, j + 1, WG, a_l)
-                            if p.PS and u + 1 == p.KSUB:  # the next slot's first step while this slot's last wgmma
-                                # runs (after the piece's last slot: a slot not waited for, its weights unused)
-                                nslot = (it + 1) % STAGES
-                                mbarrier.wait(p.ready.index(nslot), ((it + 1) // STAGES) & 1, pred=st + 1 < k_hi)
-                                if p.TL:
-                                    a = _weights(p, nslot * p.KSUB, WG, a_l, n_lo, r1)
-                                else:
-                                    a = _weights(p, nslot * p.KSUB, WG, a_l)
                             # the group's scales, read while its last wgmma runs (DS: loaded above — a global load
                             # under the `last` branch of a warp-specialized partition fails to lower in Triton 3.6)
                             if p.DS:
@@ -562,12 +538,6 @@ if gluon is not None:
                     n1_hi = n1_lo
                     if p.KSUB == 2:
                         n0_hi, n1_hi = _wide_scales(p, WG, acc, k_lo * p.KSUB + 1, off_n)
-                if p.PS:  # the first slot's first step here, later slots' under the previous slot's last wgmmas
-                    mbarrier.wait(p.ready.index(it % STAGES), (it // STAGES) & 1)
-                    if p.TL:
-                        a0, a1 = _wide_weights(p, (it % STAGES) * p.KSUB, WG, a_l, n0_lo, n1_lo, r0, r1)
-                    else:
-                        a0, a1 = _wide_weights(p, (it % STAGES) * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
                 for st in range(k_lo, k_hi):
                     slot = it % STAGES
                     if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
@@ -587,9 +557,8 @@ if gluon is not None:
                         g1_hi = g1_lo
                         if p.KSUB == 2:
                             g0_hi, g1_hi = _wide_scales(p, WG, acc, st * p.KSUB + 1, off_n)
-                    if not p.PS:
-                        mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
-                        a0, a1 = _wide_weights(p, slot * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
+                    mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                    a0, a1 = _wide_weights(p, slot * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
                     for u in gl.static_range(p.KSUB):
                         j = slot * p.KSUB + u
                         use_acc = st * p.KSUB + u > k_lo * p.KSUB
@@ -599,13 +568,6 @@ if gluon is not None:
                         d1 = _mma_with(p, a1, j, part1, use_acc)
                         if p.PF and u + 1 < p.KSUB:  # the next step's weights while these wgmmas run
                             a0, a1 = _wide_weights(p, j + 1, WG, a_l, g0_hi, g1_hi, r0, r1)
-                        if p.PS and u + 1 == p.KSUB:  # the next slot's first step while these run (see `_consumer`)
-                            nslot = (it + 1) % STAGES
-                            mbarrier.wait(p.ready.index(nslot), ((it + 1) // STAGES) & 1, pred=st + 1 < k_hi)
-                            if p.TL:
-                                a0, a1 = _wide_weights(p, nslot * p.KSUB, WG, a_l, n0_lo, n1_lo, r0, r1)
-                            else:
-                                a0, a1 = _wide_weights(p, nslot * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
                         part0, part1 = warpgroup_mma_wait(num_outstanding=0, deps=(d0, d1))
                     mbarrier.arrive(p.empty.index(slot), count=1)
                     it += 1
@@ -668,7 +630,6 @@ if gluon is not None:
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
             PDL: gl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
-            PS: gl.constexpr = False,  # each slot's first K step unpacked under the previous slot's last wgmma (not LAG)
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles (WIDE: (4 * 64) x BLOCK_M), two
             consumer warpgroups (the default partition and a worker) and a loader warp; whole tiles per program or
@@ -677,7 +638,6 @@ if gluon is not None:
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
             gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
-            gl.static_assert(not (PS and (LAG or TL == 1)), "PS: not with the lag; two-level scales one slot ahead")
             gl.static_assert(not WIDE or (SPG == 0 and DS and not SK and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
             gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
@@ -690,7 +650,7 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                      SPG, PF, DS, TL, SK, WIDE, PDL, PS)
+                      SPG, PF, DS, TL, SK, WIDE, PDL)
             gl.warp_specialize([(_consumer_of, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -717,28 +677,25 @@ def supported(int8: bool, qweight: torch.Tensor, zeros, k: int, group_size: int)
     )
 
 
-def plan(kp: int, group_size: int, m: int, two_level: bool = False, rows: int = 2 * ROWS) -> dict:
+def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     """The kernel's schedule constants for an (m, kp) activation buffer and `group_size` (a multiple of 128,
     or >= kp per channel), from the module settings: KSUB K steps a slot (K_PER_SLOT where the step count
     divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
-    slot ahead from TL_AHEAD columns on or with PS; else 1); PS: PREFETCH_SLOT for tiles of `rows` weight rows (not
-    with the lag)."""
+    slot ahead from TL_AHEAD columns on; else 1)."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
-    ps = rows in PREFETCH_SLOT
     if two_level and group_size < kp:
         return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True,
-                "TL": 2 if kp >= TL_AHEAD or ps else 1, "PS": ps}
+                "TL": 2 if kp >= TL_AHEAD else 1}
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
     ds = m <= DIRECT_SCALES and not lag and ksub <= 2
-    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False,
-            "PS": ps and not lag}
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False}
 
 
 def stream_k(tiles: int, sms: int) -> bool:
@@ -772,8 +729,7 @@ _NO_ROWS: dict[int, tuple] = {}
 
 def _settings() -> tuple:
     """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
-    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, PREFETCH_SLOT, DIRECT_SCALES, TL_AHEAD, STREAM_K,
-            USE_TWO_LEVEL)
+    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, DIRECT_SCALES, TL_AHEAD, STREAM_K, USE_TWO_LEVEL)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -784,7 +740,6 @@ def _schedule(m: int, kp: int, n: int, group_size: int, two_level: bool, block_m
     sched = plan(kp, group_size, m, two_level)
     wide = block_n == 4 * ROWS and sched["SPG"] == 0  # (one int32 sum over K: never the lagged schedule)
     if wide:
-        sched = plan(kp, group_size, m, two_level, 4 * ROWS)
         sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
     elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit
         max_stages = 1 << 30
