@@ -127,6 +127,15 @@ PY
         --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis -k 'regex:gemm|Kernel|nvjet|cutlass|sm90' \
         python3 benchmarks/profile_prefill.py ${2:-4096} ${3:-4096} ${4:-4096} 2>&1 | tee "$OUT/ncu.txt" | grep -v "^==PROF==" | head -c 200000
     ;;
+  ncu-swap)  # run 166: Nsight Compute on the installed swap GEMM alone (two-level g128) and cuBLAS fp16 (M N K): tensor
+    # pipe, shared-memory and L2 throughput, warp stalls, per cycle and away from the power cap (one launch each)
+    timeout 300 ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
+        --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats \
+        -k 'regex:swap|nvjet|sm90|gemm|cutlass' python3 benchmarks/profile_swap.py ${2:-1024} ${3:-5120} ${4:-5120} \
+        > "$OUT/ncu.txt" 2>&1
+    grep -v "^==PROF==" "$OUT/ncu.txt" | grep -iE "^  [a-z_]|duration|throughput|pipe|stall|issue|elapsed|busy|bank" \
+        | head -150
+    ;;
   ncu-ws)  # Nsight Compute on one launch of the warp-specialized prefill kernel (default settings; M N K): details and
     # per-SASS-instruction stall samples (CSV) for reading where the warps wait
     ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section SourceCounters \
