@@ -136,6 +136,14 @@ PY
     grep -v "^==PROF==" "$OUT/ncu.txt" | grep -iE "^  [a-z_]|duration|throughput|pipe|stall|issue|elapsed|busy|bank" \
         | head -150
     ;;
+  ncu-swap-src)  # run 167: the same kernel's per-SASS-instruction stall samples (CSV) and full details, one launch
+    ncu --clock-control none --section WarpStateStats --section SourceCounters --section SchedulerStats -k regex:swap \
+        --launch-skip 1 --launch-count 1 -o "$OUT/swap" python3 benchmarks/profile_swap.py ${2:-1024} ${3:-5120} ${4:-5120} \
+        > "$OUT/ncu_run.txt" 2>&1
+    ncu -i "$OUT/swap.ncu-rep" --print-details all 2>&1 | head -c 150000 > "$OUT/ncu_details.txt"
+    ncu -i "$OUT/swap.ncu-rep" --page source --print-source sass --csv > "$OUT/swap_sass.csv" 2>&1
+    rm -f "$OUT/swap.ncu-rep"; ls -la "$OUT"; grep -iE "stall|warp cycles" "$OUT/ncu_details.txt" | head -40
+    ;;
   ncu-ws)  # Nsight Compute on one launch of the warp-specialized prefill kernel (default settings; M N K): details and
     # per-SASS-instruction stall samples (CSV) for reading where the warps wait
     ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section SourceCounters \
