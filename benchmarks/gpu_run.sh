@@ -472,6 +472,14 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session18d)  # run 168: a slot's two wgmmas chained without a wait between them (`gluon_swap.CHAIN_STEPS`): the
+    # two-level / wide / PDL / stream-K swap tests (VERIFY on), then installed vs without it vs the scales one slot ahead
+    timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "two_level_swap or swap_wide or swap_pdl or swap_stream_k" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -20
+    timeout 300 python3 benchmarks/probe_swap_settings.py --variants "installed;CHAIN_STEPS=False;TL_AHEAD=0" \
+        --ms 1024,4096 --shapes all --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    ;;
   session18a)  # run 163: session 17's final tidy (the default prefill config decided once per call) on the GPU: the swap,
     # plan and two-level tests (VERIFY on); then what bounds the swap kernel (timing-only variants, SM clock / power)
     timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_launch_plans.py tests/kernels/test_triton_w4a8.py \

@@ -709,11 +709,13 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
     m, n, k = 2048, 4096, 4096
     a, q = torch.zeros(m, k, dtype=torch.int8), torch.zeros(n, k // 2, dtype=torch.uint8)
     scales, chan, out = torch.ones(n, k // 128, dtype=torch.float16), torch.ones(n, dtype=torch.float16), torch.empty(m, n)
-    for ksub, ahead in ((2, 8192), (1, 8192), (2, 0), (2, 8192)):
+    for ksub, ahead, chain in ((2, 8192, True), (1, 8192, True), (2, 0, True), (2, 8192, False), (2, 8192, True)):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)
+        monkeypatch.setattr(gluon_swap, "CHAIN_STEPS", chain)
         gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 128)
-        assert (launched[-1]["KSUB"], launched[-1]["TL"]) == (ksub, 2 if ahead == 0 else 1), (ksub, ahead)
+        expected = (ksub, 2 if ahead == 0 else 1, chain and ksub == 2)
+        assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["CH"]) == expected, (ksub, ahead, chain)
     assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
 
 
@@ -1399,10 +1401,15 @@ def test_swap_kernel_scope():
     # the schedule: two K steps a slot where the step count divides; with GROUP_SUMS one scaling per group
     # (where a slot's steps cover it) or per channel; no lag with two steps a slot; PF only with two
     # the scales read directly (DS) up to DIRECT_SCALES rows, copied into scale rows above
-    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False}
+    assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False,
+                                                "CH": False}
     # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
-    # channel (groups as long as K) there is nothing to multiply
-    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 1}
+    # channel (groups as long as K) there is nothing to multiply; a slot's two wgmmas chained (CH) where the sum is
+    # one int32 over K
+    ch = gluon_swap.CHAIN_STEPS
+    assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 1,
+                                                      "CH": ch}
+    assert gluon_swap.plan(4096, 4096, 4096)["CH"] == ch and not gluon_swap.plan(384, 128, 4096, True)["CH"]
     assert gluon_swap.plan(11008, 128, 4096, True)["TL"] == 2  # long K: the group scales one slot ahead
     assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
@@ -1420,9 +1427,11 @@ def test_swap_kernel_scope():
         mp.setattr(gluon_swap, "LAG_SCALING", True)
         mp.setattr(gluon_swap, "PREFETCH_WEIGHTS", True)
         mp.setattr(gluon_swap, "DIRECT_SCALES", 1 << 30)
-        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False, "TL": False}  # (not lagged)
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 1, "SPG": 1, "LAG": True, "PF": False, "DS": False, "TL": False,
+                                                    "CH": False}  # (not lagged)
         mp.setattr(gluon_swap, "K_PER_SLOT", 2)
-        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True, "TL": False}
+        assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": True, "TL": False,
+                                                    "CH": False}
         mp.setattr(gluon_swap, "DIRECT_SCALES", 0)
         assert not gluon_swap.plan(4096, 128, 64)["DS"]
     # and only on Hopper: on the CPU the prefill path keeps its unpack-pass threshold

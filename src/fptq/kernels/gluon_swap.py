@@ -71,6 +71,11 @@ PREFETCH_WEIGHTS = True
 # loader brings by TMA (0: never; not with the lagged schedule, at most two K steps a slot). Run 89 (ops, H100): at
 # 256 rows 0-18 % faster (the copy is a few µs of a 20-180 µs op), at 1024 -3 … +6 %, at 4096 3-10 % slower.
 DIRECT_SCALES = 512
+# One int32 sum over K (SPG 0: two-level scales, per channel): a slot's K steps' wgmmas chained on the accumulator,
+# each issued without waiting for the one before (the slot drains once, before its release) — the warpgroup's tensor
+# work of a slot back to back. Nsight Compute (run 166-167, 13B q/k/v/o at 1024 rows): the tensor pipe 44 % busy, a third
+# of the consumers' stall samples on the wgmma waits, half of them on the wait between a slot's two steps.
+CHAIN_STEPS = True
 # Two-level scales (`fptq.primitives`; QuantLinear's `channel_scales`): the codes are multiplied by the integer
 # group scales s2 in the unpacking, so the wgmma sums a whole row in int32 as per channel (TL; False: scaled per
 # group as any other groups).
@@ -133,11 +138,12 @@ if gluon is not None:
             SK: gl.constexpr
             WIDE: gl.constexpr
             PDL: gl.constexpr
+            CH: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
                          scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
-                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL):
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL, CH):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -171,6 +177,7 @@ if gluon is not None:
                 self.SK = gl.constexpr(SK)
                 self.WIDE = gl.constexpr(WIDE)
                 self.PDL = gl.constexpr(PDL)
+                self.CH = gl.constexpr(CH)
 
         @gluon.jit
         def _num_tiles(p):
@@ -467,7 +474,10 @@ if gluon is not None:
                                         s = s_hi
                             elif last:
                                 s = _row_scales(p, j, WG, acc, st * p.KSUB + u, off_n)
-                            part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
+                            if p.CH and u + 1 < p.KSUB:  # (the next step's wgmma chains on this one, unwaited)
+                                part = d
+                            else:
+                                part = warpgroup_mma_wait(num_outstanding=0, deps=(d,))
                             if p.SPG > 0 and last:
                                 acc = acc + _as_fp32(part, True) * s[:, None]
                         mbarrier.arrive(p.empty.index(slot), count=1)  # (after the scale row's loads, see gluon_prefill)
@@ -568,7 +578,11 @@ if gluon is not None:
                         d1 = _mma_with(p, a1, j, part1, use_acc)
                         if p.PF and u + 1 < p.KSUB:  # the next step's weights while these wgmmas run
                             a0, a1 = _wide_weights(p, j + 1, WG, a_l, g0_hi, g1_hi, r0, r1)
-                        part0, part1 = warpgroup_mma_wait(num_outstanding=0, deps=(d0, d1))
+                        if p.CH and u + 1 < p.KSUB:  # (the next step's wgmmas chain on these, unwaited)
+                            part0 = d0
+                            part1 = d1
+                        else:
+                            part0, part1 = warpgroup_mma_wait(num_outstanding=0, deps=(d0, d1))
                     mbarrier.arrive(p.empty.index(slot), count=1)
                     it += 1
                 for h in gl.static_range(2):  # the two row blocks' (tokens, output columns) tiles
@@ -630,6 +644,7 @@ if gluon is not None:
             CONSUMER_REGS: gl.constexpr,
             num_warps: gl.constexpr,
             PDL: gl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
+            CH: gl.constexpr = False,  # a slot's wgmmas chained without waits between them (SPG 0, two K steps a slot)
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles (WIDE: (4 * 64) x BLOCK_M), two
             consumer warpgroups (the default partition and a worker) and a loader warp; whole tiles per program or
@@ -638,6 +653,7 @@ if gluon is not None:
             gl.static_assert(not DS or KSUB <= 2, "DIRECT_SCALES: at most two K steps a slot")
             gl.static_assert(not TL or (DS and SPG == 0 and not LAG), "two-level scales: DS, SPG 0, no lag")
             gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
+            gl.static_assert(not CH or (SPG == 0 and not LAG), "CH: one int32 sum over K, no lag")
             gl.static_assert(not WIDE or (SPG == 0 and DS and not SK and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
             gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
@@ -650,7 +666,7 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                      SPG, PF, DS, TL, SK, WIDE, PDL)
+                      SPG, PF, DS, TL, SK, WIDE, PDL, CH)
             gl.warp_specialize([(_consumer_of, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -684,18 +700,19 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
-    slot ahead from TL_AHEAD columns on; else 1)."""
+    slot ahead from TL_AHEAD columns on; else 1); CH: CHAIN_STEPS where the sums are one int32 over K (SPG 0)."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
         return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True,
-                "TL": 2 if kp >= TL_AHEAD else 1}
+                "TL": 2 if kp >= TL_AHEAD else 1, "CH": CHAIN_STEPS and ksub > 1}
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
     ds = m <= DIRECT_SCALES and not lag and ksub <= 2
-    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False}
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False,
+            "CH": CHAIN_STEPS and ksub > 1 and spg == 0}
 
 
 def stream_k(tiles: int, sms: int) -> bool:
@@ -729,7 +746,8 @@ _NO_ROWS: dict[int, tuple] = {}
 
 def _settings() -> tuple:
     """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
-    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, DIRECT_SCALES, TL_AHEAD, STREAM_K, USE_TWO_LEVEL)
+    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD, STREAM_K,
+            USE_TWO_LEVEL)
 
 
 @functools.lru_cache(maxsize=1024)
