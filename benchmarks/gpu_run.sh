@@ -472,6 +472,13 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session18e)  # run 169: CHAIN_STEPS only with the scales requested per slot (TL 1): the two-level swap tests, then
+    # installed vs without it on q/k/v/o and down shapes at 1024 rows
+    timeout 150 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -20
+    timeout 150 python3 benchmarks/probe_swap_settings.py --variants "installed;CHAIN_STEPS=False" --ms 1024 \
+        --shapes 0,2,3,5 --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    ;;
   session18d)  # run 168: a slot's two wgmmas chained without a wait between them (`gluon_swap.CHAIN_STEPS`): the
     # two-level / wide / PDL / stream-K swap tests (VERIFY on), then installed vs without it vs the scales one slot ahead
     timeout 240 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py \

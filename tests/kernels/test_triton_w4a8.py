@@ -714,7 +714,7 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)
         monkeypatch.setattr(gluon_swap, "CHAIN_STEPS", chain)
         gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 128)
-        expected = (ksub, 2 if ahead == 0 else 1, chain and ksub == 2)
+        expected = (ksub, 2 if ahead == 0 else 1, chain and ksub == 2 and ahead != 0)  # (CH with TL 1 only)
         assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["CH"]) == expected, (ksub, ahead, chain)
     assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
 
@@ -1404,12 +1404,13 @@ def test_swap_kernel_scope():
     assert gluon_swap.plan(4096, 128, 4096) == {"KSUB": 2, "SPG": 1, "LAG": False, "PF": True, "DS": False, "TL": False,
                                                 "CH": False}
     # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
-    # channel (groups as long as K) there is nothing to multiply; a slot's two wgmmas chained (CH) where the sum is
-    # one int32 over K
+    # channel (groups as long as K) there is nothing to multiply; a slot's two wgmmas chained (CH) with the scales
+    # requested per slot (TL 1)
     ch = gluon_swap.CHAIN_STEPS
     assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": 1,
                                                       "CH": ch}
-    assert gluon_swap.plan(4096, 4096, 4096)["CH"] == ch and not gluon_swap.plan(384, 128, 4096, True)["CH"]
+    assert not gluon_swap.plan(384, 128, 4096, True)["CH"] and not gluon_swap.plan(4096, 4096, 4096)["CH"]
+    assert not gluon_swap.plan(11008, 128, 4096, True)["CH"]  # (not with the scales a slot ahead: TL 2, run 168)
     assert gluon_swap.plan(11008, 128, 4096, True)["TL"] == 2  # long K: the group scales one slot ahead
     assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024

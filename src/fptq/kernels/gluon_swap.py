@@ -71,10 +71,13 @@ PREFETCH_WEIGHTS = True
 # loader brings by TMA (0: never; not with the lagged schedule, at most two K steps a slot). Run 89 (ops, H100): at
 # 256 rows 0-18 % faster (the copy is a few µs of a 20-180 µs op), at 1024 -3 … +6 %, at 4096 3-10 % slower.
 DIRECT_SCALES = 512
-# One int32 sum over K (SPG 0: two-level scales, per channel): a slot's K steps' wgmmas chained on the accumulator,
-# each issued without waiting for the one before (the slot drains once, before its release) — the warpgroup's tensor
-# work of a slot back to back. Nsight Compute (run 166-167, 13B q/k/v/o at 1024 rows): the tensor pipe 44 % busy, a third
-# of the consumers' stall samples on the wgmma waits, half of them on the wait between a slot's two steps.
+# Two-level scales with the group scales requested per slot (TL 1, K below TL_AHEAD): a slot's two K steps' wgmmas
+# chained on the one int32 accumulator, the second issued without waiting for the first (the slot drains once, before
+# its release). Nsight Compute (runs 166-167, 13B q/k/v/o at 1024 rows): the tensor pipe 44 % busy, a third of the
+# consumers' stall samples on the wgmma waits, half of them on the wait between a slot's two steps. Run 168 (GEMM
+# alone, H100): TL 1 layers 1.5-5 % faster (7B q/k/v/o at 1024 rows 33.8 -> 32.3 µs, 13B q/k/v/o 61.9 -> 60.7, 13B
+# gate/up at 4096 513.5 -> 489.1); with TL 2 (K >= TL_AHEAD) 1-21 % slower (7B down 75.8 -> 92.1), so not there; per
+# channel not measured, so not there either.
 CHAIN_STEPS = True
 # Two-level scales (`fptq.primitives`; QuantLinear's `channel_scales`): the codes are multiplied by the integer
 # group scales s2 in the unpacking, so the wgmma sums a whole row in int32 as per channel (TL; False: scaled per
@@ -700,19 +703,20 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
-    slot ahead from TL_AHEAD columns on; else 1); CH: CHAIN_STEPS where the sums are one int32 over K (SPG 0)."""
+    slot ahead from TL_AHEAD columns on; else 1); CH: CHAIN_STEPS with two-level scales where they are not requested a
+    slot ahead (TL 1)."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
-        return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True,
-                "TL": 2 if kp >= TL_AHEAD else 1, "CH": CHAIN_STEPS and ksub > 1}
+        tl = 2 if kp >= TL_AHEAD else 1
+        return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True, "TL": tl,
+                "CH": CHAIN_STEPS and ksub > 1 and tl == 1}
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
     assert spg == 0 or spg * SUB * 1016 < 1 << 22, "groups too long for the fast int32 -> fp32 conversion"
     lag = LAG_SCALING and ksub == 1 and spg == 1  # (two steps a slot with the lag serialize every wgmma at 128 tokens)
     ds = m <= DIRECT_SCALES and not lag and ksub <= 2
-    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False,
-            "CH": CHAIN_STEPS and ksub > 1 and spg == 0}
+    return {"KSUB": ksub, "SPG": spg, "LAG": lag, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": ds, "TL": False, "CH": False}
 
 
 def stream_k(tiles: int, sms: int) -> bool:
