@@ -27,9 +27,14 @@ multiplies the codes by the integer group scales, so a whole row is one int32 su
 ×1.25-1.70 of cuBLAS fp16 where fp16 group scales get ×0.99-1.21 (run 99).
 
 Round 14 (runs 116-125): 256-row weight tiles (WIDE, `_consumer_wide`: two 64-row blocks per consumer warpgroup,
-two wgmmas per K step against one activation tile, so each activation byte brought from L2 serves twice the rows —
-the kernel is bound by those bytes) for layers whose sums are one int32 per output, 2-9 % faster where their rounds
-of tiles fit (`triton_w4a8.SWAP_WIDE`); a stream-K schedule (SK, `STREAM_K`) for few, badly rounded tiles.
+two wgmmas per K step against one activation tile, so each activation byte brought from L2 serves twice the rows)
+for layers whose sums are one int32 per output, 2-9 % faster where their rounds of tiles fit (`triton_w4a8.SWAP_WIDE`);
+a stream-K schedule (SK, `STREAM_K`) for few, badly rounded tiles.
+
+Round 18 (runs 163-168): what bounds it. With ops back to back the card runs at its power cap (cuBLAS fp16 at ~1400
+MHz, this kernel at ~1750, both ~690 W); per cycle (Nsight Compute, one launch) the tensor pipe is 44 % busy with shared
+memory and L2 at ~45 % (cuBLAS fp16: 85 % / 93 %), the consumers waiting mostly on their wgmmas. Two-level scales below
+TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
@@ -516,9 +521,9 @@ if gluon is not None:
         def _consumer_wide(p, WG: gl.constexpr):
             """WIDE (256-row weight tiles): one warpgroup, weight rows [WG * 128, WG * 128 + 128) as two 64-row blocks
             of all BLOCK_M activation rows — two wgmmas per K step against the same activation tile, so each activation
-            byte brought from L2 serves twice the rows (the kernel is bound by those bytes: benchmarks/GPU_NOTES.md,
-            run 116). One int32 sum over K per output (two-level scales, TL, or per channel), scales read directly
-            (DS); the schedule of `_consumer` otherwise (PF, TL 1 / 2), no stream-K."""
+            byte brought from L2 serves twice the rows (a third fewer L2 bytes per multiply-add: 2-9 % faster, run 123).
+            One int32 sum over K per output (two-level scales, TL, or per channel), scales read directly (DS); the
+            schedule of `_consumer` otherwise (PF, TL 1 / 2, CH), no stream-K."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]

@@ -573,8 +573,8 @@ PREFILL_MIN_M: list[tuple[int, int, int]] = [(16384, 512, 256), (1 << 62, 1024, 
 # shape / M pairs from 128 to 1024 rows agree).
 SWAP_TILES: list[tuple[float, PrefillConfig]] = [(0.76, PrefillConfig(64, 128, 4, 8, swap=True)),
                                                  (1.0, PrefillConfig(128, 128, 4, 6, swap=True))]
-# 256-row weight tiles (`gluon_swap` WIDE: each activation tile brought from L2 serves twice the weight rows; the
-# kernel is bound by those bytes), with their time per tile relative to the 128-token, 128-row one: a candidate of
+# 256-row weight tiles (`gluon_swap` WIDE: each activation tile brought from L2 serves twice the weight rows), with
+# their time per tile relative to the 128-token, 128-row one: a candidate of
 # `swap_tile` where the sums are one int32 per output (two-level scales, per channel). Run 123 (ops, H100): 1.83-1.93
 # on well-rounded shapes (70B down at 4096 rows 1785 -> 1635 µs, 7B down 388 -> 354); the rounds decide elsewhere
 # (13B q/k/v/o at 1024 rows: 160 wide tiles = 1.2 rounds, 16 % slower) — ceil(rounds) x 1.85 picked the faster
