@@ -978,7 +978,8 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     keeps one int32 sum over K (TL) — the same outputs as the float64 reference and, up to accumulation order, as
     the same layer without its channel scales (scaled per group). Row / column tails, K of three steps (one K step
     a slot), groups of 128 / 256, one or two K steps a slot with and without PF, the group scales loaded one slot
-    ahead or not, fp16 / bf16, static / dynamic, and through QuantLinear's dispatch."""
+    ahead or not, fp16 / bf16, static / dynamic, and through QuantLinear's dispatch; a slot's two wgmmas chained
+    (CHAIN_STEPS) give the unchained outputs bit for bit."""
     from fptq.kernels import gluon_swap
 
     needs_prefill_gluon()
@@ -987,8 +988,10 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     monkeypatch.setattr(gluon_swap, "_schedule", lambda *args: plans.append(schedule(*args)[0]) or schedule(*args))
     cases = ((1000, 1024, 4096, 128, torch.float16), (257, 262, 4096, 256, torch.bfloat16), (300, 256, 384, 128, torch.float16),
              (77, 200, 1024, 128, torch.float16), (2048, 384, 2048, 256, torch.float16))
+    chained = 0
     for (m, n, k, g, dtype), (ksub, pf, ahead) in itertools.product(
-            cases, ((2, True, True), (2, True, False), (2, False, True), (1, False, True), (1, False, False))):
+            cases, ((2, True, True), (2, True, False), (2, False, True), (1, False, True), (1, False, False),
+                    (2, False, False))):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "PREFETCH_WEIGHTS", pf)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if ahead else 1 << 30)  # the group scales one slot ahead or not
@@ -1008,6 +1011,14 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
             assert rel(y, dequant_matmul64(x, layer, g, act_mode, act_scale)) < tol, (m, n, k, g, ksub, pf, act_mode)
             grouped = run(x, layer, g, act_mode, act_scale, cfg)  # the same layer scaled per group
             assert rel(y, grouped) < tol / 2, (m, n, k, g, ksub, pf, act_mode)
+            if plans[-1]["CH"]:  # chained: the unchained slot's outputs, bit for bit (one int32 sum over K)
+                chained += 1
+                monkeypatch.setattr(gluon_swap, "CHAIN_STEPS", False)
+                unchained = tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale,
+                                           bias=layer[3], config=cfg, channel_scales=chan)
+                monkeypatch.setattr(gluon_swap, "CHAIN_STEPS", True)
+                assert not plans[-1]["CH"] and torch.equal(y, unchained), (m, n, k, g, ksub, pf, act_mode)
+    assert chained >= 8 or not gluon_swap.CHAIN_STEPS
     # QuantLinear: a two-level layer hands its channel scales to the swap kernel (default dispatch, 512 rows)
     from fptq.nn.quant_linear import QuantLinear
 

@@ -33,8 +33,8 @@ a stream-K schedule (SK, `STREAM_K`) for few, badly rounded tiles.
 
 Round 18 (runs 163-168): what bounds it. With ops back to back the card runs at its power cap (cuBLAS fp16 at ~1400
 MHz, this kernel at ~1750, both ~690 W); per cycle (Nsight Compute, one launch) the tensor pipe is 44 % busy with shared
-memory and L2 at ~45 % (cuBLAS fp16: 85 % / 93 %), the consumers waiting mostly on their wgmmas. Two-level scales below
-TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %).
+memory and L2 at ~45 % (cuBLAS fp16: 85 % / 93 %), a third of the consumers' stall samples on their wgmma waits.
+Two-level scales below TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
@@ -97,8 +97,9 @@ TL_AHEAD = 8192
 # (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
 # Runs 116 / 119 (ops, H100): it pays only with few, badly balanced rounds — at 512 rows (160 tiles, 1.21 rounds)
 # 13B q/k/v/o 46.7 -> 42.0 µs, 13B down (5120 x 13824) 108.7 -> 88.0; at 1024 (2.42 rounds) q/k/v/o +2-3 % but 13B
-# down -6 %; elsewhere it lost 1-47 %: the kernel is bound by L2 -> SM bytes, not by the SMs, and stream-K order
-# spreads the programs over the whole output (70B down: its weights re-read from DRAM; benchmarks/GPU_NOTES.md).
+# down -6 %; elsewhere it lost 1-47 %: under the card's power cap a partly idle last round runs at a higher clock
+# (run 163), so balance buys little, and stream-K order spreads the programs over the whole output (70B down: its
+# weights re-read from DRAM; benchmarks/GPU_NOTES.md).
 # The program with a tile's first slots waits for the one with its last slots (a higher program id, which hands them
 # over first thing): it assumes every program gets an SM in time — one per SM, as the grid is sized, with no other
 # kernel holding SMs indefinitely.
@@ -399,7 +400,8 @@ if gluon is not None:
             sums; per group (SPG steps: 1, or 2 for groups of 256 with two steps per slot) the sums scaled by
             the rows' group scales (read while the group's last wgmma runs) into the fp32 accumulator — right
             after that wgmma, or (LAG, one step a slot) under the next one's; per channel (SPG = 0) one int32
-            sum over all of K, scaled once. A slot is released once its scale rows are read."""
+            sum over all of K, scaled once (CH: a slot's second wgmma issued on the first's unwaited sums, one wait
+            per slot). A slot is released once its scale rows are read and its wgmmas are done."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
@@ -709,7 +711,7 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
     slot ahead from TL_AHEAD columns on; else 1); CH: CHAIN_STEPS with two-level scales where they are not requested a
-    slot ahead (TL 1)."""
+    slot ahead (TL 1) and a slot has two K steps."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
         tl = 2 if kp >= TL_AHEAD else 1
