@@ -266,25 +266,28 @@ def time_graph(make_calls, bytes_per_call, reps=20):
     return statistics.median(times)
 
 
-def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float16, fp8=False, two_level=False):
-    def make(copies):
-        calls = []
-        for _ in range(copies):
-            qweight, scales, zeros, _, *chan = make_layer(n, k, group_size, True, two_level=two_level)
-            chan = chan[0] if chan else None
-            x = torch.randn(m, k, device="cuda", dtype=dtype)
-            sx = (x.float().abs().max() / 127).reshape(()) if act_mode == "static" else None
-            if fp8:
-                calls.append(lambda x=x, q=qweight, s=scales: tw.w4a8_fp8_linear(x, q, s, None, group_size=group_size, config=config))
-            else:
-                calls.append(
-                    lambda x=x, q=qweight, s=scales, sx=sx, c=chan: tw.w4a8_linear(
-                        x, q, s, None, group_size=group_size, act_mode=act_mode, act_scale=sx, config=config, channel_scales=c
-                    )
+def ours_calls(m, n, k, copies, act_mode, group_size=128, config=None, dtype=torch.float16, fp8=False, two_level=False):
+    """`copies` W4A8 ops (activation quantization + GEMM), each on its own random layer and input."""
+    calls = []
+    for _ in range(copies):
+        qweight, scales, zeros, _, *chan = make_layer(n, k, group_size, True, two_level=two_level)
+        chan = chan[0] if chan else None
+        x = torch.randn(m, k, device="cuda", dtype=dtype)
+        sx = (x.float().abs().max() / 127).reshape(()) if act_mode == "static" else None
+        if fp8:
+            calls.append(lambda x=x, q=qweight, s=scales: tw.w4a8_fp8_linear(x, q, s, None, group_size=group_size, config=config))
+        else:
+            calls.append(
+                lambda x=x, q=qweight, s=scales, sx=sx, c=chan: tw.w4a8_linear(
+                    x, q, s, None, group_size=group_size, act_mode=act_mode, act_scale=sx, config=config, channel_scales=c
                 )
-        return calls
+            )
+    return calls
 
-    return time_graph(make, n * k // 2 + n * (k // group_size) * 2 + m * k * 2 + m * n * 2)
+
+def bench_ours(m, n, k, act_mode, group_size=128, config=None, dtype=torch.float16, fp8=False, two_level=False):
+    return time_graph(lambda copies: ours_calls(m, n, k, copies, act_mode, group_size, config, dtype, fp8, two_level),
+                      n * k // 2 + n * (k // group_size) * 2 + m * k * 2 + m * n * 2)
 
 
 def bench_gemm_alone(m, n, k, group_size=128, two_level=False):
@@ -302,16 +305,18 @@ def bench_gemm_alone(m, n, k, group_size=128, two_level=False):
     return time_graph(make, n * k // 2 + n * (k // group_size) * 2 + m * k + m * n * 2)
 
 
-def bench_fp16(m, n, k):
-    def make(copies):
-        calls = []
-        for _ in range(copies):
-            w = torch.randn(n, k, device="cuda", dtype=torch.float16)
-            x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-            calls.append(lambda x=x, w=w: torch.matmul(x, w.t()))
-        return calls
+def fp16_calls(m, n, k, copies):
+    """`copies` cuBLAS fp16 matmuls, each on its own random weight and input."""
+    calls = []
+    for _ in range(copies):
+        w = torch.randn(n, k, device="cuda", dtype=torch.float16)
+        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+        calls.append(lambda x=x, w=w: torch.matmul(x, w.t()))
+    return calls
 
-    return time_graph(make, n * k * 2 + m * k * 2 + m * n * 2)
+
+def bench_fp16(m, n, k):
+    return time_graph(lambda copies: fp16_calls(m, n, k, copies), n * k * 2 + m * k * 2 + m * n * 2)
 
 
 def bench_int8(m, n, k):

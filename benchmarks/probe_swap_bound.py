@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_e2e import GpuSampler  # noqa: E402
-from bench_gemm import SHAPES, bench_fp16, bench_gemm_alone, bench_ours, make_layer  # noqa: E402
+from bench_gemm import SHAPES, bench_fp16, bench_gemm_alone, bench_ours, fp16_calls, ours_calls  # noqa: E402
 
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
@@ -88,24 +88,6 @@ def _sustained(calls, seconds: float, path: str) -> dict:
             "throttle": sorted({r[2] for r in rows}), "samples": len(rows)}
 
 
-def _op_calls(m, n, k, copies=8):
-    calls = []
-    for _ in range(copies):
-        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
-        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-        calls.append(lambda x=x, q=qweight, s=scales, c=chan: tw.w4a8_linear(x, q, s, None, group_size=128, channel_scales=c))
-    return calls
-
-
-def _fp16_calls(m, n, k, copies=8):
-    calls = []
-    for _ in range(copies):
-        w = torch.randn(n, k, device="cuda", dtype=torch.float16)
-        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-        calls.append(lambda x=x, w=w: torch.matmul(x, w.t()))
-    return calls
-
-
 def child(args) -> None:
     _patch(args.child)
     shapes = [SHAPES[int(v)] for v in args.shapes.split(",")]
@@ -116,8 +98,9 @@ def child(args) -> None:
                    "gemm_us": bench_gemm_alone(m, n, k, 128, two_level=True)}
             if args.clock_seconds > 0 and m == max(int(v) for v in args.ms.split(",")):
                 tmp = os.path.join(args.tmp, f"smi_{args.child}_{n}_{k}_{m}")
-                row["clock_op"] = _sustained(_op_calls(m, n, k), args.clock_seconds, tmp + "_op.csv")
-                row["clock_fp16"] = _sustained(_fp16_calls(m, n, k), args.clock_seconds, tmp + "_fp16.csv")
+                row["clock_op"] = _sustained(ours_calls(m, n, k, 8, "dynamic", 128, two_level=True), args.clock_seconds,
+                                             tmp + "_op.csv")
+                row["clock_fp16"] = _sustained(fp16_calls(m, n, k, 8), args.clock_seconds, tmp + "_fp16.csv")
             print("ROW " + json.dumps(row), flush=True)
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(__file__))
-from profile_prefill import run_variants  # noqa: E402
+from profile_prefill import run_fp16, run_variants  # noqa: E402
 
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
@@ -24,11 +22,7 @@ VARIANTS = {
 
 def main() -> None:
     m, n, k, x = run_variants(VARIANTS, (1, 28672, 8192))
-    w = torch.randn(n, k, device="cuda", dtype=torch.float16)
-    for _ in range(2):
-        torch.matmul(x, w.t())
-    torch.cuda.synchronize()
-    print("ran cuBLAS fp16", flush=True)
+    run_fp16(x, n, k)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_gemm import make_layer  # noqa: E402
+from profile_prefill import run_fp16  # noqa: E402
 
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
@@ -29,12 +30,7 @@ def main() -> None:
         torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, None, None, k, 128, 2, torch.float16, chan)
     torch.cuda.synchronize()
     print("ran w4a8 swap", flush=True)
-    w = torch.randn(n, k, device="cuda", dtype=torch.float16)
-    x = torch.randn(m, k, device="cuda", dtype=torch.float16)
-    for _ in range(2):
-        torch.matmul(x, w.t())
-    torch.cuda.synchronize()
-    print("ran fp16", flush=True)
+    run_fp16(torch.randn(m, k, device="cuda", dtype=torch.float16), n, k)
 
 
 if __name__ == "__main__":
