@@ -195,18 +195,20 @@ def variants(prefill_candidates=False, decode_variants=False):
                  (128, 6, 1, False, 4096, 0, False, True, False)]  # DS without PF, and one K step a slot
     # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, tl_) for bm in (128, 64) for group in (128, 256)
-                 for tl_ in (1, 2)]
-    variants += [(128, 6, 1, False, 128, 0, False, True, 2)]  # one K step a slot
+                 for tl_ in (1, 2, 3)]
+    variants += [(128, 6, 1, False, 128, 0, False, True, 2), (128, 6, 1, False, 128, 0, False, True, 3)]  # one K step a slot
     variants = [v + (False,) for v in variants]
     # stream-K (SK): two-level (TL 1 / 2), per channel, fp32 group sums (groups of 128 / 256, scale rows or DS)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, ds, tl_, True)
                  for bm, group, spg, ds, tl_ in ((128, 128, 0, True, 1), (128, 128, 0, True, 2), (64, 128, 0, True, 2),
+                                                 (128, 128, 0, True, 3),
                                                  (128, 4096, 0, True, False), (128, 128, 1, False, False),
                                                  (128, 256, 2, True, False))]
     variants = [v + (False,) for v in variants]
     # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2, per channel; PF or not
     variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, False, True)
                  for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
+                                                          (128, 3, 2, 128, True, 3),
                                                           (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
                                                           (128, 3, 2, 4096, True, False))]
     variants = [v + (False,) for v in variants]
@@ -221,7 +223,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                  "flag_ptr": "*i32" if sk else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
                      LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, SK=sk, WIDE=wide, CONSUMER_REGS=232, num_warps=4, PDL=pdl,
-                     CH=gluon_swap.CHAIN_STEPS and tl_ == 1 and ksub > 1)  # (as launched)
+                     CH=gluon_swap.CHAIN_STEPS and bool(tl_) and tl_ != 2 and ksub > 1)  # (as launched)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
         flags += " ch" if const["CH"] else ""
         flags += (f" tl{tl_}" if tl_ else "") + (" sk" if sk else "") + (" wide" if wide else "") + (" pdl" if pdl else "")

@@ -472,6 +472,22 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session19b)  # run 171: TL 3 (gluon_swap.TL_UNDER: the next slot's group scales requested under the current slot's
+    # wgmmas): the fixed two-level swap test (cfg0), then installed vs TL 3 + CH at every K
+    timeout 240 python3 -m pytest -v -x --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap and cfg0" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -30
+    timeout 330 python3 benchmarks/probe_swap_settings.py --variants "installed;TL_UNDER=True,TL_AHEAD=1073741824" \
+        --ms 1024,4096 --shapes all --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    ;;
+  session19a)  # run 170: run 169's test_gpu_two_level_swap failure, with its message (cfg0 alone, then cfg1)
+    timeout 280 python3 -m pytest -v -x --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap and cfg0" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -30
+    timeout 200 python3 -m pytest -v -x --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap and cfg1" \
+        > "$OUT/pytest_gpu1.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu1.txt" | tail -30
+    ;;
   session18e)  # run 169: CHAIN_STEPS only with the scales requested per slot (TL 1): the two-level swap tests, then
     # installed vs without it on q/k/v/o and down shapes at 1024 rows
     timeout 150 python3 -m pytest -v -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" > "$OUT/pytest_gpu.txt" 2>&1

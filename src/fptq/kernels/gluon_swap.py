@@ -92,6 +92,11 @@ USE_TWO_LEVEL = True
 # as DS). Run 98 (ops, H100): ahead, long K 10-14 % faster (7B down at 1024 rows 108.4 -> 93.8 µs, 70B down 463.1 ->
 # 418.3: per-channel speed), K of 4096 / 5120 0-4 % slower (7B gate+up at 4096 rows 672.6 -> 692.7).
 TL_AHEAD = 8192
+# TL below TL_AHEAD: each slot's group scales requested under the previous slot's wgmmas, right after its last
+# unpacking (TL 3), instead of right before the slot's own wait (TL 1), where their L2 latency is exposed whenever the
+# slot is already full (Nsight Compute, run 167: 10 % of the consumers' stall samples on the scales' first use).
+# TL 2 requests them a whole slot ahead, live through the slot's unpacking (256-row tiles 9-11 % slower, run 168).
+TL_UNDER = False
 # Stream-K (SK): where whole tiles would leave much of the SMs' last round idle, every program takes an equal share
 # of all tiles' K slots instead (`_share`), a tile split between two programs joined through a workspace
 # (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
@@ -350,6 +355,15 @@ if gluon is not None:
             return s
 
         @gluon.jit
+        def _slot_scales(p, WG: gl.constexpr, acc, st, off_n):
+            """(DS) This warpgroup's group scales of ring slot `st` of the tile: its first and its last K step's."""
+            lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
+            hi = lo
+            if p.KSUB == 2:
+                hi = _row_scales(p, 0, WG, acc, st * p.KSUB + 1, off_n)
+            return lo, hi
+
+        @gluon.jit
         def _channel_scales(p, WG: gl.constexpr, acc, off_n):
             """TL: this warpgroup's 64 channel scales (fp32, the row layout of `acc`; 1 past the last row)."""
             rows = off_n + WG * _ROWS + gl.arange(0, _ROWS, layout=gl.SliceLayout(1, acc.type.layout))
@@ -430,21 +444,16 @@ if gluon is not None:
                     elif p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
                         s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
-                    if p.TL == 2:  # (TL 2: each slot's group scales requested one slot ahead) the first slot's
-                        n_lo = _row_scales(p, 0, WG, acc, k_lo * p.KSUB, off_n)
-                        n_hi = n_lo
-                        if p.KSUB == 2:
-                            n_hi = _row_scales(p, 0, WG, acc, k_lo * p.KSUB + 1, off_n)
+                    if p.TL >= 2:  # (TL 2 / 3: each slot's group scales requested under the previous slot) the first slot's
+                        n_lo, n_hi = _slot_scales(p, WG, acc, k_lo, off_n)
                     for st in range(k_lo, k_hi):
                         slot = it % STAGES
-                        if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
+                        if p.TL >= 2:  # this slot's scales, loaded under the previous slot (TL 2: the next slot's now)
                             s_lo = n_lo
                             s_hi = n_hi
-                            nxt = (st + 1) % _slots(p)  # (after the tile's last slot: its first, unused)
-                            n_lo = _row_scales(p, 0, WG, acc, nxt * p.KSUB, off_n)
-                            n_hi = n_lo
-                            if p.KSUB == 2:
-                                n_hi = _row_scales(p, 0, WG, acc, nxt * p.KSUB + 1, off_n)
+                            if p.TL == 2:
+                                n_lo, n_hi = _slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)  # (after the tile's last
+                                # slot: its first, unused)
                         elif p.DS and (p.SPG != 0 or p.TL):  # the slot's scales (one or two groups), before its wait
                             s_lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
                             s_hi = s_lo
@@ -474,6 +483,8 @@ if gluon is not None:
                                     a = _weights(p, j + 1, WG, a_l, s_hi, r1)
                                 else:
                                     a = _weights(p, j + 1, WG, a_l)
+                            if p.TL == 3 and u + 1 == p.KSUB:  # the next slot's scales, under this slot's wgmmas
+                                n_lo, n_hi = _slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                             # the group's scales, read while its last wgmma runs (DS: loaded above — a global load
                             # under the `last` branch of a warp-specialized partition fails to lower in Triton 3.6)
                             if p.DS:
@@ -510,6 +521,16 @@ if gluon is not None:
         def _wide_scales(p, WG: gl.constexpr, acc, step, off_n):
             """(WIDE, TL) The group scales of K step `step` for both row blocks of warpgroup WG."""
             return _row_scales(p, 0, 2 * WG, acc, step, off_n), _row_scales(p, 0, 2 * WG + 1, acc, step, off_n)
+
+        @gluon.jit
+        def _wide_slot_scales(p, WG: gl.constexpr, acc, st, off_n):
+            """(WIDE, TL) Both row blocks' group scales of ring slot `st`: first K step's (block 0, 1), last's (0, 1)."""
+            g0_lo, g1_lo = _wide_scales(p, WG, acc, st * p.KSUB, off_n)
+            g0_hi = g0_lo
+            g1_hi = g1_lo
+            if p.KSUB == 2:
+                g0_hi, g1_hi = _wide_scales(p, WG, acc, st * p.KSUB + 1, off_n)
+            return g0_lo, g1_lo, g0_hi, g1_hi
 
         @gluon.jit
         def _wide_weights(p, j, WG: gl.constexpr, a_l: gl.constexpr, g0, g1, r0, r1):
@@ -552,31 +573,19 @@ if gluon is not None:
                 g1_lo = s1
                 g0_hi = s0
                 g1_hi = s1
-                if p.TL == 2:  # the first slot's group scales
-                    n0_lo, n1_lo = _wide_scales(p, WG, acc, k_lo * p.KSUB, off_n)
-                    n0_hi = n0_lo
-                    n1_hi = n1_lo
-                    if p.KSUB == 2:
-                        n0_hi, n1_hi = _wide_scales(p, WG, acc, k_lo * p.KSUB + 1, off_n)
+                if p.TL >= 2:  # the first slot's group scales
+                    n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, k_lo, off_n)
                 for st in range(k_lo, k_hi):
                     slot = it % STAGES
-                    if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
+                    if p.TL >= 2:  # this slot's scales, loaded under the previous slot (TL 2: the next slot's now)
                         g0_lo = n0_lo
                         g1_lo = n1_lo
                         g0_hi = n0_hi
                         g1_hi = n1_hi
-                        nxt = (st + 1) % _slots(p)  # (after the tile's last slot: its first, unused)
-                        n0_lo, n1_lo = _wide_scales(p, WG, acc, nxt * p.KSUB, off_n)
-                        n0_hi = n0_lo
-                        n1_hi = n1_lo
-                        if p.KSUB == 2:
-                            n0_hi, n1_hi = _wide_scales(p, WG, acc, nxt * p.KSUB + 1, off_n)
+                        if p.TL == 2:  # (after the tile's last slot: its first, unused)
+                            n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                     elif p.TL:  # the slot's scales, before its wait
-                        g0_lo, g1_lo = _wide_scales(p, WG, acc, st * p.KSUB, off_n)
-                        g0_hi = g0_lo
-                        g1_hi = g1_lo
-                        if p.KSUB == 2:
-                            g0_hi, g1_hi = _wide_scales(p, WG, acc, st * p.KSUB + 1, off_n)
+                        g0_lo, g1_lo, g0_hi, g1_hi = _wide_slot_scales(p, WG, acc, st, off_n)
                     mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
                     a0, a1 = _wide_weights(p, slot * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
                     for u in gl.static_range(p.KSUB):
@@ -588,6 +597,8 @@ if gluon is not None:
                         d1 = _mma_with(p, a1, j, part1, use_acc)
                         if p.PF and u + 1 < p.KSUB:  # the next step's weights while these wgmmas run
                             a0, a1 = _wide_weights(p, j + 1, WG, a_l, g0_hi, g1_hi, r0, r1)
+                        if p.TL == 3 and u + 1 == p.KSUB:  # the next slot's scales, under this slot's wgmmas
+                            n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                         if p.CH and u + 1 < p.KSUB:  # (the next step's wgmmas chain on these, unwaited)
                             part0 = d0
                             part1 = d1
@@ -648,7 +659,7 @@ if gluon is not None:
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
             TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
-            # 2: each slot's group scales loaded one slot ahead
+            # 2: each slot's group scales loaded one slot ahead; 3: under the previous slot's wgmmas (TL_UNDER)
             SK: gl.constexpr,  # stream-K: each program an equal share of all tiles' K slots (see `stream_k`)
             WIDE: gl.constexpr,  # 256-row weight tiles, 128 rows per consumer warpgroup (`_consumer_wide`)
             CONSUMER_REGS: gl.constexpr,
@@ -710,13 +721,14 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
-    slot ahead from TL_AHEAD columns on; else 1); CH: CHAIN_STEPS with two-level scales where they are not requested a
-    slot ahead (TL 1) and a slot has two K steps."""
+    slot ahead from TL_AHEAD columns on; else 3 under the previous slot's wgmmas with TL_UNDER, else 1 before the slot's
+    wait); CH: CHAIN_STEPS with two-level scales where they are not requested a whole slot ahead (TL 1 / 3) and a slot
+    has two K steps."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
-        tl = 2 if kp >= TL_AHEAD else 1
+        tl = 2 if kp >= TL_AHEAD else 3 if TL_UNDER else 1
         return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True, "TL": tl,
-                "CH": CHAIN_STEPS and ksub > 1 and tl == 1}
+                "CH": CHAIN_STEPS and ksub > 1 and tl != 2}
     g_steps = min(group_size, kp) // SUB
     spg = (0 if group_size >= kp else g_steps if ksub % g_steps == 0 else 1) if GROUP_SUMS else 1
     # group sums go through `_as_fp32` (exact below 2^22): |int8 x [-8, 7]| <= 1016 a column
@@ -757,8 +769,8 @@ _NO_ROWS: dict[int, tuple] = {}
 
 def _settings() -> tuple:
     """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
-    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD, STREAM_K,
-            USE_TWO_LEVEL)
+    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD, TL_UNDER,
+            STREAM_K, USE_TWO_LEVEL)
 
 
 @functools.lru_cache(maxsize=1024)
