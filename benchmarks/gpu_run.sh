@@ -472,6 +472,14 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session19c)  # run 172: the TL 3 rule (TL_UNDER on 128-row tiles): the swap tests that launch it, then installed vs
+    # without it at 512 / 1024 rows
+    timeout 300 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "swap_wide or swap_stream_k or (two_level_swap and cfg1)" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -30
+    timeout 260 python3 benchmarks/probe_swap_settings.py --variants "installed;TL_UNDER=False" --ms 512,1024 \
+        --shapes all --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    ;;
   session19b)  # run 171: TL 3 (gluon_swap.TL_UNDER: the next slot's group scales requested under the current slot's
     # wgmmas): the fixed two-level swap test (cfg0), then installed vs TL 3 + CH at every K
     timeout 240 python3 -m pytest -v -x --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap and cfg0" \

@@ -722,6 +722,9 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
         expected = (ksub, tl, chain and ksub == 2 and tl != 2)  # (CH not with the scales a whole slot ahead)
         assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["CH"]) == expected, (ksub, ahead, chain, under)
     assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
+    monkeypatch.setattr(gluon_swap, "TL_UNDER", True)  # 256-row tiles: the scales before the slot's wait (TL 1)
+    gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 256)
+    assert (launched[-1]["WIDE"], launched[-1]["TL"], launched[-1]["CH"]) == (True, 1, True)
 
 
 def test_stream_k_where_whole_tiles_leave_the_last_round_idle():

@@ -34,7 +34,8 @@ a stream-K schedule (SK, `STREAM_K`) for few, badly rounded tiles.
 Round 18 (runs 163-168): what bounds it. With ops back to back the card runs at its power cap (cuBLAS fp16 at ~1400
 MHz, this kernel at ~1750, both ~690 W); per cycle (Nsight Compute, one launch) the tensor pipe is 44 % busy with shared
 memory and L2 at ~45 % (cuBLAS fp16: 85 % / 93 %), a third of the consumers' stall samples on their wgmma waits.
-Two-level scales below TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %).
+Two-level scales below TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %). Round 19 (runs 169-172):
+on 128-row tiles the next slot's group scales are requested under the current slot's wgmmas (`TL_UNDER`, 1-2 %).
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
@@ -92,11 +93,14 @@ USE_TWO_LEVEL = True
 # as DS). Run 98 (ops, H100): ahead, long K 10-14 % faster (7B down at 1024 rows 108.4 -> 93.8 µs, 70B down 463.1 ->
 # 418.3: per-channel speed), K of 4096 / 5120 0-4 % slower (7B gate+up at 4096 rows 672.6 -> 692.7).
 TL_AHEAD = 8192
-# TL below TL_AHEAD: each slot's group scales requested under the previous slot's wgmmas, right after its last
-# unpacking (TL 3), instead of right before the slot's own wait (TL 1), where their L2 latency is exposed whenever the
-# slot is already full (Nsight Compute, run 167: 10 % of the consumers' stall samples on the scales' first use).
-# TL 2 requests them a whole slot ahead, live through the slot's unpacking (256-row tiles 9-11 % slower, run 168).
-TL_UNDER = False
+# TL below TL_AHEAD on 128-row tiles: each slot's group scales requested under the previous slot's wgmmas, right after
+# its last unpacking (TL 3), instead of right before the slot's own wait (TL 1), where their L2 latency is exposed
+# whenever the slot is already full (Nsight Compute, run 167: 10 % of the consumers' stall samples on their first use).
+# Run 171 (GEMM alone, H100): 128-row tiles 1-2 % faster (13B q/k/v/o at 1024 rows 59.7 -> 59.0 µs, 13B gate/up 138.1
+# -> 135.6); 256-row tiles (WIDE) 14-20 % slower (7B q/k/v/o at 1024 rows 32.8 -> 37.4), so TL 1 there; and in place of
+# TL 2 from TL_AHEAD columns on, 1-7 % slower (all 256-row tiles). TL 2 (a whole slot ahead, live through the slot's
+# unpacking) costs 256-row tiles 9-11 % (run 168).
+TL_UNDER = True
 # Stream-K (SK): where whole tiles would leave much of the SMs' last round idle, every program takes an equal share
 # of all tiles' K slots instead (`_share`), a tile split between two programs joined through a workspace
 # (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
@@ -721,8 +725,8 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
-    slot ahead from TL_AHEAD columns on; else 3 under the previous slot's wgmmas with TL_UNDER, else 1 before the slot's
-    wait); CH: CHAIN_STEPS with two-level scales where they are not requested a whole slot ahead (TL 1 / 3) and a slot
+    slot ahead from TL_AHEAD columns on; else 3 under the previous slot's wgmmas with TL_UNDER — 1 on 256-row tiles,
+    `_schedule` — else 1 before the slot's wait); CH: CHAIN_STEPS with two-level scales where they are not requested a whole slot ahead (TL 1 / 3) and a slot
     has two K steps."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
@@ -782,6 +786,8 @@ def _schedule(m: int, kp: int, n: int, group_size: int, two_level: bool, block_m
     wide = block_n == 4 * ROWS and sched["SPG"] == 0  # (one int32 sum over K: never the lagged schedule)
     if wide:
         sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
+        if sched["TL"] == 3:  # (TL 3 on 256-row tiles: 14-20 % slower than TL 1, run 171)
+            sched["TL"] = 1
     elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit
         max_stages = 1 << 30
     rows_n = 4 * ROWS if wide else 2 * ROWS
