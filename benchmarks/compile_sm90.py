@@ -208,7 +208,6 @@ def variants(prefill_candidates=False, decode_variants=False):
     # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2, per channel; PF or not
     variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, False, True)
                  for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
-                                                          (128, 3, 2, 128, True, 3),
                                                           (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
                                                           (128, 3, 2, 4096, True, False))]
     variants = [v + (False,) for v in variants]

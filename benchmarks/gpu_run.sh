@@ -472,6 +472,15 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session19d)  # run 173: the other GPU tests that launch the swap kernel (TL 3 rule), then a second sample of run 172
+    timeout 400 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
+        tests/kernels/test_launch_plans.py tests/kernels/test_launch.py \
+        -k "swap_pdl or swap_under_cudagraph_trees or swap_short_launches or test_gpu_large or two_level or launch" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
+    timeout 150 python3 benchmarks/probe_swap_settings.py --variants "installed;TL_UNDER=False" --ms 512,1024 \
+        --shapes 1,3,4 --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    ;;
   session19c)  # run 172: the TL 3 rule (TL_UNDER on 128-row tiles): the swap tests that launch it, then installed vs
     # without it at 512 / 1024 rows
     timeout 300 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

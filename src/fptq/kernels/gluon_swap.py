@@ -550,7 +550,7 @@ if gluon is not None:
             of all BLOCK_M activation rows — two wgmmas per K step against the same activation tile, so each activation
             byte brought from L2 serves twice the rows (a third fewer L2 bytes per multiply-add: 2-9 % faster, run 123).
             One int32 sum over K per output (two-level scales, TL, or per channel), scales read directly (DS); the
-            schedule of `_consumer` otherwise (PF, TL 1 / 2, CH), no stream-K."""
+            schedule of `_consumer` otherwise (PF, TL 1 / 2, CH), no stream-K (nor TL 3: 14-20 % slower, run 171)."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
@@ -577,17 +577,17 @@ if gluon is not None:
                 g1_lo = s1
                 g0_hi = s0
                 g1_hi = s1
-                if p.TL >= 2:  # the first slot's group scales
+                if p.TL == 2:  # the first slot's group scales
                     n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, k_lo, off_n)
                 for st in range(k_lo, k_hi):
                     slot = it % STAGES
-                    if p.TL >= 2:  # this slot's scales, loaded under the previous slot (TL 2: the next slot's now)
+                    if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
                         g0_lo = n0_lo
                         g1_lo = n1_lo
                         g0_hi = n0_hi
                         g1_hi = n1_hi
-                        if p.TL == 2:  # (after the tile's last slot: its first, unused)
-                            n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
+                        # (after the tile's last slot: its first, unused)
+                        n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                     elif p.TL:  # the slot's scales, before its wait
                         g0_lo, g1_lo, g0_hi, g1_hi = _wide_slot_scales(p, WG, acc, st, off_n)
                     mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
@@ -601,8 +601,6 @@ if gluon is not None:
                         d1 = _mma_with(p, a1, j, part1, use_acc)
                         if p.PF and u + 1 < p.KSUB:  # the next step's weights while these wgmmas run
                             a0, a1 = _wide_weights(p, j + 1, WG, a_l, g0_hi, g1_hi, r0, r1)
-                        if p.TL == 3 and u + 1 == p.KSUB:  # the next slot's scales, under this slot's wgmmas
-                            n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                         if p.CH and u + 1 < p.KSUB:  # (the next step's wgmmas chain on these, unwaited)
                             part0 = d0
                             part1 = d1
@@ -680,6 +678,7 @@ if gluon is not None:
             gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
             gl.static_assert(not CH or (SPG == 0 and not LAG), "CH: one int32 sum over K, no lag")
             gl.static_assert(not WIDE or (SPG == 0 and DS and not SK and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
+            gl.static_assert(not (WIDE and TL == 3), "WIDE: the group scales before the slot's wait or a slot ahead (TL 1 / 2)")
             gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
