@@ -474,9 +474,8 @@ PY
     ;;
   session19d)  # run 173: the other GPU tests that launch the swap kernel (TL 3 rule), then a second sample of run 172
     timeout 400 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
-        tests/kernels/test_launch_plans.py tests/kernels/test_launch.py \
-        -k "swap_pdl or swap_under_cudagraph_trees or swap_short_launches or test_gpu_large or two_level or launch" \
-        > "$OUT/pytest_gpu.txt" 2>&1
+        tests/kernels/test_launch.py tests/kernels/test_launch_plans.py -k "swap_pdl or swap_under_cudagraph_trees or \
+        swap_short_launches or pipeline_two_level or repeat_launches or deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
     timeout 150 python3 benchmarks/probe_swap_settings.py --variants "installed;TL_UNDER=False" --ms 512,1024 \
         --shapes 1,3,4 --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
