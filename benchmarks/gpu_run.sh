@@ -472,6 +472,12 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session19e)  # run 174: stream-K at 2.42 rounds (13B q/k/v/o at 1024 rows) with the round-18/19 kernel
+    timeout 200 python3 benchmarks/probe_swap_settings.py --variants "installed;STREAM_K=(0.5,2.5)" --ms 1024 \
+        --shapes 3 --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    timeout 200 python3 benchmarks/probe_swap_settings.py --variants "STREAM_K=(0.5,2.5);installed" --ms 1024 \
+        --shapes 3 --json "$OUT/swap_settings2.json" | tee "$OUT/swap_settings2.txt"
+    ;;
   session19d)  # run 173: the other GPU tests that launch the swap kernel (TL 3 rule), then a second sample of run 172
     timeout 400 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
         tests/kernels/test_launch.py tests/kernels/test_launch_plans.py -k "swap_pdl or swap_under_cudagraph_trees or \
