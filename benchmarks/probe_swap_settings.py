@@ -16,6 +16,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import sys
 
 import torch
@@ -31,7 +32,7 @@ def parse(variant: str) -> dict:
     if variant == "installed":
         return {}
     out = {}
-    for item in variant.split(","):
+    for item in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", variant):  # (commas inside a value, e.g. a tuple, stay)
         name, value = item.split("=", 1)
         if not hasattr(gluon_swap, name.strip()):
             raise SystemExit(f"gluon_swap has no setting {name.strip()!r}")
