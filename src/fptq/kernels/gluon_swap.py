@@ -725,8 +725,8 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
     over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
     slot ahead from TL_AHEAD columns on; else 3 under the previous slot's wgmmas with TL_UNDER — 1 on 256-row tiles,
-    `_schedule` — else 1 before the slot's wait); CH: CHAIN_STEPS with two-level scales where they are not requested a whole slot ahead (TL 1 / 3) and a slot
-    has two K steps."""
+    `_schedule` — else 1 before the slot's wait); CH: CHAIN_STEPS with two-level scales where they are not requested a
+    whole slot ahead (TL 1 / 3) and a slot has two K steps."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
         tl = 2 if kp >= TL_AHEAD else 3 if TL_UNDER else 1
