@@ -195,19 +195,20 @@ def variants(prefill_candidates=False, decode_variants=False):
                  (128, 6, 1, False, 4096, 0, False, True, False)]  # DS without PF, and one K step a slot
     # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, tl_) for bm in (128, 64) for group in (128, 256)
-                 for tl_ in (1, 2, 3)]
+                 for tl_ in (1, 2, 3)] + [(bm, 4 if bm == 128 else 6, 2, False, 128, 0, True, True, 4) for bm in (128, 64)]
     variants += [(128, 6, 1, False, 128, 0, False, True, 2), (128, 6, 1, False, 128, 0, False, True, 3)]  # one K step a slot
     variants = [v + (False,) for v in variants]
     # stream-K (SK): two-level (TL 1 / 2), per channel, fp32 group sums (groups of 128 / 256, scale rows or DS)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, ds, tl_, True)
                  for bm, group, spg, ds, tl_ in ((128, 128, 0, True, 1), (128, 128, 0, True, 2), (64, 128, 0, True, 2),
-                                                 (128, 128, 0, True, 3),
+                                                 (128, 128, 0, True, 3), (128, 128, 0, True, 4),
                                                  (128, 4096, 0, True, False), (128, 128, 1, False, False),
                                                  (128, 256, 2, True, False))]
     variants = [v + (False,) for v in variants]
     # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2, per channel; PF or not
     variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, False, True)
                  for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
+                                                          (128, 3, 2, 128, True, 4),
                                                           (128, 3, 2, 128, False, 1), (128, 6, 1, 128, False, 1),
                                                           (128, 3, 2, 4096, True, False))]
     variants = [v + (False,) for v in variants]
@@ -217,7 +218,8 @@ def variants(prefill_candidates=False, decode_variants=False):
     for bm, stages, ksub, lag, group, spg, pf, ds, tl_, sk, wide, pdl in variants:
         types = {"x_desc": _desc("i8", [bm, 128]), "w_desc": f"tensordesc<u8[{256 if wide else 128}, 64],{lay}>",
                  "s_desc": _desc("fp32", [1, 128]),
-                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16", "scales_ptr": "*fp16" if ds else "*fp32",
+                 "sx_ptr": "*fp32", "bias_ptr": "*fp16", "out_ptr": "*fp16",
+                 "scales_ptr": "*i32" if tl_ == 4 else "*fp16" if ds else "*fp32",  # (TL 4: a row's two groups as one)
                  "chan_ptr": "*fp16" if tl_ else "*fp32", "ws_ptr": "*i32" if sk else "*fp32",
                  "flag_ptr": "*i32" if sk else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,

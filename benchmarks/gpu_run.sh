@@ -472,6 +472,14 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session19f)  # run 175: TL 4 (gluon_swap.LOADER_SCALES: the loader copies the group scales into shared memory): the
+    # two-level swap test cfg0 and the 256-row test with it, then installed vs it at 1024 / 4096 rows
+    timeout 280 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "(two_level_swap and cfg0) or swap_wide" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -30
+    timeout 290 python3 benchmarks/probe_swap_settings.py --variants "installed;LOADER_SCALES=True" --ms 1024,4096 \
+        --shapes all --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"
+    ;;
   session19e)  # run 174: stream-K at 2.42 rounds (13B q/k/v/o at 1024 rows) with the round-18/19 kernel
     timeout 200 python3 benchmarks/probe_swap_settings.py --variants "installed;STREAM_K=(0.5,2.5)" --ms 1024 \
         --shapes 3 --json "$OUT/swap_settings.json" | tee "$OUT/swap_settings.txt"

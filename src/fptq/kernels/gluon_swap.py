@@ -50,6 +50,7 @@ import torch
 try:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     from triton.language.core import _aggregate as aggregate
@@ -101,6 +102,11 @@ TL_AHEAD = 8192
 # TL 2 from TL_AHEAD columns on, 1-7 % slower (all 256-row tiles). TL 2 (a whole slot ahead, live through the slot's
 # unpacking) costs 256-row tiles 9-11 % (run 168).
 TL_UNDER = True
+# TL with groups of 128 and two K steps a slot: the loader warp copies each slot's group scales (one int32 per weight
+# row: the slot's two fp16 groups) into shared memory with cp.async, on the slot's ready barrier, STAGES slots ahead of
+# the consumers, which read them there after the slot's wait (TL 4) — no L2 latency on the consumers' path, no live
+# registers across the unpacking, for both tile heights and every K.
+LOADER_SCALES = False
 # Stream-K (SK): where whole tiles would leave much of the SMs' last round idle, every program takes an equal share
 # of all tiles' K slots instead (`_share`), a tile split between two programs joined through a workspace
 # (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
@@ -279,6 +285,8 @@ if gluon is not None:
                 off_m, off_n = _tile(t, p.M, p.N, BLOCK_M, BLOCK_N, p.GROUP_M)
                 it = gl.where(_num_pieces(p) > 0, gl.minimum(k_hi - k_lo, STAGES), 0)  # (the ring's first pass)
                 for i in range(0, it):
+                    if p.TL == 4:
+                        _load_scales(p, p.ready.index(i), i, k_lo + i, off_n)
                     mbarrier.expect(p.ready.index(i), nbytes)  # (the activations' bytes too: they follow below)
                     _load_step(p, p.ready.index(i), i, k_lo + i, off_m, off_n, True, False)
                 gdc_wait()
@@ -294,9 +302,32 @@ if gluon is not None:
                     slot = it % STAGES
                     mbarrier.wait(p.empty.index(slot), ((it // STAGES) & 1) ^ 1)  # first pass: released
                     bar = p.ready.index(slot)
+                    if p.TL == 4:
+                        _load_scales(p, bar, slot, st, off_n)
                     mbarrier.expect(bar, nbytes)
                     _load_step(p, bar, slot, st, off_m, off_n, True, True)
                     it += 1
+
+        @gluon.jit
+        def _load_scales(p, bar, slot, st, off_n):
+            """(TL 4) The group scales of the tile's slot `st` — per weight row one int32, the slot's two fp16 groups —
+            copied (cp.async, 4 bytes a row; rows past N zero) into `s_smem[slot]`; `bar` (the slot's ready barrier)
+            counts them in before they are requested and completes only once they have landed (so before its expect)."""
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            rows = off_n + gl.arange(0, BLOCK_N, layout=gl.BlockedLayout([1], [32], [1], [0]))
+            async_copy.async_copy_global_to_shared(p.s_smem.index(slot).reshape([BLOCK_N]),
+                                                   p.scales_ptr + (rows * p.stride_sn + st), mask=rows < p.N)
+            async_copy.mbarrier_arrive(bar)
+
+        @gluon.jit
+        def _loaded_scales(p, slot, blk: gl.constexpr, acc):
+            """(TL 4) Row block `blk`'s group scales of ring slot `slot` from the loader's copy: the slot's first and
+            second K step's (fp32, the row layout of `acc`)."""
+            BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
+            v = p.s_smem.index(slot).reshape([BLOCK_N]).slice(blk * _ROWS, _ROWS).load(gl.SliceLayout(1, acc.type.layout))
+            lo = (v & 0xFFFF).to(gl.int16).to(gl.float16, bitcast=True).to(gl.float32)
+            hi = (v >> 16).to(gl.int16).to(gl.float16, bitcast=True).to(gl.float32)
+            return lo, hi
 
         @gluon.jit
         def _load_step(p, bar, slot, st, off_m, off_n, WEIGHTS: gl.constexpr, ACTS: gl.constexpr):
@@ -448,22 +479,24 @@ if gluon is not None:
                     elif p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
                         s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
-                    if p.TL >= 2:  # (TL 2 / 3: each slot's group scales requested under the previous slot) the first slot's
+                    if p.TL == 2 or p.TL == 3:  # (each slot's group scales requested under the previous slot) the first slot's
                         n_lo, n_hi = _slot_scales(p, WG, acc, k_lo, off_n)
                     for st in range(k_lo, k_hi):
                         slot = it % STAGES
-                        if p.TL >= 2:  # this slot's scales, loaded under the previous slot (TL 2: the next slot's now)
+                        if p.TL == 2 or p.TL == 3:  # this slot's scales, loaded under the previous slot (TL 2: the next slot's now)
                             s_lo = n_lo
                             s_hi = n_hi
                             if p.TL == 2:
                                 n_lo, n_hi = _slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)  # (after the tile's last
                                 # slot: its first, unused)
-                        elif p.DS and (p.SPG != 0 or p.TL):  # the slot's scales (one or two groups), before its wait
+                        elif p.DS and (p.SPG != 0 or p.TL) and p.TL != 4:  # the slot's scales (one or two groups), before its wait
                             s_lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
                             s_hi = s_lo
                             if (p.SPG == 1 or p.TL) and p.KSUB == 2:
                                 s_hi = _row_scales(p, 0, WG, acc, st * p.KSUB + 1, off_n)
                         mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                        if p.TL == 4:  # (the loader's copy, in shared memory)
+                            s_lo, s_hi = _loaded_scales(p, slot, WG, acc)
                         if p.TL:
                             a = _weights(p, slot * p.KSUB, WG, a_l, s_lo, r1)
                         else:
@@ -588,9 +621,12 @@ if gluon is not None:
                         g1_hi = n1_hi
                         # (after the tile's last slot: its first, unused)
                         n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
-                    elif p.TL:  # the slot's scales, before its wait
+                    elif p.TL == 1:  # the slot's scales, before its wait
                         g0_lo, g1_lo, g0_hi, g1_hi = _wide_slot_scales(p, WG, acc, st, off_n)
                     mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
+                    if p.TL == 4:  # (the loader's copy, in shared memory)
+                        g0_lo, g0_hi = _loaded_scales(p, slot, 2 * WG, acc)
+                        g1_lo, g1_hi = _loaded_scales(p, slot, 2 * WG + 1, acc)
                     a0, a1 = _wide_weights(p, slot * p.KSUB, WG, a_l, g0_lo, g1_lo, r0, r1)
                     for u in gl.static_range(p.KSUB):
                         j = slot * p.KSUB + u
@@ -661,7 +697,8 @@ if gluon is not None:
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
             TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
-            # 2: each slot's group scales loaded one slot ahead; 3: under the previous slot's wgmmas (TL_UNDER)
+            # 2: each slot's group scales loaded one slot ahead; 3: under the previous slot's wgmmas (TL_UNDER); 4: copied
+            # into shared memory by the loader (LOADER_SCALES; `scales_ptr` int32: a row's two groups of a slot each)
             SK: gl.constexpr,  # stream-K: each program an equal share of all tiles' K slots (see `stream_k`)
             WIDE: gl.constexpr,  # 256-row weight tiles, 128 rows per consumer warpgroup (`_consumer_wide`)
             CONSUMER_REGS: gl.constexpr,
@@ -682,7 +719,12 @@ if gluon is not None:
             gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
-            s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
+            if TL == 4:  # the loader's copies of the group scales: one int32 per weight row and slot
+                gl.static_assert(KSUB == 2 and GROUP == 128, "TL 4: groups of 128, two K steps a slot")
+                s_smem = gl.allocate_shared_memory(gl.int32, [STAGES, 1, w_desc.block_type.shape[0]],
+                                                   gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0]))
+            else:
+                s_smem = gl.allocate_shared_memory(s_desc.dtype, [STAGES * KSUB] + s_desc.block_type.shape, s_desc.layout)
             ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
@@ -730,6 +772,8 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
         tl = 2 if kp >= TL_AHEAD else 3 if TL_UNDER else 1
+        if LOADER_SCALES and ksub == 2 and group_size == SUB:
+            tl = 4
         return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True, "TL": tl,
                 "CH": CHAIN_STEPS and ksub > 1 and tl != 2}
     g_steps = min(group_size, kp) // SUB
@@ -773,7 +817,7 @@ _NO_ROWS: dict[int, tuple] = {}
 def _settings() -> tuple:
     """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
     return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD, TL_UNDER,
-            STREAM_K, USE_TWO_LEVEL)
+            LOADER_SCALES, STREAM_K, USE_TWO_LEVEL)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -843,6 +887,8 @@ class SwapLaunch:
             self.s_desc = scale_desc(rows, n, 2 * ROWS)
             scales = rows  # (not read; nor its stride, passed as 0)
         self.keepable = bool(sched["DS"]) and scales is layer_scales  # (nothing of the scales' values held)
+        if sched["TL"] == 4:  # (the loader copies a slot's two fp16 groups of a row as one int32)
+            scales = scales.view(torch.int32)
         self.kept = False  # set by a plan that keeps this launch: its descriptors are encoded once
         self.programs, self.sk, self.rows = programs, sk, rows
         self.scales, self.bias = scales, (bias if bias is not None else rows)
