@@ -195,13 +195,13 @@ def variants(prefill_candidates=False, decode_variants=False):
                  (128, 6, 1, False, 4096, 0, False, True, False)]  # DS without PF, and one K step a slot
     # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, tl_) for bm in (128, 64) for group in (128, 256)
-                 for tl_ in (1, 2, 3)] + [(bm, 4 if bm == 128 else 6, 2, False, 128, 0, True, True, 4) for bm in (128, 64)]
-    variants += [(128, 6, 1, False, 128, 0, False, True, 2), (128, 6, 1, False, 128, 0, False, True, 3)]  # one K step a slot
+                 for tl_ in (1, 2)] + [(bm, 4 if bm == 128 else 6, 2, False, 128, 0, True, True, 4) for bm in (128, 64)]
+    variants += [(128, 6, 1, False, 128, 0, False, True, 2)]  # one K step a slot
     variants = [v + (False,) for v in variants]
     # stream-K (SK): two-level (TL 1 / 2), per channel, fp32 group sums (groups of 128 / 256, scale rows or DS)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, ds, tl_, True)
                  for bm, group, spg, ds, tl_ in ((128, 128, 0, True, 1), (128, 128, 0, True, 2), (64, 128, 0, True, 2),
-                                                 (128, 128, 0, True, 3), (128, 128, 0, True, 4),
+                                                 (128, 128, 0, True, 4),
                                                  (128, 4096, 0, True, False), (128, 128, 1, False, False),
                                                  (128, 256, 2, True, False))]
     variants = [v + (False,) for v in variants]

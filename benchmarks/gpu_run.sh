@@ -472,6 +472,17 @@ PY
     done
     nvidia-smi -q -d PERFORMANCE | grep -i "SW Power Capping" | tee -a "$OUT/perf.txt"
     ;;
+  session19g)  # run 176: the other GPU tests that launch the swap kernel, with TL 4 (LOADER_SCALES) installed
+    timeout 480 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_two_level.py \
+        tests/kernels/test_launch.py tests/kernels/test_launch_plans.py -k "swap_stream_k or (two_level_swap and cfg1) \
+        or swap_pdl or swap_under_cudagraph_trees or swap_short_launches or pipeline_two_level or repeat_launches or \
+        deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
+    ;;
+  session19h)  # run 177: the compiled 2048-token prefill with CUDA graphs (as run 129), fp16 and W4A8 in one process
+    timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
+        --prefill-mode reduce-overhead --prefill-reps 20 --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session19f)  # run 175: TL 4 (gluon_swap.LOADER_SCALES: the loader copies the group scales into shared memory): the
     # two-level swap test cfg0 and the 256-row test with it, then installed vs it at 1024 / 4096 rows
     timeout 280 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

@@ -709,29 +709,24 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
     m, n, k = 2048, 4096, 4096
     a, q = torch.zeros(m, k, dtype=torch.int8), torch.zeros(n, k // 2, dtype=torch.uint8)
     scales, chan, out = torch.ones(n, k // 128, dtype=torch.float16), torch.ones(n, dtype=torch.float16), torch.empty(m, n)
-    installed = gluon_swap.TL_UNDER, gluon_swap.LOADER_SCALES
-    for ksub, ahead, chain, (under, loader) in (
-            (2, 8192, True, installed), (1, 8192, True, (False, False)), (2, 0, True, (False, False)),
-            (2, 8192, False, (False, False)), (2, 8192, True, (True, False)), (2, 0, True, (True, False)),
-            (2, 0, True, (True, True)), (1, 8192, True, (False, True)), (2, 8192, True, installed)):
+    installed = gluon_swap.LOADER_SCALES
+    for ksub, ahead, chain, loader in ((2, 8192, True, installed), (1, 8192, True, False), (2, 0, True, False),
+                                       (2, 8192, False, False), (2, 0, True, True), (1, 8192, True, True),
+                                       (2, 8192, False, True), (2, 8192, True, installed)):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", ahead)
         monkeypatch.setattr(gluon_swap, "CHAIN_STEPS", chain)
-        monkeypatch.setattr(gluon_swap, "TL_UNDER", under)
         monkeypatch.setattr(gluon_swap, "LOADER_SCALES", loader)
         gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 128)
-        tl = 4 if loader and ksub == 2 else 2 if ahead == 0 else 3 if under else 1
-        expected = (ksub, tl, chain and ksub == 2 and tl != 2)  # (CH not with the scales a whole slot ahead)
-        assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["CH"]) == expected, (ksub, ahead, chain, under,
-                                                                                              loader)
+        tl = 4 if loader and ksub == 2 else 2 if ahead == 0 else 1
+        expected = (ksub, tl, chain and ksub == 2 and tl != 2)  # (CH not with the scales a slot ahead)
+        assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["CH"]) == expected, (ksub, ahead, chain, loader)
+        assert launched[-1]["TL"] != 4 or launched[-1]["STAGES"] >= 3
     assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
-    monkeypatch.setattr(gluon_swap, "TL_UNDER", True)  # 256-row tiles: the scales before the slot's wait (TL 1)
-    monkeypatch.setattr(gluon_swap, "LOADER_SCALES", False)
-    gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 256)
-    assert (launched[-1]["WIDE"], launched[-1]["TL"], launched[-1]["CH"]) == (True, 1, True)
     monkeypatch.setattr(gluon_swap, "LOADER_SCALES", True)  # the loader's copies: both tile heights
     gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 256)
     assert (launched[-1]["WIDE"], launched[-1]["TL"], launched[-1]["CH"]) == (True, 4, True)
+    assert launched[-1]["STAGES"] >= 3
 
 
 def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
@@ -781,7 +776,6 @@ def test_gpu_swap_stream_k(monkeypatch):
             monkeypatch.setattr(gluon_swap, "STREAM_K", setting)
             monkeypatch.setattr(gluon_swap, "DIRECT_SCALES", 0 if (m, g) == (1000, 128) and not two_level else 512)
             monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if m == 257 else 8192)  # (TL 2: the scales one slot ahead)
-            monkeypatch.setattr(gluon_swap, "TL_UNDER", m == 1000 and sms == 7)  # (TL 3: under the previous slot)
             monkeypatch.setattr(gluon_swap, "LOADER_SCALES", m == 1000 and sms == 5)  # (TL 4: the loader's copies)
             for rep in range(2):  # (a second launch: the same outputs)
                 out = torch.full((m, n), float("nan"), dtype=torch.float16, device="cuda")
@@ -843,11 +837,10 @@ def test_gpu_swap_wide(monkeypatch):
     monkeypatch.setattr(gluon_swap, "_swap_kernel", Spy())
     narrow_cfg, wide_cfg = tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(128, 256, 4, 3, swap=True)
     cases = ((1000, 1024, 4096, 128, "two-level", 2), (257, 262, 4096, 256, "two-level", 1),
-             (300, 640, 384, 128, "two-level", 2), (640, 512, 2048, 128, "two-level", 3), (700, 384, 2048, -1, "fp16", 2),
+             (300, 640, 384, 128, "two-level", 2), (640, 512, 2048, 128, "two-level", 1), (700, 384, 2048, -1, "fp16", 2),
              (77, 256, 1024, 128, "fp16", 2), (1000, 1000, 4096, 128, "two-level", 4))
     for m, n, k, g, fmt, tl in cases:  # (TL: the group scales a slot ahead, under the previous slot, before the wait)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if tl == 2 else 1 << 30)
-        monkeypatch.setattr(gluon_swap, "TL_UNDER", tl == 3)
         monkeypatch.setattr(gluon_swap, "LOADER_SCALES", tl == 4)
         gs = k if g == -1 else g
         w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
@@ -998,8 +991,8 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     keeps one int32 sum over K (TL) — the same outputs as the float64 reference and, up to accumulation order, as
     the same layer without its channel scales (scaled per group). Row / column tails, K of three steps (one K step
     a slot), groups of 128 / 256, one or two K steps a slot with and without PF, the group scales loaded one slot
-    ahead, under the previous slot's wgmmas, before the slot's wait or copied by the loader (TL 2 / 3 / 1 / 4), fp16 /
-    bf16, static / dynamic, and through QuantLinear's dispatch; a slot's two wgmmas chained (CHAIN_STEPS) give the unchained outputs bit for
+    ahead, before the slot's wait or copied into shared memory by the loader (TL 2 / 1 / 4), fp16 / bf16, static /
+    dynamic, and through QuantLinear's dispatch; a slot's two wgmmas chained (CHAIN_STEPS) give the unchained outputs bit for
     bit."""
     from fptq.kernels import gluon_swap
 
@@ -1012,12 +1005,11 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
     chained = 0
     for (m, n, k, g, dtype), (ksub, pf, tl) in itertools.product(
             cases, ((2, True, 2), (2, True, 1), (2, False, 2), (1, False, 2), (1, False, 1), (2, False, 1), (2, True, 3),
-                    (1, False, 3), (2, True, 4), (2, False, 4))):
+                    (2, True, 4), (2, False, 4))):
         monkeypatch.setattr(gluon_swap, "K_PER_SLOT", ksub)
         monkeypatch.setattr(gluon_swap, "PREFETCH_WEIGHTS", pf)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if tl == 2 else 1 << 30)  # the group scales a slot ahead,
-        monkeypatch.setattr(gluon_swap, "TL_UNDER", tl == 3)  # under the previous slot's wgmmas, before the wait,
-        monkeypatch.setattr(gluon_swap, "LOADER_SCALES", tl == 4)  # or copied into shared memory by the loader
+        monkeypatch.setattr(gluon_swap, "LOADER_SCALES", tl == 4)  # copied by the loader, or before the slot's wait
         w = torch.randn(n, k, generator=torch.Generator().manual_seed(m)) * torch.linspace(0.2, 3, k)
         qw = quantize_weight(w, 4, g, True, "two-level")
         layer = (pack_int4(qw.codes).cuda(), qw.scales.cuda(), None, torch.randn(n).to(dtype).cuda())
@@ -1443,12 +1435,13 @@ def test_swap_kernel_scope():
     # channel (groups as long as K) there is nothing to multiply; a slot's two wgmmas chained (CH) with the scales
     # requested per slot (TL 1)
     ch = gluon_swap.CHAIN_STEPS
-    tl = 3 if gluon_swap.TL_UNDER else 1  # (the scales requested under the previous slot's wgmmas, or before the wait)
+    tl = 4 if gluon_swap.LOADER_SCALES else 1  # (the scales copied by the loader, or requested before the slot's wait)
     assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": tl,
                                                       "CH": ch}
     assert not gluon_swap.plan(384, 128, 4096, True)["CH"] and not gluon_swap.plan(4096, 4096, 4096)["CH"]
-    assert not gluon_swap.plan(11008, 128, 4096, True)["CH"]  # (not with the scales a slot ahead: TL 2, run 168)
-    assert gluon_swap.plan(11008, 128, 4096, True)["TL"] == 2  # long K: the group scales one slot ahead
+    # long K where the loader does not copy the scales (groups of 256): the group scales one slot ahead, not chained
+    assert gluon_swap.plan(11008, 256, 4096, True)["TL"] == 2 and not gluon_swap.plan(11008, 256, 4096, True)["CH"]
+    assert gluon_swap.plan(11008, 128, 4096, True)["TL"] == (4 if gluon_swap.LOADER_SCALES else 2)
     assert not gluon_swap.plan(4096, 4096, 4096, True)["TL"]
     assert gluon_swap.plan(4096, 128, gluon_swap.DIRECT_SCALES)["DS"] and gluon_swap.DIRECT_SCALES < 1024
     assert gluon_swap.plan(4096, 256, 4096)["SPG"] == 2 and gluon_swap.plan(4096, 4096, 4096)["SPG"] == 0

@@ -34,8 +34,8 @@ a stream-K schedule (SK, `STREAM_K`) for few, badly rounded tiles.
 Round 18 (runs 163-168): what bounds it. With ops back to back the card runs at its power cap (cuBLAS fp16 at ~1400
 MHz, this kernel at ~1750, both ~690 W); per cycle (Nsight Compute, one launch) the tensor pipe is 44 % busy with shared
 memory and L2 at ~45 % (cuBLAS fp16: 85 % / 93 %), a third of the consumers' stall samples on their wgmma waits.
-Two-level scales below TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %). Round 19 (runs 169-172):
-on 128-row tiles the next slot's group scales are requested under the current slot's wgmmas (`TL_UNDER`, 1-2 %).
+Two-level scales below TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %). Round 19 (runs
+169-176): the loader warp copies each slot's group scales into shared memory (`LOADER_SCALES`): 2-15 % faster.
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
@@ -90,23 +90,20 @@ CHAIN_STEPS = True
 # group scales s2 in the unpacking, so the wgmma sums a whole row in int32 as per channel (TL; False: scaled per
 # group as any other groups).
 USE_TWO_LEVEL = True
-# TL: each slot's group scales requested one slot ahead (TL 2) from this K on, else before the slot's own wait (TL 1,
-# as DS). Run 98 (ops, H100): ahead, long K 10-14 % faster (7B down at 1024 rows 108.4 -> 93.8 µs, 70B down 463.1 ->
-# 418.3: per-channel speed), K of 4096 / 5120 0-4 % slower (7B gate+up at 4096 rows 672.6 -> 692.7).
+# TL where the loader does not copy the scales (LOADER_SCALES: groups of 256, an odd number of K steps): each slot's
+# group scales requested one slot ahead (TL 2) from this K on, else before the slot's own wait (TL 1, as DS). Run 98
+# (ops, H100): ahead, long K 10-14 % faster (7B down at 1024 rows 108.4 -> 93.8 µs, 70B down 463.1 -> 418.3: per-channel
+# speed), K of 4096 / 5120 0-4 % slower (7B gate+up at 4096 rows 672.6 -> 692.7).
 TL_AHEAD = 8192
-# TL below TL_AHEAD on 128-row tiles: each slot's group scales requested under the previous slot's wgmmas, right after
-# its last unpacking (TL 3), instead of right before the slot's own wait (TL 1), where their L2 latency is exposed
-# whenever the slot is already full (Nsight Compute, run 167: 10 % of the consumers' stall samples on their first use).
-# Run 171 (GEMM alone, H100): 128-row tiles 1-2 % faster (13B q/k/v/o at 1024 rows 59.7 -> 59.0 µs, 13B gate/up 138.1
-# -> 135.6); 256-row tiles (WIDE) 14-20 % slower (7B q/k/v/o at 1024 rows 32.8 -> 37.4), so TL 1 there; and in place of
-# TL 2 from TL_AHEAD columns on, 1-7 % slower (all 256-row tiles). TL 2 (a whole slot ahead, live through the slot's
-# unpacking) costs 256-row tiles 9-11 % (run 168).
-TL_UNDER = True
-# TL with groups of 128 and two K steps a slot: the loader warp copies each slot's group scales (one int32 per weight
-# row: the slot's two fp16 groups) into shared memory with cp.async, on the slot's ready barrier, STAGES slots ahead of
-# the consumers, which read them there after the slot's wait (TL 4) — no L2 latency on the consumers' path, no live
-# registers across the unpacking, for both tile heights and every K.
-LOADER_SCALES = False
+# TL with groups of 128 and two K steps a slot (the default format): the loader warp copies each slot's group scales
+# (one int32 per weight row: the slot's two fp16 groups) into shared memory with cp.async, on the slot's ready barrier,
+# STAGES slots ahead of the consumers, which read them there after the slot's wait (TL 4) — no L2 latency on the
+# consumers' path (requested right before the wait, TL 1, it held 10 % of their stall samples: Nsight Compute, run
+# 167), no scale registers live across the unpacking (requested a slot ahead, TL 2, or under the previous slot's
+# wgmmas, they cost 256-row tiles 9-20 %: runs 168 / 171). Run 175 (GEMM alone, H100, all eight shapes at 1024 / 4096
+# rows, bit-identical): 2-4 % faster below 8192 columns (13B q/k/v/o at 1024 rows 59.0 -> 57.2 µs: ×1.24 -> ×1.28
+# fp16), 9-15 % from 8192 on against TL 2 (70B gate/up at 4096 rows 1657.8 -> 1424.7, 7B down at 1024 76.4 -> 68.3).
+LOADER_SCALES = True
 # Stream-K (SK): where whole tiles would leave much of the SMs' last round idle, every program takes an equal share
 # of all tiles' K slots instead (`_share`), a tile split between two programs joined through a workspace
 # (`_stream_k_fixup`). (least idle share of the last round, most rounds of tiles) where it is used: `stream_k`.
@@ -479,16 +476,15 @@ if gluon is not None:
                     elif p.DS and p.SPG == 0:  # per channel: the tile's one scale per row, under its whole K loop
                         s = _row_scales(p, 0, WG, acc, 0, off_n)
                     a_l: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=4)
-                    if p.TL == 2 or p.TL == 3:  # (each slot's group scales requested under the previous slot) the first slot's
+                    if p.TL == 2:  # (TL 2: each slot's group scales requested one slot ahead) the first slot's
                         n_lo, n_hi = _slot_scales(p, WG, acc, k_lo, off_n)
                     for st in range(k_lo, k_hi):
                         slot = it % STAGES
-                        if p.TL == 2 or p.TL == 3:  # this slot's scales, loaded under the previous slot (TL 2: the next slot's now)
+                        if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
                             s_lo = n_lo
                             s_hi = n_hi
-                            if p.TL == 2:
-                                n_lo, n_hi = _slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)  # (after the tile's last
-                                # slot: its first, unused)
+                            # (after the tile's last slot: its first, unused)
+                            n_lo, n_hi = _slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                         elif p.DS and (p.SPG != 0 or p.TL) and p.TL != 4:  # the slot's scales (one or two groups), before its wait
                             s_lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
                             s_hi = s_lo
@@ -520,8 +516,6 @@ if gluon is not None:
                                     a = _weights(p, j + 1, WG, a_l, s_hi, r1)
                                 else:
                                     a = _weights(p, j + 1, WG, a_l)
-                            if p.TL == 3 and u + 1 == p.KSUB:  # the next slot's scales, under this slot's wgmmas
-                                n_lo, n_hi = _slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
                             # the group's scales, read while its last wgmma runs (DS: loaded above — a global load
                             # under the `last` branch of a warp-specialized partition fails to lower in Triton 3.6)
                             if p.DS:
@@ -583,7 +577,7 @@ if gluon is not None:
             of all BLOCK_M activation rows — two wgmmas per K step against the same activation tile, so each activation
             byte brought from L2 serves twice the rows (a third fewer L2 bytes per multiply-add: 2-9 % faster, run 123).
             One int32 sum over K per output (two-level scales, TL, or per channel), scales read directly (DS); the
-            schedule of `_consumer` otherwise (PF, TL 1 / 2, CH), no stream-K (nor TL 3: 14-20 % slower, run 171)."""
+            schedule of `_consumer` otherwise (PF, TL 1 / 2 / 4, CH), no stream-K."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
@@ -697,8 +691,8 @@ if gluon is not None:
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
             DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
             TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
-            # 2: each slot's group scales loaded one slot ahead; 3: under the previous slot's wgmmas (TL_UNDER); 4: copied
-            # into shared memory by the loader (LOADER_SCALES; `scales_ptr` int32: a row's two groups of a slot each)
+            # 1: each slot's group scales loaded before its wait; 2: one slot ahead; 4: copied into shared memory by the
+            # loader (LOADER_SCALES; `scales_ptr` int32: a row's two groups of a slot each)
             SK: gl.constexpr,  # stream-K: each program an equal share of all tiles' K slots (see `stream_k`)
             WIDE: gl.constexpr,  # 256-row weight tiles, 128 rows per consumer warpgroup (`_consumer_wide`)
             CONSUMER_REGS: gl.constexpr,
@@ -715,7 +709,6 @@ if gluon is not None:
             gl.static_assert(not (SK and LAG), "stream-K: not with the lagged schedule")
             gl.static_assert(not CH or (SPG == 0 and not LAG), "CH: one int32 sum over K, no lag")
             gl.static_assert(not WIDE or (SPG == 0 and DS and not SK and not LAG), "WIDE: one int32 sum (TL / per channel), DS")
-            gl.static_assert(not (WIDE and TL == 3), "WIDE: the group scales before the slot's wait or a slot ahead (TL 1 / 2)")
             gl.static_assert(w_desc.block_type.shape[0] == (4 if WIDE else 2) * _ROWS, "weight tile rows")
             x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * KSUB] + x_desc.block_type.shape, x_desc.layout)
             w_smem = gl.allocate_shared_memory(w_desc.dtype, [STAGES * KSUB] + w_desc.block_type.shape, w_desc.layout)
@@ -765,15 +758,13 @@ def plan(kp: int, group_size: int, m: int, two_level: bool = False) -> dict:
     divides), SPG steps per scaled group (GROUP_SUMS: a whole group where a slot's steps cover it exactly —
     exact integer group sums, as the reference — or all of K per channel (0); else every step, 1), LAG, PF and
     DS (up to DIRECT_SCALES rows, not with the lag). `two_level` (groups with two-level scales, TL): one int32 sum
-    over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 2: one
-    slot ahead from TL_AHEAD columns on; else 3 under the previous slot's wgmmas with TL_UNDER — 1 on 256-row tiles,
-    `_schedule` — else 1 before the slot's wait); CH: CHAIN_STEPS with two-level scales where they are not requested a
-    whole slot ahead (TL 1 / 3) and a slot has two K steps."""
+    over K whatever the group size (SPG 0), the group scales read directly (DS) to multiply the codes (TL 4: copied by
+    the loader with LOADER_SCALES, groups of 128 and two K steps a slot; else 2: one slot ahead from TL_AHEAD columns
+    on; else 1 before the slot's wait); CH: CHAIN_STEPS with two-level scales where they are not requested a slot
+    ahead (TL 1 / 4) and a slot has two K steps."""
     ksub = K_PER_SLOT if (kp // SUB) % K_PER_SLOT == 0 else 1
     if two_level and group_size < kp:
-        tl = 2 if kp >= TL_AHEAD else 3 if TL_UNDER else 1
-        if LOADER_SCALES and ksub == 2 and group_size == SUB:
-            tl = 4
+        tl = 4 if LOADER_SCALES and ksub == 2 and group_size == SUB else 2 if kp >= TL_AHEAD else 1
         return {"KSUB": ksub, "SPG": 0, "LAG": False, "PF": PREFETCH_WEIGHTS and ksub > 1, "DS": True, "TL": tl,
                 "CH": CHAIN_STEPS and ksub > 1 and tl != 2}
     g_steps = min(group_size, kp) // SUB
@@ -816,7 +807,7 @@ _NO_ROWS: dict[int, tuple] = {}
 
 def _settings() -> tuple:
     """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
-    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD, TL_UNDER,
+    return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD,
             LOADER_SCALES, STREAM_K, USE_TWO_LEVEL)
 
 
@@ -829,8 +820,6 @@ def _schedule(m: int, kp: int, n: int, group_size: int, two_level: bool, block_m
     wide = block_n == 4 * ROWS and sched["SPG"] == 0  # (one int32 sum over K: never the lagged schedule)
     if wide:
         sched["DS"] = True  # (per channel above DIRECT_SCALES rows too: one load of the scales per tile)
-        if sched["TL"] == 3:  # (TL 3 on 256-row tiles: 14-20 % slower than TL 1, run 171)
-            sched["TL"] = 1
     elif block_n != 2 * ROWS:  # 256 rows asked for, per-group sums: 128-row tiles with as many ring slots as fit
         max_stages = 1 << 30
     rows_n = 4 * ROWS if wide else 2 * ROWS
