@@ -479,6 +479,11 @@ PY
         deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
     ;;
+  session19i)  # run 178: the two-level swap test (both token tiles) with run 176's test bug fixed
+    timeout 420 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session19h)  # run 177: the compiled 2048-token prefill with CUDA graphs (as run 129), fp16 and W4A8 in one process
     timeout 500 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --compile-prefill \
         --prefill-mode reduce-overhead --prefill-reps 20 --compile-variants fp16,w4a8-dynamic+fused --variants w4a8-dynamic+fused
