@@ -727,6 +727,11 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
     gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 256)
     assert (launched[-1]["WIDE"], launched[-1]["TL"], launched[-1]["CH"]) == (True, 4, True)
     assert launched[-1]["STAGES"] >= 3
+    # scales viewed as int32 pairs: a view into wider rows (odd row stride) is copied first, never reinterpreted
+    wider = torch.ones(n, k // 128 + 1, dtype=torch.float16)[:, : k // 128]
+    launch_ = gluon_swap.SwapLaunch(a, q, wider, 2, None, 128, 128, 6, 8, chan, 128)
+    assert launch_.scales.dtype == torch.int32 and launch_.scales.shape == (n, k // 256) and not launch_.keepable
+    assert gluon_swap.SwapLaunch(a, q, scales, 2, None, 128, 128, 6, 8, chan, 128).keepable
 
 
 def test_stream_k_where_whole_tiles_leave_the_last_round_idle():

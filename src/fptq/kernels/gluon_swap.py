@@ -877,6 +877,9 @@ class SwapLaunch:
             scales = rows  # (not read; nor its stride, passed as 0)
         self.keepable = bool(sched["DS"]) and scales is layer_scales  # (nothing of the scales' values held)
         if sched["TL"] == 4:  # (the loader copies a slot's two fp16 groups of a row as one int32)
+            if scales.stride(0) % 2 or scales.storage_offset() % 2:  # (a view into wider rows: not as int32)
+                scales = scales.contiguous()
+                self.keepable = False
             scales = scales.view(torch.int32)
         self.kept = False  # set by a plan that keeps this launch: its descriptors are encoded once
         self.programs, self.sk, self.rows = programs, sk, rows
