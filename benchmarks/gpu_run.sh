@@ -479,6 +479,10 @@ PY
         deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
     ;;
+  session19j)  # run 179: Nsight Compute on the TL 4 kernel (runs 166-167's two profiles, 13B q/k/v/o at 1024 rows)
+    bash "$0" ncu-swap 1024 5120 5120
+    bash "$0" ncu-swap-src 1024 5120 5120
+    ;;
   session19i)  # run 178: the two-level swap test (both token tiles) with run 176's test bug fixed
     timeout 420 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "two_level_swap" \
         > "$OUT/pytest_gpu.txt" 2>&1
