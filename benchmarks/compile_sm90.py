@@ -193,19 +193,20 @@ def variants(prefill_candidates=False, decode_variants=False):
                  for bm in (128, 64) for group, spg in ((128, 1), (256, 2), (4096, 0))]
     variants += [(128, 4, 2, False, 128, 1, False, True, False), (128, 6, 1, False, 128, 1, False, True, False),
                  (128, 6, 1, False, 4096, 0, False, True, False)]  # DS without PF, and one K step a slot
-    # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256)
+    # two-level scales (TL): one int32 sum over K, the codes times the integer group scales (groups 128 / 256; TL 4, the
+    # loader's copies of the scales: groups of 128)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, 0, True, True, tl_) for bm in (128, 64) for group in (128, 256)
                  for tl_ in (1, 2)] + [(bm, 4 if bm == 128 else 6, 2, False, 128, 0, True, True, 4) for bm in (128, 64)]
     variants += [(128, 6, 1, False, 128, 0, False, True, 2)]  # one K step a slot
     variants = [v + (False,) for v in variants]
-    # stream-K (SK): two-level (TL 1 / 2), per channel, fp32 group sums (groups of 128 / 256, scale rows or DS)
+    # stream-K (SK): two-level (TL 1 / 2 / 4), per channel, fp32 group sums (groups of 128 / 256, scale rows or DS)
     variants += [(bm, 4 if bm == 128 else 6, 2, False, group, spg, True, ds, tl_, True)
                  for bm, group, spg, ds, tl_ in ((128, 128, 0, True, 1), (128, 128, 0, True, 2), (64, 128, 0, True, 2),
                                                  (128, 128, 0, True, 4),
                                                  (128, 4096, 0, True, False), (128, 128, 1, False, False),
                                                  (128, 256, 2, True, False))]
     variants = [v + (False,) for v in variants]
-    # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2, per channel; PF or not
+    # WIDE (256-row weight tiles, two row blocks per consumer warpgroup): two-level TL 1 / 2 / 4, per channel; PF or not
     variants += [(bm, stages, ksub, False, group, 0, pf, True, tl_, False, True)
                  for bm, stages, ksub, group, pf, tl_ in ((128, 3, 2, 128, True, 1), (128, 3, 2, 128, True, 2),
                                                           (128, 3, 2, 128, True, 4),

@@ -479,6 +479,11 @@ PY
         deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
     ;;
+  session19k)  # run 180: the review's fixes — the swap tests that assert the TL of each launch, TL 4 against TL 1
+    timeout 540 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "swap_wide or swap_stream_k or swap_pdl or (two_level_swap and cfg0)" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session19j)  # run 179: Nsight Compute on the TL 4 kernel (runs 166-167's two profiles, 13B q/k/v/o at 1024 rows)
     bash "$0" ncu-swap 1024 5120 5120
     bash "$0" ncu-swap-src 1024 5120 5120

@@ -6,7 +6,7 @@ same run; and whether every variant gives the installed variant's outputs bit fo
 A variant is `installed` or comma-separated NAME=VALUE assignments of `gluon_swap` settings (Python literals), joined
 by `;` on the command line:
 
-    PYTHONPATH=src python3 benchmarks/probe_swap_settings.py --variants "installed;CHAIN_STEPS=False;TL_AHEAD=0" \\
+    PYTHONPATH=src python3 benchmarks/probe_swap_settings.py --variants "installed;LOADER_SCALES=False,TL_AHEAD=0" \\
         [--ms 1024,4096] [--shapes 0,3] [--json F]
 """
 

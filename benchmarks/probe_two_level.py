@@ -36,9 +36,10 @@ def main() -> None:
         for m in (int(v) for v in args.ms.split(",")):
             fp16, int8 = bench_fp16(m, n, k), bench_int8(m, n, k)
             t = {"default": bench_ours(m, n, k, "dynamic", 128, two_level=True)}
-            default, gs.TL_AHEAD = gs.TL_AHEAD, (1 << 30 if k >= gs.TL_AHEAD else 0)  # the other TL schedule
+            default, gs.TL_AHEAD = gs.TL_AHEAD, (1 << 30 if k >= gs.TL_AHEAD else 0)  # the other consumer-side schedule
+            loader, gs.LOADER_SCALES = gs.LOADER_SCALES, False  # (not the loader's copies of the scales, TL 4)
             t[f"TL{1 if k >= default else 2}"] = bench_ours(m, n, k, "dynamic", 128, two_level=True)
-            gs.TL_AHEAD = default
+            gs.TL_AHEAD, gs.LOADER_SCALES = default, loader
             if args.tiles:
                 for bm, cfg in tiles.items():
                     t[f"bm{bm}"] = bench_ours(m, n, k, "dynamic", 128, cfg, two_level=True)

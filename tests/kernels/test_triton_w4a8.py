@@ -721,17 +721,23 @@ def test_swap_launch_constants_follow_the_module_settings(monkeypatch):
         tl = 4 if loader and ksub == 2 else 2 if ahead == 0 else 1
         expected = (ksub, tl, chain and ksub == 2 and tl != 2)  # (CH not with the scales a slot ahead)
         assert (launched[-1]["KSUB"], launched[-1]["TL"], launched[-1]["CH"]) == expected, (ksub, ahead, chain, loader)
-        assert launched[-1]["TL"] != 4 or launched[-1]["STAGES"] >= 3
     assert launched[0] == launched[-1] and not launched[-1]["HAS_BIAS"]
     monkeypatch.setattr(gluon_swap, "LOADER_SCALES", True)  # the loader's copies: both tile heights
     gluon_swap.swap_gemm(a, q, scales, torch.ones(m), 2, None, out, 128, 128, 6, 8, chan, 256)
     assert (launched[-1]["WIDE"], launched[-1]["TL"], launched[-1]["CH"]) == (True, 4, True)
-    assert launched[-1]["STAGES"] >= 3
-    # scales viewed as int32 pairs: a view into wider rows (odd row stride) is copied first, never reinterpreted
+    # scales viewed as int32 pairs: a view into wider rows (odd row stride) or at an odd offset is copied first, never
+    # reinterpreted, and then not launched under PDL (the copy kernel would sit between quantization and GEMM)
     wider = torch.ones(n, k // 128 + 1, dtype=torch.float16)[:, : k // 128]
-    launch_ = gluon_swap.SwapLaunch(a, q, wider, 2, None, 128, 128, 6, 8, chan, 128)
-    assert launch_.scales.dtype == torch.int32 and launch_.scales.shape == (n, k // 256) and not launch_.keepable
-    assert gluon_swap.SwapLaunch(a, q, scales, 2, None, 128, 128, 6, 8, chan, 128).keepable
+    shifted = torch.ones(n * (k // 128) + 1, dtype=torch.float16)[1:].view(n, k // 128)
+    for view in (wider, shifted):
+        launch_ = gluon_swap.SwapLaunch(a, q, view, 2, None, 128, 128, 6, 8, chan, 128, pdl=True)
+        assert launch_.scales.dtype == torch.int32 and launch_.scales.shape == (n, k // 256) and not launch_.keepable
+        assert torch.equal(launch_.scales.view(torch.float16), view) and not launch_.constexprs["PDL"]
+        assert launch_.held is view  # (kept alive: plans key on the layer tensor's id)
+    launch_ = gluon_swap.SwapLaunch(a, q, scales, 2, None, 128, 128, 6, 8, chan, 128, pdl=True)
+    assert launch_.keepable and launch_.constexprs["PDL"] and launch_.scales.data_ptr() == scales.data_ptr()
+    with pytest.raises(ValueError, match="fp16"):
+        gluon_swap.SwapLaunch(a, q, scales.float(), 2, None, 128, 128, 6, 8, chan, 128)
 
 
 def test_stream_k_where_whole_tiles_leave_the_last_round_idle():
@@ -763,8 +769,8 @@ def test_gpu_swap_stream_k(monkeypatch):
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
-    taken, schedule = [], gluon_swap._schedule  # (whether each launch ran stream-K)
-    monkeypatch.setattr(gluon_swap, "_schedule", lambda *a: taken.append(schedule(*a)[5]) or schedule(*a))
+    taken, schedule = [], gluon_swap._schedule  # (whether each launch ran stream-K, and its TL)
+    monkeypatch.setattr(gluon_swap, "_schedule", lambda *a: taken.append((schedule(*a)[5], schedule(*a)[0]["TL"])) or schedule(*a))
     cases = ((1000, 1024, 4096, 128, True), (257, 262, 4096, 256, True), (300, 256, 384, 128, True),
              (1000, 1024, 4096, -1, False), (1000, 1024, 4096, 128, False), (700, 768, 2048, 256, False))
     for (m, n, k, g, two_level), sms, bm in itertools.product(cases, (5, 7), (128, 64)):
@@ -787,7 +793,9 @@ def test_gpu_swap_stream_k(monkeypatch):
                 ys[setting, rep] = tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=cfg, out=out,
                                                   channel_scales=chan)
             tiles = -(-m // bm) * -(-n // 128)
-            assert taken[-1] == (setting is not None and tiles > sms), (m, n, k, g, sms, bm)
+            assert taken[-1][0] == (setting is not None and tiles > sms), (m, n, k, g, sms, bm)
+            loader = m == 1000 and sms == 5 and g == 128 and two_level  # (TL 4 in those cases; K 4096: two steps a slot)
+            assert not two_level or taken[-1][1] == (4 if loader else 2 if m == 257 else 1), (m, n, k, g, sms, bm)
         case = (m, n, k, g, two_level, sms, bm)
         assert torch.isfinite(ys[(0.0, 1e9), 0]).all(), case
         assert tiles > sms or (m, bm) == (300, 128), case  # (every other case splits tiles)
@@ -833,18 +841,18 @@ def test_gpu_swap_wide(monkeypatch):
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
-    launched = []  # (WIDE, STAGES) of each swap kernel launch
+    launched = []  # (WIDE, STAGES, TL) of each swap kernel launch
 
     class Spy:
         def __getitem__(self, grid, kernel=gluon_swap._swap_kernel):
-            return lambda *a, **kw: launched.append((kw["WIDE"], kw["STAGES"])) or kernel[grid](*a, **kw)
+            return lambda *a, **kw: launched.append((kw["WIDE"], kw["STAGES"], kw["TL"])) or kernel[grid](*a, **kw)
 
     monkeypatch.setattr(gluon_swap, "_swap_kernel", Spy())
     narrow_cfg, wide_cfg = tw.PrefillConfig(128, 128, 4, 6, swap=True), tw.PrefillConfig(128, 256, 4, 3, swap=True)
     cases = ((1000, 1024, 4096, 128, "two-level", 2), (257, 262, 4096, 256, "two-level", 1),
              (300, 640, 384, 128, "two-level", 2), (640, 512, 2048, 128, "two-level", 1), (700, 384, 2048, -1, "fp16", 2),
              (77, 256, 1024, 128, "fp16", 2), (1000, 1000, 4096, 128, "two-level", 4))
-    for m, n, k, g, fmt, tl in cases:  # (TL: the group scales a slot ahead, under the previous slot, before the wait)
+    for m, n, k, g, fmt, tl in cases:  # (TL 2: the group scales a slot ahead; 1: before the wait; 4: the loader's copy)
         monkeypatch.setattr(gluon_swap, "TL_AHEAD", 0 if tl == 2 else 1 << 30)
         monkeypatch.setattr(gluon_swap, "LOADER_SCALES", tl == 4)
         gs = k if g == -1 else g
@@ -860,16 +868,22 @@ def test_gpu_swap_wide(monkeypatch):
         case = (m, n, k, g, fmt)
         # 256 rows where the sums are one int32 per output; else 128-row tiles with a full ring
         assert launched[-1][0] == (fmt == "two-level" or g == -1) and (launched[-1][0] or launched[-1][1] >= 4), case
+        assert launched[-1][2] == (tl if chan is not None else False), case
         assert torch.isfinite(ys[1]).all(), case
         if chan is not None or g == -1:
             assert torch.equal(ys[0], ys[1]), case
+        if tl == 4:  # the loader's copies give the consumers' own loads' outputs bit for bit (one int32 sum)
+            monkeypatch.setattr(gluon_swap, "LOADER_SCALES", False)
+            y1 = tw.w4a8_linear(x, *layer[:3], group_size=gs, bias=layer[3], config=wide_cfg, channel_scales=chan)
+            assert launched[-1][2] == 1 and torch.equal(ys[1], y1), case
         assert rel(ys[1], dequant_matmul64(x, layer, gs, "dynamic", None)) < 2e-3, case
 
 
 @pytest.mark.gpu
 def test_gpu_swap_pdl(monkeypatch):
     """The prefill op on the swap kernel launched as a programmatic dependent of the quantization kernel
-    (`SWAP_PDL`: the loader requests its first slots' weights before waiting) gives the outputs of the plain launch
+    (`SWAP_PDL`: the loader requests its first slots' weights — and TL 4 group scales — before waiting) gives the
+    outputs of the plain launch
     bit for bit: five different inputs back to back without a sync (a read of the activations or their scales
     before the quantization kernel is done would give the previous call's), over the schedules the PDL prologue
     meets — medium M, DS and TL, tiles of fewer slots than the ring (one K step a slot), 256-row tiles, per channel,
@@ -1028,7 +1042,8 @@ def test_gpu_two_level_swap(monkeypatch, cfg):
                                config=cfg, out=out, channel_scales=chan)
             plan = plans[-1]  # (y's plan: the per-group run below records its own)
             # (the loader's copies: groups of 128 and two K steps a slot only; else before the wait)
-            assert plan["TL"] == (tl if tl != 4 or (g == 128 and plan["KSUB"] == 2) else 1), (m, n, k, g, tl)
+            two_steps = ksub == 2 and (k // 128) % 2 == 0
+            assert plan["TL"] == (tl if tl != 4 or (g == 128 and two_steps) else 1), (m, n, k, g, tl)
             assert torch.isfinite(y).all()
             assert rel(y, dequant_matmul64(x, layer, g, act_mode, act_scale)) < tol, (m, n, k, g, ksub, pf, act_mode)
             grouped = run(x, layer, g, act_mode, act_scale, cfg)  # the same layer scaled per group
@@ -1438,7 +1453,7 @@ def test_swap_kernel_scope():
                                                 "CH": False}
     # two-level scales: one int32 sum over K (SPG 0), the group scales read directly, at every row count; per
     # channel (groups as long as K) there is nothing to multiply; a slot's two wgmmas chained (CH) with the scales
-    # requested per slot (TL 1)
+    # read per slot (TL 4: the loader's copies; TL 1: requested before the slot's wait)
     ch = gluon_swap.CHAIN_STEPS
     tl = 4 if gluon_swap.LOADER_SCALES else 1  # (the scales copied by the loader, or requested before the slot's wait)
     assert gluon_swap.plan(4096, 128, 4096, True) == {"KSUB": 2, "SPG": 0, "LAG": False, "PF": True, "DS": True, "TL": tl,

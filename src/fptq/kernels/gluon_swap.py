@@ -78,7 +78,7 @@ PREFETCH_WEIGHTS = True
 # loader brings by TMA (0: never; not with the lagged schedule, at most two K steps a slot). Run 89 (ops, H100): at
 # 256 rows 0-18 % faster (the copy is a few µs of a 20-180 µs op), at 1024 -3 … +6 %, at 4096 3-10 % slower.
 DIRECT_SCALES = 512
-# Two-level scales with the group scales requested per slot (TL 1, K below TL_AHEAD): a slot's two K steps' wgmmas
+# Two-level scales with the group scales read per slot (TL 1 / 4, not a slot ahead): a slot's two K steps' wgmmas
 # chained on the one int32 accumulator, the second issued without waiting for the first (the slot drains once, before
 # its release). Nsight Compute (runs 166-167, 13B q/k/v/o at 1024 rows): the tensor pipe 44 % busy, a third of the
 # consumers' stall samples on the wgmma waits, half of them on the wait between a slot's two steps. Run 168 (GEMM
@@ -268,9 +268,9 @@ if gluon is not None:
         @gluon.jit
         def _loader(p):
             """One warp: per ring slot KSUB K steps, each the activation tile, the packed weight tile and (unless DS)
-            the step's scale row. PDL (launched as a programmatic dependent of the quantization kernel; DS, so no
-            scale rows): the first slots' weights are requested before waiting for that kernel, their activations
-            after."""
+            the step's scale row; TL 4: first the slot's group scales (`_load_scales`). PDL (launched as a programmatic
+            dependent of the quantization kernel; DS, so no scale rows): the first slots' weights (and TL 4 scales, the
+            layer's own) are requested before waiting for that kernel, their activations after."""
             STAGES: gl.constexpr = p.ready.shape[0]
             BLOCK_M: gl.constexpr = p.x_desc.block_type.shape[0]
             BLOCK_N: gl.constexpr = p.w_desc.block_type.shape[0]
@@ -689,7 +689,7 @@ if gluon is not None:
             LAG: gl.constexpr,
             SPG: gl.constexpr,  # K steps per group scaled at once, dividing KSUB (0: per channel, one int32 sum over K)
             PF: gl.constexpr,  # a slot's next K step's weights unpacked while the current step's wgmma runs
-            DS: gl.constexpr,  # scales read from `scales_ptr` by the consumers (no scale rows, s_desc unused)
+            DS: gl.constexpr,  # scales read from `scales_ptr` (by the consumers; TL 4: by the loader), no scale rows
             TL: gl.constexpr,  # two-level scales: codes times the integers scales / channel scales, one int32 sum (DS, SPG 0);
             # 1: each slot's group scales loaded before its wait; 2: one slot ahead; 4: copied into shared memory by the
             # loader (LOADER_SCALES; `scales_ptr` int32: a row's two groups of a slot each)
@@ -854,8 +854,8 @@ class SwapLaunch:
     it early): the loader requests its first slots' weights before waiting for that kernel (not with stream-K or scale
     rows: then another kernel runs in between)."""
 
-    __slots__ = ("programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "bias", "chan", "constexprs", "ints",
-                 "key", "keepable", "kept", "options")
+    __slots__ = ("programs", "sk", "x_desc", "w_desc", "s_desc", "rows", "scales", "held", "bias", "chan", "constexprs",
+                 "ints", "key", "keepable", "kept", "options")
 
     def __init__(self, a, qweight, scales, sx_mode, bias, group_size: int, block_m: int, max_stages: int, group_m: int,
                  channel_scales=None, block_n: int = 2 * ROWS, pdl: bool = False):
@@ -876,9 +876,12 @@ class SwapLaunch:
             self.s_desc = scale_desc(rows, n, 2 * ROWS)
             scales = rows  # (not read; nor its stride, passed as 0)
         self.keepable = bool(sched["DS"]) and scales is layer_scales  # (nothing of the scales' values held)
-        if sched["TL"] == 4:  # (the loader copies a slot's two fp16 groups of a row as one int32)
-            if scales.stride(0) % 2 or scales.storage_offset() % 2:  # (a view into wider rows: not as int32)
-                scales = scales.contiguous()
+        self.held = layer_scales  # (a kept launch keeps the layer's tensor alive: plans key on its id, not the view's)
+        if sched["TL"] == 4:  # (the loader copies a slot's two fp16 groups of a row as one int32, 4-byte aligned)
+            if scales.dtype != torch.float16:
+                raise ValueError(f"two-level group scales must be fp16, got {scales.dtype}")
+            if scales.stride(0) % 2 or scales.storage_offset() % 2 or scales.data_ptr() % 4:
+                scales = scales.clone(memory_format=torch.contiguous_format)  # (a fresh, aligned copy)
                 self.keepable = False
             scales = scales.view(torch.int32)
         self.kept = False  # set by a plan that keeps this launch: its descriptors are encoded once
@@ -888,9 +891,9 @@ class SwapLaunch:
         self.constexprs = dict(GROUP=min(group_size, kp), SX_MODE=sx_mode, HAS_BIAS=bias is not None, GROUP_M=group_m,
                                STAGES=stages, **sched, SK=sk, WIDE=wide, CONSUMER_REGS=232)
         # PDL only where the quantization kernel is the one right before: not with stream-K (a memset of its flags runs
-        # between; run 151: ops 3-5 % slower with PDL), nor with scale rows (made by a copy kernel in between, which the
-        # loader would read before the wait)
-        pdl = pdl and not sk and bool(sched["DS"])
+        # between; run 151: ops 3-5 % slower with PDL), nor with scale rows or a copy of the scales (made by a copy
+        # kernel in between, which the loader would read before the wait)
+        pdl = pdl and not sk and bool(sched["DS"]) and scales.data_ptr() == layer_scales.data_ptr()
         self.constexprs["PDL"] = pdl
         self.options = {"num_warps": 4, "maxnreg": 168, **({"launch_pdl": True} if pdl else {})}
         self.ints = (m, n, kp)
