@@ -35,7 +35,7 @@ Round 18 (runs 163-168): what bounds it. With ops back to back the card runs at 
 MHz, this kernel at ~1750, both ~690 W); per cycle (Nsight Compute, one launch) the tensor pipe is 44 % busy with shared
 memory and L2 at ~45 % (cuBLAS fp16: 85 % / 93 %), a third of the consumers' stall samples on their wgmma waits.
 Two-level scales below TL_AHEAD columns now chain a slot's two wgmmas (`CHAIN_STEPS`, 1.5-5 %). Round 19 (runs
-169-176): the loader warp copies each slot's group scales into shared memory (`LOADER_SCALES`): 2-15 % faster.
+169-180): the loader warp copies each slot's group scales into shared memory (`LOADER_SCALES`): 2-15 % faster.
 
 Scope: int8 activations, symmetric weights (no zero points), groups that are a multiple of 128 columns
 (per-channel included), K a multiple of 128; otherwise `triton_prefill` takes its other paths.
