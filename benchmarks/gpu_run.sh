@@ -479,6 +479,11 @@ PY
         deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
     ;;
+  session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
+    # alone, cuBLAS fp16 and int8) with round 19's kernel
+    timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \
+        2>&1 | grep "M=" | tee "$OUT/table.txt"
+    ;;
   session19k)  # run 180: the review's fixes — the swap tests that assert the TL of each launch, TL 4 against TL 1
     timeout 540 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
         -k "swap_wide or swap_stream_k or swap_pdl or (two_level_swap and cfg0)" > "$OUT/pytest_gpu.txt" 2>&1
