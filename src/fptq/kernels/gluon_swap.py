@@ -387,12 +387,12 @@ if gluon is not None:
             return s
 
         @gluon.jit
-        def _slot_scales(p, WG: gl.constexpr, acc, st, off_n):
-            """(DS) This warpgroup's group scales of ring slot `st` of the tile: its first and its last K step's."""
-            lo = _row_scales(p, 0, WG, acc, st * p.KSUB, off_n)
+        def _slot_scales(p, blk: gl.constexpr, acc, st, off_n):
+            """(DS) Row block `blk`'s group scales of ring slot `st` of the tile: its first and its last K step's."""
+            lo = _row_scales(p, 0, blk, acc, st * p.KSUB, off_n)
             hi = lo
             if p.KSUB == 2:
-                hi = _row_scales(p, 0, WG, acc, st * p.KSUB + 1, off_n)
+                hi = _row_scales(p, 0, blk, acc, st * p.KSUB + 1, off_n)
             return lo, hi
 
         @gluon.jit
@@ -549,21 +549,6 @@ if gluon is not None:
                               p.HAS_BIAS)
 
         @gluon.jit
-        def _wide_scales(p, WG: gl.constexpr, acc, step, off_n):
-            """(WIDE, TL) The group scales of K step `step` for both row blocks of warpgroup WG."""
-            return _row_scales(p, 0, 2 * WG, acc, step, off_n), _row_scales(p, 0, 2 * WG + 1, acc, step, off_n)
-
-        @gluon.jit
-        def _wide_slot_scales(p, WG: gl.constexpr, acc, st, off_n):
-            """(WIDE, TL) Both row blocks' group scales of ring slot `st`: first K step's (block 0, 1), last's (0, 1)."""
-            g0_lo, g1_lo = _wide_scales(p, WG, acc, st * p.KSUB, off_n)
-            g0_hi = g0_lo
-            g1_hi = g1_lo
-            if p.KSUB == 2:
-                g0_hi, g1_hi = _wide_scales(p, WG, acc, st * p.KSUB + 1, off_n)
-            return g0_lo, g1_lo, g0_hi, g1_hi
-
-        @gluon.jit
         def _wide_weights(p, j, WG: gl.constexpr, a_l: gl.constexpr, g0, g1, r0, r1):
             """(WIDE) Both row blocks' weights of the K step in buffer `j` (TL: times their integer group scales)."""
             if p.TL:
@@ -605,7 +590,8 @@ if gluon is not None:
                 g0_hi = s0
                 g1_hi = s1
                 if p.TL == 2:  # the first slot's group scales
-                    n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, k_lo, off_n)
+                    n0_lo, n0_hi = _slot_scales(p, 2 * WG, acc, k_lo, off_n)
+                    n1_lo, n1_hi = _slot_scales(p, 2 * WG + 1, acc, k_lo, off_n)
                 for st in range(k_lo, k_hi):
                     slot = it % STAGES
                     if p.TL == 2:  # this slot's scales, loaded under the previous slot; the next slot's now
@@ -613,10 +599,12 @@ if gluon is not None:
                         g1_lo = n1_lo
                         g0_hi = n0_hi
                         g1_hi = n1_hi
-                        # (after the tile's last slot: its first, unused)
-                        n0_lo, n1_lo, n0_hi, n1_hi = _wide_slot_scales(p, WG, acc, (st + 1) % _slots(p), off_n)
+                        nxt = (st + 1) % _slots(p)  # (after the tile's last slot: its first, unused)
+                        n0_lo, n0_hi = _slot_scales(p, 2 * WG, acc, nxt, off_n)
+                        n1_lo, n1_hi = _slot_scales(p, 2 * WG + 1, acc, nxt, off_n)
                     elif p.TL == 1:  # the slot's scales, before its wait
-                        g0_lo, g1_lo, g0_hi, g1_hi = _wide_slot_scales(p, WG, acc, st, off_n)
+                        g0_lo, g0_hi = _slot_scales(p, 2 * WG, acc, st, off_n)
+                        g1_lo, g1_hi = _slot_scales(p, 2 * WG + 1, acc, st, off_n)
                     mbarrier.wait(p.ready.index(slot), (it // STAGES) & 1)
                     if p.TL == 4:  # (the loader's copy, in shared memory)
                         g0_lo, g0_hi = _loaded_scales(p, slot, 2 * WG, acc)
