@@ -8,7 +8,9 @@ static and W4A16 activations; a `+fused` variant runs q/k/v and gate/up as one G
 - weight memory (all parameters and buffers; and the decoder linears alone),
 - prefill latency: batch 1, 2048 tokens, one forward (`logits_to_keep=1`, as generation does),
 - decode latency per token at batch 1 and 16: one decode step on a static KV cache of
-  `--cache-len` positions, captured in a CUDA graph and replayed (eager as a fallback).
+  `--cache-len` positions, captured in a CUDA graph and replayed (eager as a fallback); `--decode-contexts`
+  adds other context lengths / cache sizes (HF's static cache with SDPA attends over every position of the
+  cache, so the KV bytes read per step grow with the cache size, not the context).
 
 Timings are medians of CUDA-event timings.
 """
@@ -288,6 +290,18 @@ def measure(model, name, args, log, results):
             except Exception as e:  # noqa: BLE001 - reported, the eager numbers stand
                 log(f"  torch.compile decode b{b} failed: {type(e).__name__}: {str(e)[:300]}")
         torch._dynamo.reset()
+    for context, cache_len in args.decode_contexts:  # the decode step at other context lengths (compiled where asked)
+        compile_mode = args.compile if args.compile and name in args.compile_variants else None
+        for b in args.batches:
+            try:
+                ms, how = decode_latency(model, b, cache_len, context, log, compile_mode)
+            except Exception as e:  # noqa: BLE001 - reported, the other numbers stand
+                log(f"  decode b{b} at context {context} / cache {cache_len} failed: {type(e).__name__}: {str(e)[:300]}")
+                continue
+            r.setdefault("decode_sweep", []).append({"context": context, "cache_len": cache_len, "batch": b, "ms": ms,
+                                                     "how": f"torch.compile({compile_mode}) + {how}" if compile_mode else how})
+            log(f"  decode b{b} at context {context} / cache {cache_len}: {ms:.2f} ms ({r['decode_sweep'][-1]['how']})")
+        torch._dynamo.reset()
     if args.generate:
         r["generate"] = generate_latency(model, args.generate, args.context, log)
     results.append(r)
@@ -337,6 +351,9 @@ def main() -> None:
     ap.add_argument("--prefill", type=int, default=2048)
     ap.add_argument("--context", type=int, default=512, help="tokens in the KV cache before the timed decode step")
     ap.add_argument("--cache-len", type=int, default=1024)
+    ap.add_argument("--decode-contexts", default="",
+                    help="CONTEXT:CACHE_LEN,...: also time the decode step at these context lengths in static caches of "
+                         "these sizes (attention reads the whole cache), compiled where --compile covers the variant")
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--group-size", type=int, default=128)
     ap.add_argument("--scale-format", default="fp16", choices=("fp16", "two-level"), help="group scales of the W4A8 model")
@@ -408,8 +425,10 @@ def main() -> None:
     torch._dynamo.config.recompile_limit = args.recompile_limit
     torch._dynamo.config.accumulated_recompile_limit = max(args.recompile_limit * 4, 256)
     args.batches = [int(b) for b in args.batches.split(",") if b]  # empty: prefill only
-    if args.batches and args.context + 64 > args.cache_len:  # (each replayed decode step writes one position further)
-        ap.error(f"--context {args.context} needs --cache-len of at least {args.context + 64}")
+    args.decode_contexts = [tuple(int(v) for v in pair.split(":")) for pair in args.decode_contexts.split(",") if pair]
+    for context, cache_len in [(args.context, args.cache_len), *args.decode_contexts]:
+        if args.batches and context + 64 > cache_len:  # (each replayed decode step writes one position further)
+            ap.error(f"context {context} needs a cache of at least {context + 64} positions")
     logf = open(f"{args.out}/e2e_log.txt", "a")
 
     def log(msg):
@@ -441,14 +460,15 @@ def main() -> None:
     with torch.no_grad():
         ref_logits = model(input_ids=probe).logits.float()
     fp16 = measure(model, "fp16", args, log, results)
-    if args.fp16_fused:
+    baselines = {"fp16": fp16}
+    if args.fp16_fused:  # (the fair baseline for the W4A8 "+fused" variants: fp16 with the same GEMMs merged)
         import copy
 
         from fptq.nn.shared_input import fuse_shared_inputs
 
         fused16 = copy.deepcopy(model)
         fuse_shared_inputs(fused16)
-        measure(fused16, "fp16+fused", args, log, results)
+        baselines["fp16+fused"] = measure(fused16, "fp16+fused", args, log, results)
         del fused16
         torch.cuda.empty_cache()
     t0 = time.time()
@@ -534,6 +554,18 @@ def main() -> None:
                 r[f"speedup_generate_{cache}"] = fp16["generate"][cache]["ms_per_token"] / gen["ms_per_token"]
         r["weight_ratio"] = r["weights_GB"] / fp16["weights_GB"]
         r["linear_weight_ratio"] = r["linear_weights_GB"] / fp16["linear_weights_GB"]
+        for base_name, base in baselines.items():  # the decode sweep's speedups against each baseline
+            times = {(d["context"], d["cache_len"], d["batch"]): d["ms"] for d in base.get("decode_sweep", ())}
+            for d in r.get("decode_sweep", ()):
+                if (key := (d["context"], d["cache_len"], d["batch"])) in times:
+                    d[f"speedup_vs_{base_name}"] = times[key] / d["ms"]
+            if base_name != "fp16":
+                r[f"vs_{base_name}"] = {k: base[k] / r[k] for k in base if k.endswith("_ms") and isinstance(base[k], float)
+                                        and isinstance(r.get(k), float)}
+                log(f"  vs {base_name}: " + "  ".join(f"{k[:-3]} x{v:.2f}" for k, v in r[f"vs_{base_name}"].items()))
+        for d in r.get("decode_sweep", ()):
+            log(f"  decode b{d['batch']} context {d['context']} / cache {d['cache_len']}: {d['ms']:.2f} ms  "
+                + "  ".join(f"x{d[k]:.2f} {k[len('speedup_vs_'):]}" for k in d if k.startswith("speedup_vs_")))
         log(
             f"  vs fp16: prefill x{r['speedup_prefill']:.2f}  "
             + (f"compiled prefill x{r['speedup_prefill_compiled']:.2f}  " if "speedup_prefill_compiled" in r else "")

@@ -479,6 +479,23 @@ PY
         deciding_path" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error|assert" "$OUT/pytest_gpu.txt" | tail -40
     ;;
+  session20a)  # run 182: the activation quantization alone at the GEMM table's 1024 / 4096-row shapes against its byte
+    # floor; the compiled 2048-token prefill with CUDA graphs against fp16 and fp16 with q/k/v and gate/up fused
+    timeout 150 python3 benchmarks/probe_quant_large.py --shapes \
+        1024:4096,1024:5120,1024:8192,1024:11008,1024:28672,4096:4096,4096:5120,4096:11008,4096:28672 | tee "$OUT/quant.txt"
+    timeout 420 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches "" --fp16-fused \
+        --compile-prefill --prefill-mode reduce-overhead --prefill-reps 20 \
+        --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants w4a8-dynamic+fused | grep -v "^  compiled prefill #"
+    ;;
+  session20b)  # run 183: compiled decode b1 / b16 (context 512 in a 1024-position static cache) against fp16 and fused fp16
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --compile default --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
+  session20c)  # run 184: compiled decode b16 at short and long contexts (static caches of 192 and 2112 positions)
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 16 --prefill 256 \
+        --context 128 --cache-len 192 --decode-contexts 2048:2112 --fp16-fused --compile default \
+        --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants w4a8-dynamic+fused
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \

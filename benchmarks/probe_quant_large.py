@@ -4,7 +4,9 @@ graphs) by warps per program and one-pass limit (a row held in registers is padd
 72) and one row with `div.rn`; `--words`: fp16 rows read as int32 words of an even / odd pair
 (`QUANT_WORDS`, run 85) against element loads, at both one-pass limits and 4 / 8 warps, K up to 28672.
 
-    PYTHONPATH=src python3 benchmarks/probe_quant_large.py [--fma | --words]
+    PYTHONPATH=src python3 benchmarks/probe_quant_large.py [--fma | --words | --shapes M:K,...]
+
+`--shapes`: the installed settings only, at those shapes, each against its byte floor (session 20).
 """
 
 from __future__ import annotations
@@ -20,8 +22,20 @@ from probe_quant import quant_only  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 
+def at_shapes(spec: str) -> None:
+    """The installed settings at the (M, K) shapes of `spec` ("M:K,..."), each against its byte floor (the fp16 rows
+    read once, the int8 codes written once, at 3.35 TB/s)."""
+    for pair in spec.split(","):
+        m, k = map(int, pair.split(":"))
+        us = quant_only(m, k)
+        floor = m * k * 3 / 3.35e6
+        print(f"M={m} K={k}: {us:.1f} us, byte floor {floor:.1f} us (x{us / floor:.2f})", flush=True)
+
+
 def main() -> None:
     print("GPU", torch.cuda.get_device_name(), flush=True)
+    if "--shapes" in sys.argv:
+        return at_shapes(sys.argv[sys.argv.index("--shapes") + 1])
     defaults = tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV, tw.QUANT_WORDS
     shapes = ((4096, 4096), (4096, 11008), (2048, 4096), (2048, 11008))
     if "--words" in sys.argv:
