@@ -496,6 +496,12 @@ PY
         --context 128 --cache-len 192 --decode-contexts 2048:2112 --fp16-fused --compile default \
         --compile-variants fp16,fp16+fused,w4a8-dynamic+fused --variants w4a8-dynamic+fused
     ;;
+  session20d)  # run 185: the kernels of the compiled decode steps b1 / b16 at context 128 (cache 192): fused fp16, W4A8
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --context 128 --cache-len 192 --fp16-fused --compile default --profile \
+        --compile-variants fp16+fused,w4a8-dynamic+fused --variants w4a8-dynamic+fused > "$OUT/log.txt" 2>&1
+    grep -E "compiled b|vs fp16|Self CUDA time total" "$OUT/log.txt"
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \
