@@ -484,7 +484,7 @@ def main() -> None:
     from fptq.kernels import gluon_prefill as gp
 
     defaults = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL,
-                tw.CONFIGS[0], tw.PREFILL_CONFIGS)
+                tw.CONFIGS[0], tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     m1_default, wide_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE
     from fptq.kernels import launch
@@ -495,7 +495,7 @@ def main() -> None:
         base, *opts = name.split("+")
         mode = modes[base]
         (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0],
-         tw.PREFILL_CONFIGS) = defaults
+         tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         tw.FUSED_DECODE_M1, tw.SWAP_WIDE = m1_default, wide_default
         launch.ENABLED = "tritonlaunch" not in opts  # (Triton's own launch path for every kernel, not the short one)
@@ -526,6 +526,9 @@ def main() -> None:
             tw.USE_PREFILL = False
         if "opaque" in opts or "ingraph" in opts:
             tw.QUANTIZE_IN_GRAPH = "ingraph" in opts
+        traced_from = next((int(o[6:]) for o in opts if o.startswith("traced") and o[6:].isdigit()), None)
+        if traced_from is not None:  # tracedN: under torch.compile the quantization traced from N rows on (default 17)
+            tw.TRACED_QUANT_MIN_M = traced_from
         if "pdl" in opts or "nopdl" in opts:
             tw.USE_PDL = "pdl" in opts
         target = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()), None)

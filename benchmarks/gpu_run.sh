@@ -502,6 +502,15 @@ PY
         --compile-variants fp16+fused,w4a8-dynamic+fused --variants w4a8-dynamic+fused > "$OUT/log.txt" 2>&1
     grep -E "compiled b|vs fp16|Self CUDA time total" "$OUT/log.txt"
     ;;
+  session20e)  # run 186: the GEMM-only op at decode sizes on the kept zero counters (GPU test); compiled decode b16 at
+    # context 128 (cache 192) with the quantization traced from 2 rows on (traced2) against the opaque op (the default)
+    timeout 200 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "kept_counters or fused_decode_m1_in_cuda_graphs or quantization_in_the_graph" 2>&1 | tail -5 | tee "$OUT/pytest_gpu.txt"
+    timeout 380 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 16 --prefill 256 \
+        --context 128 --cache-len 192 --fp16-fused --compile default \
+        --compile-variants fp16+fused,w4a8-dynamic+fused,w4a8-dynamic+fused+traced2 \
+        --variants w4a8-dynamic+fused,w4a8-dynamic+fused+traced2 2>&1 | grep -E "compiled b|vs |failed|Error"
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \

@@ -1249,6 +1249,46 @@ def test_gpu_fused_decode_m1_in_cuda_graphs(monkeypatch):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("m", [2, 16])
+def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
+    """The GEMM-only op at decode sizes (what a compiled model calls once the quantization is traced,
+    TRACED_QUANT_MIN_M), launched as a programmatic dependent, uses the device's kept zero split-K counters instead
+    of zeroing fresh ones (a memset node would stand between the kernel before and the GEMM): consecutive split-K
+    layers, eagerly and replayed in a CUDA graph, equal the eager two-launch op bit for bit and leave the counters
+    zero; without the kept buffer (a capture cannot make it) fresh counters are zeroed, and right too."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    layers = [(make_layer(n, k, 128, True, bias=True, seed=i), make_x(m, k, seed=10 + i)) for i, (n, k) in
+              enumerate(((4096, 4096), (1000, 11008), (4096, 4096)))]
+    cfg = tw._for_m(tw.CONFIGS, m)
+    assert all(tw._split_k(cfg, m, layer[0].shape[0], tw._cdiv(x.shape[1], 128), tw._tma_slice_steps(True, x.shape[1], 128))
+               > 1 for layer, x in layers)  # (split-K)
+    want = [run(x, layer, 128, "dynamic") for layer, x in layers]
+    quantized = [tw.quantize_activation_triton(x, 128, "dynamic") for _, x in layers]
+
+    def step():
+        return [torch.ops.fptq.w4a8_gemm(a, sx, *layer[:2], None, layer[3], x.shape[1], 128, 2, x.dtype, None)
+                for (layer, x), (a, sx) in zip(layers, quantized)]
+
+    for fresh in (True, False):
+        if fresh:
+            monkeypatch.setattr(scratch, "_KEPT", {})
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outs = step()
+        assert bool(scratch._KEPT) != fresh
+        for _ in range(3):
+            for out in outs:
+                out.fill_(float("nan"))
+            graph.replay()
+            torch.cuda.synchronize()
+            assert all(torch.equal(out, w) for out, w in zip(outs, want)), fresh
+        assert all(torch.equal(out, w) for out, w in zip(step(), want)), fresh  # (eagerly: makes the buffer)
+        assert not scratch._KEPT["decode split-K counters", torch.cuda.current_device()].any()
+    assert not gluon_fallback.failed("decode")
+
+
+@pytest.mark.gpu
 def test_gpu_fp8_per_channel_long_k():
     """fp8 activations with per-channel weights over a long K: each K step's fp32 sum is added to
     the accumulator (Hopper's fp8 MMA accumulates at reduced precision), in the tiled and the

@@ -863,7 +863,9 @@ def _launch(
 ) -> torch.Tensor:
     """One `_w4a8_kernel` launch (split-K reduced inside it, see `_split_k_reduce`);
     `pdl`: launched as a programmatic dependent of the kernel before; `workspace`: the
-    `_split_k_workspace` whose counters the quantization kernel zeroed (else zeroed here)."""
+    `_split_k_workspace` whose counters the quantization kernel zeroed (else zeroed here, or with `pdl` the
+    device's kept zero counters of the one-launch M = 1 op: a memset would be a node between the kernel before and
+    this one, and the weights could not stream in under that kernel's tail)."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
     if out is None:
@@ -874,7 +876,11 @@ def _launch(
     split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub),
                                                           _tma_slice_steps(tma, k, group_size))
     if workspace is None and counters is not None:
-        counters.zero_()
+        kept = _fused_counters(a.device, counters.numel()) if pdl else None
+        if kept is not None:
+            counters = kept
+        else:
+            counters.zero_()
     ws = ws if ws is not None else out
     counters = counters if counters is not None else out
     if tma and _tma_groups_fit(k, sub, split, group_size):
@@ -1638,6 +1644,8 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype, ch
 # tokens) 52.4 ms traced vs 55.6 for W4A8-FP8's opaque op (run 67; run 75's 108.8 ms for the int8 opaque
 # op is likely a timing artifact, benchmarks/GPU_NOTES.md).
 QUANTIZE_IN_GRAPH: bool | None = None
+# (QUANTIZE_IN_GRAPH None) the row count from which the quantization is traced.
+TRACED_QUANT_MIN_M = DECODE_MAX_M + 1
 
 
 def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales):
@@ -1645,7 +1653,8 @@ def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, 
     traceable = (act_mode in ("static", "dynamic", "dynamic_fp8") and (act_mode != "dynamic_fp8" or _has_fp8(x))
                  and supports_shape(k, bits, group_size) and x.dtype in _DTYPES)
     # (the row count only where it matters: a guard on it is a recompile)
-    if not (traceable and (QUANTIZE_IN_GRAPH if QUANTIZE_IN_GRAPH is not None else math.prod(x.shape[:-1]) > DECODE_MAX_M)):
+    if not (traceable and (QUANTIZE_IN_GRAPH if QUANTIZE_IN_GRAPH is not None
+                           else math.prod(x.shape[:-1]) >= TRACED_QUANT_MIN_M)):
         return torch.ops.fptq.w4a8_linear(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias,
                                           channel_scales)
     a, sx = quantize_activation_torch(x.reshape(-1, k), group_size, act_mode, act_scale)
