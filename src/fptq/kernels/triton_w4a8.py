@@ -1644,7 +1644,9 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype, ch
 # tokens) 52.4 ms traced vs 55.6 for W4A8-FP8's opaque op (run 67; run 75's 108.8 ms for the int8 opaque
 # op is likely a timing artifact, benchmarks/GPU_NOTES.md).
 QUANTIZE_IN_GRAPH: bool | None = None
-# (QUANTIZE_IN_GRAPH None) the row count from which the quantization is traced.
+# (QUANTIZE_IN_GRAPH None) the row count from which the quantization is traced. Run 186 (compiled b16 step, context
+# 128, H100): traced from 2 rows 3.80 ms against 3.69 with the opaque op — its quantization kernel hands over to the
+# GEMM by PDL (the weights stream in under it), the traced one leaves an Inductor kernel before the GEMM.
 TRACED_QUANT_MIN_M = DECODE_MAX_M + 1
 
 
