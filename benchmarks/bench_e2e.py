@@ -484,7 +484,7 @@ def main() -> None:
     from fptq.kernels import gluon_prefill as gp
 
     defaults = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL,
-                tw.CONFIGS[0], tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M)
+                tw.CONFIGS[0], tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M, tw.QUANT_PDL)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     m1_default, wide_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE
     from fptq.kernels import launch
@@ -495,7 +495,7 @@ def main() -> None:
         base, *opts = name.split("+")
         mode = modes[base]
         (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0],
-         tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M) = defaults
+         tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M, tw.QUANT_PDL) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         tw.FUSED_DECODE_M1, tw.SWAP_WIDE = m1_default, wide_default
         launch.ENABLED = "tritonlaunch" not in opts  # (Triton's own launch path for every kernel, not the short one)
@@ -531,6 +531,8 @@ def main() -> None:
             tw.TRACED_QUANT_MIN_M = traced_from
         if "pdl" in opts or "nopdl" in opts:
             tw.USE_PDL = "pdl" in opts
+        if "noquantpdl" in opts:  # the quantization kernel launched plainly, not as a dependent of the kernel before
+            tw.QUANT_PDL = False
         target = next((int(o[1:]) for o in opts if o[:1] == "t" and o[1:].isdigit()), None)
         if target is not None:  # both decode kernels' program targets
             tw.DECODE_TARGET_PROGRAMS = tw.TMA_TARGET_PROGRAMS = target

@@ -511,6 +511,17 @@ PY
         --compile-variants fp16+fused,w4a8-dynamic+fused,w4a8-dynamic+fused+traced2 \
         --variants w4a8-dynamic+fused,w4a8-dynamic+fused+traced2 2>&1 | grep -E "compiled b|vs |failed|Error"
     ;;
+  session20f)  # run 187: the quantization kernel as a programmatic dependent of the kernel before it (QUANT_PDL): GPU
+    # tests of the PDL / quantization / CUDA-graph paths; ops at 16 / 1024 rows against it off; compiled decode b16
+    timeout 240 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "pdl or quantization or cuda_graph or kept_counters or plan" 2>&1 | tail -6 | tee "$OUT/pytest_gpu.txt"
+    timeout 200 python3 benchmarks/probe_swap_settings.py --variants "installed;tw.QUANT_PDL=False" --ms 16,1024 \
+        --shapes 0,1,3 --no-gemm | tee "$OUT/ab.txt"
+    timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 16 --prefill 256 \
+        --context 128 --cache-len 192 --compile default \
+        --compile-variants w4a8-dynamic+fused,w4a8-dynamic+fused+noquantpdl \
+        --variants w4a8-dynamic+fused,w4a8-dynamic+fused+noquantpdl 2>&1 | grep -E "compiled b|failed|Error"
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \

@@ -3,8 +3,8 @@ alternated, best of two each: as ops (activation quantization + GEMM) and as the
 beforehand), two-level groups of 128 (the default format), CUDA graphs (`bench_gemm.time_graph`), cuBLAS fp16 in the
 same run; and whether every variant gives the installed variant's outputs bit for bit (one int32 sum per output).
 
-A variant is `installed` or comma-separated NAME=VALUE assignments of `gluon_swap` settings (Python literals), joined
-by `;` on the command line:
+A variant is `installed` or comma-separated NAME=VALUE assignments of `gluon_swap` settings (Python literals; a
+`tw.` prefix names a `triton_w4a8` setting instead, e.g. `tw.QUANT_PDL=False`), joined by `;` on the command line:
 
     PYTHONPATH=src python3 benchmarks/probe_swap_settings.py --variants "installed;LOADER_SCALES=False,TL_AHEAD=0" \\
         [--ms 1024,4096] [--shapes 0,3] [--json F]
@@ -28,23 +28,27 @@ from fptq.kernels import gluon_swap  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 
+def _module(name: str) -> tuple:
+    """(module, attribute) of a setting name: `tw.NAME` in triton_w4a8, else gluon_swap."""
+    return (tw, name[3:]) if name.startswith("tw.") else (gluon_swap, name)
+
+
 def parse(variant: str) -> dict:
     if variant == "installed":
         return {}
     out = {}
-    for item in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", variant):  # (commas inside a value, e.g. a tuple, stay)
-        name, value = item.split("=", 1)
-        if not hasattr(gluon_swap, name.strip()):
-            raise SystemExit(f"gluon_swap has no setting {name.strip()!r}")
-        out[name.strip()] = ast.literal_eval(value.strip())
+    for item in re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", variant):  # (commas inside a value, e.g. a tuple, stay)
+        name, value = (part.strip() for part in item.split("=", 1))
+        module, attr = _module(name)
+        if not hasattr(module, attr):
+            raise SystemExit(f"{module.__name__} has no setting {attr!r}")
+        out[name] = ast.literal_eval(value)
     return out
 
 
 def apply(settings: dict, installed: dict) -> None:
-    for name, value in installed.items():
-        setattr(gluon_swap, name, value)
-    for name, value in settings.items():
-        setattr(gluon_swap, name, value)
+    for name, value in [*installed.items(), *settings.items()]:
+        setattr(*_module(name), value)
 
 
 def main() -> None:
@@ -57,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     variants = {v: parse(v) for v in args.variants.split(";")}
     names = {name for s in variants.values() for name in s}
-    installed = {name: getattr(gluon_swap, name) for name in names}
+    installed = {name: getattr(*_module(name)) for name in names}
     shapes = SHAPES if args.shapes == "all" else [SHAPES[int(v)] for v in args.shapes.split(",")]
     kinds = ("op",) + (() if args.no_gemm else ("gemm",))
     rows = []

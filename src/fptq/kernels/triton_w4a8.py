@@ -256,6 +256,7 @@ if triton is not None:
         ONE_PASS: tl.constexpr,  # the row fits one block of CHUNKS * SUB columns
         PDL: tl.constexpr,  # the GEMM is launched as a programmatic dependent: let it start now
         ZERO: tl.constexpr,
+        WAIT: tl.constexpr = False,  # launched itself as a programmatic dependent of the kernel before (QUANT_PDL)
         PARTS: tl.constexpr = 1,  # programs per row (grid axis 1): each finds the row's scale, quantizes a part
         FMA_DIV: tl.constexpr = False,  # divide by the row's reciprocal and fma corrections (GPU; `_quotient`)
         WORDS: tl.constexpr = False,  # x_ptr: the rows as int32 words of two XT activations (`_load_pairs`)
@@ -266,6 +267,8 @@ if triton is not None:
         part = tl.program_id(1)
         if PDL:
             gdc_launch_dependents()
+        if WAIT:  # (nothing read or written before the kernel that wrote x is done: x, and buffers it may still use)
+            gdc_wait()
         if ZERO:
             if row == 0 and part == 0:
                 zz = tl.arange(0, 1024)
@@ -735,6 +738,10 @@ QUANT_FMA_DIV = True
 # 2-byte activations read as int32 words of an even / odd column pair (`_load_pairs`; else two strided loads,
 # or a trailing pair dimension for a row held in registers).
 QUANT_WORDS = True
+# Launch the quantization kernel as a programmatic dependent of the kernel before it (where USE_PDL allows, Hopper):
+# its programs are set up while that kernel drains and wait for it (`gdc_wait`) before touching memory, so the launch
+# gap goes under the other kernel's tail — as the one-launch M = 1 decode op does after a norm.
+QUANT_PDL = True
 
 
 def _quant_parts(m: int, chunks: int, sub: int, one_pass: bool, kp: int) -> int:
@@ -784,7 +791,7 @@ class _QuantLaunch:
     """The host decisions of one `_act_quant_kernel` launch (`quantize_activation_triton`) for (M, K) activations of
     `dtype` (`words`: read as int32 words), `zero`: with split-K counters to zero; `run` allocates and launches."""
 
-    __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words")
+    __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words", "options")
 
     def __init__(self, m, k, dtype, device, group_size, act_mode, words, pdl, zero):
         sub = _sub_chunk(group_size)
@@ -804,6 +811,9 @@ class _QuantLaunch:
                                FMA_DIV=device.type == "cuda" and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
         self.warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
+        wait = QUANT_PDL and USE_PDL and device.type == "cuda" and _capability(device.index)[0] >= 9
+        self.constexprs["WAIT"] = wait
+        self.options = {"num_warps": self.warps, **({"launch_pdl": True} if wait else {})}
 
     def run(self, x, row_stride: int, act_scale=None, counters=None, key=None):
         """Quantize `x` (M rows of K elements `row_stride` apart, the layout the launch was planned for) into a fresh
@@ -824,7 +834,7 @@ class _QuantLaunch:
                 key = (xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:],
                        tuple(self.constexprs.values()), self.warps,
                        launch.alignment(xs, out, sx_arg, scale_arg, counters_arg))
-            launch.launch(_act_quant_kernel, self.grid, key, args, self.constexprs, {"num_warps": self.warps})
+            launch.launch(_act_quant_kernel, self.grid, key, args, self.constexprs, self.options)
         return out, sx, key
 
 
