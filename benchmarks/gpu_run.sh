@@ -522,6 +522,10 @@ PY
         --compile-variants w4a8-dynamic+fused,w4a8-dynamic+fused+noquantpdl \
         --variants w4a8-dynamic+fused,w4a8-dynamic+fused+noquantpdl 2>&1 | grep -E "compiled b|failed|Error"
     ;;
+  session20g)  # run 188: the GEMM table at M = 1 / 4 / 16 with QUANT_PDL (two-level column; fp16, int8 in the same run)
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,4,16 2>&1 | grep "M=" \
+        | tee "$OUT/table.txt"
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \
