@@ -322,16 +322,18 @@ def variants(prefill_candidates=False, decode_variants=False):
         for pdl in (False, True):
             chunks = 32 if one_pass else 8
             parts = tw._quant_parts(1 if pdl else 4096, chunks, 128, one_pass, 4096 if one_pass else 28672)
+            # (pdl: as installed on Hopper — itself a programmatic dependent of the kernel before, QUANT_PDL)
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts,
-                         FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True)
+                         FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True, WAIT=pdl and tw.QUANT_PDL)
+            qopts = dict(launch_pdl=True) if const["WAIT"] else {}
             # fp32 activations: two strided loads of the elements (or a trailing pair dimension in one pass)
             yield (f"act-quant fp32 one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel,
-                   dict(QUANT_TYPES, x_ptr="*fp32"), const, 4, 1, {})
+                   dict(QUANT_TYPES, x_ptr="*fp32"), const, 4, 1, qopts)
             # 2-byte activations as int32 words (`_load_pairs`), K a multiple of 128 or not
             const = dict(const, WORDS=True)
             for even in (True, False) if not pdl else (True,):
                 yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts} even={even}", tw._act_quant_kernel,
-                       QUANT_WORDS_TYPES, dict(const, EVEN=even), 4, 1, {})
+                       QUANT_WORDS_TYPES, dict(const, EVEN=even), 4, 1, qopts)
             if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
                 yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
                        dict(QUANT_WORDS_TYPES, out_ptr="*bf16"), dict(const, MODE=tw._Q_COPY, XT=tl.bfloat16), 4, 1, {})
@@ -344,7 +346,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(const, MODE=mode),
                         4,
                         1,
-                        {},
+                        qopts,
                     )
 
 

@@ -526,6 +526,12 @@ PY
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --ms 1,4,16 2>&1 | grep "M=" \
         | tee "$OUT/table.txt"
     ;;
+  session20h)  # run 189: the review's fixes (no PDL on layer tensors the call copied; the kept counters asserted by a
+    # launch spy; ROCm guard) — the PDL / quantization / CUDA-graph / plan GPU tests and the two new ones
+    timeout 300 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
+        | tee "$OUT/pytest_gpu.txt"
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \

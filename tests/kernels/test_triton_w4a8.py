@@ -1256,8 +1256,18 @@ def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
     of zeroing fresh ones (a memset node would stand between the kernel before and the GEMM): consecutive split-K
     layers, eagerly and replayed in a CUDA graph, equal the eager two-launch op bit for bit and leave the counters
     zero; without the kept buffer (a capture cannot make it) fresh counters are zeroed, and right too."""
+    from fptq.kernels import gluon_decode, launch
+
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
+    counters = []  # the split-K counters argument of each decode GEMM launch
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel is gluon_decode._decode_tma_kernel:
+            counters.append(args[9])
+        real_launch(kernel, grid, key, args, constexprs, options, kept)
+
     layers = [(make_layer(n, k, 128, True, bias=True, seed=i), make_x(m, k, seed=10 + i)) for i, (n, k) in
               enumerate(((4096, 4096), (1000, 11008), (4096, 4096)))]
     cfg = tw._for_m(tw.CONFIGS, m)
@@ -1270,13 +1280,18 @@ def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
         return [torch.ops.fptq.w4a8_gemm(a, sx, *layer[:2], None, layer[3], x.shape[1], 128, 2, x.dtype, None)
                 for (layer, x), (a, sx) in zip(layers, quantized)]
 
+    monkeypatch.setattr(launch, "launch", spy)
     for fresh in (True, False):
         if fresh:
             monkeypatch.setattr(scratch, "_KEPT", {})
+        del counters[:]
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             outs = step()
-        assert bool(scratch._KEPT) != fresh
+        assert bool(scratch._KEPT) != fresh and len(counters) == len(layers)
+        kept = None if fresh else scratch._KEPT["decode split-K counters", torch.cuda.current_device()]
+        assert all((c.data_ptr() == kept.data_ptr()) if kept is not None else c.numel() < tw.FUSED_COUNTERS
+                   for c in counters), fresh  # (the kept buffer once made; fresh, memset ones during that capture)
         for _ in range(3):
             for out in outs:
                 out.fill_(float("nan"))
@@ -1286,6 +1301,42 @@ def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
         assert all(torch.equal(out, w) for out, w in zip(step(), want)), fresh  # (eagerly: makes the buffer)
         assert not scratch._KEPT["decode split-K counters", torch.cuda.current_device()].any()
     assert not gluon_fallback.failed("decode")
+
+
+@pytest.mark.gpu
+def test_gpu_no_pdl_on_layer_tensors_copied_by_the_call(monkeypatch):
+    """Layer tensors that `w4a8_linear` copies itself (not contiguous) are written by the kernel right before the op:
+    its GEMM is then not launched as a programmatic dependent (it reads the weights before its wait, and with
+    QUANT_PDL the quantization kernel between may start before the copy is done) — the one-token op, 16 rows and the
+    swap prefill op — and gives the results of the contiguous tensors (which take PDL at decode sizes)."""
+    from fptq.kernels import gluon_decode, gluon_swap, launch
+
+    needs_gluon_hopper()
+    needs_prefill_gluon()
+    gluon_errors_fail(monkeypatch)
+    seen = []  # launch_pdl of each GEMM launch
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel in (gluon_decode._decode_tma_kernel, gluon_swap._swap_kernel):
+            seen.append(options.get("launch_pdl", False))
+        real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+    qweight, scales, _, bias = make_layer(4096, 4096, 128, True, bias=True)
+    wide = torch.zeros(4096, 4096, dtype=torch.uint8, device="cuda")
+    wide[:, :2048] = qweight
+    strided = wide[:, :2048]  # (rows 4096 bytes apart)
+    assert not strided.is_contiguous()
+    for m in (1, 16, 300):
+        x = make_x(m, 4096)
+        del seen[:]
+        want = tw.w4a8_linear(x, qweight, scales, None, group_size=128, bias=bias)
+        assert seen and (all(seen) or m > tw.DECODE_MAX_M), (m, seen)  # (the swap op: not under stream-K)
+        del seen[:]
+        got = tw.w4a8_linear(x, strided, scales, None, group_size=128, bias=bias)
+        assert seen and not any(seen), (m, seen)
+        assert torch.equal(got, want), m
 
 
 @pytest.mark.gpu

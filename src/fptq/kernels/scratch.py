@@ -3,8 +3,9 @@
 The one-launch M = 1 decode kernel (`triton_w4a8._launch_fused_m1`) synchronizes its split-K programs through
 arrival counters in global memory without a launch of its own to zero them first: a memset per call would be a
 launch (or a graph node) in front of the kernel and break its programmatic dependent launch. So it keeps one
-buffer per GPU, zeroed once; every launch resets what it counted. The price: such launches on one GPU must not
-run concurrently on two streams (they would share the buffer).
+buffer per GPU, zeroed once; every launch resets what it counted (so does the GEMM-only op at decode sizes under
+PDL, `triton_w4a8._launch`). The price: such launches on one GPU must not run concurrently on two streams (they
+would share the buffer).
 
 The buffer is made by a thread of its own: CUDA-graph memory pools take the allocations of the thread that
 warms up or captures a graph (torch.compile's cudagraph trees warm up in their pool and check that every

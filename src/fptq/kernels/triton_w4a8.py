@@ -410,8 +410,8 @@ if triton is not None:
             s_row = tl.where(m_abs > 0, tl.math.div_rn(m_abs, 127.0), 1.0)
 
         if PDL:
-            # Launched while the activation-quantization kernel still runs: pull this program's
-            # weight bytes into L2 (they do not depend on it), then wait for its results.
+            # Launched while the activation-quantization kernel (and, with QUANT_PDL, the kernel before it) still
+            # runs: pull this program's weight bytes into L2 (neither writes them), then wait for its results.
             lo = step_lo * HALF
             last = tl.minimum(tl.maximum(step_hi * HALF - 1, lo), K // 2 - 1)
             lines = tl.arange(0, PREFETCH_LINES)
@@ -643,7 +643,8 @@ DECODE_TARGET_PROGRAMS = 528
 TMA_TARGET_PROGRAMS = 264
 # Programmatic dependent launch at M <= 16 on Hopper: the GEMM starts while the activations are
 # quantized, prefetches its weights into L2, and waits for them (`gdc_wait`); the quantization
-# kernel triggers it early (`gdc_launch_dependents`).
+# kernel triggers it early (`gdc_launch_dependents`). Off, no kernel is launched as a programmatic dependent
+# (SWAP_PDL, QUANT_PDL and the one-launch M = 1 op included).
 USE_PDL = True
 # The same (where USE_PDL allows) for the prefill op on the swap kernel (`gluon_swap`: its loader requests the first
 # ring slots' weights before waiting for the quantization kernel), where the kernel reads the layer's scales itself
@@ -703,7 +704,13 @@ def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
 
 
 def _pdl_available(x: torch.Tensor) -> bool:
-    return USE_PDL and x.is_cuda and _capability(x.device.index)[0] >= 9
+    return _pdl_device(x.device)
+
+
+def _pdl_device(device: torch.device) -> bool:
+    """Programmatic dependent launch on `device` (USE_PDL; NVIDIA Hopper or later — not ROCm, whose capability
+    majors overlap)."""
+    return USE_PDL and device.type == "cuda" and torch.version.hip is None and _capability(device.index)[0] >= 9
 
 
 def _has_fp8(x: torch.Tensor) -> bool:
@@ -740,7 +747,11 @@ QUANT_FMA_DIV = True
 QUANT_WORDS = True
 # Launch the quantization kernel as a programmatic dependent of the kernel before it (where USE_PDL allows, Hopper):
 # its programs are set up while that kernel drains and wait for it (`gdc_wait`) before touching memory, so the launch
-# gap goes under the other kernel's tail — as the one-launch M = 1 decode op does after a norm.
+# gap goes under the other kernel's tail — as the one-launch M = 1 decode op does after a norm. It triggers its GEMM at
+# once, so that GEMM (which reads only the layer's weights, scales and zeros before its own wait) may now start before
+# the kernel ahead of the quantization kernel is done: those tensors must not be written by that kernel (in a model a
+# norm or another op runs between; `w4a8_linear` launches without PDL on copies it made itself). Run 187 (ops, H100):
+# at 16 rows 0.7 µs faster (7B q/k/v/o 11.4 -> 10.7 µs), at 1024 rows 0-2 %; the compiled b16 step unchanged.
 QUANT_PDL = True
 
 
@@ -811,7 +822,7 @@ class _QuantLaunch:
                                FMA_DIV=device.type == "cuda" and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
         self.warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
-        wait = QUANT_PDL and USE_PDL and device.type == "cuda" and _capability(device.index)[0] >= 9
+        wait = QUANT_PDL and _pdl_device(device)
         self.constexprs["WAIT"] = wait
         self.options = {"num_warps": self.warps, **({"launch_pdl": True} if wait else {})}
 
@@ -988,9 +999,10 @@ FUSED_MAX_STEPS = 128
 # Columns of the row per pass of the fused kernel's absmax: one pass (an L2 round trip) up to 8192 columns, for
 # 93-115 ptxas registers against 55-80 with 4096, no spills (compile_sm90; the unfused kernel: 48).
 FUSED_ROW_BLOCK = 8192
-# Split-K arrival counters of the fused launches: a zeroed int32 buffer per device that every launch leaves zero again
-# (the last K slice of a tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The
-# two-launch path zeroes fresh counters inside its quantization kernel; the one launch has no kernel before it, and a
+# Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
+# dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
+# tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
+# counters inside its quantization kernel; the one launch (and that GEMM) has no such kernel before it, and a
 # memset per call would be a graph node of its own between the previous kernel and the GEMM, which breaks the
 # programmatic dependent launch (the weights could no longer stream in under the previous kernel's tail).
 FUSED_COUNTERS = 1 << 14
@@ -1011,7 +1023,8 @@ def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch
 
 
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
-    """The device's zeroed split-K counters for a fused launch of `tiles` output tiles (FUSED_COUNTERS); None if
+    """The device's zeroed split-K counters for a fused launch (or a GEMM-only one under PDL) of `tiles` output tiles
+    (FUSED_COUNTERS); None if
     there are more tiles, or if the buffer is still to be made and this stream is capturing a CUDA graph."""
     return scratch.kept_zeros("decode split-K counters", FUSED_COUNTERS, device) if tiles <= FUSED_COUNTERS else None
 
@@ -1074,7 +1087,7 @@ class _DecodeTmaLaunch:
 
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
-                     keep=None):
+                     keep=None, pdl_ok: bool = True):
     """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
     split of the two-launch TMA path (so the same partial sums), PDL as there. None where it cannot run (a program's
     K steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters
@@ -1094,7 +1107,8 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         if counters is None:
             return None
     try:
-        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 0, _pdl_available(x2))
+        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 0,
+                                pdl_ok and _pdl_available(x2))
         gemm.kept = keep is not None
         plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm)
         y = plan.run(x2, out)
@@ -1209,7 +1223,7 @@ class _Op:
 
 
 def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_size: int, out_dtype, channel_scales,
-                 out, config: PrefillConfig, keep=None):
+                 out, config: PrefillConfig, keep=None, pdl_ok: bool = True):
     """The prefill op on the swap kernel as an `_Op`, where `config` (the default prefill config) is a swap one that
     takes these operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel, then
     `gluon_swap.SwapLaunch`. None where it does not apply or after a Gluon compile error (then the caller's path,
@@ -1220,7 +1234,7 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
         return None
     if not (config.swap and direct(x2, True, qweight, None, k, group_size)):
         return None
-    pdl = SWAP_PDL and _pdl_available(x2)
+    pdl = SWAP_PDL and pdl_ok and _pdl_available(x2)
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, False)
     sx_scalar = _static_scale(act_scale) if act_mode == "static" else None
     plan = _Op(m, n, out_dtype, x2.device, None, None, quant, None, sx_scalar)
@@ -1318,7 +1332,8 @@ def w4a8_linear(
               deciding again; the int8 ops on the decode, tiled and swap kernels keep their plans there (`_Op`)
 
     One token of dynamic activations on Hopper takes one launch whose split-K counters are kept per GPU
-    (`FUSED_DECODE_M1`, `fptq.kernels.scratch`): such calls must not run concurrently on two CUDA streams of one GPU.
+    (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
+    calls must not run concurrently on two CUDA streams of one GPU.
     """
     signature = None
     if plans is not None and config is None and out is None and LAUNCH_PLANS:
@@ -1360,8 +1375,12 @@ def w4a8_linear(
     layer = (qweight, scales, zeros)
     qweight, scales = qweight.contiguous(), scales.contiguous()
     zeros = zeros.contiguous() if zeros is not None else None
-    if signature is not None and (qweight is not layer[0] or scales is not layer[1] or zeros is not layer[2]):
+    copied = qweight is not layer[0] or scales is not layer[1] or zeros is not layer[2]
+    if copied:
         signature = None  # (a plan would keep this call's copies: later in-place updates of the layer unseen)
+    # (no GEMM as a programmatic dependent on copies made just now: it reads the weights before its wait, and with
+    # QUANT_PDL the quantization kernel between may start before the copy kernel is done)
+    pdl_ok = not copied
     sub = _sub_chunk(group_size)
     if isinstance(config, GemvConfig) or (config is None and USE_GEMV):
         if gemv_supported(m, k, sub, act_mode):
@@ -1386,7 +1405,7 @@ def w4a8_linear(
             config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
             if zeros is None:
                 y = _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k, group_size, x.dtype, channel_scales,
-                                 out, config, keep)
+                                 out, config, keep, pdl_ok)
                 if y is not None:
                     return y.reshape(*x.shape[:-1], n)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
@@ -1400,10 +1419,10 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         if _fused_m1(x2, act_mode, cfg, qweight, k):
-            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep)
+            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
-        pdl = m <= DECODE_MAX_M and _pdl_available(x2)
+        pdl = m <= DECODE_MAX_M and pdl_ok and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
         if m and n and dot_type == 0:
             y = _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k, group_size, x.dtype, cfg, pdl, out,
@@ -1648,7 +1667,7 @@ def _(a, sx, qweight, scales, zeros, bias, k, group_size, sx_mode, out_dtype, ch
 # Under torch.compile: True quantizes the int8 / e4m3 activations with traced torch ops (which Inductor
 # fuses into their producer: RMSNorm, SiLU * up) and makes only the GEMM an opaque op; False keeps the
 # whole layer one opaque op, whose quantization kernel overlaps the GEMM's weight prefetch (PDL); None
-# (default): one op for decode-sized calls (at most DECODE_MAX_M rows), traced above (one guard on the row
+# (default): one op for decode-sized calls (below TRACED_QUANT_MIN_M rows), traced from there (one guard on the row
 # count, the same for every layer: a threshold per K would multiply the graphs Dynamo compiles). Compiled
 # decode, run 75, same run: b1 3.31 ms opaque vs 3.59 traced, b16 6.03 vs 6.36; compiled prefill (2048
 # tokens) 52.4 ms traced vs 55.6 for W4A8-FP8's opaque op (run 67; run 75's 108.8 ms for the int8 opaque
@@ -1679,8 +1698,8 @@ def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode=
                 channel_scales=None, plans=None):
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
-    with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: for the rows that
-    take the prefill path, by default)."""
+    with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: by default from
+    TRACED_QUANT_MIN_M rows on)."""
     if torch.compiler.is_compiling():
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)
     return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale,
