@@ -334,6 +334,9 @@ def variants(prefill_candidates=False, decode_variants=False):
             for even in (True, False) if not pdl else (True,):
                 yield (f"act-quant one_pass={one_pass} pdl/zero={pdl} parts={parts} even={even}", tw._act_quant_kernel,
                        QUANT_WORDS_TYPES, dict(const, EVEN=even), 4, 1, qopts)
+            if one_pass and pdl:  # the longest row held in registers (K = 28672 padded to 32768: 16 warps)
+                yield ("act-quant one_pass=True cols=32768", tw._act_quant_kernel, QUANT_WORDS_TYPES,
+                       dict(const, CHUNKS=tw.ONE_PASS_MAX_K // 128, PARTS=1), 16, 1, qopts)
             if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
                 yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
                        dict(QUANT_WORDS_TYPES, out_ptr="*bf16"), dict(const, MODE=tw._Q_COPY, XT=tl.bfloat16), 4, 1, {})

@@ -532,6 +532,15 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
+    # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
+    timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "quantization_codes_are_exact or pdl_decode" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 60 python3 benchmarks/probe_quant_large.py --shapes 16:28672,1024:28672,4096:28672,4096:11008 \
+        | tee "$OUT/quant.txt"
+    timeout 150 python3 benchmarks/probe_swap_settings.py --variants "installed;tw.ONE_PASS_MAX_K=16384" \
+        --ms 16,1024,4096 --shapes 7 --no-gemm | tee "$OUT/ab.txt"
+    ;;
   session19l)  # run 181: the GEMM table at 1024 / 4096 / 8192 rows (fp16-scaled and two-level ops, the two-level GEMM
     # alone, cuBLAS fp16 and int8) with round 19's kernel
     timeout 480 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --two-level --gemm-alone --ms 1024,4096,8192 \

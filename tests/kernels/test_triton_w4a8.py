@@ -1425,13 +1425,14 @@ def test_gpu_fp8_quantization_in_the_graph(monkeypatch, m):
 def test_gpu_quantization_codes_are_exact():
     """The quantization kernel's division on the GPU (reciprocal and fma corrections, `_quotient`) gives the
     codes of an IEEE division (the torch ops) bit for bit: 4096 x 4096 random rows (one pass), 64 x 11008
-    (a padded one-pass row), 8 x 28672 (two passes), dynamic and static int8 and e4m3, negative zeros; and
-    rows whose x / s land exactly on half-integers (ties to even) and on e4m3 midpoints; fp16 and bf16 rows
+    (a padded one-pass row), 8 x 28672 (one pass, 16 warps), 4 x 36864 (two passes), dynamic and static int8 and
+    e4m3, negative zeros; and rows whose x / s land exactly on half-integers (ties to even) and on e4m3 midpoints;
+    fp16 and bf16 rows
     (both read as int32 words of two)."""
     torch.manual_seed(0)
     ties = torch.arange(-127, 127, dtype=torch.float32) + 0.5  # x / s with s = 1 / 16: exact halves
     tie_rows = torch.cat([ties / 16, torch.full((2,), 127 / 16)]).reshape(1, -1).repeat(3, 1)
-    cases = [torch.randn(4096, 4096), torch.randn(64, 11008) * 3, torch.randn(8, 28672) * 0.01,
+    cases = [torch.randn(4096, 4096), torch.randn(64, 11008) * 3, torch.randn(8, 28672) * 0.01, torch.randn(4, 36864),
              torch.nn.functional.pad(tie_rows, (0, 256 - tie_rows.shape[1]))]
     for x, dtype in ((x, dtype) for x in cases for dtype in (torch.float16, torch.bfloat16)):
         x = x.to(dtype).cuda()

@@ -83,8 +83,11 @@ __all__ = [
     "supports_shape",
 ]
 DECODE_MAX_M = 16
-# Rows up to this many columns are quantized by `_act_quant_kernel` in one pass held in registers.
-ONE_PASS_MAX_K = 16384
+# Rows up to this many columns are quantized by `_act_quant_kernel` in one pass held in registers (padded to a power
+# of two of 128-column chunks; 16 warps from 16384 columns on: 116 ptxas registers, no spills at 32768). Longer rows
+# are read twice (absmax, then the codes): at 16384, K = 28672 took 2× its byte floor eagerly and ~8 µs of a 16-row
+# decode op (runs 182 / 188).
+ONE_PASS_MAX_K = 32768
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # Activation buffer modes of `_act_quant_kernel`.
 _Q_STATIC, _Q_DYNAMIC, _Q_COPY, _Q_FP8 = 0, 1, 2, 3
@@ -821,7 +824,7 @@ class _QuantLaunch:
         self.constexprs = dict(MODE=mode, SUB=sub, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=zero, PARTS=parts,
                                FMA_DIV=device.type == "cuda" and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
-        self.warps = QUANT_WARPS or (8 if one_pass and chunks * sub > 4096 else 4)
+        self.warps = QUANT_WARPS or (4 if not one_pass or chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)
         wait = QUANT_PDL and _pdl_device(device)
         self.constexprs["WAIT"] = wait
         self.options = {"num_warps": self.warps, **({"launch_pdl": True} if wait else {})}
