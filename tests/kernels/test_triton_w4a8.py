@@ -336,7 +336,7 @@ def test_fused_m1_dispatch(monkeypatch):
     the two launches run on the interpreter); nothing else, and nothing with the flag off."""
     calls = []
 
-    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None):
+    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None, pdl_ok=True):
         calls.append((tuple(x2.shape), x2.dtype))
         return None  # declined: the two-launch path follows
 
