@@ -1028,8 +1028,8 @@ def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch
 
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
     """The device's zeroed split-K counters for a fused launch (or a GEMM-only one under PDL) of `tiles` output tiles
-    (FUSED_COUNTERS); None if
-    there are more tiles, or if the buffer is still to be made and this stream is capturing a CUDA graph."""
+    (FUSED_COUNTERS); None if there are more tiles, or if the buffer is still to be made and this stream is capturing
+    a CUDA graph."""
     return scratch.kept_zeros("decode split-K counters", FUSED_COUNTERS, device) if tiles <= FUSED_COUNTERS else None
 
 
