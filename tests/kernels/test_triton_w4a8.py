@@ -71,6 +71,21 @@ def needs_prefill_gluon():
         pytest.skip("needs Gluon and a Hopper GPU")
 
 
+def spy_launches(monkeypatch, kernels, note):
+    """`note(args, constexprs, options)` for every launch of one of `kernels` through `fptq.kernels.launch`, which
+    then launches it as usual."""
+    from fptq.kernels import launch
+
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel in kernels:
+            note(args, constexprs, options)
+        real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+
+
 def gluon_errors_fail(monkeypatch):
     """A Gluon compile error fails the test instead of turning the kernel off for the process (`gluon_fallback`)."""
 
@@ -890,20 +905,13 @@ def test_gpu_swap_pdl(monkeypatch):
     static activations, bf16 — and the two launched plainly, stream-K and scale rows (a memset / copy kernel runs
     between the two kernels there); up to 512 rows also captured in a CUDA graph and replayed on new inputs, and
     replayed from a kept launch plan."""
-    from fptq.kernels import LaunchPlans, gluon_swap, launch
+    from fptq.kernels import LaunchPlans, gluon_swap
 
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
     seen = []  # (PDL, launch_pdl) of each swap launch
-    real_launch = launch.launch
-
-    def spy(kernel, grid, key, args, constexprs, options, kept=()):
-        if kernel is gluon_swap._swap_kernel:
-            seen.append((constexprs["PDL"], options.get("launch_pdl", False), constexprs["SK"], constexprs["WIDE"],
-                         constexprs["DS"]))
-        real_launch(kernel, grid, key, args, constexprs, options, kept)
-
-    monkeypatch.setattr(launch, "launch", spy)
+    spy_launches(monkeypatch, (gluon_swap._swap_kernel,), lambda args, constexprs, options: seen.append((
+        constexprs["PDL"], options.get("launch_pdl", False), constexprs["SK"], constexprs["WIDE"], constexprs["DS"])))
     cases = [  # (M, N, K, group, format, activations, dtype)
         (64, 11008, 4096, 128, "two-level", "dynamic", torch.float16),
         (300, 4096, 4096, 128, "two-level", "dynamic", torch.float16),
@@ -1256,18 +1264,11 @@ def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
     of zeroing fresh ones (a memset node would stand between the kernel before and the GEMM): consecutive split-K
     layers, eagerly and replayed in a CUDA graph, equal the eager two-launch op bit for bit and leave the counters
     zero; without the kept buffer (a capture cannot make it) fresh counters are zeroed, and right too."""
-    from fptq.kernels import gluon_decode, launch
+    from fptq.kernels import gluon_decode
 
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
     counters = []  # the split-K counters argument of each decode GEMM launch
-    real_launch = launch.launch
-
-    def spy(kernel, grid, key, args, constexprs, options, kept=()):
-        if kernel is gluon_decode._decode_tma_kernel:
-            counters.append(args[9])
-        real_launch(kernel, grid, key, args, constexprs, options, kept)
-
     layers = [(make_layer(n, k, 128, True, bias=True, seed=i), make_x(m, k, seed=10 + i)) for i, (n, k) in
               enumerate(((4096, 4096), (1000, 11008), (4096, 4096)))]
     cfg = tw._for_m(tw.CONFIGS, m)
@@ -1280,7 +1281,7 @@ def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
         return [torch.ops.fptq.w4a8_gemm(a, sx, *layer[:2], None, layer[3], x.shape[1], 128, 2, x.dtype, None)
                 for (layer, x), (a, sx) in zip(layers, quantized)]
 
-    monkeypatch.setattr(launch, "launch", spy)
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, *_: counters.append(args[9]))
     for fresh in (True, False):
         if fresh:
             monkeypatch.setattr(scratch, "_KEPT", {})
@@ -1309,20 +1310,14 @@ def test_gpu_no_pdl_on_layer_tensors_copied_by_the_call(monkeypatch):
     its GEMM is then not launched as a programmatic dependent (it reads the weights before its wait, and with
     QUANT_PDL the quantization kernel between may start before the copy is done) — the one-token op, 16 rows and the
     swap prefill op — and gives the results of the contiguous tensors (which take PDL at decode sizes)."""
-    from fptq.kernels import gluon_decode, gluon_swap, launch
+    from fptq.kernels import gluon_decode, gluon_swap
 
     needs_gluon_hopper()
     needs_prefill_gluon()
     gluon_errors_fail(monkeypatch)
     seen = []  # launch_pdl of each GEMM launch
-    real_launch = launch.launch
-
-    def spy(kernel, grid, key, args, constexprs, options, kept=()):
-        if kernel in (gluon_decode._decode_tma_kernel, gluon_swap._swap_kernel):
-            seen.append(options.get("launch_pdl", False))
-        real_launch(kernel, grid, key, args, constexprs, options, kept)
-
-    monkeypatch.setattr(launch, "launch", spy)
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel, gluon_swap._swap_kernel),
+                 lambda args, constexprs, options: seen.append(options.get("launch_pdl", False)))
     qweight, scales, _, bias = make_layer(4096, 4096, 128, True, bias=True)
     wide = torch.zeros(4096, 4096, dtype=torch.uint8, device="cuda")
     wide[:, :2048] = qweight
