@@ -532,6 +532,19 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session21a)  # run 191: prologues (RMSNorm, SiLU * up) in the one-launch M = 1 op: its GPU tests, the fused M = 1 and
+    # CUDA-graph neighbours, the tiny models with prologues against without
+    timeout 400 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        tests/test_shared_input.py -k "prologue or fused_decode_m1 or decode_short_launches or fused_model" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
+  session21b)  # run 192: compiled decode b1 / b16 (context 512, cache 1024): fp16, fused fp16, W4A8 fused, then with the
+    # prologues moved into the linears
+    timeout 580 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --compile default --compile-variants fp16,fp16+fused,w4a8-dynamic+fused,w4a8-dynamic+fused+prologue \
+        --variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue
+    ;;
   session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
     # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
     timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

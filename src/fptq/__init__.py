@@ -17,6 +17,7 @@ from fptq.errors import FPTQError  # noqa: E402
 from fptq.export.native import load_quantized, save_quantized  # noqa: E402
 from fptq.models.loading import load_model, load_tokenizer  # noqa: E402
 from fptq.nn.quant_linear import QuantLinear  # noqa: E402
+from fptq.nn.prologue import fuse_prologues  # noqa: E402
 from fptq.nn.shared_input import fuse_shared_inputs  # noqa: E402
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "CalibConfig",
     "QuantLinear",
     "fuse_shared_inputs",
+    "fuse_prologues",
     "FPTQError",
 ]

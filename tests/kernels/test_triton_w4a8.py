@@ -1187,6 +1187,98 @@ def test_gpu_fused_decode_m1(monkeypatch):
 
 
 @pytest.mark.gpu
+def test_gpu_prologue_m1(monkeypatch):
+    """The one-launch M = 1 op with a prologue (`fptq.kernels.prologue`, `gluon_decode` PROLOGUE): RMSNorm on
+    split-K and unsplit layers, a row longer than one pass (5120 columns) and bf16; SiLU * up on a 2 K row
+    (split-K, K = 11008 over three passes, bf16); each against the op on the prologue computed in torch (the fp32
+    rsqrt / exp may differ by an ulp, which can move a code) and the float64 reference; outputs poisoned; no
+    quantization kernel, no Triton kernel and no torch prologue ran; the plan kept for the call reruns it bit for
+    bit."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    quantize, triton_kernel = tw.quantize_activation_triton, tw._w4a8_kernel
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("not the one launch with the prologue")
+
+    cases = (("rmsnorm", 4096, 4096, torch.float16), ("rmsnorm", 22016, 4096, torch.float16),
+             ("rmsnorm", 15360, 5120, torch.bfloat16), ("silu_glu", 4096, 11008, torch.float16),
+             ("silu_glu", 1000, 4096, torch.bfloat16))
+    for kind, n, k, dtype in cases:
+        qweight, scales, zeros, bias = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        g = torch.Generator().manual_seed(n)
+        weight = (1 + 0.5 * torch.randn(k, generator=g)).to(dtype).cuda() if kind == "rmsnorm" else None
+        prologue = Prologue(kind, weight, 1e-5 if kind == "rmsnorm" else 0.0)
+        x = make_x(1, 2 * k if kind == "silu_glu" else k, dtype, seed=n) * 4
+        monkeypatch.setattr(tw, "quantize_activation_triton", quantize)
+        monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel)
+        inner = apply_prologue(x, prologue)
+        want = run(inner, (qweight, scales, zeros, bias), 128, "dynamic")
+        monkeypatch.setattr(tw, "quantize_activation_triton", forbidden)
+        monkeypatch.setattr(tw, "_w4a8_kernel", TritonForbidden())
+        monkeypatch.setattr(tw, "apply_prologue", forbidden)
+        plans, outs = {}, []
+        for i in range(3):
+            out = torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
+            if i < 2:
+                y = tw.w4a8_prologue_linear(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue,
+                                            out=out)
+            else:  # (through the plan the second call kept)
+                tw.w4a8_prologue_linear(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue,
+                                        plans=plans)
+                y = tw.w4a8_prologue_linear(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue,
+                                            plans=plans)
+                assert len(plans) == 1
+            assert torch.isfinite(y).all()
+            outs.append(y)
+        monkeypatch.setattr(tw, "apply_prologue", apply_prologue)
+        case = (kind, n, k, dtype)
+        assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2]), case
+        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
+        assert rel(outs[0], want) < tol, (case, rel(outs[0], want))
+        assert rel(outs[0], dequant_matmul64(inner, (qweight, scales, zeros, bias), 128, "dynamic", None)) < tol, case
+    assert not gluon_fallback.failed("decode_prologue")
+
+
+@pytest.mark.gpu
+def test_gpu_prologue_m1_under_torch_compile(monkeypatch):
+    """A compiled one-token call of a layer with a prologue is the opaque prologue op (`fptq::w4a8_prologue_linear`,
+    one graph, no break) and equals the eager call; at 16 rows the prologue is traced and the result equals the eager
+    call's within the compiled quantization's rounding."""
+    import torch._dynamo.testing
+
+    from fptq.kernels.prologue import Prologue
+
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    qweight, scales, zeros, bias = make_layer(4096, 4096, 128, True)
+    weight = (1 + 0.5 * torch.randn(4096)).half().cuda()
+    prologue = Prologue("rmsnorm", weight, 1e-6)
+    calls = []  # (the op's implementation calls the module's `w4a8_prologue_linear`)
+    real = tw.w4a8_prologue_linear
+    monkeypatch.setattr(tw, "w4a8_prologue_linear", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+
+    def fn(x):
+        return tw._backend_fn(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue)
+
+    for m in (1, 16):
+        x = make_x(m, 4096) * 4
+        want = fn(x)
+        torch._dynamo.reset()
+        counter = torch._dynamo.testing.CompileCounter()
+        del calls[:]
+        got = torch.compile(fn, backend=counter, fullgraph=True)(x)
+        assert counter.frame_count == 1
+        if m == 1:
+            assert torch.equal(got, want) and calls
+        else:
+            assert rel(got, want) < 2e-3 and not calls
+    torch._dynamo.reset()
+
+
+@pytest.mark.gpu
 def test_gpu_decode_short_launches(monkeypatch):
     """Repeat decode launches of one shape on new rows take the kept compiled kernels (`fptq.kernels.launch`: neither
     the TMA decode kernel's nor the quantization kernel's Triton `run` is called again) and give Triton's launch path's

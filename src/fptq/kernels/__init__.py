@@ -10,6 +10,9 @@ differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU a
 A caller that runs one layer many times (`QuantLinear`) may pass that layer's `LaunchPlans` as `plans`: a
 backend that declares `takes_plans` keeps there what it decided on the host for a call signature (paths, launch
 constants, descriptors) and skips those decisions on later calls of the same signature; eager decode is host bound.
+A layer may also have a `prologue` (`fptq.kernels.prologue`: the RMSNorm before it, or SiLU * up before down):
+the layer then computes `apply_prologue(x, prologue)` first; a backend that declares `takes_prologue` gets it
+(the Triton one fuses it into its one-token launch), for the others it is applied here, in torch ops.
 `quant_linear` below picks a backend: the fastest registered one that supports
 the input's device and the layer's format, or the one named by `FPTQ_KERNEL` (e.g.
 `FPTQ_KERNEL=reference` to force the reference on a GPU).
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fptq.kernels.prologue import Prologue, apply_prologue
 from fptq.kernels.reference import quant_linear_reference
 from fptq.kernels.torch_dequant import quant_linear_torch
 
@@ -37,6 +41,7 @@ class Backend:
     supports: Callable[[torch.Tensor, int, int, str], bool]
     priority: int = 0
     takes_plans: bool = False  # fn accepts `plans` (a `LaunchPlans`)
+    takes_prologue: bool = False  # fn accepts `prologue` (a `Prologue`)
 
 
 class LaunchPlans(dict):
@@ -110,11 +115,17 @@ def quant_linear(
     bias: torch.Tensor | None = None,
     channel_scales: torch.Tensor | None = None,
     plans: LaunchPlans | None = None,
+    prologue: Prologue | None = None,
 ) -> torch.Tensor:
     backend = select_backend(x, bits, group_size, act_mode)
     extra = {} if channel_scales is None else {"channel_scales": channel_scales}  # (backends without it: fp16 scales)
     if plans is not None and backend.takes_plans:
         extra["plans"] = plans
+    if prologue is not None:
+        if backend.takes_prologue:
+            extra["prologue"] = prologue
+        else:
+            x = apply_prologue(x, prologue)
     return backend.fn(
         x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale, bias=bias,
         **extra,

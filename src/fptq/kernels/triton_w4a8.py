@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import torch
 
 from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, launch, scratch
+from fptq.kernels.prologue import Prologue, apply_prologue, input_features, prologue_code
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -1045,9 +1046,11 @@ class _DecodeTmaLaunch:
     `fused` on the raw row (FUSED_ROW, M = 1: one launch per op; the default where `a` is None); `run` launches it
     on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
 
-    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub")
+    __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub",
+                 "pw")
 
-    def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None):
+    def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
+                 prologue=None):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         self.grid = (_tiles(cfg, m, n), split)
         self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
@@ -1060,7 +1063,12 @@ class _DecodeTmaLaunch:
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
         if self.fused:
             per = _cdiv(_cdiv(k, sub), split)
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK))
+            # (SiLU * up reads two values a column: half the columns a pass, 128 registers against 248 at 8192)
+            block = FUSED_ROW_BLOCK // 2 if prologue is not None and prologue.kind == "silu_glu" else FUSED_ROW_BLOCK
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), block))
+            if prologue is not None:  # (FUSED_ROW only: the caller checked `_prologue_fusable`)
+                self.constexprs.update(PROLOGUE=prologue_code(prologue), EPS=float(prologue.eps))
+        self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
         self.pdl, self.key = pdl, None
         self.kept = False  # set by a plan that keeps this launch: its weight descriptor is encoded once
 
@@ -1077,13 +1085,14 @@ class _DecodeTmaLaunch:
                 self.a_desc = gluon_decode.activation_descriptor(a, self.sub)
             head = (self.w_desc, launch.rebased(self.a_desc, a), None)  # (the planned descriptor on this call's buffer)
         args = (*head, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
-                out.stride(0))
+                out.stride(0), self.pw)
         key = self.key if same_key else None
         if key is None:
             pointers = args[3:10]
             key = (launch.descriptor_key(args[0]), launch.descriptor_key(args[1]),
-                   None if args[2] is None else args[2].dtype, tuple(t.dtype for t in pointers), args[10:],
-                   tuple(self.constexprs.items()), self.pdl, launch.alignment(args[2], *pointers))
+                   None if args[2] is None else args[2].dtype, tuple(t.dtype for t in pointers), args[10:16],
+                   None if self.pw is None else self.pw.dtype, tuple(self.constexprs.items()), self.pdl,
+                   launch.alignment(args[2], *pointers, self.pw))
             if same_key:
                 self.key = key
         launch.launch(gluon_decode._decode_tma_kernel, self.grid, key, args, self.constexprs,
@@ -1091,12 +1100,12 @@ class _DecodeTmaLaunch:
 
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
-                     keep=None, pdl_ok: bool = True):
-    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
-    split of the two-launch TMA path (so the same partial sums), PDL as there. None where it cannot run (a program's
-    K steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters
-    to be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with
-    the op's plan (`_Op`) once it ran."""
+                     keep=None, pdl_ok: bool = True, prologue: Prologue | None = None):
+    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K; with a
+    prologue, the row it is computed from), the split of the two-launch TMA path (so the same partial sums), PDL as
+    there. None where it cannot run (a program's K steps past FUSED_MAX_STEPS or its group scales past
+    TMA_MAX_GROUPS, too many tiles for the counters, counters to be made during a capture, a Gluon compile error):
+    the caller then takes the two launches. `keep`: called with the op's plan (`_Op`) once it ran."""
     n = qweight.shape[0]
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
@@ -1112,7 +1121,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
             return None
     try:
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 0,
-                                pdl_ok and _pdl_available(x2))
+                                pdl_ok and _pdl_available(x2), prologue=prologue)
         gemm.kept = keep is not None
         plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm)
         y = plan.run(x2, out)
@@ -1120,7 +1129,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
-        gluon_fallback.note_failure("decode_fused", e)
+        gluon_fallback.note_failure("decode_fused" if prologue is None else "decode_prologue", e)
         return None
     if keep is not None:
         keep(plan)
@@ -1440,6 +1449,79 @@ def w4a8_linear(
     return y.reshape(*x.shape[:-1], n)
 
 
+# One token with a prologue (`fptq.kernels.prologue`: the preceding RMSNorm, or SiLU * up before down) takes the
+# one-launch M = 1 op with the prologue computed as the row is read (`gluon_decode` PROLOGUE): the kernel that made
+# the layer's input, its launch and its gap in a CUDA graph are gone. False: the prologue in torch ops, then the op.
+FUSED_PROLOGUE = True
+
+
+def _prologue_fusable(x: torch.Tensor, act_mode: str, prologue: Prologue | None, k: int) -> bool:
+    """What the one-launch op with a prologue needs of a call, decided on shapes and dtypes alone (a compiled
+    model decides with it at trace time; the op checks the rest, `_fused_m1`, when it runs): one row of dynamic
+    fp16 / bf16 activations, the prologue's columns, an RMSNorm weight of the row's dtype, contiguous."""
+    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue is not None and act_mode == "dynamic" and x.is_cuda
+            and x.dtype in (torch.float16, torch.bfloat16) and math.prod(x.shape[:-1]) == 1
+            and x.shape[-1] == input_features(prologue, k) and not gluon_fallback.failed("decode_prologue")):
+        return False
+    w = prologue.weight
+    return prologue.kind != "rmsnorm" or (w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous()
+                                           and w.device == x.device)
+
+
+def w4a8_prologue_linear(
+    x: torch.Tensor,
+    qweight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None = None,
+    *,
+    bits: int = 4,
+    group_size: int,
+    act_mode: str = "dynamic",
+    act_scale: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    channel_scales: torch.Tensor | None = None,
+    prologue: Prologue | None = None,
+    out: torch.Tensor | None = None,
+    plans: dict | None = None,
+) -> torch.Tensor:
+    """`w4a8_linear` of `apply_prologue(x, prologue)`: one launch with the prologue inside where the call allows
+    (`_prologue_fusable`, then the one-launch op's own conditions), else the prologue in torch ops and
+    `w4a8_linear` (with `plans`, `out`)."""
+    k = qweight.shape[1] * 2
+    if bits == 4 and _prologue_fusable(x, act_mode, prologue, k) and scales.shape[1] * group_size == k:
+        signature = None
+        if plans is not None and out is None and LAUNCH_PLANS:
+            signature = ("prologue", prologue.kind, id(prologue.weight), prologue.eps, x.shape, x.stride(), x.dtype,
+                         x.get_device(), x.data_ptr() % 16, group_size, id(qweight), id(scales), id(zeros), id(bias))
+            settings = _settings()
+            kept = plans.get(signature)
+            if kept is not None and kept[0] == settings:
+                y = kept[1](x)
+                if y is not None:
+                    return y
+                del plans[signature]
+        n = qweight.shape[0]
+        x2 = x.reshape(1, -1)
+        cfg = _for_m(CONFIGS, 1)
+        layer = (qweight, scales, zeros)
+        qweight, scales = qweight.contiguous(), scales.contiguous()
+        zeros = zeros.contiguous() if zeros is not None else None
+        copied = qweight is not layer[0] or scales is not layer[1] or zeros is not layer[2]
+        keep = None
+        if (signature is not None and not copied and x2.data_ptr() == x.data_ptr()
+                and not torch.cuda.is_current_stream_capturing()):
+            shape = (*x.shape[:-1], n)
+            keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape)))  # noqa: E731
+        if x2.stride(-1) == 1 and _fused_m1(x2, act_mode, cfg, qweight, k):
+            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, not copied,
+                                 prologue=prologue)
+            if y is not None:
+                return y.reshape(*x.shape[:-1], n)
+    return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
+                       act_mode=act_mode, act_scale=act_scale, bias=bias, out=out, channel_scales=channel_scales,
+                       plans=plans)
+
+
 def _use_prefill(config, m: int, k: int, packed: bool = False, n: int = 0, t: torch.Tensor | None = None) -> bool:
     """The prefill path (`triton_prefill`): for a `PrefillConfig`, or by default from the PREFILL_MIN_M rows
     of K's bucket on when USE_PREFILL (the second of them where the `packed` weights are taken directly by
@@ -1570,6 +1652,11 @@ _LIB.define(
     tags=(torch.Tag.pt2_compliant_tag,),
 )
 _LIB.define(
+    "w4a8_prologue_linear(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, int group_size, Tensor? bias, "
+    "str prologue, Tensor? prologue_weight, float eps) -> Tensor",
+    tags=(torch.Tag.pt2_compliant_tag,),
+)
+_LIB.define(
     "w4a8_gemm(Tensor a, Tensor sx, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, SymInt k, int group_size, "
     "int sx_mode, ScalarType out_dtype, Tensor? channel_scales) -> Tensor",
     tags=(torch.Tag.pt2_compliant_tag,),
@@ -1613,6 +1700,26 @@ _LIB.impl("w4a8_linear", _w4a8_linear_op, "CompositeExplicitAutograd")
 
 @torch.library.register_fake("fptq::w4a8_linear", lib=_LIB)
 def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales):
+    return x.new_empty(*x.shape[:-1], qweight.shape[0])
+
+
+def _w4a8_prologue_linear_op(x, qweight, scales, zeros, group_size, bias, prologue, prologue_weight, eps):
+    """One token of dynamic int8 activations with a prologue (what a compiled model calls where
+    `_prologue_fusable`): the one launch, else the prologue in torch ops and the op without it."""
+    n = qweight.shape[0]
+    out = x.new_empty(*x.shape[:-1], n)
+    y = w4a8_prologue_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias,
+                             prologue=Prologue(prologue, prologue_weight, eps), out=out.view(-1, n))
+    if y.data_ptr() == out.data_ptr():
+        return out
+    return y.reshape(out.shape).clone()
+
+
+_LIB.impl("w4a8_prologue_linear", _w4a8_prologue_linear_op, "CompositeExplicitAutograd")
+
+
+@torch.library.register_fake("fptq::w4a8_prologue_linear", lib=_LIB)
+def _(x, qweight, scales, zeros, group_size, bias, prologue, prologue_weight, eps):
     return x.new_empty(*x.shape[:-1], qweight.shape[0])
 
 
@@ -1699,13 +1806,22 @@ def _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, 
 
 
 def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode="dynamic", act_scale=None, bias=None,
-                channel_scales=None, plans=None):
+                channel_scales=None, plans=None, prologue=None):
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: by default from
-    TRACED_QUANT_MIN_M rows on)."""
+    TRACED_QUANT_MIN_M rows on). A prologue: one token in one op with it (`_prologue_fusable`), else traced in
+    torch ops in front of the layer (which Inductor fuses with its producer)."""
     if torch.compiler.is_compiling():
+        if prologue is not None and bits == 4 and _prologue_fusable(x, act_mode, prologue, qweight.shape[1] * 2):
+            return torch.ops.fptq.w4a8_prologue_linear(x, qweight, scales, zeros, group_size, bias, prologue.kind,
+                                                       prologue.weight, float(prologue.eps))
+        x = apply_prologue(x, prologue)
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)
+    if prologue is not None:
+        return w4a8_prologue_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode,
+                                    act_scale=act_scale, bias=bias, channel_scales=channel_scales, prologue=prologue,
+                                    plans=plans)
     return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale,
                        bias=bias, channel_scales=channel_scales, plans=plans)
 
@@ -1713,7 +1829,8 @@ def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode=
 def _register() -> None:
     from fptq.kernels import Backend, register_backend
 
-    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10, takes_plans=True))
+    register_backend(Backend("triton", _backend_fn, supports=_supports, priority=10, takes_plans=True,
+                             takes_prologue=True))
 
 
 # This module's settings (its public upper-case names) and the swap kernel's, kept with every plan: a setting changed

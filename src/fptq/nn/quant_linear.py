@@ -23,6 +23,10 @@ goes through `fptq.kernels.quant_linear`, which picks the Triton kernel on CUDA 
 reference elsewhere; the layer keeps what the kernel decided on the host per call signature (its
 `LaunchPlans`: eager decode is host bound), emptied when the layer moves and in its copies.
 `scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
+
+An inference-time layer may also compute its own input (`set_prologue`, `fptq.kernels.prologue`: the RMSNorm
+before it, or SiLU * up from the fused gate / up output); `fptq.fuse_prologues` sets these, and such a model is
+not saved (the stored format has no prologues).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 from torch import nn
 
 from fptq import kernels
+from fptq.kernels.prologue import PROLOGUES, Prologue
 from fptq.packing import pack_int4
 from fptq.primitives import SCALE_FORMATS, QuantizedWeight, dequantize_weight, quantize_weight
 
@@ -85,6 +90,8 @@ class QuantLinear(nn.Module):
         self.register_buffer("act_scale", act_scale)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device), requires_grad=False) if bias else None
         self._plans = kernels.LaunchPlans()  # the kernel backend's host decisions per call signature (eager calls)
+        self.prologue: Prologue | None = None  # (`set_prologue`; its weight is the buffer `prologue_weight`)
+        self.register_buffer("prologue_weight", None, persistent=False)
 
     @classmethod
     def from_linear(
@@ -140,21 +147,37 @@ class QuantLinear(nn.Module):
         """The `(N, K)` weight this layer multiplies by, `(code - zero) * scale`."""
         return dequantize_weight(self.quantized_weight(), dtype)
 
+    def set_prologue(self, kind: str | None, weight: torch.Tensor | None = None, eps: float = 0.0) -> None:
+        """Compute this layer's input from what it is called with (`fptq.kernels.prologue`): "rmsnorm" with the
+        norm's `weight` (kept as the buffer `prologue_weight`, moved and cast with the model) and `eps`, "silu_glu"
+        (called with the fused `[gate, up]` output); None: no prologue."""
+        if kind is not None and kind not in PROLOGUES:
+            raise ValueError(f"unknown prologue {kind!r}; known: {', '.join(PROLOGUES)}")
+        self.prologue_weight = weight.detach() if kind == "rmsnorm" else None
+        self.prologue = None if kind is None else Prologue(kind, None, float(eps))
+        self._plans.clear()
+
+    def _prologue(self, weight: torch.Tensor | None) -> Prologue | None:
+        p = self.__dict__.get("prologue")  # (None in a layer unpickled from before prologues)
+        return p if p is None or weight is None else p._replace(weight=weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # (attribute reads, which Dynamo follows; it never sees the plans)
-            return self._linear(x, self.qweight, self.scales, self.zeros, self.act_scale, self.channel_scales, self.bias)
+            return self._linear(x, self.qweight, self.scales, self.zeros, self.act_scale, self.channel_scales, self.bias,
+                                prologue=self._prologue(self.prologue_weight))
         # eager: the tensors straight from the module's dicts — nn.Module's `__getattr__` costs ~0.6 µs a name, a fifth
         # of an eager call's host time on the CUDA path (benchmarks/probe_host_cpu.py); a layer unpickled from before
         # the launch plans has none
         b = self._buffers
         bias = self._parameters.get("bias", self.__dict__.get("bias"))
         return self._linear(x, b["qweight"], b["scales"], b["zeros"], b["act_scale"], b["channel_scales"], bias,
-                            self.__dict__.get("_plans"))
+                            self.__dict__.get("_plans"), self._prologue(b.get("prologue_weight")))
 
-    def _linear(self, x, qweight, scales, zeros, act_scale, channel_scales, bias, plans=None) -> torch.Tensor:
+    def _linear(self, x, qweight, scales, zeros, act_scale, channel_scales, bias, plans=None,
+                prologue=None) -> torch.Tensor:
         return kernels.quant_linear(x, qweight, scales, zeros, bits=self.bits, group_size=self.group_size,
                                     act_mode=self.act_mode, act_scale=act_scale, bias=bias,
-                                    channel_scales=channel_scales, plans=plans)
+                                    channel_scales=channel_scales, plans=plans, prologue=prologue)
 
     def _apply(self, fn, recurse=True):
         self.__dict__.setdefault("_plans", kernels.LaunchPlans()).clear()
@@ -176,4 +199,5 @@ class QuantLinear(nn.Module):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
             f"w=int{self.bits} g{self.group_size} {zero}{two_level}, act={self.act_mode}"
+            + (f", prologue={self.prologue.kind}" if self.__dict__.get("prologue") is not None else "")
         )

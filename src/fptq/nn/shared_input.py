@@ -129,7 +129,8 @@ def _concatenate(layers: list[nn.Module]) -> nn.Module:
 
 
 def is_fused(model: nn.Module) -> bool:
-    return any(isinstance(m, SharedInputLinear) for m in model.modules())
+    """Whether `model` has layers fused for inference (`fuse_shared_inputs`, `fptq.fuse_prologues`)."""
+    return any(isinstance(m, SharedInputLinear) or getattr(m, "prologue", None) is not None for m in model.modules())
 
 
 @torch.no_grad()
