@@ -270,7 +270,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
-                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, PROLOGUE=0, EPS=0.0)
+                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -297,15 +297,13 @@ def variants(prefill_candidates=False, decode_variants=False):
                         vtypes = dict(types, x_ptr=x_type, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>")
                         yield (f"gluon tma decode fused m1 x {x_type[1:]} {extra or 'g128 split 5'}", gluon_decode._decode_tma_kernel,
                                vtypes, dict(fused, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
-                    # with a prologue (`fptq.nn.prologue`): the RMSNorm before q/k/v (4096 columns), SiLU * up
-                    # before down (11008 columns, split 3)
+                    # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: one
+                    # 8192-column pass, split 2)
                     norm = {key: v for key, v in fused.items() if key != "pw_ptr"}
-                    yield ("gluon tma decode fused m1 prologue rmsnorm", gluon_decode._decode_tma_kernel,
-                           dict(types, x_ptr="*fp16", pw_ptr="*fp16"), dict(norm, PROLOGUE=1, EPS=1e-5), cfg.num_warps, 1,
-                           dict(launch_pdl=True))
-                    yield ("gluon tma decode fused m1 prologue silu_glu", gluon_decode._decode_tma_kernel,
-                           dict(types, x_ptr="*fp16"), dict(fused, PROLOGUE=2, GROUPS=32, A_STEPS=32, ROW_BLOCK=4096),
-                           cfg.num_warps, 1, dict(launch_pdl=True))
+                    for extra in ({}, dict(ROW_BLOCK=8192, A_STEPS=32, GROUPS=32, SPLIT_K=2)):
+                        yield (f"gluon tma decode fused m1 norm {extra or '7B'}", gluon_decode._decode_tma_kernel,
+                               dict(types, x_ptr="*fp16", pw_ptr="*fp16"), dict(norm, NORM=True, EPS=1e-5, **extra),
+                               cfg.num_warps, 1, dict(launch_pdl=True))
                 if decode_variants and pdl:  # the other weight formats and activation modes it serves
                     for extra in (
                         dict(HAS_ZEROS=True),

@@ -545,6 +545,27 @@ PY
         --fp16-fused --compile default --compile-variants fp16,fp16+fused,w4a8-dynamic+fused,w4a8-dynamic+fused+prologue \
         --variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue
     ;;
+  session21c)  # run 193: why the compiled b1 step got slower with prologues (run 192): the prologue op against the
+    # compiled prologue kernel + op and the plain op; the kernels of both compiled b1 steps; the fixed GPU test
+    timeout 100 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "prologue_m1" 2>&1 | tail -3 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_prologue.py --json "$OUT/prologue.json"
+    timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 \
+        --compile default --profile --compile-variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue \
+        --variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue > "$OUT/log.txt" 2>&1
+    grep -E "compiled b|Self CUDA time total|_decode_tma|triton_|act_quant|aten|elementwise|reduce" "$OUT/log.txt" | head -60
+    ;;
+  session21d)  # run 194: the RMSNorm prologue alone, fused in eager calls only: GPU tests, the op probe, decode b1 / b16
+    # eager, CUDA graph and compiled without and with the prologues (fp16 and fused fp16 alongside)
+    timeout 150 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        tests/test_shared_input.py -k "prologue or fused_decode_m1 or decode_short_launches or fused_model" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error" "$OUT/pytest_gpu.txt" | tail -20
+    timeout 60 python3 benchmarks/probe_prologue.py --json "$OUT/prologue.json"
+    timeout 380 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --eager-decode --fp16-fused --compile default --compile-variants fp16+fused,w4a8-dynamic+fused,w4a8-dynamic+fused+prologue \
+        --variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue 2>&1 | grep -v "^  compiled prefill #"
+    ;;
   session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
     # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
     timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

@@ -1,6 +1,6 @@
-"""Prologues: the RMSNorms and SiLU * up moved into the linears that read them (`fptq.fuse_prologues`): the same
-outputs, the modules taken out, what cannot be moved left alone, no save, no graph break under torch.compile; on a
-GPU the one-token kernel computes them."""
+"""Prologues: the RMSNorms moved into the linears that read them (`fptq.fuse_prologues`): the same outputs, the
+norms taken out, what cannot be moved left alone, no save, no graph break under torch.compile; on a GPU the
+one-token kernel computes them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import fptq
 from fptq import kernels
 from fptq.errors import ModelError
 from fptq.kernels.prologue import Prologue, apply_prologue
-from fptq.nn.prologue import GatedMLP, fuse_prologues
+from fptq.nn.prologue import fuse_prologues
 from fptq.nn.quant_linear import QuantLinear
 from fptq.nn.shared_input import fuse_shared_inputs, is_fused
 from tests.conftest import make_tiny
@@ -31,16 +30,16 @@ def _fused(model):
 @pytest.mark.parametrize("act_mode,act_scale", [("dynamic", None), ("static", 0.05)])
 def test_prologues_give_the_same_logits(tiny_any, act_mode, act_scale):
     """On the CPU the prologues run as torch ops, the very ops of the modules they replace: equal logits, bit for
-    bit; two norms and the gated MLP per block are moved; a second call moves nothing."""
+    bit; two norms per block are moved; a second call moves nothing."""
     model = _fused(_quantize_rtn(tiny_any, act_mode, act_scale))
     ids = torch.randint(0, 256, (2, 24))
     ref = _logits(model, ids)
     moved = copy.deepcopy(model)
-    assert fuse_prologues(moved) == 3 * model.config.num_hidden_layers
+    assert fuse_prologues(moved) == 2 * model.config.num_hidden_layers
     block = moved.model.layers[0]
     assert isinstance(block.input_layernorm, nn.Identity) and isinstance(block.post_attention_layernorm, nn.Identity)
-    assert isinstance(block.mlp, GatedMLP) and block.mlp.down_proj.prologue.kind == "silu_glu"
-    assert block.self_attn.q_proj.fused.prologue.kind == "rmsnorm"
+    assert block.self_attn.q_proj.fused.prologue.kind == "rmsnorm" and block.mlp.gate_proj.fused.prologue is not None
+    assert "prologue=rmsnorm" in repr(block.self_attn.q_proj.fused)
     assert torch.equal(_logits(moved, ids), ref)
     assert torch.equal(_logits(moved, ids[:, :1]), _logits(model, ids[:, :1]))  # (one token)
     assert fuse_prologues(moved) == 0
@@ -48,24 +47,25 @@ def test_prologues_give_the_same_logits(tiny_any, act_mode, act_scale):
 
 
 def test_unfused_groups_keep_their_norms(tiny_llama):
-    """Without `fuse_shared_inputs` the norm feeds three layers and gate / up are two: nothing is moved."""
+    """Without `fuse_shared_inputs` each norm feeds two or three layers: nothing is moved."""
     model = _quantize_rtn(tiny_llama)
     assert fuse_prologues(model) == 0
     assert not isinstance(model.model.layers[0].input_layernorm, nn.Identity)
 
 
-def test_a_module_that_computes_something_else_stays(tiny_llama):
-    """A norm whose output differs from the RMSNorm prologue (here: a LayerNorm), or an MLP whose activation is not
-    SiLU, stays where it is; the rest is moved."""
+def test_a_norm_that_computes_something_else_stays(tiny_llama):
+    """A norm whose output differs from the RMSNorm prologue (a LayerNorm; an RMSNorm whose epsilon attribute is not
+    the one it uses) stays where it is; the rest is moved."""
     model = _fused(_quantize_rtn(tiny_llama))
-    hidden = model.config.hidden_size
-    model.model.layers[0].input_layernorm = nn.LayerNorm(hidden)
-    model.model.layers[1].mlp.act_fn = nn.GELU()
+    model.model.layers[0].input_layernorm = nn.LayerNorm(model.config.hidden_size)
+    odd = model.model.layers[1].post_attention_layernorm
+    odd.forward = lambda x, norm=odd, eps=odd.variance_epsilon: apply_prologue(x, Prologue("rmsnorm", norm.weight,
+                                                                                           eps * 100))
     ids = torch.randint(0, 256, (1, 12))
     ref = _logits(model, ids)
-    assert fuse_prologues(model) == 3 * model.config.num_hidden_layers - 2
+    assert fuse_prologues(model) == 2 * model.config.num_hidden_layers - 2
     assert isinstance(model.model.layers[0].input_layernorm, nn.LayerNorm)
-    assert not isinstance(model.model.layers[1].mlp, GatedMLP)
+    assert model.model.layers[1].post_attention_layernorm is odd
     assert torch.equal(_logits(model, ids), ref)
 
 
@@ -78,8 +78,6 @@ def test_apply_prologue_matches_the_modules(tiny_llama):
         x = (torch.randn(5, norm.weight.shape[0]) * 7).to(dtype)
         got = apply_prologue(x, Prologue("rmsnorm", norm.weight.detach(), norm.variance_epsilon))
         assert torch.equal(got, norm(x)), dtype
-        gu = torch.randn(3, 2, 16).to(dtype)
-        assert torch.equal(apply_prologue(gu.flatten(1), Prologue("silu_glu")), F.silu(gu[:, 0]) * gu[:, 1])
     with pytest.raises(ValueError, match="unknown prologue"):
         apply_prologue(x, Prologue("gelu"))
     with pytest.raises(ValueError, match="unknown prologue"):
@@ -127,7 +125,7 @@ def test_no_graph_break_under_torch_compile(monkeypatch, tiny_any):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_gpu_prologue_model_matches(monkeypatch, arch):
-    """On a GPU with the Triton kernels: one token runs the one-launch op with its prologue (three per block), and
+    """On a GPU with the Triton kernels: one token runs the one-launch op with its norm inside (two per block), and
     the logits match the model without prologues at one token and at 40."""
     from fptq.kernels import triton_w4a8 as tw
 
@@ -135,7 +133,7 @@ def test_gpu_prologue_model_matches(monkeypatch, arch):
     model = _fused(_quantize_rtn(model, "dynamic", None, group_size=128).half().cuda())
     ids = torch.randint(0, 256, (2, 40), device="cuda")
     moved = copy.deepcopy(model)
-    assert fuse_prologues(moved) == 3 * model.config.num_hidden_layers
+    assert fuse_prologues(moved) == 2 * model.config.num_hidden_layers
     launches = []  # the prologue of each one-launch M = 1 op that ran
     real = tw._launch_fused_m1
 
@@ -149,4 +147,4 @@ def test_gpu_prologue_model_matches(monkeypatch, arch):
         del launches[:]
         got = _logits(moved, rows).double()
         assert ((got - ref).norm() / ref.norm()).item() < 2e-2
-    assert sum(p is not None for p in launches) == 3 * model.config.num_hidden_layers  # (the one-token forward)
+    assert sum(p is not None for p in launches) == 2 * model.config.num_hidden_layers  # (the one-token forward)

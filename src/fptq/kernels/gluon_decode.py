@@ -41,11 +41,12 @@ A operand are row 0 again (a broadcast of the registers, no instructions): those
 computed and never stored, so they may hold anything. Split-K slices each compute the same `s` from
 the whole row and multiply their partials by it before the reduction, as the unfused kernel does.
 
-A prologue (PROLOGUE, with FUSED_ROW): the layer's input is computed from the row as it is read, so the kernel
-that would have produced it runs no more. RMSNorm (1): `w * fp16(x * rsqrt(mean(x^2) + eps))` with the norm's
-weight `w` (`pw_ptr`), its sum of squares over the whole row first; SiLU-gated (2): the row holds the gate and
-the up projections (2 K values) and the input is `fp16(silu(gate)) * up`. Both round where the 16-bit modules
-they replace round (`fptq.kernels.prologue`); only the fp32 rsqrt / exp may differ from torch's by an ulp.
+The preceding RMSNorm (NORM, with FUSED_ROW; `fptq.kernels.prologue`): the layer's input is
+`w * fp16(x * rsqrt(mean(x^2) + eps))`, computed from the raw row as it is read (its sum of squares over the whole
+row first), with the norm's weight `w` (`pw_ptr`), rounded where the torch module rounds; only the fp32 rsqrt may
+differ from torch's by an ulp. Every program normalizes the whole row for its absmax: 1.3-1.8 µs more than the op
+on a ready input on the 7B layers, 6.8 on 13B q/k/v (benchmarks/GPU_NOTES.md, run 193), against an eager norm's
+eight kernels (LlamaRMSNorm).
 """
 
 from __future__ import annotations
@@ -116,24 +117,16 @@ if gluon is not None:
             return v.to(gl.int32, bitcast=True).to(gl.int8)
 
         @gluon.jit
-        def _input(x, aux, rstd, PROLOGUE: gl.constexpr, XT: gl.constexpr):
-            """The layer's input (fp32 holding a 16-bit value) from the row's value `x` and, for a prologue, `aux`
-            (RMSNorm: the norm's weight; SiLU-gated: the up projection; fp32 of 16-bit values), rounded to XT where
-            the torch modules round (`fptq.kernels.prologue.apply_prologue`)."""
-            if PROLOGUE == 1:
-                return (aux * (x * rstd).to(XT).to(gl.float32)).to(XT).to(gl.float32)
-            elif PROLOGUE == 2:
-                act = gl.div_rn(x, 1.0 + gl.exp(-x)).to(XT).to(gl.float32)
-                return (act * aux).to(XT).to(gl.float32)
-            else:
-                return x
+        def _normed(x, w, rstd, XT: gl.constexpr):
+            """NORM: the RMSNorm of the row's value `x` with the norm's weight `w` (fp32 of 16-bit values) and the
+            row's `rstd`, rounded to XT where the torch module rounds (`fptq.kernels.prologue.apply_prologue`)."""
+            return (w * (x * rstd).to(XT).to(gl.float32)).to(XT).to(gl.float32)
 
         @gluon.jit
         def _quantize_row(x_ptr, pw_ptr, e_smem, o_smem, K, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
-                          ROW_BLOCK: gl.constexpr, PROLOGUE: gl.constexpr, EPS: gl.constexpr,
-                          num_warps: gl.constexpr):
-            """FUSED_ROW: the per-token scale of the raw row `x_ptr` (K fp16 / bf16 values; 2 K for the SiLU-gated
-            PROLOGUE, gate then up) and the int8 codes of this program's K steps `[lo, lo + n)` in shared memory,
+                          ROW_BLOCK: gl.constexpr, NORM: gl.constexpr, EPS: gl.constexpr, num_warps: gl.constexpr):
+            """FUSED_ROW: the per-token scale of the raw row `x_ptr` (K fp16 / bf16 values; NORM: RMSNorm'd with the
+            weight `pw_ptr` first) and the int8 codes of this program's K steps `[lo, lo + n)` in shared memory,
             `e_smem` / `o_smem` (A_STEPS // QS, QS, HALF): step `j`'s even / odd columns at row `j` of their
             (A_STEPS, HALF) view, zero past K (as TMA fills the activation tiles of the unfused kernel). Returns
             the scale."""
@@ -144,7 +137,7 @@ if gluon is not None:
             r_l: gl.constexpr = gl.BlockedLayout([8], [32], [num_warps], [0])
             offs = gl.arange(0, ROW_BLOCK, layout=r_l)
             rstd = 1.0
-            if PROLOGUE == 1:  # RMSNorm: the row's sum of squares first
+            if NORM:  # the row's sum of squares first
                 ssq = gl.zeros([ROW_BLOCK], gl.float32, r_l)
                 for c0 in range(0, K, ROW_BLOCK):
                     xv = gl.load(x_ptr + c0 + offs, mask=c0 + offs < K, other=0.0).to(gl.float32)
@@ -154,13 +147,9 @@ if gluon is not None:
             for c0 in range(0, K, ROW_BLOCK):
                 mask = c0 + offs < K
                 xv = gl.load(x_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
-                if PROLOGUE == 1:
-                    aux = gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
-                elif PROLOGUE == 2:
-                    aux = gl.load(x_ptr + K + c0 + offs, mask=mask, other=0.0).to(gl.float32)
-                else:
-                    aux = xv
-                amax = gl.maximum(amax, gl.abs(_input(xv, aux, rstd, PROLOGUE, XT)))
+                if NORM:
+                    xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
+                amax = gl.maximum(amax, gl.abs(xv))
             m = gl.max(amax, axis=0)
             s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
             r = gl.div_rn(1.0, s)
@@ -174,14 +163,11 @@ if gluon is not None:
                 w = gl.load(w_ptr + w_idx, mask=w_idx < K // 2, other=0)
                 xe = _half(w, XT)
                 xo = _half(w >> 16, XT)
-                if PROLOGUE != 0:
-                    if PROLOGUE == 1:
-                        wa = gl.load(pw_ptr.to(gl.pointer_type(gl.int32), bitcast=True) + w_idx, mask=w_idx < K // 2,
-                                     other=0)
-                    else:
-                        wa = gl.load(w_ptr + K // 2 + w_idx, mask=w_idx < K // 2, other=0)
-                    xe = _input(xe, _half(wa, XT), rstd, PROLOGUE, XT)
-                    xo = _input(xo, _half(wa >> 16, XT), rstd, PROLOGUE, XT)
+                if NORM:
+                    wa = gl.load(pw_ptr.to(gl.pointer_type(gl.int32), bitcast=True) + w_idx, mask=w_idx < K // 2,
+                                 other=0)
+                    xe = _normed(xe, _half(wa, XT), rstd, XT)
+                    xo = _normed(xo, _half(wa >> 16, XT), rstd, XT)
                 e_smem.index(c // QS).store(_act_codes(xe, s, r))
                 o_smem.index(c // QS).store(_act_codes(xo, s, r))
             gl.thread_barrier()  # every warp's codes are in shared memory before any warp reads them
@@ -265,7 +251,7 @@ if gluon is not None:
             stride_sn,
             stride_zn,
             stride_om,
-            pw_ptr,  # PROLOGUE 1: the RMSNorm weight (K,) in x's dtype; else None
+            pw_ptr,  # NORM: the RMSNorm weight (K,) in x's dtype; else None
             GROUP: gl.constexpr,
             PER_CHANNEL: gl.constexpr,
             HAS_ZEROS: gl.constexpr,
@@ -279,8 +265,8 @@ if gluon is not None:
             FUSED_ROW: gl.constexpr = False,  # M = 1, dynamic activations quantized here from x_ptr (SX_MODE 0)
             A_STEPS: gl.constexpr = 1,  # FUSED_ROW: power of two >= the K steps of one program
             ROW_BLOCK: gl.constexpr = 1,  # FUSED_ROW: columns of the row per pass of its absmax (power of two)
-            PROLOGUE: gl.constexpr = 0,  # FUSED_ROW: 0 the row as it is, 1 RMSNorm (pw_ptr, EPS), 2 SiLU-gated
-            EPS: gl.constexpr = 0.0,  # PROLOGUE 1: the norm's epsilon
+            NORM: gl.constexpr = False,  # FUSED_ROW: the row RMSNorm'd first (pw_ptr, EPS)
+            EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -362,7 +348,7 @@ if gluon is not None:
             if PDL:
                 gdc_wait()
             if FUSED_ROW:
-                s_x = _quantize_row(x_ptr, pw_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, PROLOGUE, EPS,
+                s_x = _quantize_row(x_ptr, pw_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
                                     num_warps)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
                 e_rows = e_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)  # step j: row j

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import torch
 
 from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, launch, scratch
-from fptq.kernels.prologue import Prologue, apply_prologue, input_features, prologue_code
+from fptq.kernels.prologue import Prologue, apply_prologue
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -1063,11 +1063,9 @@ class _DecodeTmaLaunch:
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
         if self.fused:
             per = _cdiv(_cdiv(k, sub), split)
-            # (SiLU * up reads two values a column: half the columns a pass, 128 registers against 248 at 8192)
-            block = FUSED_ROW_BLOCK // 2 if prologue is not None and prologue.kind == "silu_glu" else FUSED_ROW_BLOCK
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), block))
-            if prologue is not None:  # (FUSED_ROW only: the caller checked `_prologue_fusable`)
-                self.constexprs.update(PROLOGUE=prologue_code(prologue), EPS=float(prologue.eps))
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK))
+            if prologue is not None:  # (FUSED_ROW only, an RMSNorm: the caller checked `_prologue_fusable`)
+                self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
         self.pdl, self.key = pdl, None
         self.kept = False  # set by a plan that keeps this launch: its weight descriptor is encoded once
@@ -1101,9 +1099,9 @@ class _DecodeTmaLaunch:
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
                      keep=None, pdl_ok: bool = True, prologue: Prologue | None = None):
-    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K; with a
-    prologue, the row it is computed from), the split of the two-launch TMA path (so the same partial sums), PDL as
-    there. None where it cannot run (a program's K steps past FUSED_MAX_STEPS or its group scales past
+    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
+    split of the two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the row RMSNorm'd first
+    (NORM). None where it cannot run (a program's K steps past FUSED_MAX_STEPS or its group scales past
     TMA_MAX_GROUPS, too many tiles for the counters, counters to be made during a capture, a Gluon compile error):
     the caller then takes the two launches. `keep`: called with the op's plan (`_Op`) once it ran."""
     n = qweight.shape[0]
@@ -1449,23 +1447,25 @@ def w4a8_linear(
     return y.reshape(*x.shape[:-1], n)
 
 
-# One token with a prologue (`fptq.kernels.prologue`: the preceding RMSNorm, or SiLU * up before down) takes the
-# one-launch M = 1 op with the prologue computed as the row is read (`gluon_decode` PROLOGUE): the kernel that made
-# the layer's input, its launch and its gap in a CUDA graph are gone. False: the prologue in torch ops, then the op.
+# An eager call of one token with a prologue (`fptq.kernels.prologue`: the preceding RMSNorm) takes the one-launch
+# M = 1 op with the row normalized as it is read (`gluon_decode` NORM) instead of the norm's eight eager kernels.
+# Run 192-193 (H100, 7B shape, b1): a CUDA graph of the eager step 4.97 -> 4.52 ms (with SiLU * up fused as well,
+# since dropped); under torch.compile the norm is traced instead (Inductor fuses it with the residual add, one kernel
+# of ~2.4 µs; the fused op costs 1.3-1.8 µs more than on a ready input and leaves the add a kernel of its own: the
+# compiled step was no faster). False: the prologue in torch ops, then the op.
 FUSED_PROLOGUE = True
 
 
 def _prologue_fusable(x: torch.Tensor, act_mode: str, prologue: Prologue | None, k: int) -> bool:
-    """What the one-launch op with a prologue needs of a call, decided on shapes and dtypes alone (a compiled
-    model decides with it at trace time; the op checks the rest, `_fused_m1`, when it runs): one row of dynamic
-    fp16 / bf16 activations, the prologue's columns, an RMSNorm weight of the row's dtype, contiguous."""
-    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue is not None and act_mode == "dynamic" and x.is_cuda
-            and x.dtype in (torch.float16, torch.bfloat16) and math.prod(x.shape[:-1]) == 1
-            and x.shape[-1] == input_features(prologue, k) and not gluon_fallback.failed("decode_prologue")):
+    """What the one-launch op with a prologue needs of a call besides the one-launch op's own conditions
+    (`_fused_m1`): one row of dynamic fp16 / bf16 activations, an RMSNorm weight of the row's dtype and length,
+    contiguous, on its device."""
+    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue is not None and prologue.kind == "rmsnorm"
+            and act_mode == "dynamic" and x.is_cuda and x.dtype in (torch.float16, torch.bfloat16)
+            and math.prod(x.shape[:-1]) == 1 and x.shape[-1] == k and not gluon_fallback.failed("decode_prologue")):
         return False
     w = prologue.weight
-    return prologue.kind != "rmsnorm" or (w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous()
-                                           and w.device == x.device)
+    return w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous() and w.device == x.device
 
 
 def w4a8_prologue_linear(
@@ -1484,9 +1484,9 @@ def w4a8_prologue_linear(
     out: torch.Tensor | None = None,
     plans: dict | None = None,
 ) -> torch.Tensor:
-    """`w4a8_linear` of `apply_prologue(x, prologue)`: one launch with the prologue inside where the call allows
-    (`_prologue_fusable`, then the one-launch op's own conditions), else the prologue in torch ops and
-    `w4a8_linear` (with `plans`, `out`)."""
+    """`w4a8_linear` of `apply_prologue(x, prologue)`: one launch with the RMSNorm inside where the call allows
+    (`_prologue_fusable`, then the one-launch op's own conditions; FUSED_PROLOGUE), else the prologue in torch ops
+    and `w4a8_linear` (with `plans`, `out`)."""
     k = qweight.shape[1] * 2
     if bits == 4 and _prologue_fusable(x, act_mode, prologue, k) and scales.shape[1] * group_size == k:
         signature = None
@@ -1652,11 +1652,6 @@ _LIB.define(
     tags=(torch.Tag.pt2_compliant_tag,),
 )
 _LIB.define(
-    "w4a8_prologue_linear(Tensor x, Tensor qweight, Tensor scales, Tensor? zeros, int group_size, Tensor? bias, "
-    "str prologue, Tensor? prologue_weight, float eps) -> Tensor",
-    tags=(torch.Tag.pt2_compliant_tag,),
-)
-_LIB.define(
     "w4a8_gemm(Tensor a, Tensor sx, Tensor qweight, Tensor scales, Tensor? zeros, Tensor? bias, SymInt k, int group_size, "
     "int sx_mode, ScalarType out_dtype, Tensor? channel_scales) -> Tensor",
     tags=(torch.Tag.pt2_compliant_tag,),
@@ -1700,26 +1695,6 @@ _LIB.impl("w4a8_linear", _w4a8_linear_op, "CompositeExplicitAutograd")
 
 @torch.library.register_fake("fptq::w4a8_linear", lib=_LIB)
 def _(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales):
-    return x.new_empty(*x.shape[:-1], qweight.shape[0])
-
-
-def _w4a8_prologue_linear_op(x, qweight, scales, zeros, group_size, bias, prologue, prologue_weight, eps):
-    """One token of dynamic int8 activations with a prologue (what a compiled model calls where
-    `_prologue_fusable`): the one launch, else the prologue in torch ops and the op without it."""
-    n = qweight.shape[0]
-    out = x.new_empty(*x.shape[:-1], n)
-    y = w4a8_prologue_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias,
-                             prologue=Prologue(prologue, prologue_weight, eps), out=out.view(-1, n))
-    if y.data_ptr() == out.data_ptr():
-        return out
-    return y.reshape(out.shape).clone()
-
-
-_LIB.impl("w4a8_prologue_linear", _w4a8_prologue_linear_op, "CompositeExplicitAutograd")
-
-
-@torch.library.register_fake("fptq::w4a8_prologue_linear", lib=_LIB)
-def _(x, qweight, scales, zeros, group_size, bias, prologue, prologue_weight, eps):
     return x.new_empty(*x.shape[:-1], qweight.shape[0])
 
 
@@ -1810,12 +1785,10 @@ def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode=
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: by default from
-    TRACED_QUANT_MIN_M rows on). A prologue: one token in one op with it (`_prologue_fusable`), else traced in
-    torch ops in front of the layer (which Inductor fuses with its producer)."""
+    TRACED_QUANT_MIN_M rows on). A prologue: eagerly one launch with it where the call allows
+    (`w4a8_prologue_linear`); under torch.compile traced in torch ops in front of the layer (which Inductor fuses
+    with the residual add before it)."""
     if torch.compiler.is_compiling():
-        if prologue is not None and bits == 4 and _prologue_fusable(x, act_mode, prologue, qweight.shape[1] * 2):
-            return torch.ops.fptq.w4a8_prologue_linear(x, qweight, scales, zeros, group_size, bias, prologue.kind,
-                                                       prologue.weight, float(prologue.eps))
         x = apply_prologue(x, prologue)
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)
     if prologue is not None:

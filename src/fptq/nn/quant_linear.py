@@ -25,8 +25,7 @@ reference elsewhere; the layer keeps what the kernel decided on the host per cal
 `scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
 
 An inference-time layer may also compute its own input (`set_prologue`, `fptq.kernels.prologue`: the RMSNorm
-before it, or SiLU * up from the fused gate / up output); `fptq.fuse_prologues` sets these, and such a model is
-not saved (the stored format has no prologues).
+before it); `fptq.fuse_prologues` sets these, and such a model is not saved (the stored format has no prologues).
 """
 
 from __future__ import annotations
@@ -149,8 +148,8 @@ class QuantLinear(nn.Module):
 
     def set_prologue(self, kind: str | None, weight: torch.Tensor | None = None, eps: float = 0.0) -> None:
         """Compute this layer's input from what it is called with (`fptq.kernels.prologue`): "rmsnorm" with the
-        norm's `weight` (kept as the buffer `prologue_weight`, moved and cast with the model) and `eps`, "silu_glu"
-        (called with the fused `[gate, up]` output); None: no prologue."""
+        norm's `weight` (kept as the buffer `prologue_weight`, moved and cast with the model) and `eps`; None: no
+        prologue."""
         if kind is not None and kind not in PROLOGUES:
             raise ValueError(f"unknown prologue {kind!r}; known: {', '.join(PROLOGUES)}")
         self.prologue_weight = weight.detach() if kind == "rmsnorm" else None
