@@ -297,10 +297,10 @@ def variants(prefill_candidates=False, decode_variants=False):
                         vtypes = dict(types, x_ptr=x_type, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>")
                         yield (f"gluon tma decode fused m1 x {x_type[1:]} {extra or 'g128 split 5'}", gluon_decode._decode_tma_kernel,
                                vtypes, dict(fused, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
-                    # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: one
-                    # 8192-column pass, split 2)
+                    # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: two
+                    # 4096-column passes, split 2)
                     norm = {key: v for key, v in fused.items() if key != "pw_ptr"}
-                    for extra in ({}, dict(ROW_BLOCK=8192, A_STEPS=32, GROUPS=32, SPLIT_K=2)):
+                    for extra in ({}, dict(A_STEPS=32, GROUPS=32, SPLIT_K=2)):
                         yield (f"gluon tma decode fused m1 norm {extra or '7B'}", gluon_decode._decode_tma_kernel,
                                dict(types, x_ptr="*fp16", pw_ptr="*fp16"), dict(norm, NORM=True, EPS=1e-5, **extra),
                                cfg.num_warps, 1, dict(launch_pdl=True))

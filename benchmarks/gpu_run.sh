@@ -566,6 +566,14 @@ PY
         --eager-decode --fp16-fused --compile default --compile-variants fp16+fused,w4a8-dynamic+fused,w4a8-dynamic+fused+prologue \
         --variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue 2>&1 | grep -v "^  compiled prefill #"
     ;;
+  session21e)  # run 195: the RMSNorm prologue with passes of at most 4096 columns (13B's registers): its GPU test, the op
+    # probe, whole eager decode steps of the 7B shape, fp16 / W4A8 / W4A8 with prologues interleaved round by round
+    timeout 100 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        -k "prologue" 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
+    timeout 60 python3 benchmarks/probe_prologue.py --json "$OUT/prologue.json"
+    timeout 300 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --rounds 11 --calls 5 \
+        --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
     # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
     timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

@@ -8,7 +8,8 @@ activations; the table gives each variant's median over the rounds and its cost 
 the within-round ratio); the JSON keeps every round.
 Variants: `fp16` (cuBLAS through `nn.Linear`), `w4a8` (the defaults: launch plans, direct C launches), `nodirect`
 (`launch.DIRECT` off), `noplans` (`triton_w4a8.LAUNCH_PLANS` off: every call decides its launches), `attrs`
-(`QuantLinear.forward` reading its tensors through `nn.Module.__getattr__`, as before round 17).
+(`QuantLinear.forward` reading its tensors through `nn.Module.__getattr__`, as before round 17), `prologue` (with
+`--model` only: the W4A8 model with its RMSNorms moved into the linears, `fptq.fuse_prologues`); `--variants` picks.
 
 With `--model L`: the same for whole eager decode steps of an L-layer LLaMA-2-7B-shaped model (random weights), fp16
 and W4A8 (RTN, two-level groups of 128, q/k/v and gate/up fused) in one process: one new token on a 64-token dynamic
@@ -47,7 +48,8 @@ def attribute_forward(self, x):
 
 
 VARIANTS = {"fp16": {}, "w4a8": {}, "nodirect": {"DIRECT": False}, "noplans": {"LAUNCH_PLANS": False},
-            "attrs": {"forward": attribute_forward}}
+            "attrs": {"forward": attribute_forward}, "prologue": {}}
+MODEL_ONLY = ("prologue",)  # (variants of whole models: a model of their own)
 
 
 def set_variant(name: str) -> None:
@@ -61,6 +63,7 @@ def build_models(layers: int):
     from bench_e2e import quantize_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from fptq.nn.prologue import fuse_prologues
     from fptq.nn.shared_input import fuse_shared_inputs
 
     cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers, num_attention_heads=32,
@@ -70,7 +73,9 @@ def build_models(layers: int):
     w4a8 = copy.deepcopy(fp16)
     quantize_model(w4a8, "dynamic", None, 128, "two-level")
     fuse_shared_inputs(w4a8)
-    return {"fp16": fp16, "w4a8": w4a8}
+    prologue = copy.deepcopy(w4a8)
+    fuse_prologues(prologue)
+    return {"fp16": fp16, "w4a8": w4a8, "prologue": prologue}
 
 
 def model_steps(models: dict, batch: int, calls: int) -> dict:
@@ -79,7 +84,7 @@ def model_steps(models: dict, batch: int, calls: int) -> dict:
 
     steps = {}
     for name in VARIANTS:
-        model = models["fp16" if name == "fp16" else "w4a8"]
+        model = models.get(name, models["w4a8"])
         cache = DynamicCache()
         prompt = torch.randint(0, 32000, (batch, 64), device="cuda")
         model(input_ids=prompt, past_key_values=cache, use_cache=True)
@@ -111,8 +116,11 @@ def main() -> None:
                     "batch-1 forward without cache, logits of the last token: a first token's work), e.g. 128,512")
     ap.add_argument("--profile", default="", help="single linears: after the rounds, a cProfile of --calls W4A8 calls "
                     "of the o projection (4096 x 4096) at each of these M, e.g. 16,512 (functions by own time)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, fp16 first")
     ap.add_argument("--json")
     args = ap.parse_args()
+    for name in [v for v in VARIANTS if v not in args.variants.split(",") or (v in MODEL_ONLY and not args.model)]:
+        del VARIANTS[name]
     torch.manual_seed(0)
     results = {}
     with torch.no_grad():
@@ -136,7 +144,7 @@ def main() -> None:
                 for _ in range(args.rounds):
                     for name in VARIANTS:
                         set_variant(name)
-                        model = models["fp16" if name == "fp16" else "w4a8"]
+                        model = models.get(name, models["w4a8"])
                         per[name].append(host_us(lambda model=model, prompt=prompt: model(input_ids=prompt, use_cache=False,
                                                                            logits_to_keep=1), args.calls)[1] / 1e3)
                 set_variant("w4a8")

@@ -1063,7 +1063,10 @@ class _DecodeTmaLaunch:
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
         if self.fused:
             per = _cdiv(_cdiv(k, sub), split)
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), FUSED_ROW_BLOCK))
+            # (NORM holds the row and the norm's weight a pass: at most 4096 columns, 80 registers against 168 for
+            # 8192, which left 13B q/k/v's 480 programs a second partial wave; run 194)
+            block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, 4096)
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), block))
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: the caller checked `_prologue_fusable`)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
