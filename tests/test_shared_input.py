@@ -96,6 +96,7 @@ def test_fused_model_refuses_to_save_and_round_trips_through_load(tmp_path, tiny
     fptq.save_quantized(model, tmp_path / "q")
     loaded = fptq.load_quantized(tmp_path / "q", fuse=True)
     assert is_fused(loaded) and not is_fused(fptq.load_quantized(tmp_path / "q"))  # CPU default: unfused
+    assert isinstance(loaded.model.layers[0].input_layernorm, nn.Identity)  # (the norms inside: fuse_prologues)
     ids = torch.randint(0, 256, (2, 20))
     torch.testing.assert_close(_logits(loaded, ids), _logits(model, ids), rtol=1e-4, atol=1e-4)
     with pytest.raises(ModelError, match="fused"):

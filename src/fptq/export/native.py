@@ -58,7 +58,7 @@ def save_quantized(model, out_dir: str | os.PathLike, tokenizer=None, overwrite:
     from fptq.nn.shared_input import is_fused
 
     if is_fused(model):
-        raise ModelError("this model's shared-input linears are fused for inference (fptq.fuse_shared_inputs); "
+        raise ModelError("this model's layers are fused for inference (fptq.fuse_shared_inputs, fptq.fuse_prologues); "
                          "save it before fusing, or load it again with fuse=False")
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not overwrite:
@@ -115,8 +115,9 @@ def load_quantized(
     """Load a folder written by `save_quantized`. Returns the model (with `fptq_info`).
 
     dtype: compute dtype of the non-quantized weights (default float32 on CPU, float16 on CUDA).
-    fuse:  run the linears that read one input (q/k/v, gate/up) as one GEMM each
-           (`fptq.fuse_shared_inputs`; same results up to accumulation order). Default: on CUDA.
+    fuse:  run the linears that read one input (q/k/v, gate/up) as one GEMM each (`fptq.fuse_shared_inputs`;
+           same results up to accumulation order) and move the RMSNorm before each into it (`fptq.fuse_prologues`:
+           eager one-token calls normalize inside the GEMM launch). Default: on CUDA.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -190,9 +191,11 @@ def load_quantized(
     model.to(device).eval()
     model.fptq_info = info
     if fuse if fuse is not None else device.type == "cuda":
+        from fptq.nn.prologue import fuse_prologues
         from fptq.nn.shared_input import fuse_shared_inputs
 
         fuse_shared_inputs(model)
+        fuse_prologues(model)
     return model
 
 
