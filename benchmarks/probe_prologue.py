@@ -48,6 +48,42 @@ def inputs(k: int):
     return x, Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).half(), 1e-5)
 
 
+def ran_fused(qweight, scales, x, prologue) -> tuple[torch.Tensor, bool]:
+    """The prologue op's output, and whether its one launch with the norm inside ran (not a fallback)."""
+    launched, real = [], tw._launch_fused_m1
+
+    def spy(*a, prologue=None, **kw):
+        y = real(*a, prologue=prologue, **kw)
+        launched.append(prologue is not None and y is not None)
+        return y
+
+    tw._launch_fused_m1 = spy
+    try:
+        return tw.w4a8_prologue_linear(x, qweight, scales, group_size=GROUP, prologue=prologue), launched == [True]
+    finally:
+        tw._launch_fused_m1 = real
+
+
+def variant_calls(variant: str, n: int, k: int, compiled):
+    """`time_graph`'s maker of `copies` calls of one variant, each on a layer and row of its own."""
+
+    def calls(copies):
+        out = []
+        for _ in range(copies):
+            q, s = layer(n, k)
+            xi, p = inputs(k)
+            if variant == "before":
+                out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(compiled(xi, p), q, s, group_size=GROUP))
+            elif variant == "prologue":
+                out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_prologue_linear(xi, q, s, group_size=GROUP, prologue=p))
+            else:
+                xn = apply_prologue(xi, p)
+                out.append(lambda xn=xn, q=q, s=s: tw.w4a8_linear(xn, q, s, group_size=GROUP))
+        return out
+
+    return calls
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="write the rows here")
@@ -59,46 +95,15 @@ def main() -> int:
     for name, n, k in SHAPES:
         qweight, scales = layer(n, k)
         x, prologue = inputs(k)
-        launched = []
-        real = tw._launch_fused_m1
-
-        def spy(*a, prologue=None, **kw):
-            y = real(*a, prologue=prologue, **kw)
-            launched.append(prologue is not None and y is not None)
-            return y
-
-        tw._launch_fused_m1 = spy
-        try:
-            got = tw.w4a8_prologue_linear(x, qweight, scales, group_size=GROUP, prologue=prologue)
-        finally:
-            tw._launch_fused_m1 = real
+        got, ran = ran_fused(qweight, scales, x, prologue)
         want = tw.w4a8_linear(apply_prologue(x, prologue), qweight, scales, group_size=GROUP)
         err = ((got.double() - want.double()).norm() / want.double().norm()).item()
-        ran = launched == [True]
         failed |= not ran or err > 5e-3 or gluon_fallback.failed("decode_prologue")
-
-        def make(variant):
-            def calls(copies):
-                out = []
-                for _ in range(copies):
-                    q, s = layer(n, k)
-                    xi, p = inputs(k)
-                    if variant == "before":
-                        out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(compiled(xi, p), q, s, group_size=GROUP))
-                    elif variant == "prologue":
-                        out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_prologue_linear(xi, q, s, group_size=GROUP,
-                                                                                         prologue=p))
-                    else:
-                        xn = apply_prologue(xi, p)
-                        out.append(lambda xn=xn, q=q, s=s: tw.w4a8_linear(xn, q, s, group_size=GROUP))
-                return out
-
-            return calls
 
         times = {v: [] for v in ("before", "prologue", "plain")}
         for _ in range(2):
             for v in times:
-                times[v].append(time_graph(make(v), n * k // 2 + n * (k // GROUP) * 2))
+                times[v].append(time_graph(variant_calls(v, n, k, compiled), n * k // 2 + n * (k // GROUP) * 2))
         best = {v: min(t) for v, t in times.items()}
         row = {"shape": name, "n": n, "k": k, "ran": ran, "rel_err": err, **{f"{v}_us": best[v] for v in best},
                "runs": times}

@@ -16,8 +16,8 @@ from fptq.config import CalibConfig, QuantConfig  # noqa: E402
 from fptq.errors import FPTQError  # noqa: E402
 from fptq.export.native import load_quantized, save_quantized  # noqa: E402
 from fptq.models.loading import load_model, load_tokenizer  # noqa: E402
-from fptq.nn.quant_linear import QuantLinear  # noqa: E402
 from fptq.nn.prologue import fuse_prologues  # noqa: E402
+from fptq.nn.quant_linear import QuantLinear  # noqa: E402
 from fptq.nn.shared_input import fuse_shared_inputs  # noqa: E402
 
 __all__ = [
