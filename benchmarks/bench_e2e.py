@@ -4,7 +4,7 @@ The model is built from its config directly on the GPU (nothing is downloaded). 
 variant (fp16, then every decoder linear replaced by `QuantLinear` with W4A8 dynamic, W4A8
 static and W4A16 activations; a `+fused` variant runs q/k/v and gate/up as one GEMM each,
 `fptq.fuse_shared_inputs`, and `fp16+fused` is the same for the fp16 model, on a copy; `+fused+prologue` also moves
-the RMSNorms and SiLU * up into the linears that read them, `fptq.fuse_prologues`, for the rest of the run):
+the RMSNorms into the linears that read them, `fptq.fuse_prologues`, for the rest of the run):
 
 - weight memory (all parameters and buffers; and the decoder linears alone),
 - prefill latency: batch 1, 2048 tokens, one forward (`logits_to_keep=1`, as generation does),
@@ -544,10 +544,10 @@ def main() -> None:
             if not is_fused(model):
                 set_act_mode(model, mode, args.act_scale)  # one spec per group, as FPTQ gives
                 log(f"fused {fuse_shared_inputs(model)} shared-input groups")
-        if "prologue" in opts:  # (after a fused variant) the norms and SiLU * up inside the linears that read them
+        if "prologue" in opts:  # (after a fused variant) the norms inside the linears that read them
             from fptq.nn.prologue import fuse_prologues
 
-            log(f"moved {fuse_prologues(model)} norms / SiLU * up into their linears")
+            log(f"moved {fuse_prologues(model)} norms into their linears")
         set_act_mode(model, mode, args.act_scale)
         r = measure(model, name, args, log, results)
         r["speedup_prefill"] = fp16["prefill_ms"] / r["prefill_ms"]

@@ -574,6 +574,17 @@ PY
     timeout 300 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --rounds 11 --calls 5 \
         --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
     ;;
+  session21f)  # run 196: after the review (the norm inside `w4a8_linear` itself, kernel shapes and weight alignment
+    # checked): the GPU tests of the prologue, fused M = 1, plans and PDL decode paths; the op probe; eager 32-layer
+    # decode steps and prefills (256 / 2048 tokens), fp16 / W4A8 / W4A8 with the norms inside, interleaved
+    timeout 240 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        tests/test_shared_input.py tests/kernels/test_launch_plans.py -k "prologue or fused_decode_m1 or \
+        decode_short_launches or fused_model or plan or pdl_decode" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "PASSED|FAILED|ERROR|passed|failed|^E |Error" "$OUT/pytest_gpu.txt" | tail -30
+    timeout 60 python3 benchmarks/probe_prologue.py --json "$OUT/prologue.json"
+    timeout 240 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 256,2048 --rounds 9 --calls 3 \
+        --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
     # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
     timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

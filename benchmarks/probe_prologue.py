@@ -59,7 +59,7 @@ def ran_fused(qweight, scales, x, prologue) -> tuple[torch.Tensor, bool]:
 
     tw._launch_fused_m1 = spy
     try:
-        return tw.w4a8_prologue_linear(x, qweight, scales, group_size=GROUP, prologue=prologue), launched == [True]
+        return tw.w4a8_linear(x, qweight, scales, group_size=GROUP, prologue=prologue), launched == [True]
     finally:
         tw._launch_fused_m1 = real
 
@@ -75,7 +75,7 @@ def variant_calls(variant: str, n: int, k: int, compiled):
             if variant == "before":
                 out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(compiled(xi, p), q, s, group_size=GROUP))
             elif variant == "prologue":
-                out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_prologue_linear(xi, q, s, group_size=GROUP, prologue=p))
+                out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(xi, q, s, group_size=GROUP, prologue=p))
             else:
                 xn = apply_prologue(xi, p)
                 out.append(lambda xn=xn, q=q, s=s: tw.w4a8_linear(xn, q, s, group_size=GROUP))

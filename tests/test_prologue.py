@@ -69,6 +69,19 @@ def test_a_norm_that_computes_something_else_stays(tiny_llama):
     assert torch.equal(_logits(model, ids), ref)
 
 
+def test_a_norm_named_before_two_groups_stays(monkeypatch, tiny_llama):
+    """An architecture whose norm feeds two groups (a parallel block): no group may take the norm inside."""
+    import dataclasses
+
+    from fptq.models import arch as arch_mod
+
+    spec = arch_mod.get_arch(tiny_llama)
+    groups = tuple(dataclasses.replace(g, prev="input_layernorm") if g.name == "mlp_in" else g for g in spec.groups)
+    monkeypatch.setattr(arch_mod, "get_arch", lambda model: dataclasses.replace(spec, groups=groups))
+    model = _fused(_quantize_rtn(tiny_llama))
+    assert fuse_prologues(model) == 0
+
+
 def test_apply_prologue_matches_the_modules(tiny_llama):
     norm = tiny_llama.model.layers[0].input_layernorm
     with torch.no_grad():

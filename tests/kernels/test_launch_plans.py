@@ -48,8 +48,8 @@ def decisions(monkeypatch):
     monkeypatch.setenv("FPTQ_KERNEL", "triton")
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_fused_m1", lambda x2, act_mode, cfg, qweight, k: x2.shape[0] == 1 and act_mode == "dynamic")
-    monkeypatch.setattr(tw, "_launch_fused_m1", lambda x2, q, s, z, b, k, g, dt, cfg, out, keep=None, pdl_ok=True:
-                        decide(x2, q.shape[0], keep))
+    monkeypatch.setattr(tw, "_launch_fused_m1", lambda x2, q, s, z, b, k, g, dt, cfg, out, keep=None, pdl_ok=True,
+                        prologue=None: decide(x2, q.shape[0], keep))
     monkeypatch.setattr(tw, "_launch_two", lambda x2, q, *args: decide(x2, q.shape[0], args[11]))  # (keep)
     monkeypatch.setattr(tw, "_launch_swap", lambda x2, q, *args: decide(x2, q.shape[0], args[10]))  # (keep)
     monkeypatch.setattr(tw, "_use_prefill", lambda config, m, *args: m > tw.DECODE_MAX_M)  # (prefill: the swap op)
@@ -80,6 +80,21 @@ def test_a_signature_decides_once(decisions):
     q(x(300))  # (prefill)
     q(x(300))
     assert len(decisions) == 5 and decisions[4].runs == 2
+
+
+def test_a_layer_with_a_prologue_decides_once(decisions):
+    """With the RMSNorm inside (`set_prologue`): one token keeps the one launch's plan under the norm's signature; at
+    4 rows the norm runs in torch ops and the call on its output keeps its own plan; a new norm decides again."""
+    q = layer()
+    q.set_prologue("rmsnorm", torch.rand(512, dtype=torch.float16) + 0.5, 1e-5)
+    for rows in (1, 1, 4, 4):
+        assert q(x(1, rows)).shape == (1, rows, 96)
+    assert len(decisions) == 2 and decisions[0].runs == 2 and decisions[1].runs == 2
+    q.set_prologue("rmsnorm", torch.rand(512, dtype=torch.float16) + 0.5, 1e-6)
+    q(x(1, 1))
+    q.prologue_weight = q.prologue_weight.clone()  # (a replaced buffer: a new signature)
+    q(x(1, 1))
+    assert len(decisions) == 4
 
 
 def test_what_decides_again(decisions, monkeypatch):

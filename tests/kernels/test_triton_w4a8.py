@@ -351,7 +351,7 @@ def test_fused_m1_dispatch(monkeypatch):
     the two launches run on the interpreter); nothing else, and nothing with the flag off."""
     calls = []
 
-    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None, pdl_ok=True):
+    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None, pdl_ok=True, prologue=None):
         calls.append((tuple(x2.shape), x2.dtype))
         return None  # declined: the two-launch path follows
 
@@ -374,6 +374,50 @@ def test_fused_m1_dispatch(monkeypatch):
         y = run(x, layer, 128, act_mode, act_scale)
         assert rel(y, dequant_matmul64(x, layer, 128, act_mode, act_scale)) < (1e-2 if x.dtype == torch.bfloat16 else 2e-3)
         assert calls == ([((1, 512), x.dtype)] if fused else []), (flag, x.dtype, act_mode, tuple(x.shape))
+
+
+def test_prologue_dispatch(monkeypatch):
+    """With a prologue (`fptq.kernels.prologue`, the RMSNorm before the layer), `w4a8_linear` offers the one-launch
+    op the raw row only where the kernel can normalize it: one token of dynamic fp16 / bf16 activations, groups the
+    kernels take, a norm weight of the row's dtype, contiguous and 16-byte aligned, the default path. Every other
+    call runs the norm's torch ops first (and may still take the one launch, without the norm). Either way the result
+    is the float64 reference's on the normalized row (the spy declines, so the two launches run on the interpreter;
+    a declined norm is then applied in torch ops)."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    offers = []  # whether each one-launch offer carried the norm
+
+    def spy(x2, *args, prologue=None, **kwargs):
+        offers.append(prologue is not None)
+        return None
+
+    monkeypatch.setattr(tw, "_launch_fused_m1", spy)
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
+    monkeypatch.setattr(tw, "_launch_two", lambda *args: None)
+    w = (1 + 0.5 * torch.randn(512, generator=torch.Generator().manual_seed(3))).half()
+    misaligned = torch.empty(513, dtype=torch.float16)[1:]  # 2 bytes past an aligned allocation
+    misaligned.copy_(w)
+    cases = [(make_x(1, 512), "dynamic", 128, w, [True]), (make_x(1, 512, torch.bfloat16), "dynamic", 128,
+                                                           w.bfloat16(), [True]),
+             (make_x(1, 512), "static", 128, w, []), (make_x(2, 512), "dynamic", 128, w, []),
+             (make_x(1, 512), "dynamic", 32, w, []),  # (groups of 32: the reference path)
+             (make_x(1, 512), "dynamic", 128, misaligned, [False]),
+             (make_x(1, 512), "dynamic", 128, w.float(), [])]  # (an fp32 weight makes the normalized row fp32)
+    for x, act_mode, g, weight, want_offers in cases:
+        layer = make_layer(96, 512, g, True, bias=True, dtype=x.dtype)
+        prologue = Prologue("rmsnorm", weight, 1e-5)
+        normed = apply_prologue(x, prologue)
+        act_scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        offers.clear()
+        out = torch.full((x.shape[0], 96), float("nan"), dtype=x.dtype)
+        y = tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale, bias=layer[3], out=out,
+                           prologue=prologue)
+        case = (tuple(x.shape), x.dtype, act_mode, g, weight.dtype, weight.data_ptr() % 16)
+        assert offers == want_offers, case
+        assert torch.isfinite(y).all() and (g == 32 or y.data_ptr() == out.data_ptr()), case  # (the reference: new)
+        assert rel(y, dequant_matmul64(normed, layer, g, act_mode, act_scale)) < (
+            1e-2 if x.dtype == torch.bfloat16 else 2e-3), case
 
 
 def test_fused_m1_declines_what_it_cannot_hold(monkeypatch):
@@ -1190,9 +1234,11 @@ def test_gpu_fused_decode_m1(monkeypatch):
 def test_gpu_prologue_m1(monkeypatch):
     """The one-launch M = 1 op with the RMSNorm before it inside (`fptq.kernels.prologue`, `gluon_decode` NORM): on
     split-K and unsplit layers, rows of one pass (4096 columns), of one masked pass (5120) and of two (11008), fp16
-    and bf16, bias; each against the op on the norm computed in torch (the fp32 rsqrt may differ by an ulp, which
-    can move a code) and the float64 reference; outputs poisoned; no quantization kernel, no Triton kernel and no
-    torch prologue ran; the plan kept for the call reruns it bit for bit."""
+    and bf16, bias; each against the op on the norm computed in torch (the fp32 sum of squares, mean and rsqrt may
+    round differently, which can move a code) and the float64 reference; outputs poisoned; no quantization kernel,
+    no Triton kernel and no torch norm ran; the plan kept for the call reruns it bit for bit, and so does a CUDA graph
+    of the call replayed on a new row. Groups the kernel does not take (32, 96) run the norm in torch ops and the
+    usual path."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
     needs_gluon_hopper()
@@ -1200,19 +1246,25 @@ def test_gpu_prologue_m1(monkeypatch):
     quantize, triton_kernel = tw.quantize_activation_triton, tw._w4a8_kernel
 
     def forbidden(*args, **kwargs):
-        raise AssertionError("not the one launch with the prologue")
+        raise AssertionError("not the one launch with the norm inside")
+
+    def call(x, layer, prologue, group_size=128, **kwargs):
+        qweight, scales, zeros, bias = layer
+        return tw.w4a8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, prologue=prologue, **kwargs)
 
     cases = ((4096, 4096, torch.float16), (22016, 4096, torch.float16), (15360, 5120, torch.bfloat16),
              (4096, 11008, torch.float16), (1000, 4096, torch.bfloat16))
     for n, k, dtype in cases:
-        qweight, scales, zeros, bias = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
         g = torch.Generator().manual_seed(n)
         prologue = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=g)).to(dtype).cuda(), 1e-5)
         x = make_x(1, k, dtype, seed=n) * 4
         monkeypatch.setattr(tw, "quantize_activation_triton", quantize)
         monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel)
         inner = apply_prologue(x, prologue)
-        want = run(inner, (qweight, scales, zeros, bias), 128, "dynamic")
+        want = run(inner, layer, 128, "dynamic")
+        x2 = make_x(1, k, dtype, seed=n + 1) * 4
+        want2 = call(x2, layer, prologue)
         monkeypatch.setattr(tw, "quantize_activation_triton", forbidden)
         monkeypatch.setattr(tw, "_w4a8_kernel", TritonForbidden())
         monkeypatch.setattr(tw, "apply_prologue", forbidden)
@@ -1220,22 +1272,35 @@ def test_gpu_prologue_m1(monkeypatch):
         for i in range(3):
             out = torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
             if i < 2:
-                y = tw.w4a8_prologue_linear(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue,
-                                            out=out)
-            else:  # (through the plan the second call kept)
-                tw.w4a8_prologue_linear(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue,
-                                        plans=plans)
-                y = tw.w4a8_prologue_linear(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue,
-                                            plans=plans)
+                y = call(x, layer, prologue, out=out)
+            else:  # (through the plan the first of two calls kept)
+                call(x, layer, prologue, plans=plans)
+                y = call(x, layer, prologue, plans=plans)
                 assert len(plans) == 1
             assert torch.isfinite(y).all()
             outs.append(y)
+        static_x, graph_out = x.clone(), torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            call(static_x, layer, prologue, out=graph_out)
+        static_x.copy_(x2)
+        graph.replay()
+        torch.cuda.synchronize()
         monkeypatch.setattr(tw, "apply_prologue", apply_prologue)
         case = (n, k, dtype)
         assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2]), case
+        assert torch.equal(graph_out, want2), case
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         assert rel(outs[0], want) < tol, (case, rel(outs[0], want))
-        assert rel(outs[0], dequant_matmul64(inner, (qweight, scales, zeros, bias), 128, "dynamic", None)) < tol, case
+        assert rel(outs[0], dequant_matmul64(inner, layer, 128, "dynamic", None)) < tol, case
+    for g, k in ((32, 4096), (96, 4608)):  # (the norm in torch ops, then the op: the reference path for these groups)
+        layer = make_layer(512, k, g, True)
+        prologue = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k)).half().cuda(), 1e-5)
+        x = make_x(1, k) * 4
+        got = call(x, layer, prologue, group_size=g)
+        torch.cuda.synchronize()
+        assert torch.isfinite(got).all() and rel(got, dequant_matmul64(apply_prologue(x, prologue), layer, g, "dynamic",
+                                                                       None)) < 2e-3, g
     assert not gluon_fallback.failed("decode_prologue")
 
 
@@ -1253,22 +1318,28 @@ def test_gpu_prologue_m1_under_torch_compile(monkeypatch):
     qweight, scales, zeros, bias = make_layer(4096, 4096, 128, True)
     weight = (1 + 0.5 * torch.randn(4096)).half().cuda()
     prologue = Prologue("rmsnorm", weight, 1e-6)
-    calls = []
-    real = tw.w4a8_prologue_linear
-    monkeypatch.setattr(tw, "w4a8_prologue_linear", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    norms_inside = []
+    real = tw._launch_fused_m1
+
+    def spy(*args, prologue=None, **kwargs):
+        norms_inside.append(prologue is not None)
+        return real(*args, prologue=prologue, **kwargs)
+
+    monkeypatch.setattr(tw, "_launch_fused_m1", spy)
 
     def fn(x):
         return tw._backend_fn(x, qweight, scales, zeros, group_size=128, bias=bias, prologue=prologue)
 
     for m in (1, 16):
         x = make_x(m, 4096) * 4
+        del norms_inside[:]
         want = fn(x)
-        assert calls  # (eagerly: the prologue op)
+        assert norms_inside == ([True] if m == 1 else [])  # (eagerly: the one launch with the norm inside)
         torch._dynamo.reset()
         counter = torch._dynamo.testing.CompileCounter()
-        del calls[:]
+        del norms_inside[:]
         got = torch.compile(fn, backend=counter, fullgraph=True)(x)
-        assert counter.frame_count == 1 and not calls
+        assert counter.frame_count == 1 and not any(norms_inside)
         assert rel(got, want) < 2e-3, m
     torch._dynamo.reset()
 

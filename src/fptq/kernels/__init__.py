@@ -10,7 +10,7 @@ differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU a
 A caller that runs one layer many times (`QuantLinear`) may pass that layer's `LaunchPlans` as `plans`: a
 backend that declares `takes_plans` keeps there what it decided on the host for a call signature (paths, launch
 constants, descriptors) and skips those decisions on later calls of the same signature; eager decode is host bound.
-A layer may also have a `prologue` (`fptq.kernels.prologue`: the RMSNorm before it, or SiLU * up before down):
+A layer may also have a `prologue` (`fptq.kernels.prologue`: the RMSNorm before it):
 the layer then computes `apply_prologue(x, prologue)` first; a backend that declares `takes_prologue` gets it
 (the Triton one fuses it into its one-token launch), for the others it is applied here, in torch ops.
 `quant_linear` below picks a backend: the fastest registered one that supports

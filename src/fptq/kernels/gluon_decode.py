@@ -43,10 +43,11 @@ the whole row and multiply their partials by it before the reduction, as the unf
 
 The preceding RMSNorm (NORM, with FUSED_ROW; `fptq.kernels.prologue`): the layer's input is
 `w * fp16(x * rsqrt(mean(x^2) + eps))`, computed from the raw row as it is read (its sum of squares over the whole
-row first), with the norm's weight `w` (`pw_ptr`), rounded where the torch module rounds; only the fp32 rsqrt may
-differ from torch's by an ulp. Every program normalizes the whole row for its absmax: 1.3-1.8 µs more than the op
-on a ready input on the 7B layers, 6.8 on 13B q/k/v (benchmarks/GPU_NOTES.md, run 193), against an eager norm's
-eight kernels (LlamaRMSNorm).
+row first), with the norm's weight `w` (`pw_ptr`), rounded to 16 bits where the torch module rounds; the fp32 sum
+of squares (fused multiply-adds, another order), the mean and the rsqrt (approximate instructions) may differ from
+torch's by a few ulps, which can move a code (bit-exact in runs 193-195). Every program normalizes the whole row for
+its absmax: 1.4-3.0 µs more than the op on a ready row on the LLaMA-2 q/k/v and gate/up layers (run 195), against an
+eager norm's eight kernels (LlamaRMSNorm).
 """
 
 from __future__ import annotations

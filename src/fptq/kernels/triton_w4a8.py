@@ -1063,9 +1063,8 @@ class _DecodeTmaLaunch:
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
         if self.fused:
             per = _cdiv(_cdiv(k, sub), split)
-            # (NORM holds the row and the norm's weight a pass: at most 4096 columns, 80 registers against 168 for
-            # 8192, which left 13B q/k/v's 480 programs a second partial wave; run 194)
-            block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, 4096)
+            # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
+            block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), block))
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: the caller checked `_prologue_fusable`)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
@@ -1324,6 +1323,7 @@ def w4a8_linear(
     out: torch.Tensor | None = None,
     channel_scales: torch.Tensor | None = None,
     plans: dict | None = None,
+    prologue: Prologue | None = None,
 ) -> torch.Tensor:
     """Triton backend of `fptq.kernels.quant_linear` (same arguments and semantics).
 
@@ -1344,6 +1344,9 @@ def w4a8_linear(
               shape, strides, dtype, device and alignment, the layer's tensors, the arguments) has a plan there,
               made under this module's current settings, runs it — the launches an earlier call decided, without
               deciding again; the int8 ops on the decode, tiled and swap kernels keep their plans there (`_Op`)
+    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`): one token of dynamic
+              activations takes the one-launch op with the RMSNorm inside (`_prologue_fusable`, FUSED_PROLOGUE), any
+              other call the prologue's torch ops first
 
     One token of dynamic activations on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
@@ -1352,7 +1355,8 @@ def w4a8_linear(
     signature = None
     if plans is not None and config is None and out is None and LAUNCH_PLANS:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
-                     id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales))
+                     id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales),
+                     None if prologue is None else (prologue.kind, id(prologue.weight), prologue.eps))
         settings = _settings()
         kept = plans.get(signature)
         if kept is not None and kept[0] == settings:  # (equal tables compare equal: one changed in place is seen)
@@ -1360,6 +1364,11 @@ def w4a8_linear(
             if y is not None:
                 return y
             del plans[signature]
+    if prologue is not None and not _prologue_fusable(x, bits, group_size, act_mode, prologue, config):
+        # (the call on the prologue's output, with its own plan: only the one launch keeps a plan on the raw row)
+        return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
+                           act_mode=act_mode, act_scale=act_scale, bias=bias, config=config, out=out,
+                           channel_scales=channel_scales, plans=plans)
     k = x.shape[-1]
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
     if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES and _has_fp8(x):
@@ -1433,9 +1442,12 @@ def w4a8_linear(
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
         if _fused_m1(x2, act_mode, cfg, qweight, k):
-            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok)
+            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok,
+                                 prologue=prologue)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
+        if prologue is not None:  # (the one launch cannot take this call: the norm in torch ops, no plan on the raw row)
+            x2, prologue, keep = apply_prologue(x2, prologue), None, None
         pdl = m <= DECODE_MAX_M and pdl_ok and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
         if m and n and dot_type == 0:
@@ -1451,78 +1463,32 @@ def w4a8_linear(
 
 
 # An eager call of one token with a prologue (`fptq.kernels.prologue`: the preceding RMSNorm) takes the one-launch
-# M = 1 op with the row normalized as it is read (`gluon_decode` NORM) instead of the norm's eight eager kernels.
-# Run 192-193 (H100, 7B shape, b1): a CUDA graph of the eager step 4.97 -> 4.52 ms (with SiLU * up fused as well,
-# since dropped); under torch.compile the norm is traced instead (Inductor fuses it with the residual add, one kernel
-# of ~2.4 µs; the fused op costs 1.3-1.8 µs more than on a ready input and leaves the add a kernel of its own: the
-# compiled step was no faster). False: the prologue in torch ops, then the op.
+# M = 1 op with the row normalized as it is read (`gluon_decode` NORM) instead of the norm's eight eager kernels:
+# run 194 (H100, 7B shape, all layers dynamic, b1) the CUDA graph of the uncompiled step 5.01 -> 4.21 ms, run 195 the
+# eager step ×1.3 faster. Under torch.compile the norm is traced instead (`_backend_fn`: Inductor fuses it with the
+# residual add into one ~2.4 µs kernel; in the op it costs 1.4-3.0 µs, run 195, and the add stays a kernel of its own:
+# about even, not measured end to end without the SiLU * up variant that made run 192's compiled step slower).
+# False: the prologue in torch ops, then the op.
 FUSED_PROLOGUE = True
+# NORM's columns of the row per pass (at most): 80 registers at 4096 against 168 at 8192, which left 13B q/k/v's 480
+# programs a second partial wave (run 194: +7.2 µs in the op; run 195 with 4096: +2.5)
+NORM_ROW_BLOCK = 4096
 
 
-def _prologue_fusable(x: torch.Tensor, act_mode: str, prologue: Prologue | None, k: int) -> bool:
-    """What the one-launch op with a prologue needs of a call besides the one-launch op's own conditions
-    (`_fused_m1`): one row of dynamic fp16 / bf16 activations, an RMSNorm weight of the row's dtype and length,
-    contiguous, on its device."""
-    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue is not None and prologue.kind == "rmsnorm"
-            and act_mode == "dynamic" and x.is_cuda and x.dtype in (torch.float16, torch.bfloat16)
-            and math.prod(x.shape[:-1]) == 1 and x.shape[-1] == k and not gluon_fallback.failed("decode_prologue")):
+def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str, prologue: Prologue, config) -> bool:
+    """Whether a call with a prologue may take the one-launch M = 1 op with the norm inside (it then still needs the
+    op's own conditions, `_fused_m1`): the default launch path (no config, GEMV or single-launch decode kernel asked
+    for), a shape the kernels take, one row of dynamic fp16 / bf16 activations, an RMSNorm weight of the row's dtype
+    and length, contiguous and 16-byte aligned (the kernel reads it in words), on the row's device."""
+    k = x.shape[-1]
+    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue.kind == "rmsnorm" and act_mode == "dynamic"
+            and config is None and not USE_GEMV and not USE_DECODE_KERNEL and not _for_m(CONFIGS, 1).fused_act
+            and supports_shape(k, bits, group_size) and x.dtype in (torch.float16, torch.bfloat16)
+            and math.prod(x.shape[:-1]) == 1 and not gluon_fallback.failed("decode_prologue")):
         return False
     w = prologue.weight
-    return w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous() and w.device == x.device
-
-
-def w4a8_prologue_linear(
-    x: torch.Tensor,
-    qweight: torch.Tensor,
-    scales: torch.Tensor,
-    zeros: torch.Tensor | None = None,
-    *,
-    bits: int = 4,
-    group_size: int,
-    act_mode: str = "dynamic",
-    act_scale: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-    channel_scales: torch.Tensor | None = None,
-    prologue: Prologue | None = None,
-    out: torch.Tensor | None = None,
-    plans: dict | None = None,
-) -> torch.Tensor:
-    """`w4a8_linear` of `apply_prologue(x, prologue)`: one launch with the RMSNorm inside where the call allows
-    (`_prologue_fusable`, then the one-launch op's own conditions; FUSED_PROLOGUE), else the prologue in torch ops
-    and `w4a8_linear` (with `plans`, `out`)."""
-    k = qweight.shape[1] * 2
-    if bits == 4 and _prologue_fusable(x, act_mode, prologue, k) and scales.shape[1] * group_size == k:
-        signature = None
-        if plans is not None and out is None and LAUNCH_PLANS:
-            signature = ("prologue", prologue.kind, id(prologue.weight), prologue.eps, x.shape, x.stride(), x.dtype,
-                         x.get_device(), x.data_ptr() % 16, group_size, id(qweight), id(scales), id(zeros), id(bias))
-            settings = _settings()
-            kept = plans.get(signature)
-            if kept is not None and kept[0] == settings:
-                y = kept[1](x)
-                if y is not None:
-                    return y
-                del plans[signature]
-        n = qweight.shape[0]
-        x2 = x.reshape(1, -1)
-        cfg = _for_m(CONFIGS, 1)
-        layer = (qweight, scales, zeros)
-        qweight, scales = qweight.contiguous(), scales.contiguous()
-        zeros = zeros.contiguous() if zeros is not None else None
-        copied = qweight is not layer[0] or scales is not layer[1] or zeros is not layer[2]
-        keep = None
-        if (signature is not None and not copied and x2.data_ptr() == x.data_ptr()
-                and not torch.cuda.is_current_stream_capturing()):
-            shape = (*x.shape[:-1], n)
-            keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape)))  # noqa: E731
-        if x2.stride(-1) == 1 and _fused_m1(x2, act_mode, cfg, qweight, k):
-            y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, not copied,
-                                 prologue=prologue)
-            if y is not None:
-                return y.reshape(*x.shape[:-1], n)
-    return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
-                       act_mode=act_mode, act_scale=act_scale, bias=bias, out=out, channel_scales=channel_scales,
-                       plans=plans)
+    return (w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous() and w.device == x.device
+            and w.data_ptr() % 16 == 0)
 
 
 def _use_prefill(config, m: int, k: int, packed: bool = False, n: int = 0, t: torch.Tensor | None = None) -> bool:
@@ -1788,18 +1754,14 @@ def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode=
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: by default from
-    TRACED_QUANT_MIN_M rows on). A prologue: eagerly one launch with it where the call allows
-    (`w4a8_prologue_linear`); under torch.compile traced in torch ops in front of the layer (which Inductor fuses
-    with the residual add before it)."""
+    TRACED_QUANT_MIN_M rows on). A prologue: eagerly `w4a8_linear`'s (one launch with the RMSNorm inside where the
+    call allows); under torch.compile traced in torch ops in front of the layer (which Inductor fuses with the
+    residual add before it)."""
     if torch.compiler.is_compiling():
         x = apply_prologue(x, prologue)
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)
-    if prologue is not None:
-        return w4a8_prologue_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode,
-                                    act_scale=act_scale, bias=bias, channel_scales=channel_scales, prologue=prologue,
-                                    plans=plans)
     return w4a8_linear(x, qweight, scales, zeros, bits=bits, group_size=group_size, act_mode=act_mode, act_scale=act_scale,
-                       bias=bias, channel_scales=channel_scales, plans=plans)
+                       bias=bias, channel_scales=channel_scales, plans=plans, prologue=prologue)
 
 
 def _register() -> None:

@@ -8,9 +8,12 @@ makes anyway; everywhere else (other backends, more rows, torch.compile, which f
 residual add as it fused the module) the prologue is the module's own torch ops.
 
 Exact by construction where the prologue runs in torch ops: the same ops as the module (the CPU reference, every
-M > 1); the one-token kernel computes the same roundings, its fp32 rsqrt may differ by an ulp. A norm that does not
-compute exactly what the prologue does (checked on a random input) is left alone. Inference only; the model is not
-saved afterwards (`save_quantized` refuses it).
+M > 1); the one-token kernel rounds to 16 bits where the module does, but sums the squares, divides by K and takes
+the rsqrt in its own fp32 order and instructions (a few ulps of the scale, which can move a code; bit-exact in the
+probes of runs 193-195). A norm that does not compute exactly what the prologue does (checked on a random input), or
+that the architecture names before more than one group, is left alone. Only layers with dynamic activations normalize
+inside the kernel (the others run the norm's torch ops, as before). Inference only; the model is not saved
+afterwards (`save_quantized` refuses it).
 """
 
 from __future__ import annotations
@@ -58,10 +61,13 @@ def fuse_prologues(model: nn.Module) -> int:
     from fptq.models.arch import get_arch
 
     arch = get_arch(model)
+    # (a norm is moved only where one group reads it: `arch` names each group's norm for the equalization folds;
+    # the decoder forwards of its architectures feed each norm's output to that group alone)
+    norms = [g.prev for g in arch.groups if g.prev_kind == "norm" and g.prev is not None]
     moved = 0
     for block in model.get_submodule(arch.blocks):
         for group in arch.groups:
-            if group.prev_kind != "norm":
+            if group.prev_kind != "norm" or group.prev is None or norms.count(group.prev) != 1:
                 continue
             layer, norm = _one_layer(block, group.linears), block.get_submodule(group.prev)
             if layer is None or layer.prologue is not None or isinstance(norm, nn.Identity):

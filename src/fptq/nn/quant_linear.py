@@ -153,17 +153,22 @@ class QuantLinear(nn.Module):
         if kind is not None and kind not in PROLOGUES:
             raise ValueError(f"unknown prologue {kind!r}; known: {', '.join(PROLOGUES)}")
         self.prologue_weight = weight.detach() if kind == "rmsnorm" else None
-        self.prologue = None if kind is None else Prologue(kind, None, float(eps))
+        self.prologue = None if kind is None else Prologue(kind, self.prologue_weight, float(eps))
         self._plans.clear()
 
     def _prologue(self, weight: torch.Tensor | None) -> Prologue | None:
+        """The prologue on the layer's current `prologue_weight` buffer (the kept one unless the buffer was
+        replaced)."""
         p = self.__dict__.get("prologue")  # (None in a layer unpickled from before prologues)
-        return p if p is None or weight is None else p._replace(weight=weight)
+        if p is not None and p.weight is not weight:
+            p = self.prologue = p._replace(weight=weight)
+        return p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():  # (attribute reads, which Dynamo follows; it never sees the plans)
+            p = self.prologue  # (built here from the buffer: Dynamo traces the tensor as the module's buffer)
             return self._linear(x, self.qweight, self.scales, self.zeros, self.act_scale, self.channel_scales, self.bias,
-                                prologue=self._prologue(self.prologue_weight))
+                                prologue=None if p is None else Prologue(p.kind, self.prologue_weight, p.eps))
         # eager: the tensors straight from the module's dicts — nn.Module's `__getattr__` costs ~0.6 µs a name, a fifth
         # of an eager call's host time on the CUDA path (benchmarks/probe_host_cpu.py); a layer unpickled from before
         # the launch plans has none

@@ -18,7 +18,8 @@ A member returns a cached slice only for the very tensor object the fused layer 
 and the cache is dropped once every member has taken its slice; anything else (a different
 input, members called alone or out of order) runs the fused layer again, so results never go
 stale. (An in-place change of that tensor between two members' calls is not detected; the
-decoders never do that, the input is a norm's fresh output.) Works eagerly, under CUDA-graph
+decoders never do that: the input is a norm's fresh output, or with the norm inside the layer
+(`fptq.fuse_prologues`) the residual stream, which the block only replaces.) Works eagerly, under CUDA-graph
 capture and under torch.compile (no graph break).
 """
 
