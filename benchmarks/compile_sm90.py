@@ -285,7 +285,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                     # a 28672-column row over 4 slices, bf16, per channel, zero points and bias, groups of 64)
                     fused = {key: v for key, v in tconst.items() if key != "x_ptr"}
                     fused.update(M=1, SX_MODE=0, FUSED_ROW=True, A_STEPS=8, ROW_BLOCK=4096, a_desc=None)
-                    for x_type, extra in [("*fp16", {})] + ([
+                    for x_type, extra in [("*fp16", {}), ("*fp16", dict(SX_MODE=1))] + ([  # (static: the layer's scale)
                         ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192)),
                         ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192)),
@@ -300,7 +300,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                     # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: two
                     # 4096-column passes, split 2)
                     norm = {key: v for key, v in fused.items() if key != "pw_ptr"}
-                    for extra in ({}, dict(A_STEPS=32, GROUPS=32, SPLIT_K=2)):
+                    for extra in ({}, dict(A_STEPS=32, GROUPS=32, SPLIT_K=2), dict(SX_MODE=1)):
                         yield (f"gluon tma decode fused m1 norm {extra or '7B'}", gluon_decode._decode_tma_kernel,
                                dict(types, x_ptr="*fp16", pw_ptr="*fp16"), dict(norm, NORM=True, EPS=1e-5, **extra),
                                cfg.num_warps, 1, dict(launch_pdl=True))

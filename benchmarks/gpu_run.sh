@@ -585,6 +585,17 @@ PY
     timeout 240 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 256,2048 --rounds 9 --calls 3 \
         --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
     ;;
+  session21g)  # run 197: static int8 activations in the one-launch M = 1 op (the layer's scale, no absmax): the GPU
+    # tests of the one-launch op (dynamic and static, with and without the norm inside), plans, PDL decode, the tiny
+    # models; compiled decode b1 of an all-static W4A8 model, two launches against one
+    timeout 170 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        tests/test_shared_input.py tests/kernels/test_launch_plans.py -k "prologue or fused_decode_m1 or \
+        decode_short_launches or fused_model or plan or pdl_decode" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -20
+    timeout 230 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 \
+        --compile default --compile-variants w4a8-static+fused+twolaunch,w4a8-static+fused \
+        --variants w4a8-static+fused+twolaunch,w4a8-static+fused 2>&1 | grep -v "^  compiled prefill #"
+    ;;
   session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
     # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
     timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \

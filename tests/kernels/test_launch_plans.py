@@ -49,7 +49,7 @@ def decisions(monkeypatch):
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_fused_m1", lambda x2, act_mode, cfg, qweight, k: x2.shape[0] == 1 and act_mode == "dynamic")
     monkeypatch.setattr(tw, "_launch_fused_m1", lambda x2, q, s, z, b, k, g, dt, cfg, out, keep=None, pdl_ok=True,
-                        prologue=None: decide(x2, q.shape[0], keep))
+                        prologue=None, act_scale=None: decide(x2, q.shape[0], keep))
     monkeypatch.setattr(tw, "_launch_two", lambda x2, q, *args: decide(x2, q.shape[0], args[11]))  # (keep)
     monkeypatch.setattr(tw, "_launch_swap", lambda x2, q, *args: decide(x2, q.shape[0], args[10]))  # (keep)
     monkeypatch.setattr(tw, "_use_prefill", lambda config, m, *args: m > tw.DECODE_MAX_M)  # (prefill: the swap op)

@@ -346,12 +346,13 @@ def test_decode_workspace_follows_the_kernel_that_will_run(monkeypatch):
 
 
 def test_fused_m1_dispatch(monkeypatch):
-    """With FUSED_DECODE_M1, `w4a8_linear` hands one token of contiguous, 16-byte aligned fp16 / bf16 dynamic
-    activations to the one-launch kernel where the TMA kernel can run (faked here on the CPU; the spy declines, so
+    """With FUSED_DECODE_M1, `w4a8_linear` hands one token of contiguous, 16-byte aligned fp16 / bf16 int8 (dynamic or
+    static) activations to the one-launch kernel where the TMA kernel can run (faked here on the CPU; the spy declines, so
     the two launches run on the interpreter); nothing else, and nothing with the flag off."""
     calls = []
 
-    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None, pdl_ok=True, prologue=None):
+    def spy(x2, qweight, scales, zeros, bias, k, group_size, out_dtype, cfg, out, keep=None, pdl_ok=True, prologue=None,
+            act_scale=None):
         calls.append((tuple(x2.shape), x2.dtype))
         return None  # declined: the two-launch path follows
 
@@ -363,7 +364,7 @@ def test_fused_m1_dispatch(monkeypatch):
     unaligned = torch.empty(513, dtype=torch.float16)[1:].view(1, 512)  # 2 bytes past an aligned allocation
     unaligned.copy_(make_x(1, 512))
     cases = [(True, make_x(1, 512), "dynamic", True), (True, make_x(1, 512, torch.bfloat16), "dynamic", True),
-             (True, make_x(1, 512), "static", False), (True, make_x(1, 512), "none", False),
+             (True, make_x(1, 512), "static", True), (True, make_x(1, 512), "none", False),
              (True, make_x(2, 512), "dynamic", False), (True, make_x(1, 512, torch.float32), "dynamic", False),
              (True, unaligned, "dynamic", False), (True, make_x(1, 1024)[:, ::2], "dynamic", True),  # (copied)
              (False, make_x(1, 512), "dynamic", False)]
@@ -379,7 +380,8 @@ def test_fused_m1_dispatch(monkeypatch):
 def test_prologue_dispatch(monkeypatch):
     """With a prologue (`fptq.kernels.prologue`, the RMSNorm before the layer), `w4a8_linear` offers the one-launch
     op the raw row only where the kernel can normalize it: one token of dynamic fp16 / bf16 activations, groups the
-    kernels take, a norm weight of the row's dtype, contiguous and 16-byte aligned, the default path. Every other
+    kernels take, a norm weight of the row's dtype, contiguous and 16-byte aligned, the default path, int8
+    activations (dynamic or static). Every other
     call runs the norm's torch ops first (and may still take the one launch, without the norm). Either way the result
     is the float64 reference's on the normalized row (the spy declines, so the two launches run on the interpreter;
     a declined norm is then applied in torch ops)."""
@@ -400,7 +402,8 @@ def test_prologue_dispatch(monkeypatch):
     misaligned.copy_(w)
     cases = [(make_x(1, 512), "dynamic", 128, w, [True]), (make_x(1, 512, torch.bfloat16), "dynamic", 128,
                                                            w.bfloat16(), [True]),
-             (make_x(1, 512), "static", 128, w, []), (make_x(2, 512), "dynamic", 128, w, []),
+             (make_x(1, 512), "static", 128, w, [True]), (make_x(2, 512), "dynamic", 128, w, []),
+             (make_x(1, 512), "none", 128, w, []),
              (make_x(1, 512), "dynamic", 32, w, []),  # (groups of 32: the reference path)
              (make_x(1, 512), "dynamic", 128, misaligned, [False]),
              (make_x(1, 512), "dynamic", 128, w.float(), [])]  # (an fp32 weight makes the normalized row fp32)
@@ -1191,7 +1194,8 @@ def test_gpu_decode_gluon_tma(monkeypatch, cfg, pdl):
 @pytest.mark.gpu
 def test_gpu_fused_decode_m1(monkeypatch):
     """The one-launch M = 1 op (FUSED_DECODE_M1): the same output bit for bit as the two launches (same codes and
-    scale, same split and summation order) and the reference's within accumulation order, on split-K and unsplit
+    scale, same split and summation order) and the reference's within accumulation order, for dynamic and static
+    activations (the layer's scale, clamping the row's largest values), on split-K and unsplit
     layers, column tails, K not a multiple of 128 (a half step), groups of 64 / 128 / 256 and per channel,
     symmetric and asymmetric, bias, fp16 and bf16, an all-zero row (scale 1) and a bf16 row below 2**-100 * 127
     (the division instead of the reciprocal); outputs poisoned; and it is the kernel that runs (no quantization
@@ -1214,19 +1218,23 @@ def test_gpu_fused_decode_m1(monkeypatch):
         xs = [make_x(1, k, dtype), torch.zeros(1, k, dtype=dtype, device="cuda")]
         if dtype == torch.bfloat16:
             xs.append((make_x(1, k, torch.float32) * 1e-32).to(dtype))
-        for i, x in enumerate(xs):
+        for (i, x), act_mode in itertools.product(enumerate(xs), ("dynamic", "static")):
+            # (static: a per-tensor scale that clamps the row's largest values, as calibrated scales do)
+            act_scale = (torch.tensor(max(x.float().abs().amax().item(), 1.0) / 100, device="cuda")
+                         if act_mode == "static" else None)
             monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)
             monkeypatch.setattr(tw, "quantize_activation_triton", quantize)
             monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel)
-            two = run(x, layer, gs, "dynamic")
+            two = run(x, layer, gs, act_mode, act_scale)
             monkeypatch.setattr(tw, "FUSED_DECODE_M1", True)
             monkeypatch.setattr(tw, "quantize_activation_triton", forbidden)
             monkeypatch.setattr(tw, "_w4a8_kernel", TritonForbidden())
-            one = run(x, layer, gs, "dynamic")
-            assert torch.equal(one, two), (n, k, g, dtype, i, (one.float() - two.float()).abs().max().item())
+            one = run(x, layer, gs, act_mode, act_scale)
+            case = (n, k, g, dtype, i, act_mode)
+            assert torch.equal(one, two), (case, (one.float() - two.float()).abs().max().item())
             if i == 0 and n * k < 1 << 27:  # (the float64 reference of 8192 x 28672 would take 2 GB; equal suffices)
-                assert rel(one, dequant_matmul64(x, layer, gs, "dynamic", None)) < (1e-2 if dtype == torch.bfloat16
-                                                                                   else 2e-3), (n, k, g, dtype)
+                assert rel(one, dequant_matmul64(x, layer, gs, act_mode, act_scale)) < (
+                    1e-2 if dtype == torch.bfloat16 else 2e-3), case
     assert not gluon_fallback.failed("decode")
 
 
@@ -1234,11 +1242,11 @@ def test_gpu_fused_decode_m1(monkeypatch):
 def test_gpu_prologue_m1(monkeypatch):
     """The one-launch M = 1 op with the RMSNorm before it inside (`fptq.kernels.prologue`, `gluon_decode` NORM): on
     split-K and unsplit layers, rows of one pass (4096 columns), of one masked pass (5120) and of two (11008), fp16
-    and bf16, bias; each against the op on the norm computed in torch (the fp32 sum of squares, mean and rsqrt may
-    round differently, which can move a code) and the float64 reference; outputs poisoned; no quantization kernel,
-    no Triton kernel and no torch norm ran; the plan kept for the call reruns it bit for bit, and so does a CUDA graph
-    of the call replayed on a new row. Groups the kernel does not take (32, 96) run the norm in torch ops and the
-    usual path."""
+    and bf16, bias, dynamic and static activations; each against the op on the norm computed in torch (the fp32 sum
+    of squares, mean and rsqrt may round differently, which can move a code) and the float64 reference; outputs
+    poisoned; no quantization kernel, no Triton kernel and no torch norm ran; the plan kept for the call reruns it bit
+    for bit, and so does a CUDA graph of the call replayed on a new row. Groups the kernel does not take (32, 96) run
+    the norm in torch ops and the usual path."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
     needs_gluon_hopper()
@@ -1248,13 +1256,20 @@ def test_gpu_prologue_m1(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("not the one launch with the norm inside")
 
+    act = {}  # (the activation spec of the case: dynamic, or static with a scale that clamps the largest values)
+
     def call(x, layer, prologue, group_size=128, **kwargs):
         qweight, scales, zeros, bias = layer
-        return tw.w4a8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, prologue=prologue, **kwargs)
+        return tw.w4a8_linear(x, qweight, scales, zeros, group_size=group_size, bias=bias, prologue=prologue, **act,
+                              **kwargs)
 
-    cases = ((4096, 4096, torch.float16), (22016, 4096, torch.float16), (15360, 5120, torch.bfloat16),
-             (4096, 11008, torch.float16), (1000, 4096, torch.bfloat16))
-    for n, k, dtype in cases:
+    cases = ((4096, 4096, torch.float16, "dynamic"), (22016, 4096, torch.float16, "dynamic"),
+             (15360, 5120, torch.bfloat16, "dynamic"), (4096, 11008, torch.float16, "dynamic"),
+             (1000, 4096, torch.bfloat16, "dynamic"), (4096, 4096, torch.float16, "static"),
+             (1000, 5120, torch.bfloat16, "static"))
+    for n, k, dtype, act_mode in cases:
+        act.clear()
+        act.update(act_mode=act_mode, act_scale=torch.tensor(0.05, device="cuda") if act_mode == "static" else None)
         layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
         g = torch.Generator().manual_seed(n)
         prologue = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=g)).to(dtype).cuda(), 1e-5)
@@ -1262,7 +1277,7 @@ def test_gpu_prologue_m1(monkeypatch):
         monkeypatch.setattr(tw, "quantize_activation_triton", quantize)
         monkeypatch.setattr(tw, "_w4a8_kernel", triton_kernel)
         inner = apply_prologue(x, prologue)
-        want = run(inner, layer, 128, "dynamic")
+        want = run(inner, layer, 128, act_mode, act["act_scale"])
         x2 = make_x(1, k, dtype, seed=n + 1) * 4
         want2 = call(x2, layer, prologue)
         monkeypatch.setattr(tw, "quantize_activation_triton", forbidden)
@@ -1287,12 +1302,13 @@ def test_gpu_prologue_m1(monkeypatch):
         graph.replay()
         torch.cuda.synchronize()
         monkeypatch.setattr(tw, "apply_prologue", apply_prologue)
-        case = (n, k, dtype)
+        case = (n, k, dtype, act_mode)
         assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2]), case
         assert torch.equal(graph_out, want2), case
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         assert rel(outs[0], want) < tol, (case, rel(outs[0], want))
-        assert rel(outs[0], dequant_matmul64(inner, layer, 128, "dynamic", None)) < tol, case
+        assert rel(outs[0], dequant_matmul64(inner, layer, 128, act_mode, act["act_scale"])) < tol, case
+    act.clear()
     for g, k in ((32, 4096), (96, 4608)):  # (the norm in torch ops, then the op: the reference path for these groups)
         layer = make_layer(512, k, g, True)
         prologue = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k)).half().cuda(), 1e-5)

@@ -40,6 +40,8 @@ even and one of odd codes per K step), and the ring carries only weights. Rows 1
 A operand are row 0 again (a broadcast of the registers, no instructions): those output rows are
 computed and never stored, so they may hold anything. Split-K slices each compute the same `s` from
 the whole row and multiply their partials by it before the reduction, as the unfused kernel does.
+Static activations (SX_MODE 1 with FUSED_ROW): `s` is the layer's per-tensor scale at `sx_ptr`, no
+absmax pass; the codes as `_act_quant_kernel`'s static mode makes them, the scale applied in `_finish`.
 
 The preceding RMSNorm (NORM, with FUSED_ROW; `fptq.kernels.prologue`): the layer's input is
 `w * fp16(x * rsqrt(mean(x^2) + eps))`, computed from the raw row as it is read (its sum of squares over the whole
@@ -124,13 +126,14 @@ if gluon is not None:
             return (w * (x * rstd).to(XT).to(gl.float32)).to(XT).to(gl.float32)
 
         @gluon.jit
-        def _quantize_row(x_ptr, pw_ptr, e_smem, o_smem, K, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
-                          ROW_BLOCK: gl.constexpr, NORM: gl.constexpr, EPS: gl.constexpr, num_warps: gl.constexpr):
+        def _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
+                          ROW_BLOCK: gl.constexpr, NORM: gl.constexpr, EPS: gl.constexpr, STATIC: gl.constexpr,
+                          num_warps: gl.constexpr):
             """FUSED_ROW: the per-token scale of the raw row `x_ptr` (K fp16 / bf16 values; NORM: RMSNorm'd with the
-            weight `pw_ptr` first) and the int8 codes of this program's K steps `[lo, lo + n)` in shared memory,
-            `e_smem` / `o_smem` (A_STEPS // QS, QS, HALF): step `j`'s even / odd columns at row `j` of their
-            (A_STEPS, HALF) view, zero past K (as TMA fills the activation tiles of the unfused kernel). Returns
-            the scale."""
+            weight `pw_ptr` first; STATIC: the per-tensor scale at `sx_ptr` instead) and the int8 codes of this
+            program's K steps `[lo, lo + n)` in shared memory, `e_smem` / `o_smem` (A_STEPS // QS, QS, HALF): step
+            `j`'s even / odd columns at row `j` of their (A_STEPS, HALF) view, zero past K (as TMA fills the
+            activation tiles of the unfused kernel). Returns the scale."""
             HALF: gl.constexpr = SUB // 2
             XT: gl.constexpr = x_ptr.dtype.element_ty
             # the absmax of the whole row (every K slice needs the row's scale): 16-byte loads, ROW_BLOCK
@@ -144,15 +147,18 @@ if gluon is not None:
                     xv = gl.load(x_ptr + c0 + offs, mask=c0 + offs < K, other=0.0).to(gl.float32)
                     ssq += xv * xv
                 rstd = gl.rsqrt(gl.sum(ssq, axis=0) / K + EPS)
-            amax = gl.zeros([ROW_BLOCK], gl.float32, r_l)
-            for c0 in range(0, K, ROW_BLOCK):
-                mask = c0 + offs < K
-                xv = gl.load(x_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
-                if NORM:
-                    xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
-                amax = gl.maximum(amax, gl.abs(xv))
-            m = gl.max(amax, axis=0)
-            s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
+            if STATIC:  # (`_act_quant_kernel` MODE 0: the layer's scale)
+                s = gl.load(sx_ptr).to(gl.float32)
+            else:
+                amax = gl.zeros([ROW_BLOCK], gl.float32, r_l)
+                for c0 in range(0, K, ROW_BLOCK):
+                    mask = c0 + offs < K
+                    xv = gl.load(x_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
+                    if NORM:
+                        xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
+                    amax = gl.maximum(amax, gl.abs(xv))
+                m = gl.max(amax, axis=0)
+                s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
             r = gl.div_rn(1.0, s)
             # this slice's codes, QS steps a pass, read again (from L1) as int32 words of an even / odd pair
             w_ptr = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
@@ -263,7 +269,7 @@ if gluon is not None:
             PDL: gl.constexpr,
             GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
             num_warps: gl.constexpr,
-            FUSED_ROW: gl.constexpr = False,  # M = 1, dynamic activations quantized here from x_ptr (SX_MODE 0)
+            FUSED_ROW: gl.constexpr = False,  # M = 1, activations quantized here from x_ptr (SX_MODE 0 dynamic, 1 static)
             A_STEPS: gl.constexpr = 1,  # FUSED_ROW: power of two >= the K steps of one program
             ROW_BLOCK: gl.constexpr = 1,  # FUSED_ROW: columns of the row per pass of its absmax (power of two)
             NORM: gl.constexpr = False,  # FUSED_ROW: the row RMSNorm'd first (pw_ptr, EPS)
@@ -296,7 +302,7 @@ if gluon is not None:
 
             w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
             if FUSED_ROW:
-                gl.static_assert(SX_MODE == 0)  # (the scale is computed here and applied before `_finish`)
+                gl.static_assert(SX_MODE <= 1)  # (dynamic: the scale is computed here and applied before `_finish`)
                 QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps)
                 # unswizzled, row-major; rank 2 so that `.index` of a pass gives its (QS, HALF) tile
                 q_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
@@ -349,8 +355,8 @@ if gluon is not None:
             if PDL:
                 gdc_wait()
             if FUSED_ROW:
-                s_x = _quantize_row(x_ptr, pw_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
-                                    num_warps)
+                s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
+                                    SX_MODE == 1, num_warps)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
                 e_rows = e_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)  # step j: row j
                 o_rows = o_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)
@@ -401,7 +407,7 @@ if gluon is not None:
                 mbarrier.invalidate(bars.index(i))
             if PER_CHANNEL:
                 acc = acc_i.to(gl.float32) * scale[None, :]
-            if FUSED_ROW:  # (the first operation of `_finish` with the scale in memory: the same product)
+            if FUSED_ROW and SX_MODE == 0:  # (`_finish`'s first operation with the scale in memory: the same product)
                 acc = acc * s_x
             _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
                     SX_MODE, HAS_BIAS, SPLIT_K)

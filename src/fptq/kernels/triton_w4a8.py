@@ -997,6 +997,7 @@ TMA_MAX_GROUPS = 64
 # of a quantization launch before it (each of ~TMA_TARGET_PROGRAMS programs reads the whole row, K * 2 bytes, from
 # L2). Run 117 (ops, H100, benchmarks/probe_fused_decode.py): 0.6-11 % faster on all nine LLaMA shapes (4096 x 4096
 # 10.1 -> 9.1 µs, 70B q/o 21.9 -> 19.7, 7B gate+up 22.9 -> 22.5); run 118: compiled 7B-shaped decode b1 3.15 -> 3.04 ms.
+# Static int8 activations (FPTQ's per-tensor layers) take it too since session 21: the layer's scale, no absmax.
 FUSED_DECODE_M1 = True
 # FUSED_ROW keeps the codes of a program's K slice in shared memory (one byte a column): a slice of more steps takes
 # the two launches (per channel on long K; the group scales' TMA_MAX_GROUPS bound keeps the others within 64).
@@ -1019,9 +1020,10 @@ LAUNCH_PLANS = True
 
 
 def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch.Tensor, k: int) -> bool:
-    """The one-launch M = 1 op (`FUSED_DECODE_M1`): one token of dynamic fp16 / bf16 activations, contiguous and
-    16-byte aligned (the kernel reads the row in 16-byte vectors), on a launch the TMA decode kernel can serve."""
-    return (FUSED_DECODE_M1 and x2.shape[0] == 1 and act_mode == "dynamic"
+    """The one-launch M = 1 op (`FUSED_DECODE_M1`): one token of dynamic or static int8 fp16 / bf16 activations,
+    contiguous and 16-byte aligned (the kernel reads the row in 16-byte vectors), on a launch the TMA decode kernel can
+    serve."""
+    return (FUSED_DECODE_M1 and x2.shape[0] == 1 and act_mode in ("dynamic", "static")
             and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(-1) == 1 and x2.data_ptr() % 16 == 0
             and gluon_decode._clamp is not None and not gluon_fallback.failed("decode_fused")
             and _tma_capable(cfg, x2.device, 0, 1, qweight, k))
@@ -1100,12 +1102,13 @@ class _DecodeTmaLaunch:
 
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
-                     keep=None, pdl_ok: bool = True, prologue: Prologue | None = None):
+                     keep=None, pdl_ok: bool = True, prologue: Prologue | None = None, act_scale=None):
     """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
     split of the two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the row RMSNorm'd first
-    (NORM). None where it cannot run (a program's K steps past FUSED_MAX_STEPS or its group scales past
-    TMA_MAX_GROUPS, too many tiles for the counters, counters to be made during a capture, a Gluon compile error):
-    the caller then takes the two launches. `keep`: called with the op's plan (`_Op`) once it ran."""
+    (NORM); `act_scale`: static activations with this scale (else dynamic). None where it cannot run (a program's K
+    steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters to
+    be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with the
+    op's plan (`_Op`) once it ran."""
     n = qweight.shape[0]
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
@@ -1120,10 +1123,11 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         if counters is None:
             return None
     try:
-        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 0,
+        static = act_scale is not None
+        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 1 if static else 0,
                                 pdl_ok and _pdl_available(x2), prologue=prologue)
         gemm.kept = keep is not None
-        plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm)
+        plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm, _static_scale(act_scale) if static else None)
         y = plan.run(x2, out)
     except torch.OutOfMemoryError:
         raise
@@ -1226,8 +1230,8 @@ class _Op:
             else:  # (one allocation, the counters zeroed by the quantization kernel: `_split_k_workspace`)
                 buf = torch.empty(split * m * n + self.gemm.grid[0], dtype=torch.float32, device=self.device)
                 ws, counters = buf[: split * m * n], buf[split * m * n :].view(torch.int32)
-        if self.quant is None:
-            self.gemm.run(x, None, out, ws, counters, fresh)
+        if self.quant is None:  # (the one launch: static activations read the layer's scale)
+            self.gemm.run(x, self.act_scale, out, ws, counters, fresh)
             return out
         a, sx, self.quant_key = self.quant.run(x, row_stride, self.act_scale, counters if split > 1 else None,
                                                self.quant_key)
@@ -1443,7 +1447,7 @@ def w4a8_linear(
     else:
         if _fused_m1(x2, act_mode, cfg, qweight, k):
             y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok,
-                                 prologue=prologue)
+                                 prologue=prologue, act_scale=act_scale if act_mode == "static" else None)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
         if prologue is not None:  # (the one launch cannot take this call: the norm in torch ops, no plan on the raw row)
@@ -1478,10 +1482,10 @@ NORM_ROW_BLOCK = 4096
 def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str, prologue: Prologue, config) -> bool:
     """Whether a call with a prologue may take the one-launch M = 1 op with the norm inside (it then still needs the
     op's own conditions, `_fused_m1`): the default launch path (no config, GEMV or single-launch decode kernel asked
-    for), a shape the kernels take, one row of dynamic fp16 / bf16 activations, an RMSNorm weight of the row's dtype
-    and length, contiguous and 16-byte aligned (the kernel reads it in words), on the row's device."""
+    for), a shape the kernels take, one row of dynamic or static int8 fp16 / bf16 activations, an RMSNorm weight of
+    the row's dtype and length, contiguous and 16-byte aligned (the kernel reads it in words), on the row's device."""
     k = x.shape[-1]
-    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue.kind == "rmsnorm" and act_mode == "dynamic"
+    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue.kind == "rmsnorm" and act_mode in ("dynamic", "static")
             and config is None and not USE_GEMV and not USE_DECODE_KERNEL and not _for_m(CONFIGS, 1).fused_act
             and supports_shape(k, bits, group_size) and x.dtype in (torch.float16, torch.bfloat16)
             and math.prod(x.shape[:-1]) == 1 and not gluon_fallback.failed("decode_prologue")):
