@@ -95,6 +95,8 @@ def test_apply_prologue_matches_the_modules(tiny_llama):
         apply_prologue(x, Prologue("gelu"))
     with pytest.raises(ValueError, match="unknown prologue"):
         QuantLinear(32, 8, group_size=32).set_prologue("gelu")
+    with pytest.raises(ValueError, match="needs the norm's weight of 32"):
+        QuantLinear(32, 8, group_size=32).set_prologue("rmsnorm", torch.ones(16), 1e-5)
 
 
 def test_prologue_layers_move_and_cast_with_the_model(tiny_llama):

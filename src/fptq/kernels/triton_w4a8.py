@@ -1348,11 +1348,11 @@ def w4a8_linear(
               shape, strides, dtype, device and alignment, the layer's tensors, the arguments) has a plan there,
               made under this module's current settings, runs it — the launches an earlier call decided, without
               deciding again; the int8 ops on the decode, tiled and swap kernels keep their plans there (`_Op`)
-    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`): one token of dynamic
+    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`): one token of int8
               activations takes the one-launch op with the RMSNorm inside (`_prologue_fusable`, FUSED_PROLOGUE), any
               other call the prologue's torch ops first
 
-    One token of dynamic activations on Hopper takes one launch whose split-K counters are kept per GPU
+    One token of int8 activations (dynamic or static) on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
     calls must not run concurrently on two CUDA streams of one GPU.
     """

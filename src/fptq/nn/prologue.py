@@ -11,9 +11,9 @@ Exact by construction where the prologue runs in torch ops: the same ops as the 
 M > 1); the one-token kernel rounds to 16 bits where the module does, but sums the squares, divides by K and takes
 the rsqrt in its own fp32 order and instructions (a few ulps of the scale, which can move a code; bit-exact in the
 probes of runs 193-195). A norm that does not compute exactly what the prologue does (checked on a random input), or
-that the architecture names before more than one group, is left alone. Only layers with dynamic activations normalize
-inside the kernel (the others run the norm's torch ops, as before). Inference only; the model is not saved
-afterwards (`save_quantized` refuses it).
+that the architecture names before more than one group, is left alone. Layers with int8 activations (dynamic or
+static) normalize inside the kernel; W4A16 and fp8 layers run the norm's torch ops, as before. Inference only; the
+model is not saved afterwards (`save_quantized` refuses it).
 """
 
 from __future__ import annotations

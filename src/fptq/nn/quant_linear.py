@@ -152,6 +152,8 @@ class QuantLinear(nn.Module):
         prologue."""
         if kind is not None and kind not in PROLOGUES:
             raise ValueError(f"unknown prologue {kind!r}; known: {', '.join(PROLOGUES)}")
+        if kind == "rmsnorm" and (weight is None or weight.shape != (self.in_features,)):
+            raise ValueError(f"an rmsnorm prologue needs the norm's weight of {self.in_features} values")
         self.prologue_weight = weight.detach() if kind == "rmsnorm" else None
         self.prologue = None if kind is None else Prologue(kind, self.prologue_weight, float(eps))
         self._plans.clear()
