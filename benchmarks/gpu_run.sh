@@ -596,6 +596,12 @@ PY
         --compile default --compile-variants w4a8-static+fused+twolaunch,w4a8-static+fused \
         --variants w4a8-static+fused+twolaunch,w4a8-static+fused 2>&1 | grep -v "^  compiled prefill #"
     ;;
+  session21h)  # run 198: compiled decode b1 of an all-static W4A8 model (one launch per op since run 197) against fp16
+    # and fused fp16 in the same run
+    timeout 280 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 \
+        --fp16-fused --compile default --compile-variants fp16,fp16+fused,w4a8-static+fused \
+        --variants w4a8-static+fused 2>&1 | grep -v "^  compiled prefill #"
+    ;;
   session20i)  # run 190: rows up to 32768 columns quantized in one pass (ONE_PASS_MAX_K, 16 warps): exact codes
     # (28672 one pass, 36864 two), the kernel alone at K = 28672 / 11008, 70B down ops against the old limit
     timeout 150 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
