@@ -1357,7 +1357,9 @@ def w4a8_linear(
     calls must not run concurrently on two CUDA streams of one GPU.
     """
     signature = None
-    if plans is not None and config is None and out is None and LAUNCH_PLANS:
+    # (a prologue on more than one row: the norm's torch ops, then the call on their output with its own plan, below)
+    norm_first = prologue is not None and math.prod(x.shape[:-1]) != 1
+    if plans is not None and config is None and out is None and LAUNCH_PLANS and not norm_first:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
                      id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales),
                      None if prologue is None else (prologue.kind, id(prologue.weight), prologue.eps))
@@ -1368,7 +1370,7 @@ def w4a8_linear(
             if y is not None:
                 return y
             del plans[signature]
-    if prologue is not None and not _prologue_fusable(x, bits, group_size, act_mode, prologue, config):
+    if prologue is not None and (norm_first or not _prologue_fusable(x, bits, group_size, act_mode, prologue, config)):
         # (the call on the prologue's output, with its own plan: only the one launch keeps a plan on the raw row)
         return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
                            act_mode=act_mode, act_scale=act_scale, bias=bias, config=config, out=out,
