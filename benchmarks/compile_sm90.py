@@ -99,7 +99,8 @@ def _desc(dtype: str, block: list) -> str:
     return f"tensordesc<{dtype}{block},{layout!r}>"
 
 
-QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32"}
+QUANT_TYPES = {"x_ptr": "*fp16", "out_ptr": "*i8", "sx_ptr": "*fp32", "scale_ptr": "*fp32", "cnt_ptr": "*i32",
+               "pw_ptr": "*i32"}
 QUANT_WORDS_TYPES = dict(QUANT_TYPES, x_ptr="*i32")
 
 
@@ -331,7 +332,8 @@ def variants(prefill_candidates=False, decode_variants=False):
             parts = tw._quant_parts(1 if pdl else 4096, chunks, 128, one_pass, 4096 if one_pass else 28672)
             # (pdl: as installed on Hopper — itself a programmatic dependent of the kernel before, QUANT_PDL)
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts,
-                         FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True, WAIT=pdl and tw.QUANT_PDL)
+                         FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True, WAIT=pdl and tw.QUANT_PDL,
+                         NORM=False, EPS=0.0)
             qopts = dict(launch_pdl=True) if const["WAIT"] else {}
             # fp32 activations: two strided loads of the elements (or a trailing pair dimension in one pass)
             yield (f"act-quant fp32 one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel,
@@ -344,6 +346,15 @@ def variants(prefill_candidates=False, decode_variants=False):
             if one_pass and pdl:  # the longest row held in registers (K = 28672 padded to 32768: 16 warps)
                 yield ("act-quant one_pass=True cols=32768", tw._act_quant_kernel, QUANT_WORDS_TYPES,
                        dict(const, CHUNKS=tw.ONE_PASS_MAX_K // 128, PARTS=1), 16, 1, qopts)
+                # the RMSNorm before the layer (NORM): 16 rows of 4096 (4 parts), prefill rows of 4096 / 11008
+                # (bf16, static), the longest row
+                norm = dict(const, NORM=True, EPS=1e-5)
+                for name, extra, warps in (("4096 parts", {}, 4), ("4096 rows", dict(PARTS=1), 4),
+                                           ("16384 bf16 static", dict(CHUNKS=128, PARTS=1, XT=tl.bfloat16,
+                                                                      MODE=tw._Q_STATIC), 8),
+                                           ("32768", dict(CHUNKS=tw.ONE_PASS_MAX_K // 128, PARTS=1), 16)):
+                    yield (f"act-quant norm {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(norm, **extra),
+                           warps, 1, qopts)
             if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
                 yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
                        dict(QUANT_WORDS_TYPES, out_ptr="*bf16"), dict(const, MODE=tw._Q_COPY, XT=tl.bfloat16), 4, 1, {})

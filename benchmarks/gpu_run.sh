@@ -532,6 +532,20 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22a)  # run 199: the RMSNorm inside the quantization kernel at more than one row (`_act_quant_kernel` NORM):
+    # GPU tests of the prologue paths (2-2048 rows), fused M = 1, plans, PDL decode; the ops at 1 / 16 / 2048 rows with
+    # the eager torch norm, a compiled norm, the norm inside, on a ready row; eager steps and prefills interleaved;
+    # CUDA-graph decode b1 / b16 without compile
+    timeout 180 python3 -m pytest -v -s --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        tests/test_shared_input.py tests/kernels/test_launch_plans.py -k "prologue or fused_decode_m1 or \
+        decode_short_launches or fused_model or plan or pdl_decode" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|bit-exact|rel " "$OUT/pytest_gpu.txt" | tail -24
+    timeout 100 python3 benchmarks/probe_prologue.py --rows 1,16,2048 --torch-norm --json "$OUT/prologue.json"
+    timeout 150 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 256,2048 --rounds 7 --calls 3 \
+        --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    timeout 120 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --variants w4a8-dynamic+fused,w4a8-dynamic+fused+prologue 2>&1 | tail -30
+    ;;
   session21a)  # run 191: prologues (RMSNorm, SiLU * up) in the one-launch M = 1 op: its GPU tests, the fused M = 1 and
     # CUDA-graph neighbours, the tiny models with prologues against without
     timeout 400 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py tests/test_prologue.py \

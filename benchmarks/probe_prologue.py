@@ -1,18 +1,21 @@
-"""The one-launch M = 1 op with the RMSNorm before it inside (`fptq.kernels.prologue`, `gluon_decode` NORM) against
-the op on an input made by a kernel before it, on the LLaMA-2 layers that read a norm (q/k/v and gate/up fused).
+"""The op with the RMSNorm before it inside (`fptq.kernels.prologue`: one token in the one-launch M = 1 op,
+`gluon_decode` NORM; more rows in the quantization kernel, `_act_quant_kernel` NORM) against the op on an input made
+by kernels before it, on the LLaMA-2 layers that read a norm (q/k/v and gate/up fused).
 
-Per layer (random int4 weights, groups of 128, one fp16 token), each in CUDA graphs (`bench_gemm.time_graph`:
-medians over replays, copies on their own weights to defeat the L2), in the order before, prologue, plain, before,
-prologue, plain (the best of each pair reported):
+Per layer and row count (random int4 weights, groups of 128, fp16 rows), each in CUDA graphs
+(`bench_gemm.time_graph`: medians over replays, copies on their own weights to defeat the L2), the variants in turn,
+twice (the best of each pair reported):
 
+- torch (with --torch-norm): the norm's eager torch ops (eight kernels, as the module runs uncompiled), then the op;
 - before: the norm as one compiled Inductor kernel (`torch.compile(apply_prologue)`; a compiled model's also adds
-  the residual), then the op (the one-launch M = 1 op, its quantization inside);
-- prologue: the op with the prologue inside (one launch);
+  the residual), then the op;
+- prologue: the op with the prologue inside;
 - plain: the op alone on a ready input (what the prologue costs inside the op: prologue - plain).
 
-Also checks that the prologue op ran (no fallback) and matches the op on the torch prologue (relative error).
+Also checks that the prologue op ran with the norm inside (no torch norm, no fallback) and matches the op on the
+torch prologue (relative error).
 
-    PYTHONPATH=src python benchmarks/probe_prologue.py --json $OUT/prologue.json
+    PYTHONPATH=src python benchmarks/probe_prologue.py [--rows 1,16,2048] [--torch-norm] --json $OUT/prologue.json
 """
 
 from __future__ import annotations
@@ -43,36 +46,44 @@ def layer(n: int, k: int):
     return qweight, scales
 
 
-def inputs(k: int):
-    x = (torch.randn(1, k, device="cuda") * 3).half()
+def inputs(k: int, m: int = 1):
+    x = (torch.randn(m, k, device="cuda") * 3).half()
     return x, Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).half(), 1e-5)
 
 
 def ran_fused(qweight, scales, x, prologue) -> tuple[torch.Tensor, bool]:
-    """The prologue op's output, and whether its one launch with the norm inside ran (not a fallback)."""
-    launched, real = [], tw._launch_fused_m1
+    """The prologue op's output, and whether the norm ran inside its launches: one token in the one launch (not a
+    fallback), no torch norm at any row count."""
+    launched, real, real_norm = [], tw._launch_fused_m1, tw.apply_prologue
 
     def spy(*a, prologue=None, **kw):
         y = real(*a, prologue=prologue, **kw)
         launched.append(prologue is not None and y is not None)
         return y
 
-    tw._launch_fused_m1 = spy
+    def torch_norm(*a, **kw):
+        launched.append(False)
+        return real_norm(*a, **kw)
+
+    tw._launch_fused_m1, tw.apply_prologue = spy, torch_norm
     try:
-        return tw.w4a8_linear(x, qweight, scales, group_size=GROUP, prologue=prologue), launched == [True]
+        y = tw.w4a8_linear(x, qweight, scales, group_size=GROUP, prologue=prologue)
+        return y, launched == ([True] if x.shape[0] == 1 else [])
     finally:
-        tw._launch_fused_m1 = real
+        tw._launch_fused_m1, tw.apply_prologue = real, real_norm
 
 
-def variant_calls(variant: str, n: int, k: int, compiled):
-    """`time_graph`'s maker of `copies` calls of one variant, each on a layer and row of its own."""
+def variant_calls(variant: str, n: int, k: int, compiled, m: int = 1):
+    """`time_graph`'s maker of `copies` calls of one variant, each on a layer and rows of its own."""
 
     def calls(copies):
         out = []
         for _ in range(copies):
             q, s = layer(n, k)
-            xi, p = inputs(k)
-            if variant == "before":
+            xi, p = inputs(k, m)
+            if variant == "torch":
+                out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(apply_prologue(xi, p), q, s, group_size=GROUP))
+            elif variant == "before":
                 out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(compiled(xi, p), q, s, group_size=GROUP))
             elif variant == "prologue":
                 out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(xi, q, s, group_size=GROUP, prologue=p))
@@ -86,32 +97,36 @@ def variant_calls(variant: str, n: int, k: int, compiled):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="1", help="comma-separated row counts (tokens)")
+    parser.add_argument("--torch-norm", action="store_true", help="also time the norm's eager torch ops + the op")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     t0 = time.time()
     print("GPU", torch.cuda.get_device_name(), flush=True)
     compiled = torch.compile(apply_prologue)
     rows, failed = [], False
-    for name, n, k in SHAPES:
+    variants = (("torch",) if args.torch_norm else ()) + ("before", "prologue", "plain")
+    for (name, n, k), m in ((shape, int(r)) for r in args.rows.split(",") for shape in SHAPES):
         qweight, scales = layer(n, k)
-        x, prologue = inputs(k)
+        x, prologue = inputs(k, m)
         got, ran = ran_fused(qweight, scales, x, prologue)
         want = tw.w4a8_linear(apply_prologue(x, prologue), qweight, scales, group_size=GROUP)
         err = ((got.double() - want.double()).norm() / want.double().norm()).item()
         failed |= not ran or err > 5e-3 or gluon_fallback.failed("decode_prologue")
 
-        times = {v: [] for v in ("before", "prologue", "plain")}
+        times = {v: [] for v in variants}
         for _ in range(2):
             for v in times:
-                times[v].append(time_graph(variant_calls(v, n, k, compiled), n * k // 2 + n * (k // GROUP) * 2))
+                times[v].append(time_graph(variant_calls(v, n, k, compiled, m), n * k // 2 + n * (k // GROUP) * 2))
         best = {v: min(t) for v, t in times.items()}
-        row = {"shape": name, "n": n, "k": k, "ran": ran, "rel_err": err, **{f"{v}_us": best[v] for v in best},
+        row = {"shape": name, "m": m, "n": n, "k": k, "ran": ran, "rel_err": err, **{f"{v}_us": best[v] for v in best},
                "runs": times}
         rows.append(row)
-        print(f"{name:28s} {n:5d}x{k:5d}: before {best['before']:6.1f} us, prologue op {best['prologue']:6.1f} "
-              f"(x{best['before'] / best['prologue']:.3f}), plain op {best['plain']:6.1f} (prologue inside "
-              f"{best['prologue'] - best['plain']:+.1f}); rel err {err:.1e}{'' if ran else ' PROLOGUE OP DID NOT RUN'}",
-              flush=True)
+        torch_part = f"torch norm + op {best['torch']:6.1f} us, " if "torch" in best else ""
+        print(f"{name:18s} M={m:5d} {n:5d}x{k:5d}: {torch_part}before {best['before']:6.1f} us, prologue op "
+              f"{best['prologue']:6.1f} (x{best['before'] / best['prologue']:.3f}), plain op {best['plain']:6.1f} "
+              f"(prologue inside {best['prologue'] - best['plain']:+.1f}); rel err {err:.1e}"
+              f"{'' if ran else ' PROLOGUE OP DID NOT RUN'}", flush=True)
     print(f"({time.time() - t0:.0f}s)")
     if args.json:
         with open(args.json, "w") as f:

@@ -169,7 +169,7 @@ def test_a_replay_launches_as_the_deciding_call(shape, tma, monkeypatch):
         out, ints = (gemm[3][7], gemm[3][10:]) if tma else (gemm[3][6], gemm[3][9:])
         stride_om = gemm[3][15] if tma else gemm[3][-1]  # (the TMA kernel's last argument: the prologue weight)
         assert out.shape == (m, n) and stride_om == n and y.data_ptr() == out.data_ptr()
-        calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], ints))
+        calls.append((quant[1], quant[2], quant[3][6:], gemm[1], gemm[2], ints))
         buffers = buffers if calls[1:] else weakref.ref(quant[3][1])  # (the first call's int8 activations)
     assert len(q._plans) == 1 and calls[0] == calls[1] == calls[2]
     seen.clear()
@@ -206,7 +206,7 @@ def test_a_swap_replay_launches_as_the_deciding_call(lead, fmt, act_mode, monkey
         assert y.shape == (*lead, 256) and args[5].shape == (300, 256) and args[13] == 256
         assert y.data_ptr() == args[5].data_ptr() and args[0].base is quant[3][1]  # (this call's activations)
         buffers.append(weakref.ref(quant[3][1]))
-        calls.append((quant[1], quant[2], quant[3][5:], gemm[1], gemm[2], args[10:],
+        calls.append((quant[1], quant[2], quant[3][6:], gemm[1], gemm[2], args[10:],
                       [launch.descriptor_key(d) for d in args[:3]]))
     del seen[:], quant, gemm, args
     gc.collect()

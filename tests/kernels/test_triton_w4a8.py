@@ -378,49 +378,110 @@ def test_fused_m1_dispatch(monkeypatch):
 
 
 def test_prologue_dispatch(monkeypatch):
-    """With a prologue (`fptq.kernels.prologue`, the RMSNorm before the layer), `w4a8_linear` offers the one-launch
-    op the raw row only where the kernel can normalize it: one token of dynamic fp16 / bf16 activations, groups the
-    kernels take, a norm weight of the row's dtype, contiguous and 16-byte aligned, the default path, int8
-    activations (dynamic or static). Every other
-    call runs the norm's torch ops first (and may still take the one launch, without the norm). Either way the result
-    is the float64 reference's on the normalized row (the spy declines, so the two launches run on the interpreter;
-    a declined norm is then applied in torch ops)."""
+    """With a prologue (`fptq.kernels.prologue`, the RMSNorm before the layer), `w4a8_linear` hands the raw rows to
+    launches that normalize them only where they can: int8 activations (dynamic or static) of contiguous fp16 / bf16
+    rows on the default path, groups the kernels take, a norm weight of the rows' dtype, contiguous and 16-byte
+    aligned. Then one token is offered to the one-launch op and, declined, to the two launches with the norm in the
+    quantization kernel, as more rows are. Every other call runs the norm's torch ops first (and may still take
+    those launches, without the norm). Either way the result is the float64 reference's on the normalized rows (the
+    spies decline, so the Triton kernel runs on the interpreter after the norm's torch ops)."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
-    offers = []  # whether each one-launch offer carried the norm
+    offers, twos = [], []  # whether each one-launch / two-launch offer carried the norm
 
     def spy(x2, *args, prologue=None, **kwargs):
         offers.append(prologue is not None)
         return None
 
+    def spy_two(*args):
+        twos.append(args[15] is not None)  # (`prologue`, passed positionally)
+        return None
+
     monkeypatch.setattr(tw, "_launch_fused_m1", spy)
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
-    monkeypatch.setattr(tw, "_launch_two", lambda *args: None)
+    monkeypatch.setattr(tw, "_launch_two", spy_two)
     w = (1 + 0.5 * torch.randn(512, generator=torch.Generator().manual_seed(3))).half()
     misaligned = torch.empty(513, dtype=torch.float16)[1:]  # 2 bytes past an aligned allocation
     misaligned.copy_(w)
-    cases = [(make_x(1, 512), "dynamic", 128, w, [True]), (make_x(1, 512, torch.bfloat16), "dynamic", 128,
-                                                           w.bfloat16(), [True]),
-             (make_x(1, 512), "static", 128, w, [True]), (make_x(2, 512), "dynamic", 128, w, []),
-             (make_x(1, 512), "none", 128, w, []),
-             (make_x(1, 512), "dynamic", 32, w, []),  # (groups of 32: the reference path)
-             (make_x(1, 512), "dynamic", 128, misaligned, [False]),
-             (make_x(1, 512), "dynamic", 128, w.float(), [])]  # (an fp32 weight makes the normalized row fp32)
-    for x, act_mode, g, weight, want_offers in cases:
+    cases = [(make_x(1, 512), "dynamic", 128, w, [True], [True]),
+             (make_x(1, 512, torch.bfloat16), "dynamic", 128, w.bfloat16(), [True], [True]),
+             (make_x(1, 512), "static", 128, w, [True], [True]), (make_x(2, 512), "dynamic", 128, w, [], [True]),
+             (make_x(5, 512), "static", 128, w, [], [True]),
+             (make_x(3, 1024)[:, ::2], "dynamic", 128, w, [], [False]),  # (strided rows: the norm first)
+             (make_x(1, 512), "none", 128, w, [], []),
+             (make_x(1, 512), "dynamic", 32, w, [], []),  # (groups of 32: the reference path)
+             (make_x(1, 512), "dynamic", 128, misaligned, [False], [False]),
+             (make_x(1, 512), "dynamic", 128, w.float(), [], [False])]  # (an fp32 weight: the normalized row fp32)
+    for x, act_mode, g, weight, want_offers, want_twos in cases:
         layer = make_layer(96, 512, g, True, bias=True, dtype=x.dtype)
         prologue = Prologue("rmsnorm", weight, 1e-5)
         normed = apply_prologue(x, prologue)
         act_scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
         offers.clear()
+        twos.clear()
         out = torch.full((x.shape[0], 96), float("nan"), dtype=x.dtype)
         y = tw.w4a8_linear(x, *layer[:3], group_size=g, act_mode=act_mode, act_scale=act_scale, bias=layer[3], out=out,
                            prologue=prologue)
         case = (tuple(x.shape), x.dtype, act_mode, g, weight.dtype, weight.data_ptr() % 16)
-        assert offers == want_offers, case
+        assert offers == want_offers and twos == want_twos, (case, offers, twos)
         assert torch.isfinite(y).all() and (g == 32 or y.data_ptr() == out.data_ptr()), case  # (the reference: new)
         assert rel(y, dequant_matmul64(normed, layer, g, act_mode, act_scale)) < (
             1e-2 if x.dtype == torch.bfloat16 else 2e-3), case
+
+
+@pytest.mark.parametrize("part_cols", [1024, 0])  # rows split over programs / one program a row
+def test_quantization_kernel_normalizes_rows(monkeypatch, part_cols):
+    """NORM: the quantization kernel given a prologue (the RMSNorm before the layer) writes the codes and scales of
+    the normalized rows — fp16 bit for bit what it writes for `apply_prologue`'s output (static and dynamic, K a
+    multiple of the chunk or not, rows split over programs or not). bf16 on the interpreter within a code (its fp32
+    -> bf16 cast truncates; on a GPU it rounds to nearest as torch does: bit for bit there, `test_gpu_...`)."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
+    gen = torch.Generator().manual_seed(5)
+    parts = set()
+    for (m, k, g), dtype, act_mode in itertools.product(((3, 512, 128), (2, 640, 64), (4, 1000, 8), (1, 3000, 128)),
+                                                        (torch.float16, torch.bfloat16), ("dynamic", "static")):
+        x = make_x(m, k, dtype)
+        weight = (1 + 0.5 * torch.randn(k, generator=gen)).to(dtype).to(DEVICE)
+        prologue = Prologue("rmsnorm", weight, 1e-5)
+        normed = apply_prologue(x, prologue)
+        scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        quant = tw._QuantLaunch(m, k, dtype, x.device, g, act_mode, tw._words(x), False, False, prologue)
+        assert quant.constexprs["NORM"]
+        parts.add(quant.constexprs["PARTS"])
+        buf, sx, _ = quant.run(x, x.stride(0), scale)
+        want, want_sx = tw.quantize_activation_triton(normed, g, act_mode, scale)
+        case = (m, k, g, dtype, act_mode)
+        if dtype == torch.float16 or DEVICE == "cuda":
+            assert torch.equal(buf, want) and (sx is None or torch.equal(sx, want_sx)), case
+        else:
+            assert (buf.int() - want.int()).abs().max() <= 2 and (buf != want).float().mean() < 0.5, case
+            assert sx is None or torch.allclose(sx, want_sx, rtol=2e-2), case  # (two truncations, 8 bits)
+    assert parts == ({1, 4} if part_cols else {1})
+
+
+def test_prologue_rows_through_the_two_launches():
+    """More rows than one with a prologue: the two launches (quantization kernel with NORM, then the GEMM; the tiled
+    Triton kernel on the interpreter) give what the same layer gives on `apply_prologue`'s output — the same codes,
+    so the same result bit for bit in fp16 — the first call and a kept plan's replays alike."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    layer = make_layer(96, 512, 128, True, bias=True)
+    weight = (1 + 0.5 * torch.randn(512, generator=torch.Generator().manual_seed(4))).half().to(DEVICE)
+    prologue = Prologue("rmsnorm", weight, 1e-6)
+    for m, act_mode in ((2, "dynamic"), (5, "static"), (16, "dynamic")):
+        x = make_x(m, 512)
+        normed = apply_prologue(x, prologue)
+        act_scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        want = run(normed, layer, 128, act_mode, act_scale)
+        plans = LaunchPlans()
+        for call in range(3):  # (the first decides and keeps the plan on the raw rows, the others replay it)
+            y = tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode=act_mode, act_scale=act_scale, bias=layer[3],
+                               plans=plans, prologue=prologue)
+            assert torch.equal(y, want), (m, act_mode, call)
+        assert len(plans) == 1 and next(iter(plans))[-1] is not None  # (kept under the prologue's signature)
 
 
 def test_fused_m1_declines_what_it_cannot_hold(monkeypatch):
@@ -1318,6 +1379,60 @@ def test_gpu_prologue_m1(monkeypatch):
         assert torch.isfinite(got).all() and rel(got, dequant_matmul64(apply_prologue(x, prologue), layer, g, "dynamic",
                                                                        None)) < 2e-3, g
     assert not gluon_fallback.failed("decode_prologue")
+
+
+@pytest.mark.gpu
+def test_gpu_prologue_rows(monkeypatch):
+    """More rows with the RMSNorm before the layer (decode batches, prefill): the quantization kernel normalizes
+    them (`_act_quant_kernel` NORM) and no torch norm runs; the codes are those of the op on `apply_prologue`'s
+    output (the same fp32 products and roundings, another summation order: a code may move), the result within the
+    float64 reference's tolerance; a kept plan reruns the call bit for bit, and a CUDA graph of the call replayed on
+    new rows gives the eager call's result on them. Shapes: 7B q/k/v and down at 2 / 16 rows (TMA decode kernel), 100
+    (tiled kernel), 512 / 2048 (swap prefill kernel); fp16 and bf16, dynamic and static."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the norm ran in torch ops")
+
+    cases = ((2, 12288, 4096, torch.float16, "dynamic"), (16, 4096, 11008, torch.bfloat16, "dynamic"),
+             (16, 12288, 4096, torch.float16, "static"), (100, 4096, 4096, torch.float16, "dynamic"),
+             (512, 12288, 4096, torch.bfloat16, "static"), (2048, 4096, 11008, torch.float16, "dynamic"))
+    for m, n, k, dtype, act_mode in cases:
+        act = dict(act_mode=act_mode, act_scale=torch.tensor(0.05, device="cuda") if act_mode == "static" else None)
+        layer = make_layer(n, k, 128, True, dtype=dtype)
+        gen = torch.Generator().manual_seed(m + n)
+        prologue = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=gen)).to(dtype).cuda(), 1e-5)
+
+        def call(x, layer=layer, prologue=prologue, act=act, **kwargs):
+            return tw.w4a8_linear(x, *layer[:3], group_size=128, bias=layer[3], prologue=prologue, **act, **kwargs)
+
+        x, x2 = make_x(m, k, dtype, seed=m) * 4, make_x(m, k, dtype, seed=m + 1) * 4
+        inner = apply_prologue(x, prologue)
+        want = run(inner, layer, 128, act_mode, act["act_scale"])
+        monkeypatch.setattr(tw, "apply_prologue", forbidden)
+        out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+        y = call(x, out=out)
+        plans = LaunchPlans()
+        kept = [call(x, plans=plans) for _ in range(2)]
+        want2 = call(x2)
+        static_x, graph_out = x.clone(), torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            call(static_x, out=graph_out)
+        static_x.copy_(x2)
+        graph.replay()
+        torch.cuda.synchronize()
+        monkeypatch.setattr(tw, "apply_prologue", apply_prologue)
+        case = (m, n, k, dtype, act_mode)
+        assert torch.isfinite(y).all() and torch.equal(kept[0], y) and torch.equal(kept[1], y) and len(plans) == 1, case
+        assert torch.equal(graph_out, want2), case
+        tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
+        assert rel(y, want) < tol, (case, rel(y, want))
+        assert rel(y, dequant_matmul64(inner, layer, 128, act_mode, act["act_scale"])) < tol, case
+        print(case, "bit-exact" if torch.equal(y, want) else f"rel {rel(y, want):.2e}")
 
 
 @pytest.mark.gpu

@@ -171,6 +171,23 @@ if triton is not None:
         return tl.reduce(x, axis, _max_combine)
 
     @triton.jit
+    def _sum_combine(a, b):
+        return a + b
+
+    @triton.jit
+    def _row_rstd(xe, xo, K, EPS: tl.constexpr):
+        """NORM: `rsqrt(mean(x^2) + eps)` of a row held as its even / odd columns `xe` / `xo` (fp32, zero past K)."""
+        ss = tl.reduce(tl.reduce(xe * xe + xo * xo, 1, _sum_combine), 0, _sum_combine)
+        return tl.rsqrt(ss / K + EPS)
+
+    @triton.jit
+    def _normed(x, w, rstd, XT: tl.constexpr):
+        """NORM: the RMSNorm of the row's values `x` (fp32) with the norm's weight `w` (XT) and the row's `rstd`,
+        rounded to XT where the torch module rounds (`fptq.kernels.prologue.apply_prologue`; `gluon_decode`'s). (Under
+        TRITON_INTERPRET an fp32 -> bf16 cast truncates: bf16 rows differ from torch's there by an ulp, not on a GPU.)"""
+        return (w.to(tl.float32) * (x * rstd).to(XT).to(tl.float32)).to(XT).to(tl.float32)
+
+    @triton.jit
     def _row_scale(m, sx_ptr, row, part, MODE: tl.constexpr):
         """Per-token scale of a row with absmax `m`: `m / 127` (int8) or `m / 448` (fp8), 1 for an
         all-zero row; stored by the row's first program."""
@@ -249,6 +266,7 @@ if triton is not None:
         sx_ptr,  # (M,) fp32 per-token scales out (dynamic modes)
         scale_ptr,  # fp32 scalar in (static mode)
         cnt_ptr,  # int32 split-K arrival counters of the GEMM that follows, zeroed here (ZERO)
+        pw_ptr,  # NORM: the RMSNorm weight (K,) as int32 words of two XT values (WORDS)
         # sizes
         K,
         Kp,
@@ -267,7 +285,12 @@ if triton is not None:
         WORDS: tl.constexpr = False,  # x_ptr: the rows as int32 words of two XT activations (`_load_pairs`)
         XT: tl.constexpr = tl.float16,  # (WORDS) the activations' 2-byte type
         EVEN: tl.constexpr = False,  # K is a multiple of SUB
+        NORM: tl.constexpr = False,  # the row RMSNorm'd first (pw_ptr, EPS; ONE_PASS and WORDS only)
+        EPS: tl.constexpr = 0.0,  # NORM: the norm's epsilon
     ):
+        if NORM:
+            tl.static_assert(ONE_PASS)
+            tl.static_assert(WORDS)
         row = tl.program_id(0).to(tl.int64)
         part = tl.program_id(1)
         if PDL:
@@ -297,6 +320,11 @@ if triton is not None:
                 xe1, xo1 = tl.split(tl.load(x_row + src1, mask=src1 < K, other=0.0))
             xe1 = xe1.to(tl.float32)
             xo1 = xo1.to(tl.float32)
+            if NORM:  # (the row's sum of squares, then each value normalized: one read of the row)
+                rstd = _row_rstd(xe1, xo1, K, EPS)
+                we1, wo1 = _load_pairs(pw_ptr, 0, cc, jj, K, SUB, WORDS, XT, EVEN)
+                xe1 = _normed(xe1, we1, rstd, XT)
+                xo1 = _normed(xo1, wo1, rstd, XT)
             if MODE == 1 or MODE == 3:
                 s = _row_scale(_row_max(_row_max(tl.maximum(tl.abs(xe1), tl.abs(xo1)), 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
@@ -335,6 +363,10 @@ if triton is not None:
                 dst = k0 + cq[:, None] * SUB + jj[None, :]  # even half of the chunk; odd half + SUB/2
                 keep = dst < Kp
                 xe2, xo2 = _load_pairs(x_row, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
+                if NORM:  # (ONE_PASS: `rstd` from the whole row above)
+                    we2, wo2 = _load_pairs(pw_ptr, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
+                    xe2 = _normed(xe2.to(tl.float32), we2, rstd, XT)
+                    xo2 = _normed(xo2.to(tl.float32), wo2, rstd, XT)
                 tl.store(o_row + dst, _codes(xe2, s, r, MODE, out_ptr.dtype.element_ty, FMA_DIV), mask=keep)
                 tl.store(o_row + dst + SUB // 2, _codes(xo2, s, r, MODE, out_ptr.dtype.element_ty, FMA_DIV), mask=keep)
 
@@ -805,11 +837,12 @@ def _words(x2: torch.Tensor) -> bool:
 
 class _QuantLaunch:
     """The host decisions of one `_act_quant_kernel` launch (`quantize_activation_triton`) for (M, K) activations of
-    `dtype` (`words`: read as int32 words), `zero`: with split-K counters to zero; `run` allocates and launches."""
+    `dtype` (`words`: read as int32 words), `zero`: with split-K counters to zero, `prologue`: an RMSNorm applied to
+    each row first (NORM; the caller checked `_quant_prologue_ok`); `run` allocates and launches."""
 
-    __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words", "options")
+    __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words", "options", "pw")
 
-    def __init__(self, m, k, dtype, device, group_size, act_mode, words, pdl, zero):
+    def __init__(self, m, k, dtype, device, group_size, act_mode, words, pdl, zero, prologue=None):
         sub = _sub_chunk(group_size)
         kp = -(-k // sub) * sub
         mode = {"static": _Q_STATIC, "dynamic": _Q_DYNAMIC, "none": _Q_COPY, "dynamic_fp8": _Q_FP8}[act_mode]
@@ -827,6 +860,10 @@ class _QuantLaunch:
                                FMA_DIV=device.type == "cuda" and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
         self.warps = QUANT_WARPS or (4 if not one_pass or chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)
+        self.pw = None
+        if prologue is not None:
+            self.constexprs.update(NORM=True, EPS=float(prologue.eps))
+            self.pw = prologue.weight.view(torch.int32)
         wait = QUANT_PDL and _pdl_device(device)
         self.constexprs["WAIT"] = wait
         self.options = {"num_warps": self.warps, **({"launch_pdl": True} if wait else {})}
@@ -843,13 +880,13 @@ class _QuantLaunch:
             sx_arg = sx if sx is not None else out
             scale_arg = act_scale if mode == _Q_STATIC else out
             counters_arg = counters if counters is not None else out
-            args = (xs, out, sx_arg, scale_arg, counters_arg, self.k, self.kp, row_stride,
+            pw_arg = self.pw if self.pw is not None else out
+            args = (xs, out, sx_arg, scale_arg, counters_arg, pw_arg, self.k, self.kp, row_stride,
                     counters.numel() if counters is not None else 0)
             # (the key: what Triton specializes on — the arguments' dtypes and alignment, the integers, the constexprs)
             if key is None:
-                key = (xs.dtype, out.dtype, sx_arg.dtype, scale_arg.dtype, counters_arg.dtype, args[5:],
-                       tuple(self.constexprs.values()), self.warps,
-                       launch.alignment(xs, out, sx_arg, scale_arg, counters_arg))
+                key = (tuple(t.dtype for t in args[:6]), args[6:], tuple(self.constexprs.values()), self.warps,
+                       launch.alignment(*args[:6]))
             launch.launch(_act_quant_kernel, self.grid, key, args, self.constexprs, self.options)
         return out, sx, key
 
@@ -1163,16 +1200,17 @@ def _row_stride(x2: torch.Tensor) -> int:
 
 
 def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, group_size: int, out_dtype,
-                cfg: KernelConfig, pdl: bool, out, keep=None, tma: bool = True):
+                cfg: KernelConfig, pdl: bool, out, keep=None, tma: bool = True, prologue: Prologue | None = None):
     """The op in two launches on int8 activations as an `_Op`: the quantization kernel (zeroing fresh split-K
-    counters) and the GEMM, PDL between them — the TMA decode kernel (`tma`: `_tma_capable`; None where its group
-    scales do not fit, `_tma_groups_fit`, or after a Gluon compile error: then the caller's path, which has the
-    Triton kernel) or `_w4a8_kernel` (the tiled kernel of `cfg`); `keep` as `_launch_fused_m1`'s."""
+    counters; `prologue`: the rows RMSNorm'd in it first) and the GEMM, PDL between them — the TMA decode kernel
+    (`tma`: `_tma_capable`; None where its group scales do not fit, `_tma_groups_fit`, or after a Gluon compile error:
+    then the caller's path, which has the Triton kernel) or `_w4a8_kernel` (the tiled kernel of `cfg`); `keep` as
+    `_launch_fused_m1`'s."""
     m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
     split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
     if tma and not _tma_groups_fit(k, sub, split, group_size):
         return None
-    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1)
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1, prologue)
     sx_mode = 1 if act_mode == "static" else 2
     try:
         if tma:
@@ -1240,19 +1278,19 @@ class _Op:
 
 
 def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_size: int, out_dtype, channel_scales,
-                 out, config: PrefillConfig, keep=None, pdl_ok: bool = True):
+                 out, config: PrefillConfig, keep=None, pdl_ok: bool = True, prologue: Prologue | None = None):
     """The prefill op on the swap kernel as an `_Op`, where `config` (the default prefill config) is a swap one that
-    takes these operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel, then
-    `gluon_swap.SwapLaunch`. None where it does not apply or after a Gluon compile error (then the caller's path,
-    which has the other kernels). `keep` (as `_launch_fused_m1`'s) gets the plan where the launch may be kept (the
-    kernel reads the layer's scales directly)."""
+    takes these operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel (`prologue`:
+    the rows RMSNorm'd in it first), then `gluon_swap.SwapLaunch`. None where it does not apply or after a Gluon
+    compile error (then the caller's path, which has the other kernels). `keep` (as `_launch_fused_m1`'s) gets the
+    plan where the launch may be kept (the kernel reads the layer's scales directly)."""
     m, n = x2.shape[0], qweight.shape[0]
     if not (m and n and act_mode in ("static", "dynamic")):
         return None
     if not (config.swap and direct(x2, True, qweight, None, k, group_size)):
         return None
     pdl = SWAP_PDL and pdl_ok and _pdl_available(x2)
-    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, False)
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, False, prologue)
     sx_scalar = _static_scale(act_scale) if act_mode == "static" else None
     plan = _Op(m, n, out_dtype, x2.device, None, None, quant, None, sx_scalar)
     fresh = out is None
@@ -1348,18 +1386,17 @@ def w4a8_linear(
               shape, strides, dtype, device and alignment, the layer's tensors, the arguments) has a plan there,
               made under this module's current settings, runs it — the launches an earlier call decided, without
               deciding again; the int8 ops on the decode, tiled and swap kernels keep their plans there (`_Op`)
-    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`): one token of int8
-              activations takes the one-launch op with the RMSNorm inside (`_prologue_fusable`, FUSED_PROLOGUE), any
-              other call the prologue's torch ops first
+    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`): int8 activations on the
+              default path normalize the rows inside a launch (`_prologue_fusable`, FUSED_PROLOGUE): one token in the
+              one-launch op, more rows in the quantization kernel (`_act_quant_kernel` NORM); any other call runs the
+              prologue's torch ops first
 
     One token of int8 activations (dynamic or static) on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
     calls must not run concurrently on two CUDA streams of one GPU.
     """
     signature = None
-    # (a prologue on more than one row: the norm's torch ops, then the call on their output with its own plan, below)
-    norm_first = prologue is not None and math.prod(x.shape[:-1]) != 1
-    if plans is not None and config is None and out is None and LAUNCH_PLANS and not norm_first:
+    if plans is not None and config is None and out is None and LAUNCH_PLANS:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
                      id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales),
                      None if prologue is None else (prologue.kind, id(prologue.weight), prologue.eps))
@@ -1370,8 +1407,8 @@ def w4a8_linear(
             if y is not None:
                 return y
             del plans[signature]
-    if prologue is not None and (norm_first or not _prologue_fusable(x, bits, group_size, act_mode, prologue, config)):
-        # (the call on the prologue's output, with its own plan: only the one launch keeps a plan on the raw row)
+    if prologue is not None and not _prologue_fusable(x, bits, group_size, act_mode, prologue, config):
+        # (a prologue no launch can take: the call on the norm's torch ops' output, with its own plan)
         return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
                            act_mode=act_mode, act_scale=act_scale, bias=bias, config=config, out=out,
                            channel_scales=channel_scales, plans=plans)
@@ -1434,33 +1471,34 @@ def w4a8_linear(
             config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
             if zeros is None:
                 y = _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k, group_size, x.dtype, channel_scales,
-                                 out, config, keep, pdl_ok)
+                                 out, config, keep, pdl_ok, prologue)
                 if y is not None:
                     return y.reshape(*x.shape[:-1], n)
+        x2 = apply_prologue(x2, prologue)  # (the other prefill kernels: the norm in torch ops; no plan kept)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out, channel_scales)
         return y.reshape(*x.shape[:-1], n)
     cfg = config or _for_m(CONFIGS, m)
     dot_type = 1 if act_mode == "none" else 0
     if cfg.fused_act and m <= cfg.block_m <= DECODE_MAX_M:
+        x2 = apply_prologue(x2, prologue)  # (no plan kept on this path)
         a_mode = {"static": _A_RAW_STATIC, "dynamic": _A_RAW_DYNAMIC, "none": _A_RAW_FLOAT}[act_mode]
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
-        if _fused_m1(x2, act_mode, cfg, qweight, k):
+        if _fused_m1(x2, act_mode, cfg, qweight, k) and (prologue is None or not gluon_fallback.failed("decode_prologue")):
             y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok,
                                  prologue=prologue, act_scale=act_scale if act_mode == "static" else None)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
-        if prologue is not None:  # (the one launch cannot take this call: the norm in torch ops, no plan on the raw row)
-            x2, prologue, keep = apply_prologue(x2, prologue), None, None
         pdl = m <= DECODE_MAX_M and pdl_ok and _pdl_available(x2)
         tma = _tma_capable(cfg, x2.device, dot_type, m, qweight, k)  # (the fresh buffer will suit it: `_use_tma`)
         if m and n and dot_type == 0:
             y = _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k, group_size, x.dtype, cfg, pdl, out,
-                            keep, tma)
+                            keep, tma, prologue)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
+        x2 = apply_prologue(x2, prologue)  # (the Triton kernel after a Gluon failure: the norm in torch ops, no plan)
         workspace = _split_k_workspace(m, n, cfg, x2.device, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
@@ -1474,7 +1512,8 @@ def w4a8_linear(
 # eager step ×1.3 faster. Under torch.compile the norm is traced instead (`_backend_fn`: Inductor fuses it with the
 # residual add into one ~2.4 µs kernel; in the op it costs 1.4-3.0 µs, run 195, and the add stays a kernel of its own:
 # about even, not measured end to end without the SiLU * up variant that made run 192's compiled step slower).
-# False: the prologue in torch ops, then the op.
+# More rows (eager decode batches, eager prefill; session 22): the quantization kernel normalizes each row it holds in
+# registers before its absmax (`_act_quant_kernel` NORM). False: the prologue in torch ops, then the op.
 FUSED_PROLOGUE = True
 # NORM's columns of the row per pass (at most): 80 registers at 4096 against 168 at 8192, which left 13B q/k/v's 480
 # programs a second partial wave (run 194: +7.2 µs in the op; run 195 with 4096: +2.5)
@@ -1482,15 +1521,19 @@ NORM_ROW_BLOCK = 4096
 
 
 def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str, prologue: Prologue, config) -> bool:
-    """Whether a call with a prologue may take the one-launch M = 1 op with the norm inside (it then still needs the
-    op's own conditions, `_fused_m1`): the default launch path (no config, GEMV or single-launch decode kernel asked
-    for), a shape the kernels take, one row of dynamic or static int8 fp16 / bf16 activations, an RMSNorm weight of
-    the row's dtype and length, contiguous and 16-byte aligned (the kernel reads it in words), on the row's device."""
+    """Whether a call with a prologue may normalize its rows inside its launches: the default launch path (no config,
+    GEMV or single-launch decode kernel asked for), a shape the kernels take, dynamic or static int8 activations in a
+    contiguous fp16 / bf16 tensor the quantization kernel reads as int32 words (`_words`) and holds a row of in
+    registers (K padded at most ONE_PASS_MAX_K), an RMSNorm weight of the row's dtype and length, contiguous and
+    16-byte aligned, on the row's device. One token then takes the one-launch op with the norm inside where that can
+    run (`_launch_fused_m1`), every other int8 path the quantization kernel's NORM (`_launch_two`, `_launch_swap`);
+    the paths without it (other prefill kernels, a Gluon failure) apply the norm's torch ops first."""
     k = x.shape[-1]
-    if not (FUSED_PROLOGUE and FUSED_DECODE_M1 and prologue.kind == "rmsnorm" and act_mode in ("dynamic", "static")
-            and config is None and not USE_GEMV and not USE_DECODE_KERNEL and not _for_m(CONFIGS, 1).fused_act
+    sub = _sub_chunk(group_size)
+    if not (FUSED_PROLOGUE and prologue.kind == "rmsnorm" and act_mode in ("dynamic", "static")
+            and config is None and not USE_GEMV and not USE_DECODE_KERNEL
             and supports_shape(k, bits, group_size) and x.dtype in (torch.float16, torch.bfloat16)
-            and math.prod(x.shape[:-1]) == 1 and not gluon_fallback.failed("decode_prologue")):
+            and x.is_contiguous() and _words(x.view(-1, k)) and -(-k // sub) * sub <= ONE_PASS_MAX_K):
         return False
     w = prologue.weight
     return (w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous() and w.device == x.device
