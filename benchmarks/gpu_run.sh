@@ -532,6 +532,13 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22b)  # run 200: the fixed prologue-rows test; all-static W4A8 (FPTQ's usual layers) with and without the norms
+    # inside: CUDA-graph decode b1 / b16 and the eager prefill of 2048 tokens, against fp16 in the same run
+    timeout 100 python3 -m pytest -q -s --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "prologue_rows" \
+        2>&1 | grep -E "passed|failed|^E |bit-exact|rel " | tail -10 | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 2048 \
+        --fp16-fused --variants w4a8-static+fused,w4a8-static+fused+prologue 2>&1 | tail -30
+    ;;
   session22a)  # run 199: the RMSNorm inside the quantization kernel at more than one row (`_act_quant_kernel` NORM):
     # GPU tests of the prologue paths (2-2048 rows), fused M = 1, plans, PDL decode; the ops at 1 / 16 / 2048 rows with
     # the eager torch norm, a compiled norm, the norm inside, on a ready row; eager steps and prefills interleaved;
