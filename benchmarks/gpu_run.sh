@@ -532,6 +532,11 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22c)  # run 201: `model.generate` as a user runs it (batch 1, 512-token prompt, 64 new tokens), eager with the
+    # dynamic cache and compiled with the static cache: fp16 against W4A8 with the norms inside (load_quantized's setup)
+    timeout 480 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 \
+        --generate 64 --variants w4a8-dynamic+fused+prologue 2>&1 | tail -30
+    ;;
   session22b)  # run 200: the fixed prologue-rows test; all-static W4A8 (FPTQ's usual layers) with and without the norms
     # inside: CUDA-graph decode b1 / b16 and the eager prefill of 2048 tokens, against fp16 in the same run
     timeout 100 python3 -m pytest -q -s --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "prologue_rows" \

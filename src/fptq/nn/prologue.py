@@ -3,17 +3,18 @@
 Eagerly a LLaMA block's RMSNorm is eight small kernels whose only reader is the next GEMM (q/k/v after
 `input_layernorm`, gate/up after `post_attention_layernorm`, each fused into one layer by `fuse_shared_inputs`), and
 eager decode is host bound. `fuse_prologues(model)` gives each such layer a prologue (`fptq.kernels.prologue`) and
-puts `nn.Identity` in the norm's place: at one token the Triton kernel normalizes the row itself, in the launch it
-makes anyway; everywhere else (other backends, more rows, torch.compile, which fuses the traced norm with the
-residual add as it fused the module) the prologue is the module's own torch ops.
+puts `nn.Identity` in the norm's place: the Triton backend normalizes the rows inside launches it makes anyway (one
+token: the decode kernel as it reads the row; more rows: the activation quantization kernel before each row's
+absmax); everywhere else (other backends, torch.compile, which fuses the traced norm with the residual add as it
+fused the module) the prologue is the module's own torch ops.
 
-Exact by construction where the prologue runs in torch ops: the same ops as the module (the CPU reference, every
-M > 1); the one-token kernel rounds to 16 bits where the module does, but sums the squares, divides by K and takes
-the rsqrt in its own fp32 order and instructions (a few ulps of the scale, which can move a code; bit-exact in the
-probes of runs 193-195). A norm that does not compute exactly what the prologue does (checked on a random input), or
-that the architecture names before more than one group, is left alone. Layers with int8 activations (dynamic or
-static) normalize inside the kernel; W4A16 and fp8 layers run the norm's torch ops, as before. Inference only; the
-model is not saved afterwards (`save_quantized` refuses it).
+Exact by construction where the prologue runs in torch ops: the same ops as the module (the CPU reference); the
+kernels round to 16 bits where the module does, but sum the squares, divide by K and take the rsqrt in their own fp32
+order and instructions (a few ulps of the scale, which can move a code; bit-exact in the probes of runs 193-195 and
+in 5 of 6 of run 199's multi-row tests). A norm that does not compute exactly what the prologue does (checked on a
+random input), or that the architecture names before more than one group, is left alone. Layers with int8
+activations (dynamic or static) normalize inside the kernels; W4A16 and fp8 layers run the norm's torch ops, as
+before. Inference only; the model is not saved afterwards (`save_quantized` refuses it).
 """
 
 from __future__ import annotations
