@@ -532,9 +532,18 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22d)  # run 202: uncompiled `model.generate` (dynamic cache, batch 1, 32 new tokens) of fp16 / W4A8 / W4A8 with the
+    # norms inside, interleaved round by round (run 201 timed it once, one model after the other)
+    timeout 400 python3 benchmarks/probe_eager.py --model 32 --rows 1 --rounds 5 --calls 3 --generate 32 \
+        --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session22c)  # run 201: `model.generate` as a user runs it (batch 1, 512-token prompt, 64 new tokens), eager with the
     # dynamic cache and compiled with the static cache: fp16 against W4A8 with the norms inside (load_quantized's setup)
-    timeout 480 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 \
+    # (first: the review fixes' tests on the GPU — the one-launch test now forbids the two launches, the kept plan
+    # follows a `.data` swap, and the unmarked NORM tests, bit for bit in bf16 on a GPU)
+    timeout 150 python3 -m pytest -q --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py -k "prologue or \
+        normalizes_rows" 2>&1 | grep -E "passed|failed|^E |FAILED" | tail -12 | tee "$OUT/pytest_gpu.txt"
+    timeout 420 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1 --prefill 256 \
         --generate 64 --variants w4a8-dynamic+fused+prologue 2>&1 | tail -30
     ;;
   session22b)  # run 200: the fixed prologue-rows test; all-static W4A8 (FPTQ's usual layers) with and without the norms

@@ -28,6 +28,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 import torch
 
@@ -114,6 +115,9 @@ def main() -> None:
     ap.add_argument("--model", type=int, default=0, help="decoder layers of whole-model eager steps (0: single linears)")
     ap.add_argument("--prefill", default="", help="with --model: also eager prefills of these prompt lengths (a "
                     "batch-1 forward without cache, logits of the last token: a first token's work), e.g. 128,512")
+    ap.add_argument("--generate", type=int, default=0, help="with --model: also `model.generate` (batch 1, a 64-token "
+                    "prompt, this many new tokens, greedy, dynamic cache: what a user runs uncompiled), ms per new "
+                    "token")
     ap.add_argument("--profile", default="", help="single linears: after the rounds, a cProfile of --calls W4A8 calls "
                     "of the o projection (4096 x 4096) at each of these M, e.g. 16,512 (functions by own time)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, fp16 first")
@@ -152,6 +156,30 @@ def main() -> None:
                 print(f"{args.model}-layer eager prefill {tokens} tokens, ms (speed × fp16): " + "  ".join(
                     f"{name} {summary['ms_per_call'][name]:6.2f} (×{summary['speed_x_fp16'][name]:.2f})"
                     for name in VARIANTS), flush=True)
+            if args.generate:
+                prompt = torch.randint(0, 32000, (1, 64), device="cuda")
+
+                def generate_ms(model):  # (ms per new token, the prompt's prefill included: one step's worth)
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    model.generate(prompt, do_sample=False, max_new_tokens=args.generate,
+                                   min_new_tokens=args.generate, pad_token_id=0)
+                    torch.cuda.synchronize()
+                    return (time.perf_counter() - t0) * 1e3 / args.generate
+
+                per = {name: [] for name in VARIANTS}
+                for r in range(args.rounds + 1):  # (round 0 warms up: plans made, kernels compiled)
+                    for name in VARIANTS:
+                        set_variant(name)
+                        ms = generate_ms(models.get(name, models["w4a8"]))
+                        if r:
+                            per[name].append(ms)
+                set_variant("w4a8")
+                results[f"{args.model}-layer generate {args.generate}"] = summary = summarize(per, "ms_per_token")
+                print(f"{args.model}-layer eager generate ({args.generate} new tokens, dynamic cache), ms per token "
+                      "(speed × fp16): " + "  ".join(f"{name} {summary['ms_per_token'][name]:6.2f} "
+                                                    f"(×{summary['speed_x_fp16'][name]:.2f})" for name in VARIANTS),
+                      flush=True)
         for shape, (n, k) in SHAPES.items() if not args.model else ():
             dense = torch.nn.Linear(k, n, bias=False, device="cuda", dtype=torch.float16)
             quant = QuantLinear(k, n, group_size=128, scale_format="two-level", act_mode="dynamic",

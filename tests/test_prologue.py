@@ -1,6 +1,6 @@
 """Prologues: the RMSNorms moved into the linears that read them (`fptq.fuse_prologues`): the same outputs, the
 norms taken out, what cannot be moved left alone, no save, no graph break under torch.compile; on a GPU the
-one-token kernel computes them."""
+kernels compute them (the one-token GEMM, the activation quantization at more rows)."""
 
 from __future__ import annotations
 
@@ -140,8 +140,8 @@ def test_no_graph_break_under_torch_compile(monkeypatch, tiny_any):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_gpu_prologue_model_matches(monkeypatch, arch):
-    """On a GPU with the Triton kernels: one token runs the one-launch op with its norm inside (two per block), and
-    the logits match the model without prologues at one token and at 40."""
+    """On a GPU with the Triton kernels: one token runs the one-launch op with its norm inside (two per block), 40
+    tokens the quantization kernel with it (no torch norm runs), and the logits match the model without prologues."""
     from fptq.kernels import triton_w4a8 as tw
 
     model = make_tiny(arch, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
@@ -157,9 +157,13 @@ def test_gpu_prologue_model_matches(monkeypatch, arch):
         return real(*args, prologue=prologue, **kwargs)
 
     monkeypatch.setattr(tw, "_launch_fused_m1", spy)
+    norms = []  # the norms run in torch ops by the Triton backend
+    real_norm = tw.apply_prologue
+    monkeypatch.setattr(tw, "apply_prologue", lambda x, p: (norms.append(p is not None), real_norm(x, p))[1])
     for rows in (ids[:1, :40], ids[:1, :1]):
         ref = _logits(model, rows).double()
-        del launches[:]
+        del launches[:], norms[:]
         got = _logits(moved, rows).double()
         assert ((got - ref).norm() / ref.norm()).item() < 2e-2
+        assert not any(norms), rows.shape
     assert sum(p is not None for p in launches) == 2 * model.config.num_hidden_layers  # (the one-token forward)

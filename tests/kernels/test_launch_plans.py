@@ -83,8 +83,8 @@ def test_a_signature_decides_once(decisions):
 
 
 def test_a_layer_with_a_prologue_decides_once(decisions):
-    """With the RMSNorm inside (`set_prologue`): one token keeps the one launch's plan under the norm's signature; at
-    4 rows the norm runs in torch ops and the call on its output keeps its own plan; a new norm decides again."""
+    """With the RMSNorm inside (`set_prologue`): one token keeps the one launch's plan under the norm's signature, 4
+    rows the two launches' (the quantization kernel normalizes the raw rows); a new norm decides again."""
     q = layer()
     q.set_prologue("rmsnorm", torch.rand(512, dtype=torch.float16) + 0.5, 1e-5)
     for rows in (1, 1, 4, 4):

@@ -117,7 +117,7 @@ def load_quantized(
     dtype: compute dtype of the non-quantized weights (default float32 on CPU, float16 on CUDA).
     fuse:  run the linears that read one input (q/k/v, gate/up) as one GEMM each (`fptq.fuse_shared_inputs`;
            same results up to accumulation order) and move the RMSNorm before each into it (`fptq.fuse_prologues`:
-           eager one-token calls normalize inside the GEMM launch). Default: on CUDA.
+           eager calls with int8 activations normalize inside their launches). Default: on CUDA.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file

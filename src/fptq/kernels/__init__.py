@@ -12,7 +12,8 @@ backend that declares `takes_plans` keeps there what it decided on the host for 
 constants, descriptors) and skips those decisions on later calls of the same signature; eager decode is host bound.
 A layer may also have a `prologue` (`fptq.kernels.prologue`: the RMSNorm before it):
 the layer then computes `apply_prologue(x, prologue)` first; a backend that declares `takes_prologue` gets it
-(the Triton one fuses it into its one-token launch), for the others it is applied here, in torch ops.
+(the Triton one fuses it into its launches: the one-token GEMM, or the activation quantization at more rows), for
+the others it is applied here, in torch ops.
 `quant_linear` below picks a backend: the fastest registered one that supports
 the input's device and the layer's format, or the one named by `FPTQ_KERNEL` (e.g.
 `FPTQ_KERNEL=reference` to force the reference on a GPU).

@@ -838,7 +838,7 @@ def _words(x2: torch.Tensor) -> bool:
 class _QuantLaunch:
     """The host decisions of one `_act_quant_kernel` launch (`quantize_activation_triton`) for (M, K) activations of
     `dtype` (`words`: read as int32 words), `zero`: with split-K counters to zero, `prologue`: an RMSNorm applied to
-    each row first (NORM; the caller checked `_quant_prologue_ok`); `run` allocates and launches."""
+    each row first (NORM; the caller checked `_prologue_fusable`); `run` allocates and launches."""
 
     __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words", "options", "pw")
 
@@ -863,7 +863,9 @@ class _QuantLaunch:
         self.pw = None
         if prologue is not None:
             self.constexprs.update(NORM=True, EPS=float(prologue.eps))
-            self.pw = prologue.weight.view(torch.int32)
+            # (the weight itself, viewed at each launch: a kept plan follows a `.data` swap, and the object it holds
+            # keeps its `id` — the plan signature's — from being reused)
+            self.pw = prologue.weight
         wait = QUANT_PDL and _pdl_device(device)
         self.constexprs["WAIT"] = wait
         self.options = {"num_warps": self.warps, **({"launch_pdl": True} if wait else {})}
@@ -880,7 +882,7 @@ class _QuantLaunch:
             sx_arg = sx if sx is not None else out
             scale_arg = act_scale if mode == _Q_STATIC else out
             counters_arg = counters if counters is not None else out
-            pw_arg = self.pw if self.pw is not None else out
+            pw_arg = self.pw.view(torch.int32) if self.pw is not None else out
             args = (xs, out, sx_arg, scale_arg, counters_arg, pw_arg, self.k, self.kp, row_stride,
                     counters.numel() if counters is not None else 0)
             # (the key: what Triton specializes on — the arguments' dtypes and alignment, the integers, the constexprs)
@@ -1396,7 +1398,9 @@ def w4a8_linear(
     calls must not run concurrently on two CUDA streams of one GPU.
     """
     signature = None
-    if plans is not None and config is None and out is None and LAUNCH_PLANS:
+    # (a prologue no launch takes in any case: straight to the norm's torch ops below, no signature computed twice)
+    norm_first = prologue is not None and not (FUSED_PROLOGUE and act_mode in ("dynamic", "static"))
+    if plans is not None and config is None and out is None and LAUNCH_PLANS and not norm_first:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
                      id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales),
                      None if prologue is None else (prologue.kind, id(prologue.weight), prologue.eps))
@@ -1407,7 +1411,7 @@ def w4a8_linear(
             if y is not None:
                 return y
             del plans[signature]
-    if prologue is not None and not _prologue_fusable(x, bits, group_size, act_mode, prologue, config):
+    if prologue is not None and (norm_first or not _prologue_fusable(x, bits, group_size, act_mode, prologue, config)):
         # (a prologue no launch can take: the call on the norm's torch ops' output, with its own plan)
         return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
                            act_mode=act_mode, act_scale=act_scale, bias=bias, config=config, out=out,
@@ -1803,9 +1807,9 @@ def _backend_fn(x, qweight, scales, zeros=None, *, bits=4, group_size, act_mode=
     """The registered backend: plain call in eager mode; under torch.compile an opaque custom op
     (Dynamo then neither traces the launch code nor breaks the graph; CUDA graphs capture it),
     with the activation quantization traced in front of a GEMM-only op (QUANTIZE_IN_GRAPH: by default from
-    TRACED_QUANT_MIN_M rows on). A prologue: eagerly `w4a8_linear`'s (one launch with the RMSNorm inside where the
-    call allows); under torch.compile traced in torch ops in front of the layer (which Inductor fuses with the
-    residual add before it)."""
+    TRACED_QUANT_MIN_M rows on). A prologue: eagerly `w4a8_linear`'s (the RMSNorm inside the launches where the
+    call allows: the one-token op, else the quantization kernel); under torch.compile traced in torch ops in front of
+    the layer (which Inductor fuses with the residual add before it)."""
     if torch.compiler.is_compiling():
         x = apply_prologue(x, prologue)
         return _compiled(x, qweight, scales, zeros, bits, group_size, act_mode, act_scale, bias, channel_scales)

@@ -11,7 +11,7 @@ fused the module) the prologue is the module's own torch ops.
 Exact by construction where the prologue runs in torch ops: the same ops as the module (the CPU reference); the
 kernels round to 16 bits where the module does, but sum the squares, divide by K and take the rsqrt in their own fp32
 order and instructions (a few ulps of the scale, which can move a code; bit-exact in the probes of runs 193-195 and
-in 5 of 6 of run 199's multi-row tests). A norm that does not compute exactly what the prologue does (checked on a
+in 5 of the 6 multi-row cases of runs 199-200). A norm that does not compute exactly what the prologue does (checked on a
 random input), or that the architecture names before more than one group, is left alone. Layers with int8
 activations (dynamic or static) normalize inside the kernels; W4A16 and fp8 layers run the norm's torch ops, as
 before. Inference only; the model is not saved afterwards (`save_quantized` refuses it).
