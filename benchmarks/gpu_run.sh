@@ -532,6 +532,11 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22e)  # run 203: the final code's compiled decode step (the norm traced, as before) against fused fp16
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --compile default --compile-variants fp16+fused,w4a8-dynamic+fused+prologue \
+        --variants w4a8-dynamic+fused+prologue 2>&1 | grep -v "^  compiled prefill #" | tail -30
+    ;;
   session22d)  # run 202: uncompiled `model.generate` (dynamic cache, batch 1, 32 new tokens) of fp16 / W4A8 / W4A8 with the
     # norms inside, interleaved round by round (run 201 timed it once, one model after the other)
     timeout 400 python3 benchmarks/probe_eager.py --model 32 --rows 1 --rounds 5 --calls 3 --generate 32 \
