@@ -333,7 +333,7 @@ def variants(prefill_candidates=False, decode_variants=False):
             # (pdl: as installed on Hopper — itself a programmatic dependent of the kernel before, QUANT_PDL)
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts,
                          FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True, WAIT=pdl and tw.QUANT_PDL,
-                         NORM=False, EPS=0.0)
+                         NORM=False, EPS=0.0, SILU=False, EXACT_EXP=False)
             qopts = dict(launch_pdl=True) if const["WAIT"] else {}
             # fp32 activations: two strided loads of the elements (or a trailing pair dimension in one pass)
             yield (f"act-quant fp32 one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel,
@@ -354,6 +354,15 @@ def variants(prefill_candidates=False, decode_variants=False):
                                                                       MODE=tw._Q_STATIC), 8),
                                            ("32768", dict(CHUNKS=tw.ONE_PASS_MAX_K // 128, PARTS=1), 16)):
                     yield (f"act-quant norm {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(norm, **extra),
+                           warps, 1, qopts)
+                # SiLU * up of [gate, up] rows (SILU): 7B down (11008 columns; 16 rows in 4 parts, prefill rows in one
+                # program, bf16 static), 70B down (28672)
+                silu = dict(const, SILU=True, EXACT_EXP=True, CHUNKS=128, EVEN=False)
+                for name, extra, warps in (("11008 parts", dict(PARTS=4), 16), ("11008 rows", dict(PARTS=1), 16),
+                                           ("11008 rows 8 warps", dict(PARTS=1), 8),
+                                           ("11008 bf16 static", dict(PARTS=1, XT=tl.bfloat16, MODE=tw._Q_STATIC), 16),
+                                           ("4096 rows", dict(CHUNKS=32, PARTS=1), 8)):
+                    yield (f"act-quant silu {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(silu, **extra),
                            warps, 1, qopts)
             if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
                 yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,

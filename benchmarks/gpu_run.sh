@@ -532,6 +532,17 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22f)  # run 204: SiLU * up inside the down projection's quantization kernel at more than one row (SILU,
+    # `GatedMLP`): GPU tests; eager steps / prefills interleaved; CUDA-graph decode b1 / b16 and the compiled step
+    timeout 170 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        -k "prologue or normalizes_rows" 2>&1 | grep -E "passed|failed|^E |FAILED|bit-exact|rel " | tail -24 \
+        | tee "$OUT/pytest_gpu.txt"
+    timeout 150 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 256,2048 --rounds 7 --calls 3 \
+        --variants fp16,w4a8,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    timeout 260 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --compile default --compile-variants w4a8-dynamic+fused+prologue \
+        --variants w4a8-dynamic+fused+prologue 2>&1 | grep -v "^  compiled prefill #" | tail -20
+    ;;
   session22e)  # run 203: the final code's compiled decode step (the norm traced, as before) against fused fp16
     timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
         --fp16-fused --compile default --compile-variants fp16+fused,w4a8-dynamic+fused+prologue \

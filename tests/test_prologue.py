@@ -1,6 +1,7 @@
-"""Prologues: the RMSNorms moved into the linears that read them (`fptq.fuse_prologues`): the same outputs, the
-norms taken out, what cannot be moved left alone, no save, no graph break under torch.compile; on a GPU the
-kernels compute them (the one-token GEMM, the activation quantization at more rows)."""
+"""Prologues: the RMSNorms and the gated MLP's SiLU * up moved into the linears that read them
+(`fptq.fuse_prologues`): the same outputs, the norms taken out, the MLP a `GatedMLP`, what cannot be moved left
+alone, no save, no graph break under torch.compile; on a GPU the kernels compute them (the one-token GEMM, the
+activation quantization at more rows)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import fptq
 from fptq import kernels
 from fptq.errors import ModelError
 from fptq.kernels.prologue import Prologue, apply_prologue
-from fptq.nn.prologue import fuse_prologues
+from fptq.nn.prologue import GatedMLP, fuse_prologues
 from fptq.nn.quant_linear import QuantLinear
 from fptq.nn.shared_input import fuse_shared_inputs, is_fused
 from tests.conftest import make_tiny
@@ -30,19 +31,21 @@ def _fused(model):
 @pytest.mark.parametrize("act_mode,act_scale", [("dynamic", None), ("static", 0.05)])
 def test_prologues_give_the_same_logits(tiny_any, act_mode, act_scale):
     """On the CPU the prologues run as torch ops, the very ops of the modules they replace: equal logits, bit for
-    bit; two norms per block are moved; a second call moves nothing."""
+    bit; two norms and one SiLU * up per block are moved; a second call, or `fuse_shared_inputs` again, moves
+    nothing."""
     model = _fused(_quantize_rtn(tiny_any, act_mode, act_scale))
     ids = torch.randint(0, 256, (2, 24))
     ref = _logits(model, ids)
     moved = copy.deepcopy(model)
-    assert fuse_prologues(moved) == 2 * model.config.num_hidden_layers
+    assert fuse_prologues(moved) == 3 * model.config.num_hidden_layers
     block = moved.model.layers[0]
     assert isinstance(block.input_layernorm, nn.Identity) and isinstance(block.post_attention_layernorm, nn.Identity)
-    assert block.self_attn.q_proj.fused.prologue.kind == "rmsnorm" and block.mlp.gate_proj.fused.prologue is not None
+    assert block.self_attn.q_proj.fused.prologue.kind == "rmsnorm" and type(block.mlp) is GatedMLP
+    assert block.mlp.gate_up.prologue.kind == "rmsnorm" and block.mlp.down_proj.prologue.kind == "silu_glu"
     assert "prologue=rmsnorm" in repr(block.self_attn.q_proj.fused)
     assert torch.equal(_logits(moved, ids), ref)
     assert torch.equal(_logits(moved, ids[:, :1]), _logits(model, ids[:, :1]))  # (one token)
-    assert fuse_prologues(moved) == 0
+    assert fuse_prologues(moved) == 0 and fuse_shared_inputs(moved) == 0
     assert is_fused(moved)
 
 
@@ -63,7 +66,7 @@ def test_a_norm_that_computes_something_else_stays(tiny_llama):
                                                                                            eps * 100))
     ids = torch.randint(0, 256, (1, 12))
     ref = _logits(model, ids)
-    assert fuse_prologues(model) == 2 * model.config.num_hidden_layers - 2
+    assert fuse_prologues(model) == 3 * model.config.num_hidden_layers - 2
     assert isinstance(model.model.layers[0].input_layernorm, nn.LayerNorm)
     assert model.model.layers[1].post_attention_layernorm is odd
     assert torch.equal(_logits(model, ids), ref)
@@ -79,7 +82,22 @@ def test_a_norm_named_before_two_groups_stays(monkeypatch, tiny_llama):
     groups = tuple(dataclasses.replace(g, prev="input_layernorm") if g.name == "mlp_in" else g for g in spec.groups)
     monkeypatch.setattr(arch_mod, "get_arch", lambda model: dataclasses.replace(spec, groups=groups))
     model = _fused(_quantize_rtn(tiny_llama))
-    assert fuse_prologues(model) == 0
+    assert fuse_prologues(model) == model.config.num_hidden_layers  # (the MLPs' SiLU * up only)
+
+
+def test_an_mlp_that_computes_something_else_stays(tiny_llama):
+    """An MLP whose activation is not SiLU (checked on a random row), or whose gate / up are two layers, keeps its
+    module; the norms are moved all the same."""
+    model = _fused(_quantize_rtn(tiny_llama))
+    model.model.layers[0].mlp.act_fn = nn.GELU()
+    ids = torch.randint(0, 256, (1, 12))
+    ref = _logits(model, ids)
+    assert fuse_prologues(model) == 3 * model.config.num_hidden_layers - 1
+    mlp = model.model.layers[0].mlp
+    assert type(mlp) is not GatedMLP and mlp.down_proj.prologue is None
+    assert torch.equal(_logits(model, ids), ref)
+    unfused = _quantize_rtn(tiny_llama)
+    assert fuse_prologues(unfused) == 0 and type(unfused.model.layers[0].mlp) is not GatedMLP
 
 
 def test_apply_prologue_matches_the_modules(tiny_llama):
@@ -91,6 +109,10 @@ def test_apply_prologue_matches_the_modules(tiny_llama):
         x = (torch.randn(5, norm.weight.shape[0]) * 7).to(dtype)
         got = apply_prologue(x, Prologue("rmsnorm", norm.weight.detach(), norm.variance_epsilon))
         assert torch.equal(got, norm(x)), dtype
+    mlp = tiny_llama.model.layers[0].mlp
+    x = torch.randn(5, mlp.gate_proj.in_features)
+    gate_up = torch.cat([mlp.gate_proj(x), mlp.up_proj(x)], dim=-1)
+    assert torch.equal(apply_prologue(gate_up, Prologue("silu_glu")), mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))
     with pytest.raises(ValueError, match="unknown prologue"):
         apply_prologue(x, Prologue("gelu"))
     with pytest.raises(ValueError, match="unknown prologue"):
@@ -140,15 +162,16 @@ def test_no_graph_break_under_torch_compile(monkeypatch, tiny_any):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_gpu_prologue_model_matches(monkeypatch, arch):
-    """On a GPU with the Triton kernels: one token runs the one-launch op with its norm inside (two per block), 40
-    tokens the quantization kernel with it (no torch norm runs), and the logits match the model without prologues."""
+    """On a GPU with the Triton kernels: one token runs the one-launch op with its norm inside (two per block; SiLU *
+    up in torch ops), 40 tokens the quantization kernel with the norm or SiLU * up (no torch prologue runs), and the
+    logits match the model without prologues."""
     from fptq.kernels import triton_w4a8 as tw
 
     model = make_tiny(arch, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
     model = _fused(_quantize_rtn(model, "dynamic", None, group_size=128).half().cuda())
     ids = torch.randint(0, 256, (2, 40), device="cuda")
     moved = copy.deepcopy(model)
-    assert fuse_prologues(moved) == 2 * model.config.num_hidden_layers
+    assert fuse_prologues(moved) == 3 * model.config.num_hidden_layers
     launches = []  # the prologue of each one-launch M = 1 op that ran
     real = tw._launch_fused_m1
 
@@ -159,7 +182,9 @@ def test_gpu_prologue_model_matches(monkeypatch, arch):
     monkeypatch.setattr(tw, "_launch_fused_m1", spy)
     norms = []  # the norms run in torch ops by the Triton backend
     real_norm = tw.apply_prologue
-    monkeypatch.setattr(tw, "apply_prologue", lambda x, p: (norms.append(p is not None), real_norm(x, p))[1])
+    monkeypatch.setattr(tw, "apply_prologue", lambda x, p: (norms.append(p is not None and (p.kind == "rmsnorm" or
+                                                                                         x.shape[:-1].numel() > 1)),
+                                                            real_norm(x, p))[1])
     for rows in (ids[:1, :40], ids[:1, :1]):
         ref = _logits(model, rows).double()
         del launches[:], norms[:]

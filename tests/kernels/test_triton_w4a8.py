@@ -430,9 +430,9 @@ def test_prologue_dispatch(monkeypatch):
             1e-2 if x.dtype == torch.bfloat16 else 2e-3), case
 
 
-def _interpreter_rmsnorm(x: torch.Tensor, prologue) -> torch.Tensor:
-    """`apply_prologue`'s RMSNorm with the fp32 -> bf16 casts truncating, as TRITON_INTERPRET casts (fp16 and the
-    GPU: rounded to nearest, `apply_prologue` itself)."""
+def _interpreter_prologue(x: torch.Tensor, prologue) -> torch.Tensor:
+    """`apply_prologue` with the fp32 -> bf16 casts truncating, as TRITON_INTERPRET casts (fp16 and the GPU: rounded
+    to nearest, `apply_prologue` itself)."""
     from fptq.kernels.prologue import apply_prologue
 
     if x.dtype != torch.bfloat16 or DEVICE == "cuda":
@@ -441,18 +441,22 @@ def _interpreter_rmsnorm(x: torch.Tensor, prologue) -> torch.Tensor:
     def trunc(t):
         return (t.view(torch.int32) & -65536).view(torch.float32)
 
+    if prologue.kind == "silu_glu":
+        gate, up = x.float().chunk(2, dim=-1)
+        return trunc(trunc(gate / (1 + torch.exp(-gate))) * up).bfloat16()  # (exact: the values are bf16 already)
     h = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + prologue.eps)
-    return trunc(prologue.weight.float() * trunc(h)).bfloat16()  # (exact: the values are bf16 already)
+    return trunc(prologue.weight.float() * trunc(h)).bfloat16()
 
 
+@pytest.mark.parametrize("kind", ["rmsnorm", "silu_glu"])
 @pytest.mark.parametrize("part_cols", [1024, 0])  # rows split over programs / one program a row
-def test_quantization_kernel_normalizes_rows(monkeypatch, part_cols):
-    """NORM: the quantization kernel given a prologue (the RMSNorm before the layer) writes the codes and scales of
-    the normalized rows: bit for bit what it writes for `apply_prologue`'s output (static and dynamic, fp16 and bf16,
-    K a multiple of the chunk or not, rows split over programs or not, an epsilon that matters or not). On the
-    interpreter bf16 is compared with its truncating fp32 -> bf16 casts (`_interpreter_rmsnorm`); a GPU rounds to
-    nearest, as torch does."""
-    from fptq.kernels.prologue import Prologue
+def test_quantization_kernel_normalizes_rows(monkeypatch, part_cols, kind):
+    """NORM / SILU: the quantization kernel given a prologue (the RMSNorm before the layer; SiLU * up of rows of
+    `[gate, up]`) writes the codes and scales of the layer's input: bit for bit what it writes for `apply_prologue`'s
+    output (static and dynamic, fp16 and bf16, K a multiple of the chunk or not, rows split over programs or not, an
+    epsilon that matters or not). On the interpreter bf16 is compared with its truncating fp32 -> bf16 casts
+    (`_interpreter_prologue`); a GPU rounds to nearest, as torch does."""
+    from fptq.kernels.prologue import Prologue, input_features
 
     monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
     gen = torch.Generator().manual_seed(5)
@@ -460,13 +464,13 @@ def test_quantization_kernel_normalizes_rows(monkeypatch, part_cols):
     for (m, k, g, eps), dtype, act_mode in itertools.product(
             ((3, 512, 128, 1e-5), (2, 640, 64, 4.0), (4, 1000, 8, 1e-6), (1, 3000, 128, 0.5)),
             (torch.float16, torch.bfloat16), ("dynamic", "static")):
-        x = make_x(m, k, dtype)
         weight = (1 + 0.5 * torch.randn(k, generator=gen)).to(dtype).to(DEVICE)
-        prologue = Prologue("rmsnorm", weight, eps)
-        normed = _interpreter_rmsnorm(x, prologue)
+        prologue = Prologue("rmsnorm", weight, eps) if kind == "rmsnorm" else Prologue("silu_glu")
+        x = make_x(m, input_features(prologue, k), dtype)
+        normed = _interpreter_prologue(x, prologue)
         scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
         quant = tw._QuantLaunch(m, k, dtype, x.device, g, act_mode, tw._words(x), False, False, prologue)
-        assert quant.constexprs["NORM"]
+        assert quant.constexprs["NORM" if kind == "rmsnorm" else "SILU"]
         parts.add(quant.constexprs["PARTS"])
         buf, sx, _ = quant.run(x, x.stride(0), scale)
         want, want_sx = tw.quantize_activation_triton(normed, g, act_mode, scale)
@@ -532,17 +536,19 @@ def test_prologue_on_the_paths_without_the_norm_inside(monkeypatch):
         check(2, layer_k, True)
 
 
-def test_prologue_rows_through_the_two_launches():
-    """More rows than one with a prologue: the two launches (quantization kernel with NORM, then the GEMM; the tiled
-    Triton kernel on the interpreter) give what the same layer gives on `apply_prologue`'s output — the same codes,
-    so the same result bit for bit in fp16 — the first call and a kept plan's replays alike."""
-    from fptq.kernels.prologue import Prologue, apply_prologue
+@pytest.mark.parametrize("kind", ["rmsnorm", "silu_glu"])
+def test_prologue_rows_through_the_two_launches(kind):
+    """More rows than one with a prologue: the two launches (quantization kernel with NORM / SILU, then the GEMM; the
+    tiled Triton kernel on the interpreter) give what the same layer gives on `apply_prologue`'s output — the same
+    codes, so the same result bit for bit in fp16 — the first call and a kept plan's replays alike. (One token of
+    SiLU * up: the torch ops, then the op, with its own plan.)"""
+    from fptq.kernels.prologue import Prologue, apply_prologue, input_features
 
     layer = make_layer(96, 512, 128, True, bias=True)
     weight = (1 + 0.5 * torch.randn(512, generator=torch.Generator().manual_seed(4))).half().to(DEVICE)
-    prologue = Prologue("rmsnorm", weight, 1e-6)
-    for m, act_mode in ((2, "dynamic"), (5, "static"), (16, "dynamic")):
-        x = make_x(m, 512)
+    prologue = Prologue("rmsnorm", weight, 1e-6) if kind == "rmsnorm" else Prologue("silu_glu")
+    for m, act_mode in ((2, "dynamic"), (5, "static"), (16, "dynamic")) + (((1, "dynamic"),) if kind != "rmsnorm" else ()):
+        x = make_x(m, input_features(prologue, 512))
         normed = apply_prologue(x, prologue)
         act_scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
         want = run(normed, layer, 128, act_mode, act_scale)
@@ -551,7 +557,8 @@ def test_prologue_rows_through_the_two_launches():
             y = tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode=act_mode, act_scale=act_scale, bias=layer[3],
                                plans=plans, prologue=prologue)
             assert torch.equal(y, want), (m, act_mode, call)
-        assert len(plans) == 1 and next(iter(plans))[-1] is not None  # (kept under the prologue's signature)
+        # (kept under the prologue's signature; one token of SiLU * up: under the call on the torch ops' output)
+        assert len(plans) == 1 and (next(iter(plans))[-1] is not None) == (m > 1 or kind == "rmsnorm")
 
 
 def test_fused_m1_declines_what_it_cannot_hold(monkeypatch):
@@ -1455,12 +1462,13 @@ def test_gpu_prologue_m1(monkeypatch):
 
 @pytest.mark.gpu
 def test_gpu_prologue_rows(monkeypatch):
-    """More rows with the RMSNorm before the layer (decode batches, prefill): the quantization kernel normalizes
-    them (`_act_quant_kernel` NORM) and no torch norm runs; the codes are those of the op on `apply_prologue`'s
-    output (the same fp32 products and roundings, another summation order: a code may move), the result within the
-    float64 reference's tolerance; a kept plan reruns the call bit for bit, and a CUDA graph of the call replayed on
-    new rows gives the eager call's result on them. Shapes: 7B q/k/v and down at 2 / 16 rows (TMA decode kernel), 100
-    (tiled kernel), 512 / 2048 (swap prefill kernel); fp16 and bf16, dynamic and static."""
+    """More rows with the RMSNorm before the layer (decode batches, prefill) or SiLU * up of `[gate, up]` rows: the
+    quantization kernel computes the layer's input (`_act_quant_kernel` NORM / SILU) and no torch prologue runs; the
+    codes are those of the op on `apply_prologue`'s output (the same fp32 products and roundings, another summation
+    order: a code may move), the result within the float64 reference's tolerance; a kept plan reruns the call bit for
+    bit, and a CUDA graph of the call replayed on new rows gives the eager call's result on them. Shapes: 7B q/k/v and
+    down at 2 / 16 rows (TMA decode kernel), 100 (tiled kernel), 512 / 2048 (swap prefill kernel); SiLU * up before
+    7B down at 7 / 16 rows and 70B down at 2048; fp16 and bf16, dynamic and static."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
     needs_gluon_hopper()
@@ -1469,19 +1477,26 @@ def test_gpu_prologue_rows(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the norm ran in torch ops")
 
+    from fptq.kernels.prologue import input_features
+
     cases = ((2, 12288, 4096, torch.float16, "dynamic"), (16, 4096, 11008, torch.bfloat16, "dynamic"),
              (16, 12288, 4096, torch.float16, "static"), (100, 4096, 4096, torch.float16, "dynamic"),
              (512, 12288, 4096, torch.bfloat16, "static"), (2048, 4096, 11008, torch.float16, "dynamic"))
-    for m, n, k, dtype, act_mode in cases:
+    cases = [(*c, "rmsnorm") for c in cases] + [(16, 4096, 11008, torch.float16, "dynamic", "silu_glu"),
+                                                 (7, 4096, 11008, torch.bfloat16, "static", "silu_glu"),
+                                                 (2048, 8192, 28672, torch.float16, "dynamic", "silu_glu")]
+    for m, n, k, dtype, act_mode, kind in cases:
         act = dict(act_mode=act_mode, act_scale=torch.tensor(0.05, device="cuda") if act_mode == "static" else None)
         layer = make_layer(n, k, 128, True, dtype=dtype)
         gen = torch.Generator().manual_seed(m + n)
-        prologue = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=gen)).to(dtype).cuda(), 1e-5)
+        prologue = (Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=gen)).to(dtype).cuda(), 1e-5)
+                    if kind == "rmsnorm" else Prologue("silu_glu"))
 
         def call(x, layer=layer, prologue=prologue, act=act, **kwargs):
             return tw.w4a8_linear(x, *layer[:3], group_size=128, bias=layer[3], prologue=prologue, **act, **kwargs)
 
-        x, x2 = make_x(m, k, dtype, seed=m) * 4, make_x(m, k, dtype, seed=m + 1) * 4
+        width = input_features(prologue, k)
+        x, x2 = make_x(m, width, dtype, seed=m) * 4, make_x(m, width, dtype, seed=m + 1) * 4
         inner = apply_prologue(x, prologue)
         want = run(inner, layer, 128, act_mode, act["act_scale"])
         monkeypatch.setattr(tw, "apply_prologue", forbidden)
@@ -1498,7 +1513,7 @@ def test_gpu_prologue_rows(monkeypatch):
         graph.replay()
         torch.cuda.synchronize()
         monkeypatch.setattr(tw, "apply_prologue", apply_prologue)
-        case = (m, n, k, dtype, act_mode)
+        case = (m, n, k, dtype, act_mode, kind)
         # (one plan, but for the swap op on fp16 group scales past DIRECT_SCALES rows: it copies them, keeps none)
         assert torch.isfinite(y).all() and torch.equal(kept[0], y) and torch.equal(kept[1], y) and len(plans) <= 1, case
         assert len(plans) == 1 or m == 2048, case

@@ -11,7 +11,9 @@ transformers modules it replaces, and what every backend runs where it has no fu
 traces, which Inductor fuses with the residual add before it, as it fused the module):
 
 - "rmsnorm": `weight * (x.float() * rsqrt(mean(x.float()^2) + eps)).to(x.dtype)` (LlamaRMSNorm, Qwen2RMSNorm,
-  MistralRMSNorm); `weight` the norm's, `eps` its epsilon.
+  MistralRMSNorm); `weight` the norm's, `eps` its epsilon;
+- "silu_glu": the input holds `[gate, up]` (2 K columns: the fused gate / up layer's output) and the layer reads
+  `silu(gate) * up` (the gated MLP's `act_fn(gate_proj(x)) * up_proj(x)` with SiLU), no weight.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["Prologue", "PROLOGUES", "apply_prologue"]
+__all__ = ["Prologue", "PROLOGUES", "apply_prologue", "input_features"]
 
-PROLOGUES = ("rmsnorm",)
+PROLOGUES = ("rmsnorm", "silu_glu")
 
 
 class Prologue(NamedTuple):
     kind: str  # one of PROLOGUES
     weight: torch.Tensor | None = None  # rmsnorm: the norm's weight (K,)
     eps: float = 0.0  # rmsnorm: the norm's epsilon
+
+
+def input_features(prologue: Prologue | None, k: int) -> int:
+    """Columns of the input that a layer of `k` input features is called with under this prologue."""
+    return 2 * k if prologue is not None and prologue.kind == "silu_glu" else k
 
 
 def apply_prologue(x: torch.Tensor, prologue: Prologue | None) -> torch.Tensor:
@@ -39,4 +47,7 @@ def apply_prologue(x: torch.Tensor, prologue: Prologue | None) -> torch.Tensor:
         h = x.to(torch.float32)
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + prologue.eps)
         return prologue.weight * h.to(x.dtype)
+    if prologue.kind == "silu_glu":
+        gate, up = x.chunk(2, dim=-1)
+        return F.silu(gate) * up
     raise ValueError(f"unknown prologue {prologue.kind!r}; known: {', '.join(PROLOGUES)}")

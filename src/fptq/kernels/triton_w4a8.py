@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import torch
 
 from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, launch, scratch
-from fptq.kernels.prologue import Prologue, apply_prologue
+from fptq.kernels.prologue import PROLOGUES, Prologue, apply_prologue
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -140,6 +140,7 @@ def activation_layout(x: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 if triton is not None:
+    from triton.language.extra import libdevice
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
     from fptq.kernels.triton_gemv import _bias_store
@@ -186,6 +187,18 @@ if triton is not None:
         rounded to XT where the torch module rounds (`fptq.kernels.prologue.apply_prologue`; `gluon_decode`'s). (Under
         TRITON_INTERPRET an fp32 -> bf16 cast truncates: bf16 rows differ from torch's there by an ulp, not on a GPU.)"""
         return (w.to(tl.float32) * (x * rstd).to(XT).to(tl.float32)).to(XT).to(tl.float32)
+
+    @triton.jit
+    def _silu_glu(g, u, XT: tl.constexpr, EXACT: tl.constexpr):
+        """SILU: `silu(g) * u` of the gate / up values (fp32 of XT values) rounded to XT where torch rounds
+        (`F.silu(gate) * up`: `g / (1 + exp(-g))` in fp32, then the product of two XT values). EXACT (GPU): libdevice's
+        exp, as torch's kernel (`tl.exp` is an approximate instruction); else (interpreter) `tl.exp`."""
+        if EXACT:
+            e = libdevice.exp(-g)
+        else:
+            e = tl.exp(-g)
+        s = tl.math.div_rn(g, 1.0 + e).to(XT).to(tl.float32)
+        return (s * u.to(tl.float32)).to(XT).to(tl.float32)
 
     @triton.jit
     def _row_scale(m, sx_ptr, row, part, MODE: tl.constexpr):
@@ -287,8 +300,10 @@ if triton is not None:
         EVEN: tl.constexpr = False,  # K is a multiple of SUB
         NORM: tl.constexpr = False,  # the row RMSNorm'd first (pw_ptr, EPS; ONE_PASS and WORDS only)
         EPS: tl.constexpr = 0.0,  # NORM: the norm's epsilon
+        SILU: tl.constexpr = False,  # a row of 2 K values [gate, up]: its K values silu(gate) * up (ONE_PASS, WORDS)
+        EXACT_EXP: tl.constexpr = False,  # SILU: libdevice's exp (GPU)
     ):
-        if NORM:
+        if NORM or SILU:
             tl.static_assert(ONE_PASS)
             tl.static_assert(WORDS)
         row = tl.program_id(0).to(tl.int64)
@@ -320,6 +335,10 @@ if triton is not None:
                 xe1, xo1 = tl.split(tl.load(x_row + src1, mask=src1 < K, other=0.0))
             xe1 = xe1.to(tl.float32)
             xo1 = xo1.to(tl.float32)
+            if SILU:  # (the up half of the row: K values, K // 2 words, past the gate half)
+                ue1, uo1 = _load_pairs(x_row + K // 2, 0, cc, jj, K, SUB, WORDS, XT, EVEN)
+                xe1 = _silu_glu(xe1, ue1, XT, EXACT_EXP)
+                xo1 = _silu_glu(xo1, uo1, XT, EXACT_EXP)
             if NORM:  # (the row's sum of squares, then each value normalized: one read of the row)
                 rstd = _row_rstd(xe1, xo1, K, EPS)
                 we1, wo1 = _load_pairs(pw_ptr, 0, cc, jj, K, SUB, WORDS, XT, EVEN)
@@ -363,6 +382,10 @@ if triton is not None:
                 dst = k0 + cq[:, None] * SUB + jj[None, :]  # even half of the chunk; odd half + SUB/2
                 keep = dst < Kp
                 xe2, xo2 = _load_pairs(x_row, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
+                if SILU:
+                    ue2, uo2 = _load_pairs(x_row + K // 2, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
+                    xe2 = _silu_glu(xe2.to(tl.float32), ue2, XT, EXACT_EXP)
+                    xo2 = _silu_glu(xo2.to(tl.float32), uo2, XT, EXACT_EXP)
                 if NORM:  # (ONE_PASS: `rstd` from the whole row above)
                     we2, wo2 = _load_pairs(pw_ptr, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
                     xe2 = _normed(xe2.to(tl.float32), we2, rstd, XT)
@@ -861,7 +884,12 @@ class _QuantLaunch:
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
         self.warps = QUANT_WARPS or (4 if not one_pass or chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)
         self.pw = None
-        if prologue is not None:
+        if prologue is not None and prologue.kind == "silu_glu":
+            self.constexprs.update(SILU=True, EXACT_EXP=device.type == "cuda")
+            # (a thread holds the gate and the up values: twice the warps, 92-96 registers at 11008 columns, against
+            # 172 at 8 warps; offline compile for sm_90)
+            self.warps = QUANT_WARPS or min(16, 2 * self.warps)
+        elif prologue is not None:
             self.constexprs.update(NORM=True, EPS=float(prologue.eps))
             # (the weight itself, viewed at each launch: a kept plan follows a `.data` swap, and the object it holds
             # keeps its `id` — the plan signature's — from being reused)
@@ -1342,8 +1370,10 @@ def _split_k_workspace(m: int, n: int, cfg: KernelConfig, device: torch.device, 
     return split, buf[: split * m * n], buf[split * m * n :].view(torch.int32)
 
 
-def _check(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, group_size: int) -> tuple[int, int]:
-    k = x.shape[-1]
+def _check(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, group_size: int,
+           k: int | None = None) -> tuple[int, int]:
+    """`(N, K)` of a layer whose tensors match each other and K (default: `x`'s columns)."""
+    k = x.shape[-1] if k is None else k
     n, groups = scales.shape
     if groups * group_size != k or qweight.shape != (n, k // 2):
         raise ValueError(f"weight {tuple(qweight.shape)} / scales {tuple(scales.shape)} do not match K={k}")
@@ -1399,7 +1429,8 @@ def w4a8_linear(
     """
     signature = None
     # (a prologue no launch takes in any case: straight to the norm's torch ops below, no signature computed twice)
-    norm_first = prologue is not None and not (FUSED_PROLOGUE and act_mode in ("dynamic", "static"))
+    norm_first = prologue is not None and (not (FUSED_PROLOGUE and act_mode in ("dynamic", "static"))
+                                           or prologue.kind == "silu_glu" and math.prod(x.shape[:-1]) == 1)
     if plans is not None and config is None and out is None and LAUNCH_PLANS and not norm_first:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
                      id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales),
@@ -1416,7 +1447,8 @@ def w4a8_linear(
         return w4a8_linear(apply_prologue(x, prologue), qweight, scales, zeros, bits=bits, group_size=group_size,
                            act_mode=act_mode, act_scale=act_scale, bias=bias, config=config, out=out,
                            channel_scales=channel_scales, plans=plans)
-    k = x.shape[-1]
+    width = x.shape[-1]  # (the row as called: with a SiLU * up prologue [gate, up], 2 K columns)
+    k = width // 2 if prologue is not None and prologue.kind == "silu_glu" else width
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
     if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES and _has_fp8(x):
         fp8_config = config if isinstance(config, (KernelConfig, PrefillConfig)) else None
@@ -1433,12 +1465,12 @@ def w4a8_linear(
             act_scale=act_scale,
             bias=bias,
         )
-    n, k = _check(x, qweight, scales, group_size)
+    n, k = _check(x, qweight, scales, group_size, k)
     if act_mode == "static" and act_scale is None:
         raise ValueError("act_mode 'static' needs act_scale")
     if act_mode not in ("static", "dynamic", "none"):
         raise ValueError(f"unknown act_mode {act_mode!r}")
-    x2 = x.reshape(-1, k)
+    x2 = x.reshape(-1, width)
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     m = x2.shape[0]
@@ -1469,7 +1501,7 @@ def w4a8_linear(
             and not (x.is_cuda and torch.cuda.is_current_stream_capturing())):
         # (`x2` is `x` viewed; a plan made during a capture could hold a path taken only there)
         shape = (*x.shape[:-1], n)
-        keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, k)))  # noqa: E731
+        keep = lambda plan: plans.keep(signature, (settings, lambda x: plan.run(x, None, shape, width)))  # noqa: E731
     if _use_prefill(config, m, k, direct(x2, act_mode != "none", qweight, zeros, k, group_size), n, x2):
         if config is None:  # (decided once, for the swap op and the other prefill kernels alike)
             config = _default_prefill_config(m, n, k, group_size, channel_scales, x2)
@@ -1519,6 +1551,8 @@ def w4a8_linear(
 # More rows (eager decode batches, eager prefill; session 22): the quantization kernel normalizes each row it holds in
 # registers before its absmax (`_act_quant_kernel` NORM). False: the prologue in torch ops, then the op.
 FUSED_PROLOGUE = True
+# SiLU * up in the quantization kernel (SILU) for rows of at most this many columns (the layer's K, padded)
+SILU_MAX_K = 16384
 # NORM's columns of the row per pass (at most): 80 registers at 4096 against 168 at 8192, which left 13B q/k/v's 480
 # programs a second partial wave (run 194: +7.2 µs in the op; run 195 with 4096: +2.5)
 NORM_ROW_BLOCK = 4096
@@ -1531,14 +1565,21 @@ def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str
     registers (K padded at most ONE_PASS_MAX_K), an RMSNorm weight of the row's dtype and length, contiguous and
     16-byte aligned, on the row's device. One token then takes the one-launch op with the norm inside where that can
     run (`_launch_fused_m1`), every other int8 path the quantization kernel's NORM (`_launch_two`, `_launch_swap`);
-    the paths without it (other prefill kernels, a Gluon failure) apply the norm's torch ops first."""
-    k = x.shape[-1]
+    the paths without it (other prefill kernels, a Gluon failure) apply the norm's torch ops first.
+    SiLU * up ("silu_glu": rows of `[gate, up]`, 2 K columns, K even) the same way at more than one row, in the
+    quantization kernel (SILU); one token runs it in torch ops, then the one-launch op (every program of that op would
+    compute the whole row's SiLU: slower, round 21)."""
+    width = x.shape[-1]
+    silu = prologue.kind == "silu_glu"
+    k = width // 2 if silu else width
     sub = _sub_chunk(group_size)
-    if not (FUSED_PROLOGUE and prologue.kind == "rmsnorm" and act_mode in ("dynamic", "static")
+    if not (FUSED_PROLOGUE and prologue.kind in PROLOGUES and act_mode in ("dynamic", "static")
             and config is None and not USE_GEMV and not USE_DECODE_KERNEL
             and supports_shape(k, bits, group_size) and x.dtype in (torch.float16, torch.bfloat16)
-            and x.is_contiguous() and _words(x.view(-1, k)) and -(-k // sub) * sub <= ONE_PASS_MAX_K):
+            and x.is_contiguous() and _words(x.view(-1, width)) and -(-k // sub) * sub <= ONE_PASS_MAX_K):
         return False
+    if silu:  # (at most SILU_MAX_K columns held: 70B's 28672 would spill at 16 warps)
+        return k % 2 == 0 and math.prod(x.shape[:-1]) != 1 and -(-k // sub) * sub <= SILU_MAX_K
     w = prologue.weight
     return (w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous() and w.device == x.device
             and w.data_ptr() % 16 == 0)

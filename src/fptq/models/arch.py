@@ -60,6 +60,9 @@ class ArchSpec:
     pre_block: tuple[str, ...] = ("model.embed_tokens", "model.rotary_emb")
     # modules kept in 16-bit by default
     keep_fp: tuple[str, ...] = field(default=("lm_head", "model.embed_tokens"))
+    # path (in a block) of the gated MLP, `down_proj(act_fn(gate_proj(x)) * up_proj(x))`, whose SiLU * up a prologue
+    # of down_proj may compute (`fptq.nn.prologue`, inference only); None: no such MLP
+    gated_mlp: str | None = "mlp"
 
 
 _LLAMA_GROUPS = (

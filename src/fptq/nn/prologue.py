@@ -1,4 +1,4 @@
-"""Move the RMSNorms before quantized linears into the linears (an inference-time transform).
+"""Move the RMSNorms and SiLU * up before quantized linears into the linears (an inference-time transform).
 
 Eagerly a LLaMA block's RMSNorm is eight small kernels whose only reader is the next GEMM (q/k/v after
 `input_layernorm`, gate/up after `post_attention_layernorm`, each fused into one layer by `fuse_shared_inputs`), and
@@ -6,7 +6,10 @@ eager decode is host bound. `fuse_prologues(model)` gives each such layer a prol
 puts `nn.Identity` in the norm's place: the Triton backend normalizes the rows inside launches it makes anyway (one
 token: the decode kernel as it reads the row; more rows: the activation quantization kernel before each row's
 absmax); everywhere else (other backends, torch.compile, which fuses the traced norm with the residual add as it
-fused the module) the prologue is the module's own torch ops.
+fused the module) the prologue is the module's own torch ops. A gated MLP whose gate / up are one fused layer becomes
+a `GatedMLP`: it hands the fused `[gate, up]` output to down_proj, whose "silu_glu" prologue computes SiLU * up — in
+the quantization kernel at more than one row, in torch ops at one token (the eager `act_fn(gate) * up` is two
+kernels; the module is kept only where it computes exactly what the MLP did on a random row).
 
 Exact by construction where the prologue runs in torch ops: the same ops as the module (the CPU reference); the
 kernels round to 16 bits where the module does, but sum the squares, divide by K and take the rsqrt in their own fp32
@@ -26,7 +29,27 @@ from fptq.kernels.prologue import Prologue, apply_prologue
 from fptq.nn.quant_linear import QuantLinear
 from fptq.nn.shared_input import SharedInputLinear
 
-__all__ = ["fuse_prologues"]
+__all__ = ["GatedMLP", "fuse_prologues"]
+
+
+class GatedMLP(nn.Module):
+    """A gated MLP, `down_proj(silu(gate) * up)`, whose gate and up are one fused layer (`gate_up`, its output
+    `[gate, up]`) and whose SiLU * up `down_proj` computes itself (its "silu_glu" prologue)."""
+
+    def __init__(self, gate_up: QuantLinear, down_proj: QuantLinear) -> None:
+        super().__init__()
+        self.gate_up = gate_up
+        self.down_proj = down_proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.gate_up(x))
+
+
+def _submodule(block: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return block.get_submodule(path)
+    except AttributeError:  # (a path a fused model no longer has: `mlp.gate_proj` under a GatedMLP)
+        return None
 
 
 def _rmsnorm(norm: nn.Module, k: int) -> Prologue | None:
@@ -43,7 +66,7 @@ def _rmsnorm(norm: nn.Module, k: int) -> Prologue | None:
 
 def _one_layer(block: nn.Module, paths: tuple[str, ...]) -> QuantLinear | None:
     """The one `QuantLinear` that computes the linears at `paths` (a fused group, or a single linear)."""
-    layers = [block.get_submodule(p) for p in paths]
+    layers = [_submodule(block, p) for p in paths]
     if len(layers) == 1 and type(layers[0]) is QuantLinear:
         return layers[0]
     if all(type(m) is SharedInputLinear for m in layers):
@@ -53,10 +76,32 @@ def _one_layer(block: nn.Module, paths: tuple[str, ...]) -> QuantLinear | None:
     return None
 
 
+def _gated(mlp: nn.Module) -> GatedMLP | None:
+    """The `GatedMLP` that computes exactly what `mlp` does (checked on a random row), for an MLP whose gate / up are
+    one fused `QuantLinear` (`fuse_shared_inputs`, gate first) and whose down_proj is a `QuantLinear`; else None."""
+    gate, up, down = (getattr(mlp, name, None) for name in ("gate_proj", "up_proj", "down_proj"))
+    if type(gate) is not SharedInputLinear or type(up) is not SharedInputLinear or type(down) is not QuantLinear:
+        return None
+    shared = gate._shared
+    if (up._shared is not shared or (gate.index, up.index) != (0, 1) or shared.sizes != [down.in_features] * 2
+            or type(shared.fused) is not QuantLinear or down.prologue is not None):
+        return None
+    gated = GatedMLP(shared.fused, down)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(1, shared.fused.in_features, generator=g) * 3).to(down.qweight.device)  # (fp32: any model)
+    want = mlp(x)
+    down.set_prologue("silu_glu")
+    if torch.equal(gated(x), want):
+        return gated
+    down.set_prologue(None)
+    return None
+
+
 @torch.no_grad()
 def fuse_prologues(model: nn.Module) -> int:
-    """Move each RMSNorm read by one quantized layer into that layer (see the module docstring); returns how many
-    were moved. Run after `fuse_shared_inputs` (a norm read by three separate q/k/v layers stays). Inference only;
+    """Move each RMSNorm read by one quantized layer into that layer, and each gated MLP's SiLU * up into its
+    down_proj (see the module docstring); returns how many were moved. Run after `fuse_shared_inputs` (a norm read by
+    three separate q/k/v layers stays, and so does an MLP whose gate / up are two layers). Inference only;
     idempotent."""
     from fptq.methods.fptq import replace_linear
     from fptq.models.arch import get_arch
@@ -70,12 +115,17 @@ def fuse_prologues(model: nn.Module) -> int:
         for group in arch.groups:
             if group.prev_kind != "norm" or group.prev is None or norms.count(group.prev) != 1:
                 continue
-            layer, norm = _one_layer(block, group.linears), block.get_submodule(group.prev)
-            if layer is None or layer.prologue is not None or isinstance(norm, nn.Identity):
+            layer, norm = _one_layer(block, group.linears), _submodule(block, group.prev)
+            if layer is None or layer.prologue is not None or norm is None or isinstance(norm, nn.Identity):
                 continue
             prologue = _rmsnorm(norm, layer.in_features)
             if prologue is not None:
                 layer.set_prologue("rmsnorm", prologue.weight, prologue.eps)
                 replace_linear(block, group.prev, nn.Identity())
                 moved += 1
+        mlp = _submodule(block, arch.gated_mlp) if arch.gated_mlp else None
+        gated = _gated(mlp) if mlp is not None else None
+        if gated is not None:
+            replace_linear(block, arch.gated_mlp, gated)
+            moved += 1
     return moved

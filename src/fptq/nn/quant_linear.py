@@ -25,7 +25,8 @@ reference elsewhere; the layer keeps what the kernel decided on the host per cal
 `scales` and `act_scale` keep their dtypes under `model.to(dtype)`.
 
 An inference-time layer may also compute its own input (`set_prologue`, `fptq.kernels.prologue`: the RMSNorm
-before it); `fptq.fuse_prologues` sets these, and such a model is not saved (the stored format has no prologues).
+before it, or SiLU * up from the fused gate / up output); `fptq.fuse_prologues` sets these, and such a model is not
+saved (the stored format has no prologues).
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ class QuantLinear(nn.Module):
 
     def set_prologue(self, kind: str | None, weight: torch.Tensor | None = None, eps: float = 0.0) -> None:
         """Compute this layer's input from what it is called with (`fptq.kernels.prologue`): "rmsnorm" with the
-        norm's `weight` (kept as the buffer `prologue_weight`, moved and cast with the model) and `eps`; None: no
-        prologue."""
+        norm's `weight` (kept as the buffer `prologue_weight`, moved and cast with the model) and `eps`; "silu_glu"
+        (called with the fused `[gate, up]` output, 2 `in_features` columns); None: no prologue."""
         if kind is not None and kind not in PROLOGUES:
             raise ValueError(f"unknown prologue {kind!r}; known: {', '.join(PROLOGUES)}")
         if kind == "rmsnorm" and (weight is None or weight.shape != (self.in_features,)):

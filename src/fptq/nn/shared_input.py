@@ -147,7 +147,10 @@ def fuse_shared_inputs(model: nn.Module) -> int:
     fused_groups = 0
     for block in model.get_submodule(arch.blocks):
         for group in arch.groups:
-            layers = [block.get_submodule(path) for path in group.linears]
+            try:
+                layers = [block.get_submodule(path) for path in group.linears]
+            except AttributeError:  # (a group `fptq.fuse_prologues` took into a GatedMLP: fused already)
+                continue
             if not _fusable(layers):
                 continue
             shared = _SharedInput(_concatenate(layers), [m.out_features for m in layers])
