@@ -532,6 +532,11 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session22g)  # run 205: SiLU * up inside or not, interleaved: W4A8 with the norms alone moved against the norms and
+    # SiLU * up (and fp16), eager b16 steps and prefills of 256 / 2048 tokens
+    timeout 200 python3 benchmarks/probe_eager.py --model 32 --rows 16 --prefill 256,2048 --rounds 9 --calls 3 \
+        --variants fp16,norms,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    ;;
   session22f)  # run 204: SiLU * up inside the down projection's quantization kernel at more than one row (SILU,
     # `GatedMLP`): GPU tests; eager steps / prefills interleaved; CUDA-graph decode b1 / b16 and the compiled step
     timeout 170 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \

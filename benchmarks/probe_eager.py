@@ -9,7 +9,8 @@ the within-round ratio); the JSON keeps every round.
 Variants: `fp16` (cuBLAS through `nn.Linear`), `w4a8` (the defaults: launch plans, direct C launches), `nodirect`
 (`launch.DIRECT` off), `noplans` (`triton_w4a8.LAUNCH_PLANS` off: every call decides its launches), `attrs`
 (`QuantLinear.forward` reading its tensors through `nn.Module.__getattr__`, as before round 17), `prologue` (with
-`--model` only: the W4A8 model with its RMSNorms moved into the linears, `fptq.fuse_prologues`); `--variants` picks.
+`--model` only: the W4A8 model with its RMSNorms and SiLU * up moved into the linears, `fptq.fuse_prologues`), `norms`
+(with `--model` only: the RMSNorms alone moved, as in round 22's first change); `--variants` picks.
 
 With `--model L`: the same for whole eager decode steps of an L-layer LLaMA-2-7B-shaped model (random weights), fp16
 and W4A8 (RTN, two-level groups of 128, q/k/v and gate/up fused) in one process: one new token on a 64-token dynamic
@@ -49,8 +50,8 @@ def attribute_forward(self, x):
 
 
 VARIANTS = {"fp16": {}, "w4a8": {}, "nodirect": {"DIRECT": False}, "noplans": {"LAUNCH_PLANS": False},
-            "attrs": {"forward": attribute_forward}, "prologue": {}}
-MODEL_ONLY = ("prologue",)  # (variants of whole models: a model of their own)
+            "attrs": {"forward": attribute_forward}, "prologue": {}, "norms": {}}
+MODEL_ONLY = ("prologue", "norms")  # (variants of whole models: a model of their own)
 
 
 def set_variant(name: str) -> None:
@@ -64,6 +65,7 @@ def build_models(layers: int):
     from bench_e2e import quantize_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from fptq.nn import prologue as prologue_mod
     from fptq.nn.prologue import fuse_prologues
     from fptq.nn.shared_input import fuse_shared_inputs
 
@@ -76,7 +78,13 @@ def build_models(layers: int):
     fuse_shared_inputs(w4a8)
     prologue = copy.deepcopy(w4a8)
     fuse_prologues(prologue)
-    return {"fp16": fp16, "w4a8": w4a8, "prologue": prologue}
+    norms, gated = copy.deepcopy(w4a8), prologue_mod._gated
+    prologue_mod._gated = lambda mlp: None  # (the MLPs stay: the norms alone moved)
+    try:
+        fuse_prologues(norms)
+    finally:
+        prologue_mod._gated = gated
+    return {"fp16": fp16, "w4a8": w4a8, "prologue": prologue, "norms": norms}
 
 
 def model_steps(models: dict, batch: int, calls: int) -> dict:
