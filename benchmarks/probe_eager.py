@@ -55,9 +55,10 @@ MODEL_ONLY = ("prologue", "norms")  # (variants of whole models: a model of thei
 
 
 def set_variant(name: str) -> None:
-    launch.DIRECT = VARIANTS[name].get("DIRECT", True)
-    tw.LAUNCH_PLANS = VARIANTS[name].get("LAUNCH_PLANS", True)
-    QuantLinear.forward = VARIANTS[name].get("forward", EAGER_FORWARD)
+    settings = VARIANTS.get(name, {})  # ("w4a8", the defaults, even where not timed)
+    launch.DIRECT = settings.get("DIRECT", True)
+    tw.LAUNCH_PLANS = settings.get("LAUNCH_PLANS", True)
+    QuantLinear.forward = settings.get("forward", EAGER_FORWARD)
 
 
 def build_models(layers: int):
