@@ -357,9 +357,10 @@ def variants(prefill_candidates=False, decode_variants=False):
                            warps, 1, qopts)
                 # SiLU * up of [gate, up] rows (SILU): 7B down (11008 columns; 16 rows in 4 parts, prefill rows in one
                 # program, bf16 static), 70B down (28672)
-                silu = dict(const, SILU=True, EXACT_EXP=True, CHUNKS=128, EVEN=False)
+                silu = dict(const, SILU=True, EXACT_EXP=True, CHUNKS=128, EVEN=True)  # (11008 = 86 x 128)
                 for name, extra, warps in (("11008 parts", dict(PARTS=4), 16), ("11008 rows", dict(PARTS=1), 16),
                                            ("11008 rows 8 warps", dict(PARTS=1), 8),
+                                           ("11000 rows, K not a multiple", dict(PARTS=1, EVEN=False), 16),
                                            ("11008 bf16 static", dict(PARTS=1, XT=tl.bfloat16, MODE=tw._Q_STATIC), 16),
                                            ("4096 rows", dict(CHUNKS=32, PARTS=1), 8)):
                     yield (f"act-quant silu {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(silu, **extra),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -193,26 +194,28 @@ class PeakRSS:
             self.peak = peak_memory_mb("cpu") or 0.0
 
 
-def bits_per_weight(folder: Path, model) -> float:
+def bits_per_weight(folder: Path) -> float:
     """Storage bits per weight of the quantized linears, scales (two-level: with the channel scales) and zero
-    points included (from the saved tensors; biases and activation scales excluded)."""
+    points included, all from the saved tensors (biases and activation scales excluded; the weights counted from the
+    packed `qweight`'s shape and the format's weight bits, or an fp8 `weight`'s shape): a loaded model's modules may
+    be fused (`fptq.load_quantized` on CUDA: a `GatedMLP` has no gate_proj / up_proj)."""
     from safetensors import safe_open
 
-    rows = json.loads((folder / CONFIG_NAME).read_text())["policy"]
-    layers = {r["layer"] for r in rows}
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    layers = {r["layer"] for r in config["policy"]}
+    w_bits = config["quantization"]["w_bits"]
     bits, weights = 0, 0
     with safe_open(str(folder / WEIGHTS_NAME), "pt") as f:
         for key in f.keys():
             layer, _, name = key.rpartition(".")
             if layer in layers and name in ("qweight", "scales", "zeros", "channel_scales", "weight", "weight_scale"):
-                t = f.get_slice(key)
-                numel = 1
-                for d in t.get_shape():
-                    numel *= d
-                bits += numel * _dtype_bits(t.get_dtype())
-    for name in layers:
-        m = model.get_submodule(name)
-        weights += m.in_features * m.out_features
+                shape = f.get_slice(key).get_shape()
+                numel = math.prod(shape)
+                bits += numel * _dtype_bits(f.get_slice(key).get_dtype())
+                if name == "qweight":  # ((N, K * w_bits / 8) bytes of packed codes)
+                    weights += numel * 8 // w_bits
+                elif name == "weight":  # ((N, K) fp8 codes)
+                    weights += numel
     return bits / weights
 
 
@@ -297,7 +300,7 @@ def run_comparison(
             row.update(
                 scheme=variant.config.scheme,
                 policy=_strategy_mix(model.fptq_info["policy"]),
-                bits_per_weight=bits_per_weight(folder, model),
+                bits_per_weight=bits_per_weight(folder),
                 size_mb=(folder / WEIGHTS_NAME).stat().st_size / 2**20,
                 **{k: stats[k] for k in ("quant_seconds", "peak_memory_mb")},
             )

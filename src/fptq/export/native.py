@@ -116,8 +116,10 @@ def load_quantized(
 
     dtype: compute dtype of the non-quantized weights (default float32 on CPU, float16 on CUDA).
     fuse:  run the linears that read one input (q/k/v, gate/up) as one GEMM each (`fptq.fuse_shared_inputs`;
-           same results up to accumulation order) and move the RMSNorm before each into it (`fptq.fuse_prologues`:
-           eager calls with int8 activations normalize inside their launches). Default: on CUDA.
+           same results up to accumulation order) and move the RMSNorm before each into it, and each gated MLP's
+           SiLU * up into its down_proj (`fptq.fuse_prologues`: the MLP becomes a `GatedMLP`, so `mlp.gate_proj` /
+           `mlp.up_proj` are gone; eager calls with int8 activations compute these inside their launches). Default:
+           on CUDA.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -10,10 +10,10 @@ differs; the default on CPU) and "triton" (CUDA kernels, when Triton and a GPU a
 A caller that runs one layer many times (`QuantLinear`) may pass that layer's `LaunchPlans` as `plans`: a
 backend that declares `takes_plans` keeps there what it decided on the host for a call signature (paths, launch
 constants, descriptors) and skips those decisions on later calls of the same signature; eager decode is host bound.
-A layer may also have a `prologue` (`fptq.kernels.prologue`: the RMSNorm before it):
-the layer then computes `apply_prologue(x, prologue)` first; a backend that declares `takes_prologue` gets it
-(the Triton one fuses it into its launches: the one-token GEMM, or the activation quantization at more rows), for
-the others it is applied here, in torch ops.
+A layer may also have a `prologue` (`fptq.kernels.prologue`: the RMSNorm before it, or SiLU * up of the fused gate
+/ up output, whose rows then have 2 K columns): the layer then computes `apply_prologue(x, prologue)` first; a
+backend that declares `takes_prologue` gets it (the Triton one fuses it into its launches where it can: the one-token
+GEMM for the norm, the activation quantization at more rows), for the others it is applied here, in torch ops.
 `quant_linear` below picks a backend: the fastest registered one that supports
 the input's device and the layer's format, or the one named by `FPTQ_KERNEL` (e.g.
 `FPTQ_KERNEL=reference` to force the reference on a GPU).

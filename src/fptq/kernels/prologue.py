@@ -2,9 +2,10 @@
 
 In a LLaMA block q/k/v (fused) read `input_layernorm`'s output and gate/up read `post_attention_layernorm`'s. Run
 eagerly, an RMSNorm is eight small kernels (casts, square, mean, rsqrt, products), each a launch of a few
-microseconds of host time, and eager decode is host bound. The kernels read each whole input row anyway (for the
-per-token scale: the one-token GEMM, or the activation quantization kernel at more rows), so they can normalize the
-row themselves: `fptq.nn.prologue.fuse_prologues` moves the norms into the layers that read them.
+microseconds of host time, and eager decode is host bound; so is the gated MLP's `silu(gate) * up` (two kernels)
+before down_proj. The kernels read each whole input row anyway (for the per-token scale: the one-token GEMM, or the
+activation quantization kernel at more rows), so they can compute the row themselves:
+`fptq.nn.prologue.fuse_prologues` moves the norms and SiLU * up into the layers that read them.
 
 A `Prologue` names the function; `apply_prologue` is its definition in torch ops, the same ops and roundings as the
 transformers modules it replaces, and what every backend runs where it has no fused path (and what a compiled model

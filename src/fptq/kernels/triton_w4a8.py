@@ -861,7 +861,8 @@ def _words(x2: torch.Tensor) -> bool:
 class _QuantLaunch:
     """The host decisions of one `_act_quant_kernel` launch (`quantize_activation_triton`) for (M, K) activations of
     `dtype` (`words`: read as int32 words), `zero`: with split-K counters to zero, `prologue`: an RMSNorm applied to
-    each row first (NORM; the caller checked `_prologue_fusable`); `run` allocates and launches."""
+    each row first (NORM), or SiLU * up of rows of 2 K values `[gate, up]` (SILU; the caller checked
+    `_prologue_fusable`); `run` allocates and launches."""
 
     __slots__ = ("m", "k", "kp", "device", "mode", "dtype", "grid", "constexprs", "warps", "words", "options", "pw")
 
@@ -1418,10 +1419,11 @@ def w4a8_linear(
               shape, strides, dtype, device and alignment, the layer's tensors, the arguments) has a plan there,
               made under this module's current settings, runs it — the launches an earlier call decided, without
               deciding again; the int8 ops on the decode, tiled and swap kernels keep their plans there (`_Op`)
-    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`): int8 activations on the
-              default path normalize the rows inside a launch (`_prologue_fusable`, FUSED_PROLOGUE): one token in the
-              one-launch op, more rows in the quantization kernel (`_act_quant_kernel` NORM); any other call runs the
-              prologue's torch ops first
+    prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`; "silu_glu": `x` is
+              (..., 2 K), `[gate, up]`): int8 activations on the default path compute it inside a launch
+              (`_prologue_fusable`, FUSED_PROLOGUE): the RMSNorm of one token in the one-launch op, more rows in the
+              quantization kernel (`_act_quant_kernel` NORM / SILU); any other call (SiLU * up of one token
+              included) runs the prologue's torch ops first
 
     One token of int8 activations (dynamic or static) on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
