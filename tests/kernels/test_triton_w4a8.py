@@ -479,6 +479,19 @@ def test_quantization_kernel_normalizes_rows(monkeypatch, part_cols, kind):
     assert parts == ({1, 4} if part_cols else {1})
 
 
+def test_an_empty_batch_gives_an_empty_output():
+    """No rows (an empty batch, with or without a prologue): an empty (..., N) output, no launch failing on it."""
+    from fptq.kernels.prologue import Prologue
+
+    layer = make_layer(96, 512, 128, True, bias=True)
+    weight = torch.ones(512, dtype=torch.float16, device=DEVICE)
+    for shape, prologue in (((0, 512), None), ((2, 0, 512), None), ((0, 512), Prologue("rmsnorm", weight, 1e-5)),
+                            ((0, 1024), Prologue("silu_glu"))):
+        x = torch.empty(shape, dtype=torch.float16, device=DEVICE)
+        y = tw.w4a8_linear(x, *layer[:3], group_size=128, bias=layer[3], prologue=prologue, plans=LaunchPlans())
+        assert y.shape == (*shape[:-1], 96), (shape, prologue)
+
+
 def test_a_kept_prologue_plan_follows_the_norm_weight():
     """A plan kept on the raw rows (the quantization kernel normalizes them) reads the norm weight at each launch: a
     `.data` swap of the weight between two calls changes the result as it would the torch norm's; another epsilon

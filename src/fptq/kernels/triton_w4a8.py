@@ -740,7 +740,7 @@ def _split_k(cfg: KernelConfig, m: int, n: int, steps: int | None = None, tma_st
     split = cfg.split_k
     target = TMA_TARGET_PROGRAMS if tma_steps else DECODE_TARGET_PROGRAMS
     if split > 1 and m <= DECODE_MAX_M and target:
-        split = max(1, min(split, _cdiv(target, _tiles(cfg, m, n))))
+        split = max(1, min(split, _cdiv(target, max(1, _tiles(cfg, m, n)))))  # (an empty batch: no tiles)
         if tma_steps and steps:
             split = min(cfg.split_k, max(split, _cdiv(steps, tma_steps)))
     if steps and split > 1:
