@@ -1233,10 +1233,10 @@ def _row_stride(x2: torch.Tensor) -> int:
 def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, group_size: int, out_dtype,
                 cfg: KernelConfig, pdl: bool, out, keep=None, tma: bool = True, prologue: Prologue | None = None):
     """The op in two launches on int8 activations as an `_Op`: the quantization kernel (zeroing fresh split-K
-    counters; `prologue`: the rows RMSNorm'd in it first) and the GEMM, PDL between them — the TMA decode kernel
-    (`tma`: `_tma_capable`; None where its group scales do not fit, `_tma_groups_fit`, or after a Gluon compile error:
-    then the caller's path, which has the Triton kernel) or `_w4a8_kernel` (the tiled kernel of `cfg`); `keep` as
-    `_launch_fused_m1`'s."""
+    counters; `prologue`: the layer's input computed in it from the rows, NORM / SILU) and the GEMM, PDL between them
+    — the TMA decode kernel (`tma`: `_tma_capable`; None where its group scales do not fit, `_tma_groups_fit`, or
+    after a Gluon compile error: then the caller's path, which has the Triton kernel) or `_w4a8_kernel` (the tiled
+    kernel of `cfg`); `keep` as `_launch_fused_m1`'s."""
     m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
     split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
     if tma and not _tma_groups_fit(k, sub, split, group_size):
@@ -1312,9 +1312,10 @@ def _launch_swap(x2, qweight, scales, bias, act_mode, act_scale, k: int, group_s
                  out, config: PrefillConfig, keep=None, pdl_ok: bool = True, prologue: Prologue | None = None):
     """The prefill op on the swap kernel as an `_Op`, where `config` (the default prefill config) is a swap one that
     takes these operands (Hopper, int8 activations, symmetric weights: `direct`): the quantization kernel (`prologue`:
-    the rows RMSNorm'd in it first), then `gluon_swap.SwapLaunch`. None where it does not apply or after a Gluon
-    compile error (then the caller's path, which has the other kernels). `keep` (as `_launch_fused_m1`'s) gets the
-    plan where the launch may be kept (the kernel reads the layer's scales directly)."""
+    the layer's input computed in it from the rows, NORM / SILU), then `gluon_swap.SwapLaunch`. None where it does not
+    apply or after a Gluon compile error (then the caller's path, which has the other kernels). `keep` (as
+    `_launch_fused_m1`'s) gets the plan where the launch may be kept (the kernel reads the layer's scales
+    directly)."""
     m, n = x2.shape[0], qweight.shape[0]
     if not (m and n and act_mode in ("static", "dynamic")):
         return None
@@ -1512,7 +1513,7 @@ def w4a8_linear(
                                  out, config, keep, pdl_ok, prologue)
                 if y is not None:
                     return y.reshape(*x.shape[:-1], n)
-        x2 = apply_prologue(x2, prologue)  # (the other prefill kernels: the norm in torch ops; no plan kept)
+        x2 = apply_prologue(x2, prologue)  # (the other prefill kernels: the prologue in torch ops; no plan kept)
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale)
         y = _prefill(a, sx, sx_mode, qweight, scales, zeros, bias, k, group_size, x.dtype, config, out, channel_scales)
         return y.reshape(*x.shape[:-1], n)
@@ -1536,7 +1537,7 @@ def w4a8_linear(
                             keep, tma, prologue)
             if y is not None:
                 return y.reshape(*x.shape[:-1], n)
-        x2 = apply_prologue(x2, prologue)  # (the Triton kernel after a Gluon failure: the norm in torch ops, no plan)
+        x2 = apply_prologue(x2, prologue)  # (the Triton kernel after a Gluon failure: the prologue in torch ops, no plan)
         workspace = _split_k_workspace(m, n, cfg, x2.device, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
         a, sx, sx_mode = _quantized_operand(x2, group_size, act_mode, act_scale, pdl, workspace[2])
         y = _launch(a, _A_PERMUTED, dot_type, qweight, scales, zeros, sx, sx_mode, bias, m, k, group_size, x.dtype,
