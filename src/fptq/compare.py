@@ -209,9 +209,9 @@ def bits_per_weight(folder: Path) -> float:
         for key in f.keys():
             layer, _, name = key.rpartition(".")
             if layer in layers and name in ("qweight", "scales", "zeros", "channel_scales", "weight", "weight_scale"):
-                shape = f.get_slice(key).get_shape()
-                numel = math.prod(shape)
-                bits += numel * _dtype_bits(f.get_slice(key).get_dtype())
+                t = f.get_slice(key)
+                numel = math.prod(t.get_shape())
+                bits += numel * _dtype_bits(t.get_dtype())
                 if name == "qweight":  # ((N, K * w_bits / 8) bytes of packed codes)
                     weights += numel * 8 // w_bits
                 elif name == "weight":  # ((N, K) fp8 codes)
