@@ -365,6 +365,13 @@ def variants(prefill_candidates=False, decode_variants=False):
                                            ("4096 rows", dict(CHUNKS=32, PARTS=1), 8)):
                     yield (f"act-quant silu {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(silu, **extra),
                            warps, 1, qopts)
+            if not one_pass and pdl:  # SiLU * up past SILU_MAX_K (70B down, 28672 columns): two passes, 8 warps
+                chunks2 = tw.PASS_BLOCK_K // 128
+                for name, rows in (("16 rows", 16), ("prefill rows", 4096)):
+                    two = dict(const, WORDS=True, SILU=True, EXACT_EXP=True, CHUNKS=chunks2,
+                               PARTS=tw._quant_parts(rows, chunks2, 128, False, 28672))
+                    yield (f"act-quant silu two passes {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, two, 8, 1,
+                           qopts)
             if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
                 yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,
                        dict(QUANT_WORDS_TYPES, out_ptr="*bf16"), dict(const, MODE=tw._Q_COPY, XT=tl.bfloat16), 4, 1, {})

@@ -532,6 +532,15 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23a)  # run 206: SiLU * up in two passes past SILU_MAX_K (70B down), the quantization kernel's errors not
+    # blamed on the Gluon decode kernel; GPU tests of the prologue paths; SiLU * up before the down projections at 1 /
+    # 16 / 2048 rows: torch ops, compiled, inside as installed, inside at any row count (M = 1 too), on a ready input
+    timeout 240 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        -k "prologue or normalizes_rows or silu or quantization_kernel_error or fused_model" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|bit-exact|rel " "$OUT/pytest_gpu.txt" | tail -24
+    timeout 200 python3 benchmarks/probe_prologue.py --kind silu --rows 1,16,2048 --torch-norm \
+        --json "$OUT/prologue_silu.json" 2>&1 | tee "$OUT/prologue_silu.txt"
+    ;;
   session22g)  # run 205: SiLU * up inside or not, interleaved: W4A8 with the norms alone moved against the norms and
     # SiLU * up (and fp16), eager b16 steps and prefills of 256 / 2048 tokens
     timeout 200 python3 benchmarks/probe_eager.py --model 32 --rows 16 --prefill 256,2048 --rounds 9 --calls 3 \

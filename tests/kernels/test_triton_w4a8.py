@@ -479,6 +479,66 @@ def test_quantization_kernel_normalizes_rows(monkeypatch, part_cols, kind):
     assert parts == ({1, 4} if part_cols else {1})
 
 
+@pytest.mark.parametrize("part_cols", [1024, 0])  # rows split over programs / one program a row
+def test_silu_rows_past_one_pass(monkeypatch, part_cols):
+    """SILU on rows past SILU_MAX_K columns: two passes over the row, block by block (the absmax of `silu(gate) * up`,
+    then the codes, computing it again): bit for bit the codes and scales of `apply_prologue`'s output, static and
+    dynamic, fp16 and bf16, K a multiple of the block or not; and the op on such rows (the two launches) equals the
+    op on that output."""
+    from fptq.kernels.prologue import Prologue
+
+    monkeypatch.setattr(tw, "QUANT_PART_COLS", part_cols)
+    monkeypatch.setattr(tw, "SILU_MAX_K", 256)
+    monkeypatch.setattr(tw, "PASS_BLOCK_K", 256)
+    prologue, parts = Prologue("silu_glu"), set()
+    for (m, k, g), dtype, act_mode in itertools.product(((3, 512, 128), (2, 1000, 8), (5, 640, 64)),
+                                                        (torch.float16, torch.bfloat16), ("dynamic", "static")):
+        x = make_x(m, 2 * k, dtype, seed=k)
+        silu = _interpreter_prologue(x, prologue)
+        scale = (silu.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
+        quant = tw._QuantLaunch(m, k, dtype, x.device, g, act_mode, tw._words(x), False, False, prologue)
+        assert quant.constexprs["SILU"] and not quant.constexprs["ONE_PASS"]
+        parts.add(quant.constexprs["PARTS"])
+        buf, sx, _ = quant.run(x, x.stride(0), scale)
+        want, want_sx = tw.quantize_activation_triton(silu, g, act_mode, scale)
+        case = (m, k, g, dtype, act_mode)
+        assert torch.equal(buf, want) and (sx is None or torch.equal(sx, want_sx)), case
+    assert (max(parts) > 1) if part_cols else parts == {1}
+    layer = make_layer(96, 640, 128, True, bias=True)
+    x = make_x(4, 1280)
+    assert tw._prologue_fusable(x, 4, 128, "dynamic", prologue, None)
+    y = tw.w4a8_linear(x, *layer[:3], group_size=128, bias=layer[3], prologue=prologue, plans=LaunchPlans())
+    assert torch.equal(y, run(_interpreter_prologue(x, prologue), layer, 128, "dynamic"))
+
+
+def test_a_quantization_kernel_error_is_not_a_gluon_failure(monkeypatch):
+    """`_launch_two` runs the quantization kernel and the TMA decode GEMM in one try: an error of the quantization
+    kernel is raised as it is, and only the GEMM's own compile error turns the Gluon decode kernel off."""
+    import types
+
+    monkeypatch.setattr(gluon_fallback, "_FAILED", set())
+    fake_gemm = types.SimpleNamespace(kept=False, grid=(1,), run=None)
+    monkeypatch.setattr(tw, "_DecodeTmaLaunch", lambda *args, **kwargs: fake_gemm)
+    layer, x = make_layer(64, 256, 128, True), make_x(4, 256)
+
+    def two():
+        return tw._launch_two(x, *layer[:3], None, "dynamic", None, 256, 128, torch.float16, tw.CONFIGS[0][1], False,
+                              None, None, True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("PassManager::run failed")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(tw._QuantLaunch, "run", broken)
+        with pytest.raises(RuntimeError, match="PassManager"):
+            two()
+    assert not gluon_fallback.failed("decode")
+    fake_gemm.run = broken
+    with pytest.warns(RuntimeWarning, match="Gluon decode kernel failed"):
+        assert two() is None
+    assert gluon_fallback.failed("decode")
+
+
 def test_an_empty_batch_gives_an_empty_output():
     """No rows (an empty batch, with or without a prologue): an empty (..., N) output, no launch failing on it."""
     from fptq.kernels.prologue import Prologue
@@ -1481,7 +1541,8 @@ def test_gpu_prologue_rows(monkeypatch):
     order: a code may move), the result within the float64 reference's tolerance; a kept plan reruns the call bit for
     bit, and a CUDA graph of the call replayed on new rows gives the eager call's result on them. Shapes: 7B q/k/v and
     down at 2 / 16 rows (TMA decode kernel), 100 (tiled kernel), 512 / 2048 (swap prefill kernel); SiLU * up before
-    7B down at 7 / 16 / 2048 rows and 13B down at 512; fp16 and bf16, dynamic and static."""
+    7B down at 7 / 16 / 2048 rows, 13B down at 512, 70B down (two passes over the row) at 16 / 1024; fp16 and bf16,
+    dynamic and static."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
     needs_gluon_hopper()
@@ -1498,7 +1559,9 @@ def test_gpu_prologue_rows(monkeypatch):
     cases = [(*c, "rmsnorm") for c in cases] + [(16, 4096, 11008, torch.float16, "dynamic", "silu_glu"),
                                                  (7, 4096, 11008, torch.bfloat16, "static", "silu_glu"),
                                                  (512, 5120, 13824, torch.bfloat16, "dynamic", "silu_glu"),
-                                                 (2048, 4096, 11008, torch.float16, "dynamic", "silu_glu")]
+                                                 (2048, 4096, 11008, torch.float16, "dynamic", "silu_glu"),
+                                                 (16, 8192, 28672, torch.float16, "dynamic", "silu_glu"),
+                                                 (1024, 8192, 28672, torch.bfloat16, "static", "silu_glu")]
     for m, n, k, dtype, act_mode, kind in cases:
         act = dict(act_mode=act_mode, act_scale=torch.tensor(0.05, device="cuda") if act_mode == "static" else None)
         layer = make_layer(n, k, 128, True, dtype=dtype)

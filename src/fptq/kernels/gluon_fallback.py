@@ -5,6 +5,7 @@ they are not a Gluon kernel's to hide."""
 
 from __future__ import annotations
 
+import traceback
 import warnings
 
 import torch
@@ -29,3 +30,10 @@ def note_failure(kernel: str, e: Exception) -> None:
         RuntimeWarning,
         stacklevel=3,
     )
+
+
+def raised_in(e: Exception, function) -> bool:
+    """Whether `e` was raised in a call of `function` (its traceback passes through it): a failure of a launch made
+    next to a Gluon kernel's in one try (the quantization kernel before the decode GEMM) is not the Gluon kernel's."""
+    code = getattr(function, "__code__", None)
+    return code is not None and any(frame.f_code is code for frame, _ in traceback.walk_tb(e.__traceback__))

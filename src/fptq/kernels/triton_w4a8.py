@@ -90,6 +90,8 @@ DECODE_MAX_M = 16
 # 4096 rows 203.7 -> 149.2 µs (×1.94 -> ×1.42 its byte floor), at 1024 54.1 -> 43.3; 70B down ops at 16 rows 64.4 ->
 # 59.6 µs (×2.57 -> ×2.78 fp16), at 1024 rows 2 % faster, at 4096 the same.
 ONE_PASS_MAX_K = 32768
+# The columns of a longer row `_act_quant_kernel` reads a block at a time (each pass).
+PASS_BLOCK_K = 4096
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # Activation buffer modes of `_act_quant_kernel`.
 _Q_STATIC, _Q_DYNAMIC, _Q_COPY, _Q_FP8 = 0, 1, 2, 3
@@ -201,6 +203,21 @@ if triton is not None:
         return (s * u.to(tl.float32)).to(XT).to(tl.float32)
 
     @triton.jit
+    def _silu_pairs(ge, go, x_row, k0, cq, jj, K, SUB: tl.constexpr, XT: tl.constexpr, EVEN: tl.constexpr,
+                    EXACT: tl.constexpr):
+        """SILU: `silu(gate) * up` of the gate's even / odd columns `ge` / `go` (fp32, `_load_pairs` at `k0` of the
+        row of int32 words `x_row`): the up values K columns (K // 2 words) past them."""
+        ue, uo = _load_pairs(x_row + K // 2, k0, cq, jj, K, SUB, True, XT, EVEN)
+        return _silu_glu(ge, ue, XT, EXACT), _silu_glu(go, uo, XT, EXACT)
+
+    @triton.jit
+    def _normed_pairs(xe, xo, pw_ptr, k0, cq, jj, K, rstd, SUB: tl.constexpr, XT: tl.constexpr, EVEN: tl.constexpr):
+        """NORM: `_normed` of the even / odd columns `xe` / `xo` (fp32, `_load_pairs` at `k0`) with the norm's
+        weight words `pw_ptr` and the row's `rstd`."""
+        we, wo = _load_pairs(pw_ptr, k0, cq, jj, K, SUB, True, XT, EVEN)
+        return _normed(xe, we, rstd, XT), _normed(xo, wo, rstd, XT)
+
+    @triton.jit
     def _row_scale(m, sx_ptr, row, part, MODE: tl.constexpr):
         """Per-token scale of a row with absmax `m`: `m / 127` (int8) or `m / 448` (fp8), 1 for an
         all-zero row; stored by the row's first program."""
@@ -300,11 +317,12 @@ if triton is not None:
         EVEN: tl.constexpr = False,  # K is a multiple of SUB
         NORM: tl.constexpr = False,  # the row RMSNorm'd first (pw_ptr, EPS; ONE_PASS and WORDS only)
         EPS: tl.constexpr = 0.0,  # NORM: the norm's epsilon
-        SILU: tl.constexpr = False,  # a row of 2 K values [gate, up]: its K values silu(gate) * up (ONE_PASS, WORDS)
+        SILU: tl.constexpr = False,  # a row of 2 K values [gate, up]: its K values silu(gate) * up (WORDS)
         EXACT_EXP: tl.constexpr = False,  # SILU: libdevice's exp (GPU)
     ):
-        if NORM or SILU:
+        if NORM:
             tl.static_assert(ONE_PASS)
+        if NORM or SILU:
             tl.static_assert(WORDS)
         row = tl.program_id(0).to(tl.int64)
         part = tl.program_id(1)
@@ -335,15 +353,11 @@ if triton is not None:
                 xe1, xo1 = tl.split(tl.load(x_row + src1, mask=src1 < K, other=0.0))
             xe1 = xe1.to(tl.float32)
             xo1 = xo1.to(tl.float32)
-            if SILU:  # (the up half of the row: K values, K // 2 words, past the gate half)
-                ue1, uo1 = _load_pairs(x_row + K // 2, 0, cc, jj, K, SUB, WORDS, XT, EVEN)
-                xe1 = _silu_glu(xe1, ue1, XT, EXACT_EXP)
-                xo1 = _silu_glu(xo1, uo1, XT, EXACT_EXP)
+            if SILU:
+                xe1, xo1 = _silu_pairs(xe1, xo1, x_row, 0, cc, jj, K, SUB, XT, EVEN, EXACT_EXP)
             if NORM:  # (the row's sum of squares, then each value normalized: one read of the row)
                 rstd = _row_rstd(xe1, xo1, K, EPS)
-                we1, wo1 = _load_pairs(pw_ptr, 0, cc, jj, K, SUB, WORDS, XT, EVEN)
-                xe1 = _normed(xe1, we1, rstd, XT)
-                xo1 = _normed(xo1, wo1, rstd, XT)
+                xe1, xo1 = _normed_pairs(xe1, xo1, pw_ptr, 0, cc, jj, K, rstd, SUB, XT, EVEN)
             if MODE == 1 or MODE == 3:
                 s = _row_scale(_row_max(_row_max(tl.maximum(tl.abs(xe1), tl.abs(xo1)), 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
@@ -361,7 +375,11 @@ if triton is not None:
                 amax = tl.full((CHUNKS, SUB // 2), 0, dtype=tl.float32)
                 for k0 in range(0, Kp, CHUNKS * SUB):
                     xe, xo = _load_pairs(x_row, k0, cc, jj, K, SUB, WORDS, XT, EVEN)
-                    amax = tl.maximum(amax, tl.maximum(tl.abs(xe.to(tl.float32)), tl.abs(xo.to(tl.float32))))
+                    xe = xe.to(tl.float32)
+                    xo = xo.to(tl.float32)
+                    if SILU:  # (computed again when the block is quantized below)
+                        xe, xo = _silu_pairs(xe, xo, x_row, k0, cc, jj, K, SUB, XT, EVEN, EXACT_EXP)
+                    amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
                 s = _row_scale(_row_max(_row_max(amax, 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
                 s = tl.load(scale_ptr).to(tl.float32)
@@ -383,13 +401,11 @@ if triton is not None:
                 keep = dst < Kp
                 xe2, xo2 = _load_pairs(x_row, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
                 if SILU:
-                    ue2, uo2 = _load_pairs(x_row + K // 2, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
-                    xe2 = _silu_glu(xe2.to(tl.float32), ue2, XT, EXACT_EXP)
-                    xo2 = _silu_glu(xo2.to(tl.float32), uo2, XT, EXACT_EXP)
+                    xe2, xo2 = _silu_pairs(xe2.to(tl.float32), xo2.to(tl.float32), x_row, k0, cq, jj, K, SUB, XT, EVEN,
+                                           EXACT_EXP)
                 if NORM:  # (ONE_PASS: `rstd` from the whole row above)
-                    we2, wo2 = _load_pairs(pw_ptr, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
-                    xe2 = _normed(xe2.to(tl.float32), we2, rstd, XT)
-                    xo2 = _normed(xo2.to(tl.float32), wo2, rstd, XT)
+                    xe2, xo2 = _normed_pairs(xe2.to(tl.float32), xo2.to(tl.float32), pw_ptr, k0, cq, jj, K, rstd, SUB,
+                                             XT, EVEN)
                 tl.store(o_row + dst, _codes(xe2, s, r, MODE, out_ptr.dtype.element_ty, FMA_DIV), mask=keep)
                 tl.store(o_row + dst + SUB // 2, _codes(xo2, s, r, MODE, out_ptr.dtype.element_ty, FMA_DIV), mask=keep)
 
@@ -870,10 +886,12 @@ class _QuantLaunch:
         sub = _sub_chunk(group_size)
         kp = -(-k // sub) * sub
         mode = {"static": _Q_STATIC, "dynamic": _Q_DYNAMIC, "none": _Q_COPY, "dynamic_fp8": _Q_FP8}[act_mode]
+        silu = prologue is not None and prologue.kind == "silu_glu"
         chunks = max(1, min(ONE_PASS_MAX_K // sub, _pow2(max(1, kp // sub))))
-        one_pass = chunks * sub >= kp
+        # (SiLU * up holds the gate and the up values: past SILU_MAX_K columns, two passes)
+        one_pass = chunks * sub >= kp and not (silu and kp > SILU_MAX_K)
         if not one_pass:
-            chunks = max(1, min(4096 // sub, chunks))
+            chunks = max(1, min(PASS_BLOCK_K // sub, chunks))
         parts = _quant_parts(m, chunks, sub, one_pass, kp)
         # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
         launched = _cdiv(kp, chunks // parts * sub) if one_pass else parts
@@ -885,7 +903,7 @@ class _QuantLaunch:
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
         self.warps = QUANT_WARPS or (4 if not one_pass or chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)
         self.pw = None
-        if prologue is not None and prologue.kind == "silu_glu":
+        if silu:
             self.constexprs.update(SILU=True, EXACT_EXP=device.type == "cuda")
             # (a thread holds the gate and the up values: twice the warps, 92-96 registers at 11008 columns, against
             # 172 at 8 warps; offline compile for sm_90)
@@ -1256,7 +1274,7 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     except torch.OutOfMemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
-        if not tma:
+        if not tma or gluon_fallback.raised_in(e, _QuantLaunch.run):  # (the quantization kernel's: not Gluon's)
             raise
         gluon_fallback.note_failure("decode", e)
         return None
@@ -1423,8 +1441,8 @@ def w4a8_linear(
     prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`; "silu_glu": `x` is
               (..., 2 K), `[gate, up]`): int8 activations on the default path compute it inside a launch
               (`_prologue_fusable`, FUSED_PROLOGUE): the RMSNorm of one token in the one-launch op, more rows in the
-              quantization kernel (`_act_quant_kernel` NORM / SILU); any other call (SiLU * up of one token
-              included) runs the prologue's torch ops first
+              quantization kernel (`_act_quant_kernel` NORM / SILU); any other call (SiLU * up of fewer than
+              SILU_MIN_ROWS rows included) runs the prologue's torch ops first
 
     One token of int8 activations (dynamic or static) on Hopper takes one launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
@@ -1433,7 +1451,7 @@ def w4a8_linear(
     signature = None
     # (a prologue no launch takes in any case: straight to the norm's torch ops below, no signature computed twice)
     norm_first = prologue is not None and (not (FUSED_PROLOGUE and act_mode in ("dynamic", "static"))
-                                           or prologue.kind == "silu_glu" and math.prod(x.shape[:-1]) == 1)
+                                           or prologue.kind == "silu_glu" and math.prod(x.shape[:-1]) < SILU_MIN_ROWS)
     if plans is not None and config is None and out is None and LAUNCH_PLANS and not norm_first:
         signature = (x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() % 16, bits, group_size, act_mode,
                      id(qweight), id(scales), id(zeros), id(bias), id(act_scale), id(channel_scales),
@@ -1525,7 +1543,8 @@ def w4a8_linear(
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
-        if _fused_m1(x2, act_mode, cfg, qweight, k) and (prologue is None or not gluon_fallback.failed("decode_prologue")):
+        if _fused_m1(x2, act_mode, cfg, qweight, k) and (prologue is None or prologue.kind == "rmsnorm"
+                                                         and not gluon_fallback.failed("decode_prologue")):
             y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok,
                                  prologue=prologue, act_scale=act_scale if act_mode == "static" else None)
             if y is not None:
@@ -1554,8 +1573,11 @@ def w4a8_linear(
 # More rows (eager decode batches, eager prefill; session 22): the quantization kernel normalizes each row it holds in
 # registers before its absmax (`_act_quant_kernel` NORM). False: the prologue in torch ops, then the op.
 FUSED_PROLOGUE = True
-# SiLU * up in the quantization kernel (SILU) for rows of at most this many columns (the layer's K, padded)
+# SiLU * up in the quantization kernel (SILU) in one pass for rows of at most this many columns (the layer's K,
+# padded); longer rows (70B down: 28672) two passes, each computing it (at 16 warps the row would spill)
 SILU_MAX_K = 16384
+# The fewest rows whose SiLU * up runs in the quantization kernel (SILU); fewer: its torch ops, then the op
+SILU_MIN_ROWS = 2
 # NORM's columns of the row per pass (at most): 80 registers at 4096 against 168 at 8192, which left 13B q/k/v's 480
 # programs a second partial wave (run 194: +7.2 µs in the op; run 195 with 4096: +2.5)
 NORM_ROW_BLOCK = 4096
@@ -1564,14 +1586,14 @@ NORM_ROW_BLOCK = 4096
 def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str, prologue: Prologue, config) -> bool:
     """Whether a call with a prologue may normalize its rows inside its launches: the default launch path (no config,
     GEMV or single-launch decode kernel asked for), a shape the kernels take, dynamic or static int8 activations in a
-    contiguous fp16 / bf16 tensor the quantization kernel reads as int32 words (`_words`) and holds a row of in
-    registers (K padded at most ONE_PASS_MAX_K), an RMSNorm weight of the row's dtype and length, contiguous and
-    16-byte aligned, on the row's device. One token then takes the one-launch op with the norm inside where that can
-    run (`_launch_fused_m1`), every other int8 path the quantization kernel's NORM (`_launch_two`, `_launch_swap`);
-    the paths without it (other prefill kernels, a Gluon failure) apply the norm's torch ops first.
-    SiLU * up ("silu_glu": rows of `[gate, up]`, 2 K columns, K even) the same way at more than one row, in the
-    quantization kernel (SILU); one token runs it in torch ops, then the one-launch op (every program of that op would
-    compute the whole row's SiLU: slower, round 21)."""
+    contiguous fp16 / bf16 tensor the quantization kernel reads as int32 words (`_words`).
+    An RMSNorm: the row held in registers (K padded at most ONE_PASS_MAX_K), a weight of the row's dtype and length,
+    contiguous and 16-byte aligned, on the row's device. One token then takes the one-launch op with the norm inside
+    where that can run (`_launch_fused_m1`), every other int8 path the quantization kernel's NORM (`_launch_two`,
+    `_launch_swap`); the paths without it (other prefill kernels, a Gluon failure) apply the norm's torch ops first.
+    SiLU * up ("silu_glu": rows of `[gate, up]`, 2 K columns, K even) the same way from SILU_MIN_ROWS rows on, in the
+    quantization kernel (SILU; in two passes over rows past SILU_MAX_K columns); fewer rows run its torch ops, then
+    the op (the one-launch op's programs would each compute the whole row's SiLU: slower, round 21)."""
     width = x.shape[-1]
     silu = prologue.kind == "silu_glu"
     k = width // 2 if silu else width
@@ -1579,10 +1601,12 @@ def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str
     if not (FUSED_PROLOGUE and prologue.kind in PROLOGUES and act_mode in ("dynamic", "static")
             and config is None and not USE_GEMV and not USE_DECODE_KERNEL
             and supports_shape(k, bits, group_size) and x.dtype in (torch.float16, torch.bfloat16)
-            and x.is_contiguous() and _words(x.view(-1, width)) and -(-k // sub) * sub <= ONE_PASS_MAX_K):
+            and x.is_contiguous() and _words(x.view(-1, width))):
         return False
-    if silu:  # (at most SILU_MAX_K columns held: 70B's 28672 would spill at 16 warps)
-        return k % 2 == 0 and math.prod(x.shape[:-1]) != 1 and -(-k // sub) * sub <= SILU_MAX_K
+    if silu:  # (the up half from word K // 2 on; past SILU_MAX_K columns two passes over the row)
+        return k % 2 == 0 and math.prod(x.shape[:-1]) >= SILU_MIN_ROWS
+    if -(-k // sub) * sub > ONE_PASS_MAX_K:  # (the norm needs the whole row held)
+        return False
     w = prologue.weight
     return (w is not None and w.shape == (k,) and w.dtype == x.dtype and w.is_contiguous() and w.device == x.device
             and w.data_ptr() % 16 == 0)
