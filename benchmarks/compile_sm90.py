@@ -333,7 +333,7 @@ def variants(prefill_candidates=False, decode_variants=False):
             # (pdl: as installed on Hopper — itself a programmatic dependent of the kernel before, QUANT_PDL)
             const = dict(MODE=tw._Q_DYNAMIC, SUB=128, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=pdl, PARTS=parts,
                          FMA_DIV=tw.QUANT_FMA_DIV, WORDS=False, XT=tl.float16, EVEN=True, WAIT=pdl and tw.QUANT_PDL,
-                         NORM=False, EPS=0.0, SILU=False, EXACT_EXP=False)
+                         NORM=False, EPS=0.0, SILU=False, EXACT_EXP=False, SILU_DIV=0)
             qopts = dict(launch_pdl=True) if const["WAIT"] else {}
             # fp32 activations: two strided loads of the elements (or a trailing pair dimension in one pass)
             yield (f"act-quant fp32 one_pass={one_pass} pdl/zero={pdl} parts={parts}", tw._act_quant_kernel,

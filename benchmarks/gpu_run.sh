@@ -532,6 +532,13 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23b)  # run 207: SiLU's division (`_silu_glu` DIV) and exp: every 16-bit gate value against F.silu per
+    # variant, the quantization kernel alone per variant at 16 / 2048 rows; the prologue GPU test again (70B down)
+    timeout 200 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py -k "gpu_prologue_rows" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|bit-exact|rel " "$OUT/pytest_gpu.txt" | tail -24
+    timeout 240 python3 benchmarks/probe_silu.py --rows 16,2048 --json "$OUT/silu.json" 2>&1 | tee "$OUT/silu.txt"
+    ;;
   session23a)  # run 206: SiLU * up in two passes past SILU_MAX_K (70B down), the quantization kernel's errors not
     # blamed on the Gluon decode kernel; GPU tests of the prologue paths; SiLU * up before the down projections at 1 /
     # 16 / 2048 rows: torch ops, compiled, inside as installed, inside at any row count (M = 1 too), on a ready input

@@ -191,24 +191,38 @@ if triton is not None:
         return (w.to(tl.float32) * (x * rstd).to(XT).to(tl.float32)).to(XT).to(tl.float32)
 
     @triton.jit
-    def _silu_glu(g, u, XT: tl.constexpr, EXACT: tl.constexpr):
+    def _silu_glu(g, u, XT: tl.constexpr, EXACT: tl.constexpr, DIV: tl.constexpr = 0):
         """SILU: `silu(g) * u` of the gate / up values (fp32 of XT values) rounded to XT where torch rounds
         (`F.silu(gate) * up`: `g / (1 + exp(-g))` in fp32, then the product of two XT values). EXACT (GPU): libdevice's
-        exp, as torch's kernel (`tl.exp` is an approximate instruction); else (interpreter) `tl.exp`."""
+        exp, as torch's kernel (`tl.exp` is an approximate instruction); else (interpreter) `tl.exp`. DIV: the division
+        correctly rounded (0), approximate (1: Triton's `/`), or from the approximate reciprocal with one (2) or two
+        (3) fma corrections of the quotient (no slow-path branch; quotients 0 or past 1e30 kept as `g * r`)."""
         if EXACT:
             e = libdevice.exp(-g)
         else:
             e = tl.exp(-g)
-        s = tl.math.div_rn(g, 1.0 + e).to(XT).to(tl.float32)
+        d = 1.0 + e
+        if DIV == 0:
+            q = tl.math.div_rn(g, d)
+        elif DIV == 1:
+            q = g / d
+        else:
+            r = 1.0 / d
+            q0 = g * r
+            q = tl.fma(tl.fma(-q0, d, g), r, q0)
+            if DIV == 3:
+                q = tl.fma(tl.fma(-q, d, g), r, q)
+            q = tl.where((q0 == 0.0) | (tl.abs(q0) > 1e30), q0, q)
+        s = q.to(XT).to(tl.float32)
         return (s * u.to(tl.float32)).to(XT).to(tl.float32)
 
     @triton.jit
     def _silu_pairs(ge, go, x_row, k0, cq, jj, K, SUB: tl.constexpr, XT: tl.constexpr, EVEN: tl.constexpr,
-                    EXACT: tl.constexpr):
+                    EXACT: tl.constexpr, DIV: tl.constexpr):
         """SILU: `silu(gate) * up` of the gate's even / odd columns `ge` / `go` (fp32, `_load_pairs` at `k0` of the
         row of int32 words `x_row`): the up values K columns (K // 2 words) past them."""
         ue, uo = _load_pairs(x_row + K // 2, k0, cq, jj, K, SUB, True, XT, EVEN)
-        return _silu_glu(ge, ue, XT, EXACT), _silu_glu(go, uo, XT, EXACT)
+        return _silu_glu(ge, ue, XT, EXACT, DIV), _silu_glu(go, uo, XT, EXACT, DIV)
 
     @triton.jit
     def _normed_pairs(xe, xo, pw_ptr, k0, cq, jj, K, rstd, SUB: tl.constexpr, XT: tl.constexpr, EVEN: tl.constexpr):
@@ -319,6 +333,7 @@ if triton is not None:
         EPS: tl.constexpr = 0.0,  # NORM: the norm's epsilon
         SILU: tl.constexpr = False,  # a row of 2 K values [gate, up]: its K values silu(gate) * up (WORDS)
         EXACT_EXP: tl.constexpr = False,  # SILU: libdevice's exp (GPU)
+        SILU_DIV: tl.constexpr = 0,  # SILU: the division (`_silu_glu`'s DIV)
     ):
         if NORM:
             tl.static_assert(ONE_PASS)
@@ -354,7 +369,7 @@ if triton is not None:
             xe1 = xe1.to(tl.float32)
             xo1 = xo1.to(tl.float32)
             if SILU:
-                xe1, xo1 = _silu_pairs(xe1, xo1, x_row, 0, cc, jj, K, SUB, XT, EVEN, EXACT_EXP)
+                xe1, xo1 = _silu_pairs(xe1, xo1, x_row, 0, cc, jj, K, SUB, XT, EVEN, EXACT_EXP, SILU_DIV)
             if NORM:  # (the row's sum of squares, then each value normalized: one read of the row)
                 rstd = _row_rstd(xe1, xo1, K, EPS)
                 xe1, xo1 = _normed_pairs(xe1, xo1, pw_ptr, 0, cc, jj, K, rstd, SUB, XT, EVEN)
@@ -378,7 +393,7 @@ if triton is not None:
                     xe = xe.to(tl.float32)
                     xo = xo.to(tl.float32)
                     if SILU:  # (computed again when the block is quantized below)
-                        xe, xo = _silu_pairs(xe, xo, x_row, k0, cc, jj, K, SUB, XT, EVEN, EXACT_EXP)
+                        xe, xo = _silu_pairs(xe, xo, x_row, k0, cc, jj, K, SUB, XT, EVEN, EXACT_EXP, SILU_DIV)
                     amax = tl.maximum(amax, tl.maximum(tl.abs(xe), tl.abs(xo)))
                 s = _row_scale(_row_max(_row_max(amax, 1), 0), sx_ptr, row, part, MODE)
             elif MODE == 0:
@@ -402,7 +417,7 @@ if triton is not None:
                 xe2, xo2 = _load_pairs(x_row, k0, cq, jj, K, SUB, WORDS, XT, EVEN)
                 if SILU:
                     xe2, xo2 = _silu_pairs(xe2.to(tl.float32), xo2.to(tl.float32), x_row, k0, cq, jj, K, SUB, XT, EVEN,
-                                           EXACT_EXP)
+                                           EXACT_EXP, SILU_DIV)
                 if NORM:  # (ONE_PASS: `rstd` from the whole row above)
                     xe2, xo2 = _normed_pairs(xe2.to(tl.float32), xo2.to(tl.float32), pw_ptr, k0, cq, jj, K, rstd, SUB,
                                              XT, EVEN)
