@@ -532,6 +532,19 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23c)  # run 208: SiLU with the fast division (SILU_DIV 2) and one token inside too (SILU_MIN_ROWS 1): GPU
+    # tests (every gate value through the kernel, prologue rows, tiny models); the ops; eager steps / prefills
+    # interleaved (norms alone moved vs norms + SiLU * up); CUDA-graph decode b1 / b16 without compile
+    timeout 200 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        -k "prologue or normalizes_rows or silu or quantization_kernel_error or fused_model" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|bit-exact|rel " "$OUT/pytest_gpu.txt" | tail -24
+    timeout 100 python3 benchmarks/probe_prologue.py --kind silu --rows 1,16,2048 --torch-norm \
+        --json "$OUT/prologue_silu.json" 2>&1 | tee "$OUT/prologue_silu.txt"
+    timeout 150 python3 benchmarks/probe_eager.py --model 32 --rows 1,16 --prefill 256,2048 --rounds 7 --calls 3 \
+        --variants fp16,norms,prologue --json "$OUT/probe_eager_model.json" | tee "$OUT/probe_eager_model.txt"
+    timeout 200 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --variants w4a8-dynamic+fused+prologue 2>&1 | tail -14
+    ;;
   session23b)  # run 207: SiLU's division (`_silu_glu` DIV) and exp: every 16-bit gate value against F.silu per
     # variant, the quantization kernel alone per variant at 16 / 2048 rows; the prologue GPU test again (70B down)
     timeout 200 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py -k "gpu_prologue_rows" \

@@ -163,8 +163,8 @@ def test_no_graph_break_under_torch_compile(monkeypatch, tiny_any):
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_gpu_prologue_model_matches(monkeypatch, arch):
     """On a GPU with the Triton kernels: one token runs the one-launch op with its norm inside (two per block; SiLU *
-    up in torch ops), 40 tokens the quantization kernel with the norm or SiLU * up (no torch prologue runs), and the
-    logits match the model without prologues."""
+    up in the quantization kernel from SILU_MIN_ROWS rows on, else in torch ops), 40 tokens the quantization kernel
+    with the norm or SiLU * up (no other torch prologue runs), and the logits match the model without prologues."""
     from fptq.kernels import triton_w4a8 as tw
 
     model = make_tiny(arch, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
@@ -182,9 +182,8 @@ def test_gpu_prologue_model_matches(monkeypatch, arch):
     monkeypatch.setattr(tw, "_launch_fused_m1", spy)
     norms = []  # the norms run in torch ops by the Triton backend
     real_norm = tw.apply_prologue
-    monkeypatch.setattr(tw, "apply_prologue", lambda x, p: (norms.append(p is not None and (p.kind == "rmsnorm" or
-                                                                                         x.shape[:-1].numel() > 1)),
-                                                            real_norm(x, p))[1])
+    monkeypatch.setattr(tw, "apply_prologue", lambda x, p: (norms.append(p is not None and (
+        p.kind == "rmsnorm" or x.shape[:-1].numel() >= tw.SILU_MIN_ROWS)), real_norm(x, p))[1])
     for rows in (ids[:1, :40], ids[:1, :1]):
         ref = _logits(model, rows).double()
         del launches[:], norms[:]

@@ -610,17 +610,20 @@ def test_prologue_on_the_paths_without_the_norm_inside(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["rmsnorm", "silu_glu"])
-def test_prologue_rows_through_the_two_launches(kind):
-    """More rows than one with a prologue: the two launches (quantization kernel with NORM / SILU, then the GEMM; the
-    tiled Triton kernel on the interpreter) give what the same layer gives on `apply_prologue`'s output — the same
-    codes, so the same result bit for bit in fp16 — the first call and a kept plan's replays alike. (One token of
-    SiLU * up: the torch ops, then the op, with its own plan.)"""
+def test_prologue_rows_through_the_two_launches(monkeypatch, kind):
+    """More rows than one with a prologue (and one token of SiLU * up): the two launches (quantization kernel with
+    NORM / SILU, then the GEMM; the tiled Triton kernel on the interpreter) give what the same layer gives on
+    `apply_prologue`'s output — the same codes, so the same result bit for bit in fp16 — the first call and a kept
+    plan's replays alike. (One token of SiLU * up below SILU_MIN_ROWS: the torch ops, then the op, with its own
+    plan.)"""
     from fptq.kernels.prologue import Prologue, apply_prologue, input_features
 
     layer = make_layer(96, 512, 128, True, bias=True)
     weight = (1 + 0.5 * torch.randn(512, generator=torch.Generator().manual_seed(4))).half().to(DEVICE)
     prologue = Prologue("rmsnorm", weight, 1e-6) if kind == "rmsnorm" else Prologue("silu_glu")
-    for m, act_mode in ((2, "dynamic"), (5, "static"), (16, "dynamic")) + (((1, "dynamic"),) if kind != "rmsnorm" else ()):
+    one = ((1, "dynamic", 1), (1, "static", 2)) if kind != "rmsnorm" else ()
+    for m, act_mode, min_rows in ((2, "dynamic", 1), (5, "static", 2), (16, "dynamic", 2)) + one:
+        monkeypatch.setattr(tw, "SILU_MIN_ROWS", min_rows)
         x = make_x(m, input_features(prologue, 512))
         normed = apply_prologue(x, prologue)
         act_scale = (normed.float().abs().amax() / 127).reshape(()) if act_mode == "static" else None
@@ -630,8 +633,8 @@ def test_prologue_rows_through_the_two_launches(kind):
             y = tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode=act_mode, act_scale=act_scale, bias=layer[3],
                                plans=plans, prologue=prologue)
             assert torch.equal(y, want), (m, act_mode, call)
-        # (kept under the prologue's signature; one token of SiLU * up: under the call on the torch ops' output)
-        assert len(plans) == 1 and (next(iter(plans))[-1] is not None) == (m > 1 or kind == "rmsnorm")
+        # (kept under the prologue's signature; SiLU * up below SILU_MIN_ROWS: under the call on the torch ops' output)
+        assert len(plans) == 1 and (next(iter(plans))[-1] is not None) == (m >= min_rows or kind == "rmsnorm")
 
 
 def test_fused_m1_declines_what_it_cannot_hold(monkeypatch):
@@ -1531,6 +1534,31 @@ def test_gpu_prologue_m1(monkeypatch):
         assert torch.isfinite(got).all() and rel(got, dequant_matmul64(apply_prologue(x, prologue), layer, g, "dynamic",
                                                                        None)) < 2e-3, g
     assert not gluon_fallback.failed("decode_prologue")
+
+
+@pytest.mark.gpu
+def test_gpu_silu_every_gate_value():
+    """SILU as launched on the GPU (libdevice's exp, SILU_DIV's division) gives `F.silu`'s value for every 16-bit gate
+    value — all 65536 fp16 and all 65536 bf16 bit patterns, NaN for NaN — in rows held in one pass and in rows of two
+    passes: the float copy (no quantization) of rows `[gate, 1]`, in the kernels' permuted layout. The value rounded to
+    16 bits depends on the gate alone, so this covers every input the kernel can see."""
+    import torch.nn.functional as F
+
+    from fptq.kernels.prologue import Prologue
+
+    for dtype in (torch.float16, torch.bfloat16):
+        gates = torch.arange(-32768, 32768, dtype=torch.int32, device="cuda").to(torch.int16).view(dtype)
+        for m in (4, 2):  # (rows of 16384 gates, one pass; rows of 32768, two passes)
+            gate = gates.view(m, -1)
+            x = torch.cat([gate, torch.ones_like(gate)], dim=1)
+            quant = tw._QuantLaunch(m, gate.shape[1], dtype, x.device, 128, "none", tw._words(x), False, False,
+                                    Prologue("silu_glu"))
+            assert quant.constexprs["ONE_PASS"] == (gate.shape[1] <= tw.SILU_MAX_K)
+            assert quant.constexprs["SILU_DIV"] == tw.SILU_DIV
+            got, _, _ = quant.run(x, x.stride(0))
+            want, _ = tw.quantize_activation_triton(F.silu(gate), 128, "none")
+            same = (got.view(torch.int16) == want.view(torch.int16)) | (got.isnan() & want.isnan())
+            assert same.all(), (dtype, m, int((~same).sum()))
 
 
 @pytest.mark.gpu

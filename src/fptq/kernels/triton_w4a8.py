@@ -919,7 +919,8 @@ class _QuantLaunch:
         self.warps = QUANT_WARPS or (4 if not one_pass or chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)
         self.pw = None
         if silu:
-            self.constexprs.update(SILU=True, EXACT_EXP=device.type == "cuda")
+            on_gpu = device.type == "cuda"  # (the interpreter: `tl.exp`, and a division, its fma rounding twice)
+            self.constexprs.update(SILU=True, EXACT_EXP=on_gpu, SILU_DIV=SILU_DIV if on_gpu else 0)
             # (a thread holds the gate and the up values: twice the warps, 92-96 registers at 11008 columns, against
             # 172 at 8 warps; offline compile for sm_90)
             self.warps = QUANT_WARPS or min(16, 2 * self.warps)
@@ -1591,8 +1592,17 @@ FUSED_PROLOGUE = True
 # SiLU * up in the quantization kernel (SILU) in one pass for rows of at most this many columns (the layer's K,
 # padded); longer rows (70B down: 28672) two passes, each computing it (at 16 warps the row would spill)
 SILU_MAX_K = 16384
-# The fewest rows whose SiLU * up runs in the quantization kernel (SILU); fewer: its torch ops, then the op
-SILU_MIN_ROWS = 2
+# The fewest rows whose SiLU * up runs in the quantization kernel (SILU); fewer: its torch ops, then the op. Run 206
+# (ops, H100): one token inside (the quantization kernel, then the two-launch decode GEMM) against the torch ops and the
+# one-launch op 2.1 / 4.1 µs faster on 7B / 13B down, 1.4 slower on 70B down (two passes); since SILU_DIV 2 the
+# quantization kernel with SiLU is 3 µs faster still (run 207).
+SILU_MIN_ROWS = 1
+# SILU's division on the GPU (`_silu_glu` DIV): 2, the approximate reciprocal and one fma correction of the quotient,
+# gives F.silu's value for every one of the 65536 fp16 and 65536 bf16 gate values (run 207, `probe_silu.py`; the value
+# rounded to 16 bits depends on the gate alone, so that is every input), as the correctly rounded division (0) does,
+# without its slow-path branch: the kernel alone on 7B down rows 8.6 -> 5.4 µs at 16 rows, 136 -> 62 at 2048 (plain rows
+# 2.6 / 29). (Rows in two passes, 70B down: 17-19 / 187-194 µs either way.)
+SILU_DIV = 2
 # NORM's columns of the row per pass (at most): 80 registers at 4096 against 168 at 8192, which left 13B q/k/v's 480
 # programs a second partial wave (run 194: +7.2 µs in the op; run 195 with 4096: +2.5)
 NORM_ROW_BLOCK = 4096

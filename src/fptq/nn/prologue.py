@@ -7,18 +7,19 @@ puts `nn.Identity` in the norm's place: the Triton backend normalizes the rows i
 token: the decode kernel as it reads the row; more rows: the activation quantization kernel before each row's
 absmax); everywhere else (other backends, torch.compile, which fuses the traced norm with the residual add as it
 fused the module) the prologue is the module's own torch ops. A gated MLP whose gate / up are one fused layer becomes
-a `GatedMLP`: it hands the fused `[gate, up]` output to down_proj, whose "silu_glu" prologue computes SiLU * up — in
-the quantization kernel at more than one row, in torch ops at one token (the eager `act_fn(gate) * up` is two
-kernels; the module is kept only where it computes exactly what the MLP did on a random row).
+a `GatedMLP`: it hands the fused `[gate, up]` output to down_proj, whose "silu_glu" prologue computes SiLU * up in
+the quantization kernel (the eager `act_fn(gate) * up` is two kernels; the module is kept only where it computes
+exactly what the MLP did on a random row).
 
 Exact by construction where the prologue runs in torch ops: the same ops as the module (the CPU reference); the
 kernels round to 16 bits where the module does, but sum the squares, divide by K and take the rsqrt in their own fp32
 order and instructions (a few ulps of the scale, which can move a code; bit-exact in the probes of runs 193-195 and
-in 5 of the 6 multi-row cases of runs 199-200); SiLU * up uses libdevice's exp and a correctly rounded division, as
-torch's kernel (bit-exact in run 204's tests). A norm that does not compute exactly what the prologue does (checked
-on a random input), or that the architecture names before more than one group, is left alone. Layers with int8
-activations (dynamic or static) normalize inside the kernels, and compute SiLU * up there at more than one row (one
-token, and K past `triton_w4a8.SILU_MAX_K`: torch ops); W4A16 and fp8 layers run the prologues' torch ops. The
+in 5 of the 6 multi-row cases of runs 199-200); SiLU * up uses libdevice's exp, as torch's kernel, and a division
+that gives torch's value for every 16-bit gate value (`triton_w4a8.SILU_DIV`, checked exhaustively on the GPU). A norm
+that does not compute exactly what the prologue does (checked on a random input), or that the architecture names
+before more than one group, is left alone. Layers with int8 activations (dynamic or static) normalize inside the
+kernels and compute SiLU * up there (rows past `triton_w4a8.SILU_MAX_K` columns in two passes); W4A16 and fp8 layers
+run the prologues' torch ops. The
 replaced MLP's `gate_proj` / `up_proj` paths are gone from the module tree (the fused layer is `mlp.gate_up`).
 Inference only; the model is not saved afterwards (`save_quantized` refuses it).
 """
