@@ -357,20 +357,21 @@ def variants(prefill_candidates=False, decode_variants=False):
                            warps, 1, qopts)
                 # SiLU * up of [gate, up] rows (SILU): 7B down (11008 columns; 16 rows in 4 parts, prefill rows in one
                 # program, bf16 static), 70B down (28672)
-                silu = dict(const, SILU=True, EXACT_EXP=True, CHUNKS=128, EVEN=True)  # (11008 = 86 x 128)
+                silu = dict(const, SILU=True, EXACT_EXP=True, SILU_DIV=tw.SILU_DIV, CHUNKS=128, EVEN=True)  # (11008 = 86 x 128)
                 for name, extra, warps in (("11008 parts", dict(PARTS=4), 16), ("11008 rows", dict(PARTS=1), 16),
                                            ("11008 rows 8 warps", dict(PARTS=1), 8),
                                            ("11000 rows, K not a multiple", dict(PARTS=1, EVEN=False), 16),
                                            ("11008 bf16 static", dict(PARTS=1, XT=tl.bfloat16, MODE=tw._Q_STATIC), 16),
-                                           ("4096 rows", dict(CHUNKS=32, PARTS=1), 8)):
+                                           ("4096 rows", dict(CHUNKS=32, PARTS=1), 8),
+                                           ("28672 rows in one pass", dict(CHUNKS=256, PARTS=1), 16)):
                     yield (f"act-quant silu {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(silu, **extra),
                            warps, 1, qopts)
-            if not one_pass and pdl:  # SiLU * up past SILU_MAX_K (70B down, 28672 columns): two passes, 8 warps
-                chunks2 = tw.PASS_BLOCK_K // 128
+            if not one_pass and pdl:  # SiLU * up past SILU_MAX_K (70B down, 28672 columns): two passes, 16 warps
+                chunks2 = tw.SILU_MAX_K // 128
                 for name, rows in (("16 rows", 16), ("prefill rows", 4096)):
-                    two = dict(const, WORDS=True, SILU=True, EXACT_EXP=True, CHUNKS=chunks2,
+                    two = dict(const, WORDS=True, SILU=True, EXACT_EXP=True, SILU_DIV=tw.SILU_DIV, CHUNKS=chunks2,
                                PARTS=tw._quant_parts(rows, chunks2, 128, False, 28672))
-                    yield (f"act-quant silu two passes {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, two, 8, 1,
+                    yield (f"act-quant silu two passes {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, two, 16, 1,
                            qopts)
             if not pdl:  # bf16 words (the float copy keeps the type: W4A16)
                 yield (f"act-quant bf16 one_pass={one_pass} parts={parts}", tw._act_quant_kernel,

@@ -532,6 +532,16 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23d)  # run 209: SiLU rows past one pass in blocks of SILU_MAX_K columns at 16 warps; the kernel alone with
+    # SILU_MAX_K 16384 (70B down in two passes) against 32768 (one pass: 112 registers offline); the ops on the downs
+    timeout 120 python3 benchmarks/probe_silu.py --rows 1,16,2048 --max-k 16384,32768 --variants 1/2,1/0 \
+        --json "$OUT/silu.json" 2>&1 | tee "$OUT/silu.txt"
+    timeout 100 python3 benchmarks/probe_prologue.py --kind silu --rows 1,16,2048 --torch-norm \
+        --json "$OUT/prologue_silu.json" 2>&1 | tee "$OUT/prologue_silu.txt"
+    timeout 100 python3 -c "import sys; sys.path.insert(0, 'benchmarks'); import probe_prologue as p
+p.tw.SILU_MAX_K = 32768; sys.argv = ['probe_prologue.py', '--kind', 'silu', '--rows', '1,16,2048', '--torch-norm']
+sys.exit(p.main())" 2>&1 | tee "$OUT/prologue_silu_one_pass.txt"
+    ;;
   session23c)  # run 208: SiLU with the fast division (SILU_DIV 2) and one token inside too (SILU_MIN_ROWS 1): GPU
     # tests (every gate value through the kernel, prologue rows, tiny models); the ops; eager steps / prefills
     # interleaved (norms alone moved vs norms + SiLU * up); CUDA-graph decode b1 / b16 without compile

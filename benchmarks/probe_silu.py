@@ -7,9 +7,11 @@ costs.
    mismatch gives torch's value for every input the kernel can see: the value rounded to 16 bits depends on the gate
    alone.
 2. Timing: the quantization kernel alone (CUDA graphs, `bench_gemm.time_graph`) on rows of `[gate, up]` of the
-   LLaMA down projections at 16 and 2048 rows per variant, and on ready rows of K values (no SiLU) for reference.
+   LLaMA down projections at 16 and 2048 rows per variant, and on ready rows of K values (no SiLU) for reference;
+   `--max-k`: each with these SILU_MAX_K (rows past it in two passes over blocks of that many columns).
 
-    PYTHONPATH=src python benchmarks/probe_silu.py [--rows 16,2048] --json $OUT/silu.json
+    PYTHONPATH=src python benchmarks/probe_silu.py [--rows 16,2048] [--max-k 16384,32768] [--variants 1/2,1/0] \
+        --json $OUT/silu.json
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def quant_calls(m: int, k: int, variant, silu: bool):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="16,2048", help="comma-separated row counts")
+    parser.add_argument("--max-k", default=str(tw.SILU_MAX_K), help="comma-separated SILU_MAX_K values to time")
+    parser.add_argument("--variants", default=",".join(f"{int(e)}/{d}" for e, d in VARIANTS),
+                        help="timed variants, libdevice-exp/DIV pairs")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     t0 = time.time()
@@ -88,17 +93,21 @@ def main() -> int:
             print(f"{str(dtype):15s} exp={'libdevice' if exact else 'tl.exp':9s} div={div}: {count:5d} of 65536 gate "
                   f"values differ from F.silu {examples[:3]}", flush=True)
     timings = []
-    for m in (int(r) for r in args.rows.split(",")):
+    timed = [(bool(int(v.split("/")[0])), int(v.split("/")[1])) for v in args.variants.split(",")]
+    installed = tw.SILU_MAX_K
+    for max_k, m in ((int(c), int(r)) for c in args.max_k.split(",") for r in args.rows.split(",")):
+        tw.SILU_MAX_K = max_k
         for name, k in SHAPES:
-            row = {"shape": name, "m": m, "k": k}
+            row = {"shape": name, "m": m, "k": k, "silu_max_k": max_k}
             row["plain_us"] = time_graph(quant_calls(m, k, None, False), m * k * 3)
-            for variant in VARIANTS:
+            for variant in timed:
                 row[f"exp{int(variant[0])}_div{variant[1]}_us"] = time_graph(quant_calls(m, k, variant, True),
                                                                              m * k * 5)
             timings.append(row)
-            print(f"{name:9s} M={m:5d} K={k:5d}: plain rows {row['plain_us']:6.1f} us; SiLU * up "
-                  + ", ".join(f"exp{int(v[0])}/div{v[1]} {row[f'exp{int(v[0])}_div{v[1]}_us']:6.1f}" for v in VARIANTS),
+            print(f"{name:9s} M={m:5d} K={k:5d} SILU_MAX_K={max_k:5d}: plain rows {row['plain_us']:6.1f} us; SiLU * up "
+                  + ", ".join(f"exp{int(v[0])}/div{v[1]} {row[f'exp{int(v[0])}_div{v[1]}_us']:6.1f}" for v in timed),
                   flush=True)
+    tw.SILU_MAX_K = installed
     print(f"({time.time() - t0:.0f}s)")
     if args.json:
         with open(args.json, "w") as f:

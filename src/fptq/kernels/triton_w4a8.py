@@ -903,10 +903,10 @@ class _QuantLaunch:
         mode = {"static": _Q_STATIC, "dynamic": _Q_DYNAMIC, "none": _Q_COPY, "dynamic_fp8": _Q_FP8}[act_mode]
         silu = prologue is not None and prologue.kind == "silu_glu"
         chunks = max(1, min(ONE_PASS_MAX_K // sub, _pow2(max(1, kp // sub))))
-        # (SiLU * up holds the gate and the up values: past SILU_MAX_K columns, two passes)
+        # (SiLU * up holds the gate and the up values: past SILU_MAX_K columns, two passes over blocks of that many)
         one_pass = chunks * sub >= kp and not (silu and kp > SILU_MAX_K)
         if not one_pass:
-            chunks = max(1, min(PASS_BLOCK_K // sub, chunks))
+            chunks = max(1, min((SILU_MAX_K if silu else PASS_BLOCK_K) // sub, chunks))
         parts = _quant_parts(m, chunks, sub, one_pass, kp)
         # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
         launched = _cdiv(kp, chunks // parts * sub) if one_pass else parts
@@ -916,7 +916,7 @@ class _QuantLaunch:
         self.constexprs = dict(MODE=mode, SUB=sub, CHUNKS=chunks, ONE_PASS=one_pass, PDL=pdl, ZERO=zero, PARTS=parts,
                                FMA_DIV=device.type == "cuda" and QUANT_FMA_DIV, WORDS=words, EVEN=words and k % sub == 0,
                                XT=tl.bfloat16 if words and dtype == torch.bfloat16 else tl.float16)
-        self.warps = QUANT_WARPS or (4 if not one_pass or chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)
+        self.warps = QUANT_WARPS or (4 if chunks * sub <= 4096 else 8 if chunks * sub <= 16384 else 16)  # (as held)
         self.pw = None
         if silu:
             on_gpu = device.type == "cuda"  # (the interpreter: `tl.exp`, and a division, its fma rounding twice)
