@@ -532,6 +532,10 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23e)  # run 210: the final code (SILU_MAX_K 32768, SILU_DIV 2, SILU_MIN_ROWS 1): every GPU-marked test
+    timeout 560 python3 -m pytest -q -m gpu --tb=short tests > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session23d)  # run 209: SiLU rows past one pass in blocks of SILU_MAX_K columns at 16 warps; the kernel alone with
     # SILU_MAX_K 16384 (70B down in two passes) against 32768 (one pass: 112 registers offline); the ops on the downs
     timeout 120 python3 benchmarks/probe_silu.py --rows 1,16,2048 --max-k 16384,32768 --variants 1/2,1/0 \

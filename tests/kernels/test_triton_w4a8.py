@@ -1537,7 +1537,7 @@ def test_gpu_prologue_m1(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_gpu_silu_every_gate_value():
+def test_gpu_silu_every_gate_value(monkeypatch):
     """SILU as launched on the GPU (libdevice's exp, SILU_DIV's division) gives `F.silu`'s value for every 16-bit gate
     value — all 65536 fp16 and all 65536 bf16 bit patterns, NaN for NaN — in rows held in one pass and in rows of two
     passes: the float copy (no quantization) of rows `[gate, 1]`, in the kernels' permuted layout. The value rounded to
@@ -1548,7 +1548,8 @@ def test_gpu_silu_every_gate_value():
 
     for dtype in (torch.float16, torch.bfloat16):
         gates = torch.arange(-32768, 32768, dtype=torch.int32, device="cuda").to(torch.int16).view(dtype)
-        for m in (4, 2):  # (rows of 16384 gates, one pass; rows of 32768, two passes)
+        for m, max_k in ((4, tw.SILU_MAX_K), (2, 16384)):  # (rows of 16384 gates, one pass; of 32768, two passes)
+            monkeypatch.setattr(tw, "SILU_MAX_K", max_k)
             gate = gates.view(m, -1)
             x = torch.cat([gate, torch.ones_like(gate)], dim=1)
             quant = tw._QuantLaunch(m, gate.shape[1], dtype, x.device, 128, "none", tw._words(x), False, False,
@@ -1569,7 +1570,7 @@ def test_gpu_prologue_rows(monkeypatch):
     order: a code may move), the result within the float64 reference's tolerance; a kept plan reruns the call bit for
     bit, and a CUDA graph of the call replayed on new rows gives the eager call's result on them. Shapes: 7B q/k/v and
     down at 2 / 16 rows (TMA decode kernel), 100 (tiled kernel), 512 / 2048 (swap prefill kernel); SiLU * up before
-    7B down at 7 / 16 / 2048 rows, 13B down at 512, 70B down (two passes over the row) at 16 / 1024; fp16 and bf16,
+    7B down at 7 / 16 / 2048 rows, 13B down at 512, 70B down (28672 columns in one pass) at 16 / 1024; fp16 and bf16,
     dynamic and static."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 

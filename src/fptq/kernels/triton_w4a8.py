@@ -1590,18 +1590,21 @@ def w4a8_linear(
 # registers before its absmax (`_act_quant_kernel` NORM). False: the prologue in torch ops, then the op.
 FUSED_PROLOGUE = True
 # SiLU * up in the quantization kernel (SILU) in one pass for rows of at most this many columns (the layer's K,
-# padded); longer rows (70B down: 28672) two passes, each computing it (at 16 warps the row would spill)
-SILU_MAX_K = 16384
+# padded; 16 warps hold a row of 32768 gate and up values in 112 registers with SILU_DIV 2, offline compile); longer
+# rows in two passes over blocks of this many columns, each pass computing it. Run 209 (H100), 70B down (28672): one
+# pass against two of 16384 the kernel alone 10.1 / 14.8 / 201.6 -> 8.4 / 8.5 / 152.6 µs at 1 / 16 / 2048 rows, the op
+# at 16 rows 68.5 -> 62.7 (torch ops + op 68.4), at 2048 1254 -> 1186 (1402).
+SILU_MAX_K = 32768
 # The fewest rows whose SiLU * up runs in the quantization kernel (SILU); fewer: its torch ops, then the op. Run 206
 # (ops, H100): one token inside (the quantization kernel, then the two-launch decode GEMM) against the torch ops and the
-# one-launch op 2.1 / 4.1 µs faster on 7B / 13B down, 1.4 slower on 70B down (two passes); since SILU_DIV 2 the
-# quantization kernel with SiLU is 3 µs faster still (run 207).
+# one-launch op 2.1 / 4.1 µs faster on 7B / 13B down, 1.4 slower on 70B down (two passes); run 209 with SILU_DIV 2 and
+# SILU_MAX_K 32768: 3.0 / 4.0 µs faster (16.9 vs 19.9, 21.7 vs 25.7), 70B 0.8 slower (59.8 vs 59.0).
 SILU_MIN_ROWS = 1
 # SILU's division on the GPU (`_silu_glu` DIV): 2, the approximate reciprocal and one fma correction of the quotient,
 # gives F.silu's value for every one of the 65536 fp16 and 65536 bf16 gate values (run 207, `probe_silu.py`; the value
 # rounded to 16 bits depends on the gate alone, so that is every input), as the correctly rounded division (0) does,
 # without its slow-path branch: the kernel alone on 7B down rows 8.6 -> 5.4 µs at 16 rows, 136 -> 62 at 2048 (plain rows
-# 2.6 / 29). (Rows in two passes, 70B down: 17-19 / 187-194 µs either way.)
+# 2.6 / 29). (70B down, then in two passes of 4096-column blocks: 17-19 / 187-194 µs either way.)
 SILU_DIV = 2
 # NORM's columns of the row per pass (at most): 80 registers at 4096 against 168 at 8192, which left 13B q/k/v's 480
 # programs a second partial wave (run 194: +7.2 µs in the op; run 195 with 4096: +2.5)
