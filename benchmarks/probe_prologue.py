@@ -12,6 +12,7 @@ twice (the best of each pair reported):
   the residual), then the op;
 - prologue: the op with the prologue inside (as installed: SiLU * up of fewer than SILU_MIN_ROWS rows in torch ops);
 - inside (with --kind silu): SiLU * up in the quantization kernel at any row count (SILU_MIN_ROWS 1);
+- torch1 (with --kind silu): one token of SiLU * up in torch ops, then the one-launch op (SILU_MIN_ROWS 2);
 - plain: the op alone on a ready input (what the prologue costs inside the op: prologue - plain).
 
 Also checks that the prologue op ran with the norm inside (no torch norm, no fallback) and matches the op on the
@@ -59,11 +60,12 @@ def inputs(k: int, m: int = 1, kind: str = "rmsnorm"):
     return x, Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).half(), 1e-5)
 
 
-def silu_inside(fn):
-    """`fn` with SiLU * up in the quantization kernel at any row count (SILU_MIN_ROWS 1; the Python runs at capture)."""
+def silu_inside(fn, min_rows: int = 1):
+    """`fn` with SiLU * up in the quantization kernel from `min_rows` rows on (SILU_MIN_ROWS; the Python runs at
+    capture)."""
 
     def call():
-        kept, tw.SILU_MIN_ROWS = tw.SILU_MIN_ROWS, 1
+        kept, tw.SILU_MIN_ROWS = tw.SILU_MIN_ROWS, min_rows
         try:
             return fn()
         finally:
@@ -108,9 +110,10 @@ def variant_calls(variant: str, n: int, k: int, compiled, m: int = 1, kind: str 
                 out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(compiled(xi, p), q, s, group_size=GROUP))
             elif variant == "prologue":
                 out.append(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(xi, q, s, group_size=GROUP, prologue=p))
-            elif variant == "inside":
+            elif variant in ("inside", "torch1"):
                 out.append(silu_inside(lambda xi=xi, p=p, q=q, s=s: tw.w4a8_linear(xi, q, s, group_size=GROUP,
-                                                                                   prologue=p)))
+                                                                                   prologue=p),
+                                       1 if variant == "inside" else 2))
             else:
                 xn = apply_prologue(xi, p)
                 out.append(lambda xn=xn, q=q, s=s: tw.w4a8_linear(xn, q, s, group_size=GROUP))
@@ -132,7 +135,7 @@ def main() -> int:
     compiled = torch.compile(apply_prologue)
     rows, failed = [], False
     silu = args.kind == "silu"
-    variants = (("torch",) if args.torch_norm else ()) + ("before", "prologue") + (("inside",) if silu else ()) + (
+    variants = (("torch",) if args.torch_norm else ()) + ("before", "prologue") + (("inside", "torch1") if silu else ()) + (
         "plain",)
     for (name, n, k), m in ((shape, int(r)) for r in args.rows.split(",") for shape in (SILU_SHAPES if silu else SHAPES)):
         qweight, scales = layer(n, k)
@@ -152,7 +155,8 @@ def main() -> int:
                "runs": times}
         rows.append(row)
         torch_part = f"torch ops + op {best['torch']:6.1f} us, " if "torch" in best else ""
-        inside_part = f"inside at any rows {best['inside']:6.1f}, " if "inside" in best else ""
+        inside_part = (f"inside at any rows {best['inside']:6.1f}, one token in torch ops {best['torch1']:6.1f}, "
+                       if "inside" in best else "")
         print(f"{name:18s} M={m:5d} {n:5d}x{k:5d}: {torch_part}before {best['before']:6.1f} us, prologue op "
               f"{best['prologue']:6.1f} (x{best['before'] / best['prologue']:.3f}), {inside_part}plain op "
               f"{best['plain']:6.1f} "
