@@ -366,8 +366,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                                            ("28672 rows in one pass", dict(CHUNKS=256, PARTS=1), 16)):
                     yield (f"act-quant silu {name}", tw._act_quant_kernel, QUANT_WORDS_TYPES, dict(silu, **extra),
                            warps, 1, qopts)
-            if not one_pass and pdl:  # SiLU * up past SILU_MAX_K (70B down, 28672 columns): two passes, 16 warps
-                chunks2 = tw.SILU_MAX_K // 128
+            if not one_pass and pdl:  # SiLU * up in two passes (rows past SILU_MAX_K): 16384-column blocks, 16 warps
+                chunks2 = 16384 // 128
                 for name, rows in (("16 rows", 16), ("prefill rows", 4096)):
                     two = dict(const, WORDS=True, SILU=True, EXACT_EXP=True, SILU_DIV=tw.SILU_DIV, CHUNKS=chunks2,
                                PARTS=tw._quant_parts(rows, chunks2, 128, False, 28672))

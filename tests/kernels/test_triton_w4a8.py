@@ -539,6 +539,65 @@ def test_a_quantization_kernel_error_is_not_a_gluon_failure(monkeypatch):
     assert gluon_fallback.failed("decode")
 
 
+def test_silu_prologue_dispatch(monkeypatch):
+    """SiLU * up (rows of `[gate, up]`) is never offered to the one-launch op (it can normalize its row, not compute
+    SiLU * up): from SILU_MIN_ROWS rows on the two launches take it (the quantization kernel's SILU); fewer rows run
+    its torch ops and offer the op the result, without a prologue. The result is the float64 reference's either way."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    offers, twos = [], []
+
+    def spy(x2, *args, prologue=None, **kwargs):
+        offers.append(prologue is not None)
+        return None
+
+    def spy_two(*args):
+        twos.append(args[15] is not None)  # (`prologue`, passed positionally)
+        return None
+
+    monkeypatch.setattr(tw, "_launch_fused_m1", spy)
+    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
+    monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
+    monkeypatch.setattr(tw, "_launch_two", spy_two)
+    layer, prologue = make_layer(96, 512, 128, True, bias=True), Prologue("silu_glu")
+    for m, min_rows, want_offers, want_twos in ((1, 1, [], [True]), (1, 2, [False], [False]), (3, 1, [], [True]),
+                                                (3, 4, [], [False])):
+        monkeypatch.setattr(tw, "SILU_MIN_ROWS", min_rows)
+        offers.clear()
+        twos.clear()
+        x = make_x(m, 1024)
+        y = tw.w4a8_linear(x, *layer[:3], group_size=128, bias=layer[3], prologue=prologue)
+        assert offers == want_offers and twos == want_twos, (m, min_rows, offers, twos)
+        assert rel(y, dequant_matmul64(apply_prologue(x, prologue), layer, 128, "dynamic", None)) < 2e-3, (m, min_rows)
+    monkeypatch.undo()
+    cfg = tw.CONFIGS[0][1]
+    q, scales = torch.zeros(256, 256, dtype=torch.uint8), torch.ones(256, 4, dtype=torch.float16)
+    assert tw._launch_fused_m1(make_x(1, 1024).cpu(), q, scales, None, None, 512, 128, torch.float16, cfg, None,
+                               prologue=prologue) is None  # (refused before anything is launched)
+
+
+def test_silu_launch_settings(monkeypatch):
+    """The quantization launch of SiLU * up rows: twice the warps of a plain row of the same width (a thread holds the
+    gate and the up values), one pass up to SILU_MAX_K columns, past it two passes over blocks of SILU_MAX_K columns
+    (rounded down to a power of two of chunks); the interpreter's division the correctly rounded one."""
+    from fptq.kernels.prologue import Prologue
+
+    def launch(k, prologue):
+        return tw._QuantLaunch(16, k, torch.float16, torch.device("cpu"), 128, "dynamic", True, False, False, prologue)
+
+    silu = Prologue("silu_glu")
+    for k in (4096, 11008, 28672):
+        plain, fused = launch(k, None), launch(k, silu)
+        assert fused.constexprs["ONE_PASS"] and fused.constexprs["CHUNKS"] == plain.constexprs["CHUNKS"], k
+        assert fused.warps == min(16, 2 * plain.warps) and fused.constexprs["SILU_DIV"] == 0, k
+    monkeypatch.setattr(tw, "SILU_MAX_K", 16384)
+    two = launch(28672, silu)
+    assert not two.constexprs["ONE_PASS"] and two.constexprs["CHUNKS"] * 128 == 16384 and two.warps == 16
+    assert launch(11008, silu).constexprs["ONE_PASS"]
+    monkeypatch.setattr(tw, "SILU_MAX_K", 384)  # (three chunks: blocks of two)
+    assert launch(1000, silu).constexprs["CHUNKS"] == 2
+
+
 def test_an_empty_batch_gives_an_empty_output():
     """No rows (an empty batch, with or without a prologue): an empty (..., N) output, no launch failing on it."""
     from fptq.kernels.prologue import Prologue
@@ -1570,8 +1629,8 @@ def test_gpu_prologue_rows(monkeypatch):
     order: a code may move), the result within the float64 reference's tolerance; a kept plan reruns the call bit for
     bit, and a CUDA graph of the call replayed on new rows gives the eager call's result on them. Shapes: 7B q/k/v and
     down at 2 / 16 rows (TMA decode kernel), 100 (tiled kernel), 512 / 2048 (swap prefill kernel); SiLU * up before
-    7B down at 7 / 16 / 2048 rows, 13B down at 512, 70B down (28672 columns in one pass) at 16 / 1024; fp16 and bf16,
-    dynamic and static."""
+    7B down at 1 / 7 / 16 / 2048 rows, 13B down at 512, 70B down (28672 columns in one pass) at 16 / 1024 and in two
+    passes (SILU_MAX_K 16384) at 1 / 16 — the same codes bit for bit; fp16 and bf16, dynamic and static."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
     needs_gluon_hopper()
@@ -1590,8 +1649,13 @@ def test_gpu_prologue_rows(monkeypatch):
                                                  (512, 5120, 13824, torch.bfloat16, "dynamic", "silu_glu"),
                                                  (2048, 4096, 11008, torch.float16, "dynamic", "silu_glu"),
                                                  (16, 8192, 28672, torch.float16, "dynamic", "silu_glu"),
-                                                 (1024, 8192, 28672, torch.bfloat16, "static", "silu_glu")]
-    for m, n, k, dtype, act_mode, kind in cases:
+                                                 (1024, 8192, 28672, torch.bfloat16, "static", "silu_glu"),
+                                                 (1, 4096, 11008, torch.float16, "dynamic", "silu_glu"),
+                                                 (1, 4096, 11008, torch.bfloat16, "static", "silu_glu"),
+                                                 (1, 8192, 28672, torch.float16, "dynamic", "silu_glu", 16384),
+                                                 (16, 8192, 28672, torch.bfloat16, "dynamic", "silu_glu", 16384)]
+    for m, n, k, dtype, act_mode, kind, *max_k in cases:
+        monkeypatch.setattr(tw, "SILU_MAX_K", max_k[0] if max_k else 32768)
         act = dict(act_mode=act_mode, act_scale=torch.tensor(0.05, device="cuda") if act_mode == "static" else None)
         layer = make_layer(n, k, 128, True, dtype=dtype)
         gen = torch.Generator().manual_seed(m + n)
@@ -1628,6 +1692,7 @@ def test_gpu_prologue_rows(monkeypatch):
         tol = 1e-2 if dtype == torch.bfloat16 else 2e-3
         assert rel(y, want) < tol, (case, rel(y, want))
         assert rel(y, dequant_matmul64(inner, layer, 128, act_mode, act["act_scale"])) < tol, case
+        assert kind == "rmsnorm" or torch.equal(y, want), case  # (SiLU * up: torch's values, so the same codes)
         print(case, "bit-exact" if torch.equal(y, want) else f"rel {rel(y, want):.2e}")
 
 

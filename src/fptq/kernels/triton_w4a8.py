@@ -25,8 +25,9 @@ Three paths, picked by M:
   int8 activations on sm_90+ the GEMM is the Gluon kernel of `gluon_decode` (a TMA ring per
   program, weights read from shared memory straight into `mma.sync` registers, group scales
   staged once per program); otherwise `_w4a8_kernel` below, in L2 prefetch then a K loop. With
-  FUSED_DECODE_M1, one token of dynamic activations is quantized inside that Gluon kernel instead
-  (one launch per op: `_launch_fused_m1`).
+  FUSED_DECODE_M1, one token of int8 activations is quantized inside that Gluon kernel instead
+  (one launch per op: `_launch_fused_m1`; with an RMSNorm prologue too, not with SiLU * up, which the
+  quantization kernel computes before the two launches).
 - medium M (17 up to PREFILL_MIN_M: 255 rows where the swap kernel below serves the layer, else 511, or
   1023 for K > 16384): the row-wise activation quantization kernel (per-token absmax + round in one
   program per row, or the elementwise static path) writes the permuted int8 buffer and the per-token
@@ -905,8 +906,9 @@ class _QuantLaunch:
         chunks = max(1, min(ONE_PASS_MAX_K // sub, _pow2(max(1, kp // sub))))
         # (SiLU * up holds the gate and the up values: past SILU_MAX_K columns, two passes over blocks of that many)
         one_pass = chunks * sub >= kp and not (silu and kp > SILU_MAX_K)
-        if not one_pass:
-            chunks = max(1, min((SILU_MAX_K if silu else PASS_BLOCK_K) // sub, chunks))
+        if not one_pass:  # (a block is a power of two of chunks)
+            block = max(1, (SILU_MAX_K if silu else PASS_BLOCK_K) // sub)
+            chunks = min(1 << (block.bit_length() - 1), chunks)
         parts = _quant_parts(m, chunks, sub, one_pass, kp)
         # a row held in registers is padded to a power of two of chunks: parts past Kp are not launched
         launched = _cdiv(kp, chunks // parts * sub) if one_pass else parts
@@ -920,7 +922,9 @@ class _QuantLaunch:
         self.pw = None
         if silu:
             on_gpu = device.type == "cuda"  # (the interpreter: `tl.exp`, and a division, its fma rounding twice)
-            self.constexprs.update(SILU=True, EXACT_EXP=on_gpu, SILU_DIV=SILU_DIV if on_gpu else 0)
+            # (SILU_DIV where it was checked for every gate value: sm_90; elsewhere the correctly rounded division)
+            fast = on_gpu and torch.version.hip is None and _capability(device.index)[0] == 9
+            self.constexprs.update(SILU=True, EXACT_EXP=on_gpu, SILU_DIV=SILU_DIV if fast else 0)
             # (a thread holds the gate and the up values: twice the warps, 92-96 registers at 11008 columns, against
             # 172 at 8 warps; offline compile for sm_90)
             self.warps = QUANT_WARPS or min(16, 2 * self.warps)
@@ -1170,7 +1174,7 @@ class _DecodeTmaLaunch:
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), block))
-            if prologue is not None:  # (FUSED_ROW only, an RMSNorm: the caller checked `_prologue_fusable`)
+            if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
         self.pdl, self.key = pdl, None
@@ -1211,6 +1215,8 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters to
     be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with the
     op's plan (`_Op`) once it ran."""
+    if prologue is not None and prologue.kind != "rmsnorm":  # (SiLU * up: the quantization kernel's, `_launch_two`)
+        return None
     n = qweight.shape[0]
     if n == 0:
         return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
@@ -1270,7 +1276,8 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     counters; `prologue`: the layer's input computed in it from the rows, NORM / SILU) and the GEMM, PDL between them
     — the TMA decode kernel (`tma`: `_tma_capable`; None where its group scales do not fit, `_tma_groups_fit`, or
     after a Gluon compile error: then the caller's path, which has the Triton kernel) or `_w4a8_kernel` (the tiled
-    kernel of `cfg`); `keep` as `_launch_fused_m1`'s."""
+    kernel of `cfg`); `keep` as `_launch_fused_m1`'s. An error of the quantization kernel is raised as it is (it is
+    not the Gluon kernel's: `gluon_fallback.raised_in`)."""
     m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
     split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
     if tma and not _tma_groups_fit(k, sub, split, group_size):
@@ -1457,10 +1464,12 @@ def w4a8_linear(
     prologue: the layer's input is `apply_prologue(x, prologue)` (`fptq.kernels.prologue`; "silu_glu": `x` is
               (..., 2 K), `[gate, up]`): int8 activations on the default path compute it inside a launch
               (`_prologue_fusable`, FUSED_PROLOGUE): the RMSNorm of one token in the one-launch op, more rows in the
-              quantization kernel (`_act_quant_kernel` NORM / SILU); any other call (SiLU * up of fewer than
-              SILU_MIN_ROWS rows included) runs the prologue's torch ops first
+              quantization kernel (`_act_quant_kernel` NORM), SiLU * up from SILU_MIN_ROWS rows on (one token
+              included) in the quantization kernel (SILU) before the two launches; any other call runs the
+              prologue's torch ops first
 
-    One token of int8 activations (dynamic or static) on Hopper takes one launch whose split-K counters are kept per GPU
+    One token of int8 activations (dynamic or static; without a prologue or with an RMSNorm one) on Hopper takes one
+    launch whose split-K counters are kept per GPU
     (`FUSED_DECODE_M1`, `fptq.kernels.scratch`; so do the GEMM-only op's launches at 2-16 rows, `w4a8_gemm`): such
     calls must not run concurrently on two CUDA streams of one GPU.
     """
@@ -1591,7 +1600,8 @@ def w4a8_linear(
 FUSED_PROLOGUE = True
 # SiLU * up in the quantization kernel (SILU) in one pass for rows of at most this many columns (the layer's K,
 # padded; 16 warps hold a row of 32768 gate and up values in 112 registers with SILU_DIV 2, offline compile); longer
-# rows in two passes over blocks of this many columns, each pass computing it. Run 209 (H100), 70B down (28672): one
+# rows in two passes over blocks of this many columns (rounded down to a power of two of chunks), each pass computing
+# it. Run 209 (H100), 70B down (28672): one
 # pass against two of 16384 the kernel alone 10.1 / 14.8 / 201.6 -> 8.4 / 8.5 / 152.6 µs at 1 / 16 / 2048 rows, the op
 # at 16 rows 68.5 -> 62.7 (torch ops + op 68.4), at 2048 1254 -> 1186 (1402).
 SILU_MAX_K = 32768
@@ -1600,8 +1610,9 @@ SILU_MAX_K = 32768
 # one-launch op 2.1 / 4.1 µs faster on 7B / 13B down, 1.4 slower on 70B down (two passes); run 209 with SILU_DIV 2 and
 # SILU_MAX_K 32768: 3.0 / 4.0 µs faster (16.9 vs 19.9, 21.7 vs 25.7), 70B 0.8 slower (59.8 vs 59.0).
 SILU_MIN_ROWS = 1
-# SILU's division on the GPU (`_silu_glu` DIV): 2, the approximate reciprocal and one fma correction of the quotient,
-# gives F.silu's value for every one of the 65536 fp16 and 65536 bf16 gate values (run 207, `probe_silu.py`; the value
+# SILU's division on sm_90 (`_silu_glu` DIV; other GPUs: 0): 2, the approximate reciprocal and one fma correction of
+# the quotient, gives F.silu's value for every one of the 65536 fp16 and 65536 bf16 gate values (run 207 on an H100,
+# Triton 3.6, `probe_silu.py`; the review's run: the fp32 quotient itself equals the correctly rounded one; the value
 # rounded to 16 bits depends on the gate alone, so that is every input), as the correctly rounded division (0) does,
 # without its slow-path branch: the kernel alone on 7B down rows 8.6 -> 5.4 µs at 16 rows, 136 -> 62 at 2048 (plain rows
 # 2.6 / 29). (70B down, then in two passes of 4096-column blocks: 17-19 / 187-194 µs either way.)
