@@ -532,6 +532,13 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23f)  # run 212: after the review: the prologue / SiLU GPU tests (one-token and two-pass SiLU cases, bit for
+    # bit), the one-token dispatch, fused models
+    timeout 240 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        -k "prologue or normalizes_rows or silu or quantization_kernel_error or fused_model or fused_decode_m1" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|bit-exact|rel " "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session23e)  # run 210: the final code (SILU_MAX_K 32768, SILU_DIV 2, SILU_MIN_ROWS 1): every GPU-marked test
     timeout 560 python3 -m pytest -q -m gpu --tb=short tests > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -30
