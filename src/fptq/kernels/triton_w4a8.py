@@ -925,8 +925,8 @@ class _QuantLaunch:
             # (SILU_DIV where it was checked for every gate value: sm_90; elsewhere the correctly rounded division)
             fast = on_gpu and torch.version.hip is None and _capability(device.index)[0] == 9
             self.constexprs.update(SILU=True, EXACT_EXP=on_gpu, SILU_DIV=SILU_DIV if fast else 0)
-            # (a thread holds the gate and the up values: twice the warps, 92-96 registers at 11008 columns, against
-            # 172 at 8 warps; offline compile for sm_90)
+            # (a thread holds the gate and the up values: twice the warps, 64 registers at 11008 columns, against
+            # 112 at 8 warps, with SILU_DIV 2; offline compile for sm_90)
             self.warps = QUANT_WARPS or min(16, 2 * self.warps)
         elif prologue is not None:
             self.constexprs.update(NORM=True, EPS=float(prologue.eps))
@@ -1601,9 +1601,9 @@ FUSED_PROLOGUE = True
 # SiLU * up in the quantization kernel (SILU) in one pass for rows of at most this many columns (the layer's K,
 # padded; 16 warps hold a row of 32768 gate and up values in 112 registers with SILU_DIV 2, offline compile); longer
 # rows in two passes over blocks of this many columns (rounded down to a power of two of chunks), each pass computing
-# it. Run 209 (H100), 70B down (28672): one
-# pass against two of 16384 the kernel alone 10.1 / 14.8 / 201.6 -> 8.4 / 8.5 / 152.6 µs at 1 / 16 / 2048 rows, the op
-# at 16 rows 68.5 -> 62.7 (torch ops + op 68.4), at 2048 1254 -> 1186 (1402).
+# it. Run 209 (H100), 70B down (28672): one pass against two of 16384 the kernel alone 10.1 / 14.8 / 201.6 -> 8.4 /
+# 8.5 / 152.6 µs at 1 / 16 / 2048 rows, the op at 16 rows 68.5 -> 62.7 (torch ops + op 68.4), at 2048 1254 -> 1186
+# (1402).
 SILU_MAX_K = 32768
 # The fewest rows whose SiLU * up runs in the quantization kernel (SILU); fewer: its torch ops, then the op. Run 206
 # (ops, H100): one token inside (the quantization kernel, then the two-launch decode GEMM) against the torch ops and the

@@ -19,8 +19,8 @@ that gives torch's value for every 16-bit gate value (`triton_w4a8.SILU_DIV`, ch
 that does not compute exactly what the prologue does (checked on a random input), or that the architecture names
 before more than one group, is left alone. Layers with int8 activations (dynamic or static) normalize inside the
 kernels and compute SiLU * up there (rows past `triton_w4a8.SILU_MAX_K` columns in two passes); W4A16 and fp8 layers
-run the prologues' torch ops. The
-replaced MLP's `gate_proj` / `up_proj` paths are gone from the module tree (the fused layer is `mlp.gate_up`).
+run the prologues' torch ops. The replaced MLP's `gate_proj` / `up_proj` paths are gone from the module tree (the
+fused layer is `mlp.gate_up`).
 Inference only; the model is not saved afterwards (`save_quantized` refuses it).
 """
 
