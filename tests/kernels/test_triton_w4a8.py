@@ -377,17 +377,11 @@ def test_fused_m1_dispatch(monkeypatch):
         assert calls == ([((1, 512), x.dtype)] if fused else []), (flag, x.dtype, act_mode, tuple(x.shape))
 
 
-def test_prologue_dispatch(monkeypatch):
-    """With a prologue (`fptq.kernels.prologue`, the RMSNorm before the layer), `w4a8_linear` hands the raw rows to
-    launches that normalize them only where they can: int8 activations (dynamic or static) of contiguous fp16 / bf16
-    rows on the default path, groups the kernels take, a norm weight of the rows' dtype, contiguous and 16-byte
-    aligned. Then one token is offered to the one-launch op and, declined, to the two launches with the norm in the
-    quantization kernel, as more rows are. Every other call runs the norm's torch ops first (and may still take
-    those launches, without the norm). Either way the result is the float64 reference's on the normalized rows (the
-    spies decline, so the Triton kernel runs on the interpreter after the norm's torch ops)."""
-    from fptq.kernels.prologue import Prologue, apply_prologue
-
-    offers, twos = [], []  # whether each one-launch / two-launch offer carried the norm
+def prologue_offers(monkeypatch) -> tuple[list, list]:
+    """Spies in place of the one-launch op and the two launches, both declining (so the Triton kernel runs on the
+    interpreter), the TMA decode kernel reported available: the lists of whether each one-launch / two-launch offer
+    carried a prologue."""
+    offers, twos = [], []
 
     def spy(x2, *args, prologue=None, **kwargs):
         offers.append(prologue is not None)
@@ -401,6 +395,20 @@ def test_prologue_dispatch(monkeypatch):
     monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
     monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
     monkeypatch.setattr(tw, "_launch_two", spy_two)
+    return offers, twos
+
+
+def test_prologue_dispatch(monkeypatch):
+    """With a prologue (`fptq.kernels.prologue`, the RMSNorm before the layer), `w4a8_linear` hands the raw rows to
+    launches that normalize them only where they can: int8 activations (dynamic or static) of contiguous fp16 / bf16
+    rows on the default path, groups the kernels take, a norm weight of the rows' dtype, contiguous and 16-byte
+    aligned. Then one token is offered to the one-launch op and, declined, to the two launches with the norm in the
+    quantization kernel, as more rows are. Every other call runs the norm's torch ops first (and may still take
+    those launches, without the norm). Either way the result is the float64 reference's on the normalized rows (the
+    spies decline, so the Triton kernel runs on the interpreter after the norm's torch ops)."""
+    from fptq.kernels.prologue import Prologue, apply_prologue
+
+    offers, twos = prologue_offers(monkeypatch)
     w = (1 + 0.5 * torch.randn(512, generator=torch.Generator().manual_seed(3))).half().to(DEVICE)
     misaligned = torch.empty(513, dtype=torch.float16, device=DEVICE)[1:]  # 2 bytes past an aligned allocation
     misaligned.copy_(w)
@@ -545,20 +553,7 @@ def test_silu_prologue_dispatch(monkeypatch):
     its torch ops and offer the op the result, without a prologue. The result is the float64 reference's either way."""
     from fptq.kernels.prologue import Prologue, apply_prologue
 
-    offers, twos = [], []
-
-    def spy(x2, *args, prologue=None, **kwargs):
-        offers.append(prologue is not None)
-        return None
-
-    def spy_two(*args):
-        twos.append(args[15] is not None)  # (`prologue`, passed positionally)
-        return None
-
-    monkeypatch.setattr(tw, "_launch_fused_m1", spy)
-    monkeypatch.setattr(tw, "_tma_capable", lambda cfg, device, dot_type, m, qweight, k: dot_type == 0)
-    monkeypatch.setattr(tw, "_use_tma", lambda *args: False)
-    monkeypatch.setattr(tw, "_launch_two", spy_two)
+    offers, twos = prologue_offers(monkeypatch)
     layer, prologue = make_layer(96, 512, 128, True, bias=True), Prologue("silu_glu")
     for m, min_rows, want_offers, want_twos in ((1, 1, [], [True]), (1, 2, [False], [False]), (3, 1, [], [True]),
                                                 (3, 4, [], [False])):
