@@ -532,6 +532,13 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session23g)  # run 213: after the final cleanup (`_silu_glu` keeps divisions 0 / 2 only): every gate value through
+    # the kernel, the SiLU / norm prologue rows, tiny fused models; `probe_silu.py` on the two divisions
+    timeout 200 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
+        -k "silu or gpu_prologue_rows or prologue_model" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|bit-exact|rel " "$OUT/pytest_gpu.txt" | tail -24
+    timeout 100 python3 benchmarks/probe_silu.py --rows 16,2048 --json "$OUT/silu.json" 2>&1 | tee "$OUT/silu.txt"
+    ;;
   session23f)  # run 212: after the review: the prologue / SiLU GPU tests (one-token and two-pass SiLU cases, bit for
     # bit), the one-token dispatch, fused models
     timeout 240 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \

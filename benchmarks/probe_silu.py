@@ -2,8 +2,9 @@
 costs.
 
 1. Exhaustive check: `_silu_glu`'s value for every 16-bit gate value (all 65536 fp16, all 65536 bf16 bit patterns)
-   against `F.silu` on the GPU, per variant: exp (libdevice's / `tl.exp`) x division (`DIV` 0 correctly rounded, 1
-   Triton's approximate `/`, 2 / 3 the approximate reciprocal with one / two fma corrections). A variant with no
+   against `F.silu` on the GPU, per variant: exp (libdevice's / `tl.exp`) x division (`DIV` 0 correctly rounded, 2
+   the approximate reciprocal with one fma correction; run 207 also had Triton's `/` and two corrections, since
+   removed from the kernel: one fp16 mismatch / none, 4.9 / 5.6 µs at 16 rows). A variant with no
    mismatch gives torch's value for every input the kernel can see: the value rounded to 16 bits depends on the gate
    alone.
 2. Timing: the quantization kernel alone (CUDA graphs, `bench_gemm.time_graph`) on rows of `[gate, up]` of the
@@ -33,7 +34,7 @@ from bench_gemm import time_graph  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 from fptq.kernels.prologue import Prologue  # noqa: E402
 
-VARIANTS = [(True, 0), (True, 1), (True, 2), (True, 3), (False, 0), (False, 3)]  # (libdevice exp, DIV)
+VARIANTS = [(True, 0), (True, 2), (False, 0), (False, 2)]  # (libdevice exp, DIV)
 SHAPES = [("7B down", 11008), ("13B down", 13824), ("70B down", 28672)]
 
 

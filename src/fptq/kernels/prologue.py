@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Prologue", "PROLOGUES", "apply_prologue", "input_features"]
+__all__ = ["Prologue", "PROLOGUES", "apply_prologue", "input_features", "layer_features"]
 
 PROLOGUES = ("rmsnorm", "silu_glu")
 
@@ -38,6 +38,12 @@ class Prologue(NamedTuple):
 def input_features(prologue: Prologue | None, k: int) -> int:
     """Columns of the input that a layer of `k` input features is called with under this prologue."""
     return 2 * k if prologue is not None and prologue.kind == "silu_glu" else k
+
+
+def layer_features(prologue: Prologue | None, width: int) -> int:
+    """Input features of the layer that is called with `width` columns under this prologue (`input_features`'s
+    inverse)."""
+    return width // 2 if prologue is not None and prologue.kind == "silu_glu" else width
 
 
 def apply_prologue(x: torch.Tensor, prologue: Prologue | None) -> torch.Tensor:

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import torch
 
 from fptq.kernels import gluon_decode, gluon_fallback, gluon_prefill, gluon_swap, launch, scratch
-from fptq.kernels.prologue import PROLOGUES, Prologue, apply_prologue
+from fptq.kernels.prologue import PROLOGUES, Prologue, apply_prologue, layer_features
 from fptq.kernels.reference import activation_codes, activation_scale, quant_linear_reference
 from fptq.kernels.triton_decode import DOT_FMA, DOT_FP16, DOT_INT8, DecodeConfig, decode_linear
 from fptq.kernels.triton_gemv import GemvConfig, gemv_linear, gemv_supported
@@ -196,8 +196,9 @@ if triton is not None:
         """SILU: `silu(g) * u` of the gate / up values (fp32 of XT values) rounded to XT where torch rounds
         (`F.silu(gate) * up`: `g / (1 + exp(-g))` in fp32, then the product of two XT values). EXACT (GPU): libdevice's
         exp, as torch's kernel (`tl.exp` is an approximate instruction); else (interpreter) `tl.exp`. DIV: the division
-        correctly rounded (0), approximate (1: Triton's `/`), or from the approximate reciprocal with one (2) or two
-        (3) fma corrections of the quotient (no slow-path branch; quotients 0 or past 1e30 kept as `g * r`)."""
+        correctly rounded (0), or from the approximate reciprocal with one fma correction of the quotient (2, SILU_DIV:
+        no slow-path branch; quotients 0 or past 1e30 kept as `g * r`; run 207 also measured Triton's `/` and two
+        corrections)."""
         if EXACT:
             e = libdevice.exp(-g)
         else:
@@ -205,14 +206,10 @@ if triton is not None:
         d = 1.0 + e
         if DIV == 0:
             q = tl.math.div_rn(g, d)
-        elif DIV == 1:
-            q = g / d
         else:
             r = 1.0 / d
             q0 = g * r
             q = tl.fma(tl.fma(-q0, d, g), r, q0)
-            if DIV == 3:
-                q = tl.fma(tl.fma(-q, d, g), r, q)
             q = tl.where((q0 == 0.0) | (tl.abs(q0) > 1e30), q0, q)
         s = q.to(XT).to(tl.float32)
         return (s * u.to(tl.float32)).to(XT).to(tl.float32)
@@ -1494,7 +1491,7 @@ def w4a8_linear(
                            act_mode=act_mode, act_scale=act_scale, bias=bias, config=config, out=out,
                            channel_scales=channel_scales, plans=plans)
     width = x.shape[-1]  # (the row as called: with a SiLU * up prologue [gate, up], 2 K columns)
-    k = width // 2 if prologue is not None and prologue.kind == "silu_glu" else width
+    k = layer_features(prologue, width)
     float_act = act_mode == "none" and x.dtype == torch.float32  # fp32 dot operands would run as tf32
     if act_mode == "dynamic_fp8" and supports_shape(k, bits, group_size) and x.dtype in _DTYPES and _has_fp8(x):
         fp8_config = config if isinstance(config, (KernelConfig, PrefillConfig)) else None
@@ -1635,7 +1632,7 @@ def _prologue_fusable(x: torch.Tensor, bits: int, group_size: int, act_mode: str
     the op (the one-launch op's programs would each compute the whole row's SiLU: slower, round 21)."""
     width = x.shape[-1]
     silu = prologue.kind == "silu_glu"
-    k = width // 2 if silu else width
+    k = layer_features(prologue, width)
     sub = _sub_chunk(group_size)
     if not (FUSED_PROLOGUE and prologue.kind in PROLOGUES and act_mode in ("dynamic", "static")
             and config is None and not USE_GEMV and not USE_DECODE_KERNEL

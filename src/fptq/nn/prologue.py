@@ -31,7 +31,7 @@ from torch import nn
 
 from fptq.kernels.prologue import Prologue, apply_prologue
 from fptq.nn.quant_linear import QuantLinear
-from fptq.nn.shared_input import SharedInputLinear
+from fptq.nn.shared_input import SharedInputLinear, submodule_or_none
 
 __all__ = ["GatedMLP", "fuse_prologues"]
 
@@ -49,13 +49,6 @@ class GatedMLP(nn.Module):
         return self.down_proj(self.gate_up(x))
 
 
-def _submodule(block: nn.Module, path: str) -> nn.Module | None:
-    try:
-        return block.get_submodule(path)
-    except AttributeError:  # (a path a fused model no longer has: `mlp.gate_proj` under a GatedMLP)
-        return None
-
-
 def _rmsnorm(norm: nn.Module, k: int) -> Prologue | None:
     """The prologue that computes exactly what `norm` does on rows of `k` values (None if none does)."""
     weight = getattr(norm, "weight", None)
@@ -70,7 +63,7 @@ def _rmsnorm(norm: nn.Module, k: int) -> Prologue | None:
 
 def _one_layer(block: nn.Module, paths: tuple[str, ...]) -> QuantLinear | None:
     """The one `QuantLinear` that computes the linears at `paths` (a fused group, or a single linear)."""
-    layers = [_submodule(block, p) for p in paths]
+    layers = [submodule_or_none(block, p) for p in paths]
     if len(layers) == 1 and type(layers[0]) is QuantLinear:
         return layers[0]
     if all(type(m) is SharedInputLinear for m in layers):
@@ -123,7 +116,7 @@ def fuse_prologues(model: nn.Module) -> int:
         for group in arch.groups:
             if group.prev_kind != "norm" or group.prev is None or norms.count(group.prev) != 1:
                 continue
-            layer, norm = _one_layer(block, group.linears), _submodule(block, group.prev)
+            layer, norm = _one_layer(block, group.linears), submodule_or_none(block, group.prev)
             if layer is None or layer.prologue is not None or norm is None or isinstance(norm, nn.Identity):
                 continue
             prologue = _rmsnorm(norm, layer.in_features)
@@ -131,7 +124,7 @@ def fuse_prologues(model: nn.Module) -> int:
                 layer.set_prologue("rmsnorm", prologue.weight, prologue.eps)
                 replace_linear(block, group.prev, nn.Identity())
                 moved += 1
-        mlp = _submodule(block, arch.gated_mlp) if arch.gated_mlp else None
+        mlp = submodule_or_none(block, arch.gated_mlp) if arch.gated_mlp else None
         gated = _gated(mlp) if mlp is not None else None
         if gated is not None:
             replace_linear(block, arch.gated_mlp, gated)

@@ -76,6 +76,15 @@ class SharedInputLinear(nn.Module):
         return f"columns {start}:{start + self.out_features} of a fused {self._shared.fused.out_features}-column layer"
 
 
+def submodule_or_none(block: nn.Module, path: str) -> nn.Module | None:
+    """`block.get_submodule(path)`, or None where a fused model no longer has the path (`mlp.gate_proj` of an MLP that
+    `fptq.fuse_prologues` turned into a `GatedMLP`)."""
+    try:
+        return block.get_submodule(path)
+    except AttributeError:
+        return None
+
+
 def _format(m: nn.Module) -> tuple | None:
     """What must agree for layers to be fused (None: not a fusable layer type)."""
     if type(m) not in (QuantLinear, nn.Linear):
@@ -147,9 +156,8 @@ def fuse_shared_inputs(model: nn.Module) -> int:
     fused_groups = 0
     for block in model.get_submodule(arch.blocks):
         for group in arch.groups:
-            try:
-                layers = [block.get_submodule(path) for path in group.linears]
-            except AttributeError:  # (a group `fptq.fuse_prologues` took into a GatedMLP: fused already)
+            layers = [submodule_or_none(block, path) for path in group.linears]
+            if None in layers:  # (a group `fptq.fuse_prologues` took into a GatedMLP: fused already)
                 continue
             if not _fusable(layers):
                 continue
