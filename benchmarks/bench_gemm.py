@@ -503,16 +503,18 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
     return winners
 
 
-def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
+def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=False):
     """Time the default W4A8 op under each `(label, params)` of `settings` (installed by
     `apply(params)`, module settings restored afterwards) on every shape and M; each output is
-    checked against the first setting's. Returns the score per label (sum of time / best)."""
+    checked against the first setting's. Returns the score per label (sum of time / best).
+    `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales."""
     saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
              tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES)
     score = {}
     for m in ms:
         for name, n, k in shapes:
-            qweight, scales, _, _ = make_layer(n, k, 128, True)
+            qweight, scales, _, _, *chan = make_layer(n, k, 128, True, two_level=two_level)
+            chan = chan[0] if chan else None
             x = torch.randn(m, k, device="cuda", dtype=torch.float16)
             fp16 = bench_fp16(m, n, k)
             int8 = bench_int8(m, n, k) if m > 16 else None
@@ -520,13 +522,14 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply):
             for label, params in settings:
                 apply(params)
                 try:
-                    out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic").float()
+                    out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic",
+                                         channel_scales=chan).float()
                     ref = out if ref is None else ref
                     err = float((out - ref).norm() / ref.norm())
                     if not err < 1e-2:
                         log(f"WRONG {label}: rel err {err:.2e} at M={m} {name}")
                         continue
-                    t = bench_ours(m, n, k, "dynamic")
+                    t = bench_ours(m, n, k, "dynamic", two_level=two_level)
                 except Exception as e:  # noqa: BLE001 - reported, the others still run
                     log(f"{tag} {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
                     continue
@@ -603,6 +606,28 @@ def mma_decode_sweep(log, results, ms=(1, 16)):
     best = min((label for label in score if label != "triton"), key=score.get)
     cfg, target = dict(settings)[best]
     log(f"MMA_DECODE_WINNER decode={cfg.block_n},{cfg.num_warps},{cfg.tma_stages} target={target}")
+
+
+def tma_sweep(log, results, ms=(1, 4, 16)):
+    """Session 24: the TMA decode kernel's tile width, ring depth and program target again, on the layers that
+    decide the M <= 16 target (70B q/o and down, within 3-25 % of 3x fp16) and three for the 7B model's decode,
+    two-level scales (the default format since round 12; runs 31-35 and 104-111 swept fp16 group scales).
+    Settings: (M <= 16 KernelConfig, TMA_TARGET_PROGRAMS); the first is the installed one."""
+    kc, installed = tw.KernelConfig, tw.CONFIGS[0][1]
+    settings = [("installed", (installed, tw.TMA_TARGET_PROGRAMS))]
+    for bn, st, t in ((64, 4, 264), (64, 6, 264), (64, 3, 132), (64, 3, 396), (64, 4, 396), (64, 6, 132),
+                      (128, 3, 264), (128, 4, 264), (128, 4, 132), (128, 6, 132)):
+        settings.append((f"bn{bn} s{st} t{t}", (kc(16, bn, 4, 3, split_k=16, tma_stages=st), t)))
+
+    def apply(params):
+        cfg, target = params
+        tw.TMA_TARGET_PROGRAMS = target
+        tw.CONFIGS[0] = (tw.CONFIGS[0][0], cfg)
+
+    names = ("70B q/o", "70B down", "70B gate/up", "7B down", "7B qkv fused", "7B gate+up fused")
+    shapes = [s for s in SHAPES + FUSED_SHAPES if s[0] in names]
+    score = _settings_sweep(log, results, "tma", shapes, ms, settings, apply, two_level=True)
+    log(f"TMA_WINNER {min(score, key=score.get)}")
 
 
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
@@ -711,6 +736,8 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--tma-sweep", action="store_true",
+                    help="session 24: the TMA decode kernel's tile width, ring depth and program target, two-level scales")
     ap.add_argument("--mma-decode", action="store_true", help="run 31: the Gluon mma.sync decode kernel vs Triton, M <= 16")
     ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
     ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
@@ -754,7 +781,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
+    for flag, study in (("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
         if getattr(args, flag):

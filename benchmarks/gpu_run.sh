@@ -532,6 +532,12 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session24a)  # run 214: the TMA decode kernel's tile width / ring depth / program target on two-level scales
+    # (`bench_gemm.py --tma-sweep`), then the M <= 16 table of 70B q/o and down with both scale formats
+    timeout 560 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --tma-sweep --shapes 5,7 --ms 1,4,16 \
+        --two-level 2>&1 | grep -v "^tma M=" > "$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    ;;
   session23g)  # run 213: after the final cleanup (`_silu_glu` keeps divisions 0 / 2 only): every gate value through
     # the kernel, the SiLU / norm prologue rows, tiny fused models; `probe_silu.py` on the two divisions
     timeout 200 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \
