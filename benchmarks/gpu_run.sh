@@ -538,6 +538,25 @@ PY
         --two-level 2>&1 | grep -v "^tma M=" > "$OUT/summary.txt"
     cat "$OUT/summary.txt"
     ;;
+  session24b)  # run 215: Nsight Compute on the installed M = 1 op (the TMA kernel) and cuBLAS fp16 on 70B down and
+    # gate/up: where the 2.1 TB/s goes (memory pipes, stalls per SASS instruction)
+    for shape in "1 8192 28672" "1 28672 8192"; do
+      tag=$(echo $shape | tr ' ' _)
+      timeout 200 ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis \
+          --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section SchedulerStats --section Occupancy \
+          --section LaunchStats -k 'regex:decode_tma|nvjet|gemv' -o "$OUT/d$tag" \
+          python3 benchmarks/profile_decode.py $shape > "$OUT/ncu_run_$tag.txt" 2>&1
+      ncu -i "$OUT/d$tag.ncu-rep" --print-details all 2>&1 | head -c 400000 > "$OUT/ncu_$tag.txt"
+      rm -f "$OUT/d$tag.ncu-rep"
+    done
+    timeout 200 ncu --clock-control none --section WarpStateStats --section SourceCounters -k regex:decode_tma \
+        --launch-skip 1 --launch-count 1 -o "$OUT/src" python3 benchmarks/profile_decode.py 1 8192 28672 \
+        > "$OUT/ncu_src_run.txt" 2>&1
+    ncu -i "$OUT/src.ncu-rep" --page source --print-source sass --csv 2>&1 | gzip > "$OUT/down_sass.csv.gz"
+    rm -f "$OUT/src.ncu-rep"; ls -la "$OUT"
+    grep -iE "^  [a-z_]|duration|dram throughput|memory throughput|l2 hit|l1/tex hit|stall|achieved occupancy|registers" \
+        "$OUT"/ncu_1_*.txt | head -120
+    ;;
   session23g)  # run 213: after the final cleanup (`_silu_glu` keeps divisions 0 / 2 only): every gate value through
     # the kernel, the SiLU / norm prologue rows, tiny fused models; `probe_silu.py` on the two divisions
     timeout 200 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py tests/test_prologue.py \

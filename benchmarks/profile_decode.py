@@ -15,8 +15,8 @@ from profile_prefill import run_fp16, run_variants  # noqa: E402
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
 
 VARIANTS = {
+    "installed": None,  # the default dispatch (at M = 1: the one-launch op on the TMA kernel)
     "triton bn64 w4 s3": tw.KernelConfig(16, 64, 4, 3, split_k=8),
-    "gluon tma bn64 w4 s3": tw.KernelConfig(16, 64, 4, 3, split_k=16, tma_stages=3),
 }
 
 
