@@ -538,6 +538,16 @@ PY
         --two-level 2>&1 | grep -v "^tma M=" > "$OUT/summary.txt"
     cat "$OUT/summary.txt"
     ;;
+  session24c)  # run 216: the TMA decode kernel's L2 prefetch of the weights past its ring (PF_LINES): the decode GPU
+    # tests, then `bench_gemm.py --prefetch-sweep` (steps and budget, every shape, M = 1 / 4 / 16, two-level scales)
+    timeout 280 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py -k "pdl_decode or decode_long_k \
+        or decode_gluon_tma or fused_decode_m1 or prologue_m1 or prologue_rows or decode_short or kept_counters \
+        or no_pdl_on" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prefetch-sweep --shapes 5,7 --ms 1,16 \
+        --two-level 2>&1 | grep -v "^prefetch M=" > "$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    ;;
   session24b)  # run 215: Nsight Compute on the installed M = 1 op (the TMA kernel) and cuBLAS fp16 on 70B down and
     # gate/up: where the 2.1 TB/s goes (memory pipes, stalls per SASS instruction)
     for shape in "1 8192 28672" "1 28672 8192"; do
