@@ -509,7 +509,7 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
     checked against the first setting's. Returns the score per label (sum of time / best).
     `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales."""
     saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
-             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_PREFETCH_STEPS)
+             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES)
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -535,7 +535,7 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
                     continue
                 finally:
                     (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
-                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_PREFETCH_STEPS) = saved
+                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES) = saved
                 row.append((t, label))
                 results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16, "int8_us": int8})
             best = min(t for t, _ in row)
@@ -628,21 +628,6 @@ def tma_sweep(log, results, ms=(1, 4, 16)):
     shapes = [s for s in SHAPES + FUSED_SHAPES if s[0] in names]
     score = _settings_sweep(log, results, "tma", shapes, ms, settings, apply, two_level=True)
     log(f"TMA_WINNER {min(score, key=score.get)}")
-
-
-def prefetch_sweep(log, results, ms=(1, 4, 16)):
-    """Session 24: the TMA decode kernel asking L2 for the weights past its ring before its prologue
-    (`TMA_PREFETCH_STEPS`, within `PREFETCH_BUDGET`), on every LLaMA shape and the fused ones, two-level scales.
-    Settings: (TMA_PREFETCH_STEPS, PREFETCH_BUDGET); the first is the installed pair."""
-    settings = [("installed", (tw.TMA_PREFETCH_STEPS, tw.PREFETCH_BUDGET)), ("off", (0, tw.PREFETCH_BUDGET))]
-    for steps, budget in ((8, 24), (32, 24), (16, 48), (32, 48)):
-        settings.append((f"pf{steps} b{budget}", (steps, budget << 20)))
-
-    def apply(params):
-        tw.TMA_PREFETCH_STEPS, tw.PREFETCH_BUDGET = params
-
-    score = _settings_sweep(log, results, "prefetch", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
-    log(f"PREFETCH_WINNER {min(score, key=score.get)}")
 
 
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
@@ -751,8 +736,6 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
-    ap.add_argument("--prefetch-sweep", action="store_true",
-                    help="session 24: the TMA decode kernel's L2 prefetch of the weights past its ring, two-level scales")
     ap.add_argument("--tma-sweep", action="store_true",
                     help="session 24: the TMA decode kernel's tile width, ring depth and program target, two-level scales")
     ap.add_argument("--mma-decode", action="store_true", help="run 31: the Gluon mma.sync decode kernel vs Triton, M <= 16")
@@ -798,7 +781,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("prefetch_sweep", prefetch_sweep), ("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
+    for flag, study in (("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
         if getattr(args, flag):

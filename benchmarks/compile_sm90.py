@@ -271,7 +271,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
-                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, PF_LINES=0)
+                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -286,10 +286,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                     # a 28672-column row over 4 slices, bf16, per channel, zero points and bias, groups of 64)
                     fused = {key: v for key, v in tconst.items() if key != "x_ptr"}
                     fused.update(M=1, SX_MODE=0, FUSED_ROW=True, A_STEPS=8, ROW_BLOCK=4096, a_desc=None)
-                    # (PF_LINES: the L2 prefetch of the weights past the ring, as installed on 70B down: split 4)
-                    for x_type, extra in [("*fp16", {}), ("*fp16", dict(SX_MODE=1)),
-                                          ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, PF_LINES=4))] + ([
-                        # (static: the layer's scale)
+                    for x_type, extra in [("*fp16", {}), ("*fp16", dict(SX_MODE=1))] + ([  # (static: the layer's scale)
                         ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192)),
                         ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192)),

@@ -539,7 +539,8 @@ PY
     cat "$OUT/summary.txt"
     ;;
   session24c)  # run 216: the TMA decode kernel's L2 prefetch of the weights past its ring (PF_LINES): the decode GPU
-    # tests, then `bench_gemm.py --prefetch-sweep` (steps and budget, every shape, M = 1 / 4 / 16, two-level scales)
+    # tests, then `bench_gemm.py --prefetch-sweep` (steps and budget, every shape, M = 1 / 4 / 16, two-level scales).
+    # Slower everywhere: removed after the run (the code: commit 839b0a9)
     timeout 280 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py -k "pdl_decode or decode_long_k \
         or decode_gluon_tma or fused_decode_m1 or prologue_m1 or prologue_rows or decode_short or kept_counters \
         or no_pdl_on" > "$OUT/pytest_gpu.txt" 2>&1

@@ -99,12 +99,6 @@ if gluon is not None:
             return gl.BlockedLayout([1, 4], [32 // lanes, lanes], [num_warps, 1], [1, 0])
 
         @gluon.constexpr_function
-        def _line_layout(lines, num_warps):
-            """(rows, lines) of the L2 prefetch: a row's lines over neighbouring lanes."""
-            across = min(lines, 32)
-            return gl.BlockedLayout([1, 1], [32 // across, across], [num_warps, 1], [1, 0])
-
-        @gluon.constexpr_function
         def _chunk_steps(a_steps, sub, num_warps):
             """K steps the fused quantization handles per pass of its loop: about 16 columns per thread."""
             return max(1, min(a_steps, 16 * 32 * num_warps // sub))
@@ -225,19 +219,6 @@ if gluon is not None:
             gl.store(out, acc.to(out_ptr.dtype.element_ty), mask=(offs_m < M)[:, None] & (offs_n < N)[None, :])
 
         @gluon.jit
-        def _prefetch_weights(w_ptr, stride_wn, off_n, N, start, end, BLOCK_N: gl.constexpr, LINES: gl.constexpr,
-                              num_warps: gl.constexpr):
-            """Ask L2 for bytes [start, start + 128 LINES) (those before `end`) of weight rows off_n.. off_n +
-            BLOCK_N: no registers filled, nothing waited on (`prefetch.global.L2`, a 128-byte line each)."""
-            p_l: gl.constexpr = _line_layout(LINES, num_warps)
-            rows = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, p_l))
-            byte = start + 128 * gl.arange(0, LINES, layout=gl.SliceLayout(0, p_l))
-            ok = (rows < N)[:, None] & (byte < end)[None, :]
-            offs = gl.where(ok, rows.to(gl.int64)[:, None] * stride_wn + byte[None, :], 0)
-            gl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l", [w_ptr + offs], dtype=gl.int32,
-                                      is_pure=False, pack=1)
-
-        @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
                    ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
@@ -278,8 +259,6 @@ if gluon is not None:
             stride_zn,
             stride_om,
             pw_ptr,  # NORM: the RMSNorm weight (K,) in x's dtype; else None
-            w_ptr,  # PF_LINES: qweight itself (the L2 prefetch); else None
-            stride_wn,  # PF_LINES: qweight's row stride in bytes
             GROUP: gl.constexpr,
             PER_CHANNEL: gl.constexpr,
             HAS_ZEROS: gl.constexpr,
@@ -295,7 +274,6 @@ if gluon is not None:
             ROW_BLOCK: gl.constexpr = 1,  # FUSED_ROW: columns of the row per pass of its absmax (power of two)
             NORM: gl.constexpr = False,  # FUSED_ROW: the row RMSNorm'd first (pw_ptr, EPS)
             EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
-            PF_LINES: gl.constexpr = 0,  # 128-byte lines of each weight row asked of L2 after the ring's first STAGES
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -340,9 +318,6 @@ if gluon is not None:
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW)
-            if PF_LINES > 0:  # the next steps' weights into L2, streaming while the prologue below runs
-                _prefetch_weights(w_ptr, stride_wn, off_n, N, (lo + STAGES) * HALF, (lo + n) * HALF, BLOCK_N, PF_LINES,
-                                  num_warps)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))

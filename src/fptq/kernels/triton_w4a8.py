@@ -742,10 +742,6 @@ USE_PDL = True
 SWAP_PDL = True
 # Bytes of weights that the programs of one PDL launch prefetch into L2 in all (0: no limit).
 PREFETCH_BUDGET = 24 << 20
-# K steps past its ring that each program of the TMA decode kernel asks of L2 before its prologue (`_tma_prefetch_lines`;
-# 0: none). Run 215 (Nsight Compute, 70B down at M = 1, one launch): 28 % of the warps' stall samples fell before the
-# K loop (the group scales, the row's absmax and quantization), while only the ring's first 3 steps were in flight.
-TMA_PREFETCH_STEPS = 16
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -794,24 +790,6 @@ def _pdl_constexprs(pdl: bool, n: int, k: int, sub: int, split: int) -> dict:
         cap = max(1, PREFETCH_BUDGET // (n * split * 128))
         lines = min(lines, 1 << (cap.bit_length() - 1))
     return {"PDL": True, "PREFETCH_LINES": lines}
-
-
-def _tma_prefetch_lines(n: int, k: int, sub: int, split: int, stages: int) -> int:
-    """PF_LINES of the TMA decode kernel: the 128-byte lines of each weight row a program asks of L2 right after its
-    first `stages` ring loads, so that the weights keep streaming through its prologue (the group scales, the row's
-    absmax and quantization with FUSED_ROW, waiting for the kernel before under PDL): up to TMA_PREFETCH_STEPS K steps,
-    no more than the program has past its ring, rounded down to a power of two of lines, within PREFETCH_BUDGET bytes
-    over the grid; 0: none."""
-    steps = min(TMA_PREFETCH_STEPS, _cdiv(_cdiv(k, sub), split) - stages)
-    if steps <= 0:
-        return 0
-    lines = 1 << (_cdiv(steps * sub // 2, 128).bit_length() - 1)
-    if PREFETCH_BUDGET:
-        cap = PREFETCH_BUDGET // (n * split * 128)
-        if cap < 1:
-            return 0
-        lines = min(lines, 1 << (cap.bit_length() - 1))
-    return lines
 
 
 def _pdl_available(x: torch.Tensor) -> bool:
@@ -1174,7 +1152,7 @@ class _DecodeTmaLaunch:
     on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
 
     __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub",
-                 "pw", "prefetch")
+                 "pw")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
                  prologue=None):
@@ -1188,10 +1166,6 @@ class _DecodeTmaLaunch:
         self.constexprs = dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None,
                                SX_MODE=sx_mode, HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl,
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
-        lines = _tma_prefetch_lines(n, k, sub, split, cfg.tma_stages)
-        self.prefetch = (qweight, qweight.stride(0)) if lines else (None, 0)
-        if lines:
-            self.constexprs["PF_LINES"] = lines
         if self.fused:
             per = _cdiv(_cdiv(k, sub), split)
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
@@ -1216,14 +1190,14 @@ class _DecodeTmaLaunch:
                 self.a_desc = gluon_decode.activation_descriptor(a, self.sub)
             head = (self.w_desc, launch.rebased(self.a_desc, a), None)  # (the planned descriptor on this call's buffer)
         args = (*head, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
-                out.stride(0), self.pw, *self.prefetch)
+                out.stride(0), self.pw)
         key = self.key if same_key else None
         if key is None:
             pointers = args[3:10]
             key = (launch.descriptor_key(args[0]), launch.descriptor_key(args[1]),
                    None if args[2] is None else args[2].dtype, tuple(t.dtype for t in pointers), args[10:16],
                    None if self.pw is None else self.pw.dtype, tuple(self.constexprs.items()), self.pdl,
-                   launch.alignment(args[2], *pointers, self.pw, self.prefetch[0]), self.prefetch[1])
+                   launch.alignment(args[2], *pointers, self.pw))
             if same_key:
                 self.key = key
         launch.launch(gluon_decode._decode_tma_kernel, self.grid, key, args, self.constexprs,
