@@ -509,7 +509,7 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
     checked against the first setting's. Returns the score per label (sum of time / best).
     `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales."""
     saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
-             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES)
+             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS)
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -535,7 +535,7 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
                     continue
                 finally:
                     (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
-                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES) = saved
+                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS) = saved
                 row.append((t, label))
                 results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16, "int8_us": int8})
             best = min(t for t, _ in row)
@@ -628,6 +628,22 @@ def tma_sweep(log, results, ms=(1, 4, 16)):
     shapes = [s for s in SHAPES + FUSED_SHAPES if s[0] in names]
     score = _settings_sweep(log, results, "tma", shapes, ms, settings, apply, two_level=True)
     log(f"TMA_WINNER {min(score, key=score.get)}")
+
+
+def groups_sweep(log, results, ms=(1, 4, 16)):
+    """Session 24: the staged group scales' bound (`TMA_MAX_GROUPS`), which sets the K split of the long-K layers
+    (70B down: 4 slices at 64 groups, 3 at 128, 2 at 128 with 132 programs; each program of the one-launch M = 1 op
+    reads the whole row), with 70B gate/up (unsplit) as the control; two-level scales.
+    Settings: (TMA_MAX_GROUPS, TMA_TARGET_PROGRAMS); the first is the installed pair."""
+    settings = [("installed", (tw.TMA_MAX_GROUPS, tw.TMA_TARGET_PROGRAMS)), ("g128 t264", (128, 264)),
+                ("g128 t132", (128, 132))]
+
+    def apply(params):
+        tw.TMA_MAX_GROUPS, tw.TMA_TARGET_PROGRAMS = params
+
+    shapes = [s for s in SHAPES if s[0] in ("70B down", "70B gate/up", "7B down")]
+    score = _settings_sweep(log, results, "groups", shapes, ms, settings, apply, two_level=True)
+    log(f"GROUPS_WINNER {min(score, key=score.get)}")
 
 
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
@@ -736,6 +752,8 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--groups-sweep", action="store_true",
+                    help="session 24: the staged group scales' bound (the K split of long-K layers) at M <= 16")
     ap.add_argument("--tma-sweep", action="store_true",
                     help="session 24: the TMA decode kernel's tile width, ring depth and program target, two-level scales")
     ap.add_argument("--mma-decode", action="store_true", help="run 31: the Gluon mma.sync decode kernel vs Triton, M <= 16")
@@ -781,7 +799,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
+    for flag, study in (("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
         if getattr(args, flag):

@@ -538,6 +538,12 @@ PY
         --two-level 2>&1 | grep -v "^tma M=" > "$OUT/summary.txt"
     cat "$OUT/summary.txt"
     ;;
+  session24d)  # run 217: the staged group scales' bound (TMA_MAX_GROUPS 64 / 128: 70B down's K split 4 / 3 / 2) at
+    # M = 1 / 4 / 16 (`bench_gemm.py --groups-sweep`), two-level scales
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --groups-sweep --shapes 7 --ms 1 \
+        --two-level 2>&1 | tee "$OUT/summary.txt" | grep -v "^groups M=" 
+    grep "^groups M=" "$OUT/summary.txt"
+    ;;
   session24c)  # run 216: the TMA decode kernel's L2 prefetch of the weights past its ring (PF_LINES): the decode GPU
     # tests, then `bench_gemm.py --prefetch-sweep` (steps and budget, every shape, M = 1 / 4 / 16, two-level scales).
     # Slower everywhere: removed after the run (the code: commit 839b0a9)
