@@ -646,6 +646,19 @@ def groups_sweep(log, results, ms=(1, 4, 16)):
     log(f"GROUPS_WINNER {min(score, key=score.get)}")
 
 
+def target_sweep(log, results, ms=(1, 16)):
+    """Session 24: the TMA decode kernel's program target (the K split of the layers with few column tiles) on every
+    LLaMA shape and the fused ones, two-level scales; run 217 found 70B down slower with fewer slices (3 or 2
+    instead of 4). Settings: TMA_TARGET_PROGRAMS; the first is the installed one."""
+    settings = [("installed", tw.TMA_TARGET_PROGRAMS)] + [(f"t{t}", t) for t in (396, 528, 660)]
+
+    def apply(target):
+        tw.TMA_TARGET_PROGRAMS = target
+
+    score = _settings_sweep(log, results, "target", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    log(f"TARGET_WINNER {min(score, key=score.get)}")
+
+
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     """Runs 19-25: the unpack-then-GEMM path (`triton_prefill`; Triton or Gluon kernel, tile shapes)
     against the tiled kernel at prefill M, then the fp8 activation option with the winner.
@@ -752,6 +765,8 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--target-sweep", action="store_true",
+                    help="session 24: the TMA decode kernel's program target (K split) at M = 1 / 16, every shape")
     ap.add_argument("--groups-sweep", action="store_true",
                     help="session 24: the staged group scales' bound (the K split of long-K layers) at M <= 16")
     ap.add_argument("--tma-sweep", action="store_true",
@@ -799,7 +814,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
+    for flag, study in (("target_sweep", target_sweep), ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep), ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
         if getattr(args, flag):

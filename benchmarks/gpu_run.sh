@@ -538,6 +538,11 @@ PY
         --two-level 2>&1 | grep -v "^tma M=" > "$OUT/summary.txt"
     cat "$OUT/summary.txt"
     ;;
+  session24e)  # run 218: the TMA decode kernel's program target 264 / 396 / 528 / 660 at M = 1 / 16, every shape
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --target-sweep --shapes 7 --ms 1 \
+        --two-level 2>&1 | tee "$OUT/summary.txt" | grep -v "^target M="
+    grep "^target M=" "$OUT/summary.txt" | sed -e 's/ x[0-9.]*//g' -e 's/ fp16 [0-9.]*us//'
+    ;;
   session24d)  # run 217: the staged group scales' bound (TMA_MAX_GROUPS 64 / 128: 70B down's K split 4 / 3 / 2) at
     # M = 1 / 4 / 16 (`bench_gemm.py --groups-sweep`), two-level scales
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --groups-sweep --shapes 7 --ms 1 \
