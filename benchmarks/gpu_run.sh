@@ -549,6 +549,21 @@ PY
         --two-level 2>&1 | grep -v "^tma M=" > "$OUT/summary.txt"
     cat "$OUT/summary.txt"
     ;;
+  session24f)  # run 219: the one-launch op's absmax on the 16-bit patterns (fewer registers): its GPU tests (a row with
+    # NaNs, -0, a subnormal), then ops at M = 1 on every shape, this code against the session's start (`_ab_old/src`,
+    # an untracked copy made for this run), alternated twice
+    timeout 300 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py \
+        -k "fused_decode_m1 or prologue_m1 or gpu_prologue_rows" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    for i in 1 2; do
+      for tree in src _ab_old/src; do
+        tag=$(echo $tree | tr '/' _)
+        mkdir -p "/tmp/$tag$i"
+        PYTHONPATH=$tree timeout 100 python3 benchmarks/bench_gemm.py --out "/tmp/$tag$i" --no-check --ms 1 \
+            --two-level 2>&1 | grep "two-level" | sed "s|^|$tree $i |" | tee -a "$OUT/ab.txt"
+      done
+    done
+    ;;
   session24e)  # run 218: the TMA decode kernel's program target 264 / 396 / 528 / 660 at M = 1 / 16, every shape
     timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --target-sweep --shapes 7 --ms 1 \
         --two-level 2>&1 | tee "$OUT/summary.txt" | grep -v "^target M="

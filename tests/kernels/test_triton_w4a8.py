@@ -1466,8 +1466,9 @@ def test_gpu_fused_decode_m1(monkeypatch):
     activations (the layer's scale, clamping the row's largest values), on split-K and unsplit
     layers, column tails, K not a multiple of 128 (a half step), groups of 64 / 128 / 256 and per channel,
     symmetric and asymmetric, bias, fp16 and bf16, an all-zero row (scale 1) and a bf16 row below 2**-100 * 127
-    (the division instead of the reciprocal); outputs poisoned; and it is the kernel that runs (no quantization
-    launch, no Triton kernel)."""
+    (the division instead of the reciprocal), a row with NaNs, -0, a subnormal and its largest magnitude negative
+    (the absmax on the 16-bit patterns leaves NaNs out as the quantization kernel's fp32 maximum does); outputs
+    poisoned; and it is the kernel that runs (no quantization launch, no Triton kernel)."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
     quantize, triton_kernel = tw.quantize_activation_triton, tw._w4a8_kernel
@@ -1486,9 +1487,13 @@ def test_gpu_fused_decode_m1(monkeypatch):
         xs = [make_x(1, k, dtype), torch.zeros(1, k, dtype=dtype, device="cuda")]
         if dtype == torch.bfloat16:
             xs.append((make_x(1, k, torch.float32) * 1e-32).to(dtype))
+        special = make_x(1, k, dtype)
+        special[0, 11], special[0, 13] = -4 * special.abs().amax(), torch.finfo(dtype).tiny / 4  # (a subnormal)
+        special[0, 3], special[0, k - 2], special[0, 7] = float("nan"), float("nan"), -0.0
+        xs.append(special)
         for (i, x), act_mode in itertools.product(enumerate(xs), ("dynamic", "static")):
             # (static: a per-tensor scale that clamps the row's largest values, as calibrated scales do)
-            act_scale = (torch.tensor(max(x.float().abs().amax().item(), 1.0) / 100, device="cuda")
+            act_scale = (torch.tensor(max(x.float().nan_to_num(0).abs().amax().item(), 1.0) / 100, device="cuda")
                          if act_mode == "static" else None)
             monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)
             monkeypatch.setattr(tw, "quantize_activation_triton", quantize)
