@@ -1467,8 +1467,8 @@ def test_gpu_fused_decode_m1(monkeypatch):
     layers, column tails, K not a multiple of 128 (a half step), groups of 64 / 128 / 256 and per channel,
     symmetric and asymmetric, bias, fp16 and bf16, an all-zero row (scale 1) and a bf16 row below 2**-100 * 127
     (the division instead of the reciprocal), a row with NaNs, -0, a subnormal and its largest magnitude negative
-    (the absmax on the 16-bit patterns leaves NaNs out as the quantization kernel's fp32 maximum does); outputs
-    poisoned; and it is the kernel that runs (no quantization launch, no Triton kernel)."""
+    (both absmax passes leave the NaNs out alike); outputs poisoned; and it is the kernel that runs (no quantization
+    launch, no Triton kernel)."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
     quantize, triton_kernel = tw.quantize_activation_triton, tw._w4a8_kernel

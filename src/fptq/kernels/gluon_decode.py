@@ -99,11 +99,6 @@ if gluon is not None:
             return gl.BlockedLayout([1, 4], [32 // lanes, lanes], [num_warps, 1], [1, 0])
 
         @gluon.constexpr_function
-        def _inf_bits(xt):
-            """The bit pattern of +inf in the 16-bit float type `xt` (fp16 or bf16)."""
-            return 0x7C00 if xt == gl.float16 else 0x7F80
-
-        @gluon.constexpr_function
         def _chunk_steps(a_steps, sub, num_warps):
             """K steps the fused quantization handles per pass of its loop: about 16 columns per thread."""
             return max(1, min(a_steps, 16 * 32 * num_warps // sub))
@@ -154,18 +149,15 @@ if gluon is not None:
                 rstd = gl.rsqrt(gl.sum(ssq, axis=0) / K + EPS)
             if STATIC:  # (`_act_quant_kernel` MODE 0: the layer's scale)
                 s = gl.load(sx_ptr).to(gl.float32)
-            elif NORM:
+            else:
                 amax = gl.zeros([ROW_BLOCK], gl.float32, r_l)
                 for c0 in range(0, K, ROW_BLOCK):
                     mask = c0 + offs < K
                     xv = gl.load(x_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
-                    xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
+                    if NORM:
+                        xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
                     amax = gl.maximum(amax, gl.abs(xv))
                 m = gl.max(amax, axis=0)
-            else:  # on the 16-bit patterns: half the registers of fp32 values, so longer passes fit
-                m = _abs_max_bits(x_ptr.to(gl.pointer_type(gl.int16), bitcast=True), K, offs, ROW_BLOCK,
-                                  _inf_bits(XT)).to(XT, bitcast=True).to(gl.float32)
-            if not STATIC:
                 s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
             r = gl.div_rn(1.0, s)
             # this slice's codes, QS steps a pass, read again (from L1) as int32 words of an even / odd pair
@@ -187,17 +179,6 @@ if gluon is not None:
                 o_smem.index(c // QS).store(_act_codes(xo, s, r))
             gl.thread_barrier()  # every warp's codes are in shared memory before any warp reads them
             return s
-
-        @gluon.jit
-        def _abs_max_bits(b_ptr, K, offs, ROW_BLOCK: gl.constexpr, INF: gl.constexpr):
-            """The bit pattern of the largest |x| of the K 16-bit floats at `b_ptr` (read as int16), NaNs left out as
-            fp32 `maximum` leaves them out: with the sign bit cleared, the patterns of two non-NaN floats of one
-            format order as their magnitudes do, and the NaNs are the patterns above INF's."""
-            amax = gl.zeros_like(offs).to(gl.int16)
-            for c0 in range(0, K, ROW_BLOCK):
-                a = gl.load(b_ptr + c0 + offs, mask=c0 + offs < K, other=0) & 0x7FFF
-                amax = gl.maximum(amax, gl.where(a > INF, 0, a).to(gl.int16))
-            return gl.max(amax, axis=0).to(gl.int16)  # (the reduction widens to int32)
 
         @gluon.jit
         def _half(w, XT: gl.constexpr):
