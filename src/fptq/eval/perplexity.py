@@ -17,9 +17,32 @@ from tqdm.auto import tqdm
 
 from fptq.errors import ConfigError, EvalDataError
 
-__all__ = ["PPL_SOURCES", "perplexity_text", "perplexity_tokens", "perplexity"]
+__all__ = ["PPL_SOURCES", "perplexity_text", "perplexity_tokens", "perplexity", "check_ppl_settings",
+           "max_positions"]
 
 PPL_SOURCES = ("bundled", "wikitext2", "c4")
+
+
+def max_positions(model_or_config) -> int | None:
+    """The model's context length (`max_position_embeddings`), or None where its config has none."""
+    config = getattr(model_or_config, "config", model_or_config)
+    n = getattr(config, "max_position_embeddings", None)
+    return n if isinstance(n, int) and n > 0 else None
+
+
+def check_ppl_settings(seqlen: int, max_windows: int | None = None, context: int | None = None) -> None:
+    """One-line ConfigErrors for a window length below 2 (a window of one token predicts nothing) or above the
+    model's context `context`, and for a window count below 1 (None = every window)."""
+    if isinstance(seqlen, bool) or not isinstance(seqlen, int) or seqlen < 2:
+        raise ConfigError(f"--ppl-seqlen must be at least 2 tokens, got {seqlen}")
+    if max_windows is not None and (isinstance(max_windows, bool) or not isinstance(max_windows, int)
+                                    or max_windows < 1):
+        raise ConfigError(f"--ppl-windows must be a positive number of windows (leave it out for all), got {max_windows}")
+    if context is not None and seqlen > context:
+        raise ConfigError(
+            f"--ppl-seqlen {seqlen} is longer than the model's context of {context} tokens "
+            f"(max_position_embeddings); use --ppl-seqlen {context} or less"
+        )
 
 
 def perplexity_text(source: str) -> str:
@@ -55,7 +78,11 @@ def perplexity(
     progress: bool = True,
     desc: str = "perplexity",
 ) -> dict:
-    """exp(mean next-token NLL) over `len(tokens) // seqlen` windows (or the first `max_windows`)."""
+    """exp(mean next-token NLL) over `len(tokens) // seqlen` windows (or the first `max_windows`).
+
+    `seqlen` must lie in [2, the model's max_position_embeddings] and `max_windows` be None or positive
+    (a ConfigError otherwise)."""
+    check_ppl_settings(seqlen, max_windows, max_positions(model))
     windows = tokens.numel() // seqlen
     if max_windows is not None:
         windows = min(windows, max_windows)

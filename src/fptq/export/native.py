@@ -25,7 +25,7 @@ import torch
 from fptq.config import FORMAT_VERSION
 from fptq.errors import CheckpointError, ModelError, OutputExistsError
 
-__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "fptq_config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -48,8 +48,59 @@ def _state_dict_for_saving(model) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def save_quantized(model, out_dir: str | os.PathLike, tokenizer=None, overwrite: bool = False) -> Path:
-    """Write a quantized model (with its `fptq_info`) to `out_dir`, atomically."""
+def _within(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies inside it (both resolved)."""
+    return path == folder or folder in path.parents
+
+
+def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()) -> Path:
+    """The resolved output folder, or a one-line error if saving there would be refused.
+
+    An existing `out_dir` is replaced only with `overwrite`, and only if it is an earlier fptq
+    output (has fptq_config.json) or an empty folder, does not contain the current working
+    directory, and is not and does not contain any path in `protect` (e.g. the source model
+    folder). Cheap: call it before calibration to fail early.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    if not out.exists():
+        return out
+    if not overwrite:
+        raise OutputExistsError(
+            f"output folder {out} already exists; pass --overwrite (overwrite=True in Python) to replace an earlier "
+            "fptq output"
+        )
+    if not out.is_dir():
+        raise OutputExistsError(f"output {out} is a file, not a folder; refusing to replace it (choose a new folder)")
+    if _within(Path.cwd().resolve(), out):
+        raise OutputExistsError(
+            f"refusing to replace output folder {out}: it contains the current working directory; choose a new folder"
+        )
+    for source in [protect] if isinstance(protect, (str, os.PathLike)) else protect or ():
+        if source is None:
+            continue
+        src = Path(source).expanduser()
+        if not src.exists():  # a hub id or the bundled model's name: nothing of the user's on disk to protect
+            continue
+        if _within(src.resolve(), out):
+            raise OutputExistsError(
+                f"refusing to replace output folder {out}: it is or contains the source model {source}; choose a new folder"
+            )
+    if not (out / CONFIG_NAME).is_file() and any(out.iterdir()):
+        raise OutputExistsError(
+            f"refusing to replace output folder {out}: it is not an earlier fptq output (no {CONFIG_NAME}) and not "
+            "empty; choose a new or empty folder"
+        )
+    return out
+
+
+def save_quantized(
+    model, out_dir: str | os.PathLike, tokenizer=None, overwrite: bool = False, protect=()
+) -> Path:
+    """Write a quantized model (with its `fptq_info`) to `out_dir`, atomically.
+
+    overwrite: replace an existing `out_dir`, if it is an earlier fptq output or empty (see `check_output`).
+    protect:   paths (e.g. the source model folder) that `out_dir` must not be or contain when replaced.
+    """
     from safetensors.torch import save_file
 
     info = getattr(model, "fptq_info", None)
@@ -60,9 +111,7 @@ def save_quantized(model, out_dir: str | os.PathLike, tokenizer=None, overwrite:
     if is_fused(model):
         raise ModelError("this model's layers are fused for inference (fptq.fuse_shared_inputs, fptq.fuse_prologues); "
                          "save it before fusing, or load it again with fuse=False")
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"output folder {out} already exists; pass --overwrite to replace it")
+    out = check_output(out_dir, overwrite=overwrite, protect=protect)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -135,12 +184,20 @@ def load_quantized(
 
     folder = Path(folder).expanduser()
     info = read_fptq_config(folder)
+    for key, kind in (("quantization", dict), ("policy", list)):
+        if not isinstance(info.get(key), kind):
+            got = "nothing" if key not in info else json.dumps(info[key])[:40]
+            raise CheckpointError(
+                f"{folder / CONFIG_NAME} is damaged: '{key}' must be a JSON {'object' if kind is dict else 'list'}, got {got}"
+            )
     try:
         # (no scale_format: fp16 scales, as every checkpoint before two-level scales; see QuantConfig.to_dict)
         qconfig = from_dict(QuantConfig, {"scale_format": "fp16", **info["quantization"]})
         policy = {row["layer"]: row for row in info["policy"]}
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_NAME} is missing {exc}") from None
+    except KeyError as exc:
+        raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: a policy row has no {exc} entry") from None
+    except TypeError as exc:
+        raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: {str(exc).splitlines()[0]}") from None
     try:
         config = AutoConfig.from_pretrained(folder)
     except (OSError, ValueError) as exc:
@@ -148,6 +205,8 @@ def load_quantized(
     get_arch(config)
     device = torch.device(device)
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    if not (folder / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{folder / WEIGHTS_NAME} is missing; the checkpoint is incomplete (save it again)")
     try:
         tensors = load_file(folder / WEIGHTS_NAME)
     except (SafetensorError, OSError, ValueError) as exc:

@@ -67,6 +67,8 @@ def resolve_model(name: str | os.PathLike | None) -> str:
     name = str(name)
     path = Path(name).expanduser()
     if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"{name} is a file, not a model folder; expected a Hugging Face model folder with config.json")
         if not (path / "config.json").is_file():
             raise ModelError(f"{name} is a folder without config.json; expected a Hugging Face model folder")
         return str(path)
@@ -84,7 +86,7 @@ def _load_error(name: str, exc: Exception) -> Exception:
     if offline and not Path(name).exists():
         return HubUnavailableError(
             f"cannot reach the Hugging Face hub to load {name} ({text}); "
-            "use a local folder or the bundled model (`fptq quantize bundled ...`)"
+            "use a local folder or the bundled model (\"bundled\")"
         )
     return ModelError(f"cannot load model {name}: {text}")
 
@@ -99,6 +101,86 @@ def load_tokenizer(name: str | os.PathLike | None, trust_remote_code: bool = Fal
         raise _load_error(path, exc) from None
 
 
+# Tensor names that only quantized checkpoints (fptq's own, GPTQ, AWQ, bitsandbytes, compressed-tensors, ...) hold.
+_QUANTIZED_SUFFIXES = (
+    ".qweight", ".qzeros", ".scales", ".zeros", ".g_idx", ".channel_scales", ".act_scale", ".weight_scale",
+    ".input_scale", ".weight_packed", ".SCB", ".absmax", ".quant_map", ".quant_state.bitsandbytes__nf4",
+)
+
+
+def _check_not_fptq_output(path: str) -> None:
+    from fptq.export.native import CONFIG_NAME
+
+    if (Path(path) / CONFIG_NAME).is_file():
+        raise ModelError(
+            f"{path} is an fptq checkpoint (already quantized; it has {CONFIG_NAME}); quantize the original "
+            "full-precision model instead (load this folder with fptq.load_quantized or `fptq eval`)"
+        )
+
+
+def _check_safetensors_only(path: str) -> None:
+    """Refuse a local folder whose weights are pickled (`pytorch_model.bin`, ...) before transformers sees it."""
+    folder = Path(path)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file():
+        return
+    pickled = sorted(p.name for ext in ("*.bin", "*.pt", "*.pth", "*.ckpt") for p in folder.glob(ext))
+    what = f"only {', '.join(pickled[:2])}{', ...' if len(pickled) > 2 else ''}" if pickled else "no weight files"
+    raise ModelError(
+        f"{path} has no .safetensors weights ({what}); fptq loads safetensors only (never pickle)"
+        + (
+            " - convert it once, if you trust the file: python -c \"from transformers import AutoModelForCausalLM as M; "
+            f"M.from_pretrained('{path}').save_pretrained('{path}-safetensors')\""
+            if pickled
+            else ""
+        )
+    )
+
+
+def _corrupt_file(path: str) -> str:
+    """The first .safetensors file of a local folder whose header safetensors cannot read (else the folder)."""
+    from safetensors import safe_open
+
+    folder = Path(path)
+    if folder.is_dir():
+        for file in sorted(folder.glob("*.safetensors")):
+            try:
+                with safe_open(str(file), framework="pt"):
+                    pass
+            except Exception:  # noqa: BLE001 - any failure to open names this file
+                return str(file)
+        return f"a .safetensors file in {path}"
+    return f"the .safetensors weights of {path}"
+
+
+def _check_loading_info(path: str, info: dict) -> None:
+    missing = sorted(info.get("missing_keys") or ())
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    quantized = [k for k in unexpected if k.endswith(_QUANTIZED_SUFFIXES)]
+    if quantized:
+        raise ModelError(
+            f"{path} looks like a quantized checkpoint (it holds tensors such as {quantized[0]}); "
+            "quantize the original full-precision model"
+        )
+    if missing:
+        first = ", ".join(missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ModelError(
+            f"{path} is missing {len(missing)} weight tensor{'s' if len(missing) > 1 else ''} that its config.json "
+            f"needs ({first}{more}); the checkpoint is incomplete or does not match its config"
+        )
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if mismatched:
+        key, saved, expected = mismatched[0]
+        raise ModelError(
+            f"{path}: tensor {key} has shape {tuple(saved)} in the checkpoint but {tuple(expected)} in its config.json; "
+            "the checkpoint does not match its config"
+        )
+    errors = info.get("error_msgs") or []
+    if errors:
+        raise ModelError(f"cannot load model {path}: {str(errors[0]).splitlines()[0]}")
+    # Other unexpected tensors (e.g. a stray buffer an older transformers saved) are left unused, as transformers does.
+
+
 def load_model(
     name: str | os.PathLike | None,
     dtype: torch.dtype = torch.float32,
@@ -106,11 +188,15 @@ def load_model(
 ):
     """Load a full-precision causal LM on the CPU (calibration moves blocks to the device).
 
-    Returns `(model, tokenizer)`. The architecture check happens in `fptq.models.arch`.
+    Returns `(model, tokenizer)`. Weights are read from safetensors files only (never pickle), and a
+    checkpoint that lacks a tensor its config needs is an error (not a randomly initialised layer).
+    The architecture check happens in `fptq.models.arch`.
     """
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
 
     path = resolve_model(name)
+    _check_not_fptq_output(path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -118,9 +204,25 @@ def load_model(
     from fptq.models.arch import get_arch
 
     get_arch(config)  # fail early, before loading weights, on an unsupported architecture
+    _check_safetensors_only(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True,
+            output_loading_info=True, ignore_mismatched_sizes=True,  # mismatched shapes: reported below, in one line
+        )
+    except SafetensorError as exc:
+        raise ModelError(f"{_corrupt_file(path)} is truncated or corrupted: {str(exc).splitlines()[0]}") from None
     except (OSError, ValueError) as exc:
+        text = str(exc)
+        if "cannot be loaded with `safetensors`" in text or "no file named model.safetensors" in text.lower():
+            raise ModelError(
+                f"{path} has no .safetensors weights; fptq loads safetensors only (never pickle): "
+                "use a model that ships model.safetensors, or convert it once if you trust the file"
+            ) from None
         raise _load_error(path, exc) from None
+    except RuntimeError as exc:  # transformers: a tensor whose shape does not match the config, and the like
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"cannot load model {path}: the checkpoint does not match its config ({text})") from None
+    _check_loading_info(path, info)
     model.eval()
     return model, load_tokenizer(path, trust_remote_code=trust_remote_code)
