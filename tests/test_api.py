@@ -91,6 +91,16 @@ def test_group_size_that_does_not_divide_names_layer_and_alternatives():
         fptq.quantize(model, None, fptq.QuantConfig(group_size=64), CALIB, progress=False)
 
 
+def test_calibration_longer_than_the_context_is_a_clear_error():
+    model = make_tiny("llama", max_position_embeddings=64)
+    with pytest.raises(ConfigError, match="--calib-seqlen 128 is longer than the model's context of 64 tokens"):
+        fptq.quantize(model, None, fptq.QuantConfig(group_size=32),
+                      fptq.CalibConfig(source="random", samples=2, seqlen=128), progress=False)
+    with pytest.raises(ConfigError, match="longer than the model's context of 64 tokens"):  # a ready token tensor
+        fptq.quantize(model, None, fptq.QuantConfig(group_size=32), torch.zeros(2, 65, dtype=torch.long),
+                      progress=False)
+
+
 def test_non_finite_activations_are_a_clear_error(tiny_llama):
     with torch.no_grad():
         tiny_llama.model.layers[0].input_layernorm.weight[0] = float("inf")

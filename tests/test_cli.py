@@ -254,6 +254,9 @@ def test_calib_seqlen_longer_than_context(tmp_path, tiny_folder, capsys):
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["--nope"], "unrecognized arguments: --nope (see fptq --help)"),
     (["eval", "bundled", "--nope"], "unrecognized arguments: --nope (see fptq eval --help)"),
+    (["eval", "bundled", "--tasks", "piqa", "--limit", "0"], "argument --limit: must be at least 1, got 0"),
+    (["compare", "bundled", "--batch-size", "-2"], "argument --batch-size: must be at least 1, got -2"),
+    (["eval", "bundled", "--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
 ])
 def test_argument_errors_are_one_line(capsys, argv, message):
     code, out, err = _run(capsys, *argv)

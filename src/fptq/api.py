@@ -16,6 +16,7 @@ from fptq.calib.engine import run_engine
 from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
 from fptq.data.calib import calibration_tokens, describe
 from fptq.errors import ConfigError, ModelError
+from fptq.eval.perplexity import max_positions
 from fptq.methods import build_method
 from fptq.models.arch import get_arch
 from fptq.nn.quant_linear import QuantLinear
@@ -29,6 +30,14 @@ def _quantized_linears(model, arch):
         for group in arch.groups:
             for path in group.linears:
                 yield f"{arch.blocks}.{i}.{path}", block.get_submodule(path)
+
+
+def check_calib_context(seqlen: int, context: int | None) -> None:
+    """A one-line error where calibration sequences are longer than the model's context (`max_position_embeddings`;
+    None: no limit known)."""
+    if context is not None and seqlen > context:
+        raise ConfigError(f"--calib-seqlen {seqlen} is longer than the model's context of {context} tokens "
+                          f"(max_position_embeddings); use --calib-seqlen {context} or less")
 
 
 def check_group_size(model, group_size: int) -> None:
@@ -107,6 +116,8 @@ def quantize(
     calibration = calibration if calibration is not None else CalibConfig()
     arch = get_arch(model)
     check_group_size(model, config.group_size)
+    check_calib_context(calibration.shape[1] if isinstance(calibration, torch.Tensor) else calibration.seqlen,
+                        max_positions(model))
     if isinstance(calibration, torch.Tensor):
         tokens, calib_info, batch_size = calibration, {"source": "tensor", "samples": calibration.shape[0],
                                                       "seqlen": calibration.shape[1]}, 8

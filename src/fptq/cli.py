@@ -32,6 +32,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"fptq: error: {message} (see {self.prog} --help)\n")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (checked while parsing, before any model is loaded)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_calib_args(p: argparse.ArgumentParser, samples: int, seqlen: int) -> None:
     g = p.add_argument_group("calibration")
     g.add_argument(
@@ -144,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="quantized folder, Hugging Face id, local folder, or 'bundled'")
     _add_ppl_args(e, windows=None)
     e.add_argument("--tasks", default=None, help="comma-separated zero-shot / MMLU tasks (see docs/tasks.md)")
-    e.add_argument("--limit", type=int, default=None, help="first N examples of each task")
-    e.add_argument("--batch-size", type=int, default=16, help="batch size for task scoring (default: 16)")
+    e.add_argument("--limit", type=_positive_int, default=None, help="first N examples of each task (default: all)")
+    e.add_argument("--batch-size", type=_positive_int, default=16, help="batch size for task scoring (default: 16)")
     e.add_argument("--output", default=None, help="also write the JSON result to this file")
     _add_runtime_args(e)
 
@@ -171,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calib_args(c, samples=32, seqlen=512)
     _add_ppl_args(c, windows=8)
     c.add_argument("--tasks", default=None, help="comma-separated zero-shot / MMLU tasks (see docs/tasks.md)")
-    c.add_argument("--limit", type=int, default=None, help="first N examples of each task")
-    c.add_argument("--batch-size", type=int, default=16, help="batch size for task scoring (default: 16)")
+    c.add_argument("--limit", type=_positive_int, default=None, help="first N examples of each task (default: all)")
+    c.add_argument("--batch-size", type=_positive_int, default=16, help="batch size for task scoring (default: 16)")
     _add_runtime_args(c)
     parser.commands = {"quantize": q, "eval": e, "demo": d, "compare": c}  # for errors that name the command
     return parser
@@ -299,16 +310,8 @@ def _local_context(name: str) -> int | None:
     return n if isinstance(n, int) and n > 0 else None
 
 
-def _check_calib_context(seqlen: int, context: int | None) -> None:
-    from fptq.errors import ConfigError
-
-    if context is not None and seqlen > context:
-        raise ConfigError(f"--calib-seqlen {seqlen} is longer than the model's context of {context} tokens "
-                          f"(max_position_embeddings); use --calib-seqlen {context} or less")
-
-
 def cmd_quantize(args) -> int:
-    from fptq.api import quantize
+    from fptq.api import check_calib_context, quantize
     from fptq.export.native import check_output, save_quantized
     from fptq.models.loading import load_model
     from fptq.report.tables import policy_table, strategy_summary
@@ -322,13 +325,13 @@ def cmd_quantize(args) -> int:
     from fptq.methods import build_method
 
     build_method(config)  # unknown method: fail before loading the model
-    _check_calib_context(calib.seqlen, _local_context(args.model))
+    check_calib_context(calib.seqlen, _local_context(args.model))
     import torch
 
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
-    _check_calib_context(calib.seqlen, max_positions(model))
+    check_calib_context(calib.seqlen, max_positions(model))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]

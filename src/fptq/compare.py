@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from fptq import __version__
-from fptq.api import check_group_size, quantize
+from fptq.api import check_calib_context, check_group_size, quantize
 from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
 from fptq.errors import ConfigError
 from fptq.eval.perplexity import PPL_SOURCES, check_ppl_settings, max_positions, perplexity, perplexity_tokens
@@ -218,9 +218,8 @@ def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Vari
         context = max_positions(model_config)
         if ppl_source != "none":
             check_ppl_settings(ppl_seqlen, ppl_windows, context)
-        if quantized and context is not None and calib.seqlen > context:
-            raise ConfigError(f"--calib-seqlen {calib.seqlen} is longer than the model's context of {context} tokens "
-                              f"(max_position_embeddings); use --calib-seqlen {context} or less")
+        if quantized:
+            check_calib_context(calib.seqlen, context)
         sizes = sorted({v.config.group_size for v in quantized if v.config.group_size != -1})
         if sizes:
             from transformers import AutoModelForCausalLM
