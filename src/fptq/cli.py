@@ -288,16 +288,11 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _check_ppl_args(args) -> None:
-    """--ppl, --ppl-seqlen and --ppl-windows on their own (the model's context is checked once it is known)."""
-    from fptq.errors import ConfigError
-    from fptq.eval.perplexity import PPL_SOURCES, check_ppl_settings
+def _check_ppl_args(args, context: int | None = None) -> None:
+    """--ppl, --ppl-seqlen and --ppl-windows, before any work (the model's `context` where already known)."""
+    from fptq.eval.perplexity import check_ppl_settings
 
-    if args.ppl == "none":
-        return
-    if args.ppl not in PPL_SOURCES:
-        raise ConfigError(f"unknown perplexity data {args.ppl!r}; choose from {', '.join(PPL_SOURCES)} or none")
-    check_ppl_settings(args.ppl_seqlen, args.ppl_windows)
+    check_ppl_settings(args.ppl_seqlen, args.ppl_windows, context, source=args.ppl)
 
 
 def _local_context(name: str) -> int | None:
@@ -321,17 +316,16 @@ def cmd_quantize(args) -> int:
     out = _check_writable(args.out, "--out", beside=True)
     check_output(out, args.overwrite, protect=(args.model,))
     config, calib, device = _quant_config(args), _calib_config(args), _device(args.device)
-    from fptq.eval.perplexity import max_positions
     from fptq.methods import build_method
 
     build_method(config)  # unknown method: fail before loading the model
+    # (the model's context from a local config.json, before loading; `quantize` checks it again on the model)
     check_calib_context(calib.seqlen, _local_context(args.model))
     import torch
 
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
-    check_calib_context(calib.seqlen, max_positions(model))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]
@@ -372,21 +366,18 @@ def _load_for_eval(name: str, device: str, trust_remote_code: bool):
 
 def cmd_eval(args) -> int:
     from fptq.errors import ConfigError
-    from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
+    from fptq.eval.perplexity import perplexity, perplexity_tokens
     from fptq.report.tables import markdown_table
 
     task_names = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
     if args.ppl == "none" and not task_names:
         raise ConfigError("nothing to evaluate: --ppl none and no --tasks; give --ppl bundled (or wikitext2, c4) "
                           "or --tasks NAME,...")
-    _check_ppl_args(args)
+    # (the model's context from a local config.json, before loading; `perplexity` checks it again on the model)
+    _check_ppl_args(args, _local_context(args.model))
     output = _check_writable(args.output, "--output", kind="file") if args.output else None
     device = _device(args.device)
-    if args.ppl != "none":  # the model's context, from a local config.json before loading the weights
-        check_ppl_settings(args.ppl_seqlen, args.ppl_windows, _local_context(args.model))
     model, tokenizer = _load_for_eval(args.model, device, args.trust_remote_code)
-    if args.ppl != "none":
-        check_ppl_settings(args.ppl_seqlen, args.ppl_windows, max_positions(model))
     result: dict = {"model": args.model}
     if args.ppl != "none":
         tokens = perplexity_tokens(tokenizer, args.ppl)

@@ -41,7 +41,7 @@ from fptq import __version__
 from fptq.api import check_calib_context, check_group_size, quantize
 from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
 from fptq.errors import ConfigError
-from fptq.eval.perplexity import PPL_SOURCES, check_ppl_settings, max_positions, perplexity, perplexity_tokens
+from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
 from fptq.models.loading import load_model, resolve_model
 from fptq.report import write_text_atomic
@@ -200,10 +200,7 @@ def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Vari
     """Everything that can be checked without quantizing or evaluating, so a bad setting fails in seconds
     instead of after the first variants: the perplexity settings, each variant's group size and the calibration
     length against the model, and the calibration data itself (when some variant still has to be quantized)."""
-    if ppl_source != "none":
-        if ppl_source not in PPL_SOURCES:
-            raise ConfigError(f"unknown perplexity data {ppl_source!r}; choose from {', '.join(PPL_SOURCES)} or none")
-        check_ppl_settings(ppl_seqlen, ppl_windows)
+    check_ppl_settings(ppl_seqlen, ppl_windows, source=ppl_source)
     quantized = [v for v in variants if v.config is not None]
     try:
         from transformers import AutoConfig
@@ -216,8 +213,7 @@ def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Vari
 
         get_arch(model_config)
         context = max_positions(model_config)
-        if ppl_source != "none":
-            check_ppl_settings(ppl_seqlen, ppl_windows, context)
+        check_ppl_settings(ppl_seqlen, ppl_windows, context, source=ppl_source)
         if quantized:
             check_calib_context(calib.seqlen, context)
         sizes = sorted({v.config.group_size for v in quantized if v.config.group_size != -1})

@@ -30,9 +30,15 @@ def max_positions(model_or_config) -> int | None:
     return n if isinstance(n, int) and n > 0 else None
 
 
-def check_ppl_settings(seqlen: int, max_windows: int | None = None, context: int | None = None) -> None:
+def check_ppl_settings(seqlen: int, max_windows: int | None = None, context: int | None = None,
+                       source: str | None = None) -> None:
     """One-line ConfigErrors for a window length below 2 (a window of one token predicts nothing) or above the
-    model's context `context`, and for a window count below 1 (None = every window)."""
+    model's context `context`, and for a window count below 1 (None = every window). `source` (the CLI's --ppl): also
+    an unknown perplexity data name; "none" (no perplexity asked for) checks nothing."""
+    if source == "none":
+        return
+    if source is not None and source not in PPL_SOURCES:
+        raise ConfigError(f"unknown perplexity data {source!r}; choose from {', '.join(PPL_SOURCES)} or none")
     if isinstance(seqlen, bool) or not isinstance(seqlen, int) or seqlen < 2:
         raise ConfigError(f"--ppl-seqlen must be at least 2 tokens, got {seqlen}")
     if max_windows is not None and (isinstance(max_windows, bool) or not isinstance(max_windows, int)
