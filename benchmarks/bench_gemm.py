@@ -509,7 +509,8 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
     checked against the first setting's. Returns the score per label (sum of time / best).
     `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales."""
     saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
-             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS)
+             tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS, tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL,
+             tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK)
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -535,7 +536,8 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
                     continue
                 finally:
                     (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
-                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS) = saved
+                     tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS, tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL,
+                     tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK) = saved
                 row.append((t, label))
                 results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16, "int8_us": int8})
             best = min(t for t, _ in row)
@@ -659,6 +661,37 @@ def target_sweep(log, results, ms=(1, 16)):
     log(f"TARGET_WINNER {min(score, key=score.get)}")
 
 
+def prologue_sweep(log, results, ms=(1,)):
+    """Session 25: how the one-launch M = 1 op reads the row after its PDL wait (run 219: that part is on the op's
+    critical path): its own K slice held in registers from before the absmax (FUSED_HOLD), the absmax passes unrolled
+    (FUSED_ROW_UNROLL), wider quantization passes (FUSED_QUANT_COLS), 4096-column absmax passes (FUSED_ROW_BLOCK);
+    every LLaMA shape and the fused ones, two-level scales. Each setting's output must equal the installed one's bit
+    for bit (the same codes and scale). Settings: (HOLD, UNROLL, QUANT_COLS, ROW_BLOCK); the first is installed."""
+    settings = [("installed", (tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK))]
+    for label, params in (("unroll", (False, True, 16, 8192)), ("hold", (True, False, 16, 8192)),
+                          ("hold+unroll", (True, True, 16, 8192)), ("cols64", (False, False, 64, 8192)),
+                          ("unroll+cols64", (False, True, 64, 8192)), ("hold+unroll b4096", (True, True, 16, 4096))):
+        settings.append((label, params))
+
+    def apply(params):
+        tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK = params
+
+    saved = settings[0][1]
+    for name, n, k in SHAPES + FUSED_SHAPES:  # bit for bit against the installed reading of the row
+        qweight, scales, _, _, *chan = make_layer(n, k, 128, True, two_level=True)
+        x = torch.randn(1, k, device="cuda", dtype=torch.float16) * torch.rand(1, k, device="cuda", dtype=torch.float16)
+        outs = []
+        for label, params in settings:
+            apply(params)
+            outs.append((label, tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic",
+                                               channel_scales=chan[0] if chan else None)))
+        apply(saved)
+        bad = [label for label, o in outs[1:] if not torch.equal(o, outs[0][1])]
+        log(f"prologue exact {name}: " + ("all equal" if not bad else f"DIFFERENT {bad}"))
+    score = _settings_sweep(log, results, "prologue", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    log(f"PROLOGUE_WINNER {min(score, key=score.get)}")
+
+
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     """Runs 19-25: the unpack-then-GEMM path (`triton_prefill`; Triton or Gluon kernel, tile shapes)
     against the tiled kernel at prefill M, then the fp8 activation option with the winner.
@@ -765,6 +798,8 @@ def main() -> None:
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
     ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
+    ap.add_argument("--prologue-sweep", action="store_true",
+                    help="session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales")
     ap.add_argument("--target-sweep", action="store_true",
                     help="session 24: the TMA decode kernel's program target (K split) at M = 1 / 16, every shape")
     ap.add_argument("--groups-sweep", action="store_true",
@@ -814,7 +849,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("target_sweep", target_sweep), ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
+    for flag, study in (("prologue_sweep", prologue_sweep), ("target_sweep", target_sweep), ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):

@@ -543,6 +543,12 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session25a)  # run 221: how the one-launch M = 1 op reads the row after its PDL wait (`bench_gemm.py --prologue-sweep`:
+    # the slice held in registers, unrolled absmax passes, wider quantization passes), bit for bit and timed, every shape
+    timeout 560 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prologue-sweep --shapes 7 --ms 1 \
+        --two-level 2>&1 | tee "$OUT/summary.txt" | grep -v "^prologue M="
+    grep "^prologue M=" "$OUT/summary.txt" | sed -e 's/ fp16 [0-9.]*us//'
+    ;;
   session24a)  # run 214: the TMA decode kernel's tile width / ring depth / program target on two-level scales
     # (`bench_gemm.py --tma-sweep`), then the M <= 16 table of 70B q/o and down with both scale formats
     timeout 560 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --tma-sweep --shapes 5,7 --ms 1,4,16 \

@@ -99,9 +99,10 @@ if gluon is not None:
             return gl.BlockedLayout([1, 4], [32 // lanes, lanes], [num_warps, 1], [1, 0])
 
         @gluon.constexpr_function
-        def _chunk_steps(a_steps, sub, num_warps):
-            """K steps the fused quantization handles per pass of its loop: about 16 columns per thread."""
-            return max(1, min(a_steps, 16 * 32 * num_warps // sub))
+        def _chunk_steps(a_steps, sub, num_warps, cols, hold):
+            """K steps the fused quantization handles per pass of its loop: about `cols` columns per thread (HOLD:
+            all of them, one tile)."""
+            return a_steps if hold else max(1, min(a_steps, cols * 32 * num_warps // sub))
 
         @gluon.jit
         def _act_codes(x, s, r):
@@ -126,16 +127,49 @@ if gluon is not None:
             return (w * (x * rstd).to(XT).to(gl.float32)).to(XT).to(gl.float32)
 
         @gluon.jit
+        def _amax_pass(x_ptr, pw_ptr, c0, offs, K, rstd, amax, NORM: gl.constexpr, XT: gl.constexpr):
+            """The running absmax `amax` over the row's columns `c0 + offs` (NORM: of their normalized values)."""
+            mask = c0 + offs < K
+            xv = gl.load(x_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
+            if NORM:
+                xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
+            return gl.maximum(amax, gl.abs(xv))
+
+        @gluon.jit
+        def _slice_codes(w_ptr, pw_ptr, w_idx, w, e_smem, o_smem, i, K, s, r, rstd, NORM: gl.constexpr,
+                         XT: gl.constexpr):
+            """The int8 codes of the int32 words `w` (an even / odd pair of raw activations each, at word indices
+            `w_idx`; NORM: normalized first) into pass `i` of `e_smem` / `o_smem`."""
+            xe = _half(w, XT)
+            xo = _half(w >> 16, XT)
+            if NORM:
+                wa = gl.load(pw_ptr.to(gl.pointer_type(gl.int32), bitcast=True) + w_idx, mask=w_idx < K // 2, other=0)
+                xe = _normed(xe, _half(wa, XT), rstd, XT)
+                xo = _normed(xo, _half(wa >> 16, XT), rstd, XT)
+            e_smem.index(i).store(_act_codes(xe, s, r))
+            o_smem.index(i).store(_act_codes(xo, s, r))
+
+        @gluon.jit
         def _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
                           ROW_BLOCK: gl.constexpr, NORM: gl.constexpr, EPS: gl.constexpr, STATIC: gl.constexpr,
-                          num_warps: gl.constexpr):
+                          num_warps: gl.constexpr, HOLD: gl.constexpr = False, ROW_PASSES: gl.constexpr = 0):
             """FUSED_ROW: the per-token scale of the raw row `x_ptr` (K fp16 / bf16 values; NORM: RMSNorm'd with the
             weight `pw_ptr` first; STATIC: the per-tensor scale at `sx_ptr` instead) and the int8 codes of this
             program's K steps `[lo, lo + n)` in shared memory, `e_smem` / `o_smem` (A_STEPS // QS, QS, HALF): step
             `j`'s even / odd columns at row `j` of their (A_STEPS, HALF) view, zero past K (as TMA fills the
-            activation tiles of the unfused kernel). Returns the scale."""
+            activation tiles of the unfused kernel). HOLD: this slice's raw words are loaded first (one tile, QS ==
+            A_STEPS) and kept in registers for its codes, so that their L2 round trip overlaps the absmax pass instead
+            of following it. ROW_PASSES > 0: the absmax passes unrolled (cdiv(K, ROW_BLOCK) of them), their loads
+            free to be issued together. Returns the scale."""
             HALF: gl.constexpr = SUB // 2
             XT: gl.constexpr = x_ptr.dtype.element_ty
+            w_ptr = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
+            q_l: gl.constexpr = _word_layout(HALF, num_warps)
+            steps = gl.arange(0, QS, layout=gl.SliceLayout(1, q_l))
+            jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, q_l))
+            if HOLD:  # (steps past n: codes nobody reads)
+                h_idx = ((lo + steps) * HALF)[:, None] + jj[None, :]
+                h_words = gl.load(w_ptr + h_idx, mask=h_idx < K // 2, other=0)
             # the absmax of the whole row (every K slice needs the row's scale): 16-byte loads, ROW_BLOCK
             # columns a pass (one pass up to 8192 columns)
             r_l: gl.constexpr = gl.BlockedLayout([8], [32], [num_warps], [0])
@@ -151,32 +185,23 @@ if gluon is not None:
                 s = gl.load(sx_ptr).to(gl.float32)
             else:
                 amax = gl.zeros([ROW_BLOCK], gl.float32, r_l)
-                for c0 in range(0, K, ROW_BLOCK):
-                    mask = c0 + offs < K
-                    xv = gl.load(x_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32)
-                    if NORM:
-                        xv = _normed(xv, gl.load(pw_ptr + c0 + offs, mask=mask, other=0.0).to(gl.float32), rstd, XT)
-                    amax = gl.maximum(amax, gl.abs(xv))
+                if ROW_PASSES > 0:
+                    for p in gl.static_range(ROW_PASSES):
+                        amax = _amax_pass(x_ptr, pw_ptr, p * ROW_BLOCK, offs, K, rstd, amax, NORM, XT)
+                else:
+                    for c0 in range(0, K, ROW_BLOCK):
+                        amax = _amax_pass(x_ptr, pw_ptr, c0, offs, K, rstd, amax, NORM, XT)
                 m = gl.max(amax, axis=0)
                 s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
             r = gl.div_rn(1.0, s)
-            # this slice's codes, QS steps a pass, read again (from L1) as int32 words of an even / odd pair
-            w_ptr = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
-            q_l: gl.constexpr = _word_layout(HALF, num_warps)
-            steps = gl.arange(0, QS, layout=gl.SliceLayout(1, q_l))
-            jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, q_l))
-            for c in range(0, n, QS):  # (steps past n in the last pass: codes nobody reads)
-                w_idx = ((lo + c + steps) * HALF)[:, None] + jj[None, :]
-                w = gl.load(w_ptr + w_idx, mask=w_idx < K // 2, other=0)
-                xe = _half(w, XT)
-                xo = _half(w >> 16, XT)
-                if NORM:
-                    wa = gl.load(pw_ptr.to(gl.pointer_type(gl.int32), bitcast=True) + w_idx, mask=w_idx < K // 2,
-                                 other=0)
-                    xe = _normed(xe, _half(wa, XT), rstd, XT)
-                    xo = _normed(xo, _half(wa >> 16, XT), rstd, XT)
-                e_smem.index(c // QS).store(_act_codes(xe, s, r))
-                o_smem.index(c // QS).store(_act_codes(xo, s, r))
+            if HOLD:
+                _slice_codes(w_ptr, pw_ptr, h_idx, h_words, e_smem, o_smem, 0, K, s, r, rstd, NORM, XT)
+            else:
+                # this slice's codes, QS steps a pass, read again (from L1) as int32 words of an even / odd pair
+                for c in range(0, n, QS):  # (steps past n in the last pass: codes nobody reads)
+                    w_idx = ((lo + c + steps) * HALF)[:, None] + jj[None, :]
+                    w = gl.load(w_ptr + w_idx, mask=w_idx < K // 2, other=0)
+                    _slice_codes(w_ptr, pw_ptr, w_idx, w, e_smem, o_smem, c // QS, K, s, r, rstd, NORM, XT)
             gl.thread_barrier()  # every warp's codes are in shared memory before any warp reads them
             return s
 
@@ -274,6 +299,9 @@ if gluon is not None:
             ROW_BLOCK: gl.constexpr = 1,  # FUSED_ROW: columns of the row per pass of its absmax (power of two)
             NORM: gl.constexpr = False,  # FUSED_ROW: the row RMSNorm'd first (pw_ptr, EPS)
             EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
+            HOLD: gl.constexpr = False,  # FUSED_ROW: the slice's raw words held in registers (`_quantize_row`)
+            ROW_PASSES: gl.constexpr = 0,  # FUSED_ROW: > 0, the absmax passes unrolled (`_quantize_row`)
+            QCOLS: gl.constexpr = 16,  # FUSED_ROW: columns per thread of a pass of the slice's quantization
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -303,7 +331,7 @@ if gluon is not None:
             w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
             if FUSED_ROW:
                 gl.static_assert(SX_MODE <= 1)  # (dynamic: the scale is computed here and applied before `_finish`)
-                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps)
+                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps, QCOLS, HOLD)
                 # unswizzled, row-major; rank 2 so that `.index` of a pass gives its (QS, HALF) tile
                 q_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
                 e_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
@@ -356,7 +384,7 @@ if gluon is not None:
                 gdc_wait()
             if FUSED_ROW:
                 s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
-                                    SX_MODE == 1, num_warps)
+                                    SX_MODE == 1, num_warps, HOLD, ROW_PASSES)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
                 e_rows = e_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)  # step j: row j
                 o_rows = o_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)

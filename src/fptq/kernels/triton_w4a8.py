@@ -1108,6 +1108,13 @@ FUSED_MAX_STEPS = 128
 # Columns of the row per pass of the fused kernel's absmax: one pass (an L2 round trip) up to 8192 columns, for
 # 93-115 ptxas registers against 55-80 with 4096, no spills (compile_sm90; the unfused kernel: 48).
 FUSED_ROW_BLOCK = 8192
+# How the one-launch op's programs read the row after the PDL wait (`gluon_decode._quantize_row`), where every L2 round
+# trip is on the op's critical path (run 219): FUSED_HOLD loads the program's own K slice first and keeps it in
+# registers for its codes (no second read after the absmax); FUSED_ROW_UNROLL unrolls the absmax passes;
+# FUSED_QUANT_COLS: columns per thread of each pass of the slice's quantization without FUSED_HOLD.
+FUSED_HOLD = False
+FUSED_ROW_UNROLL = False
+FUSED_QUANT_COLS = 16
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1170,7 +1177,9 @@ class _DecodeTmaLaunch:
             per = _cdiv(_cdiv(k, sub), split)
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=min(_pow2(k), block))
+            row_block = min(_pow2(k), block)
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=FUSED_HOLD,
+                                   ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0, QCOLS=FUSED_QUANT_COLS)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
