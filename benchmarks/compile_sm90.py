@@ -271,7 +271,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
-                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, QCOLS=16)
+                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, QCOLS=16,
+                              WHOLE=False)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -294,6 +295,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=True, ROW_PASSES=4)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, QCOLS=64)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=4096, HOLD=True, ROW_PASSES=7)),
+                        ("*fp16", dict(SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=True, WHOLE=True)),
+                        ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32, HOLD=True, WHOLE=True)),
                         ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192)),
                         ("*fp16", dict(HAS_ZEROS=True, HAS_BIAS=True, A_STEPS=16)),
                         ("*fp16", dict(GROUP=64, GROUPS=8, A_STEPS=16)),

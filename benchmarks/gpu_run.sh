@@ -543,6 +543,12 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session25b)  # run 222: the prologue sweep again with an unsplit row's scale from the held words (FUSED_WHOLE), twice
+    for i in 1 2; do
+      timeout 280 python3 benchmarks/bench_gemm.py --out "/tmp/p$i" --no-check --prologue-sweep --shapes 7 --ms 1 \
+          --two-level 2>&1 | grep "^prologue" | sed -e 's/ fp16 [0-9.]*us//' -e "s/^/$i /" | tee -a "$OUT/summary.txt"
+    done
+    ;;
   session25a)  # run 221: how the one-launch M = 1 op reads the row after its PDL wait (`bench_gemm.py --prologue-sweep`:
     # the slice held in registers, unrolled absmax passes, wider quantization passes), bit for bit and timed, every shape
     timeout 560 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prologue-sweep --shapes 7 --ms 1 \

@@ -1115,6 +1115,8 @@ FUSED_ROW_BLOCK = 8192
 FUSED_HOLD = False
 FUSED_ROW_UNROLL = False
 FUSED_QUANT_COLS = 16
+# With FUSED_HOLD and one K slice (the held words are the whole row): the row's scale from them, no other read.
+FUSED_WHOLE = False
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1179,7 +1181,8 @@ class _DecodeTmaLaunch:
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
             self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=FUSED_HOLD,
-                                   ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0, QCOLS=FUSED_QUANT_COLS)
+                                   ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0, QCOLS=FUSED_QUANT_COLS,
+                                   WHOLE=FUSED_WHOLE and FUSED_HOLD and split == 1)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
