@@ -510,7 +510,7 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
     `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales."""
     saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
              tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS, tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL,
-             tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK, tw.FUSED_WHOLE)
+             tw.FUSED_ROW_BLOCK)
     score = {}
     for m in ms:
         for name, n, k in shapes:
@@ -537,7 +537,7 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
                 finally:
                     (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
                      tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS, tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL,
-                     tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK, tw.FUSED_WHOLE) = saved
+                     tw.FUSED_ROW_BLOCK) = saved
                 row.append((t, label))
                 results.append({tag: label, "m": m, "n": n, "k": k, "us": t, "fp16_us": fp16, "int8_us": int8})
             best = min(t for t, _ in row)
@@ -663,19 +663,17 @@ def target_sweep(log, results, ms=(1, 16)):
 
 def prologue_sweep(log, results, ms=(1,)):
     """Session 25: how the one-launch M = 1 op reads the row after its PDL wait (run 219: that part is on the op's
-    critical path): its own K slice held in registers from before the absmax (FUSED_HOLD), the absmax passes unrolled
-    (FUSED_ROW_UNROLL), wider quantization passes (FUSED_QUANT_COLS), 4096-column absmax passes (FUSED_ROW_BLOCK),
-    an unsplit row's scale from the held words (FUSED_WHOLE); every LLaMA shape and the fused ones, two-level scales.
-    Each setting's output must equal the installed one's bit for bit (the same codes and scale). Settings: (HOLD,
-    UNROLL, QUANT_COLS, ROW_BLOCK, WHOLE); the first is installed, and timed again last (the run's noise). Run 221
-    timed the first six alternatives (`--prologue-sweep` then): hold + unroll best on 70B down."""
-    first = (tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK, tw.FUSED_WHOLE)
-    settings = [("installed", first), ("unroll", (False, True, 16, 8192, False)),
-                ("hold+unroll", (True, True, 16, 8192, False)), ("hold+unroll+whole", (True, True, 16, 8192, True)),
-                ("installed again", first)]
+    critical path): the program's own K slice held in registers from before the absmax on split launches
+    (FUSED_HOLD), the absmax passes unrolled (FUSED_ROW_UNROLL), 4096-column passes (FUSED_ROW_BLOCK); every LLaMA
+    shape and the fused ones, two-level scales. Each setting's output must equal the installed one's bit for bit (the
+    same codes and scale). Settings: (HOLD, UNROLL, ROW_BLOCK); the first is installed, and timed again last (the
+    run's noise). Runs 221-222 also timed wider quantization passes and holding unsplit rows (slower, removed)."""
+    first = (tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_ROW_BLOCK)
+    settings = [("installed", first), ("neither (session 24)", (False, False, 8192)),
+                ("unroll only", (False, True, 8192)), ("b4096", (first[0], first[1], 4096)), ("installed again", first)]
 
     def apply(params):
-        tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_QUANT_COLS, tw.FUSED_ROW_BLOCK, tw.FUSED_WHOLE = params
+        tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_ROW_BLOCK = params
 
     saved = settings[0][1]
     for name, n, k in SHAPES + FUSED_SHAPES:  # bit for bit against the installed reading of the row

@@ -271,8 +271,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
-                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, QCOLS=16,
-                              WHOLE=False)
+                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -283,21 +282,18 @@ def variants(prefill_candidates=False, decode_variants=False):
                     dict(launch_pdl=pdl),
                 )
                 if pdl:  # M = 1 with the dynamic activations quantized in the kernel (FUSED_ROW, `FUSED_DECODE_M1`)
-                    # (split 5 of 4096 x 4096: 7 steps a slice; the others with --decode-variants: unsplit 22016 x 4096,
-                    # a 28672-column row over 4 slices, bf16, per channel, zero points and bias, groups of 64)
+                    # (split 5 of 4096 x 4096: 7 steps a slice; the others with --decode-variants: unsplit 22016 x 4096
+                    # and 28672 x 8192, a 28672-column row over 4 slices, bf16, per channel, zero points and bias,
+                    # groups of 64)
                     fused = {key: v for key, v in tconst.items() if key != "x_ptr"}
-                    fused.update(M=1, SX_MODE=0, FUSED_ROW=True, A_STEPS=8, ROW_BLOCK=4096, a_desc=None)
+                    fused.update(M=1, SX_MODE=0, FUSED_ROW=True, A_STEPS=8, ROW_BLOCK=4096, a_desc=None, HOLD=True,
+                                 ROW_PASSES=1)
                     for x_type, extra in [("*fp16", {}), ("*fp16", dict(SX_MODE=1))] + ([  # (static: the layer's scale)
-                        ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32)),
-                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192)),
-                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=True)),
+                        ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32, HOLD=False)),
+                        ("*fp16", dict(SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
-                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=True, ROW_PASSES=4)),
-                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, QCOLS=64)),
-                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=4096, HOLD=True, ROW_PASSES=7)),
-                        ("*fp16", dict(SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=True, WHOLE=True)),
-                        ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32, HOLD=True, WHOLE=True)),
-                        ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192)),
+                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False, ROW_PASSES=0)),  # (session 24)
+                        ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192, HOLD=False)),
                         ("*fp16", dict(HAS_ZEROS=True, HAS_BIAS=True, A_STEPS=16)),
                         ("*fp16", dict(GROUP=64, GROUPS=8, A_STEPS=16)),
                         ("*bf16", {}),
@@ -309,7 +305,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                     # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: two
                     # 4096-column passes, split 2)
                     norm = {key: v for key, v in fused.items() if key != "pw_ptr"}
-                    for extra in ({}, dict(A_STEPS=32, GROUPS=32, SPLIT_K=2), dict(SX_MODE=1)):
+                    for extra in ({}, dict(A_STEPS=32, GROUPS=32, SPLIT_K=2, ROW_PASSES=2), dict(SX_MODE=1)):
                         yield (f"gluon tma decode fused m1 norm {extra or '7B'}", gluon_decode._decode_tma_kernel,
                                dict(types, x_ptr="*fp16", pw_ptr="*fp16"), dict(norm, NORM=True, EPS=1e-5, **extra),
                                cfg.num_warps, 1, dict(launch_pdl=True))

@@ -543,8 +543,18 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session25c)  # run 223: the installed hold (split launches) + unrolled absmax: the one-token GPU tests, then the
+    # prologue sweep (installed / session 24's reading / unroll only / 4096-column passes / installed again)
+    timeout 300 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py -k "fused_decode_m1 or \
+        prologue_m1 or fused_row_readings or gpu_prologue_rows or pdl_decode or decode_long_k or kept_counters" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 250 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prologue-sweep --shapes 7 --ms 1 \
+        --two-level 2>&1 | grep "^prologue" | sed -e 's/ fp16 [0-9.]*us//' | tee "$OUT/summary.txt"
+    ;;
   session25b)  # run 222: the prologue sweep again with an unsplit row's scale from the held words (FUSED_WHOLE), twice
     for i in 1 2; do
+      mkdir -p "/tmp/p$i"
       timeout 280 python3 benchmarks/bench_gemm.py --out "/tmp/p$i" --no-check --prologue-sweep --shapes 7 --ms 1 \
           --two-level 2>&1 | grep "^prologue" | sed -e 's/ fp16 [0-9.]*us//' -e "s/^/$i /" | tee -a "$OUT/summary.txt"
     done

@@ -1512,6 +1512,37 @@ def test_gpu_fused_decode_m1(monkeypatch):
 
 
 @pytest.mark.gpu
+def test_gpu_fused_row_readings_agree(monkeypatch):
+    """The ways the one-launch M = 1 op can read the row (`FUSED_HOLD`: the program's slice held in registers on split
+    launches; `FUSED_ROW_UNROLL`: the absmax passes unrolled) give the same output bit for bit: split and unsplit
+    layers, one and several absmax passes (4096 / 11008 / 28672 columns), dynamic and static rows, with and without
+    the RMSNorm inside; NaNs and a subnormal in one row."""
+    needs_gluon_hopper()
+    from fptq.kernels.prologue import Prologue
+
+    cases = ((4096, 4096, torch.float16), (22016, 4096, torch.float16), (4096, 11008, torch.bfloat16),
+             (8192, 28672, torch.float16), (1000, 5120, torch.bfloat16))
+    for n, k, dtype in cases:
+        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        x = make_x(1, k, dtype, seed=n)
+        x[0, 5], x[0, k - 1], x[0, 9] = float("nan"), float("nan"), torch.finfo(dtype).tiny / 4
+        norm = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=torch.Generator().manual_seed(k))).to(dtype).cuda(),
+                        1e-5)
+        for act_mode, prologue in itertools.product(("dynamic", "static"), (None, norm)):
+            act_scale = torch.tensor(0.05, device="cuda") if act_mode == "static" else None
+            outs = []
+            for hold, unroll in ((True, True), (False, False), (True, False), (False, True)):
+                monkeypatch.setattr(tw, "FUSED_HOLD", hold)
+                monkeypatch.setattr(tw, "FUSED_ROW_UNROLL", unroll)
+                qweight, scales, zeros, bias = layer
+                outs.append(tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode,
+                                           act_scale=act_scale, bias=bias, prologue=prologue))
+            case = (n, k, dtype, act_mode, prologue is not None)
+            assert all(torch.equal(o, outs[0]) for o in outs[1:]), case
+    assert not gluon_fallback.failed("decode_fused") and not gluon_fallback.failed("decode_prologue")
+
+
+@pytest.mark.gpu
 def test_gpu_prologue_m1(monkeypatch):
     """The one-launch M = 1 op with the RMSNorm before it inside (`fptq.kernels.prologue`, `gluon_decode` NORM): on
     split-K and unsplit layers, rows of one pass (4096 columns), of one masked pass (5120) and of two (11008), fp16

@@ -99,10 +99,10 @@ if gluon is not None:
             return gl.BlockedLayout([1, 4], [32 // lanes, lanes], [num_warps, 1], [1, 0])
 
         @gluon.constexpr_function
-        def _chunk_steps(a_steps, sub, num_warps, cols, hold):
-            """K steps the fused quantization handles per pass of its loop: about `cols` columns per thread (HOLD:
-            all of them, one tile)."""
-            return a_steps if hold else max(1, min(a_steps, cols * 32 * num_warps // sub))
+        def _chunk_steps(a_steps, sub, num_warps, hold):
+            """K steps the fused quantization handles per pass of its loop: about 16 columns per thread (HOLD: all of
+            them, one tile)."""
+            return a_steps if hold else max(1, min(a_steps, 16 * 32 * num_warps // sub))
 
         @gluon.jit
         def _act_codes(x, s, r):
@@ -152,8 +152,7 @@ if gluon is not None:
         @gluon.jit
         def _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
                           ROW_BLOCK: gl.constexpr, NORM: gl.constexpr, EPS: gl.constexpr, STATIC: gl.constexpr,
-                          num_warps: gl.constexpr, HOLD: gl.constexpr = False, ROW_PASSES: gl.constexpr = 0,
-                          WHOLE: gl.constexpr = False):
+                          num_warps: gl.constexpr, HOLD: gl.constexpr = False, ROW_PASSES: gl.constexpr = 0):
             """FUSED_ROW: the per-token scale of the raw row `x_ptr` (K fp16 / bf16 values; NORM: RMSNorm'd with the
             weight `pw_ptr` first; STATIC: the per-tensor scale at `sx_ptr` instead) and the int8 codes of this
             program's K steps `[lo, lo + n)` in shared memory, `e_smem` / `o_smem` (A_STEPS // QS, QS, HALF): step
@@ -161,8 +160,7 @@ if gluon is not None:
             activation tiles of the unfused kernel). HOLD: this slice's raw words are loaded first (one tile, QS ==
             A_STEPS) and kept in registers for its codes, so that their L2 round trip overlaps the absmax pass instead
             of following it. ROW_PASSES > 0: the absmax passes unrolled (cdiv(K, ROW_BLOCK) of them), their loads
-            free to be issued together. WHOLE (HOLD, one K slice): the held words are the whole row, and its absmax
-            comes from them (no other read of the row but NORM's sum of squares). Returns the scale."""
+            free to be issued together. Returns the scale."""
             HALF: gl.constexpr = SUB // 2
             XT: gl.constexpr = x_ptr.dtype.element_ty
             w_ptr = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
@@ -177,7 +175,7 @@ if gluon is not None:
             r_l: gl.constexpr = gl.BlockedLayout([8], [32], [num_warps], [0])
             offs = gl.arange(0, ROW_BLOCK, layout=r_l)
             rstd = 1.0
-            if NORM:  # the row's sum of squares first (in this order also with WHOLE: the same rstd)
+            if NORM:  # the row's sum of squares first
                 ssq = gl.zeros([ROW_BLOCK], gl.float32, r_l)
                 for c0 in range(0, K, ROW_BLOCK):
                     xv = gl.load(x_ptr + c0 + offs, mask=c0 + offs < K, other=0.0).to(gl.float32)
@@ -185,18 +183,6 @@ if gluon is not None:
                 rstd = gl.rsqrt(gl.sum(ssq, axis=0) / K + EPS)
             if STATIC:  # (`_act_quant_kernel` MODE 0: the layer's scale)
                 s = gl.load(sx_ptr).to(gl.float32)
-            elif WHOLE:
-                gl.static_assert(HOLD)
-                he = _half(h_words, XT)
-                ho = _half(h_words >> 16, XT)
-                if NORM:
-                    wa = gl.load(pw_ptr.to(gl.pointer_type(gl.int32), bitcast=True) + h_idx, mask=h_idx < K // 2,
-                                 other=0)
-                    he = _normed(he, _half(wa, XT), rstd, XT)
-                    ho = _normed(ho, _half(wa >> 16, XT), rstd, XT)
-                # (from 0 as the passes' running maximum, which leaves NaNs out)
-                m = gl.max(gl.max(gl.maximum(gl.maximum(gl.abs(he), gl.abs(ho)), 0.0), axis=1), axis=0)
-                s = gl.where(m > 0, gl.div_rn(m, 127.0), 1.0)  # `_row_scale`
             else:
                 amax = gl.zeros([ROW_BLOCK], gl.float32, r_l)
                 if ROW_PASSES > 0:
@@ -315,8 +301,6 @@ if gluon is not None:
             EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
             HOLD: gl.constexpr = False,  # FUSED_ROW: the slice's raw words held in registers (`_quantize_row`)
             ROW_PASSES: gl.constexpr = 0,  # FUSED_ROW: > 0, the absmax passes unrolled (`_quantize_row`)
-            QCOLS: gl.constexpr = 16,  # FUSED_ROW: columns per thread of a pass of the slice's quantization
-            WHOLE: gl.constexpr = False,  # FUSED_ROW, HOLD, SPLIT_K 1: the row's scale from the held words
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -346,7 +330,7 @@ if gluon is not None:
             w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
             if FUSED_ROW:
                 gl.static_assert(SX_MODE <= 1)  # (dynamic: the scale is computed here and applied before `_finish`)
-                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps, QCOLS, HOLD)
+                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps, HOLD)
                 # unswizzled, row-major; rank 2 so that `.index` of a pass gives its (QS, HALF) tile
                 q_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
                 e_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
@@ -399,7 +383,7 @@ if gluon is not None:
                 gdc_wait()
             if FUSED_ROW:
                 s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
-                                    SX_MODE == 1, num_warps, HOLD, ROW_PASSES, WHOLE)
+                                    SX_MODE == 1, num_warps, HOLD, ROW_PASSES)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
                 e_rows = e_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)  # step j: row j
                 o_rows = o_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)

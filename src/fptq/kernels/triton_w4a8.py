@@ -1109,14 +1109,16 @@ FUSED_MAX_STEPS = 128
 # 93-115 ptxas registers against 55-80 with 4096, no spills (compile_sm90; the unfused kernel: 48).
 FUSED_ROW_BLOCK = 8192
 # How the one-launch op's programs read the row after the PDL wait (`gluon_decode._quantize_row`), where every L2 round
-# trip is on the op's critical path (run 219): FUSED_HOLD loads the program's own K slice first and keeps it in
-# registers for its codes (no second read after the absmax); FUSED_ROW_UNROLL unrolls the absmax passes;
-# FUSED_QUANT_COLS: columns per thread of each pass of the slice's quantization without FUSED_HOLD.
-FUSED_HOLD = False
-FUSED_ROW_UNROLL = False
-FUSED_QUANT_COLS = 16
-# With FUSED_HOLD and one K slice (the held words are the whole row): the row's scale from them, no other read.
-FUSED_WHOLE = False
+# trip is on the op's critical path (run 219). FUSED_ROW_UNROLL: the absmax passes unrolled, so that ptxas issues
+# about half of their loads at once (102 registers on 70B down against 110). FUSED_HOLD, on launches split along K:
+# the program's own slice loaded first and kept in registers for its codes (no read of it after the absmax; 113
+# registers). Runs 221-222 (H100, ops at M = 1, bit for bit the same outputs): 70B down 56.6 -> 53.9-54.2 µs (×2.93
+# -> ×3.06-3.08 fp16), 7B down 16.1 -> 15.1-15.3, 7B q/k/v/o 9.0-9.2 -> 8.5-8.7, 70B q/o 19.5-19.7 -> 19.0-19.2; an
+# unsplit launch's slice is the whole row, and holding it gained nothing there (70B gate/up 52.2 -> 53.8-54.5 µs,
+# three programs an SM fewer by registers), the unrolled passes alone did (70B gate+up fused 107 -> 96 µs: 5
+# programs an SM instead of 4). Wider quantization passes without holding (64 columns a thread) were no faster.
+FUSED_HOLD = True
+FUSED_ROW_UNROLL = True
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1180,9 +1182,8 @@ class _DecodeTmaLaunch:
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=FUSED_HOLD,
-                                   ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0, QCOLS=FUSED_QUANT_COLS,
-                                   WHOLE=FUSED_WHOLE and FUSED_HOLD and split == 1)
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=FUSED_HOLD and split > 1,
+                                   ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
