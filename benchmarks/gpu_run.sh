@@ -543,6 +543,15 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session25d)  # run 224: the 7B-shaped model's decode (CUDA graph, b1 / b16) with the new one-launch reading against the
+    # session's start (`_ab_old/src`, an untracked copy made for this run), alternated
+    mkdir -p /tmp/e2e
+    for tree in src _ab_old/src src _ab_old/src; do
+      PYTHONPATH=$tree timeout 130 python3 benchmarks/bench_e2e.py --out "/tmp/e2e" --scale-format two-level \
+          --batches 1,16 --prefill 256 --fp16-fused --variants w4a8-dynamic+fused+prologue 2>&1 | tail -8 \
+          | sed "s|^|$tree |" | tee -a "$OUT/ab.txt"
+    done
+    ;;
   session25c)  # run 223: the installed hold (split launches) + unrolled absmax: the one-token GPU tests, then the
     # prologue sweep (installed / session 24's reading / unroll only / 4096-column passes / installed again)
     timeout 300 python3 -m pytest -q -s --tb=short tests/kernels/test_triton_w4a8.py -k "fused_decode_m1 or \
