@@ -5,6 +5,7 @@ Tiny random Llamas saved as Hugging Face folders stand in for real checkpoints (
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 import fptq
 from fptq.cli import main
-from fptq.errors import CheckpointError, ModelError, OutputExistsError
+from fptq.errors import CheckpointError, ConfigError, ModelError, OutputExistsError
 from fptq.models.loading import load_model, load_tokenizer, resolve_model
 
 from .conftest import make_tiny
@@ -235,3 +236,197 @@ def test_tampered_quantization_section(tmp_path, tokenizer, value):
     (folder / "fptq_config.json").write_text(json.dumps(dict(info, quantization=value)))
     with pytest.raises(CheckpointError, match="is damaged: 'quantization' must be a JSON object, got"):
         fptq.load_quantized(folder)
+
+
+# R7: tampered quantized tensors and configs are refused, naming what is wrong
+
+
+@pytest.fixture(scope="module")
+def saved_folders(tmp_path_factory):
+    """One small checkpoint per storage layout: two-level int4 (static activations), asymmetric int4 with
+    fp16 scales and zero points, and fp8."""
+    configs = {
+        "two-level": fptq.QuantConfig(group_size=32),
+        "asymmetric": fptq.QuantConfig(group_size=32, symmetric=False),
+        "fp8": fptq.QuantConfig(method="fp8", w_bits=8),
+    }
+    folders = {}
+    for name, config in configs.items():
+        model = make_tiny("llama")
+        fptq.quantize(model, None, config, CALIB, progress=False)
+        folders[name] = fptq.save_quantized(model, tmp_path_factory.mktemp("saved") / name)
+    return folders
+
+
+def _tampered(tmp_path, saved_folders, layout, key, edit):
+    """A copy of a saved checkpoint whose tensor `key` is replaced by `edit(tensor)`."""
+    folder = tmp_path / layout
+    shutil.copytree(saved_folders[layout], folder)
+    _edit_weights(folder, lambda t: t.update({key: edit(t[key])}))
+    return folder
+
+
+def _set_first(value):
+    def edit(t):
+        t = t.clone()
+        t.view(-1)[0] = value
+        return t
+
+    return edit
+
+
+DOWN = "model.layers.0.mlp.down_proj"
+
+
+@pytest.mark.parametrize(
+    "layout, buffer, value",
+    [
+        ("two-level", "act_scale", float("nan")),
+        ("two-level", "act_scale", 0.0),
+        ("two-level", "scales", float("inf")),
+        ("two-level", "channel_scales", -1.0),
+        ("asymmetric", "scales", -0.5),
+        ("asymmetric", "scales", float("nan")),
+        ("fp8", "weight_scale", float("nan")),
+        ("fp8", "input_scale", -1.0),
+    ],
+)
+def test_non_finite_or_non_positive_scale_is_refused(tmp_path, saved_folders, layout, buffer, value):
+    folder = _tampered(tmp_path, saved_folders, layout, f"{DOWN}.{buffer}", _set_first(value))
+    with pytest.raises(CheckpointError, match=rf"{DOWN}\.{buffer} holds 1 value\(s\) that are not finite and positive"):
+        fptq.load_quantized(folder)
+
+
+@pytest.mark.parametrize(
+    "layout, key, dtype, expected",
+    [
+        ("two-level", f"{DOWN}.qweight", torch.int32, "uint8"),
+        ("two-level", f"{DOWN}.scales", torch.float32, "float16"),
+        ("two-level", f"{DOWN}.channel_scales", torch.float32, "float16"),
+        ("two-level", f"{DOWN}.act_scale", torch.float16, "float32"),
+        ("asymmetric", f"{DOWN}.zeros", torch.int32, "uint8"),
+        ("fp8", f"{DOWN}.weight", torch.float16, "float8_e4m3fn"),
+        ("fp8", f"{DOWN}.weight_scale", torch.float64, "float32"),
+        ("fp8", "model.norm.weight", torch.float32, "float16"),
+    ],
+)
+def test_tensor_with_the_wrong_dtype_is_refused(tmp_path, saved_folders, layout, key, dtype, expected):
+    folder = _tampered(tmp_path, saved_folders, layout, key, lambda t: t.to(dtype))
+    found = str(dtype).removeprefix("torch.")
+    with pytest.raises(CheckpointError, match=rf"{key} has dtype {found}, expected {expected}$"):
+        fptq.load_quantized(folder)
+
+
+def test_untampered_checkpoints_of_every_layout_load(saved_folders):
+    for folder in saved_folders.values():
+        fptq.load_quantized(folder)
+
+
+def _with_quantization(tmp_path, saved_folders, **changes):
+    """A copy of a saved checkpoint whose fptq_config.json "quantization" entries are changed."""
+    folder = tmp_path / "q"
+    shutil.copytree(saved_folders["two-level"], folder)
+    info = json.loads((folder / "fptq_config.json").read_text())
+    info["quantization"].update(changes)
+    (folder / "fptq_config.json").write_text(json.dumps(info))
+    return folder
+
+
+@pytest.mark.parametrize("method, shown", [("zzz", '"zzz"'), (["fptq"], r'\["fptq"\]')])
+def test_unknown_method_in_fptq_config_is_refused_with_the_known_ones(tmp_path, saved_folders, method, shown):
+    from fptq.methods import METHODS
+
+    folder = _with_quantization(tmp_path, saved_folders, method=method)
+    with pytest.raises(CheckpointError, match=rf"fptq_config.json names an unknown method {shown}; known methods: ") as exc:
+        fptq.load_quantized(folder)
+    assert all(name in str(exc.value) for name in METHODS)
+
+
+def test_invalid_setting_in_fptq_config_names_the_file(tmp_path, saved_folders):
+    folder = _with_quantization(tmp_path, saved_folders, w_bits=3)
+    with pytest.raises(CheckpointError, match=r"fptq_config.json: .*w-bits"):
+        fptq.load_quantized(folder)
+
+
+def test_settings_an_earlier_fptq_recorded_unused_still_load(tmp_path, saved_folders):
+    """Before `QuantConfig` refused settings its method does not use, they were recorded (and never applied): such
+    folders load, with the settings set back to what ran."""
+    from fptq.config import from_saved
+
+    folder = _with_quantization(tmp_path, saved_folders, policy="all-static", v0=10.0, v1=20.0)
+    assert fptq.load_quantized(folder) is not None
+    config = from_saved({"method": "fp8", "w_bits": 8, "group_size": 32, "policy": "all-static"})
+    assert config.group_size == -1
+    config = from_saved({"method": "gptq", "v0": 10.0, "v1": 20.0})
+    assert (config.v0, config.v1) == (fptq.QuantConfig().v0, fptq.QuantConfig().v1)
+    with pytest.raises(ConfigError, match="v0"):  # (a new config with them is still an error)
+        fptq.QuantConfig(method="gptq", v0=10.0, v1=20.0)
+
+
+def test_cli_eval_of_a_nan_act_scale_is_one_line(tmp_path, saved_folders, capsys):
+    folder = _tampered(tmp_path, saved_folders, "two-level", f"{DOWN}.act_scale", _set_first(float("nan")))
+    code, lines = _cli(capsys, "eval", folder, "--ppl", "bundled", "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("fptq: error:")
+    assert f"{DOWN}.act_scale holds 1 value(s) that are not finite and positive (e.g. nan)" in lines[0]
+
+
+# R5: a mistyped local folder fails at once; a hub id that cannot be fetched says both what was tried
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """AutoConfig / AutoTokenizer that fail as they do offline, and record that they were asked."""
+    import transformers
+
+    asked = []
+
+    def offline(name, *args, **kwargs):
+        asked.append(str(name))
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    return asked
+
+
+@pytest.mark.parametrize("load", [load_model, load_tokenizer])
+def test_bare_name_that_is_no_folder_fails_without_trying_the_hub(tmp_path, monkeypatch, no_hub, load):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=r"^model folder smol-w4a8 does not exist \(a Hugging Face hub id has the form org/name\)$"):
+        load("smol-w4a8")
+    assert no_hub == []
+
+
+def test_org_name_that_is_no_folder_says_no_folder_and_no_hub(tmp_path, monkeypatch, no_hub):
+    from fptq.errors import HubUnavailableError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HubUnavailableError, match=r"no local folder someorg/smol-w4a8.*hub could not be reached") as exc:
+        load_model("someorg/smol-w4a8")
+    assert no_hub == ["someorg/smol-w4a8"] and "quantize" not in str(exc.value)
+
+
+@pytest.mark.parametrize("command", ["eval", "quantize"])
+def test_cli_bare_name_that_is_no_folder_is_one_line(tmp_path, monkeypatch, no_hub, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    extra = ["--out", tmp_path / "q", *QUICK] if command == "quantize" else ["--ppl-windows", 1]
+    code, lines = _cli(capsys, command, "smol-w4a8", *extra)
+    assert code == 2 and lines == [
+        "fptq: error: model folder smol-w4a8 does not exist (a Hugging Face hub id has the form org/name)"
+    ]
+    assert no_hub == []
+
+
+def test_bundled_aliases_and_local_bare_names_still_resolve(tmp_path, monkeypatch, bundled_model_dir, tokenizer):
+    for alias in ("bundled", "default", None):
+        assert resolve_model(alias) == str(bundled_model_dir)
+    _save_fp(tmp_path / "mymodel", tokenizer)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("mymodel") == "mymodel"
+    load_model("mymodel")
+
+
+def test_load_quantized_of_a_missing_folder_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match="^model folder smol-w4a8 does not exist$"):
+        fptq.load_quantized("smol-w4a8")

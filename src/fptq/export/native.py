@@ -4,9 +4,14 @@
     model.safetensors    every tensor of the model; QuantLinear layers as `qweight` (packed
                          uint8), `scales` (fp16), `zeros` (uint8, asymmetric only),
                          `channel_scales` (fp16, two-level scales only),
-                         `act_scale` (fp32, static only), `bias`; other weights in fp16
+                         `act_scale` (fp32, static only), `bias`; Fp8Linear layers as `weight`
+                         (float8 e4m3), `weight_scale` and `input_scale` (fp32 scalars), `bias`;
+                         other weights in fp16
     fptq_config.json     {"format_version", "library", "library_version", "quantization",
                          "calibration", "policy": [per-layer rows]}
+
+`load_quantized` refuses a tensor whose shape or dtype differs from what `save_quantized` writes, a scale
+that is not finite and positive, and a method it does not know.
 
 The folder is written to a temporary sibling and renamed into place, so an interrupted save
 leaves no half-written output. Weights are read with safetensors only (never pickle).
@@ -23,7 +28,7 @@ from pathlib import Path
 import torch
 
 from fptq.config import FORMAT_VERSION
-from fptq.errors import CheckpointError, ModelError, OutputExistsError
+from fptq.errors import CheckpointError, ConfigError, ModelError, OutputExistsError
 
 __all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -32,8 +37,19 @@ WEIGHTS_NAME = "model.safetensors"
 STORAGE_DTYPE = torch.float16
 
 
+def _fixed_keys(model) -> set[str]:
+    """State-dict keys whose dtype is part of the format (the layers' `fixed_dtype_buffers`)."""
+    return {f"{name}.{b}" for name, m in model.named_modules() for b in getattr(m, "fixed_dtype_buffers", ())}
+
+
+def _stored_dtype(key: str, value: torch.Tensor, fixed: set[str]) -> torch.dtype:
+    """The dtype `save_quantized` writes the state-dict entry `key` in: its own for fixed-dtype buffers and
+    integer tensors, `STORAGE_DTYPE` for every other floating-point tensor. `load_quantized` expects the same."""
+    return STORAGE_DTYPE if value.is_floating_point() and key not in fixed else value.dtype
+
+
 def _state_dict_for_saving(model) -> dict[str, torch.Tensor]:
-    fixed = {f"{name}.{b}" for name, m in model.named_modules() for b in getattr(m, "fixed_dtype_buffers", ())}
+    fixed = _fixed_keys(model)
     tensors = {}
     seen: dict[int, str] = {}
     for key, value in model.state_dict().items():
@@ -42,8 +58,7 @@ def _state_dict_for_saving(model) -> dict[str, torch.Tensor]:
             continue
         if ptr is not None:
             seen[ptr] = key
-        if value.is_floating_point() and key not in fixed:
-            value = value.to(STORAGE_DTYPE)
+        value = value.to(_stored_dtype(key, value, fixed))
         tensors[key] = value.detach().cpu().contiguous()
     return tensors
 
@@ -139,6 +154,8 @@ def save_quantized(
 def read_fptq_config(folder: str | os.PathLike) -> dict:
     folder = Path(folder)
     path = folder / CONFIG_NAME
+    if not folder.exists():
+        raise CheckpointError(f"model folder {folder} does not exist")
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder")
     if not path.is_file():
@@ -174,7 +191,8 @@ def load_quantized(
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from fptq.config import QuantConfig, from_dict
+    from fptq.config import QuantConfig, from_saved
+    from fptq.methods import METHODS
     from fptq.methods.fp8 import FP8_STRATEGY
     from fptq.methods.fptq import replace_linear
     from fptq.methods.policy import ACT_MODES
@@ -190,14 +208,22 @@ def load_quantized(
             raise CheckpointError(
                 f"{folder / CONFIG_NAME} is damaged: '{key}' must be a JSON {'object' if kind is dict else 'list'}, got {got}"
             )
+    method = info["quantization"].get("method", QuantConfig.method)
+    if not isinstance(method, str) or method not in METHODS:
+        raise CheckpointError(
+            f"{folder / CONFIG_NAME} names an unknown method {json.dumps(method)[:40]}; "
+            f"known methods: {', '.join(sorted(METHODS))}"
+        )
     try:
         # (no scale_format: fp16 scales, as every checkpoint before two-level scales; see QuantConfig.to_dict)
-        qconfig = from_dict(QuantConfig, {"scale_format": "fp16", **info["quantization"]})
+        qconfig = from_saved({"scale_format": "fp16", **info["quantization"]})
         policy = {row["layer"]: row for row in info["policy"]}
     except KeyError as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: a policy row has no {exc} entry") from None
     except TypeError as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: {str(exc).splitlines()[0]}") from None
+    except ConfigError as exc:  # (a setting that `fptq quantize` would refuse: name the file it came from)
+        raise CheckpointError(f"{folder / CONFIG_NAME}: {exc}") from None
     try:
         config = AutoConfig.from_pretrained(folder)
     except (OSError, ValueError) as exc:
@@ -242,11 +268,9 @@ def load_quantized(
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise CheckpointError(f"{folder / WEIGHTS_NAME} does not match its config ({what})")
-    for key, value in tensors.items():
-        if value.shape != expected[key].shape:
-            raise CheckpointError(f"{folder / WEIGHTS_NAME}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+    _check_layouts(tensors, expected, _fixed_keys(model), folder / WEIGHTS_NAME)
     model.load_state_dict(tensors, strict=False)
-    _check_two_level(model, folder)
+    _check_scales(model, folder / WEIGHTS_NAME)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     model.to(device).eval()
@@ -260,18 +284,55 @@ def load_quantized(
     return model
 
 
-def _check_two_level(model, folder: Path) -> None:
-    """Two-level layers' group scales must be integer multiples in [1, 16] of their channel scales (a kernel
-    sums whole rows in int32 on that promise)."""
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _check_layouts(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], fixed: set[str],
+                   file: Path) -> None:
+    """Every saved tensor has the shape of the model built from the config and the dtype `save_quantized`
+    writes it in (`_stored_dtype`): `load_state_dict` would silently cast a tampered `qweight` or `scales`."""
+    for key, value in tensors.items():
+        want = expected[key]
+        if value.shape != want.shape:
+            raise CheckpointError(f"{file}: {key} has shape {tuple(value.shape)}, expected {tuple(want.shape)}")
+        dtype = _stored_dtype(key, want, fixed)
+        if value.dtype != dtype:
+            raise CheckpointError(
+                f"{file}: {key} has dtype {_dtype_name(value.dtype)}, expected {_dtype_name(dtype)}"
+            )
+
+
+# Buffers of the quantized layers that divide or multiply by a scale: finite and positive in every saved
+# checkpoint (zero maxima get scale 1, fp16 underflow is clamped; fptq.primitives).
+_SCALE_BUFFERS = ("scales", "channel_scales", "act_scale", "weight_scale", "input_scale")
+
+
+def _check_scales(model, file: Path) -> None:
+    """Every scale of a quantized layer is finite and positive, and two-level layers' group scales are integer
+    multiples in [1, 16] of their channel scales (a kernel sums whole rows in int32 on that promise)."""
+    from fptq.nn.fp8_linear import Fp8Linear
     from fptq.nn.quant_linear import QuantLinear
     from fptq.primitives import int_group_scales
 
     for name, m in model.named_modules():
-        if isinstance(m, QuantLinear) and m.channel_scales is not None:
+        if not isinstance(m, (QuantLinear, Fp8Linear)):
+            continue
+        for buffer in _SCALE_BUFFERS:
+            scale = getattr(m, buffer, None)
+            if scale is None:
+                continue
+            bad = scale[~((scale > 0) & (scale < torch.inf))]  # (nan fails both comparisons)
+            if bad.numel():
+                raise CheckpointError(
+                    f"{file}: {name}.{buffer} holds {bad.numel()} value(s) that are not finite and positive "
+                    f"(e.g. {bad.flatten()[0].item()}); the checkpoint is damaged"
+                )
+        if getattr(m, "channel_scales", None) is not None:
             try:
                 int_group_scales(m.scales, m.channel_scales)
             except ValueError as exc:
-                raise CheckpointError(f"{folder / WEIGHTS_NAME}: {name}: {exc}") from None
+                raise CheckpointError(f"{file}: {name}: {exc}") from None
 
 
 def _is_tied(model, key: str) -> bool:

@@ -61,7 +61,12 @@ def bundled_model_dir() -> Path:
 
 
 def resolve_model(name: str | os.PathLike | None) -> str:
-    """A loadable path or hub id for `name` (None or "bundled" means the bundled default)."""
+    """A loadable path or hub id for `name` (None or "bundled" means the bundled default).
+
+    A name that is not a local folder is a hub id only in the form `org/name`: anything else (a bare name,
+    a path starting with `.`, `/` or `~`, more than one slash) is a missing folder, reported at once rather
+    than after the hub has been tried.
+    """
     if is_bundled(name):
         return str(bundled_model_dir())
     name = str(name)
@@ -74,6 +79,8 @@ def resolve_model(name: str | os.PathLike | None) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"model folder {name} does not exist")
+    if "/" not in name:  # a bare name is almost always a mistyped local folder
+        raise ModelError(f"model folder {name} does not exist (a Hugging Face hub id has the form org/name)")
     return name
 
 
@@ -85,8 +92,8 @@ def _load_error(name: str, exc: Exception) -> Exception:
     )
     if offline and not Path(name).exists():
         return HubUnavailableError(
-            f"cannot reach the Hugging Face hub to load {name} ({text}); "
-            "use a local folder or the bundled model (\"bundled\")"
+            f"there is no local folder {name}, and the Hugging Face hub could not be reached to download it "
+            f"as a hub id ({text}); give a local model folder or \"bundled\""
         )
     return ModelError(f"cannot load model {name}: {text}")
 
