@@ -93,7 +93,7 @@ def test_group_size_that_does_not_divide_names_layer_and_alternatives():
 
 def test_calibration_longer_than_the_context_is_a_clear_error():
     model = make_tiny("llama", max_position_embeddings=64)
-    with pytest.raises(ConfigError, match="--calib-seqlen 128 is longer than the model's context of 64 tokens"):
+    with pytest.raises(ConfigError, match=r"seqlen 128 \(--calib-seqlen 128\) is longer than the model's context of 64"):
         fptq.quantize(model, None, fptq.QuantConfig(group_size=32),
                       fptq.CalibConfig(source="random", samples=2, seqlen=128), progress=False)
     with pytest.raises(ConfigError, match="longer than the model's context of 64 tokens"):  # a ready token tensor
@@ -142,3 +142,24 @@ def test_damaged_checkpoints_are_rejected(tmp_path, tiny_llama, damage):
         (folder / "fptq_config.json").unlink()
     with pytest.raises(CheckpointError):
         fptq.load_quantized(folder)
+
+
+def test_calibration_text_shorter_than_samples_x_seqlen_warns(tmp_path):
+    import warnings
+
+    from fptq.data.calib import _covered, calibration_windows
+    from fptq.models.loading import load_tokenizer
+
+    tok = load_tokenizer("bundled")
+    text = tmp_path / "short.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog, and then it runs away into the woods. " * 4)
+    with pytest.warns(UserWarning, match=r"has \d+ tokens, fewer than the 8 x 32 = 256 that samples x seqlen"):
+        tokens, info = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=8, seqlen=32))
+    assert tokens.shape == (8, 32)
+    # what is recorded: the text's length, and the positions the overlapping windows cover, each once
+    assert 32 <= info["distinct_tokens"] <= info["text_tokens"] < 256 == info["tokens"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough text: no warning
+        _, info = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=2, seqlen=16))
+    assert info["distinct_tokens"] <= 2 * 16 == info["tokens"] and info["text_tokens"] > 2 * 16
+    assert _covered(torch.tensor([10, 0, 100]), 32) == 42 + 32  # [0, 42) and [100, 132)

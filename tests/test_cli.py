@@ -47,6 +47,10 @@ def test_quantize_then_eval(tmp_path, tiny_folder, capsys):
     assert code == 0
     result = json.loads(stdout)
     assert len(result["policy"]) == 14 and (out / "policy.md").is_file()
+    q = result["quantization"]  # the resolved config, defaults included
+    assert (q["method"], q["w_bits"], q["a_bits"], q["group_size"], q["scale_format"], q["policy"]) == (
+        "fptq", 4, 8, 32, "two-level", "layerwise")
+    assert result["calibration"]["source"] == "random" and result["calibration"]["tokens"] == 4 * 32
     code, stdout, _ = _run(capsys, "eval", out, "--ppl-windows", 1, "--ppl-seqlen", 64, "--quiet", "--json")
     assert code == 0
     ppl = json.loads(stdout)["perplexity"]
@@ -241,7 +245,7 @@ def test_ppl_seqlen_longer_than_context(tmp_path, tiny_folder, capsys):
 def test_calib_seqlen_longer_than_context(tmp_path, tiny_folder, capsys):
     argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK, "--calib-seqlen", 512]
     code, _, err = _run(capsys, *argv)
-    _assert_one_line_error(code, err, "--calib-seqlen 512 is longer than the model's context of 256 tokens")
+    _assert_one_line_error(code, err, "seqlen 512 (--calib-seqlen 512) is longer than the model's context of 256 tokens")
     assert not (tmp_path / "q").exists()
 
 
@@ -297,3 +301,77 @@ def test_non_finite_message_names_real_options():
     with pytest.raises(CalibrationError) as full:
         check_finite(bad, "x")
     assert "--dtype" not in str(full.value) and "--device cpu" not in str(full.value)  # already float32
+
+
+# --- options that do not apply, help texts, warnings ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--method", "gptq", "--v0", "10", "--v1", "20"], "v0 (--v0) is not used by method gptq"),
+    (["--method", "awq", "--a-bits", "16", "--policy", "all-static"], "policy (--policy) is not used by method awq"),
+    (["--method", "fptq", "--a-bits", "16", "--policy", "all-static"], "policy (--policy) is not used by method fptq"),
+    (["--method", "fp8", "--w-bits", "8", "--group-size", "32"], "group_size (--group-size) is not used by method fp8"),
+])
+def test_quantize_rejects_options_the_method_does_not_use(tmp_path, tiny_folder, capsys, monkeypatch, options, message):
+    import fptq.models.loading
+
+    monkeypatch.setattr(fptq.models.loading, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", *options, *QUICK)
+    _assert_one_line_error(code, err, message)
+    assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "compare"])
+@pytest.mark.parametrize("options", [["--limit", "5"], ["--batch-size", "4"], ["--limit", "5", "--tasks", " , "]])
+def test_task_options_without_tasks(capsys, monkeypatch, command, options):
+    import fptq.cli
+
+    _no_comparison(monkeypatch)
+    monkeypatch.setattr(fptq.cli, "_load_for_eval", lambda *a, **k: pytest.fail("model loaded"))
+    code, _, err = _run(capsys, command, "bundled", *options, "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, f"{options[0]} only apply to --tasks")
+
+
+def _help(command: str, dest: str) -> str | None:
+    from fptq.cli import build_parser
+
+    actions = build_parser().commands[command]._actions
+    return next((a.help for a in actions if a.dest == dest), None)
+
+
+def test_help_texts():
+    from fptq.compare import VARIANT_OPTIONS
+    from fptq.methods import METHODS
+
+    assert "default: none" in _help("eval", "tasks") and "default: all" in _help("eval", "limit")
+    assert _help("demo", "trust_remote_code") is None  # demo runs the bundled model only
+    assert _help("compare", "trust_remote_code") is not None
+    methods, method = _help("compare", "methods"), _help("quantize", "method")
+    for name in METHODS:
+        assert name in methods and name in method
+    for option in VARIANT_OPTIONS:
+        assert option in methods
+
+
+def test_fp8_summary_says_per_tensor(tmp_path, tiny_folder, capsys):
+    argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--method", "fp8", "--w-bits", "8", *QUICK,
+            "--show-policy", "summary"]
+    code, stdout, _ = _run(capsys, *argv)
+    assert code == 0
+    summary = next(line for line in stdout.splitlines() if line.startswith("saved W8A8 fp8 model"))
+    assert "one scale per tensor" in summary and "per channel" not in summary
+
+
+def test_short_calibration_text_warns_once_and_records_its_length(tmp_path, tiny_folder, capsys):
+    calib = tmp_path / "calib.txt"
+    calib.write_text("The quick brown fox jumps over the lazy dog, and then it runs away into the woods. " * 4)
+    out = tmp_path / "q"
+    argv = ["quantize", tiny_folder, "--out", out, "--group-size", 32, "--method", "rtn", "--calib", calib,
+            "--calib-samples", 8, "--calib-seqlen", 32, "--quiet", "--device", "cpu", "--json"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0
+    warnings = [line for line in err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("fptq: warning: calibration text from"), err
+    recorded = json.loads((out / "fptq_config.json").read_text())["calibration"]
+    assert f"has {recorded['text_tokens']} tokens, fewer than the 8 x 32 = 256" in warnings[0]
+    assert recorded["tokens"] == 256 and 32 <= recorded["distinct_tokens"] <= recorded["text_tokens"] < 256

@@ -170,3 +170,30 @@ def test_cache_key_follows_content(tmp_path, monkeypatch):
     changed = _key(str(model), config, calib)
     monkeypatch.setattr(fptq.compare, "__version__", "999")
     assert _key(str(model), config, calib) != changed
+
+
+def test_cache_key_follows_hub_snapshot(tmp_path, monkeypatch):
+    """A hub id's key carries the commit its cached snapshot is at (read offline from a fake cache here)."""
+    import huggingface_hub.constants
+
+    from fptq.compare import _key
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    config, calib = parse_variant("rtn-w4a16", 32).config, CalibConfig()
+    repo = tmp_path / "models--org--model"
+
+    def cache_snapshot(commit: str) -> None:
+        (repo / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+
+    not_cached = _key("org/model", config, calib)
+    cache_snapshot("a" * 40)
+    first = _key("org/model", config, calib)
+    assert first != not_cached and _key("org/model", config, calib) == first
+    cache_snapshot("b" * 40)  # the model updated on the hub and downloaded again
+    assert _key("org/model", config, calib) not in (first, not_cached)
+    cache_snapshot("a" * 40)
+    assert _key("org/model", config, calib) == first
+    assert _key("not a valid id!", config, calib)  # no revision to find: the id alone

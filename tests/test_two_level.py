@@ -187,7 +187,8 @@ def test_gpu_pipeline_two_level(monkeypatch, method):
     cfg = LlamaConfig(hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=4, vocab_size=1000, max_position_embeddings=512)
     model = LlamaForCausalLM(cfg).half().eval()
-    fptq.quantize(model, None, fptq.QuantConfig(method=method, group_size=128, v0=0.5, v1=50.0),
+    thresholds = dict(v0=0.5, v1=50.0) if method == "fptq" else {}  # (gptq has no layer-wise policy to set)
+    fptq.quantize(model, None, fptq.QuantConfig(method=method, group_size=128, **thresholds),
                   fptq.CalibConfig(source="random", samples=4, seqlen=64), device="cuda", progress=False)
     layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
     assert layers and all(m.scale_format == "two-level" for m in layers)

@@ -13,8 +13,8 @@ import torch
 
 from fptq import __version__
 from fptq.calib.engine import run_engine
-from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
-from fptq.data.calib import calibration_tokens, describe
+from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig, option
+from fptq.data.calib import calibration_windows
 from fptq.errors import ConfigError, ModelError
 from fptq.eval.perplexity import max_positions
 from fptq.methods import build_method
@@ -36,8 +36,8 @@ def check_calib_context(seqlen: int, context: int | None) -> None:
     """A one-line error where calibration sequences are longer than the model's context (`max_position_embeddings`;
     None: no limit known)."""
     if context is not None and seqlen > context:
-        raise ConfigError(f"--calib-seqlen {seqlen} is longer than the model's context of {context} tokens "
-                          f"(max_position_embeddings); use --calib-seqlen {context} or less")
+        raise ConfigError(f"calibration {option('seqlen', seqlen)} is longer than the model's context of {context} "
+                          f"tokens (max_position_embeddings); use {context} or less")
 
 
 def check_group_size(model, group_size: int) -> None:
@@ -124,8 +124,8 @@ def quantize(
     else:
         if tokenizer is None and calibration.source != "random":
             raise ConfigError("a tokenizer is needed to calibrate on text")
-        tokens = calibration_tokens(tokenizer, calibration, getattr(model.config, "vocab_size", None))
-        calib_info, batch_size = describe(calibration), calibration.batch_size
+        tokens, calib_info = calibration_windows(tokenizer, calibration, getattr(model.config, "vocab_size", None))
+        batch_size = calibration.batch_size
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.eval()

@@ -11,13 +11,17 @@ Errors a user can cause print one line (`fptq: error: ...`) and exit with code 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
+
+TASK_BATCH_SIZE = 16  # sequences per forward pass when scoring --tasks
 
 EPILOG = (
     "MODEL is a Hugging Face id, a local model folder, or 'bundled' (SmolLM2-135M-Instruct, "
@@ -58,14 +62,24 @@ def _add_calib_args(p: argparse.ArgumentParser, samples: int, seqlen: int) -> No
     g.add_argument("--seed", type=int, default=0, help="seed for drawing calibration windows (default: 0)")
 
 
-def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
+def _method_names() -> str:
+    """Every `--method` name, from `fptq.methods.METHODS`: 'fptq, rtn, ... or fp8'."""
+    from fptq.methods import METHODS
+
+    *names, last = METHODS
+    return f"{', '.join(names)} or {last}"
+
+
+def _add_quant_args(p: argparse.ArgumentParser) -> None:
+    from fptq.config import DEFAULT_GROUP_SIZE
+
     g = p.add_argument_group("quantization")
-    g.add_argument("--method", default="fptq",
-                   help="fptq, rtn, smoothquant, gptq, awq, fptq+gptq or fp8 (default: fptq; see README 'Methods')")
+    g.add_argument("--method", default="fptq", help=f"{_method_names()} (default: fptq; see README 'Methods')")
     g.add_argument("--w-bits", type=int, default=4, choices=(4, 8), help="weight bits (default: 4)")
     g.add_argument(
-        "--group-size", type=int, default=group_size,
-        help=f"weight group size along the input dimension, -1 = per channel (default: {group_size})",
+        "--group-size", type=int, default=None,
+        help="weight group size along the input dimension, -1 = per channel (default: "
+        f"{DEFAULT_GROUP_SIZE}; method fp8 has one scale per weight tensor and takes none)",
     )
     g.add_argument("--asymmetric", action="store_true", help="asymmetric weights with a zero point per group")
     g.add_argument(
@@ -81,11 +95,13 @@ def _add_quant_args(p: argparse.ArgumentParser, group_size: int) -> None:
         help="8-bit format of the per-token (dynamic) activations: int8, or fp8 = float8 e4m3 with a per-token "
         "scale (W4A8-FP8, for Hopper's fp8 tensor cores); static layers stay int8 (default: int8)",
     )
-    g.add_argument("--v0", type=float, default=15.0, help="max|X| below which a layer is per-tensor static (default: 15)")
-    g.add_argument("--v1", type=float, default=150.0, help="max|X| from which a layer is per-token dynamic (default: 150)")
+    g.add_argument("--v0", type=float, default=15.0,
+                   help="--policy layerwise: max|X| below which a layer is per-tensor static (default: 15)")
+    g.add_argument("--v1", type=float, default=150.0,
+                   help="--policy layerwise: max|X| from which a layer is per-token dynamic (default: 150)")
     g.add_argument(
         "--policy", default=None, choices=("layerwise", "all-static", "all-dynamic"),
-        help="activation strategy: FPTQ's layer-wise rule, or every layer static / dynamic "
+        help="activation strategy: FPTQ's layer-wise rule, or every layer static / dynamic; none with --a-bits 16 "
         "(default: layerwise for fptq, all-dynamic for rtn/gptq/smoothquant, see README 'Methods')",
     )
     g.add_argument(
@@ -114,11 +130,22 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-awq-clip", action="store_true", help="AWQ: skip the weight clipping search")
 
 
-def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+def _add_runtime_args(p: argparse.ArgumentParser, *, hub_models: bool = True) -> None:
+    """--device, --json, --quiet, and --trust-remote-code where the command takes a model from the hub."""
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto = cuda if available)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    if hub_models:
+        p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated zero-shot / MMLU tasks (see docs/tasks.md; default: none)")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="with --tasks: first N examples of each task (default: all)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"with --tasks: batch size for task scoring (default: {TASK_BATCH_SIZE})")
 
 
 def _add_ppl_args(p: argparse.ArgumentParser, windows: int | None) -> None:
@@ -145,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
     q.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    _add_quant_args(q, group_size=128)
+    _add_quant_args(q)
     _add_calib_args(q, samples=128, seqlen=2048)
     _add_runtime_args(q)
     q.add_argument("--show-policy", choices=("all", "summary"), default="all",
@@ -154,9 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a quantized folder or an FP model", epilog=EPILOG)
     e.add_argument("model", help="quantized folder, Hugging Face id, local folder, or 'bundled'")
     _add_ppl_args(e, windows=None)
-    e.add_argument("--tasks", default=None, help="comma-separated zero-shot / MMLU tasks (see docs/tasks.md)")
-    e.add_argument("--limit", type=_positive_int, default=None, help="first N examples of each task (default: all)")
-    e.add_argument("--batch-size", type=_positive_int, default=16, help="batch size for task scoring (default: 16)")
+    _add_task_args(e)
     e.add_argument("--output", default=None, help="also write the JSON result to this file")
     _add_runtime_args(e)
 
@@ -165,14 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--group-size", type=int, default=64, help="weight group size (default: 64; 576 = 9 x 64)")
     _add_calib_args(d, samples=32, seqlen=512)
     _add_ppl_args(d, windows=8)
-    _add_runtime_args(d)
+    _add_runtime_args(d, hub_models=False)  # (the bundled model only)
 
     c = sub.add_parser("compare", help="quantize one model with several methods and evaluate each: one table",
                        epilog=EPILOG)
     c.add_argument("model", help="Hugging Face id, local folder, or 'bundled'")
-    c.add_argument("--methods", default=None,
-                   help="comma-separated variants: fp16 or NAME-wXaY[-static|-dynamic|-noactorder|-noeq|-sq|-fp8|-2l|-fp16s]; "
-                   "a variant listed twice runs once (default: the paper's line-up, see README 'Comparing methods')")
+    c.add_argument("--methods", default=None, help=_variants_help())
     c.add_argument("--out", default="runs/compare",
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")
     c.add_argument("--group-size", type=int, default=None,
@@ -181,12 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_args(c)
     _add_calib_args(c, samples=32, seqlen=512)
     _add_ppl_args(c, windows=8)
-    c.add_argument("--tasks", default=None, help="comma-separated zero-shot / MMLU tasks (see docs/tasks.md)")
-    c.add_argument("--limit", type=_positive_int, default=None, help="first N examples of each task (default: all)")
-    c.add_argument("--batch-size", type=_positive_int, default=16, help="batch size for task scoring (default: 16)")
+    _add_task_args(c)
     _add_runtime_args(c)
     parser.commands = {"quantize": q, "eval": e, "demo": d, "compare": c}  # for errors that name the command
     return parser
+
+
+def _variants_help() -> str:
+    """`fptq compare --methods` help, its method names and options taken from what `parse_variant` accepts."""
+    from fptq.compare import VARIANT_OPTIONS
+
+    return (f"comma-separated variants: fp16 or NAME-wXaY[-OPTION...], NAME one of {_method_names()}, OPTION one of "
+            f"{', '.join(VARIANT_OPTIONS)}; a variant listed twice runs once (default: the paper's line-up, see README "
+            "'Comparing methods')")
 
 
 def _device(name: str) -> str:
@@ -330,7 +360,8 @@ def cmd_quantize(args) -> int:
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]
     (folder / "policy.md").write_text(policy_table(rows) + "\n\n" + strategy_summary(rows) + "\n")
-    result = {"out": str(folder), **model.fptq_stats, "policy": rows}
+    result = {"out": str(folder), **model.fptq_stats, "quantization": dataclasses.asdict(config),
+              "calibration": model.fptq_info["calibration"], "policy": rows}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -338,12 +369,30 @@ def cmd_quantize(args) -> int:
         print(policy_table(rows))
         print()
     print(strategy_summary(rows))
-    groups = "per channel" if config.group_size == -1 else f"g{config.group_size} {config.scale_format} scales"
     print(
-        f"\nsaved {config.scheme} {config.method} model ({groups}) to {folder} "
+        f"\nsaved {config.scheme} {config.method} model ({_weight_scales(config)}) to {folder} "
         f"({model.fptq_stats['quantization_seconds']:.1f} s, policy table in {folder / 'policy.md'})"
     )
     return 0
+
+
+def _weight_scales(config) -> str:
+    """What the saved weights' scales are, for the summary line: one per tensor (fp8), per channel, or per group."""
+    if config.method == "fp8":
+        return "float8 e4m3, one scale per tensor"
+    return "per channel" if config.group_size == -1 else f"g{config.group_size} {config.scale_format} scales"
+
+
+def _task_names(args) -> list[str]:
+    """--tasks as a list; --limit or --batch-size without tasks to apply them to is a one-line error."""
+    from fptq.errors import ConfigError
+
+    names = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+    given = [flag for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)) if value is not None]
+    if given and not names:
+        raise ConfigError(f"{' and '.join(given)} only apply to --tasks, and no tasks were given; "
+                          "add --tasks NAME,... or leave them out")
+    return names
 
 
 def _load_for_eval(name: str, device: str, trust_remote_code: bool):
@@ -369,7 +418,7 @@ def cmd_eval(args) -> int:
     from fptq.eval.perplexity import perplexity, perplexity_tokens
     from fptq.report.tables import markdown_table
 
-    task_names = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+    task_names = _task_names(args)
     if args.ppl == "none" and not task_names:
         raise ConfigError("nothing to evaluate: --ppl none and no --tasks; give --ppl bundled (or wikitext2, c4) "
                           "or --tasks NAME,...")
@@ -390,7 +439,7 @@ def cmd_eval(args) -> int:
         from fptq.eval import tasks as task_eval
 
         result["tasks"] = task_eval.run_tasks(
-            model, tokenizer, task_names, limit=args.limit, batch_size=args.batch_size, device=device,
+            model, tokenizer, task_names, limit=args.limit, batch_size=args.batch_size or TASK_BATCH_SIZE, device=device,
             progress=not args.quiet,
         )
     if output is not None:
@@ -458,12 +507,13 @@ def cmd_compare(args) -> int:
         raise ConfigError(f"--methods {args.methods!r} lists no variants; give comma-separated variants, "
                           "e.g. --methods fp16,rtn-w4a8,fptq-w4a8 (or leave it out for the default line-up)")
     variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    tasks = _task_names(args) or None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     results = run_comparison(
         args.model, variants, _calib_config(args), out_dir=Path(args.out), ppl_source=args.ppl,
         ppl_seqlen=args.ppl_seqlen, ppl_windows=args.ppl_windows, tasks=tasks, limit=args.limit,
-        batch_size=args.batch_size, device=device, progress=not args.quiet, log=log,
+        batch_size=args.batch_size or TASK_BATCH_SIZE, device=device, progress=not args.quiet, log=log,
+        trust_remote_code=args.trust_remote_code,
     )
     if args.json:
         print(json.dumps(results, indent=2))
@@ -480,6 +530,15 @@ def cmd_compare(args) -> int:
     print(comparison_table(results))
     print(f"\nresults (results.md, results.json) and quantized models in {args.out}/")
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """fptq's own warnings ('fptq: ...') as one line on stderr, `fptq: warning: ...`; others as Python prints them."""
+    text = str(message)
+    if not text.startswith("fptq: "):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return
+    _err(f"fptq: warning: {text.removeprefix('fptq: ')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -514,7 +573,9 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo, "compare": cmd_compare}
     try:
-        return commands[args.command](args)
+        with warnings.catch_warnings():  # (restores Python's printing afterwards, for callers of main())
+            warnings.showwarning = _show_warning
+            return commands[args.command](args)
     except FPTQError as exc:
         _err(f"fptq: error: {exc}")
         return 2

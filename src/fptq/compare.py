@@ -5,8 +5,9 @@ Used by `fptq demo` (the bundled model, FP16 vs naive W4A8 vs per-token W4A8 vs 
 the same engine, saved (so its size on disk is real) and evaluated on the same windows.
 
 Caching: a variant's folder is `OUT/<name>-<key>`, `key` a hash of (model, QuantConfig,
-CalibConfig, format version, fptq version, and the content of local inputs: the size and mtime of
-a local model folder's config.json and *.safetensors, the sha256 of a calibration file), holding
+CalibConfig, format version, fptq version, and the content of the inputs: the size and mtime of
+a local model folder's config.json and *.safetensors, or a hub model's snapshot commit where it is in
+the local Hugging Face cache, and the sha256 of a calibration file), holding
 the saved model and `compare_stats.json` (quantization time and peak memory of the run that made
 it). Evaluation results are cached in the same folder under a hash of the evaluation settings. A
 re-run with the same settings loads instead of quantizing, and reads instead of evaluating.
@@ -51,6 +52,7 @@ __all__ = [
     "Variant",
     "DEMO_VARIANTS",
     "DEFAULT_COMPARE",
+    "VARIANT_OPTIONS",
     "parse_variant",
     "run_comparison",
     "comparison_table",
@@ -107,6 +109,7 @@ _OPTIONS = {
     "2l": {"scale_format": "two-level"},
     "fp16s": {"scale_format": "fp16"},
 }
+VARIANT_OPTIONS = tuple(_OPTIONS)  # what may follow NAME-wXaY in a variant spec
 
 
 def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
@@ -157,14 +160,27 @@ def describe(config: QuantConfig) -> str:
     return f"{config.method}: {weights}, {acts}{extra}"
 
 
-def _model_fingerprint(model_path: str) -> list | None:
-    """(name, size, mtime_ns) of a local model folder's config.json and *.safetensors (None for a hub id):
-    a model replaced at the same path gets new cache keys."""
+def _model_fingerprint(model_path: str) -> list | str | None:
+    """What identifies the model's weights besides its name, so that a model replaced under the same name gets new
+    cache keys: (name, size, mtime_ns) of a local model folder's config.json and *.safetensors, or for a hub id the
+    commit of its snapshot in the local Hugging Face cache (None where it is not cached)."""
     folder = Path(model_path)
     if not folder.is_dir():
-        return None
+        return _hub_revision(model_path)
     files = sorted(p for p in folder.iterdir() if p.name == "config.json" or p.suffix == ".safetensors")
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.is_file()]
+
+
+def _hub_revision(model_id: str) -> str | None:
+    """The commit that the local Hugging Face cache's `main` ref of `model_id` points to (its snapshot folder's
+    name), read from the cache alone, without network access; None where the model is not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        config = try_to_load_from_cache(model_id, "config.json")
+    except ValueError:  # (not a valid repository id: load_model reports it)
+        return None
+    return Path(config).parent.name if isinstance(config, str) else None
 
 
 def _calib_fingerprint(calib: CalibConfig) -> str | None:
@@ -196,7 +212,8 @@ def _is_cached(folder: Path) -> bool:
 
 
 def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Variant], calib: CalibConfig, folders,
-                             ppl_source: str, ppl_seqlen: int, ppl_windows: int | None) -> None:
+                             ppl_source: str, ppl_seqlen: int, ppl_windows: int | None,
+                             trust_remote_code: bool = False) -> None:
     """Everything that can be checked without quantizing or evaluating, so a bad setting fails in seconds
     instead of after the first variants: the perplexity settings, each variant's group size and the calibration
     length against the model, and the calibration data itself (when some variant still has to be quantized)."""
@@ -205,7 +222,7 @@ def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Vari
     try:
         from transformers import AutoConfig
 
-        model_config = AutoConfig.from_pretrained(str(fp_path))
+        model_config = AutoConfig.from_pretrained(str(fp_path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError):  # a hub id not downloaded yet: load_model reports what is wrong
         model_config = None
     if model_config is not None:
@@ -228,7 +245,7 @@ def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Vari
         from fptq.data.calib import calibration_tokens
         from fptq.models.loading import load_tokenizer
 
-        calibration_tokens(load_tokenizer(model_name), calib)
+        calibration_tokens(load_tokenizer(model_name, trust_remote_code=trust_remote_code), calib)
 
 
 class PeakRSS:
@@ -307,15 +324,16 @@ def _strategy_mix(policy_rows: list[dict]) -> str:
 
 
 def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: CalibConfig, device: str,
-                     progress: bool, log) -> tuple[object, object, dict]:
+                     progress: bool, log, trust_remote_code: bool = False) -> tuple[object, object, dict]:
     """Load the cached quantized folder, or quantize, save and record its stats."""
     stats_path = folder / "compare_stats.json"
     if _is_cached(folder):
         log(f"   reusing {folder}")
         from fptq.models.loading import load_tokenizer
 
-        return load_quantized(folder, device=device), load_tokenizer(folder), json.loads(stats_path.read_text())
-    model, tokenizer = load_model(model_name)
+        tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
+        return load_quantized(folder, device=device), tokenizer, json.loads(stats_path.read_text())
+    model, tokenizer = load_model(model_name, trust_remote_code=trust_remote_code)
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with PeakRSS() as rss:
@@ -344,6 +362,7 @@ def run_comparison(
     device: str = "cpu",
     progress: bool = True,
     log=print,
+    trust_remote_code: bool = False,
 ) -> list[dict]:
     """Quantize (or reuse) and evaluate each variant; writes `results.json` / `results.md` to `out_dir`.
 
@@ -359,7 +378,8 @@ def run_comparison(
     out_dir = Path(out_dir)
     fp_path = Path(resolve_model(model_name))
     folders = {v.name: out_dir / f"{v.name}-{_key(str(fp_path), v.config, calib)}" for v in variants}
-    _check_before_evaluating(model_name, fp_path, variants, calib, folders, ppl_source, ppl_seqlen, ppl_windows)
+    _check_before_evaluating(model_name, fp_path, variants, calib, folders, ppl_source, ppl_seqlen, ppl_windows,
+                             trust_remote_code)
     out_dir.mkdir(parents=True, exist_ok=True)
     eval_settings = {"ppl": ppl_source, "seqlen": ppl_seqlen, "windows": ppl_windows, "tasks": tasks or [], "limit": limit}
     eval_key = hashlib.sha256(json.dumps(eval_settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -379,10 +399,11 @@ def run_comparison(
                        size_mb=size and size / 2**20)
             model = tokenizer = None
             if cached_eval is None:
-                model, tokenizer = load_model(model_name)
+                model, tokenizer = load_model(model_name, trust_remote_code=trust_remote_code)
                 model.to(device)
         else:
-            model, tokenizer, stats = _quantized_model(variant, model_name, folder, calib, device, progress, log)
+            model, tokenizer, stats = _quantized_model(variant, model_name, folder, calib, device, progress, log,
+                                                       trust_remote_code)
             row.update(
                 scheme=variant.config.scheme,
                 policy=_strategy_mix(model.fptq_info["policy"]),

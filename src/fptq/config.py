@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass, fields
 from fptq.errors import ConfigError
 from fptq.primitives import SCALE_FORMATS
 
-__all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict"]
+__all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict", "from_saved", "option"]
 
 # Version of the saved folder format (fptq_config.json + model.safetensors layout).
 FORMAT_VERSION = 1
 
 POLICIES = ("layerwise", "all-static", "all-dynamic")
 EQUALIZATIONS = ("lae", "smoothquant", "none")
+DEFAULT_GROUP_SIZE = 128  # of integer methods when group_size is left unset (None)
 
 # What each `--method` allows and picks when `policy` / `equalization` are left unset (None).
 # (allowed policies, default policy, allowed equalizations, default equalization, allowed a_bits)
@@ -36,6 +37,17 @@ METHOD_RULES = {
     "fp8": (("all-static",), "all-static", ("none",), "none", (8,)),
 }
 
+# Command-line flags whose name is not the field's with dashes (see `option`).
+_FLAGS = {"smoothquant_alpha": "--alpha", "samples": "--calib-samples", "seqlen": "--calib-seqlen",
+          "batch_size": "--calib-batch-size", "source": "--calib"}
+
+
+def option(field: str, value=None) -> str:
+    """How an error message names a setting (with `value`: a setting of it), so that it reads right from the Python
+    API and the CLI alike: `group_size (--group-size)`, `a_bits 16 (--a-bits 16)`."""
+    flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
+    return f"{field} ({flag})" if value is None else f"{field} {value} ({flag} {value})"
+
 
 @dataclass(frozen=True)
 class QuantConfig:
@@ -43,8 +55,9 @@ class QuantConfig:
 
     method: str = "fptq"
     w_bits: int = 4
-    # 128 is the usual choice; use 64 for hidden sizes that 128 does not divide (SmolLM2: 576).
-    group_size: int = 128
+    # 128 is the usual choice; use 64 for hidden sizes that 128 does not divide (SmolLM2: 576); -1 = per channel.
+    # None: 128, or -1 for method fp8 (one scale per weight tensor, no groups); resolved at construction.
+    group_size: int | None = None
     symmetric: bool = True
     # Group scales: "fp16" (any value per group), or "two-level": integer multiples in [1, 16] of a
     # per-channel scale, chosen per group for the least error (symmetric 4-bit groups; the same
@@ -87,62 +100,72 @@ class QuantConfig:
 
     def __post_init__(self) -> None:
         # An unknown method gets FPTQ's defaults here; `fptq.methods.build_method` names it.
-        policies, policy, equalizations, equalization, a_bits = METHOD_RULES.get(self.method, METHOD_RULES["fptq"])
-        if self.policy is None:
-            object.__setattr__(self, "policy", policy)
-        if self.equalization is None:
-            object.__setattr__(self, "equalization", equalization)
+        policies, _, equalizations, _, a_bits = METHOD_RULES.get(self.method, METHOD_RULES["fptq"])
+        for name, value in _method_defaults(self.method).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if self.method in METHOD_RULES:
             if self.policy not in policies and self.policy in POLICIES:
-                raise ConfigError(
-                    f"method {self.method} takes --policy {' or '.join(policies)}, got {self.policy!r}"
-                )
+                raise ConfigError(f"method {self.method} takes {option('policy')} {' or '.join(policies)}, "
+                                  f"got {self.policy!r}")
             if self.equalization not in equalizations and self.equalization in EQUALIZATIONS:
                 raise ConfigError(
-                    f"method {self.method} takes --equalization {' or '.join(equalizations)}, got {self.equalization!r}"
-                    " (for the FPTQ ablations use --method fptq)"
+                    f"method {self.method} takes {option('equalization')} {' or '.join(equalizations)}, "
+                    f"got {self.equalization!r} (for the FPTQ ablations use {option('method', 'fptq')})"
                 )
             if self.a_bits not in a_bits:
-                raise ConfigError(f"method {self.method} takes --a-bits {' or '.join(map(str, a_bits))}, got {self.a_bits}")
+                raise ConfigError(f"method {self.method} takes {option('a_bits', ' or '.join(map(str, a_bits)))}, "
+                                  f"got {self.a_bits}")
             if self.method == "fp8" and self.w_bits != 8:
-                raise ConfigError(f"method fp8 stores float8 weights: pass --w-bits 8, got {self.w_bits}")
-            if self.method == "fp8":
-                object.__setattr__(self, "group_size", -1)  # per-tensor scales; no groups to size
+                raise ConfigError(f"method fp8 stores float8 weights: it takes {option('w_bits', 8)}, got {self.w_bits}")
+            self._check_unused()
         if self.gptq_damp <= 0:
-            raise ConfigError(f"gptq dampening must be positive, got {self.gptq_damp}")
+            raise ConfigError(f"{option('gptq_damp')} must be positive, got {self.gptq_damp}")
         if self.gptq_block < 1:
-            raise ConfigError(f"gptq block size must be at least 1, got {self.gptq_block}")
+            raise ConfigError(f"{option('gptq_block')} must be at least 1, got {self.gptq_block}")
         if self.awq_grid < 1:
-            raise ConfigError(f"awq grid must have at least 1 point, got {self.awq_grid}")
+            raise ConfigError(f"{option('awq_grid')} must be at least 1, got {self.awq_grid}")
         if self.w_bits not in (4, 8):
-            raise ConfigError(f"--w-bits must be 4 or 8, got {self.w_bits}")
+            raise ConfigError(f"{option('w_bits')} must be 4 or 8, got {self.w_bits}")
         if self.a_bits not in (8, 16):
-            raise ConfigError(f"--a-bits must be 8 (int8 activations) or 16 (weight-only), got {self.a_bits}")
+            raise ConfigError(f"{option('a_bits')} must be 8 (int8 activations) or 16 (weight-only), got {self.a_bits}")
         if self.a_format not in ("int8", "fp8"):
-            raise ConfigError(f"--a-format must be int8 or fp8, got {self.a_format!r}")
+            raise ConfigError(f"{option('a_format')} must be int8 or fp8, got {self.a_format!r}")
         if self.a_format == "fp8" and (self.a_bits != 8 or self.method == "fp8"):
-            raise ConfigError("--a-format fp8 applies to 8-bit activations of int4 / int8 weight methods "
-                              "(for float8 weights and activations use --method fp8)")
+            raise ConfigError(f"{option('a_format')} fp8 applies to 8-bit activations of int4 / int8 weight methods "
+                              f"(for float8 weights and activations use {option('method', 'fp8')})")
         if self.a_format == "fp8" and self.policy == "all-static":
-            raise ConfigError("--a-format fp8 applies to the per-token (dynamic) layers, and --policy all-static has none")
+            raise ConfigError(f"{option('a_format')} fp8 applies to the per-token (dynamic) layers, "
+                              "and policy all-static has none")
         grouped_int4 = self.w_bits == 4 and self.symmetric and self.group_size != -1  # what two-level scales need
         if self.scale_format is None:
             two_level = grouped_int4 and self.a_bits == 8 and self.method != "fp8"
             object.__setattr__(self, "scale_format", "two-level" if two_level else "fp16")
         if self.scale_format not in SCALE_FORMATS:
-            raise ConfigError(f"--scale-format must be one of {', '.join(SCALE_FORMATS)}, got {self.scale_format!r}")
+            raise ConfigError(f"{option('scale_format')} must be one of {', '.join(SCALE_FORMATS)}, "
+                              f"got {self.scale_format!r}")
         if self.scale_format == "two-level" and not grouped_int4:
-            raise ConfigError("--scale-format two-level needs symmetric 4-bit weights in groups (not per channel)")
+            raise ConfigError(f"{option('scale_format')} two-level needs symmetric 4-bit weights in groups "
+                              "(not per channel)")
         if self.group_size != -1 and self.group_size < 2:
-            raise ConfigError(f"--group-size must be -1 (per channel) or at least 2, got {self.group_size}")
+            raise ConfigError(f"{option('group_size')} must be -1 (per channel) or at least 2, got {self.group_size}")
         if not 0 < self.v0 <= self.v1:
-            raise ConfigError(f"need 0 < v0 <= v1, got v0={self.v0}, v1={self.v1}")
+            raise ConfigError(f"need 0 < v0 <= v1 (--v0, --v1), got v0={self.v0}, v1={self.v1}")
         if self.policy not in POLICIES:
-            raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+            raise ConfigError(f"{option('policy')} must be one of {', '.join(POLICIES)}, got {self.policy!r}")
         if self.equalization not in EQUALIZATIONS:
-            raise ConfigError(f"--equalization must be one of {', '.join(EQUALIZATIONS)}, got {self.equalization!r}")
+            raise ConfigError(f"{option('equalization')} must be one of {', '.join(EQUALIZATIONS)}, "
+                              f"got {self.equalization!r}")
         if not 0.0 <= self.smoothquant_alpha <= 1.0:
-            raise ConfigError(f"smoothquant alpha must lie in [0, 1], got {self.smoothquant_alpha}")
+            raise ConfigError(f"{option('smoothquant_alpha')} must lie in [0, 1], got {self.smoothquant_alpha}")
+
+    def _check_unused(self) -> None:
+        """A setting the chosen method does not use must keep the value that runs anyway (`_method_defaults`, what
+        a saved config records): any other value is an error, never an option recorded as if it had applied."""
+        defaults = _method_defaults(self.method)
+        for name, why in _unused(self.method, self.a_bits, self.policy).items():
+            if getattr(self, name) != defaults[name]:
+                raise ConfigError(f"{option(name)} is not used {why}; leave it out, got {getattr(self, name)!r}")
 
     @property
     def scheme(self) -> str:
@@ -170,14 +193,47 @@ class CalibConfig:
 
     def __post_init__(self) -> None:
         if self.samples < 1:
-            raise ConfigError(f"--calib-samples must be at least 1, got {self.samples}")
+            raise ConfigError(f"{option('samples')} must be at least 1, got {self.samples}")
         if self.seqlen < 2:
-            raise ConfigError(f"--calib-seqlen must be at least 2, got {self.seqlen}")
+            raise ConfigError(f"{option('seqlen')} must be at least 2, got {self.seqlen}")
         if self.batch_size < 1:
-            raise ConfigError(f"calibration batch size must be at least 1, got {self.batch_size}")
+            raise ConfigError(f"{option('batch_size')} must be at least 1, got {self.batch_size}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _method_defaults(method: str) -> dict:
+    """What `method` uses for the settings whose default depends on it (None in a new QuantConfig), and for v0 / v1."""
+    _, policy, _, equalization, _ = METHOD_RULES.get(method, METHOD_RULES["fptq"])
+    fixed = {f.name: f.default for f in fields(QuantConfig)}
+    group_size = -1 if method == "fp8" else DEFAULT_GROUP_SIZE
+    return dict(policy=policy, equalization=equalization, group_size=group_size, v0=fixed["v0"], v1=fixed["v1"])
+
+
+def _unused(method: str, a_bits: int, policy: str) -> dict:
+    """The settings that `method` with `a_bits` and `policy` does not use: field -> why."""
+    unused = {}
+    if a_bits == 16:
+        why = f"by method {method} with a_bits 16 (weight-only: activations stay in floating point)"
+        unused.update(policy=why, equalization=why, v0=why, v1=why)
+    elif policy != "layerwise":
+        why = f"by method {method} with policy {policy} (FPTQ's thresholds apply to policy layerwise only)"
+        unused.update(v0=why, v1=why)
+    if method == "fp8":
+        unused["group_size"] = "by method fp8 (float8 weights have one scale per tensor)"
+    return unused
+
+
+def from_saved(data: dict) -> QuantConfig:
+    """The QuantConfig of a saved `quantization` entry: a setting that an earlier fptq recorded although the method
+    did not use it (it never applied) is set back to what runs, so that such folders still load."""
+    method = data.get("method", QuantConfig.method)
+    defaults = _method_defaults(method)
+    a_bits = data.get("a_bits", QuantConfig.a_bits)
+    policy = data.get("policy") or defaults["policy"]
+    unused = _unused(method, a_bits, policy) if method in METHOD_RULES else {}
+    return from_dict(QuantConfig, {**data, **{name: defaults[name] for name in unused if name in data}})
 
 
 def from_dict(cls, data: dict):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
 
-from fptq.config import CalibConfig
+from fptq.config import CalibConfig, option
 from fptq.errors import CalibrationError, ConfigError, HubUnavailableError
 
-__all__ = ["HUB_DATASETS", "calibration_texts", "calibration_tokens", "describe"]
+__all__ = ["HUB_DATASETS", "calibration_texts", "calibration_tokens", "calibration_windows", "describe"]
 
 # name -> (datasets.load_dataset arguments, text field)
 HUB_DATASETS = {
@@ -30,7 +31,8 @@ def load_hub_texts(name: str, split: str | None = None) -> list[str]:
         import datasets
     except ImportError:
         raise HubUnavailableError(
-            f"{name} needs the `datasets` package (pip install datasets); offline, use --calib bundled or random"
+            f"{name} needs the `datasets` package (pip install datasets); offline, use source 'bundled' or "
+            "'random' (--calib bundled or random)"
         ) from None
     try:
         data = datasets.load_dataset(**args)
@@ -70,15 +72,22 @@ def calibration_texts(source: str) -> list[str]:
 
 
 def calibration_tokens(tokenizer, calib: CalibConfig, vocab_size: int | None = None) -> torch.Tensor:
-    """`(samples, seqlen)` token ids: random windows of the concatenated source text.
+    """`(samples, seqlen)` token ids: random windows of the concatenated source text (see `calibration_windows`)."""
+    return calibration_windows(tokenizer, calib, vocab_size)[0]
 
-    `random` draws uniform token ids (the FPTQ paper reports random tokens often calibrate
-    well). Windows are drawn with `calib.seed`, so the same seed gives the same tokens.
+
+def calibration_windows(tokenizer, calib: CalibConfig, vocab_size: int | None = None) -> tuple[torch.Tensor, dict]:
+    """`(samples, seqlen)` token ids, and what a saved config records of them (`describe`).
+
+    Windows start at random positions of the concatenated source text, drawn with replacement with `calib.seed`
+    (the same seed gives the same tokens), so they overlap where the text is short: a text of fewer tokens than
+    samples x seqlen is reused, with a warning. `random` draws uniform token ids (the FPTQ paper reports random
+    tokens often calibrate well).
     """
     gen = torch.Generator().manual_seed(calib.seed)
     if calib.source == "random":
         vocab = vocab_size or len(tokenizer)
-        return torch.randint(0, vocab, (calib.samples, calib.seqlen), generator=gen)
+        return torch.randint(0, vocab, (calib.samples, calib.seqlen), generator=gen), describe(calib)
     texts = [t for t in calibration_texts(calib.source) if t and t.strip()]
     if not texts:
         raise CalibrationError(f"calibration source {calib.source} contains no text")
@@ -87,11 +96,35 @@ def calibration_tokens(tokenizer, calib: CalibConfig, vocab_size: int | None = N
     if ids.numel() < calib.seqlen + 1:
         raise CalibrationError(
             f"calibration text from {calib.source} has {ids.numel()} tokens, shorter than one sequence of "
-            f"{calib.seqlen}; give more text or a smaller --calib-seqlen"
+            f"{calib.seqlen}; give more text or a smaller {option('seqlen')}"
+        )
+    if calib.samples * calib.seqlen > ids.numel():
+        warnings.warn(
+            f"fptq: calibration text from {calib.source} has {ids.numel()} tokens, fewer than the "
+            f"{calib.samples} x {calib.seqlen} = {calib.samples * calib.seqlen} that samples x seqlen "
+            "(--calib-samples x --calib-seqlen) ask for; the windows overlap and repeat text",
+            UserWarning,
+            stacklevel=1,  # (this line: one place, so Python shows it once however often calibration runs)
         )
     starts = torch.randint(0, ids.numel() - calib.seqlen + 1, (calib.samples,), generator=gen)
-    return torch.stack([ids[s : s + calib.seqlen] for s in starts.tolist()])
+    tokens = torch.stack([ids[s : s + calib.seqlen] for s in starts.tolist()])
+    return tokens, describe(calib, text_tokens=ids.numel(), distinct=_covered(starts, calib.seqlen))
 
 
-def describe(calib: CalibConfig) -> dict:
-    return dict(calib.to_dict(), tokens=calib.samples * calib.seqlen)
+def _covered(starts: torch.Tensor, seqlen: int) -> int:
+    """How many text positions the windows `[s, s + seqlen)` cover together (each counted once)."""
+    covered, end = 0, 0  # (end: where the windows so far stop)
+    for s in sorted(starts.tolist()):
+        covered += max(0, s + seqlen - max(s, end))
+        end = max(end, s + seqlen)
+    return covered
+
+
+def describe(calib: CalibConfig, text_tokens: int | None = None, distinct: int | None = None) -> dict:
+    """The calibration settings plus `tokens`, the samples x seqlen token positions that calibrated; for text also
+    `text_tokens`, the length of the whole text, and `distinct_tokens`, the text positions the windows cover, each
+    counted once (fewer than `tokens` where windows overlap, never more than `text_tokens`)."""
+    info = dict(calib.to_dict(), tokens=calib.samples * calib.seqlen)
+    if text_tokens is not None:
+        info.update(text_tokens=text_tokens, distinct_tokens=distinct)
+    return info
