@@ -848,7 +848,8 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("prologue_sweep", prologue_sweep), ("target_sweep", target_sweep), ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
+    for flag, study in (("prologue_sweep", prologue_sweep), ("target_sweep", target_sweep),
+                        ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
                         ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
