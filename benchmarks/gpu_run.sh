@@ -543,6 +543,13 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session25e)  # run 225: the GPU tests outside the kernels' own file (pipelines through QuantConfig, prologue and shared
+    # inputs on CUDA) and the launch-key tests (the one-launch op's new constexprs against Triton's binder)
+    timeout 560 python3 -m pytest -q --tb=short --durations=8 -m gpu tests/test_two_level.py tests/test_prologue.py \
+        tests/test_shared_input.py tests/kernels/test_launch.py tests/kernels/test_launch_plans.py \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED|s call" "$OUT/pytest_gpu.txt" | tail -20
+    ;;
   session25d)  # run 224: the 7B-shaped model's decode (CUDA graph, b1 / b16) with the new one-launch reading against the
     # session's start (`_ab_old/src`, an untracked copy made for this run), alternated
     mkdir -p /tmp/e2e
