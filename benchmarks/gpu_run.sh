@@ -3,7 +3,7 @@
 #   bash benchmarks/gpu_run.sh check-sweep   # correctness, config sweeps, torch.compile smoke test
 #   bash benchmarks/gpu_run.sh gemm          # the full GEMM table (+ baselines)
 #   bash benchmarks/gpu_run.sh e2e           # LLaMA-2-7B-shaped end to end
-#   bash benchmarks/gpu_run.sh gpu-tests 1   # half of the GPU-marked tests (then `gpu-tests 2`)
+#   bash benchmarks/gpu_run.sh gpu-tests 1   # a third of the GPU-marked tests (then `gpu-tests 2`, `gpu-tests 3`)
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-out}
@@ -123,15 +123,18 @@ PY
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --kernel-settings "$win" \
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tiled"
     ;;
-  gpu-tests)  # every GPU-marked test in two halves, one device call each (the whole suite takes ~18 minutes, run
-    # 210-211): `bash benchmarks/gpu_run.sh gpu-tests 1`, then `... gpu-tests 2` (alternate test ids, so that the
-    # slow swap-kernel cases fall in both halves)
+  gpu-tests)  # every GPU-marked test in three parts, one device call each (the whole suite takes ~18 minutes, runs
+    # 210-211; two halves ran past a call's 600 s in run 226): `bash benchmarks/gpu_run.sh gpu-tests 1`, then 2, then 3
+    # (every third test id, so that the slow swap-kernel cases fall in all parts; `gpu-tests PART PARTS` for another
+    # split)
+    parts=${3:-3}
     python3 -m pytest -q -m gpu --collect-only tests 2>/dev/null | grep "::" > "$OUT/ids_all.txt"
-    awk -v part="${2:-1}" 'NR % 2 == part % 2' "$OUT/ids_all.txt" > "$OUT/ids.txt"
-    echo "half ${2:-1}: $(wc -l < "$OUT/ids.txt") of $(wc -l < "$OUT/ids_all.txt") GPU tests"
+    awk -v part="${2:-1}" -v parts="$parts" 'NR % parts == part % parts' "$OUT/ids_all.txt" > "$OUT/ids.txt"
+    echo "part ${2:-1} of $parts: $(wc -l < "$OUT/ids.txt") of $(wc -l < "$OUT/ids_all.txt") GPU tests"
     [ -s "$OUT/ids.txt" ] || { echo "no GPU tests collected"; exit 1; }  # (an empty list would run every test)
-    timeout 570 python3 -m pytest -q --tb=short --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
-    grep -E "passed|failed|^E |Error|FAILED|s call" "$OUT/pytest_gpu.txt" | tail -30
+    # (-v: each test's outcome on its own line, kept even if the time limit cuts the run short)
+    timeout 500 python3 -m pytest -v -rf --tb=short --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
     ;;
   ncu)  # Nsight Compute on one launch of each prefill GEMM variant and cuBLAS int8 / fp16 (M N K)
     ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy --section SchedulerStats ${NCU_DETAILS:-} \
