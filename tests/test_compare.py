@@ -27,6 +27,16 @@ def test_parse_variant():
     assert parse_variant("gptq-w4a16-actorder", 64, act_order=False).config.act_order
     assert parse_variant("rtn-w4a8-static", 64, policy="all-dynamic").config.policy == "all-static"
     assert parse_variant("fp16").config is None
+    # comparison-wide settings apply where the variant's method uses them, and only there
+    wide = dict(gptq_damp=0.05, awq_grid=10, smoothquant_alpha=0.8)
+    assert parse_variant("gptq-w4a16", 64, **wide).config.gptq_damp == 0.05
+    assert parse_variant("awq-w4a16", 64, **wide).config.awq_grid == 10
+    assert parse_variant("smoothquant-w8a8", 64, **wide).config.smoothquant_alpha == 0.8
+    assert parse_variant("fptq-w4a8-sq", 64, **wide).config.smoothquant_alpha == 0.8
+    plain = parse_variant("fptq-w4a8", 64, **wide).config
+    assert (plain.gptq_damp, plain.awq_grid, plain.smoothquant_alpha) == (0.01, 20, 0.5)
+    with pytest.raises(ConfigError, match="act_order"):  # a variant's own option must apply to it
+        parse_variant("fptq-w4a8-noactorder", 64)
     for bad in ("nope-w4a8", "gptq", "gptq-w4a8-fast", "awq-w4a8", "rtn-wxa8"):
         with pytest.raises(ConfigError):
             parse_variant(bad, 64)

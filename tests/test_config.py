@@ -20,6 +20,11 @@ from fptq.errors import ConfigError
     (dict(method="fptq", a_bits=16, equalization="smoothquant"), "equalization (--equalization) is not used"),
     (dict(method="fp8", w_bits=8, group_size=32), "group_size (--group-size) is not used by method fp8"),
     (dict(method="fp8", w_bits=8, group_size=128), "one scale per tensor"),
+    (dict(method="fptq", gptq_damp=0.05), "gptq_damp (--gptq-damp) is not used by method fptq (only by gptq and "),
+    (dict(method="rtn", act_order=False), "act_order (--act-order) is not used by method rtn"),
+    (dict(method="gptq", awq_grid=10), "awq_grid (--awq-grid) is not used by method gptq (only by awq)"),
+    (dict(method="fptq", smoothquant_alpha=0.8), "smoothquant_alpha (--alpha) is not used by method fptq without "),
+    (dict(method="fptq", equalization="none", smoothquant_alpha=0.8), "smoothquant_alpha (--alpha) is not used"),
 ])
 def test_options_the_method_does_not_use_are_errors(kw, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
@@ -35,6 +40,10 @@ def test_options_left_at_what_runs_anyway_are_accepted():
     assert QuantConfig(method="fp8", w_bits=8).group_size == -1  # resolved: one scale per tensor
     assert QuantConfig(method="fp8", w_bits=8, group_size=-1).group_size == -1
     assert QuantConfig().group_size == 128 and QuantConfig(method="rtn", w_bits=8, group_size=-1).group_size == -1
+    assert QuantConfig(method="fptq+gptq", gptq_damp=0.05, true_sequential=True).gptq_damp == 0.05
+    assert QuantConfig(method="awq", a_bits=16, awq_grid=10, awq_clip=False).awq_grid == 10
+    assert QuantConfig(method="smoothquant", smoothquant_alpha=0.8).smoothquant_alpha == 0.8
+    assert QuantConfig(method="fptq", equalization="smoothquant", smoothquant_alpha=0.8).smoothquant_alpha == 0.8
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(method="gptq", a_bits=16), dict(method="awq", a_bits=16),

@@ -116,8 +116,8 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     _add_method_args(p)
 
 
-def _add_method_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("gptq / awq")
+def _add_method_args(p: argparse.ArgumentParser, where: str = "") -> None:
+    g = p.add_argument_group("gptq / awq", where or None)
     g.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
                    help="GPTQ: quantize columns in order of decreasing Hessian diagonal, with static groups "
                         "(default: on, as llm-compressor; --no-act-order for the stored column order)")
@@ -200,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")
     c.add_argument("--group-size", type=int, default=None,
                    help="group size of 4-bit weights (default: 64 for bundled, else 128); 8-bit weights are per channel")
-    c.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength (default: 0.5)")
-    _add_method_args(c)
+    c.add_argument("--alpha", type=float, default=0.5,
+                   help="SmoothQuant migration strength, for the variants with SmoothQuant equalization (default: 0.5)")
+    _add_method_args(c, "each applies to the variants whose method uses it (gptq and fptq+gptq, or awq)")
     _add_calib_args(c, samples=32, seqlen=512)
     _add_ppl_args(c, windows=8)
     _add_task_args(c)

@@ -40,7 +40,7 @@ import torch
 
 from fptq import __version__
 from fptq.api import check_calib_context, check_group_size, quantize
-from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig
+from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig, unused_settings
 from fptq.errors import ConfigError
 from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
@@ -115,8 +115,8 @@ VARIANT_OPTIONS = tuple(_OPTIONS)  # what may follow NAME-wXaY in a variant spec
 def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
     """`fp16` or `NAME-wXaY[-OPTION...]` -> a Variant (see the module docstring).
 
-    `overrides` are QuantConfig fields applied to every quantized variant (e.g. smoothquant_alpha)
-    unless the spec sets them itself.
+    `overrides` are QuantConfig fields applied to every quantized variant whose method uses them (e.g.
+    smoothquant_alpha to SmoothQuant variants, the GPTQ settings to GPTQ ones) unless the spec sets them itself.
     """
     from fptq.methods import METHODS
 
@@ -139,8 +139,10 @@ def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
         if option not in _OPTIONS:
             raise ConfigError(f"variant {spec!r}: unknown option {option!r}; options: {', '.join(_OPTIONS)}")
         fields.update(_OPTIONS[option])
-    # the variant's own spec wins over the comparison-wide settings (e.g. `-noactorder` over --act-order)
-    config = QuantConfig(**{**overrides, **fields})
+    # the variant's own spec wins over the comparison-wide settings (e.g. `-noactorder` over --act-order), and
+    # those apply where the variant's method uses them
+    unused = unused_settings(QuantConfig(**fields))
+    config = QuantConfig(**{**{k: v for k, v in overrides.items() if k not in unused}, **fields})
     return Variant(spec, describe(config), config)
 
 

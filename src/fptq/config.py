@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from fptq.errors import ConfigError
 from fptq.primitives import SCALE_FORMATS
 
-__all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict", "from_saved", "option"]
+__all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict", "from_saved", "option", "unused_settings"]
 
 # Version of the saved folder format (fptq_config.json + model.safetensors layout).
 FORMAT_VERSION = 1
@@ -163,7 +163,7 @@ class QuantConfig:
         """A setting the chosen method does not use must keep the value that runs anyway (`_method_defaults`, what
         a saved config records): any other value is an error, never an option recorded as if it had applied."""
         defaults = _method_defaults(self.method)
-        for name, why in _unused(self.method, self.a_bits, self.policy).items():
+        for name, why in unused_settings(self).items():
             if getattr(self, name) != defaults[name]:
                 raise ConfigError(f"{option(name)} is not used {why}; leave it out, got {getattr(self, name)!r}")
 
@@ -204,15 +204,23 @@ class CalibConfig:
 
 
 def _method_defaults(method: str) -> dict:
-    """What `method` uses for the settings whose default depends on it (None in a new QuantConfig), and for v0 / v1."""
+    """The defaults of `method`'s config: the fields' own, and for those that depend on the method (None in a new
+    QuantConfig) what it picks."""
     _, policy, _, equalization, _ = METHOD_RULES.get(method, METHOD_RULES["fptq"])
     fixed = {f.name: f.default for f in fields(QuantConfig)}
     group_size = -1 if method == "fp8" else DEFAULT_GROUP_SIZE
-    return dict(policy=policy, equalization=equalization, group_size=group_size, v0=fixed["v0"], v1=fixed["v1"])
+    return dict(fixed, policy=policy, equalization=equalization, group_size=group_size)
 
 
-def _unused(method: str, a_bits: int, policy: str) -> dict:
-    """The settings that `method` with `a_bits` and `policy` does not use: field -> why."""
+# Settings of one algorithm -> the methods that run it.
+_ALGORITHM_FIELDS = {
+    ("gptq_damp", "gptq_block", "act_order", "true_sequential"): ("gptq", "fptq+gptq"),
+    ("awq_grid", "awq_clip"): ("awq",),
+}
+
+
+def _unused(method: str, a_bits: int, policy: str, equalization: str) -> dict:
+    """The settings that `method` with `a_bits`, `policy` and `equalization` does not use: field -> why."""
     unused = {}
     if a_bits == 16:
         why = f"by method {method} with a_bits 16 (weight-only: activations stay in floating point)"
@@ -222,7 +230,17 @@ def _unused(method: str, a_bits: int, policy: str) -> dict:
         unused.update(v0=why, v1=why)
     if method == "fp8":
         unused["group_size"] = "by method fp8 (float8 weights have one scale per tensor)"
+    for names, users in _ALGORITHM_FIELDS.items():
+        if method not in users:
+            unused.update(dict.fromkeys(names, f"by method {method} (only by {' and '.join(users)})"))
+    if a_bits == 16 or equalization != "smoothquant":
+        unused["smoothquant_alpha"] = f"by method {method} without SmoothQuant equalization"
     return unused
+
+
+def unused_settings(config: QuantConfig) -> dict:
+    """The settings `config`'s method does not use (field -> why): they must keep their defaults."""
+    return _unused(config.method, config.a_bits, config.policy, config.equalization)
 
 
 def from_saved(data: dict) -> QuantConfig:
@@ -232,7 +250,8 @@ def from_saved(data: dict) -> QuantConfig:
     defaults = _method_defaults(method)
     a_bits = data.get("a_bits", QuantConfig.a_bits)
     policy = data.get("policy") or defaults["policy"]
-    unused = _unused(method, a_bits, policy) if method in METHOD_RULES else {}
+    equalization = data.get("equalization") or defaults["equalization"]
+    unused = _unused(method, a_bits, policy, equalization) if method in METHOD_RULES else {}
     return from_dict(QuantConfig, {**data, **{name: defaults[name] for name in unused if name in data}})
 
 

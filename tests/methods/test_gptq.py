@@ -99,7 +99,8 @@ def test_gptq_model_beats_rtn_and_round_trips(tmp_path, a_bits, true_sequential)
         model = make_tiny("llama", seed=5)
         inject_outliers(model, factor=20.0)
         x = torch.randint(0, 256, (4, 32))
-        config = fptq.QuantConfig(method=method, a_bits=a_bits, group_size=32, true_sequential=true_sequential)
+        gptq = dict(true_sequential=true_sequential) if method == "gptq" else {}  # (rtn has no such setting)
+        config = fptq.QuantConfig(method=method, a_bits=a_bits, group_size=32, **gptq)
         with torch.no_grad():
             ref = model(x).logits
             fptq.quantize(model, None, config, CALIB, progress=False)
