@@ -293,6 +293,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                         ("*fp16", dict(SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False, ROW_PASSES=0)),  # (session 24)
+                        # (a slice of 128 steps, groups of 256: not held, FUSED_HOLD_MAX_STEPS)
+                        ("*fp16", dict(GROUP=256, GROUPS=64, A_STEPS=128, ROW_BLOCK=8192, HOLD=False, ROW_PASSES=4)),
                         ("*fp16", dict(PER_CHANNEL=True, GROUP=4096, A_STEPS=32, ROW_BLOCK=8192, HOLD=False)),
                         ("*fp16", dict(HAS_ZEROS=True, HAS_BIAS=True, A_STEPS=16)),
                         ("*fp16", dict(GROUP=64, GROUPS=8, A_STEPS=16)),

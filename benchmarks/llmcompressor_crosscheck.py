@@ -119,8 +119,8 @@ def cmd_ours(args) -> None:
     work = Path(args.work)
     tokens = load_file(work / "calib_tokens.safetensors")["tokens"]
     model, tok = load_model("bundled")
-    config = QuantConfig(method=args.method, a_bits=16, group_size=GROUP_SIZE, act_order=args.act_order,
-                         true_sequential=args.true_sequential)
+    gptq = dict(act_order=args.act_order, true_sequential=args.true_sequential) if args.method == "gptq" else {}
+    config = QuantConfig(method=args.method, a_bits=16, group_size=GROUP_SIZE, **gptq)
     start = time.perf_counter()
     fptq.quantize(model, tok, config, tokens, progress=True)
     seconds = time.perf_counter() - start

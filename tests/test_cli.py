@@ -329,7 +329,7 @@ def test_task_options_without_tasks(capsys, monkeypatch, command, options):
     _no_comparison(monkeypatch)
     monkeypatch.setattr(fptq.cli, "_load_for_eval", lambda *a, **k: pytest.fail("model loaded"))
     code, _, err = _run(capsys, command, "bundled", *options, "--quiet", "--device", "cpu")
-    _assert_one_line_error(code, err, f"{options[0]} only apply to --tasks")
+    _assert_one_line_error(code, err, f"{options[0]} applies only to --tasks")
 
 
 def _help(command: str, dest: str) -> str | None:

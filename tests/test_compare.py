@@ -35,8 +35,10 @@ def test_parse_variant():
     assert parse_variant("fptq-w4a8-sq", 64, **wide).config.smoothquant_alpha == 0.8
     plain = parse_variant("fptq-w4a8", 64, **wide).config
     assert (plain.gptq_damp, plain.awq_grid, plain.smoothquant_alpha) == (0.01, 20, 0.5)
-    with pytest.raises(ConfigError, match="act_order"):  # a variant's own option must apply to it
+    with pytest.raises(ConfigError, match="variant 'fptq-w4a8-noactorder': act_order"):  # its options must apply
         parse_variant("fptq-w4a8-noactorder", 64)
+    with pytest.raises(ConfigError, match="variant 'rtn-w4a16-static': policy"):
+        parse_variant("rtn-w4a16-static", 64)
     for bad in ("nope-w4a8", "gptq", "gptq-w4a8-fast", "awq-w4a8", "rtn-wxa8"):
         with pytest.raises(ConfigError):
             parse_variant(bad, 64)
@@ -180,6 +182,24 @@ def test_cache_key_follows_content(tmp_path, monkeypatch):
     changed = _key(str(model), config, calib)
     monkeypatch.setattr(fptq.compare, "__version__", "999")
     assert _key(str(model), config, calib) != changed
+
+
+def test_hub_config_is_fetched_before_the_cache_keys(tmp_path, monkeypatch):
+    """A hub model's config is fetched (into the local cache, with its snapshot's commit) before the variants' cache
+    keys are made, so that a first run's folders carry the commit and a second identical run reuses them."""
+    import fptq.compare as cmp
+
+    order = []
+    monkeypatch.setattr(cmp, "_model_config", lambda *args, **kwargs: order.append("config"))
+    monkeypatch.setattr(cmp, "_key", lambda *args, **kwargs: order.append("key") or "k")
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(cmp, "_check_before_evaluating", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        cmp.run_comparison("org/model", [parse_variant("rtn-w4a16", 32)], CalibConfig(), out_dir=tmp_path)
+    assert order == ["config", "key"]
 
 
 def test_cache_key_follows_hub_snapshot(tmp_path, monkeypatch):

@@ -391,8 +391,9 @@ def _task_names(args) -> list[str]:
     names = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
     given = [flag for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)) if value is not None]
     if given and not names:
-        raise ConfigError(f"{' and '.join(given)} only apply to --tasks, and no tasks were given; "
-                          "add --tasks NAME,... or leave them out")
+        them = "them" if len(given) > 1 else "it"
+        raise ConfigError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to --tasks, and no "
+                          f"tasks were given; add --tasks NAME,... or leave {them} out")
     return names
 
 

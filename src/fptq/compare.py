@@ -141,8 +141,11 @@ def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
         fields.update(_OPTIONS[option])
     # the variant's own spec wins over the comparison-wide settings (e.g. `-noactorder` over --act-order), and
     # those apply where the variant's method uses them
-    unused = unused_settings(QuantConfig(**fields))
-    config = QuantConfig(**{**{k: v for k, v in overrides.items() if k not in unused}, **fields})
+    try:
+        unused = unused_settings(QuantConfig(**fields))
+        config = QuantConfig(**{**{k: v for k, v in overrides.items() if k not in unused}, **fields})
+    except ConfigError as exc:  # (name the variant: its options set what the message names)
+        raise ConfigError(f"variant {spec!r}: {exc}") from None
     return Variant(spec, describe(config), config)
 
 
@@ -213,20 +216,27 @@ def _is_cached(folder: Path) -> bool:
     return (folder / CONFIG_NAME).is_file() and (folder / "compare_stats.json").is_file()
 
 
-def _check_before_evaluating(model_name: str, fp_path: Path, variants: list[Variant], calib: CalibConfig, folders,
+def _model_config(fp_path: Path, trust_remote_code: bool = False):
+    """The model's config (for a hub id: fetched into the local Hugging Face cache, so that the cache keys see the
+    snapshot's commit, `_hub_revision`); None where it cannot be had (offline and not cached: `load_model` reports
+    what is wrong)."""
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(str(fp_path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return None
+
+
+def _check_before_evaluating(model_name: str, model_config, variants: list[Variant], calib: CalibConfig, folders,
                              ppl_source: str, ppl_seqlen: int, ppl_windows: int | None,
                              trust_remote_code: bool = False) -> None:
     """Everything that can be checked without quantizing or evaluating, so a bad setting fails in seconds
     instead of after the first variants: the perplexity settings, each variant's group size and the calibration
-    length against the model, and the calibration data itself (when some variant still has to be quantized)."""
+    length against the model (its config, or None), and the calibration data itself (when some variant still has
+    to be quantized)."""
     check_ppl_settings(ppl_seqlen, ppl_windows, source=ppl_source)
     quantized = [v for v in variants if v.config is not None]
-    try:
-        from transformers import AutoConfig
-
-        model_config = AutoConfig.from_pretrained(str(fp_path), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError):  # a hub id not downloaded yet: load_model reports what is wrong
-        model_config = None
     if model_config is not None:
         from fptq.models.arch import get_arch
 
@@ -379,8 +389,9 @@ def run_comparison(
         raise ConfigError("no variants to compare; give at least one, e.g. --methods fp16,rtn-w4a8,fptq-w4a8")
     out_dir = Path(out_dir)
     fp_path = Path(resolve_model(model_name))
+    model_config = _model_config(fp_path, trust_remote_code)  # (before the keys: a hub model's commit is then cached)
     folders = {v.name: out_dir / f"{v.name}-{_key(str(fp_path), v.config, calib)}" for v in variants}
-    _check_before_evaluating(model_name, fp_path, variants, calib, folders, ppl_source, ppl_seqlen, ppl_windows,
+    _check_before_evaluating(model_name, model_config, variants, calib, folders, ppl_source, ppl_seqlen, ppl_windows,
                              trust_remote_code)
     out_dir.mkdir(parents=True, exist_ok=True)
     eval_settings = {"ppl": ppl_source, "seqlen": ppl_seqlen, "windows": ppl_windows, "tasks": tasks or [], "limit": limit}

@@ -1514,16 +1514,36 @@ def test_gpu_fused_decode_m1(monkeypatch):
 @pytest.mark.gpu
 def test_gpu_fused_row_readings_agree(monkeypatch):
     """The ways the one-launch M = 1 op can read the row (`FUSED_HOLD`: the program's slice held in registers on split
-    launches; `FUSED_ROW_UNROLL`: the absmax passes unrolled) give the same output bit for bit: split and unsplit
-    layers, one and several absmax passes (4096 / 11008 / 28672 columns), dynamic and static rows, with and without
-    the RMSNorm inside; NaNs and a subnormal in one row."""
+    launches of at most FUSED_HOLD_MAX_STEPS steps; `FUSED_ROW_UNROLL`: the absmax passes unrolled) give the same
+    output bit for bit: split and unsplit layers, one and several absmax passes (4096 / 11008 / 28672 columns), a
+    per-channel row with a K tail (1056 columns), a 128-step slice (groups of 256, not held), dynamic and static rows,
+    with and without the RMSNorm inside; NaNs and a subnormal in one row. Every call is the one launch (no quantization
+    kernel, no two launches), with the settings' constexprs."""
     needs_gluon_hopper()
+    from fptq.kernels import gluon_decode, launch
     from fptq.kernels.prologue import Prologue
 
-    cases = ((4096, 4096, torch.float16), (22016, 4096, torch.float16), (4096, 11008, torch.bfloat16),
-             (8192, 28672, torch.float16), (1000, 5120, torch.bfloat16))
-    for n, k, dtype in cases:
-        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+    def forbidden(*args, **kwargs):
+        raise AssertionError("not the one launch")
+
+    seen = []
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel is gluon_decode._decode_tma_kernel:
+            seen.append((constexprs.get("FUSED_ROW"), constexprs.get("HOLD"), constexprs.get("ROW_PASSES")))
+        return real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+    monkeypatch.setattr(tw, "quantize_activation_triton", forbidden)
+    monkeypatch.setattr(tw, "_launch_two", forbidden)
+    cases = ((4096, 4096, 128, torch.float16), (22016, 4096, 128, torch.float16), (4096, 11008, 128, torch.bfloat16),
+             (8192, 28672, 128, torch.float16), (1000, 5120, 128, torch.bfloat16), (300, 1056, -1, torch.float16),
+             (8192, 28672, 256, torch.float16))
+    held = []
+    for n, k, g, dtype in cases:
+        gs = k if g == -1 else g
+        layer = make_layer(n, k, gs, True, bias=n == 1000, dtype=dtype)
         x = make_x(1, k, dtype, seed=n)
         x[0, 5], x[0, k - 1], x[0, 9] = float("nan"), float("nan"), torch.finfo(dtype).tiny / 4
         norm = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=torch.Generator().manual_seed(k))).to(dtype).cuda(),
@@ -1534,11 +1554,17 @@ def test_gpu_fused_row_readings_agree(monkeypatch):
             for hold, unroll in ((True, True), (False, False), (True, False), (False, True)):
                 monkeypatch.setattr(tw, "FUSED_HOLD", hold)
                 monkeypatch.setattr(tw, "FUSED_ROW_UNROLL", unroll)
+                seen.clear()
                 qweight, scales, zeros, bias = layer
-                outs.append(tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode,
+                outs.append(tw.w4a8_linear(x, qweight, scales, zeros, group_size=gs, act_mode=act_mode,
                                            act_scale=act_scale, bias=bias, prologue=prologue))
-            case = (n, k, dtype, act_mode, prologue is not None)
+                case = (n, k, g, dtype, act_mode, prologue is not None, hold, unroll)
+                assert len(seen) == 1 and seen[0][0], (case, seen)  # the one launch, FUSED_ROW
+                assert (seen[0][2] > 0) == unroll and (hold or not seen[0][1]), (case, seen)
+                held.append((case, seen[0][1]))
             assert all(torch.equal(o, outs[0]) for o in outs[1:]), case
+    assert any(h for _, h in held), "no launch held its slice"
+    assert not any(h for (c, h) in held if c[2] == 256), "a 128-step slice was held"
     assert not gluon_fallback.failed("decode_fused") and not gluon_fallback.failed("decode_prologue")
 
 

@@ -303,8 +303,9 @@ def _check_layouts(tensors: dict[str, torch.Tensor], expected: dict[str, torch.T
             )
 
 
-# Buffers of the quantized layers that divide or multiply by a scale: finite and positive in every saved
-# checkpoint (zero maxima get scale 1, fp16 underflow is clamped; fptq.primitives).
+# Buffers of the quantized layers that divide or multiply by a scale: finite and positive in a checkpoint fptq saves
+# from a sound model (zero maxima get scale 1, fp16 underflow is clamped, fptq.primitives; non-finite activations stop
+# calibration), so anything else is damage.
 _SCALE_BUFFERS = ("scales", "channel_scales", "act_scale", "weight_scale", "input_scale")
 
 

@@ -167,7 +167,8 @@ if gluon is not None:
             q_l: gl.constexpr = _word_layout(HALF, num_warps)
             steps = gl.arange(0, QS, layout=gl.SliceLayout(1, q_l))
             jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, q_l))
-            if HOLD:  # (steps past n: codes nobody reads)
+            if HOLD:  # (steps past n: codes nobody reads; A_STEPS is a power of two, so up to 78 % more words than
+                # the slice's on 7B down — a mask on n would save those L2 reads, not measured yet)
                 h_idx = ((lo + steps) * HALF)[:, None] + jj[None, :]
                 h_words = gl.load(w_ptr + h_idx, mask=h_idx < K // 2, other=0)
             # the absmax of the whole row (every K slice needs the row's scale): 16-byte loads, ROW_BLOCK

@@ -1116,8 +1116,11 @@ FUSED_ROW_BLOCK = 8192
 # -> ×3.06-3.08 fp16), 7B down 16.1 -> 15.1-15.3, 7B q/k/v/o 9.0-9.2 -> 8.5-8.7, 70B q/o 19.5-19.7 -> 19.0-19.2; an
 # unsplit launch's slice is the whole row, and holding it gained nothing there (70B gate/up 52.2 -> 53.8-54.5 µs,
 # three programs an SM fewer by registers), the unrolled passes alone did (70B gate+up fused 107 -> 96 µs: 5
-# programs an SM instead of 4). Wider quantization passes without holding (64 columns a thread) were no faster.
+# programs an SM instead of 4). Wider quantization passes without holding (64 columns a thread) were no faster. Held
+# only up to FUSED_HOLD_MAX_STEPS K steps a slice (64 words a thread and more past that: 237 registers for a 128-step
+# slice of groups of 256, two programs an SM; compile_sm90).
 FUSED_HOLD = True
+FUSED_HOLD_MAX_STEPS = 64
 FUSED_ROW_UNROLL = True
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
@@ -1182,7 +1185,8 @@ class _DecodeTmaLaunch:
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=FUSED_HOLD and split > 1,
+            hold = FUSED_HOLD and split > 1 and per <= FUSED_HOLD_MAX_STEPS
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=hold,
                                    ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
