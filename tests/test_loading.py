@@ -399,11 +399,64 @@ def test_bare_name_that_is_no_folder_fails_without_trying_the_hub(tmp_path, monk
 
 def test_org_name_that_is_no_folder_says_no_folder_and_no_hub(tmp_path, monkeypatch, no_hub):
     from fptq.errors import HubUnavailableError
+    from fptq.models import loading
 
+    monkeypatch.setattr(loading, "_hub_resolves", lambda: True)  # (a network, but the hub fails: transformers says so)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(HubUnavailableError, match=r"no local folder someorg/smol-w4a8.*hub could not be reached") as exc:
         load_model("someorg/smol-w4a8")
     assert no_hub == ["someorg/smol-w4a8"] and "quantize" not in str(exc.value)
+
+
+def _fake_hub_cache(tmp_path, monkeypatch, repo: str) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    folder = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
+    (folder / "snapshots" / ("a" * 40)).mkdir(parents=True)
+    (folder / "snapshots" / ("a" * 40) / "config.json").write_text("{}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("a" * 40)
+
+
+def test_without_a_network_a_hub_id_fails_at_once_or_loads_from_the_cache(tmp_path, monkeypatch):
+    """No network (the hub's host does not resolve): a hub id that is not cached is an error before transformers
+    is asked (huggingface_hub would retry for ~25 s); a cached one loads from the cache alone; a proxy is trusted."""
+    import socket
+
+    import transformers
+
+    from fptq.errors import HubUnavailableError
+    from fptq.models import loading
+
+    asked = []
+
+    def record(name, *args, **kwargs):
+        asked.append((str(name), kwargs.get("local_files_only")))
+        raise OSError("stop here")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", record)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", record)
+    for variable in loading._PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.chdir(tmp_path)
+    _fake_hub_cache(tmp_path, monkeypatch, "org/cached")
+    for load in (load_model, load_tokenizer):
+        with pytest.raises(HubUnavailableError, match=r"no local folder org/absent, and it is not in the local Hugging Face cache"):
+            load("org/absent")
+    assert asked == []
+    with pytest.raises(ModelError, match="stop here"):
+        load_model("org/cached")
+    assert asked == [("org/cached", True)]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # (a proxy resolves the host itself)
+    assert loading.hub_options("org/absent") == {}
+    assert loading.hub_options(str(tmp_path)) == {}  # (a local folder never asks)
 
 
 @pytest.mark.parametrize("command", ["eval", "quantize"])

@@ -41,7 +41,7 @@ import torch
 from fptq import __version__
 from fptq.api import check_calib_context, check_group_size, quantize
 from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig, unused_settings
-from fptq.errors import ConfigError
+from fptq.errors import ConfigError, HubUnavailableError
 from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
 from fptq.models.loading import load_model, resolve_model
@@ -220,11 +220,14 @@ def _model_config(fp_path: Path, trust_remote_code: bool = False):
     """The model's config (for a hub id: fetched into the local Hugging Face cache, so that the cache keys see the
     snapshot's commit, `_hub_revision`); None where it cannot be had (offline and not cached: `load_model` reports
     what is wrong)."""
+    from fptq.models.loading import hub_options
+
     try:
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(str(fp_path), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError):
+        options = hub_options(str(fp_path))
+        return AutoConfig.from_pretrained(str(fp_path), trust_remote_code=trust_remote_code, **options)
+    except (OSError, ValueError, HubUnavailableError):
         return None
 
 

@@ -98,12 +98,53 @@ def _load_error(name: str, exc: Exception) -> Exception:
     return ModelError(f"cannot load model {name}: {text}")
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def _hub_resolves() -> bool:
+    """Whether the Hugging Face hub's host name resolves here (True where a proxy is set: the proxy resolves it)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return True
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def hub_options(path: str) -> dict:
+    """Extra `from_pretrained` arguments for `path` (a `resolve_model` result): none for a local folder or with the
+    hub in reach. Without a network (the hub's host does not resolve) a hub id loads from the local Hugging Face cache
+    alone (`local_files_only`), or, not cached, is an error at once: huggingface_hub would retry for ~25 s first."""
+    if Path(path).is_dir() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return {}
+    if _hub_resolves():
+        return {}
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = isinstance(try_to_load_from_cache(path, "config.json"), str)
+    except ValueError:  # (not a valid repository id)
+        cached = False
+    if cached:
+        return {"local_files_only": True}
+    raise HubUnavailableError(
+        f"there is no local folder {path}, and it is not in the local Hugging Face cache; the hub cannot be reached "
+        "from here (no network) to download it as a hub id; give a local model folder or \"bundled\""
+    )
+
+
 def load_tokenizer(name: str | os.PathLike | None, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
+    options = hub_options(path)
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **options)
     except (OSError, ValueError) as exc:
         raise _load_error(path, exc) from None
 
@@ -204,8 +245,9 @@ def load_model(
 
     path = resolve_model(name)
     _check_not_fptq_output(path)
+    options = hub_options(path)
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **options)
     except (OSError, ValueError) as exc:
         raise _load_error(path, exc) from None
     from fptq.models.arch import get_arch
@@ -216,6 +258,7 @@ def load_model(
         model, info = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True,
             output_loading_info=True, ignore_mismatched_sizes=True,  # mismatched shapes: reported below, in one line
+            **options,
         )
     except SafetensorError as exc:
         raise ModelError(f"{_corrupt_file(path)} is truncated or corrupted: {str(exc).splitlines()[0]}") from None
