@@ -401,7 +401,7 @@ def test_org_name_that_is_no_folder_says_no_folder_and_no_hub(tmp_path, monkeypa
     from fptq.errors import HubUnavailableError
     from fptq.models import loading
 
-    monkeypatch.setattr(loading, "_hub_resolves", lambda: True)  # (a network, but the hub fails: transformers says so)
+    monkeypatch.setattr(loading, "hub_reachable", lambda: True)  # (a network, but the hub fails: transformers says so)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(HubUnavailableError, match=r"no local folder someorg/smol-w4a8.*hub could not be reached") as exc:
         load_model("someorg/smol-w4a8")
@@ -457,6 +457,30 @@ def test_without_a_network_a_hub_id_fails_at_once_or_loads_from_the_cache(tmp_pa
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # (a proxy resolves the host itself)
     assert loading.hub_options("org/absent") == {}
     assert loading.hub_options(str(tmp_path)) == {}  # (a local folder never asks)
+
+
+@pytest.mark.parametrize("reachable", [False, True])
+def test_hub_datasets_load_in_offline_mode_without_a_network(monkeypatch, reachable):
+    """c4 / wikitext2 without a network: datasets' offline mode for the call (the cache, or an error at once),
+    restored afterwards; with a network, as datasets does by default."""
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants
+
+    from fptq.data.calib import load_hub_texts
+    from fptq.models import loading
+
+    seen = []
+
+    def fake_load(**kwargs):
+        seen.append((datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE))
+        return [{"text": "cached text"}]
+
+    monkeypatch.setattr(loading, "hub_reachable", lambda: reachable)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    before = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    assert load_hub_texts("c4") == ["cached text"]
+    assert seen == [before if reachable else (True, True)]
+    assert (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE) == before
 
 
 @pytest.mark.parametrize("command", ["eval", "quantize"])

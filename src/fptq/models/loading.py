@@ -101,7 +101,7 @@ def _load_error(name: str, exc: Exception) -> Exception:
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
 
 
-def _hub_resolves() -> bool:
+def hub_reachable() -> bool:
     """Whether the Hugging Face hub's host name resolves here (True where a proxy is set: the proxy resolves it)."""
     import socket
     from urllib.parse import urlparse
@@ -122,7 +122,7 @@ def hub_options(path: str) -> dict:
     alone (`local_files_only`), or, not cached, is an error at once: huggingface_hub would retry for ~25 s first."""
     if Path(path).is_dir() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return {}
-    if _hub_resolves():
+    if hub_reachable():
         return {}
     from huggingface_hub import try_to_load_from_cache
 
