@@ -507,3 +507,20 @@ def test_load_quantized_of_a_missing_folder_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="^model folder smol-w4a8 does not exist$"):
         fptq.load_quantized("smol-w4a8")
+
+
+@pytest.mark.parametrize("command", ["eval", "quantize"])
+def test_tokenizer_of_another_model_is_one_line(tmp_path, tokenizer, capsys, command):
+    """The bundled tokenizer (49152 ids) with a model of 256 embedding rows: an error naming both, not an IndexError
+    in the embedding."""
+    _save_fp(tmp_path / "m", tokenizer, vocab_size=256)
+    text = tmp_path / "calib.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog near the river bank. " * 40)
+    capsys.readouterr()  # (save_pretrained's progress bar)
+    if command == "eval":
+        code, lines = _cli(capsys, "eval", tmp_path / "m", "--ppl-windows", 1, "--ppl-seqlen", 64, "--quiet")
+    else:
+        code, lines = _cli(capsys, "quantize", tmp_path / "m", "--out", tmp_path / "q", "--group-size", 32,
+                           "--calib", text, "--calib-samples", 2, "--calib-seqlen", 32, "--quiet", "--device", "cpu")
+        assert not (tmp_path / "q").exists()
+    assert code == 2 and len(lines) == 1 and "but the model's embedding has 256 rows" in lines[0], lines

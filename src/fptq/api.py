@@ -19,6 +19,7 @@ from fptq.errors import ConfigError, ModelError
 from fptq.eval.perplexity import max_positions
 from fptq.methods import build_method
 from fptq.models.arch import get_arch
+from fptq.models.loading import check_token_ids
 from fptq.nn.quant_linear import QuantLinear
 
 __all__ = ["quantize", "check_group_size", "peak_memory_mb"]
@@ -125,6 +126,7 @@ def quantize(
         if tokenizer is None and calibration.source != "random":
             raise ConfigError("a tokenizer is needed to calibrate on text")
         tokens, calib_info = calibration_windows(tokenizer, calibration, getattr(model.config, "vocab_size", None))
+        check_token_ids(tokens, model, f"the calibration text from {calibration.source}")
         batch_size = calibration.batch_size
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -88,7 +88,10 @@ def perplexity(
 
     `seqlen` must lie in [2, the model's max_position_embeddings] and `max_windows` be None or positive
     (a ConfigError otherwise)."""
+    from fptq.models.loading import check_token_ids
+
     check_ppl_settings(seqlen, max_windows, max_positions(model))
+    check_token_ids(tokens, model, "the perplexity text")
     windows = tokens.numel() // seqlen
     if max_windows is not None:
         windows = min(windows, max_windows)

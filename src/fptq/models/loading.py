@@ -98,6 +98,18 @@ def _load_error(name: str, exc: Exception) -> Exception:
     return ModelError(f"cannot load model {name}: {text}")
 
 
+def check_token_ids(ids: torch.Tensor, model, what: str) -> None:
+    """A one-line error where token ids from the tokenizer do not fit the model's input embedding (a tokenizer that
+    belongs to another model), instead of an IndexError deep in the forward pass."""
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(getattr(embedding, "weight", None), "shape", (None,))[0]
+    if rows is not None and ids.numel() and int(ids.max()) >= rows:
+        raise ModelError(
+            f"{what} has token id {int(ids.max())}, but the model's embedding has {rows} rows: its tokenizer belongs "
+            "to another model (give the model folder with its own tokenizer)"
+        )
+
+
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
 
 
