@@ -35,10 +35,14 @@ def test_parse_variant():
     assert parse_variant("fptq-w4a8-sq", 64, **wide).config.smoothquant_alpha == 0.8
     plain = parse_variant("fptq-w4a8", 64, **wide).config
     assert (plain.gptq_damp, plain.awq_grid, plain.smoothquant_alpha) == (0.01, 20, 0.5)
-    with pytest.raises(ConfigError, match="variant 'fptq-w4a8-noactorder': act_order"):  # its options must apply
+    with pytest.raises(ConfigError, match="variant 'fptq-w4a8-noactorder': option 'noactorder' does not apply "
+                                          r"\(act_order is not used by method fptq"):  # its options must apply
         parse_variant("fptq-w4a8-noactorder", 64)
-    with pytest.raises(ConfigError, match="variant 'rtn-w4a16-static': policy"):
+    with pytest.raises(ConfigError, match="variant 'rtn-w4a16-static': option 'static' does not apply .*; drop it$"):
         parse_variant("rtn-w4a16-static", 64)
+    with pytest.raises(ConfigError, match="options 'static' and 'dynamic' contradict each other"):
+        parse_variant("fptq-w4a8-static-dynamic", 64)
+    assert parse_variant("fptq-w4a8-static-static", 64).config.policy == "all-static"  # (repeated: no conflict)
     for bad in ("nope-w4a8", "gptq", "gptq-w4a8-fast", "awq-w4a8", "rtn-wxa8"):
         with pytest.raises(ConfigError):
             parse_variant(bad, 64)

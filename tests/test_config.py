@@ -21,7 +21,7 @@ from fptq.errors import ConfigError
     (dict(method="fp8", w_bits=8, group_size=32), "group_size (--group-size) is not used by method fp8"),
     (dict(method="fp8", w_bits=8, group_size=128), "one scale per tensor"),
     (dict(method="fptq", gptq_damp=0.05), "gptq_damp (--gptq-damp) is not used by method fptq (only by gptq and "),
-    (dict(method="rtn", act_order=False), "act_order (--act-order) is not used by method rtn"),
+    (dict(method="rtn", act_order=False), "act_order (--act-order / --no-act-order) is not used by method rtn"),
     (dict(method="gptq", awq_grid=10), "awq_grid (--awq-grid) is not used by method gptq (only by awq)"),
     (dict(method="fptq", smoothquant_alpha=0.8), "smoothquant_alpha (--alpha) is not used by method fptq without "),
     (dict(method="fptq", equalization="none", smoothquant_alpha=0.8), "smoothquant_alpha (--alpha) is not used"),

@@ -135,16 +135,24 @@ def parse_variant(spec: str, group_size: int = 128, **overrides) -> Variant:
     except ValueError:
         raise ConfigError(f"variant {spec!r}: cannot read the scheme {parts[scheme]!r} (e.g. w4a8)") from None
     fields = dict(method=method, w_bits=w_bits, a_bits=a_bits, group_size=-1 if w_bits == 8 else group_size)
+    chosen = {}  # field -> the option that set it
     for option in parts[scheme + 1 :]:
         if option not in _OPTIONS:
             raise ConfigError(f"variant {spec!r}: unknown option {option!r}; options: {', '.join(_OPTIONS)}")
+        for name, value in _OPTIONS[option].items():
+            if name in chosen and fields[name] != value:
+                raise ConfigError(f"variant {spec!r}: options {chosen[name]!r} and {option!r} contradict each other")
+            chosen[name] = option
         fields.update(_OPTIONS[option])
     # the variant's own spec wins over the comparison-wide settings (e.g. `-noactorder` over --act-order), and
     # those apply where the variant's method uses them
     try:
         unused = unused_settings(QuantConfig(**fields))
         config = QuantConfig(**{**{k: v for k, v in overrides.items() if k not in unused}, **fields})
-    except ConfigError as exc:  # (name the variant: its options set what the message names)
+    except ConfigError as exc:  # (name the variant, and the option of it that does not apply)
+        option = chosen.get(getattr(exc, "field", None))
+        if option is not None:
+            raise ConfigError(f"variant {spec!r}: option {option!r} does not apply ({exc.why}); drop it") from None
         raise ConfigError(f"variant {spec!r}: {exc}") from None
     return Variant(spec, describe(config), config)
 

@@ -39,7 +39,8 @@ METHOD_RULES = {
 
 # Command-line flags whose name is not the field's with dashes (see `option`).
 _FLAGS = {"smoothquant_alpha": "--alpha", "samples": "--calib-samples", "seqlen": "--calib-seqlen",
-          "batch_size": "--calib-batch-size", "source": "--calib"}
+          "batch_size": "--calib-batch-size", "source": "--calib", "awq_clip": "--no-awq-clip",
+          "act_order": "--act-order / --no-act-order", "symmetric": "--asymmetric"}
 
 
 def option(field: str, value=None) -> str:
@@ -165,7 +166,9 @@ class QuantConfig:
         defaults = _method_defaults(self.method)
         for name, why in unused_settings(self).items():
             if getattr(self, name) != defaults[name]:
-                raise ConfigError(f"{option(name)} is not used {why}; leave it out, got {getattr(self, name)!r}")
+                error = ConfigError(f"{option(name)} is not used {why}; leave it out, got {getattr(self, name)!r}")
+                error.field, error.why = name, f"{name} is not used {why}"  # (for callers that name their own options)
+                raise error
 
     @property
     def scheme(self) -> str:
