@@ -157,9 +157,9 @@ def test_calibration_text_shorter_than_samples_x_seqlen_warns(tmp_path):
         tokens, info = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=8, seqlen=32))
     assert tokens.shape == (8, 32)
     # what is recorded: the text's length, and the positions the overlapping windows cover, each once
-    assert 32 <= info["distinct_tokens"] <= info["text_tokens"] < 256 == info["tokens"]
+    assert 32 <= info["covered_tokens"] <= info["text_tokens"] < 256 == info["tokens"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # enough text: no warning
         _, info = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=2, seqlen=16))
-    assert info["distinct_tokens"] <= 2 * 16 == info["tokens"] and info["text_tokens"] > 2 * 16
+    assert info["covered_tokens"] <= 2 * 16 == info["tokens"] and info["text_tokens"] > 2 * 16
     assert _covered(torch.tensor([10, 0, 100]), 32) == 42 + 32  # [0, 42) and [100, 132)

@@ -374,4 +374,4 @@ def test_short_calibration_text_warns_once_and_records_its_length(tmp_path, tiny
     assert len(warnings) == 1 and warnings[0].startswith("fptq: warning: calibration text from"), err
     recorded = json.loads((out / "fptq_config.json").read_text())["calibration"]
     assert f"has {recorded['text_tokens']} tokens, fewer than the 8 x 32 = 256" in warnings[0]
-    assert recorded["tokens"] == 256 and 32 <= recorded["distinct_tokens"] <= recorded["text_tokens"] < 256
+    assert recorded["tokens"] == 256 and 32 <= recorded["covered_tokens"] <= recorded["text_tokens"] < 256

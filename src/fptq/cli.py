@@ -108,7 +108,9 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
         "--equalization", default=None, choices=("lae", "smoothquant", "none"),
         help="equalization for layers with v0 <= max|X| < v1 (default: lae for fptq; the method's own otherwise)",
     )
-    g.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength (default: 0.5)")
+    g.add_argument("--alpha", type=float, default=0.5,
+                   help="SmoothQuant migration strength, with --method smoothquant or --equalization smoothquant "
+                   "(default: 0.5)")
     g.add_argument(
         "--no-sequential", action="store_true",
         help="calibrate each block on full-precision inputs instead of the quantized previous blocks' outputs",

@@ -56,13 +56,16 @@ def load_hub_texts(name: str, split: str | None = None) -> list[str]:
             f"{name} needs the `datasets` package (pip install datasets); offline, use source 'bundled' or "
             "'random' (--calib bundled or random)"
         ) from None
+    from fptq.models.loading import hub_reachable
+
     try:
         with _offline_without_network():
             data = datasets.load_dataset(**args)
     except Exception as exc:  # datasets raises many types for a missing network; report one line
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = f"({first})" if hub_reachable() else "(no network here, and it is not in the local datasets cache)"
         raise HubUnavailableError(
-            f"cannot load {name} from the Hugging Face hub ({first}); "
+            f"cannot load {name} from the Hugging Face hub {why}; "
             "offline, use the bundled data instead (--calib bundled, random or a file; --ppl bundled)"
         ) from None
     return [row[field] for row in data]
@@ -145,9 +148,9 @@ def _covered(starts: torch.Tensor, seqlen: int) -> int:
 
 def describe(calib: CalibConfig, text_tokens: int | None = None, distinct: int | None = None) -> dict:
     """The calibration settings plus `tokens`, the samples x seqlen token positions that calibrated; for text also
-    `text_tokens`, the length of the whole text, and `distinct_tokens`, the text positions the windows cover, each
+    `text_tokens`, the length of the whole text, and `covered_tokens`, the text positions the windows cover, each
     counted once (fewer than `tokens` where windows overlap, never more than `text_tokens`)."""
     info = dict(calib.to_dict(), tokens=calib.samples * calib.seqlen)
     if text_tokens is not None:
-        info.update(text_tokens=text_tokens, distinct_tokens=distinct)
+        info.update(text_tokens=text_tokens, covered_tokens=distinct)
     return info

@@ -77,7 +77,7 @@ def resolve_model(name: str | os.PathLike | None) -> str:
         if not (path / "config.json").is_file():
             raise ModelError(f"{name} is a folder without config.json; expected a Hugging Face model folder")
         return str(path)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/"):
         raise ModelError(f"model folder {name} does not exist")
     if "/" not in name:  # a bare name is almost always a mistyped local folder
         raise ModelError(f"model folder {name} does not exist (a Hugging Face hub id has the form org/name)")
