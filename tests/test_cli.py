@@ -53,8 +53,10 @@ def test_quantize_then_eval(tmp_path, tiny_folder, capsys):
     assert result["calibration"]["source"] == "random" and result["calibration"]["tokens"] == 4 * 32
     code, stdout, _ = _run(capsys, "eval", out, "--ppl-windows", 1, "--ppl-seqlen", 64, "--quiet", "--json")
     assert code == 0
-    ppl = json.loads(stdout)["perplexity"]
+    evaluated = json.loads(stdout)
+    ppl = evaluated["perplexity"]
     assert ppl["data"] == "bundled" and ppl["tokens"] == 63 and ppl["ppl"] > 1
+    assert evaluated["quantization"] == q  # (what was evaluated: the checkpoint's config)
 
 
 def test_quantize_prints_policy_table(tmp_path, tiny_folder, capsys):

@@ -11,7 +11,6 @@ Errors a user can cause print one line (`fptq: error: ...`) and exit with code 2
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -363,7 +362,7 @@ def cmd_quantize(args) -> int:
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]
     (folder / "policy.md").write_text(policy_table(rows) + "\n\n" + strategy_summary(rows) + "\n")
-    result = {"out": str(folder), **model.fptq_stats, "quantization": dataclasses.asdict(config),
+    result = {"out": str(folder), **model.fptq_stats, "quantization": model.fptq_info["quantization"],
               "calibration": model.fptq_info["calibration"], "policy": rows}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -431,7 +430,8 @@ def cmd_eval(args) -> int:
     output = _check_writable(args.output, "--output", kind="file") if args.output else None
     device = _device(args.device)
     model, tokenizer = _load_for_eval(args.model, device, args.trust_remote_code)
-    result: dict = {"model": args.model}
+    info = getattr(model, "fptq_info", None)  # (an fptq checkpoint: what was evaluated; None for an FP model)
+    result: dict = {"model": args.model, "quantization": info.get("quantization") if info else None}
     if args.ppl != "none":
         tokens = perplexity_tokens(tokenizer, args.ppl)
         result["perplexity"] = dict(
