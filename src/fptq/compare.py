@@ -187,13 +187,10 @@ def _model_fingerprint(model_path: str) -> list | str | None:
 def _hub_revision(model_id: str) -> str | None:
     """The commit that the local Hugging Face cache's `main` ref of `model_id` points to (its snapshot folder's
     name), read from the cache alone, without network access; None where the model is not cached."""
-    from huggingface_hub import try_to_load_from_cache
+    from fptq.models.loading import cached_hub_config
 
-    try:
-        config = try_to_load_from_cache(model_id, "config.json")
-    except ValueError:  # (not a valid repository id: load_model reports it)
-        return None
-    return Path(config).parent.name if isinstance(config, str) else None
+    config = cached_hub_config(model_id)
+    return Path(config).parent.name if config is not None else None
 
 
 def _calib_fingerprint(calib: CalibConfig) -> str | None:

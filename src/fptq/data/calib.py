@@ -26,13 +26,11 @@ HUB_DATASETS = {
 
 
 @contextlib.contextmanager
-def _offline_without_network():
-    """Where the hub's host does not resolve (no network): datasets' and huggingface_hub's offline mode for the
-    block, so that a cached dataset loads from the cache and a missing one fails at once (not after ~25 s of
-    retries)."""
-    from fptq.models.loading import hub_reachable
-
-    if hub_reachable():
+def _offline_without_network(reachable: bool):
+    """Where the hub's host does not resolve (`reachable` False: no network), datasets' and huggingface_hub's
+    offline mode for the block, so that a cached dataset loads from the cache and a missing one fails at once (not
+    after ~25 s of retries)."""
+    if reachable:
         yield
         return
     import datasets.config
@@ -58,12 +56,13 @@ def load_hub_texts(name: str, split: str | None = None) -> list[str]:
         ) from None
     from fptq.models.loading import hub_reachable
 
+    reachable = hub_reachable()
     try:
-        with _offline_without_network():
+        with _offline_without_network(reachable):
             data = datasets.load_dataset(**args)
     except Exception as exc:  # datasets raises many types for a missing network; report one line
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        why = f"({first})" if hub_reachable() else "(no network here, and it is not in the local datasets cache)"
+        why = f"({first})" if reachable else "(no network here, and it is not in the local datasets cache)"
         raise HubUnavailableError(
             f"cannot load {name} from the Hugging Face hub {why}; "
             "offline, use the bundled data instead (--calib bundled, random or a file; --ppl bundled)"

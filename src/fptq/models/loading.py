@@ -128,6 +128,18 @@ def hub_reachable() -> bool:
     return True
 
 
+def cached_hub_config(model_id: str) -> str | None:
+    """The path of `model_id`'s config.json in the local Hugging Face cache (its `main` snapshot), read without
+    network access; None where it is not cached or `model_id` is no valid repository id."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model_id, "config.json")
+    except ValueError:  # (not a valid repository id)
+        return None
+    return found if isinstance(found, str) else None
+
+
 def hub_options(path: str) -> dict:
     """Extra `from_pretrained` arguments for `path` (a `resolve_model` result): none for a local folder or with the
     hub in reach. Without a network (the hub's host does not resolve) a hub id loads from the local Hugging Face cache
@@ -136,13 +148,7 @@ def hub_options(path: str) -> dict:
         return {}
     if hub_reachable():
         return {}
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cached = isinstance(try_to_load_from_cache(path, "config.json"), str)
-    except ValueError:  # (not a valid repository id)
-        cached = False
-    if cached:
+    if cached_hub_config(path) is not None:
         return {"local_files_only": True}
     raise HubUnavailableError(
         f"there is no local folder {path}, and it is not in the local Hugging Face cache; the hub cannot be reached "
