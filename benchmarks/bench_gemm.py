@@ -670,7 +670,7 @@ def prologue_sweep(log, results, ms=(1,)):
     run's noise). Runs 221-222 also timed wider quantization passes and holding unsplit rows (slower, removed)."""
     first = (tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_ROW_BLOCK)
     settings = [("installed", first), ("neither (session 24)", (False, False, 8192)),
-                ("unroll only", (False, True, 8192)), ("b4096", (first[0], first[1], 4096)), ("installed again", first)]
+                ("unroll only", (False, True, 8192)), ("hold masked", (2, True, 8192)), ("installed again", first)]
 
     def apply(params):
         tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL, tw.FUSED_ROW_BLOCK = params

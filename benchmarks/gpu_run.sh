@@ -546,6 +546,18 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session26a)  # run 227: the launch test that failed as run 226's first test, alone in a fresh process; the one-launch
+    # op's readings test (revised in session 25: one launch, K tail, groups of 256, the 64-step hold limit; now also the
+    # held load masked to the slice's steps, HOLD == 2); the prologue sweep with "hold masked"
+    timeout 90 python3 -m pytest -v --tb=long -p no:cacheprovider \
+        tests/kernels/test_launch.py::test_gpu_repeat_launches_skip_the_binder > "$OUT/pytest_launch.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_launch.txt" | tail -30
+    timeout 240 python3 -m pytest -v --tb=short tests/kernels/test_triton_w4a8.py -k "fused_row_readings" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |Error|FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 220 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --prologue-sweep --shapes 7 --ms 1 \
+        --two-level 2>&1 | grep "^prologue" | sed -e 's/ fp16 [0-9.]*us//' | tee "$OUT/summary.txt"
+    ;;
   session25e)  # run 225: the GPU tests outside the kernels' own file (pipelines through QuantConfig, prologue and shared
     # inputs on CUDA) and the launch-key tests (the one-launch op's new constexprs against Triton's binder)
     timeout 560 python3 -m pytest -q --tb=short --durations=8 -m gpu tests/test_two_level.py tests/test_prologue.py \
