@@ -292,7 +292,6 @@ def variants(prefill_candidates=False, decode_variants=False):
                         ("*fp16", dict(SPLIT_K=1, GROUPS=32, A_STEPS=32, HOLD=False)),
                         ("*fp16", dict(SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False)),
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
-                        ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4, HOLD=2)),  # (masked)
                         ("*fp16", dict(GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False, ROW_PASSES=0)),  # (session 24)
                         # (a slice of 128 steps, groups of 256: not held, FUSED_HOLD_MAX_STEPS)
                         ("*fp16", dict(GROUP=256, GROUPS=64, A_STEPS=128, ROW_BLOCK=8192, HOLD=False, ROW_PASSES=4)),

@@ -546,6 +546,16 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session26b)  # run 228: the GPU tests run 226 did not reach (since session 23), after the launch test as the first of
+    # an id list in a fresh process (as in run 226, where it failed)
+    printf '%s\n' tests/kernels/test_launch.py::test_gpu_repeat_launches_skip_the_binder \
+        tests/kernels/test_triton_w4a8.py::test_gpu_silu_every_gate_value \
+        "tests/kernels/test_triton_w4a8.py::test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters[16]" \
+        tests/kernels/test_triton_w4a8.py::test_gpu_fp8_per_channel_long_k \
+        "tests/kernels/test_triton_w4a8.py::test_gpu_fp8_quantization_in_the_graph[600]" > "$OUT/ids.txt"
+    timeout 500 python3 -m pytest -v -rf --tb=long --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session26a)  # run 227: the launch test that failed as run 226's first test, alone in a fresh process; the one-launch
     # op's readings test (revised in session 25: one launch, K tail, groups of 256, the 64-step hold limit; now also the
     # held load masked to the slice's steps, HOLD == 2); the prologue sweep with "hold masked"

@@ -168,12 +168,9 @@ if gluon is not None:
             steps = gl.arange(0, QS, layout=gl.SliceLayout(1, q_l))
             jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, q_l))
             if HOLD:  # (steps past n: codes nobody reads; A_STEPS is a power of two, so up to 78 % more words than
-                # the slice's on 7B down. HOLD == 2 (session 26 sweep): those words are not loaded)
+                # the slice's on 7B down. Not loading those, a mask on n, was no faster: run 227)
                 h_idx = ((lo + steps) * HALF)[:, None] + jj[None, :]
-                if HOLD == 2:
-                    h_words = gl.load(w_ptr + h_idx, mask=(h_idx < K // 2) & (steps < n)[:, None], other=0)
-                else:
-                    h_words = gl.load(w_ptr + h_idx, mask=h_idx < K // 2, other=0)
+                h_words = gl.load(w_ptr + h_idx, mask=h_idx < K // 2, other=0)
             # the absmax of the whole row (every K slice needs the row's scale): 16-byte loads, ROW_BLOCK
             # columns a pass (one pass up to 8192 columns)
             r_l: gl.constexpr = gl.BlockedLayout([8], [32], [num_warps], [0])

@@ -1185,7 +1185,7 @@ class _DecodeTmaLaunch:
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
-            hold = int(FUSED_HOLD) if split > 1 and per <= FUSED_HOLD_MAX_STEPS else 0
+            hold = FUSED_HOLD and split > 1 and per <= FUSED_HOLD_MAX_STEPS
             self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=hold,
                                    ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
