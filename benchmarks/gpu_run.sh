@@ -546,6 +546,12 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session26c)  # run 229: the activation-quantization kernel alone at prefill sizes against its byte floor and against
+    # a cast of the same bytes (`x.to(torch.int8)`: a memory-bound kernel of that size, launch and tail included)
+    timeout 300 python3 benchmarks/probe_quant_large.py --shapes \
+        1024:4096,1024:5120,1024:8192,1024:11008,1024:28672,4096:4096,4096:5120,4096:11008,2048:4096 \
+        2>&1 | tee "$OUT/quant.txt"
+    ;;
   session26b)  # run 228: the GPU tests run 226 did not reach (since session 23), after the launch test as the first of
     # an id list in a fresh process (as in run 226, where it failed)
     printf '%s\n' tests/kernels/test_launch.py::test_gpu_repeat_launches_skip_the_binder \

@@ -17,6 +17,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from bench_gemm import time_graph  # noqa: E402
 from probe_quant import quant_only  # noqa: E402
 
 from fptq.kernels import triton_w4a8 as tw  # noqa: E402
@@ -29,7 +30,19 @@ def at_shapes(spec: str) -> None:
         m, k = map(int, pair.split(":"))
         us = quant_only(m, k)
         floor = m * k * 3 / 3.35e6
-        print(f"M={m} K={k}: {us:.1f} us, byte floor {floor:.1f} us (x{us / floor:.2f})", flush=True)
+        cast = cast_only(m, k)
+        print(f"M={m} K={k}: {us:.1f} us, byte floor {floor:.1f} us (x{us / floor:.2f}); a cast of the same bytes "
+              f"{cast:.1f} us (x{us / cast:.2f})", flush=True)
+
+
+def cast_only(m, k):
+    """The same bytes moved by an elementwise kernel (fp16 rows in, int8 out: `x.to(torch.int8)`): what a
+    memory-bound kernel of this size takes on the card, launch and tail included (session 26)."""
+    def make(copies):
+        xs = [torch.randn(m, k, device="cuda", dtype=torch.float16) for _ in range(copies)]
+        return [lambda x=x: x.to(torch.int8) for x in xs]
+
+    return time_graph(make, m * k * 3)
 
 
 def main() -> None:
