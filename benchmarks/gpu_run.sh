@@ -546,6 +546,10 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session26d)  # run 230: the quantization kernel's one-pass rows padded to a power of two against two passes over
+    # unpadded blocks (`probe_quant_large.py --passes`)
+    timeout 300 python3 benchmarks/probe_quant_large.py --passes 2>&1 | tee "$OUT/quant.txt"
+    ;;
   session26c)  # run 229: the activation-quantization kernel alone at prefill sizes against its byte floor and against
     # a cast of the same bytes (`x.to(torch.int8)`: a memory-bound kernel of that size, launch and tail included)
     timeout 300 python3 benchmarks/probe_quant_large.py --shapes \

@@ -45,10 +45,30 @@ def cast_only(m, k):
     return time_graph(make, m * k * 3)
 
 
+def passes() -> None:
+    """Session 26: rows whose one-pass tile is padded to a power of two (K = 5120 held as 8192 columns, 11008 as
+    16384) against two passes over unpadded blocks (ONE_PASS_MAX_K below K; PASS_BLOCK_K columns a block), codes
+    compared with the installed setting's."""
+    saved = tw.ONE_PASS_MAX_K, tw.PASS_BLOCK_K
+    shapes = ((1024, 4096), (1024, 5120), (4096, 5120), (1024, 11008), (4096, 11008), (1024, 13824))
+    xs = {mk: torch.randn(*mk, device="cuda", dtype=torch.float16) for mk in shapes}
+    ref = {mk: tw.quantize_activation_triton(x, 128, "dynamic") for mk, x in xs.items()}
+    for one_pass, block in (saved, (2048, 1024), (2048, 512), (2048, 2048), saved):
+        tw.ONE_PASS_MAX_K, tw.PASS_BLOCK_K = one_pass, block
+        same = all(all(torch.equal(a, b) for a, b in zip(tw.quantize_activation_triton(x, 128, "dynamic"), ref[mk]))
+                   for mk, x in xs.items())
+        row = {f"M={m} K={k}": quant_only(m, k) for m, k in shapes}
+        print(f"one-pass <= {one_pass} block {block} ({'same codes' if same else 'DIFFERENT'}): "
+              + "; ".join(f"{key} {us:.1f}us" for key, us in row.items()), flush=True)
+    tw.ONE_PASS_MAX_K, tw.PASS_BLOCK_K = saved
+
+
 def main() -> None:
     print("GPU", torch.cuda.get_device_name(), flush=True)
     if "--shapes" in sys.argv:
         return at_shapes(sys.argv[sys.argv.index("--shapes") + 1])
+    if "--passes" in sys.argv:
+        return passes()
     defaults = tw.QUANT_WARPS, tw.ONE_PASS_MAX_K, tw.QUANT_FMA_DIV, tw.QUANT_WORDS
     shapes = ((4096, 4096), (4096, 11008), (2048, 4096), (2048, 11008))
     if "--words" in sys.argv:
