@@ -101,6 +101,18 @@ def test_calibration_longer_than_the_context_is_a_clear_error():
                       progress=False)
 
 
+def test_calibration_length_left_unset_fits_the_context():
+    """CalibConfig's seqlen left out: 2048, or the model's shorter context, which the calibration record keeps."""
+    model = make_tiny("llama", max_position_embeddings=64)
+    fptq.quantize(model, None, fptq.QuantConfig(group_size=32), fptq.CalibConfig(source="random", samples=2),
+                  progress=False)
+    assert model.fptq_info["calibration"]["seqlen"] == 64 and model.fptq_info["calibration"]["tokens"] == 2 * 64
+    model = make_tiny("llama", max_position_embeddings=64)
+    fptq.quantize(model, None, fptq.QuantConfig(group_size=32), fptq.CalibConfig(source="random", samples=2, seqlen=16),
+                  progress=False)  # a given length stays
+    assert model.fptq_info["calibration"]["seqlen"] == 16
+
+
 def test_non_finite_activations_are_a_clear_error(tiny_llama):
     with torch.no_grad():
         tiny_llama.model.layers[0].input_layernorm.weight[0] = float("inf")
@@ -161,5 +173,35 @@ def test_calibration_text_shorter_than_samples_x_seqlen_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # enough text: no warning
         _, info = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=2, seqlen=16))
-    assert info["covered_tokens"] <= 2 * 16 == info["tokens"] and info["text_tokens"] > 2 * 16
+    assert info["covered_tokens"] == 2 * 16 == info["tokens"] and info["text_tokens"] > 2 * 16  # (no overlap)
     assert _covered(torch.tensor([10, 0, 100]), 32) == 42 + 32  # [0, 42) and [100, 132)
+
+
+def test_calibration_windows_of_a_long_enough_text_do_not_overlap(tmp_path):
+    """A text of at least samples x seqlen tokens: no position calibrates twice. A first draw whose windows are
+    disjoint is kept (the windows earlier fptq versions drew); one with overlapping windows is drawn again, disjoint."""
+    import warnings
+
+    from fptq.data.calib import _covered, calibration_windows
+    from fptq.models.loading import load_tokenizer
+
+    tok = load_tokenizer("bundled")
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog, and then it runs away into the woods. " * 5)
+    ids = tok(text.read_text(), return_tensors="pt", add_special_tokens=False).input_ids[0]
+    samples, seqlen = 4, 16
+    assert ids.numel() >= samples * seqlen
+    kept = redrawn = 0
+    for seed in range(12):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # enough text: no warning
+            tokens, info = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=samples, seqlen=seqlen,
+                                                                     seed=seed))
+        assert tokens.shape == (samples, seqlen) and info["covered_tokens"] == samples * seqlen == info["tokens"]
+        first = torch.randint(0, ids.numel() - seqlen + 1, (samples,), generator=torch.Generator().manual_seed(seed))
+        if _covered(first, seqlen) == samples * seqlen:  # disjoint already: the same windows as before
+            assert torch.equal(tokens, torch.stack([ids[s : s + seqlen] for s in first.tolist()]))
+            kept += 1
+        else:
+            redrawn += 1
+    assert kept and redrawn  # (both cases seen)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -251,6 +252,69 @@ def test_calib_seqlen_longer_than_context(tmp_path, tiny_folder, capsys):
     assert not (tmp_path / "q").exists()
 
 
+def test_seqlens_left_out_fit_a_shorter_context(tmp_path, tiny_folder, capsys):
+    """--calib-seqlen / --ppl-seqlen left out: 2048, or the model's context (256 here) where shorter, said once on
+    stderr and recorded as the length used."""
+    out = tmp_path / "q"
+    code, stdout, err = _run(capsys, "quantize", tiny_folder, "--out", out, "--group-size", 32, "--method", "rtn",
+                             "--calib", "random", "--calib-samples", 2, "--quiet", "--device", "cpu", "--json")
+    assert code == 0, err
+    assert err.strip() == ("fptq: calibration windows of 256 tokens (the model's context; shorter than the default "
+                           "2048)")
+    assert json.loads(stdout)["calibration"]["seqlen"] == 256 and json.loads(stdout)["calibration"]["tokens"] == 512
+    assert json.loads((out / "fptq_config.json").read_text())["calibration"]["seqlen"] == 256
+    code, stdout, err = _run(capsys, "eval", out, "--ppl-windows", 1, "--quiet", "--device", "cpu", "--json")
+    assert code == 0, err
+    assert err.strip() == ("fptq: perplexity windows of 256 tokens (the model's context; shorter than the default "
+                           "2048)")
+    assert json.loads(stdout)["perplexity"]["seqlen"] == 256 and json.loads(stdout)["perplexity"]["tokens"] == 255
+
+
+def test_compare_seqlens_left_out_fit_a_shorter_context(tmp_path, tiny_folder, capsys):
+    code, stdout, err = _run(capsys, "compare", tiny_folder, "--methods", "fp16,rtn-w4a16", "--group-size", 32,
+                             "--out", tmp_path / "o", "--calib", "random", "--calib-samples", 2, "--ppl-windows", 1,
+                             "--quiet", "--device", "cpu", "--json")
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "the model's context" in line]
+    assert notes == ["calibration windows of 256 tokens (the model's context; shorter than the default 512)",
+                     "perplexity windows of 256 tokens (the model's context; shorter than the default 2048)"]
+    rows = json.loads(stdout)
+    assert [r["ppl_tokens"] for r in rows] == [255, 255]
+    saved = json.loads((Path(rows[1]["folder"]) / "fptq_config.json").read_text())
+    assert saved["calibration"]["seqlen"] == 256
+
+
+def test_demo_and_compare_calibration_length_left_out_is_512(tmp_path, capsys, monkeypatch):
+    """The bundled model's context (8192) is longer: demo and compare calibrate on 512 tokens, perplexity 2048."""
+    import fptq.compare
+
+    seen = []
+
+    def capture(model, variants, calib, **kwargs):
+        seen.append((calib.seqlen, kwargs["ppl_seqlen"]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fptq.compare, "run_comparison", capture)
+    _run(capsys, "demo", "--out", tmp_path / "d", "--quiet", "--device", "cpu")
+    _run(capsys, "compare", "bundled", "--methods", "fp16,rtn-w4a16", "--out", tmp_path / "c", "--quiet", "--device", "cpu")
+    _run(capsys, "compare", "bundled", "--methods", "rtn-w4a16", "--out", tmp_path / "c", "--calib-seqlen", 100,
+         "--ppl-seqlen", 200, "--quiet", "--device", "cpu")
+    assert seen == [(512, None), (512, None), (100, 200)]  # (run_comparison fits an unset ppl_seqlen: 2048 here)
+
+
+def test_quantize_names_a_quantized_or_unsupported_model_before_the_calibration_length(tmp_path, tiny_folder, capsys):
+    q = tmp_path / "q"
+    assert _run(capsys, "quantize", tiny_folder, "--out", q, "--group-size", 32, "--method", "rtn", *QUICK)[0] == 0
+    code, _, err = _run(capsys, "quantize", q, "--out", tmp_path / "again", "--group-size", 32, *QUICK,
+                        "--calib-seqlen", 512)
+    _assert_one_line_error(code, err, "is an fptq checkpoint (already quantized")
+    other = tmp_path / "gpt2"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt2", "max_position_embeddings": 64}))
+    code, _, err = _run(capsys, "quantize", other, "--out", tmp_path / "o", *QUICK, "--calib-seqlen", 512)
+    _assert_one_line_error(code, err, "unsupported architecture 'gpt2'")
+
+
 @pytest.mark.parametrize("argv,message", [
     (["quantize", "bundled", "--out", "x", "--group-size", "abc"],
      "argument --group-size: invalid int value: 'abc' (see fptq quantize --help)"),
@@ -356,12 +420,36 @@ def test_help_texts():
 
 
 def test_fp8_summary_says_per_tensor(tmp_path, tiny_folder, capsys):
-    argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--method", "fp8", "--w-bits", "8", *QUICK,
+    argv = ["quantize", tiny_folder, "--out", tmp_path / "q", "--method", "fp8", *QUICK,  # (w_bits 8: its default)
             "--show-policy", "summary"]
     code, stdout, _ = _run(capsys, *argv)
     assert code == 0
     summary = next(line for line in stdout.splitlines() if line.startswith("saved W8A8 fp8 model"))
     assert "one scale per tensor" in summary and "per channel" not in summary
+
+
+@pytest.mark.parametrize("method, bits", [("fp8", (8, 8)), ("awq", (4, 16))])
+def test_awq_and_fp8_need_no_bits_option(tmp_path, tiny_folder, capsys, method, bits):
+    """Each allows one value (awq a_bits 16, fp8 w_bits 8): left out, it is the default, and the folder records it."""
+    group = [] if method == "fp8" else ["--group-size", 32]
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--method", method, *group, *QUICK)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "q" / "fptq_config.json").read_text())["quantization"]
+    assert (saved["w_bits"], saved["a_bits"]) == bits
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--method", "fp8", "--w-bits", "4"], "method fp8 stores float8 weights: it takes only w_bits 8 (--w-bits 8), its "
+                                           "default, got 4"),
+    (["--method", "awq", "--a-bits", "8"], "method awq takes only a_bits 16 (--a-bits 16), its default, got 8"),
+])
+def test_bits_the_method_does_not_take_are_one_line(tmp_path, tiny_folder, capsys, monkeypatch, options, message):
+    import fptq.models.loading
+
+    monkeypatch.setattr(fptq.models.loading, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", *options, *QUICK)
+    _assert_one_line_error(code, err, message)
+    assert not (tmp_path / "q").exists()
 
 
 def test_short_calibration_text_warns_once_and_records_its_length(tmp_path, tiny_folder, capsys):

@@ -231,3 +231,34 @@ def test_cache_key_follows_hub_snapshot(tmp_path, monkeypatch):
     cache_snapshot("a" * 40)
     assert _key("org/model", config, calib) == first
     assert _key("not a valid id!", config, calib)  # no revision to find: the id alone
+
+
+def test_unset_lengths_fit_the_context_and_keep_the_cache_keys(tmp_path, tiny_folder, monkeypatch):
+    """run_comparison with the calibration length and ppl_seqlen left unset (None): 2048, or the model's shorter
+    context (said once each through `log`); the cache keys are those of the lengths given explicitly, so a model of
+    context >= 2048 keeps the keys of earlier runs."""
+    import fptq.compare as cmp
+
+    seen = []
+
+    def capture(model_name, model_config, variants, calib, folders, ppl_source, ppl_seqlen, *args, **kwargs):
+        seen.append((calib, dict(folders), ppl_seqlen))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(cmp, "_check_before_evaluating", capture)
+    long_context = tmp_path / "long"
+    make_tiny("llama", max_position_embeddings=4096).save_pretrained(long_context)
+    variants = [parse_variant("rtn-w4a16", 32)]
+    for model, n in ((long_context, 2048), (tiny_folder, 256)):  # (the tiny model's context: 256)
+        seen.clear()
+        logs = []
+        for calib, ppl_seqlen in ((CalibConfig(source="random", samples=4), None),
+                                  (CalibConfig(source="random", samples=4, seqlen=n), n)):
+            with pytest.raises(RuntimeError, match="stop"):
+                run_comparison(str(model), variants, calib, out_dir=tmp_path / "cmp", ppl_seqlen=ppl_seqlen,
+                               log=logs.append)
+        assert seen[0] == seen[1] and seen[0][0].seqlen == seen[0][2] == n
+        notes = [line for line in logs if "the model's context" in line]
+        assert notes == ([] if n == 2048 else ["calibration windows of 256 tokens (the model's context; shorter than "
+                                               "the default 2048)", "perplexity windows of 256 tokens (the model's "
+                                               "context; shorter than the default 2048)"])

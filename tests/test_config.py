@@ -62,7 +62,7 @@ def test_saved_configs_load_back(kw):
     (lambda: QuantConfig(gptq_block=0), "gptq_block", "--gptq-block"),
     (lambda: QuantConfig(scale_format="int"), "scale_format", "--scale-format"),
     (lambda: QuantConfig(method="awq", a_bits=8), "a_bits 16", "--a-bits 16"),
-    (lambda: QuantConfig(method="fp8"), "w_bits 8", "--w-bits 8"),
+    (lambda: QuantConfig(method="fp8", w_bits=4), "w_bits 8", "--w-bits 8"),
     (lambda: QuantConfig(method="rtn", equalization="lae"), "method fptq", "--method fptq"),
     (lambda: CalibConfig(samples=0), "samples", "--calib-samples"),
     (lambda: CalibConfig(seqlen=1), "seqlen", "--calib-seqlen"),
@@ -72,3 +72,66 @@ def test_messages_name_the_api_argument_and_the_flag(make, api_name, flag):
     with pytest.raises(ConfigError) as err:
         make()
     assert f"{api_name} ({flag}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_awq_and_fp8_default_to_their_only_bits():
+    """Method awq is weight-only and fp8 stores float8 weights: left unset, a_bits / w_bits take the one value the
+    method allows (as policy defaults per method), and a config says the same as one that gave it."""
+    assert (QuantConfig(method="awq").w_bits, QuantConfig(method="awq").a_bits) == (4, 16)
+    assert QuantConfig(method="awq") == QuantConfig(method="awq", a_bits=16)
+    assert (QuantConfig(method="fp8").w_bits, QuantConfig(method="fp8").a_bits) == (8, 8)
+    assert QuantConfig(method="fp8") == QuantConfig(method="fp8", w_bits=8)
+    assert QuantConfig(method="fp8").to_dict() == QuantConfig(method="fp8", w_bits=8, a_bits=8).to_dict()
+    for method in ("fptq", "rtn", "gptq", "smoothquant", "fptq+gptq"):  # the others keep W4A8
+        assert QuantConfig(method=method).scheme == "W4A8"
+    assert QuantConfig(method="gptq", a_bits=16).scheme == "W4A16" and QuantConfig(method="rtn", w_bits=8).w_bits == 8
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(method="fp8", w_bits=4), "method fp8 stores float8 weights: it takes only w_bits 8 (--w-bits 8), its default, "
+                                   "got 4"),
+    (dict(method="awq", a_bits=8), "method awq takes only a_bits 16 (--a-bits 16), its default, got 8"),
+    (dict(method="smoothquant", a_bits=16), "method smoothquant takes only a_bits 8 (--a-bits 8), its default, got 16"),
+])
+def test_explicit_bits_the_method_does_not_take_are_errors(kw, message):
+    with pytest.raises(ConfigError) as err:
+        QuantConfig(**kw)
+    assert str(err.value) == message
+
+
+def test_saved_configs_with_or_without_bits_load_back():
+    """Saved configs record w_bits and a_bits (an awq folder a_bits 16, an fp8 one w_bits 8): they load as before;
+    a hand-written one that leaves them out gets the method's defaults."""
+    from fptq.config import from_saved
+
+    assert from_saved({"method": "awq", "w_bits": 4, "a_bits": 16}) == QuantConfig(method="awq")
+    assert from_saved({"method": "fp8", "w_bits": 8, "a_bits": 8, "group_size": -1}) == QuantConfig(method="fp8")
+    assert from_saved({"method": "awq"}).a_bits == 16 and from_saved({"method": "fp8"}).w_bits == 8
+    assert from_saved({"method": "fptq"}) == QuantConfig()
+    with pytest.raises(ConfigError, match="takes only a_bits 16"):
+        from_saved({"method": "awq", "a_bits": 8})
+
+
+def test_without_flags_drops_only_the_flags():
+    from fptq.config import without_flags
+
+    with pytest.raises(ConfigError) as err:
+        QuantConfig(method="rtn", equalization="lae")
+    assert "(--" in str(err.value)
+    assert without_flags(str(err.value)) == ("method rtn takes equalization none, got 'lae' "
+                                             "(for the FPTQ ablations use method fptq)")
+    assert without_flags("need 0 < v0 <= v1 (--v0, --v1), got v0=2") == "need 0 < v0 <= v1, got v0=2"
+    assert without_flags("act_order (--act-order / --no-act-order) is not used") == "act_order is not used"
+
+
+def test_calib_seqlen_left_unset_fits_the_model_context():
+    """CalibConfig's seqlen left unset (None) is 2048, or the model's context where that is shorter; a given one
+    stays (a too-long one is `fptq.quantize`'s error)."""
+    from fptq.config import default_seqlen
+
+    assert CalibConfig().seqlen is None
+    assert CalibConfig().for_context(512).seqlen == 512
+    assert CalibConfig().for_context(8192).seqlen == CalibConfig().for_context(None).seqlen == 2048
+    assert CalibConfig(seqlen=4096).for_context(512).seqlen == 4096
+    assert CalibConfig(samples=4).for_context(256) == CalibConfig(samples=4, seqlen=256)
+    assert default_seqlen(256, 512) == 256 and default_seqlen(None, 512) == default_seqlen(4096, 512) == 512

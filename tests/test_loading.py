@@ -244,11 +244,14 @@ def test_tampered_quantization_section(tmp_path, tokenizer, value):
 @pytest.fixture(scope="module")
 def saved_folders(tmp_path_factory):
     """One small checkpoint per storage layout: two-level int4 (static activations), asymmetric int4 with
-    fp16 scales and zero points, and fp8."""
+    fp16 scales and zero points, and fp8; and two with other layer strategies: layer-wise (static, LAE+static and
+    dynamic layers on the tiny model) and weight-only."""
     configs = {
         "two-level": fptq.QuantConfig(group_size=32),
         "asymmetric": fptq.QuantConfig(group_size=32, symmetric=False),
         "fp8": fptq.QuantConfig(method="fp8", w_bits=8),
+        "layerwise": fptq.QuantConfig(group_size=32, v0=1.0, v1=7.0),
+        "weight-only": fptq.QuantConfig(method="rtn", group_size=32, a_bits=16),
     }
     folders = {}
     for name, config in configs.items():
@@ -322,10 +325,10 @@ def test_untampered_checkpoints_of_every_layout_load(saved_folders):
         fptq.load_quantized(folder)
 
 
-def _with_quantization(tmp_path, saved_folders, **changes):
+def _with_quantization(tmp_path, saved_folders, layout="two-level", **changes):
     """A copy of a saved checkpoint whose fptq_config.json "quantization" entries are changed."""
     folder = tmp_path / "q"
-    shutil.copytree(saved_folders["two-level"], folder)
+    shutil.copytree(saved_folders[layout], folder)
     info = json.loads((folder / "fptq_config.json").read_text())
     info["quantization"].update(changes)
     (folder / "fptq_config.json").write_text(json.dumps(info))
@@ -342,10 +345,19 @@ def test_unknown_method_in_fptq_config_is_refused_with_the_known_ones(tmp_path, 
     assert all(name in str(exc.value) for name in METHODS)
 
 
-def test_invalid_setting_in_fptq_config_names_the_file(tmp_path, saved_folders):
-    folder = _with_quantization(tmp_path, saved_folders, w_bits=3)
-    with pytest.raises(CheckpointError, match=r"fptq_config.json: .*w-bits"):
+@pytest.mark.parametrize("changes, message", [
+    (dict(w_bits=3), "w_bits must be 4 or 8, got 3"),
+    (dict(symmetric=False), "scale_format two-level needs symmetric 4-bit weights in groups (not per channel)"),
+    (dict(method="fp8"), "method fp8 takes policy all-static, got 'layerwise'"),
+    (dict(method="fp8", policy="all-static", equalization="none"),
+     "method fp8 stores float8 weights: it takes only w_bits 8, its default, got 4"),
+])
+def test_invalid_setting_in_fptq_config_names_the_file_and_no_flag(tmp_path, saved_folders, changes, message):
+    """The user who loads a folder passed no options: the error names the file's settings, not the CLI's flags."""
+    folder = _with_quantization(tmp_path, saved_folders, **changes)
+    with pytest.raises(CheckpointError) as exc:
         fptq.load_quantized(folder)
+    assert str(exc.value) == f"{folder / 'fptq_config.json'}: {message}"
 
 
 def test_settings_an_earlier_fptq_recorded_unused_still_load(tmp_path, saved_folders):
@@ -361,6 +373,80 @@ def test_settings_an_earlier_fptq_recorded_unused_still_load(tmp_path, saved_fol
     assert (config.v0, config.v1) == (fptq.QuantConfig().v0, fptq.QuantConfig().v1)
     with pytest.raises(ConfigError, match="v0"):  # (a new config with them is still an error)
         fptq.QuantConfig(method="gptq", v0=10.0, v1=20.0)
+
+
+# Review 25 #11: a "quantization" entry that contradicts the layers (their strategies, which decide the tensors: an
+# act_scale for static layers) is refused, instead of running what the tensors say
+
+Q_PROJ = "model.layers.0.self_attn.q_proj"
+STATIC = "'static' (int8 activations with a static act_scale)"
+DYNAMIC = "'dynamic' (per-token dynamic int8 activations)"
+
+
+@pytest.mark.parametrize("layout, changes, settings, layer, strategy, allowed", [
+    ("two-level", dict(a_bits=16), "method fptq, a_bits 16", Q_PROJ, STATIC,
+     "'none' layers (weight-only: floating-point activations)"),
+    ("weight-only", dict(a_bits=8), "method rtn, a_bits 8, policy all-dynamic, equalization none, a_format int8", Q_PROJ,
+     "'none' (weight-only: floating-point activations)", f"{DYNAMIC.replace(' (', ' layers (')}"),
+    ("two-level", dict(policy="all-dynamic"), "method fptq, a_bits 8, policy all-dynamic, equalization lae, "
+     "a_format int8", Q_PROJ, STATIC, f"{DYNAMIC.replace(' (', ' layers (')}"),
+    ("layerwise", dict(a_format="fp8"), "method fptq, a_bits 8, policy layerwise, equalization lae, a_format fp8",
+     "model.layers.0.mlp.gate_proj", DYNAMIC, "'static' / 'equalized+static' / 'dynamic-fp8' layers"),
+    ("layerwise", dict(equalization="none"), "method fptq, a_bits 8, policy layerwise, equalization none, "
+     "a_format int8", Q_PROJ, "'equalized+static' (equalized int8 activations with a static act_scale)",
+     "'static' / 'dynamic' layers"),
+    ("fp8", dict(method="fptq", policy="layerwise", equalization="lae"), "method fptq, a_bits 8, policy layerwise, "
+     "equalization lae, a_format int8", Q_PROJ, "'fp8-static' (float8 weights and activations)",
+     "'static' / 'equalized+static' / 'dynamic' layers"),
+])
+def test_quantization_entry_that_contradicts_the_layers_is_refused(tmp_path, saved_folders, layout, changes, settings,
+                                                                    layer, strategy, allowed):
+    folder = _with_quantization(tmp_path, saved_folders, layout, **changes)
+    with pytest.raises(CheckpointError) as exc:
+        fptq.load_quantized(folder)
+    assert str(exc.value) == (
+        f"{folder / 'fptq_config.json'}: its quantization settings ({settings}) contradict its layers: layer {layer} "
+        f"has strategy {strategy}, but these settings save only {allowed}; the file was edited or damaged"
+    )
+
+
+def test_cli_eval_of_a_contradicting_config_is_one_line(tmp_path, saved_folders, capsys):
+    folder = _with_quantization(tmp_path, saved_folders, a_bits=16)
+    code, lines = _cli(capsys, "eval", folder, "--ppl", "bundled", "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("fptq: error:")
+    assert "(method fptq, a_bits 16) contradict its layers" in lines[0] and "--" not in lines[0]
+
+
+# Every kind of checkpoint fptq writes (methods, bit widths, policies, equalizations, activation and scale formats)
+WRITTEN = [
+    dict(), dict(v0=1.0, v1=7.0), dict(v0=1.0, v1=7.0, equalization="none"),
+    dict(v0=1.0, v1=7.0, equalization="smoothquant"), dict(v0=1.0, v1=7.0, a_format="fp8"),
+    dict(policy="all-static"), dict(policy="all-dynamic", a_format="fp8"), dict(a_bits=16), dict(scale_format="fp16"),
+    dict(symmetric=False), dict(w_bits=8, group_size=-1), dict(method="rtn"), dict(method="rtn", policy="all-static"),
+    dict(method="rtn", a_bits=16), dict(method="smoothquant"), dict(method="smoothquant", policy="all-static"),
+    dict(method="smoothquant", w_bits=8, group_size=-1), dict(method="gptq"), dict(method="gptq", a_bits=16),
+    dict(method="fptq+gptq", v0=1.0, v1=7.0), dict(method="fptq+gptq", a_bits=16), dict(method="awq"),
+    dict(method="fp8"),
+]
+
+
+def test_every_checkpoint_fptq_writes_has_the_strategies_its_config_allows_and_loads(tmp_path):
+    from fptq.export.native import _STRATEGY_MEANINGS, saved_strategies
+    from fptq.methods.fp8 import FP8_STRATEGY
+    from fptq.methods.policy import ACT_MODES
+
+    assert set(_STRATEGY_MEANINGS) == {*ACT_MODES, FP8_STRATEGY}
+    seen = set()
+    for i, kw in enumerate(WRITTEN):
+        config = fptq.QuantConfig(**{**({} if kw.get("method") == "fp8" else {"group_size": 32}), **kw})
+        model = make_tiny("llama")
+        fptq.quantize(model, None, config, CALIB, progress=False)
+        folder = fptq.save_quantized(model, tmp_path / f"q{i}")
+        strategies = {row["strategy"] for row in model.fptq_info["policy"]}
+        assert strategies <= set(saved_strategies(config)), kw
+        seen |= strategies
+        assert fptq.load_quantized(folder).fptq_info == model.fptq_info
+    assert seen == set(_STRATEGY_MEANINGS)  # (every strategy was written and loaded)
 
 
 def test_cli_eval_of_a_nan_act_scale_is_one_line(tmp_path, saved_folders, capsys):

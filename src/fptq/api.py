@@ -108,8 +108,9 @@ def quantize(
     """Quantize `model` in place with `config` and return it.
 
     calibration: a `CalibConfig` (text source, samples, sequence length, seed) or a ready
-    `(samples, seqlen)` tensor of token ids. The returned model has `QuantLinear` layers and an
-    `fptq_info` dict (method, parameters, per-layer policy, calibration), which
+    `(samples, seqlen)` tensor of token ids; a CalibConfig's unset `seqlen` (None, the default) is 2048 tokens, or
+    the model's context (max_position_embeddings) where that is shorter. The returned model has `QuantLinear` layers
+    and an `fptq_info` dict (method, parameters, per-layer policy, calibration with the sequence length used), which
     `fptq.save_quantized` writes to `fptq_config.json`.
     """
     _check_not_quantized(model)
@@ -117,8 +118,10 @@ def quantize(
     calibration = calibration if calibration is not None else CalibConfig()
     arch = get_arch(model)
     check_group_size(model, config.group_size)
-    check_calib_context(calibration.shape[1] if isinstance(calibration, torch.Tensor) else calibration.seqlen,
-                        max_positions(model))
+    context = max_positions(model)
+    if isinstance(calibration, CalibConfig):
+        calibration = calibration.for_context(context)
+    check_calib_context(calibration.shape[1] if isinstance(calibration, torch.Tensor) else calibration.seqlen, context)
     if isinstance(calibration, torch.Tensor):
         tokens, calib_info, batch_size = calibration, {"source": "tensor", "samples": calibration.shape[0],
                                                       "seqlen": calibration.shape[1]}, 8

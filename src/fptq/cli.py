@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 TASK_BATCH_SIZE = 16  # sequences per forward pass when scoring --tasks
+COMPARE_CALIB_SEQLEN = 512  # fptq demo / compare --calib-seqlen when left out (capped at the model's context)
 
 EPILOG = (
     "MODEL is a Hugging Face id, a local model folder, or 'bundled' (SmolLM2-135M-Instruct, "
@@ -56,7 +57,8 @@ def _add_calib_args(p: argparse.ArgumentParser, samples: int, seqlen: int) -> No
         "(uniform token ids), a .txt/.jsonl FILE, or a hub data set: c4, wikitext2, pile (default: bundled)",
     )
     g.add_argument("--calib-samples", type=int, default=samples, help=f"number of sequences (default: {samples})")
-    g.add_argument("--calib-seqlen", type=int, default=seqlen, help=f"tokens per sequence (default: {seqlen})")
+    g.add_argument("--calib-seqlen", type=int, default=None,
+                   help=f"tokens per sequence (default: {seqlen}, or the model's context where that is shorter)")
     g.add_argument("--calib-batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
     g.add_argument("--seed", type=int, default=0, help="seed for drawing calibration windows (default: 0)")
 
@@ -74,7 +76,8 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("quantization")
     g.add_argument("--method", default="fptq", help=f"{_method_names()} (default: fptq; see README 'Methods')")
-    g.add_argument("--w-bits", type=int, default=4, choices=(4, 8), help="weight bits (default: 4)")
+    g.add_argument("--w-bits", type=int, default=None, choices=(4, 8),
+                   help="weight bits (default: 4; 8 for method fp8, its only choice)")
     g.add_argument(
         "--group-size", type=int, default=None,
         help="weight group size along the input dimension, -1 = per channel (default: "
@@ -88,7 +91,8 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
         "exporter, and the Hopper prefill kernel then sums whole rows in int32 (default: two-level for symmetric "
         "4-bit groups with 8-bit activations, else fp16)",
     )
-    g.add_argument("--a-bits", type=int, default=8, choices=(8, 16), help="activation bits; 16 = weight-only (default: 8)")
+    g.add_argument("--a-bits", type=int, default=None, choices=(8, 16),
+                   help="activation bits; 16 = weight-only (default: 8; 16 for method awq, its only choice)")
     g.add_argument(
         "--a-format", default="int8", choices=("int8", "fp8"),
         help="8-bit format of the per-token (dynamic) activations: int8, or fp8 = float8 e4m3 with a per-token "
@@ -153,8 +157,9 @@ def _add_ppl_args(p: argparse.ArgumentParser, windows: int | None) -> None:
     g = p.add_argument_group("perplexity")
     g.add_argument("--ppl", default="bundled", help="bundled (BoolQ Wikipedia passages; NOT WikiText-2), wikitext2, c4, "
                    "or 'none' (default: bundled)")
-    g.add_argument("--ppl-seqlen", type=int, default=2048,
-                   help="window length in tokens, from 2 to the model's context (default: 2048)")
+    g.add_argument("--ppl-seqlen", type=int, default=None,
+                   help="window length in tokens, from 2 to the model's context (default: 2048, or the model's "
+                   "context where that is shorter)")
     g.add_argument("--ppl-windows", type=int, default=windows,
                    help=f"evaluate only the first N windows, N >= 1 (default: {'all' if windows is None else windows})")
 
@@ -189,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="bundled model: FP16 vs naive W4A8 vs per-token W4A8 vs FPTQ W4A8 (offline)")
     d.add_argument("--out", default="runs/demo", help="folder for the quantized models and results (default: runs/demo)")
     d.add_argument("--group-size", type=int, default=64, help="weight group size (default: 64; 576 = 9 x 64)")
-    _add_calib_args(d, samples=32, seqlen=512)
+    _add_calib_args(d, samples=32, seqlen=COMPARE_CALIB_SEQLEN)
     _add_ppl_args(d, windows=8)
     _add_runtime_args(d, hub_models=False)  # (the bundled model only)
 
@@ -204,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--alpha", type=float, default=0.5,
                    help="SmoothQuant migration strength, for the variants with SmoothQuant equalization (default: 0.5)")
     _add_method_args(c, "each applies to the variants whose method uses it (gptq and fptq+gptq, or awq)")
-    _add_calib_args(c, samples=32, seqlen=512)
+    _add_calib_args(c, samples=32, seqlen=COMPARE_CALIB_SEQLEN)
     _add_ppl_args(c, windows=8)
     _add_task_args(c)
     _add_runtime_args(c)
@@ -321,20 +326,63 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def _check_ppl_args(args, context: int | None = None) -> None:
-    """--ppl, --ppl-seqlen and --ppl-windows, before any work (the model's `context` where already known)."""
+    """--ppl, --ppl-seqlen and --ppl-windows, before any work (the model's `context` where already known; a
+    --ppl-seqlen left out fits any context)."""
+    from fptq.config import default_seqlen
     from fptq.eval.perplexity import check_ppl_settings
 
-    check_ppl_settings(args.ppl_seqlen, args.ppl_windows, context, source=args.ppl)
+    seqlen = args.ppl_seqlen if args.ppl_seqlen is not None else default_seqlen(context)
+    check_ppl_settings(seqlen, args.ppl_windows, context, source=args.ppl)
+
+
+def _fit_seqlen(given: int | None, what: str, context: int | None, default: int, log=None) -> int:
+    """A window length: the one `given`, or (None: the option was left out) `default` capped at the model's
+    `context`, said once where the context made it shorter: on stderr, or through `log` (fptq demo / compare's
+    progress lines)."""
+    from fptq.compare import seqlen_note
+    from fptq.config import default_seqlen
+
+    if given is not None:
+        return given
+    seqlen = default_seqlen(context, default)
+    if seqlen < default:
+        note = seqlen_note(what, seqlen, default)
+        if log is not None:
+            log(note)
+        else:
+            _err(f"fptq: {note}")
+    return seqlen
+
+
+def _local_config(name: str) -> dict | None:
+    """A local model folder's config.json as a dict, read without loading anything (else None)."""
+    config = Path(name).expanduser() / "config.json"
+    try:
+        data = json.loads(config.read_text()) if config.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _local_context(name: str) -> int | None:
     """max_position_embeddings from a local folder's config.json, read without loading anything (else None)."""
-    config = Path(name).expanduser() / "config.json"
-    try:
-        n = json.loads(config.read_text()).get("max_position_embeddings") if config.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    n = (_local_config(name) or {}).get("max_position_embeddings")
     return n if isinstance(n, int) and n > 0 else None
+
+
+def _check_local_model(name: str) -> None:
+    """What `load_model` refuses first in a local folder, from its files alone (an fptq checkpoint, an unsupported
+    architecture), so that these come before errors about a setting that does not fit the model."""
+    from types import SimpleNamespace
+
+    from fptq.models.arch import get_arch
+    from fptq.models.loading import check_not_fptq_output
+
+    config = _local_config(name)
+    if config is not None:
+        check_not_fptq_output(str(Path(name).expanduser()))
+        if "model_type" in config:  # (without one, transformers' own error comes when loading)
+            get_arch(SimpleNamespace(model_type=config["model_type"]))
 
 
 def cmd_quantize(args) -> int:
@@ -351,13 +399,18 @@ def cmd_quantize(args) -> int:
     from fptq.methods import build_method
 
     build_method(config)  # unknown method: fail before loading the model
-    # (the model's context from a local config.json, before loading; `quantize` checks it again on the model)
-    check_calib_context(calib.seqlen, _local_context(args.model))
+    if calib.seqlen is not None:  # a given length against the model's context from a local config.json, before
+        _check_local_model(args.model)  # loading (after what load_model refuses first); `quantize` checks it again
+        check_calib_context(calib.seqlen, _local_context(args.model))
     import torch
+
+    from fptq.config import DEFAULT_SEQLEN, replace
+    from fptq.eval.perplexity import max_positions
 
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
+    calib = replace(calib, seqlen=_fit_seqlen(calib.seqlen, "calibration", max_positions(model), DEFAULT_SEQLEN))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]
@@ -433,9 +486,13 @@ def cmd_eval(args) -> int:
     info = getattr(model, "fptq_info", None)  # (an fptq checkpoint: what was evaluated; None for an FP model)
     result: dict = {"model": args.model, "quantization": info.get("quantization") if info else None}
     if args.ppl != "none":
+        from fptq.config import DEFAULT_SEQLEN
+        from fptq.eval.perplexity import max_positions
+
+        seqlen = _fit_seqlen(args.ppl_seqlen, "perplexity", max_positions(model), DEFAULT_SEQLEN)
         tokens = perplexity_tokens(tokenizer, args.ppl)
         result["perplexity"] = dict(
-            perplexity(model, tokens, seqlen=args.ppl_seqlen, max_windows=args.ppl_windows, device=device,
+            perplexity(model, tokens, seqlen=seqlen, max_windows=args.ppl_windows, device=device,
                        progress=not args.quiet),
             data=args.ppl,
         )
@@ -464,13 +521,17 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from fptq.compare import comparison_table, demo_variants, run_comparison
+    from fptq.compare import comparison_table, demo_variants, model_context, run_comparison
+    from fptq.config import replace
 
     _check_ppl_args(args)
     _check_writable(args.out, "--out")
     calib = _calib_config(args)
     device = _device(args.device)
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    if calib.seqlen is None:
+        context = model_context("bundled")
+        calib = replace(calib, seqlen=_fit_seqlen(None, "calibration", context, COMPARE_CALIB_SEQLEN, log))
     results = run_comparison(
         "bundled",
         demo_variants(args.group_size),
@@ -490,7 +551,7 @@ def cmd_demo(args) -> int:
     data = {"bundled": "the bundled BoolQ Wikipedia passages (NOT WikiText-2)"}.get(args.ppl, args.ppl)
     note = f"; perplexity on {tokens} tokens of {data}" if tokens is not None else ""
     print(f"\nSmolLM2-135M-Instruct, group size {args.group_size}, calibration {args.calib_samples} x "
-          f"{args.calib_seqlen} tokens ({args.calib}){note}. Layers: S = per-tensor static, LAE = LAE + static, "
+          f"{calib.seqlen} tokens ({args.calib}){note}. Layers: S = per-tensor static, LAE = LAE + static, "
           "D = per-token dynamic.\n")
     print(comparison_table(results))
     print(f"\nresults and quantized models in {args.out}/")
@@ -498,7 +559,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from fptq.compare import DEFAULT_COMPARE, comparison_table, parse_variant, run_comparison
+    from fptq.compare import DEFAULT_COMPARE, comparison_table, model_context, parse_variant, run_comparison
+    from fptq.config import replace
     from fptq.errors import ConfigError
     from fptq.models.loading import is_bundled
 
@@ -513,8 +575,12 @@ def cmd_compare(args) -> int:
     variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
     tasks = _task_names(args) or None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    calib = _calib_config(args)
+    if calib.seqlen is None:  # (and --ppl-seqlen left out, None: run_comparison fits it to the model)
+        context = model_context(args.model, args.trust_remote_code) if any(v.config for v in variants) else None
+        calib = replace(calib, seqlen=_fit_seqlen(None, "calibration", context, COMPARE_CALIB_SEQLEN, log))
     results = run_comparison(
-        args.model, variants, _calib_config(args), out_dir=Path(args.out), ppl_source=args.ppl,
+        args.model, variants, calib, out_dir=Path(args.out), ppl_source=args.ppl,
         ppl_seqlen=args.ppl_seqlen, ppl_windows=args.ppl_windows, tasks=tasks, limit=args.limit,
         batch_size=args.batch_size or TASK_BATCH_SIZE, device=device, progress=not args.quiet, log=log,
         trust_remote_code=args.trust_remote_code,
@@ -527,7 +593,7 @@ def cmd_compare(args) -> int:
     if ppl is not None:
         data = "the bundled BoolQ Wikipedia passages (NOT WikiText-2)" if ppl["ppl_data"] == "bundled" else ppl["ppl_data"]
         note = f"; perplexity on {ppl['ppl_tokens']} tokens of {data}"
-    print(f"\n{args.model}, 4-bit group size {group_size}, calibration {args.calib_samples} x {args.calib_seqlen} tokens "
+    print(f"\n{args.model}, 4-bit group size {group_size}, calibration {args.calib_samples} x {calib.seqlen} tokens "
           f"({args.calib}){note}. bits/weight counts scales and zero points. Layers: S = per-tensor static, "
           "LAE = equalized + static, D = per-token dynamic, D8 = per-token dynamic float8 e4m3, A16 = weight-only, "
           "FP8 = float8 e4m3 weights and activations.\n")

@@ -40,7 +40,7 @@ import torch
 
 from fptq import __version__
 from fptq.api import check_calib_context, check_group_size, quantize
-from fptq.config import FORMAT_VERSION, CalibConfig, QuantConfig, unused_settings
+from fptq.config import DEFAULT_SEQLEN, FORMAT_VERSION, CalibConfig, QuantConfig, default_seqlen, unused_settings
 from fptq.errors import ConfigError, HubUnavailableError
 from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
@@ -55,6 +55,8 @@ __all__ = [
     "VARIANT_OPTIONS",
     "parse_variant",
     "run_comparison",
+    "model_context",
+    "seqlen_note",
     "comparison_table",
     "bits_per_weight",
 ]
@@ -236,6 +238,32 @@ def _model_config(fp_path: Path, trust_remote_code: bool = False):
         return None
 
 
+def model_context(model_name: str, trust_remote_code: bool = False) -> int | None:
+    """The context length (max_position_embeddings) of `model_name`, from its config alone (no weights are read);
+    None where the config cannot be had (`load_model` then reports what is wrong) or names none."""
+    return max_positions(_model_config(Path(resolve_model(model_name)), trust_remote_code))
+
+
+def _fit_lengths(calib: CalibConfig, ppl_seqlen: int | None, context: int | None, variants: list[Variant],
+                 ppl_source: str, log) -> tuple[CalibConfig, int]:
+    """The calibration config and perplexity window length with an unset (None) length resolved for the model's
+    `context` (`default_seqlen`), and one `log` line for each length that the context made shorter than the
+    default (and that some variant or the evaluation uses)."""
+    fitted = calib.for_context(context)
+    if calib.seqlen is None and fitted.seqlen < DEFAULT_SEQLEN and any(v.config is not None for v in variants):
+        log(seqlen_note("calibration", fitted.seqlen, DEFAULT_SEQLEN))
+    if ppl_seqlen is None:
+        ppl_seqlen = default_seqlen(context)
+        if ppl_seqlen < DEFAULT_SEQLEN and ppl_source != "none":
+            log(seqlen_note("perplexity", ppl_seqlen, DEFAULT_SEQLEN))
+    return fitted, ppl_seqlen
+
+
+def seqlen_note(what: str, seqlen: int, default: int) -> str:
+    """The line that says a window length left unset was cut to the model's context `seqlen` (from `default`)."""
+    return f"{what} windows of {seqlen} tokens (the model's context; shorter than the default {default})"
+
+
 def _check_before_evaluating(model_name: str, model_config, variants: list[Variant], calib: CalibConfig, folders,
                              ppl_source: str, ppl_seqlen: int, ppl_windows: int | None,
                              trust_remote_code: bool = False) -> None:
@@ -374,7 +402,7 @@ def run_comparison(
     *,
     out_dir: Path,
     ppl_source: str = "bundled",
-    ppl_seqlen: int = 2048,
+    ppl_seqlen: int | None = None,
     ppl_windows: int | None = None,
     tasks: list[str] | None = None,
     limit: int | None = None,
@@ -388,7 +416,9 @@ def run_comparison(
 
     Bad settings (perplexity window length or count, a group size or calibration length that does not fit the
     model, calibration data that is missing or too short) raise a ConfigError / CalibrationError before anything
-    is quantized or evaluated. A variant listed twice (by name) runs once."""
+    is quantized or evaluated. A variant listed twice (by name) runs once. An unset calibration length
+    (`calib.seqlen` None) or `ppl_seqlen` (None) is 2048 tokens, or the model's context where that is shorter (said
+    once through `log`); the cache keys see the length used."""
     unique: dict[str, Variant] = {}
     for variant in variants:
         unique.setdefault(variant.name, variant)
@@ -398,6 +428,7 @@ def run_comparison(
     out_dir = Path(out_dir)
     fp_path = Path(resolve_model(model_name))
     model_config = _model_config(fp_path, trust_remote_code)  # (before the keys: a hub model's commit is then cached)
+    calib, ppl_seqlen = _fit_lengths(calib, ppl_seqlen, max_positions(model_config), variants, ppl_source, log)
     folders = {v.name: out_dir / f"{v.name}-{_key(str(fp_path), v.config, calib)}" for v in variants}
     _check_before_evaluating(model_name, model_config, variants, calib, folders, ppl_source, ppl_seqlen, ppl_windows,
                              trust_remote_code)

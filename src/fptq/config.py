@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import asdict, dataclass, fields
 
 from fptq.errors import ConfigError
 from fptq.primitives import SCALE_FORMATS
 
-__all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict", "from_saved", "option", "unused_settings"]
+__all__ = ["FORMAT_VERSION", "QuantConfig", "CalibConfig", "from_dict", "from_saved", "option", "unused_settings",
+           "without_flags"]
 
 # Version of the saved folder format (fptq_config.json + model.safetensors layout).
 FORMAT_VERSION = 1
@@ -16,15 +18,18 @@ FORMAT_VERSION = 1
 POLICIES = ("layerwise", "all-static", "all-dynamic")
 EQUALIZATIONS = ("lae", "smoothquant", "none")
 DEFAULT_GROUP_SIZE = 128  # of integer methods when group_size is left unset (None)
+# Calibration and perplexity window length when left unset (None), capped at the model's context (`default_seqlen`).
+DEFAULT_SEQLEN = 2048
 
-# What each `--method` allows and picks when `policy` / `equalization` are left unset (None).
-# (allowed policies, default policy, allowed equalizations, default equalization, allowed a_bits)
+# What each `--method` allows and picks when `policy` / `equalization` / `a_bits` are left unset (None).
+# (allowed policies, default policy, allowed equalizations, default equalization, allowed a_bits: the first is the
+# default). `w_bits` defaults to 8 for fp8, else 4 (`_method_defaults`).
 # The resolved values are what a saved fptq_config.json records, so a folder says what ran.
 # - rtn, gptq: no equalization; activations all per-tensor static or all per-token dynamic
 #   (default per-token, the usual W8A8 / W4A8 baseline); a_bits 16 = weight-only.
 # - smoothquant: SmoothQuant scales on every norm-fed group; activations as for rtn.
-# - awq: weight-only (W4A16), its own scales replace any equalization.
-# - fp8: float8 e4m3 weights and per-tensor static e4m3 activations.
+# - awq: weight-only (W4A16), its own scales replace any equalization; a_bits 16 is its default.
+# - fp8: float8 e4m3 weights and per-tensor static e4m3 activations; w_bits 8 is its default.
 # - fptq, fptq+gptq: FPTQ's layer-wise policy and LAE; every ablation allowed.
 _UNIFORM = ("all-static", "all-dynamic")
 METHOD_RULES = {
@@ -50,12 +55,19 @@ def option(field: str, value=None) -> str:
     return f"{field} ({flag})" if value is None else f"{field} {value} ({flag} {value})"
 
 
+def without_flags(message: str) -> str:
+    """`message` without the command-line flags in parentheses that `option` (and the like) add: for an error about
+    a saved config, which the user did not write with options (`scale_format two-level needs ...`)."""
+    return re.sub(r" \(--[^()]*\)", "", message)
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """What to quantize and how. Defaults are the paper's FPTQ W4A8 recipe."""
 
     method: str = "fptq"
-    w_bits: int = 4
+    # None: 4, or 8 for method fp8 (float8 weights); resolved at construction.
+    w_bits: int | None = None
     # 128 is the usual choice; use 64 for hidden sizes that 128 does not divide (SmolLM2: 576); -1 = per channel.
     # None: 128, or -1 for method fp8 (one scale per weight tensor, no groups); resolved at construction.
     group_size: int | None = None
@@ -67,7 +79,8 @@ class QuantConfig:
     # activations (on the bundled model as accurate as fp16 scales, BENCHMARKS.md §2), else fp16.
     scale_format: str | None = None
     # 8: int8 activations (W4A8); 16: weight-only (W4A16, activations stay in floating point).
-    a_bits: int = 8
+    # None: 8, or 16 for method awq (weight-only); resolved at construction.
+    a_bits: int | None = None
     # Number format of the per-token dynamic layers' 8-bit activations: "int8", or "fp8" (float8
     # e4m3 with a per-token scale, W4A8-FP8: Hopper's fp8 tensor cores). Static layers stay int8.
     a_format: str = "int8"
@@ -115,10 +128,12 @@ class QuantConfig:
                     f"got {self.equalization!r} (for the FPTQ ablations use {option('method', 'fptq')})"
                 )
             if self.a_bits not in a_bits:
-                raise ConfigError(f"method {self.method} takes {option('a_bits', ' or '.join(map(str, a_bits)))}, "
-                                  f"got {self.a_bits}")
+                takes = (f"only {option('a_bits', a_bits[0])}, its default" if len(a_bits) == 1
+                         else option("a_bits", " or ".join(map(str, a_bits))))
+                raise ConfigError(f"method {self.method} takes {takes}, got {self.a_bits}")
             if self.method == "fp8" and self.w_bits != 8:
-                raise ConfigError(f"method fp8 stores float8 weights: it takes {option('w_bits', 8)}, got {self.w_bits}")
+                raise ConfigError(f"method fp8 stores float8 weights: it takes only {option('w_bits', 8)}, its default, "
+                                  f"got {self.w_bits}")
             self._check_unused()
         if self.gptq_damp <= 0:
             raise ConfigError(f"{option('gptq_damp')} must be positive, got {self.gptq_damp}")
@@ -190,14 +205,16 @@ class CalibConfig:
     # bundled | random | c4 | wikitext2 | pile | path to a .txt / .jsonl file
     source: str = "bundled"
     samples: int = 128
-    seqlen: int = 2048
+    # Tokens per window. None: DEFAULT_SEQLEN, or the model's context where that is shorter; `fptq.quantize`
+    # resolves it on the model and records the length used.
+    seqlen: int | None = None
     seed: int = 0
     batch_size: int = 8
 
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ConfigError(f"{option('samples')} must be at least 1, got {self.samples}")
-        if self.seqlen < 2:
+        if self.seqlen is not None and self.seqlen < 2:
             raise ConfigError(f"{option('seqlen')} must be at least 2, got {self.seqlen}")
         if self.batch_size < 1:
             raise ConfigError(f"{option('batch_size')} must be at least 1, got {self.batch_size}")
@@ -205,14 +222,25 @@ class CalibConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def for_context(self, context: int | None) -> CalibConfig:
+        """This config with `seqlen` resolved for a model whose context is `context` tokens (None: not known): an
+        unset (None) length becomes `default_seqlen(context)`; a given one stays as it is."""
+        return self if self.seqlen is not None else dataclasses.replace(self, seqlen=default_seqlen(context))
+
+
+def default_seqlen(context: int | None, default: int = DEFAULT_SEQLEN) -> int:
+    """A window length left unset: `default`, or the model's context `context` where that is shorter (None: no
+    limit known)."""
+    return default if context is None else min(default, context)
+
 
 def _method_defaults(method: str) -> dict:
     """The defaults of `method`'s config: the fields' own, and for those that depend on the method (None in a new
     QuantConfig) what it picks."""
-    _, policy, _, equalization, _ = METHOD_RULES.get(method, METHOD_RULES["fptq"])
+    _, policy, _, equalization, a_bits = METHOD_RULES.get(method, METHOD_RULES["fptq"])
     fixed = {f.name: f.default for f in fields(QuantConfig)}
-    group_size = -1 if method == "fp8" else DEFAULT_GROUP_SIZE
-    return dict(fixed, policy=policy, equalization=equalization, group_size=group_size)
+    group_size, w_bits = (-1, 8) if method == "fp8" else (DEFAULT_GROUP_SIZE, 4)
+    return dict(fixed, policy=policy, equalization=equalization, group_size=group_size, w_bits=w_bits, a_bits=a_bits[0])
 
 
 # Settings of one algorithm -> the methods that run it.
@@ -251,7 +279,7 @@ def from_saved(data: dict) -> QuantConfig:
     did not use it (it never applied) is set back to what runs, so that such folders still load."""
     method = data.get("method", QuantConfig.method)
     defaults = _method_defaults(method)
-    a_bits = data.get("a_bits", QuantConfig.a_bits)
+    a_bits = data.get("a_bits") or defaults["a_bits"]  # (fptq records it; left out: the method's default, as here)
     policy = data.get("policy") or defaults["policy"]
     equalization = data.get("equalization") or defaults["equalization"]
     unused = _unused(method, a_bits, policy, equalization) if method in METHOD_RULES else {}

@@ -42,3 +42,12 @@ def test_check_ppl_settings_without_a_model():
     check_ppl_settings(4096, 1, None)
     with pytest.raises(ConfigError):
         check_ppl_settings(4096, 1, 2048)
+
+
+def test_seqlen_left_unset_is_the_model_context_where_shorter_than_2048():
+    short = make_tiny("llama", max_position_embeddings=32)
+    result = perplexity(short, TOKENS, max_windows=2, progress=False)
+    assert result["seqlen"] == 32 and result["windows"] == 2 and result["tokens"] == 2 * 31
+    assert perplexity(short, TOKENS, seqlen=16, max_windows=1, progress=False)["seqlen"] == 16
+    with pytest.raises(ConfigError, match="--ppl-seqlen 64 is longer than the model's context of 32"):  # given: kept
+        perplexity(short, TOKENS, seqlen=64, progress=False)

@@ -41,5 +41,6 @@ def test_fp8_model_round_trips(tmp_path):
 
 
 def test_fp8_needs_8_bits():
+    assert fptq.QuantConfig(method="fp8").w_bits == 8  # (its default)
     with pytest.raises(ConfigError, match="--w-bits 8"):
-        fptq.QuantConfig(method="fp8")
+        fptq.QuantConfig(method="fp8", w_bits=4)

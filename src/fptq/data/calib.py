@@ -104,11 +104,16 @@ def calibration_tokens(tokenizer, calib: CalibConfig, vocab_size: int | None = N
 def calibration_windows(tokenizer, calib: CalibConfig, vocab_size: int | None = None) -> tuple[torch.Tensor, dict]:
     """`(samples, seqlen)` token ids, and what a saved config records of them (`describe`).
 
-    Windows start at random positions of the concatenated source text, drawn with replacement with `calib.seed`
-    (the same seed gives the same tokens), so they overlap where the text is short: a text of fewer tokens than
-    samples x seqlen is reused, with a warning. `random` draws uniform token ids (the FPTQ paper reports random
-    tokens often calibrate well).
+    Windows start at random positions of the concatenated source text, drawn with `calib.seed` (the same seed gives
+    the same tokens). A text of at least samples x seqlen tokens gives windows that do not overlap, so no text
+    position calibrates twice: `samples` starts are drawn independently, and where two of those windows overlap
+    the whole set is drawn again as disjoint windows at random places (`_disjoint_starts`; a first draw without
+    overlap is kept, so it gives the same windows as earlier fptq versions, which drew with replacement). A shorter
+    text is reused: its windows overlap, with a warning. `random` draws uniform token ids (the FPTQ paper reports
+    random tokens often calibrate well). An unset `calib.seqlen` (None) is the default length, 2048: there is no
+    model here to cap it (`fptq.quantize` resolves it on the model first).
     """
+    calib = calib.for_context(None)
     gen = torch.Generator().manual_seed(calib.seed)
     if calib.source == "random":
         vocab = vocab_size or len(tokenizer)
@@ -132,8 +137,21 @@ def calibration_windows(tokenizer, calib: CalibConfig, vocab_size: int | None = 
             stacklevel=1,  # (this line: one place, so Python shows it once however often calibration runs)
         )
     starts = torch.randint(0, ids.numel() - calib.seqlen + 1, (calib.samples,), generator=gen)
+    wanted = calib.samples * calib.seqlen
+    if wanted <= ids.numel() and _covered(starts, calib.seqlen) < wanted:  # overlapping windows of a long text
+        starts = _disjoint_starts(ids.numel(), calib.samples, calib.seqlen, gen)
     tokens = torch.stack([ids[s : s + calib.seqlen] for s in starts.tolist()])
     return tokens, describe(calib, text_tokens=ids.numel(), distinct=_covered(starts, calib.seqlen))
+
+
+def _disjoint_starts(length: int, samples: int, seqlen: int, gen: torch.Generator) -> torch.Tensor:
+    """`samples` random starts of windows of `seqlen` tokens that do not overlap, in a text of `length` tokens (at
+    least samples x seqlen): sorted random offsets in [0, length - samples x seqlen], the i-th window placed
+    i x seqlen tokens after its offset (so consecutive windows are at least seqlen apart, and the last one ends in
+    the text). The windows come in text order."""
+    slack = length - samples * seqlen  # (text positions no window covers)
+    offsets = torch.randint(0, slack + 1, (samples,), generator=gen).sort().values
+    return offsets + torch.arange(samples) * seqlen
 
 
 def _covered(starts: torch.Tensor, seqlen: int) -> int:
@@ -148,7 +166,8 @@ def _covered(starts: torch.Tensor, seqlen: int) -> int:
 def describe(calib: CalibConfig, text_tokens: int | None = None, distinct: int | None = None) -> dict:
     """The calibration settings plus `tokens`, the samples x seqlen token positions that calibrated; for text also
     `text_tokens`, the length of the whole text, and `covered_tokens`, the text positions the windows cover, each
-    counted once (fewer than `tokens` where windows overlap, never more than `text_tokens`)."""
+    counted once (equal to `tokens` where the text holds samples x seqlen tokens, as the windows then do not
+    overlap; fewer where a shorter text is reused, and never more than `text_tokens`)."""
     info = dict(calib.to_dict(), tokens=calib.samples * calib.seqlen)
     if text_tokens is not None:
         info.update(text_tokens=text_tokens, covered_tokens=distinct)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fptq.config import default_seqlen
 from fptq.errors import ConfigError, EvalDataError
 
 __all__ = ["PPL_SOURCES", "perplexity_text", "perplexity_tokens", "perplexity", "check_ppl_settings",
@@ -77,7 +78,7 @@ def perplexity(
     model,
     tokens: torch.Tensor,
     *,
-    seqlen: int = 2048,
+    seqlen: int | None = None,
     max_windows: int | None = None,
     batch_size: int = 1,
     device: str | torch.device | None = None,
@@ -86,11 +87,14 @@ def perplexity(
 ) -> dict:
     """exp(mean next-token NLL) over `len(tokens) // seqlen` windows (or the first `max_windows`).
 
-    `seqlen` must lie in [2, the model's max_position_embeddings] and `max_windows` be None or positive
-    (a ConfigError otherwise)."""
+    `seqlen` must lie in [2, the model's max_position_embeddings] (None: 2048, or the model's context where that is
+    shorter; the result's `seqlen` is the length used) and `max_windows` be None or positive (a ConfigError
+    otherwise)."""
     from fptq.models.loading import check_token_ids
 
-    check_ppl_settings(seqlen, max_windows, max_positions(model))
+    context = max_positions(model)
+    seqlen = default_seqlen(context) if seqlen is None else seqlen
+    check_ppl_settings(seqlen, max_windows, context)
     check_token_ids(tokens, model, "the perplexity text")
     windows = tokens.numel() // seqlen
     if max_windows is not None:

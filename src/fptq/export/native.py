@@ -11,7 +11,9 @@
                          "calibration", "policy": [per-layer rows]}
 
 `load_quantized` refuses a tensor whose shape or dtype differs from what `save_quantized` writes, a scale
-that is not finite and positive, and a method it does not know.
+that is not finite and positive, a method it does not know, and a "quantization" entry that contradicts the
+layers' strategies (the "policy" rows, which decide each layer's tensors: e.g. a_bits 16 with static layers,
+whose `act_scale` would quietly run as W4A8; see `saved_strategies`).
 
 The folder is written to a temporary sibling and renamed into place, so an interrupted save
 leaves no half-written output. Weights are read with safetensors only (never pickle).
@@ -30,7 +32,8 @@ import torch
 from fptq.config import FORMAT_VERSION
 from fptq.errors import CheckpointError, ConfigError, ModelError, OutputExistsError
 
-__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "saved_strategies", "CONFIG_NAME",
+           "WEIGHTS_NAME"]
 
 CONFIG_NAME = "fptq_config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -191,7 +194,7 @@ def load_quantized(
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from fptq.config import QuantConfig, from_saved
+    from fptq.config import QuantConfig, from_saved, without_flags
     from fptq.methods import METHODS
     from fptq.methods.fp8 import FP8_STRATEGY
     from fptq.methods.fptq import replace_linear
@@ -222,8 +225,10 @@ def load_quantized(
         raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: a policy row has no {exc} entry") from None
     except TypeError as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: {str(exc).splitlines()[0]}") from None
-    except ConfigError as exc:  # (a setting that `fptq quantize` would refuse: name the file it came from)
-        raise CheckpointError(f"{folder / CONFIG_NAME}: {exc}") from None
+    except ConfigError as exc:  # (a setting that `fptq quantize` would refuse: name the file it came from, and
+        # no command-line flags: whoever loads a folder passed none)
+        raise CheckpointError(f"{folder / CONFIG_NAME}: {without_flags(str(exc))}") from None
+    _check_strategies(qconfig, policy, folder / CONFIG_NAME)
     try:
         config = AutoConfig.from_pretrained(folder)
     except (OSError, ValueError) as exc:
@@ -334,6 +339,58 @@ def _check_scales(model, file: Path) -> None:
                 int_group_scales(m.scales, m.channel_scales)
             except ValueError as exc:
                 raise CheckpointError(f"{file}: {name}: {exc}") from None
+
+
+def saved_strategies(config) -> tuple[str, ...]:
+    """The layer strategies ("policy" rows of fptq_config.json) that fptq's methods save under `config` (a
+    `QuantConfig`): method fp8 saves every layer as fp8-static; a_bits 16 (weight-only) every layer as none; a_bits 8
+    static layers (equalized+static where an equalization folded scales in) under policy all-static, per-token dynamic
+    ones (dynamic-fp8 with a_format fp8) under all-dynamic, and both under layerwise."""
+    from fptq.methods.fp8 import FP8_STRATEGY
+    from fptq.methods.policy import DYNAMIC, DYNAMIC_FP8, EQUALIZED, STATIC, WEIGHT_ONLY
+
+    if config.method == "fp8":
+        return (FP8_STRATEGY,)
+    if config.a_bits == 16:
+        return (WEIGHT_ONLY,)
+    static = (STATIC,) if config.equalization == "none" else (STATIC, EQUALIZED)
+    dynamic = (DYNAMIC_FP8,) if config.a_format == "fp8" else (DYNAMIC,)
+    return {"all-static": static, "all-dynamic": dynamic, "layerwise": static + dynamic}[config.policy]
+
+
+# What a layer of each strategy holds and runs (for the error that names a contradiction).
+_STRATEGY_MEANINGS = {
+    "static": "int8 activations with a static act_scale",
+    "equalized+static": "equalized int8 activations with a static act_scale",
+    "dynamic": "per-token dynamic int8 activations",
+    "dynamic-fp8": "per-token dynamic float8 activations",
+    "none": "weight-only: floating-point activations",
+    "fp8-static": "float8 weights and activations",
+}
+
+
+def _check_strategies(config, policy: dict[str, dict], file: Path) -> None:
+    """Every layer's strategy is one that `config` saves (`saved_strategies`): the strategies decide which layers and
+    tensors are built (an `act_scale` for static ones), so a "quantization" entry edited apart from them (a_bits 16 over
+    static W4A8 layers) would otherwise load and run what the tensors say while claiming something else. A strategy
+    fptq does not know is left to the layer check, which names it."""
+    allowed = saved_strategies(config)
+    for name, row in policy.items():
+        strategy = row.get("strategy")
+        if strategy in _STRATEGY_MEANINGS and strategy not in allowed:
+            settings = [f"method {config.method}"]
+            if config.method != "fp8":
+                settings.append(f"a_bits {config.a_bits}")
+            if config.method != "fp8" and config.a_bits == 8:
+                settings += [f"policy {config.policy}", f"equalization {config.equalization}",
+                             f"a_format {config.a_format}"]
+            saves = (f"'{allowed[0]}' layers ({_STRATEGY_MEANINGS[allowed[0]]})" if len(allowed) == 1
+                     else " / ".join(f"'{a}'" for a in allowed) + " layers")
+            raise CheckpointError(
+                f"{file}: its quantization settings ({', '.join(settings)}) contradict its layers: layer {name} has "
+                f"strategy '{strategy}' ({_STRATEGY_MEANINGS[strategy]}), but these settings save only {saves}; "
+                "the file was edited or damaged"
+            )
 
 
 def _is_tied(model, key: str) -> bool:

@@ -19,7 +19,8 @@ import torch
 from fptq.data import bundled
 from fptq.errors import HubUnavailableError, ModelError
 
-__all__ = ["cache_dir", "bundled_model_dir", "resolve_model", "load_model", "load_tokenizer", "is_bundled"]
+__all__ = ["cache_dir", "bundled_model_dir", "resolve_model", "load_model", "load_tokenizer", "is_bundled",
+           "check_not_fptq_output"]
 
 
 def cache_dir() -> Path:
@@ -174,7 +175,7 @@ _QUANTIZED_SUFFIXES = (
 )
 
 
-def _check_not_fptq_output(path: str) -> None:
+def check_not_fptq_output(path: str) -> None:
     from fptq.export.native import CONFIG_NAME
 
     if (Path(path) / CONFIG_NAME).is_file():
@@ -262,7 +263,7 @@ def load_model(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     path = resolve_model(name)
-    _check_not_fptq_output(path)
+    check_not_fptq_output(path)
     options = hub_options(path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **options)
