@@ -3,7 +3,7 @@
 #   bash benchmarks/gpu_run.sh check-sweep   # correctness, config sweeps, torch.compile smoke test
 #   bash benchmarks/gpu_run.sh gemm          # the full GEMM table (+ baselines)
 #   bash benchmarks/gpu_run.sh e2e           # LLaMA-2-7B-shaped end to end
-#   bash benchmarks/gpu_run.sh gpu-tests 1   # a third of the GPU-marked tests (then `gpu-tests 2`, `gpu-tests 3`)
+#   bash benchmarks/gpu_run.sh gpu-tests 1   # a quarter of the GPU-marked tests (then `gpu-tests 2`, 3, 4)
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-out}
@@ -123,11 +123,11 @@ PY
     timeout 150 python3 benchmarks/bench_e2e.py --out "$OUT" --batches 1 --kernel-settings "$win" \
         --variants "w4a8-dynamic+fused,w4a8-dynamic+fused+tiled"
     ;;
-  gpu-tests)  # every GPU-marked test in three parts, one device call each (the whole suite takes ~18 minutes, runs
-    # 210-211; two halves ran past a call's 600 s in run 226): `bash benchmarks/gpu_run.sh gpu-tests 1`, then 2, then 3
-    # (every third test id, so that the slow swap-kernel cases fall in all parts; `gpu-tests PART PARTS` for another
-    # split)
-    parts=${3:-3}
+  gpu-tests)  # every GPU-marked test in four parts, one device call each (the whole suite took ~22 minutes in runs
+    # 231-234; two halves ran past a call's 600 s in run 226, and a third part past the inner 500 s in run 232):
+    # `bash benchmarks/gpu_run.sh gpu-tests 1`, then 2, 3, 4 (every fourth test id, so that the slow swap-kernel cases
+    # fall in all parts; `gpu-tests PART PARTS` for another split; `gpu-ids FILE` for the ids a cut part missed)
+    parts=${3:-4}
     python3 -m pytest -q -m gpu --collect-only tests 2>/dev/null | grep "::" > "$OUT/ids_all.txt"
     awk -v part="${2:-1}" -v parts="$parts" 'NR % parts == part % parts' "$OUT/ids_all.txt" > "$OUT/ids.txt"
     echo "part ${2:-1} of $parts: $(wc -l < "$OUT/ids.txt") of $(wc -l < "$OUT/ids_all.txt") GPU tests"
@@ -545,6 +545,11 @@ PY
     timeout 300 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
+    ;;
+  gpu-ids)  # the GPU tests listed in a file of test ids (one a line), e.g. those a cut `gpu-tests` part did not reach
+    cp "$2" "$OUT/ids.txt"
+    timeout 500 python3 -m pytest -v -rf --tb=short --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
     ;;
   session26d)  # run 230: the quantization kernel's one-pass rows padded to a power of two against two passes over
     # unpadded blocks (`probe_quant_large.py --passes`)
