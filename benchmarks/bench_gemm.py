@@ -820,7 +820,8 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=128, help="weight group size of the W4A8 column (-1: per channel)")
     ap.add_argument("--two-level", action="store_true", help="also time W4A8 with two-level scales (w4a8_2l) at every M")
     ap.add_argument("--gemm-alone", action="store_true",
-                    help="from 256 rows on also the GEMM alone on pre-quantized activations (w4a8_gemm; two-level with --two-level)")
+                    help="also the GEMM alone on pre-quantized activations (w4a8_gemm; two-level with --two-level): at decode "
+                         "sizes, what a one-launch op could reach")
     args = ap.parse_args()
     logf = open(f"{args.out}/gemm_log.txt", "a")
 
@@ -871,7 +872,7 @@ def main() -> None:
             r["int8"] = bench_int8(m, n, k)
             if args.two_level and args.group != -1:
                 r["w4a8_2l"] = bench_ours(m, n, k, "dynamic", gs, two_level=True)
-            if args.gemm_alone and m >= 256:
+            if args.gemm_alone:
                 r["w4a8_gemm"] = bench_gemm_alone(m, n, k, gs, args.two_level and args.group != -1)
             if args.old_decode and m <= 16:
                 r["w4a8_old"] = bench_ours(m, n, k, "dynamic", 128, tw.CONFIGS[0][1])

@@ -546,6 +546,11 @@ PY
         -k "pdl or quantization or cuda_graph or kept_counters or plan or copied_by_the_call" 2>&1 | tail -8 \
         | tee "$OUT/pytest_gpu.txt"
     ;;
+  session26e)  # run 235: at M = 1 / 4 / 16, the op (two-level g128) against the GEMM alone on pre-quantized
+    # activations (what a one-launch op at 4-16 rows could reach at most), every shape, cuBLAS fp16 in the same run
+    timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,4,16 --two-level --gemm-alone \
+        2>&1 | grep -E "two-level|GEMM alone" | sed -e 's/ int8 [0-9.]*us x[0-9.]*//' | tee "$OUT/summary.txt"
+    ;;
   gpu-ids)  # the GPU tests listed in a file of test ids (one a line), e.g. those a cut `gpu-tests` part did not reach
     cp "$2" "$OUT/ids.txt"
     timeout 500 python3 -m pytest -v -rf --tb=short --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
