@@ -202,6 +202,12 @@ def test_calibration_windows_of_a_long_enough_text_do_not_overlap(tmp_path):
         if _covered(first, seqlen) == samples * seqlen:  # disjoint already: the same windows as before
             assert torch.equal(tokens, torch.stack([ids[s : s + seqlen] for s in first.tolist()]))
             kept += 1
-        else:
+        else:  # (a redraw is as deterministic as the first draw: the compare cache relies on it)
+            again, _ = calibration_windows(tok, fptq.CalibConfig(source=str(text), samples=samples, seqlen=seqlen,
+                                                                 seed=seed))
+            assert torch.equal(tokens, again)
             redrawn += 1
     assert kept and redrawn  # (both cases seen)
+    from fptq.data.calib import describe
+
+    assert describe(fptq.CalibConfig(samples=3))["tokens"] == 3 * 2048  # (an unset length: the default)

@@ -284,22 +284,35 @@ def test_compare_seqlens_left_out_fit_a_shorter_context(tmp_path, tiny_folder, c
     assert saved["calibration"]["seqlen"] == 256
 
 
+def test_bundled_names_are_not_read_from_a_folder_of_that_name(tmp_path, monkeypatch):
+    """`bundled` names the bundled model whatever the working directory holds: a folder called `bundled` (here an
+    fptq checkpoint) is not what the pre-load checks of `fptq quantize` read."""
+    from fptq.cli import _check_local_model, _local_context
+
+    (tmp_path / "bundled").mkdir()
+    (tmp_path / "bundled" / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 8}))
+    (tmp_path / "bundled" / "fptq_config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    _check_local_model("bundled")  # (no "is an fptq checkpoint")
+    assert _local_context("bundled") is None and _local_context("./bundled") == 8
+
+
 def test_demo_and_compare_calibration_length_left_out_is_512(tmp_path, capsys, monkeypatch):
     """The bundled model's context (8192) is longer: demo and compare calibrate on 512 tokens, perplexity 2048."""
     import fptq.compare
 
     seen = []
 
-    def capture(model, variants, calib, **kwargs):
-        seen.append((calib.seqlen, kwargs["ppl_seqlen"]))
+    def capture(model_name, model_config, variants, calib, folders, ppl_source, ppl_seqlen, *args, **kwargs):
+        seen.append((calib.seqlen, ppl_seqlen))  # (the lengths run_comparison settled on)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fptq.compare, "run_comparison", capture)
+    monkeypatch.setattr(fptq.compare, "_check_before_evaluating", capture)
     _run(capsys, "demo", "--out", tmp_path / "d", "--quiet", "--device", "cpu")
     _run(capsys, "compare", "bundled", "--methods", "fp16,rtn-w4a16", "--out", tmp_path / "c", "--quiet", "--device", "cpu")
     _run(capsys, "compare", "bundled", "--methods", "rtn-w4a16", "--out", tmp_path / "c", "--calib-seqlen", 100,
          "--ppl-seqlen", 200, "--quiet", "--device", "cpu")
-    assert seen == [(512, None), (512, None), (100, 200)]  # (run_comparison fits an unset ppl_seqlen: 2048 here)
+    assert seen == [(512, 2048), (512, 2048), (100, 200)]
 
 
 def test_quantize_names_a_quantized_or_unsupported_model_before_the_calibration_length(tmp_path, tiny_folder, capsys):

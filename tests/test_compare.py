@@ -1,6 +1,7 @@
 """`fptq compare`: variant specs, the table's columns, bits per weight, and the cache."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,6 +160,33 @@ def test_duplicate_variants_run_once(tmp_path, tiny_folder):
         run_comparison(str(tiny_folder), [], calib, out_dir=tmp_path / "cmp", progress=False, log=lambda *a: None)
 
 
+def test_a_folder_calibrated_on_overlapping_windows_of_a_long_text_is_quantized_again(tmp_path, tiny_folder):
+    """Earlier fptq drew windows that could overlap in a text long enough for disjoint ones; the cache key (the
+    settings) cannot tell such a folder apart, so its calibration record does: it is quantized again, and its
+    cached evaluation dropped with it. Rows record the calibration they used."""
+    calib_file = tmp_path / "calib.txt"
+    calib_file.write_text(" ".join(f"word{i % 97} text" for i in range(600)))
+    variants = [parse_variant("rtn-w4a16", 32)]
+    calib = CalibConfig(source=str(calib_file), samples=2, seqlen=32, batch_size=2)
+    kw = dict(out_dir=tmp_path / "cmp", ppl_seqlen=64, ppl_windows=1, progress=False)
+    first = run_comparison(str(tiny_folder), variants, calib, log=lambda *a: None, **kw)[0]
+    assert first["calibration"]["seqlen"] == 32 and first["calibration"]["samples"] == 2
+    folder = Path(first["folder"])
+    config = json.loads((folder / "fptq_config.json").read_text())
+    record = config["calibration"]
+    assert record["covered_tokens"] == record["tokens"] == 64 < record["text_tokens"]
+    logs = []
+    run_comparison(str(tiny_folder), variants, calib, log=logs.append, **kw)
+    assert any(line.strip().startswith("reusing ") for line in logs)  # this fptq's own folder: reused
+    config["calibration"]["covered_tokens"] = 40  # as an earlier fptq's overlapping draw would record
+    (folder / "fptq_config.json").write_text(json.dumps(config))
+    logs.clear()
+    again = run_comparison(str(tiny_folder), variants, calib, log=logs.append, **kw)[0]
+    assert not any(line.strip().startswith("reusing ") for line in logs), logs  # quantized and evaluated again
+    assert again["folder"] == first["folder"] and again["ppl"] == first["ppl"]
+    assert json.loads((folder / "fptq_config.json").read_text())["calibration"]["covered_tokens"] == 64
+
+
 def test_cache_key_follows_content(tmp_path, monkeypatch):
     import os
 
@@ -234,9 +262,10 @@ def test_cache_key_follows_hub_snapshot(tmp_path, monkeypatch):
 
 
 def test_unset_lengths_fit_the_context_and_keep_the_cache_keys(tmp_path, tiny_folder, monkeypatch):
-    """run_comparison with the calibration length and ppl_seqlen left unset (None): 2048, or the model's shorter
-    context (said once each through `log`); the cache keys are those of the lengths given explicitly, so a model of
-    context >= 2048 keeps the keys of earlier runs."""
+    """run_comparison with the calibration length and ppl_seqlen left unset (None): 512 (COMPARE_CALIB_SEQLEN, what
+    `fptq compare` always calibrated on) and 2048, or the model's shorter context (said once each through `log`); the
+    cache keys are those of the lengths given explicitly, so a model of context >= 2048 keeps the keys of earlier
+    runs."""
     import fptq.compare as cmp
 
     seen = []
@@ -249,16 +278,17 @@ def test_unset_lengths_fit_the_context_and_keep_the_cache_keys(tmp_path, tiny_fo
     long_context = tmp_path / "long"
     make_tiny("llama", max_position_embeddings=4096).save_pretrained(long_context)
     variants = [parse_variant("rtn-w4a16", 32)]
-    for model, n in ((long_context, 2048), (tiny_folder, 256)):  # (the tiny model's context: 256)
+    # (the tiny model's context: 256)
+    for model, calib_n, ppl_n in ((long_context, cmp.COMPARE_CALIB_SEQLEN, 2048), (tiny_folder, 256, 256)):
         seen.clear()
         logs = []
         for calib, ppl_seqlen in ((CalibConfig(source="random", samples=4), None),
-                                  (CalibConfig(source="random", samples=4, seqlen=n), n)):
+                                  (CalibConfig(source="random", samples=4, seqlen=calib_n), ppl_n)):
             with pytest.raises(RuntimeError, match="stop"):
                 run_comparison(str(model), variants, calib, out_dir=tmp_path / "cmp", ppl_seqlen=ppl_seqlen,
                                log=logs.append)
-        assert seen[0] == seen[1] and seen[0][0].seqlen == seen[0][2] == n
+        assert seen[0] == seen[1] and seen[0][0].seqlen == calib_n and seen[0][2] == ppl_n
         notes = [line for line in logs if "the model's context" in line]
-        assert notes == ([] if n == 2048 else ["calibration windows of 256 tokens (the model's context; shorter than "
-                                               "the default 2048)", "perplexity windows of 256 tokens (the model's "
-                                               "context; shorter than the default 2048)"])
+        assert notes == ([] if ppl_n == 2048 else ["calibration windows of 256 tokens (the model's context; shorter "
+                                                   "than the default 512)", "perplexity windows of 256 tokens (the "
+                                                   "model's context; shorter than the default 2048)"])

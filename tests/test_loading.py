@@ -3,6 +3,7 @@
 Tiny random Llamas saved as Hugging Face folders stand in for real checkpoints (CPU, seconds).
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -410,6 +411,18 @@ def test_quantization_entry_that_contradicts_the_layers_is_refused(tmp_path, sav
     )
 
 
+@pytest.mark.parametrize("strategy", [["static"], 3, None])
+def test_a_strategy_that_is_not_a_name_is_a_damaged_file(tmp_path, saved_folders, capsys, strategy):
+    folder = _with_quantization(tmp_path, saved_folders)
+    info = json.loads((folder / "fptq_config.json").read_text())
+    info["policy"][0]["strategy"] = strategy
+    (folder / "fptq_config.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match=r"fptq_config.json is damaged: layer .* has strategy .*, not a name"):
+        fptq.load_quantized(folder)
+    code, lines = _cli(capsys, "eval", folder, "--ppl", "bundled", "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet")
+    assert code == 2 and len(lines) == 1 and "not a name" in lines[0]
+
+
 def test_cli_eval_of_a_contradicting_config_is_one_line(tmp_path, saved_folders, capsys):
     folder = _with_quantization(tmp_path, saved_folders, a_bits=16)
     code, lines = _cli(capsys, "eval", folder, "--ppl", "bundled", "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet")
@@ -430,6 +443,28 @@ WRITTEN = [
 ]
 
 
+def _every_method_setting() -> list[dict]:
+    """Each method's every policy x equalization x a_bits x activation format that QuantConfig accepts (from
+    METHOD_RULES, so a new rule is covered), with thresholds that put layers in all three of FPTQ's bands."""
+    from fptq.config import METHOD_RULES
+
+    settings = []
+    for method, (policies, _, equalizations, _, a_bits) in METHOD_RULES.items():
+        for policy, equalization, bits, a_format in itertools.product(policies, equalizations, a_bits, ("int8", "fp8")):
+            kw = dict(method=method, a_bits=bits, a_format=a_format)
+            if bits == 8 and method != "fp8":
+                kw.update(policy=policy, equalization=equalization)
+            if method in ("fptq", "fptq+gptq") and kw.get("policy") == "layerwise":
+                kw.update(v0=1.0, v1=7.0)
+            try:
+                fptq.QuantConfig(**{**({} if method == "fp8" else {"group_size": 32}), **kw})
+            except ConfigError:
+                continue
+            if kw not in settings:
+                settings.append(kw)
+    return settings
+
+
 def test_every_checkpoint_fptq_writes_has_the_strategies_its_config_allows_and_loads(tmp_path):
     from fptq.export.native import _STRATEGY_MEANINGS, saved_strategies
     from fptq.methods.fp8 import FP8_STRATEGY
@@ -437,7 +472,7 @@ def test_every_checkpoint_fptq_writes_has_the_strategies_its_config_allows_and_l
 
     assert set(_STRATEGY_MEANINGS) == {*ACT_MODES, FP8_STRATEGY}
     seen = set()
-    for i, kw in enumerate(WRITTEN):
+    for i, kw in enumerate(WRITTEN + _every_method_setting()):
         config = fptq.QuantConfig(**{**({} if kw.get("method") == "fp8" else {"group_size": 32}), **kw})
         model = make_tiny("llama")
         fptq.quantize(model, None, config, CALIB, progress=False)

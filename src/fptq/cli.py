@@ -21,7 +21,6 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 TASK_BATCH_SIZE = 16  # sequences per forward pass when scoring --tasks
-COMPARE_CALIB_SEQLEN = 512  # fptq demo / compare --calib-seqlen when left out (capped at the model's context)
 
 EPILOG = (
     "MODEL is a Hugging Face id, a local model folder, or 'bundled' (SmolLM2-135M-Instruct, "
@@ -104,7 +103,8 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
                    help="--policy layerwise: max|X| from which a layer is per-token dynamic (default: 150)")
     g.add_argument(
         "--policy", default=None, choices=("layerwise", "all-static", "all-dynamic"),
-        help="activation strategy: FPTQ's layer-wise rule, or every layer static / dynamic; none with --a-bits 16 "
+        help="activation strategy: FPTQ's layer-wise rule, or every layer static / dynamic; none for weight-only "
+        "(--a-bits 16, and --method awq) "
         "(default: layerwise for fptq, all-dynamic for rtn/gptq/smoothquant, see README 'Methods')",
     )
     g.add_argument(
@@ -165,6 +165,9 @@ def _add_ppl_args(p: argparse.ArgumentParser, windows: int | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fptq.compare import COMPARE_CALIB_SEQLEN
+    from fptq.config import DEFAULT_SEQLEN
+
     parser = _Parser(
         prog="fptq",
         description="FPTQ W4A8 post-training quantization of Hugging Face causal LMs (4-bit group-wise weights, "
@@ -179,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     _add_quant_args(q)
-    _add_calib_args(q, samples=128, seqlen=2048)
+    _add_calib_args(q, samples=128, seqlen=DEFAULT_SEQLEN)
     _add_runtime_args(q)
     q.add_argument("--show-policy", choices=("all", "summary"), default="all",
                    help="print every layer's policy row or just the strategy summary (default: all)")
@@ -335,27 +338,35 @@ def _check_ppl_args(args, context: int | None = None) -> None:
     check_ppl_settings(seqlen, args.ppl_windows, context, source=args.ppl)
 
 
-def _fit_seqlen(given: int | None, what: str, context: int | None, default: int, log=None) -> int:
-    """A window length: the one `given`, or (None: the option was left out) `default` capped at the model's
-    `context`, said once where the context made it shorter: on stderr, or through `log` (fptq demo / compare's
-    progress lines)."""
+def _fit_seqlen(given: int | None, what: str, context: int | None) -> int:
+    """A window length: the one `given`, or (None: the option was left out) DEFAULT_SEQLEN capped at the model's
+    `context`, said on stderr where the context made it shorter (`fptq compare` / `demo`: `run_comparison` does it)."""
     from fptq.compare import seqlen_note
-    from fptq.config import default_seqlen
+    from fptq.config import DEFAULT_SEQLEN, default_seqlen
 
     if given is not None:
         return given
-    seqlen = default_seqlen(context, default)
-    if seqlen < default:
-        note = seqlen_note(what, seqlen, default)
-        if log is not None:
-            log(note)
-        else:
-            _err(f"fptq: {note}")
+    seqlen = default_seqlen(context)
+    if seqlen < DEFAULT_SEQLEN:
+        _err(f"fptq: {seqlen_note(what, seqlen, DEFAULT_SEQLEN)}")
     return seqlen
 
 
+def _calib_seqlen(results: list[dict], args) -> int:
+    """The calibration window length a comparison used (its quantized rows record it), else the one asked for."""
+    from fptq.compare import COMPARE_CALIB_SEQLEN
+
+    used = next((r["calibration"]["seqlen"] for r in results if r.get("calibration")), None)
+    return used or args.calib_seqlen or COMPARE_CALIB_SEQLEN
+
+
 def _local_config(name: str) -> dict | None:
-    """A local model folder's config.json as a dict, read without loading anything (else None)."""
+    """A local model folder's config.json as a dict, read without loading anything (else None; also for the
+    bundled model's names, which name it whatever folder of that name the working directory holds)."""
+    from fptq.models.loading import is_bundled
+
+    if is_bundled(name):
+        return None
     config = Path(name).expanduser() / "config.json"
     try:
         data = json.loads(config.read_text()) if config.is_file() else None
@@ -404,13 +415,13 @@ def cmd_quantize(args) -> int:
         check_calib_context(calib.seqlen, _local_context(args.model))
     import torch
 
-    from fptq.config import DEFAULT_SEQLEN, replace
+    from fptq.config import replace
     from fptq.eval.perplexity import max_positions
 
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
-    calib = replace(calib, seqlen=_fit_seqlen(calib.seqlen, "calibration", max_positions(model), DEFAULT_SEQLEN))
+    calib = replace(calib, seqlen=_fit_seqlen(calib.seqlen, "calibration", max_positions(model)))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
     rows = model.fptq_info["policy"]
@@ -486,10 +497,9 @@ def cmd_eval(args) -> int:
     info = getattr(model, "fptq_info", None)  # (an fptq checkpoint: what was evaluated; None for an FP model)
     result: dict = {"model": args.model, "quantization": info.get("quantization") if info else None}
     if args.ppl != "none":
-        from fptq.config import DEFAULT_SEQLEN
         from fptq.eval.perplexity import max_positions
 
-        seqlen = _fit_seqlen(args.ppl_seqlen, "perplexity", max_positions(model), DEFAULT_SEQLEN)
+        seqlen = _fit_seqlen(args.ppl_seqlen, "perplexity", max_positions(model))
         tokens = perplexity_tokens(tokenizer, args.ppl)
         result["perplexity"] = dict(
             perplexity(model, tokens, seqlen=seqlen, max_windows=args.ppl_windows, device=device,
@@ -521,17 +531,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from fptq.compare import comparison_table, demo_variants, model_context, run_comparison
-    from fptq.config import replace
+    from fptq.compare import comparison_table, demo_variants, run_comparison
 
     _check_ppl_args(args)
     _check_writable(args.out, "--out")
     calib = _calib_config(args)
     device = _device(args.device)
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
-    if calib.seqlen is None:
-        context = model_context("bundled")
-        calib = replace(calib, seqlen=_fit_seqlen(None, "calibration", context, COMPARE_CALIB_SEQLEN, log))
     results = run_comparison(
         "bundled",
         demo_variants(args.group_size),
@@ -551,7 +557,7 @@ def cmd_demo(args) -> int:
     data = {"bundled": "the bundled BoolQ Wikipedia passages (NOT WikiText-2)"}.get(args.ppl, args.ppl)
     note = f"; perplexity on {tokens} tokens of {data}" if tokens is not None else ""
     print(f"\nSmolLM2-135M-Instruct, group size {args.group_size}, calibration {args.calib_samples} x "
-          f"{calib.seqlen} tokens ({args.calib}){note}. Layers: S = per-tensor static, LAE = LAE + static, "
+          f"{_calib_seqlen(results, args)} tokens ({args.calib}){note}. Layers: S = per-tensor static, LAE = LAE + static, "
           "D = per-token dynamic.\n")
     print(comparison_table(results))
     print(f"\nresults and quantized models in {args.out}/")
@@ -559,8 +565,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from fptq.compare import DEFAULT_COMPARE, comparison_table, model_context, parse_variant, run_comparison
-    from fptq.config import replace
+    from fptq.compare import DEFAULT_COMPARE, comparison_table, parse_variant, run_comparison
     from fptq.errors import ConfigError
     from fptq.models.loading import is_bundled
 
@@ -575,12 +580,8 @@ def cmd_compare(args) -> int:
     variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
     tasks = _task_names(args) or None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
-    calib = _calib_config(args)
-    if calib.seqlen is None:  # (and --ppl-seqlen left out, None: run_comparison fits it to the model)
-        context = model_context(args.model, args.trust_remote_code) if any(v.config for v in variants) else None
-        calib = replace(calib, seqlen=_fit_seqlen(None, "calibration", context, COMPARE_CALIB_SEQLEN, log))
-    results = run_comparison(
-        args.model, variants, calib, out_dir=Path(args.out), ppl_source=args.ppl,
+    results = run_comparison(  # (window lengths left out, None: run_comparison fits them to the model)
+        args.model, variants, _calib_config(args), out_dir=Path(args.out), ppl_source=args.ppl,
         ppl_seqlen=args.ppl_seqlen, ppl_windows=args.ppl_windows, tasks=tasks, limit=args.limit,
         batch_size=args.batch_size or TASK_BATCH_SIZE, device=device, progress=not args.quiet, log=log,
         trust_remote_code=args.trust_remote_code,
@@ -593,7 +594,7 @@ def cmd_compare(args) -> int:
     if ppl is not None:
         data = "the bundled BoolQ Wikipedia passages (NOT WikiText-2)" if ppl["ppl_data"] == "bundled" else ppl["ppl_data"]
         note = f"; perplexity on {ppl['ppl_tokens']} tokens of {data}"
-    print(f"\n{args.model}, 4-bit group size {group_size}, calibration {args.calib_samples} x {calib.seqlen} tokens "
+    print(f"\n{args.model}, 4-bit group size {group_size}, calibration {args.calib_samples} x {_calib_seqlen(results, args)} tokens "
           f"({args.calib}){note}. bits/weight counts scales and zero points. Layers: S = per-tensor static, "
           "LAE = equalized + static, D = per-token dynamic, D8 = per-token dynamic float8 e4m3, A16 = weight-only, "
           "FP8 = float8 e4m3 weights and activations.\n")

@@ -40,7 +40,7 @@ import torch
 
 from fptq import __version__
 from fptq.api import check_calib_context, check_group_size, quantize
-from fptq.config import DEFAULT_SEQLEN, FORMAT_VERSION, CalibConfig, QuantConfig, default_seqlen, unused_settings
+from fptq.config import DEFAULT_SEQLEN, FORMAT_VERSION, CalibConfig, QuantConfig, default_seqlen, replace, unused_settings
 from fptq.errors import ConfigError, HubUnavailableError
 from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
@@ -55,11 +55,16 @@ __all__ = [
     "VARIANT_OPTIONS",
     "parse_variant",
     "run_comparison",
-    "model_context",
+    "COMPARE_CALIB_SEQLEN",
     "seqlen_note",
     "comparison_table",
     "bits_per_weight",
 ]
+
+# Calibration windows of `fptq compare` / `fptq demo` (and `run_comparison`) when their length is left unset: shorter
+# than `fptq quantize`'s 2048, so that a line-up of a dozen variants calibrates in minutes; cut to the model's context
+# where that is shorter.
+COMPARE_CALIB_SEQLEN = 512
 
 # The default `fptq compare` line-up: the paper's comparisons plus the baselines it builds on.
 DEFAULT_COMPARE = (
@@ -220,7 +225,18 @@ def _key(model_path: str, config: QuantConfig | None, calib: CalibConfig) -> str
 
 
 def _is_cached(folder: Path) -> bool:
-    return (folder / CONFIG_NAME).is_file() and (folder / "compare_stats.json").is_file()
+    """A variant's folder holds its quantized model and stats, calibrated as this fptq would: not on windows that
+    overlap in a text long enough for disjoint ones (what fptq drew before 2026-11-27 where its first draw
+    overlapped; the cache key, which holds the settings, cannot tell those apart: they are quantized again)."""
+    if not ((folder / CONFIG_NAME).is_file() and (folder / "compare_stats.json").is_file()):
+        return False
+    try:
+        record = json.loads((folder / CONFIG_NAME).read_text()).get("calibration") or {}
+        tokens, text, covered = record.get("tokens"), record.get("text_tokens"), record.get("covered_tokens")
+    except (OSError, ValueError, AttributeError):
+        return True  # (`load_quantized` reports a damaged folder)
+    return not (isinstance(tokens, int) and isinstance(text, int) and isinstance(covered, int)
+                and covered < tokens <= text)
 
 
 def _model_config(fp_path: Path, trust_remote_code: bool = False):
@@ -238,20 +254,14 @@ def _model_config(fp_path: Path, trust_remote_code: bool = False):
         return None
 
 
-def model_context(model_name: str, trust_remote_code: bool = False) -> int | None:
-    """The context length (max_position_embeddings) of `model_name`, from its config alone (no weights are read);
-    None where the config cannot be had (`load_model` then reports what is wrong) or names none."""
-    return max_positions(_model_config(Path(resolve_model(model_name)), trust_remote_code))
-
-
 def _fit_lengths(calib: CalibConfig, ppl_seqlen: int | None, context: int | None, variants: list[Variant],
                  ppl_source: str, log) -> tuple[CalibConfig, int]:
     """The calibration config and perplexity window length with an unset (None) length resolved for the model's
-    `context` (`default_seqlen`), and one `log` line for each length that the context made shorter than the
-    default (and that some variant or the evaluation uses)."""
-    fitted = calib.for_context(context)
-    if calib.seqlen is None and fitted.seqlen < DEFAULT_SEQLEN and any(v.config is not None for v in variants):
-        log(seqlen_note("calibration", fitted.seqlen, DEFAULT_SEQLEN))
+    `context` (`default_seqlen`: COMPARE_CALIB_SEQLEN and DEFAULT_SEQLEN, capped), and one `log` line for each
+    length that the context made shorter than its default (and that some variant or the evaluation uses)."""
+    fitted = calib if calib.seqlen is not None else replace(calib, seqlen=default_seqlen(context, COMPARE_CALIB_SEQLEN))
+    if calib.seqlen is None and fitted.seqlen < COMPARE_CALIB_SEQLEN and any(v.config is not None for v in variants):
+        log(seqlen_note("calibration", fitted.seqlen, COMPARE_CALIB_SEQLEN))
     if ppl_seqlen is None:
         ppl_seqlen = default_seqlen(context)
         if ppl_seqlen < DEFAULT_SEQLEN and ppl_source != "none":
@@ -417,8 +427,9 @@ def run_comparison(
     Bad settings (perplexity window length or count, a group size or calibration length that does not fit the
     model, calibration data that is missing or too short) raise a ConfigError / CalibrationError before anything
     is quantized or evaluated. A variant listed twice (by name) runs once. An unset calibration length
-    (`calib.seqlen` None) or `ppl_seqlen` (None) is 2048 tokens, or the model's context where that is shorter (said
-    once through `log`); the cache keys see the length used."""
+    (`calib.seqlen` None) is COMPARE_CALIB_SEQLEN (512) tokens and an unset `ppl_seqlen` (None) 2048, each cut to the
+    model's context where that is shorter (said once through `log`); the cache keys see the length used, and each
+    quantized variant's row records its calibration (`calibration`)."""
     unique: dict[str, Variant] = {}
     for variant in variants:
         unique.setdefault(variant.name, variant)
@@ -444,7 +455,9 @@ def run_comparison(
             folder.mkdir(parents=True, exist_ok=True)  # holds the cached evaluation only
         row = {"method": variant.name, "description": variant.description, "folder": str(folder)}
         eval_path = folder / f"eval-{eval_key}.json"
-        cached_eval = json.loads(eval_path.read_text()) if eval_path.is_file() else None
+        # (a quantized variant's evaluation only with the model it evaluated: a folder quantized again drops it)
+        fresh = variant.config is not None and not _is_cached(folder)
+        cached_eval = json.loads(eval_path.read_text()) if eval_path.is_file() and not fresh else None
         if variant.config is None:
             size = (fp_path / WEIGHTS_NAME).stat().st_size if (fp_path / WEIGHTS_NAME).is_file() else None
             row.update(scheme="W16A16", policy="-", bits_per_weight=16.0, quant_seconds=None, peak_memory_mb=None,
@@ -461,6 +474,7 @@ def run_comparison(
                 policy=_strategy_mix(model.fptq_info["policy"]),
                 bits_per_weight=bits_per_weight(folder),
                 size_mb=(folder / WEIGHTS_NAME).stat().st_size / 2**20,
+                calibration=calib.to_dict(),
                 **{k: stats[k] for k in ("quant_seconds", "peak_memory_mb")},
             )
         if cached_eval is None:

@@ -167,7 +167,9 @@ def describe(calib: CalibConfig, text_tokens: int | None = None, distinct: int |
     """The calibration settings plus `tokens`, the samples x seqlen token positions that calibrated; for text also
     `text_tokens`, the length of the whole text, and `covered_tokens`, the text positions the windows cover, each
     counted once (equal to `tokens` where the text holds samples x seqlen tokens, as the windows then do not
-    overlap; fewer where a shorter text is reused, and never more than `text_tokens`)."""
+    overlap; fewer where a shorter text is reused, and never more than `text_tokens`). An unset `calib.seqlen` is
+    the default length, as in `calibration_windows`."""
+    calib = calib.for_context(None)
     info = dict(calib.to_dict(), tokens=calib.samples * calib.seqlen)
     if text_tokens is not None:
         info.update(text_tokens=text_tokens, covered_tokens=distinct)

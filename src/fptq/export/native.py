@@ -377,6 +377,9 @@ def _check_strategies(config, policy: dict[str, dict], file: Path) -> None:
     allowed = saved_strategies(config)
     for name, row in policy.items():
         strategy = row.get("strategy")
+        if not isinstance(strategy, str):
+            raise CheckpointError(f"{file} is damaged: layer {name} has strategy {json.dumps(strategy)[:60]}, "
+                                  "not a name")
         if strategy in _STRATEGY_MEANINGS and strategy not in allowed:
             settings = [f"method {config.method}"]
             if config.method != "fp8":
