@@ -84,7 +84,27 @@ def test_unsupported_architecture(tmp_path, capsys):
 def test_group_size_that_does_not_divide(tmp_path, tiny_folder, capsys):
     code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 48, *QUICK)
     _assert_one_line_error(code, err, "group size 48 does not divide the input size 64")
+    assert "multiples of 16 that divide every layer: 16, 32, 64" in err  # (8 divides too; not listed: an example)
     assert not (tmp_path / "q").exists()
+
+
+def test_calibration_file_that_is_a_folder(tmp_path, tiny_folder, capsys):
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, "--calib",
+                        tmp_path, "--calib-seqlen", 32)
+    _assert_one_line_error(code, err, f"calibration file {tmp_path} is a folder; give a .txt or .jsonl file")
+
+
+def test_model_folder_without_a_tokenizer(tmp_path, tiny_folder, capsys):
+    import shutil
+
+    folder = tmp_path / "notok"
+    shutil.copytree(tiny_folder, folder)
+    for f in folder.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
+            f.unlink()
+    code, _, err = _run(capsys, "quantize", folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)
+    _assert_one_line_error(code, err, "it has no tokenizer (tokenizer.json / tokenizer.model / vocab.json / "
+                                      "tokenizer_config.json); copy the tokenizer files from the original model")
 
 
 @pytest.mark.parametrize("content", ["", "too short"])

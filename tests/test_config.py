@@ -87,6 +87,12 @@ def test_awq_and_fp8_default_to_their_only_bits():
     assert QuantConfig(method="gptq", a_bits=16).scheme == "W4A16" and QuantConfig(method="rtn", w_bits=8).w_bits == 8
 
 
+def test_fp8_takes_no_zero_points():
+    """float8 weights have a scale per tensor and no zero point: asymmetric is refused, not recorded as if it ran."""
+    with pytest.raises(ConfigError, match=r"symmetric \(--asymmetric\) is not used by method fp8 .*no zero point"):
+        QuantConfig(method="fp8", symmetric=False)
+
+
 @pytest.mark.parametrize("kw,message", [
     (dict(method="fp8", w_bits=4), "method fp8 stores float8 weights: it takes only w_bits 8 (--w-bits 8), its default, "
                                    "got 4"),

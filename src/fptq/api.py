@@ -48,12 +48,14 @@ def check_group_size(model, group_size: int) -> None:
     arch = get_arch(model)
     sizes = {name: m.in_features for name, m in _quantized_linears(model, arch)}
     g = reduce(math.gcd, sizes.values())
-    valid = [d for d in range(16, g + 1) if g % d == 0 and d % 16 == 0] or [d for d in range(2, g + 1) if g % d == 0]
+    valid = [d for d in range(16, g + 1) if g % d == 0 and d % 16 == 0]
+    which = "multiples of 16 that divide every layer" if valid else "group sizes that divide every layer"
+    valid = valid or [d for d in range(2, g + 1) if g % d == 0]
     for name, k in sizes.items():
         if k % group_size:
             raise ConfigError(
                 f"group size {group_size} does not divide the input size {k} of {name}; "
-                f"group sizes that divide every layer: {', '.join(map(str, valid))} (or -1 for per-channel)"
+                f"{which}: {', '.join(map(str, valid))} (or -1 for per-channel)"
             )
 
 

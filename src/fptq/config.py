@@ -261,6 +261,7 @@ def _unused(method: str, a_bits: int, policy: str, equalization: str) -> dict:
         unused.update(v0=why, v1=why)
     if method == "fp8":
         unused["group_size"] = "by method fp8 (float8 weights have one scale per tensor)"
+        unused["symmetric"] = "by method fp8 (float8 weights have a scale and no zero point)"
     for names, users in _ALGORITHM_FIELDS.items():
         if method not in users:
             unused.update(dict.fromkeys(names, f"by method {method} (only by {' and '.join(users)})"))

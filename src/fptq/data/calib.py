@@ -71,6 +71,8 @@ def load_hub_texts(name: str, split: str | None = None) -> list[str]:
 
 
 def read_text_file(path: Path) -> list[str]:
+    if path.is_dir():
+        raise ConfigError(f"calibration file {path} is a folder; give a .txt or .jsonl file")
     if not path.is_file():
         raise ConfigError(f"calibration file {path} does not exist")
     if path.suffix == ".jsonl":

@@ -86,7 +86,10 @@ def resolve_model(name: str | os.PathLike | None) -> str:
 
 
 def _load_error(name: str, exc: Exception) -> Exception:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if text.endswith(":") and len(lines) > 1:  # (a first line that introduces the next: keep both)
+        text = f"{text} {lines[1]}"
     offline = any(
         key in text.lower()
         for key in ("couldn't connect", "connection", "offline", "resolve", "network", "max retries", "timed out")
@@ -165,7 +168,15 @@ def load_tokenizer(name: str | os.PathLike | None, trust_remote_code: bool = Fal
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **options)
     except (OSError, ValueError) as exc:
+        folder = Path(path)
+        if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+            raise ModelError(f"cannot load model {path}: it has no tokenizer ({' / '.join(TOKENIZER_FILES)}); "
+                             "copy the tokenizer files from the original model into it") from None
         raise _load_error(path, exc) from None
+
+
+# Files of which a model folder's tokenizer needs at least one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 # Tensor names that only quantized checkpoints (fptq's own, GPTQ, AWQ, bitsandbytes, compressed-tensors, ...) hold.
