@@ -411,6 +411,18 @@ def test_quantization_entry_that_contradicts_the_layers_is_refused(tmp_path, sav
     )
 
 
+@pytest.mark.parametrize("changes, message", [
+    (dict(group_size="64"), "group_size must be int or null, got '64'"),
+    (dict(symmetric="yes"), "symmetric must be bool, got 'yes'"),
+    (dict(v0=True), "v0 must be float, got True"),
+])
+def test_a_setting_of_the_wrong_type_is_named(tmp_path, saved_folders, changes, message):
+    folder = _with_quantization(tmp_path, saved_folders, **changes)
+    with pytest.raises(CheckpointError) as exc:
+        fptq.load_quantized(folder)
+    assert str(exc.value) == f"{folder / 'fptq_config.json'}: {message}"
+
+
 @pytest.mark.parametrize("strategy", [["static"], 3, None])
 def test_a_strategy_that_is_not_a_name_is_a_damaged_file(tmp_path, saved_folders, capsys, strategy):
     folder = _with_quantization(tmp_path, saved_folders)

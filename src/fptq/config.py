@@ -288,12 +288,30 @@ def from_saved(data: dict) -> QuantConfig:
 
 
 def from_dict(cls, data: dict):
-    """Build a config dataclass from a dict, rejecting unknown keys."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    """Build a config dataclass from a dict (a saved config), rejecting unknown keys and values of the wrong type (a
+    number given as text, ...)."""
+    known = {f.name: f.type for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    for name, value in data.items():
+        kinds = [_TYPES[t.strip()] for t in str(known[name]).split("|")]
+        if not any(_of_type(value, kind) for kind in kinds):
+            names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in kinds)
+            raise ConfigError(f"{name} must be {names}, got {value!r}")
     return cls(**data)
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
+
+
+def _of_type(value, kind) -> bool:
+    """JSON's view: an int is no bool, a float may be written as an int."""
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def replace(config, **changes):
