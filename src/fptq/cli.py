@@ -375,25 +375,29 @@ def _local_config(name: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _local_context(name: str) -> int | None:
-    """max_position_embeddings from a local folder's config.json, read without loading anything (else None)."""
-    n = (_local_config(name) or {}).get("max_position_embeddings")
+def _local_context(name: str, config: dict | None = None) -> int | None:
+    """max_position_embeddings from a local folder's config.json (or its dict `config`, already read), read without
+    loading anything (else None)."""
+    n = (config if config is not None else _local_config(name) or {}).get("max_position_embeddings")
     return n if isinstance(n, int) and n > 0 else None
 
 
-def _check_local_model(name: str) -> None:
+def _check_local_model(name: str) -> int | None:
     """What `load_model` refuses first in a local folder, from its files alone (an fptq checkpoint, an unsupported
-    architecture), so that these come before errors about a setting that does not fit the model."""
+    architecture), so that these come before errors about a setting that does not fit the model; returns its context
+    (`_local_context`)."""
     from types import SimpleNamespace
 
     from fptq.models.arch import get_arch
     from fptq.models.loading import check_not_fptq_output
 
     config = _local_config(name)
-    if config is not None:
-        check_not_fptq_output(str(Path(name).expanduser()))
-        if "model_type" in config:  # (without one, transformers' own error comes when loading)
-            get_arch(SimpleNamespace(model_type=config["model_type"]))
+    if config is None:
+        return None
+    check_not_fptq_output(str(Path(name).expanduser()))
+    if "model_type" in config:  # (without one, transformers' own error comes when loading)
+        get_arch(SimpleNamespace(model_type=config["model_type"]))
+    return _local_context(name, config)
 
 
 def cmd_quantize(args) -> int:
@@ -411,8 +415,8 @@ def cmd_quantize(args) -> int:
 
     build_method(config)  # unknown method: fail before loading the model
     if calib.seqlen is not None:  # a given length against the model's context from a local config.json, before
-        _check_local_model(args.model)  # loading (after what load_model refuses first); `quantize` checks it again
-        check_calib_context(calib.seqlen, _local_context(args.model))
+        # loading (after what load_model refuses first); `quantize` checks it again
+        check_calib_context(calib.seqlen, _check_local_model(args.model))
     import torch
 
     from fptq.config import replace

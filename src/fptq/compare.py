@@ -382,10 +382,11 @@ def _strategy_mix(policy_rows: list[dict]) -> str:
 
 
 def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: CalibConfig, device: str,
-                     progress: bool, log, trust_remote_code: bool = False) -> tuple[object, object, dict]:
-    """Load the cached quantized folder, or quantize, save and record its stats."""
+                     progress: bool, log, trust_remote_code: bool = False,
+                     cached: bool = False) -> tuple[object, object, dict]:
+    """Load the cached quantized folder (`cached`: `_is_cached`), or quantize, save and record its stats."""
     stats_path = folder / "compare_stats.json"
-    if _is_cached(folder):
+    if cached:
         log(f"   reusing {folder}")
         from fptq.models.loading import load_tokenizer
 
@@ -456,8 +457,9 @@ def run_comparison(
         row = {"method": variant.name, "description": variant.description, "folder": str(folder)}
         eval_path = folder / f"eval-{eval_key}.json"
         # (a quantized variant's evaluation only with the model it evaluated: a folder quantized again drops it)
-        fresh = variant.config is not None and not _is_cached(folder)
-        cached_eval = json.loads(eval_path.read_text()) if eval_path.is_file() and not fresh else None
+        cached = variant.config is not None and _is_cached(folder)
+        kept = eval_path.is_file() and (variant.config is None or cached)
+        cached_eval = json.loads(eval_path.read_text()) if kept else None
         if variant.config is None:
             size = (fp_path / WEIGHTS_NAME).stat().st_size if (fp_path / WEIGHTS_NAME).is_file() else None
             row.update(scheme="W16A16", policy="-", bits_per_weight=16.0, quant_seconds=None, peak_memory_mb=None,
@@ -468,7 +470,7 @@ def run_comparison(
                 model.to(device)
         else:
             model, tokenizer, stats = _quantized_model(variant, model_name, folder, calib, device, progress, log,
-                                                       trust_remote_code)
+                                                       trust_remote_code, cached)
             row.update(
                 scheme=variant.config.scheme,
                 policy=_strategy_mix(model.fptq_info["policy"]),

@@ -160,6 +160,10 @@ def hub_options(path: str) -> dict:
     )
 
 
+# Files of which a model folder's tokenizer needs at least one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
 def load_tokenizer(name: str | os.PathLike | None, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
@@ -174,9 +178,6 @@ def load_tokenizer(name: str | os.PathLike | None, trust_remote_code: bool = Fal
                              "copy the tokenizer files from the original model into it") from None
         raise _load_error(path, exc) from None
 
-
-# Files of which a model folder's tokenizer needs at least one.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 # Tensor names that only quantized checkpoints (fptq's own, GPTQ, AWQ, bitsandbytes, compressed-tensors, ...) hold.
