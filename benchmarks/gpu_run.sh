@@ -551,6 +551,27 @@ PY
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,4,16 --two-level --gemm-alone \
         2>&1 | grep -E "two-level|GEMM alone" | sed -e 's/ int8 [0-9.]*us x[0-9.]*//' | tee "$OUT/summary.txt"
     ;;
+  session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
+    # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
+    timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"
+    ;;
+  session27b)  # run 237: budgets 16 / 32 alternated, at 2 / 4 / 8 / 16 rows (run 236: 32 helped 70B down at 4 rows and
+    # hurt every shape at 16)
+    timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,16,32 --ms 2,4,8,16 2>&1 | tee "$OUT/parts.txt"
+    ;;
+  session27c)  # run 238: the new quantization budget by M (32 programs at 2-4 rows): the quantization GPU tests, then
+    # the ops at 1 / 2 / 4 / 8 / 16 rows on every shape (two-level g128) against cuBLAS fp16
+    timeout 200 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "quant or parts or rows" \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 300 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,2,4,8,16 --two-level 2>&1 \
+        | grep -E "two-level" | sed -e 's/ int8 [0-9.]*us x[0-9.]*//' | tee "$OUT/summary.txt"
+    ;;
+  session27d)  # run 239: budgets 16 / 32 alternated at 2 / 4 rows on the shapes runs 236-237 left out (70B gate/up
+    # looked slower at 4 rows in run 238) and the fused ones
+    timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,16,32 --ms 2,4 \
+        --shapes "70B gate/up,7B q/k/v fused,7B gate+up fused,70B gate+up fused,70B down" 2>&1 | tee "$OUT/parts.txt"
+    ;;
   gpu-ids)  # the GPU tests listed in a file of test ids (one a line), e.g. those a cut `gpu-tests` part did not reach
     cp "$2" "$OUT/ids.txt"
     timeout 500 python3 -m pytest -v -rf --tb=short --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1

@@ -826,7 +826,11 @@ QUANT_WARPS: int | None = None
 # With few rows, each row is quantized by several programs of about QUANT_PART_COLS columns (all of
 # them find the row's scale; 0: one program per row), at most QUANT_MAX_PROGRAMS programs in all
 # (runs 44-45: 16 rows x 16 and x 2 programs, each reading its whole row, slowed the batch-16 decode
-# step by 11 % and 3 %; with 16, 16 rows keep one program each).
+# step by 11 % and 3 %; with 16, 16 rows keep one program each). Runs 236-239 (ops at 2-16 rows, the same codes at
+# every budget): 32 at 2-4 rows took 70B down from ×2.87-2.94 to ×2.95-3.05 fp16 but slowed 70B gate/up at 4 rows by
+# 2.2-2.9 µs (×3.04 -> ×2.89-2.93); 32 at 8-16 rows and 64-128 at any row count slowed the op on most shapes (by up to
+# 40 %) though the quantization kernel alone got faster: its programs, launched under PDL, take SM room that the
+# GEMM's early programs use to prefetch their weights. So 16 stays.
 QUANT_PART_COLS = 1024
 QUANT_MAX_PROGRAMS = 16
 # On the GPU, divide by the row's reciprocal with fma corrections instead of `div.rn` (`_quotient`; same codes).
