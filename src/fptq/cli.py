@@ -4,6 +4,7 @@
     fptq eval DIR_OR_MODEL [--ppl bundled]    perplexity (and tasks) of an FP or quantized model
     fptq demo                                 the bundled-model comparison table, offline
     fptq compare MODEL --methods a,b,...      quantize with each method, evaluate, one table
+    fptq export DIR --out DIR2                an fptq checkpoint in the compressed-tensors format (vLLM)
 
 Errors a user can cause print one line (`fptq: error: ...`) and exit with code 2.
 """
@@ -216,7 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ppl_args(c, windows=8)
     _add_task_args(c)
     _add_runtime_args(c)
-    parser.commands = {"quantize": q, "eval": e, "demo": d, "compare": c}  # for errors that name the command
+    x = sub.add_parser("export", help="write an fptq checkpoint in the compressed-tensors format (vLLM, transformers)",
+                       description="Write an fptq checkpoint (from fptq quantize) in the compressed-tensors format "
+                       "that vLLM and transformers load: the same codes, scales and activation settings, no "
+                       "calibration. The summary says which of its schemes vLLM serves on NVIDIA GPUs.")
+    x.add_argument("checkpoint", help="folder written by fptq quantize")
+    x.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing output folder (an earlier fptq output)")
+    x.add_argument("--format", default="compressed-tensors", choices=("compressed-tensors",),
+                   help="output format (default: compressed-tensors)")
+    x.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.commands = {"quantize": q, "eval": e, "demo": d, "compare": c, "export": x}  # for errors that name the command
     return parser
 
 
@@ -480,7 +491,8 @@ def _load_for_eval(name: str, device: str, trust_remote_code: bool):
     import torch
 
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    model, tokenizer = load_model(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    # (an `fptq export` or another quantized checkpoint: through transformers' own quantizer)
+    model, tokenizer = load_model(name, dtype=dtype, trust_remote_code=trust_remote_code, quantized_ok=True)
     return model.to(device), tokenizer
 
 
@@ -616,6 +628,39 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _err(f"fptq: warning: {text.removeprefix('fptq: ')}")
 
 
+def cmd_export(args) -> int:
+    from fptq.export.compressed_tensors import export_compressed_tensors
+    from fptq.export.native import EXPORT_NAME, check_output, load_quantized, read_fptq_config
+    from fptq.models.loading import TOKENIZER_FILES, load_tokenizer
+    from fptq.report.tables import markdown_table
+
+    out = _check_writable(args.out, "--out", beside=True)
+    check_output(out, args.overwrite, protect=(args.checkpoint,))
+    read_fptq_config(args.checkpoint)  # (not a checkpoint: its one-line error before anything else)
+    model = load_quantized(args.checkpoint, fuse=False)
+    tokenizer = None  # (a checkpoint saved from Python without one: the export has none either, and says so)
+    if any((Path(args.checkpoint) / f).is_file() for f in TOKENIZER_FILES):
+        tokenizer = load_tokenizer(args.checkpoint)
+    else:
+        _err(f"fptq: note: {args.checkpoint} has no tokenizer files, so the export has none; copy them from the "
+             "original model")
+    folder = export_compressed_tensors(model, out, tokenizer=tokenizer, overwrite=args.overwrite,
+                                       protect=(args.checkpoint,))
+    schemes = [{"scheme": r["name"], "layers": len(r["layers"]), "vllm": r["vllm"], "vllm_gpu": r["vllm_gpu"]}
+               for r in json.loads((folder / EXPORT_NAME).read_text())["schemes"]]
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    result = {"out": str(folder), "format": args.format, "schemes": schemes, "size_mb": round(size / 1e6, 1)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(markdown_table(["scheme", "layers", "vLLM"], [[r["scheme"], r["layers"], r["vllm"]] for r in schemes]))
+    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB)")
+    if not all(r["vllm_gpu"] for r in schemes):
+        print("note: vLLM has no NVIDIA GPU kernel for some of these layers (transformers loads them all); for vLLM on "
+              "GPUs quantize with --a-bits 16 (W4A16) or --a-format fp8 --policy all-dynamic (W4A8-FP8, Hopper)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -646,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
     from fptq.errors import FPTQError
 
-    commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo, "compare": cmd_compare}
+    commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo, "compare": cmd_compare,
+                "export": cmd_export}
     try:
         with warnings.catch_warnings():  # (restores Python's printing afterwards, for callers of main())
             warnings.showwarning = _show_warning

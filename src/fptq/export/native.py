@@ -37,6 +37,7 @@ __all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output
 
 CONFIG_NAME = "fptq_config.json"
 WEIGHTS_NAME = "model.safetensors"
+EXPORT_NAME = "fptq_export.json"  # (what `fptq.export.compressed_tensors` writes beside its files)
 STORAGE_DTYPE = torch.float16
 
 
@@ -75,7 +76,7 @@ def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()
     """The resolved output folder, or a one-line error if saving there would be refused.
 
     An existing `out_dir` is replaced only with `overwrite`, and only if it is an earlier fptq
-    output (has fptq_config.json) or an empty folder, does not contain the current working
+    output (has fptq_config.json, or fptq_export.json: an export) or an empty folder, does not contain the current working
     directory, and is not and does not contain any path in `protect` (e.g. the source model
     folder). Cheap: call it before calibration to fail early.
     """
@@ -103,10 +104,10 @@ def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()
             raise OutputExistsError(
                 f"refusing to replace output folder {out}: it is or contains the source model {source}; choose a new folder"
             )
-    if not (out / CONFIG_NAME).is_file() and any(out.iterdir()):
+    if not any((out / marker).is_file() for marker in (CONFIG_NAME, EXPORT_NAME)) and any(out.iterdir()):
         raise OutputExistsError(
-            f"refusing to replace output folder {out}: it is not an earlier fptq output (no {CONFIG_NAME}) and not "
-            "empty; choose a new or empty folder"
+            f"refusing to replace output folder {out}: it is not an earlier fptq output (no {CONFIG_NAME} or "
+            f"{EXPORT_NAME}) and not empty; choose a new or empty folder"
         )
     return out
 
@@ -121,18 +122,9 @@ def save_quantized(
     """
     from safetensors.torch import save_file
 
-    info = getattr(model, "fptq_info", None)
-    if info is None:
-        raise ModelError("this model was not quantized by fptq (no fptq_info); call fptq.quantize first")
-    from fptq.nn.shared_input import is_fused
+    info = check_savable(model, "save")
 
-    if is_fused(model):
-        raise ModelError("this model's layers are fused for inference (fptq.fuse_shared_inputs, fptq.fuse_prologues); "
-                         "save it before fusing, or load it again with fuse=False")
-    out = check_output(out_dir, overwrite=overwrite, protect=protect)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    def write(tmp: Path) -> None:
         model.config.save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
@@ -142,6 +134,31 @@ def save_quantized(
         # could swap places between runs and break the bit-identical checkpoint guarantee.
         save_file(_state_dict_for_saving(model), tmp / WEIGHTS_NAME, metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+    return write_folder(out_dir, write, overwrite=overwrite, protect=protect)
+
+
+def check_savable(model, verb: str) -> dict:
+    """The `fptq_info` of a model fptq can `verb` (save, export): quantized by fptq, its layers not fused."""
+    from fptq.nn.shared_input import is_fused
+
+    info = getattr(model, "fptq_info", None)
+    if info is None:
+        raise ModelError("this model was not quantized by fptq (no fptq_info); call fptq.quantize first")
+    if is_fused(model):
+        raise ModelError("this model's layers are fused for inference (fptq.fuse_shared_inputs, fptq.fuse_prologues); "
+                         f"{verb} it before fusing, or load it again with fuse=False")
+    return info
+
+
+def write_folder(out_dir: str | os.PathLike, write, overwrite: bool = False, protect=()) -> Path:
+    """Make the folder `out_dir` atomically: `write(tmp)` fills a temporary sibling, which is then renamed into place
+    (replacing an earlier output only as `check_output` allows). Returns the folder."""
+    out = check_output(out_dir, overwrite=overwrite, protect=protect)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write(tmp)
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             out.rename(trash / out.name)

@@ -264,12 +264,15 @@ def load_model(
     name: str | os.PathLike | None,
     dtype: torch.dtype = torch.float32,
     trust_remote_code: bool = False,
+    quantized_ok: bool = False,
 ):
     """Load a full-precision causal LM on the CPU (calibration moves blocks to the device).
 
     Returns `(model, tokenizer)`. Weights are read from safetensors files only (never pickle), and a
     checkpoint that lacks a tensor its config needs is an error (not a randomly initialised layer).
-    The architecture check happens in `fptq.models.arch`.
+    The architecture check happens in `fptq.models.arch`. A model whose config has a `quantization_config` (a
+    GPTQ / AWQ / compressed-tensors checkpoint, e.g. an `fptq export`) is an error unless `quantized_ok` (for
+    evaluation: transformers then loads it with its own quantizer, which may need that format's package).
     """
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -284,6 +287,11 @@ def load_model(
     from fptq.models.arch import get_arch
 
     get_arch(config)  # fail early, before loading weights, on an unsupported architecture
+    quantized = getattr(config, "quantization_config", None)
+    if quantized is not None and not quantized_ok:
+        method = quantized.get("quant_method", "unknown") if isinstance(quantized, dict) else type(quantized).__name__
+        raise ModelError(f"{path} is already quantized (its config.json has a quantization_config, quant_method "
+                         f"{method}); quantize the original full-precision model instead")
     _check_safetensors_only(path)
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
@@ -293,6 +301,8 @@ def load_model(
         )
     except SafetensorError as exc:
         raise ModelError(f"{_corrupt_file(path)} is truncated or corrupted: {str(exc).splitlines()[0]}") from None
+    except ImportError as exc:  # (a quantized checkpoint whose format package is missing: transformers says which)
+        raise ModelError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
     except (OSError, ValueError) as exc:
         text = str(exc)
         if "cannot be loaded with `safetensors`" in text or "no file named model.safetensors" in text.lower():

@@ -1,0 +1,246 @@
+"""Export to the compressed-tensors format, which vLLM and transformers load.
+
+    config.json          the model's config with a "quantization_config" entry (quant_method
+                         "compressed-tensors", status "compressed", one config group per layer scheme)
+    model.safetensors    every tensor; quantized layers in compressed-tensors' names:
+                           int weights (QuantLinear, format "pack-quantized"): `weight_packed` (int32,
+                           (N, K * bits / 32): eight 4-bit codes a word, lowest bits first, the stored
+                           code being the signed value + 2**(bits - 1)), `weight_scale` (fp16, (N, groups)),
+                           `weight_shape` (int64 [N, K]), `weight_zero_point` (asymmetric: the same
+                           packing along N, (N * bits / 32, groups)), `input_scale` (fp32 (1,), static
+                           activations), `bias`
+                           float8 layers (Fp8Linear, format "float-quantized"): `weight` (float8 e4m3),
+                           `weight_scale` and `input_scale` (fp32 (1,)), `bias`
+    fptq_export.json     what was exported: fptq's settings and calibration, and each scheme's layers
+    generation_config.json, tokenizer files
+
+No value changes on the way: fptq's codes are unsigned with zero point 2**(bits - 1) for symmetric weights,
+which is exactly compressed-tensors' packed value, and fptq's packed bytes (two codes a byte, low nibble
+first) read as little-endian int32 words are `weight_packed`. Group scales are fptq's fp16 ones (two-level
+scales keep complete fp16 group scales, so nothing is lost). Other weights are fp16, as in fptq's own format,
+and the config says float16.
+
+Activation settings map one to one: static per-tensor int8 layers (FPTQ's "static" / "equalized+static";
+the equalization is already folded into the weights) as strategy "tensor" with their `input_scale`,
+per-token dynamic int8 as "token" dynamic, dynamic float8 as float "token" dynamic, weight-only layers with
+no input quantization. What a runtime does with each scheme is its own: vLLM serves W4A16 / W8A16 (pack-
+quantized int weights, float activations) and float8 W8A8 on NVIDIA GPUs, int4 groups with per-token float8
+activations on Hopper, and int4 weights with int8 activations on CPUs only (see the README).
+
+The folder is written to a temporary sibling and renamed into place (`fptq.export.native.write_folder`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from fptq.errors import ModelError
+from fptq.export.native import EXPORT_NAME
+
+__all__ = ["export_compressed_tensors", "quantization_config", "scheme_of", "scheme_name", "vllm_support"]
+
+FORMAT = "compressed-tensors"
+PACKED, FLOAT = "pack-quantized", "float-quantized"
+
+_INPUTS = {  # QuantLinear act_mode -> compressed-tensors input_activations
+    "static": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "tensor", "dynamic": False},
+    "dynamic": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "token", "dynamic": True},
+    "dynamic_fp8": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "token", "dynamic": True},
+    "none": None,
+}
+_FP8_TENSOR = {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "tensor", "dynamic": False}
+
+
+def scheme_of(layer) -> dict:
+    """The compressed-tensors scheme (weights, input_activations, format) of a quantized layer."""
+    from fptq.nn.fp8_linear import Fp8Linear
+
+    if isinstance(layer, Fp8Linear):
+        return {"weights": dict(_FP8_TENSOR), "input_activations": dict(_FP8_TENSOR), "format": FLOAT}
+    per_channel = layer.group_size == layer.in_features
+    weights = {"num_bits": layer.bits, "type": "int", "symmetric": layer.symmetric,
+               "strategy": "channel" if per_channel else "group", "group_size": None if per_channel else layer.group_size,
+               "dynamic": False, "actorder": None}
+    inputs = _INPUTS[layer.act_mode]
+    return {"weights": weights, "input_activations": dict(inputs) if inputs else None, "format": PACKED}
+
+
+def scheme_name(scheme: dict) -> str:
+    """A short name of a scheme for tables: W4A16 g128, W4A8 int8 static, W4A8 fp8 per-token, W8A8 fp8."""
+    w, a = scheme["weights"], scheme["input_activations"]
+    wname = "fp8" if w["type"] == "float" else ("" if w["symmetric"] else "asym ") + (
+        "per-channel" if w["strategy"] == "channel" else f"g{w['group_size']}")
+    if a is None:
+        return f"W{w['num_bits']}A16 {wname}"
+    how = "static" if not a["dynamic"] else "per-token"
+    return f"W{w['num_bits']}A8 {wname}, {'int8' if a['type'] == 'int' else 'fp8'} {how}"
+
+
+def vllm_support(scheme: dict) -> tuple[str, bool]:
+    """What vLLM does with a layer of this scheme, and whether that is a kernel on NVIDIA GPUs: from vLLM's
+    compressed-tensors scheme selection, read in its sources (late 2026), not run here (vLLM cannot be installed on
+    our machines)."""
+    w, a = scheme["weights"], scheme["input_activations"]
+    if w["type"] == "float":
+        return "W8A8-FP8 kernels (NVIDIA GPUs with fp8: Ada, Hopper and later)", True
+    if a is None:
+        return f"W{w['num_bits']}A16 kernels (Marlin family, NVIDIA GPUs)", True
+    if a["type"] == "float":
+        if w["num_bits"] == 4 and w["symmetric"] and w["strategy"] == "group":
+            return "W4A8-FP8 kernel (Hopper only)", True
+        return "no kernel (W4A8-FP8 needs symmetric 4-bit groups)", False
+    if a["dynamic"]:
+        return "int4 x int8 on CPUs only (no NVIDIA GPU kernel)", False
+    return "no scheme for static int8 activations with 4-bit weights (refused)", False
+
+
+def _words(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Unsigned `bits`-bit codes (R, C) uint8 as compressed-tensors' int32 words along C, lowest bits first (C padded
+    with zero codes to whole words): fptq's packed bytes read as little-endian int32."""
+    from fptq.packing import pack_int4
+
+    per_word = 32 // bits
+    pad = -codes.shape[1] % per_word
+    if pad:
+        codes = torch.nn.functional.pad(codes, (0, pad))
+    data = pack_int4(codes) if bits == 4 else codes
+    return _le_int32(data.contiguous())
+
+
+def _le_int32(data: torch.Tensor) -> torch.Tensor:
+    """uint8 (R, 4 W) as (R, W) int32 words, byte 0 lowest: a view where the machine is little-endian."""
+    if sys.byteorder == "little":
+        return data.contiguous().view(torch.int32)
+    return _le_int32_arith(data)
+
+
+def _le_int32_arith(data: torch.Tensor) -> torch.Tensor:
+    """`_le_int32` by arithmetic, for any byte order."""
+    b = data.reshape(data.shape[0], -1, 4).to(torch.int64)
+    word = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16) | (b[..., 3] << 24)
+    return torch.where(word >= 2**31, word - 2**32, word).to(torch.int32)
+
+
+def _layer_tensors(layer, prefix: str, stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A quantized layer's tensors in compressed-tensors' names (biases as `stored` holds them)."""
+    from fptq.nn.fp8_linear import Fp8Linear
+
+    out = {}
+    if isinstance(layer, Fp8Linear):
+        out["weight"] = layer.weight.cpu().contiguous()
+        out["weight_scale"] = layer.weight_scale.float().reshape(1).cpu()
+        out["input_scale"] = layer.input_scale.float().reshape(1).cpu()
+    else:
+        out["weight_packed"] = _le_int32(layer.qweight.cpu())  # (two codes a byte, or one: whole words, checked)
+        out["weight_scale"] = layer.scales.to(torch.float16).cpu().contiguous()
+        out["weight_shape"] = torch.tensor([layer.out_features, layer.in_features], dtype=torch.int64)
+        if layer.zeros is not None:  # (fptq's zero in [0, 2**bits): the signed zero point + 2**(bits - 1))
+            out["weight_zero_point"] = _words(layer.zeros.cpu().t().contiguous(), layer.bits).t().contiguous()
+        if layer.act_scale is not None:
+            out["input_scale"] = layer.act_scale.float().reshape(1).cpu()
+    if f"{prefix}.bias" in stored:
+        out["bias"] = stored[f"{prefix}.bias"]
+    return {f"{prefix}.{k}": v for k, v in out.items()}
+
+
+def _check_exportable(name: str, layer) -> None:
+    from fptq.nn.quant_linear import QuantLinear
+
+    if isinstance(layer, QuantLinear) and layer.in_features * layer.bits % 32:
+        raise ModelError(f"cannot export {name}: compressed-tensors packs {layer.bits}-bit weights in 32-bit words along "
+                         f"the input, and its {layer.in_features} inputs are not a whole number of words")
+
+
+def quantization_config(model) -> tuple[dict, list[dict]]:
+    """The "quantization_config" entry of an exported model, and a row per scheme: its `scheme_name`, the scheme, its
+    layers and `vllm_support` (the note, and whether it is a GPU kernel)."""
+    from fptq.nn.fp8_linear import Fp8Linear
+    from fptq.nn.quant_linear import QuantLinear
+
+    schemes: dict[str, tuple[dict, list[str]]] = {}
+    plain: list[str] = []
+    for name, m in model.named_modules():
+        if isinstance(m, (QuantLinear, Fp8Linear)):
+            _check_exportable(name, m)
+            scheme = scheme_of(m)
+            schemes.setdefault(json.dumps(scheme, sort_keys=True), (scheme, []))[1].append(name)
+        elif isinstance(m, torch.nn.Linear):
+            plain.append(name)
+    if not schemes:
+        raise ModelError("this model has no quantized layers to export")
+    groups = {}
+    # one scheme: every Linear but the unquantized ones (the usual form); several: each group names its layers
+    for i, (scheme, names) in enumerate(schemes.values()):
+        groups[f"group_{i}"] = {"targets": ["Linear"] if len(schemes) == 1 else names, **scheme,
+                                "output_activations": None}
+    formats = {scheme["format"] for scheme, _ in schemes.values()}
+    config = {
+        "quant_method": FORMAT,
+        "format": formats.pop() if len(formats) == 1 else "mixed-precision",
+        "quantization_status": "compressed",
+        "config_groups": groups,
+        "ignore": plain if len(schemes) == 1 else [],
+        "kv_cache_scheme": None,
+    }
+    rows = []
+    for scheme, names in schemes.values():
+        note, gpu = vllm_support(scheme)
+        rows.append({"name": scheme_name(scheme), "scheme": scheme, "layers": names, "vllm": note, "vllm_gpu": gpu})
+    return config, rows
+
+
+def export_compressed_tensors(model, out_dir: str | os.PathLike, tokenizer=None, overwrite: bool = False,
+                              protect=()) -> Path:
+    """Write a quantized model (from `fptq.quantize` or `fptq.load_quantized(..., fuse=False)`) to `out_dir` in the
+    compressed-tensors format, atomically; returns the folder.
+
+    overwrite: replace an existing `out_dir` if it is an earlier fptq output or export, or empty (`check_output`).
+    protect:   paths (e.g. the source checkpoint) that `out_dir` must not be or contain when replaced.
+    """
+    from safetensors.torch import save_file
+
+    from fptq import __version__
+    from fptq.export.native import _state_dict_for_saving, check_savable, write_folder
+
+    info = check_savable(model, "export")
+    qconfig, schemes = quantization_config(model)
+    stored = _state_dict_for_saving(model)
+    tensors = {}
+    quantized = {name: m for name, m in model.named_modules() if name and _is_quantized(m)}
+    for key, value in stored.items():
+        owner = key.rsplit(".", 1)[0]
+        if owner not in quantized:
+            tensors[key] = value
+    for name, layer in quantized.items():
+        tensors.update(_layer_tensors(layer, name, stored))
+    record = {"library": "fptq", "library_version": __version__, "format": FORMAT,
+              "quantization": info.get("quantization"), "calibration": info.get("calibration"),
+              "schemes": schemes}
+
+    def write(tmp: Path) -> None:
+        model.config.save_pretrained(tmp)
+        config = json.loads((tmp / "config.json").read_text())
+        config["quantization_config"] = qconfig
+        config["dtype"] = "float16"  # (what the tensors are stored in)
+        config.pop("torch_dtype", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
+        (tmp / EXPORT_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    return write_folder(out_dir, write, overwrite=overwrite, protect=protect)
+
+
+def _is_quantized(module) -> bool:
+    from fptq.nn.fp8_linear import Fp8Linear
+    from fptq.nn.quant_linear import QuantLinear
+
+    return isinstance(module, (QuantLinear, Fp8Linear))

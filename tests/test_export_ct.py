@@ -1,0 +1,209 @@
+"""The compressed-tensors export, read back by compressed-tensors itself and by transformers: the same weights and
+the same outputs as the fptq model, for every scheme fptq writes."""
+
+import json
+
+import pytest
+import torch
+
+import fptq
+from fptq.cli import main
+from fptq.errors import ModelError, OutputExistsError
+from fptq.export.compressed_tensors import export_compressed_tensors, quantization_config
+from fptq.nn.fp8_linear import Fp8Linear
+from fptq.nn.quant_linear import QuantLinear
+
+from .conftest import make_tiny
+
+ct = pytest.importorskip("compressed_tensors")  # (a test dependency: `make setup` installs it)
+
+CALIB = fptq.CalibConfig(source="random", samples=8, seqlen=32, batch_size=4)
+IDS = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(1))
+
+
+def _quantized(arch="llama", **kw):
+    model = make_tiny(arch)
+    config = kw if kw.get("method") == "fp8" else {"group_size": 32, **kw}
+    return fptq.quantize(model, None, fptq.QuantConfig(**config), CALIB, progress=False)
+
+
+def _logits(model):
+    with torch.no_grad():
+        return model(IDS).logits.float()
+
+
+def _rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+def _load_with_transformers(folder):
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+
+
+# (name, settings, the largest relative difference of the logits from fptq's own)
+FLOAT_ACTIVATIONS = [
+    ("w4a16", dict(a_bits=16), 1e-6),
+    ("w4a16 per channel", dict(a_bits=16, group_size=-1), 1e-6),
+    ("w8a16", dict(a_bits=16, w_bits=8), 1e-6),
+    ("w4a16 qwen2 biases", dict(arch="qwen2", a_bits=16), 1e-6),
+    ("fp8", dict(method="fp8"), 1e-5),
+    ("w4a8 fp8 per-token", dict(a_format="fp8", policy="all-dynamic"), 1e-5),
+]
+
+
+@pytest.mark.parametrize("name, settings, tol", FLOAT_ACTIVATIONS, ids=[c[0] for c in FLOAT_ACTIVATIONS])
+def test_transformers_runs_the_export_as_fptq_does(tmp_path, name, settings, tol):
+    """Weight-only and float8 schemes: compressed-tensors' forward is fptq's, up to float rounding."""
+    model = _quantized(**settings)
+    export_compressed_tensors(model, tmp_path / "ct")
+    assert _rel(_logits(_load_with_transformers(tmp_path / "ct")), _logits(model)) < tol
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(scale_format="fp16"), dict(policy="all-dynamic"),
+                                      dict(policy="all-static")], ids=["layerwise", "fp16-scales", "dynamic", "static"])
+def test_transformers_runs_int8_activations_close_to_fptq(tmp_path, settings):
+    """int8 activations: compressed-tensors' own fake quantization puts per-token scales at absmax / 127.5 and clamps
+    to [-128, 127] (fptq, like the GPU kernels: absmax / 127, ±127), so outputs differ by about one code step —
+    far less than the quantization's own error."""
+    fp = _logits(make_tiny("llama"))
+    model = _quantized(**settings)
+    export_compressed_tensors(model, tmp_path / "ct")
+    ours = _logits(model)
+    assert _rel(_logits(_load_with_transformers(tmp_path / "ct")), ours) < 0.2 * _rel(ours, fp)
+
+
+@pytest.mark.parametrize("bits, symmetric", [(4, True), (4, False), (8, True), (8, False)])
+def test_packed_tensors_decompress_to_fptq_weights(tmp_path, bits, symmetric):
+    """compressed-tensors' own decompressor, on the exported tensors, gives fptq's dequantized weights exactly
+    (asymmetric zero points included, which transformers 5.24 cannot load: llm-compressor issue #1618)."""
+    from compressed_tensors.compressors import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationScheme
+    from safetensors.torch import load_file
+
+    model = _quantized(a_bits=16, w_bits=bits, symmetric=symmetric, group_size=32 if bits == 4 else -1)
+    folder = export_compressed_tensors(model, tmp_path / "ct")
+    tensors = load_file(folder / "model.safetensors")
+    groups = json.loads((folder / "config.json").read_text())["quantization_config"]["config_groups"]
+    (group,) = groups.values()
+    scheme = QuantizationScheme(targets=["Linear"], weights=group["weights"])
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, QuantLinear)]
+    assert len(layers) == 14
+    for name, layer in layers:
+        local = {k.removeprefix(name + "."): v for k, v in tensors.items() if k.startswith(name + ".")}
+        assert local["weight_packed"].dtype == torch.int32 and ("weight_zero_point" in local) == (not symmetric)
+        weight = PackedQuantizationCompressor.decompress(local, scheme)["weight"]
+        assert torch.equal(weight, layer.dequantized_weight(torch.float32).to(weight.dtype)), name
+
+
+def test_words_are_little_endian_on_any_machine():
+    from fptq.export.compressed_tensors import _le_int32, _le_int32_arith
+
+    data = torch.randint(0, 256, (3, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(_le_int32_arith(data), _le_int32(data))
+    assert _le_int32_arith(torch.tensor([[0x21, 0x43, 0x65, 0x87]], dtype=torch.uint8)).item() == 0x87654321 - 2**32
+
+
+def test_config_groups_follow_the_layers_schemes(tmp_path):
+    """One scheme: every Linear but the unquantized lm_head; FPTQ's layer-wise mix: one group per scheme naming its
+    layers exactly, each layer in exactly one."""
+    config, rows = quantization_config(_quantized(a_bits=16))
+    assert [g["targets"] for g in config["config_groups"].values()] == [["Linear"]] and config["ignore"] == ["lm_head"]
+    assert config["format"] == "pack-quantized" and rows[0]["vllm_gpu"]
+    model = _quantized(policy="layerwise", v0=0.4, v1=7.0)  # (small thresholds: static, equalized and dynamic layers)
+    config, rows = quantization_config(model)
+    named = [t for g in config["config_groups"].values() for t in g["targets"]]
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, QuantLinear)}
+    assert sorted(named) == sorted(layers) and config["ignore"] == []
+    for group in config["config_groups"].values():
+        modes = {layers[n].act_mode for n in group["targets"]}
+        assert len(modes) == 1
+        a = group["input_activations"]
+        assert (a["strategy"], a["dynamic"]) == (("tensor", False) if modes == {"static"} else ("token", True))
+    assert {r["name"] for r in rows} == {"W4A8 g32, int8 static", "W4A8 g32, int8 per-token"}
+    assert not any(r["vllm_gpu"] for r in rows)  # (vLLM has no GPU kernel for int4 x int8)
+    (_, fp8), = quantization_config(_quantized(method="fp8"))[0]["config_groups"].items()
+    assert fp8["format"] == "float-quantized" and fp8["weights"]["type"] == "float"
+
+
+def test_static_scales_and_shapes_are_exported_unchanged(tmp_path):
+    from safetensors.torch import load_file
+
+    model = _quantized(policy="all-static")
+    tensors = load_file(export_compressed_tensors(model, tmp_path / "ct") / "model.safetensors")
+    layer = model.model.layers[1].mlp.down_proj
+    key = "model.layers.1.mlp.down_proj"
+    assert tensors[f"{key}.input_scale"].dtype == torch.float32
+    assert tensors[f"{key}.input_scale"].item() == layer.act_scale.item()
+    assert torch.equal(tensors[f"{key}.weight_scale"], layer.scales)
+    assert tensors[f"{key}.weight_shape"].tolist() == [64, 128]
+    assert not any(k.endswith(("qweight", "scales", "channel_scales", "act_scale")) for k in tensors)
+    fp8 = _quantized(method="fp8")
+    tensors = load_file(export_compressed_tensors(fp8, tmp_path / "fp8") / "model.safetensors")
+    layer = fp8.model.layers[0].self_attn.q_proj
+    assert isinstance(layer, Fp8Linear) and torch.equal(tensors["model.layers.0.self_attn.q_proj.weight"], layer.weight)
+
+
+def test_export_refusals(tmp_path, tiny_llama):
+    with pytest.raises(ModelError, match="not quantized by fptq"):
+        export_compressed_tensors(tiny_llama, tmp_path / "x")
+    model = _quantized(a_bits=16)
+    export_compressed_tensors(model, tmp_path / "ct")
+    with pytest.raises(OutputExistsError):
+        export_compressed_tensors(model, tmp_path / "ct")
+    export_compressed_tensors(model, tmp_path / "ct", overwrite=True)  # (an earlier export may be replaced)
+    fptq.fuse_shared_inputs(model)
+    with pytest.raises(ModelError, match="fused"):
+        export_compressed_tensors(model, tmp_path / "fused")
+    odd = torch.nn.Sequential(QuantLinear(36, 8, group_size=4, act_mode="none"))
+    with pytest.raises(ModelError, match="not a whole number of words"):
+        quantization_config(odd)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "fused").exists()
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_export(tmp_path, capsys):
+    model = _quantized()
+    fptq.save_quantized(model, tmp_path / "q")
+    code, out, err = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--json")
+    assert code == 0 and "has no tokenizer files" in err  # (saved without one)
+    result = json.loads(out)
+    assert result["format"] == "compressed-tensors" and sum(r["layers"] for r in result["schemes"]) == 14
+    record = json.loads((tmp_path / "ct" / "fptq_export.json").read_text())
+    assert record["quantization"] == model.fptq_info["quantization"]
+    code, out, _ = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--overwrite")
+    assert code == 0 and "| scheme" in out and "note: vLLM has no NVIDIA GPU kernel" in out
+    for argv, pattern in [
+        (("export", tmp_path / "nope", "--out", tmp_path / "o"), "does not exist"),
+        (("export", tmp_path / "ct", "--out", tmp_path / "o"), "not an fptq checkpoint"),
+        (("export", tmp_path / "q", "--out", tmp_path / "ct"), "already exists"),
+        (("quantize", tmp_path / "ct", "--out", tmp_path / "o", "--quiet"), "already quantized"),
+    ]:
+        code, _, err = _run(capsys, *argv)
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("fptq: error:") and pattern in lines[0], err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_bundled_model_export_runs_in_transformers_as_in_fptq(tmp_path):
+    """The real model (tied embeddings, 576-wide layers): its W4A16 export, loaded by transformers, gives fptq's
+    perplexity on the bundled text."""
+    from fptq.eval.perplexity import perplexity, perplexity_tokens
+
+    model, tok = fptq.load_model("bundled")
+    fptq.quantize(model, tok, fptq.QuantConfig(group_size=64, a_bits=16), fptq.CalibConfig(samples=2, seqlen=128),
+                  progress=False)
+    folder = export_compressed_tensors(model, tmp_path / "ct", tokenizer=tok)
+    tokens = perplexity_tokens(tok)
+    ours = perplexity(model, tokens, seqlen=256, max_windows=2, progress=False)["ppl"]
+    theirs = perplexity(_load_with_transformers(folder), tokens, seqlen=256, max_windows=2, progress=False)["ppl"]
+    assert theirs == pytest.approx(ours, rel=1e-5)
