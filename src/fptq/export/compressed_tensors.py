@@ -114,8 +114,8 @@ def _words(codes: torch.Tensor, bits: int) -> torch.Tensor:
 
 def _le_int32(data: torch.Tensor) -> torch.Tensor:
     """uint8 (R, 4 W) as (R, W) int32 words, byte 0 lowest: a view where the machine is little-endian."""
-    if sys.byteorder == "little":
-        return data.contiguous().view(torch.int32)
+    if sys.byteorder == "little":  # (through one dimension: a (1, n) tensor's stride(0) need not be a multiple of 4)
+        return data.contiguous().flatten().view(torch.int32).reshape(data.shape[0], -1)
     return _le_int32_arith(data)
 
 
