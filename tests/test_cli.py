@@ -219,6 +219,18 @@ def test_eval_unwritable_output_fails_before_evaluating(tmp_path, a_file, capsys
     _assert_one_line_error(code, err, "--output")
 
 
+@pytest.mark.parametrize("command", ["eval", "compare"])
+def test_unknown_task_fails_before_loading(tmp_path, capsys, monkeypatch, command):
+    """(It came after the whole perplexity run before: 15 minutes on the bundled model.)"""
+    import fptq.cli
+
+    _no_comparison(monkeypatch)
+    monkeypatch.setattr(fptq.cli, "_load_for_eval", lambda *a, **k: pytest.fail("model loaded"))
+    argv = ["eval", "bundled"] if command == "eval" else ["compare", "bundled", "--methods", "fp16", "--out", tmp_path]
+    code, _, err = _run(capsys, *argv, "--tasks", "piqa,nonsense", "--quiet", "--device", "cpu")
+    _assert_one_line_error(code, err, "unknown task 'nonsense'")
+
+
 def test_eval_output_creates_parents_atomically(tmp_path, tiny_folder, capsys):
     output = tmp_path / "new" / "deeper" / "result.json"
     code, _, _ = _run(capsys, "eval", tiny_folder, "--ppl-windows", 1, "--ppl-seqlen", 64, "--quiet",

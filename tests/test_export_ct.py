@@ -8,14 +8,12 @@ import torch
 
 import fptq
 from fptq.cli import main
-from fptq.errors import ModelError, OutputExistsError
+from fptq.errors import CheckpointError, ModelError, OutputExistsError
 from fptq.export.compressed_tensors import export_compressed_tensors, quantization_config
 from fptq.nn.fp8_linear import Fp8Linear
 from fptq.nn.quant_linear import QuantLinear
 
 from .conftest import make_tiny
-
-ct = pytest.importorskip("compressed_tensors")  # (a test dependency: `make setup` installs it)
 
 CALIB = fptq.CalibConfig(source="random", samples=8, seqlen=32, batch_size=4)
 IDS = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(1))
@@ -112,7 +110,7 @@ def test_config_groups_follow_the_layers_schemes(tmp_path):
     layers exactly, each layer in exactly one."""
     config, rows = quantization_config(_quantized(a_bits=16))
     assert [g["targets"] for g in config["config_groups"].values()] == [["Linear"]] and config["ignore"] == ["lm_head"]
-    assert config["format"] == "pack-quantized" and rows[0]["vllm_gpu"]
+    assert config["format"] == "pack-quantized" and rows[0]["vllm"] == "yes"
     model = _quantized(policy="layerwise", v0=0.4, v1=7.0)  # (small thresholds: static, equalized and dynamic layers)
     config, rows = quantization_config(model)
     named = [t for g in config["config_groups"].values() for t in g["targets"]]
@@ -124,7 +122,7 @@ def test_config_groups_follow_the_layers_schemes(tmp_path):
         a = group["input_activations"]
         assert (a["strategy"], a["dynamic"]) == (("tensor", False) if modes == {"static"} else ("token", True))
     assert {r["name"] for r in rows} == {"W4A8 g32, int8 static", "W4A8 g32, int8 per-token"}
-    assert not any(r["vllm_gpu"] for r in rows)  # (vLLM has no GPU kernel for int4 x int8)
+    assert {r["name"]: r["vllm"] for r in rows} == {"W4A8 g32, int8 static": "no", "W4A8 g32, int8 per-token": "maybe"}
     (_, fp8), = quantization_config(_quantized(method="fp8"))[0]["config_groups"].items()
     assert fp8["format"] == "float-quantized" and fp8["weights"]["type"] == "float"
 
@@ -147,6 +145,39 @@ def test_static_scales_and_shapes_are_exported_unchanged(tmp_path):
     assert isinstance(layer, Fp8Linear) and torch.equal(tensors["model.layers.0.self_attn.q_proj.weight"], layer.weight)
 
 
+@pytest.mark.parametrize("settings, verdict", [
+    (dict(a_bits=16, group_size=128), "yes"), (dict(a_bits=16, group_size=16), "maybe"),
+    (dict(a_bits=16, w_bits=8, symmetric=False, group_size=-1), "maybe"), (dict(method="fp8"), "yes"),
+    (dict(a_format="fp8", policy="all-dynamic", group_size=128), "yes"),
+    (dict(a_format="fp8", policy="all-dynamic", group_size=64), "no"),
+    (dict(policy="all-static"), "no"), (dict(policy="all-dynamic"), "maybe")])
+def test_what_vllm_does_with_each_scheme(settings, verdict):
+    """(What vLLM's compressed-tensors loader accepts, read in its sources: `vllm_support`.)"""
+    model = make_tiny("llama", hidden_size=128, intermediate_size=256)
+    config = settings if settings.get("method") == "fp8" else {"group_size": 32, **settings}
+    fptq.quantize(model, None, fptq.QuantConfig(**config), CALIB, progress=False)
+    (row,) = quantization_config(model)[1]
+    assert row["vllm"] == verdict, row
+
+
+def test_partial_words_are_padded_as_compressed_tensors_pads_them(tmp_path):
+    """An input width that is not a whole number of int32 words (36 4-bit codes: 4.5 words) is padded with zero
+    codes; compressed-tensors' decompressor gives fptq's weights back."""
+    from compressed_tensors.compressors import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationScheme
+
+    from fptq.export.compressed_tensors import _layer_tensors, scheme_of
+
+    torch.manual_seed(0)
+    for symmetric in (True, False):
+        layer = QuantLinear.from_linear(torch.nn.Linear(36, 12), group_size=12, symmetric=symmetric, act_mode="none")
+        local = {k.removeprefix("l."): v for k, v in _layer_tensors(layer, "l", {}).items()}
+        assert local["weight_packed"].shape == (12, 5)
+        scheme = QuantizationScheme(targets=["Linear"], weights=scheme_of(layer)["weights"])
+        weight = PackedQuantizationCompressor.decompress(local, scheme)["weight"]
+        assert torch.equal(weight, layer.dequantized_weight(torch.float32).to(weight.dtype))
+
+
 def test_export_refusals(tmp_path, tiny_llama):
     with pytest.raises(ModelError, match="not quantized by fptq"):
         export_compressed_tensors(tiny_llama, tmp_path / "x")
@@ -155,13 +186,33 @@ def test_export_refusals(tmp_path, tiny_llama):
     with pytest.raises(OutputExistsError):
         export_compressed_tensors(model, tmp_path / "ct")
     export_compressed_tensors(model, tmp_path / "ct", overwrite=True)  # (an earlier export may be replaced)
+    fptq.save_quantized(model, tmp_path / "q")
+    with pytest.raises(OutputExistsError, match="it is an fptq checkpoint"):  # (--overwrite: an earlier export only)
+        export_compressed_tensors(model, tmp_path / "q", overwrite=True)
+    with pytest.raises(OutputExistsError, match="it is an fptq export"):
+        fptq.save_quantized(model, tmp_path / "ct", overwrite=True)
+    with pytest.raises(OutputExistsError, match="inside the source model"):
+        export_compressed_tensors(model, tmp_path / "q" / "ct", protect=(tmp_path / "q",))
+    with pytest.raises(CheckpointError, match="is an fptq export"):
+        fptq.load_quantized(tmp_path / "ct")
     fptq.fuse_shared_inputs(model)
     with pytest.raises(ModelError, match="fused"):
         export_compressed_tensors(model, tmp_path / "fused")
-    odd = torch.nn.Sequential(QuantLinear(36, 8, group_size=4, act_mode="none"))
-    with pytest.raises(ModelError, match="not a whole number of words"):
-        quantization_config(odd)
-    assert not (tmp_path / "x").exists() and not (tmp_path / "fused").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path / "fused").exists() and (tmp_path / "q" / "fptq_config.json").is_file()
+
+
+def test_export_is_readable_by_others(tmp_path):
+    """(A temporary folder is private; the export gets the permissions of the user's umask, for a server running as
+    another user.)"""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        folder = export_compressed_tensors(_quantized(a_bits=16), tmp_path / "ct")
+    finally:
+        os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert (folder / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
 
 def _run(capsys, *argv):
@@ -180,8 +231,14 @@ def test_cli_export(tmp_path, capsys):
     record = json.loads((tmp_path / "ct" / "fptq_export.json").read_text())
     assert record["quantization"] == model.fptq_info["quantization"]
     code, out, _ = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--overwrite")
-    assert code == 0 and "| scheme" in out and "note: vLLM has no NVIDIA GPU kernel" in out
+    assert code == 0 and "| scheme" in out and "note: vLLM will not load this export" in out
+    asym = _quantized(a_bits=16, symmetric=False)
+    fptq.save_quantized(asym, tmp_path / "qa")
+    assert _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca", "--quiet")[0] == 2  # (no --quiet)
+    assert _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca")[0] == 0
     for argv, pattern in [
+        (("eval", tmp_path / "ca", "--quiet"), "transformers cannot load"),
+        (("export", tmp_path / "q", "--out", tmp_path / "q" / "sub"), "inside the source model"),
         (("export", tmp_path / "nope", "--out", tmp_path / "o"), "does not exist"),
         (("export", tmp_path / "ct", "--out", tmp_path / "o"), "not an fptq checkpoint"),
         (("export", tmp_path / "q", "--out", tmp_path / "ct"), "already exists"),

@@ -198,7 +198,7 @@ def test_overwrite_refuses_a_foreign_non_empty_folder_but_replaces_an_earlier_ou
     model, folder = _quantized(tmp_path, tokenizer)
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"meow")
-    with pytest.raises(OutputExistsError, match="not an earlier fptq output \\(no fptq_config.json or fptq_export.json\\)"):
+    with pytest.raises(OutputExistsError, match="not an earlier fptq output \\(no fptq_config.json\\)"):
         fptq.save_quantized(model, tmp_path / "photos", overwrite=True)
     assert (tmp_path / "photos" / "cat.jpg").read_bytes() == b"meow"
     (folder / "stale.txt").write_text("old")

@@ -465,8 +465,10 @@ def _weight_scales(config) -> str:
 
 
 def _task_names(args) -> list[str]:
-    """--tasks as a list; --limit or --batch-size without tasks to apply them to is a one-line error."""
+    """--tasks as a list of known task names (an unknown name: a one-line error before any model is loaded or
+    evaluated); --limit or --batch-size without tasks to apply them to is a one-line error."""
     from fptq.errors import ConfigError
+    from fptq.eval.tasks import parse_tasks
 
     names = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
     given = [flag for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)) if value is not None]
@@ -474,6 +476,8 @@ def _task_names(args) -> list[str]:
         them = "them" if len(given) > 1 else "it"
         raise ConfigError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to --tasks, and no "
                           f"tasks were given; add --tasks NAME,... or leave {them} out")
+    if names:
+        parse_tasks(names)
     return names
 
 
@@ -635,29 +639,33 @@ def cmd_export(args) -> int:
     from fptq.report.tables import markdown_table
 
     out = _check_writable(args.out, "--out", beside=True)
-    check_output(out, args.overwrite, protect=(args.checkpoint,))
+    check_output(out, args.overwrite, protect=(args.checkpoint,), marker=EXPORT_NAME)
     read_fptq_config(args.checkpoint)  # (not a checkpoint: its one-line error before anything else)
     model = load_quantized(args.checkpoint, fuse=False)
-    tokenizer = None  # (a checkpoint saved from Python without one: the export has none either, and says so)
-    if any((Path(args.checkpoint) / f).is_file() for f in TOKENIZER_FILES):
-        tokenizer = load_tokenizer(args.checkpoint)
-    else:
-        _err(f"fptq: note: {args.checkpoint} has no tokenizer files, so the export has none; copy them from the "
-             "original model")
-    folder = export_compressed_tensors(model, out, tokenizer=tokenizer, overwrite=args.overwrite,
-                                       protect=(args.checkpoint,))
-    schemes = [{"scheme": r["name"], "layers": len(r["layers"]), "vllm": r["vllm"], "vllm_gpu": r["vllm_gpu"]}
+    # (a checkpoint saved from Python without a tokenizer: the export has none either, and says so once it is made)
+    has_tokenizer = any((Path(args.checkpoint) / f).is_file() for f in TOKENIZER_FILES)
+    folder = export_compressed_tensors(model, out, tokenizer=load_tokenizer(args.checkpoint) if has_tokenizer else None,
+                                       overwrite=args.overwrite, protect=(args.checkpoint,))
+    schemes = [{"scheme": r["name"], "layers": len(r["layers"]), "vllm": r["vllm"], "vllm_note": r["vllm_note"]}
                for r in json.loads((folder / EXPORT_NAME).read_text())["schemes"]]
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-    result = {"out": str(folder), "format": args.format, "schemes": schemes, "size_mb": round(size / 1e6, 1)}
+    result = {"out": str(folder), "format": args.format, "schemes": schemes, "size_mb": round(size / 1e6, 1),
+              "tokenizer": has_tokenizer}
+    if not has_tokenizer:
+        _err(f"fptq: note: {args.checkpoint} has no tokenizer files, so the export has none; copy them from the "
+             "original model")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(markdown_table(["scheme", "layers", "vLLM"], [[r["scheme"], r["layers"], r["vllm"]] for r in schemes]))
-    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB)")
-    if not all(r["vllm_gpu"] for r in schemes):
-        print("note: vLLM has no NVIDIA GPU kernel for some of these layers (transformers loads them all); for vLLM on "
-              "GPUs quantize with --a-bits 16 (W4A16) or --a-format fp8 --policy all-dynamic (W4A8-FP8, Hopper)")
+    print(markdown_table(["scheme", "layers", "vLLM serves it", "vLLM (read in its sources, not run here)"],
+                         [[r["scheme"], r["layers"], r["vllm"], r["vllm_note"]] for r in schemes], align_right=False))
+    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB); transformers loads it "
+          "(fptq eval)")
+    verdicts = {r["vllm"] for r in schemes}
+    if verdicts != {"yes"}:
+        what = "will not load this export" if "no" in verdicts else "may not load this export (see the table)"
+        print(f"note: vLLM {what}; for vLLM quantize with --a-bits 16 (W4A16), or --a-format fp8 --policy all-dynamic "
+              "with groups of 128 (W4A8-FP8, Hopper, served with --dtype bfloat16)")
     return 0
 
 

@@ -1,14 +1,13 @@
-"""Export to the compressed-tensors format, which vLLM and transformers load.
+"""Export to the compressed-tensors format, which transformers and vLLM load.
 
     config.json          the model's config with a "quantization_config" entry (quant_method
                          "compressed-tensors", status "compressed", one config group per layer scheme)
     model.safetensors    every tensor; quantized layers in compressed-tensors' names:
                            int weights (QuantLinear, format "pack-quantized"): `weight_packed` (int32,
-                           (N, K * bits / 32): eight 4-bit codes a word, lowest bits first, the stored
-                           code being the signed value + 2**(bits - 1)), `weight_scale` (fp16, (N, groups)),
-                           `weight_shape` (int64 [N, K]), `weight_zero_point` (asymmetric: the same
-                           packing along N, (N * bits / 32, groups)), `input_scale` (fp32 (1,), static
-                           activations), `bias`
+                           (N, ceil(K * bits / 32)): eight 4-bit codes a word, lowest bits first, the
+                           stored code being the signed value + 2**(bits - 1)), `weight_scale` (fp16,
+                           (N, groups)), `weight_shape` (int64 [N, K]), `weight_zero_point` (asymmetric:
+                           the same packing along N), `input_scale` (fp32 (1,), static activations), `bias`
                            float8 layers (Fp8Linear, format "float-quantized"): `weight` (float8 e4m3),
                            `weight_scale` and `input_scale` (fp32 (1,)), `bias`
     fptq_export.json     what was exported: fptq's settings and calibration, and each scheme's layers
@@ -23,11 +22,9 @@ and the config says float16.
 Activation settings map one to one: static per-tensor int8 layers (FPTQ's "static" / "equalized+static";
 the equalization is already folded into the weights) as strategy "tensor" with their `input_scale`,
 per-token dynamic int8 as "token" dynamic, dynamic float8 as float "token" dynamic, weight-only layers with
-no input quantization. What a runtime does with each scheme is its own: vLLM serves W4A16 / W8A16 (pack-
-quantized int weights, float activations) and float8 W8A8 on NVIDIA GPUs, int4 groups with per-token float8
-activations on Hopper, and int4 weights with int8 activations on CPUs only (see the README).
-
-The folder is written to a temporary sibling and renamed into place (`fptq.export.native.write_folder`).
+no input quantization. Int weights are "pack-quantized" whatever the activations (compressed-tensors itself would
+write int-quantized, one int8 a code, for int8 activations; transformers reads either, by each group's format).
+What vLLM does with each scheme is `vllm_support`'s reading of its sources: it serves some, refuses others.
 """
 
 from __future__ import annotations
@@ -40,7 +37,9 @@ from pathlib import Path
 import torch
 
 from fptq.errors import ModelError
-from fptq.export.native import EXPORT_NAME
+from fptq.export.native import EXPORT_NAME, _state_dict_for_saving, check_savable, write_folder
+from fptq.nn.fp8_linear import Fp8Linear
+from fptq.nn.quant_linear import QuantLinear
 
 __all__ = ["export_compressed_tensors", "quantization_config", "scheme_of", "scheme_name", "vllm_support"]
 
@@ -56,13 +55,13 @@ _INPUTS = {  # QuantLinear act_mode -> compressed-tensors input_activations
 _FP8_TENSOR = {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "tensor", "dynamic": False}
 
 
-def scheme_of(layer) -> dict:
-    """The compressed-tensors scheme (weights, input_activations, format) of a quantized layer."""
-    from fptq.nn.fp8_linear import Fp8Linear
-
+def scheme_of(layer, per_channel: bool | None = None) -> dict:
+    """The compressed-tensors scheme (weights, input_activations, format) of a quantized layer; `per_channel`: strategy
+    "channel" rather than "group" (default: where the layer's one group spans its inputs; `quantization_config` decides
+    for the whole model, so that a layer as wide as the model's group size stays in its group scheme)."""
     if isinstance(layer, Fp8Linear):
         return {"weights": dict(_FP8_TENSOR), "input_activations": dict(_FP8_TENSOR), "format": FLOAT}
-    per_channel = layer.group_size == layer.in_features
+    per_channel = layer.group_size == layer.in_features if per_channel is None else per_channel
     weights = {"num_bits": layer.bits, "type": "int", "symmetric": layer.symmetric,
                "strategy": "channel" if per_channel else "group", "group_size": None if per_channel else layer.group_size,
                "dynamic": False, "actorder": None}
@@ -81,22 +80,31 @@ def scheme_name(scheme: dict) -> str:
     return f"W{w['num_bits']}A8 {wname}, {'int8' if a['type'] == 'int' else 'fp8'} {how}"
 
 
-def vllm_support(scheme: dict) -> tuple[str, bool]:
-    """What vLLM does with a layer of this scheme, and whether that is a kernel on NVIDIA GPUs: from vLLM's
-    compressed-tensors scheme selection, read in its sources (late 2026), not run here (vLLM cannot be installed on
-    our machines)."""
+# What vLLM does with each scheme, read in its compressed-tensors loader and scheme classes (the code index's copies,
+# up to late 2026; vLLM was not run: it cannot be installed on our machines): "yes" it serves the layer on NVIDIA
+# GPUs, "maybe" only some versions or shapes do, "no" it refuses the layer and so will not load the model.
+MARLIN_GROUPS = (32, 64, 128)
+
+
+def vllm_support(scheme: dict) -> tuple[str, str]:
+    """What vLLM does with a layer of this scheme ("yes" / "maybe" / "no", and a note); see the comment above."""
     w, a = scheme["weights"], scheme["input_activations"]
     if w["type"] == "float":
-        return "W8A8-FP8 kernels (NVIDIA GPUs with fp8: Ada, Hopper and later)", True
+        return "yes", "W8A8-FP8 kernels (Ada, Hopper and later)"
+    grouped_ok = w["strategy"] == "channel" or w["group_size"] in MARLIN_GROUPS
     if a is None:
-        return f"W{w['num_bits']}A16 kernels (Marlin family, NVIDIA GPUs)", True
+        if w["num_bits"] == 8 and not w["symmetric"]:
+            return "maybe", "W8A16 with zero points: likely no kernel (Marlin takes zero points for 4 bits only)"
+        if not grouped_ok:
+            return "maybe", f"W{w['num_bits']}A16 with groups of {w['group_size']}: Marlin takes 32, 64, 128 or per channel"
+        return "yes", f"W{w['num_bits']}A16 kernels (Marlin family; K and N multiples of 64-128)"
     if a["type"] == "float":
-        if w["num_bits"] == 4 and w["symmetric"] and w["strategy"] == "group":
-            return "W4A8-FP8 kernel (Hopper only)", True
-        return "no kernel (W4A8-FP8 needs symmetric 4-bit groups)", False
+        if w["num_bits"] == 4 and w["symmetric"] and w["group_size"] == 128:
+            return "yes", "W4A8-FP8 kernel (Hopper; bf16 output: serve with --dtype bfloat16)"
+        return "no", "refused: W4A8-FP8 needs symmetric 4-bit groups of 128"
     if a["dynamic"]:
-        return "int4 x int8 on CPUs only (no NVIDIA GPU kernel)", False
-    return "no scheme for static int8 activations with 4-bit weights (refused)", False
+        return "maybe", "int4 x per-token int8: recent vLLM only (its WNA8Int scheme, 2026); older versions refuse it"
+    return "no", "refused: no scheme for 4-bit weights with static int8 activations"
 
 
 def _words(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -128,7 +136,7 @@ def _le_int32_arith(data: torch.Tensor) -> torch.Tensor:
 
 def _layer_tensors(layer, prefix: str, stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A quantized layer's tensors in compressed-tensors' names (biases as `stored` holds them)."""
-    from fptq.nn.fp8_linear import Fp8Linear
+    from fptq.packing import unpack_int4
 
     out = {}
     if isinstance(layer, Fp8Linear):
@@ -136,7 +144,11 @@ def _layer_tensors(layer, prefix: str, stored: dict[str, torch.Tensor]) -> dict[
         out["weight_scale"] = layer.weight_scale.float().reshape(1).cpu()
         out["input_scale"] = layer.input_scale.float().reshape(1).cpu()
     else:
-        out["weight_packed"] = _le_int32(layer.qweight.cpu())  # (two codes a byte, or one: whole words, checked)
+        qweight = layer.qweight.cpu()
+        if layer.in_features * layer.bits % 32 == 0:  # whole words: fptq's bytes as they are
+            out["weight_packed"] = _le_int32(qweight)
+        else:  # (a partial last word, zero-padded as compressed-tensors pads it)
+            out["weight_packed"] = _words(unpack_int4(qweight) if layer.bits == 4 else qweight, layer.bits)
         out["weight_scale"] = layer.scales.to(torch.float16).cpu().contiguous()
         out["weight_shape"] = torch.tensor([layer.out_features, layer.in_features], dtype=torch.int64)
         if layer.zeros is not None:  # (fptq's zero in [0, 2**bits): the signed zero point + 2**(bits - 1))
@@ -148,33 +160,26 @@ def _layer_tensors(layer, prefix: str, stored: dict[str, torch.Tensor]) -> dict[
     return {f"{prefix}.{k}": v for k, v in out.items()}
 
 
-def _check_exportable(name: str, layer) -> None:
-    from fptq.nn.quant_linear import QuantLinear
-
-    if isinstance(layer, QuantLinear) and layer.in_features * layer.bits % 32:
-        raise ModelError(f"cannot export {name}: compressed-tensors packs {layer.bits}-bit weights in 32-bit words along "
-                         f"the input, and its {layer.in_features} inputs are not a whole number of words")
+def _quantized_layers(model) -> dict:
+    """The model's quantized layers (QuantLinear, Fp8Linear) by name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, (QuantLinear, Fp8Linear))}
 
 
 def quantization_config(model) -> tuple[dict, list[dict]]:
     """The "quantization_config" entry of an exported model, and a row per scheme: its `scheme_name`, the scheme, its
-    layers and `vllm_support` (the note, and whether it is a GPU kernel)."""
-    from fptq.nn.fp8_linear import Fp8Linear
-    from fptq.nn.quant_linear import QuantLinear
-
+    layers and `vllm_support` ("vllm": yes / maybe / no, "vllm_note")."""
     schemes: dict[str, tuple[dict, list[str]]] = {}
-    plain: list[str] = []
-    for name, m in model.named_modules():
-        if isinstance(m, (QuantLinear, Fp8Linear)):
-            _check_exportable(name, m)
-            scheme = scheme_of(m)
-            schemes.setdefault(json.dumps(scheme, sort_keys=True), (scheme, []))[1].append(name)
-        elif isinstance(m, torch.nn.Linear):
-            plain.append(name)
+    layers = _quantized_layers(model)
+    per_channel = all(m.group_size == m.in_features for m in layers.values() if isinstance(m, QuantLinear))
+    for name, m in layers.items():
+        scheme = scheme_of(m, per_channel)
+        schemes.setdefault(json.dumps(scheme, sort_keys=True), (scheme, []))[1].append(name)
     if not schemes:
         raise ModelError("this model has no quantized layers to export")
+    plain = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]  # (the unquantized ones)
     groups = {}
-    # one scheme: every Linear but the unquantized ones (the usual form); several: each group names its layers
+    # one scheme: every Linear but the unquantized ones (the usual form); several: each group names its layers (the
+    # layers that share an input share a scheme in fptq, as vLLM's fused q/k/v and gate/up layers need)
     for i, (scheme, names) in enumerate(schemes.values()):
         groups[f"group_{i}"] = {"targets": ["Linear"] if len(schemes) == 1 else names, **scheme,
                                 "output_activations": None}
@@ -189,8 +194,8 @@ def quantization_config(model) -> tuple[dict, list[dict]]:
     }
     rows = []
     for scheme, names in schemes.values():
-        note, gpu = vllm_support(scheme)
-        rows.append({"name": scheme_name(scheme), "scheme": scheme, "layers": names, "vllm": note, "vllm_gpu": gpu})
+        serves, note = vllm_support(scheme)
+        rows.append({"name": scheme_name(scheme), "scheme": scheme, "layers": names, "vllm": serves, "vllm_note": note})
     return config, rows
 
 
@@ -199,19 +204,19 @@ def export_compressed_tensors(model, out_dir: str | os.PathLike, tokenizer=None,
     """Write a quantized model (from `fptq.quantize` or `fptq.load_quantized(..., fuse=False)`) to `out_dir` in the
     compressed-tensors format, atomically; returns the folder.
 
-    overwrite: replace an existing `out_dir` if it is an earlier fptq output or export, or empty (`check_output`).
-    protect:   paths (e.g. the source checkpoint) that `out_dir` must not be or contain when replaced.
+    overwrite: replace an existing `out_dir` if it is an earlier fptq export (never an fptq checkpoint), or empty
+               (`check_output`).
+    protect:   paths (e.g. the source checkpoint) that `out_dir` must not be, contain or lie inside.
     """
     from safetensors.torch import save_file
 
     from fptq import __version__
-    from fptq.export.native import _state_dict_for_saving, check_savable, write_folder
 
     info = check_savable(model, "export")
     qconfig, schemes = quantization_config(model)
     stored = _state_dict_for_saving(model)
     tensors = {}
-    quantized = {name: m for name, m in model.named_modules() if name and _is_quantized(m)}
+    quantized = _quantized_layers(model)
     for key, value in stored.items():
         owner = key.rsplit(".", 1)[0]
         if owner not in quantized:
@@ -226,8 +231,8 @@ def export_compressed_tensors(model, out_dir: str | os.PathLike, tokenizer=None,
         model.config.save_pretrained(tmp)
         config = json.loads((tmp / "config.json").read_text())
         config["quantization_config"] = qconfig
-        config["dtype"] = "float16"  # (what the tensors are stored in)
-        config.pop("torch_dtype", None)
+        config["dtype"] = config["torch_dtype"] = "float16"  # (what the tensors are stored in; both names: older
+        # transformers and vLLM read `torch_dtype`)
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
@@ -236,11 +241,4 @@ def export_compressed_tensors(model, out_dir: str | os.PathLike, tokenizer=None,
         save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / EXPORT_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
-    return write_folder(out_dir, write, overwrite=overwrite, protect=protect)
-
-
-def _is_quantized(module) -> bool:
-    from fptq.nn.fp8_linear import Fp8Linear
-    from fptq.nn.quant_linear import QuantLinear
-
-    return isinstance(module, (QuantLinear, Fp8Linear))
+    return write_folder(out_dir, write, overwrite=overwrite, protect=protect, marker=EXPORT_NAME)

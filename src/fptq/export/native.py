@@ -32,7 +32,8 @@ import torch
 from fptq.config import FORMAT_VERSION
 from fptq.errors import CheckpointError, ConfigError, ModelError, OutputExistsError
 
-__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "saved_strategies", "CONFIG_NAME",
+__all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "check_savable", "write_folder",
+           "saved_strategies", "CONFIG_NAME", "EXPORT_NAME",
            "WEIGHTS_NAME"]
 
 CONFIG_NAME = "fptq_config.json"
@@ -72,15 +73,21 @@ def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()) -> Path:
+def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=(), marker: str = CONFIG_NAME) -> Path:
     """The resolved output folder, or a one-line error if saving there would be refused.
 
-    An existing `out_dir` is replaced only with `overwrite`, and only if it is an earlier fptq
-    output (has fptq_config.json, or fptq_export.json: an export) or an empty folder, does not contain the current working
-    directory, and is not and does not contain any path in `protect` (e.g. the source model
-    folder). Cheap: call it before calibration to fail early.
+    `out_dir` never is, contains or lies inside a path in `protect` (e.g. the source model folder). An existing
+    `out_dir` is replaced only with `overwrite`, and only if it is an earlier output of the same kind (it has `marker`:
+    fptq_config.json for a checkpoint, fptq_export.json for an export) or an empty folder, and does not contain the
+    current working directory. Cheap: call it before calibration to fail early.
     """
     out = Path(out_dir).expanduser().resolve()
+    sources = [Path(p).expanduser() for p in ([protect] if isinstance(protect, (str, os.PathLike)) else protect or ())
+               if p is not None]
+    for source in sources:  # (a hub id or the bundled model's name is no folder of the user's: nothing to protect)
+        if source.exists() and out != source.resolve() and _within(out, source.resolve()):
+            raise OutputExistsError(f"refusing to write {out} inside the source model {source}; choose a folder "
+                                    "outside it")
     if not out.exists():
         return out
     if not overwrite:
@@ -94,20 +101,18 @@ def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()
         raise OutputExistsError(
             f"refusing to replace output folder {out}: it contains the current working directory; choose a new folder"
         )
-    for source in [protect] if isinstance(protect, (str, os.PathLike)) else protect or ():
-        if source is None:
-            continue
-        src = Path(source).expanduser()
-        if not src.exists():  # a hub id or the bundled model's name: nothing of the user's on disk to protect
-            continue
-        if _within(src.resolve(), out):
+    for source in sources:
+        if source.exists() and _within(source.resolve(), out):
             raise OutputExistsError(
                 f"refusing to replace output folder {out}: it is or contains the source model {source}; choose a new folder"
             )
-    if not any((out / marker).is_file() for marker in (CONFIG_NAME, EXPORT_NAME)) and any(out.iterdir()):
+    if not (out / marker).is_file() and any(out.iterdir()):
+        what = "fptq output" if marker == CONFIG_NAME else "fptq export"
+        other = " (it is an fptq checkpoint)" if marker != CONFIG_NAME and (out / CONFIG_NAME).is_file() else (
+            " (it is an fptq export)" if marker == CONFIG_NAME and (out / EXPORT_NAME).is_file() else "")
         raise OutputExistsError(
-            f"refusing to replace output folder {out}: it is not an earlier fptq output (no {CONFIG_NAME} or "
-            f"{EXPORT_NAME}) and not empty; choose a new or empty folder"
+            f"refusing to replace output folder {out}: it is not an earlier {what} (no {marker}){other} and not "
+            "empty; choose a new or empty folder"
         )
     return out
 
@@ -151,14 +156,21 @@ def check_savable(model, verb: str) -> dict:
     return info
 
 
-def write_folder(out_dir: str | os.PathLike, write, overwrite: bool = False, protect=()) -> Path:
+def write_folder(out_dir: str | os.PathLike, write, overwrite: bool = False, protect=(), marker: str = CONFIG_NAME) -> Path:
     """Make the folder `out_dir` atomically: `write(tmp)` fills a temporary sibling, which is then renamed into place
-    (replacing an earlier output only as `check_output` allows). Returns the folder."""
-    out = check_output(out_dir, overwrite=overwrite, protect=protect)
+    (replacing an earlier output only as `check_output` allows, by `marker`), with the permissions the user's umask
+    gives new files (a temporary folder is private: a server running as another user could not read it). Returns the
+    folder."""
+    out = check_output(out_dir, overwrite=overwrite, protect=protect, marker=marker)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        for f in tmp.rglob("*"):
+            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             out.rename(trash / out.name)
@@ -179,6 +191,9 @@ def read_fptq_config(folder: str | os.PathLike) -> dict:
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder")
     if not path.is_file():
+        if (folder / EXPORT_NAME).is_file():
+            raise CheckpointError(f"{folder} is an fptq export (compressed-tensors), not an fptq checkpoint; load it "
+                                  "with transformers (fptq eval) or serve it with vLLM")
         raise CheckpointError(f"{folder} is not an fptq checkpoint (no {CONFIG_NAME})")
     try:
         info = json.loads(path.read_text())

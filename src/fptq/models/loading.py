@@ -197,6 +197,20 @@ def check_not_fptq_output(path: str) -> None:
         )
 
 
+def _check_transformers_reads(path: str, quantization: dict) -> None:
+    """A one-line error for a compressed-tensors checkpoint that transformers (5.x, compressed-tensors 0.20) loads wrong:
+    asymmetric pack-quantized weights, whose packed zero points its loader expects unpacked (llm-compressor issue
+    #1618; vLLM reads them)."""
+    groups = quantization.get("config_groups") or {}
+    for group in groups.values() if isinstance(groups, dict) else ():
+        weights = group.get("weights") if isinstance(group, dict) else None
+        fmt = group.get("format") or quantization.get("format") if isinstance(group, dict) else None
+        if isinstance(weights, dict) and weights.get("symmetric") is False and fmt == "pack-quantized":
+            raise ModelError(f"{path} has asymmetric pack-quantized weights, which transformers cannot load (its "
+                             "compressed-tensors loader expects unpacked zero points: llm-compressor issue #1618); "
+                             "evaluate the fptq checkpoint it was exported from instead")
+
+
 def _check_safetensors_only(path: str) -> None:
     """Refuse a local folder whose weights are pickled (`pytorch_model.bin`, ...) before transformers sees it."""
     folder = Path(path)
@@ -292,6 +306,8 @@ def load_model(
         method = quantized.get("quant_method", "unknown") if isinstance(quantized, dict) else type(quantized).__name__
         raise ModelError(f"{path} is already quantized (its config.json has a quantization_config, quant_method "
                          f"{method}); quantize the original full-precision model instead")
+    if isinstance(quantized, dict) and quantized.get("quant_method") == "compressed-tensors":
+        _check_transformers_reads(path, quantized)
     _check_safetensors_only(path)
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
