@@ -572,6 +572,11 @@ PY
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,16,32 --ms 2,4 \
         --shapes "70B gate/up,7B q/k/v fused,7B gate+up fused,70B gate+up fused,70B down" 2>&1 | tee "$OUT/parts.txt"
     ;;
+  session27e)  # run 240: warps of the quantization kernel's programs at 4 / 16 rows (default: 16 for rows held past
+    # 16384 columns), budget 16: fewer warps take less SM room from the GEMM's early programs (runs 236-239)
+    timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16 --warps 0,8,4,0,8 --ms 4,16 \
+        --shapes "70B down,7B down,70B gate/up,13B gate/up,7B q/k/v/o" 2>&1 | tee "$OUT/warps.txt"
+    ;;
   gpu-ids)  # the GPU tests listed in a file of test ids (one a line), e.g. those a cut `gpu-tests` part did not reach
     cp "$2" "$OUT/ids.txt"
     timeout 500 python3 -m pytest -v -rf --tb=short --durations=10 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1

@@ -34,17 +34,20 @@ def main() -> None:
     p.add_argument("--budgets", default="16,32,64,128")
     p.add_argument("--ms", default="4,16")
     p.add_argument("--shapes", default=None, help="comma-separated names of SHAPES (default: all)")
+    p.add_argument("--warps", default="", help="comma-separated QUANT_WARPS values to sweep at each budget (0: the "
+                   "default, by row length); default: the default only")
     args = p.parse_args()
     shapes = {name: SHAPES[name] for name in args.shapes.split(",")} if args.shapes else SHAPES
     budgets = [int(b) for b in args.budgets.split(",")]
     ms = [int(m) for m in args.ms.split(",")]
     print("GPU", torch.cuda.get_device_name(), flush=True)
-    default = tw.QUANT_MAX_PROGRAMS
+    default, default_warps = tw.QUANT_MAX_PROGRAMS, tw.QUANT_WARPS
+    warps = [int(w) or None for w in args.warps.split(",")] if args.warps else [default_warps]
     xs = {(m, k): torch.randn(m, k, device="cuda", dtype=torch.float16) for m in ms for _, k in shapes.values()}
     ref = {mk: tw.quantize_activation_triton(x, 128, "dynamic") for mk, x in xs.items()}
     fp16 = {(m, name): bench_fp16(m, *shapes[name]) for m in ms for name in shapes}
-    for budget in budgets:
-        tw.QUANT_MAX_PROGRAMS = budget
+    for budget, warp in [(b, w) for b in budgets for w in warps]:
+        tw.QUANT_MAX_PROGRAMS, tw.QUANT_WARPS = budget, warp
         same = all(all(torch.equal(a, b) for a, b in zip(tw.quantize_activation_triton(x, 128, "dynamic"), ref[mk]))
                    for mk, x in xs.items())
         for m in ms:
@@ -53,9 +56,10 @@ def main() -> None:
                 q = quant_only(m, k)
                 op = bench_ours(m, n, k, "dynamic", two_level=True)
                 cells.append(f"{name} quant {q:.1f} op {op:.1f}us x{fp16[(m, name)] / op:.2f}")
-            print(f"budget {budget} ({'same codes' if same else 'DIFFERENT codes'}) M={m}: " + "; ".join(cells),
+            print(f"budget {budget} warps {warp or 'default'} ({'same codes' if same else 'DIFFERENT codes'}) M={m}: "
+                  + "; ".join(cells),
                   flush=True)
-    tw.QUANT_MAX_PROGRAMS = default
+    tw.QUANT_MAX_PROGRAMS, tw.QUANT_WARPS = default, default_warps
 
 
 if __name__ == "__main__":
