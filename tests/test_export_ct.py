@@ -110,7 +110,8 @@ def test_config_groups_follow_the_layers_schemes(tmp_path):
     layers exactly, each layer in exactly one."""
     config, rows = quantization_config(_quantized(a_bits=16))
     assert [g["targets"] for g in config["config_groups"].values()] == [["Linear"]] and config["ignore"] == ["lm_head"]
-    assert config["format"] == "pack-quantized" and rows[0]["vllm"] == "yes"
+    assert config["format"] == "pack-quantized" and rows[0]["vllm"] == "maybe"  # (64-wide layers: off Marlin's 128)
+    assert "e.g. N x K = 64 x 64" in rows[0]["vllm_note"] and rows[0]["transformers"]
     model = _quantized(policy="layerwise", v0=0.4, v1=7.0)  # (small thresholds: static, equalized and dynamic layers)
     config, rows = quantization_config(model)
     named = [t for g in config["config_groups"].values() for t in g["targets"]]
@@ -153,7 +154,7 @@ def test_static_scales_and_shapes_are_exported_unchanged(tmp_path):
     (dict(policy="all-static"), "no"), (dict(policy="all-dynamic"), "maybe")])
 def test_what_vllm_does_with_each_scheme(settings, verdict):
     """(What vLLM's compressed-tensors loader accepts, read in its sources: `vllm_support`.)"""
-    model = make_tiny("llama", hidden_size=128, intermediate_size=256)
+    model = make_tiny("llama", hidden_size=128, intermediate_size=256, num_key_value_heads=4)  # (N, K multiples of 128)
     config = settings if settings.get("method") == "fp8" else {"group_size": 32, **settings}
     fptq.quantize(model, None, fptq.QuantConfig(**config), CALIB, progress=False)
     (row,) = quantization_config(model)[1]
@@ -225,8 +226,9 @@ def test_cli_export(tmp_path, capsys):
     model = _quantized()
     fptq.save_quantized(model, tmp_path / "q")
     code, out, err = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--json")
-    assert code == 0 and "has no tokenizer files" in err  # (saved without one)
     result = json.loads(out)
+    assert code == 0 and any("no tokenizer files" in note for note in result["notes"])  # (saved without one)
+    assert any("vLLM will not load" in note for note in result["notes"]) and result["source"] == str(tmp_path / "q")
     assert result["format"] == "compressed-tensors" and sum(r["layers"] for r in result["schemes"]) == 14
     record = json.loads((tmp_path / "ct" / "fptq_export.json").read_text())
     assert record["quantization"] == model.fptq_info["quantization"]
@@ -235,9 +237,13 @@ def test_cli_export(tmp_path, capsys):
     asym = _quantized(a_bits=16, symmetric=False)
     fptq.save_quantized(asym, tmp_path / "qa")
     assert _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca", "--quiet")[0] == 2  # (no --quiet)
-    assert _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca")[0] == 0
+    code, out, _ = _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca")
+    assert code == 0 and "note: transformers cannot load this export" in out and "transformers loads it" not in out
     for argv, pattern in [
         (("eval", tmp_path / "ca", "--quiet"), "transformers cannot load"),
+        (("export", "bundled", "--out", tmp_path / "o"), "takes a folder written by fptq quantize"),
+        (("export", tmp_path / "q", "--out", ""), "--out is empty"),
+        (("eval", tmp_path / "ct", "--tasks", ",", "--quiet"), "names no task"),
         (("export", tmp_path / "q", "--out", tmp_path / "q" / "sub"), "inside the source model"),
         (("export", tmp_path / "nope", "--out", tmp_path / "o"), "does not exist"),
         (("export", tmp_path / "ct", "--out", tmp_path / "o"), "not an fptq checkpoint"),

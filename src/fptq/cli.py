@@ -217,13 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ppl_args(c, windows=8)
     _add_task_args(c)
     _add_runtime_args(c)
-    x = sub.add_parser("export", help="write an fptq checkpoint in the compressed-tensors format (vLLM, transformers)",
-                       description="Write an fptq checkpoint (from fptq quantize) in the compressed-tensors format "
-                       "that vLLM and transformers load: the same codes, scales and activation settings, no "
-                       "calibration. The summary says which of its schemes vLLM serves on NVIDIA GPUs.")
+    x = sub.add_parser("export", help="write an fptq checkpoint in the compressed-tensors format (transformers, vLLM)",
+                       description="Write an fptq checkpoint (from fptq quantize) in the compressed-tensors format: "
+                       "the same codes, scales and activation settings, no calibration. transformers loads it (not "
+                       "with asymmetric weights); vLLM serves some schemes and refuses others (FPTQ's static int8 "
+                       "layers): the summary says which, as read in vLLM's sources. For vLLM on GPUs quantize with "
+                       "--a-bits 16, or --a-format fp8 --policy all-dynamic with groups of 128 (README, 'Export for "
+                       "vLLM').")
     x.add_argument("checkpoint", help="folder written by fptq quantize")
     x.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing output folder (an earlier fptq output)")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier fptq export (never an fptq checkpoint)")
     x.add_argument("--format", default="compressed-tensors", choices=("compressed-tensors",),
                    help="output format (default: compressed-tensors)")
     x.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -312,6 +315,8 @@ def _check_writable(path: str | os.PathLike, option: str, *, kind: str = "folder
     (fptq quantize --out), so its parent is what must be writable even where `path` exists."""
     from fptq.errors import ConfigError
 
+    if not str(path).strip():
+        raise ConfigError(f"{option} is empty; give a {kind} name")
     p = Path(path).expanduser()
     if kind == "folder" and p.exists() and not p.is_dir():
         raise ConfigError(f"{option} {path} is an existing file, not a folder")
@@ -476,6 +481,9 @@ def _task_names(args) -> list[str]:
         them = "them" if len(given) > 1 else "it"
         raise ConfigError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to --tasks, and no "
                           f"tasks were given; add --tasks NAME,... or leave {them} out")
+    if args.tasks is not None and not names:  # (an empty list from a script: not a perplexity-only run)
+        raise ConfigError(f"--tasks {args.tasks!r} names no task; give task names, e.g. --tasks piqa,arc_easy, or leave "
+                          "it out")
     if names:
         parse_tasks(names)
     return names
@@ -500,6 +508,17 @@ def _load_for_eval(name: str, device: str, trust_remote_code: bool):
     return model.to(device), tokenizer
 
 
+def _export_record(name: str) -> dict | None:
+    """The `fptq_export.json` of an fptq export folder `name` (its source checkpoint's settings), else None."""
+    from fptq.export.native import EXPORT_NAME
+
+    path = Path(name).expanduser() / EXPORT_NAME
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def cmd_eval(args) -> int:
     from fptq.errors import ConfigError
     from fptq.eval.perplexity import perplexity, perplexity_tokens
@@ -515,6 +534,7 @@ def cmd_eval(args) -> int:
     device = _device(args.device)
     model, tokenizer = _load_for_eval(args.model, device, args.trust_remote_code)
     info = getattr(model, "fptq_info", None)  # (an fptq checkpoint: what was evaluated; None for an FP model)
+    info = info or _export_record(args.model)  # (an fptq export: its source's settings)
     result: dict = {"model": args.model, "quantization": info.get("quantization") if info else None}
     if args.ppl != "none":
         from fptq.eval.perplexity import max_positions
@@ -633,12 +653,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def cmd_export(args) -> int:
+    from fptq.errors import ConfigError
     from fptq.export.compressed_tensors import export_compressed_tensors
     from fptq.export.native import EXPORT_NAME, check_output, load_quantized, read_fptq_config
     from fptq.models.loading import TOKENIZER_FILES, load_tokenizer
     from fptq.report.tables import markdown_table
 
     out = _check_writable(args.out, "--out", beside=True)
+    if not Path(args.checkpoint).expanduser().exists():
+        raise ConfigError(f"{args.checkpoint} does not exist; fptq export takes a folder written by fptq quantize")
     check_output(out, args.overwrite, protect=(args.checkpoint,), marker=EXPORT_NAME)
     read_fptq_config(args.checkpoint)  # (not a checkpoint: its one-line error before anything else)
     model = load_quantized(args.checkpoint, fuse=False)
@@ -646,26 +669,34 @@ def cmd_export(args) -> int:
     has_tokenizer = any((Path(args.checkpoint) / f).is_file() for f in TOKENIZER_FILES)
     folder = export_compressed_tensors(model, out, tokenizer=load_tokenizer(args.checkpoint) if has_tokenizer else None,
                                        overwrite=args.overwrite, protect=(args.checkpoint,))
-    schemes = [{"scheme": r["name"], "layers": len(r["layers"]), "vllm": r["vllm"], "vllm_note": r["vllm_note"]}
-               for r in json.loads((folder / EXPORT_NAME).read_text())["schemes"]]
-    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-    result = {"out": str(folder), "format": args.format, "schemes": schemes, "size_mb": round(size / 1e6, 1),
-              "tokenizer": has_tokenizer}
+    rows = json.loads((folder / EXPORT_NAME).read_text())["schemes"]
+    schemes = [{"scheme": r["name"], "layers": len(r["layers"]), **{k: r[k] for k in ("vllm", "vllm_note", "transformers")}}
+               for r in rows]
+    notes = []
+    if not all(r["transformers"] for r in schemes):
+        notes.append("transformers cannot load this export (asymmetric packed weights: llm-compressor issue #1618); "
+                     "vLLM reads them")
+    verdicts = {r["vllm"] for r in schemes}
+    if verdicts != {"yes"}:
+        notes.append(f"vLLM {'will not load this export' if 'no' in verdicts else 'may not load this export (see the table)'}; "
+                     "for vLLM quantize with --a-bits 16 (W4A16), or --a-format fp8 --policy all-dynamic with "
+                     "symmetric groups of 128 where the model's widths allow (W4A8-FP8, Hopper, served with --dtype "
+                     "bfloat16)")
     if not has_tokenizer:
-        _err(f"fptq: note: {args.checkpoint} has no tokenizer files, so the export has none; copy them from the "
-             "original model")
+        notes.append(f"{args.checkpoint} has no tokenizer files, so the export has none; copy them from the original "
+                     "model")
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    result = {"source": args.checkpoint, "out": str(folder), "format": args.format, "schemes": schemes,
+              "size_mb": round(size / 1e6, 1), "tokenizer": has_tokenizer, "notes": notes}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(markdown_table(["scheme", "layers", "vLLM serves it", "vLLM (read in its sources, not run here)"],
                          [[r["scheme"], r["layers"], r["vllm"], r["vllm_note"]] for r in schemes], align_right=False))
-    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB); transformers loads it "
-          "(fptq eval)")
-    verdicts = {r["vllm"] for r in schemes}
-    if verdicts != {"yes"}:
-        what = "will not load this export" if "no" in verdicts else "may not load this export (see the table)"
-        print(f"note: vLLM {what}; for vLLM quantize with --a-bits 16 (W4A16), or --a-format fp8 --policy all-dynamic "
-              "with groups of 128 (W4A8-FP8, Hopper, served with --dtype bfloat16)")
+    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB)"
+          + ("; transformers loads it (fptq eval)" if all(r["transformers"] for r in schemes) else ""))
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 

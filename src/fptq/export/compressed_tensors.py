@@ -41,7 +41,8 @@ from fptq.export.native import EXPORT_NAME, _state_dict_for_saving, check_savabl
 from fptq.nn.fp8_linear import Fp8Linear
 from fptq.nn.quant_linear import QuantLinear
 
-__all__ = ["export_compressed_tensors", "quantization_config", "scheme_of", "scheme_name", "vllm_support"]
+__all__ = ["export_compressed_tensors", "quantization_config", "scheme_of", "scheme_name", "vllm_support",
+           "transformers_loads"]
 
 FORMAT = "compressed-tensors"
 PACKED, FLOAT = "pack-quantized", "float-quantized"
@@ -86,8 +87,9 @@ def scheme_name(scheme: dict) -> str:
 MARLIN_GROUPS = (32, 64, 128)
 
 
-def vllm_support(scheme: dict) -> tuple[str, str]:
-    """What vLLM does with a layer of this scheme ("yes" / "maybe" / "no", and a note); see the comment above."""
+def vllm_support(scheme: dict, shapes=()) -> tuple[str, str]:
+    """What vLLM does with layers of this scheme and these (N, K) shapes ("yes" / "maybe" / "no", and a note); see the
+    comment above."""
     w, a = scheme["weights"], scheme["input_activations"]
     if w["type"] == "float":
         return "yes", "W8A8-FP8 kernels (Ada, Hopper and later)"
@@ -97,14 +99,33 @@ def vllm_support(scheme: dict) -> tuple[str, str]:
             return "maybe", "W8A16 with zero points: likely no kernel (Marlin takes zero points for 4 bits only)"
         if not grouped_ok:
             return "maybe", f"W{w['num_bits']}A16 with groups of {w['group_size']}: Marlin takes 32, 64, 128 or per channel"
-        return "yes", f"W{w['num_bits']}A16 kernels (Marlin family; K and N multiples of 64-128)"
+        verdict = "yes", f"W{w['num_bits']}A16 kernels (Marlin family)"
+        return _shapes_fit(verdict, shapes, 128, 64, "Marlin")
     if a["type"] == "float":
         if w["num_bits"] == 4 and w["symmetric"] and w["group_size"] == 128:
-            return "yes", "W4A8-FP8 kernel (Hopper; bf16 output: serve with --dtype bfloat16)"
+            verdict = "yes", "W4A8-FP8 kernel (Hopper; bf16 output: serve with --dtype bfloat16)"
+            return _shapes_fit(verdict, shapes, 128, 128, "the W4A8-FP8 kernel")
         return "no", "refused: W4A8-FP8 needs symmetric 4-bit groups of 128"
     if a["dynamic"]:
         return "maybe", "int4 x per-token int8: recent vLLM only (its WNA8Int scheme, 2026); older versions refuse it"
     return "no", "refused: no scheme for 4-bit weights with static int8 activations"
+
+
+def _shapes_fit(verdict: tuple[str, str], shapes, k_multiple: int, n_multiple: int, kernel: str) -> tuple[str, str]:
+    """`verdict`, or "maybe" where a layer's K or N (`shapes`: one (N, K) a layer) is not a multiple of what `kernel`
+    takes."""
+    off = [(n, k) for n, k in shapes if k % k_multiple or n % n_multiple]
+    if not off:
+        return verdict
+    n, k = off[0]
+    return "maybe", (f"{verdict[1]}, but {kernel} needs K a multiple of {k_multiple} and N of {n_multiple}: "
+                     f"{len(off)} of {len(shapes)} layers off, e.g. N x K = {n} x {k}; another vLLM kernel may take them")
+
+
+def transformers_loads(scheme: dict) -> bool:
+    """Whether transformers (5.x, with compressed-tensors 0.20) loads layers of this scheme: not asymmetric packed
+    weights, whose zero points its loader expects unpacked (llm-compressor issue #1618)."""
+    return scheme["weights"]["symmetric"] or scheme["format"] != PACKED
 
 
 def _words(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -167,7 +188,7 @@ def _quantized_layers(model) -> dict:
 
 def quantization_config(model) -> tuple[dict, list[dict]]:
     """The "quantization_config" entry of an exported model, and a row per scheme: its `scheme_name`, the scheme, its
-    layers and `vllm_support` ("vllm": yes / maybe / no, "vllm_note")."""
+    layers, `vllm_support` ("vllm": yes / maybe / no, "vllm_note") and `transformers_loads` ("transformers")."""
     schemes: dict[str, tuple[dict, list[str]]] = {}
     layers = _quantized_layers(model)
     per_channel = all(m.group_size == m.in_features for m in layers.values() if isinstance(m, QuantLinear))
@@ -194,8 +215,9 @@ def quantization_config(model) -> tuple[dict, list[dict]]:
     }
     rows = []
     for scheme, names in schemes.values():
-        serves, note = vllm_support(scheme)
-        rows.append({"name": scheme_name(scheme), "scheme": scheme, "layers": names, "vllm": serves, "vllm_note": note})
+        serves, note = vllm_support(scheme, [(layers[n].out_features, layers[n].in_features) for n in names])
+        rows.append({"name": scheme_name(scheme), "scheme": scheme, "layers": names, "vllm": serves, "vllm_note": note,
+                     "transformers": transformers_loads(scheme)})
     return config, rows
 
 

@@ -107,12 +107,15 @@ def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()
                 f"refusing to replace output folder {out}: it is or contains the source model {source}; choose a new folder"
             )
     if not (out / marker).is_file() and any(out.iterdir()):
-        what = "fptq output" if marker == CONFIG_NAME else "fptq export"
-        other = " (it is an fptq checkpoint)" if marker != CONFIG_NAME and (out / CONFIG_NAME).is_file() else (
-            " (it is an fptq export)" if marker == CONFIG_NAME and (out / EXPORT_NAME).is_file() else "")
+        kinds = {CONFIG_NAME: ("fptq output", "an fptq checkpoint"), EXPORT_NAME: ("fptq export", "an fptq export")}
+        what = kinds[marker][0]
+        other = next((kind for name, (_, kind) in kinds.items() if name != marker and (out / name).is_file()), None)
+        if other is not None:
+            raise OutputExistsError(f"refusing to replace output folder {out}: it is {other}, and --overwrite replaces "
+                                    f"only an earlier {what}; choose a new or empty folder")
         raise OutputExistsError(
-            f"refusing to replace output folder {out}: it is not an earlier {what} (no {marker}){other} and not "
-            "empty; choose a new or empty folder"
+            f"refusing to replace output folder {out}: it is not an earlier {what} (no {marker}) and not empty; "
+            "choose a new or empty folder"
         )
     return out
 
