@@ -4,7 +4,7 @@
     fptq eval DIR_OR_MODEL [--ppl bundled]    perplexity (and tasks) of an FP or quantized model
     fptq demo                                 the bundled-model comparison table, offline
     fptq compare MODEL --methods a,b,...      quantize with each method, evaluate, one table
-    fptq export DIR --out DIR2                an fptq checkpoint in the compressed-tensors format (vLLM)
+    fptq export DIR --out DIR2                an fptq checkpoint in the compressed-tensors format (transformers, vLLM)
 
 Errors a user can cause print one line (`fptq: error: ...`) and exit with code 2.
 """

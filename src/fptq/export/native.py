@@ -33,8 +33,7 @@ from fptq.config import FORMAT_VERSION
 from fptq.errors import CheckpointError, ConfigError, ModelError, OutputExistsError
 
 __all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "check_savable", "write_folder",
-           "saved_strategies", "CONFIG_NAME", "EXPORT_NAME",
-           "WEIGHTS_NAME"]
+           "saved_strategies", "CONFIG_NAME", "EXPORT_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "fptq_config.json"
 WEIGHTS_NAME = "model.safetensors"
