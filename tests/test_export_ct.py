@@ -241,6 +241,7 @@ def test_cli_export(tmp_path, capsys):
     assert code == 0 and "note: transformers cannot load this export" in out and "transformers loads it" not in out
     for argv, pattern in [
         (("eval", tmp_path / "ca", "--quiet"), "transformers cannot load"),
+        (("compare", tmp_path / "ct", "--methods", "fp16", "--out", tmp_path / "o", "--quiet"), "already quantized"),
         (("export", "bundled", "--out", tmp_path / "o"), "takes a folder written by fptq quantize"),
         (("export", tmp_path / "q", "--out", ""), "--out is empty"),
         (("eval", tmp_path / "ct", "--tasks", ",", "--quiet"), "names no task"),

@@ -400,12 +400,12 @@ def _local_context(name: str, config: dict | None = None) -> int | None:
 
 def _check_local_model(name: str) -> int | None:
     """What `load_model` refuses first in a local folder, from its files alone (an fptq checkpoint, an unsupported
-    architecture), so that these come before errors about a setting that does not fit the model; returns its context
-    (`_local_context`)."""
+    architecture, an already quantized model), so that these come before errors about a setting that does not fit the
+    model; returns its context (`_local_context`)."""
     from types import SimpleNamespace
 
     from fptq.models.arch import get_arch
-    from fptq.models.loading import check_not_fptq_output
+    from fptq.models.loading import check_not_fptq_output, check_not_quantized
 
     config = _local_config(name)
     if config is None:
@@ -413,6 +413,7 @@ def _check_local_model(name: str) -> int | None:
     check_not_fptq_output(str(Path(name).expanduser()))
     if "model_type" in config:  # (without one, transformers' own error comes when loading)
         get_arch(SimpleNamespace(model_type=config["model_type"]))
+    check_not_quantized(str(Path(name).expanduser()), config.get("quantization_config"))
     return _local_context(name, config)
 
 
@@ -619,6 +620,7 @@ def cmd_compare(args) -> int:
                           "e.g. --methods fp16,rtn-w4a8,fptq-w4a8 (or leave it out for the default line-up)")
     variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
     tasks = _task_names(args) or None
+    _check_local_model(args.model)  # (an fptq checkpoint or export, an unsupported model: before any variant runs)
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     results = run_comparison(  # (window lengths left out, None: run_comparison fits them to the model)
         args.model, variants, _calib_config(args), out_dir=Path(args.out), ppl_source=args.ppl,

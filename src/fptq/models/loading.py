@@ -197,6 +197,16 @@ def check_not_fptq_output(path: str) -> None:
         )
 
 
+def check_not_quantized(path: str, quantized) -> None:
+    """A one-line error where a model's config has a `quantization_config` (`quantized`, a dict or a config object;
+    None: a full-precision model): fptq quantizes full-precision models."""
+    if quantized is None:
+        return
+    method = quantized.get("quant_method", "unknown") if isinstance(quantized, dict) else type(quantized).__name__
+    raise ModelError(f"{path} is already quantized (its config.json has a quantization_config, quant_method "
+                     f"{method}); quantize the original full-precision model instead")
+
+
 def _check_transformers_reads(path: str, quantization: dict) -> None:
     """A one-line error for a compressed-tensors checkpoint that transformers (5.x, compressed-tensors 0.20) loads wrong:
     asymmetric pack-quantized weights, whose packed zero points its loader expects unpacked (llm-compressor issue
@@ -302,10 +312,8 @@ def load_model(
 
     get_arch(config)  # fail early, before loading weights, on an unsupported architecture
     quantized = getattr(config, "quantization_config", None)
-    if quantized is not None and not quantized_ok:
-        method = quantized.get("quant_method", "unknown") if isinstance(quantized, dict) else type(quantized).__name__
-        raise ModelError(f"{path} is already quantized (its config.json has a quantization_config, quant_method "
-                         f"{method}); quantize the original full-precision model instead")
+    if not quantized_ok:
+        check_not_quantized(path, quantized)
     if isinstance(quantized, dict) and quantized.get("quant_method") == "compressed-tensors":
         _check_transformers_reads(path, quantized)
     _check_safetensors_only(path)
