@@ -234,6 +234,18 @@ def test_cli_export(tmp_path, capsys):
     assert record["quantization"] == model.fptq_info["quantization"]
     code, out, _ = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--overwrite")
     assert code == 0 and "| scheme" in out and "note: vLLM will not load this export" in out
+    from fptq.models.loading import load_tokenizer
+
+    load_tokenizer("bundled").save_pretrained(tmp_path / "ct")  # (a tokenizer of another model: vocabulary 49152)
+    code, _, err = _run(capsys, "eval", tmp_path / "ct", "--ppl", "none", "--tasks", "piqa", "--limit", 1, "--quiet")
+    assert code == 2 and "fptq: error: task piqa's text has token id" in err and "belongs to another model" in err
+    assert "Traceback" not in err
+    big = make_tiny("llama", vocab_size=49152)
+    fptq.quantize(big, None, fptq.QuantConfig(group_size=32, a_bits=16), CALIB, progress=False)
+    export_compressed_tensors(big, tmp_path / "big", tokenizer=load_tokenizer("bundled"))
+    code, out, err = _run(capsys, "eval", tmp_path / "big", "--ppl", "none", "--tasks", "piqa", "--limit", 2, "--quiet",
+                          "--json")
+    assert code == 0 and json.loads(out)["quantization"] == big.fptq_info["quantization"]  # (the source's settings)
     asym = _quantized(a_bits=16, symmetric=False)
     fptq.save_quantized(asym, tmp_path / "qa")
     assert _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca", "--quiet")[0] == 2  # (no --quiet)

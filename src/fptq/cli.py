@@ -457,7 +457,7 @@ def cmd_quantize(args) -> int:
         print()
     print(strategy_summary(rows))
     print(
-        f"\nsaved {config.scheme} {config.method} model ({_weight_scales(config)}) to {folder} "
+        f"\nsaved {config.scheme} {config.method} model ({_weight_scales(config)}{_fp8_activations(config)}) to {folder} "
         f"({model.fptq_stats['quantization_seconds']:.1f} s, policy table in {folder / 'policy.md'})"
     )
     return 0
@@ -468,6 +468,11 @@ def _weight_scales(config) -> str:
     if config.method == "fp8":
         return "float8 e4m3, one scale per tensor"
     return "per channel" if config.group_size == -1 else f"g{config.group_size} {config.scale_format} scales"
+
+
+def _fp8_activations(config) -> str:
+    """For the summary line: which activations are float8 under --a-format fp8 (the per-token ones)."""
+    return "; per-token activations in float8 e4m3" if config.a_format == "fp8" and config.a_bits == 8 else ""
 
 
 def _task_names(args) -> list[str]:

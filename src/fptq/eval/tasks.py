@@ -436,7 +436,10 @@ def run_tasks(
     task also records the wall-clock `seconds` it took. The model is any Hugging Face-style
     causal LM (FP or quantized) already on `device`.
     """
+    import torch
+
     from fptq.eval.loglik import encode_pairs, loglikelihood, model_max_length
+    from fptq.models.loading import check_token_ids
 
     names = parse_tasks(tasks)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
@@ -461,6 +464,8 @@ def run_tasks(
                     pairs.append((context, continuation))
                     groups.append(doc.group)
             requests = encode_pairs(tokenizer, pairs)
+            highest = max((max(c + t, default=0) for c, t in requests), default=0)
+            check_token_ids(torch.tensor([highest]), model, f"task {task}'s text")
             scored = loglikelihood(
                 model,
                 requests,
