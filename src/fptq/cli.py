@@ -676,11 +676,11 @@ def cmd_export(args) -> int:
     has_tokenizer = any((Path(args.checkpoint) / f).is_file() for f in TOKENIZER_FILES)
     folder = export_compressed_tensors(model, out, tokenizer=load_tokenizer(args.checkpoint) if has_tokenizer else None,
                                        overwrite=args.overwrite, protect=(args.checkpoint,))
-    rows = json.loads((folder / EXPORT_NAME).read_text())["schemes"]
     schemes = [{"scheme": r["name"], "layers": len(r["layers"]), **{k: r[k] for k in ("vllm", "vllm_note", "transformers")}}
-               for r in rows]
+               for r in _export_record(str(folder))["schemes"]]
+    transformers_ok = all(r["transformers"] for r in schemes)
     notes = []
-    if not all(r["transformers"] for r in schemes):
+    if not transformers_ok:
         notes.append("transformers cannot load this export (asymmetric packed weights: llm-compressor issue #1618); "
                      "vLLM reads them")
     verdicts = {r["vllm"] for r in schemes}
@@ -701,7 +701,7 @@ def cmd_export(args) -> int:
     print(markdown_table(["scheme", "layers", "vLLM serves it", "vLLM (read in its sources, not run here)"],
                          [[r["scheme"], r["layers"], r["vllm"], r["vllm_note"]] for r in schemes], align_right=False))
     print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB)"
-          + ("; transformers loads it (fptq eval)" if all(r["transformers"] for r in schemes) else ""))
+          + ("; transformers loads it (fptq eval)" if transformers_ok else ""))
     for note in notes:
         print(f"note: {note}")
     return 0

@@ -140,10 +140,11 @@ def calibration_windows(tokenizer, calib: CalibConfig, vocab_size: int | None = 
         )
     starts = torch.randint(0, ids.numel() - calib.seqlen + 1, (calib.samples,), generator=gen)
     wanted = calib.samples * calib.seqlen
-    if wanted <= ids.numel() and _covered(starts, calib.seqlen) < wanted:  # overlapping windows of a long text
-        starts = _disjoint_starts(ids.numel(), calib.samples, calib.seqlen, gen)
+    covered = _covered(starts, calib.seqlen)
+    if wanted <= ids.numel() and covered < wanted:  # overlapping windows of a long text
+        starts, covered = _disjoint_starts(ids.numel(), calib.samples, calib.seqlen, gen), wanted
     tokens = torch.stack([ids[s : s + calib.seqlen] for s in starts.tolist()])
-    return tokens, describe(calib, text_tokens=ids.numel(), distinct=_covered(starts, calib.seqlen))
+    return tokens, describe(calib, text_tokens=ids.numel(), distinct=covered)
 
 
 def _disjoint_starts(length: int, samples: int, seqlen: int, gen: torch.Generator) -> torch.Tensor:

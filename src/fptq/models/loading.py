@@ -211,11 +211,16 @@ def _check_transformers_reads(path: str, quantization: dict) -> None:
     """A one-line error for a compressed-tensors checkpoint that transformers (5.x, compressed-tensors 0.20) loads wrong:
     asymmetric pack-quantized weights, whose packed zero points its loader expects unpacked (llm-compressor issue
     #1618; vLLM reads them)."""
+    from fptq.export.compressed_tensors import transformers_loads
+
     groups = quantization.get("config_groups") or {}
     for group in groups.values() if isinstance(groups, dict) else ():
         weights = group.get("weights") if isinstance(group, dict) else None
-        fmt = group.get("format") or quantization.get("format") if isinstance(group, dict) else None
-        if isinstance(weights, dict) and weights.get("symmetric") is False and fmt == "pack-quantized":
+        if not isinstance(weights, dict):
+            continue
+        scheme = {"weights": {"symmetric": weights.get("symmetric") is not False},
+                  "format": group.get("format") or quantization.get("format")}
+        if not transformers_loads(scheme):
             raise ModelError(f"{path} has asymmetric pack-quantized weights, which transformers cannot load (its "
                              "compressed-tensors loader expects unpacked zero points: llm-compressor issue #1618); "
                              "evaluate the fptq checkpoint it was exported from instead")
