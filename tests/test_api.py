@@ -85,6 +85,25 @@ def test_existing_output_needs_overwrite(tmp_path, tiny_llama):
     assert (tmp_path / "q" / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("fptq_method, same", [("fptq", "rtn"), ("fptq+gptq", "gptq")])
+def test_weight_only_fptq_is_another_method_bit_for_bit_and_says_so(fptq_method, same):
+    """With 16-bit activations FPTQ's policy and LAE have nothing to act on: the weights are those of `same`, and
+    quantize warns that the checkpoint will carry FPTQ's name for them."""
+    states = {}
+    for method in (fptq_method, same):
+        model = make_tiny("llama")
+        config = fptq.QuantConfig(method=method, group_size=32, a_bits=16)
+        if method == fptq_method:
+            with pytest.warns(UserWarning, match=f"gives the weights of method {same}, bit for bit"):
+                fptq.quantize(model, None, config, CALIB, progress=False)
+        else:
+            fptq.quantize(model, None, config, CALIB, progress=False)
+        states[method] = model.state_dict()
+    assert states[fptq_method].keys() == states[same].keys()
+    for key, value in states[same].items():
+        assert torch.equal(states[fptq_method][key], value), key
+
+
 def test_group_size_that_does_not_divide_names_layer_and_alternatives():
     model = make_tiny("llama", hidden_size=96, intermediate_size=192, num_attention_heads=4, num_key_value_heads=2)
     with pytest.raises(ConfigError, match=r"group size 64 does not divide the input size 96 of model\.layers\.0\.self_attn\.q_proj.*32"):

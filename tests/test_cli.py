@@ -88,6 +88,55 @@ def test_group_size_that_does_not_divide(tmp_path, tiny_folder, capsys):
     assert not (tmp_path / "q").exists()
 
 
+def test_a_group_size_that_does_not_fit_fails_before_the_weights_are_read(tmp_path, tiny_folder, capsys):
+    """The group size is checked on the model's config (a skeleton on the meta device) before any weight is read: a
+    model whose weights file is damaged gets that error, not its own."""
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(tiny_folder, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    code, _, err = _run(capsys, "quantize", folder, "--out", tmp_path / "q", "--group-size", 48, *QUICK)
+    _assert_one_line_error(code, err, "group size 48 does not divide the input size 64")
+    code, _, err = _run(capsys, "quantize", folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)
+    _assert_one_line_error(code, err, "truncated or corrupted")  # (the group size fits: now the weights are read)
+    assert not (tmp_path / "q").exists()
+
+
+def test_a_setting_error_comes_before_an_existing_out(tmp_path, tiny_folder, capsys):
+    (tmp_path / "q").mkdir()
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--method", "magic", *QUICK)
+    _assert_one_line_error(code, err, "unknown method 'magic'")
+
+
+def test_weight_only_fptq_warns_that_it_is_rtn(tmp_path, tiny_folder, capsys):
+    code, stdout, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, "--a-bits",
+                             16, *QUICK)
+    assert code == 0 and "saved W4A16 fptq model" in stdout
+    assert "fptq: warning: method fptq with a_bits 16 (--a-bits 16) gives the weights of method rtn, bit for bit" in err
+
+
+def test_quiet_turns_off_every_progress_bar(capsys):
+    """--quiet silences tqdm bars of other libraries too (compressed-tensors' "Compressing model" when transformers
+    loads an export), and main() leaves tqdm as it found it."""
+    import io
+
+    from tqdm import std
+    from tqdm.auto import tqdm
+
+    from fptq.cli import _progress_bars_off
+
+    init = std.tqdm.__init__
+    for off, drawn in ((True, False), (False, True)):
+        stream = io.StringIO()
+        with _progress_bars_off(off):
+            for _ in tqdm(range(3), desc="Compressing model", file=stream, mininterval=0):
+                pass
+        assert ("Compressing model" in stream.getvalue()) == drawn
+    assert std.tqdm.__init__ is init
+
+
 def test_calibration_file_that_is_a_folder(tmp_path, tiny_folder, capsys):
     code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, "--calib",
                         tmp_path, "--calib-seqlen", 32)

@@ -73,7 +73,7 @@ def test_run_comparison_table_and_cache(tmp_path, tiny_folder):
     assert by["fp8-w8a8"]["bits_per_weight"] == pytest.approx(8, abs=0.01)
     assert all(torch.isfinite(torch.tensor(r["ppl"])) for r in results)
     table = comparison_table(results)
-    for column in ("bits/weight", "size MB", "ppl", "quant s", "peak MB"):
+    for column in ("bits/weight", "size MiB", "ppl", "quant s", "peak MiB"):
         assert column in table
     assert json.loads((tmp_path / "cmp" / "results.json").read_text())[1]["method"] == "rtn-w4a16"
     # a re-run reuses every quantized folder and evaluation, with the same numbers

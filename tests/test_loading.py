@@ -477,6 +477,7 @@ def _every_method_setting() -> list[dict]:
     return settings
 
 
+@pytest.mark.filterwarnings("ignore:fptq. method fptq.* with a_bits 16")  # (weight-only FPTQ: allowed, with a warning)
 def test_every_checkpoint_fptq_writes_has_the_strategies_its_config_allows_and_loads(tmp_path):
     from fptq.export.native import _STRATEGY_MEANINGS, saved_strategies
     from fptq.methods.fp8 import FP8_STRATEGY

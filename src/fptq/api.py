@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from functools import reduce
 
 import torch
@@ -42,9 +43,15 @@ def check_calib_context(seqlen: int, context: int | None) -> None:
 
 
 def check_group_size(model, group_size: int) -> None:
-    """A clear error naming the first layer that `group_size` does not divide, and what would."""
+    """A clear error naming the first layer that `group_size` does not divide, and what would. `model`: a model, or
+    its transformers config (the shapes then from a skeleton on the meta device: no memory, no weights read)."""
     if group_size == -1:
         return
+    if not isinstance(model, torch.nn.Module):
+        from transformers import AutoModelForCausalLM
+
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(model)
     arch = get_arch(model)
     sizes = {name: m.in_features for name, m in _quantized_linears(model, arch)}
     g = reduce(math.gcd, sizes.values())
@@ -98,6 +105,20 @@ def _check_not_quantized(model) -> None:
         )
 
 
+# FPTQ's methods with 16-bit activations, and the method whose weights they then are (bit for bit, tested).
+_WEIGHT_ONLY_AS = {"fptq": "rtn", "fptq+gptq": "gptq"}
+
+
+def _warn_weight_only_fptq(config: QuantConfig) -> None:
+    """A warning where an FPTQ method runs weight-only: its layer-wise policy and LAE act on 8-bit activations, so its
+    weights are another method's, saved under FPTQ's name."""
+    same = _WEIGHT_ONLY_AS.get(config.method) if config.a_bits == 16 else None
+    if same is not None:
+        warnings.warn(f"fptq: method {config.method} with {option('a_bits', 16)} gives the weights of method {same}, "
+                      "bit for bit: FPTQ's layer-wise activation policy and LAE act on 8-bit activations only; "
+                      f"use {option('method', same)}, so that the checkpoint says what ran", UserWarning, stacklevel=3)
+
+
 def quantize(
     model,
     tokenizer=None,
@@ -120,6 +141,7 @@ def quantize(
     calibration = calibration if calibration is not None else CalibConfig()
     arch = get_arch(model)
     check_group_size(model, config.group_size)
+    _warn_weight_only_fptq(config)
     context = max_positions(model)
     if isinstance(calibration, CalibConfig):
         calibration = calibration.for_context(context)

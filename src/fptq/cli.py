@@ -12,7 +12,9 @@ Errors a user can cause print one line (`fptq: error: ...`) and exit with code 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -418,19 +420,20 @@ def _check_local_model(name: str) -> int | None:
 
 
 def cmd_quantize(args) -> int:
-    from fptq.api import check_calib_context, quantize
+    from fptq.api import check_calib_context, check_group_size, quantize
     from fptq.export.native import check_output, save_quantized
     from fptq.models.loading import load_model
     from fptq.report.tables import policy_table, strategy_summary
 
-    # fail before spending minutes on calibration: a location that cannot be written, or one --overwrite must not
-    # replace (the source model, a folder holding it or the working directory, a folder that is not fptq's)
-    out = _check_writable(args.out, "--out", beside=True)
-    check_output(out, args.overwrite, protect=(args.model,))
+    # fail before spending minutes on calibration: a setting that cannot run, then a location that cannot be written,
+    # or one --overwrite must not replace (the source model, a folder holding it or the working directory, a folder
+    # that is not fptq's)
     config, calib, device = _quant_config(args), _calib_config(args), _device(args.device)
     from fptq.methods import build_method
 
     build_method(config)  # unknown method: fail before loading the model
+    out = _check_writable(args.out, "--out", beside=True)
+    check_output(out, args.overwrite, protect=(args.model,))
     if calib.seqlen is not None:  # a given length against the model's context from a local config.json, before
         # loading (after what load_model refuses first); `quantize` checks it again
         check_calib_context(calib.seqlen, _check_local_model(args.model))
@@ -441,7 +444,8 @@ def cmd_quantize(args) -> int:
 
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
+    model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code,
+                                  check=lambda model_config: check_group_size(model_config, config.group_size))
     calib = replace(calib, seqlen=_fit_seqlen(calib.seqlen, "calibration", max_positions(model)))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
@@ -707,6 +711,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+# Loggers of libraries that print warnings of their own through Python's logging, which would add lines around our
+# one-line errors (compressed-tensors: "Could not match ..." for an edited export's targets).
+LIBRARY_LOGGERS = ("compressed_tensors",)
+
+
+@contextlib.contextmanager
+def _progress_bars_off(off: bool):
+    """--quiet: no tqdm bar at all, the libraries' included (compressed-tensors' "Compressing model" when transformers
+    loads an export). TQDM_DISABLE cannot do it here: tqdm reads it once, when it is first imported, which is before
+    the arguments are parsed."""
+    if not off:
+        yield
+        return
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def quiet_init(self, *args, **kwargs):
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    std.tqdm.__init__ = quiet_init  # (tqdm.auto's class and the other subclasses initialise through it)
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -728,7 +760,10 @@ def main(argv: list[str] | None = None) -> int:
     from huggingface_hub.utils import logging as hub_logging
 
     hub_logging.set_verbosity_error()
-    if getattr(args, "quiet", False):
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet = getattr(args, "quiet", False)
+    if quiet:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from transformers.utils import logging as hf_logging
@@ -740,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo, "compare": cmd_compare,
                 "export": cmd_export}
     try:
-        with warnings.catch_warnings():  # (restores Python's printing afterwards, for callers of main())
+        with warnings.catch_warnings(), _progress_bars_off(quiet):  # (both restored for callers of main())
             warnings.showwarning = _show_warning
             return commands[args.command](args)
     except FPTQError as exc:

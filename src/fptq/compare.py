@@ -291,14 +291,8 @@ def _check_before_evaluating(model_name: str, model_config, variants: list[Varia
         check_ppl_settings(ppl_seqlen, ppl_windows, context, source=ppl_source)
         if quantized:
             check_calib_context(calib.seqlen, context)
-        sizes = sorted({v.config.group_size for v in quantized if v.config.group_size != -1})
-        if sizes:
-            from transformers import AutoModelForCausalLM
-
-            with torch.device("meta"):  # shapes only: no memory, no weights read
-                skeleton = AutoModelForCausalLM.from_config(model_config)
-            for size in sizes:
-                check_group_size(skeleton, size)
+        for size in sorted({v.config.group_size for v in quantized if v.config.group_size != -1}):
+            check_group_size(model_config, size)  # (shapes only: a skeleton on the meta device)
     if calib.source != "random" and any(not _is_cached(folders[v.name]) for v in quantized):
         from fptq.data.calib import calibration_tokens
         from fptq.models.loading import load_tokenizer
@@ -522,7 +516,7 @@ def comparison_table(results: list[dict]) -> str:
     task_cols = []
     for r in results:
         task_cols.extend(k for k in r.get("tasks", {}) if k not in task_cols)
-    headers = ["method", "scheme", "layers", "bits/weight", "size MB", "ppl", *task_cols, "quant s", "peak MB"]
+    headers = ["method", "scheme", "layers", "bits/weight", "size MiB", "ppl", *task_cols, "quant s", "peak MiB"]
     rows = []
     for r in results:
         rows.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -260,10 +261,17 @@ def _corrupt_file(path: str) -> str:
     return f"the .safetensors weights of {path}"
 
 
-def _check_loading_info(path: str, info: dict) -> None:
+def _check_loading_info(path: str, info: dict, quantized_config: bool = False) -> None:
+    """One line for what transformers' loading report (`info`) holds; `quantized_config`: the model's config has a
+    quantization_config (quantized tensors left unused then mean that it does not match them)."""
     missing = sorted(info.get("missing_keys") or ())
     unexpected = sorted(info.get("unexpected_keys") or ())
     quantized = [k for k in unexpected if k.endswith(_QUANTIZED_SUFFIXES)]
+    if quantized and quantized_config:
+        raise ModelError(
+            f"{path}: its quantization_config does not cover all of its quantized tensors ({quantized[0]} is left "
+            "unused); its config.json was edited or belongs to another checkpoint: export or download it again"
+        )
     if quantized:
         raise ModelError(
             f"{path} looks like a quantized checkpoint (it holds tensors such as {quantized[0]}); "
@@ -294,6 +302,7 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     trust_remote_code: bool = False,
     quantized_ok: bool = False,
+    check: Callable[[object], None] | None = None,
 ):
     """Load a full-precision causal LM on the CPU (calibration moves blocks to the device).
 
@@ -301,7 +310,9 @@ def load_model(
     checkpoint that lacks a tensor its config needs is an error (not a randomly initialised layer).
     The architecture check happens in `fptq.models.arch`. A model whose config has a `quantization_config` (a
     GPTQ / AWQ / compressed-tensors checkpoint, e.g. an `fptq export`) is an error unless `quantized_ok` (for
-    evaluation: transformers then loads it with its own quantizer, which may need that format's package).
+    evaluation: transformers then loads it with its own quantizer, which may need that format's package). `check`:
+    called with the model's transformers config before any weight is read (e.g. `fptq.api.check_group_size`), so
+    that a setting which does not fit the model fails in seconds.
     """
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -322,6 +333,8 @@ def load_model(
     if isinstance(quantized, dict) and quantized.get("quant_method") == "compressed-tensors":
         _check_transformers_reads(path, quantized)
     _check_safetensors_only(path)
+    if check is not None:
+        check(config)
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True,
@@ -343,6 +356,6 @@ def load_model(
     except RuntimeError as exc:  # transformers: a tensor whose shape does not match the config, and the like
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"cannot load model {path}: the checkpoint does not match its config ({text})") from None
-    _check_loading_info(path, info)
+    _check_loading_info(path, info, quantized is not None)
     model.eval()
     return model, load_tokenizer(path, trust_remote_code=trust_remote_code)
