@@ -472,11 +472,26 @@ def test_non_finite_message_names_real_options():
     (["--method", "awq", "--a-bits", "16", "--policy", "all-static"], "policy (--policy) is not used by method awq"),
     (["--method", "fptq", "--a-bits", "16", "--policy", "all-static"], "policy (--policy) is not used by method fptq"),
     (["--method", "fp8", "--w-bits", "8", "--group-size", "32"], "group_size (--group-size) is not used by method fp8"),
+    # given at their default values: still given, and still not used
+    (["--method", "rtn", "--v0", "15"], "v0 (--v0) is not used by method rtn with policy all-dynamic"),
+    (["--method", "gptq", "--alpha", "0.5"], "smoothquant_alpha (--alpha) is not used by method gptq"),
+    (["--method", "rtn", "--gptq-damp", "0.01"], "gptq_damp (--gptq-damp) is not used by method rtn"),
+    (["--act-order"], "act_order (--act-order / --no-act-order) is not used by method fptq"),
+    (["--method", "awq", "--awq-grid", "20", "--no-awq-clip"], None),  # (awq uses both)
+    (["--method", "awq", "--a-format", "int8"], "a_format (--a-format) is not used by method awq with a_bits 16"),
+    (["--method", "fp8", "--a-format", "fp8"], "a_format (--a-format) is not used by method fp8"),
 ])
 def test_quantize_rejects_options_the_method_does_not_use(tmp_path, tiny_folder, capsys, monkeypatch, options, message):
     import fptq.models.loading
 
-    monkeypatch.setattr(fptq.models.loading, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    def load_model(*args, **kwargs):
+        raise RuntimeError("model loaded")
+
+    monkeypatch.setattr(fptq.models.loading, "load_model", load_model)
+    if message is None:  # (options the method uses: accepted, and the model is loaded next)
+        with pytest.raises(RuntimeError, match="model loaded"):
+            main([str(a) for a in ("quantize", tiny_folder, "--out", tmp_path / "q", *options, *QUICK)])
+        return
     code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", *options, *QUICK)
     _assert_one_line_error(code, err, message)
     assert not (tmp_path / "q").exists()

@@ -96,13 +96,13 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--a-bits", type=int, default=None, choices=(8, 16),
                    help="activation bits; 16 = weight-only (default: 8; 16 for method awq, its only choice)")
     g.add_argument(
-        "--a-format", default="int8", choices=("int8", "fp8"),
+        "--a-format", default=None, choices=("int8", "fp8"),
         help="8-bit format of the per-token (dynamic) activations: int8, or fp8 = float8 e4m3 with a per-token "
         "scale (W4A8-FP8, for Hopper's fp8 tensor cores); static layers stay int8 (default: int8)",
     )
-    g.add_argument("--v0", type=float, default=15.0,
+    g.add_argument("--v0", type=float, default=None,
                    help="--policy layerwise: max|X| below which a layer is per-tensor static (default: 15)")
-    g.add_argument("--v1", type=float, default=150.0,
+    g.add_argument("--v1", type=float, default=None,
                    help="--policy layerwise: max|X| from which a layer is per-token dynamic (default: 150)")
     g.add_argument(
         "--policy", default=None, choices=("layerwise", "all-static", "all-dynamic"),
@@ -114,7 +114,7 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
         "--equalization", default=None, choices=("lae", "smoothquant", "none"),
         help="equalization for layers with v0 <= max|X| < v1 (default: lae for fptq; the method's own otherwise)",
     )
-    g.add_argument("--alpha", type=float, default=0.5,
+    g.add_argument("--alpha", type=float, default=None,
                    help="SmoothQuant migration strength, with --method smoothquant or --equalization smoothquant "
                    "(default: 0.5)")
     g.add_argument(
@@ -126,15 +126,15 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
 
 def _add_method_args(p: argparse.ArgumentParser, where: str = "") -> None:
     g = p.add_argument_group("gptq / awq", where or None)
-    g.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=True,
+    g.add_argument("--act-order", action=argparse.BooleanOptionalAction, default=None,
                    help="GPTQ: quantize columns in order of decreasing Hessian diagonal, with static groups "
                         "(default: on, as llm-compressor; --no-act-order for the stored column order)")
-    g.add_argument("--gptq-damp", type=float, default=0.01, help="GPTQ: dampening, fraction of mean(diag H) (default: 0.01)")
-    g.add_argument("--gptq-block", type=int, default=128, help="GPTQ: columns per lazy batch update (default: 128)")
+    g.add_argument("--gptq-damp", type=float, default=None, help="GPTQ: dampening, fraction of mean(diag H) (default: 0.01)")
+    g.add_argument("--gptq-block", type=int, default=None, help="GPTQ: columns per lazy batch update (default: 128)")
     g.add_argument("--true-sequential", action="store_true",
                    help="GPTQ: observe each linear group's Hessian after the earlier groups of its block are quantized "
                         "(one extra partial forward per group; default: all Hessians of a block from one pass)")
-    g.add_argument("--awq-grid", type=int, default=20, help="AWQ: grid points for the scale exponent (default: 20)")
+    g.add_argument("--awq-grid", type=int, default=None, help="AWQ: grid points for the scale exponent (default: 20)")
     g.add_argument("--no-awq-clip", action="store_true", help="AWQ: skip the weight clipping search")
 
 
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the quantized models (cached by settings) and results (default: runs/compare)")
     c.add_argument("--group-size", type=int, default=None,
                    help="group size of 4-bit weights (default: 64 for bundled, else 128); 8-bit weights are per channel")
-    c.add_argument("--alpha", type=float, default=0.5,
+    c.add_argument("--alpha", type=float, default=None,
                    help="SmoothQuant migration strength, for the variants with SmoothQuant equalization (default: 0.5)")
     _add_method_args(c, "each applies to the variants whose method uses it (gptq and fptq+gptq, or awq)")
     _add_calib_args(c, samples=32, seqlen=COMPARE_CALIB_SEQLEN)
@@ -260,29 +260,33 @@ def _device(name: str) -> str:
 
 
 def _quant_config(args):
-    from fptq.config import QuantConfig
+    """The QuantConfig of the options given (the others: its defaults). An option the method does not use is an error,
+    even at its default value: it was given, and would be recorded as if it had applied."""
+    from fptq.config import QuantConfig, option, unused_settings
+    from fptq.errors import ConfigError
 
-    return QuantConfig(
-        method=args.method,
-        w_bits=args.w_bits,
-        group_size=args.group_size,
-        symmetric=not args.asymmetric,
-        scale_format=args.scale_format,
-        a_bits=args.a_bits,
-        a_format=args.a_format,
-        v0=args.v0,
-        v1=args.v1,
-        policy=args.policy,
-        equalization=args.equalization,
-        smoothquant_alpha=args.alpha,
-        sequential=not args.no_sequential,
-        **_method_fields(args),
-    )
+    given = _given(method=args.method, w_bits=args.w_bits, group_size=args.group_size,
+                   symmetric=False if args.asymmetric else None, scale_format=args.scale_format, a_bits=args.a_bits,
+                   a_format=args.a_format, v0=args.v0, v1=args.v1, policy=args.policy, equalization=args.equalization,
+                   smoothquant_alpha=args.alpha, sequential=False if args.no_sequential else None,
+                   **_method_fields(args))
+    config = QuantConfig(**given)
+    for name, why in unused_settings(config).items():
+        if name in given:
+            raise ConfigError(f"{option(name)} is not used {why}; leave it out, got {given[name]!r}")
+    return config
+
+
+def _given(**fields) -> dict:
+    """The fields of options given on the command line (those left out are None: the config's defaults apply)."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _method_fields(args) -> dict:
-    return dict(gptq_damp=args.gptq_damp, gptq_block=args.gptq_block, act_order=args.act_order,
-                true_sequential=args.true_sequential, awq_grid=args.awq_grid, awq_clip=not args.no_awq_clip)
+    """The GPTQ / AWQ options given (as QuantConfig fields)."""
+    return _given(gptq_damp=args.gptq_damp, gptq_block=args.gptq_block, act_order=args.act_order,
+                  true_sequential=True if args.true_sequential else None, awq_grid=args.awq_grid,
+                  awq_clip=False if args.no_awq_clip else None)
 
 
 def _calib_config(args):
@@ -627,7 +631,8 @@ def cmd_compare(args) -> int:
     if not specs:
         raise ConfigError(f"--methods {args.methods!r} lists no variants; give comma-separated variants, "
                           "e.g. --methods fp16,rtn-w4a8,fptq-w4a8 (or leave it out for the default line-up)")
-    variants = [parse_variant(s, group_size, smoothquant_alpha=args.alpha, **_method_fields(args)) for s in specs]
+    variants = [parse_variant(s, group_size, **_given(smoothquant_alpha=args.alpha), **_method_fields(args))
+                for s in specs]
     tasks = _task_names(args) or None
     _check_local_model(args.model)  # (an fptq checkpoint or export, an unsupported model: before any variant runs)
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print

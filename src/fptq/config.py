@@ -255,13 +255,14 @@ def _unused(method: str, a_bits: int, policy: str, equalization: str) -> dict:
     unused = {}
     if a_bits == 16:
         why = f"by method {method} with a_bits 16 (weight-only: activations stay in floating point)"
-        unused.update(policy=why, equalization=why, v0=why, v1=why)
+        unused.update(policy=why, equalization=why, v0=why, v1=why, a_format=why)
     elif policy != "layerwise":
         why = f"by method {method} with policy {policy} (FPTQ's thresholds apply to policy layerwise only)"
         unused.update(v0=why, v1=why)
     if method == "fp8":
         unused["group_size"] = "by method fp8 (float8 weights have one scale per tensor)"
         unused["symmetric"] = "by method fp8 (float8 weights have a scale and no zero point)"
+        unused["a_format"] = "by method fp8 (its activations are float8 e4m3 with a per-tensor scale)"
     for names, users in _ALGORITHM_FIELDS.items():
         if method not in users:
             unused.update(dict.fromkeys(names, f"by method {method} (only by {' and '.join(users)})"))
