@@ -127,14 +127,42 @@ def test_quiet_turns_off_every_progress_bar(capsys):
 
     from fptq.cli import _progress_bars_off
 
-    init = std.tqdm.__init__
+    init = vars(std.tqdm)["__init__"]  # (the class's own attribute: a lookup makes a new function each time)
     for off, drawn in ((True, False), (False, True)):
         stream = io.StringIO()
-        with _progress_bars_off(off):
+        with _progress_bars_off(off), _progress_bars_off(off):  # (nested: the outer one restores)
             for _ in tqdm(range(3), desc="Compressing model", file=stream, mininterval=0):
                 pass
         assert ("Compressing model" in stream.getvalue()) == drawn
-    assert std.tqdm.__init__ is init
+        assert vars(std.tqdm)["__init__"] is init
+    with pytest.raises(RuntimeError), _progress_bars_off(True):
+        raise RuntimeError
+    assert vars(std.tqdm)["__init__"] is init
+    assert main(["quantize", "bundled", "--out", "x", "--method", "magic", "--quiet"]) == 2
+    assert vars(std.tqdm)["__init__"] is init
+
+
+def test_trust_remote_code_model_gets_its_group_size_checked(tmp_path, tiny_folder, capsys):
+    """A model with its own code (`auto_map`), allowed with --trust-remote-code: the early group-size check builds its
+    skeleton with that permission (it raised a traceback without it)."""
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_folder, folder)
+    (folder / "configuration_x.py").write_text(
+        "from transformers import LlamaConfig\n\n\nclass XConfig(LlamaConfig):\n    model_type = 'llama'\n")
+    (folder / "modeling_x.py").write_text(
+        "from transformers import LlamaForCausalLM\n\nfrom .configuration_x import XConfig\n\n\n"
+        "class XForCausalLM(LlamaForCausalLM):\n    config_class = XConfig\n")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    code, _, err = _run(capsys, "quantize", folder, "--trust-remote-code", "--out", tmp_path / "q", "--group-size", 48,
+                        *QUICK)
+    _assert_one_line_error(code, err, "group size 48 does not divide the input size 64")
+    code, stdout, err = _run(capsys, "quantize", folder, "--trust-remote-code", "--out", tmp_path / "q",
+                             "--group-size", 32, *QUICK)
+    assert code == 0 and "saved W4A8 fptq model" in stdout, err
 
 
 def test_calibration_file_that_is_a_folder(tmp_path, tiny_folder, capsys):
@@ -480,6 +508,7 @@ def test_non_finite_message_names_real_options():
     (["--method", "awq", "--awq-grid", "20", "--no-awq-clip"], None),  # (awq uses both)
     (["--method", "awq", "--a-format", "int8"], "a_format (--a-format) is not used by method awq with a_bits 16"),
     (["--method", "fp8", "--a-format", "fp8"], "a_format (--a-format) is not used by method fp8"),
+    (["--method", "fp8", "--scale-format", "fp16"], "scale_format (--scale-format) is not used by method fp8"),
 ])
 def test_quantize_rejects_options_the_method_does_not_use(tmp_path, tiny_folder, capsys, monkeypatch, options, message):
     import fptq.models.loading

@@ -5,6 +5,7 @@ The CLI is a thin layer over this module and `fptq.export`.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -42,16 +43,20 @@ def check_calib_context(seqlen: int, context: int | None) -> None:
                           f"tokens (max_position_embeddings); use {context} or less")
 
 
-def check_group_size(model, group_size: int) -> None:
+def check_group_size(model, group_size: int, trust_remote_code: bool = False) -> None:
     """A clear error naming the first layer that `group_size` does not divide, and what would. `model`: a model, or
-    its transformers config (the shapes then from a skeleton on the meta device: no memory, no weights read)."""
+    its transformers config (the shapes then from a skeleton on the meta device: no memory, no weights read; a config
+    that transformers cannot build a skeleton of is left to the check on the loaded model)."""
     if group_size == -1:
         return
     if not isinstance(model, torch.nn.Module):
         from transformers import AutoModelForCausalLM
 
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(model)
+        try:
+            with torch.device("meta"):  # (a copy: from_config records its attention choice in the config)
+                model = AutoModelForCausalLM.from_config(copy.deepcopy(model), trust_remote_code=trust_remote_code)
+        except Exception:  # noqa: BLE001 - only an early check: `quantize` checks the loaded model again
+            return
     arch = get_arch(model)
     sizes = {name: m.in_features for name, m in _quantized_linears(model, arch)}
     g = reduce(math.gcd, sizes.values())

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -224,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the same codes, scales and activation settings, no calibration. transformers loads it (not "
                        "with asymmetric weights); vLLM serves some schemes and refuses others (FPTQ's static int8 "
                        "layers): the summary says which, as read in vLLM's sources. For vLLM on GPUs quantize with "
-                       "--a-bits 16, or --a-format fp8 --policy all-dynamic with groups of 128 (README, 'Export for "
+                       "--method rtn / gptq / awq --a-bits 16, or --a-format fp8 --policy all-dynamic with groups of 128 (README, "
+                       "'Export for "
                        "vLLM').")
     x.add_argument("checkpoint", help="folder written by fptq quantize")
     x.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
@@ -449,7 +451,8 @@ def cmd_quantize(args) -> int:
     # fp16 on a GPU (what the blocks compute in there); fp32 on the CPU, where fp16 matmuls are slow
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     model, tokenizer = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code,
-                                  check=lambda model_config: check_group_size(model_config, config.group_size))
+                                  check=lambda model_config: check_group_size(model_config, config.group_size,
+                                                                               args.trust_remote_code))
     calib = replace(calib, seqlen=_fit_seqlen(calib.seqlen, "calibration", max_positions(model)))
     quantize(model, tokenizer, config, calib, device=device, progress=not args.quiet)
     folder = save_quantized(model, out, tokenizer=tokenizer, overwrite=args.overwrite, protect=(args.model,))
@@ -695,7 +698,7 @@ def cmd_export(args) -> int:
     verdicts = {r["vllm"] for r in schemes}
     if verdicts != {"yes"}:
         notes.append(f"vLLM {'will not load this export' if 'no' in verdicts else 'may not load this export (see the table)'}; "
-                     "for vLLM quantize with --a-bits 16 (W4A16), or --a-format fp8 --policy all-dynamic with "
+                     "for vLLM quantize with --method rtn / gptq / awq --a-bits 16 (W4A16), or --a-format fp8 --policy all-dynamic with "
                      "symmetric groups of 128 where the model's widths allow (W4A8-FP8, Hopper, served with --dtype "
                      "bfloat16)")
     if not has_tokenizer:
@@ -716,32 +719,67 @@ def cmd_export(args) -> int:
     return 0
 
 
-# Loggers of libraries that print warnings of their own through Python's logging, which would add lines around our
-# one-line errors (compressed-tensors: "Could not match ..." for an edited export's targets).
+# Loggers of libraries that print warnings of their own through Python's logging or loguru, which would add lines
+# around our one-line errors (compressed-tensors: "Could not match ..." for an edited export's targets).
 LIBRARY_LOGGERS = ("compressed_tensors",)
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0  # main() calls inside _progress_bars_off(True) now (threads, nesting): the last one restores tqdm
+_quiet_saved: dict = {}
 
 
 @contextlib.contextmanager
 def _progress_bars_off(off: bool):
     """--quiet: no tqdm bar at all, the libraries' included (compressed-tensors' "Compressing model" when transformers
-    loads an export). TQDM_DISABLE cannot do it here: tqdm reads it once, when it is first imported, which is before
-    the arguments are parsed."""
+    loads an export); tqdm's class exactly as it was afterwards. TQDM_DISABLE cannot do it here: tqdm reads it once,
+    when it is first imported, which is before the arguments are parsed."""
+    global _quiet_depth
     if not off:
         yield
         return
     from tqdm import std
 
-    init = std.tqdm.__init__
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _quiet_saved["init"] = vars(std.tqdm)["__init__"]  # (the class's own attribute, not a bound lookup)
+            init = std.tqdm.__init__
 
-    def quiet_init(self, *args, **kwargs):
-        kwargs["disable"] = True
-        init(self, *args, **kwargs)
+            def quiet_init(self, *args, **kwargs):
+                kwargs["disable"] = True
+                init(self, *args, **kwargs)
 
-    std.tqdm.__init__ = quiet_init  # (tqdm.auto's class and the other subclasses initialise through it)
+            std.tqdm.__init__ = quiet_init  # (tqdm.auto's class and the other subclasses initialise through it)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        std.tqdm.__init__ = init
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                std.tqdm.__init__ = _quiet_saved.pop("init")
+
+
+@contextlib.contextmanager
+def _library_logs_quiet():
+    """Library warnings printed through Python's logging or loguru (LIBRARY_LOGGERS) off while a command runs; their
+    levels as they were afterwards."""
+    saved = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from loguru import logger as loguru_logger
+    except ImportError:  # (no loguru: nothing of it to silence)
+        loguru_logger = None
+    for name in LIBRARY_LOGGERS if loguru_logger is not None else ():
+        loguru_logger.disable(name)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        for name in LIBRARY_LOGGERS if loguru_logger is not None else ():
+            loguru_logger.enable(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -765,8 +803,6 @@ def main(argv: list[str] | None = None) -> int:
     from huggingface_hub.utils import logging as hub_logging
 
     hub_logging.set_verbosity_error()
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
     quiet = getattr(args, "quiet", False)
     if quiet:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -780,7 +816,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"quantize": cmd_quantize, "eval": cmd_eval, "demo": cmd_demo, "compare": cmd_compare,
                 "export": cmd_export}
     try:
-        with warnings.catch_warnings(), _progress_bars_off(quiet):  # (both restored for callers of main())
+        # (warnings, tqdm and the library loggers as they were afterwards, for callers of main())
+        with warnings.catch_warnings(), _progress_bars_off(quiet), _library_logs_quiet():
             warnings.showwarning = _show_warning
             return commands[args.command](args)
     except FPTQError as exc:

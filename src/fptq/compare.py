@@ -292,7 +292,7 @@ def _check_before_evaluating(model_name: str, model_config, variants: list[Varia
         if quantized:
             check_calib_context(calib.seqlen, context)
         for size in sorted({v.config.group_size for v in quantized if v.config.group_size != -1}):
-            check_group_size(model_config, size)  # (shapes only: a skeleton on the meta device)
+            check_group_size(model_config, size, trust_remote_code)  # (shapes only: a skeleton on the meta device)
     if calib.source != "random" and any(not _is_cached(folders[v.name]) for v in quantized):
         from fptq.data.calib import calibration_tokens
         from fptq.models.loading import load_tokenizer

@@ -113,6 +113,8 @@ class QuantConfig:
     awq_clip: bool = True
 
     def __post_init__(self) -> None:
+        if self.a_format not in ("int8", "fp8"):  # (a bad value first: "not used" would hide that it is bad)
+            raise ConfigError(f"{option('a_format')} must be int8 or fp8, got {self.a_format!r}")
         # An unknown method gets FPTQ's defaults here; `fptq.methods.build_method` names it.
         policies, _, equalizations, _, a_bits = METHOD_RULES.get(self.method, METHOD_RULES["fptq"])
         for name, value in _method_defaults(self.method).items():
@@ -145,8 +147,6 @@ class QuantConfig:
             raise ConfigError(f"{option('w_bits')} must be 4 or 8, got {self.w_bits}")
         if self.a_bits not in (8, 16):
             raise ConfigError(f"{option('a_bits')} must be 8 (int8 activations) or 16 (weight-only), got {self.a_bits}")
-        if self.a_format not in ("int8", "fp8"):
-            raise ConfigError(f"{option('a_format')} must be int8 or fp8, got {self.a_format!r}")
         if self.a_format == "fp8" and (self.a_bits != 8 or self.method == "fp8"):
             raise ConfigError(f"{option('a_format')} fp8 applies to 8-bit activations of int4 / int8 weight methods "
                               f"(for float8 weights and activations use {option('method', 'fp8')})")
@@ -263,6 +263,7 @@ def _unused(method: str, a_bits: int, policy: str, equalization: str) -> dict:
         unused["group_size"] = "by method fp8 (float8 weights have one scale per tensor)"
         unused["symmetric"] = "by method fp8 (float8 weights have a scale and no zero point)"
         unused["a_format"] = "by method fp8 (its activations are float8 e4m3 with a per-tensor scale)"
+        unused["scale_format"] = "by method fp8 (float8 weights have one scale per tensor)"
     for names, users in _ALGORITHM_FIELDS.items():
         if method not in users:
             unused.update(dict.fromkeys(names, f"by method {method} (only by {' and '.join(users)})"))

@@ -19,8 +19,9 @@ def _modes(model):
 
 def test_config_checks():
     assert fptq.QuantConfig().a_format == "int8"
-    with pytest.raises(ConfigError, match="int8 or fp8"):
-        fptq.QuantConfig(a_format="e5m2")
+    for a_bits in (8, 16):  # (a bad value is named as such, also where the format would not be used)
+        with pytest.raises(ConfigError, match="int8 or fp8"):
+            fptq.QuantConfig(a_format="e5m2", a_bits=a_bits)
     with pytest.raises(ConfigError, match="a_format .--a-format. is not used by method fp8 .its activations are float8"):
         fptq.QuantConfig(method="fp8", w_bits=8, a_format="fp8")
     with pytest.raises(ConfigError, match="a_format .--a-format. is not used by method rtn with a_bits 16"):

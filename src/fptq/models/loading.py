@@ -270,7 +270,8 @@ def _check_loading_info(path: str, info: dict, quantized_config: bool = False) -
     if quantized and quantized_config:
         raise ModelError(
             f"{path}: its quantization_config does not cover all of its quantized tensors ({quantized[0]} is left "
-            "unused); its config.json was edited or belongs to another checkpoint: export or download it again"
+            "unused); its config.json was edited, belongs to another checkpoint, or was written for another "
+            "compressed-tensors version: export or download it again"
         )
     if quantized:
         raise ModelError(
