@@ -692,6 +692,44 @@ def prologue_sweep(log, results, ms=(1,)):
     log(f"PROLOGUE_WINNER {min(score, key=score.get)}")
 
 
+def pair_sweep(log, results, ms=(1,)):
+    """Session 28: the one-launch M = 1 op with two K steps a weight-ring slot (FUSED_PAIR: 128 contiguous bytes a
+    weight row a TMA box instead of 64), installed (one step) timed first and last. Bit for bit the same output (same
+    steps, same order) on every LLaMA shape, the fused ones, odd slices, a K tail (half a step), bf16 and static rows,
+    with and without the RMSNorm inside."""
+    from fptq.kernels.prologue import Prologue
+
+    settings = [("installed", False), ("pair", True), ("installed again", False), ("pair again", True)]
+
+    def apply(pair):
+        tw.FUSED_PAIR = pair
+
+    extra = [("odd 7-step slices", 4096, 4096), ("K tail 4160", 1000, 4160), ("K tail 11072", 4096, 11072)]
+    bad = 0
+    for name, n, k in SHAPES + FUSED_SHAPES + extra:
+        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
+        for dtype, act_mode, norm in ((torch.float16, "dynamic", False), (torch.bfloat16, "static", False),
+                                      (torch.float16, "dynamic", True)):
+            x = (torch.randn(1, k, device="cuda") * torch.rand(1, k, device="cuda")).to(dtype)
+            x[0, 3] = float("nan") if norm else x[0, 3]
+            prologue = Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).to(dtype), 1e-5) if norm else None
+            act_scale = torch.tensor(0.02, device="cuda") if act_mode == "static" else None
+            outs = []
+            for _, pair in settings[:2]:
+                apply(pair)
+                outs.append(tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode,
+                                           act_scale=act_scale, channel_scales=chan, prologue=prologue))
+            apply(False)
+            same = torch.equal(outs[0].nan_to_num(7.0), outs[1].nan_to_num(7.0))
+            bad += not same
+            log(f"pair exact {name} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
+                + ("equal" if same else f"DIFFERENT max {(outs[0].float() - outs[1].float()).abs().max().item():.3g}"))
+    log(f"PAIR_EXACT {'all equal' if not bad else f'{bad} DIFFERENT'}")
+    score = _settings_sweep(log, results, "pair", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    apply(False)
+    log(f"PAIR_WINNER {min(score, key=score.get)}")
+
+
 def prefill_sweep(log, results, ms=(256, 1024, 4096)):
     """Runs 19-25: the unpack-then-GEMM path (`triton_prefill`; Triton or Gluon kernel, tile shapes)
     against the tiled kernel at prefill M, then the fp8 activation option with the winner.
@@ -800,6 +838,8 @@ def main() -> None:
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
     ap.add_argument("--prologue-sweep", action="store_true",
                     help="session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales")
+    ap.add_argument("--pair-sweep", action="store_true",
+                    help="session 28: the one-launch M = 1 op with two K steps a weight-ring slot (FUSED_PAIR)")
     ap.add_argument("--target-sweep", action="store_true",
                     help="session 24: the TMA decode kernel's program target (K split) at M = 1 / 16, every shape")
     ap.add_argument("--groups-sweep", action="store_true",
@@ -850,7 +890,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("prologue_sweep", prologue_sweep), ("target_sweep", target_sweep),
+    for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("target_sweep", target_sweep),
                         ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),

@@ -551,6 +551,14 @@ PY
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,4,16 --two-level --gemm-alone \
         2>&1 | grep -E "two-level|GEMM alone" | sed -e 's/ int8 [0-9.]*us x[0-9.]*//' | tee "$OUT/summary.txt"
     ;;
+  session28a)  # run 241: FUSED_PAIR (two K steps a weight-ring slot of the one-launch M = 1 op): the fused-decode GPU
+    # tests on the refactored kernel (pair off), then bit-exactness pair vs installed and the timings at M = 1
+    timeout 240 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
+        -k "fused_decode_m1 or fused_row_readings or decode_gluon_tma" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "passed|failed|^E |FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 300 python3 benchmarks/bench_gemm.py --no-check --pair-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | tail -80
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"

@@ -238,6 +238,19 @@ if gluon is not None:
             return gl.inline_asm_elementwise(UNPACK_LO, "=r,r", [wb], dtype=gl.int8, is_pure=True, pack=4)
 
         @gluon.jit
+        def _step_dot(wb, c, a_even, a_odd, acc_i, HALF: gl.constexpr, BLOCK_N: gl.constexpr, HAS_ZEROS: gl.constexpr,
+                      a_dot: gl.constexpr, b_dot: gl.constexpr):
+            """`acc_i` plus one K step's int32 products: the packed weights `wb` (HALF, BLOCK_N) unpacked (`c`: the
+            zero-point bytes, or `wb`) against the step's even / odd activation codes, two `mma.sync` a 32-value pair."""
+            w_even = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, False, HAS_ZEROS), HALF, BLOCK_N), b_dot,
+                                       assert_trivial=True)
+            w_odd = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, True, HAS_ZEROS), HALF, BLOCK_N), b_dot,
+                                      assert_trivial=True)
+            ae = gl.convert_layout(_a_to_mma_order(a_even, HALF), a_dot, assert_trivial=True)
+            ao = gl.convert_layout(_a_to_mma_order(a_odd, HALF), a_dot, assert_trivial=True)
+            return mma_v2(ao, w_odd, mma_v2(ae, w_even, acc_i))
+
+        @gluon.jit
         def _store_out(acc, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS: gl.constexpr):
             if HAS_BIAS:
                 acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
@@ -246,21 +259,27 @@ if gluon is not None:
 
         @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
-                   ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True):
+                   ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True, PAIR: gl.constexpr = False):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
             packed weight tile and / or the activation tile, both completing on the slot's mbarrier
-            (armed for both when the weights are issued; for the weights alone without RING_ACTS)."""
+            (armed for both when the weights are issued; for the weights alone without RING_ACTS). PAIR (weights
+            alone): slot `j` holds the weight tiles of steps `2 j` and `2 j + 1` side by side (one 2 * HALF-byte box)."""
             STAGES: gl.constexpr = w_smem.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             slot = j % STAGES
-            ok = j < n
             bar = bars.index(slot)
+            if PAIR:
+                ok = 2 * j < n
+                col = (lo + 2 * j) * (HALF // 2)
+            else:
+                ok = j < n
+                col = (lo + j) * HALF
             if WEIGHTS:
                 if RING_ACTS:
                     mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
                 else:
                     mbarrier.expect(bar, w_desc.block_type.nbytes, pred=ok)
-                tma.async_copy_global_to_shared(w_desc, [off_n, (lo + j) * HALF], bar, w_smem.index(slot), pred=ok)
+                tma.async_copy_global_to_shared(w_desc, [off_n, col], bar, w_smem.index(slot), pred=ok)
             if ACTS:  # the step's even and odd activation columns, one tile each
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF + HALF], bar, a_smem.index(2 * slot + 1),
@@ -302,6 +321,7 @@ if gluon is not None:
             EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
             HOLD: gl.constexpr = False,  # FUSED_ROW: the slice's raw words held in registers (`_quantize_row`)
             ROW_PASSES: gl.constexpr = 0,  # FUSED_ROW: > 0, the absmax passes unrolled (`_quantize_row`)
+            PAIR: gl.constexpr = False,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -310,7 +330,8 @@ if gluon is not None:
             FUSED_ROW: the activations of all steps quantized into shared memory once after the PDL wait
             (`_quantize_row`), the ring for the weights alone."""
             BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
-            HALF: gl.constexpr = w_desc.block_type.shape[1]
+            BOX: gl.constexpr = w_desc.block_type.shape[1]  # bytes of a weight row a ring slot holds
+            HALF: gl.constexpr = BOX // (1 + PAIR)  # bytes of a weight row a K step takes (PAIR: half the box)
             SUB: gl.constexpr = 2 * HALF
             mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[1, num_warps],
                                                           instr_shape=[16, 8])
@@ -328,7 +349,7 @@ if gluon is not None:
             lo = pid_k * per
             n = gl.minimum(per, n_steps - lo)
 
-            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, HALF], w_desc.layout)
+            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, BOX], w_desc.layout)
             if FUSED_ROW:
                 gl.static_assert(SX_MODE <= 1)  # (dynamic: the scale is computed here and applied before `_finish`)
                 QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps, HOLD)
@@ -345,7 +366,7 @@ if gluon is not None:
             # weights and group scales first (independent of the activations: under PDL they stream in
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -397,40 +418,58 @@ if gluon is not None:
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
             acc_i = zero_i
-            for j in range(0, n):
-                slot = j % STAGES
-                if not PER_CHANNEL:
-                    gi = ((lo + j) * SUB) // GROUP - g0
-                    s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
+            if PAIR:  # (FUSED_ROW, grouped, symmetric: the same steps in the same order as below, two a slot)
+                gl.static_assert(FUSED_ROW and not PER_CHANNEL and not HAS_ZEROS)
+                for jj in range(0, (n + 1) // 2):
+                    slot = jj % STAGES
+                    j0 = 2 * jj
+                    j1 = gl.minimum(j0 + 1, n - 1)  # (past the slice: a step read and not summed)
+                    s_w0 = s_smem.index(((lo + j0) * SUB) // GROUP - g0).load(mma)
+                    s_w1 = s_smem.index(((lo + j1) * SUB) // GROUP - g0).load(mma)
+                    mbarrier.wait(bars.index(slot), (jj // STAGES) & 1)
+                    wb0 = gl.permute(w_smem.index(slot).slice(0, HALF, dim=1).load(w_rows), (1, 0))
+                    wb1 = gl.permute(w_smem.index(slot).slice(HALF, HALF, dim=1).load(w_rows), (1, 0))
+                    a_e0 = gl.broadcast(gl.expand_dims(e_rows.index(j0).load(a_row), 0), zero_a)[0]
+                    a_o0 = gl.broadcast(gl.expand_dims(o_rows.index(j0).load(a_row), 0), zero_a)[0]
+                    a_e1 = gl.broadcast(gl.expand_dims(e_rows.index(j1).load(a_row), 0), zero_a)[0]
+                    a_o1 = gl.broadcast(gl.expand_dims(o_rows.index(j1).load(a_row), 0), zero_a)[0]
+                    gl.thread_barrier()  # every warp has read the slot before its refill
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, False, False, True)
+                    part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
+                    acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w0.to(gl.float32)
+                    if j0 + 1 < n:
+                        part = _step_dot(wb1, wb1, a_e1, a_o1, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
+                        acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w1.to(
+                            gl.float32)
+            else:
+                for j in range(0, n):
+                    slot = j % STAGES
+                    if not PER_CHANNEL:
+                        gi = ((lo + j) * SUB) // GROUP - g0
+                        s_w = s_smem.index(gi).load(mma)  # (1, BLOCK_N)
+                        if HAS_ZEROS:
+                            zc = z_smem.index(gi).load(w_l)
+                    mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
+                    wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
+                    if FUSED_ROW:  # row 0 of the tile, broadcast to its 16 rows (only row 0 is stored)
+                        a_even = gl.broadcast(gl.expand_dims(e_rows.index(j).load(a_row), 0), zero_a)[0]
+                        a_odd = gl.broadcast(gl.expand_dims(o_rows.index(j).load(a_row), 0), zero_a)[0]
+                    else:
+                        a_even = a_smem.index(2 * slot).load(a_l)
+                        a_odd = a_smem.index(2 * slot + 1).load(a_l)
+                    gl.thread_barrier()  # every warp has read the slot before its refill
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, not FUSED_ROW,
+                           not FUSED_ROW)
                     if HAS_ZEROS:
-                        zc = z_smem.index(gi).load(w_l)
-                mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
-                wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
-                if FUSED_ROW:  # row 0 of the tile, broadcast to its 16 rows (only row 0 is stored)
-                    a_even = gl.broadcast(gl.expand_dims(e_rows.index(j).load(a_row), 0), zero_a)[0]
-                    a_odd = gl.broadcast(gl.expand_dims(o_rows.index(j).load(a_row), 0), zero_a)[0]
-                else:
-                    a_even = a_smem.index(2 * slot).load(a_l)
-                    a_odd = a_smem.index(2 * slot + 1).load(a_l)
-                gl.thread_barrier()  # every warp has read the slot before its refill
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, not FUSED_ROW,
-                       not FUSED_ROW)
-                if HAS_ZEROS:
-                    c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
-                else:
-                    c = wb
-                w_even = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, False, HAS_ZEROS), HALF, BLOCK_N), b_dot,
-                                           assert_trivial=True)
-                w_odd = gl.convert_layout(_b_to_mma_order(_unpack(wb, c, True, HAS_ZEROS), HALF, BLOCK_N), b_dot,
-                                          assert_trivial=True)
-                ae = gl.convert_layout(_a_to_mma_order(a_even, HALF), a_dot, assert_trivial=True)
-                ao = gl.convert_layout(_a_to_mma_order(a_odd, HALF), a_dot, assert_trivial=True)
-                if PER_CHANNEL:
-                    acc_i = mma_v2(ao, w_odd, mma_v2(ae, w_even, acc_i))
-                else:
-                    part = mma_v2(ao, w_odd, mma_v2(ae, w_even, zero_i))
-                    part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-                    acc = acc + part_f * s_w.to(gl.float32)
+                        c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
+                    else:
+                        c = wb
+                    if PER_CHANNEL:
+                        acc_i = _step_dot(wb, c, a_even, a_odd, acc_i, HALF, BLOCK_N, HAS_ZEROS, a_dot, b_dot)
+                    else:
+                        part = _step_dot(wb, c, a_even, a_odd, zero_i, HALF, BLOCK_N, HAS_ZEROS, a_dot, b_dot)
+                        part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
+                        acc = acc + part_f * s_w.to(gl.float32)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
             if PER_CHANNEL:

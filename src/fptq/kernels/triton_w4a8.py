@@ -1126,6 +1126,10 @@ FUSED_ROW_BLOCK = 8192
 FUSED_HOLD = True
 FUSED_HOLD_MAX_STEPS = 64
 FUSED_ROW_UNROLL = True
+# The one-launch op's weight ring with two K steps a slot: one TMA box of 128 bytes a weight row instead of 64 (groups,
+# symmetric). Session 28's question: do longer row segments stream closer to cuBLAS's bandwidth (run 215: 56-58 % of
+# DRAM against 85-89 %)? Off until measured (`bench_gemm.py --pair-sweep`).
+FUSED_PAIR = False
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1176,8 +1180,9 @@ class _DecodeTmaLaunch:
                  prologue=None):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         self.grid = (_tiles(cfg, m, n), split)
-        self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub)
         self.fused, self.sub = (a is None if fused is None else fused), sub
+        pair = FUSED_PAIR and self.fused and group_size != k and zeros is None  # (two K steps a ring slot)
+        self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, 2 * sub if pair else sub)
         dummy = scales
         self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
         self.ints = (m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0)
@@ -1185,6 +1190,7 @@ class _DecodeTmaLaunch:
                                SX_MODE=sx_mode, HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl,
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
         if self.fused:
+            self.constexprs["PAIR"] = pair
             per = _cdiv(_cdiv(k, sub), split)
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
