@@ -321,7 +321,8 @@ if gluon is not None:
             EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
             HOLD: gl.constexpr = False,  # FUSED_ROW: the slice's raw words held in registers (`_quantize_row`)
             ROW_PASSES: gl.constexpr = 0,  # FUSED_ROW: > 0, the absmax passes unrolled (`_quantize_row`)
-            PAIR: gl.constexpr = False,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF)
+            PAIR: gl.constexpr = 0,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF);
+            # 1: both halves read before the refill, 2: the first half's products before the second half is read
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -331,7 +332,7 @@ if gluon is not None:
             (`_quantize_row`), the ring for the weights alone."""
             BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
             BOX: gl.constexpr = w_desc.block_type.shape[1]  # bytes of a weight row a ring slot holds
-            HALF: gl.constexpr = BOX // (1 + PAIR)  # bytes of a weight row a K step takes (PAIR: half the box)
+            HALF: gl.constexpr = BOX // (1 + (PAIR > 0))  # bytes of a weight row a K step takes (PAIR: half the box)
             SUB: gl.constexpr = 2 * HALF
             mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[1, num_warps],
                                                           instr_shape=[16, 8])
@@ -366,7 +367,7 @@ if gluon is not None:
             # weights and group scales first (independent of the activations: under PDL they stream in
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR > 0)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -418,7 +419,7 @@ if gluon is not None:
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
             acc_i = zero_i
-            if PAIR:  # (FUSED_ROW, grouped, symmetric: the same steps in the same order as below, two a slot)
+            if PAIR > 0:  # (FUSED_ROW, grouped, symmetric: the same steps in the same order as below, two a slot)
                 gl.static_assert(FUSED_ROW and not PER_CHANNEL and not HAS_ZEROS)
                 for jj in range(0, (n + 1) // 2):
                     slot = jj % STAGES
@@ -428,15 +429,21 @@ if gluon is not None:
                     s_w1 = s_smem.index(((lo + j1) * SUB) // GROUP - g0).load(mma)
                     mbarrier.wait(bars.index(slot), (jj // STAGES) & 1)
                     wb0 = gl.permute(w_smem.index(slot).slice(0, HALF, dim=1).load(w_rows), (1, 0))
-                    wb1 = gl.permute(w_smem.index(slot).slice(HALF, HALF, dim=1).load(w_rows), (1, 0))
                     a_e0 = gl.broadcast(gl.expand_dims(e_rows.index(j0).load(a_row), 0), zero_a)[0]
                     a_o0 = gl.broadcast(gl.expand_dims(o_rows.index(j0).load(a_row), 0), zero_a)[0]
+                    if PAIR == 2:  # (the first half's products before the second half is read: fewer live registers)
+                        part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
+                        acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w0.to(
+                            gl.float32)
+                    wb1 = gl.permute(w_smem.index(slot).slice(HALF, HALF, dim=1).load(w_rows), (1, 0))
                     a_e1 = gl.broadcast(gl.expand_dims(e_rows.index(j1).load(a_row), 0), zero_a)[0]
                     a_o1 = gl.broadcast(gl.expand_dims(o_rows.index(j1).load(a_row), 0), zero_a)[0]
                     gl.thread_barrier()  # every warp has read the slot before its refill
                     _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, False, False, True)
-                    part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
-                    acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w0.to(gl.float32)
+                    if PAIR == 1:
+                        part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
+                        acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w0.to(
+                            gl.float32)
                     if j0 + 1 < n:
                         part = _step_dot(wb1, wb1, a_e1, a_o1, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
                         acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w1.to(

@@ -1129,7 +1129,7 @@ FUSED_ROW_UNROLL = True
 # The one-launch op's weight ring with two K steps a slot: one TMA box of 128 bytes a weight row instead of 64 (groups,
 # symmetric). Session 28's question: do longer row segments stream closer to cuBLAS's bandwidth (run 215: 56-58 % of
 # DRAM against 85-89 %)? Off until measured (`bench_gemm.py --pair-sweep`).
-FUSED_PAIR = False
+FUSED_PAIR = 0  # (0 off; 1 / 2: the kernel's PAIR modes)
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1181,7 +1181,11 @@ class _DecodeTmaLaunch:
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         self.grid = (_tiles(cfg, m, n), split)
         self.fused, self.sub = (a is None if fused is None else fused), sub
-        pair = FUSED_PAIR and self.fused and group_size != k and zeros is None  # (two K steps a ring slot)
+        # (two K steps a ring slot, where every full slice has an even number of them: an odd one would read a step it
+        # does not use)
+        steps = _cdiv(k, sub)
+        pair = (FUSED_PAIR if self.fused and group_size != k and zeros is None and _cdiv(steps, split) % 2 == 0
+                else 0)
         self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, 2 * sub if pair else sub)
         dummy = scales
         self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
