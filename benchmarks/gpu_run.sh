@@ -559,6 +559,27 @@ PY
     timeout 300 python3 benchmarks/bench_gemm.py --no-check --pair-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | tail -80
     ;;
+  session28b)  # run 244: FUSED_PAIR installed (pairs where `_pairs_pay`): the one-launch op's GPU tests and the M = 1
+    # ops on every shape against cuBLAS fp16
+    timeout 260 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "fused_decode_m1 or \
+fused_row_readings or fused_pairs or decode_gluon_tma or short_launches" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -sE "passed|failed|^E |FAILED" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 90 python3 benchmarks/bench_gemm.py --no-check --ms 1 --two-level --out "$OUT" 2>&1 | grep "x[0-9.]*fp16" \
+        | tail -8
+    ;;
+  session28c)  # run 245: the 7B-shaped decode (CUDA graph, b1 / b16) with pairs off / on / off / on
+    mkdir -p /tmp/e2e
+    for pair in 0 1 0 1; do
+      timeout 130 python3 -c "
+import runpy, sys
+import fptq.kernels.triton_w4a8 as tw
+tw.FUSED_PAIR = $pair
+sys.argv = ['bench_e2e.py', '--out', '/tmp/e2e', '--scale-format', 'two-level', '--batches', '1,16', '--prefill', '256',
+            '--variants', 'w4a8-dynamic+fused+prologue']
+runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "decode" | tail -4 | sed "s|^|pair=$pair |" \
+        | tee -a "$OUT/ab.txt"
+    done
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"

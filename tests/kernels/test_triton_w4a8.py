@@ -1511,6 +1511,63 @@ def test_gpu_fused_decode_m1(monkeypatch):
     assert not gluon_fallback.failed("decode")
 
 
+def test_fused_pairs_only_where_they_pay(monkeypatch):
+    """FUSED_PAIR's rule (runs 242-243): symmetric groups of 128 or more, an even number of steps in every full K
+    slice, at most FUSED_PAIR_MAX_PER_SM programs an SM."""
+    monkeypatch.setattr(tw, "_sms", lambda t: 132)
+    q = torch.zeros(1, 1)
+    assert tw._pairs_pay(q, 4096, 128, None, 2, (64, 2))  # 32 steps, 16 a slice
+    assert not tw._pairs_pay(q, 4096, 128, None, 5, (64, 5))  # 7-step slices (4096 x 4096 at M = 1)
+    assert tw._pairs_pay(q, 28672, 128, None, 4, (128, 4))  # 70B down: 56-step slices, 512 programs
+    assert not tw._pairs_pay(q, 8192, 128, None, 1, (896, 1))  # 70B gate+up fused: 6.8 programs an SM
+    assert tw._pairs_pay(q, 8192, 128, None, 1, (448, 1))  # 70B gate/up: 3.4
+    assert not tw._pairs_pay(q, 4096, 64, None, 2, (64, 2))  # 64-column steps: not measured
+    assert not tw._pairs_pay(q, 4096, 4096, None, 2, (64, 2))  # per channel
+    assert not tw._pairs_pay(q, 4096, 128, torch.zeros(1), 2, (64, 2))  # zero points
+
+
+@pytest.mark.gpu
+def test_gpu_fused_pairs_agree(monkeypatch):
+    """Two K steps a weight-ring slot (FUSED_PAIR 1 and 2) give the one-launch op's output bit for bit: the same
+    steps summed in the same order, on launches that take pairs (split with even slices, unsplit) and, for the rule,
+    ones that do not (odd slices); dynamic and static, fp16 and bf16, NaN rows, with the RMSNorm inside."""
+    needs_gluon_hopper()
+    from fptq.kernels import gluon_decode, launch
+    from fptq.kernels.prologue import Prologue
+
+    seen = []
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel is gluon_decode._decode_tma_kernel:
+            seen.append(constexprs.get("PAIR"))
+        return real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+    cases = (((22016, 4096, torch.float16), True), ((8192, 28672, torch.bfloat16), True),
+             ((1000, 1152, torch.float16), None), ((4096, 4096, torch.float16), False))  # (1000 x 1152: 9 steps)
+    for (n, k, dtype), paired in cases:
+        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        x = make_x(1, k, dtype, seed=n)
+        x[0, 5] = float("nan")
+        norm = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=torch.Generator().manual_seed(k))).to(dtype).cuda(),
+                        1e-5)
+        for act_mode, prologue in itertools.product(("dynamic", "static"), (None, norm)):
+            act_scale = torch.tensor(0.05, device="cuda") if act_mode == "static" else None
+            outs, modes = [], []
+            for pair in (0, 1, 2):
+                monkeypatch.setattr(tw, "FUSED_PAIR", pair)
+                seen.clear()
+                qweight, scales, zeros, bias = layer
+                outs.append(tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode,
+                                           act_scale=act_scale, bias=bias, prologue=prologue))
+                modes.append(seen[-1])
+            case = (n, k, dtype, act_mode, prologue is not None)
+            assert all(torch.equal(outs[0].nan_to_num(7.0), o.nan_to_num(7.0)) for o in outs[1:]), case
+            if paired is not None:
+                assert modes == ([0, 1, 2] if paired else [0, 0, 0]), (case, modes)
+
+
 @pytest.mark.gpu
 def test_gpu_fused_row_readings_agree(monkeypatch):
     """The ways the one-launch M = 1 op can read the row (`FUSED_HOLD`: the program's slice held in registers on split
