@@ -567,10 +567,14 @@ fused_row_readings or fused_pairs or decode_gluon_tma or short_launches" > "$OUT
     timeout 90 python3 benchmarks/bench_gemm.py --no-check --ms 1 --two-level --out "$OUT" 2>&1 | grep "x[0-9.]*fp16" \
         | tail -8
     ;;
-  session28c)  # run 245: the 7B-shaped decode (CUDA graph, b1 / b16) with pairs off / on / off / on
+  session28c)  # run 245: the two GPU tests run 244's time limit cut (-v), then the 7B-shaped decode (CUDA graph, b1 /
+    # b16) with pairs off / on
+    timeout 150 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "fused_pairs or \
+short_launches" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -sE "PASSED|FAILED|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -12
     mkdir -p /tmp/e2e
-    for pair in 0 1 0 1; do
-      timeout 130 python3 -c "
+    for pair in 0 1; do
+      timeout 115 python3 -c "
 import runpy, sys
 import fptq.kernels.triton_w4a8 as tw
 tw.FUSED_PAIR = $pair
