@@ -104,6 +104,34 @@ def test_a_group_size_that_does_not_fit_fails_before_the_weights_are_read(tmp_pa
     assert not (tmp_path / "q").exists()
 
 
+def test_a_config_value_transformers_refuses_is_one_line(tmp_path, tiny_folder, capsys):
+    """A config.json that parses but that transformers' validation refuses (heads that do not divide the hidden size):
+    one line naming the refusal, for a full-precision folder and for an fptq checkpoint (a traceback before)."""
+    import shutil
+
+    def break_heads(folder):
+        config = json.loads((folder / "config.json").read_text())
+        config["num_attention_heads"] = 7
+        (folder / "config.json").write_text(json.dumps(config))
+
+    source = tmp_path / "src"
+    shutil.copytree(tiny_folder, source)
+    break_heads(source)
+    assert _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)[0] == 0
+    break_heads(tmp_path / "q")
+    refusal = "The hidden size (64) is not a multiple of the number of attention heads (7)."
+    for argv, what in (
+        (("quantize", source, "--out", tmp_path / "q2", "--group-size", 32, *QUICK), "its config.json is invalid"),
+        (("eval", source, "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet"), "its config.json is invalid"),
+        (("eval", tmp_path / "q", "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet"), "has no usable config.json"),
+        (("export", tmp_path / "q", "--out", tmp_path / "ct"), "has no usable config.json"),
+    ):
+        code, _, err = _run(capsys, *argv)
+        _assert_one_line_error(code, err, what)
+        assert refusal in err
+    assert not (tmp_path / "q2").exists() and not (tmp_path / "ct").exists()
+
+
 def test_a_setting_error_comes_before_an_existing_out(tmp_path, tiny_folder, capsys):
     (tmp_path / "q").mkdir()
     code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--method", "magic", *QUICK)

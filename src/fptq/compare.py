@@ -243,14 +243,14 @@ def _model_config(fp_path: Path, trust_remote_code: bool = False):
     """The model's config (for a hub id: fetched into the local Hugging Face cache, so that the cache keys see the
     snapshot's commit, `_hub_revision`); None where it cannot be had (offline and not cached: `load_model` reports
     what is wrong)."""
-    from fptq.models.loading import hub_options
+    from fptq.models.loading import CONFIG_ERRORS, hub_options
 
     try:
         from transformers import AutoConfig
 
         options = hub_options(str(fp_path))
         return AutoConfig.from_pretrained(str(fp_path), trust_remote_code=trust_remote_code, **options)
-    except (OSError, ValueError, HubUnavailableError):
+    except (*CONFIG_ERRORS, HubUnavailableError):
         return None
 
 

@@ -263,10 +263,12 @@ def load_quantized(
         # no command-line flags: whoever loads a folder passed none)
         raise CheckpointError(f"{folder / CONFIG_NAME}: {without_flags(str(exc))}") from None
     _check_strategies(qconfig, policy, folder / CONFIG_NAME)
+    from fptq.models.loading import CONFIG_ERRORS, error_text
+
     try:
         config = AutoConfig.from_pretrained(folder)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder} has no usable config.json: {str(exc).splitlines()[0]}") from None
+    except CONFIG_ERRORS as exc:
+        raise CheckpointError(f"{folder} has no usable config.json: {error_text(exc)}") from None
     get_arch(config)
     device = torch.device(device)
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)

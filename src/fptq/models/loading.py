@@ -86,7 +86,27 @@ def resolve_model(name: str | os.PathLike | None) -> str:
     return name
 
 
+try:  # (what transformers raises for a config.json value it refuses, e.g. a hidden size the heads do not divide)
+    from huggingface_hub.errors import StrictDataclassError as _ConfigValueError
+except ImportError:  # pragma: no cover - an older huggingface_hub: such values come as ValueError
+    _ConfigValueError = ValueError
+
+# What reading a model folder's config.json can raise (a missing / unreadable file, bad JSON, a refused value).
+CONFIG_ERRORS = (OSError, ValueError, _ConfigValueError)
+
+
+def error_text(exc: Exception) -> str:
+    """One line of `exc` for a one-line error: its first line, or for a refused config value the refusal itself (the
+    validation error's cause: "The hidden size (640) is not a multiple of the number of attention heads (9).")."""
+    if isinstance(exc, _ConfigValueError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def _load_error(name: str, exc: Exception) -> Exception:
+    if isinstance(exc, _ConfigValueError):
+        return ModelError(f"cannot load model {name}: its config.json is invalid: {error_text(exc)}")
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     if text.endswith(":") and len(lines) > 1:  # (a first line that introduces the next: keep both)
@@ -323,7 +343,7 @@ def load_model(
     options = hub_options(path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **options)
-    except (OSError, ValueError) as exc:
+    except CONFIG_ERRORS as exc:
         raise _load_error(path, exc) from None
     from fptq.models.arch import get_arch
 
