@@ -154,7 +154,8 @@ def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="with --tasks: first N examples of each task (default: all)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help=f"with --tasks: batch size for task scoring (default: {TASK_BATCH_SIZE})")
+                   help=f"with --tasks: rows a forward for task scoring (default: {TASK_BATCH_SIZE}; long prompts such as "
+                   "MMLU's take fewer: at most 4096 padded tokens a forward on the CPU, 32768 on a GPU)")
 
 
 def _add_ppl_args(p: argparse.ArgumentParser, windows: int | None) -> None:

@@ -137,6 +137,33 @@ def test_engine_matches_naive_forward(tiny_model, tokenizer, batch_size, share):
         assert greedy == greedy_ref
 
 
+def test_batches_are_capped_by_padded_tokens():
+    from fptq.eval.loglik import _batches
+
+    lengths = [100, 90, 50, 10, 10, 300]
+    assert _batches(lengths, 16) == [lengths]
+    assert _batches(lengths, 16, lambda n: n, 200) == [[100, 90], [50, 10, 10], [300]]  # (a longer row: alone)
+    assert _batches(lengths, 2, lambda n: n, 10**6) == [[100, 90], [50, 10], [10, 300]]
+
+
+@pytest.mark.parametrize("max_tokens", [8, 40])
+def test_engine_matches_naive_forward_under_a_token_cap(tiny_model, tokenizer, monkeypatch, max_tokens):
+    """Batches cut by padded tokens (one row a forward at 8 tokens, a few at 40) score as the naive forward does."""
+    import fptq.eval.loglik as L
+
+    monkeypatch.setattr(L, "BATCH_TOKENS_CPU", max_tokens)
+    texts = [("Question: How do I boil an egg?\nAnswer:", [" Put it in water and heat it.", " Throw it."]),
+             ("The capital of France is", [" Paris", " Berlin, of course"]), ("A", [" b c d e f g", " b"])]
+    requests, groups = [], []
+    for g, (ctx, conts) in enumerate(texts):
+        for cont in conts:
+            requests.append(encode_pair(tokenizer, ctx, cont))
+            groups.append(g)
+    out = loglikelihood(tiny_model, requests, groups=groups, batch_size=16, progress=False)
+    for (ll, greedy), (ll_ref, greedy_ref) in zip(out, [_naive(tiny_model, *r) for r in requests]):
+        assert ll == pytest.approx(ll_ref, abs=1e-4) and greedy == greedy_ref
+
+
 def test_engine_left_truncates_like_lm_eval(tiny_model):
     ctx, cont = list(range(10, 40)), [50, 51, 52]
     (ll, _), = loglikelihood(tiny_model, [(ctx, cont)], max_length=8, progress=False)
