@@ -345,6 +345,22 @@ def test_eval_output_creates_parents_atomically(tmp_path, tiny_folder, capsys):
     assert sorted(p.name for p in output.parent.iterdir()) == ["result.json"]  # no temporary file left
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_result_files_get_the_umask_permissions(tmp_path, mask):
+    """--output, compare's results.json / results.md: the permissions the umask gives new files (mkstemp's private
+    0600 before), as checkpoints and exports get."""
+    import os
+
+    from fptq.report import write_text_atomic
+
+    old = os.umask(mask)
+    try:
+        write_text_atomic(tmp_path / "results.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 BAD_PPL = [("--ppl-seqlen", 0, "--ppl-seqlen must be at least 2"), ("--ppl-seqlen", 1, "--ppl-seqlen must be at least 2"),
            ("--ppl-windows", 0, "--ppl-windows must be a positive number"),
            ("--ppl-windows", -1, "--ppl-windows must be a positive number")]

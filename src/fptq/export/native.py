@@ -31,6 +31,7 @@ import torch
 
 from fptq.config import FORMAT_VERSION
 from fptq.errors import CheckpointError, ConfigError, ModelError, OutputExistsError
+from fptq.report import umask
 
 __all__ = ["save_quantized", "load_quantized", "read_fptq_config", "check_output", "check_savable", "write_folder",
            "saved_strategies", "CONFIG_NAME", "EXPORT_NAME", "WEIGHTS_NAME"]
@@ -168,11 +169,10 @@ def write_folder(out_dir: str | os.PathLike, write, overwrite: bool = False, pro
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        mask = umask()
+        os.chmod(tmp, 0o777 & ~mask)
         for f in tmp.rglob("*"):
-            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
+            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~mask)
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             out.rename(trash / out.name)
