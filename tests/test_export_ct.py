@@ -263,6 +263,8 @@ def test_cli_export(tmp_path, capsys):
     assert _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca", "--quiet")[0] == 2  # (no --quiet)
     code, out, _ = _run(capsys, "export", tmp_path / "qa", "--out", tmp_path / "ca")
     assert code == 0 and "note: transformers cannot load this export" in out and "transformers loads it" not in out
+    # (weight-only already: the note names the table, not --a-bits 16 again)
+    assert "the table says which layers or settings are off" in out and "quantize with" not in out
     for argv, pattern in [
         (("eval", tmp_path / "ca", "--quiet"), "transformers cannot load"),
         (("compare", tmp_path / "ct", "--methods", "fp16", "--out", tmp_path / "o", "--quiet"), "already quantized"),

@@ -67,7 +67,7 @@ def check_group_size(model, group_size: int, trust_remote_code: bool = False) ->
         if k % group_size:
             raise ConfigError(
                 f"group size {group_size} does not divide the input size {k} of {name}; "
-                f"{which}: {', '.join(map(str, valid))} (or -1 for per-channel)"
+                f"{which}: {', '.join(map(str, valid))} (the usual choices; any divisor works, or -1 for per channel)"
             )
 
 

@@ -695,9 +695,13 @@ def cmd_export(args) -> int:
     notes = []
     if not transformers_ok:
         notes.append("transformers cannot load this export (asymmetric packed weights: llm-compressor issue #1618); "
-                     "vLLM reads them")
+                     "vLLM reads such weights (the table says whether it serves the scheme)")
     verdicts = {r["vllm"] for r in schemes}
-    if verdicts != {"yes"}:
+    weight_only = all(r["scheme"].split()[0].endswith("A16") for r in schemes)
+    if verdicts != {"yes"} and weight_only:  # (already weight-only: no scheme to advise; the table says what is off)
+        notes.append("vLLM may not load this export: the table says which layers or settings are off its weight-only "
+                     "kernels")
+    elif verdicts != {"yes"}:
         notes.append(f"vLLM {'will not load this export' if 'no' in verdicts else 'may not load this export (see the table)'}; "
                      "for vLLM quantize with --method rtn / gptq / awq --a-bits 16 (W4A16), or --a-format fp8 --policy all-dynamic with "
                      "symmetric groups of 128 where the model's widths allow (W4A8-FP8, Hopper, served with --dtype "
