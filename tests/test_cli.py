@@ -241,9 +241,11 @@ def test_non_finite_activations(tmp_path, capsys):
 def test_existing_output_folder(tmp_path, tiny_folder, capsys):
     (tmp_path / "q").mkdir()
     code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)
-    _assert_one_line_error(code, err, "already exists; pass --overwrite")
+    _assert_one_line_error(code, err, "already exists (empty); pass --overwrite (overwrite=True in Python) to write into it")
     code, _, _ = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK, "--overwrite")
     assert code == 0
+    code, _, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)
+    _assert_one_line_error(code, err, "already exists; pass --overwrite (overwrite=True in Python) to replace an earlier")
 
 
 def test_unknown_method(tmp_path, tiny_folder, capsys):

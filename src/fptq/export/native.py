@@ -91,6 +91,9 @@ def check_output(out_dir: str | os.PathLike, overwrite: bool = False, protect=()
     if not out.exists():
         return out
     if not overwrite:
+        if out.is_dir() and not any(out.iterdir()):
+            raise OutputExistsError(f"output folder {out} already exists (empty); pass --overwrite (overwrite=True in "
+                                    "Python) to write into it, or give a folder that does not exist yet")
         raise OutputExistsError(
             f"output folder {out} already exists; pass --overwrite (overwrite=True in Python) to replace an earlier "
             "fptq output"
