@@ -226,9 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the same codes, scales and activation settings, no calibration. transformers loads it (not "
                        "with asymmetric weights); vLLM serves some schemes and refuses others (FPTQ's static int8 "
                        "layers): the summary says which, as read in vLLM's sources. For vLLM on GPUs quantize with "
-                       "--method rtn / gptq / awq --a-bits 16, or --a-format fp8 --policy all-dynamic with groups of 128 (README, "
-                       "'Export for "
-                       "vLLM').")
+                       "--method rtn / gptq / awq --a-bits 16, or --a-format fp8 --policy all-dynamic with groups of "
+                       "128 (README, 'Export for vLLM').")
     x.add_argument("checkpoint", help="folder written by fptq quantize")
     x.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     x.add_argument("--overwrite", action="store_true", help="replace an earlier fptq export (never an fptq checkpoint)")
