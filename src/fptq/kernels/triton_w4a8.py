@@ -1135,7 +1135,7 @@ FUSED_ROW_UNROLL = True
 # FUSED_PAIR_MAX_PER_SM programs an SM (70B gate+up fused, 896 programs: its ring of 41 KB a program leaves 5 an SM
 # instead of 7, two waves instead of one, 96 -> 107 µs). 1: both halves of a slot read before its refill; 2: the first
 # half summed before the second is read (the same speed, run 243). So 64-byte row segments were not what holds the
-# large layers at 56-58 % of DRAM bandwidth (run 215); they cost a little everywhere.
+# large layers at 56-58 % of DRAM bandwidth (run 215): they cost these few percent, no more.
 FUSED_PAIR = 1
 FUSED_PAIR_MAX_PER_SM = 4
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
