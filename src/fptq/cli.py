@@ -688,15 +688,16 @@ def cmd_export(args) -> int:
     has_tokenizer = any((Path(args.checkpoint) / f).is_file() for f in TOKENIZER_FILES)
     folder = export_compressed_tensors(model, out, tokenizer=load_tokenizer(args.checkpoint) if has_tokenizer else None,
                                        overwrite=args.overwrite, protect=(args.checkpoint,))
+    rows = _export_record(str(folder))["schemes"]
     schemes = [{"scheme": r["name"], "layers": len(r["layers"]), **{k: r[k] for k in ("vllm", "vllm_note", "transformers")}}
-               for r in _export_record(str(folder))["schemes"]]
+               for r in rows]
     transformers_ok = all(r["transformers"] for r in schemes)
     notes = []
     if not transformers_ok:
         notes.append("transformers cannot load this export (asymmetric packed weights: llm-compressor issue #1618); "
                      "vLLM reads such weights (the table says whether it serves the scheme)")
     verdicts = {r["vllm"] for r in schemes}
-    weight_only = all(r["scheme"].split()[0].endswith("A16") for r in schemes)
+    weight_only = all(r["scheme"]["input_activations"] is None for r in rows)
     if verdicts != {"yes"} and weight_only:  # (already weight-only: no scheme to advise; the table says what is off)
         notes.append("vLLM may not load this export: the table says which layers or settings are off its weight-only "
                      "kernels")

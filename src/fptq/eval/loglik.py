@@ -237,12 +237,11 @@ def loglikelihood(
     if current:
         chunks.append(current)
 
+    # Each chunk's forwards: its prefix batches (longest prefix first) and its row batches (longest suffix first).
     max_tokens = batch_tokens(device)
-    n_forwards = 0
-    for chunk in chunks:
-        prefixed, chunk_rows = _prefix_order(chunk), _row_order(chunk)
-        n_forwards += len(_batches(prefixed, batch_size, _prefix_len, max_tokens))
-        n_forwards += len(_batches(chunk_rows, batch_size, _row_len, max_tokens))
+    plans = [(_batches(_prefix_order(chunk), batch_size, _prefix_len, max_tokens),
+              _batches(_row_order(chunk), batch_size, _row_len, max_tokens)) for chunk in chunks]
+    n_forwards = sum(len(prefix_batches) + len(row_batches) for prefix_batches, row_batches in plans)
 
     keep_logits = _accepts(model, "logits_to_keep")
     results: list[LoglikResult | None] = [None] * len(requests)
@@ -253,9 +252,9 @@ def loglikelihood(
         bar = tqdm(total=n_forwards, desc=desc, unit="batch", leave=False)
     try:
         with torch.inference_mode():
-            for chunk in chunks:
-                caches = _prefix_caches(model, chunk, batch_size, device, bar, max_tokens)
-                for batch in _batches(_row_order(chunk), batch_size, _row_len, max_tokens):
+            for prefix_batches, row_batches in plans:
+                caches = _prefix_caches(model, prefix_batches, device, bar)
+                for batch in row_batches:
                     _score_batch(model, batch, caches, device, keep_logits, cache_kw, results)
                     if bar is not None:
                         bar.update(1)
@@ -285,11 +284,11 @@ def _row_len(row: _Row) -> int:
     return len(row.tokens)  # (prefix from the cache + suffix: what a row's attention spans)
 
 
-def _prefix_caches(model, chunk: list[list[_Row]], batch_size: int, device, bar,
-                   max_tokens: int | None = None) -> dict[object, list]:
-    """Run each shared prefix once; returns group -> per-layer (keys, values) of shape [1, H, L, D]."""
+def _prefix_caches(model, prefix_batches: list[list[list[_Row]]], device, bar) -> dict[object, list]:
+    """Run each shared prefix once (batches of groups, longest prefix first); returns group -> per-layer (keys,
+    values) of shape [1, H, L, D]."""
     caches: dict[object, list] = {}
-    for batch in _batches(_prefix_order(chunk), batch_size, _prefix_len, max_tokens):
+    for batch in prefix_batches:
         width = batch[0][0].prefix
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         for b, members in enumerate(batch):

@@ -254,6 +254,12 @@ if gluon is not None:
             return mma_v2(ao, w_odd, mma_v2(ae, w_even, acc_i))
 
         @gluon.jit
+        def _scaled(part, s_w):
+            """A step's int32 products in fp32 (exact: |part| < 2**22, added to 1.5 * 2**23 and read as a float), times
+            the step's group scale."""
+            return ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w.to(gl.float32)
+
+        @gluon.jit
         def _store_out(acc, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS: gl.constexpr):
             if HAS_BIAS:
                 acc = acc + gl.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32)[None, :]
@@ -436,8 +442,7 @@ if gluon is not None:
                     a_o0 = gl.broadcast(gl.expand_dims(o_rows.index(j0).load(a_row), 0), zero_a)[0]
                     if PAIR == 2:  # (the first half's products before the second half is read: fewer live registers)
                         part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
-                        acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w0.to(
-                            gl.float32)
+                        acc = acc + _scaled(part, s_w0)
                     wb1 = gl.permute(w_smem.index(slot).slice(HALF, HALF, dim=1).load(w_rows), (1, 0))
                     a_e1 = gl.broadcast(gl.expand_dims(e_rows.index(j1).load(a_row), 0), zero_a)[0]
                     a_o1 = gl.broadcast(gl.expand_dims(o_rows.index(j1).load(a_row), 0), zero_a)[0]
@@ -445,12 +450,10 @@ if gluon is not None:
                     _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, False, False, True)
                     if PAIR == 1:
                         part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
-                        acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w0.to(
-                            gl.float32)
+                        acc = acc + _scaled(part, s_w0)
                     if j0 + 1 < n:
                         part = _step_dot(wb1, wb1, a_e1, a_o1, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
-                        acc = acc + ((part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0) * s_w1.to(
-                            gl.float32)
+                        acc = acc + _scaled(part, s_w1)
             else:
                 for j in range(0, n):
                     slot = j % STAGES
@@ -478,8 +481,7 @@ if gluon is not None:
                         acc_i = _step_dot(wb, c, a_even, a_odd, acc_i, HALF, BLOCK_N, HAS_ZEROS, a_dot, b_dot)
                     else:
                         part = _step_dot(wb, c, a_even, a_odd, zero_i, HALF, BLOCK_N, HAS_ZEROS, a_dot, b_dot)
-                        part_f = (part + 0x4B400000).to(gl.float32, bitcast=True) - 12582912.0
-                        acc = acc + part_f * s_w.to(gl.float32)
+                        acc = acc + _scaled(part, s_w)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
             if PER_CHANNEL:

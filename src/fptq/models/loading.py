@@ -96,21 +96,22 @@ CONFIG_ERRORS = (OSError, ValueError, _ConfigValueError)
 
 
 def error_text(exc: Exception) -> str:
-    """One line of `exc` for a one-line error: its first line, or for a refused config value the refusal itself (the
-    validation error's cause: "The hidden size (640) is not a multiple of the number of attention heads (9).")."""
+    """One line of `exc` for a one-line error: its first line (with the next where the first introduces it), or for a
+    refused config value the refusal itself (the validation error's cause: "The hidden size (640) is not a multiple of
+    the number of attention heads (9).")."""
     if isinstance(exc, _ConfigValueError) and exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def _load_error(name: str, exc: Exception) -> Exception:
-    if isinstance(exc, _ConfigValueError):
-        return ModelError(f"cannot load model {name}: its config.json is invalid: {error_text(exc)}")
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     if text.endswith(":") and len(lines) > 1:  # (a first line that introduces the next: keep both)
         text = f"{text} {lines[1]}"
+    return text
+
+
+def _load_error(name: str, exc: Exception) -> Exception:
+    text = error_text(exc)
+    if isinstance(exc, _ConfigValueError):
+        return ModelError(f"cannot load model {name}: its config.json is invalid: {text}")
     offline = any(
         key in text.lower()
         for key in ("couldn't connect", "connection", "offline", "resolve", "network", "max retries", "timed out")
