@@ -299,7 +299,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                         ("*fp16", dict(HAS_ZEROS=True, HAS_BIAS=True, A_STEPS=16)),
                         ("*fp16", dict(GROUP=64, GROUPS=8, A_STEPS=16)),
                         ("*bf16", {}),
-                        # two K steps a ring slot (DECODE_PAIR): split 5 of 4096 x 4096 (7 steps: an odd slice) and
+                        # two K steps a ring slot (FUSED_PAIR): split 5 of 4096 x 4096 (7 steps: an odd slice) and
                         # 70B down's 56-step slices
                         ("*fp16", dict(PAIR=1)),
                         ("*fp16", dict(PAIR=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
@@ -326,13 +326,10 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(SX_MODE=1, HAS_BIAS=True),
                         dict(GROUP=64, GROUPS=8),
                         dict(SPLIT_K=1, GROUPS=64),
-                        dict(PAIR=1),  # (two K steps a ring slot at 2-16 rows: four activation tiles a slot)
-                        dict(PAIR=2, SPLIT_K=4, GROUPS=64),
                     ):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         types64 = dict(
-                            types, w_desc=f"tensordesc<u8[{cfg.block_n}, {half * (2 if extra.get('PAIR') else 1)}],{lay}>",
-                            a_desc=f"tensordesc<i8[16, {half}],{lay}>"
+                            types, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>", a_desc=f"tensordesc<i8[16, {half}],{lay}>"
                         )
                         yield (
                             f"gluon tma decode {extra}",

@@ -551,7 +551,7 @@ PY
     timeout 420 python3 benchmarks/bench_gemm.py --out "$OUT" --no-check --ms 1,4,16 --two-level --gemm-alone \
         2>&1 | grep -E "two-level|GEMM alone" | sed -e 's/ int8 [0-9.]*us x[0-9.]*//' | tee "$OUT/summary.txt"
     ;;
-  session28a)  # run 241: DECODE_PAIR (two K steps a weight-ring slot of the one-launch M = 1 op): the fused-decode GPU
+  session28a)  # run 241: FUSED_PAIR (two K steps a weight-ring slot of the one-launch M = 1 op): the fused-decode GPU
     # tests on the refactored kernel (pair off), then bit-exactness pair vs installed and the timings at M = 1
     [ "${2:-}" = "sweep" ] || timeout 240 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py \
         -k "fused_decode_m1 or fused_row_readings or decode_gluon_tma" > "$OUT/pytest_gpu.txt" 2>&1
@@ -559,7 +559,7 @@ PY
     timeout 300 python3 benchmarks/bench_gemm.py --no-check --pair-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | tail -80
     ;;
-  session28b)  # run 244: DECODE_PAIR installed (pairs where `_pairs_pay`): the one-launch op's GPU tests and the M = 1
+  session28b)  # run 244: FUSED_PAIR installed (pairs where `_pairs_pay`): the one-launch op's GPU tests and the M = 1
     # ops on every shape against cuBLAS fp16
     timeout 260 python3 -m pytest -q --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k "fused_decode_m1 or \
 fused_row_readings or fused_pairs or decode_gluon_tma or short_launches" > "$OUT/pytest_gpu.txt" 2>&1
@@ -577,23 +577,16 @@ short_launches" > "$OUT/pytest_gpu.txt" 2>&1
       timeout 115 python3 -c "
 import runpy, sys
 import fptq.kernels.triton_w4a8 as tw
-tw.DECODE_PAIR = $pair
+tw.FUSED_PAIR = $pair
 sys.argv = ['bench_e2e.py', '--out', '/tmp/e2e', '--scale-format', 'two-level', '--batches', '1,16', '--prefill', '256',
             '--variants', 'w4a8-dynamic+fused+prologue']
 runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "decode" | tail -4 | sed "s|^|pair=$pair |" \
         | tee -a "$OUT/ab.txt"
     done
     ;;
-  session28d)  # run 246: pairs in the 2-16-row GEMM too (four activation tiles a slot): the TMA decode kernel's GPU tests,
-    # then `bench_gemm.py --pair-sweep` at M = 1 / 4 / 16 (exactness, pairs on / off timed twice)
-    [ "${2:-}" = "sweep" ] || timeout 330 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k \
-"fused_pairs or fused_decode_m1 or decode_gluon_tma or pdl_decode or gemm_op_at_decode_sizes" > "$OUT/pytest_gpu.txt" 2>&1
-    grep -sE "FAILED|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -12
-    [ "${2:-}" = "tests" ] || timeout 400 python3 benchmarks/bench_gemm.py --no-check --pair-sweep --shapes 0 --ms 1 \
-        --out "$OUT" 2>&1 | grep -v "^  " | grep -E "pair|PAIR" | tail -60
-    ;;
-  session29a)  # run 248: session 28's 2-16-row pairs again, with the GEMM-only op's activation descriptor one step wide
-    # (run 246's failure): the TMA decode kernel's GPU tests; `sweep`: `bench_gemm.py --pair-sweep` at M = 1 / 4 / 16
+  session29a)  # runs 248-249 (the code of bd63a03): session 28's 2-16-row pairs again, with the GEMM-only op's
+    # activation descriptor one step wide (run 246's failure): the TMA decode kernel's GPU tests; `sweep`:
+    # `bench_gemm.py --pair-sweep` (then at M = 1 / 4 / 16; after the revert of the 2-16-row pairs, M = 1)
     [ "${2:-}" = "sweep" ] || timeout 330 python3 -m pytest -v --tb=short -m gpu tests/kernels/test_triton_w4a8.py -k \
 "fused_pairs or fused_decode_m1 or decode_gluon_tma or pdl_decode or gemm_op_at_decode_sizes" > "$OUT/pytest_gpu.txt" 2>&1
     grep -sE "FAILED|passed|failed|^E " "$OUT/pytest_gpu.txt" | tail -12

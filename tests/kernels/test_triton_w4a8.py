@@ -1512,8 +1512,8 @@ def test_gpu_fused_decode_m1(monkeypatch):
 
 
 def test_fused_pairs_only_where_they_pay(monkeypatch):
-    """DECODE_PAIR's rule (runs 242-243): symmetric groups of 128 or more, an even number of steps in every full K
-    slice, at most DECODE_PAIR_MAX_PER_SM programs an SM."""
+    """FUSED_PAIR's rule (runs 242-243): symmetric groups of 128 or more, an even number of steps in every full K
+    slice, at most FUSED_PAIR_MAX_PER_SM programs an SM."""
     monkeypatch.setattr(tw, "_sms", lambda t: 132)
     q = torch.zeros(1, 1)
     assert tw._pairs_pay(q, 4096, 128, None, 2, (64, 2))  # 32 steps, 16 a slice
@@ -1526,34 +1526,25 @@ def test_fused_pairs_only_where_they_pay(monkeypatch):
     assert not tw._pairs_pay(q, 4096, 128, torch.zeros(1), 2, (64, 2))  # zero points
 
 
-def test_paired_descriptors_keep_one_step_activation_tiles(monkeypatch):
-    """With two K steps a ring slot the weight box is two steps wide, the activation boxes stay one step's half: the
-    GEMM-only op (its descriptor made from `a` when planned) and the two-launch op (made on the first call's buffer)
-    load the same tiles. Run 246's failure was a two-step activation box in the first of them."""
+def test_paired_descriptors_keep_one_step_activation_tiles():
+    """With two K steps a ring slot the weight box is two steps wide and an activation box stays one step's half, as
+    the kernel's `_issue` loads them (run 246's failure: a two-step activation box, when the 2-16-row GEMM took pairs)."""
     from fptq.kernels import gluon_decode
 
     if gluon_decode.gluon is None:
         pytest.skip("this Triton has no usable Gluon")
-    monkeypatch.setattr(tw, "_sms", lambda t: 132)
-    qweight, scales = torch.zeros(4096, 2048, dtype=torch.uint8), torch.ones(32, 4096, dtype=torch.float16)
-    a = torch.zeros(16, 4096, dtype=torch.int8)
-    cfg = tw._for_m(tw.CONFIGS, 16)
-    for installed, box in ((0, 64), (1, 128)):
-        monkeypatch.setattr(tw, "DECODE_PAIR", installed)
-        planned = tw._DecodeTmaLaunch(qweight, scales, None, None, 16, 4096, 128, cfg, 2, 0, False, a)  # 16-step slices
-        later = tw._DecodeTmaLaunch(qweight, scales, None, None, 16, 4096, 128, cfg, 2, 0, False, fused=False)
-        assert planned.constexprs["PAIR"] == later.constexprs["PAIR"] == installed
-        assert planned.w_desc.block_shape == later.w_desc.block_shape == [64, box], installed
-        assert planned.a_desc.block_shape == gluon_decode.activation_descriptor(a, 128).block_shape == [16, 64]
-        assert later.a_desc is None  # (made on the first call's buffer: `run`)
+    qweight, a = torch.zeros(4096, 2048, dtype=torch.uint8), torch.zeros(16, 4096, dtype=torch.int8)
+    for pair, box in ((False, 64), (True, 128)):
+        w_desc, a_desc = gluon_decode.tma_descriptors(a, qweight, 64, 128, pair)
+        assert (w_desc.block_shape, a_desc.block_shape) == ([64, box], [16, 64]), pair
+    assert gluon_decode.tma_descriptors(None, qweight, 64, 128, True)[1] is None  # (FUSED_ROW)
 
 
 @pytest.mark.gpu
 def test_gpu_fused_pairs_agree(monkeypatch):
-    """Two K steps a ring slot (DECODE_PAIR 1 and 2) give the TMA decode kernel's output bit for bit: the same steps
-    summed in the same order, in the one-launch op at M = 1 and the GEMM at 2-16 rows, on launches that take pairs
-    (split with even slices, unsplit) and, for the rule, ones that do not (odd slices); dynamic and static, fp16 and
-    bf16, NaN rows, with the RMSNorm inside."""
+    """Two K steps a weight-ring slot (FUSED_PAIR 1 and 2) give the one-launch op's output bit for bit: the same
+    steps summed in the same order, on launches that take pairs (split with even slices, unsplit) and, for the rule,
+    ones that do not (odd slices); dynamic and static, fp16 and bf16, NaN rows, with the RMSNorm inside."""
     needs_gluon_hopper()
     from fptq.kernels import gluon_decode, launch
     from fptq.kernels.prologue import Prologue
@@ -1567,13 +1558,11 @@ def test_gpu_fused_pairs_agree(monkeypatch):
         return real_launch(kernel, grid, key, args, constexprs, options, kept)
 
     monkeypatch.setattr(launch, "launch", spy)
-    cases = (((1, 22016, 4096, torch.float16), True), ((1, 8192, 28672, torch.bfloat16), True),
-             ((1, 1000, 1152, torch.float16), None), ((1, 4096, 4096, torch.float16), False),  # (1152: 9 steps)
-             ((4, 4096, 11008, torch.float16), None), ((16, 8192, 28672, torch.bfloat16), True),  # (2-16 rows: the
-             ((3, 11008, 4096, torch.float16), True))  # GEMM's four activation tiles a slot)
-    for (m, n, k, dtype), paired in cases:
+    cases = (((22016, 4096, torch.float16), True), ((8192, 28672, torch.bfloat16), True),
+             ((1000, 1152, torch.float16), None), ((4096, 4096, torch.float16), False))  # (1000 x 1152: 9 steps)
+    for (n, k, dtype), paired in cases:
         layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
-        x = make_x(m, k, dtype, seed=n)
+        x = make_x(1, k, dtype, seed=n)
         x[0, 5] = float("nan")
         norm = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=torch.Generator().manual_seed(k))).to(dtype).cuda(),
                         1e-5)
@@ -1581,13 +1570,13 @@ def test_gpu_fused_pairs_agree(monkeypatch):
             act_scale = torch.tensor(0.05, device="cuda") if act_mode == "static" else None
             outs, modes = [], []
             for pair in (0, 1, 2):
-                monkeypatch.setattr(tw, "DECODE_PAIR", pair)
+                monkeypatch.setattr(tw, "FUSED_PAIR", pair)
                 seen.clear()
                 qweight, scales, zeros, bias = layer
                 outs.append(tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode,
                                            act_scale=act_scale, bias=bias, prologue=prologue))
                 modes.append(seen[-1])
-            case = (m, n, k, dtype, act_mode, prologue is not None)
+            case = (n, k, dtype, act_mode, prologue is not None)
             assert all(torch.equal(outs[0].nan_to_num(7.0), o.nan_to_num(7.0)) for o in outs[1:]), case
             if paired is not None:
                 assert modes == ([0, 1, 2] if paired else [0, 0, 0]), (case, modes)

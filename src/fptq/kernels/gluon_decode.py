@@ -42,10 +42,9 @@ computed and never stored, so they may hold anything. Split-K slices each comput
 the whole row and multiply their partials by it before the reduction, as the unfused kernel does.
 Static activations (SX_MODE 1 with FUSED_ROW): `s` is the layer's per-tensor scale at `sx_ptr`, no
 absmax pass; the codes as `_act_quant_kernel`'s static mode makes them, the scale applied in `_finish`.
-PAIR (`triton_w4a8.DECODE_PAIR`): a ring slot holds two K steps, one TMA box of 2 * HALF bytes a weight row, read
-as two HALF-byte halves and summed in the same order as unpaired steps (the same output bit for bit), and at 2-16
-rows the four activation tiles of those steps (each still one step's half: HALF bytes a row); 2-5 % faster on most
-LLaMA shapes at M = 1 (runs 242-244).
+PAIR (with FUSED_ROW; `triton_w4a8.FUSED_PAIR`): a ring slot holds two K steps, one TMA box of 2 * HALF bytes a
+weight row, read as two HALF-byte halves and summed in the same order as unpaired steps (the same output bit for
+bit); 2-5 % faster on most LLaMA shapes at M = 1 (runs 242-244).
 
 The preceding RMSNorm (NORM, with FUSED_ROW; `fptq.kernels.prologue`): the layer's input is
 `w * fp16(x * rsqrt(mean(x^2) + eps))`, computed from the raw row as it is read (its sum of squares over the whole
@@ -272,32 +271,28 @@ if gluon is not None:
                    ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True, PAIR: gl.constexpr = False):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
             packed weight tile and / or the activation tile, both completing on the slot's mbarrier
-            (armed for both when the weights are issued; for the weights alone without RING_ACTS). PAIR: slot `j`
-            holds steps `2 j` and `2 j + 1` (if `2 j < n`): their weight tiles side by side (one 2 * STEP-byte box)
-            and their four activation tiles (even / odd columns of each step) at `a_smem` 4 j .. 4 j + 3."""
+            (armed for both when the weights are issued; for the weights alone without RING_ACTS). PAIR (weights
+            alone): slot `j` holds the weight tiles of steps `2 j` and `2 j + 1` side by side (one 2 * HALF-byte box)."""
             STAGES: gl.constexpr = w_smem.shape[0]
-            STEP: gl.constexpr = w_desc.block_type.shape[1] // (1 + PAIR)  # bytes of a weight row a step takes
+            HALF: gl.constexpr = w_desc.block_type.shape[1]
             slot = j % STAGES
             bar = bars.index(slot)
             if PAIR:
                 ok = 2 * j < n
-                first = lo + 2 * j
+                col = (lo + 2 * j) * (HALF // 2)
             else:
                 ok = j < n
-                first = lo + j
+                col = (lo + j) * HALF
             if WEIGHTS:
                 if RING_ACTS:
-                    mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * (1 + PAIR) * a_desc.block_type.nbytes, pred=ok)
+                    mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
                 else:
                     mbarrier.expect(bar, w_desc.block_type.nbytes, pred=ok)
-                tma.async_copy_global_to_shared(w_desc, [off_n, first * STEP], bar, w_smem.index(slot), pred=ok)
-            if ACTS:  # each step's even and odd activation columns, one tile each
-                for h in gl.static_range(1 + PAIR):
-                    tile = (2 + 2 * PAIR) * slot + 2 * h
-                    tma.async_copy_global_to_shared(a_desc, [0, (first + h) * 2 * STEP], bar, a_smem.index(tile),
-                                                    pred=ok)
-                    tma.async_copy_global_to_shared(a_desc, [0, (first + h) * 2 * STEP + STEP], bar,
-                                                    a_smem.index(tile + 1), pred=ok)
+                tma.async_copy_global_to_shared(w_desc, [off_n, col], bar, w_smem.index(slot), pred=ok)
+            if ACTS:  # the step's even and odd activation columns, one tile each
+                tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
+                tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF + HALF], bar, a_smem.index(2 * slot + 1),
+                                                pred=ok)
 
         @gluon.jit
         def _decode_tma_kernel(
@@ -335,7 +330,7 @@ if gluon is not None:
             EPS: gl.constexpr = 0.0,  # NORM: the norm's epsilon
             HOLD: gl.constexpr = False,  # FUSED_ROW: the slice's raw words held in registers (`_quantize_row`)
             ROW_PASSES: gl.constexpr = 0,  # FUSED_ROW: > 0, the absmax passes unrolled (`_quantize_row`)
-            PAIR: gl.constexpr = 0,  # grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF);
+            PAIR: gl.constexpr = 0,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF);
             # 1: both halves read before the refill, 2: the first half's products before the second half is read
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
@@ -374,7 +369,7 @@ if gluon is not None:
                 o_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
                 a_smem = w_smem  # (no activation ring: `_issue` never touches it)
             else:
-                a_smem = gl.allocate_shared_memory(gl.int8, [2 * (1 + (PAIR > 0)) * STAGES, 16, HALF], a_desc.layout)
+                a_smem = gl.allocate_shared_memory(gl.int8, [2 * STAGES, 16, HALF], a_desc.layout)
             bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
             for i in gl.static_range(STAGES):
                 mbarrier.init(bars.index(i), count=1)
@@ -428,13 +423,13 @@ if gluon is not None:
                 zero_a = gl.zeros([16, HALF], gl.int8, a_l)
             else:
                 for i in gl.static_range(STAGES):
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True, True, PAIR > 0)
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
 
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
             acc_i = zero_i
-            if PAIR > 0:  # (grouped, symmetric: the same steps in the same order as below, two a slot)
-                gl.static_assert(not PER_CHANNEL and not HAS_ZEROS)
+            if PAIR > 0:  # (FUSED_ROW, grouped, symmetric: the same steps in the same order as below, two a slot)
+                gl.static_assert(FUSED_ROW and not PER_CHANNEL and not HAS_ZEROS)
                 for jj in range(0, (n + 1) // 2):
                     slot = jj % STAGES
                     j0 = 2 * jj
@@ -443,25 +438,16 @@ if gluon is not None:
                     s_w1 = s_smem.index(((lo + j1) * SUB) // GROUP - g0).load(mma)
                     mbarrier.wait(bars.index(slot), (jj // STAGES) & 1)
                     wb0 = gl.permute(w_smem.index(slot).slice(0, HALF, dim=1).load(w_rows), (1, 0))
-                    if FUSED_ROW:
-                        a_e0 = gl.broadcast(gl.expand_dims(e_rows.index(j0).load(a_row), 0), zero_a)[0]
-                        a_o0 = gl.broadcast(gl.expand_dims(o_rows.index(j0).load(a_row), 0), zero_a)[0]
-                    else:
-                        a_e0 = a_smem.index(4 * slot).load(a_l)
-                        a_o0 = a_smem.index(4 * slot + 1).load(a_l)
+                    a_e0 = gl.broadcast(gl.expand_dims(e_rows.index(j0).load(a_row), 0), zero_a)[0]
+                    a_o0 = gl.broadcast(gl.expand_dims(o_rows.index(j0).load(a_row), 0), zero_a)[0]
                     if PAIR == 2:  # (the first half's products before the second half is read: fewer live registers)
                         part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
                         acc = acc + _scaled(part, s_w0)
                     wb1 = gl.permute(w_smem.index(slot).slice(HALF, HALF, dim=1).load(w_rows), (1, 0))
-                    if FUSED_ROW:
-                        a_e1 = gl.broadcast(gl.expand_dims(e_rows.index(j1).load(a_row), 0), zero_a)[0]
-                        a_o1 = gl.broadcast(gl.expand_dims(o_rows.index(j1).load(a_row), 0), zero_a)[0]
-                    else:
-                        a_e1 = a_smem.index(4 * slot + 2).load(a_l)
-                        a_o1 = a_smem.index(4 * slot + 3).load(a_l)
+                    a_e1 = gl.broadcast(gl.expand_dims(e_rows.index(j1).load(a_row), 0), zero_a)[0]
+                    a_o1 = gl.broadcast(gl.expand_dims(o_rows.index(j1).load(a_row), 0), zero_a)[0]
                     gl.thread_barrier()  # every warp has read the slot before its refill
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, not FUSED_ROW,
-                           not FUSED_ROW, True)
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, False, False, True)
                     if PAIR == 1:
                         part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
                         acc = acc + _scaled(part, s_w0)
@@ -543,7 +529,7 @@ def _tile_layout():
 def tma_descriptors(a, qweight, block_n: int, sub: int, pair: bool = False):
     """Host TMA descriptors of `_decode_tma_kernel` (unswizzled shared tiles: each lane reads 16
     contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts);
-    `pair` (PAIR): a weight box of two K steps, the activation boxes still one step's half each;
+    `pair` (PAIR): a weight box of two K steps (an activation box would still be one step's half);
     `a` None (FUSED_ROW, or a descriptor made on the first call's buffer): no activation descriptor."""
     w_desc = TensorDescriptor.from_tensor(qweight, [block_n, (1 + pair) * (sub // 2)], _tile_layout())
     return w_desc, activation_descriptor(a, sub) if a is not None else None

@@ -1126,19 +1126,18 @@ FUSED_ROW_BLOCK = 8192
 FUSED_HOLD = True
 FUSED_HOLD_MAX_STEPS = 64
 FUSED_ROW_UNROLL = True
-# The TMA decode kernel's ring with two K steps a slot: one TMA box of 128 contiguous bytes a weight row instead of 64
-# (and four activation tiles at 2-16 rows; groups, symmetric; the same steps summed in the same order, so the same
-# output bit for bit). Runs 242-243 (H100, the one-launch op at M = 1, two-level g128): 2-5 % faster on 9 of 12 LLaMA
-# shapes (7B gate/up 14.4 -> 13.8 µs, 7B q/k/v fused 15.2 -> 14.5, 7B gate+up fused 22.1 -> 21.3, 70B q/k/v fused
-# 23.5 -> 22.6, 70B q/o 19.2 -> 18.8, 70B down 53.8 -> 53.1), no change on the others, but only (`_pairs_pay`) where
-# every full K slice has an even number of steps (7B q/k/v/o's 7-step slices: a pair reads a step it does not use,
-# 8.5 -> 9.2 µs) and the launch has at most DECODE_PAIR_MAX_PER_SM programs an SM (70B gate+up fused, 896 programs:
-# its ring of 41 KB a program leaves 5 an SM instead of 7, two waves instead of one, 96 -> 107 µs). 1: both halves of
-# a slot read before its refill; 2: the first half summed before the second is read (the same speed, run 243). So
-# 64-byte row segments were not what holds the large layers at 56-58 % of DRAM bandwidth (run 215): they cost these
-# few percent, no more.
-DECODE_PAIR = 1
-DECODE_PAIR_MAX_PER_SM = 4
+# The one-launch op's weight ring with two K steps a slot: one TMA box of 128 contiguous bytes a weight row instead of
+# 64 (groups, symmetric; the same steps summed in the same order, so the same output bit for bit). Runs 242-243 (H100,
+# M = 1, two-level g128): 2-5 % faster on 9 of 12 LLaMA shapes (7B gate/up 14.4 -> 13.8 µs, 7B q/k/v fused 15.2 ->
+# 14.5, 7B gate+up fused 22.1 -> 21.3, 70B q/k/v fused 23.5 -> 22.6, 70B q/o 19.2 -> 18.8, 70B down 53.8 -> 53.1),
+# no change on the others, but only (`_pairs_pay`) where every full K slice has an even number of steps (7B q/k/v/o's
+# 7-step slices: a pair reads a step it does not use, 8.5 -> 9.2 µs) and the launch has at most
+# FUSED_PAIR_MAX_PER_SM programs an SM (70B gate+up fused, 896 programs: its ring of 41 KB a program leaves 5 an SM
+# instead of 7, two waves instead of one, 96 -> 107 µs). 1: both halves of a slot read before its refill; 2: the first
+# half summed before the second is read (the same speed, run 243). So 64-byte row segments were not what holds the
+# large layers at 56-58 % of DRAM bandwidth (run 215): they cost these few percent, no more.
+FUSED_PAIR = 1
+FUSED_PAIR_MAX_PER_SM = 4
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1164,12 +1163,12 @@ def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch
 
 
 def _pairs_pay(qweight: torch.Tensor, k: int, group_size: int, zeros, split: int, grid: tuple) -> bool:
-    """Whether the one-launch op takes two K steps a ring slot (DECODE_PAIR): symmetric weights in groups of 128 or more
+    """Whether the one-launch op takes two K steps a ring slot (FUSED_PAIR): symmetric weights in groups of 128 or more
     (128-column steps: what runs 242-243 measured), every full K slice an even number of steps, and at most
-    DECODE_PAIR_MAX_PER_SM programs an SM."""
+    FUSED_PAIR_MAX_PER_SM programs an SM."""
     sub = _sub_chunk(group_size)
     return (group_size != k and zeros is None and sub == 128 and _cdiv(_cdiv(k, sub), split) % 2 == 0
-            and grid[0] * grid[1] <= DECODE_PAIR_MAX_PER_SM * _sms(qweight))
+            and grid[0] * grid[1] <= FUSED_PAIR_MAX_PER_SM * _sms(qweight))
 
 
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
@@ -1199,7 +1198,7 @@ class _DecodeTmaLaunch:
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         self.grid = (_tiles(cfg, m, n), split)
         self.fused, self.sub = (a is None if fused is None else fused), sub
-        pair = DECODE_PAIR if _pairs_pay(qweight, k, group_size, zeros, split, self.grid) else 0
+        pair = FUSED_PAIR if self.fused and _pairs_pay(qweight, k, group_size, zeros, split, self.grid) else 0
         self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub, pair > 0)
         dummy = scales
         self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
@@ -1207,8 +1206,8 @@ class _DecodeTmaLaunch:
         self.constexprs = dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None,
                                SX_MODE=sx_mode, HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl,
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
-        self.constexprs["PAIR"] = pair
         if self.fused:
+            self.constexprs["PAIR"] = pair
             per = _cdiv(_cdiv(k, sub), split)
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
