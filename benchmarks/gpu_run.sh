@@ -593,6 +593,12 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     [ "${2:-}" = "tests" ] || timeout 420 python3 benchmarks/bench_gemm.py --no-check --pair-sweep --shapes 0 \
         --ms 1 --out "$OUT" 2>&1 | grep -v "^  " | grep -E "pair|PAIR" | tail -80
     ;;
+  session29b)  # run 250: the 7B-shaped decode step (CUDA graph, uncompiled) at three KV-cache sizes: context 128 in a
+    # 192-position static cache, 512 in 1024 (the default), 2048 in 2112; stock fp16, fp16 with q/k/v and gate/up merged
+    timeout 560 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --decode-contexts 128:192,2048:2112 --variants w4a8-dynamic+fused+prologue 2>&1 \
+        | grep -iE "decode|weights|vs fp16" | tee "$OUT/summary.txt"
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"
