@@ -49,6 +49,13 @@ def test_parse_variant():
             parse_variant(bad, 64)
 
 
+def test_variant_descriptions_name_the_group_scale_format():
+    assert parse_variant("fptq-w4a8", 64).description.startswith("fptq: int4 g64 two-level scales, ")
+    assert parse_variant("fptq-w4a8-fp16s", 64).description.startswith("fptq: int4 g64 fp16 scales, ")
+    assert parse_variant("rtn-w4a16", 64).description == "rtn: int4 g64 fp16 scales, fp activations"
+    assert parse_variant("rtn-w8a8", 64).description.startswith("rtn: int8 per-channel, ")  # (fp16 scales only)
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     from fptq.models.loading import load_tokenizer
@@ -75,7 +82,11 @@ def test_run_comparison_table_and_cache(tmp_path, tiny_folder):
     table = comparison_table(results)
     for column in ("bits/weight", "size MiB", "ppl", "quant s", "peak MiB"):
         assert column in table
-    assert json.loads((tmp_path / "cmp" / "results.json").read_text())[1]["method"] == "rtn-w4a16"
+    saved = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert saved[1]["method"] == "rtn-w4a16"
+    for row in saved:  # the weights file alone, in MiB (as `fptq export` counts its size)
+        weights = Path(row["folder"] if row["method"] != "fp16" else tiny_folder) / "model.safetensors"
+        assert "size_mb" not in row and row["size_mib"] == weights.stat().st_size / 2**20
     # a re-run reuses every quantized folder and evaluation, with the same numbers
     logs.clear()
     again = run_comparison(str(tiny_folder), variants, calib, log=logs.append, **kw)

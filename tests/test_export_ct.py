@@ -225,6 +225,18 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+def test_cli_export_size_is_the_folder_in_mib(tmp_path, capsys):
+    model = make_tiny("llama", vocab_size=49152)  # (6 MiB of embeddings: MiB and MB differ in the first decimal)
+    fptq.quantize(model, None, fptq.QuantConfig(method="rtn", group_size=32, a_bits=16), CALIB, progress=False)
+    fptq.save_quantized(model, tmp_path / "q")
+    code, out, _ = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--json")
+    result = json.loads(out)
+    size = sum(f.stat().st_size for f in (tmp_path / "ct").iterdir())  # every file, as compare's size is in MiB
+    assert code == 0 and "size_mb" not in result and result["size_mib"] == round(size / 2**20, 1)
+    code, out, _ = _run(capsys, "export", tmp_path / "q", "--out", tmp_path / "ct", "--overwrite")
+    assert code == 0 and f"(compressed-tensors, {result['size_mib']} MiB)" in out
+
+
 def test_cli_export(tmp_path, capsys):
     model = _quantized()
     fptq.save_quantized(model, tmp_path / "q")

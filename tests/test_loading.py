@@ -94,6 +94,25 @@ def test_tied_and_untied_models_load_without_complaint(tmp_path, tokenizer, tie)
     assert (model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()) == tie
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_checkpoint_config_keeps_the_source_dtype(tmp_path, tokenizer, dtype):
+    """fptq computes in float32 on the CPU, but config.json names the source's dtype, also once loaded and saved
+    again; loading picks its own compute dtype, so the outputs are the same."""
+    make_tiny("llama").to(getattr(torch, dtype)).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    model, _ = load_model(tmp_path / "m")
+    fptq.quantize(model, None, fptq.QuantConfig(group_size=32), CALIB, progress=False)
+    folder = fptq.save_quantized(model, tmp_path / "q")
+    assert json.loads((folder / "config.json").read_text())["dtype"] == dtype
+    assert model.config.dtype == torch.float32  # (in memory: what it computes in, as transformers keeps it)
+    loaded = fptq.load_quantized(folder)
+    x = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        assert loaded.dtype == torch.float32 and torch.equal(loaded(x).logits, model(x).logits)
+    again = fptq.save_quantized(loaded, tmp_path / "q2")
+    assert (again / "config.json").read_bytes() == (folder / "config.json").read_bytes()
+
+
 def test_bundled_model_loads_without_missing_tensors(bundled_model_dir):
     model, _ = load_model("bundled")  # tied lm_head and rotary inv_freq buffers are not "missing"
     assert model.config.tie_word_embeddings

@@ -711,13 +711,13 @@ def cmd_export(args) -> int:
                      "model")
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     result = {"source": args.checkpoint, "out": str(folder), "format": args.format, "schemes": schemes,
-              "size_mb": round(size / 1e6, 1), "tokenizer": has_tokenizer, "notes": notes}
+              "size_mib": round(size / 2**20, 1), "tokenizer": has_tokenizer, "notes": notes}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(markdown_table(["scheme", "layers", "vLLM serves it", "vLLM (read in its sources, not run here)"],
                          [[r["scheme"], r["layers"], r["vllm"], r["vllm_note"]] for r in schemes], align_right=False))
-    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mb']} MB)"
+    print(f"\nexported {args.checkpoint} to {folder} ({args.format}, {result['size_mib']} MiB)"
           + ("; transformers loads it (fptq eval)" if transformers_ok else ""))
     for note in notes:
         print(f"note: {note}")

@@ -168,7 +168,7 @@ def describe(config: QuantConfig) -> str:
     if config.method == "fp8":
         return "float8 e4m3 weights and activations, per-tensor scales"
     weights = f"int{config.w_bits} " + ("per-channel" if config.group_size == -1 else f"g{config.group_size}")
-    weights += " two-level scales" if config.scale_format == "two-level" else ""
+    weights += f" {config.scale_format} scales" if config.group_size != -1 else ""  # (per channel: fp16 only)
     dynamic = "fp8 e4m3" if config.a_format == "fp8" else "int8"
     acts = {
         "all-static": "per-tensor static int8 acts",
@@ -457,7 +457,7 @@ def run_comparison(
         if variant.config is None:
             size = (fp_path / WEIGHTS_NAME).stat().st_size if (fp_path / WEIGHTS_NAME).is_file() else None
             row.update(scheme="W16A16", policy="-", bits_per_weight=16.0, quant_seconds=None, peak_memory_mb=None,
-                       size_mb=size and size / 2**20)
+                       size_mib=size and size / 2**20)
             model = tokenizer = None
             if cached_eval is None:
                 model, tokenizer = load_model(model_name, trust_remote_code=trust_remote_code)
@@ -469,7 +469,7 @@ def run_comparison(
                 scheme=variant.config.scheme,
                 policy=_strategy_mix(model.fptq_info["policy"]),
                 bits_per_weight=bits_per_weight(folder),
-                size_mb=(folder / WEIGHTS_NAME).stat().st_size / 2**20,
+                size_mib=(folder / WEIGHTS_NAME).stat().st_size / 2**20,
                 calibration=calib.to_dict(),
                 **{k: stats[k] for k in ("quant_seconds", "peak_memory_mb")},
             )
@@ -520,7 +520,7 @@ def comparison_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         rows.append(
-            [r["method"], r["scheme"], r["policy"], _r(r.get("bits_per_weight"), 2), _r(r.get("size_mb"), 1),
+            [r["method"], r["scheme"], r["policy"], _r(r.get("bits_per_weight"), 2), _r(r.get("size_mib"), 1),
              _r(r.get("ppl"), 3), *[_r(r.get("tasks", {}).get(c), 2) for c in task_cols],
              _r(r.get("quant_seconds"), 1), _r(r.get("peak_memory_mb"), 0)]
         )

@@ -21,6 +21,7 @@ leaves no half-written output. Weights are read with safetensors only (never pic
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -130,13 +131,19 @@ def save_quantized(
 
     overwrite: replace an existing `out_dir`, if it is an earlier fptq output or empty (see `check_output`).
     protect:   paths (e.g. the source model folder) that `out_dir` must not be or contain when replaced.
+
+    config.json keeps the dtype that the source model's names (`model.fptq_config_dtype`, which `load_model` and
+    `load_quantized` set; else the model's own), not the float32 fptq computes in on the CPU, which
+    `load_quantized` picks by itself.
     """
     from safetensors.torch import save_file
 
     info = check_savable(model, "save")
+    config = copy.deepcopy(model.config)
+    config.dtype = getattr(model, "fptq_config_dtype", None) or config.dtype
 
     def write(tmp: Path) -> None:
-        model.config.save_pretrained(tmp)
+        config.save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
         if tokenizer is not None:
@@ -273,6 +280,7 @@ def load_quantized(
     except CONFIG_ERRORS as exc:
         raise CheckpointError(f"{folder} has no usable config.json: {error_text(exc)}") from None
     get_arch(config)
+    saved_dtype = config.dtype  # (`from_config` sets the compute dtype in its place)
     device = torch.device(device)
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
     if not (folder / WEIGHTS_NAME).is_file():
@@ -319,6 +327,7 @@ def load_quantized(
         model.tie_weights()
     model.to(device).eval()
     model.fptq_info = info
+    model.fptq_config_dtype = saved_dtype
     if fuse if fuse is not None else device.type == "cuda":
         from fptq.nn.prologue import fuse_prologues
         from fptq.nn.shared_input import fuse_shared_inputs

@@ -334,7 +334,8 @@ def load_model(
     GPTQ / AWQ / compressed-tensors checkpoint, e.g. an `fptq export`) is an error unless `quantized_ok` (for
     evaluation: transformers then loads it with its own quantizer, which may need that format's package). `check`:
     called with the model's transformers config before any weight is read (e.g. `fptq.api.check_group_size`), so
-    that a setting which does not fit the model fails in seconds.
+    that a setting which does not fit the model fails in seconds. `model.config.dtype` is `dtype` (what the model
+    computes in); `model.fptq_config_dtype` keeps the one its config.json names, for `save_quantized` to write.
     """
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -380,4 +381,5 @@ def load_model(
         raise ModelError(f"cannot load model {path}: the checkpoint does not match its config ({text})") from None
     _check_loading_info(path, info, quantized is not None)
     model.eval()
+    model.fptq_config_dtype = config.dtype
     return model, load_tokenizer(path, trust_remote_code=trust_remote_code)
