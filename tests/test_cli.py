@@ -60,10 +60,18 @@ def test_quantize_then_eval(tmp_path, tiny_folder, capsys):
     assert evaluated["quantization"] == q  # (what was evaluated: the checkpoint's config)
 
 
-def test_quantize_prints_policy_table(tmp_path, tiny_folder, capsys):
+def test_quantize_prints_policy_summary_and_table_on_request(tmp_path, tiny_folder, capsys):
+    """The strategy summary by default (a 7B model has 224 layer rows); every row with --show-policy all; policy.md
+    has them either way."""
     code, stdout, _ = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q", "--group-size", 32, *QUICK)
+    assert code == 0 and "model.layers.1.mlp.down_proj" not in stdout
+    assert "policy table in" in stdout and "model.layers.1.mlp.down_proj" in (tmp_path / "q" / "policy.md").read_text()
+    summary = stdout
+    code, stdout, _ = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / "q2", "--group-size", 32, *QUICK,
+                           "--show-policy", "all")
     assert code == 0
-    assert "model.layers.1.mlp.down_proj" in stdout and "| layer" in stdout and "static" in stdout
+    assert "model.layers.1.mlp.down_proj" in stdout and "static" in stdout
+    assert summary.splitlines()[0] in stdout  # (the summary follows the table)
 
 
 def test_missing_model(tmp_path, capsys):

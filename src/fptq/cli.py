@@ -189,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(q)
     _add_calib_args(q, samples=128, seqlen=DEFAULT_SEQLEN)
     _add_runtime_args(q)
-    q.add_argument("--show-policy", choices=("all", "summary"), default="all",
-                   help="print every layer's policy row or just the strategy summary (default: all)")
+    q.add_argument("--show-policy", choices=("all", "summary"), default="summary",
+                   help="print the strategy summary (default), or every layer's policy row before it (all); the "
+                        "saved folder's policy.md has every row either way")
 
     e = sub.add_parser("eval", help="evaluate a quantized folder or an FP model", epilog=EPILOG)
     e.add_argument("model", help="quantized folder, Hugging Face id, local folder, or 'bundled'")
