@@ -599,6 +599,10 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
         --fp16-fused --decode-contexts 128:192,2048:2112 --variants w4a8-dynamic+fused+prologue 2>&1 \
         | grep -iE "decode|weights|vs fp16" | tee "$OUT/summary.txt"
     ;;
+  session29c)  # run 255: session24b's Nsight Compute on the one-launch M = 1 op, now paired (FUSED_PAIR), and again
+    # without pairs in the same run (`profile_decode.py`'s last variant), 70B down and gate/up, cuBLAS fp16
+    bash benchmarks/gpu_run.sh session24b
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"

@@ -2,7 +2,8 @@
 
     bash benchmarks/gpu_run.sh ncu-decode 1 28672 8192
 
-Each variant runs twice (compilation and warm-up, then the launch ncu reports as the second)."""
+Each variant runs twice (compilation and warm-up, then the launch ncu reports as the second); the installed one again
+with one K step a ring slot (`FUSED_PAIR` 0) last."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ VARIANTS = {
 
 def main() -> None:
     m, n, k, x = run_variants(VARIANTS, (1, 28672, 8192))
+    tw.FUSED_PAIR = 0  # (session 29: the one-launch M = 1 op with one K step a ring slot, against the installed pairs)
+    run_variants({"installed without pairs": None}, (1, 28672, 8192))
     run_fp16(x, n, k)
 
 
