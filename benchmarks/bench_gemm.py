@@ -19,6 +19,7 @@ replayed; the time per call is the median over replays of (event time / copies).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -632,6 +633,22 @@ def tma_sweep(log, results, ms=(1, 4, 16)):
     log(f"TMA_WINNER {min(score, key=score.get)}")
 
 
+def stages_sweep(log, results, ms=(1, 4)):
+    """Session 29: the TMA decode kernel's ring depth again, now that the one-launch M = 1 op reads 128-byte row
+    segments (FUSED_PAIR; run 214 swept depth 4 / 6 with 64-byte ones and found nothing). Every LLaMA shape and the
+    fused ones, two-level scales; at M = 4 the 2-16-row GEMM (unpaired) takes the same depth. Installed first and last."""
+    installed = tw.CONFIGS[0][1]
+    settings = [("installed s3", installed)] + [(f"s{st}", dataclasses.replace(installed, tma_stages=st))
+                                                for st in (4, 5, 6)]
+    settings.append(("installed s3 again", installed))
+
+    def apply(cfg):
+        tw.CONFIGS[0] = (tw.CONFIGS[0][0], cfg)
+
+    score = _settings_sweep(log, results, "stages", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    log(f"STAGES_WINNER {min(score, key=score.get)}")
+
+
 def groups_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the staged group scales' bound (`TMA_MAX_GROUPS`), which sets the K split of the long-K layers
     (70B down: 4 slices at 64 groups, 3 at 128, 2 at 128 with 132 programs; each program of the one-launch M = 1 op
@@ -839,6 +856,8 @@ def main() -> None:
     ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
     ap.add_argument("--prologue-sweep", action="store_true",
                     help="session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales")
+    ap.add_argument("--stages-sweep", action="store_true",
+                    help="session 29: the TMA decode kernel's ring depth (3-6) with the one-launch op's paired slots")
     ap.add_argument("--pair-sweep", action="store_true",
                     help="session 28: the one-launch M = 1 op with two K steps a weight-ring slot (FUSED_PAIR)")
     ap.add_argument("--target-sweep", action="store_true",
@@ -891,7 +910,8 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("target_sweep", target_sweep),
+    for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("stages_sweep", stages_sweep),
+                        ("target_sweep", target_sweep),
                         ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
                         ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),

@@ -603,6 +603,11 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     # without pairs in the same run (`profile_decode.py`'s last variant), 70B down and gate/up, cuBLAS fp16
     bash benchmarks/gpu_run.sh session24b
     ;;
+  session29d)  # run 256: the TMA decode kernel's ring depth 3 / 4 / 5 / 6 with the paired one-launch op (M = 1) and at
+    # M = 4 (unpaired), every shape, two-level g128, cuBLAS fp16 in the same run
+    timeout 500 python3 benchmarks/bench_gemm.py --no-check --stages-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "stages|STAGES|WRONG" | tail -60
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"
