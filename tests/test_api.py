@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import warnings
 
 import pytest
 import torch
@@ -102,6 +103,23 @@ def test_weight_only_fptq_is_another_method_bit_for_bit_and_says_so(fptq_method,
     assert states[fptq_method].keys() == states[same].keys()
     for key, value in states[same].items():
         assert torch.equal(states[fptq_method][key], value), key
+
+
+def test_awq_with_two_level_scales_warns_once_and_with_fp16_scales_not():
+    """AWQ fits its group scales at every step of its searches, so two-level scales (16 candidates a group) make it
+    slower (and were worse on the bundled model): one warning per quantization, none with fp16 scales, awq's
+    default."""
+    messages = {}
+    for scale_format in ("two-level", "fp16"):
+        config = fptq.QuantConfig(method="awq", group_size=32, scale_format=scale_format, awq_grid=2, awq_clip=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fptq.quantize(make_tiny("llama"), None, config, CALIB, progress=False)
+        messages[scale_format] = [str(w.message) for w in caught if str(w.message).startswith("fptq: ")]
+    assert len(messages["two-level"]) == 1 and messages["fp16"] == []
+    assert messages["two-level"][0].startswith("fptq: method awq with scale_format two-level (--scale-format "
+                                              "two-level) fits two-level scales (16 candidates a group) at every step")
+    assert messages["two-level"][0].endswith("; use scale_format fp16 (--scale-format fp16), awq's default")
 
 
 def test_group_size_that_does_not_divide_names_layer_and_alternatives():

@@ -153,6 +153,20 @@ def test_weight_only_fptq_warns_that_it_is_rtn(tmp_path, tiny_folder, capsys):
     assert "fptq: warning: method fptq with a_bits 16 (--a-bits 16) gives the weights of method rtn, bit for bit" in err
 
 
+def test_awq_with_two_level_scales_warns_in_one_line_even_when_quiet(tmp_path, tiny_folder, capsys):
+    warned = {}
+    for scale_format in ("two-level", "fp16"):
+        code, stdout, err = _run(capsys, "quantize", tiny_folder, "--out", tmp_path / scale_format, "--group-size", 32,
+                                 "--method", "awq", "--awq-grid", 2, "--no-awq-clip", "--scale-format", scale_format,
+                                 *QUICK)
+        assert code == 0 and "saved W4A16 awq model" in stdout
+        warned[scale_format] = [line for line in err.splitlines() if line.startswith("fptq: warning:")]
+    assert len(warned["two-level"]) == 1 and warned["fp16"] == []
+    assert warned["two-level"][0].startswith(
+        "fptq: warning: method awq with scale_format two-level (--scale-format two-level) fits two-level scales")
+    assert warned["two-level"][0].endswith("use scale_format fp16 (--scale-format fp16), awq's default")
+
+
 def test_quiet_turns_off_every_progress_bar(capsys):
     """--quiet silences tqdm bars of other libraries too (compressed-tensors' "Compressing model" when transformers
     loads an export), and main() leaves tqdm as it found it."""

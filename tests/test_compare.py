@@ -1,6 +1,7 @@
 """`fptq compare`: variant specs, the table's columns, bits per weight, and the cache."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,19 @@ def test_duplicate_variants_run_once(tmp_path, tiny_folder):
     assert [r["method"] for r in results] == ["fp16", "rtn-w4a16"]
     with pytest.raises(ConfigError, match="no variants"):
         run_comparison(str(tiny_folder), [], calib, out_dir=tmp_path / "cmp", progress=False, log=lambda *a: None)
+
+
+def test_an_awq_variant_with_two_level_scales_warns_once(tmp_path, tiny_folder):
+    """The warning of awq with two-level scales comes once for its variant (from its quantization), not per layer,
+    and not for awq with fp16 scales."""
+    variants = [parse_variant(s, 32, awq_grid=2, awq_clip=False) for s in ("awq-w4a16-2l", "awq-w4a16")]
+    calib = CalibConfig(source="random", samples=4, seqlen=32, batch_size=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_comparison(str(tiny_folder), variants, calib, out_dir=tmp_path / "cmp", ppl_seqlen=64, ppl_windows=1,
+                       progress=False, log=lambda *a: None)
+    messages = [str(w.message) for w in caught if str(w.message).startswith("fptq: ")]
+    assert len(messages) == 1 and messages[0].startswith("fptq: method awq with scale_format two-level")
 
 
 def test_a_folder_calibrated_on_overlapping_windows_of_a_long_text_is_quantized_again(tmp_path, tiny_folder):

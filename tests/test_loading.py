@@ -523,6 +523,69 @@ def test_cli_eval_of_a_nan_act_scale_is_one_line(tmp_path, saved_folders, capsys
     assert f"{DOWN}.act_scale holds 1 value(s) that are not finite and positive (e.g. nan)" in lines[0]
 
 
+# (benchmarks/results/review_session26_newuser.md, 4c) A policy row's act_scale is the layer's stored activation scale (the one that runs), or null where the
+# layer has none; an edited row is refused instead of being reported as what ran
+
+NO_ENTRY = object()  # (a policy row without an act_scale entry)
+GATE = "model.layers.0.mlp.gate_proj"
+
+
+def _with_act_scale(tmp_path, saved_folders, layout, layer, value):
+    """A copy of a saved checkpoint whose policy row of `layer` has act_scale `value` (NO_ENTRY: none)."""
+    folder = tmp_path / "q"
+    shutil.copytree(saved_folders[layout], folder)
+    info = json.loads((folder / "fptq_config.json").read_text())
+    row = next(r for r in info["policy"] if r["layer"] == layer)
+    if value is NO_ENTRY:
+        del row["act_scale"]
+    else:
+        row["act_scale"] = value(row) if callable(value) else value
+    (folder / "fptq_config.json").write_text(json.dumps(info))
+    return folder
+
+
+@pytest.mark.parametrize("layout, layer, buffer, value, shown", [
+    ("two-level", DOWN, "act_scale", 123.0, "act_scale 123.0"),
+    ("layerwise", Q_PROJ, "act_scale", 123.0, "act_scale 123.0"),  # (equalized+static)
+    ("asymmetric", DOWN, "act_scale", lambda row: float(f"{row['act_scale']:.4g}"), None),  # (rounded by hand)
+    ("fp8", DOWN, "input_scale", 123.0, "act_scale 123.0"),
+    ("two-level", DOWN, "act_scale", None, "act_scale null"),
+    ("two-level", DOWN, "act_scale", NO_ENTRY, "no act_scale"),
+    ("two-level", DOWN, "act_scale", "0.01", 'act_scale "0.01"'),
+    ("two-level", DOWN, "act_scale", True, "act_scale true"),
+])
+def test_a_policy_act_scale_that_is_not_the_stored_one_is_refused(tmp_path, saved_folders, layout, layer, buffer,
+                                                                   value, shown):
+    folder = _with_act_scale(tmp_path, saved_folders, layout, layer, value)
+    if shown is None:
+        row = next(r for r in json.loads((folder / "fptq_config.json").read_text())["policy"] if r["layer"] == layer)
+        shown = f"act_scale {row['act_scale']!r}"
+    stored = load_file(folder / "model.safetensors")[f"{layer}.{buffer}"].item()
+    with pytest.raises(CheckpointError) as exc:
+        fptq.load_quantized(folder)
+    assert str(exc.value) == (f"{folder / 'fptq_config.json'}: layer {layer} has {shown}, but model.safetensors stores "
+                              f"{layer}.{buffer} = {stored!r}; the file was edited or damaged")
+
+
+@pytest.mark.parametrize("layout, layer, strategy", [
+    ("layerwise", GATE, "'dynamic' (per-token dynamic int8 activations)"),
+    ("weight-only", DOWN, "'none' (weight-only: floating-point activations)"),
+])
+def test_a_policy_act_scale_on_a_layer_without_one_is_refused(tmp_path, saved_folders, layout, layer, strategy):
+    folder = _with_act_scale(tmp_path, saved_folders, layout, layer, 0.5)
+    with pytest.raises(CheckpointError) as exc:
+        fptq.load_quantized(folder)
+    assert str(exc.value) == (f"{folder / 'fptq_config.json'}: layer {layer} has act_scale 0.5, but its strategy "
+                              f"{strategy} keeps no activation scale in model.safetensors; the file was edited or damaged")
+
+
+def test_cli_eval_of_an_edited_policy_act_scale_is_one_line(tmp_path, saved_folders, capsys):
+    folder = _with_act_scale(tmp_path, saved_folders, "two-level", DOWN, 123.0)
+    code, lines = _cli(capsys, "eval", folder, "--ppl", "bundled", "--ppl-windows", 1, "--ppl-seqlen", 32, "--quiet")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("fptq: error:")
+    assert f"layer {DOWN} has act_scale 123.0, but model.safetensors stores {DOWN}.act_scale = " in lines[0]
+
+
 # R5: a mistyped local folder fails at once; a hub id that cannot be fetched says both what was tried
 
 

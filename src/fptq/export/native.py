@@ -13,7 +13,8 @@
 `load_quantized` refuses a tensor whose shape or dtype differs from what `save_quantized` writes, a scale
 that is not finite and positive, a method it does not know, and a "quantization" entry that contradicts the
 layers' strategies (the "policy" rows, which decide each layer's tensors: e.g. a_bits 16 with static layers,
-whose `act_scale` would quietly run as W4A8; see `saved_strategies`).
+whose `act_scale` would quietly run as W4A8; see `saved_strategies`), and a policy row whose `act_scale` is not the
+layer's stored activation scale.
 
 The folder is written to a temporary sibling and renamed into place, so an interrupted save
 leaves no half-written output. Weights are read with safetensors only (never pickle).
@@ -323,6 +324,7 @@ def load_quantized(
     _check_layouts(tensors, expected, _fixed_keys(model), folder / WEIGHTS_NAME)
     model.load_state_dict(tensors, strict=False)
     _check_scales(model, folder / WEIGHTS_NAME)
+    _check_act_scales(model, policy, folder / CONFIG_NAME)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     model.to(device).eval()
@@ -387,6 +389,34 @@ def _check_scales(model, file: Path) -> None:
                 int_group_scales(m.scales, m.channel_scales)
             except ValueError as exc:
                 raise CheckpointError(f"{file}: {name}: {exc}") from None
+
+
+def _check_act_scales(model, policy: dict[str, dict], file: Path) -> None:
+    """Every policy row's `act_scale` is the layer's stored activation scale (`act_scale`, an fp8 layer's
+    `input_scale`), as the methods record it: float() of that fp32 scalar, or null where the layer has none. The
+    layer runs the tensor, so an edited row would report a scale that does not run."""
+    from fptq.nn.fp8_linear import Fp8Linear
+
+    for name, row in policy.items():
+        layer = model.get_submodule(name)
+        buffer = "input_scale" if isinstance(layer, Fp8Linear) else "act_scale"
+        stored = getattr(layer, buffer)
+        value = row.get("act_scale")
+        if stored is None:
+            agrees = value is None
+        else:
+            agrees = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == float(stored)
+        if agrees:
+            continue
+        claimed = f"act_scale {json.dumps(value)[:40]}" if "act_scale" in row else "no act_scale"
+        if stored is None:
+            strategy = row["strategy"]
+            raise CheckpointError(
+                f"{file}: layer {name} has {claimed}, but its strategy '{strategy}' ({_STRATEGY_MEANINGS[strategy]}) "
+                f"keeps no activation scale in {WEIGHTS_NAME}; the file was edited or damaged"
+            )
+        raise CheckpointError(f"{file}: layer {name} has {claimed}, but {WEIGHTS_NAME} stores {name}.{buffer} = "
+                              f"{float(stored)!r}; the file was edited or damaged")
 
 
 def saved_strategies(config) -> tuple[str, ...]:
