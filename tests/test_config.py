@@ -50,9 +50,23 @@ def test_options_left_at_what_runs_anyway_are_accepted():
                                 dict(method="fp8", w_bits=8), dict(method="rtn", policy="all-static", a_bits=8),
                                 dict(method="fptq", a_bits=16, group_size=64)])
 def test_saved_configs_load_back(kw):
-    """A saved config records every resolved value, non-applicable ones included; they must load back."""
+    """A saved config records the settings that ran, and loads back to the same config."""
+    from fptq.config import from_saved, unused_settings
+
     config = QuantConfig(**kw)
-    assert from_dict(QuantConfig, config.to_dict()) == config
+    saved = config.to_dict()
+    assert from_dict(QuantConfig, saved) == from_saved(saved) == config
+    assert not set(saved) & set(unused_settings(config))
+
+
+def test_saved_configs_leave_out_what_the_method_does_not_use():
+    """An FPTQ checkpoint does not say act_order: true (a GPTQ setting), nor a weight-only one v0 / v1 / policy."""
+    assert QuantConfig().to_dict() == dict(method="fptq", w_bits=4, a_bits=8, group_size=128, symmetric=True,
+                                           scale_format="two-level", policy="layerwise", v0=15.0, v1=150.0,
+                                           equalization="lae", sequential=True)
+    gptq = QuantConfig(method="gptq", a_bits=16).to_dict()
+    assert gptq["act_order"] is True and "v0" not in gptq and "policy" not in gptq and "awq_grid" not in gptq
+    assert "group_size" not in QuantConfig(method="fp8").to_dict()
 
 
 @pytest.mark.parametrize("make,api_name,flag", [

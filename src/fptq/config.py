@@ -190,10 +190,12 @@ class QuantConfig:
         return f"W{self.w_bits}A{self.a_bits}"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["a_format"] == "int8":  # the default before a_format existed: int8 checkpoints and
+        """The settings that run (what a saved config and a comparison's cache key record): those the method does not
+        use are left out (`unused_settings`; they keep their defaults, which `from_saved` gives back)."""
+        d = {name: value for name, value in asdict(self).items() if name not in unused_settings(self)}
+        if d.get("a_format") == "int8":  # the default before a_format existed: int8 checkpoints and
             del d["a_format"]  # comparison cache keys stay what they were
-        if d["scale_format"] == "fp16":  # (likewise; a saved config without the key has fp16 scales)
+        if d.get("scale_format") == "fp16":  # (likewise; a saved config without the key has fp16 scales)
             del d["scale_format"]
         return d
 
@@ -278,8 +280,9 @@ def unused_settings(config: QuantConfig) -> dict:
 
 
 def from_saved(data: dict) -> QuantConfig:
-    """The QuantConfig of a saved `quantization` entry: a setting that an earlier fptq recorded although the method
-    did not use it (it never applied) is set back to what runs, so that such folders still load."""
+    """The QuantConfig of a saved `quantization` entry: a setting left out takes its default (fptq records only the
+    settings that ran), and one that an earlier fptq recorded although the method did not use it (it never applied)
+    is set back to what runs, so that such folders still load."""
     method = data.get("method", QuantConfig.method)
     defaults = _method_defaults(method)
     a_bits = data.get("a_bits") or defaults["a_bits"]  # (fptq records it; left out: the method's default, as here)
