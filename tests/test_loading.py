@@ -523,8 +523,9 @@ def test_cli_eval_of_a_nan_act_scale_is_one_line(tmp_path, saved_folders, capsys
     assert f"{DOWN}.act_scale holds 1 value(s) that are not finite and positive (e.g. nan)" in lines[0]
 
 
-# (benchmarks/results/review_session26_newuser.md, 4c) A policy row's act_scale is the layer's stored activation scale (the one that runs), or null where the
-# layer has none; an edited row is refused instead of being reported as what ran
+# (benchmarks/results/review_session26_newuser.md, 4c) A policy row's act_scale is the layer's stored activation
+# scale (the one that runs), or null where the layer has none; an edited row is refused instead of being reported as
+# what ran
 
 NO_ENTRY = object()  # (a policy row without an act_scale entry)
 GATE = "model.layers.0.mlp.gate_proj"
