@@ -50,6 +50,16 @@ def test_parse_variant():
             parse_variant(bad, 64)
 
 
+def test_comparison_table_columns_have_fixed_decimals():
+    """Each column reads alike in every row (before: accuracies 80 beside 71.25, times 8 beside 8.3)."""
+    rows = [dict(method="fp16", scheme="W16A16", policy="-", bits_per_weight=16.0, size_mib=256.6, ppl=18.0,
+                 tasks={"piqa acc": 80.0}, quant_seconds=None, peak_memory_mb=None),
+            dict(method="rtn-w4a8", scheme="W4A8", policy="D:2", bits_per_weight=4.265, size_mib=108.24, ppl=27.19,
+                 tasks={"piqa acc": 71.25}, quant_seconds=8.0, peak_memory_mb=2092.4)]
+    cells = [[c.strip() for c in line.split("|")[4:-1]] for line in comparison_table(rows).splitlines()[2:]]
+    assert cells == [["16.00", "256.6", "18.000", "80.00", "-", "-"], ["4.26", "108.2", "27.190", "71.25", "8.0", "2092"]]
+
+
 def test_variant_descriptions_name_the_group_scale_format():
     assert parse_variant("fptq-w4a8", 64).description.startswith("fptq: int4 g64 two-level scales, ")
     assert parse_variant("fptq-w4a8-fp16s", 64).description.startswith("fptq: int4 g64 fp16 scales, ")

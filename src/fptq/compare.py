@@ -508,7 +508,8 @@ def run_comparison(
 
 
 def _r(value, digits):
-    return None if value is None else round(value, digits)
+    """`value` with a fixed number of decimals (a column reads alike in every row), or None ("-")."""
+    return None if value is None else f"{value:.{digits}f}"
 
 
 def comparison_table(results: list[dict]) -> str:

@@ -248,7 +248,8 @@ def test_run_tasks_mmlu_limit_per_subject(tiny_model, tokenizer):
     assert res["n"] == 57 and set(res["subjects"]) == set(T.MMLU_SUBJECTS)
     assert all(0.0 <= res[k] <= 1.0 for k in ("humanities", "stem", "social_sciences", "other", "average"))
     table = T.format_task_table({"tiny": {"mmlu": res}})
-    assert table.splitlines()[0] == "| model | mmlu humanities | mmlu stem | mmlu social_sciences | mmlu other | mmlu average |"
+    assert table.splitlines()[0] == ("| model | mmlu humanities | mmlu stem | mmlu social_sciences | mmlu other | "
+                                     "mmlu average |")
 
 
 def test_bad_input():
@@ -264,11 +265,14 @@ def test_bad_input():
 
 
 def test_table_formatting():
-    res = {"piqa": {"acc": 0.5, "acc_norm": 0.625, "n": 8}, "lambada": {"acc": 0.25, "perplexity": 12.3456, "n": 4}}
+    """Padded like the other tables, numbers right-aligned, two decimals, the tasks in the order given (lambada was
+    run first here)."""
+    res = {"lambada": {"acc": 0.25, "perplexity": 12.3456, "n": 4}, "piqa": {"acc": 0.5, "acc_norm": 0.625, "n": 8}}
     lines = T.format_task_table({"fp16": res, "w4a8": {"piqa": {"acc": 0.5, "acc_norm": 0.5, "n": 8}}}).splitlines()
-    assert lines[0] == "| model | piqa acc | piqa acc_norm | lambada acc | lambada ppl |"
-    assert lines[2] == "| fp16 | 50.00 | 62.50 | 25.00 | 12.35 |"
-    assert lines[3] == "| w4a8 | 50.00 | 50.00 | – | – |"
+    assert lines[0] == "| model | lambada acc | lambada ppl | piqa acc | piqa acc_norm |"
+    assert lines[1] == "|-------|------------:|------------:|---------:|--------------:|"
+    assert lines[2] == "| fp16  |       25.00 |       12.35 |    50.00 |         62.50 |"
+    assert lines[3] == "| w4a8  |           – |           – |    50.00 |         50.00 |"
     assert T.table_columns(res) == {"piqa acc": 50.0, "piqa acc_norm": 62.5, "lambada acc": 25.0, "lambada ppl": 12.3456}
 
 

@@ -494,14 +494,18 @@ def _fmt(metric: str, value) -> str:
 
 
 def _columns(results_by_model: dict[str, dict]) -> list[tuple[str, str]]:
-    present = set()
+    """(task, metric) columns in the order the tasks were given (run), the first model's first."""
+    present: list[str] = []
     for res in results_by_model.values():
-        present.update(k for k in res if k in _METRICS)
-    return [(task, metric) for task in TASKS if task in present for metric in _METRICS[task]]
+        present.extend(k for k in res if k in _METRICS and k not in present)
+    return [(task, metric) for task in present for metric in _METRICS[task]]
 
 
 def format_task_table(results_by_model: dict[str, dict]) -> str:
-    """Markdown table: one row per model, one column per (task, metric); accuracies in %."""
+    """Markdown table (padded, numbers right-aligned, as the other tables): one row per model, one column per (task,
+    metric), in the order the tasks were given; accuracies in %, two decimals."""
+    from fptq.report.tables import markdown_table
+
     columns = _columns(results_by_model)
     if not columns:
         return ""
@@ -509,11 +513,9 @@ def format_task_table(results_by_model: dict[str, dict]) -> str:
         f"{task} {'ppl' if metric == 'perplexity' else metric}" if task != "mmlu" else f"mmlu {metric}"
         for task, metric in columns
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for name, res in results_by_model.items():
-        cells = [name] + [_fmt(metric, res[task].get(metric)) if task in res else "–" for task, metric in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[name] + [_fmt(metric, res[task].get(metric)) if task in res else "–" for task, metric in columns]
+            for name, res in results_by_model.items()]
+    return markdown_table(header, rows)
 
 
 def table_columns(results: dict) -> dict[str, float]:
