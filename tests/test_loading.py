@@ -554,6 +554,7 @@ def _with_act_scale(tmp_path, saved_folders, layout, layer, value):
     ("two-level", DOWN, "act_scale", NO_ENTRY, "no act_scale"),
     ("two-level", DOWN, "act_scale", "0.01", 'act_scale "0.01"'),
     ("two-level", DOWN, "act_scale", True, "act_scale true"),
+    ("two-level", DOWN, "act_scale", 10**400, "act_scale 1" + "0" * 39),  # (no float: compared exactly, no overflow)
 ])
 def test_a_policy_act_scale_that_is_not_the_stored_one_is_refused(tmp_path, saved_folders, layout, layer, buffer,
                                                                    value, shown):

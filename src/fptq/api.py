@@ -130,7 +130,7 @@ def _warn_two_level_awq(config: QuantConfig) -> None:
     if config.method == "awq" and config.scale_format == "two-level":
         warnings.warn(f"fptq: method awq with {option('scale_format', 'two-level')} fits two-level scales (16 "
                       "candidates a group) at every step of its scale and clipping searches: slower, and on the bundled "
-                      "model 2-3 times as long with a higher perplexity than fp16 scales; use "
+                      "model 2-3.3 times as long with a higher perplexity than fp16 scales; use "
                       f"{option('scale_format', 'fp16')}, awq's default", UserWarning, stacklevel=3)
 
 

@@ -282,7 +282,9 @@ def unused_settings(config: QuantConfig) -> dict:
 def from_saved(data: dict) -> QuantConfig:
     """The QuantConfig of a saved `quantization` entry: a setting left out takes its default (fptq records only the
     settings that ran), and one that an earlier fptq recorded although the method did not use it (it never applied)
-    is set back to what runs, so that such folders still load."""
+    is set back to what runs, so that such folders still load. No `scale_format`: fp16 scales, as every checkpoint
+    before two-level scales (`QuantConfig.to_dict` leaves fp16 out)."""
+    data = {"scale_format": "fp16", **data}
     method = data.get("method", QuantConfig.method)
     defaults = _method_defaults(method)
     a_bits = data.get("a_bits") or defaults["a_bits"]  # (fptq records it; left out: the method's default, as here)

@@ -263,8 +263,7 @@ def load_quantized(
             f"known methods: {', '.join(sorted(METHODS))}"
         )
     try:
-        # (no scale_format: fp16 scales, as every checkpoint before two-level scales; see QuantConfig.to_dict)
-        qconfig = from_saved({"scale_format": "fp16", **info["quantization"]})
+        qconfig = from_saved(info["quantization"])
         policy = {row["layer"]: row for row in info["policy"]}
     except KeyError as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is damaged: a policy row has no {exc} entry") from None
@@ -405,7 +404,7 @@ def _check_act_scales(model, policy: dict[str, dict], file: Path) -> None:
         if stored is None:
             agrees = value is None
         else:
-            agrees = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == float(stored)
+            agrees = isinstance(value, (int, float)) and not isinstance(value, bool) and value == float(stored)
         if agrees:
             continue
         claimed = f"act_scale {json.dumps(value)[:40]}" if "act_scale" in row else "no act_scale"
