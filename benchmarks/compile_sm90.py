@@ -271,7 +271,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                 types = dict(GEMM_TYPES, w_desc=f"tensordesc<u8[{cfg.block_n}, 64],{lay}>", a_desc=f"tensordesc<i8[16, 64],{lay}>")
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
-                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0)
+                              A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
+                              TILED=False)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -306,6 +307,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                         ("*fp16", dict(PAIR=2, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
                         ("*fp16", dict(PAIR=2, SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False)),
                         ("*fp16", dict(PAIR=1, SPLIT_K=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, HOLD=False)),
+                        # (session 29's probe: the weights read from a box-major copy, `probe_tiled_weights.py`)
+                        ("*fp16", dict(PAIR=1, TILED=True, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
+                        ("*fp16", dict(TILED=True)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         half *= 2 if extra.get("PAIR") else 1

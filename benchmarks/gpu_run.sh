@@ -608,6 +608,11 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 500 python3 benchmarks/bench_gemm.py --no-check --stages-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "stages|STAGES|WRONG" | tail -60
     ;;
+  session29e)  # run 257: the decode kernel on a box-major copy of the weights (one contiguous block a ring slot) against
+    # the packed row-major layout, M = 1 (paired one-launch op) and 4 (two launches), every shape, bit for bit and timed
+    timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1,4}" --json "$OUT/tiled.json" 2>&1 \
+        | grep -vE "^\s*$" | tail -40
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"

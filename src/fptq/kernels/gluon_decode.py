@@ -268,11 +268,14 @@ if gluon is not None:
 
         @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
-                   ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True, PAIR: gl.constexpr = False):
+                   ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True, PAIR: gl.constexpr = False,
+                   TILED: gl.constexpr = False, n_pad=0):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
             packed weight tile and / or the activation tile, both completing on the slot's mbarrier
             (armed for both when the weights are issued; for the weights alone without RING_ACTS). PAIR (weights
-            alone): slot `j` holds the weight tiles of steps `2 j` and `2 j + 1` side by side (one 2 * HALF-byte box)."""
+            alone): slot `j` holds the weight tiles of steps `2 j` and `2 j + 1` side by side (one 2 * HALF-byte box).
+            TILED (a probe, `benchmarks/probe_tiled_weights.py`): `w_desc` is over a box-major copy of the weights,
+            box `b` of row `n` at row `b * n_pad + n`, so that a slot's tile is one contiguous block."""
             STAGES: gl.constexpr = w_smem.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             slot = j % STAGES
@@ -288,7 +291,11 @@ if gluon is not None:
                     mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
                 else:
                     mbarrier.expect(bar, w_desc.block_type.nbytes, pred=ok)
-                tma.async_copy_global_to_shared(w_desc, [off_n, col], bar, w_smem.index(slot), pred=ok)
+                if TILED:
+                    tma.async_copy_global_to_shared(w_desc, [(col // HALF) * n_pad + off_n, 0], bar, w_smem.index(slot),
+                                                    pred=ok)
+                else:
+                    tma.async_copy_global_to_shared(w_desc, [off_n, col], bar, w_smem.index(slot), pred=ok)
             if ACTS:  # the step's even and odd activation columns, one tile each
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF + HALF], bar, a_smem.index(2 * slot + 1),
@@ -332,6 +339,7 @@ if gluon is not None:
             ROW_PASSES: gl.constexpr = 0,  # FUSED_ROW: > 0, the absmax passes unrolled (`_quantize_row`)
             PAIR: gl.constexpr = 0,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF);
             # 1: both halves read before the refill, 2: the first half's products before the second half is read
+            TILED: gl.constexpr = False,  # (a probe) w_desc over a box-major copy of the weights (`_issue`)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -358,6 +366,7 @@ if gluon is not None:
             per = (n_steps + SPLIT_K - 1) // SPLIT_K
             lo = pid_k * per
             n = gl.minimum(per, n_steps - lo)
+            n_pad = (N + BLOCK_N - 1) // BLOCK_N * BLOCK_N  # (TILED: rows of the copy a box apart)
 
             w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, BOX], w_desc.layout)
             if FUSED_ROW:
@@ -376,7 +385,8 @@ if gluon is not None:
             # weights and group scales first (independent of the activations: under PDL they stream in
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
-                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR > 0)
+                _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR > 0,
+                       TILED, n_pad)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -447,7 +457,8 @@ if gluon is not None:
                     a_e1 = gl.broadcast(gl.expand_dims(e_rows.index(j1).load(a_row), 0), zero_a)[0]
                     a_o1 = gl.broadcast(gl.expand_dims(o_rows.index(j1).load(a_row), 0), zero_a)[0]
                     gl.thread_barrier()  # every warp has read the slot before its refill
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, False, False, True)
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, jj + STAGES, lo, n, off_n, True, False, False, True,
+                           TILED, n_pad)
                     if PAIR == 1:
                         part = _step_dot(wb0, wb0, a_e0, a_o0, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
                         acc = acc + _scaled(part, s_w0)
@@ -472,7 +483,7 @@ if gluon is not None:
                         a_odd = a_smem.index(2 * slot + 1).load(a_l)
                     gl.thread_barrier()  # every warp has read the slot before its refill
                     _issue(w_desc, a_desc, bars, w_smem, a_smem, j + STAGES, lo, n, off_n, True, not FUSED_ROW,
-                           not FUSED_ROW)
+                           not FUSED_ROW, False, TILED, n_pad)
                     if HAS_ZEROS:
                         c = gl.broadcast((128 - zc.to(gl.int32)).to(gl.uint8), wb)[0]  # zc: (1, BLOCK_N)
                     else:
