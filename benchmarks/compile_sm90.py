@@ -226,11 +226,14 @@ def variants(prefill_candidates=False, decode_variants=False):
                  "flag_ptr": "*i32" if sk else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
                      LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, SK=sk, WIDE=wide, CONSUMER_REGS=232, num_warps=4, PDL=pdl,
-                     CH=gluon_swap.CHAIN_STEPS and bool(tl_) and tl_ != 2 and ksub > 1)  # (as launched)
+                     CH=gluon_swap.CHAIN_STEPS and bool(tl_) and tl_ != 2 and ksub > 1, TILED=False)  # (as launched)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
         flags += " ch" if const["CH"] else ""
         flags += (f" tl{tl_}" if tl_ else "") + (" sk" if sk else "") + (" wide" if wide else "") + (" pdl" if pdl else "")
         yield f"prefill swap bm{bm} g{group} k{ksub}{flags}", gluon_swap._swap_kernel, types, const, 4, 1, {"maxnreg": 168}
+        if tl_ == 4 and not wide and bm == 128 and not pdl:  # (session 29's probe: the weights' box-major copy)
+            yield (f"prefill swap bm{bm} g{group} k{ksub}{flags} tiled", gluon_swap._swap_kernel, types,
+                   dict(const, TILED=True), 4, 1, {"maxnreg": 168})
     const = dict(GROUP=128, SUB=128, HAS_ZEROS=True, KIND=tp.KIND_INT8, BLOCK_N=32, CHUNKS=4, USE_ASM=True)
     yield "unpack", tp._unpack_kernel, UNPACK_TYPES, const, 4, 1, {}
     for cfg_m in (1, 64, 1024):

@@ -160,11 +160,12 @@ if gluon is not None:
             WIDE: gl.constexpr
             PDL: gl.constexpr
             CH: gl.constexpr
+            TILED: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
                          scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
-                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL, CH):
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL, CH, TILED):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -199,6 +200,7 @@ if gluon is not None:
                 self.WIDE = gl.constexpr(WIDE)
                 self.PDL = gl.constexpr(PDL)
                 self.CH = gl.constexpr(CH)
+                self.TILED = gl.constexpr(TILED)
 
         @gluon.jit
         def _num_tiles(p):
@@ -336,7 +338,12 @@ if gluon is not None:
                 if ACTS:
                     tma.async_copy_global_to_shared(p.x_desc, [off_m, k0], bar, p.x_smem.index(j))
                 if WEIGHTS:
-                    tma.async_copy_global_to_shared(p.w_desc, [off_n, k0 // 2], bar, p.w_smem.index(j))
+                    if p.TILED:  # (a probe: the weights' box-major copy, 128-byte boxes, rows padded to 256)
+                        n_pad = (p.N + 255) // 256 * 256
+                        tma.async_copy_global_to_shared(p.w_desc, [(k0 // 256) * n_pad + off_n, (k0 // 2) % 128], bar,
+                                                        p.w_smem.index(j))
+                    else:
+                        tma.async_copy_global_to_shared(p.w_desc, [off_n, k0 // 2], bar, p.w_smem.index(j))
                     if not p.DS:
                         tma.async_copy_global_to_shared(p.s_desc, [k0 // p.GROUP, off_n], bar, p.s_smem.index(j))
 
@@ -687,6 +694,7 @@ if gluon is not None:
             num_warps: gl.constexpr,
             PDL: gl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
             CH: gl.constexpr = False,  # a slot's wgmmas chained without waits between them (SPG 0, two K steps a slot)
+            TILED: gl.constexpr = False,  # (a probe, `benchmarks/probe_tiled_weights.py`) w_desc over a box-major copy
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles (WIDE: (4 * 64) x BLOCK_M), two
             consumer warpgroups (the default partition and a worker) and a loader warp; whole tiles per program or
@@ -713,7 +721,7 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                      SPG, PF, DS, TL, SK, WIDE, PDL, CH)
+                      SPG, PF, DS, TL, SK, WIDE, PDL, CH, TILED)
             gl.warp_specialize([(_consumer_of, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
