@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--ms", default="1,4")
     ap.add_argument("--two-level", action="store_true", help="two-level group scales (the W4A8 default)")
     ap.add_argument("--shapes", default="all", help="indices into SHAPES + FUSED_SHAPES, e.g. 0,3,6,7")
+    ap.add_argument("--rounds", type=int, default=2, help="timings of each layout, alternated")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     install()
@@ -103,19 +104,20 @@ def main() -> None:
             exact = same_output(m, n, k, args.two_level)
             fp16 = bench_fp16(m, n, k)
             times = {}
-            for label, on in (("row-major", False), ("box-major", True), ("row-major again", False),
-                              ("box-major again", True)):
-                PROBE["on"] = on
-                times[label] = time_graph(lambda copies, m=m, n=n, k=k: ours_calls(m, n, k, copies, "dynamic",
-                                                                               two_level=args.two_level), n * k // 2)
-                PROBE["on"] = False
-                PROBE["copies"].clear()
-            row = min(times["row-major"], times["row-major again"])
-            box = min(times["box-major"], times["box-major again"])
+            for r in range(args.rounds):  # (alternated: the card's clocks and power cap drift between timings)
+                for layout, on in (("row-major", False), ("box-major", True)):
+                    PROBE["on"] = on
+                    times.setdefault(layout, []).append(time_graph(
+                        lambda copies, m=m, n=n, k=k: ours_calls(m, n, k, copies, "dynamic", two_level=args.two_level),
+                        n * k // 2))
+                    PROBE["on"] = False
+                    PROBE["copies"].clear()
+            best = {layout: min(t) for layout, t in times.items()}
             results.append(dict(m=m, shape=name, n=n, k=k, exact=exact, fp16_us=fp16, **times))
             print(f"tiled M={m} {name} ({n}x{k}): {'equal' if exact else 'DIFFERENT'}; fp16 {fp16:.1f}us | "
-                  + "; ".join(f"{label} {t:.1f}us" for label, t in times.items())
-                  + f" | best row-major x{fp16 / row:.2f}, box-major x{fp16 / box:.2f} fp16", flush=True)
+                  + "; ".join(f"{layout} {' '.join(f'{t:.1f}' for t in ts)}us" for layout, ts in times.items())
+                  + f" | best row-major x{fp16 / best['row-major']:.2f}, box-major x{fp16 / best['box-major']:.2f} fp16",
+                  flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
