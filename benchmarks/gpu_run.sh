@@ -618,6 +618,11 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1024,4096}" --two-level --shapes 0,1,2,3,4,5,6,7 \
         --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -40
     ;;
+  session29g)  # run 259: the prefill swap kernel on the box-major copy at 4096 rows again, six alternated rounds a layout,
+    # the four MLP shapes (run 258's 4096-row timings were inside their own noise)
+    timeout 540 python3 benchmarks/probe_tiled_weights.py --ms 4096 --two-level --shapes 1,4,6,7 --rounds 6 \
+        --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -20
+    ;;
   session27a)  # run 236: programs per row of the quantization kernel at 4 / 16 rows (QUANT_MAX_PROGRAMS budgets):
     # the kernel alone and the op, codes checked against the default, cuBLAS fp16 in the same run
     timeout 420 python3 benchmarks/probe_quant_parts.py --budgets 16,32,64,128,16 --ms 4,16 2>&1 | tee "$OUT/parts.txt"

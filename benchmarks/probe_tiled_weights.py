@@ -104,7 +104,7 @@ def main() -> None:
             exact = same_output(m, n, k, args.two_level)
             fp16 = bench_fp16(m, n, k)
             times = {}
-            for r in range(args.rounds):  # (alternated: the card's clocks and power cap drift between timings)
+            for _ in range(args.rounds):  # (alternated: the card's clocks and power cap drift between timings)
                 for layout, on in (("row-major", False), ("box-major", True)):
                     PROBE["on"] = on
                     times.setdefault(layout, []).append(time_graph(
