@@ -192,7 +192,8 @@ class QuantConfig:
     def to_dict(self) -> dict:
         """The settings that run (what a saved config and a comparison's cache key record): those the method does not
         use are left out (`unused_settings`; they keep their defaults, which `from_saved` gives back)."""
-        d = {name: value for name, value in asdict(self).items() if name not in unused_settings(self)}
+        unused = unused_settings(self)
+        d = {name: value for name, value in asdict(self).items() if name not in unused}
         if d.get("a_format") == "int8":  # the default before a_format existed: int8 checkpoints and
             del d["a_format"]  # comparison cache keys stay what they were
         if d.get("scale_format") == "fp16":  # (likewise; a saved config without the key has fp16 scales)

@@ -41,10 +41,10 @@ LoglikResult = tuple[float, bool]
 # Prefixes shorter than this are not worth a separate forward.
 _MIN_SHARED_PREFIX = 4
 # Cap on the prefix tokens whose key/value cache is held at once (bounds memory).
+_PREFIX_TOKENS_PER_CHUNK = 16384
 # Padded tokens a forward takes at most (`batch_tokens`), on the CPU and on a GPU.
 BATCH_TOKENS_CPU = 4096
 BATCH_TOKENS_GPU = 32768
-_PREFIX_TOKENS_PER_CHUNK = 16384
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
