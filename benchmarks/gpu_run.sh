@@ -618,6 +618,16 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1024,4096}" --two-level --shapes 0,1,2,3,4,5,6,7 \
         --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -40
     ;;
+  session30a)  # run 260: how fast anything can read each layer's packed int4 weights once in the GEMM harness (TMA rings
+    # of 64 B ... 1 KB row segments, plain loads), against cuBLAS fp16 and our op at M = 1: the ceiling of the M <= 16 target
+    timeout 560 python3 benchmarks/probe_stream_floor.py --shapes "${2:-all}" --json "$OUT/floor.json" 2>&1 \
+        | grep -vE "^\s*$" | tail -40
+    ;;
+  session30b)  # run 262: the one-launch M = 1 op unsplit with KSUB K steps a slot (FUSED_KSUB 2 / 4 / 8, ring 3-6)
+    # against the installed split launch: outputs compared on every shape and mode, then timed, every shape
+    timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
+    ;;
   session29g)  # run 259: the prefill swap kernel on the box-major copy at 4096 rows again, six alternated rounds a layout,
     # the four MLP shapes (run 258's 4096-row timings were inside their own noise)
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms 4096 --two-level --shapes 1,4,6,7 --rounds 6 \
