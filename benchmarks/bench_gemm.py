@@ -649,6 +649,58 @@ def stages_sweep(log, results, ms=(1, 4)):
     log(f"STAGES_WINNER {min(score, key=score.get)}")
 
 
+def ksub_sweep(log, results, ms=(1,)):
+    """Session 30: the one-launch M = 1 op unsplit with KSUB K steps a weight-ring slot (FUSED_KSUB: a program's slot
+    one box of KSUB * 64 bytes of 64 / KSUB rows, no split-K epilogue) against the installed split launch. First the
+    outputs: each setting against the installed one on every LLaMA shape, the fused ones and two odd ones (N not a
+    multiple of the rows a program, K steps not a multiple of KSUB), fp16 dynamic, bf16 static with bias, and with the
+    RMSNorm inside (the partial sums are added in another order: close, not equal); then the timings, installed first
+    and last. Settings: (FUSED_KSUB, FUSED_KSUB_STAGES): -1 the rule that picks KSUB per shape, 0 off."""
+    from fptq.kernels import gluon_fallback
+    from fptq.kernels.prologue import Prologue
+
+    settings = [("rule", (-1, 0)), ("off", (0, 0)), ("ksub4", (4, 0)), ("ksub2", (2, 0)), ("rule again", (-1, 0)),
+                ("off again", (0, 0))]  # (run 262: "off" installed, KSUB 2 / 4, their rings 4 / 6, KSUB 8)
+    saved = (tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_MIN_PROGRAMS)
+
+    def apply(params):
+        tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES = params
+
+    tw.FUSED_KSUB_MIN_PROGRAMS = 1  # (the odd shapes too)
+    worst, calls = 0.0, 0
+    extra = [("N 1000, 9 steps", 1000, 1152), ("N 4100, 87 steps", 4100, 11136)]
+    for name, n, k in SHAPES + FUSED_SHAPES + extra:
+        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
+        bias = (torch.randn(n, device="cuda") * 0.1).half()
+        for dtype, act_mode, norm in ((torch.float16, "dynamic", False), (torch.bfloat16, "static", False),
+                                      (torch.float16, "dynamic", True)):
+            x = (torch.randn(1, k, device="cuda") * torch.rand(1, k, device="cuda")).to(dtype)
+            prologue = Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).to(dtype), 1e-5) if norm else None
+            act_scale = torch.tensor(0.02, device="cuda") if act_mode == "static" else None
+            b = bias.to(dtype) if act_mode == "static" else None
+            outs = []
+            for _, params in settings[:4]:
+                apply(params)
+                out = torch.full((1, n), float("nan"), device="cuda", dtype=dtype)  # (poisoned: unwritten shows)
+                tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode, act_scale=act_scale, bias=b,
+                               channel_scales=chan, prologue=prologue, out=out)
+                outs.append(out.float())
+                calls += 1
+            apply(saved[:2])
+            errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
+                    for o in outs[1:]]
+            worst = max([worst] + errs)
+            log(f"ksub close {name} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
+                + " ".join(f"{e:.1e}" for e in errs))
+    tw.FUSED_KSUB_MIN_PROGRAMS = saved[2]
+    fell_back = gluon_fallback.failed("decode_fused") or gluon_fallback.failed("decode_prologue")
+    log(f"KSUB_CLOSE worst rel diff {worst:.2e} over {calls} calls ({'OK' if worst < 2e-3 else 'TOO FAR'}); "
+        f"fused launches {'FELL BACK (a Gluon error)' if fell_back else 'ran'}")
+    score = _settings_sweep(log, results, "ksub", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_MIN_PROGRAMS = saved
+    log(f"KSUB_WINNER {min(score, key=score.get)}")
+
+
 def groups_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the staged group scales' bound (`TMA_MAX_GROUPS`), which sets the K split of the long-K layers
     (70B down: 4 slices at 64 groups, 3 at 128, 2 at 128 with 132 programs; each program of the one-launch M = 1 op
@@ -858,6 +910,8 @@ def main() -> None:
                     help="session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales")
     ap.add_argument("--stages-sweep", action="store_true",
                     help="session 29: the TMA decode kernel's ring depth (3-6) with the one-launch op's paired slots")
+    ap.add_argument("--ksub-sweep", action="store_true",
+                    help="session 30: the one-launch M = 1 op unsplit with K steps of a slot spread over the MMA rows")
     ap.add_argument("--pair-sweep", action="store_true",
                     help="session 28: the one-launch M = 1 op with two K steps a weight-ring slot (FUSED_PAIR)")
     ap.add_argument("--target-sweep", action="store_true",
@@ -911,6 +965,7 @@ def main() -> None:
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
     for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("stages_sweep", stages_sweep),
+                        ("ksub_sweep", ksub_sweep),
                         ("target_sweep", target_sweep),
                         ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),

@@ -275,7 +275,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
                               A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
-                              TILED=False)
+                              TILED=False, KSUB=1)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -313,10 +313,19 @@ def variants(prefill_candidates=False, decode_variants=False):
                         # (session 29's probe: the weights read from a box-major copy, `probe_tiled_weights.py`)
                         ("*fp16", dict(PAIR=1, TILED=True, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
                         ("*fp16", dict(TILED=True)),
+                        # (unsplit, KSUB K steps a ring slot: 4096 x 4096, 70B down's 224 steps, static with bias, bf16)
+                        ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False)),
+                        ("*fp16", dict(KSUB=2, SPLIT_K=1, GROUPS=16, A_STEPS=32, HOLD=False)),
+                        ("*fp16", dict(KSUB=8, SPLIT_K=1, GROUPS=4, A_STEPS=32, HOLD=False, STAGES=4)),
+                        ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=64, A_STEPS=256, ROW_BLOCK=8192, HOLD=False,
+                                       ROW_PASSES=4)),
+                        ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False, SX_MODE=1, HAS_BIAS=True)),
+                        ("*bf16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
-                        half *= 2 if extra.get("PAIR") else 1
-                        vtypes = dict(types, x_ptr=x_type, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>")
+                        half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)
+                        rows = cfg.block_n // extra.get("KSUB", 1)
+                        vtypes = dict(types, x_ptr=x_type, w_desc=f"tensordesc<u8[{rows}, {half}],{lay}>")
                         yield (f"gluon tma decode fused m1 x {x_type[1:]} {extra or 'g128 split 5'}", gluon_decode._decode_tma_kernel,
                                vtypes, dict(fused, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
                     # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: two

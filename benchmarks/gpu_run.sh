@@ -628,6 +628,14 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
     ;;
+  session30c)  # run 263: the KSUB rule against the split launch (outputs, timings alternated), then the 7B-shaped decode
+    # step (CUDA graph, uncompiled) with and without KSUB, stock fp16 and fp16 merged in the same run
+    timeout 300 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -60
+    timeout 280 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --variants w4a8-dynamic+fused+prologue,w4a8-dynamic+fused+prologue+noksub 2>&1 \
+        | grep -iE "decode|weights|vs fp16" | tee "$OUT/summary.txt"
+    ;;
   session29g)  # run 259: the prefill swap kernel on the box-major copy at 4096 rows again, six alternated rounds a layout,
     # the four MLP shapes (run 258's 4096-row timings were inside their own noise)
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms 4096 --two-level --shapes 1,4,6,7 --rounds 6 \

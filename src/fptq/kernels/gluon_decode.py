@@ -95,6 +95,20 @@ if gluon is not None:
             return gl.DistributedLinearLayout(regs, lanes, warps, [], [16, half])
 
         @gluon.constexpr_function
+        def _a_layout3(half, ksub, num_warps):
+            """`_a_layout`'s (16, HALF) tile viewed as (16 // KSUB, KSUB, HALF), row `r = KSUB a + b` at `(a, b)`: a
+            (KSUB, HALF) tile loaded in its slice along `a` and broadcast over `a` is the A operand whose row `r` is
+            the tile's row `r % KSUB` (KSUB)."""
+            ch = half // 4
+
+            def row(r):
+                return [r // ksub, r % ksub, 0]
+            regs = [[0, 0, 1 << i] for i in range(ch.bit_length() - 1)] + [row(8)]
+            lanes = [[0, 0, ch], [0, 0, 2 * ch], row(1), row(2), row(4)]
+            warps = [[0, 0, 0] for _ in range(num_warps.bit_length() - 1)]
+            return gl.DistributedLinearLayout(regs, lanes, warps, [], [16 // ksub, ksub, half])
+
+        @gluon.constexpr_function
         def _word_layout(half, num_warps):
             """(steps, HALF) int32 words of raw activations (two 2-byte columns each, even one in the low half):
             four contiguous words (16 bytes) per lane, a K step's HALF words over HALF / 4 lanes."""
@@ -210,6 +224,34 @@ if gluon is not None:
             return s
 
         @gluon.jit
+        def _slot_rows(codes, zero3, a_l: gl.constexpr):
+            """KSUB: the (16, HALF) A operand of a ring slot whose row `r` holds the codes of the slot's step `r % KSUB`
+            (`codes`: the slot's (KSUB, HALF) rows in shared memory; `zero3` in `_a_layout3`)."""
+            x = codes.load(gl.SliceLayout(0, zero3.type.layout))
+            x = gl.broadcast(gl.expand_dims(x, 0), zero3)[0]
+            return gl.convert_layout(gl.reshape(x, [16, x.shape[2]]), a_l, assert_trivial=True)
+
+        @gluon.jit
+        def _finish_rows(acc, s_x, sx_ptr, bias_ptr, out_ptr, off_n, N, SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr,
+                         KSUB: gl.constexpr):
+            """KSUB epilogue (M = 1, unsplit): column `v = KSUB r + w` of `acc` holds, in its row `w`, the scaled sum of
+            weight row `off_n + r` over the program's steps `w (mod KSUB)`; the KSUB sums of a row added (fixed order),
+            the activation scale, bias, store."""
+            mma: gl.constexpr = acc.type.layout
+            offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
+            offs_v = gl.arange(0, acc.shape[1], layout=gl.SliceLayout(0, mma))
+            col = gl.sum(gl.where(offs_m[:, None] == (offs_v % KSUB)[None, :], acc, 0.0), axis=0)
+            tot = gl.sum(gl.reshape(col, [acc.shape[1] // KSUB, KSUB]), axis=1)
+            if SX_MODE == 0:
+                tot = tot * s_x
+            else:
+                tot = tot * gl.load(sx_ptr).to(gl.float32)
+            rows = off_n + gl.arange(0, acc.shape[1] // KSUB, layout=tot.type.layout)
+            if HAS_BIAS:
+                tot = tot + gl.load(bias_ptr + rows, mask=rows < N, other=0.0).to(gl.float32)
+            gl.store(out_ptr + rows, tot.to(out_ptr.dtype.element_ty), mask=rows < N)
+
+        @gluon.jit
         def _half(w, XT: gl.constexpr):
             """fp32 of the 16-bit value in the low half of the int32 words `w`."""
             return w.to(gl.int16).to(XT, bitcast=True).to(gl.float32)
@@ -269,13 +311,15 @@ if gluon is not None:
         @gluon.jit
         def _issue(w_desc, a_desc, bars, w_smem, a_smem, j, lo, n, off_n, WEIGHTS: gl.constexpr,
                    ACTS: gl.constexpr, RING_ACTS: gl.constexpr = True, PAIR: gl.constexpr = False,
-                   TILED: gl.constexpr = False, n_pad=0):
+                   TILED: gl.constexpr = False, n_pad=0, KSUB: gl.constexpr = 1):
             """TMA loads of this program's K step `lo + j` (if `j < n`) into ring slot `j % STAGES`: the
             packed weight tile and / or the activation tile, both completing on the slot's mbarrier
             (armed for both when the weights are issued; for the weights alone without RING_ACTS). PAIR (weights
             alone): slot `j` holds the weight tiles of steps `2 j` and `2 j + 1` side by side (one 2 * HALF-byte box).
             TILED (a probe, `benchmarks/probe_tiled_weights.py`): `w_desc` is over a box-major copy of the weights,
-            box `b` of row `n` at row `b * n_pad + n`, so that a slot's tile is one contiguous block."""
+            box `b` of row `n` at row `b * n_pad + n`, so that a slot's tile is one contiguous block. KSUB > 1 (weights
+            alone): slot `j` holds steps `KSUB j ... KSUB j + KSUB - 1` of its rows side by side (one KSUB * HALF-byte
+            box)."""
             STAGES: gl.constexpr = w_smem.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             slot = j % STAGES
@@ -283,6 +327,9 @@ if gluon is not None:
             if PAIR:
                 ok = 2 * j < n
                 col = (lo + 2 * j) * (HALF // 2)
+            elif KSUB > 1:
+                ok = KSUB * j < n
+                col = (lo + KSUB * j) * (HALF // KSUB)
             else:
                 ok = j < n
                 col = (lo + j) * HALF
@@ -340,6 +387,7 @@ if gluon is not None:
             PAIR: gl.constexpr = 0,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF);
             # 1: both halves read before the refill, 2: the first half's products before the second half is read
             TILED: gl.constexpr = False,  # (a probe) w_desc over a box-major copy of the weights (`_issue`)
+            KSUB: gl.constexpr = 1,  # FUSED_ROW, grouped, symmetric, unsplit: K steps a ring slot spread over the warps
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -347,9 +395,9 @@ if gluon is not None:
             unpacks, relabels (no data movement), two `mma.sync` per 32 K values, group scale in fp32.
             FUSED_ROW: the activations of all steps quantized into shared memory once after the PDL wait
             (`_quantize_row`), the ring for the weights alone."""
-            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0]
+            BLOCK_N: gl.constexpr = w_desc.block_type.shape[0] * KSUB  # (KSUB: the MMA's columns, KSUB a weight row)
             BOX: gl.constexpr = w_desc.block_type.shape[1]  # bytes of a weight row a ring slot holds
-            HALF: gl.constexpr = BOX // (1 + (PAIR > 0))  # bytes of a weight row a K step takes (PAIR: half the box)
+            HALF: gl.constexpr = BOX // ((1 + (PAIR > 0)) * KSUB)  # bytes of a weight row a K step takes
             SUB: gl.constexpr = 2 * HALF
             mma: gl.constexpr = gl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[1, num_warps],
                                                           instr_shape=[16, 8])
@@ -359,16 +407,17 @@ if gluon is not None:
             w_rows: gl.constexpr = gl.BlockedLayout([1, HALF // 4], [8, 4], [num_warps, 1], [1, 0])  # w_l transposed
             a_l: gl.constexpr = _a_layout(HALF, num_warps)
 
+            ROWS: gl.constexpr = w_desc.block_type.shape[0]  # weight rows a program computes
             pid_n = gl.program_id(0)
             pid_k = gl.program_id(1)
-            off_n = pid_n * BLOCK_N
+            off_n = pid_n * ROWS
             n_steps = (K + SUB - 1) // SUB
             per = (n_steps + SPLIT_K - 1) // SPLIT_K
             lo = pid_k * per
             n = gl.minimum(per, n_steps - lo)
-            n_pad = (N + BLOCK_N - 1) // BLOCK_N * BLOCK_N  # (TILED: rows of the copy a box apart)
+            n_pad = (N + ROWS - 1) // ROWS * ROWS  # (TILED: rows of the copy a box apart)
 
-            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, BLOCK_N, BOX], w_desc.layout)
+            w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, ROWS, BOX], w_desc.layout)
             if FUSED_ROW:
                 gl.static_assert(SX_MODE <= 1)  # (dynamic: the scale is computed here and applied before `_finish`)
                 QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps, HOLD)
@@ -386,7 +435,7 @@ if gluon is not None:
             # while the quantization kernel still runs), then the activations once they exist
             for i in gl.static_range(STAGES):
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR > 0,
-                       TILED, n_pad)
+                       TILED, n_pad, KSUB)
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -397,6 +446,23 @@ if gluon is not None:
                 scale = gl.load(scales_ptr + cols * stride_sn).to(gl.float32)
                 if HAS_ZEROS:
                     zc = gl.load(zeros_ptr + wcols * stride_zn)[None, :]
+            elif KSUB > 1:
+                # (the same staging, GROUPS >= the program's slots: slot q's row in the MMA's column order, column
+                # v = KSUB r + w the group scale of weight row off_n + r at step KSUB q + w; 0 past K)
+                gl.static_assert(FUSED_ROW and SPLIT_K == 1 and PAIR == 0 and not HAS_ZEROS and GROUP % SUB == 0)
+                t_l: gl.constexpr = gl.BlockedLayout([1, 1], [8, 4], [1, num_warps], [0, 1])
+                t_smem: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
+                r_smem: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [2, 1, 0])
+                offs_q = gl.arange(0, GROUPS, layout=gl.SliceLayout(1, t_l))
+                offs_tv = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, t_l))
+                offs_tn = off_n + offs_tv // KSUB
+                g_idx = ((lo + KSUB * offs_q[:, None] + (offs_tv % KSUB)[None, :]) * SUB) // GROUP
+                t_off = gl.where(offs_tn < N, offs_tn, 0).to(gl.int64)[None, :]
+                s_t = gl.load(scales_ptr + t_off * stride_sn + g_idx, mask=g_idx < K // GROUP, other=0.0)
+                s_smem = gl.allocate_shared_memory(gl.float16, [GROUPS, 1, BLOCK_N], r_smem)
+                s_smem.store(gl.reshape(s_t, [GROUPS, 1, BLOCK_N]))
+                s_smem = s_smem._reinterpret(gl.float16, [GROUPS, 1, BLOCK_N], t_smem)
+                gl.thread_barrier()
             else:
                 # The group scales (and zeros) of this program's K range, GROUPS x BLOCK_N, copied once into
                 # shared memory: per K step, reading a column of them from global memory touched one
@@ -431,6 +497,11 @@ if gluon is not None:
                 o_rows = o_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)
                 a_row: gl.constexpr = gl.SliceLayout(0, a_l)
                 zero_a = gl.zeros([16, HALF], gl.int8, a_l)
+                if KSUB > 1:  # (slot q's KSUB steps: the rows of `.index(q)`)
+                    k_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])  # (`.index` gives a slot's rows)
+                    e_slots = e_smem._reinterpret(gl.int8, [A_STEPS // KSUB, KSUB, HALF], k_layout)
+                    o_slots = o_smem._reinterpret(gl.int8, [A_STEPS // KSUB, KSUB, HALF], k_layout)
+                    zero_a3 = gl.zeros([16 // KSUB, KSUB, HALF], gl.int8, _a_layout3(HALF, KSUB, num_warps))
             else:
                 for i in gl.static_range(STAGES):
                     _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
@@ -465,6 +536,22 @@ if gluon is not None:
                     if j0 + 1 < n:
                         part = _step_dot(wb1, wb1, a_e1, a_o1, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
                         acc = acc + _scaled(part, s_w1)
+            elif KSUB > 1:  # slot q: its steps KSUB q + w against the A operand's rows w (`_slot_rows`), in the MMA's
+                # columns KSUB r + w (the slot's (ROWS, KSUB * HALF) box read as (BLOCK_N, HALF)); `_finish_rows` keeps
+                # each column's row w
+                for q in range(0, (n + KSUB - 1) // KSUB):
+                    slot = q % STAGES
+                    s_w = s_smem.index(q).load(mma)  # (1, BLOCK_N)
+                    mbarrier.wait(bars.index(slot), (q // STAGES) & 1)
+                    w_view = w_smem.index(slot)._reinterpret(gl.uint8, [BLOCK_N, HALF], w_desc.layout)
+                    wb = gl.permute(w_view.load(w_rows), (1, 0))
+                    a_even = _slot_rows(e_slots.index(q), zero_a3, a_l)
+                    a_odd = _slot_rows(o_slots.index(q), zero_a3, a_l)
+                    gl.thread_barrier()  # every warp has read the slot before its refill
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, q + STAGES, lo, n, off_n, True, False, False, False,
+                           TILED, n_pad, KSUB)
+                    part = _step_dot(wb, wb, a_even, a_odd, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
+                    acc = acc + _scaled(part, s_w)
             else:
                 for j in range(0, n):
                     slot = j % STAGES
@@ -495,12 +582,15 @@ if gluon is not None:
                         acc = acc + _scaled(part, s_w)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
-            if PER_CHANNEL:
-                acc = acc_i.to(gl.float32) * scale[None, :]
-            if FUSED_ROW and SX_MODE == 0:  # (`_finish`'s first operation with the scale in memory: the same product)
-                acc = acc * s_x
-            _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
-                    SX_MODE, HAS_BIAS, SPLIT_K)
+            if KSUB > 1:
+                _finish_rows(acc, s_x, sx_ptr, bias_ptr, out_ptr, off_n, N, SX_MODE, HAS_BIAS, KSUB)
+            else:
+                if PER_CHANNEL:
+                    acc = acc_i.to(gl.float32) * scale[None, :]
+                if FUSED_ROW and SX_MODE == 0:  # (`_finish`'s first operation with the scale in memory: the same product)
+                    acc = acc * s_x
+                _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
+                        SX_MODE, HAS_BIAS, SPLIT_K)
 
         @gluon.jit
         def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
@@ -537,12 +627,13 @@ def _tile_layout():
     return gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
 
 
-def tma_descriptors(a, qweight, block_n: int, sub: int, pair: bool = False):
+def tma_descriptors(a, qweight, block_n: int, sub: int, pair: bool = False, ksub: int = 1):
     """Host TMA descriptors of `_decode_tma_kernel` (unswizzled shared tiles: each lane reads 16
     contiguous bytes of one weight row, 8 rows of 64 bytes per warp access, no bank conflicts);
     `pair` (PAIR): a weight box of two K steps (an activation box would still be one step's half);
+    `ksub` (KSUB): a weight box of `ksub` K steps of `block_n` rows;
     `a` None (FUSED_ROW, or a descriptor made on the first call's buffer): no activation descriptor."""
-    w_desc = TensorDescriptor.from_tensor(qweight, [block_n, (1 + pair) * (sub // 2)], _tile_layout())
+    w_desc = TensorDescriptor.from_tensor(qweight, [block_n, (1 + pair) * ksub * (sub // 2)], _tile_layout())
     return w_desc, activation_descriptor(a, sub) if a is not None else None
 
 

@@ -1138,6 +1138,29 @@ FUSED_ROW_UNROLL = True
 # large layers at 56-58 % of DRAM bandwidth (run 215): they cost these few percent, no more.
 FUSED_PAIR = 1
 FUSED_PAIR_MAX_PER_SM = 4
+# The one-launch op unsplit, with KSUB K steps a weight-ring slot (`gluon_decode` KSUB): a program computes BLOCK_N /
+# KSUB weight rows over the whole of K, its slot one TMA box of KSUB * 64 contiguous bytes a row, read as the MMA's
+# BLOCK_N columns (column KSUB r + w: row r at the slot's step w) against an A operand whose row w holds step w's
+# activations; the other rows' products are discarded. No split-K, so no partial sums through global memory and no
+# arrival counter: run 261 (benchmarks/probe_stream_floor.py) timed that epilogue at ~2 µs of a launch on every LLaMA
+# shape (4096 x 4096: a stream of its weights 4.7 µs, with the epilogue 6.7, the op 8.6), and 256-byte row segments
+# 4-6 % faster than 128-byte ones on the 8192-column layers. Run 262 (M = 1, two-level g128, µs installed -> KSUB 4 /
+# 2): 4096^2 8.6 -> 7.4 / 8.2, 13B q/k/v/o 11.1 -> 10.4 / 11.5, 13B gate/up 20.8 -> 19.4 / 19.5, 70B q/o 18.8 -> 18.3
+# / 18.9, 70B q/k/v fused 22.6 -> 21.8 / 22.2, 70B gate/up 53.0 -> 50.3 / 50.8, 70B gate+up fused 96.9 -> 92.8 / 97.7;
+# 7B gate/up 13.8 -> 13.9 / 12.9 and 7B q/k/v fused 14.5 -> 14.4 / 13.9 (rows of 4096: KSUB 2 where KSUB 4 would take
+# more than FUSED_KSUB_SHORT_PROGRAMS programs); slower where K passes 8192 (7B down 15.1 -> 15.8, 70B down 53.6 -> 58.6:
+# every one of 4x more programs reads and quantizes the whole long row) and on 4096-column rows that an unsplit launch
+# already streams well (7B gate+up fused 21.0 -> 25.0 / 22.2). So (`_fused_ksub`): K at most 8192 (one absmax pass),
+# and a launch that would be split or rows of 8192 columns; symmetric groups of 128 or more (128-column steps), at
+# least FUSED_KSUB_MIN_PROGRAMS programs. A TMA box is at most 256 bytes wide (KSUB 8 read wrong, run 262). The partial
+# sums are added in another order than the split launch's: close (within 3e-5 relative in run 262), not bit for bit.
+# FUSED_KSUB: -1 by that rule, 0 off, 2 / 4 wherever the format allows (the sweeps); FUSED_KSUB_STAGES: its ring depth
+# (0: the config's; 4 and 6 were no faster in run 262).
+FUSED_KSUB = -1
+FUSED_KSUB_STAGES = 0
+FUSED_KSUB_MIN_PROGRAMS = 128
+FUSED_KSUB_MAX_K = 8192
+FUSED_KSUB_SHORT_PROGRAMS = 512
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1171,6 +1194,23 @@ def _pairs_pay(qweight: torch.Tensor, k: int, group_size: int, zeros, split: int
             and grid[0] * grid[1] <= FUSED_PAIR_MAX_PER_SM * _sms(qweight))
 
 
+def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split: int) -> int:
+    """K steps a ring slot of the unsplit one-launch op (FUSED_KSUB), or 1 where it does not apply; `split`: the K
+    slices the launch would have otherwise."""
+    sub = _sub_chunk(group_size)
+    if (FUSED_KSUB == 0 or group_size == k or zeros is not None or sub != 128 or group_size % sub
+            or k > FUSED_KSUB_MAX_K):
+        return 1
+    ksub = FUSED_KSUB
+    if ksub < 0:  # (the rule)
+        if split == 1 and k < 8192:
+            return 1
+        ksub = 4 if k > 4096 or _cdiv(n, cfg.block_n // 4) <= FUSED_KSUB_SHORT_PROGRAMS else 2
+    if ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS:
+        return 1
+    return ksub
+
+
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
     """The device's zeroed split-K counters for a fused launch (or a GEMM-only one under PDL) of `tiles` output tiles
     (FUSED_COUNTERS); None if there are more tiles, or if the buffer is still to be made and this stream is capturing
@@ -1194,18 +1234,22 @@ class _DecodeTmaLaunch:
                  "pw")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
-                 prologue=None):
+                 prologue=None, ksub=1):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
-        self.grid = (_tiles(cfg, m, n), split)
+        rows = cfg.block_n // ksub  # (KSUB: weight rows a program, unsplit)
+        self.grid = (_tiles(cfg, m, n) if ksub == 1 else _cdiv(n, rows), split)
         self.fused, self.sub = (a is None if fused is None else fused), sub
-        pair = FUSED_PAIR if self.fused and _pairs_pay(qweight, k, group_size, zeros, split, self.grid) else 0
-        self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, cfg.block_n, sub, pair > 0)
+        pair = FUSED_PAIR if self.fused and ksub == 1 and _pairs_pay(qweight, k, group_size, zeros, split, self.grid) else 0
+        self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, rows, sub, pair > 0, ksub)
         dummy = scales
         self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
         self.ints = (m, n, k, scales.stride(0), zeros.stride(0) if zeros is not None else 0)
         self.constexprs = dict(GROUP=group_size, PER_CHANNEL=group_size == k, HAS_ZEROS=zeros is not None,
                                SX_MODE=sx_mode, HAS_BIAS=bias is not None, SPLIT_K=split, STAGES=cfg.tma_stages, PDL=pdl,
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
+        if ksub > 1:
+            self.constexprs.update(KSUB=ksub, GROUPS=_pow2(_cdiv(_cdiv(k, sub), ksub)),
+                                   STAGES=FUSED_KSUB_STAGES or cfg.tma_stages)
         if self.fused:
             self.constexprs["PAIR"] = pair
             per = _cdiv(_cdiv(k, sub), split)
@@ -1213,7 +1257,7 @@ class _DecodeTmaLaunch:
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
             hold = FUSED_HOLD and split > 1 and per <= FUSED_HOLD_MAX_STEPS
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=_pow2(per), ROW_BLOCK=row_block, HOLD=hold,
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=max(_pow2(per), ksub), ROW_BLOCK=row_block, HOLD=hold,
                                    ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
@@ -1264,7 +1308,9 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     sub = _sub_chunk(group_size)
     steps = _cdiv(k, sub)
     split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
-    if _cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size):
+    ksub = _fused_ksub(n, k, group_size, zeros, cfg, split)
+    split = 1 if ksub > 1 else split
+    if ksub == 1 and (_cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size)):
         return None
     counters = None
     if split > 1:
@@ -1274,7 +1320,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     try:
         static = act_scale is not None
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 1 if static else 0,
-                                pdl_ok and _pdl_available(x2), prologue=prologue)
+                                pdl_ok and _pdl_available(x2), prologue=prologue, ksub=ksub)
         gemm.kept = keep is not None
         plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm, _static_scale(act_scale) if static else None)
         y = plan.run(x2, out)
