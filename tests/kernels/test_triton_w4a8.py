@@ -1468,9 +1468,11 @@ def test_gpu_fused_decode_m1(monkeypatch):
     symmetric and asymmetric, bias, fp16 and bf16, an all-zero row (scale 1) and a bf16 row below 2**-100 * 127
     (the division instead of the reciprocal), a row with NaNs, -0, a subnormal and its largest magnitude negative
     (both absmax passes leave the NaNs out alike); outputs poisoned; and it is the kernel that runs (no quantization
-    launch, no Triton kernel)."""
+    launch, no Triton kernel). The launch split along K (FUSED_KSUB off: its unsplit form adds the same products in
+    another order, `test_gpu_fused_ksub_agrees`)."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
+    monkeypatch.setattr(tw, "FUSED_KSUB", 0)
     quantize, triton_kernel = tw.quantize_activation_triton, tw._w4a8_kernel
 
     def forbidden(*args, **kwargs):
@@ -1526,6 +1528,53 @@ def test_fused_pairs_only_where_they_pay(monkeypatch):
     assert not tw._pairs_pay(q, 4096, 128, torch.zeros(1), 2, (64, 2))  # zero points
 
 
+def test_fused_ksub_only_where_it_pays(monkeypatch):
+    """FUSED_KSUB's rule (runs 262-263): rows of at most 8192 columns, symmetric groups of 128 or more, a launch that
+    would be split or rows of 8192 columns; KSUB 4 unless rows of 4096 columns would take more than
+    FUSED_KSUB_SHORT_PROGRAMS programs (then 2); enough programs; a TMA box of at most 256 bytes."""
+    cfg = tw._for_m(tw.CONFIGS, 1)
+
+    def ksub(n, k, split, g=128, zeros=None):
+        return tw._fused_ksub(n, k, g, zeros, cfg, split)
+
+    assert ksub(4096, 4096, 5) == 4  # 4096 x 4096: 256 programs of 16 rows instead of 5 slices of 64-row tiles
+    assert ksub(11008, 4096, 2) == 2 and ksub(12288, 4096, 2) == 2  # KSUB 4: 688 / 768 programs
+    assert ksub(22016, 4096, 1) == 1  # 7B gate+up fused: unsplit already, rows of 4096
+    assert ksub(5120, 5120, 4) == 4 and ksub(13824, 5120, 2) == 4 and ksub(8192, 8192, 3) == 4
+    assert ksub(28672, 8192, 1) == 4 and ksub(57344, 8192, 1) == 4  # unsplit, rows of 8192: longer row segments
+    assert ksub(4096, 11008, 5) == 1 and ksub(8192, 28672, 4) == 1  # rows past 8192 columns
+    assert ksub(1000, 4096, 5) == 1  # 63 programs
+    assert ksub(4096, 4096, 5, g=64) == 1 and ksub(4096, 4096, 5, g=4096) == 1  # 64-column steps, per channel
+    assert ksub(4096, 4096, 5, zeros=torch.zeros(1)) == 1
+    assert ksub(4096, 4096, 5, g=256) == 4
+    monkeypatch.setattr(tw, "FUSED_KSUB", 0)
+    assert ksub(4096, 4096, 5) == 1
+    monkeypatch.setattr(tw, "FUSED_KSUB", 2)
+    assert ksub(22016, 4096, 1) == 2 and ksub(4096, 4096, 5) == 2  # (forced: wherever the format allows)
+    monkeypatch.setattr(tw, "FUSED_KSUB", 8)
+    assert ksub(4096, 4096, 5) == 1  # a 512-byte box: past TMA's 256 elements (run 262)
+
+
+def test_ksub_launch_plan():
+    """An unsplit KSUB launch: 64 / KSUB weight rows a program (its grid), one K slice, a weight box of KSUB steps of
+    those rows, the group scales staged by slot (GROUPS >= the slots), the codes of every step, no pairs, no held
+    slice."""
+    from fptq.kernels import gluon_decode
+
+    if gluon_decode.gluon is None:
+        pytest.skip("this Triton has no usable Gluon")
+    cfg = tw._for_m(tw.CONFIGS, 1)
+    for n, k, ksub in ((4096, 4096, 4), (11008, 4096, 2), (1000, 1152, 4)):
+        qweight = torch.zeros(n, k // 2, dtype=torch.uint8)
+        scales = torch.zeros(n, k // 128, dtype=torch.float16)
+        plan = tw._DecodeTmaLaunch(qweight, scales, None, None, 1, k, 128, cfg, 1, 0, False, fused=True, ksub=ksub)
+        c = plan.constexprs
+        assert plan.grid == (-(-n // (64 // ksub)), 1) and plan.w_desc.block_shape == [64 // ksub, 64 * ksub]
+        steps = -(-k // 128)
+        assert (c["KSUB"], c["SPLIT_K"], c["PAIR"], c["HOLD"], c["FUSED_ROW"]) == (ksub, 1, 0, False, True)
+        assert c["GROUPS"] >= -(-steps // ksub) and c["A_STEPS"] >= max(steps, ksub), (n, k, c)
+
+
 def test_paired_descriptors_keep_one_step_activation_tiles():
     """With two K steps a ring slot the weight box is two steps wide and an activation box stays one step's half, as
     the kernel's `_issue` loads them (run 246's failure: a two-step activation box, when the 2-16-row GEMM took pairs)."""
@@ -1544,8 +1593,10 @@ def test_paired_descriptors_keep_one_step_activation_tiles():
 def test_gpu_fused_pairs_agree(monkeypatch):
     """Two K steps a weight-ring slot (FUSED_PAIR 1 and 2) give the one-launch op's output bit for bit: the same
     steps summed in the same order, on launches that take pairs (split with even slices, unsplit) and, for the rule,
-    ones that do not (odd slices); dynamic and static, fp16 and bf16, NaN rows, with the RMSNorm inside."""
+    ones that do not (odd slices); dynamic and static, fp16 and bf16, NaN rows, with the RMSNorm inside. (Split
+    launches: FUSED_KSUB off.)"""
     needs_gluon_hopper()
+    monkeypatch.setattr(tw, "FUSED_KSUB", 0)
     from fptq.kernels import gluon_decode, launch
     from fptq.kernels.prologue import Prologue
 
@@ -1580,6 +1631,61 @@ def test_gpu_fused_pairs_agree(monkeypatch):
             assert all(torch.equal(outs[0].nan_to_num(7.0), o.nan_to_num(7.0)) for o in outs[1:]), case
             if paired is not None:
                 assert modes == ([0, 1, 2] if paired else [0, 0, 0]), (case, modes)
+
+
+@pytest.mark.gpu
+def test_gpu_fused_ksub_agrees(monkeypatch):
+    """The unsplit one-launch M = 1 op with KSUB K steps a ring slot (`gluon_decode` KSUB) against the split launch
+    (FUSED_KSUB off): the same products added in another order, so within 2e-4 relative (1e-3 in bf16) and as close
+    to the float64 reference; on the rule's shapes (4096 x 4096: KSUB 4; 11008 x 4096: 2; 8192 x 8192, unsplit: 4) and,
+    forced, a column tail with a last slot of one step (1000 x 1152: 9 steps) at KSUB 4 and 2; dynamic and static,
+    fp16 and bf16, bias, with the RMSNorm inside, a row with a NaN; outputs poisoned; one launch, one K slice, the
+    KSUB asked for."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    from fptq.kernels import gluon_decode, launch
+    from fptq.kernels.prologue import Prologue
+
+    seen = []
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel is gluon_decode._decode_tma_kernel:
+            seen.append((constexprs.get("KSUB", 1), grid[1]))
+        return real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+    monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
+    cases = ((4096, 4096, torch.float16, -1, 4), (11008, 4096, torch.bfloat16, -1, 2),
+             (8192, 8192, torch.float16, -1, 4), (1000, 1152, torch.float16, 4, 4), (1000, 1152, torch.bfloat16, 2, 2))
+    for n, k, dtype, setting, want in cases:
+        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        clean = make_x(1, k, dtype, seed=n)
+        nan_row = clean.clone()
+        nan_row[0, 5] = float("nan")
+        norm = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=torch.Generator().manual_seed(k))).to(dtype).cuda(),
+                        1e-5)
+        tol = 1e-3 if dtype == torch.bfloat16 else 2e-4
+        for x, act_mode, prologue in itertools.product((clean, nan_row), ("dynamic", "static"), (None, norm)):
+            act_scale = torch.tensor(0.05, device="cuda") if act_mode == "static" else None
+            outs = []
+            for ksub in (0, setting):
+                monkeypatch.setattr(tw, "FUSED_KSUB", ksub)
+                seen.clear()
+                qweight, scales, zeros, bias = layer
+                out = torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
+                tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode, act_scale=act_scale,
+                               bias=bias, prologue=prologue, out=out)
+                outs.append(out)
+            case = (n, k, dtype, setting, act_mode, prologue is not None, x is nan_row)
+            assert seen == [(want, 1)], (case, seen)
+            split, unsplit = outs
+            assert torch.equal(split.isnan(), unsplit.isnan()), case
+            ok = ~split.isnan()
+            assert rel(unsplit[ok], split[ok]) < tol, (case, rel(unsplit[ok], split[ok]))
+            if x is clean and prologue is None:
+                want64 = dequant_matmul64(x, layer, 128, act_mode, act_scale)
+                assert rel(unsplit, want64) < 10 * tol, case
 
 
 @pytest.mark.gpu
