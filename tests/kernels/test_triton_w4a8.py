@@ -1640,7 +1640,8 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
     to the float64 reference; on the rule's shapes (4096 x 4096: KSUB 4; 11008 x 4096: 2; 8192 x 8192, unsplit: 4) and,
     forced, a column tail with a last slot of one step (1000 x 1152: 9 steps) at KSUB 4 and 2; dynamic and static,
     fp16 and bf16, bias, with the RMSNorm inside, a row with a NaN; outputs poisoned; one launch, one K slice, the
-    KSUB asked for."""
+    KSUB asked for; captured in a CUDA graph without the split-K counters' buffer (it needs none) and replayed on a new
+    row, the eager output bit for bit."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
     from fptq.kernels import gluon_decode, launch
@@ -1686,6 +1687,20 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
             if x is clean and prologue is None:
                 want64 = dequant_matmul64(x, layer, 128, act_mode, act_scale)
                 assert rel(unsplit, want64) < 10 * tol, case
+        monkeypatch.setattr(tw, "FUSED_KSUB", setting)
+        monkeypatch.setattr(scratch, "_KEPT", {})
+        qweight, scales, zeros, bias = layer
+        x = clean.clone()
+        out = torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias, out=out)
+        x.copy_(make_x(1, k, dtype, seed=n + 1))
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias)
+        assert torch.equal(out, eager) and not scratch._KEPT, (n, k, dtype, setting)
 
 
 @pytest.mark.gpu
@@ -2006,9 +2021,11 @@ def test_gpu_decode_short_launches(monkeypatch):
 def test_gpu_fused_decode_m1_in_cuda_graphs(monkeypatch):
     """The fused launches share one counter buffer per device, which each launch leaves zero: consecutive split-K
     layers, eagerly and replayed in a CUDA graph (several replays), give the eager two-launch results; a capture
-    that would have to make the buffer takes the two launches instead (and is right too)."""
+    that would have to make the buffer takes the two launches instead (and is right too). (Split launches: FUSED_KSUB
+    off; the unsplit ones take no counters, `test_gpu_fused_ksub_agrees`.)"""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
+    monkeypatch.setattr(tw, "FUSED_KSUB", 0)
     layers = [(make_layer(n, k, 128, True, bias=True, seed=i), make_x(1, k, seed=10 + i)) for i, (n, k) in
               enumerate(((4096, 4096), (1000, 11008), (4096, 4096)))]  # splits 5, 15, 5
     monkeypatch.setattr(tw, "FUSED_DECODE_M1", False)
