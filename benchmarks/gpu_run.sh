@@ -628,6 +628,10 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
     ;;
+  session30d)  # run 266: KSUB with the codes made slot by slot (LAZY) on rows past 8192 columns and everywhere
+    timeout 400 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -60
+    ;;
   session30c)  # run 263: the KSUB rule against the split launch (outputs, timings alternated), then the 7B-shaped decode
     # step (CUDA graph, uncompiled) with and without KSUB, stock fp16 and fp16 merged in the same run
     timeout 300 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
