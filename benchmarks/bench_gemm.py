@@ -655,18 +655,16 @@ def ksub_sweep(log, results, ms=(1,)):
     outputs: each setting against the installed one on every LLaMA shape, the fused ones and two odd ones (N not a
     multiple of the rows a program, K steps not a multiple of KSUB), fp16 dynamic, bf16 static with bias, and with the
     RMSNorm inside (the partial sums are added in another order: close, not equal); then the timings, installed first
-    and last. Settings: (FUSED_KSUB, FUSED_KSUB_STAGES, FUSED_KSUB_LAZY): -1 the rule that picks KSUB per shape, 0
-    off; LAZY 1 on rows past 8192 columns, 2 on every KSUB launch."""
+    and last. Settings: (FUSED_KSUB, FUSED_KSUB_STAGES): -1 the rule that picks KSUB per shape, 0 off."""
     from fptq.kernels import gluon_fallback
     from fptq.kernels.prologue import Prologue
 
-    settings = [("rule", (-1, 0, 0)), ("lazy long", (-1, 0, 1)), ("lazy all", (-1, 0, 2)), ("off", (0, 0, 0)),
-                ("rule again", (-1, 0, 0)), ("lazy long again", (-1, 0, 1)), ("lazy all again", (-1, 0, 2))]
-    # (run 262: "off" installed, KSUB 2 / 4, their rings 4 / 6, KSUB 8; run 263: rule / off / KSUB 4 / 2)
-    saved = (tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_LAZY, tw.FUSED_KSUB_MIN_PROGRAMS)
+    settings = [("rule", (-1, 0)), ("off", (0, 0)), ("ksub4", (4, 0)), ("ksub2", (2, 0)), ("rule again", (-1, 0)),
+                ("off again", (0, 0))]  # (run 262: "off" installed, KSUB 2 / 4, their rings 4 / 6, KSUB 8)
+    saved = (tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_MIN_PROGRAMS)
 
     def apply(params):
-        tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_LAZY = params
+        tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES = params
 
     tw.FUSED_KSUB_MIN_PROGRAMS = 1  # (the odd shapes too)
     worst, calls = 0.0, 0
@@ -688,18 +686,18 @@ def ksub_sweep(log, results, ms=(1,)):
                                channel_scales=chan, prologue=prologue, out=out)
                 outs.append(out.float())
                 calls += 1
-            apply(saved[:3])
+            apply(saved[:2])
             errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
                     for o in outs[1:]]
             worst = max([worst] + errs)
             log(f"ksub close {name} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
                 + " ".join(f"{e:.1e}" for e in errs))
-    tw.FUSED_KSUB_MIN_PROGRAMS = saved[3]
+    tw.FUSED_KSUB_MIN_PROGRAMS = saved[2]
     fell_back = gluon_fallback.failed("decode_fused") or gluon_fallback.failed("decode_prologue")
     log(f"KSUB_CLOSE worst rel diff {worst:.2e} over {calls} calls ({'OK' if worst < 2e-3 else 'TOO FAR'}); "
         f"fused launches {'FELL BACK (a Gluon error)' if fell_back else 'ran'}")
     score = _settings_sweep(log, results, "ksub", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
-    tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_LAZY, tw.FUSED_KSUB_MIN_PROGRAMS = saved
+    tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_MIN_PROGRAMS = saved
     log(f"KSUB_WINNER {min(score, key=score.get)}")
 
 

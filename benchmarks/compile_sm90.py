@@ -275,7 +275,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
                               A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
-                              TILED=False, KSUB=1, LAZY=False)
+                              TILED=False, KSUB=1)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -321,13 +321,6 @@ def variants(prefill_candidates=False, decode_variants=False):
                                        ROW_PASSES=4)),
                         ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False, SX_MODE=1, HAS_BIAS=True)),
                         ("*bf16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False)),
-                        # (LAZY: the codes slot by slot: 70B down, 7B down's 86 steps, static with bias)
-                        ("*fp16", dict(KSUB=4, LAZY=True, SPLIT_K=1, GROUPS=64, A_STEPS=4, ROW_BLOCK=8192, HOLD=False,
-                                       ROW_PASSES=4)),
-                        ("*fp16", dict(KSUB=4, LAZY=True, SPLIT_K=1, GROUPS=32, A_STEPS=4, ROW_BLOCK=8192, HOLD=False,
-                                       ROW_PASSES=2)),
-                        ("*bf16", dict(KSUB=4, LAZY=True, SPLIT_K=1, GROUPS=8, A_STEPS=4, HOLD=False, SX_MODE=1,
-                                       HAS_BIAS=True)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)

@@ -628,7 +628,8 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
     ;;
-  session30d)  # run 266: KSUB with the codes made slot by slot (LAZY) on rows past 8192 columns and everywhere
+  session30d)  # run 266: KSUB with the codes made slot by slot (LAZY) on rows past 8192 columns and everywhere (the code
+    # of 7023657; LAZY removed after this run: 2x slower)
     timeout 400 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -60
     ;;

@@ -1535,7 +1535,7 @@ def test_fused_ksub_only_where_it_pays(monkeypatch):
     cfg = tw._for_m(tw.CONFIGS, 1)
 
     def ksub(n, k, split, g=128, zeros=None):
-        return tw._fused_ksub(n, k, g, zeros, cfg, split)[0]
+        return tw._fused_ksub(n, k, g, zeros, cfg, split)
 
     assert ksub(4096, 4096, 5) == 4  # 4096 x 4096: 256 programs of 16 rows instead of 5 slices of 64-row tiles
     assert ksub(11008, 4096, 2) == 2 and ksub(12288, 4096, 2) == 2  # KSUB 4: 688 / 768 programs

@@ -227,11 +227,7 @@ if gluon is not None:
         def _slot_rows(codes, zero3, a_l: gl.constexpr):
             """KSUB: the (16, HALF) A operand of a ring slot whose row `r` holds the codes of the slot's step `r % KSUB`
             (`codes`: the slot's (KSUB, HALF) rows in shared memory; `zero3` in `_a_layout3`)."""
-            return _rows_from(codes.load(gl.SliceLayout(0, zero3.type.layout)), zero3, a_l)
-
-        @gluon.jit
-        def _rows_from(x, zero3, a_l: gl.constexpr):
-            """`_slot_rows` of the slot's (KSUB, HALF) codes `x` in registers (the slice of `zero3`'s layout)."""
+            x = codes.load(gl.SliceLayout(0, zero3.type.layout))
             x = gl.broadcast(gl.expand_dims(x, 0), zero3)[0]
             return gl.convert_layout(gl.reshape(x, [16, x.shape[2]]), a_l, assert_trivial=True)
 
@@ -392,7 +388,6 @@ if gluon is not None:
             # 1: both halves read before the refill, 2: the first half's products before the second half is read
             TILED: gl.constexpr = False,  # (a probe) w_desc over a box-major copy of the weights (`_issue`)
             KSUB: gl.constexpr = 1,  # FUSED_ROW, grouped, symmetric, unsplit: K steps a ring slot spread over the warps
-            LAZY: gl.constexpr = False,  # KSUB without NORM: each slot's codes made from the row in the main loop
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -495,12 +490,8 @@ if gluon is not None:
             if PDL:
                 gdc_wait()
             if FUSED_ROW:
-                if LAZY:  # (the scale alone: each slot's codes are made in the main loop)
-                    s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, 0, SUB, QS, ROW_BLOCK, NORM, EPS,
-                                        SX_MODE == 1, num_warps, HOLD, ROW_PASSES)
-                else:
-                    s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
-                                        SX_MODE == 1, num_warps, HOLD, ROW_PASSES)
+                s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
+                                    SX_MODE == 1, num_warps, HOLD, ROW_PASSES)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
                 e_rows = e_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)  # step j: row j
                 o_rows = o_smem._reinterpret(gl.int8, [A_STEPS, HALF], rows_layout)
@@ -548,30 +539,14 @@ if gluon is not None:
             elif KSUB > 1:  # slot q: its steps KSUB q + w against the A operand's rows w (`_slot_rows`), in the MMA's
                 # columns KSUB r + w (the slot's (ROWS, KSUB * HALF) box read as (BLOCK_N, HALF)); `_finish_rows` keeps
                 # each column's row w
-                if LAZY:  # (LAZY: slot q's raw words, an even / odd pair of columns each, loaded a slot ahead)
-                    gl.static_assert(not NORM)
-                    x_l: gl.constexpr = gl.SliceLayout(0, zero_a3.type.layout)
-                    x_words = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
-                    XT: gl.constexpr = x_ptr.dtype.element_ty
-                    r_x = gl.div_rn(1.0, s_x)
-                    x_idx = (gl.arange(0, KSUB, layout=gl.SliceLayout(1, x_l)) * HALF)[:, None] + gl.arange(
-                        0, HALF, layout=gl.SliceLayout(0, x_l))[None, :]
-                    x_next = gl.load(x_words + x_idx, mask=x_idx < K // 2, other=0)
                 for q in range(0, (n + KSUB - 1) // KSUB):
                     slot = q % STAGES
                     s_w = s_smem.index(q).load(mma)  # (1, BLOCK_N)
-                    if LAZY:  # (the same codes as `_quantize_row`'s: `_act_codes` of the same values)
-                        x_cur = x_next
-                        x_idx += KSUB * HALF
-                        x_next = gl.load(x_words + x_idx, mask=x_idx < K // 2, other=0)
-                        a_even = _rows_from(_act_codes(_half(x_cur, XT), s_x, r_x), zero_a3, a_l)
-                        a_odd = _rows_from(_act_codes(_half(x_cur >> 16, XT), s_x, r_x), zero_a3, a_l)
                     mbarrier.wait(bars.index(slot), (q // STAGES) & 1)
                     w_view = w_smem.index(slot)._reinterpret(gl.uint8, [BLOCK_N, HALF], w_desc.layout)
                     wb = gl.permute(w_view.load(w_rows), (1, 0))
-                    if not LAZY:
-                        a_even = _slot_rows(e_slots.index(q), zero_a3, a_l)
-                        a_odd = _slot_rows(o_slots.index(q), zero_a3, a_l)
+                    a_even = _slot_rows(e_slots.index(q), zero_a3, a_l)
+                    a_odd = _slot_rows(o_slots.index(q), zero_a3, a_l)
                     gl.thread_barrier()  # every warp has read the slot before its refill
                     _issue(w_desc, a_desc, bars, w_smem, a_smem, q + STAGES, lo, n, off_n, True, False, False, False,
                            TILED, n_pad, KSUB)

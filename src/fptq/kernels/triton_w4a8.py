@@ -1161,12 +1161,6 @@ FUSED_KSUB_STAGES = 0
 FUSED_KSUB_MIN_PROGRAMS = 128
 FUSED_KSUB_MAX_K = 8192
 FUSED_KSUB_SHORT_PROGRAMS = 512
-# KSUB launches whose slots' codes are made in the main loop from the row (`gluon_decode` LAZY: after the absmax, each
-# slot's raw words loaded a slot ahead and quantized in registers; no codes of the whole row in shared memory, so none
-# made before the first slot): 1 on rows past FUSED_KSUB_MAX_K columns (up to FUSED_KSUB_LAZY_MAX_K), 2 on every KSUB
-# launch, 0 never; not with the RMSNorm inside.
-FUSED_KSUB_LAZY = 0
-FUSED_KSUB_LAZY_MAX_K = 32768
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1200,25 +1194,21 @@ def _pairs_pay(qweight: torch.Tensor, k: int, group_size: int, zeros, split: int
             and grid[0] * grid[1] <= FUSED_PAIR_MAX_PER_SM * _sms(qweight))
 
 
-def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split: int,
-                prologue: Prologue | None = None) -> tuple[int, bool]:
-    """K steps a ring slot of the unsplit one-launch op (FUSED_KSUB; 1 where it does not apply) and whether its codes
-    are made slot by slot (FUSED_KSUB_LAZY); `split`: the K slices the launch would have otherwise."""
+def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split: int) -> int:
+    """K steps a ring slot of the unsplit one-launch op (FUSED_KSUB), or 1 where it does not apply; `split`: the K
+    slices the launch would have otherwise."""
     sub = _sub_chunk(group_size)
-    if FUSED_KSUB == 0 or group_size == k or zeros is not None or sub != 128 or group_size % sub:
-        return 1, False
-    long = k > FUSED_KSUB_MAX_K
-    lazy = prologue is None and (FUSED_KSUB_LAZY == 2 or (FUSED_KSUB_LAZY == 1 and long))
-    if (long and not lazy) or k > FUSED_KSUB_LAZY_MAX_K:
-        return 1, False
+    if (FUSED_KSUB == 0 or group_size == k or zeros is not None or sub != 128 or group_size % sub
+            or k > FUSED_KSUB_MAX_K):
+        return 1
     ksub = FUSED_KSUB
     if ksub < 0:  # (the rule)
         if split == 1 and k < 8192:
-            return 1, False
+            return 1
         ksub = 4 if k > 4096 or _cdiv(n, cfg.block_n // 4) <= FUSED_KSUB_SHORT_PROGRAMS else 2
     if ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS:
-        return 1, False
-    return ksub, lazy
+        return 1
+    return ksub
 
 
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
@@ -1244,7 +1234,7 @@ class _DecodeTmaLaunch:
                  "pw")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
-                 prologue=None, ksub=1, lazy=False):
+                 prologue=None, ksub=1):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         rows = cfg.block_n // ksub  # (KSUB: weight rows a program, unsplit)
         self.grid = (_tiles(cfg, m, n) if ksub == 1 else _cdiv(n, rows), split)
@@ -1259,7 +1249,7 @@ class _DecodeTmaLaunch:
                                GROUPS=_groups_per_program(k, sub, split, group_size), num_warps=cfg.num_warps)
         if ksub > 1:
             self.constexprs.update(KSUB=ksub, GROUPS=_pow2(_cdiv(_cdiv(k, sub), ksub)),
-                                   STAGES=FUSED_KSUB_STAGES or cfg.tma_stages, LAZY=lazy)
+                                   STAGES=FUSED_KSUB_STAGES or cfg.tma_stages)
         if self.fused:
             self.constexprs["PAIR"] = pair
             per = _cdiv(_cdiv(k, sub), split)
@@ -1267,8 +1257,7 @@ class _DecodeTmaLaunch:
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
             hold = FUSED_HOLD and split > 1 and per <= FUSED_HOLD_MAX_STEPS
-            a_steps = ksub if lazy else max(_pow2(per), ksub)  # (LAZY: no codes of the row kept)
-            self.constexprs.update(FUSED_ROW=True, A_STEPS=a_steps, ROW_BLOCK=row_block, HOLD=hold,
+            self.constexprs.update(FUSED_ROW=True, A_STEPS=max(_pow2(per), ksub), ROW_BLOCK=row_block, HOLD=hold,
                                    ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
@@ -1319,7 +1308,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     sub = _sub_chunk(group_size)
     steps = _cdiv(k, sub)
     split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
-    ksub, lazy = _fused_ksub(n, k, group_size, zeros, cfg, split, prologue)
+    ksub = _fused_ksub(n, k, group_size, zeros, cfg, split)
     split = 1 if ksub > 1 else split
     if ksub == 1 and (_cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size)):
         return None
@@ -1331,7 +1320,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     try:
         static = act_scale is not None
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 1 if static else 0,
-                                pdl_ok and _pdl_available(x2), prologue=prologue, ksub=ksub, lazy=lazy)
+                                pdl_ok and _pdl_available(x2), prologue=prologue, ksub=ksub)
         gemm.kept = keep is not None
         plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm, _static_scale(act_scale) if static else None)
         y = plan.run(x2, out)
