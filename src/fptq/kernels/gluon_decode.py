@@ -46,6 +46,16 @@ PAIR (with FUSED_ROW; `triton_w4a8.FUSED_PAIR`): a ring slot holds two K steps, 
 weight row, read as two HALF-byte halves and summed in the same order as unpaired steps (the same output bit for
 bit); 2-5 % faster on most LLaMA shapes at M = 1 (runs 242-244).
 
+KSUB (with FUSED_ROW, grouped, symmetric, one K slice; `triton_w4a8.FUSED_KSUB`): a program computes ROWS = BLOCK_N /
+KSUB weight rows over the whole of K, and its ring slot is one TMA box of KSUB steps of those rows (KSUB * HALF bytes a
+row, contiguous). Read as a (BLOCK_N, HALF) tile (the unswizzled slot's bytes relabelled), its column `v = KSUB r + w`
+is row `r` at the slot's step `w`; the A operand's row `w` holds step `w`'s codes (rows past KSUB repeat them: a
+broadcast, `_a_layout3`), so column `v`'s row `w` is the product of weight row `r` with step `w`, and the other rows'
+products are discarded. Each column is scaled by its own step's group scale (staged by slot in the MMA's column order),
+and the epilogue (`_finish_rows`) adds a row's KSUB sums and stores: no split-K partials through global memory, no
+arrival counter. The split launch's epilogue cost ~2 µs of a launch on every LLaMA shape (run 261): 4096 x 4096 at
+M = 1 8.6 -> 7.3 µs (run 263). The same products as the split launch, added in another order.
+
 The preceding RMSNorm (NORM, with FUSED_ROW; `fptq.kernels.prologue`): the layer's input is
 `w * fp16(x * rsqrt(mean(x^2) + eps))`, computed from the raw row as it is read (its sum of squares over the whole
 row first), with the norm's weight `w` (`pw_ptr`), rounded to 16 bits where the torch module rounds; the fp32 sum

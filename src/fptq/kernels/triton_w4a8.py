@@ -1154,6 +1154,9 @@ FUSED_PAIR_MAX_PER_SM = 4
 # and a launch that would be split or rows of 8192 columns; symmetric groups of 128 or more (128-column steps), at
 # least FUSED_KSUB_MIN_PROGRAMS programs. A TMA box is at most 256 bytes wide (KSUB 8 read wrong, run 262). The partial
 # sums are added in another order than the split launch's: close (within 3e-5 relative in run 262), not bit for bit.
+# Run 263 (two alternated rounds, the rule against off): 4096^2 ×2.05-2.06 -> ×2.43 fp16, 70B gate/up ×3.06-3.08 ->
+# ×3.25-3.27, 70B q/k/v fused ×2.87-2.88 -> ×2.99-3.02; the 7B-shaped decode step b1 3.99 -> 3.92 ms. Making each slot's
+# codes in the main loop instead of before it (for the long rows) was twice as slow everywhere (run 266).
 # FUSED_KSUB: -1 by that rule, 0 off, 2 / 4 wherever the format allows (the sweeps); FUSED_KSUB_STAGES: its ring depth
 # (0: the config's; 4 and 6 were no faster in run 262).
 FUSED_KSUB = -1
