@@ -701,6 +701,60 @@ def ksub_sweep(log, results, ms=(1,)):
     log(f"KSUB_WINNER {min(score, key=score.get)}")
 
 
+def dksub_sweep(log, results, ms=(2, 4, 8)):
+    """Session 30: the 2-16-row GEMM of the two-launch op unsplit with KSUB K steps a slot over 16 / KSUB rows
+    (DECODE_KSUB) against the installed split launch: the outputs first (M = 2 / 3 / 4 / 8, every LLaMA shape, the
+    fused ones and two odd ones; fp16 dynamic, bf16 static with bias, the RMSNorm inside; poisoned), then the ops
+    timed, alternated twice. Settings: DECODE_KSUB (0 off; 4 applies up to 4 rows, 2 up to 8)."""
+    from fptq.kernels.prologue import Prologue
+
+    settings = [("off", 0), ("ksub4", 4), ("ksub2", 2), ("off again", 0), ("ksub4 again", 4), ("ksub2 again", 2)]
+    saved = (tw.DECODE_KSUB, tw.FUSED_KSUB_MIN_PROGRAMS)
+
+    def apply(ksub):
+        tw.DECODE_KSUB = ksub
+
+    tw.FUSED_KSUB_MIN_PROGRAMS = 1
+    worst, calls = 0.0, 0
+    extra = [("N 1000, 9 steps", 1000, 1152), ("N 4100, 87 steps", 4100, 11136)]
+    for name, n, k in SHAPES + FUSED_SHAPES + extra:
+        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
+        bias = (torch.randn(n, device="cuda") * 0.1).half()
+        for m in (2, 3, 4, 8):
+            for dtype, act_mode, norm in ((torch.float16, "dynamic", False), (torch.bfloat16, "static", False),
+                                          (torch.float16, "dynamic", True)):
+                x = (torch.randn(m, k, device="cuda") * torch.rand(m, k, device="cuda")).to(dtype)
+                prologue = Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).to(dtype), 1e-5) if norm else None
+                act_scale = torch.tensor(0.02, device="cuda") if act_mode == "static" else None
+                b = bias.to(dtype) if act_mode == "static" else None
+                outs = []
+                for _, ksub in settings[:3]:
+                    apply(ksub)
+                    out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+                    tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode, act_scale=act_scale,
+                                   bias=b, channel_scales=chan, prologue=prologue, out=out)
+                    outs.append(out.float())
+                    calls += 1
+                apply(saved[0])
+                errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
+                        for o in outs[1:]]
+                worst = max([worst] + errs)
+                log(f"dksub close {name} M={m} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
+                    + " ".join(f"{e:.1e}" for e in errs))
+    tw.FUSED_KSUB_MIN_PROGRAMS = saved[1]
+    log(f"DKSUB_CLOSE worst rel diff {worst:.2e} over {calls} calls ({'OK' if worst < 2e-3 else 'TOO FAR'}); "
+        f"decode launches {'FELL BACK (a Gluon error)' if gluon_fallback_failed() else 'ran'}")
+    score = _settings_sweep(log, results, "dksub", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    tw.DECODE_KSUB, tw.FUSED_KSUB_MIN_PROGRAMS = saved
+    log(f"DKSUB_WINNER {min(score, key=score.get)}")
+
+
+def gluon_fallback_failed() -> bool:
+    from fptq.kernels import gluon_fallback
+
+    return gluon_fallback.failed("decode")
+
+
 def groups_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the staged group scales' bound (`TMA_MAX_GROUPS`), which sets the K split of the long-K layers
     (70B down: 4 slices at 64 groups, 3 at 128, 2 at 128 with 132 programs; each program of the one-launch M = 1 op
@@ -910,6 +964,8 @@ def main() -> None:
                     help="session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales")
     ap.add_argument("--stages-sweep", action="store_true",
                     help="session 29: the TMA decode kernel's ring depth (3-6) with the one-launch op's paired slots")
+    ap.add_argument("--dksub-sweep", action="store_true",
+                    help="session 30: the 2-16-row GEMM unsplit with K steps of a slot spread over the MMA rows")
     ap.add_argument("--ksub-sweep", action="store_true",
                     help="session 30: the one-launch M = 1 op unsplit with K steps of a slot spread over the MMA rows")
     ap.add_argument("--pair-sweep", action="store_true",
@@ -965,7 +1021,7 @@ def main() -> None:
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
     for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("stages_sweep", stages_sweep),
-                        ("ksub_sweep", ksub_sweep),
+                        ("ksub_sweep", ksub_sweep), ("dksub_sweep", dksub_sweep),
                         ("target_sweep", target_sweep),
                         ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),

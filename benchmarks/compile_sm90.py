@@ -342,10 +342,16 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(SX_MODE=1, HAS_BIAS=True),
                         dict(GROUP=64, GROUPS=8),
                         dict(SPLIT_K=1, GROUPS=64),
+                        # (unsplit, KSUB steps a slot over 16 / KSUB rows: 4096 x 4096, 70B down, static with bias)
+                        dict(KSUB=4, SPLIT_K=1, GROUPS=8),
+                        dict(KSUB=2, SPLIT_K=1, GROUPS=16),
+                        dict(KSUB=4, SPLIT_K=1, GROUPS=64, SX_MODE=1, HAS_BIAS=True),
                     ):
                         half = 32 if extra.get("GROUP") == 64 else 64
+                        ks = extra.get("KSUB", 1)
                         types64 = dict(
-                            types, w_desc=f"tensordesc<u8[{cfg.block_n}, {half}],{lay}>", a_desc=f"tensordesc<i8[16, {half}],{lay}>"
+                            types, w_desc=f"tensordesc<u8[{cfg.block_n // ks}, {half * ks}],{lay}>",
+                            a_desc=f"tensordesc<i8[{16 // ks}, {half}],{lay}>"
                         )
                         yield (
                             f"gluon tma decode {extra}",

@@ -628,6 +628,11 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
     ;;
+  session30e)  # run 267: the 2-16-row GEMM unsplit with KSUB steps a slot over 16 / KSUB rows (DECODE_KSUB 4 / 2) against
+    # the split launch: outputs at M = 2 / 3 / 4 / 8, then the ops at M = 2 / 4 / 8, every shape
+    timeout 560 python3 benchmarks/bench_gemm.py --no-check --dksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "dksub M|DKSUB|WRONG|Error|error|TOO|FELL" | tail -60
+    ;;
   session30d)  # run 266: KSUB with the codes made slot by slot (LAZY) on rows past 8192 columns and everywhere (the code
     # of 7023657; LAZY removed after this run: 2x slower)
     timeout 400 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \

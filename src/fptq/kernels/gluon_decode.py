@@ -262,6 +262,32 @@ if gluon is not None:
             gl.store(out_ptr + rows, tot.to(out_ptr.dtype.element_ty), mask=rows < N)
 
         @gluon.jit
+        def _finish_tokens(acc, sx_ptr, bias_ptr, out_ptr, off_n, M, N, stride_om, SX_MODE: gl.constexpr,
+                           HAS_BIAS: gl.constexpr, KSUB: gl.constexpr):
+            """KSUB epilogue of the 2-16 // KSUB-row GEMM (unsplit): row `MR w + t` of `acc` (MR = 16 // KSUB) holds
+            token `t` at the slot's step `w`, so column `v = KSUB r + w`'s products of weight row `off_n + r` with
+            token `t` are in row `MR (v % KSUB) + t`; those of a (token, row) added over w (fixed order), the
+            activation scale, bias, store."""
+            mma: gl.constexpr = acc.type.layout
+            MR: gl.constexpr = 16 // KSUB
+            ROWS: gl.constexpr = acc.shape[1] // KSUB
+            offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
+            offs_v = gl.arange(0, acc.shape[1], layout=gl.SliceLayout(0, mma))
+            sel = gl.where((offs_m // MR)[:, None] == (offs_v % KSUB)[None, :], acc, 0.0)
+            tot = gl.sum(gl.sum(gl.reshape(sel, [KSUB, MR, ROWS, KSUB]), axis=3), axis=0)  # (MR, ROWS)
+            t_l: gl.constexpr = tot.type.layout
+            offs_t = gl.arange(0, MR, layout=gl.SliceLayout(1, t_l))
+            rows = off_n + gl.arange(0, ROWS, layout=gl.SliceLayout(0, t_l))
+            if SX_MODE == 1:
+                tot = tot * gl.load(sx_ptr).to(gl.float32)
+            elif SX_MODE == 2:
+                tot = tot * gl.load(sx_ptr + offs_t, mask=offs_t < M, other=0.0).to(gl.float32)[:, None]
+            if HAS_BIAS:
+                tot = tot + gl.load(bias_ptr + rows, mask=rows < N, other=0.0).to(gl.float32)[None, :]
+            out = out_ptr + offs_t.to(gl.int64)[:, None] * stride_om + rows[None, :]
+            gl.store(out, tot.to(out_ptr.dtype.element_ty), mask=(offs_t < M)[:, None] & (rows < N)[None, :])
+
+        @gluon.jit
         def _half(w, XT: gl.constexpr):
             """fp32 of the 16-bit value in the low half of the int32 words `w`."""
             return w.to(gl.int16).to(XT, bitcast=True).to(gl.float32)
@@ -344,8 +370,8 @@ if gluon is not None:
                 ok = j < n
                 col = (lo + j) * HALF
             if WEIGHTS:
-                if RING_ACTS:
-                    mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * a_desc.block_type.nbytes, pred=ok)
+                if RING_ACTS:  # (KSUB: KSUB activation boxes of 16 // KSUB rows a half)
+                    mbarrier.expect(bar, w_desc.block_type.nbytes + 2 * KSUB * a_desc.block_type.nbytes, pred=ok)
                 else:
                     mbarrier.expect(bar, w_desc.block_type.nbytes, pred=ok)
                 if TILED:
@@ -353,7 +379,15 @@ if gluon is not None:
                                                     pred=ok)
                 else:
                     tma.async_copy_global_to_shared(w_desc, [off_n, col], bar, w_smem.index(slot), pred=ok)
-            if ACTS:  # the step's even and odd activation columns, one tile each
+            if ACTS and KSUB > 1:  # slot j's steps KSUB j + w: their MR rows at rows MR w of the even / odd tiles
+                MR: gl.constexpr = a_desc.block_type.shape[0]
+                for w in gl.static_range(KSUB):
+                    a_col = (lo + KSUB * j + w) * 2 * (HALF // KSUB)
+                    tma.async_copy_global_to_shared(a_desc, [0, a_col], bar,
+                                                    a_smem.index(2 * slot).slice(w * MR, MR), pred=ok)
+                    tma.async_copy_global_to_shared(a_desc, [0, a_col + HALF // KSUB], bar,
+                                                    a_smem.index(2 * slot + 1).slice(w * MR, MR), pred=ok)
+            elif ACTS:  # the step's even and odd activation columns, one tile each
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF], bar, a_smem.index(2 * slot), pred=ok)
                 tma.async_copy_global_to_shared(a_desc, [0, (lo + j) * 2 * HALF + HALF], bar, a_smem.index(2 * slot + 1),
                                                 pred=ok)
@@ -459,7 +493,7 @@ if gluon is not None:
             elif KSUB > 1:
                 # (the same staging, GROUPS >= the program's slots: slot q's row in the MMA's column order, column
                 # v = KSUB r + w the group scale of weight row off_n + r at step KSUB q + w; 0 past K)
-                gl.static_assert(FUSED_ROW and SPLIT_K == 1 and PAIR == 0 and not HAS_ZEROS and GROUP % SUB == 0)
+                gl.static_assert(SPLIT_K == 1 and PAIR == 0 and not HAS_ZEROS and GROUP % SUB == 0)
                 t_l: gl.constexpr = gl.BlockedLayout([1, 1], [8, 4], [1, num_warps], [0, 1])
                 t_smem: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
                 r_smem: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [2, 1, 0])
@@ -514,7 +548,7 @@ if gluon is not None:
                     zero_a3 = gl.zeros([16 // KSUB, KSUB, HALF], gl.int8, _a_layout3(HALF, KSUB, num_warps))
             else:
                 for i in gl.static_range(STAGES):
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True)
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, False, True, KSUB=KSUB)
 
             acc = gl.zeros([16, BLOCK_N], gl.float32, mma)
             zero_i = gl.zeros([16, BLOCK_N], gl.int32, mma)
@@ -555,11 +589,15 @@ if gluon is not None:
                     mbarrier.wait(bars.index(slot), (q // STAGES) & 1)
                     w_view = w_smem.index(slot)._reinterpret(gl.uint8, [BLOCK_N, HALF], w_desc.layout)
                     wb = gl.permute(w_view.load(w_rows), (1, 0))
-                    a_even = _slot_rows(e_slots.index(q), zero_a3, a_l)
-                    a_odd = _slot_rows(o_slots.index(q), zero_a3, a_l)
+                    if FUSED_ROW:
+                        a_even = _slot_rows(e_slots.index(q), zero_a3, a_l)
+                        a_odd = _slot_rows(o_slots.index(q), zero_a3, a_l)
+                    else:  # (row MR w + t of the ring's tiles: token t at the slot's step w, `_issue`)
+                        a_even = a_smem.index(2 * slot).load(a_l)
+                        a_odd = a_smem.index(2 * slot + 1).load(a_l)
                     gl.thread_barrier()  # every warp has read the slot before its refill
-                    _issue(w_desc, a_desc, bars, w_smem, a_smem, q + STAGES, lo, n, off_n, True, False, False, False,
-                           TILED, n_pad, KSUB)
+                    _issue(w_desc, a_desc, bars, w_smem, a_smem, q + STAGES, lo, n, off_n, True, not FUSED_ROW,
+                           not FUSED_ROW, False, TILED, n_pad, KSUB)
                     part = _step_dot(wb, wb, a_even, a_odd, zero_i, HALF, BLOCK_N, False, a_dot, b_dot)
                     acc = acc + _scaled(part, s_w)
             else:
@@ -592,8 +630,10 @@ if gluon is not None:
                         acc = acc + _scaled(part, s_w)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
-            if KSUB > 1:
+            if KSUB > 1 and FUSED_ROW:
                 _finish_rows(acc, s_x, sx_ptr, bias_ptr, out_ptr, off_n, N, SX_MODE, HAS_BIAS, KSUB)
+            elif KSUB > 1:
+                _finish_tokens(acc, sx_ptr, bias_ptr, out_ptr, off_n, M, N, stride_om, SX_MODE, HAS_BIAS, KSUB)
             else:
                 if PER_CHANNEL:
                     acc = acc_i.to(gl.float32) * scale[None, :]
@@ -644,9 +684,10 @@ def tma_descriptors(a, qweight, block_n: int, sub: int, pair: bool = False, ksub
     `ksub` (KSUB): a weight box of `ksub` K steps of `block_n` rows;
     `a` None (FUSED_ROW, or a descriptor made on the first call's buffer): no activation descriptor."""
     w_desc = TensorDescriptor.from_tensor(qweight, [block_n, (1 + pair) * ksub * (sub // 2)], _tile_layout())
-    return w_desc, activation_descriptor(a, sub) if a is not None else None
+    return w_desc, activation_descriptor(a, sub, 16 // ksub) if a is not None else None
 
 
-def activation_descriptor(a, sub: int):
-    """The host TMA descriptor of `_decode_tma_kernel`'s permuted int8 activation buffer `a` (M, Kp)."""
-    return TensorDescriptor.from_tensor(a, [16, sub // 2], _tile_layout())
+def activation_descriptor(a, sub: int, rows: int = 16):
+    """The host TMA descriptor of `_decode_tma_kernel`'s permuted int8 activation buffer `a` (M, Kp): boxes of `rows`
+    rows (KSUB: 16 // KSUB) and half a K step."""
+    return TensorDescriptor.from_tensor(a, [rows, sub // 2], _tile_layout())

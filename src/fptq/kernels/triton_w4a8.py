@@ -1164,6 +1164,10 @@ FUSED_KSUB_STAGES = 0
 FUSED_KSUB_MIN_PROGRAMS = 128
 FUSED_KSUB_MAX_K = 8192
 FUSED_KSUB_SHORT_PROGRAMS = 512
+# The same unsplit launch for the 2-16-row GEMM of the two-launch op (`_launch_two`): the A operand's 16 rows are KSUB
+# steps of 16 / KSUB tokens, each step's rows one activation TMA box (`gluon_decode._finish_tokens` adds a token's KSUB
+# sums); so at most 16 / KSUB rows. 0: off; 2 / 4: wherever it applies (the sweeps).
+DECODE_KSUB = 0
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1214,6 +1218,15 @@ def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split
     return ksub
 
 
+def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConfig) -> int:
+    """K steps a ring slot of the unsplit 2-16-row GEMM (DECODE_KSUB), or 1 where it does not apply."""
+    ksub, sub = DECODE_KSUB, _sub_chunk(group_size)
+    if (ksub < 2 or m > 16 // ksub or group_size == k or zeros is not None or sub != 128 or group_size % sub
+            or ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS):
+        return 1
+    return ksub
+
+
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
     """The device's zeroed split-K counters for a fused launch (or a GEMM-only one under PDL) of `tiles` output tiles
     (FUSED_COUNTERS); None if there are more tiles, or if the buffer is still to be made and this stream is capturing
@@ -1234,14 +1247,14 @@ class _DecodeTmaLaunch:
     on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
 
     __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub",
-                 "pw")
+                 "pw", "a_rows")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
                  prologue=None, ksub=1):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         rows = cfg.block_n // ksub  # (KSUB: weight rows a program, unsplit)
         self.grid = (_tiles(cfg, m, n) if ksub == 1 else _cdiv(n, rows), split)
-        self.fused, self.sub = (a is None if fused is None else fused), sub
+        self.fused, self.sub, self.a_rows = (a is None if fused is None else fused), sub, 16 // ksub
         pair = FUSED_PAIR if self.fused and ksub == 1 and _pairs_pay(qweight, k, group_size, zeros, split, self.grid) else 0
         self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, rows, sub, pair > 0, ksub)
         dummy = scales
@@ -1278,7 +1291,7 @@ class _DecodeTmaLaunch:
             head = (self.w_desc, None, a)
         else:
             if self.a_desc is None:  # (made on the first call's buffer)
-                self.a_desc = gluon_decode.activation_descriptor(a, self.sub)
+                self.a_desc = gluon_decode.activation_descriptor(a, self.sub, self.a_rows)
             head = (self.w_desc, launch.rebased(self.a_desc, a), None)  # (the planned descriptor on this call's buffer)
         args = (*head, scales, zeros, sx if sx is not None else scales, bias, out, ws, counters, *self.ints,
                 out.stride(0), self.pw)
@@ -1369,14 +1382,16 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     kernel of `cfg`); `keep` as `_launch_fused_m1`'s. An error of the quantization kernel is raised as it is (it is
     not the Gluon kernel's: `gluon_fallback.raised_in`)."""
     m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
-    split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
-    if tma and not _tma_groups_fit(k, sub, split, group_size):
+    ksub = _decode_ksub(m, n, k, group_size, zeros, cfg) if tma else 1
+    split = 1 if ksub > 1 else _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
+    if tma and ksub == 1 and not _tma_groups_fit(k, sub, split, group_size):
         return None
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1, prologue)
     sx_mode = 1 if act_mode == "static" else 2
     try:
         if tma:
-            gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, fused=False)
+            gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, fused=False,
+                                    ksub=ksub)
             gemm.kept = keep is not None
         else:  # (no descriptors to keep encoded)
             gemm = _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl,
