@@ -705,10 +705,11 @@ def dksub_sweep(log, results, ms=(2, 4, 8)):
     """Session 30: the 2-16-row GEMM of the two-launch op unsplit with KSUB K steps a slot over 16 / KSUB rows
     (DECODE_KSUB) against the installed split launch: the outputs first (M = 2 / 3 / 4 / 8, every LLaMA shape, the
     fused ones and two odd ones; fp16 dynamic, bf16 static with bias, the RMSNorm inside; poisoned), then the ops
-    timed, alternated twice. Settings: DECODE_KSUB (0 off; 4 applies up to 4 rows, 2 up to 8)."""
+    timed, alternated twice. Settings: DECODE_KSUB (-1 the rule, 0 off; 4 applies up to 4 rows, 2 up to 8)."""
     from fptq.kernels.prologue import Prologue
 
-    settings = [("off", 0), ("ksub4", 4), ("ksub2", 2), ("off again", 0), ("ksub4 again", 4), ("ksub2 again", 2)]
+    settings = [("rule", -1), ("off", 0), ("ksub2", 2), ("rule again", -1), ("off again", 0)]
+    # (run 267: off / KSUB 4 / KSUB 2, twice)
     saved = (tw.DECODE_KSUB, tw.FUSED_KSUB_MIN_PROGRAMS)
 
     def apply(ksub):

@@ -628,6 +628,14 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
     ;;
+  session30f)  # run 268: DECODE_KSUB's rule against off (outputs, ops at 2 / 4 / 8 rows alternated), then the GPU tests of
+    # the 2-16-row path and the KSUB ones (results/ids_session30c.txt)
+    timeout 200 python3 benchmarks/bench_gemm.py --no-check --dksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "dksub M|DKSUB|WRONG|Error|error|TOO|FELL" | tail -40
+    timeout 360 python3 -m pytest -v -rf --tb=short --durations=8 @benchmarks/results/ids_session30c.txt \
+        > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session30e)  # run 267: the 2-16-row GEMM unsplit with KSUB steps a slot over 16 / KSUB rows (DECODE_KSUB 4 / 2) against
     # the split launch: outputs at M = 2 / 3 / 4 / 8, then the ops at M = 2 / 4 / 8, every shape
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --dksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \

@@ -1555,6 +1555,27 @@ def test_fused_ksub_only_where_it_pays(monkeypatch):
     assert ksub(4096, 4096, 5) == 1  # a 512-byte box: past TMA's 256 elements (run 262)
 
 
+def test_decode_ksub_only_where_it_pays(monkeypatch):
+    """DECODE_KSUB's rule (run 267): KSUB 2 on the 2-8-row GEMM where the launch would be split and 32-row programs
+    still reach TMA_TARGET_PROGRAMS; symmetric groups of 128 or more; forced values within 16 / KSUB rows."""
+    cfg = tw._for_m(tw.CONFIGS, 4)
+
+    def ksub(m, n, k, g=128, zeros=None):
+        split = tw._split_k(cfg, m, n, -(-k // 128), tw._tma_slice_steps(True, k, g))
+        return tw._decode_ksub(m, n, k, g, zeros, cfg, split)
+
+    assert ksub(4, 11008, 4096) == 2 and ksub(2, 13824, 5120) == 2 and ksub(8, 12288, 4096) == 2  # split 2
+    assert ksub(4, 10240, 8192) == 2  # 70B q/k/v fused
+    assert ksub(4, 4096, 4096) == 1 and ksub(4, 8192, 28672) == 1 and ksub(4, 8192, 8192) == 1  # 128-256 programs
+    assert ksub(4, 22016, 4096) == 1 and ksub(4, 28672, 8192) == 1  # unsplit launches
+    assert ksub(9, 11008, 4096) == 1  # past 16 / 2 rows
+    assert ksub(4, 11008, 4096, g=64) == 1 and ksub(4, 11008, 4096, zeros=torch.zeros(1)) == 1
+    monkeypatch.setattr(tw, "DECODE_KSUB", 0)
+    assert ksub(4, 11008, 4096) == 1
+    monkeypatch.setattr(tw, "DECODE_KSUB", 4)
+    assert ksub(4, 4096, 4096) == 4 and ksub(5, 4096, 4096) == 1
+
+
 def test_ksub_launch_plan():
     """An unsplit KSUB launch: 64 / KSUB weight rows a program (its grid), one K slice, a weight box of KSUB steps of
     those rows, the group scales staged by slot (GROUPS >= the slots), the codes of every step, no pairs, no held
@@ -1573,6 +1594,12 @@ def test_ksub_launch_plan():
         steps = -(-k // 128)
         assert (c["KSUB"], c["SPLIT_K"], c["PAIR"], c["HOLD"], c["FUSED_ROW"]) == (ksub, 1, 0, False, True)
         assert c["GROUPS"] >= -(-steps // ksub) and c["A_STEPS"] >= max(steps, ksub), (n, k, c)
+    # the 2-16-row GEMM: an activation box of 16 / KSUB rows (made on the first call's buffer)
+    a = torch.zeros(8, 4096, dtype=torch.int8)
+    plan = tw._DecodeTmaLaunch(torch.zeros(11008, 2048, dtype=torch.uint8), torch.zeros(11008, 32, dtype=torch.float16),
+                               None, None, 8, 4096, 128, tw._for_m(tw.CONFIGS, 8), 1, 2, False, a, fused=False, ksub=2)
+    assert plan.grid == (344, 1) and plan.w_desc.block_shape == [32, 128] and plan.a_desc.block_shape == [8, 64]
+    assert plan.a_rows == 8 and plan.constexprs["KSUB"] == 2 and not plan.constexprs.get("FUSED_ROW", False)
 
 
 def test_paired_descriptors_keep_one_step_activation_tiles():
@@ -1701,6 +1728,68 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
         torch.cuda.synchronize()
         eager = tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias)
         assert torch.equal(out, eager) and not scratch._KEPT, (n, k, dtype, setting)
+
+
+@pytest.mark.gpu
+def test_gpu_decode_ksub_agrees(monkeypatch):
+    """The 2-16-row GEMM unsplit with KSUB K steps a slot over 16 / KSUB rows (DECODE_KSUB) against the split launch
+    (off): within 2e-4 relative (1e-3 in bf16) and of the float64 reference; the rule's shape (11008 x 4096 at 2 / 3 /
+    8 rows: KSUB 2) and, forced, KSUB 4 at 4 rows of 4096 x 4096 and KSUB 2 at 5 rows of a column tail with a last
+    slot of one step (1000 x 1152); dynamic and static, fp16 and bf16, bias, the RMSNorm inside the quantization
+    kernel; outputs poisoned; one K slice and the KSUB asked for; a CUDA graph of the op replayed on new rows gives
+    the eager output bit for bit."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    from fptq.kernels import gluon_decode, launch
+    from fptq.kernels.prologue import Prologue
+
+    seen = []
+    real_launch = launch.launch
+
+    def spy(kernel, grid, key, args, constexprs, options, kept=()):
+        if kernel is gluon_decode._decode_tma_kernel:
+            seen.append((constexprs.get("KSUB", 1), grid[1]))
+        return real_launch(kernel, grid, key, args, constexprs, options, kept)
+
+    monkeypatch.setattr(launch, "launch", spy)
+    monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
+    cases = ((11008, 4096, 2, torch.float16, -1, 2), (11008, 4096, 3, torch.bfloat16, -1, 2),
+             (11008, 4096, 8, torch.float16, -1, 2), (4096, 4096, 4, torch.float16, 4, 4),
+             (1000, 1152, 5, torch.bfloat16, 2, 2))
+    for n, k, m, dtype, setting, want in cases:
+        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        x = make_x(m, k, dtype, seed=n + m)
+        norm = Prologue("rmsnorm", (1 + 0.5 * torch.randn(k, generator=torch.Generator().manual_seed(k))).to(dtype).cuda(),
+                        1e-5)
+        tol = 1e-3 if dtype == torch.bfloat16 else 2e-4
+        qweight, scales, zeros, bias = layer
+        for act_mode, prologue in itertools.product(("dynamic", "static"), (None, norm)):
+            act_scale = torch.tensor(0.05, device="cuda") if act_mode == "static" else None
+            outs = []
+            for ksub in (0, setting):
+                monkeypatch.setattr(tw, "DECODE_KSUB", ksub)
+                seen.clear()
+                out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+                tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode, act_scale=act_scale,
+                               bias=bias, prologue=prologue, out=out)
+                outs.append(out)
+            case = (n, k, m, dtype, setting, act_mode, prologue is not None)
+            assert seen == [(want, 1)], (case, seen)
+            assert not outs[1].isnan().any() and rel(outs[1], outs[0]) < tol, (case, rel(outs[1], outs[0]))
+            if prologue is None:
+                assert rel(outs[1], dequant_matmul64(x, layer, 128, act_mode, act_scale)) < 10 * tol, case
+        monkeypatch.setattr(tw, "DECODE_KSUB", setting)
+        xg = x.clone()
+        out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            tw.w4a8_linear(xg, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias, out=out)
+        xg.copy_(make_x(m, k, dtype, seed=n + m + 1))
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = tw.w4a8_linear(xg, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias)
+        assert torch.equal(out, eager), (n, k, m, dtype, setting)
 
 
 @pytest.mark.gpu

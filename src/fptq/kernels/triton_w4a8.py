@@ -1166,8 +1166,14 @@ FUSED_KSUB_MAX_K = 8192
 FUSED_KSUB_SHORT_PROGRAMS = 512
 # The same unsplit launch for the 2-16-row GEMM of the two-launch op (`_launch_two`): the A operand's 16 rows are KSUB
 # steps of 16 / KSUB tokens, each step's rows one activation TMA box (`gluon_decode._finish_tokens` adds a token's KSUB
-# sums); so at most 16 / KSUB rows. 0: off; 2 / 4: wherever it applies (the sweeps).
-DECODE_KSUB = 0
+# sums); so at most 16 / KSUB rows. Run 267 (ops at 2 / 4 / 8 rows, two rounds): KSUB 2 faster where the launch would
+# be split in two and 32-row programs still fill the target (7B gate/up 15.2 -> 14.1-14.5 µs, 13B gate/up 21.6 ->
+# 20.0 at 4 rows, 7B q/k/v fused 17.6 -> 16.7, 70B q/k/v fused 23.9 -> 22.2-22.7); slower where they would not (4096^2,
+# 13B / 70B q/o, 7B / 70B down: 128-256 programs; 70B down at 4 rows 57 -> 71) and on most unsplit launches (7B
+# gate+up fused 22.8 -> 24.1, 70B gate/up 53 -> 56); KSUB 4 slower nearly everywhere (four activation boxes a half
+# slot). So (`_decode_ksub`, -1): KSUB 2 up to 8 rows where the launch would be split and cdiv(N, 32) >=
+# TMA_TARGET_PROGRAMS; 0: off; 2 / 4: wherever the format allows (the sweeps).
+DECODE_KSUB = -1
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1218,9 +1224,12 @@ def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split
     return ksub
 
 
-def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConfig) -> int:
-    """K steps a ring slot of the unsplit 2-16-row GEMM (DECODE_KSUB), or 1 where it does not apply."""
+def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split: int) -> int:
+    """K steps a ring slot of the unsplit 2-16-row GEMM (DECODE_KSUB), or 1 where it does not apply; `split`: the K
+    slices the launch would have otherwise."""
     ksub, sub = DECODE_KSUB, _sub_chunk(group_size)
+    if ksub < 0:  # (the rule)
+        ksub = 2 if split > 1 and _cdiv(n, cfg.block_n // 2) >= TMA_TARGET_PROGRAMS else 1
     if (ksub < 2 or m > 16 // ksub or group_size == k or zeros is not None or sub != 128 or group_size % sub
             or ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS):
         return 1
@@ -1382,8 +1391,9 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     kernel of `cfg`); `keep` as `_launch_fused_m1`'s. An error of the quantization kernel is raised as it is (it is
     not the Gluon kernel's: `gluon_fallback.raised_in`)."""
     m, n, sub = x2.shape[0], qweight.shape[0], _sub_chunk(group_size)
-    ksub = _decode_ksub(m, n, k, group_size, zeros, cfg) if tma else 1
-    split = 1 if ksub > 1 else _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
+    split = _split_k(cfg, m, n, _cdiv(k, sub), _tma_slice_steps(tma, k, group_size))
+    ksub = _decode_ksub(m, n, k, group_size, zeros, cfg, split) if tma else 1
+    split = 1 if ksub > 1 else split
     if tma and ksub == 1 and not _tma_groups_fit(k, sub, split, group_size):
         return None
     quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1, prologue)
