@@ -54,7 +54,10 @@ broadcast, `_a_layout3`), so column `v`'s row `w` is the product of weight row `
 products are discarded. Each column is scaled by its own step's group scale (staged by slot in the MMA's column order),
 and the epilogue (`_finish_rows`) adds a row's KSUB sums and stores: no split-K partials through global memory, no
 arrival counter. The split launch's epilogue cost ~2 µs of a launch on every LLaMA shape (run 261): 4096 x 4096 at
-M = 1 8.6 -> 7.3 µs (run 263). The same products as the split launch, added in another order.
+M = 1 8.6 -> 7.3 µs (run 263). The same products as the split launch, added in another order. Without FUSED_ROW (the
+2-16 // KSUB-row GEMM, `triton_w4a8.DECODE_KSUB`): the A operand's row `MR w + t` (MR = 16 // KSUB) is token `t` at
+the slot's step `w`, each step's MR rows one activation TMA box (`_issue`), and `_finish_tokens` adds a (token, row)'s
+KSUB sums before the per-token scale.
 
 The preceding RMSNorm (NORM, with FUSED_ROW; `fptq.kernels.prologue`): the layer's input is
 `w * fp16(x * rsqrt(mean(x^2) + eps))`, computed from the raw row as it is read (its sum of squares over the whole
