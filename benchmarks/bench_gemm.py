@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import statistics
@@ -649,16 +650,50 @@ def stages_sweep(log, results, ms=(1, 4)):
     log(f"STAGES_WINNER {min(score, key=score.get)}")
 
 
-def ksub_sweep(log, results, ms=(1,)):
-    """Session 30: the one-launch M = 1 op unsplit with KSUB K steps a weight-ring slot (FUSED_KSUB: a program's slot
-    one box of KSUB * 64 bytes of 64 / KSUB rows, no split-K epilogue) against the installed split launch. First the
-    outputs: each setting against the installed one on every LLaMA shape, the fused ones and two odd ones (N not a
-    multiple of the rows a program, K steps not a multiple of KSUB), fp16 dynamic, bf16 static with bias, and with the
-    RMSNorm inside (the partial sums are added in another order: close, not equal); then the timings, installed first
-    and last. Settings: (FUSED_KSUB, FUSED_KSUB_STAGES): -1 the rule that picks KSUB per shape, 0 off."""
+def _outputs_close(log, tag, settings, apply, rows, restore):
+    """Session 30: the output of each of `settings` (installed by `apply`) against the first one's, on every LLaMA shape,
+    the fused ones and two odd ones (N not a multiple of a program's rows, K steps not a multiple of 4), at each of
+    `rows`: fp16 dynamic, bf16 static with bias, and the RMSNorm inside; outputs poisoned (NaN), so unwritten ones show.
+    The settings add the same products in other orders: close, not equal. `restore`: the installed setting."""
     from fptq.kernels import gluon_fallback
     from fptq.kernels.prologue import Prologue
 
+    worst, calls = 0.0, 0
+    extra = [("N 1000, 9 steps", 1000, 1152), ("N 4100, 87 steps", 4100, 11136)]
+    for name, n, k in SHAPES + FUSED_SHAPES + extra:
+        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
+        bias = (torch.randn(n, device="cuda") * 0.1).half()
+        for m, (dtype, act_mode, norm) in itertools.product(rows, ((torch.float16, "dynamic", False),
+                                                                    (torch.bfloat16, "static", False),
+                                                                    (torch.float16, "dynamic", True))):
+            x = (torch.randn(m, k, device="cuda") * torch.rand(m, k, device="cuda")).to(dtype)
+            prologue = Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).to(dtype), 1e-5) if norm else None
+            act_scale = torch.tensor(0.02, device="cuda") if act_mode == "static" else None
+            b = bias.to(dtype) if act_mode == "static" else None
+            outs = []
+            for _, params in settings:
+                apply(params)
+                out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+                tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode, act_scale=act_scale, bias=b,
+                               channel_scales=chan, prologue=prologue, out=out)
+                outs.append(out.float())
+                calls += 1
+            apply(restore)
+            errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
+                    for o in outs[1:]]
+            worst = max([worst] + errs)
+            log(f"{tag} close {name} M={m} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
+                + " ".join(f"{e:.1e}" for e in errs))
+    fell_back = any(gluon_fallback.failed(key) for key in ("decode", "decode_fused", "decode_prologue"))
+    log(f"{tag.upper()}_CLOSE worst rel diff {worst:.2e} over {calls} calls ({'OK' if worst < 2e-3 else 'TOO FAR'}); "
+        f"decode launches {'FELL BACK (a Gluon error)' if fell_back else 'ran'}")
+
+
+def ksub_sweep(log, results, ms=(1,)):
+    """Session 30: the one-launch M = 1 op unsplit with KSUB K steps a weight-ring slot (FUSED_KSUB: a program's slot
+    one box of KSUB * 64 bytes of 64 / KSUB rows, no split-K epilogue) against the installed split launch: the outputs
+    (`_outputs_close`), then the timings, alternated. Settings: (FUSED_KSUB, FUSED_KSUB_STAGES): -1 the rule that picks
+    KSUB per shape, 0 off."""
     settings = [("rule", (-1, 0)), ("off", (0, 0)), ("ksub4", (4, 0)), ("ksub2", (2, 0)), ("rule again", (-1, 0)),
                 ("off again", (0, 0))]  # (run 262: "off" installed, KSUB 2 / 4, their rings 4 / 6, KSUB 8)
     saved = (tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_MIN_PROGRAMS)
@@ -667,35 +702,8 @@ def ksub_sweep(log, results, ms=(1,)):
         tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES = params
 
     tw.FUSED_KSUB_MIN_PROGRAMS = 1  # (the odd shapes too)
-    worst, calls = 0.0, 0
-    extra = [("N 1000, 9 steps", 1000, 1152), ("N 4100, 87 steps", 4100, 11136)]
-    for name, n, k in SHAPES + FUSED_SHAPES + extra:
-        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
-        bias = (torch.randn(n, device="cuda") * 0.1).half()
-        for dtype, act_mode, norm in ((torch.float16, "dynamic", False), (torch.bfloat16, "static", False),
-                                      (torch.float16, "dynamic", True)):
-            x = (torch.randn(1, k, device="cuda") * torch.rand(1, k, device="cuda")).to(dtype)
-            prologue = Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).to(dtype), 1e-5) if norm else None
-            act_scale = torch.tensor(0.02, device="cuda") if act_mode == "static" else None
-            b = bias.to(dtype) if act_mode == "static" else None
-            outs = []
-            for _, params in settings[:4]:
-                apply(params)
-                out = torch.full((1, n), float("nan"), device="cuda", dtype=dtype)  # (poisoned: unwritten shows)
-                tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode, act_scale=act_scale, bias=b,
-                               channel_scales=chan, prologue=prologue, out=out)
-                outs.append(out.float())
-                calls += 1
-            apply(saved[:2])
-            errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
-                    for o in outs[1:]]
-            worst = max([worst] + errs)
-            log(f"ksub close {name} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
-                + " ".join(f"{e:.1e}" for e in errs))
+    _outputs_close(log, "ksub", settings[:4], apply, (1,), saved[:2])
     tw.FUSED_KSUB_MIN_PROGRAMS = saved[2]
-    fell_back = gluon_fallback.failed("decode_fused") or gluon_fallback.failed("decode_prologue")
-    log(f"KSUB_CLOSE worst rel diff {worst:.2e} over {calls} calls ({'OK' if worst < 2e-3 else 'TOO FAR'}); "
-        f"fused launches {'FELL BACK (a Gluon error)' if fell_back else 'ran'}")
     score = _settings_sweep(log, results, "ksub", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
     tw.FUSED_KSUB, tw.FUSED_KSUB_STAGES, tw.FUSED_KSUB_MIN_PROGRAMS = saved
     log(f"KSUB_WINNER {min(score, key=score.get)}")
@@ -703,11 +711,8 @@ def ksub_sweep(log, results, ms=(1,)):
 
 def dksub_sweep(log, results, ms=(2, 4, 8)):
     """Session 30: the 2-16-row GEMM of the two-launch op unsplit with KSUB K steps a slot over 16 / KSUB rows
-    (DECODE_KSUB) against the installed split launch: the outputs first (M = 2 / 3 / 4 / 8, every LLaMA shape, the
-    fused ones and two odd ones; fp16 dynamic, bf16 static with bias, the RMSNorm inside; poisoned), then the ops
-    timed, alternated twice. Settings: DECODE_KSUB (-1 the rule, 0 off; 4 applies up to 4 rows, 2 up to 8)."""
-    from fptq.kernels.prologue import Prologue
-
+    (DECODE_KSUB) against the installed split launch: the outputs at 2 / 3 / 4 / 8 rows (`_outputs_close`), then the
+    ops timed, alternated twice. Settings: DECODE_KSUB (-1 the rule, 0 off; 4 applies up to 4 rows, 2 up to 8)."""
     settings = [("rule", -1), ("off", 0), ("ksub2", 2), ("rule again", -1), ("off again", 0)]
     # (run 267: off / KSUB 4 / KSUB 2, twice)
     saved = (tw.DECODE_KSUB, tw.FUSED_KSUB_MIN_PROGRAMS)
@@ -716,44 +721,11 @@ def dksub_sweep(log, results, ms=(2, 4, 8)):
         tw.DECODE_KSUB = ksub
 
     tw.FUSED_KSUB_MIN_PROGRAMS = 1
-    worst, calls = 0.0, 0
-    extra = [("N 1000, 9 steps", 1000, 1152), ("N 4100, 87 steps", 4100, 11136)]
-    for name, n, k in SHAPES + FUSED_SHAPES + extra:
-        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
-        bias = (torch.randn(n, device="cuda") * 0.1).half()
-        for m in (2, 3, 4, 8):
-            for dtype, act_mode, norm in ((torch.float16, "dynamic", False), (torch.bfloat16, "static", False),
-                                          (torch.float16, "dynamic", True)):
-                x = (torch.randn(m, k, device="cuda") * torch.rand(m, k, device="cuda")).to(dtype)
-                prologue = Prologue("rmsnorm", (1 + 0.3 * torch.randn(k, device="cuda")).to(dtype), 1e-5) if norm else None
-                act_scale = torch.tensor(0.02, device="cuda") if act_mode == "static" else None
-                b = bias.to(dtype) if act_mode == "static" else None
-                outs = []
-                for _, ksub in settings[:3]:
-                    apply(ksub)
-                    out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
-                    tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode, act_scale=act_scale,
-                                   bias=b, channel_scales=chan, prologue=prologue, out=out)
-                    outs.append(out.float())
-                    calls += 1
-                apply(saved[0])
-                errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
-                        for o in outs[1:]]
-                worst = max([worst] + errs)
-                log(f"dksub close {name} M={m} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
-                    + " ".join(f"{e:.1e}" for e in errs))
+    _outputs_close(log, "dksub", settings[:3], apply, (2, 3, 4, 8), saved[0])
     tw.FUSED_KSUB_MIN_PROGRAMS = saved[1]
-    log(f"DKSUB_CLOSE worst rel diff {worst:.2e} over {calls} calls ({'OK' if worst < 2e-3 else 'TOO FAR'}); "
-        f"decode launches {'FELL BACK (a Gluon error)' if gluon_fallback_failed() else 'ran'}")
     score = _settings_sweep(log, results, "dksub", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
     tw.DECODE_KSUB, tw.FUSED_KSUB_MIN_PROGRAMS = saved
     log(f"DKSUB_WINNER {min(score, key=score.get)}")
-
-
-def gluon_fallback_failed() -> bool:
-    from fptq.kernels import gluon_fallback
-
-    return gluon_fallback.failed("decode")
 
 
 def groups_sweep(log, results, ms=(1, 4, 16)):

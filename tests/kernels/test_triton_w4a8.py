@@ -1671,18 +1671,12 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
     row, the eager output bit for bit."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
-    from fptq.kernels import gluon_decode, launch
+    from fptq.kernels import gluon_decode
     from fptq.kernels.prologue import Prologue
 
-    seen = []
-    real_launch = launch.launch
-
-    def spy(kernel, grid, key, args, constexprs, options, kept=()):
-        if kernel is gluon_decode._decode_tma_kernel:
-            seen.append((constexprs.get("KSUB", 1), grid[1]))
-        return real_launch(kernel, grid, key, args, constexprs, options, kept)
-
-    monkeypatch.setattr(launch, "launch", spy)
+    seen = []  # (KSUB, K slices) of each decode launch
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,),
+                 lambda args, constexprs, options: seen.append((constexprs.get("KSUB", 1), constexprs["SPLIT_K"])))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
     cases = ((4096, 4096, torch.float16, -1, 4), (11008, 4096, torch.bfloat16, -1, 2),
              (8192, 8192, torch.float16, -1, 4), (1000, 1152, torch.float16, 4, 4), (1000, 1152, torch.bfloat16, 2, 2))
@@ -1740,18 +1734,12 @@ def test_gpu_decode_ksub_agrees(monkeypatch):
     the eager output bit for bit."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
-    from fptq.kernels import gluon_decode, launch
+    from fptq.kernels import gluon_decode
     from fptq.kernels.prologue import Prologue
 
-    seen = []
-    real_launch = launch.launch
-
-    def spy(kernel, grid, key, args, constexprs, options, kept=()):
-        if kernel is gluon_decode._decode_tma_kernel:
-            seen.append((constexprs.get("KSUB", 1), grid[1]))
-        return real_launch(kernel, grid, key, args, constexprs, options, kept)
-
-    monkeypatch.setattr(launch, "launch", spy)
+    seen = []  # (KSUB, K slices) of each decode launch
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,),
+                 lambda args, constexprs, options: seen.append((constexprs.get("KSUB", 1), constexprs["SPLIT_K"])))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
     cases = ((11008, 4096, 2, torch.float16, -1, 2), (11008, 4096, 3, torch.bfloat16, -1, 2),
              (11008, 4096, 8, torch.float16, -1, 2), (4096, 4096, 4, torch.float16, 4, 4),
