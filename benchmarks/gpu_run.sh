@@ -628,20 +628,6 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "ksub|KSUB|WRONG|Error|error" | tail -80
     ;;
-  session30g)  # run 269: the refactored sweeps' output check (`_outputs_close`, both settings lists) and the two KSUB GPU
-    # tests after their spy was rewritten
-    timeout 150 python3 -c "
-import sys; sys.path.insert(0, 'benchmarks')
-import bench_gemm as b
-from fptq.kernels import triton_w4a8 as tw
-def apply(v): tw.FUSED_KSUB = v
-b._outputs_close(print, 'ksub', [('rule', -1), ('off', 0)], apply, (1,), -1)
-def apply2(v): tw.DECODE_KSUB = v
-b._outputs_close(print, 'dksub', [('rule', -1), ('off', 0)], apply2, (4,), -1)
-" 2>&1 | grep -E "CLOSE|Error|error" | tail -5
-    timeout 150 python3 -m pytest -q -rf --tb=short tests/kernels/test_triton_w4a8.py -k "gpu_fused_ksub or gpu_decode_ksub" 2>&1 \
-        | tail -5
-    ;;
   session30f)  # run 268: DECODE_KSUB's rule against off (outputs, ops at 2 / 4 / 8 rows alternated), then the GPU tests of
     # the 2-16-row path and the KSUB ones (results/ids_session30c.txt)
     timeout 200 python3 benchmarks/bench_gemm.py --no-check --dksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
