@@ -679,8 +679,9 @@ def _outputs_close(log, tag, settings, apply, rows, restore):
                 outs.append(out.float())
                 calls += 1
             apply(restore)
-            errs = [float((o - outs[0]).norm() / outs[0].norm()) if torch.isfinite(o).all() else float("inf")
-                    for o in outs[1:]]
+            # (NaN, i.e. unwritten, anywhere, the first setting's output included: infinitely far)
+            written = all(bool(torch.isfinite(o).all()) for o in outs)
+            errs = [float((o - outs[0]).norm() / outs[0].norm()) if written else float("inf") for o in outs[1:]]
             worst = max([worst] + errs)
             log(f"{tag} close {name} M={m} {str(dtype)[6:]} {act_mode}{' norm' if norm else ''}: "
                 + " ".join(f"{e:.1e}" for e in errs))

@@ -1569,11 +1569,14 @@ def test_decode_ksub_only_where_it_pays(monkeypatch):
     assert ksub(4, 4096, 4096) == 1 and ksub(4, 8192, 28672) == 1 and ksub(4, 8192, 8192) == 1  # 128-256 programs
     assert ksub(4, 22016, 4096) == 1 and ksub(4, 28672, 8192) == 1  # unsplit launches
     assert ksub(9, 11008, 4096) == 1  # past 16 / 2 rows
+    assert ksub(4, 16384, 53248) == 1  # split past two by long K (and 208 steps: past TMA_MAX_GROUPS slots)
     assert ksub(4, 11008, 4096, g=64) == 1 and ksub(4, 11008, 4096, zeros=torch.zeros(1)) == 1
     monkeypatch.setattr(tw, "DECODE_KSUB", 0)
     assert ksub(4, 11008, 4096) == 1
     monkeypatch.setattr(tw, "DECODE_KSUB", 4)
     assert ksub(4, 4096, 4096) == 4 and ksub(5, 4096, 4096) == 1
+    monkeypatch.setattr(tw, "DECODE_KSUB", 2)
+    assert ksub(4, 8192, 28672) == 1  # (forced: 112 slots of scales, past TMA_MAX_GROUPS)
 
 
 def test_ksub_launch_plan():
@@ -1671,12 +1674,13 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
     row, the eager output bit for bit."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
+    monkeypatch.setattr(tw, "DECODE_KSUB", 0)  # (the one launch or nothing: not the two launches' KSUB GEMM)
     from fptq.kernels import gluon_decode
     from fptq.kernels.prologue import Prologue
 
-    seen = []  # (KSUB, K slices) of each decode launch
-    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,),
-                 lambda args, constexprs, options: seen.append((constexprs.get("KSUB", 1), constexprs["SPLIT_K"])))
+    seen = []  # (KSUB, K slices, FUSED_ROW) of each decode launch
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
+        (constexprs.get("KSUB", 1), constexprs["SPLIT_K"], constexprs.get("FUSED_ROW", False))))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
     cases = ((4096, 4096, torch.float16, -1, 4), (11008, 4096, torch.bfloat16, -1, 2),
              (8192, 8192, torch.float16, -1, 4), (1000, 1152, torch.float16, 4, 4), (1000, 1152, torch.bfloat16, 2, 2))
@@ -1700,7 +1704,7 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
                                bias=bias, prologue=prologue, out=out)
                 outs.append(out)
             case = (n, k, dtype, setting, act_mode, prologue is not None, x is nan_row)
-            assert seen == [(want, 1)], (case, seen)
+            assert seen == [(want, 1, True)], (case, seen)  # (the one launch, not the two launches' KSUB GEMM)
             split, unsplit = outs
             assert torch.equal(split.isnan(), unsplit.isnan()), case
             ok = ~split.isnan()
@@ -1737,9 +1741,9 @@ def test_gpu_decode_ksub_agrees(monkeypatch):
     from fptq.kernels import gluon_decode
     from fptq.kernels.prologue import Prologue
 
-    seen = []  # (KSUB, K slices) of each decode launch
-    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,),
-                 lambda args, constexprs, options: seen.append((constexprs.get("KSUB", 1), constexprs["SPLIT_K"])))
+    seen = []  # (KSUB, K slices, FUSED_ROW) of each decode launch
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
+        (constexprs.get("KSUB", 1), constexprs["SPLIT_K"], constexprs.get("FUSED_ROW", False))))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
     cases = ((11008, 4096, 2, torch.float16, -1, 2), (11008, 4096, 3, torch.bfloat16, -1, 2),
              (11008, 4096, 8, torch.float16, -1, 2), (4096, 4096, 4, torch.float16, 4, 4),
@@ -1762,7 +1766,7 @@ def test_gpu_decode_ksub_agrees(monkeypatch):
                                bias=bias, prologue=prologue, out=out)
                 outs.append(out)
             case = (n, k, m, dtype, setting, act_mode, prologue is not None)
-            assert seen == [(want, 1)], (case, seen)
+            assert seen == [(want, 1, False)], (case, seen)
             assert not outs[1].isnan().any() and rel(outs[1], outs[0]) < tol, (case, rel(outs[1], outs[0]))
             if prologue is None:
                 assert rel(outs[1], dequant_matmul64(x, layer, 128, act_mode, act_scale)) < 10 * tol, case

@@ -356,9 +356,9 @@ if gluon is not None:
             (armed for both when the weights are issued; for the weights alone without RING_ACTS). PAIR (weights
             alone): slot `j` holds the weight tiles of steps `2 j` and `2 j + 1` side by side (one 2 * HALF-byte box).
             TILED (a probe, `benchmarks/probe_tiled_weights.py`): `w_desc` is over a box-major copy of the weights,
-            box `b` of row `n` at row `b * n_pad + n`, so that a slot's tile is one contiguous block. KSUB > 1 (weights
-            alone): slot `j` holds steps `KSUB j ... KSUB j + KSUB - 1` of its rows side by side (one KSUB * HALF-byte
-            box)."""
+            box `b` of row `n` at row `b * n_pad + n`, so that a slot's tile is one contiguous block. KSUB > 1: slot `j`
+            holds steps `KSUB j ... KSUB j + KSUB - 1` of its rows side by side (one KSUB * HALF-byte box), and each
+            step's activation rows (a box of 16 / KSUB rows) at rows `16 / KSUB * w` of the slot's tiles."""
             STAGES: gl.constexpr = w_smem.shape[0]
             HALF: gl.constexpr = w_desc.block_type.shape[1]
             slot = j % STAGES
@@ -397,8 +397,10 @@ if gluon is not None:
 
         @gluon.jit
         def _decode_tma_kernel(
-            w_desc,  # TMA descriptor of qweight (N, K // 2) uint8, block (BLOCK_N, HALF)
-            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF); None with FUSED_ROW
+            w_desc,  # TMA descriptor of qweight (N, K // 2) uint8, block (BLOCK_N, HALF) (PAIR: 2 HALF; KSUB: (BLOCK_N /
+            # KSUB, KSUB HALF))
+            a_desc,  # TMA descriptor of the activation buffer (M, Kp) int8, block (16, HALF) (KSUB: (16 / KSUB, HALF));
+            # None with FUSED_ROW
             x_ptr,  # FUSED_ROW: the raw activation row (K,) fp16 / bf16, 16-byte aligned; else None
             scales_ptr,
             zeros_ptr,
@@ -422,7 +424,7 @@ if gluon is not None:
             SPLIT_K: gl.constexpr,
             STAGES: gl.constexpr,
             PDL: gl.constexpr,
-            GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches
+            GROUPS: gl.constexpr,  # power of two >= the groups one program's K range touches (KSUB: >= its slots)
             num_warps: gl.constexpr,
             FUSED_ROW: gl.constexpr = False,  # M = 1, activations quantized here from x_ptr (SX_MODE 0 dynamic, 1 static)
             A_STEPS: gl.constexpr = 1,  # FUSED_ROW: power of two >= the K steps of one program
@@ -434,7 +436,8 @@ if gluon is not None:
             PAIR: gl.constexpr = 0,  # FUSED_ROW, grouped, symmetric: two K steps a ring slot (w_desc's box 2 * HALF);
             # 1: both halves read before the refill, 2: the first half's products before the second half is read
             TILED: gl.constexpr = False,  # (a probe) w_desc over a box-major copy of the weights (`_issue`)
-            KSUB: gl.constexpr = 1,  # FUSED_ROW, grouped, symmetric, unsplit: K steps a ring slot spread over the warps
+            KSUB: gl.constexpr = 1,  # grouped, symmetric, unsplit: K steps a ring slot spread over the MMA's rows (at
+            # most 16 / KSUB rows of activations without FUSED_ROW)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.

@@ -1164,15 +1164,17 @@ FUSED_KSUB_STAGES = 0
 FUSED_KSUB_MIN_PROGRAMS = 128
 FUSED_KSUB_MAX_K = 8192
 FUSED_KSUB_SHORT_PROGRAMS = 512
-# The same unsplit launch for the 2-16-row GEMM of the two-launch op (`_launch_two`): the A operand's 16 rows are KSUB
-# steps of 16 / KSUB tokens, each step's rows one activation TMA box (`gluon_decode._finish_tokens` adds a token's KSUB
-# sums); so at most 16 / KSUB rows. Run 267 (ops at 2 / 4 / 8 rows, two rounds): KSUB 2 faster where the launch would
+# The same unsplit launch for the GEMM of the two-launch op at up to 16 / KSUB rows (`_launch_two`; at M = 1 where the
+# one launch is not taken): the A operand's 16 rows are KSUB steps of 16 / KSUB tokens, each step's rows one activation
+# TMA box (`gluon_decode._finish_tokens` adds a token's KSUB sums). Its ring depth is FUSED_KSUB_STAGES' too.
+# Run 267 (ops at 2 / 4 / 8 rows, two rounds): KSUB 2 faster where the launch would
 # be split in two and 32-row programs still fill the target (7B gate/up 15.2 -> 14.1-14.5 µs, 13B gate/up 21.6 ->
 # 20.0 at 4 rows, 7B q/k/v fused 17.6 -> 16.7, 70B q/k/v fused 23.9 -> 22.2-22.7); slower where they would not (4096^2,
 # 13B / 70B q/o, 7B / 70B down: 128-256 programs; 70B down at 4 rows 57 -> 71) and on most unsplit launches (7B
 # gate+up fused 22.8 -> 24.1, 70B gate/up 53 -> 56); KSUB 4 slower nearly everywhere (four activation boxes a half
-# slot). So (`_decode_ksub`, -1): KSUB 2 up to 8 rows where the launch would be split and cdiv(N, 32) >=
-# TMA_TARGET_PROGRAMS; 0: off; 2 / 4: wherever the format allows (the sweeps).
+# slot). So (`_decode_ksub`, -1): KSUB 2 up to 8 rows where the launch would be split in two (what was measured; a
+# split past two is long K or few tiles) and cdiv(N, 32) >= TMA_TARGET_PROGRAMS; 0: off; 2 / 4: wherever the format
+# allows (the sweeps). Either way the staged scales' slots stay within TMA_MAX_GROUPS.
 DECODE_KSUB = -1
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
@@ -1219,7 +1221,8 @@ def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split
         if split == 1 and k < 8192:
             return 1
         ksub = 4 if k > 4096 or _cdiv(n, cfg.block_n // 4) <= FUSED_KSUB_SHORT_PROGRAMS else 2
-    if ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS:
+    if (ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS
+            or _pow2(_cdiv(_cdiv(k, sub), ksub)) > TMA_MAX_GROUPS):
         return 1
     return ksub
 
@@ -1229,9 +1232,10 @@ def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConf
     slices the launch would have otherwise."""
     ksub, sub = DECODE_KSUB, _sub_chunk(group_size)
     if ksub < 0:  # (the rule)
-        ksub = 2 if split > 1 and _cdiv(n, cfg.block_n // 2) >= TMA_TARGET_PROGRAMS else 1
+        ksub = 2 if split == 2 and _cdiv(n, cfg.block_n // 2) >= TMA_TARGET_PROGRAMS else 1
     if (ksub < 2 or m > 16 // ksub or group_size == k or zeros is not None or sub != 128 or group_size % sub
-            or ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS):
+            or ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS
+            or _pow2(_cdiv(_cdiv(k, sub), ksub)) > TMA_MAX_GROUPS):
         return 1
     return ksub
 
@@ -1319,8 +1323,9 @@ class _DecodeTmaLaunch:
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
                      keep=None, pdl_ok: bool = True, prologue: Prologue | None = None, act_scale=None):
-    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), the
-    split of the two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the row RMSNorm'd first
+    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), unsplit
+    with KSUB steps a slot where `_fused_ksub` says so (the same products in another order), else the split of the
+    two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the row RMSNorm'd first
     (NORM); `act_scale`: static activations with this scale (else dynamic). None where it cannot run (a program's K
     steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters to
     be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with the
