@@ -321,6 +321,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                                        ROW_PASSES=4)),
                         ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False, SX_MODE=1, HAS_BIAS=True)),
                         ("*bf16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False)),
+                        # (groups of 512 on 16 steps; a row of two steps in one slot: K = 256)
+                        ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUP=512, GROUPS=4, A_STEPS=16, HOLD=False)),
+                        ("*fp16", dict(KSUB=2, SPLIT_K=1, GROUPS=1, A_STEPS=2, ROW_BLOCK=256, HOLD=False, ROW_PASSES=1)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)

@@ -1551,6 +1551,9 @@ def test_fused_ksub_only_where_it_pays(monkeypatch):
     assert ksub(4096, 4096, 5) == 1
     monkeypatch.setattr(tw, "FUSED_KSUB", 2)
     assert ksub(22016, 4096, 1) == 2 and ksub(4096, 4096, 5) == 2  # (forced: wherever the format allows)
+    assert ksub(4096, 256, 5) == 2 and ksub(4096, 128, 5) == 1  # (forced: at least KSUB steps, a box within a row)
+    monkeypatch.setattr(tw, "FUSED_KSUB", 4)
+    assert ksub(4096, 384, 5) == 1 and ksub(4096, 512, 5) == 4
     monkeypatch.setattr(tw, "FUSED_KSUB", 8)
     assert ksub(4096, 4096, 5) == 1  # a 512-byte box: past TMA's 256 elements (run 262)
 
@@ -1682,10 +1685,14 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
     spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
         (constexprs.get("KSUB", 1), constexprs["SPLIT_K"], constexprs.get("FUSED_ROW", False))))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
-    cases = ((4096, 4096, torch.float16, -1, 4), (11008, 4096, torch.bfloat16, -1, 2),
-             (8192, 8192, torch.float16, -1, 4), (1000, 1152, torch.float16, 4, 4), (1000, 1152, torch.bfloat16, 2, 2))
-    for n, k, dtype, setting, want in cases:
-        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+    cases = ((4096, 4096, torch.float16, -1, 4, 128), (11008, 4096, torch.bfloat16, -1, 2, 128),
+             (8192, 8192, torch.float16, -1, 4, 128), (1000, 1152, torch.float16, 4, 4, 128),
+             (1000, 1152, torch.bfloat16, 2, 2, 128),
+             # groups of 256 / 512 (a group over a slot's steps), rows of 4 and 2 steps (a box of a whole row)
+             (4096, 4096, torch.float16, -1, 4, 256), (2048, 2048, torch.bfloat16, 4, 4, 512),
+             (1024, 512, torch.float16, 4, 4, 128), (1024, 256, torch.float16, 2, 2, 128))
+    for n, k, dtype, setting, want, gs in cases:
+        layer = make_layer(n, k, gs, True, bias=n == 1000, dtype=dtype)
         clean = make_x(1, k, dtype, seed=n)
         nan_row = clean.clone()
         nan_row[0, 5] = float("nan")
@@ -1700,7 +1707,7 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
                 seen.clear()
                 qweight, scales, zeros, bias = layer
                 out = torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
-                tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode, act_scale=act_scale,
+                tw.w4a8_linear(x, qweight, scales, zeros, group_size=gs, act_mode=act_mode, act_scale=act_scale,
                                bias=bias, prologue=prologue, out=out)
                 outs.append(out)
             case = (n, k, dtype, setting, act_mode, prologue is not None, x is nan_row)
@@ -1710,7 +1717,7 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
             ok = ~split.isnan()
             assert rel(unsplit[ok], split[ok]) < tol, (case, rel(unsplit[ok], split[ok]))
             if x is clean and prologue is None:
-                want64 = dequant_matmul64(x, layer, 128, act_mode, act_scale)
+                want64 = dequant_matmul64(x, layer, gs, act_mode, act_scale)
                 assert rel(unsplit, want64) < 10 * tol, case
         monkeypatch.setattr(tw, "FUSED_KSUB", setting)
         monkeypatch.setattr(scratch, "_KEPT", {})
@@ -1719,12 +1726,12 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
         out = torch.full((1, n), float("nan"), dtype=dtype, device="cuda")
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias, out=out)
+            tw.w4a8_linear(x, qweight, scales, zeros, group_size=gs, act_mode="dynamic", bias=bias, out=out)
         x.copy_(make_x(1, k, dtype, seed=n + 1))
         out.fill_(float("nan"))
         graph.replay()
         torch.cuda.synchronize()
-        eager = tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode="dynamic", bias=bias)
+        eager = tw.w4a8_linear(x, qweight, scales, zeros, group_size=gs, act_mode="dynamic", bias=bias)
         assert torch.equal(out, eager) and not scratch._KEPT, (n, k, dtype, setting)
 
 

@@ -1222,7 +1222,7 @@ def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split
             return 1
         ksub = 4 if k > 4096 or _cdiv(n, cfg.block_n // 4) <= FUSED_KSUB_SHORT_PROGRAMS else 2
     if (ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS
-            or _pow2(_cdiv(_cdiv(k, sub), ksub)) > TMA_MAX_GROUPS):
+            or not ksub <= _cdiv(k, sub) <= TMA_MAX_GROUPS * ksub):  # (a box within a row; the staged slots)
         return 1
     return ksub
 
@@ -1235,7 +1235,7 @@ def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConf
         ksub = 2 if split == 2 and _cdiv(n, cfg.block_n // 2) >= TMA_TARGET_PROGRAMS else 1
     if (ksub < 2 or m > 16 // ksub or group_size == k or zeros is not None or sub != 128 or group_size % sub
             or ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS
-            or _pow2(_cdiv(_cdiv(k, sub), ksub)) > TMA_MAX_GROUPS):
+            or not ksub <= _cdiv(k, sub) <= TMA_MAX_GROUPS * ksub):  # (a box within a row; the staged slots)
         return 1
     return ksub
 
