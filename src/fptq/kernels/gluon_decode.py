@@ -46,7 +46,7 @@ PAIR (with FUSED_ROW; `triton_w4a8.FUSED_PAIR`): a ring slot holds two K steps, 
 weight row, read as two HALF-byte halves and summed in the same order as unpaired steps (the same output bit for
 bit); 2-5 % faster on most LLaMA shapes at M = 1 (runs 242-244).
 
-KSUB (with FUSED_ROW, grouped, symmetric, one K slice; `triton_w4a8.FUSED_KSUB`): a program computes ROWS = BLOCK_N /
+KSUB (grouped, symmetric, one K slice; with FUSED_ROW `triton_w4a8.FUSED_KSUB`): a program computes ROWS = BLOCK_N /
 KSUB weight rows over the whole of K, and its ring slot is one TMA box of KSUB steps of those rows (KSUB * HALF bytes a
 row, contiguous). Read as a (BLOCK_N, HALF) tile (the unswizzled slot's bytes relabelled), its column `v = KSUB r + w`
 is row `r` at the slot's step `w`; the A operand's row `w` holds step `w`'s codes (rows past KSUB repeat them: a

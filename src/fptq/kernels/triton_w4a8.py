@@ -1209,35 +1209,34 @@ def _pairs_pay(qweight: torch.Tensor, k: int, group_size: int, zeros, split: int
             and grid[0] * grid[1] <= FUSED_PAIR_MAX_PER_SM * _sms(qweight))
 
 
+def _ksub_fits(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, ksub: int) -> bool:
+    """An unsplit launch of KSUB K steps a ring slot can serve this layer: symmetric groups of 128 or more (128-column
+    steps), a weight box of at most 256 bytes and within a row (at least KSUB steps), at least FUSED_KSUB_MIN_PROGRAMS
+    programs of BLOCK_N / KSUB rows, the slots' scales within TMA_MAX_GROUPS."""
+    sub = _sub_chunk(group_size)
+    return (ksub > 1 and group_size != k and zeros is None and sub == 128 and group_size % sub == 0
+            and ksub * sub // 2 <= 256 and cfg.block_n % ksub == 0
+            and _cdiv(n, cfg.block_n // ksub) >= FUSED_KSUB_MIN_PROGRAMS and ksub <= _cdiv(k, sub) <= TMA_MAX_GROUPS * ksub)
+
+
 def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split: int) -> int:
     """K steps a ring slot of the unsplit one-launch op (FUSED_KSUB), or 1 where it does not apply; `split`: the K
     slices the launch would have otherwise."""
-    sub = _sub_chunk(group_size)
-    if (FUSED_KSUB == 0 or group_size == k or zeros is not None or sub != 128 or group_size % sub
-            or k > FUSED_KSUB_MAX_K):
-        return 1
     ksub = FUSED_KSUB
     if ksub < 0:  # (the rule)
-        if split == 1 and k < 8192:
+        if k > FUSED_KSUB_MAX_K or (split == 1 and k < 8192):
             return 1
         ksub = 4 if k > 4096 or _cdiv(n, cfg.block_n // 4) <= FUSED_KSUB_SHORT_PROGRAMS else 2
-    if (ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS
-            or not ksub <= _cdiv(k, sub) <= TMA_MAX_GROUPS * ksub):  # (a box within a row; the staged slots)
-        return 1
-    return ksub
+    return ksub if k <= FUSED_KSUB_MAX_K and _ksub_fits(n, k, group_size, zeros, cfg, ksub) else 1
 
 
 def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split: int) -> int:
-    """K steps a ring slot of the unsplit 2-16-row GEMM (DECODE_KSUB), or 1 where it does not apply; `split`: the K
-    slices the launch would have otherwise."""
-    ksub, sub = DECODE_KSUB, _sub_chunk(group_size)
+    """K steps a ring slot of the unsplit GEMM at up to 16 / KSUB rows (DECODE_KSUB), or 1 where it does not apply;
+    `split`: the K slices the launch would have otherwise."""
+    ksub = DECODE_KSUB
     if ksub < 0:  # (the rule)
         ksub = 2 if split == 2 and _cdiv(n, cfg.block_n // 2) >= TMA_TARGET_PROGRAMS else 1
-    if (ksub < 2 or m > 16 // ksub or group_size == k or zeros is not None or sub != 128 or group_size % sub
-            or ksub * sub // 2 > 256 or cfg.block_n % ksub or _cdiv(n, cfg.block_n // ksub) < FUSED_KSUB_MIN_PROGRAMS
-            or not ksub <= _cdiv(k, sub) <= TMA_MAX_GROUPS * ksub):  # (a box within a row; the staged slots)
-        return 1
-    return ksub
+    return ksub if ksub > 1 and m <= 16 // ksub and _ksub_fits(n, k, group_size, zeros, cfg, ksub) else 1
 
 
 def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
