@@ -1559,7 +1559,7 @@ def test_fused_ksub_only_where_it_pays(monkeypatch):
 
 
 def test_decode_ksub_only_where_it_pays(monkeypatch):
-    """DECODE_KSUB's rule (run 267): KSUB 2 on the 2-8-row GEMM where the launch would be split and 32-row programs
+    """DECODE_KSUB's rule (run 267): KSUB 2 on the 2-8-row GEMM where the launch would be split in two and 32-row programs
     still reach TMA_TARGET_PROGRAMS; symmetric groups of 128 or more; forced values within 16 / KSUB rows."""
     cfg = tw._for_m(tw.CONFIGS, 4)
 
