@@ -184,7 +184,7 @@ def test_duplicate_variants_run_once(tmp_path, tiny_folder):
 
 def test_an_awq_variant_with_two_level_scales_warns_once(tmp_path, tiny_folder):
     """The warning of awq with two-level scales comes once for its variant (from its quantization), not per layer,
-    and not for awq with fp16 scales."""
+    and not for awq with fp16 scales; it names the variant and no command-line flag (compare has none for scales)."""
     variants = [parse_variant(s, 32, awq_grid=2, awq_clip=False) for s in ("awq-w4a16-2l", "awq-w4a16")]
     calib = CalibConfig(source="random", samples=4, seqlen=32, batch_size=4)
     with warnings.catch_warnings(record=True) as caught:
@@ -192,7 +192,10 @@ def test_an_awq_variant_with_two_level_scales_warns_once(tmp_path, tiny_folder):
         run_comparison(str(tiny_folder), variants, calib, out_dir=tmp_path / "cmp", ppl_seqlen=64, ppl_windows=1,
                        progress=False, log=lambda *a: None)
     messages = [str(w.message) for w in caught if str(w.message).startswith("fptq: ")]
-    assert len(messages) == 1 and messages[0].startswith("fptq: method awq with scale_format two-level")
+    # (named for its variant, without the flags of `fptq quantize`: compare sets scales by the variant's name)
+    assert len(messages) == 1 and messages[0].startswith(
+        "fptq: variant awq-w4a16-2l: method awq with scale_format two-level"), messages
+    assert "--" not in messages[0] and "use scale_format fp16" in messages[0]
 
 
 def test_a_folder_calibrated_on_overlapping_windows_of_a_long_text_is_quantized_again(tmp_path, tiny_folder):

@@ -33,6 +33,7 @@ import json
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,16 @@ import torch
 
 from fptq import __version__
 from fptq.api import check_calib_context, check_group_size, quantize
-from fptq.config import DEFAULT_SEQLEN, FORMAT_VERSION, CalibConfig, QuantConfig, default_seqlen, replace, unused_settings
+from fptq.config import (
+    DEFAULT_SEQLEN,
+    FORMAT_VERSION,
+    CalibConfig,
+    QuantConfig,
+    default_seqlen,
+    replace,
+    unused_settings,
+    without_flags,
+)
 from fptq.errors import ConfigError, HubUnavailableError
 from fptq.eval.perplexity import check_ppl_settings, max_positions, perplexity, perplexity_tokens
 from fptq.export.native import CONFIG_NAME, WEIGHTS_NAME, load_quantized, save_quantized
@@ -375,6 +385,19 @@ def _strategy_mix(policy_rows: list[dict]) -> str:
     return " ".join(f"{short.get(k, k)}:{v}" for k, v in sorted(c.items()))
 
 
+def _warn_for_variant(variant: Variant, caught: list) -> None:
+    """The warnings of a variant's quantization again, fptq's own named for the variant and without the command-line
+    flags they name (`fptq compare` sets a variant's options by its name, e.g. `-2l`, not by flags); others as they
+    were."""
+    for w in caught:
+        text = str(w.message)
+        if text.startswith("fptq: "):
+            warnings.warn(f"fptq: variant {variant.name}: {without_flags(text.removeprefix('fptq: '))}", w.category,
+                          stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: CalibConfig, device: str,
                      progress: bool, log, trust_remote_code: bool = False,
                      cached: bool = False) -> tuple[object, object, dict]:
@@ -389,10 +412,11 @@ def _quantized_model(variant: Variant, model_name: str, folder: Path, calib: Cal
     model, tokenizer = load_model(model_name, trust_remote_code=trust_remote_code)
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    with PeakRSS() as rss:
+    with PeakRSS() as rss, warnings.catch_warnings(record=True) as caught:
         start = time.perf_counter()
         quantize(model, tokenizer, variant.config, calib, device=device, progress=progress)
         seconds = time.perf_counter() - start
+    _warn_for_variant(variant, caught)
     peak = model.fptq_stats["peak_memory_mb"] if torch.device(device).type == "cuda" else rss.peak
     save_quantized(model, folder, tokenizer=tokenizer, overwrite=True)
     stats = {"quant_seconds": seconds, "peak_memory_mb": peak, "library_version": __version__}
