@@ -132,45 +132,41 @@ TMA = [  # (rows, bytes a row, STAGES, target programs, consume, ROW, EPI)
 LDG = [(16, 256, 4), (32, 128, 4), (8, 512, 4)]  # (BLOCK_N, BLOCK_K words, warps), ~264 programs by K split
 
 
-def _split(tiles: int, steps: int, target: int) -> int:
+def _grid(n: int, k: int, rows: int, words: int, target: int) -> tuple[int, int]:
+    """(row tiles, K slices) for about `target` programs of `rows` rows, `words` int32 words a step (no empty slices)."""
+    tiles, steps = -(-n // rows), -(-(k // 8) // words)
     split = max(1, min(steps, -(-target // tiles)))
-    return -(-steps // -(-steps // split))  # (no empty slices)
+    return tiles, -(-steps // -(-steps // split))
+
+
+def _copies(n: int, k: int, launch):
+    """`make(copies)` for `time_graph`: each copy a layer's packed weights of its own (random int32 words) and an
+    output, launched by `launch(w, out)`."""
+    def make(copies):
+        return [launch(torch.randint(-2**31, 2**31 - 1, (n, k // 8), device="cuda", dtype=torch.int32),
+                       torch.empty(n, device="cuda", dtype=torch.int32)) for _ in range(copies)]
+    return make
 
 
 def tma_make(n, k, rows, nbytes, stages, target, consume, row=False, epi=False):
-    kw = k // 8
     bk = nbytes // 4
     layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)
-    grid = (-(-n // rows), _split(-(-n // rows), -(-kw // bk), target))
+    grid = _grid(n, k, rows, bk, target)
 
-    def make(copies):
-        calls = []
-        for _ in range(copies):
-            w = torch.randint(-2**31, 2**31 - 1, (n, kw), device="cuda", dtype=torch.int32)
-            out = torch.empty(n, device="cuda", dtype=torch.int32)
-            desc = TensorDescriptor.from_tensor(w, [rows, bk], layout)
-            x = torch.randn(k, device="cuda", dtype=torch.float16)
-            ws = torch.empty(grid[1] * n, device="cuda", dtype=torch.float32)
-            cnt = torch.zeros(grid[0], device="cuda", dtype=torch.int32)
-            calls.append(lambda desc=desc, w=w, out=out, x=x, ws=ws, cnt=cnt: _tma_stream[grid](
-                desc, out, x, ws, cnt, n, kw, k, STAGES=stages, PDL=True, CONSUME=consume, ROW=row, EPI=epi,
-                num_warps=4, launch_pdl=True))
-        return calls
-    return make, grid
+    def launch(w, out):
+        desc = TensorDescriptor.from_tensor(w, [rows, bk], layout)
+        x = torch.randn(k, device="cuda", dtype=torch.float16)
+        ws = torch.empty(grid[1] * n, device="cuda", dtype=torch.float32)
+        cnt = torch.zeros(grid[0], device="cuda", dtype=torch.int32)
+        return lambda: _tma_stream[grid](desc, out, x, ws, cnt, n, k // 8, k, STAGES=stages, PDL=True,
+                                         CONSUME=consume, ROW=row, EPI=epi, num_warps=4, launch_pdl=True)
+    return _copies(n, k, launch), grid
 
 
 def ldg_make(n, k, bn, bk, warps, target=264):
-    kw = k // 8
-    grid = (-(-n // bn), _split(-(-n // bn), -(-kw // bk), target))
-
-    def make(copies):
-        calls = []
-        for _ in range(copies):
-            w = torch.randint(-2**31, 2**31 - 1, (n, kw), device="cuda", dtype=torch.int32)
-            out = torch.empty(n, device="cuda", dtype=torch.int32)
-            calls.append(lambda w=w, out=out: _ldg_stream[grid](w, out, kw, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps))
-        return calls
-    return make, grid
+    grid = _grid(n, k, bn, bk, target)
+    return _copies(n, k, lambda w, out: lambda: _ldg_stream[grid](w, out, k // 8, BLOCK_N=bn, BLOCK_K=bk,
+                                                                    num_warps=warps)), grid
 
 
 def main() -> None:
