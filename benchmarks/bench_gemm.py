@@ -729,6 +729,23 @@ def dksub_sweep(log, results, ms=(2, 4, 8)):
     log(f"DKSUB_WINNER {min(score, key=score.get)}")
 
 
+def flags_sweep(log, results, ms=(1, 4, 16)):
+    """Session 31: the TMA decode kernel's split-K reduction without an arrival counter (SPLIT_FLAGS: the last slice
+    waits for the others' flagged partials in a kept zeroed buffer) against the counter: the outputs at 1 / 2 / 4 / 16
+    rows (the same sum in the same order: equal), then the ops timed, alternated twice, every shape (the unsplit
+    launches are the control)."""
+    settings = [("flags", True), ("counters", False), ("flags again", True), ("counters again", False)]
+    saved = tw.SPLIT_FLAGS
+
+    def apply(on):
+        tw.SPLIT_FLAGS = on
+
+    _outputs_close(log, "flags", settings[:2], apply, (1, 2, 4, 16), saved)
+    score = _settings_sweep(log, results, "flags", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    tw.SPLIT_FLAGS = saved
+    log(f"FLAGS_WINNER {min(score, key=score.get)}")
+
+
 def groups_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the staged group scales' bound (`TMA_MAX_GROUPS`), which sets the K split of the long-K layers
     (70B down: 4 slices at 64 groups, 3 at 128, 2 at 128 with 132 programs; each program of the one-launch M = 1 op
@@ -940,6 +957,8 @@ def main() -> None:
                     help="session 29: the TMA decode kernel's ring depth (3-6) with the one-launch op's paired slots")
     ap.add_argument("--dksub-sweep", action="store_true",
                     help="session 30: the 2-16-row GEMM unsplit with K steps of a slot spread over the MMA rows")
+    ap.add_argument("--flags-sweep", action="store_true",
+                    help="session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter")
     ap.add_argument("--ksub-sweep", action="store_true",
                     help="session 30: the one-launch M = 1 op unsplit with K steps of a slot spread over the MMA rows")
     ap.add_argument("--pair-sweep", action="store_true",
@@ -995,7 +1014,7 @@ def main() -> None:
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
     for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("stages_sweep", stages_sweep),
-                        ("ksub_sweep", ksub_sweep), ("dksub_sweep", dksub_sweep),
+                        ("ksub_sweep", ksub_sweep), ("dksub_sweep", dksub_sweep), ("flags_sweep", flags_sweep),
                         ("target_sweep", target_sweep),
                         ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
                         ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),

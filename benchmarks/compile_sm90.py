@@ -275,7 +275,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
                               A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
-                              TILED=False, KSUB=1)
+                              TILED=False, KSUB=1, FLAGS=False)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -324,6 +324,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                         # (groups of 512 on 16 steps; a row of two steps in one slot: K = 256)
                         ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUP=512, GROUPS=4, A_STEPS=16, HOLD=False)),
                         ("*fp16", dict(KSUB=2, SPLIT_K=1, GROUPS=1, A_STEPS=2, ROW_BLOCK=256, HOLD=False, ROW_PASSES=1)),
+                        # (split-K without a counter, session 31: split 5 of 4096 x 4096; 70B down's 4 slices, paired)
+                        ("*fp16", dict(FLAGS=True)),
+                        ("*fp16", dict(FLAGS=True, PAIR=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)
@@ -349,6 +352,10 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(KSUB=4, SPLIT_K=1, GROUPS=8),
                         dict(KSUB=2, SPLIT_K=1, GROUPS=16),
                         dict(KSUB=4, SPLIT_K=1, GROUPS=64, SX_MODE=1, HAS_BIAS=True),
+                        # (split-K without a counter, session 31)
+                        dict(FLAGS=True),
+                        dict(FLAGS=True, SPLIT_K=4),
+                        dict(FLAGS=True, SX_MODE=1, HAS_BIAS=True, SPLIT_K=2),
                     ):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         ks = extra.get("KSUB", 1)

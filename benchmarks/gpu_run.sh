@@ -618,6 +618,37 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1024,4096}" --two-level --shapes 0,1,2,3,4,5,6,7 \
         --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -40
     ;;
+  session31a)  # run 269: the new / changed GPU tests first (KSUB since run 268's review, SPLIT_FLAGS, the kept buffers:
+    # the first 6 of results/ids_session31.txt), then SPLIT_FLAGS against the counter (outputs at 1 / 2 / 4 / 16 rows, ops
+    # at 1 / 4 / 16 alternated twice, every shape)
+    # (a smoke test first: a reduction that never ends would hang everything after it)
+    timeout 90 python3 -c "
+import torch
+from fptq.kernels import triton_w4a8 as tw
+tw.FUSED_KSUB = 0
+for n, k, m in ((4096, 4096, 1), (4096, 4096, 4), (1000, 11008, 16)):
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8, device='cuda')
+    s = (torch.rand(n, k // 128, device='cuda') * 0.01).half()
+    x = torch.randn(m, k, device='cuda', dtype=torch.float16)
+    outs = []
+    for on in (False, True):
+        tw.SPLIT_FLAGS = on
+        outs.append(tw.w4a8_linear(x, q, s, None, group_size=128, act_mode='dynamic'))
+    torch.cuda.synchronize()
+    print('smoke', n, k, m, 'equal' if torch.equal(*outs) else 'DIFFERENT')
+" 2>&1 | tail -5 | tee "$OUT/smoke.txt"
+    grep -q "smoke 1000 11008 16" "$OUT/smoke.txt" || { echo "SMOKE FAILED"; exit 1; }
+    head -6 benchmarks/results/ids_session31.txt > "$OUT/ids.txt"
+    timeout 200 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
+    timeout 300 python3 benchmarks/bench_gemm.py --no-check --flags-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "flags M|FLAGS|WRONG|Error|error|TOO|FELL" | tail -60
+    ;;
+  session31b)  # run 270: the other GPU tests of results/ids_session31.txt (the 2-16-row and one-launch paths)
+    tail -n +7 benchmarks/results/ids_session31.txt > "$OUT/ids.txt"
+    timeout 560 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
+    ;;
   session30a)  # run 260: how fast anything can read each layer's packed int4 weights once in the GEMM harness (TMA rings
     # of 64 B ... 1 KB row segments, plain loads), against cuBLAS fp16 and our op at M = 1: the ceiling of the M <= 16 target
     timeout 560 python3 benchmarks/probe_stream_floor.py --shapes "${2:-all}" --json "$OUT/floor.json" 2>&1 \

@@ -1792,6 +1792,70 @@ def test_gpu_decode_ksub_agrees(monkeypatch):
 
 
 @pytest.mark.gpu
+def test_gpu_split_flags_agree(monkeypatch):
+    """The split-K reduction without an arrival counter (`SPLIT_FLAGS`: the first slices' partials flagged by their own
+    bits in a kept zeroed buffer, the last slice waits for them) gives the counter's sum bit for bit: the one-launch M
+    = 1 op (splits 5 and 15) and the 2-16-row GEMM (splits 2-16), dynamic and static, fp16 and bf16, bias, a row with
+    a NaN; outputs poisoned; every launch split and flagged as asked; the kept partials zero again after each call;
+    a CUDA graph of three flagged layers replayed three times on new rows gives the eager outputs."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    from fptq.kernels import gluon_decode
+
+    monkeypatch.setattr(tw, "FUSED_KSUB", 0)
+    monkeypatch.setattr(tw, "DECODE_KSUB", 0)
+    seen = []  # (K slices, FLAGS) of each decode launch
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
+        (constexprs["SPLIT_K"], constexprs.get("FLAGS", False))))
+    cases = ((4096, 4096, 1, torch.float16), (1000, 11008, 1, torch.bfloat16), (4096, 4096, 4, torch.float16),
+             (11008, 4096, 3, torch.bfloat16), (1000, 1152, 16, torch.float16), (1000, 11008, 2, torch.float16))
+    for n, k, m, dtype in cases:
+        layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)
+        clean = make_x(m, k, dtype, seed=n + m)
+        nan_row = clean.clone()
+        nan_row[-1, 7] = float("nan")
+        qweight, scales, zeros, bias = layer
+        for x, act_mode in itertools.product((clean, nan_row), ("dynamic", "static")):
+            act_scale = torch.tensor(0.05, device="cuda") if act_mode == "static" else None
+            outs, flags = [], []
+            for on in (False, True):
+                monkeypatch.setattr(tw, "SPLIT_FLAGS", on)
+                seen.clear()
+                out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+                tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode, act_scale=act_scale,
+                               bias=bias, out=out)
+                outs.append(out)
+                flags.append(list(seen))
+            case = (n, k, m, dtype, act_mode, x is nan_row)
+            assert len(flags[0]) == 1 and flags[0][0][0] > 1 and flags == [[(flags[0][0][0], False)],
+                                                                           [(flags[0][0][0], True)]], (case, flags)
+            assert torch.equal(outs[0].isnan(), outs[1].isnan()), case
+            assert torch.equal(outs[0].nan_to_num(), outs[1].nan_to_num()), case
+            if x is clean:
+                assert not outs[1].isnan().any(), case
+            assert not scratch._KEPT["decode split-K partials", torch.cuda.current_device()].any(), case
+    monkeypatch.setattr(tw, "SPLIT_FLAGS", True)
+    layers = [(make_layer(n, k, 128, True, seed=n), make_x(m, k, seed=m)) for n, k, m in cases[:3]]
+    outs = [torch.full((x.shape[0], layer[0].shape[0]), float("nan"), device="cuda", dtype=x.dtype) for layer, x in layers]
+    graph = torch.cuda.CUDAGraph()
+    seen.clear()
+    with torch.cuda.graph(graph):
+        for (layer, x), out in zip(layers, outs):
+            tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode="dynamic", out=out)
+    assert all(flag for _, flag in seen) and len(seen) == 3, seen
+    for seed in range(3):
+        for layer, x in layers:
+            x.copy_(make_x(x.shape[0], x.shape[1], seed=100 + seed))
+        for out in outs:
+            out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        for (layer, x), out in zip(layers, outs):
+            assert torch.equal(out, tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode="dynamic")), seed
+    assert not scratch._KEPT["decode split-K partials", torch.cuda.current_device()].any()
+
+
+@pytest.mark.gpu
 def test_gpu_fused_row_readings_agree(monkeypatch):
     """The ways the one-launch M = 1 op can read the row (`FUSED_HOLD`: the program's slice held in registers on split
     launches of at most FUSED_HOLD_MAX_STEPS steps; `FUSED_ROW_UNROLL`: the absmax passes unrolled) give the same
@@ -2107,7 +2171,7 @@ def test_gpu_decode_short_launches(monkeypatch):
 
 @pytest.mark.gpu
 def test_gpu_fused_decode_m1_in_cuda_graphs(monkeypatch):
-    """The fused launches share one counter buffer per device, which each launch leaves zero: consecutive split-K
+    """The fused launches share one partials (or counter) buffer per device, which each launch leaves zero: consecutive split-K
     layers, eagerly and replayed in a CUDA graph (several replays), give the eager two-launch results; a capture
     that would have to make the buffer takes the two launches instead (and is right too). (Split launches: FUSED_KSUB
     off; the unsplit ones take no counters, `test_gpu_fused_ksub_agrees`.)"""
@@ -2142,7 +2206,7 @@ def test_gpu_fused_decode_m1_in_cuda_graphs(monkeypatch):
         step()  # eagerly (makes the buffer the first time)
         for out, w in zip(outs, want):
             assert torch.equal(out, w), fresh
-        assert not scratch._KEPT["decode split-K counters", torch.cuda.current_device()].any()
+        assert not any(buf.any() for buf in scratch._KEPT.values())  # (the kept partials, `SPLIT_FLAGS`)
 
 
 @pytest.mark.gpu
@@ -2171,6 +2235,7 @@ def test_gpu_gemm_op_at_decode_sizes_takes_the_kept_counters(monkeypatch, m):
                 for (layer, x), (a, sx) in zip(layers, quantized)]
 
     spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, *_: counters.append(args[9]))
+    monkeypatch.setattr(tw, "SPLIT_FLAGS", False)  # (the counters; the kept partials: `test_gpu_split_flags_agree`)
     for fresh in (True, False):
         if fresh:
             monkeypatch.setattr(scratch, "_KEPT", {})

@@ -438,6 +438,7 @@ if gluon is not None:
             TILED: gl.constexpr = False,  # (a probe) w_desc over a box-major copy of the weights (`_issue`)
             KSUB: gl.constexpr = 1,  # grouped, symmetric, unsplit: K steps a ring slot spread over the MMA's rows (at
             # most 16 / KSUB rows of activations without FUSED_ROW)
+            FLAGS: gl.constexpr = False,  # split-K: partials flagged by their own bits in a kept zeroed ws_ptr (`_finish`)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -646,18 +647,57 @@ if gluon is not None:
                 if FUSED_ROW and SX_MODE == 0:  # (`_finish`'s first operation with the scale in memory: the same product)
                     acc = acc * s_x
                 _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
-                        SX_MODE, HAS_BIAS, SPLIT_K)
+                        SX_MODE, HAS_BIAS, SPLIT_K, FLAGS)
+
+        @gluon.jit
+        def _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K: gl.constexpr):
+            """FLAGS: the tile's sum over the K slices in slice order (the other slices' partials from `wsi`, stored
+            as the complement of their bits; this last slice's `acc` last) and whether any of them is still unwritten
+            (0: no float's complement, since no arithmetic makes the NaN 0xffffffff)."""
+            total = acc
+            unwritten = mask
+            for s in gl.static_range(SPLIT_K - 1):
+                bits = gl.load(wsi + s * mn + tile, mask=mask, other=-1, volatile=True)
+                part = (~bits).to(gl.float32, bitcast=True)
+                if s == 0:
+                    total = part
+                    unwritten = bits == 0
+                else:
+                    total = total + part
+                    unwritten = unwritten | (bits == 0)
+            return total + acc, gl.max(gl.max(unwritten.to(gl.int32), axis=1), axis=0)
 
         @gluon.jit
         def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
-                    SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr):
+                    SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, FLAGS: gl.constexpr = False):
             """Epilogue: the activation scale, then (split-K) this slice's fp32
-            partial into the workspace and, in the last slice to arrive, the fixed-order sum; bias; store."""
+            partial into the workspace and, in the last slice to arrive, the fixed-order sum; bias; store.
+            FLAGS: no arrival counter. Slices 0 .. SPLIT_K - 2 store their partials, each value as the complement of its
+            bits, into `ws_ptr` (kept zeroed between launches) and are done; the last slice reads them until none is
+            0 (unwritten), adds them in slice order with its own (the counter's sum, bit for bit), zeroes them again
+            and stores. The last slice is the grid's last row of programs, so the slices it waits for are launched
+            before it. One L2 round trip after the last slice's own steps, against three with the counter (the
+            partials' release, the atomic, the reads)."""
             if SX_MODE == 1:
                 acc = acc * gl.load(sx_ptr).to(gl.float32)
             elif SX_MODE == 2:
                 acc = acc * gl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0).to(gl.float32)[:, None]
-            if SPLIT_K > 1:
+            if SPLIT_K > 1 and FLAGS:
+                mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
+                tile = offs_m.to(gl.int64)[:, None] * N + offs_n[None, :]
+                mn = gl.cast(M, gl.int64) * N
+                wsi = ws_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
+                if pid_k < SPLIT_K - 1:
+                    gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
+                else:
+                    total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
+                    while pending > 0:
+                        total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
+                    cleared = gl.zeros_like(acc).to(gl.int32)
+                    for s in gl.static_range(SPLIT_K - 1):
+                        gl.store(wsi + s * mn + tile, cleared, mask=mask)
+                    _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
+            elif SPLIT_K > 1:
                 mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
                 tile = offs_m.to(gl.int64)[:, None] * N + offs_n[None, :]
                 mn = gl.cast(M, gl.int64) * N

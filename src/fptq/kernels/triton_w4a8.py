@@ -1183,6 +1183,13 @@ DECODE_KSUB = -1
 # memset per call would be a graph node of its own between the previous kernel and the GEMM, which breaks the
 # programmatic dependent launch (the weights could no longer stream in under the previous kernel's tail).
 FUSED_COUNTERS = 1 << 14
+# The TMA decode kernel's split-K reduction without an arrival counter (`gluon_decode._finish` FLAGS): the first K
+# slices store their partials into a kept zeroed buffer (`scratch`, at least FLAG_PARTIALS floats a GPU) as the
+# complement of their bits and are done; the last slice reads them until none is 0, adds them in slice order (the
+# counter's sum, bit for bit) and zeroes them again. One L2 round trip after the last slice's steps instead of three
+# (run 261 timed the counter's epilogue at ~2 µs of a launch on every LLaMA shape). Off: the counters.
+SPLIT_FLAGS = True
+FLAG_PARTIALS = 1 << 19
 # Keep each layer's launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the host
 # ~15 µs of Python instead of ~47 at M = 1 and ~28 instead of ~80 at M = 16 (benchmarks/probe_host_cpu.py on a CPU
 # ~2-4x faster than the H100 machine's); eager calls below ~1000 rows are host bound (benchmarks/GPU_NOTES.md, runs
@@ -1246,6 +1253,14 @@ def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
     return scratch.kept_zeros("decode split-K counters", FUSED_COUNTERS, device) if tiles <= FUSED_COUNTERS else None
 
 
+def _flag_partials(device: torch.device, numel: int) -> torch.Tensor | None:
+    """The device's kept zeroed split-K partials of the TMA decode kernel's FLAGS reduction (SPLIT_FLAGS), at least
+    `numel` floats (as int32); None where it is off, or the buffer would have to be made during a graph capture."""
+    if not (SPLIT_FLAGS and device.type == "cuda"):
+        return None
+    return scratch.kept_zeros("decode split-K partials", max(numel, FLAG_PARTIALS), device)
+
+
 def _tma_groups_fit(k: int, sub: int, split: int, group_size: int) -> bool:
     """The TMA decode kernel can stage the group scales of a K slice of `split` (per channel: always)."""
     return group_size == k or _groups_per_program(k, sub, split, group_size) <= TMA_MAX_GROUPS
@@ -1259,7 +1274,7 @@ class _DecodeTmaLaunch:
     on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
 
     __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub",
-                 "pw", "a_rows")
+                 "pw", "a_rows", "flags")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
                  prologue=None, ksub=1):
@@ -1278,6 +1293,10 @@ class _DecodeTmaLaunch:
         if ksub > 1:
             self.constexprs.update(KSUB=ksub, GROUPS=_pow2(_cdiv(_cdiv(k, sub), ksub)),
                                    STAGES=FUSED_KSUB_STAGES or cfg.tma_stages)
+        # (FLAGS: the kept partials buffer, None where it is off or would have to be made during a graph capture)
+        self.flags = _flag_partials(qweight.device, (split - 1) * m * n) if split > 1 else None
+        if self.flags is not None:
+            self.constexprs["FLAGS"] = True
         if self.fused:
             self.constexprs["PAIR"] = pair
             per = _cdiv(_cdiv(k, sub), split)
@@ -1299,6 +1318,8 @@ class _DecodeTmaLaunch:
         counters (or `out` for both without split-K). `same_key`: the buffers' alignment and `out`'s row stride are
         those of the previous run (fresh buffers of the planned sizes)."""
         scales, zeros, bias = self.operands
+        if self.flags is not None:  # (no counters: the kept partials, `_flag_partials`)
+            ws = counters = self.flags
         if self.fused:
             head = (self.w_desc, None, a)
         else:
@@ -1342,7 +1363,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     if ksub == 1 and (_cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size)):
         return None
     counters = None
-    if split > 1:
+    if split > 1 and _flag_partials(x2.device, (split - 1) * n) is None:  # (FLAGS: no counters)
         counters = _fused_counters(x2.device, _tiles(cfg, 1, n))
         if counters is None:
             return None
@@ -1453,7 +1474,7 @@ class _Op:
             self.gemm.run(a, sx if sx is not None else self.act_scale, out, fresh)
             return out
         ws = counters = out
-        if split > 1:
+        if split > 1 and getattr(self.gemm, "flags", None) is None:  # (FLAGS: the GEMM's kept partials)
             if self.quant is None:
                 ws, counters = torch.empty(split * n, dtype=torch.float32, device=self.device), self.counters
             else:  # (one allocation, the counters zeroed by the quantization kernel: `_split_k_workspace`)
@@ -1462,7 +1483,7 @@ class _Op:
         if self.quant is None:  # (the one launch: static activations read the layer's scale)
             self.gemm.run(x, self.act_scale, out, ws, counters, fresh)
             return out
-        a, sx, self.quant_key = self.quant.run(x, row_stride, self.act_scale, counters if split > 1 else None,
+        a, sx, self.quant_key = self.quant.run(x, row_stride, self.act_scale, counters if counters is not out else None,
                                                self.quant_key)
         self.gemm.run(a, sx if sx is not None else self.act_scale, out, ws, counters, fresh)
         return out
