@@ -1844,7 +1844,7 @@ def test_gpu_split_flags_agree(monkeypatch):
             tw.w4a8_linear(x, *layer[:3], group_size=128, act_mode="dynamic", out=out)
     assert all(flag for _, flag in seen) and len(seen) == 3, seen
     for seed in range(3):
-        for layer, x in layers:
+        for _, x in layers:
             x.copy_(make_x(x.shape[0], x.shape[1], seed=100 + seed))
         for out in outs:
             out.fill_(float("nan"))
