@@ -365,7 +365,7 @@ def main() -> None:
     ap.add_argument("--variants", default="w4a8-dynamic,w4a8-static,w4a16",
                     help="in this order; options after '+': fused (after the unfused ones), prologue (with fused; it stays "
                          "for the variants after it), pdl, nopdl, tN, ingraph, opaque, tiled, "
-                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, noksub, narrow, "
+                         "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, noksub, noflags, narrow, "
                          "tritonlaunch, "
                          "noplans, nodirect "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
@@ -489,7 +489,7 @@ def main() -> None:
     defaults = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL,
                 tw.CONFIGS[0], tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M, tw.QUANT_PDL)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
-    m1_default, wide_default, ksub_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE, tw.FUSED_KSUB
+    m1_default, wide_default, ksub_default, flags_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE, tw.FUSED_KSUB, tw.SPLIT_FLAGS
     from fptq.kernels import launch
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
@@ -500,7 +500,7 @@ def main() -> None:
         (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.QUANTIZE_IN_GRAPH, tw.USE_PREFILL, tw.CONFIGS[0],
          tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M, tw.QUANT_PDL) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
-        tw.FUSED_DECODE_M1, tw.SWAP_WIDE, tw.FUSED_KSUB = m1_default, wide_default, ksub_default
+        tw.FUSED_DECODE_M1, tw.SWAP_WIDE, tw.FUSED_KSUB, tw.SPLIT_FLAGS = m1_default, wide_default, ksub_default, flags_default
         launch.ENABLED = "tritonlaunch" not in opts  # (Triton's own launch path for every kernel, not the short one)
         tw.LAUNCH_PLANS = "noplans" not in opts  # (every eager call decides its launches again)
         launch.DIRECT = "nodirect" not in opts  # (kept kernels through Triton's launcher, not its C function directly)
@@ -510,6 +510,8 @@ def main() -> None:
             tw.FUSED_DECODE_M1 = "onelaunch" in opts
         if "noksub" in opts:  # M = 1: the one-launch op split along K as before session 30 (no KSUB slots)
             tw.FUSED_KSUB = 0
+        if "noflags" in opts:  # split-K launches reduced through arrival counters as before session 31 (no SPLIT_FLAGS)
+            tw.SPLIT_FLAGS = False
         if "k1" in opts:  # one K step per ring slot of the warp-specialized prefill kernel
             gp.K_PER_SLOT = 1
         if "plain" in opts:  # each step scaled right after its own MMA (not under the next step's)

@@ -644,9 +644,14 @@ for n, k, m in ((4096, 4096, 1), (4096, 4096, 4), (1000, 11008, 16)):
     timeout 300 python3 benchmarks/bench_gemm.py --no-check --flags-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "flags M|FLAGS|WRONG|Error|error|TOO|FELL" | tail -60
     ;;
-  session31b)  # run 270: the other GPU tests of results/ids_session31.txt (the 2-16-row and one-launch paths)
-    tail -n +7 benchmarks/results/ids_session31.txt > "$OUT/ids.txt"
-    timeout 560 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+  session31b)  # run 270: the 7B-shaped decode step (CUDA graph, uncompiled) with and without SPLIT_FLAGS, stock fp16 and
+    # fp16 merged in the same run; then the flags test (fixed after run 269) and the other GPU tests of
+    # results/ids_session31.txt (the 2-16-row and one-launch paths)
+    timeout 240 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --fp16-fused --variants w4a8-dynamic+fused+prologue,w4a8-dynamic+fused+prologue+noflags 2>&1 \
+        | grep -iE "decode|weights|vs fp16" | tee "$OUT/summary.txt"
+    (sed -n 5p benchmarks/results/ids_session31.txt; tail -n +7 benchmarks/results/ids_session31.txt) > "$OUT/ids.txt"
+    timeout 330 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -30
     ;;
   session30a)  # run 260: how fast anything can read each layer's packed int4 weights once in the GEMM harness (TMA rings

@@ -1835,7 +1835,7 @@ def test_gpu_split_flags_agree(monkeypatch):
                 assert not outs[1].isnan().any(), case
             assert not scratch._KEPT["decode split-K partials", torch.cuda.current_device()].any(), case
     monkeypatch.setattr(tw, "SPLIT_FLAGS", True)
-    layers = [(make_layer(n, k, 128, True, seed=n), make_x(m, k, seed=m)) for n, k, m in cases[:3]]
+    layers = [(make_layer(n, k, 128, True, seed=n), make_x(m, k, seed=m)) for n, k, m, _ in cases[:3]]
     outs = [torch.full((x.shape[0], layer[0].shape[0]), float("nan"), device="cuda", dtype=x.dtype) for layer, x in layers]
     graph = torch.cuda.CUDAGraph()
     seen.clear()
