@@ -618,6 +618,18 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1024,4096}" --two-level --shapes 0,1,2,3,4,5,6,7 \
         --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -40
     ;;
+  session31c)  # run 271: the two tests run 270's timeout cut (fused row readings, prologue M = 1), then the KSUB rules
+    # against the split launches now that those reduce without a counter (SPLIT_FLAGS): M = 1 and 2 / 4 / 8 rows
+    printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_row_readings_agree \
+        tests/kernels/test_triton_w4a8.py::test_gpu_prologue_m1 > "$OUT/ids.txt"
+    timeout 130 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 200 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^ksub M|KSUB|WRONG|Error|error|TOO|FELL" | tail -20
+    mv "$OUT/gemm_log.txt" "$OUT/gemm_log_ksub.txt"; mv "$OUT/gemm.json" "$OUT/gemm_ksub.json"
+    timeout 200 python3 benchmarks/bench_gemm.py --no-check --dksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "dksub M|DKSUB|WRONG|Error|error|TOO|FELL" | tail -40
+    ;;
   session31a)  # run 269: the new / changed GPU tests first (KSUB since run 268's review, SPLIT_FLAGS, the kept buffers:
     # the first 6 of results/ids_session31.txt), then SPLIT_FLAGS against the counter (outputs at 1 / 2 / 4 / 16 rows, ops
     # at 1 / 4 / 16 alternated twice, every shape)
