@@ -618,6 +618,16 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1024,4096}" --two-level --shapes 0,1,2,3,4,5,6,7 \
         --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -40
     ;;
+  session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
+    # against off (the flagged split launch) again
+    printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \
+        tests/kernels/test_triton_w4a8.py::test_gpu_decode_ksub_agrees \
+        tests/kernels/test_triton_w4a8.py::test_gpu_split_flags_agree > "$OUT/ids.txt"
+    timeout 200 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 200 python3 benchmarks/bench_gemm.py --no-check --ksub-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^ksub M|KSUB|WRONG|Error|error|TOO|FELL" | tail -20
+    ;;
   session31c)  # run 271: the two tests run 270's timeout cut (fused row readings, prologue M = 1), then the KSUB rules
     # against the split launches now that those reduce without a counter (SPLIT_FLAGS): M = 1 and 2 / 4 / 8 rows
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_row_readings_agree \

@@ -1529,19 +1529,22 @@ def test_fused_pairs_only_where_they_pay(monkeypatch):
 
 
 def test_fused_ksub_only_where_it_pays(monkeypatch):
-    """FUSED_KSUB's rule (runs 262-263): rows of at most 8192 columns, symmetric groups of 128 or more, a launch that
-    would be split or rows of 8192 columns; KSUB 4 unless rows of 4096 columns would take more than
-    FUSED_KSUB_SHORT_PROGRAMS programs (then 2); enough programs; a TMA box of at most 256 bytes."""
+    """FUSED_KSUB's rule (runs 262-263, narrowed by run 271 once split launches reduce without a counter): rows of at
+    most 8192 columns, symmetric groups of 128 or more, a launch whose slices would be shorter than
+    FUSED_KSUB_SHORT_SLICE steps or an unsplit one of 8192-column rows; KSUB 4 unless rows of 4096 columns would take
+    more than FUSED_KSUB_SHORT_PROGRAMS programs (then 2); enough programs; a TMA box of at most 256 bytes."""
     cfg = tw._for_m(tw.CONFIGS, 1)
 
     def ksub(n, k, split, g=128, zeros=None):
         return tw._fused_ksub(n, k, g, zeros, cfg, split)
 
-    assert ksub(4096, 4096, 5) == 4  # 4096 x 4096: 256 programs of 16 rows instead of 5 slices of 64-row tiles
-    assert ksub(11008, 4096, 2) == 2 and ksub(12288, 4096, 2) == 2  # KSUB 4: 688 / 768 programs
+    assert ksub(4096, 4096, 5) == 4  # 4096 x 4096: 256 programs of 16 rows instead of 5 slices of 7 steps
+    assert ksub(11008, 4096, 2) == 1 and ksub(12288, 4096, 2) == 1  # slices of 16 steps: the split launch
     assert ksub(22016, 4096, 1) == 1  # 7B gate+up fused: unsplit already, rows of 4096
-    assert ksub(5120, 5120, 4) == 4 and ksub(13824, 5120, 2) == 4 and ksub(8192, 8192, 3) == 4
+    assert ksub(5120, 5120, 4) == 1 and ksub(13824, 5120, 2) == 1 and ksub(8192, 8192, 3) == 1  # 10-22 steps
+    assert ksub(10240, 8192, 2) == 1  # 70B q/k/v fused: split, 32 steps a slice
     assert ksub(28672, 8192, 1) == 4 and ksub(57344, 8192, 1) == 4  # unsplit, rows of 8192: longer row segments
+    assert ksub(32768, 4096, 5) == 2  # short slices, KSUB 4 would take 2048 programs
     assert ksub(4096, 11008, 5) == 1 and ksub(8192, 28672, 4) == 1  # rows past 8192 columns
     assert ksub(1000, 4096, 5) == 1  # 63 programs
     assert ksub(4096, 4096, 5, g=64) == 1 and ksub(4096, 4096, 5, g=4096) == 1  # 64-column steps, per channel
@@ -1559,23 +1562,25 @@ def test_fused_ksub_only_where_it_pays(monkeypatch):
 
 
 def test_decode_ksub_only_where_it_pays(monkeypatch):
-    """DECODE_KSUB's rule (run 267): KSUB 2 on the 2-8-row GEMM where the launch would be split in two and 32-row programs
-    still reach TMA_TARGET_PROGRAMS; symmetric groups of 128 or more; forced values within 16 / KSUB rows."""
+    """DECODE_KSUB's rule (run 271): KSUB 2 on the 2-8-row GEMM where the launch is unsplit with at least
+    DECODE_KSUB_MIN_PROGRAMS programs of 32 rows (70B gate+up fused); symmetric groups of 128 or more; forced values
+    within 16 / KSUB rows."""
     cfg = tw._for_m(tw.CONFIGS, 4)
 
     def ksub(m, n, k, g=128, zeros=None):
         split = tw._split_k(cfg, m, n, -(-k // 128), tw._tma_slice_steps(True, k, g))
         return tw._decode_ksub(m, n, k, g, zeros, cfg, split)
 
-    assert ksub(4, 11008, 4096) == 2 and ksub(2, 13824, 5120) == 2 and ksub(8, 12288, 4096) == 2  # split 2
-    assert ksub(4, 10240, 8192) == 2  # 70B q/k/v fused
-    assert ksub(4, 4096, 4096) == 1 and ksub(4, 8192, 28672) == 1 and ksub(4, 8192, 8192) == 1  # 128-256 programs
-    assert ksub(4, 22016, 4096) == 1 and ksub(4, 28672, 8192) == 1  # unsplit launches
-    assert ksub(9, 11008, 4096) == 1  # past 16 / 2 rows
+    assert ksub(4, 57344, 8192) == 2 and ksub(8, 57344, 8192) == 2  # 70B gate+up fused: 1792 programs of 32 rows
+    assert ksub(4, 11008, 4096) == 1 and ksub(2, 13824, 5120) == 1 and ksub(8, 12288, 4096) == 1  # split 2: a tie
+    assert ksub(4, 10240, 8192) == 1  # 70B q/k/v fused
+    assert ksub(4, 4096, 4096) == 1 and ksub(4, 8192, 28672) == 1 and ksub(4, 8192, 8192) == 1  # split
+    assert ksub(4, 22016, 4096) == 1 and ksub(4, 28672, 8192) == 1  # unsplit launches of 344 / 448 tiles
+    assert ksub(9, 57344, 8192) == 1  # past 16 / 2 rows
     assert ksub(4, 16384, 53248) == 1  # split past two by long K (and 208 steps: past TMA_MAX_GROUPS slots)
-    assert ksub(4, 11008, 4096, g=64) == 1 and ksub(4, 11008, 4096, zeros=torch.zeros(1)) == 1
+    assert ksub(4, 57344, 8192, g=64) == 1 and ksub(4, 57344, 8192, zeros=torch.zeros(1)) == 1
     monkeypatch.setattr(tw, "DECODE_KSUB", 0)
-    assert ksub(4, 11008, 4096) == 1
+    assert ksub(4, 57344, 8192) == 1
     monkeypatch.setattr(tw, "DECODE_KSUB", 4)
     assert ksub(4, 4096, 4096) == 4 and ksub(5, 4096, 4096) == 1
     monkeypatch.setattr(tw, "DECODE_KSUB", 2)
@@ -1670,8 +1675,8 @@ def test_gpu_fused_pairs_agree(monkeypatch):
 def test_gpu_fused_ksub_agrees(monkeypatch):
     """The unsplit one-launch M = 1 op with KSUB K steps a ring slot (`gluon_decode` KSUB) against the split launch
     (FUSED_KSUB off): the same products added in another order, so within 2e-4 relative (1e-3 in bf16) and as close
-    to the float64 reference; on the rule's shapes (4096 x 4096: KSUB 4; 11008 x 4096: 2; 8192 x 8192, unsplit: 4) and,
-    forced, a column tail with a last slot of one step (1000 x 1152: 9 steps) at KSUB 4 and 2; dynamic and static,
+    to the float64 reference; on the rule's shape (4096 x 4096: KSUB 4) and, forced, 11008 x 4096 at KSUB 2, 8192 x
+    8192 at 4, a column tail with a last slot of one step (1000 x 1152: 9 steps) at KSUB 4 and 2; dynamic and static,
     fp16 and bf16, bias, with the RMSNorm inside, a row with a NaN; outputs poisoned; one launch, one K slice, the
     KSUB asked for; captured in a CUDA graph without the split-K counters' buffer (it needs none) and replayed on a new
     row, the eager output bit for bit."""
@@ -1685,8 +1690,8 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
     spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
         (constexprs.get("KSUB", 1), constexprs["SPLIT_K"], constexprs.get("FUSED_ROW", False))))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
-    cases = ((4096, 4096, torch.float16, -1, 4, 128), (11008, 4096, torch.bfloat16, -1, 2, 128),
-             (8192, 8192, torch.float16, -1, 4, 128), (1000, 1152, torch.float16, 4, 4, 128),
+    cases = ((4096, 4096, torch.float16, -1, 4, 128), (11008, 4096, torch.bfloat16, 2, 2, 128),
+             (8192, 8192, torch.float16, 4, 4, 128), (1000, 1152, torch.float16, 4, 4, 128),
              (1000, 1152, torch.bfloat16, 2, 2, 128),
              # groups of 256 / 512 (a group over a slot's steps), rows of 4 and 2 steps (a box of a whole row)
              (4096, 4096, torch.float16, -1, 4, 256), (2048, 2048, torch.bfloat16, 4, 4, 512),
@@ -1738,8 +1743,9 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
 @pytest.mark.gpu
 def test_gpu_decode_ksub_agrees(monkeypatch):
     """The 2-16-row GEMM unsplit with KSUB K steps a slot over 16 / KSUB rows (DECODE_KSUB) against the split launch
-    (off): within 2e-4 relative (1e-3 in bf16) and of the float64 reference; the rule's shape (11008 x 4096 at 2 / 3 /
-    8 rows: KSUB 2) and, forced, KSUB 4 at 4 rows of 4096 x 4096 and KSUB 2 at 5 rows of a column tail with a last
+    (off): within 2e-4 relative (1e-3 in bf16) and of the float64 reference; the rule (an unsplit launch of many
+    programs: 17408 x 1024 at 4 rows, its threshold lowered to that layer) and, forced, 11008 x 4096 (split in two
+    otherwise) at 2 / 3 / 8 rows, KSUB 4 at 4 rows of 4096 x 4096 and KSUB 2 at 5 rows of a column tail with a last
     slot of one step (1000 x 1152); dynamic and static, fp16 and bf16, bias, the RMSNorm inside the quantization
     kernel; outputs poisoned; one K slice and the KSUB asked for; a CUDA graph of the op replayed on new rows gives
     the eager output bit for bit."""
@@ -1752,8 +1758,9 @@ def test_gpu_decode_ksub_agrees(monkeypatch):
     spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
         (constexprs.get("KSUB", 1), constexprs["SPLIT_K"], constexprs.get("FUSED_ROW", False))))
     monkeypatch.setattr(tw, "FUSED_KSUB_MIN_PROGRAMS", 1)
-    cases = ((11008, 4096, 2, torch.float16, -1, 2), (11008, 4096, 3, torch.bfloat16, -1, 2),
-             (11008, 4096, 8, torch.float16, -1, 2), (4096, 4096, 4, torch.float16, 4, 4),
+    monkeypatch.setattr(tw, "DECODE_KSUB_MIN_PROGRAMS", 544)
+    cases = ((17408, 1024, 4, torch.float16, -1, 2), (11008, 4096, 2, torch.float16, 2, 2),
+             (11008, 4096, 3, torch.bfloat16, 2, 2), (11008, 4096, 8, torch.float16, 2, 2), (4096, 4096, 4, torch.float16, 4, 4),
              (1000, 1152, 5, torch.bfloat16, 2, 2))
     for n, k, m, dtype, setting, want in cases:
         layer = make_layer(n, k, 128, True, bias=n == 1000, dtype=dtype)

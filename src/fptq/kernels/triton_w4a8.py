@@ -1157,6 +1157,13 @@ FUSED_PAIR_MAX_PER_SM = 4
 # Run 263 (two alternated rounds, the rule against off): 4096^2 ×2.05-2.06 -> ×2.43 fp16, 70B gate/up ×3.06-3.08 ->
 # ×3.25-3.27, 70B q/k/v fused ×2.87-2.88 -> ×2.99-3.02; the 7B-shaped decode step b1 3.99 -> 3.92 ms. Making each slot's
 # codes in the main loop instead of before it (for the long rows) was twice as slow everywhere (run 266).
+# Since SPLIT_FLAGS (session 31) a split launch's reduction costs one L2 round trip instead of three, and run 271 (M = 1,
+# two rounds, the rule against the flagged split launch) found the split launch as fast or faster wherever its slices
+# have 10 steps or more (13B q/k/v/o 10.3 -> 10.0 µs, 70B q/o 18.1 -> 17.6, 70B q/k/v fused 21.7 -> 21.3, 7B q/k/v
+# fused 13.8 -> 13.5, 7B gate/up 13.0 -> 12.8, 13B gate/up a tie), and KSUB still faster on 4096 x 4096 (7.3 against
+# 7.9: five slices of 7 steps, each program's row quantization paid for few steps) and on the unsplit 8192-column rows
+# (70B gate/up 49.7-50.1 against 52.4, 70B gate+up fused 91.4 against 95.5: 256-byte row segments). So the rule now:
+# K at most 8192, and either slices shorter than FUSED_KSUB_SHORT_SLICE steps or an unsplit launch of 8192-column rows.
 # FUSED_KSUB: -1 by that rule, 0 off, 2 / 4 wherever the format allows (the sweeps); FUSED_KSUB_STAGES: its ring depth
 # (0: the config's; 4 and 6 were no faster in run 262).
 FUSED_KSUB = -1
@@ -1164,6 +1171,7 @@ FUSED_KSUB_STAGES = 0
 FUSED_KSUB_MIN_PROGRAMS = 128
 FUSED_KSUB_MAX_K = 8192
 FUSED_KSUB_SHORT_PROGRAMS = 512
+FUSED_KSUB_SHORT_SLICE = 8
 # The same unsplit launch for the GEMM of the two-launch op at up to 16 / KSUB rows (`_launch_two`; at M = 1 where the
 # one launch is not taken): the A operand's 16 rows are KSUB steps of 16 / KSUB tokens, each step's rows one activation
 # TMA box (`gluon_decode._finish_tokens` adds a token's KSUB sums). Its ring depth is FUSED_KSUB_STAGES' too.
@@ -1172,10 +1180,15 @@ FUSED_KSUB_SHORT_PROGRAMS = 512
 # 20.0 at 4 rows, 7B q/k/v fused 17.6 -> 16.7, 70B q/k/v fused 23.9 -> 22.2-22.7); slower where they would not (4096^2,
 # 13B / 70B q/o, 7B / 70B down: 128-256 programs; 70B down at 4 rows 57 -> 71) and on most unsplit launches (7B
 # gate+up fused 22.8 -> 24.1, 70B gate/up 53 -> 56); KSUB 4 slower nearly everywhere (four activation boxes a half
-# slot). So (`_decode_ksub`, -1): KSUB 2 up to 8 rows where the launch would be split in two (what was measured; a
-# split past two is long K or few tiles) and cdiv(N, 32) >= TMA_TARGET_PROGRAMS; 0: off; 2 / 4: wherever the format
-# allows (the sweeps). Either way the staged scales' slots stay within TMA_MAX_GROUPS.
+# slot). So it took KSUB 2 up to 8 rows where the launch would be split in two. With SPLIT_FLAGS those four shapes are a
+# tie (run 271, ±0.4 µs at 2 / 4 / 8 rows, either sign), and the one layer where KSUB 2 keeps paying is an unsplit launch
+# of many tiles: 70B gate+up fused (896 tiles of 64 rows) 104-108 -> 100-102 µs at 2 / 4 / 8 rows (runs 267, 268, 271),
+# while the unsplit 70B gate/up (448 tiles) and 7B gate+up fused (344) get slower with it (54 -> 57-58, 22.7 -> 24.7 at
+# 2 rows). So (`_decode_ksub`, -1): KSUB 2 up to 8 rows where the launch is unsplit and cdiv(N, 32) >=
+# DECODE_KSUB_MIN_PROGRAMS; 0: off; 2 / 4: wherever the format allows (the sweeps). Either way the staged scales'
+# slots stay within TMA_MAX_GROUPS.
 DECODE_KSUB = -1
+DECODE_KSUB_MIN_PROGRAMS = 1792
 # Split-K arrival counters of the fused launches (and of the GEMM-only op at decode sizes launched as a programmatic
 # dependent, `_launch`): a zeroed int32 buffer per device that every launch leaves zero again (the last K slice of a
 # tile resets its counter; `scratch.kept_zeros`), room for this many output tiles. The two-launch path zeroes fresh
@@ -1231,7 +1244,8 @@ def _fused_ksub(n: int, k: int, group_size: int, zeros, cfg: KernelConfig, split
     slices the launch would have otherwise."""
     ksub = FUSED_KSUB
     if ksub < 0:  # (the rule)
-        if k > FUSED_KSUB_MAX_K or (split == 1 and k < 8192):
+        short = split > 1 and _cdiv(_cdiv(k, _sub_chunk(group_size)), split) < FUSED_KSUB_SHORT_SLICE
+        if k > FUSED_KSUB_MAX_K or not (short or (split == 1 and k >= 8192)):
             return 1
         ksub = 4 if k > 4096 or _cdiv(n, cfg.block_n // 4) <= FUSED_KSUB_SHORT_PROGRAMS else 2
     return ksub if k <= FUSED_KSUB_MAX_K and _ksub_fits(n, k, group_size, zeros, cfg, ksub) else 1
@@ -1242,7 +1256,7 @@ def _decode_ksub(m: int, n: int, k: int, group_size: int, zeros, cfg: KernelConf
     `split`: the K slices the launch would have otherwise."""
     ksub = DECODE_KSUB
     if ksub < 0:  # (the rule)
-        ksub = 2 if split == 2 and _cdiv(n, cfg.block_n // 2) >= TMA_TARGET_PROGRAMS else 1
+        ksub = 2 if split == 1 and _cdiv(n, cfg.block_n // 2) >= DECODE_KSUB_MIN_PROGRAMS else 1
     return ksub if ksub > 1 and m <= 16 // ksub and _ksub_fits(n, k, group_size, zeros, cfg, ksub) else 1
 
 
