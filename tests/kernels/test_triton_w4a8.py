@@ -1802,8 +1802,9 @@ def test_gpu_decode_ksub_agrees(monkeypatch):
 def test_gpu_split_flags_agree(monkeypatch):
     """The split-K reduction without an arrival counter (`SPLIT_FLAGS`: the first slices' partials flagged by their own
     bits in a kept zeroed buffer, the last slice waits for them) gives the counter's sum bit for bit: the one-launch M
-    = 1 op (splits 5 and 15) and the 2-16-row GEMM (splits 2-16), dynamic and static, fp16 and bf16, bias, a row with
-    a NaN; outputs poisoned; every launch split and flagged as asked; the kept partials zero again after each call;
+    = 1 op (splits 5 and 15), the 2-16-row GEMM (splits 2-16) and the GEMM-only op at those rows, dynamic and static,
+    fp16 and bf16, bias, a row with a NaN; outputs poisoned; every launch split and flagged as asked; the kept
+    partials zero again after each call;
     a CUDA graph of three flagged layers replayed three times on new rows gives the eager outputs."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
@@ -1841,6 +1842,15 @@ def test_gpu_split_flags_agree(monkeypatch):
             if x is clean:
                 assert not outs[1].isnan().any(), case
             assert not scratch._KEPT["decode split-K partials", torch.cuda.current_device()].any(), case
+        if m > 1:  # the GEMM-only op (a compiled model's, once the quantization is traced): no workspace of its own
+            a, sx = tw.quantize_activation_triton(clean, 128, "dynamic")
+            gemms = []
+            for on in (False, True):
+                monkeypatch.setattr(tw, "SPLIT_FLAGS", on)
+                seen.clear()
+                gemms.append(torch.ops.fptq.w4a8_gemm(a, sx, qweight, scales, zeros, bias, k, 128, 2, dtype, None))
+                assert len(seen) == 1 and seen[0][0] > 1 and seen[0][1] == on, (n, k, m, seen)
+            assert torch.equal(*gemms) and torch.isfinite(gemms[1]).all(), (n, k, m)
     monkeypatch.setattr(tw, "SPLIT_FLAGS", True)
     layers = [(make_layer(n, k, 128, True, seed=n), make_x(m, k, seed=m)) for n, k, m, _ in cases[:3]]
     outs = [torch.full((x.shape[0], layer[0].shape[0]), float("nan"), device="cuda", dtype=x.dtype) for layer, x in layers]

@@ -998,7 +998,8 @@ def _launch(
     `pdl`: launched as a programmatic dependent of the kernel before; `workspace`: the
     `_split_k_workspace` whose counters the quantization kernel zeroed (else zeroed here, or with `pdl` the
     device's kept zero counters of the one-launch M = 1 op: a memset would be a node between the kernel before and
-    this one, and the weights could not stream in under that kernel's tail)."""
+    this one, and the weights could not stream in under that kernel's tail; without `workspace` a split TMA launch
+    takes neither where SPLIT_FLAGS allows: its kept partials)."""
     n = qweight.shape[0]
     sub = _sub_chunk(group_size)
     if out is None:
@@ -1006,16 +1007,24 @@ def _launch(
     if m == 0 or n == 0:
         return out
     tma = _use_tma(cfg, a, a_mode, dot_type, m, qweight, k)
-    split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub),
-                                                          _tma_slice_steps(tma, k, group_size))
-    if workspace is None and counters is not None:
-        kept = _fused_counters(a.device, counters.numel()) if pdl else None
-        if kept is not None:
-            counters = kept
-        else:
-            counters.zero_()
-    ws = ws if ws is not None else out
-    counters = counters if counters is not None else out
+    tma_steps = _tma_slice_steps(tma, k, group_size)
+    flagged = False  # (the TMA launch reducing through the kept partials, SPLIT_FLAGS: no workspace, no counters)
+    if tma and workspace is None:
+        split = _split_k(cfg, m, n, _cdiv(k, sub), tma_steps)
+        flagged = (split > 1 and _tma_groups_fit(k, sub, split, group_size)
+                   and _flag_partials(a.device, (split - 1) * m * n) is not None)
+    if flagged:
+        ws = counters = out
+    else:
+        split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub), tma_steps)
+        if workspace is None and counters is not None:
+            kept = _fused_counters(a.device, counters.numel()) if pdl else None
+            if kept is not None:
+                counters = kept
+            else:
+                counters.zero_()
+        ws = ws if ws is not None else out
+        counters = counters if counters is not None else out
     if tma and _tma_groups_fit(k, sub, split, group_size):
         try:
             _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a).run(
@@ -1023,6 +1032,9 @@ def _launch(
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
             gluon_fallback.note_failure("decode", e)
+        if flagged:  # (the Triton kernel's split-K needs a workspace and zeroed counters of its own)
+            split, ws, counters = _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub), tma_steps)
+            counters.zero_()
     _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a_mode, dot_type,
                  a.is_cuda).run(a, sx, out, ws, counters)
     return out
