@@ -324,7 +324,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                         # (groups of 512 on 16 steps; a row of two steps in one slot: K = 256)
                         ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUP=512, GROUPS=4, A_STEPS=16, HOLD=False)),
                         ("*fp16", dict(KSUB=2, SPLIT_K=1, GROUPS=1, A_STEPS=2, ROW_BLOCK=256, HOLD=False, ROW_PASSES=1)),
-                        # (split-K without a counter, session 31: split 5 of 4096 x 4096; 70B down's 4 slices, paired)
+                        # (split-K without a counter, session 31: SPLIT_K the config's 16, the most slices a launch
+                        # takes, unpaired and paired; 4 and 2 slices with the two-launch variants below)
                         ("*fp16", dict(FLAGS=True)),
                         ("*fp16", dict(FLAGS=True, PAIR=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
                     ] if decode_variants else []):

@@ -786,6 +786,57 @@ def test_activation_buffer_matches_primitives(monkeypatch, one_pass_max_k, part_
                 assert torch.equal(sx.cpu(), scale.reshape(-1))
 
 
+def test_a_failed_flagged_launch_falls_back_with_counters_of_its_own(monkeypatch):
+    """A split TMA decode launch on the kept partials (SPLIT_FLAGS) that fails to compile: the GEMM-only op runs that call
+    on the Triton kernel with a workspace and counters of its own, zeroed (the same output as without the flags), and
+    the failure turns off only the flags ("decode_flags"), whose partials are then not offered again."""
+    layer = make_layer(96, 768, 64, False, bias=True)
+    x = make_x(5, 768)
+    cfg = tw._for_m(tw.CONFIGS, 5)
+    a, sx = tw.quantize_activation_triton(x, 64, "dynamic")
+
+    def gemm():
+        return tw._launch(a, tw._A_PERMUTED, 0, *layer[:3], sx, 2, layer[3], 5, 768, 64, x.dtype, cfg)
+
+    want = gemm()  # (no TMA here: the Triton kernel with fresh counters)
+    noted, made = [], []
+
+    class FailingLaunch:
+        flags = torch.zeros(1, dtype=torch.int32)
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def run(self, *args):
+            raise RuntimeError("a Gluon compile error")
+
+    real_workspace = tw._split_k_workspace
+
+    def workspace(*args):
+        split, partials, counters = real_workspace(*args)
+        counters.fill_(7)  # (fresh memory holds anything)
+        made.append(counters)
+        return split, partials, counters
+
+    class Cuda:  # (a device `_flag_partials` takes for a GPU's)
+        type = "cuda"
+
+    real_flag_partials = tw._flag_partials
+    monkeypatch.setattr(tw, "SPLIT_FLAGS", True)
+    monkeypatch.setattr(tw.scratch, "kept_zeros", lambda name, numel, device: torch.zeros(numel, dtype=torch.int32))
+    monkeypatch.setattr(gluon_fallback, "_FAILED", set())
+    assert real_flag_partials(Cuda, 10) is not None
+    monkeypatch.setattr(tw, "_flag_partials", lambda device, numel: real_flag_partials(Cuda, numel))
+    monkeypatch.setattr(tw, "_use_tma", lambda *args: True)
+    monkeypatch.setattr(tw, "_DecodeTmaLaunch", FailingLaunch)
+    monkeypatch.setattr(tw, "_split_k_workspace", workspace)
+    monkeypatch.setattr(gluon_fallback.warnings, "warn", lambda *args, **kwargs: noted.append(args[0]))
+    got = gemm()
+    assert gluon_fallback.failed("decode_flags") and not gluon_fallback.failed("decode"), noted
+    assert len(made) == 1 and not made[0].any() and torch.equal(got, want)
+    assert real_flag_partials(Cuda, 10) is None  # (the counters from now on)
+
+
 def test_split_rows_give_the_same_fp8_codes_and_zero_the_counters(monkeypatch):
     x = make_x(1, 3000)
     monkeypatch.setattr(tw, "QUANT_PART_COLS", 0)
@@ -1743,8 +1794,9 @@ def test_gpu_fused_ksub_agrees(monkeypatch):
 @pytest.mark.gpu
 def test_gpu_decode_ksub_agrees(monkeypatch):
     """The 2-16-row GEMM unsplit with KSUB K steps a slot over 16 / KSUB rows (DECODE_KSUB) against the split launch
-    (off): within 2e-4 relative (1e-3 in bf16) and of the float64 reference; the rule (an unsplit launch of many
-    programs: 17408 x 1024 at 4 rows, its threshold lowered to that layer) and, forced, 11008 x 4096 (split in two
+    (off; for the rule's layer the unsplit 64-row launch): within 2e-4 relative (1e-3 in bf16) and of the float64
+    reference; the rule (an unsplit launch of many programs: 17408 x 1024 at 4 rows, its threshold lowered to that
+    layer) and, forced, 11008 x 4096 (split in two
     otherwise) at 2 / 3 / 8 rows, KSUB 4 at 4 rows of 4096 x 4096 and KSUB 2 at 5 rows of a column tail with a last
     slot of one step (1000 x 1152); dynamic and static, fp16 and bf16, bias, the RMSNorm inside the quantization
     kernel; outputs poisoned; one K slice and the KSUB asked for; a CUDA graph of the op replayed on new rows gives

@@ -26,7 +26,8 @@ The nibble split is the one of `triton_w4a8`: the permuted activation buffer hol
 even columns (low nibbles) first, then its odd columns (high nibbles), so one packed tile
 becomes two int8 operands against the two halves of the activation chunk. Group scaling per
 step in fp32, the activation scale and bias in the epilogue, split-K reduced in the kernel by
-the last K slice to arrive (the same workspace and counters as `triton_w4a8._split_k_reduce`),
+the last K slice to arrive (the same workspace and counters as `triton_w4a8._split_k_reduce`; FLAGS, the default:
+by the grid's last K slice, from partials flagged by their own bits in a kept buffer, no counter: `_finish`),
 and the same programmatic dependent launch: the weight tiles of the first STAGES steps and the
 group scales are requested before waiting for the activation-quantization kernel.
 
@@ -667,6 +668,8 @@ if gluon is not None:
                     unwritten = unwritten | (bits == 0)
             return total + acc, gl.max(gl.max(unwritten.to(gl.int32), axis=1), axis=0)
 
+        FLAG_TRIES = gl.constexpr(1 << 22)  # (FLAGS: the last slice's reads of the others' partials, at most)
+
         @gluon.jit
         def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
                     SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, FLAGS: gl.constexpr = False):
@@ -676,8 +679,10 @@ if gluon is not None:
             bits, into `ws_ptr` (kept zeroed between launches) and are done; the last slice reads them until none is
             0 (unwritten), adds them in slice order with its own (the counter's sum, bit for bit), zeroes them again
             and stores. The last slice is the grid's last row of programs, so the slices it waits for are launched
-            before it. One L2 round trip after the last slice's own steps, against three with the counter (the
-            partials' release, the atomic, the reads)."""
+            before it (what CUTLASS's stream-K fixup assumes too). One L2 round trip after the last slice's own steps,
+            against three with the counter (the partials' release, the atomic, the reads). The wait is bounded
+            (FLAG_TRIES reads, seconds): a partial still unwritten then is summed as the NaN its 0 reads as, an error
+            that shows instead of a hang (two streams sharing the buffer, which the host does not do)."""
             if SX_MODE == 1:
                 acc = acc * gl.load(sx_ptr).to(gl.float32)
             elif SX_MODE == 2:
@@ -687,12 +692,15 @@ if gluon is not None:
                 tile = offs_m.to(gl.int64)[:, None] * N + offs_n[None, :]
                 mn = gl.cast(M, gl.int64) * N
                 wsi = ws_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
-                if pid_k < SPLIT_K - 1:
+                if pid_k < SPLIT_K - 1:  # (a NaN stored as the canonical one: no complement is then 0)
+                    acc = gl.where(acc == acc, acc, float("nan"))
                     gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
                 else:
                     total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                    while pending > 0:
+                    tries = 1
+                    while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
                         total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
+                        tries += 1
                     cleared = gl.zeros_like(acc).to(gl.int32)
                     for s in gl.static_range(SPLIT_K - 1):
                         gl.store(wsi + s * mn + tile, cleared, mask=mask)

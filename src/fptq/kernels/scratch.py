@@ -1,11 +1,12 @@
 """Zeroed int32 buffers kept per GPU for kernels that leave them zero again after every launch.
 
-The one-launch M = 1 decode kernel (`triton_w4a8._launch_fused_m1`) synchronizes its split-K programs through
-arrival counters in global memory without a launch of its own to zero them first: a memset per call would be a
-launch (or a graph node) in front of the kernel and break its programmatic dependent launch. So it keeps one
-buffer per GPU, zeroed once; every launch resets what it counted (so does the GEMM-only op at decode sizes under
-PDL, `triton_w4a8._launch`). The price: such launches on one GPU must not run concurrently on two streams (they
-would share the buffer).
+The TMA decode kernel's split-K launches (M <= 16) hand their partial sums to the last K slice through a buffer in
+global memory without a launch of their own to zero it first: a memset per call would be a launch (or a graph node)
+in front of the kernel and break its programmatic dependent launch. So they keep one buffer per GPU, zeroed once,
+and every launch leaves it zero: the partials of `triton_w4a8.SPLIT_FLAGS` ("decode split-K partials"), or with it
+off the arrival counters of the one-launch M = 1 op and of the GEMM-only op under PDL ("decode split-K counters").
+The price: such launches on one GPU must not run concurrently on two streams (they would share the buffer; with the
+partials, a reducer whose partial another launch took waits a bounded time and sums a NaN).
 
 The buffer is made by a thread of its own: CUDA-graph memory pools take the allocations of the thread that
 warms up or captures a graph (torch.compile's cudagraph trees warm up in their pool and check that every

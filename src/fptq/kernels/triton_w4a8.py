@@ -1026,12 +1026,13 @@ def _launch(
         ws = ws if ws is not None else out
         counters = counters if counters is not None else out
     if tma and _tma_groups_fit(k, sub, split, group_size):
+        gemm = None
         try:
-            _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a).run(
-                a, sx, out, ws, counters)
+            gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a)
+            gemm.run(a, sx, out, ws, counters)
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
-            gluon_fallback.note_failure("decode", e)
+            _note_decode_failure("decode", gemm, e)
         if flagged:  # (the Triton kernel's split-K needs a workspace and zeroed counters of its own)
             split, ws, counters = _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub), tma_steps)
             counters.zero_()
@@ -1212,7 +1213,9 @@ FUSED_COUNTERS = 1 << 14
 # slices store their partials into a kept zeroed buffer (`scratch`, at least FLAG_PARTIALS floats a GPU) as the
 # complement of their bits and are done; the last slice reads them until none is 0, adds them in slice order (the
 # counter's sum, bit for bit) and zeroes them again. One L2 round trip after the last slice's steps instead of three
-# (run 261 timed the counter's epilogue at ~2 µs of a launch on every LLaMA shape). Off: the counters.
+# (run 261 timed the counter's epilogue at ~2 µs of a launch on every LLaMA shape). Runs 269-271 (H100): the same
+# outputs bit for bit, split launches 0.5-1.7 µs faster (70B down at M = 1 ×3.15 -> ×3.21 fp16, at 16 rows ×2.81 ->
+# ×2.88). One buffer per GPU, so such launches must not run on two streams at once (`scratch`). Off: the counters.
 SPLIT_FLAGS = True
 FLAG_PARTIALS = 1 << 19
 # Keep each layer's launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the host
@@ -1281,10 +1284,17 @@ def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
 
 def _flag_partials(device: torch.device, numel: int) -> torch.Tensor | None:
     """The device's kept zeroed split-K partials of the TMA decode kernel's FLAGS reduction (SPLIT_FLAGS), at least
-    `numel` floats (as int32); None where it is off, or the buffer would have to be made during a graph capture."""
-    if not (SPLIT_FLAGS and device.type == "cuda"):
+    `numel` floats (as int32); None where it is off, failed to compile before (`_note_decode_failure`), or the buffer
+    would have to be made during a graph capture."""
+    if not (SPLIT_FLAGS and device.type == "cuda") or gluon_fallback.failed("decode_flags"):
         return None
     return scratch.kept_zeros("decode split-K partials", max(numel, FLAG_PARTIALS), device)
+
+
+def _note_decode_failure(key: str, gemm, e: Exception) -> None:
+    """`gluon_fallback.note_failure` of a TMA decode launch `gemm` (None if it was not made): a launch with the kept
+    partials (FLAGS) turns off only those (the counters from then on), any other the kernel `key`."""
+    gluon_fallback.note_failure("decode_flags" if getattr(gemm, "flags", None) is not None else key, e)
 
 
 def _tma_groups_fit(k: int, sub: int, split: int, group_size: int) -> bool:
@@ -1393,6 +1403,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         counters = _fused_counters(x2.device, _tiles(cfg, 1, n))
         if counters is None:
             return None
+    gemm = None
     try:
         static = act_scale is not None
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 1 if static else 0,
@@ -1404,7 +1415,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
-        gluon_fallback.note_failure("decode_fused" if prologue is None else "decode_prologue", e)
+        _note_decode_failure("decode_fused" if prologue is None else "decode_prologue", gemm, e)
         return None
     if keep is not None:
         keep(plan)
@@ -1447,8 +1458,12 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     split = 1 if ksub > 1 else split
     if tma and ksub == 1 and not _tma_groups_fit(k, sub, split, group_size):
         return None
-    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1, prologue)
+    # (the counters the quantization kernel zeroes: none where the TMA launch takes the kept partials, SPLIT_FLAGS)
+    flags = tma and split > 1 and _flag_partials(x2.device, (split - 1) * m * n) is not None
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1 and not flags,
+                         prologue)
     sx_mode = 1 if act_mode == "static" else 2
+    gemm = None
     try:
         if tma:
             gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, fused=False,
@@ -1465,7 +1480,7 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
         if not tma or gluon_fallback.raised_in(e, _QuantLaunch.run):  # (the quantization kernel's: not Gluon's)
             raise
-        gluon_fallback.note_failure("decode", e)
+        _note_decode_failure("decode", gemm, e)
         return None
     if keep is not None:
         keep(plan)
