@@ -547,6 +547,45 @@ def test_a_quantization_kernel_error_is_not_a_gluon_failure(monkeypatch):
     assert gluon_fallback.failed("decode")
 
 
+def test_a_flagged_gemm_gets_no_zeroed_counters(monkeypatch):
+    """`_launch_two` on a split TMA launch: where the GEMM reduces through the kept partials (SPLIT_FLAGS) the
+    quantization kernel is made without its counter zeroing and given no counters, and the plan allocates no
+    workspace; where the partials cannot be had (e.g. during a capture) it zeroes the fresh counters the GEMM gets."""
+    layer, x = make_layer(64, 256, 128, True), make_x(4, 256)
+    cfg = tw.CONFIGS[0][1]
+    assert tw._split_k(cfg, 4, 64, 2, tw._tma_slice_steps(True, 256, 128)) == 2  # (a split launch)
+    quants, gemms = [], []
+    real_run = tw._QuantLaunch.run
+
+    def quant_run(self, x, row_stride, act_scale=None, counters=None, key=None):
+        quants.append((self.constexprs["ZERO"], counters))
+        if counters is not None:
+            counters.fill_(7)  # (fresh memory holds anything: the kernel zeroes it)
+        return real_run(self, x, row_stride, act_scale, counters, key)
+
+    class FakeGemm:
+        kept, grid = False, (1, 2)
+
+        def __init__(self, flags):
+            self.flags = flags
+
+        def run(self, a, sx, out, ws, counters, fresh=False):
+            gemms.append((ws, counters, out))
+
+    monkeypatch.setattr(tw._QuantLaunch, "run", quant_run)
+    for kept in (torch.zeros(tw.FLAG_PARTIALS, dtype=torch.int32), None):
+        quants.clear(), gemms.clear()
+        monkeypatch.setattr(tw, "_flag_partials", lambda device, numel, kept=kept: kept)
+        monkeypatch.setattr(tw, "_DecodeTmaLaunch", lambda *args, kept=kept, **kwargs: FakeGemm(kept))
+        tw._launch_two(x, *layer[:3], None, "dynamic", None, 256, 128, torch.float16, cfg, False, None, None, True)
+        (zero, counters), = quants
+        (ws, gemm_counters, out), = gemms
+        if kept is not None:  # (the GEMM's own `run` then takes its kept partials)
+            assert not zero and counters is None and ws is out and gemm_counters is out
+        else:
+            assert zero and gemm_counters is counters and not counters.any() and ws is not out
+
+
 def test_silu_prologue_dispatch(monkeypatch):
     """SiLU * up (rows of `[gate, up]`) is never offered to the one-launch op (it can normalize its row, not compute
     SiLU * up): from SILU_MIN_ROWS rows on the two launches take it (the quantization kernel's SILU); fewer rows run
