@@ -943,37 +943,45 @@ def sweep(log, results):
         log(f"bucket M<={tw.CONFIGS[bucket][0]}: {winner} (score {score[winner]:.2f})")
 
 
+def _studies() -> list:
+    """The studies `main` can run after the check, in this order: (flag, function, its --help)."""
+    return [
+        ("prologue_sweep", prologue_sweep,
+         "session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales"),
+        ("pair_sweep", pair_sweep,
+         "session 28: the one-launch M = 1 op with two K steps a weight-ring slot (FUSED_PAIR)"),
+        ("stages_sweep", stages_sweep,
+         "session 29: the TMA decode kernel's ring depth (3-6) with the one-launch op's paired slots"),
+        ("ksub_sweep", ksub_sweep,
+         "session 30: the one-launch M = 1 op unsplit with K steps of a slot spread over the MMA rows"),
+        ("dksub_sweep", dksub_sweep,
+         "session 30: the 2-16-row GEMM unsplit with K steps of a slot spread over the MMA rows"),
+        ("flags_sweep", flags_sweep,
+         "session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter"),
+        ("target_sweep", target_sweep,
+         "session 24: the TMA decode kernel's program target (K split) at M = 1 / 16, every shape"),
+        ("groups_sweep", groups_sweep,
+         "session 24: the staged group scales' bound (the K split of long-K layers) at M <= 16"),
+        ("tma_sweep", tma_sweep,
+         "session 24: the TMA decode kernel's tile width, ring depth and program target, two-level scales"),
+        ("mma_decode", mma_decode_sweep, "run 31: the Gluon mma.sync decode kernel vs Triton, M <= 16"),
+        ("decode3", decode3_sweep, "run 13: PDL + L2 prefetch, split-K by program count"),
+        ("per_channel_probe", per_channel_probe, "run 14: per-channel vs group-128 at prefill M"),
+        ("prefill_threshold", prefill_threshold_sweep, "run 28: tiled vs unpacked at M = 128-512"),
+        ("prefill_sweep", prefill_sweep, "run 19: unpack-then-GEMM tiles and chunks at prefill M"),
+        ("decode4", decode4_sweep, "run 17: decode tile width x program target at M = 1"),
+        ("small_m_sweep", small_m_sweep, "run 9: narrow split-K-free tiles at M <= 16"),
+        ("decode_sweep", decode_sweep, "sweep the single-launch decode kernel (M <= 16)"),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=".")
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--decode-sweep", action="store_true", help="sweep the single-launch decode kernel (M <= 16)")
     ap.add_argument("--gemv-sweep", action="store_true", help="run 10: the dp4a GEMV at M = 1, 4")
-    ap.add_argument("--small-m-sweep", action="store_true", help="run 9: narrow split-K-free tiles at M <= 16")
-    ap.add_argument("--decode3", action="store_true", help="run 13: PDL + L2 prefetch, split-K by program count")
-    ap.add_argument("--prologue-sweep", action="store_true",
-                    help="session 25: how the one-launch M = 1 op reads the row after its PDL wait, two-level scales")
-    ap.add_argument("--stages-sweep", action="store_true",
-                    help="session 29: the TMA decode kernel's ring depth (3-6) with the one-launch op's paired slots")
-    ap.add_argument("--dksub-sweep", action="store_true",
-                    help="session 30: the 2-16-row GEMM unsplit with K steps of a slot spread over the MMA rows")
-    ap.add_argument("--flags-sweep", action="store_true",
-                    help="session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter")
-    ap.add_argument("--ksub-sweep", action="store_true",
-                    help="session 30: the one-launch M = 1 op unsplit with K steps of a slot spread over the MMA rows")
-    ap.add_argument("--pair-sweep", action="store_true",
-                    help="session 28: the one-launch M = 1 op with two K steps a weight-ring slot (FUSED_PAIR)")
-    ap.add_argument("--target-sweep", action="store_true",
-                    help="session 24: the TMA decode kernel's program target (K split) at M = 1 / 16, every shape")
-    ap.add_argument("--groups-sweep", action="store_true",
-                    help="session 24: the staged group scales' bound (the K split of long-K layers) at M <= 16")
-    ap.add_argument("--tma-sweep", action="store_true",
-                    help="session 24: the TMA decode kernel's tile width, ring depth and program target, two-level scales")
-    ap.add_argument("--mma-decode", action="store_true", help="run 31: the Gluon mma.sync decode kernel vs Triton, M <= 16")
-    ap.add_argument("--decode4", action="store_true", help="run 17: decode tile width x program target at M = 1")
-    ap.add_argument("--per-channel-probe", action="store_true", help="run 14: per-channel vs group-128 at prefill M")
-    ap.add_argument("--prefill-threshold", action="store_true", help="run 28: tiled vs unpacked at M = 128-512")
-    ap.add_argument("--prefill-sweep", action="store_true", help="run 19: unpack-then-GEMM tiles and chunks at prefill M")
+    for flag, _, text in _studies():
+        ap.add_argument("--" + flag.replace("_", "-"), action="store_true", help=text)
     ap.add_argument("--old-decode", action="store_true", help="also time the round-1 decode path (M <= 16)")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--decode-check-only", action="store_true", help="check only the single-launch decode kernel")
@@ -1013,13 +1021,7 @@ def main() -> None:
         log(f"GEMV_WINNER {w.block_n},{w.chunks},{w.split_k},{w.num_warps}")
         log(f"gemv sweep took {time.time() - t0:.0f}s")
     # the other studies, each timed in the log, in this order
-    for flag, study in (("prologue_sweep", prologue_sweep), ("pair_sweep", pair_sweep), ("stages_sweep", stages_sweep),
-                        ("ksub_sweep", ksub_sweep), ("dksub_sweep", dksub_sweep), ("flags_sweep", flags_sweep),
-                        ("target_sweep", target_sweep),
-                        ("groups_sweep", groups_sweep), ("tma_sweep", tma_sweep),
-                        ("mma_decode", mma_decode_sweep), ("decode3", decode3_sweep), ("per_channel_probe", per_channel_probe),
-                        ("prefill_threshold", prefill_threshold_sweep), ("prefill_sweep", prefill_sweep),
-                        ("decode4", decode4_sweep), ("small_m_sweep", small_m_sweep), ("decode_sweep", decode_sweep)):
+    for flag, study, _ in _studies():
         if getattr(args, flag):
             t0 = time.time()
             study(log, results)

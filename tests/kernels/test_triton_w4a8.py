@@ -575,7 +575,7 @@ def test_a_flagged_gemm_gets_no_zeroed_counters(monkeypatch):
     monkeypatch.setattr(tw._QuantLaunch, "run", quant_run)
     for kept in (torch.zeros(tw.FLAG_PARTIALS, dtype=torch.int32), None):
         quants.clear(), gemms.clear()
-        monkeypatch.setattr(tw, "_flag_partials", lambda device, numel, kept=kept: kept)
+        monkeypatch.setattr(tw, "_flag_partials", lambda device, split, m, n, kept=kept: kept)
         monkeypatch.setattr(tw, "_DecodeTmaLaunch", lambda *args, kept=kept, **kwargs: FakeGemm(kept))
         tw._launch_two(x, *layer[:3], None, "dynamic", None, 256, 128, torch.float16, cfg, False, None, None, True)
         (zero, counters), = quants
@@ -864,8 +864,8 @@ def test_a_failed_flagged_launch_falls_back_with_counters_of_its_own(monkeypatch
     monkeypatch.setattr(tw, "SPLIT_FLAGS", True)
     monkeypatch.setattr(tw.scratch, "kept_zeros", lambda name, numel, device: torch.zeros(numel, dtype=torch.int32))
     monkeypatch.setattr(gluon_fallback, "_FAILED", set())
-    assert real_flag_partials(Cuda, 10) is not None
-    monkeypatch.setattr(tw, "_flag_partials", lambda device, numel: real_flag_partials(Cuda, numel))
+    assert real_flag_partials(Cuda, 2, 1, 10) is not None
+    monkeypatch.setattr(tw, "_flag_partials", lambda device, split, m, n: real_flag_partials(Cuda, split, m, n))
     monkeypatch.setattr(tw, "_use_tma", lambda *args: True)
     monkeypatch.setattr(tw, "_DecodeTmaLaunch", FailingLaunch)
     monkeypatch.setattr(tw, "_split_k_workspace", workspace)
@@ -873,7 +873,7 @@ def test_a_failed_flagged_launch_falls_back_with_counters_of_its_own(monkeypatch
     got = gemm()
     assert gluon_fallback.failed("decode_flags") and not gluon_fallback.failed("decode"), noted
     assert len(made) == 1 and not made[0].any() and torch.equal(got, want)
-    assert real_flag_partials(Cuda, 10) is None  # (the counters from now on)
+    assert real_flag_partials(Cuda, 2, 1, 10) is None  # (the counters from now on)
 
 
 def test_split_rows_give_the_same_fp8_codes_and_zero_the_counters(monkeypatch):

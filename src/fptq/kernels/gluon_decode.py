@@ -687,37 +687,35 @@ if gluon is not None:
                 acc = acc * gl.load(sx_ptr).to(gl.float32)
             elif SX_MODE == 2:
                 acc = acc * gl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0).to(gl.float32)[:, None]
-            if SPLIT_K > 1 and FLAGS:
+            if SPLIT_K > 1:
                 mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
                 tile = offs_m.to(gl.int64)[:, None] * N + offs_n[None, :]
                 mn = gl.cast(M, gl.int64) * N
-                wsi = ws_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
-                if pid_k < SPLIT_K - 1:  # (a NaN stored as the canonical one: no complement is then 0)
-                    acc = gl.where(acc == acc, acc, float("nan"))
-                    gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
-                else:
-                    total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                    tries = 1
-                    while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
+                if FLAGS:
+                    wsi = ws_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
+                    if pid_k < SPLIT_K - 1:  # (a NaN stored as the canonical one: no complement is then 0)
+                        acc = gl.where(acc == acc, acc, float("nan"))
+                        gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
+                    else:
                         total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                        tries += 1
-                    cleared = gl.zeros_like(acc).to(gl.int32)
-                    for s in gl.static_range(SPLIT_K - 1):
-                        gl.store(wsi + s * mn + tile, cleared, mask=mask)
-                    _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
-            elif SPLIT_K > 1:
-                mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-                tile = offs_m.to(gl.int64)[:, None] * N + offs_n[None, :]
-                mn = gl.cast(M, gl.int64) * N
-                gl.store(ws_ptr + pid_k * mn + tile, acc, mask=mask)
-                gl.thread_barrier()  # every thread's partial is written before the release below
-                arrived = gl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
-                if arrived == SPLIT_K - 1:
-                    total = gl.load(ws_ptr + tile, mask=mask, other=0.0, cache_modifier=".cg")
-                    for s in range(1, SPLIT_K):
-                        total += gl.load(ws_ptr + s * mn + tile, mask=mask, other=0.0, cache_modifier=".cg")
-                    _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
-                    gl.atomic_xchg(cnt_ptr + pid_n, 0)
+                        tries = 1
+                        while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
+                            total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
+                            tries += 1
+                        cleared = gl.zeros_like(acc).to(gl.int32)
+                        for s in gl.static_range(SPLIT_K - 1):
+                            gl.store(wsi + s * mn + tile, cleared, mask=mask)
+                        _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
+                else:
+                    gl.store(ws_ptr + pid_k * mn + tile, acc, mask=mask)
+                    gl.thread_barrier()  # every thread's partial is written before the release below
+                    arrived = gl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+                    if arrived == SPLIT_K - 1:
+                        total = gl.load(ws_ptr + tile, mask=mask, other=0.0, cache_modifier=".cg")
+                        for s in range(1, SPLIT_K):
+                            total += gl.load(ws_ptr + s * mn + tile, mask=mask, other=0.0, cache_modifier=".cg")
+                        _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
+                        gl.atomic_xchg(cnt_ptr + pid_n, 0)
             else:
                 _store_out(acc, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
 

@@ -1008,12 +1008,11 @@ def _launch(
         return out
     tma = _use_tma(cfg, a, a_mode, dot_type, m, qweight, k)
     tma_steps = _tma_slice_steps(tma, k, group_size)
-    flagged = False  # (the TMA launch reducing through the kept partials, SPLIT_FLAGS: no workspace, no counters)
+    partials = None  # (the TMA launch reducing through the kept partials, SPLIT_FLAGS: no workspace, no counters)
     if tma and workspace is None:
         split = _split_k(cfg, m, n, _cdiv(k, sub), tma_steps)
-        flagged = (split > 1 and _tma_groups_fit(k, sub, split, group_size)
-                   and _flag_partials(a.device, (split - 1) * m * n) is not None)
-    if flagged:
+        partials = _flag_partials(a.device, split, m, n) if _tma_groups_fit(k, sub, split, group_size) else None
+    if partials is not None:
         ws = counters = out
     else:
         split, ws, counters = workspace or _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub), tma_steps)
@@ -1028,12 +1027,13 @@ def _launch(
     if tma and _tma_groups_fit(k, sub, split, group_size):
         gemm = None
         try:
-            gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a)
+            gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a,
+                                    partials=partials)
             gemm.run(a, sx, out, ws, counters)
             return out
         except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the Triton kernel instead
             _note_decode_failure("decode", gemm, e)
-        if flagged:  # (the Triton kernel's split-K needs a workspace and zeroed counters of its own)
+        if partials is not None:  # (the Triton kernel's split-K needs a workspace and zeroed counters of its own)
             split, ws, counters = _split_k_workspace(m, n, cfg, a.device, _cdiv(k, sub), tma_steps)
             counters.zero_()
     _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a_mode, dot_type,
@@ -1282,13 +1282,14 @@ def _fused_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
     return scratch.kept_zeros("decode split-K counters", FUSED_COUNTERS, device) if tiles <= FUSED_COUNTERS else None
 
 
-def _flag_partials(device: torch.device, numel: int) -> torch.Tensor | None:
-    """The device's kept zeroed split-K partials of the TMA decode kernel's FLAGS reduction (SPLIT_FLAGS), at least
-    `numel` floats (as int32); None where it is off, failed to compile before (`_note_decode_failure`), or the buffer
-    would have to be made during a graph capture."""
-    if not (SPLIT_FLAGS and device.type == "cuda") or gluon_fallback.failed("decode_flags"):
+def _flag_partials(device: torch.device, split: int, m: int, n: int) -> torch.Tensor | None:
+    """The device's kept zeroed split-K partials for the FLAGS reduction of an (M, N) TMA decode launch of `split` K
+    slices (SPLIT_FLAGS): at least (split - 1) M N floats (as int32), which the caller hands to `_DecodeTmaLaunch`;
+    None without split-K, where it is off, failed to compile before (`_note_decode_failure`), or the buffer would
+    have to be made during a graph capture (then the counters)."""
+    if split <= 1 or not (SPLIT_FLAGS and device.type == "cuda") or gluon_fallback.failed("decode_flags"):
         return None
-    return scratch.kept_zeros("decode split-K partials", max(numel, FLAG_PARTIALS), device)
+    return scratch.kept_zeros("decode split-K partials", max((split - 1) * m * n, FLAG_PARTIALS), device)
 
 
 def _note_decode_failure(key: str, gemm, e: Exception) -> None:
@@ -1313,7 +1314,7 @@ class _DecodeTmaLaunch:
                  "pw", "a_rows", "flags")
 
     def __init__(self, qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, a=None, fused=None,
-                 prologue=None, ksub=1):
+                 prologue=None, ksub=1, partials=None):
         n, sub = qweight.shape[0], _sub_chunk(group_size)
         rows = cfg.block_n // ksub  # (KSUB: weight rows a program, unsplit)
         self.grid = (_tiles(cfg, m, n) if ksub == 1 else _cdiv(n, rows), split)
@@ -1329,8 +1330,7 @@ class _DecodeTmaLaunch:
         if ksub > 1:
             self.constexprs.update(KSUB=ksub, GROUPS=_pow2(_cdiv(_cdiv(k, sub), ksub)),
                                    STAGES=FUSED_KSUB_STAGES or cfg.tma_stages)
-        # (FLAGS: the kept partials buffer, None where it is off or would have to be made during a graph capture)
-        self.flags = _flag_partials(qweight.device, (split - 1) * m * n) if split > 1 else None
+        self.flags = partials  # (FLAGS: the caller's `_flag_partials`, or None: the counters)
         if self.flags is not None:
             self.constexprs["FLAGS"] = True
         if self.fused:
@@ -1398,8 +1398,8 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     split = 1 if ksub > 1 else split
     if ksub == 1 and (_cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size)):
         return None
-    counters = None
-    if split > 1 and _flag_partials(x2.device, (split - 1) * n) is None:  # (FLAGS: no counters)
+    counters, partials = None, _flag_partials(x2.device, split, 1, n)
+    if split > 1 and partials is None:  # (FLAGS: no counters)
         counters = _fused_counters(x2.device, _tiles(cfg, 1, n))
         if counters is None:
             return None
@@ -1407,7 +1407,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     try:
         static = act_scale is not None
         gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 1 if static else 0,
-                                pdl_ok and _pdl_available(x2), prologue=prologue, ksub=ksub)
+                                pdl_ok and _pdl_available(x2), prologue=prologue, ksub=ksub, partials=partials)
         gemm.kept = keep is not None
         plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm, _static_scale(act_scale) if static else None)
         y = plan.run(x2, out)
@@ -1459,15 +1459,15 @@ def _launch_two(x2, qweight, scales, zeros, bias, act_mode, act_scale, k: int, g
     if tma and ksub == 1 and not _tma_groups_fit(k, sub, split, group_size):
         return None
     # (the counters the quantization kernel zeroes: none where the TMA launch takes the kept partials, SPLIT_FLAGS)
-    flags = tma and split > 1 and _flag_partials(x2.device, (split - 1) * m * n) is not None
-    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1 and not flags,
+    partials = _flag_partials(x2.device, split, m, n) if tma else None
+    quant = _QuantLaunch(m, k, x2.dtype, x2.device, group_size, act_mode, _words(x2), pdl, split > 1 and partials is None,
                          prologue)
     sx_mode = 1 if act_mode == "static" else 2
     gemm = None
     try:
         if tma:
             gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl, fused=False,
-                                    ksub=ksub)
+                                    ksub=ksub, partials=partials)
             gemm.kept = keep is not None
         else:  # (no descriptors to keep encoded)
             gemm = _TiledLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, sx_mode, pdl,
