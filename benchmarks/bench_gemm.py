@@ -762,17 +762,39 @@ def groups_sweep(log, results, ms=(1, 4, 16)):
     log(f"GROUPS_WINNER {min(score, key=score.get)}")
 
 
-def target_sweep(log, results, ms=(1, 16)):
+def target_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the TMA decode kernel's program target (the K split of the layers with few column tiles) on every
     LLaMA shape and the fused ones, two-level scales; run 217 found 70B down slower with fewer slices (3 or 2
-    instead of 4). Settings: TMA_TARGET_PROGRAMS; the first is the installed one."""
-    settings = [("installed", tw.TMA_TARGET_PROGRAMS)] + [(f"t{t}", t) for t in (396, 528, 660)]
+    instead of 4). Session 32 timed it again at 1 / 4 / 16 rows once split launches no longer paid for an arrival
+    counter (SPLIT_FLAGS). Settings: TMA_TARGET_PROGRAMS; the first is the installed one, timed again last."""
+    settings = ([("installed", tw.TMA_TARGET_PROGRAMS)] + [(f"t{t}", t) for t in (396, 528)]
+                + [("installed again", tw.TMA_TARGET_PROGRAMS)])
 
     def apply(target):
         tw.TMA_TARGET_PROGRAMS = target
 
     score = _settings_sweep(log, results, "target", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
     log(f"TARGET_WINNER {min(score, key=score.get)}")
+
+
+def act_sweep(log, results, ms=(1, 4, 16)):
+    """Session 32: the decode sizes with the activations FPTQ gives most layers (per-tensor static: 207 of 210 on the
+    bundled model) against per-token dynamic, and the GEMM alone on activations quantized beforehand (what a one-launch
+    op could reach at 2-16 rows); every shape and the fused ones, two-level scales, two alternated rounds."""
+    kinds = (("dynamic", lambda m, n, k: bench_ours(m, n, k, "dynamic", two_level=True)),
+             ("static", lambda m, n, k: bench_ours(m, n, k, "static", two_level=True)),
+             ("gemm alone", lambda m, n, k: bench_gemm_alone(m, n, k, two_level=True)))
+    for m in ms:
+        for name, n, k in SHAPES + FUSED_SHAPES:
+            fp16 = bench_fp16(m, n, k)
+            times = {label: [] for label, _ in kinds}
+            for _ in range(2):
+                for label, bench in kinds:
+                    times[label].append(bench(m, n, k))
+            for label, ts in times.items():
+                results.append({"act": label, "m": m, "n": n, "k": k, "us": min(ts), "us_all": ts, "fp16_us": fp16})
+            log(f"act M={m} {name} ({n}x{k}): fp16 {fp16:.1f}us  " + "  ".join(
+                f"{label} " + "/".join(f"{t:.1f}" for t in ts) + f" x{fp16 / min(ts):.2f}" for label, ts in times.items()))
 
 
 def prologue_sweep(log, results, ms=(1,)):
@@ -958,8 +980,10 @@ def _studies() -> list:
          "session 30: the 2-16-row GEMM unsplit with K steps of a slot spread over the MMA rows"),
         ("flags_sweep", flags_sweep,
          "session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter"),
+        ("act_sweep", act_sweep,
+         "session 32: static against dynamic activations and the GEMM alone at M = 1 / 4 / 16, every shape"),
         ("target_sweep", target_sweep,
-         "session 24: the TMA decode kernel's program target (K split) at M = 1 / 16, every shape"),
+         "session 24 / 32: the TMA decode kernel's program target (K split) at M = 1 / 4 / 16, every shape"),
         ("groups_sweep", groups_sweep,
          "session 24: the staged group scales' bound (the K split of long-K layers) at M <= 16"),
         ("tma_sweep", tma_sweep,

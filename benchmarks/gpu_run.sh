@@ -618,6 +618,20 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 540 python3 benchmarks/probe_tiled_weights.py --ms "${2:-1024,4096}" --two-level --shapes 0,1,2,3,4,5,6,7 \
         --json "$OUT/tiled.json" 2>&1 | grep -vE "^\s*$" | tail -40
     ;;
+  session32a)  # run 274: the GPU tests of the code not yet run on a GPU (session 31's last changes: the bounded wait,
+    # canonical NaNs, the decode_flags key, the quantization kernel's zeroing, the caller-passed partials), then static
+    # against dynamic activations and the GEMM alone at 1 / 4 / 16 rows, every shape (`bench_gemm.py --act-sweep`)
+    cp benchmarks/results/ids_session31b.txt "$OUT/ids.txt"
+    timeout 240 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -20
+    timeout 330 python3 benchmarks/bench_gemm.py --no-check --act-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^act M|WRONG|Error|error|took" | tail -40
+    ;;
+  session32b)  # run 275: the TMA decode kernel's program target (K split) again with the flagged split launches, at
+    # 1 / 4 / 16 rows, every shape (`bench_gemm.py --target-sweep`)
+    timeout 560 python3 benchmarks/bench_gemm.py --no-check --target-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^target M|TARGET|WRONG|Error|error|took" | tail -45
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \
