@@ -366,7 +366,7 @@ def main() -> None:
                     help="in this order; options after '+': fused (after the unfused ones), prologue (with fused; it stays "
                          "for the variants after it), pdl, nopdl, tN, ingraph, opaque, tiled, "
                          "tritondecode, tritonprefill, ws, k1, plain, fuseall, nofuse, onelaunch / twolaunch, noksub, noflags, narrow, "
-                         "tritonlaunch, "
+                         "trigN, tritonlaunch, "
                          "noplans, nodirect "
                          "(e.g. w4a8-dynamic+fused+nopdl+t264)")
     ap.add_argument("--kernel-settings", default="",
@@ -490,6 +490,7 @@ def main() -> None:
                 tw.CONFIGS[0], tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M, tw.QUANT_PDL)
     gp_defaults = gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING
     m1_default, wide_default, ksub_default, flags_default = tw.FUSED_DECODE_M1, tw.SWAP_WIDE, tw.FUSED_KSUB, tw.SPLIT_FLAGS
+    trigger_default = tw.DECODE_TRIGGER
     from fptq.kernels import launch
     for name in args.variants.split(","):
         # options after '+': fused (q/k/v, gate/up as one GEMM), pdl / nopdl (tw.USE_PDL), tN
@@ -501,6 +502,10 @@ def main() -> None:
          tw.PREFILL_CONFIGS, tw.TRACED_QUANT_MIN_M, tw.QUANT_PDL) = defaults
         gp.K_PER_SLOT, gp.FUSED_UNPACK, gp.FUSED_MAX_M, gp.LAG_SCALING = gp_defaults
         tw.FUSED_DECODE_M1, tw.SWAP_WIDE, tw.FUSED_KSUB, tw.SPLIT_FLAGS = m1_default, wide_default, ksub_default, flags_default
+        tw.DECODE_TRIGGER = trigger_default
+        for opt in opts:  # trigN: the decode GEMM lets its dependent be placed at N (`DECODE_TRIGGER`; 0 never)
+            if opt.startswith("trig") and opt[4:].isdigit():
+                tw.DECODE_TRIGGER = int(opt[4:])
         launch.ENABLED = "tritonlaunch" not in opts  # (Triton's own launch path for every kernel, not the short one)
         tw.LAUNCH_PLANS = "noplans" not in opts  # (every eager call decides its launches again)
         launch.DIRECT = "nodirect" not in opts  # (kept kernels through Triton's launcher, not its C function directly)

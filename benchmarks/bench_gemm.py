@@ -762,6 +762,21 @@ def groups_sweep(log, results, ms=(1, 4, 16)):
     log(f"GROUPS_WINNER {min(score, key=score.get)}")
 
 
+def trigger_sweep(log, results, ms=(1, 4, 16)):
+    """Session 32: the TMA decode kernel letting the next op's kernel be placed before it is done (DECODE_TRIGGER: 1
+    once a program has requested its first ring slots, 2 after its K steps) against not (0: the next op's programs
+    are placed when the grid ends), ops back to back as in every timing here; alternated twice, every shape."""
+    settings = [("off", 0), ("start", 1), ("end", 2), ("off again", 0), ("start again", 1), ("end again", 2)]
+    saved = tw.DECODE_TRIGGER
+
+    def apply(trigger):
+        tw.DECODE_TRIGGER = trigger
+
+    score = _settings_sweep(log, results, "trigger", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    tw.DECODE_TRIGGER = saved
+    log(f"TRIGGER_WINNER {min(score, key=score.get)}")
+
+
 def target_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the TMA decode kernel's program target (the K split of the layers with few column tiles) on every
     LLaMA shape and the fused ones, two-level scales; run 217 found 70B down slower with fewer slices (3 or 2
@@ -980,6 +995,8 @@ def _studies() -> list:
          "session 30: the 2-16-row GEMM unsplit with K steps of a slot spread over the MMA rows"),
         ("flags_sweep", flags_sweep,
          "session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter"),
+        ("trigger_sweep", trigger_sweep,
+         "session 32: the decode GEMM letting the next op's kernel be placed early (DECODE_TRIGGER) at M = 1 / 4 / 16"),
         ("act_sweep", act_sweep,
          "session 32: static against dynamic activations and the GEMM alone at M = 1 / 4 / 16, every shape"),
         ("target_sweep", target_sweep,

@@ -275,7 +275,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
                               A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
-                              TILED=False, KSUB=1, FLAGS=False)
+                              TILED=False, KSUB=1, FLAGS=False, TRIGGER=0)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -328,6 +328,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                         # takes, unpaired and paired; 4 and 2 slices with the two-launch variants below)
                         ("*fp16", dict(FLAGS=True)),
                         ("*fp16", dict(FLAGS=True, PAIR=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
+                        # (the next kernel placed early, session 32: after the first slots' requests / after the steps)
+                        ("*fp16", dict(FLAGS=True, PAIR=1, TRIGGER=1)),
+                        ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False, TRIGGER=2)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)
@@ -357,6 +360,9 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(FLAGS=True),
                         dict(FLAGS=True, SPLIT_K=4),
                         dict(FLAGS=True, SX_MODE=1, HAS_BIAS=True, SPLIT_K=2),
+                        # (the next kernel placed early, session 32)
+                        dict(FLAGS=True, SPLIT_K=4, TRIGGER=1),
+                        dict(KSUB=2, SPLIT_K=1, GROUPS=16, TRIGGER=2),
                     ):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         ks = extra.get("KSUB", 1)

@@ -632,6 +632,15 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 560 python3 benchmarks/bench_gemm.py --no-check --target-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "^target M|TARGET|WRONG|Error|error|took" | tail -45
     ;;
+  session32c)  # run 276: the decode GEMM letting the next op's kernel be placed early (DECODE_TRIGGER): the chain test
+    # (each op's input the previous op's output, eager and in a CUDA graph), then the trigger against none at 1 / 4 / 16
+    # rows, every shape (`bench_gemm.py --trigger-sweep`)
+    echo tests/kernels/test_triton_w4a8.py::test_gpu_decode_trigger_chain_agrees > "$OUT/ids.txt"
+    timeout 150 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 400 python3 benchmarks/bench_gemm.py --no-check --trigger-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^trigger M|TRIGGER|WRONG|Error|error|took" | tail -45
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \

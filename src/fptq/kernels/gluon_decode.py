@@ -81,7 +81,7 @@ try:
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-    from fptq.kernels.gluon_prefill import gdc_wait
+    from fptq.kernels.gluon_prefill import gdc_launch_dependents, gdc_wait
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_Z, UNPACK_LO, UNPACK_LO_Z
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon: the Triton path only
     gluon = None
@@ -440,6 +440,8 @@ if gluon is not None:
             KSUB: gl.constexpr = 1,  # grouped, symmetric, unsplit: K steps a ring slot spread over the MMA's rows (at
             # most 16 / KSUB rows of activations without FUSED_ROW)
             FLAGS: gl.constexpr = False,  # split-K: partials flagged by their own bits in a kept zeroed ws_ptr (`_finish`)
+            TRIGGER: gl.constexpr = 0,  # let the next kernel (a programmatic dependent) be placed: 1 once this program's
+            # first STAGES slots are requested, 2 after its K steps; 0 only when the grid is done
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -488,6 +490,8 @@ if gluon is not None:
             for i in gl.static_range(STAGES):
                 _issue(w_desc, a_desc, bars, w_smem, a_smem, i, lo, n, off_n, True, False, not FUSED_ROW, PAIR > 0,
                        TILED, n_pad, KSUB)
+            if TRIGGER == 1:
+                gdc_launch_dependents()
             offs_n = off_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, mma))
             cols = gl.where(offs_n < N, offs_n, 0).to(gl.int64)
             offs_m = gl.arange(0, 16, layout=gl.SliceLayout(1, mma))
@@ -638,6 +642,8 @@ if gluon is not None:
                         acc = acc + _scaled(part, s_w)
             for i in gl.static_range(STAGES):
                 mbarrier.invalidate(bars.index(i))
+            if TRIGGER == 2:
+                gdc_launch_dependents()
             if KSUB > 1 and FUSED_ROW:
                 _finish_rows(acc, s_x, sx_ptr, bias_ptr, out_ptr, off_n, N, SX_MODE, HAS_BIAS, KSUB)
             elif KSUB > 1:

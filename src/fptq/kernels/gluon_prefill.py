@@ -81,6 +81,14 @@ if gluon is not None:
             quantization kernel) has finished and its writes are visible to this grid (at once otherwise)."""
             gl.inline_asm_elementwise("griddepcontrol.wait; // dummy $0", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
 
+        @gluon.jit
+        def gdc_launch_dependents():
+            """`griddepcontrol.launch_dependents`: the kernel launched after this one as a programmatic dependent may
+            start once every program of this grid has passed here (or exited). It only lets that kernel's programs
+            be placed early: their `gdc_wait` still waits for this whole grid and its writes."""
+            gl.inline_asm_elementwise("griddepcontrol.launch_dependents; // dummy $0", "=r", [], dtype=gl.int32,
+                                      is_pure=False, pack=1)
+
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
 

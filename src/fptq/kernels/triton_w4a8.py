@@ -1217,6 +1217,13 @@ FUSED_COUNTERS = 1 << 14
 # outputs bit for bit, split launches 0.5-1.7 µs faster (70B down at M = 1 ×3.15 -> ×3.21 fp16, at 16 rows ×2.81 ->
 # ×2.88). One buffer per GPU, so such launches must not run on two streams at once (`scratch`). Off: the counters.
 SPLIT_FLAGS = True
+# The TMA decode kernel lets the next kernel launched as its programmatic dependent (the next op's quantization kernel
+# or one-launch M <= 16 GEMM: QUANT_PDL, USE_PDL) be placed before the grid is done (`gluon_decode` TRIGGER): 1 once a
+# program has requested its first ring slots, 2 after its K steps, 0 not at all (the dependent launches when the grid
+# ends). Those programs then set up and request their own first weights under this grid's tail; each still waits for
+# the whole grid and its writes (`gdc_wait`) before it reads anything the grid wrote. Kernels not launched as
+# dependents (torch's) are unaffected.
+DECODE_TRIGGER = 0
 FLAG_PARTIALS = 1 << 19
 # Keep each layer's launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the host
 # ~15 µs of Python instead of ~47 at M = 1 and ~28 instead of ~80 at M = 16 (benchmarks/probe_host_cpu.py on a CPU
@@ -1333,6 +1340,8 @@ class _DecodeTmaLaunch:
         self.flags = partials  # (FLAGS: the caller's `_flag_partials`, or None: the counters)
         if self.flags is not None:
             self.constexprs["FLAGS"] = True
+        if DECODE_TRIGGER:
+            self.constexprs["TRIGGER"] = DECODE_TRIGGER
         if self.fused:
             self.constexprs["PAIR"] = pair
             per = _cdiv(_cdiv(k, sub), split)
