@@ -777,6 +777,22 @@ def trigger_sweep(log, results, ms=(1, 4, 16)):
     log(f"TRIGGER_WINNER {min(score, key=score.get)}")
 
 
+def swap_trigger_sweep(log, results, ms=(256, 1024)):
+    """Session 32: the prefill swap kernel's loader letting the next op's quantization kernel be placed after its last
+    requests (`gluon_swap.TRIGGER`) against not, ops back to back; alternated twice, the eight LLaMA-2 shapes."""
+    from fptq.kernels import gluon_swap
+
+    settings = [("off", False), ("on", True), ("off again", False), ("on again", True)]
+    saved = gluon_swap.TRIGGER
+
+    def apply(on):
+        gluon_swap.TRIGGER = on
+
+    score = _settings_sweep(log, results, "swaptrig", SHAPES, ms, settings, apply, two_level=True)
+    gluon_swap.TRIGGER = saved
+    log(f"SWAPTRIG_WINNER {min(score, key=score.get)}")
+
+
 def target_sweep(log, results, ms=(1, 4, 16)):
     """Session 24: the TMA decode kernel's program target (the K split of the layers with few column tiles) on every
     LLaMA shape and the fused ones, two-level scales; run 217 found 70B down slower with fewer slices (3 or 2
@@ -997,6 +1013,8 @@ def _studies() -> list:
          "session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter"),
         ("trigger_sweep", trigger_sweep,
          "session 32: the decode GEMM letting the next op's kernel be placed early (DECODE_TRIGGER) at M = 1 / 4 / 16"),
+        ("swap_trigger_sweep", swap_trigger_sweep,
+         "session 32: the prefill swap kernel letting the next op's kernel be placed early (gluon_swap.TRIGGER)"),
         ("act_sweep", act_sweep,
          "session 32: static against dynamic activations and the GEMM alone at M = 1 / 4 / 16, every shape"),
         ("target_sweep", target_sweep,

@@ -226,7 +226,8 @@ def variants(prefill_candidates=False, decode_variants=False):
                  "flag_ptr": "*i32" if sk else "*fp32"}
         const = dict(GROUP=group, SX_MODE=2 if bm == 128 else 1, HAS_BIAS=bm == 128, GROUP_M=8, STAGES=stages, KSUB=ksub,
                      LAG=lag, SPG=spg, PF=pf, DS=ds, TL=tl_, SK=sk, WIDE=wide, CONSUMER_REGS=232, num_warps=4, PDL=pdl,
-                     CH=gluon_swap.CHAIN_STEPS and bool(tl_) and tl_ != 2 and ksub > 1, TILED=False)  # (as launched)
+                     CH=gluon_swap.CHAIN_STEPS and bool(tl_) and tl_ != 2 and ksub > 1, TILED=False,
+                     TRIGGER=gluon_swap.TRIGGER)  # (as launched)
         flags = (" lag" if lag else "") + (f" spg{spg}" if spg != 1 else "") + (" pf" if pf else "") + (" ds" if ds else "")
         flags += " ch" if const["CH"] else ""
         flags += (f" tl{tl_}" if tl_ else "") + (" sk" if sk else "") + (" wide" if wide else "") + (" pdl" if pdl else "")

@@ -641,6 +641,20 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 400 python3 benchmarks/bench_gemm.py --no-check --trigger-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "^trigger M|TRIGGER|WRONG|Error|error|took" | tail -45
     ;;
+  session32d)  # run 277: DECODE_TRIGGER 2 installed, the prefill swap kernel's trigger new: the chain test (1 / 4 / 16 / 300
+    # rows), the GPU tests of results/ids_session31b.txt, the swap trigger against none at 256 / 1024 rows
+    (echo tests/kernels/test_triton_w4a8.py::test_gpu_trigger_chain_agrees; cat benchmarks/results/ids_session31b.txt) \
+        > "$OUT/ids.txt"
+    timeout 260 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -14
+    timeout 150 python3 benchmarks/bench_gemm.py --no-check --swap-trigger-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^swaptrig M|SWAPTRIG|WRONG|Error|error|took" | tail -20
+    ;;
+  session32e)  # run 278: the 7B-shaped decode step (CUDA graph, uncompiled) with the decode trigger and without
+    timeout 300 python3 benchmarks/bench_e2e.py --out "$OUT" --scale-format two-level --batches 1,16 --prefill 256 \
+        --variants w4a8-dynamic+fused+prologue,w4a8-dynamic+fused+prologue+trig0 2>&1 \
+        | grep -iE "decode|weights|vs fp16" | tee "$OUT/summary.txt"
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \

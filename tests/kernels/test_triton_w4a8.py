@@ -2668,22 +2668,23 @@ def test_fused_unpack_only_up_to_fused_max_m(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_gpu_decode_trigger_chain_agrees(monkeypatch):
-    """The decode GEMM letting the next kernel be placed before it is done (`DECODE_TRIGGER` 1 / 2) changes no output: a
-    chain of four layers, each op's input the previous op's output (at M = 1 the one-launch op reads that row after its
-    wait; at 4 / 16 rows the quantization kernel does), dynamic and static, launched eagerly without a synchronization
-    between the ops and captured in a CUDA graph replayed on new rows, equals the chain without the trigger bit for
-    bit; every decode launch carries the trigger asked for."""
+def test_gpu_trigger_chain_agrees(monkeypatch):
+    """The GEMMs letting the next kernel be placed before they are done (the decode kernel's `DECODE_TRIGGER` 1 / 2, the
+    prefill swap kernel's `gluon_swap.TRIGGER`) change no output: a chain of four layers, each op's input the previous
+    op's output (at M = 1 the one-launch op reads that row after its wait; at more rows the quantization kernel
+    does), 1 / 4 / 16 / 300 rows, dynamic and static, launched eagerly without a synchronization between the ops and
+    captured in a CUDA graph replayed on new rows, equals the chain without the triggers bit for bit; every launch
+    carries the trigger asked for."""
     needs_gluon_hopper()
     gluon_errors_fail(monkeypatch)
     from fptq.kernels import gluon_decode
 
     seen = []
-    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,),
-                 lambda args, constexprs, options: seen.append(constexprs.get("TRIGGER", 0)))
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel, gluon_swap._swap_kernel),
+                 lambda args, constexprs, options: seen.append(int(constexprs.get("TRIGGER", 0))))
     g = torch.Generator().manual_seed(5)
     layers = []
-    for n, k in ((4096, 4096), (11008, 4096), (4096, 11008), (4096, 4096)):  # (7B down's launch is split)
+    for n, k in ((4096, 4096), (11008, 4096), (4096, 11008), (4096, 4096)):  # (7B down's decode launch is split)
         qw = quantize_weight(torch.randn(n, k, generator=g) / k**0.5, 4, 128, True)
         layers.append((pack_int4(qw.codes).to(DEVICE), qw.scales.to(DEVICE)))
     act_scale = torch.tensor(0.03, device=DEVICE)
@@ -2694,18 +2695,22 @@ def test_gpu_decode_trigger_chain_agrees(monkeypatch):
                                act_scale=act_scale if act_mode == "static" else None)
         return x
 
-    for m, act_mode in itertools.product((1, 4, 16), ("dynamic", "static")):
+    def setting(decode, swap):
+        monkeypatch.setattr(tw, "DECODE_TRIGGER", decode)
+        monkeypatch.setattr(gluon_swap, "TRIGGER", swap)
+
+    for m, act_mode in itertools.product((1, 4, 16, 300), ("dynamic", "static")):
         xs = [make_x(m, 4096, seed=s) for s in range(3)]
-        monkeypatch.setattr(tw, "DECODE_TRIGGER", 0)
+        setting(0, False)
         refs = [chain(x, act_mode) for x in xs]
         torch.cuda.synchronize()
         assert all(torch.isfinite(r).all() for r in refs), (m, act_mode)
-        for trigger in (1, 2):
-            case = (m, act_mode, trigger)
-            monkeypatch.setattr(tw, "DECODE_TRIGGER", trigger)
+        for decode in (1, 2):
+            case = (m, act_mode, decode)
+            setting(decode, True)
             seen.clear()
             eager = [chain(x, act_mode) for x in xs]  # (no synchronization between the ops)
-            assert len(seen) == 4 * len(xs) and set(seen) == {trigger}, (case, seen)
+            assert seen == [decode if m <= 16 else 1] * (4 * len(xs)), (case, seen)
             for y, r in zip(eager, refs):
                 assert torch.equal(y, r), case
             static = xs[0].clone()

@@ -56,7 +56,7 @@ try:
     from triton.language.core import _aggregate as aggregate
 
     from fptq.kernels import gluon_prefill, launch, scratch
-    from fptq.kernels.gluon_prefill import _tile, gdc_wait, scale_desc, tma_desc
+    from fptq.kernels.gluon_prefill import _tile, gdc_launch_dependents, gdc_wait, scale_desc, tma_desc
     from fptq.kernels.triton_prefill import UNPACK_HI, UNPACK_HI_TL, UNPACK_LO, UNPACK_LO_TL, _as_fp32, _epilogue, _shared_memory
 except Exception:  # pragma: no cover - no Triton, or an older / changed Gluon
     gluon = None
@@ -116,6 +116,11 @@ LOADER_SCALES = True
 # over first thing): it assumes every program gets an SM in time — one per SM, as the grid is sized, with no other
 # kernel holding SMs indefinitely.
 STREAM_K: tuple[float, float] | None = (0.5, 1.5)
+# The loader lets the next kernel launched as a programmatic dependent (the next op's quantization kernel, QUANT_PDL)
+# be placed once it has requested its last K slots (`gdc_launch_dependents`), not only when the grid is done; that
+# kernel still waits for the whole grid and its writes before touching memory (session 32, as the decode kernel's
+# TRIGGER 2).
+TRIGGER = True
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
@@ -161,11 +166,12 @@ if gluon is not None:
             PDL: gl.constexpr
             CH: gl.constexpr
             TILED: gl.constexpr
+            TRIGGER: gl.constexpr
 
             @gluon.constexpr_function
             def __init__(self, x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr,
                          scales_ptr, chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS,
-                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL, CH, TILED):
+                         GROUP_M, KSUB, LAG, SPG, PF, DS, TL, SK, WIDE, PDL, CH, TILED, TRIGGER):
                 self.x_desc = x_desc
                 self.w_desc = w_desc
                 self.s_desc = s_desc
@@ -201,6 +207,7 @@ if gluon is not None:
                 self.PDL = gl.constexpr(PDL)
                 self.CH = gl.constexpr(CH)
                 self.TILED = gl.constexpr(TILED)
+                self.TRIGGER = gl.constexpr(TRIGGER)
 
         @gluon.jit
         def _num_tiles(p):
@@ -306,6 +313,8 @@ if gluon is not None:
                     mbarrier.expect(bar, nbytes)
                     _load_step(p, bar, slot, st, off_m, off_n, True, True)
                     it += 1
+            if p.TRIGGER:  # (the next kernel's programs placed under this grid's last slots: module TRIGGER)
+                gdc_launch_dependents()
 
         @gluon.jit
         def _load_scales(p, bar, slot, st, off_n):
@@ -695,6 +704,7 @@ if gluon is not None:
             PDL: gl.constexpr = False,  # launched as a programmatic dependent of the quantization kernel
             CH: gl.constexpr = False,  # a slot's wgmmas chained without waits between them (SPG 0, two K steps a slot)
             TILED: gl.constexpr = False,  # (a probe, `benchmarks/probe_tiled_weights.py`) w_desc over a box-major copy
+            TRIGGER: gl.constexpr = False,  # the loader lets the next kernel be placed after its last requests (TRIGGER)
         ):
             """Persistent warp-specialized C^T = W X^T: (2 * 64) x BLOCK_M tiles (WIDE: (4 * 64) x BLOCK_M), two
             consumer warpgroups (the default partition and a worker) and a loader warp; whole tiles per program or
@@ -721,7 +731,7 @@ if gluon is not None:
                 mbarrier.init(empty.index(i), count=2)  # one arrival per consumer warpgroup
             p = _Args(x_desc, w_desc, s_desc, x_smem, w_smem, s_smem, ready, empty, sx_ptr, bias_ptr, out_ptr, scales_ptr,
                       chan_ptr, ws_ptr, flag_ptr, M, N, Kp, stride_om, stride_sn, GROUP, SX_MODE, HAS_BIAS, GROUP_M, KSUB, LAG,
-                      SPG, PF, DS, TL, SK, WIDE, PDL, CH, TILED)
+                      SPG, PF, DS, TL, SK, WIDE, PDL, CH, TILED, TRIGGER)
             gl.warp_specialize([(_consumer_of, (p, 0)), (_consumer1, (p,)), (_loader, (p,))], [4, 1], [CONSUMER_REGS, 24])
     except Exception:  # pragma: no cover - a Gluon API this code does not know
         gluon = None
@@ -891,6 +901,8 @@ class SwapLaunch:
         # kernel in between, which the loader would read before the wait)
         pdl = pdl and not sk and bool(sched["DS"]) and scales.data_ptr() == layer_scales.data_ptr()
         self.constexprs["PDL"] = pdl
+        if TRIGGER:
+            self.constexprs["TRIGGER"] = True
         self.options = {"num_warps": 4, "maxnreg": 168, **({"launch_pdl": True} if pdl else {})}
         self.ints = (m, n, kp)
         self.key = None

@@ -1222,8 +1222,12 @@ SPLIT_FLAGS = True
 # program has requested its first ring slots, 2 after its K steps, 0 not at all (the dependent launches when the grid
 # ends). Those programs then set up and request their own first weights under this grid's tail; each still waits for
 # the whole grid and its writes (`gdc_wait`) before it reads anything the grid wrote. Kernels not launched as
-# dependents (torch's) are unaffected.
-DECODE_TRIGGER = 0
+# dependents (torch's) are unaffected. Run 276 (H100, ops back to back, two alternated rounds): 2 is 0.3-1.4 µs faster
+# on most shapes at 1 / 4 / 16 rows (4096² at 4 rows 9.8 -> 9.0, 13B q/k/v/o 11.0 -> 9.7, 7B down at M = 1 14.4 ->
+# 13.7) and equal on the large unsplit launches; 7B down at 16 rows 0.7 µs slower. 1 is slower nearly everywhere (the
+# next grid's early requests compete with this one's stream; 70B down at 4 rows 56.5 -> 67.9). In a model only our op
+# after our op gains (gate+up -> down); after torch's kernels nothing changes.
+DECODE_TRIGGER = 2
 FLAG_PARTIALS = 1 << 19
 # Keep each layer's launches per call signature (`w4a8_linear`'s `plans`): an eager decode call then costs the host
 # ~15 µs of Python instead of ~47 at M = 1 and ~28 instead of ~80 at M = 16 (benchmarks/probe_host_cpu.py on a CPU
