@@ -119,8 +119,10 @@ STREAM_K: tuple[float, float] | None = (0.5, 1.5)
 # The loader lets the next kernel launched as a programmatic dependent (the next op's quantization kernel, QUANT_PDL)
 # be placed once it has requested its last K slots (`gdc_launch_dependents`), not only when the grid is done; that
 # kernel still waits for the whole grid and its writes before touching memory (session 32, as the decode kernel's
-# TRIGGER 2).
-TRIGGER = True
+# TRIGGER 2). Off: run 277 (H100, ops at 256 / 1024 rows, two alternated rounds) found no gain — the persistent grid
+# leaves no room for the next grid's programs — and a loss at 256 rows on the 4096-column layers (7B q/k/v/o 16.4-16.5
+# -> 17.4-17.6 µs, 7B gate/up 37.1-38.8 -> 38.9-39.2); elsewhere within ±1 µs. The chain test covers it on.
+TRIGGER = False
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
 
