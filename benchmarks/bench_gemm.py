@@ -777,6 +777,32 @@ def trigger_sweep(log, results, ms=(1, 4, 16)):
     log(f"TRIGGER_WINNER {min(score, key=score.get)}")
 
 
+def pdl_sweep(log, results, ms=(4, 16)):
+    """Session 32: where the 2-16-row op loses to its GEMM alone (run 274: 70B gate+up fused at 16 rows 107 against
+    97 µs, 70B down at 4 rows 56.5 against 51.6): the op with programmatic dependent launch as installed, without the
+    quantization kernel's (QUANT_PDL), without any (USE_PDL), without the decode GEMM's trigger; then the GEMM alone
+    (pre-quantized activations, as installed and without PDL), every shape."""
+    settings = [("installed", (True, True, tw.DECODE_TRIGGER)), ("no quant pdl", (True, False, tw.DECODE_TRIGGER)),
+                ("no pdl", (False, False, tw.DECODE_TRIGGER)), ("no trigger", (True, True, 0)),
+                ("installed again", (True, True, tw.DECODE_TRIGGER))]
+    saved = settings[0][1]
+
+    def apply(params):
+        tw.USE_PDL, tw.QUANT_PDL, tw.DECODE_TRIGGER = params
+
+    score = _settings_sweep(log, results, "pdl", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True)
+    apply(saved)
+    log(f"PDL_WINNER {min(score, key=score.get)}")
+    for m in ms:
+        for name, n, k in SHAPES + FUSED_SHAPES:
+            alone = bench_gemm_alone(m, n, k, two_level=True)
+            apply((False, False, saved[2]))
+            plain = bench_gemm_alone(m, n, k, two_level=True)
+            apply(saved)
+            results.append({"pdl": "gemm alone", "m": m, "n": n, "k": k, "us": alone, "us_no_pdl": plain})
+            log(f"pdl gemm alone M={m} {name}: {alone:.1f}us, without PDL {plain:.1f}us")
+
+
 def swap_trigger_sweep(log, results, ms=(256, 1024)):
     """Session 32: the prefill swap kernel's loader letting the next op's quantization kernel be placed after its last
     requests (`gluon_swap.TRIGGER`) against not, ops back to back; alternated twice, the eight LLaMA-2 shapes."""
@@ -1013,6 +1039,8 @@ def _studies() -> list:
          "session 31: split-K without an arrival counter (SPLIT_FLAGS) against the counter"),
         ("trigger_sweep", trigger_sweep,
          "session 32: the decode GEMM letting the next op's kernel be placed early (DECODE_TRIGGER) at M = 1 / 4 / 16"),
+        ("pdl_sweep", pdl_sweep,
+         "session 32: the 2-16-row op with / without each programmatic dependent launch, and the GEMM alone"),
         ("swap_trigger_sweep", swap_trigger_sweep,
          "session 32: the prefill swap kernel letting the next op's kernel be placed early (gluon_swap.TRIGGER)"),
         ("act_sweep", act_sweep,

@@ -655,6 +655,11 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
         --variants w4a8-dynamic+fused+prologue,w4a8-dynamic+fused+prologue+trig0 2>&1 \
         | grep -iE "decode|weights|vs fp16" | tee "$OUT/summary.txt"
     ;;
+  session32f)  # run 279: the 2-16-row op with / without each programmatic dependent launch, and the GEMM alone with /
+    # without PDL, at 4 / 16 rows, every shape (`bench_gemm.py --pdl-sweep`)
+    timeout 500 python3 benchmarks/bench_gemm.py --no-check --pdl-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^pdl |PDL_|WRONG|Error|error|took" | tail -60
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \
