@@ -803,6 +803,22 @@ def pdl_sweep(log, results, ms=(4, 16)):
             log(f"pdl gemm alone M={m} {name}: {alone:.1f}us, without PDL {plain:.1f}us")
 
 
+def waves_sweep(log, results, ms=(4, 8, 16)):
+    """Session 32: run 279 found PDL costing the 2-16-row op ~6 µs on 70B gate+up fused at 16 rows (896 programs, 3.4
+    rounds of TMA_TARGET_PROGRAMS) while it pays on every smaller grid. Is it the grid's rounds? The op with and without
+    PDL on wide layers of 1.5-5 rounds (K 4096 / 8192 / 16384), alternated twice."""
+    shapes = [(f"{n}x{k}", n, k) for n, k in ((32768, 8192), (40960, 8192), (49152, 8192), (57344, 8192),
+                                              (65536, 8192), (65536, 4096), (81920, 4096), (28672, 16384))]
+    settings = [("pdl", True), ("no pdl", False), ("pdl again", True), ("no pdl again", False)]
+
+    def apply(on):
+        tw.USE_PDL = on
+
+    score = _settings_sweep(log, results, "waves", shapes, ms, settings, apply, two_level=True)
+    tw.USE_PDL = True
+    log(f"WAVES_WINNER {min(score, key=score.get)}")
+
+
 def swap_trigger_sweep(log, results, ms=(256, 1024)):
     """Session 32: the prefill swap kernel's loader letting the next op's quantization kernel be placed after its last
     requests (`gluon_swap.TRIGGER`) against not, ops back to back; alternated twice, the eight LLaMA-2 shapes."""
@@ -1041,6 +1057,7 @@ def _studies() -> list:
          "session 32: the decode GEMM letting the next op's kernel be placed early (DECODE_TRIGGER) at M = 1 / 4 / 16"),
         ("pdl_sweep", pdl_sweep,
          "session 32: the 2-16-row op with / without each programmatic dependent launch, and the GEMM alone"),
+        ("waves_sweep", waves_sweep, "session 32: the 2-16-row op with / without PDL on wide layers (grid rounds)"),
         ("swap_trigger_sweep", swap_trigger_sweep,
          "session 32: the prefill swap kernel letting the next op's kernel be placed early (gluon_swap.TRIGGER)"),
         ("act_sweep", act_sweep,

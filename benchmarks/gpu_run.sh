@@ -660,6 +660,10 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 500 python3 benchmarks/bench_gemm.py --no-check --pdl-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "^pdl |PDL_|WRONG|Error|error|took" | tail -60
     ;;
+  session32g)  # run 280: the 2-16-row op with / without PDL on wide layers of 1.5-5 rounds (`--waves-sweep`)
+    timeout 400 python3 benchmarks/bench_gemm.py --no-check --waves-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^waves |WAVES_|WRONG|Error|error|took" | tail -40
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \
