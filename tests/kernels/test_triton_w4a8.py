@@ -586,6 +586,24 @@ def test_a_flagged_gemm_gets_no_zeroed_counters(monkeypatch):
             assert zero and gemm_counters is counters and not counters.any() and ws is not out
 
 
+def test_decode_launch_carries_the_trigger(monkeypatch):
+    """`DECODE_TRIGGER` reaches the TMA decode kernel's constexprs as set (none at 0, so the untriggered kernel is the
+    one compiled before the setting existed), for the 2-16-row GEMM and the one-launch M = 1 op alike."""
+    from fptq.kernels import gluon_decode
+
+    if gluon_decode.gluon is None:
+        pytest.skip("this Triton has no usable Gluon")
+    qweight, scales = torch.zeros(64, 128, dtype=torch.uint8), torch.ones(64, 2, dtype=torch.float16)
+    cfg = tw.CONFIGS[0][1]
+    for trigger in (0, 1, 2):
+        monkeypatch.setattr(tw, "DECODE_TRIGGER", trigger)
+        for m, a in ((4, torch.zeros(4, 256, dtype=torch.int8)), (1, None)):
+            launch = tw._DecodeTmaLaunch(qweight, scales, None, None, m, 256, 128, cfg, 1, 2 if a is not None else 0,
+                                         True, a)
+            assert launch.constexprs.get("TRIGGER", 0) == trigger and ("TRIGGER" in launch.constexprs) == (trigger > 0)
+            assert launch.fused == (a is None)
+
+
 def test_silu_prologue_dispatch(monkeypatch):
     """SiLU * up (rows of `[gate, up]`) is never offered to the one-launch op (it can normalize its row, not compute
     SiLU * up): from SILU_MIN_ROWS rows on the two launches take it (the quantization kernel's SILU); fewer rows run
