@@ -819,6 +819,24 @@ def waves_sweep(log, results, ms=(4, 8, 16)):
     log(f"WAVES_WINNER {min(score, key=score.get)}")
 
 
+def placement_probe(log, results, ms=(16,)):
+    """Session 32: run 280's open question — is the PDL loss on wide layers (K 8192, 512-896 programs) the GEMM's
+    programs placed behind the quantization kernel's (8 warps each at these rows)? The op with PDL and the
+    quantization programs at 8 (installed) / 4 / 2 warps, against no PDL; 70B gate/up (448 programs, PDL pays) the
+    control. Alternated twice."""
+    shapes = [("70B gate/up", 28672, 8192), ("32768x8192", 32768, 8192), ("57344x8192", 57344, 8192)]
+    settings = [("pdl", (True, None)), ("pdl quant 4 warps", (True, 4)), ("pdl quant 2 warps", (True, 2)),
+                ("no pdl", (False, None)), ("pdl again", (True, None)), ("pdl quant 4 warps again", (True, 4)),
+                ("pdl quant 2 warps again", (True, 2)), ("no pdl again", (False, None))]
+
+    def apply(params):
+        tw.USE_PDL, tw.QUANT_WARPS = params
+
+    score = _settings_sweep(log, results, "placement", shapes, ms, settings, apply, two_level=True)
+    apply((True, None))
+    log(f"PLACEMENT_WINNER {min(score, key=score.get)}")
+
+
 def swap_trigger_sweep(log, results, ms=(256, 1024)):
     """Session 32: the prefill swap kernel's loader letting the next op's quantization kernel be placed after its last
     requests (`gluon_swap.TRIGGER`) against not, ops back to back; alternated twice, the eight LLaMA-2 shapes."""
@@ -1058,6 +1076,8 @@ def _studies() -> list:
         ("pdl_sweep", pdl_sweep,
          "session 32: the 2-16-row op with / without each programmatic dependent launch, and the GEMM alone"),
         ("waves_sweep", waves_sweep, "session 32: the 2-16-row op with / without PDL on wide layers (grid rounds)"),
+        ("placement_probe", placement_probe,
+         "session 32: the PDL loss on wide layers against the quantization programs' warps"),
         ("swap_trigger_sweep", swap_trigger_sweep,
          "session 32: the prefill swap kernel letting the next op's kernel be placed early (gluon_swap.TRIGGER)"),
         ("act_sweep", act_sweep,

@@ -664,6 +664,10 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 400 python3 benchmarks/bench_gemm.py --no-check --waves-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "^waves |WAVES_|WRONG|Error|error|took" | tail -40
     ;;
+  session32h)  # run 282: the PDL loss on wide layers against the quantization programs' warps (`--placement-probe`)
+    timeout 300 python3 benchmarks/bench_gemm.py --no-check --placement-probe --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^placement |PLACEMENT_|WRONG|Error|error|took" | tail -20
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \
