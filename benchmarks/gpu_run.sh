@@ -635,7 +635,8 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
   session32c)  # run 276: the decode GEMM letting the next op's kernel be placed early (DECODE_TRIGGER): the chain test
     # (each op's input the previous op's output, eager and in a CUDA graph), then the trigger against none at 1 / 4 / 16
     # rows, every shape (`bench_gemm.py --trigger-sweep`)
-    echo tests/kernels/test_triton_w4a8.py::test_gpu_decode_trigger_chain_agrees > "$OUT/ids.txt"
+    # (run 276 ran it as test_gpu_decode_trigger_chain_agrees, before it covered the swap kernel too)
+    echo tests/kernels/test_triton_w4a8.py::test_gpu_trigger_chain_agrees > "$OUT/ids.txt"
     timeout 150 python3 -m pytest -v -rf --tb=short --durations=8 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
     grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -12
     timeout 400 python3 benchmarks/bench_gemm.py --no-check --trigger-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \

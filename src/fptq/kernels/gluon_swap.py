@@ -119,9 +119,11 @@ STREAM_K: tuple[float, float] | None = (0.5, 1.5)
 # The loader lets the next kernel launched as a programmatic dependent (the next op's quantization kernel, QUANT_PDL)
 # be placed once it has requested its last K slots (`gdc_launch_dependents`), not only when the grid is done; that
 # kernel still waits for the whole grid and its writes before touching memory (session 32, as the decode kernel's
-# TRIGGER 2). Off: run 277 (H100, ops at 256 / 1024 rows, two alternated rounds) found no gain — the persistent grid
-# leaves no room for the next grid's programs — and a loss at 256 rows on the 4096-column layers (7B q/k/v/o 16.4-16.5
-# -> 17.4-17.6 µs, 7B gate/up 37.1-38.8 -> 38.9-39.2); elsewhere within ±1 µs. The chain test covers it on.
+# TRIGGER 2). Off: run 277 (H100, ops at 256 / 1024 rows, two alternated rounds) found no consistent gain — the
+# persistent grid leaves no room for the next grid's programs — and a loss at 256 rows on the 4096-column layers (7B
+# q/k/v/o 16.4-16.5 -> 17.4-17.6 µs, 7B gate/up 37.1-38.8 -> 38.9-39.2); at 1024 rows mixed within the rounds' spread
+# (70B gate/up 379.5-388.2 -> 375.0-375.5, 70B down 370.4-375.8 -> 372.6-382.8); the two settings' scores tie. The chain
+# test covers it on.
 TRIGGER = False
 _ROWS = gl.constexpr(ROWS) if gluon is not None else None
 _SUB = gl.constexpr(SUB) if gluon is not None else None
@@ -814,9 +816,10 @@ _NO_ROWS: dict[int, tuple] = {}
 
 
 def _settings() -> tuple:
-    """The module settings `plan`, `stream_k` and `swap_gemm` read (a key of `_schedule`: tests and probes change them)."""
+    """The module settings `plan`, `stream_k`, `swap_gemm` and `SwapLaunch` read (a key of `_schedule`, and through
+    `triton_w4a8._settings` of the kept plans: tests and probes change them)."""
     return (K_PER_SLOT, GROUP_SUMS, LAG_SCALING, PREFETCH_WEIGHTS, CHAIN_STEPS, DIRECT_SCALES, TL_AHEAD,
-            LOADER_SCALES, STREAM_K, USE_TWO_LEVEL)
+            LOADER_SCALES, STREAM_K, USE_TWO_LEVEL, TRIGGER)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1217,15 +1217,16 @@ FUSED_COUNTERS = 1 << 14
 # outputs bit for bit, split launches 0.5-1.7 µs faster (70B down at M = 1 ×3.15 -> ×3.21 fp16, at 16 rows ×2.81 ->
 # ×2.88). One buffer per GPU, so such launches must not run on two streams at once (`scratch`). Off: the counters.
 SPLIT_FLAGS = True
-# The TMA decode kernel lets the next kernel launched as its programmatic dependent (the next op's quantization kernel
-# or one-launch M <= 16 GEMM: QUANT_PDL, USE_PDL) be placed before the grid is done (`gluon_decode` TRIGGER): 1 once a
+# The TMA decode kernel lets the next kernel launched as its programmatic dependent (the next op's quantization kernel,
+# its one-launch M = 1 op or its GEMM-only op: QUANT_PDL, USE_PDL) be placed before the grid is done (`gluon_decode` TRIGGER): 1 once a
 # program has requested its first ring slots, 2 after its K steps, 0 not at all (the dependent launches when the grid
 # ends). Those programs then set up and request their own first weights under this grid's tail; each still waits for
 # the whole grid and its writes (`gdc_wait`) before it reads anything the grid wrote. Kernels not launched as
 # dependents (torch's) are unaffected. Run 276 (H100, ops back to back, two alternated rounds): 2 is 0.3-1.4 µs faster
 # on most shapes at 1 / 4 / 16 rows (4096² at 4 rows 9.8 -> 9.0, 13B q/k/v/o 11.0 -> 9.7, 7B down at M = 1 14.4 ->
 # 13.7) and equal on the large unsplit launches; 7B down at 16 rows 0.7 µs slower. 1 is slower nearly everywhere (the
-# next grid's early requests compete with this one's stream; 70B down at 4 rows 56.5 -> 67.9). In a model only our op
+# next grid's early requests compete with this one's stream; 70B down at 4 rows 56.5 -> 67.9), the 70B layers at M = 1
+# excepted (gate/up 50.0-50.4 -> 48.8-48.9, q/o 17.1-17.4 -> 17.0, down 52.0-52.4 -> 51.5-51.6). In a model only our op
 # after our op gains (gate+up -> down); after torch's kernels nothing changes.
 DECODE_TRIGGER = 2
 FLAG_PARTIALS = 1 << 19
