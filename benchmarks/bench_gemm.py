@@ -505,11 +505,12 @@ def small_m_sweep(log, results, ms=(1, 16), shapes=(0, 1, 6), act_mode="dynamic"
     return winners
 
 
-def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=False):
+def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=False, act_mode="dynamic"):
     """Time the default W4A8 op under each `(label, params)` of `settings` (installed by
     `apply(params)`, module settings restored afterwards) on every shape and M; each output is
     checked against the first setting's. Returns the score per label (sum of time / best).
-    `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales."""
+    `two_level`: layers with two-level scales (the library's default format) instead of fp16 group scales;
+    `act_mode`: "dynamic" or "static" (the per-tensor scale `ours_calls` sets)."""
     saved = (tw.USE_PDL, tw.DECODE_TARGET_PROGRAMS, tw.TMA_TARGET_PROGRAMS, tw.PREFETCH_BUDGET, tw.CONFIGS[0],
              tw.USE_PREFILL, tw.PREFILL_CONFIGS, tp.CHUNK_BYTES, tw.TMA_MAX_GROUPS, tw.FUSED_HOLD, tw.FUSED_ROW_UNROLL,
              tw.FUSED_ROW_BLOCK)
@@ -519,20 +520,21 @@ def _settings_sweep(log, results, tag, shapes, ms, settings, apply, two_level=Fa
             qweight, scales, _, _, *chan = make_layer(n, k, 128, True, two_level=two_level)
             chan = chan[0] if chan else None
             x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+            act_scale = (x.float().abs().max() / 127).reshape(()) if act_mode == "static" else None
             fp16 = bench_fp16(m, n, k)
             int8 = bench_int8(m, n, k) if m > 16 else None
             row, ref = [], None
             for label, params in settings:
                 apply(params)
                 try:
-                    out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="dynamic",
-                                         channel_scales=chan).float()
+                    out = tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode=act_mode,
+                                         act_scale=act_scale, channel_scales=chan).float()
                     ref = out if ref is None else ref
                     err = float((out - ref).norm() / ref.norm())
                     if not err < 1e-2:
                         log(f"WRONG {label}: rel err {err:.2e} at M={m} {name}")
                         continue
-                    t = bench_ours(m, n, k, "dynamic", two_level=two_level)
+                    t = bench_ours(m, n, k, act_mode, two_level=two_level)
                 except Exception as e:  # noqa: BLE001 - reported, the others still run
                     log(f"{tag} {label} failed at M={m} {name}: {type(e).__name__}: {str(e)[:300]}")
                     continue
@@ -837,6 +839,39 @@ def placement_probe(log, results, ms=(16,)):
     log(f"PLACEMENT_WINNER {min(score, key=score.get)}")
 
 
+def static_rows_sweep(log, results, ms=(2, 4)):
+    """Session 32: 2-4 rows of static activations in one launch (FUSED_STATIC_ROWS: each program quantizes its own K
+    slice of every row, no absmax) against the two launches, every shape, alternated twice; the outputs must be equal
+    bit for bit (the same codes, products and order; 70B gate+up fused, whose two launches take KSUB 2, within 1e-4)."""
+    settings = [("two launches", 0), ("one launch", 4), ("two launches again", 0), ("one launch again", 4)]
+    saved = tw.FUSED_STATIC_ROWS
+
+    def apply(rows):
+        tw.FUSED_STATIC_ROWS = rows
+
+    for name, n, k in SHAPES + FUSED_SHAPES:
+        qweight, scales, _, _, chan = make_layer(n, k, 128, True, two_level=True)
+        for m in (2, 3, 4):
+            x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+            sx = (x.float().abs().max() / 127).reshape(())
+            outs = []
+            for rows in (0, 4):
+                apply(rows)
+                out = torch.full((m, n), float("nan"), device="cuda", dtype=torch.float16)
+                tw.w4a8_linear(x, qweight, scales, None, group_size=128, act_mode="static", act_scale=sx,
+                               channel_scales=chan, out=out)
+                outs.append(out.float())
+            err = float((outs[1] - outs[0]).norm() / outs[0].norm())
+            exact = torch.equal(outs[0], outs[1])
+            log(f"static rows {name} M={m}: " + ("equal" if exact else f"rel {err:.1e}")
+                + ("" if torch.isfinite(outs[1]).all() else " UNWRITTEN"))
+    apply(saved)
+    score = _settings_sweep(log, results, "srows", SHAPES + FUSED_SHAPES, ms, settings, apply, two_level=True,
+                            act_mode="static")
+    apply(saved)
+    log(f"SROWS_WINNER {min(score, key=score.get)}")
+
+
 def swap_trigger_sweep(log, results, ms=(256, 1024)):
     """Session 32: the prefill swap kernel's loader letting the next op's quantization kernel be placed after its last
     requests (`gluon_swap.TRIGGER`) against not, ops back to back; alternated twice, the eight LLaMA-2 shapes."""
@@ -1078,6 +1113,8 @@ def _studies() -> list:
         ("waves_sweep", waves_sweep, "session 32: the 2-16-row op with / without PDL on wide layers (grid rounds)"),
         ("placement_probe", placement_probe,
          "session 32: the PDL loss on wide layers against the quantization programs' warps"),
+        ("static_rows_sweep", static_rows_sweep,
+         "session 32: 2-4 rows of static activations in one launch (FUSED_STATIC_ROWS) against two"),
         ("swap_trigger_sweep", swap_trigger_sweep,
          "session 32: the prefill swap kernel letting the next op's kernel be placed early (gluon_swap.TRIGGER)"),
         ("act_sweep", act_sweep,

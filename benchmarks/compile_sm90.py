@@ -276,7 +276,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
                               A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
-                              TILED=False, KSUB=1, FLAGS=False, TRIGGER=0)
+                              TILED=False, KSUB=1, FLAGS=False, TRIGGER=0, MR=1)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -332,6 +332,12 @@ def variants(prefill_candidates=False, decode_variants=False):
                         # (the next kernel placed early, session 32: after the first slots' requests / after the steps)
                         ("*fp16", dict(FLAGS=True, PAIR=1, TRIGGER=1)),
                         ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False, TRIGGER=2)),
+                        # (2-4 rows of static activations quantized here, MR: split 5 of 4096 x 4096 with the flags,
+                        # 70B down's 56-step slices, unsplit 7B gate/up, bf16 with bias)
+                        ("*fp16", dict(MR=4, SX_MODE=1, HOLD=False, ROW_PASSES=0, FLAGS=True, TRIGGER=2)),
+                        ("*fp16", dict(MR=4, SX_MODE=1, HOLD=False, ROW_PASSES=0, GROUPS=64, A_STEPS=64, FLAGS=True)),
+                        ("*fp16", dict(MR=2, SX_MODE=1, HOLD=False, ROW_PASSES=0, SPLIT_K=1, GROUPS=32, A_STEPS=32)),
+                        ("*bf16", dict(MR=4, SX_MODE=1, HOLD=False, ROW_PASSES=0, HAS_BIAS=True)),
                     ] if decode_variants else []):
                         half = 32 if extra.get("GROUP") == 64 else 64
                         half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)

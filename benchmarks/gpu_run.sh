@@ -669,6 +669,14 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 300 python3 benchmarks/bench_gemm.py --no-check --placement-probe --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "^placement |PLACEMENT_|WRONG|Error|error|took" | tail -20
     ;;
+  session32i)  # run 283: 2-4 rows of static activations in one launch (FUSED_STATIC_ROWS, new): its GPU test, then the
+    # outputs and the ops against the two launches at 2 / 4 rows, every shape (`bench_gemm.py --static-rows-sweep`)
+    echo tests/kernels/test_triton_w4a8.py::test_gpu_fused_static_rows_agree > "$OUT/ids.txt"
+    timeout 100 python3 -m pytest -v -rf --tb=short --durations=3 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 120 python3 benchmarks/bench_gemm.py --no-check --static-rows-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^static rows|^srows M|SROWS_|WRONG|Error|error|took" | tail -70
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \

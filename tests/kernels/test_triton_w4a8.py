@@ -604,6 +604,32 @@ def test_decode_launch_carries_the_trigger(monkeypatch):
             assert launch.fused == (a is None)
 
 
+def test_fused_static_rows_dispatch(monkeypatch):
+    """2-4 rows take the one launch (`_fused_m1`) only with static activations, rows K apart, up to FUSED_STATIC_ROWS;
+    its launch then quantizes MR (a power of two) rows, unpaired and unheld (`_DecodeTmaLaunch`)."""
+    from fptq.kernels import gluon_decode
+
+    if gluon_decode.gluon is None or gluon_decode._clamp is None:
+        pytest.skip("this Triton has no usable Gluon")
+    monkeypatch.setattr(tw, "_tma_capable", lambda *args: True)  # (no Hopper GPU here)
+    qweight, scales = torch.zeros(64, 128, dtype=torch.uint8), torch.ones(64, 2, dtype=torch.float16)
+    cfg = tw.CONFIGS[0][1]
+    x = torch.zeros(4, 256, dtype=torch.float16)
+    for rows in (0, 2, 4):
+        monkeypatch.setattr(tw, "FUSED_STATIC_ROWS", rows)
+        for m in (1, 2, 3, 4):
+            want = m == 1 or m <= rows
+            assert tw._fused_m1(x[:m], "static", cfg, qweight, 256) == want, (rows, m)
+            assert tw._fused_m1(x[:m], "dynamic", cfg, qweight, 256) == (m == 1), (rows, m)
+    monkeypatch.setattr(tw, "FUSED_STATIC_ROWS", 4)
+    assert not tw._fused_m1(torch.zeros(3, 512, dtype=torch.float16)[:, :256], "static", cfg, qweight, 256)
+    for m, mr in ((2, 2), (3, 4), (4, 4)):
+        launch = tw._DecodeTmaLaunch(qweight, scales, None, None, m, 256, 128, cfg, 2, 1, True)
+        assert launch.fused and launch.constexprs["MR"] == mr and not launch.constexprs["HOLD"]
+        assert launch.constexprs["PAIR"] == 0
+    assert "MR" not in tw._DecodeTmaLaunch(qweight, scales, None, None, 1, 256, 128, cfg, 2, 1, True).constexprs
+
+
 def test_silu_prologue_dispatch(monkeypatch):
     """SiLU * up (rows of `[gate, up]`) is never offered to the one-launch op (it can normalize its row, not compute
     SiLU * up): from SILU_MIN_ROWS rows on the two launches take it (the quantization kernel's SILU); fewer rows run
@@ -2739,3 +2765,57 @@ def test_gpu_trigger_chain_agrees(monkeypatch):
                 static.copy_(x)
                 graph.replay()
                 assert torch.equal(y, r), (*case, "graph")
+
+
+@pytest.mark.gpu
+def test_gpu_fused_static_rows_agree(monkeypatch):
+    """2-4 rows of static activations in one launch (`FUSED_STATIC_ROWS`: the TMA decode kernel quantizes each
+    program's slice of every row, MR) equal the two launches bit for bit: split (4096 x 4096, with and without the
+    flags), long slices (1024 x 28672), unsplit (11008 x 4096), N not a multiple of a program's rows, groups of 64,
+    fp16 and bf16 with bias, a clamped code; outputs poisoned; every call one FUSED_ROW launch with MR; a CUDA graph
+    replayed on new rows gives the eager outputs."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    from fptq.kernels import gluon_decode
+
+    monkeypatch.setattr(tw, "DECODE_KSUB", 0)  # (the two launches without KSUB: the same products in the same order)
+    seen = []
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
+        (constexprs.get("FUSED_ROW", False), constexprs.get("MR", 1))))
+    act_scale = torch.tensor(0.02, device=DEVICE)
+    cases = ((4096, 4096, torch.float16, True), (4096, 4096, torch.float16, False), (1024, 28672, torch.float16, True),
+             (11008, 4096, torch.bfloat16, True), (1000, 1152, torch.float16, True), (1000, 1088, torch.bfloat16, True))
+    for n, k, dtype, flags in cases:
+        monkeypatch.setattr(tw, "SPLIT_FLAGS", flags)
+        qweight, scales, zeros, bias = make_layer(n, k, 64 if k == 1088 else 128, True, bias=dtype == torch.bfloat16,
+                                                  dtype=dtype)
+        gs = 64 if k == 1088 else 128
+        for m in (2, 3, 4):
+            x = make_x(m, k, dtype, seed=n + m)
+            x[0, 5] = 1e4  # (clamped to 127)
+            outs = []
+            for rows in (0, 4):
+                monkeypatch.setattr(tw, "FUSED_STATIC_ROWS", rows)
+                seen.clear()
+                out = torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
+                tw.w4a8_linear(x, qweight, scales, zeros, group_size=gs, act_mode="static", act_scale=act_scale,
+                               bias=bias, out=out)
+                outs.append(out)
+                assert seen == [(rows > 0, 4 if rows and m > 2 else 2 if rows else 1)], (n, k, m, rows, seen)
+            assert not outs[1].isnan().any(), (n, k, m)
+            assert torch.equal(outs[0], outs[1]), (n, k, m, dtype, flags)
+        static = make_x(3, k, dtype, seed=7)
+        out = torch.full((3, n), float("nan"), dtype=dtype, device=DEVICE)
+        tw.w4a8_linear(static, qweight, scales, zeros, group_size=gs, act_mode="static", act_scale=act_scale,
+                       bias=bias, out=out)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            tw.w4a8_linear(static, qweight, scales, zeros, group_size=gs, act_mode="static", act_scale=act_scale,
+                           bias=bias, out=out)
+        static.copy_(make_x(3, k, dtype, seed=8))
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = tw.w4a8_linear(static, qweight, scales, zeros, group_size=gs, act_mode="static", act_scale=act_scale,
+                               bias=bias)
+        assert torch.equal(out, eager), (n, k, dtype, flags, "graph")

@@ -238,6 +238,31 @@ if gluon is not None:
             return s
 
         @gluon.jit
+        def _quantize_rows(x_ptr, sx_ptr, e_smem, o_smem, K, M, lo, n, SUB: gl.constexpr, QS: gl.constexpr,
+                           MR: gl.constexpr, num_warps: gl.constexpr):
+            """FUSED_ROW with MR > 1 (static activations: the layer's scale at `sx_ptr`, no absmax, so only this
+            program's slice is read): the int8 codes of the M raw rows (K apart) at the program's K steps `[lo, lo +
+            n)` into `e_smem` / `o_smem` (A_STEPS // QS, QS * MR, HALF), step `j`'s token `t` at row `MR j + t` of their
+            (A_STEPS * MR, HALF) view; zero past K and for tokens past M (as `_quantize_row` makes them for one)."""
+            HALF: gl.constexpr = SUB // 2
+            XT: gl.constexpr = x_ptr.dtype.element_ty
+            w_ptr = x_ptr.to(gl.pointer_type(gl.int32), bitcast=True)
+            q_l: gl.constexpr = _word_layout(HALF, num_warps)
+            r = gl.arange(0, QS * MR, layout=gl.SliceLayout(1, q_l))
+            jj = gl.arange(0, HALF, layout=gl.SliceLayout(0, q_l))
+            tok = r % MR
+            row = (tok.to(gl.int64) * (K // 2))[:, None]
+            s = gl.load(sx_ptr).to(gl.float32)
+            rs = gl.div_rn(1.0, s)
+            for c in range(0, n, QS):  # (steps past n in the last pass: codes nobody reads)
+                w_idx = ((lo + c + r // MR) * HALF)[:, None] + jj[None, :]
+                w = gl.load(w_ptr + row + w_idx, mask=(w_idx < K // 2) & (tok < M)[:, None], other=0)
+                e_smem.index(c // QS).store(_act_codes(_half(w, XT), s, rs))
+                o_smem.index(c // QS).store(_act_codes(_half(w >> 16, XT), s, rs))
+            gl.thread_barrier()  # every warp's codes are in shared memory before any warp reads them
+            return s
+
+        @gluon.jit
         def _slot_rows(codes, zero3, a_l: gl.constexpr):
             """KSUB: the (16, HALF) A operand of a ring slot whose row `r` holds the codes of the slot's step `r % KSUB`
             (`codes`: the slot's (KSUB, HALF) rows in shared memory; `zero3` in `_a_layout3`)."""
@@ -442,6 +467,7 @@ if gluon is not None:
             FLAGS: gl.constexpr = False,  # split-K: partials flagged by their own bits in a kept zeroed ws_ptr (`_finish`)
             TRIGGER: gl.constexpr = 0,  # let the next kernel (a programmatic dependent) be placed: 1 once this program's
             # first STAGES slots are requested, 2 after its K steps; 0 only when the grid is done
+            MR: gl.constexpr = 1,  # FUSED_ROW: rows of x quantized here, a power of two >= M (> 1: static activations)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -474,11 +500,17 @@ if gluon is not None:
             w_smem = gl.allocate_shared_memory(gl.uint8, [STAGES, ROWS, BOX], w_desc.layout)
             if FUSED_ROW:
                 gl.static_assert(SX_MODE <= 1)  # (dynamic: the scale is computed here and applied before `_finish`)
-                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB, num_warps, HOLD)
-                # unswizzled, row-major; rank 2 so that `.index` of a pass gives its (QS, HALF) tile
+                if MR > 1:  # (static rows: no absmax, one K step a slot, no prologue)
+                    gl.static_assert(SX_MODE == 1)
+                    gl.static_assert(KSUB == 1)
+                    gl.static_assert(PAIR == 0)
+                    gl.static_assert(not NORM)
+                    gl.static_assert(not HOLD)
+                QS: gl.constexpr = _chunk_steps(A_STEPS, SUB * MR, num_warps, HOLD)
+                # unswizzled, row-major; rank 2 so that `.index` of a pass gives its (QS * MR, HALF) tile
                 q_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
-                e_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
-                o_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS, HALF], q_layout)
+                e_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS * MR, HALF], q_layout)
+                o_smem = gl.allocate_shared_memory(gl.int8, [A_STEPS // QS, QS * MR, HALF], q_layout)
                 a_smem = w_smem  # (no activation ring: `_issue` never touches it)
             else:
                 a_smem = gl.allocate_shared_memory(gl.int8, [2 * STAGES, 16, HALF], a_desc.layout)
@@ -545,7 +577,13 @@ if gluon is not None:
             # the activations, once the quantization kernel (FUSED_ROW: the kernel that wrote x) is done
             if PDL:
                 gdc_wait()
-            if FUSED_ROW:
+            if FUSED_ROW and MR > 1:  # (step j's MR rows: `.index(j)`; A operand row r = token r % MR, `_slot_rows`)
+                s_x = _quantize_rows(x_ptr, sx_ptr, e_smem, o_smem, K, M, lo, n, SUB, QS, MR, num_warps)
+                t_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
+                e_tok = e_smem._reinterpret(gl.int8, [A_STEPS, MR, HALF], t_layout)
+                o_tok = o_smem._reinterpret(gl.int8, [A_STEPS, MR, HALF], t_layout)
+                zero_t3 = gl.zeros([16 // MR, MR, HALF], gl.int8, _a_layout3(HALF, MR, num_warps))
+            elif FUSED_ROW:
                 s_x = _quantize_row(x_ptr, pw_ptr, sx_ptr, e_smem, o_smem, K, lo, n, SUB, QS, ROW_BLOCK, NORM, EPS,
                                     SX_MODE == 1, num_warps, HOLD, ROW_PASSES)
                 rows_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])  # (rank 1: `.index` gives a row)
@@ -622,7 +660,10 @@ if gluon is not None:
                             zc = z_smem.index(gi).load(w_l)
                     mbarrier.wait(bars.index(slot), (j // STAGES) & 1)
                     wb = gl.permute(w_smem.index(slot).load(w_rows), (1, 0))  # (HALF, BLOCK_N) in w_l
-                    if FUSED_ROW:  # row 0 of the tile, broadcast to its 16 rows (only row 0 is stored)
+                    if FUSED_ROW and MR > 1:  # (row r: token r % MR; rows past M are not stored)
+                        a_even = _slot_rows(e_tok.index(j), zero_t3, a_l)
+                        a_odd = _slot_rows(o_tok.index(j), zero_t3, a_l)
+                    elif FUSED_ROW:  # row 0 of the tile, broadcast to its 16 rows (only row 0 is stored)
                         a_even = gl.broadcast(gl.expand_dims(e_rows.index(j).load(a_row), 0), zero_a)[0]
                         a_odd = gl.broadcast(gl.expand_dims(o_rows.index(j).load(a_row), 0), zero_a)[0]
                     else:

@@ -1119,6 +1119,10 @@ TMA_MAX_GROUPS = 64
 # 10.1 -> 9.1 µs, 70B q/o 21.9 -> 19.7, 7B gate+up 22.9 -> 22.5); run 118: compiled 7B-shaped decode b1 3.15 -> 3.04 ms.
 # Static int8 activations (FPTQ's per-tensor layers) take it too since session 21: the layer's scale, no absmax.
 FUSED_DECODE_M1 = True
+# The same one launch for 2 .. FUSED_STATIC_ROWS rows of static int8 activations (rows K apart, no prologue): with the
+# layer's scale no program needs a row's absmax, so each quantizes only its own K slice of every row (`gluon_decode`
+# MR; A operand row r = token r % MR). 0: off (the quantization kernel, then the GEMM).
+FUSED_STATIC_ROWS = 0
 # FUSED_ROW keeps the codes of a program's K slice in shared memory (one byte a column): a slice of more steps takes
 # the two launches (per channel on long K; the group scales' TMA_MAX_GROUPS bound keeps the others within 64).
 FUSED_MAX_STEPS = 128
@@ -1238,13 +1242,15 @@ LAUNCH_PLANS = True
 
 
 def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch.Tensor, k: int) -> bool:
-    """The one-launch M = 1 op (`FUSED_DECODE_M1`): one token of dynamic or static int8 fp16 / bf16 activations,
-    contiguous and 16-byte aligned (the kernel reads the row in 16-byte vectors), on a launch the TMA decode kernel can
-    serve."""
-    return (FUSED_DECODE_M1 and x2.shape[0] == 1 and act_mode in ("dynamic", "static")
+    """The one-launch op (`FUSED_DECODE_M1`): one token of dynamic or static int8 fp16 / bf16 activations, or up to
+    FUSED_STATIC_ROWS rows of static ones K apart, contiguous and 16-byte aligned (the kernel reads a row in 16-byte
+    vectors), on a launch the TMA decode kernel can serve."""
+    m = x2.shape[0]
+    rows = m == 1 or (1 < m <= FUSED_STATIC_ROWS and act_mode == "static" and x2.stride(0) == k)
+    return (FUSED_DECODE_M1 and rows and act_mode in ("dynamic", "static")
             and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(-1) == 1 and x2.data_ptr() % 16 == 0
             and gluon_decode._clamp is not None and not gluon_fallback.failed("decode_fused")
-            and _tma_capable(cfg, x2.device, 0, 1, qweight, k))
+            and _tma_capable(cfg, x2.device, 0, m, qweight, k))
 
 
 def _pairs_pay(qweight: torch.Tensor, k: int, group_size: int, zeros, split: int, grid: tuple) -> bool:
@@ -1331,7 +1337,8 @@ class _DecodeTmaLaunch:
         rows = cfg.block_n // ksub  # (KSUB: weight rows a program, unsplit)
         self.grid = (_tiles(cfg, m, n) if ksub == 1 else _cdiv(n, rows), split)
         self.fused, self.sub, self.a_rows = (a is None if fused is None else fused), sub, 16 // ksub
-        pair = FUSED_PAIR if self.fused and ksub == 1 and _pairs_pay(qweight, k, group_size, zeros, split, self.grid) else 0
+        pair = (FUSED_PAIR if self.fused and m == 1 and ksub == 1 and _pairs_pay(qweight, k, group_size, zeros, split,
+                                                                                 self.grid) else 0)
         self.w_desc, self.a_desc = gluon_decode.tma_descriptors(a, qweight, rows, sub, pair > 0, ksub)
         dummy = scales
         self.operands = (scales, zeros if zeros is not None else dummy, bias if bias is not None else dummy)
@@ -1353,9 +1360,11 @@ class _DecodeTmaLaunch:
             # (NORM holds the row and the norm's weight a pass: NORM_ROW_BLOCK)
             block = FUSED_ROW_BLOCK if prologue is None else min(FUSED_ROW_BLOCK, NORM_ROW_BLOCK)
             row_block = min(_pow2(k), block)
-            hold = FUSED_HOLD and split > 1 and per <= FUSED_HOLD_MAX_STEPS
+            hold = FUSED_HOLD and split > 1 and per <= FUSED_HOLD_MAX_STEPS and m == 1
             self.constexprs.update(FUSED_ROW=True, A_STEPS=max(_pow2(per), ksub), ROW_BLOCK=row_block, HOLD=hold,
                                    ROW_PASSES=_cdiv(k, row_block) if FUSED_ROW_UNROLL else 0)
+            if m > 1:  # (static rows, `_fused_m1`)
+                self.constexprs["MR"] = _pow2(m)
             if prologue is not None:  # (FUSED_ROW only, an RMSNorm: `_launch_fused_m1` takes no other)
                 self.constexprs.update(NORM=True, EPS=float(prologue.eps))
         self.pw = prologue.weight if prologue is not None else None  # (the RMSNorm weight; None otherwise)
@@ -1393,37 +1402,38 @@ class _DecodeTmaLaunch:
 
 def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, out_dtype, cfg: KernelConfig, out,
                      keep=None, pdl_ok: bool = True, prologue: Prologue | None = None, act_scale=None):
-    """The one-launch M = 1 op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K), unsplit
-    with KSUB steps a slot where `_fused_ksub` says so (the same products in another order), else the split of the
-    two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the row RMSNorm'd first
+    """The one-launch op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K; or M rows of
+    static activations, MR), unsplit with KSUB steps a slot where `_fused_ksub` says so (one row; the same products in
+    another order), else the split of the two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the
+    row RMSNorm'd first
     (NORM); `act_scale`: static activations with this scale (else dynamic). None where it cannot run (a program's K
     steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters to
     be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with the
     op's plan (`_Op`) once it ran."""
     if prologue is not None and prologue.kind != "rmsnorm":  # (SiLU * up: the quantization kernel's, `_launch_two`)
         return None
-    n = qweight.shape[0]
+    m, n = x2.shape[0], qweight.shape[0]
     if n == 0:
-        return out if out is not None else torch.empty(1, 0, dtype=out_dtype, device=x2.device)
+        return out if out is not None else torch.empty(m, 0, dtype=out_dtype, device=x2.device)
     sub = _sub_chunk(group_size)
     steps = _cdiv(k, sub)
-    split = _split_k(cfg, 1, n, steps, _tma_slice_steps(True, k, group_size))
-    ksub = _fused_ksub(n, k, group_size, zeros, cfg, split)
+    split = _split_k(cfg, m, n, steps, _tma_slice_steps(True, k, group_size))
+    ksub = _fused_ksub(n, k, group_size, zeros, cfg, split) if m == 1 else 1
     split = 1 if ksub > 1 else split
     if ksub == 1 and (_cdiv(steps, split) > FUSED_MAX_STEPS or not _tma_groups_fit(k, sub, split, group_size)):
         return None
-    counters, partials = None, _flag_partials(x2.device, split, 1, n)
+    counters, partials = None, _flag_partials(x2.device, split, m, n)
     if split > 1 and partials is None:  # (FLAGS: no counters)
-        counters = _fused_counters(x2.device, _tiles(cfg, 1, n))
+        counters = _fused_counters(x2.device, _tiles(cfg, m, n))
         if counters is None:
             return None
     gemm = None
     try:
         static = act_scale is not None
-        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, 1, k, group_size, cfg, split, 1 if static else 0,
+        gemm = _DecodeTmaLaunch(qweight, scales, zeros, bias, m, k, group_size, cfg, split, 1 if static else 0,
                                 pdl_ok and _pdl_available(x2), prologue=prologue, ksub=ksub, partials=partials)
         gemm.kept = keep is not None
-        plan = _Op(1, n, out_dtype, x2.device, split, counters, None, gemm, _static_scale(act_scale) if static else None)
+        plan = _Op(m, n, out_dtype, x2.device, split, counters, None, gemm, _static_scale(act_scale) if static else None)
         y = plan.run(x2, out)
     except torch.OutOfMemoryError:
         raise
@@ -1531,7 +1541,7 @@ class _Op:
         ws = counters = out
         if split > 1 and getattr(self.gemm, "flags", None) is None:  # (FLAGS: the GEMM's kept partials)
             if self.quant is None:
-                ws, counters = torch.empty(split * n, dtype=torch.float32, device=self.device), self.counters
+                ws, counters = torch.empty(split * m * n, dtype=torch.float32, device=self.device), self.counters
             else:  # (one allocation, the counters zeroed by the quantization kernel: `_split_k_workspace`)
                 buf = torch.empty(split * m * n + self.gemm.grid[0], dtype=torch.float32, device=self.device)
                 ws, counters = buf[: split * m * n], buf[split * m * n :].view(torch.int32)
@@ -1763,7 +1773,7 @@ def w4a8_linear(
         sx = act_scale.reshape(()).float() if act_mode == "static" else None
         y = _launch(x2, a_mode, dot_type, qweight, scales, zeros, sx, 0, bias, m, k, group_size, x.dtype, cfg, out)
     else:
-        if _fused_m1(x2, act_mode, cfg, qweight, k) and (prologue is None or prologue.kind == "rmsnorm"
+        if _fused_m1(x2, act_mode, cfg, qweight, k) and (prologue is None or prologue.kind == "rmsnorm" and m == 1
                                                          and not gluon_fallback.failed("decode_prologue")):
             y = _launch_fused_m1(x2, qweight, scales, zeros, bias, k, group_size, x.dtype, cfg, out, keep, pdl_ok,
                                  prologue=prologue, act_scale=act_scale if act_mode == "static" else None)
