@@ -1121,7 +1121,12 @@ TMA_MAX_GROUPS = 64
 FUSED_DECODE_M1 = True
 # The same one launch for 2 .. FUSED_STATIC_ROWS rows of static int8 activations (rows K apart, no prologue): with the
 # layer's scale no program needs a row's absmax, so each quantizes only its own K slice of every row (`gluon_decode`
-# MR; A operand row r = token r % MR). 0: off (the quantization kernel, then the GEMM).
+# MR; A operand row r = token r % MR). 0: off (the quantization kernel, then the GEMM). Run 283 (H100, ops, two
+# alternated rounds; bit for bit the two launches' output): faster at 2 rows on most split launches (4096² 9.1 -> 7.7
+# µs, 7B q/k/v fused 16.2 -> 14.4, 70B down 56.5 -> 54.0, ×3.08 fp16), slower on every unsplit one (70B gate+up fused
+# 101 -> 126: each program quantizes its whole slice of the rows before its first MMA) and at 4 rows nearly everywhere
+# (70B gate/up 53.8 -> 62.0); no rule separates the wins without fitting the points, so off until the slice's codes are
+# made under the weight stream (a few ring slots ahead) instead of before it.
 FUSED_STATIC_ROWS = 0
 # FUSED_ROW keeps the codes of a program's K slice in shared memory (one byte a column): a slice of more steps takes
 # the two launches (per channel on long K; the group scales' TMA_MAX_GROUPS bound keeps the others within 64).
