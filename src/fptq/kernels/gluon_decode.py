@@ -43,6 +43,9 @@ computed and never stored, so they may hold anything. Split-K slices each comput
 the whole row and multiply their partials by it before the reduction, as the unfused kernel does.
 Static activations (SX_MODE 1 with FUSED_ROW): `s` is the layer's per-tensor scale at `sx_ptr`, no
 absmax pass; the codes as `_act_quant_kernel`'s static mode makes them, the scale applied in `_finish`.
+MR > 1 (with FUSED_ROW, static only; `triton_w4a8.FUSED_STATIC_ROWS`, off): M <= MR rows quantized the same way,
+each program only its own K slice of every row (`_quantize_rows`), step `j`'s MR rows read as the A operand whose row
+`r` is token `r % MR` (the KSUB layout, `_slot_rows`); rows past M are computed and not stored.
 PAIR (with FUSED_ROW; `triton_w4a8.FUSED_PAIR`): a ring slot holds two K steps, one TMA box of 2 * HALF bytes a
 weight row, read as two HALF-byte halves and summed in the same order as unpaired steps (the same output bit for
 bit); 2-5 % faster on most LLaMA shapes at M = 1 (runs 242-244).
