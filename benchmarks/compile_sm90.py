@@ -343,8 +343,11 @@ def variants(prefill_candidates=False, decode_variants=False):
                         half *= (2 if extra.get("PAIR") else 1) * extra.get("KSUB", 1)
                         rows = cfg.block_n // extra.get("KSUB", 1)
                         vtypes = dict(types, x_ptr=x_type, w_desc=f"tensordesc<u8[{rows}, {half}],{lay}>")
+                        const = dict(fused, **extra)
+                        if const.get("MR", 1) > 1:  # (2-4 rows: M a runtime integer, as launched)
+                            del const["M"]
                         yield (f"gluon tma decode fused m1 x {x_type[1:]} {extra or 'g128 split 5'}", gluon_decode._decode_tma_kernel,
-                               vtypes, dict(fused, **extra), cfg.num_warps, 1, dict(launch_pdl=True))
+                               vtypes, const, cfg.num_warps, 1, dict(launch_pdl=True))
                     # with the RMSNorm before it (`fptq.nn.prologue`): 7B q/k/v (4096 columns), 13B (5120: two
                     # 4096-column passes, split 2)
                     norm = {key: v for key, v in fused.items() if key != "pw_ptr"}

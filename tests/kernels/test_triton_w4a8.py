@@ -623,11 +623,15 @@ def test_fused_static_rows_dispatch(monkeypatch):
             assert tw._fused_m1(x[:m], "dynamic", cfg, qweight, 256) == (m == 1), (rows, m)
     monkeypatch.setattr(tw, "FUSED_STATIC_ROWS", 4)
     assert not tw._fused_m1(torch.zeros(3, 512, dtype=torch.float16)[:, :256], "static", cfg, qweight, 256)
+    monkeypatch.setattr(gluon_fallback, "_FAILED", set(gluon_fallback._FAILED) | {"decode_rows"})
+    assert not tw._fused_m1(x[:2], "static", cfg, qweight, 256) and tw._fused_m1(x[:1], "static", cfg, qweight, 256)
+    monkeypatch.setattr(tw, "_pairs_pay", lambda *args: True)  # (one row would take pairs here)
     for m, mr in ((2, 2), (3, 4), (4, 4)):
         launch = tw._DecodeTmaLaunch(qweight, scales, None, None, m, 256, 128, cfg, 2, 1, True)
         assert launch.fused and launch.constexprs["MR"] == mr and not launch.constexprs["HOLD"]
         assert launch.constexprs["PAIR"] == 0
-    assert "MR" not in tw._DecodeTmaLaunch(qweight, scales, None, None, 1, 256, 128, cfg, 2, 1, True).constexprs
+    one = tw._DecodeTmaLaunch(qweight, scales, None, None, 1, 256, 128, cfg, 2, 1, True)
+    assert "MR" not in one.constexprs and one.constexprs["PAIR"] == tw.FUSED_PAIR > 0
 
 
 def test_silu_prologue_dispatch(monkeypatch):

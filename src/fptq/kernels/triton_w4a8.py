@@ -1249,12 +1249,13 @@ LAUNCH_PLANS = True
 def _fused_m1(x2: torch.Tensor, act_mode: str, cfg: KernelConfig, qweight: torch.Tensor, k: int) -> bool:
     """The one-launch op (`FUSED_DECODE_M1`): one token of dynamic or static int8 fp16 / bf16 activations, or up to
     FUSED_STATIC_ROWS rows of static ones K apart, contiguous and 16-byte aligned (the kernel reads a row in 16-byte
-    vectors), on a launch the TMA decode kernel can serve."""
+    vectors), on a launch the TMA decode kernel can serve (and that has not failed: failure key `decode_fused`, for
+    several rows `decode_rows`)."""
     m = x2.shape[0]
     rows = m == 1 or (1 < m <= FUSED_STATIC_ROWS and act_mode == "static" and x2.stride(0) == k)
     return (FUSED_DECODE_M1 and rows and act_mode in ("dynamic", "static")
             and x2.dtype in (torch.float16, torch.bfloat16) and x2.stride(-1) == 1 and x2.data_ptr() % 16 == 0
-            and gluon_decode._clamp is not None and not gluon_fallback.failed("decode_fused")
+            and gluon_decode._clamp is not None and not gluon_fallback.failed("decode_fused" if m == 1 else "decode_rows")
             and _tma_capable(cfg, x2.device, 0, m, qweight, k))
 
 
@@ -1444,7 +1445,10 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
         raise
     except Exception as e:  # noqa: BLE001 - compile errors of an untested Gluon: the two launches instead (the
         # two-launch TMA kernel stays on: a failure of this mode has a key of its own)
-        _note_decode_failure("decode_fused" if prologue is None else "decode_prologue", gemm, e)
+        if m > 1:  # (several rows: that mode alone off, not the one-token op nor the flags)
+            gluon_fallback.note_failure("decode_rows", e)
+        else:
+            _note_decode_failure("decode_fused" if prologue is None else "decode_prologue", gemm, e)
         return None
     if keep is not None:
         keep(plan)
