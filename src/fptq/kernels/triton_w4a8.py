@@ -1331,8 +1331,9 @@ class _DecodeTmaLaunch:
     """One launch of `gluon_decode._decode_tma_kernel` with its host decisions made: the weight descriptor, the
     constant arguments and constexprs of an (M, N, K) launch of `split` K slices on int8 activations in the permuted
     buffer `a` (M, Kp) with scales `sx_mode` (its descriptor made from `a`, or from the first run's buffer), or
-    `fused` on the raw row (FUSED_ROW, M = 1: one launch per op; the default where `a` is None); `run` launches it
-    on a call's buffers. Raises what a Gluon compile error raises (callers fall back)."""
+    `fused` on the raw row (FUSED_ROW, M = 1, or MR rows of static activations: one launch per op; the default where
+    `a` is None); `run` launches it on a call's buffers. Raises what a Gluon compile error raises (callers fall
+    back)."""
 
     __slots__ = ("grid", "w_desc", "a_desc", "operands", "ints", "constexprs", "pdl", "key", "kept", "fused", "sub",
                  "pw", "a_rows", "flags")
@@ -1411,8 +1412,7 @@ def _launch_fused_m1(x2, qweight, scales, zeros, bias, k: int, group_size: int, 
     """The one-launch op: `gluon_decode._decode_tma_kernel` with FUSED_ROW on the raw row `x2` (1, K; or M rows of
     static activations, MR), unsplit with KSUB steps a slot where `_fused_ksub` says so (one row; the same products in
     another order), else the split of the two-launch TMA path (so the same partial sums), PDL as there; `prologue`: the
-    row RMSNorm'd first
-    (NORM); `act_scale`: static activations with this scale (else dynamic). None where it cannot run (a program's K
+    row RMSNorm'd first (NORM); `act_scale`: static activations with this scale (else dynamic). None where it cannot run (a program's K
     steps past FUSED_MAX_STEPS or its group scales past TMA_MAX_GROUPS, too many tiles for the counters, counters to
     be made during a capture, a Gluon compile error): the caller then takes the two launches. `keep`: called with the
     op's plan (`_Op`) once it ran."""
