@@ -380,11 +380,14 @@ def variants(prefill_candidates=False, decode_variants=False):
                             types, w_desc=f"tensordesc<u8[{cfg.block_n // ks}, {half * ks}],{lay}>",
                             a_desc=f"tensordesc<i8[{16 // ks}, {half}],{lay}>"
                         )
+                        const = dict(tconst, **extra)
+                        if extra.get("FLAGS"):  # (2-16 rows, the flagged split launches: M a runtime integer, as
+                            del const["M"]      # launched; the reduction's registers grow with SPLIT_K, session 32)
                         yield (
                             f"gluon tma decode {extra}",
                             gluon_decode._decode_tma_kernel,
                             types64,
-                            dict(tconst, **extra),
+                            const,
                             cfg.num_warps,
                             1,
                             dict(launch_pdl=True),
