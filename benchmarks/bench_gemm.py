@@ -872,6 +872,23 @@ def static_rows_sweep(log, results, ms=(2, 4)):
     log(f"SROWS_WINNER {min(score, key=score.get)}")
 
 
+def peers_sweep(log, results, ms=(1, 4, 16)):
+    """Session 32 (prepared, not yet run): the flagged reduction's last slice reading the other slices' partials all at
+    once (255 registers at 16 slices with a runtime M) against 4 / 8 at a time (`FLAG_PEER_GROUP`), on the layers split
+    16 ways (N 1024: an unfused 70B k / v projection, and at K 4096) and 4096² (5 slices) as the control; alternated
+    twice. The outputs must equal the all-at-once ones bit for bit (`test_gpu_flag_peer_groups_agree`)."""
+    shapes = [("70B k/v", 1024, 8192), ("1024x4096", 1024, 4096), ("7B qkv/o", 4096, 4096)]
+    settings = [("all", 0), ("4", 4), ("8", 8), ("all again", 0), ("4 again", 4), ("8 again", 8)]
+    saved = tw.FLAG_PEER_GROUP
+
+    def apply(group):
+        tw.FLAG_PEER_GROUP = group
+
+    score = _settings_sweep(log, results, "peers", shapes, ms, settings, apply, two_level=True)
+    apply(saved)
+    log(f"PEERS_WINNER {min(score, key=score.get)}")
+
+
 def swap_trigger_sweep(log, results, ms=(256, 1024)):
     """Session 32: the prefill swap kernel's loader letting the next op's quantization kernel be placed after its last
     requests (`gluon_swap.TRIGGER`) against not, ops back to back; alternated twice, the eight LLaMA-2 shapes."""
@@ -1115,6 +1132,8 @@ def _studies() -> list:
          "session 32: the PDL loss on wide layers against the quantization programs' warps"),
         ("static_rows_sweep", static_rows_sweep,
          "session 32: 2-4 rows of static activations in one launch (FUSED_STATIC_ROWS) against two"),
+        ("peers_sweep", peers_sweep,
+         "session 32: the flagged reduction's peers read all at once against a few at a time (FLAG_PEER_GROUP)"),
         ("swap_trigger_sweep", swap_trigger_sweep,
          "session 32: the prefill swap kernel letting the next op's kernel be placed early (gluon_swap.TRIGGER)"),
         ("act_sweep", act_sweep,

@@ -276,7 +276,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                 tconst = {key: const[key] for key in ("GROUP", "PER_CHANNEL", "HAS_ZEROS", "SX_MODE", "HAS_BIAS", "SPLIT_K", "M")}
                 tconst.update(STAGES=cfg.tma_stages, PDL=pdl, num_warps=cfg.num_warps, GROUPS=4, x_ptr=None, FUSED_ROW=False,
                               A_STEPS=1, ROW_BLOCK=1, pw_ptr=None, NORM=False, EPS=0.0, HOLD=False, ROW_PASSES=0, PAIR=0,
-                              TILED=False, KSUB=1, FLAGS=False, TRIGGER=0, MR=1)
+                              TILED=False, KSUB=1, FLAGS=False, TRIGGER=0, MR=1, PEERS=0)
                 yield (
                     f"gluon tma decode {cfg} pdl={pdl}",
                     gluon_decode._decode_tma_kernel,
@@ -331,6 +331,7 @@ def variants(prefill_candidates=False, decode_variants=False):
                         ("*fp16", dict(FLAGS=True, PAIR=1, GROUPS=64, A_STEPS=64, ROW_BLOCK=8192, ROW_PASSES=4)),
                         # (the next kernel placed early, session 32: after the first slots' requests / after the steps)
                         ("*fp16", dict(FLAGS=True, PAIR=1, TRIGGER=1)),
+                        ("*fp16", dict(FLAGS=True, PEERS=4)),  # (the peers four at a time, 16 slices)
                         ("*fp16", dict(KSUB=4, SPLIT_K=1, GROUPS=8, A_STEPS=32, HOLD=False, TRIGGER=2)),
                         # (2-4 rows of static activations quantized here, MR: split 5 of 4096 x 4096 with the flags,
                         # 70B down's 56-step slices, unsplit 7B gate/up, bf16 with bias)
@@ -372,6 +373,10 @@ def variants(prefill_candidates=False, decode_variants=False):
                         dict(FLAGS=True, SX_MODE=1, HAS_BIAS=True, SPLIT_K=2),
                         # (the next kernel placed early, session 32)
                         dict(FLAGS=True, SPLIT_K=4, TRIGGER=1),
+                        # (the peers' partials four or eight at a time: 16 slices, and 5 with a short last group)
+                        dict(FLAGS=True, PEERS=4),
+                        dict(FLAGS=True, PEERS=8),
+                        dict(FLAGS=True, SPLIT_K=5, PEERS=3),
                         dict(KSUB=2, SPLIT_K=1, GROUPS=16, TRIGGER=2),
                     ):
                         half = 32 if extra.get("GROUP") == 64 else 64

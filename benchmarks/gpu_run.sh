@@ -677,6 +677,14 @@ runpy.run_path('benchmarks/bench_e2e.py', run_name='__main__')" 2>&1 | grep -i "
     timeout 120 python3 benchmarks/bench_gemm.py --no-check --static-rows-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
         | grep -v "^  " | grep -E "^static rows|^srows M|SROWS_|WRONG|Error|error|took" | tail -70
     ;;
+  session33a)  # prepared in session 32, not yet run: the flagged reduction's peers a few at a time (FLAG_PEER_GROUP):
+    # its GPU test, then all at once against 4 / 8 at a time on the 16-slice layers at 1 / 4 / 16 rows
+    echo tests/kernels/test_triton_w4a8.py::test_gpu_flag_peer_groups_agree > "$OUT/ids.txt"
+    timeout 120 python3 -m pytest -v -rf --tb=short --durations=3 @"$OUT/ids.txt" > "$OUT/pytest_gpu.txt" 2>&1
+    grep -E "FAILED|ERROR|^E |passed|failed|s call" "$OUT/pytest_gpu.txt" | tail -12
+    timeout 200 python3 benchmarks/bench_gemm.py --no-check --peers-sweep --shapes 0 --ms 1 --out "$OUT" 2>&1 \
+        | grep -v "^  " | grep -E "^peers M|PEERS_|WRONG|Error|error|took" | tail -20
+    ;;
   session31d)  # run 272: the KSUB GPU tests with run 271's narrower rules and the flags test, then the M = 1 rule
     # against off (the flagged split launch) again
     printf '%s\n' tests/kernels/test_triton_w4a8.py::test_gpu_fused_ksub_agrees \

@@ -604,6 +604,25 @@ def test_decode_launch_carries_the_trigger(monkeypatch):
             assert launch.fused == (a is None)
 
 
+def test_flag_peer_group_reaches_only_flagged_wide_splits(monkeypatch):
+    """`FLAG_PEER_GROUP` reaches the decode kernel as PEERS only on a flagged launch with more other slices than the
+    group (else the all-at-once reduction, whose kernel is the one compiled before the setting existed)."""
+    from fptq.kernels import gluon_decode
+
+    if gluon_decode.gluon is None:
+        pytest.skip("this Triton has no usable Gluon")
+    qweight, scales = torch.zeros(64, 2048, dtype=torch.uint8), torch.ones(64, 32, dtype=torch.float16)
+    a, cfg = torch.zeros(4, 4096, dtype=torch.int8), tw.CONFIGS[0][1]
+    partials = torch.zeros(tw.FLAG_PARTIALS, dtype=torch.int32)
+    for group, split, kept, want in ((0, 16, partials, 0), (4, 16, partials, 4), (4, 5, partials, 0),
+                                     (3, 5, partials, 3), (4, 16, None, 0)):
+        monkeypatch.setattr(tw, "FLAG_PEER_GROUP", group)
+        launch = tw._DecodeTmaLaunch(qweight, scales, None, None, 4, 4096, 128, cfg, split, 2, True, a,
+                                     partials=kept)
+        assert launch.constexprs.get("PEERS", 0) == want and ("PEERS" in launch.constexprs) == (want > 0), (group,
+                                                                                                        split)
+
+
 def test_fused_static_rows_dispatch(monkeypatch):
     """2-4 rows take the one launch (`_fused_m1`) only with static activations, rows K apart, up to FUSED_STATIC_ROWS;
     its launch then quantizes MR (a power of two) rows, unpaired and unheld (`_DecodeTmaLaunch`)."""
@@ -2823,3 +2842,40 @@ def test_gpu_fused_static_rows_agree(monkeypatch):
         eager = tw.w4a8_linear(static, qweight, scales, zeros, group_size=gs, act_mode="static", act_scale=act_scale,
                                bias=bias)
         assert torch.equal(out, eager), (n, k, dtype, flags, "graph")
+
+
+@pytest.mark.gpu
+def test_gpu_flag_peer_groups_agree(monkeypatch):
+    """The flagged reduction reading the other slices' partials a few at a time (`FLAG_PEER_GROUP`, PEERS) gives the
+    all-at-once sum bit for bit: narrow layers of 16 slices (N 1024 at K 8192 / 4096) and one of 5 (a short last
+    group), 1 / 4 / 16 rows, dynamic and static, outputs poisoned; every launch flagged with PEERS as asked; the kept
+    partials zero again after each call."""
+    needs_gluon_hopper()
+    gluon_errors_fail(monkeypatch)
+    from fptq.kernels import gluon_decode
+
+    monkeypatch.setattr(tw, "FUSED_KSUB", 0)
+    monkeypatch.setattr(tw, "DECODE_KSUB", 0)
+    seen = []
+    spy_launches(monkeypatch, (gluon_decode._decode_tma_kernel,), lambda args, constexprs, options: seen.append(
+        (constexprs["SPLIT_K"], constexprs.get("FLAGS", False), constexprs.get("PEERS", 0))))
+    act_scale = torch.tensor(0.05, device=DEVICE)
+    for n, k, group in ((1024, 8192, 4), (1024, 4096, 3), (4096, 4096, 3)):
+        qweight, scales, zeros, bias = make_layer(n, k, 128, True)
+        for m, act_mode in itertools.product((1, 4, 16), ("dynamic", "static")):
+            x = make_x(m, k, seed=n + m)
+            outs, launches = [], []
+            for peers in (0, group):
+                monkeypatch.setattr(tw, "FLAG_PEER_GROUP", peers)
+                seen.clear()
+                out = torch.full((m, n), float("nan"), dtype=torch.float16, device=DEVICE)
+                tw.w4a8_linear(x, qweight, scales, zeros, group_size=128, act_mode=act_mode,
+                               act_scale=act_scale if act_mode == "static" else None, out=out)
+                outs.append(out)
+                launches.append(list(seen))
+                assert not scratch._KEPT["decode split-K partials", torch.cuda.current_device()].any()
+            case = (n, k, m, act_mode)
+            (split, flagged, none), = launches[0]
+            assert flagged and split - 1 > group and none == 0, (case, launches)
+            assert launches[1] == [(split, True, group)], (case, launches)
+            assert not outs[1].isnan().any() and torch.equal(outs[0], outs[1]), case

@@ -471,6 +471,7 @@ if gluon is not None:
             TRIGGER: gl.constexpr = 0,  # let the next kernel (a programmatic dependent) be placed: 1 once this program's
             # first STAGES slots are requested, 2 after its K steps; 0 only when the grid is done
             MR: gl.constexpr = 1,  # FUSED_ROW: rows of x quantized here, a power of two >= M (> 1: static activations)
+            PEERS: gl.constexpr = 0,  # FLAGS: the other slices' partials read this many at a time (0: all at once)
         ):
             """The decode GEMM: a STAGES-deep ring of TMA loads (weight and activation tiles of one K step per
             slot, on one mbarrier) per program; TMA also zero-fills the rows past M and the bytes past K.
@@ -698,7 +699,7 @@ if gluon is not None:
                 if FUSED_ROW and SX_MODE == 0:  # (`_finish`'s first operation with the scale in memory: the same product)
                     acc = acc * s_x
                 _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
-                        SX_MODE, HAS_BIAS, SPLIT_K, FLAGS)
+                        SX_MODE, HAS_BIAS, SPLIT_K, FLAGS, PEERS)
 
         @gluon.jit
         def _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K: gl.constexpr):
@@ -718,11 +719,32 @@ if gluon is not None:
                     unwritten = unwritten | (bits == 0)
             return total + acc, gl.max(gl.max(unwritten.to(gl.int32), axis=1), axis=0)
 
+        @gluon.jit
+        def _peer_range(wsi, mn, tile, mask, total, S0: gl.constexpr, G: gl.constexpr, END: gl.constexpr):
+            """FLAGS with PEERS: `total` plus the partials of slices `[S0, min(S0 + G, END))` in slice order (slice 0's
+            partial starts the sum, as in `_peer_partials`: the same additions in the same order) and whether any of
+            them is still unwritten."""
+            unwritten = mask
+            for s in gl.static_range(S0, S0 + G):
+                if s < END:
+                    bits = gl.load(wsi + s * mn + tile, mask=mask, other=-1, volatile=True)
+                    part = (~bits).to(gl.float32, bitcast=True)
+                    if s == 0:
+                        total = part
+                    else:
+                        total = total + part
+                    if s == S0:
+                        unwritten = bits == 0
+                    else:
+                        unwritten = unwritten | (bits == 0)
+            return total, gl.max(gl.max(unwritten.to(gl.int32), axis=1), axis=0)
+
         FLAG_TRIES = gl.constexpr(1 << 22)  # (FLAGS: the last slice's reads of the others' partials, at most)
 
         @gluon.jit
         def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
-                    SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, FLAGS: gl.constexpr = False):
+                    SX_MODE: gl.constexpr, HAS_BIAS: gl.constexpr, SPLIT_K: gl.constexpr, FLAGS: gl.constexpr = False,
+                    PEERS: gl.constexpr = 0):
             """Epilogue: the activation scale, then (split-K) this slice's fp32
             partial into the workspace and, in the last slice to arrive, the fixed-order sum; bias; store.
             FLAGS: no arrival counter. Slices 0 .. SPLIT_K - 2 store their partials, each value as the complement of its
@@ -732,7 +754,10 @@ if gluon is not None:
             before it (what CUTLASS's stream-K fixup assumes too). One L2 round trip after the last slice's own steps,
             against three with the counter (the partials' release, the atomic, the reads). The wait is bounded
             (FLAG_TRIES reads, seconds): a partial still unwritten then is summed as the NaN its 0 reads as, an error
-            that shows instead of a hang (two streams sharing the buffer, which the host does not do)."""
+            that shows instead of a hang (two streams sharing the buffer, which the host does not do). PEERS > 0 (fewer
+            than the other slices): their partials read PEERS slices at a time, each group until written (its
+            registers, not all slices' at once: 255 registers at 16 slices otherwise; the same sum in the same
+            order)."""
             if SX_MODE == 1:
                 acc = acc * gl.load(sx_ptr).to(gl.float32)
             elif SX_MODE == 2:
@@ -746,6 +771,20 @@ if gluon is not None:
                     if pid_k < SPLIT_K - 1:  # (a NaN stored as the canonical one: no complement is then 0)
                         acc = gl.where(acc == acc, acc, float("nan"))
                         gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
+                    elif PEERS > 0 and SPLIT_K - 1 > PEERS:
+                        total = acc
+                        for g in gl.static_range(0, SPLIT_K - 1, PEERS):
+                            part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
+                            tries = 1
+                            while (pending > 0) & (tries < FLAG_TRIES):  # (bounded, as below)
+                                part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
+                                tries += 1
+                            total = part
+                        total = total + acc
+                        cleared = gl.zeros_like(acc).to(gl.int32)
+                        for s in gl.static_range(SPLIT_K - 1):
+                            gl.store(wsi + s * mn + tile, cleared, mask=mask)
+                        _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
                     else:
                         total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
                         tries = 1

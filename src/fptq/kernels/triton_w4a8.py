@@ -1226,6 +1226,11 @@ FUSED_COUNTERS = 1 << 14
 # outputs bit for bit, split launches 0.5-1.7 µs faster (70B down at M = 1 ×3.15 -> ×3.21 fp16, at 16 rows ×2.81 ->
 # ×2.88). One buffer per GPU, so such launches must not run on two streams at once (`scratch`). Off: the counters.
 SPLIT_FLAGS = True
+# The flagged reduction's last slice reads the other slices' 16-row partial tiles all at once: its registers grow with
+# the split (offline, M a runtime integer: 54 / 64 / 84 / 127 / 255 at 2 / 4 / 5 / 8 / 16 slices; narrow layers, e.g.
+# an unfused 70B k / v projection, take 16). > 0: this many at a time where the split has more (`gluon_decode` PEERS;
+# the same sum in the same order, a round trip a group). 0: all at once (not yet measured on a GPU otherwise).
+FLAG_PEER_GROUP = 0
 # The TMA decode kernel lets the next kernel launched as its programmatic dependent (the next op's quantization kernel,
 # its one-launch M = 1 op or its GEMM-only op: QUANT_PDL, USE_PDL) be placed before the grid is done (`gluon_decode` TRIGGER): 1 once a
 # program has requested its first ring slots, 2 after its K steps, 0 not at all (the dependent launches when the grid
@@ -1359,6 +1364,8 @@ class _DecodeTmaLaunch:
         self.flags = partials  # (FLAGS: the caller's `_flag_partials`, or None: the counters)
         if self.flags is not None:
             self.constexprs["FLAGS"] = True
+            if FLAG_PEER_GROUP and split - 1 > FLAG_PEER_GROUP:
+                self.constexprs["PEERS"] = FLAG_PEER_GROUP
         if DECODE_TRIGGER:
             self.constexprs["TRIGGER"] = DECODE_TRIGGER
         if self.fused:
