@@ -771,26 +771,23 @@ if gluon is not None:
                     if pid_k < SPLIT_K - 1:  # (a NaN stored as the canonical one: no complement is then 0)
                         acc = gl.where(acc == acc, acc, float("nan"))
                         gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
-                    elif PEERS > 0 and SPLIT_K - 1 > PEERS:
-                        total = acc
-                        for g in gl.static_range(0, SPLIT_K - 1, PEERS):
-                            part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
-                            tries = 1
-                            while (pending > 0) & (tries < FLAG_TRIES):  # (bounded, as below)
-                                part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
-                                tries += 1
-                            total = part
-                        total = total + acc
-                        cleared = gl.zeros_like(acc).to(gl.int32)
-                        for s in gl.static_range(SPLIT_K - 1):
-                            gl.store(wsi + s * mn + tile, cleared, mask=mask)
-                        _store_out(total, bias_ptr, out_ptr, offs_m, offs_n, M, N, stride_om, HAS_BIAS)
                     else:
-                        total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                        tries = 1
-                        while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
+                        if PEERS > 0 and SPLIT_K - 1 > PEERS:  # (a group at a time, each until written)
+                            total = acc
+                            for g in gl.static_range(0, SPLIT_K - 1, PEERS):
+                                part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
+                                tries = 1
+                                while (pending > 0) & (tries < FLAG_TRIES):  # (bounded, as below)
+                                    part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
+                                    tries += 1
+                                total = part
+                            total = total + acc
+                        else:
                             total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                            tries += 1
+                            tries = 1
+                            while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
+                                total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
+                                tries += 1
                         cleared = gl.zeros_like(acc).to(gl.int32)
                         for s in gl.static_range(SPLIT_K - 1):
                             gl.store(wsi + s * mn + tile, cleared, mask=mask)
