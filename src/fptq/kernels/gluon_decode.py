@@ -701,29 +701,13 @@ if gluon is not None:
                 _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
                         SX_MODE, HAS_BIAS, SPLIT_K, FLAGS, PEERS)
 
-        @gluon.jit
-        def _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K: gl.constexpr):
-            """FLAGS: the tile's sum over the K slices in slice order (the other slices' partials from `wsi`, stored
-            as the complement of their bits; this last slice's `acc` last) and whether any of them is still unwritten
-            (0: no float's complement, since no arithmetic makes the NaN 0xffffffff)."""
-            total = acc
-            unwritten = mask
-            for s in gl.static_range(SPLIT_K - 1):
-                bits = gl.load(wsi + s * mn + tile, mask=mask, other=-1, volatile=True)
-                part = (~bits).to(gl.float32, bitcast=True)
-                if s == 0:
-                    total = part
-                    unwritten = bits == 0
-                else:
-                    total = total + part
-                    unwritten = unwritten | (bits == 0)
-            return total + acc, gl.max(gl.max(unwritten.to(gl.int32), axis=1), axis=0)
+        FLAG_TRIES = gl.constexpr(1 << 22)  # (FLAGS: the last slice's reads of the others' partials, at most)
 
         @gluon.jit
         def _peer_range(wsi, mn, tile, mask, total, S0: gl.constexpr, G: gl.constexpr, END: gl.constexpr):
-            """FLAGS with PEERS: `total` plus the partials of slices `[S0, min(S0 + G, END))` in slice order (slice 0's
-            partial starts the sum, as in `_peer_partials`: the same additions in the same order) and whether any of
-            them is still unwritten."""
+            """FLAGS: `total` plus the other slices' partials of slices `[S0, min(S0 + G, END))` from `wsi`, in slice
+            order (slice 0's partial starts the sum), each stored as the complement of its bits, and whether any of
+            them is still unwritten (0: no float's complement, since no arithmetic makes the NaN 0xffffffff)."""
             unwritten = mask
             for s in gl.static_range(S0, S0 + G):
                 if s < END:
@@ -739,7 +723,20 @@ if gluon is not None:
                         unwritten = unwritten | (bits == 0)
             return total, gl.max(gl.max(unwritten.to(gl.int32), axis=1), axis=0)
 
-        FLAG_TRIES = gl.constexpr(1 << 22)  # (FLAGS: the last slice's reads of the others' partials, at most)
+        @gluon.jit
+        def _peer_sum(wsi, mn, tile, mask, acc, SPLIT_K: gl.constexpr, G: gl.constexpr):
+            """FLAGS, the last slice: the tile's sum over the K slices in slice order (the other slices' partials read
+            G slices at a time, each group again while any of it is unwritten, at most FLAG_TRIES times; this slice's
+            `acc` last)."""
+            total = acc
+            for g in gl.static_range(0, SPLIT_K - 1, G):
+                part, pending = _peer_range(wsi, mn, tile, mask, total, g, G, SPLIT_K - 1)
+                tries = 1
+                while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
+                    part, pending = _peer_range(wsi, mn, tile, mask, total, g, G, SPLIT_K - 1)
+                    tries += 1
+                total = part
+            return total + acc
 
         @gluon.jit
         def _finish(acc, sx_ptr, bias_ptr, out_ptr, ws_ptr, cnt_ptr, offs_m, offs_n, M, N, stride_om, pid_n, pid_k,
@@ -772,22 +769,10 @@ if gluon is not None:
                         acc = gl.where(acc == acc, acc, float("nan"))
                         gl.store(wsi + pid_k * mn + tile, ~acc.to(gl.int32, bitcast=True), mask=mask)
                     else:
-                        if PEERS > 0 and SPLIT_K - 1 > PEERS:  # (a group at a time, each until written)
-                            total = acc
-                            for g in gl.static_range(0, SPLIT_K - 1, PEERS):
-                                part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
-                                tries = 1
-                                while (pending > 0) & (tries < FLAG_TRIES):  # (bounded, as below)
-                                    part, pending = _peer_range(wsi, mn, tile, mask, total, g, PEERS, SPLIT_K - 1)
-                                    tries += 1
-                                total = part
-                            total = total + acc
-                        else:
-                            total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                            tries = 1
-                            while (pending > 0) & (tries < FLAG_TRIES):  # (bounded: an unwritten partial reads as a NaN)
-                                total, pending = _peer_partials(wsi, mn, tile, mask, acc, SPLIT_K)
-                                tries += 1
+                        if PEERS > 0 and SPLIT_K - 1 > PEERS:  # (a group at a time)
+                            total = _peer_sum(wsi, mn, tile, mask, acc, SPLIT_K, PEERS)
+                        else:  # (all at once)
+                            total = _peer_sum(wsi, mn, tile, mask, acc, SPLIT_K, SPLIT_K - 1)
                         cleared = gl.zeros_like(acc).to(gl.int32)
                         for s in gl.static_range(SPLIT_K - 1):
                             gl.store(wsi + s * mn + tile, cleared, mask=mask)
